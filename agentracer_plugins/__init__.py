@@ -1,0 +1,1 @@
+"""Framework plugins for agentracer: one sub-package per framework."""

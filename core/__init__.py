@@ -1,0 +1,64 @@
+"""agentracer: which agent, at which step, caused a multi-agent run to fail — and a replay to fix it."""
+
+from __future__ import annotations
+
+from .errors import (
+    AgentracerError,
+    InputError,
+    PluginNotFound,
+    ReplayDivergence,
+    ReplayError,
+    TeamRunError,
+)
+from .plugins import plugin_for, register_plugin, registered_plugins, uninstrument
+from .record import Run, current_run
+from .replay import Cassette, ReplayPlan
+from .schema import (
+    SCHEMA_VERSION,
+    AgentInfo,
+    ModelCall,
+    Outcome,
+    Step,
+    ToolCall,
+    ToolResult,
+    Trajectory,
+    Usage,
+    Verdict,
+)
+from .store import JsonlStore, SqliteStore, open_store
+from .team import TracedTeam, trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AgentInfo",
+    "AgentracerError",
+    "Cassette",
+    "InputError",
+    "JsonlStore",
+    "ModelCall",
+    "Outcome",
+    "PluginNotFound",
+    "ReplayDivergence",
+    "ReplayError",
+    "ReplayPlan",
+    "Run",
+    "SqliteStore",
+    "Step",
+    "TeamRunError",
+    "ToolCall",
+    "ToolResult",
+    "TracedTeam",
+    "Trajectory",
+    "Usage",
+    "Verdict",
+    "__version__",
+    "current_run",
+    "open_store",
+    "plugin_for",
+    "register_plugin",
+    "registered_plugins",
+    "trace",
+    "uninstrument",
+]

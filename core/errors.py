@@ -1,0 +1,46 @@
+"""Errors agentracer raises, each specific enough to act on."""
+
+from __future__ import annotations
+
+
+class AgentracerError(Exception):
+    """Base class of every error agentracer raises on purpose."""
+
+
+class InputError(AgentracerError):
+    """Bad input: a malformed file, record or field. ``where`` names the file/record/field."""
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ReplayError(AgentracerError):
+    """A replay cannot be made as asked (step out of range, other framework or team shape)."""
+
+
+class ReplayDivergence(ReplayError):
+    """The re-run asked something its recording never saw before the replaced step."""
+
+    def __init__(self, *, step: int | None, agent: str, reason: str, diff: str = "") -> None:
+        self.step = step
+        self.agent = agent
+        self.reason = reason
+        self.diff = diff
+        where = f"step {step}" if step is not None else "before any step"
+        text = f"replay diverged at {where}, agent {agent!r}: {reason}"
+        if diff:
+            text += "\n" + diff
+        super().__init__(text)
+
+
+class PluginNotFound(AgentracerError):
+    """No installed plugin recognises the team object."""
+
+
+class TeamRunError(AgentracerError):
+    """The team raised while running; the recorded trajectory is attached as ``trajectory``."""
+
+    def __init__(self, message: str, trajectory) -> None:  # noqa: ANN001 - avoid import cycle
+        self.trajectory = trajectory
+        super().__init__(message)

@@ -1,0 +1,1 @@
+"""Import and export of other formats: Who&When JSON, TracerTraj rows, OpenInference spans."""

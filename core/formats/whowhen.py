@@ -1,0 +1,208 @@
+"""Who&When JSON ⇄ Trajectory, lossless: exporting an imported file gives back equal JSON.
+
+Step ``i`` is ``history[i]`` (Who&When's ``mistake_step`` is already a 0-based index into ``history``).
+The agent is ``name`` when present (Algorithm-Generated), else parsed from a Magentic-One role such as
+``Orchestrator (-> WebSurfer)`` or ``Orchestrator (thought)`` (Hand-Crafted). Everything the schema has no
+field for is kept under ``metadata["whowhen"]`` so the export can rebuild the file exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import InputError
+from ..schema import Step, Trajectory, Verdict
+from ..store import validation_message
+
+SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
+_ROLE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<detail>[^)]*)\))?\s*$")
+_LABEL_FIELDS = ("mistake_agent", "mistake_step", "mistake_reason")
+_MAPPED_FIELDS = ("history", "question", "ground_truth", *_LABEL_FIELDS)
+
+
+def agent_from_role(role: str) -> tuple[str, str | None]:
+    """``'Orchestrator (-> WebSurfer)'`` → ``('Orchestrator', '-> WebSurfer')``; ``'WebSurfer'`` → (it, None)."""
+    match = _ROLE.match(role or "")
+    if not match:
+        return role, None
+    return match.group("agent").strip(), match.group("detail")
+
+
+def _kind(detail: str | None, role: str) -> str:
+    if detail is None:
+        return "message"
+    if detail.startswith("->"):
+        return "instruction"
+    if "thought" in detail:
+        return "thought"
+    return "message"
+
+
+def subset_of(path: Path) -> str | None:
+    """The Who&When subset a file belongs to, judged by its folder names."""
+    for part in reversed(path.parts):
+        if part in SUBSETS:
+            return part
+    return None
+
+
+def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Trajectory:
+    """A Trajectory from one parsed Who&When record; ``InputError`` names the field that is wrong."""
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object, got {type(data).__name__}", where=where)
+    history = data.get("history")
+    if "history" not in data:
+        raise InputError("missing field 'history'", where=where)
+    if not isinstance(history, list):
+        raise InputError(f"field 'history' must be a list, got {type(history).__name__}", where=where)
+    steps: list[Step] = []
+    for i, item in enumerate(history):
+        if not isinstance(item, dict) or "content" not in item:
+            raise InputError("each history item must be an object with 'content'", where=f"{where}: history[{i}]")
+        role = item.get("role")
+        if "name" in item:
+            agent = str(item["name"])
+            kind = "message"
+        else:
+            agent, detail = agent_from_role(str(role or ""))
+            kind = _kind(detail, str(role or ""))
+        extra = {k: v for k, v in item.items() if k not in ("content", "role", "name")}
+        meta = {"whowhen": {"keys": list(item), **({"extra": extra} if extra else {})}}
+        if "role" in item:
+            meta["whowhen"]["role"] = role
+        if "name" in item:
+            meta["whowhen"]["name"] = item["name"]
+        steps.append(Step(index=i, agent=agent or "unknown", role=str(role or ""), kind=kind,  # type: ignore[arg-type]
+                          content=item["content"], metadata=meta))
+    labels: list[Verdict] = []
+    if any(f in data for f in _LABEL_FIELDS):
+        raw_step = data.get("mistake_step")
+        try:
+            step = int(str(raw_step).strip())
+        except ValueError:
+            raise InputError(f"field 'mistake_step' must be an integer index, got {raw_step!r}", where=where) from None
+        if not 0 <= step < max(len(steps), 1):
+            raise InputError(f"field 'mistake_step' {step} is outside history (0..{len(steps) - 1})", where=where)
+        if "mistake_agent" not in data:
+            raise InputError("missing field 'mistake_agent'", where=where)
+        labels.append(Verdict(
+            agent=str(data["mistake_agent"]), step=step, reason=data.get("mistake_reason"), source="human",
+            metadata={"raw_step": raw_step, "raw_agent": data["mistake_agent"],
+                      "fields": [f for f in _LABEL_FIELDS if f in data]},
+        ))
+    rest = {k: v for k, v in data.items() if k not in _MAPPED_FIELDS}
+    subset = subset_of(Path(source_path)) if source_path else None
+    trajectory_id = str(Path(source_path).with_suffix("")) if source_path else str(data.get("question_ID") or "")
+    metadata: dict[str, Any] = {
+        "source_format": "whowhen",
+        "whowhen": {"keys": list(data), "fields": rest},
+    }
+    if source_path:
+        metadata["source_path"] = source_path
+    if subset:
+        metadata["subset"] = subset
+    if "question_ID" in data:
+        metadata["question_id"] = data["question_ID"]
+    system_prompt = data.get("system_prompt")
+    try:
+        trajectory = Trajectory(
+            id=trajectory_id or Trajectory.model_fields["id"].default_factory(),  # type: ignore[misc]
+            task=data.get("question") if isinstance(data.get("question"), str) else None,
+            ground_truth=data.get("ground_truth"),
+            framework="magentic-one" if subset == "Hand-Crafted" else ("ag2" if subset else None),
+            steps=steps,
+            labels=labels,
+            metadata=metadata,
+        )
+    except ValidationError as exc:
+        raise InputError(validation_message(exc), where=where) from None
+    if isinstance(system_prompt, dict):
+        from ..schema import AgentInfo
+
+        trajectory.agents = [AgentInfo(name=str(k), system_prompt=str(v)) for k, v in system_prompt.items()]
+    if "question" in data and not isinstance(data["question"], str):
+        metadata["whowhen"]["question"] = data["question"]
+    return trajectory
+
+
+def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Trajectory:
+    """Read one Who&When JSON file (``root`` makes the id and ``source_path`` relative to it)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", where=str(path)) from None
+    relative = str(path.relative_to(root)) if root is not None else path.name
+    if root is not None and subset_of(Path(relative)) is None and subset_of(path) is not None:
+        relative = str(Path(subset_of(path) or "") / relative) if Path(root).name in SUBSETS else relative
+    return from_whowhen(data, where=str(path), source_path=relative)
+
+
+def iter_whowhen_dir(root: str | Path) -> Iterator[tuple[str, Trajectory | InputError]]:
+    """(relative path, trajectory or the error that file gave) for every ``*.json`` under ``root``."""
+    root = Path(root)
+    if root.is_file():
+        files = [root]
+        root = root.parent
+    else:
+        files = sorted(root.rglob("*.json"), key=lambda p: (str(p.parent), _natural(p.stem)))
+    for file in files:
+        relative = str(file.relative_to(root))
+        try:
+            yield relative, load_whowhen(file, root=root)
+        except InputError as exc:
+            yield relative, exc
+
+
+def _natural(stem: str) -> tuple[int, str]:
+    return (int(stem), "") if stem.isdigit() else (1 << 30, stem)
+
+
+def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
+    """The Who&When record of a trajectory (equal to the original for imported ones)."""
+    ww = trajectory.metadata.get("whowhen", {})
+    history = []
+    for step in trajectory.steps:
+        info = step.metadata.get("whowhen", {})
+        keys = info.get("keys") or (["content", "role", "name"] if trajectory.framework != "magentic-one"
+                                    else ["content", "role"])
+        values = {"content": step.content, "role": info.get("role", step.role),
+                  "name": info.get("name", step.agent), **info.get("extra", {})}
+        history.append({k: values[k] for k in keys if k in values})
+    record: dict[str, Any] = {"history": history}
+    if "question" in ww:
+        record["question"] = ww["question"]
+    elif trajectory.task is not None:
+        record["question"] = trajectory.task
+    if trajectory.ground_truth is not None or "ground_truth" in ww.get("keys", []):
+        record["ground_truth"] = trajectory.ground_truth
+    label = trajectory.human_label or (trajectory.labels[0] if trajectory.labels else None)
+    if label is not None:
+        raw_step = label.metadata.get("raw_step")
+        step_value = raw_step if raw_step is not None and str(raw_step).strip() == str(label.step) else str(label.step)
+        raw_agent = label.metadata.get("raw_agent")
+        agent_value = raw_agent if raw_agent is not None and str(raw_agent) == label.agent else label.agent
+        fields = label.metadata.get("fields", list(_LABEL_FIELDS))
+        values = {"mistake_agent": agent_value, "mistake_step": step_value, "mistake_reason": label.reason}
+        record.update({k: values[k] for k in fields})
+    record.update(ww.get("fields", {}))
+    if "question_ID" not in record and "question_id" in trajectory.metadata:
+        record["question_ID"] = trajectory.metadata["question_id"]
+    order = ww.get("keys")
+    if order:
+        record = {k: record[k] for k in order if k in record} | {k: v for k, v in record.items() if k not in order}
+    return record
+
+
+def export_path(trajectory: Trajectory) -> str:
+    """Where a trajectory's Who&When file goes, relative to the export folder."""
+    source = trajectory.metadata.get("source_path")
+    if source:
+        return str(source)
+    return f"{trajectory.id.replace('/', '_')}.json"

@@ -1,0 +1,104 @@
+"""The model interface every backend implements, and a scripted model for offline runs."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import AgentracerError
+from ..schema import Usage
+
+Message = dict[str, Any]
+
+
+class ModelError(AgentracerError):
+    """A model backend failed after its retries (server down, timeouts, rate limits, bad answer)."""
+
+
+@dataclass
+class Completion:
+    """One model answer: its text, token usage, whether it came from a cache, and the raw payload."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+    raw: Any = None
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat model: messages in, a ``Completion`` out. ``abatch`` runs many with bounded concurrency."""
+
+    name: str
+
+    async def acomplete(self, messages: Sequence[Message], **params: Any) -> Completion: ...
+
+    def complete(self, messages: Sequence[Message], **params: Any) -> Completion: ...
+
+    async def abatch(self, requests: Sequence[Sequence[Message]], **params: Any) -> list[Completion | Exception]: ...
+
+
+class BaseChatModel:
+    """Shared plumbing: sync ``complete`` and ``abatch`` on top of an async ``acomplete``."""
+
+    name = "model"
+    max_concurrency = 8
+
+    async def acomplete(self, messages: Sequence[Message], **params: Any) -> Completion:  # pragma: no cover
+        raise NotImplementedError
+
+    def complete(self, messages: Sequence[Message], **params: Any) -> Completion:
+        from ..team import run_sync
+
+        return run_sync(self.acomplete(messages, **params))
+
+    async def abatch(self, requests: Sequence[Sequence[Message]], **params: Any) -> list[Completion | Exception]:
+        """Complete every request, at most ``max_concurrency`` at once; failures are returned, not raised."""
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(messages: Sequence[Message]) -> Completion | Exception:
+            async with gate:
+                try:
+                    return await self.acomplete(messages, **params)
+                except Exception as exc:  # returned so one bad item never sinks the batch
+                    return exc
+
+        return list(await asyncio.gather(*(one(m) for m in requests)))
+
+
+class ScriptedModel(BaseChatModel):
+    """A deterministic model for tests and demos: answers from a list in order, or from a function.
+
+    It is a *scripted* model, not a language model; every place that uses one says so to the user.
+    """
+
+    def __init__(
+        self,
+        answers: Iterable[str] | Callable[[Sequence[Message]], str],
+        *,
+        name: str = "scripted",
+        cycle: bool = False,
+    ) -> None:
+        self.name = name
+        self._fn = answers if callable(answers) else None
+        items = [] if callable(answers) else list(answers)
+        self._answers = itertools.cycle(items) if cycle and items else iter(items)
+        self._lock = threading.Lock()
+        self.calls: list[list[Message]] = []
+
+    async def acomplete(self, messages: Sequence[Message], **params: Any) -> Completion:
+        with self._lock:
+            self.calls.append([dict(m) for m in messages])
+            if self._fn is not None:
+                text = self._fn(messages)
+            else:
+                try:
+                    text = next(self._answers)
+                except StopIteration:
+                    raise ModelError(f"scripted model {self.name!r} ran out of answers") from None
+        prompt = sum(len(str(m.get("content", ""))) for m in messages) // 4
+        return Completion(text=text, usage=Usage(prompt_tokens=prompt, completion_tokens=len(text) // 4))

@@ -1,0 +1,105 @@
+"""The plugin interface and registry: a team object's type picks its plugin, no framework name needed.
+
+Plugins are discovered through the ``agentracer.plugins`` entry-point group (or ``register_plugin``); the
+core imports none of them, nor any framework.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import PluginNotFound
+from .record import Run
+from .schema import AgentInfo
+
+ENTRY_POINT_GROUP = "agentracer.plugins"
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """What a framework plugin provides to the core."""
+
+    name: str
+
+    def matches(self, team: Any) -> bool:
+        """True when this plugin knows how to run ``team``."""
+
+    def instrument(self) -> None:
+        """Install the framework hooks (idempotent)."""
+
+    def uninstrument(self) -> None:
+        """Remove every hook, restoring the framework's original functions."""
+
+    def describe(self, team: Any) -> list[AgentInfo]:
+        """The team's agents with their system prompts."""
+
+    async def arun(self, team: Any, task: str, run: Run) -> Any:
+        """Run ``team`` on ``task`` under the active ``run``; return the final answer or result."""
+
+
+_lock = threading.Lock()
+_registered: dict[str, Plugin] = {}
+_discovered = False
+
+
+def register_plugin(plugin: Plugin) -> Plugin:
+    """Register ``plugin`` (replacing one of the same name); returns it for use as a decorator target."""
+    with _lock:
+        _registered[plugin.name] = plugin
+    return plugin
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _registered:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception:  # a plugin whose framework is absent simply does not apply
+            continue
+        with _lock:
+            _registered.setdefault(plugin.name, plugin)
+    _discovered = True
+
+
+def registered_plugins() -> dict[str, Plugin]:
+    """Every known plugin by framework name (entry points loaded on first use)."""
+    _discover()
+    return dict(_registered)
+
+
+def plugin_for(team: Any) -> Plugin:
+    """The plugin that recognises ``team``; ``PluginNotFound`` names the type and the plugins tried."""
+    plugins = registered_plugins()
+    for plugin in plugins.values():
+        try:
+            if plugin.matches(team):
+                return plugin
+        except Exception:
+            continue
+    kind = f"{type(team).__module__}.{type(team).__qualname__}"
+    raise PluginNotFound(
+        f"no agentracer plugin recognises a {kind}; known plugins: {sorted(plugins) or 'none'} "
+        "(install the matching extra, e.g. pip install 'agentracer[autogen]')"
+    )
+
+
+def plugin_named(name: str) -> Plugin:
+    """The plugin registered under ``name``."""
+    plugins = registered_plugins()
+    if name not in plugins:
+        raise PluginNotFound(f"no plugin named {name!r}; known: {sorted(plugins)}")
+    return plugins[name]
+
+
+def uninstrument() -> None:
+    """Remove the hooks of every plugin that was loaded."""
+    with _lock:
+        plugins = list(_registered.values())
+    for plugin in plugins:
+        plugin.uninstrument()

@@ -1,0 +1,301 @@
+"""The recorder: the active run lives in a ContextVar; plugins append steps and route model calls here.
+
+A plugin never decides replay on its own: it hands each model call to ``Run.call_model``/``acall_model``
+with a function that makes the live call and a codec for its framework's responses, and the run decides
+whether to serve the recording, substitute the replacement, or call live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any, Literal
+
+from .errors import ReplayDivergence
+from .redact import env_secrets, redact
+from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
+from .schema import ModelCall, Step, StepKind, ToolCall, ToolResult, Trajectory, Usage, stable_hash
+
+_ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=None)
+
+CallMode = Literal["live", "cassette", "replacement"]
+
+
+def current_run() -> Run | None:
+    """The run being recorded in this context (thread or asyncio task), if any."""
+    return _ACTIVE.get()
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    """The stable hash of a (normalised, redacted) model request."""
+    return stable_hash(request)
+
+
+class Run:
+    """Recording (and, under a plan, replay) state of one team run."""
+
+    def __init__(
+        self,
+        trajectory: Trajectory,
+        *,
+        plan: ReplayPlan | None = None,
+        cassette: Cassette | None = None,
+    ) -> None:
+        if (plan is None) != (cassette is None):
+            raise ValueError("a replay needs both a plan and a cassette")
+        self.trajectory = trajectory
+        self.plan = plan
+        self.cassette = cassette
+        self._lock = threading.RLock()
+        self._call_counts: dict[str, int] = {}
+        self._tool_counts: dict[str, int] = {}
+        self._pending: dict[str, list[ModelCall]] = {}
+        self._pending_any: list[ModelCall] = []
+        self._last_step_end: float | None = None
+        self._secrets = env_secrets()
+        self.divergence: ReplayDivergence | None = None
+        self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
+
+    # ------------------------------------------------------------------ context
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Run]:
+        """Make this the active run in the current context (use inside worker threads too)."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+    @property
+    def replaying(self) -> bool:
+        return self.plan is not None
+
+    @property
+    def next_index(self) -> int:
+        """The index the next recorded step will get."""
+        return len(self.trajectory.steps)
+
+    # ------------------------------------------------------------------ steps
+    def replacement_for_next_step(self) -> Any | None:
+        """The plan's action when the next step is the replaced one (for plugins that substitute events)."""
+        if self.plan is not None and self.next_index == self.plan.step:
+            return self.plan.action
+        return None
+
+    def add_step(
+        self,
+        agent: str,
+        content: Any,
+        *,
+        role: str = "assistant",
+        kind: StepKind = "message",
+        tool_calls: Sequence[ToolCall] = (),
+        tool_results: Sequence[ToolResult] = (),
+        usage: Usage | None = None,
+        metadata: dict[str, Any] | None = None,
+        started_at: float | None = None,
+    ) -> Step:
+        """Append a step, attaching the model calls that produced it; check it against the recording."""
+        now = time.time()
+        with self._lock:
+            index = len(self.trajectory.steps)
+            calls = self._pending.pop(agent, []) + self._pending_any
+            self._pending_any = []
+            for call in calls:
+                call.step = index
+            step_usage = usage or Usage()
+            if usage is None:
+                for call in calls:
+                    step_usage = step_usage + call.usage
+            step = Step(
+                index=index,
+                agent=agent,
+                role=role,
+                kind=kind,
+                content=redact(content, self._secrets),
+                tool_calls=list(tool_calls),
+                tool_results=list(tool_results),
+                model_calls=calls,
+                usage=step_usage,
+                started_at=started_at if started_at is not None else self._last_step_end,
+                ended_at=now,
+                metadata=metadata or {},
+            )
+            if self.plan is not None:
+                self._check_against_recording(step)
+            self._last_step_end = now
+            self.trajectory.steps.append(step)
+            return step
+
+    def _check_against_recording(self, step: Step) -> None:
+        assert self.plan is not None and self.cassette is not None
+        if step.index == self.plan.step:
+            step.replaced = True
+            return
+        if step.index > self.plan.step or not self.plan.strict:
+            return
+        recorded = self.cassette.trajectory.steps[step.index]
+        if recorded.agent != step.agent:
+            raise self._diverge(
+                step=step.index, agent=step.agent,
+                reason=f"the recording has agent {recorded.agent!r} at this step",
+            )
+        if recorded.content != step.content:
+            raise self._diverge(
+                step=step.index, agent=step.agent, reason="the step's content differs from the recording",
+                diff=request_diff(recorded.content, step.content),
+            )
+
+    def _diverge(self, **details: Any) -> ReplayDivergence:
+        """Build a divergence and remember the first one (frameworks that swallow exceptions can't hide it)."""
+        exc = ReplayDivergence(**details)
+        if self.divergence is None:
+            self.divergence = exc
+        return exc
+
+    # ------------------------------------------------------------------ model calls
+    def _begin_call(self, agent: str, request: dict[str, Any], produces_step: bool) -> tuple[ModelCall, CallMode]:
+        with self._lock:
+            index = self._call_counts.get(agent, 0)
+            self._call_counts[agent] = index + 1
+            clean = redact(request, self._secrets)
+            call = ModelCall(
+                agent=agent, call_index=index, produces_step=produces_step, request=clean,
+                request_hash=request_hash(clean), started_at=time.time(),
+            )
+            return call, self._decide(call)
+
+    def _decide(self, call: ModelCall) -> CallMode:
+        if self.plan is None or self.cassette is None:
+            return "live"
+        t = self.plan.step
+        recorded = self.cassette.call(call.agent, call.call_index)
+        if recorded is not None and recorded.step is not None and recorded.step <= t:
+            replaces = recorded.step == t and recorded.produces_step and call.produces_step
+            if replaces:
+                step_agent = self.cassette.trajectory.steps[t].agent
+                replaces = step_agent == call.agent
+            if not replaces and self.plan.strict and recorded.request_hash != call.request_hash:
+                raise self._diverge(
+                    step=recorded.step, agent=call.agent,
+                    reason=f"model call #{call.call_index} of this agent asks something the recording never saw",
+                    diff=request_diff(recorded.request, call.request),
+                )
+            return "replacement" if replaces else "cassette"
+        if self.next_index < t:
+            raise self._diverge(
+                step=self.next_index, agent=call.agent,
+                reason=f"the recording has no model call #{call.call_index} for this agent before step {t}",
+            )
+        return "live"
+
+    def _served(self, call: ModelCall, mode: CallMode, codec: ResponseCodec) -> Any:
+        assert self.cassette is not None and self.plan is not None
+        recorded = self.cassette.call(call.agent, call.call_index)
+        if mode == "cassette":
+            assert recorded is not None
+            call.response, call.usage, call.model = recorded.response, recorded.usage, recorded.model
+            return codec.decode(recorded.response)
+        response = codec.replacement(self.plan.action, recorded)
+        call.response = codec.encode(response)
+        return response
+
+    def _finish_call(self, call: ModelCall, mode: CallMode, started: float) -> None:
+        call.source = mode
+        call.latency_s = time.perf_counter() - started
+        with self._lock:
+            self.stats[mode] += 1
+            if call.produces_step:
+                self._pending.setdefault(call.agent, []).append(call)
+            else:
+                self._pending_any.append(call)
+
+    def call_model(
+        self,
+        agent: str,
+        request: dict[str, Any],
+        live: Callable[[], Any],
+        codec: ResponseCodec,
+        *,
+        produces_step: bool = True,
+        model: str | None = None,
+        usage_of: Callable[[Any], Usage | None] | None = None,
+    ) -> Any:
+        """Route one synchronous model call: serve it, substitute the replacement, or call ``live``."""
+        call, mode = self._begin_call(agent, request, produces_step)
+        call.model = model
+        started = time.perf_counter()
+        if mode == "live":
+            try:
+                response = live()
+            except BaseException as exc:
+                call.error = f"{type(exc).__name__}: {exc}"
+                self._finish_call(call, mode, started)
+                raise
+            self._record_live(call, response, codec, usage_of)
+        else:
+            response = self._served(call, mode, codec)
+        self._finish_call(call, mode, started)
+        return response
+
+    async def acall_model(
+        self,
+        agent: str,
+        request: dict[str, Any],
+        live: Callable[[], Awaitable[Any]],
+        codec: ResponseCodec,
+        *,
+        produces_step: bool = True,
+        model: str | None = None,
+        usage_of: Callable[[Any], Usage | None] | None = None,
+    ) -> Any:
+        """Route one asynchronous model call: serve it, substitute the replacement, or await ``live``."""
+        call, mode = self._begin_call(agent, request, produces_step)
+        call.model = model
+        started = time.perf_counter()
+        if mode == "live":
+            try:
+                response = await live()
+            except BaseException as exc:
+                call.error = f"{type(exc).__name__}: {exc}"
+                self._finish_call(call, mode, started)
+                raise
+            self._record_live(call, response, codec, usage_of)
+        else:
+            response = self._served(call, mode, codec)
+        self._finish_call(call, mode, started)
+        return response
+
+    def _record_live(self, call: ModelCall, response: Any, codec: ResponseCodec, usage_of: Any) -> None:
+        call.response = redact(codec.encode(response), self._secrets)
+        if usage_of is not None:
+            call.usage = usage_of(response) or Usage()
+
+    # ------------------------------------------------------------------ tools
+    def tool_mode(self, agent: str) -> tuple[int, Any | None]:
+        """Claim the agent's next tool-result slot; return (index, recorded result or None to run live)."""
+        with self._lock:
+            index = self._tool_counts.get(agent, 0)
+            self._tool_counts[agent] = index + 1
+            if self.plan is None or self.cassette is None or not self.plan.serve_tools:
+                return index, None
+            found = self.cassette.tool_result(agent, index)
+            if found is None or found[0] >= self.plan.step:
+                return index, None
+            self.stats["tools_served"] += 1
+            return index, found[1].content
+
+    # ------------------------------------------------------------------ end
+    def finish(self) -> Trajectory:
+        """Attach calls no step followed and write replay statistics; return the trajectory."""
+        with self._lock:
+            leftover = [c for calls in self._pending.values() for c in calls] + self._pending_any
+            self._pending.clear()
+            self._pending_any = []
+            self.trajectory.unattached_calls.extend(leftover)
+            if self.plan is not None:
+                self.trajectory.metadata["replay_stats"] = dict(self.stats)
+            return self.trajectory

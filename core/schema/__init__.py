@@ -1,0 +1,261 @@
+"""The shared trajectory schema: one shape for every framework's runs, labels and verdicts.
+
+Everything is a pydantic v2 model; ``Trajectory.model_validate`` validates on load and rejects an unknown
+``schema_version`` with a clear message. ``json_schema()`` returns the published JSON Schema (also shipped as
+``agentracer/schema/trajectory.schema.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = "1.0"
+SUPPORTED_SCHEMA_VERSIONS = frozenset({"1.0"})
+
+LabelSource = Literal["human", "counterfactual", "injection", "tracer"]
+StepKind = Literal[
+    "message", "thought", "tool_call", "tool_result", "handoff", "summary", "instruction", "ledger", "event"
+]
+
+
+def new_id() -> str:
+    """A fresh random identifier (hex uuid4)."""
+    return uuid.uuid4().hex
+
+
+def stable_hash(obj: Any) -> str:
+    """A stable short hash of a JSON-able object (sorted keys, compact separators)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class Usage(_Model):
+    """Token usage of one model call or an aggregate of several."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class ModelCall(_Model):
+    """One request to a model and its response, as the framework saw them.
+
+    ``request`` holds the messages and parameters (secrets removed); ``response`` is the plugin's JSON
+    encoding of the framework's response object, enough to rebuild it on replay. ``request_hash`` is a stable
+    hash of the normalised request, checked on replay. ``step`` is the index of the step this call belongs
+    to (the step it produced, or for calls that produce no step, e.g. speaker selection, the next step).
+    """
+
+    id: str = Field(default_factory=new_id)
+    agent: str
+    call_index: int = Field(ge=0, description="0-based index of this call among the agent's calls in the run")
+    step: int | None = None
+    produces_step: bool = True
+    model: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    response: Any = None
+    request_hash: str = ""
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    started_at: float | None = None
+    source: Literal["live", "cassette", "replacement"] = "live"
+    error: str | None = None
+
+
+class ToolCall(_Model):
+    """A tool invocation requested by an agent."""
+
+    id: str = ""
+    name: str
+    arguments: Any = None
+
+
+class ToolResult(_Model):
+    """The result of executing a tool call."""
+
+    call_id: str = ""
+    name: str = ""
+    content: Any = None
+    is_error: bool = False
+
+
+class Step(_Model):
+    """One action in the conversation, numbered 0-based in the order a reader sees it."""
+
+    index: int = Field(ge=0)
+    agent: str
+    role: str = "assistant"
+    kind: StepKind = "message"
+    content: Any = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_results: list[ToolResult] = Field(default_factory=list)
+    model_calls: list[ModelCall] = Field(default_factory=list)
+    started_at: float | None = None
+    ended_at: float | None = None
+    usage: Usage = Field(default_factory=Usage)
+    replaced: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The step's content as text (JSON for structured content)."""
+        if isinstance(self.content, str):
+            return self.content
+        return json.dumps(self.content, ensure_ascii=False, default=str)
+
+
+class AgentInfo(_Model):
+    """An agent of the team: its name and what it was told."""
+
+    name: str
+    system_prompt: str | None = None
+    description: str | None = None
+    model: str | None = None
+    tools: list[str] = Field(default_factory=list)
+
+
+class Outcome(_Model):
+    """The run's result: Ω (``success``), the environment's feedback and any error."""
+
+    success: bool | None = None
+    score: float | None = None
+    answer: Any = None
+    feedback: str | None = None
+    error: str | None = None
+    stop_reason: str | None = None
+
+
+class Verdict(_Model):
+    """Who caused the failure and at which step, with why and where the label came from."""
+
+    agent: str
+    step: int = Field(ge=0)
+    reason: str | None = None
+    source: LabelSource = "human"
+    raw: str | None = None
+    confidence: float | None = None
+    flags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReplayInfo(_Model):
+    """How a replayed trajectory was made: its parent and the plan."""
+
+    parent_id: str
+    step: int = Field(ge=0)
+    action: Any = None
+    served_tools: bool = False
+
+
+class Trajectory(_Model):
+    """A whole run of a multi-agent team, with its outcome and any labels."""
+
+    schema_version: str = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    task: str | None = None
+    ground_truth: Any = None
+    framework: str | None = None
+    agents: list[AgentInfo] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    outcome: Outcome = Field(default_factory=Outcome)
+    labels: list[Verdict] = Field(default_factory=list)
+    replay: ReplayInfo | None = None
+    unattached_calls: list[ModelCall] = Field(
+        default_factory=list, description="model calls that no step followed (e.g. a last speaker selection)"
+    )
+    created_at: float = Field(default_factory=time.time)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        if value not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(
+                f"unsupported schema_version {value!r}; this agentracer reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_indices(self) -> Trajectory:
+        for position, step in enumerate(self.steps):
+            if step.index != position:
+                raise ValueError(f"steps[{position}].index is {step.index}, expected {position}")
+        for i, label in enumerate(self.labels):
+            if self.steps and label.step >= len(self.steps):
+                raise ValueError(f"labels[{i}].step {label.step} is outside the {len(self.steps)} steps")
+        return self
+
+    @property
+    def agent_names(self) -> list[str]:
+        """Agents in order of first appearance (declared agents first)."""
+        names: list[str] = [a.name for a in self.agents]
+        for step in self.steps:
+            if step.agent not in names:
+                names.append(step.agent)
+        return names
+
+    @property
+    def human_label(self) -> Verdict | None:
+        return next((v for v in self.labels if v.source == "human"), None)
+
+    def label(self, source: str | None = None) -> Verdict | None:
+        """The first label, or the first from ``source``."""
+        return next((v for v in self.labels if source is None or v.source == source), None)
+
+    def model_calls(self) -> list[ModelCall]:
+        """Every model call of the run, in step order, then the unattached ones."""
+        return [call for step in self.steps for call in step.model_calls] + list(self.unattached_calls)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Trajectory:
+        return cls.model_validate_json(text)
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a trajectory record."""
+    schema = Trajectory.model_json_schema()
+    schema["$id"] = f"https://agentracer.dev/schema/trajectory-{SCHEMA_VERSION}.json"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AgentInfo",
+    "LabelSource",
+    "ModelCall",
+    "Outcome",
+    "ReplayInfo",
+    "Step",
+    "StepKind",
+    "ToolCall",
+    "ToolResult",
+    "Trajectory",
+    "Usage",
+    "Verdict",
+    "json_schema",
+    "new_id",
+    "stable_hash",
+]

@@ -1,0 +1,136 @@
+"""A framework-free round-robin team of agents that call a model function — and its plugin.
+
+For hand-rolled agents and for tests of the engine itself: each ``SimpleAgent`` asks its ``model``
+(any callable from chat messages to text, sync or async) and may call tools; ``SimpleTeam`` runs them in
+turn until ``max_turns`` or a message containing ``stop_word``. A message ``CALL name {json}`` runs a tool.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .plugins import register_plugin
+from .record import Run, current_run
+from .schema import AgentInfo, ModelCall, ToolCall, ToolResult
+
+ModelFn = Callable[[list[dict[str, Any]]], Any]
+
+
+class _TextCodec:
+    """Responses of a simple model are plain text."""
+
+    def encode(self, response: Any) -> Any:
+        return response
+
+    def decode(self, data: Any) -> Any:
+        return data
+
+    def replacement(self, action: Any, recorded: ModelCall | None) -> Any:
+        if isinstance(action, dict) and "tool_calls" in action:
+            call = action["tool_calls"][0]
+            return f"CALL {call['name']} {json.dumps(call.get('arguments', {}))}"
+        return action if isinstance(action, str) else json.dumps(action)
+
+
+TEXT_CODEC = _TextCodec()
+
+
+@dataclass
+class SimpleAgent:
+    """An agent: a name, a system prompt, a model function and optional tools (name -> callable)."""
+
+    name: str
+    model: ModelFn
+    system_prompt: str = ""
+    tools: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    async def _ask(self, messages: list[dict[str, Any]]) -> str:
+        result = self.model(messages)
+        return await result if inspect.isawaitable(result) else result
+
+    async def respond(self, history: list[dict[str, Any]]) -> str:
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages += history
+        run = current_run()
+        if run is None:
+            return await self._ask(messages)
+        return await run.acall_model(self.name, {"messages": messages}, lambda: self._ask(messages), TEXT_CODEC)
+
+    def run_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        tool = self.tools.get(name)
+        if tool is None:
+            return f"error: unknown tool {name!r}"
+        try:
+            return tool(**arguments)
+        except Exception as exc:
+            return f"error: {type(exc).__name__}: {exc}"
+
+
+@dataclass
+class SimpleTeam:
+    """Agents speaking in turn over one shared history."""
+
+    agents: Sequence[SimpleAgent]
+    max_turns: int = 10
+    stop_word: str | None = "TERMINATE"
+
+    async def run(self, task: str) -> str:
+        run = current_run()
+        history: list[dict[str, Any]] = [{"role": "user", "name": "user", "content": task}]
+        if run is not None:
+            run.add_step("user", task, role="user")
+        last = ""
+        for turn in range(self.max_turns):
+            agent = self.agents[turn % len(self.agents)]
+            text = await agent.respond(history)
+            last = text
+            history.append({"role": "assistant", "name": agent.name, "content": text})
+            if text.startswith("CALL "):
+                name, _, raw = text[5:].partition(" ")
+                arguments = json.loads(raw or "{}")
+                if run is not None:
+                    run.add_step(agent.name, text, kind="tool_call",
+                                 tool_calls=[ToolCall(id=f"{agent.name}-{turn}", name=name, arguments=arguments)])
+                    _, served = run.tool_mode(agent.name)
+                    output = served if served is not None else agent.run_tool(name, arguments)
+                    run.add_step(agent.name, str(output), role="tool", kind="tool_result",
+                                 tool_results=[ToolResult(call_id=f"{agent.name}-{turn}", name=name, content=str(output))])
+                else:
+                    output = agent.run_tool(name, arguments)
+                history.append({"role": "tool", "name": name, "content": str(output)})
+                last = str(output)
+                continue
+            if run is not None:
+                run.add_step(agent.name, text)
+            if self.stop_word and self.stop_word in text:
+                break
+        return last
+
+
+class SimplePlugin:
+    """Plugin for ``SimpleTeam``; registered when ``agentracer.simple`` is imported."""
+
+    name = "python"
+
+    def matches(self, team: Any) -> bool:
+        return isinstance(team, SimpleTeam)
+
+    def instrument(self) -> None:  # nothing to patch: SimpleTeam calls the recorder itself
+        pass
+
+    def uninstrument(self) -> None:
+        pass
+
+    def describe(self, team: SimpleTeam) -> list[AgentInfo]:
+        return [AgentInfo(name=a.name, system_prompt=a.system_prompt or None, tools=sorted(a.tools))
+                for a in team.agents]
+
+    async def arun(self, team: SimpleTeam, task: str, run: Run) -> Any:
+        return await team.run(task)
+
+
+plugin = register_plugin(SimplePlugin())

@@ -1,0 +1,250 @@
+"""Trajectory stores: an append-only JSONL file and an SQLite database behind one small interface.
+
+Both stream (``iter`` never loads the whole store), append atomically (one ``write`` on an ``O_APPEND``
+descriptor under an advisory lock; one transaction in SQLite), look records up by id, and never rewrite
+what is stored to add a record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from .errors import InputError
+from .schema import Trajectory
+
+_ID_PREFIX = re.compile(rb'^\{"schema_version":"[^"]*","id":"((?:[^"\\]|\\.)*)"')
+
+
+class DuplicateIdError(InputError):
+    """A trajectory with this id is already stored."""
+
+
+class TrajectoryStore(Protocol):
+    """What every store offers."""
+
+    path: Path
+
+    def append(self, trajectory: Trajectory) -> None: ...
+
+    def extend(self, trajectories: Iterable[Trajectory]) -> int: ...
+
+    def __iter__(self) -> Iterator[Trajectory]: ...
+
+    def get(self, trajectory_id: str) -> Trajectory: ...
+
+    def __contains__(self, trajectory_id: object) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line naming the first failing field and why."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "<record>"
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"field {field}: {first.get('msg', 'invalid')}{extra}"
+
+
+def parse_record(text: str | bytes, *, where: str) -> Trajectory:
+    """Validate one JSON trajectory record, raising ``InputError`` that names where it came from."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", where=where) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object, got {type(data).__name__}", where=where)
+    try:
+        return Trajectory.model_validate(data)
+    except ValidationError as exc:
+        record = data.get("id")
+        label = f"{where} (id {record})" if isinstance(record, str) else where
+        raise InputError(validation_message(exc), where=label) from None
+
+
+class JsonlStore:
+    """Append-only JSON Lines file of trajectories, one per line."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._index: dict[str, int] | None = None
+        self._lock = threading.Lock()
+
+    def _build_index(self) -> dict[str, int]:
+        index: dict[str, int] = {}
+        if not self.path.exists():
+            return index
+        with self.path.open("rb") as fh:
+            offset = 0
+            for line in fh:
+                if line.strip():
+                    trajectory_id = self._line_id(line)
+                    if trajectory_id is not None:
+                        index[trajectory_id] = offset
+                offset += len(line)
+        return index
+
+    @staticmethod
+    def _line_id(line: bytes) -> str | None:
+        match = _ID_PREFIX.match(line)
+        if match:
+            return json.loads(b'"' + match.group(1) + b'"')
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        return data.get("id") if isinstance(data, dict) else None
+
+    def _ids(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index
+
+    def append(self, trajectory: Trajectory) -> None:
+        """Append one trajectory; ``DuplicateIdError`` if its id is already stored."""
+        self.extend([trajectory])
+
+    def extend(self, trajectories: Iterable[Trajectory]) -> int:
+        """Append several trajectories, each line written whole with one ``write``."""
+        count = 0
+        with self._lock:
+            index = self._ids()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                for trajectory in trajectories:
+                    if trajectory.id in index:
+                        raise DuplicateIdError(f"trajectory {trajectory.id} is already stored", where=str(self.path))
+                    line = (trajectory.model_dump_json() + "\n").encode("utf-8")
+                    offset = os.lseek(fd, 0, os.SEEK_END)
+                    os.write(fd, line)
+                    index[trajectory.id] = offset
+                    count += 1
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        return count
+
+    def iter_raw(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, raw line) for every non-empty line, streamed."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                if line.strip():
+                    yield number, line
+
+    def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
+        """Stream the trajectories; with ``errors`` given, bad lines are collected there and skipped."""
+        for number, line in self.iter_raw():
+            try:
+                yield parse_record(line, where=f"{self.path}:{number}")
+            except InputError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+
+    def __iter__(self) -> Iterator[Trajectory]:
+        return self.iter()
+
+    def get(self, trajectory_id: str) -> Trajectory:
+        """The trajectory with this id (``KeyError`` if absent)."""
+        offset = self._ids().get(trajectory_id)
+        if offset is None:
+            raise KeyError(trajectory_id)
+        with self.path.open("rb") as fh:
+            fh.seek(offset)
+            return parse_record(fh.readline(), where=f"{self.path}@{offset}")
+
+    def __contains__(self, trajectory_id: object) -> bool:
+        return trajectory_id in self._ids()
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+
+class SqliteStore:
+    """Trajectories in an SQLite database (one row each, WAL mode, one transaction per append)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS trajectories (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "id TEXT UNIQUE NOT NULL, framework TEXT, task TEXT, created_at REAL, data TEXT NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30)
+            self._local.db = db
+        return db
+
+    def append(self, trajectory: Trajectory) -> None:
+        """Insert one trajectory; ``DuplicateIdError`` if its id is already stored."""
+        self.extend([trajectory])
+
+    def extend(self, trajectories: Iterable[Trajectory]) -> int:
+        rows = [(t.id, t.framework, t.task, t.created_at, t.model_dump_json()) for t in trajectories]
+        try:
+            with self._connect() as db:
+                db.executemany(
+                    "INSERT INTO trajectories (id, framework, task, created_at, data) VALUES (?, ?, ?, ?, ?)", rows
+                )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateIdError(f"a trajectory id is already stored ({exc})", where=str(self.path)) from None
+        return len(rows)
+
+    def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
+        cursor = self._connect().execute("SELECT seq, data FROM trajectories ORDER BY seq")
+        for seq, data in cursor:
+            try:
+                yield parse_record(data, where=f"{self.path}#{seq}")
+            except InputError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+
+    def __iter__(self) -> Iterator[Trajectory]:
+        return self.iter()
+
+    def get(self, trajectory_id: str) -> Trajectory:
+        row = self._connect().execute("SELECT seq, data FROM trajectories WHERE id = ?", (trajectory_id,)).fetchone()
+        if row is None:
+            raise KeyError(trajectory_id)
+        return parse_record(row[1], where=f"{self.path}#{row[0]}")
+
+    def __contains__(self, trajectory_id: object) -> bool:
+        query = "SELECT 1 FROM trajectories WHERE id = ?"
+        return self._connect().execute(query, (trajectory_id,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return self._connect().execute("SELECT COUNT(*) FROM trajectories").fetchone()[0]
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            self._local.db = None
+
+
+def open_store(path: str | os.PathLike[str]) -> JsonlStore | SqliteStore:
+    """A store for ``path``: SQLite for ``.db``/``.sqlite``/``.sqlite3``, JSONL otherwise."""
+    suffix = Path(path).suffix.lower()
+    return SqliteStore(path) if suffix in {".db", ".sqlite", ".sqlite3"} else JsonlStore(path)

@@ -1,0 +1,1 @@
+"""agentracer.trainer: GRPO training of a tracer model on verl."""
