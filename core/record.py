@@ -180,8 +180,9 @@ class Run:
                 replaces = step_agent == call.agent
             if not replaces and self.plan.strict and recorded.request_hash != call.request_hash:
                 raise self._diverge(
-                    step=recorded.step, agent=call.agent,
-                    reason=f"model call #{call.call_index} of this agent asks something the recording never saw",
+                    step=self.next_index, agent=call.agent,
+                    reason=(f"model call #{call.call_index} of this agent asks something the recording never saw "
+                            f"(recorded for step {recorded.step})"),
                     diff=request_diff(recorded.request, call.request),
                 )
             return "replacement" if replaces else "cassette"
@@ -289,6 +290,18 @@ class Run:
             return index, found[1].content
 
     # ------------------------------------------------------------------ end
+    def _redact_run_fields(self) -> None:
+        trajectory, secrets = self.trajectory, self._secrets
+        if trajectory.task is not None:
+            trajectory.task = redact(trajectory.task, secrets)
+        for agent in trajectory.agents:
+            if agent.system_prompt:
+                agent.system_prompt = redact(agent.system_prompt, secrets)
+        outcome = trajectory.outcome
+        outcome.answer = redact(outcome.answer, secrets)
+        if outcome.error:
+            outcome.error = redact(outcome.error, secrets)
+
     def finish(self) -> Trajectory:
         """Attach calls no step followed and write replay statistics; return the trajectory."""
         with self._lock:
@@ -296,6 +309,7 @@ class Run:
             self._pending.clear()
             self._pending_any = []
             self.trajectory.unattached_calls.extend(leftover)
+            self._redact_run_fields()
             if self.plan is not None:
                 self.trajectory.metadata["replay_stats"] = dict(self.stats)
             return self.trajectory

@@ -1,0 +1,37 @@
+"""``agentracer replay``: re-run a recorded trajectory from step T with a replaced action."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..loading import load_team
+from ..store import open_store
+from ._io import read_one
+
+
+@click.command()
+@click.argument("trajectory_file", type=click.Path(dir_okay=False))
+@click.option("--team", "team_spec", required=True, help="MODULE:FACTORY that builds the team (traced or not).")
+@click.option("--step", type=int, required=True, help="0-based step to replace; earlier steps are served.")
+@click.option("--action", help="The replacement action (text).")
+@click.option("--action-json", help="The replacement as JSON, e.g. a tool call: "
+              '\'{"tool_calls": [{"name": "add", "arguments": {"x": 1}}]}\'.')
+@click.option("--id", "trajectory_id", help="Which trajectory of the file (default: the first).")
+@click.option("--serve-tools", is_flag=True, help="Also serve recorded tool results before the step.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Store to append the replay to.")
+def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, action_json: str | None,
+           trajectory_id: str | None, serve_tools: bool, output: str) -> None:
+    """Replay TRAJECTORY_FILE from --step with --action; zero live model calls before the step."""
+    if (action is None) == (action_json is None):
+        raise click.UsageError("give exactly one of --action and --action-json")
+    replacement = action if action is not None else json.loads(action_json or "null")
+    parent = read_one(trajectory_file, trajectory_id)
+    team = load_team(team_spec)
+    new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)
+    open_store(output).append(new)
+    stats = new.metadata.get("replay_stats", {})
+    click.echo(f"replayed {parent.id} from step {step}: {len(new.steps)} steps, "
+               f"{stats.get('cassette', 0)} served, {stats.get('live', 0)} live model calls; "
+               f"outcome {new.outcome.success}; wrote {new.id} to {output}")

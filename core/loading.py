@@ -1,0 +1,47 @@
+"""Load user objects named ``module:attribute`` (e.g. a team factory given on the command line)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+
+def load_object(spec: str) -> Any:
+    """Import ``module:attribute`` (or ``path/to/file.py:attribute``), looking in the current folder too."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise InputError(f"expected MODULE:NAME (e.g. myteams:make_team), got {spec!r}")
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.exists():
+                raise InputError(f"no file {module_name}")
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+            sys.modules[path.stem] = module
+            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"cannot import {module_name!r}: {exc}") from None
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise InputError(f"{module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    return target
+
+
+def load_team(spec: str) -> Any:
+    """A ``TracedTeam`` from ``module:factory`` (already traced or not)."""
+    from .team import TracedTeam, trace
+
+    target = load_object(spec)
+    return target if isinstance(target, TracedTeam) else trace(target)

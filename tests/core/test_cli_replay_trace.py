@@ -1,0 +1,49 @@
+"""`agentracer trace` and `agentracer replay` on a framework-free team defined in a user module."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+TEAM_MODULE = textwrap.dedent('''
+    from agentracer.simple import SimpleAgent, SimpleTeam
+
+    def make_team():
+        def model(name):
+            return lambda messages: f"{name} saw {len(messages)}: {messages[-1]['content'][:20]}"
+        return SimpleTeam([SimpleAgent("planner", model("planner")), SimpleAgent("coder", model("coder"))], max_turns=4)
+''')
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agentracer.cli", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_trace_then_replay_from_the_command_line(tmp_path):
+    (tmp_path / "myteam.py").write_text(TEAM_MODULE)
+    done = cli("trace", "--team", "myteam:make_team", "--task", "sum 2 3", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    original = json.loads((tmp_path / "runs.jsonl").read_text())
+    assert [s["agent"] for s in original["steps"]] == ["user", "planner", "coder", "planner", "coder"]
+    done = cli("replay", "runs.jsonl", "--team", "myteam:make_team", "--step", "2", "--action", "FIXED",
+               "-o", "replays.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 served" not in done.stdout and "1 served, 2 live" in done.stdout
+    replayed = json.loads((tmp_path / "replays.jsonl").read_text())
+    assert replayed["steps"][2]["content"] == "FIXED" and replayed["replay"]["parent_id"] == original["id"]
+    assert replayed["steps"][1]["content"] == original["steps"][1]["content"]
+
+
+def test_replay_errors_are_one_line_with_exit_2_and_write_nothing(tmp_path):
+    (tmp_path / "myteam.py").write_text(TEAM_MODULE)
+    cli("trace", "--team", "myteam:make_team", "--task", "t", "-o", "runs.jsonl", cwd=tmp_path)
+    done = cli("replay", "runs.jsonl", "--team", "myteam:make_team", "--step", "9", "--action", "x",
+               "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "step 9 is out of range" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+    done = cli("replay", "runs.jsonl", "--team", "nosuchmodule:f", "--step", "1", "--action", "x",
+               "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "cannot import 'nosuchmodule'" in done.stderr

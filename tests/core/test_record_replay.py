@@ -1,0 +1,288 @@
+"""The recorder and replay engine on a framework-free team of agents calling model functions."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import agentracer
+from agentracer import ReplayDivergence, ReplayError, TeamRunError
+from agentracer.simple import SimpleAgent, SimpleTeam
+
+
+class Counter:
+    """Model functions that count their live calls and answer from the conversation they see."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def model(self, name: str):
+        def answer(messages):
+            with self.lock:
+                self.calls += 1
+            last = messages[-1]["content"]
+            return f"{name} read {len(messages)} messages, last: {last[:30]}"
+
+        return answer
+
+
+def make_factory(counter: Counter, turns: int = 6, tools=None):
+    def factory():
+        agents = [
+            SimpleAgent("planner", counter.model("planner"), system_prompt="plan"),
+            SimpleAgent("coder", counter.model("coder"), system_prompt="code", tools=tools or {}),
+            SimpleAgent("reviewer", counter.model("reviewer"), system_prompt="review"),
+        ]
+        return SimpleTeam(agents, max_turns=turns)
+
+    return factory
+
+
+def test_run_records_every_step_with_its_model_call():
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    traj = team.run("add 2 and 3")
+    assert [s.agent for s in traj.steps] == ["user", "planner", "coder", "reviewer", "planner", "coder", "reviewer"]
+    assert [s.index for s in traj.steps] == list(range(7))
+    assert traj.steps[0].model_calls == []
+    for step in traj.steps[1:]:
+        (call,) = step.model_calls
+        assert call.agent == step.agent and call.step == step.index and call.response == step.content
+        assert call.request["messages"][0]["role"] == "system"
+        assert len(call.request_hash) == 32
+    assert [c.call_index for c in traj.model_calls() if c.agent == "coder"] == [0, 1]
+    assert traj.framework == "python" and [a.name for a in traj.agents] == ["planner", "coder", "reviewer"]
+    assert counter.calls == 6
+
+
+def test_replay_serves_prefix_replaces_step_and_runs_rest_live():
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    traj = team.run("add 2 and 3")
+    counter.calls = 0
+    new = team.replay(traj, step=3, action="REVIEW: the plan is wrong")
+    assert [s.content for s in new.steps[:3]] == [s.content for s in traj.steps[:3]]
+    assert new.steps[3].content == "REVIEW: the plan is wrong" and new.steps[3].replaced
+    assert new.steps[3].agent == traj.steps[3].agent
+    assert counter.calls == 3  # steps 4, 5, 6 only
+    assert "REVIEW: the plan is wrong" in new.steps[4].model_calls[0].request["messages"][-1]["content"]
+    assert new.replay.parent_id == traj.id and new.replay.step == 3
+    assert new.metadata["replay_stats"] == {"live": 3, "cassette": 2, "replacement": 1, "tools_served": 0}
+    assert [c.source for c in new.model_calls()] == ["cassette", "cassette", "replacement", "live", "live", "live"]
+
+
+def test_replay_at_first_model_step_and_at_last_step():
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    traj = team.run("task")
+    first = team.replay(traj, step=1, action="new plan")
+    assert first.steps[1].content == "new plan" and first.steps[0].content == "task"
+    counter.calls = 0
+    last = team.replay(traj, step=6, action="LGTM")
+    assert counter.calls == 0 and last.steps[6].content == "LGTM"
+    assert [s.content for s in last.steps[:6]] == [s.content for s in traj.steps[:6]]
+
+
+def test_divergence_before_step_names_step_agent_and_diff():
+    counter = Counter()
+    traj = agentracer.trace(make_factory(counter)).run("task")
+    prompts = {"planner": "plan", "coder": "code differently", "reviewer": "review"}
+
+    def changed():
+        agents = [SimpleAgent(n, counter.model(n), system_prompt=p) for n, p in prompts.items()]
+        return SimpleTeam(agents, max_turns=6)
+
+    with pytest.raises(ReplayDivergence) as info:
+        agentracer.trace(changed).replay(traj, step=4, action="x")
+    err = info.value
+    assert err.step == 2 and err.agent == "coder"
+    assert "code differently" in err.diff and "-" in err.diff
+    assert "step 2" in str(err) and "'coder'" in str(err)
+
+
+def test_divergence_when_rerun_asks_more_than_recorded():
+    counter = Counter()
+    traj = agentracer.trace(make_factory(counter, turns=3)).run("task")
+    other_order = make_factory(counter, turns=3)
+
+    def swapped():
+        team = other_order()
+        team.agents = [team.agents[1], team.agents[0], team.agents[2]]
+        return team
+
+    with pytest.raises(ReplayDivergence) as info:
+        agentracer.trace(swapped).replay(traj, step=3, action="x")
+    assert info.value.step == 1
+
+
+def test_bad_plans_are_specific_errors():
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    traj = team.run("task")
+    with pytest.raises(ReplayError, match="out of range: trajectory .* has steps 0..6"):
+        team.replay(traj, step=7, action="x")
+    with pytest.raises(ReplayError, match="out of range"):
+        team.replay(traj, step=-1, action="x")
+    other = traj.model_copy(update={"framework": "autogen"})
+    with pytest.raises(ReplayError, match="recorded with 'autogen'"):
+        team.replay(other, step=2, action="x")
+    renamed = traj.model_copy(update={"agents": [a.model_copy(update={"name": a.name + "2"}) for a in traj.agents]})
+    with pytest.raises(ReplayError, match="team shape differs"):
+        team.replay(renamed, step=2, action="x")
+
+
+def test_tool_call_replacement_runs_the_new_tool_live():
+    counter = Counter()
+    used = []
+
+    def add(x: int, y: int) -> int:
+        used.append((x, y))
+        return x + y
+
+    def factory():
+        coder_answers = iter(['CALL add {"x": 2, "y": 2}', "the answer is 4 TERMINATE"])
+        agents = [SimpleAgent("coder", lambda m: next(coder_answers), tools={"add": add, "mul": lambda x, y: x * y})]
+        return SimpleTeam(agents, max_turns=3)
+
+    team = agentracer.trace(factory)
+    traj = team.run("2+3?")
+    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result", "message"]
+    assert traj.steps[2].content == "4" and used == [(2, 2)]
+    new = team.replay(traj, step=1, action={"tool_calls": [{"name": "mul", "arguments": {"x": 2, "y": 3}}]})
+    assert new.steps[1].tool_calls[0].name == "mul"
+    assert new.steps[2].content == "6"
+
+
+def test_served_tool_results_skip_the_live_tool():
+    used = []
+    counter = iter(range(1, 100))
+
+    def lookup(q: str) -> str:  # a tool whose output changes on every call, like a clock or a live page
+        used.append(q)
+        return f"result {next(counter)}"
+
+    def factory():
+        answers = iter(['CALL lookup {"q": "a"}', 'CALL lookup {"q": "b"}', "done"])
+        return SimpleTeam([SimpleAgent("searcher", lambda m: next(answers), tools={"lookup": lookup})], max_turns=3)
+
+    team = agentracer.trace(factory)
+    traj = team.run("find")
+    used.clear()
+    new = team.replay(traj, step=5, action="finished", serve_tools=True)
+    assert used == [] and new.steps[2].content == "result 1" and new.steps[4].content == "result 2"
+    assert new.metadata["replay_stats"]["tools_served"] == 2
+    # without serving, the tools run live, and their changed output is a divergence
+    with pytest.raises(ReplayDivergence) as info:
+        team.replay(traj, step=5, action="finished")
+    assert info.value.step == 2
+
+
+def test_team_failure_is_recorded_and_reraised_or_returned():
+    def boom(messages):
+        raise RuntimeError("model exploded")
+
+    def factory():
+        return SimpleTeam([SimpleAgent("a", lambda m: "fine"), SimpleAgent("b", boom)], max_turns=4)
+
+    with pytest.raises(TeamRunError) as info:
+        agentracer.trace(factory).run("task")
+    traj = info.value.trajectory
+    assert traj.outcome.success is False and "model exploded" in traj.outcome.error
+    assert [s.agent for s in traj.steps] == ["user", "a"]
+    assert traj.unattached_calls[0].agent == "b" and "model exploded" in traj.unattached_calls[0].error
+    quiet = agentracer.trace(factory, raise_on_error=False).run("task")
+    assert quiet.outcome.success is False
+
+
+def test_evaluator_and_store(tmp_path):
+    counter = Counter()
+    store = agentracer.open_store(tmp_path / "runs.jsonl")
+    team = agentracer.trace(make_factory(counter), evaluator=lambda t: "reviewer" in t.steps[-1].content, store=store)
+    traj = team.run("task")
+    assert traj.outcome.success is True
+    assert store.get(traj.id).steps == traj.steps
+
+
+def test_concurrent_runs_in_asyncio_tasks_do_not_mix():
+    async def slow_model_factory(tag: str):
+        async def model(messages):
+            await asyncio.sleep(0.001 * (hash(tag) % 5))
+            return f"{tag}:{len(messages)}"
+
+        return model
+
+    def factory(tag: str):
+        async def model(messages):
+            await asyncio.sleep(0.002)
+            return f"{tag}:{len(messages)}"
+
+        return SimpleTeam([SimpleAgent("a", model), SimpleAgent("b", model)], max_turns=6)
+
+    async def main():
+        teams = [agentracer.trace(factory, f"run{i}") for i in range(20)]
+        return await asyncio.gather(*(t.arun(f"task {i}") for i, t in enumerate(teams)))
+
+    trajectories = asyncio.run(main())
+    assert len({t.id for t in trajectories}) == 20
+    for i, traj in enumerate(trajectories):
+        assert traj.task == f"task {i}" and len(traj.steps) == 7
+        assert all(s.content.startswith(f"run{i}:") for s in traj.steps[1:])
+        assert all(len(s.model_calls) == 1 for s in traj.steps[1:])
+
+
+def test_concurrent_runs_in_threads_do_not_mix():
+    def factory(tag: str):
+        return SimpleTeam([SimpleAgent("a", lambda m: f"{tag}:{len(m)}"), SimpleAgent("b", lambda m: f"{tag}!")],
+                          max_turns=8)
+
+    results: dict[int, agentracer.Trajectory] = {}
+
+    def worker(i: int) -> None:
+        results[i] = agentracer.trace(factory, f"t{i}").run(f"task {i}")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 20
+    for i, traj in results.items():
+        assert len(traj.steps) == 9 and all(s.content.startswith(f"t{i}") for s in traj.steps[1:])
+
+
+def test_api_keys_and_authorization_headers_are_never_recorded(monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_API_KEY", "verysecretvalue123")
+
+    def factory():
+        async def model(messages):
+            return "ok, using key verysecretvalue123 and sk-abcdefghijklmnopqrstuvwx"
+
+        agent = SimpleAgent("a", model, system_prompt="Authorization: Bearer abcdefghijklmnop")
+        return SimpleTeam([agent], max_turns=1)
+
+    traj = agentracer.trace(factory).run("my key is sk-abcdefghijklmnopqrstuvwx")
+    text = traj.model_dump_json()
+    assert "verysecretvalue123" not in text and "sk-abcdefghijklmnopqrstuvwx" not in text
+    assert "abcdefghijklmnop" not in text and "[REDACTED]" in text
+
+
+def test_redact_keeps_ordinary_fields():
+    from agentracer.redact import redact
+
+    out = redact({"api_key": "k", "max_tokens": 5, "headers": {"Authorization": "Bearer x"}, "text": "hello"}, [])
+    assert out == {"api_key": "[REDACTED]", "max_tokens": 5, "headers": {"Authorization": "[REDACTED]"}, "text": "hello"}
+
+
+def test_traced_factory_still_builds_teams_and_accepts_team_objects():
+    counter = Counter()
+    factory = make_factory(counter)
+    traced = agentracer.trace(factory)
+    assert isinstance(traced(), SimpleTeam)
+    team_object = agentracer.trace(factory())
+    traj = team_object.run("task")
+    assert len(traj.steps) == 7
+    with pytest.raises(agentracer.PluginNotFound, match="no agentracer plugin recognises a builtins.int"):
+        agentracer.trace(lambda: 3).run("task")
