@@ -8,6 +8,7 @@ whether to serve the recording, substitute the replacement, or call live.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from contextvars import ContextVar
 from typing import Any, Literal
 
 from .errors import ReplayDivergence
-from .redact import env_secrets, redact
+from .redact import Redactor
 from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
 from .schema import ModelCall, Step, StepKind, ToolCall, ToolResult, Trajectory, Usage, stable_hash
 
@@ -55,7 +56,7 @@ class Run:
         self._pending: dict[str, list[ModelCall]] = {}
         self._pending_any: list[ModelCall] = []
         self._last_step_end: float | None = None
-        self._secrets = env_secrets()
+        self._redact = Redactor()
         self.divergence: ReplayDivergence | None = None
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
 
@@ -115,7 +116,7 @@ class Run:
                 agent=agent,
                 role=role,
                 kind=kind,
-                content=redact(content, self._secrets),
+                content=self._redact(content),
                 tool_calls=list(tool_calls),
                 tool_results=list(tool_results),
                 model_calls=calls,
@@ -161,10 +162,10 @@ class Run:
         with self._lock:
             index = self._call_counts.get(agent, 0)
             self._call_counts[agent] = index + 1
-            clean = redact(request, self._secrets)
+            clean, canonical = self._redact.request(request)
             call = ModelCall(
                 agent=agent, call_index=index, produces_step=produces_step, request=clean,
-                request_hash=request_hash(clean), started_at=time.time(),
+                request_hash=hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32], started_at=time.time(),
             )
             return call, self._decide(call)
 
@@ -271,7 +272,7 @@ class Run:
         return response
 
     def _record_live(self, call: ModelCall, response: Any, codec: ResponseCodec, usage_of: Any) -> None:
-        call.response = redact(codec.encode(response), self._secrets)
+        call.response = self._redact(codec.encode(response))
         if usage_of is not None:
             call.usage = usage_of(response) or Usage()
 
@@ -291,16 +292,16 @@ class Run:
 
     # ------------------------------------------------------------------ end
     def _redact_run_fields(self) -> None:
-        trajectory, secrets = self.trajectory, self._secrets
+        trajectory, redact = self.trajectory, self._redact
         if trajectory.task is not None:
-            trajectory.task = redact(trajectory.task, secrets)
+            trajectory.task = redact(trajectory.task)
         for agent in trajectory.agents:
             if agent.system_prompt:
-                agent.system_prompt = redact(agent.system_prompt, secrets)
+                agent.system_prompt = redact(agent.system_prompt)
         outcome = trajectory.outcome
-        outcome.answer = redact(outcome.answer, secrets)
+        outcome.answer = redact(outcome.answer)
         if outcome.error:
-            outcome.error = redact(outcome.error, secrets)
+            outcome.error = redact(outcome.error)
 
     def finish(self) -> Trajectory:
         """Attach calls no step followed and write replay statistics; return the trajectory."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any
@@ -16,6 +17,10 @@ _SECRET_VALUE = re.compile(
     r"(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-~+/=]{8,}|"
     r"hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,})"
 )
+# Fast screens (plain substring search runs at C speed; Python's regex alternation does not): a hit sends the
+# text through the full regex redaction.
+_VALUE_HINTS = ("sk-", "bearer", "hf_", "aiza", "gsk_")
+_KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "token\"", "cookie", "credential")
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
 
@@ -46,3 +51,48 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
     if isinstance(obj, str):
         return redact_text(obj, secrets)
     return obj
+
+
+class Redactor:
+    """Redaction for one run: environment secrets read once, each distinct string redacted once.
+
+    Model requests repeat the whole conversation on every call; caching by string keeps recording linear.
+    """
+
+    def __init__(self, secrets: list[str] | None = None, *, cache_limit: int = 20_000) -> None:
+        self.secrets = env_secrets() if secrets is None else secrets
+        self._cache: dict[str, str] = {}
+        self._cache_limit = cache_limit
+
+    def _may_hold_secret(self, text: str) -> bool:
+        low = text.lower()
+        return (any(h in low for h in _VALUE_HINTS) or any(h in low for h in _KEY_HINTS)
+                or any(s in text for s in self.secrets))
+
+    def text(self, value: str) -> str:
+        cached = self._cache.get(value)
+        if cached is None:
+            cached = redact_text(value, self.secrets) if self._may_hold_secret(value) else value
+            if len(self._cache) < self._cache_limit:
+                self._cache[value] = cached
+        return cached
+
+    def request(self, obj: Any) -> tuple[Any, str]:
+        """A request redacted, with its canonical JSON: one scan of the JSON text when nothing is secret."""
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        if self._may_hold_secret(text):
+            obj = self(obj)
+            text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return obj, text
+
+    def __call__(self, obj: Any) -> Any:
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {
+                k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else self(v))
+                for k, v in obj.items()
+            }
+        if isinstance(obj, list | tuple):
+            return [self(v) for v in obj]
+        return obj

@@ -78,21 +78,28 @@ class JsonlStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._index: dict[str, int] | None = None
+        self._indexed_to = 0
         self._lock = threading.Lock()
 
-    def _build_index(self) -> dict[str, int]:
-        index: dict[str, int] = {}
+    def _refresh_index(self) -> dict[str, int]:
+        """Index the lines appended since the last look (by this or another process); complete lines only."""
+        if self._index is None:
+            self._index, self._indexed_to = {}, 0
         if not self.path.exists():
-            return index
+            return self._index
         with self.path.open("rb") as fh:
-            offset = 0
+            fh.seek(self._indexed_to)
+            offset = self._indexed_to
             for line in fh:
+                if not line.endswith(b"\n"):
+                    break  # a torn (or still being written) last line: not indexed, reported by iter()
                 if line.strip():
                     trajectory_id = self._line_id(line)
                     if trajectory_id is not None:
-                        index[trajectory_id] = offset
+                        self._index.setdefault(trajectory_id, offset)
                 offset += len(line)
-        return index
+            self._indexed_to = offset
+        return self._index
 
     @staticmethod
     def _line_id(line: bytes) -> str | None:
@@ -106,9 +113,7 @@ class JsonlStore:
         return data.get("id") if isinstance(data, dict) else None
 
     def _ids(self) -> dict[str, int]:
-        if self._index is None:
-            self._index = self._build_index()
-        return self._index
+        return self._refresh_index()
 
     def append(self, trajectory: Trajectory) -> None:
         """Append one trajectory; ``DuplicateIdError`` if its id is already stored."""
@@ -118,18 +123,23 @@ class JsonlStore:
         """Append several trajectories, each line written whole with one ``write``."""
         count = 0
         with self._lock:
-            index = self._ids()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                index = self._refresh_index()  # under the lock: sees every other writer's records
+                end = os.lseek(fd, 0, os.SEEK_END)
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    os.write(fd, b"\n")  # end a torn last line so it cannot swallow the next record
                 for trajectory in trajectories:
                     if trajectory.id in index:
                         raise DuplicateIdError(f"trajectory {trajectory.id} is already stored", where=str(self.path))
                     line = (trajectory.model_dump_json() + "\n").encode("utf-8")
                     offset = os.lseek(fd, 0, os.SEEK_END)
-                    os.write(fd, line)
+                    _write_all(fd, line)
                     index[trajectory.id] = offset
+                    if self._indexed_to == offset:
+                        self._indexed_to = offset + len(line)
                     count += 1
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
@@ -149,7 +159,13 @@ class JsonlStore:
         """Stream the trajectories; with ``errors`` given, bad lines are collected there and skipped."""
         for number, line in self.iter_raw():
             try:
-                yield parse_record(line, where=f"{self.path}:{number}")
+                try:
+                    yield parse_record(line, where=f"{self.path}:{number}")
+                except InputError as exc:
+                    if line.endswith(b"\n"):
+                        raise
+                    detail = str(exc).removeprefix(f"{exc.where}: ")
+                    raise InputError(f"incomplete last line, a torn write? ({detail})", where=exc.where) from None
             except InputError as exc:
                 if errors is None:
                     raise
@@ -181,12 +197,22 @@ class SqliteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as db:
+        with self._errors(), self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS trajectories (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "id TEXT UNIQUE NOT NULL, framework TEXT, task TEXT, created_at REAL, data TEXT NOT NULL)"
             )
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite failures (not a database, corrupt, locked too long) as ``InputError`` naming the file."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise InputError(f"SQLite store unusable ({exc})", where=str(self.path)) from None
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -202,7 +228,7 @@ class SqliteStore:
     def extend(self, trajectories: Iterable[Trajectory]) -> int:
         rows = [(t.id, t.framework, t.task, t.created_at, t.model_dump_json()) for t in trajectories]
         try:
-            with self._connect() as db:
+            with self._errors(), self._connect() as db:
                 db.executemany(
                     "INSERT INTO trajectories (id, framework, task, created_at, data) VALUES (?, ?, ?, ?, ?)", rows
                 )
@@ -211,8 +237,18 @@ class SqliteStore:
         return len(rows)
 
     def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
-        cursor = self._connect().execute("SELECT seq, data FROM trajectories ORDER BY seq")
-        for seq, data in cursor:
+        """Stream the trajectories in insertion order; with ``errors`` given, bad rows are collected there."""
+        with self._errors():
+            cursor = self._connect().execute("SELECT seq, data FROM trajectories ORDER BY seq")
+        while True:
+            with self._errors():
+                rows = cursor.fetchmany(64)
+            if not rows:
+                return
+            yield from self._parse_rows(rows, errors)
+
+    def _parse_rows(self, rows: list[tuple[int, str]], errors: list[InputError] | None) -> Iterator[Trajectory]:
+        for seq, data in rows:
             try:
                 yield parse_record(data, where=f"{self.path}#{seq}")
             except InputError as exc:
@@ -224,17 +260,22 @@ class SqliteStore:
         return self.iter()
 
     def get(self, trajectory_id: str) -> Trajectory:
-        row = self._connect().execute("SELECT seq, data FROM trajectories WHERE id = ?", (trajectory_id,)).fetchone()
+        """The trajectory with this id (``KeyError`` if absent)."""
+        with self._errors():
+            row = self._connect().execute("SELECT seq, data FROM trajectories WHERE id = ?",
+                                          (trajectory_id,)).fetchone()
         if row is None:
             raise KeyError(trajectory_id)
         return parse_record(row[1], where=f"{self.path}#{row[0]}")
 
     def __contains__(self, trajectory_id: object) -> bool:
         query = "SELECT 1 FROM trajectories WHERE id = ?"
-        return self._connect().execute(query, (trajectory_id,)).fetchone() is not None
+        with self._errors():
+            return self._connect().execute(query, (trajectory_id,)).fetchone() is not None
 
     def __len__(self) -> int:
-        return self._connect().execute("SELECT COUNT(*) FROM trajectories").fetchone()[0]
+        with self._errors():
+            return self._connect().execute("SELECT COUNT(*) FROM trajectories").fetchone()[0]
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -242,6 +283,13 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
             self._local.db = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One ``write`` for the whole line (and more only if the OS wrote part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def open_store(path: str | os.PathLike[str]) -> JsonlStore | SqliteStore:

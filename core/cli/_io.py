@@ -1,32 +1,117 @@
-"""Helpers shared by CLI commands: reading trajectories from any supported file, writing stores."""
+"""Helpers shared by CLI commands: reading trajectories from any supported file, reporting bad records.
+Bad records are reported as one line each (``Problems``) or raised (``read_trajectories``, ``read_one``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
+
 from ..errors import InputError
 from ..schema import Trajectory
-from ..store import open_store
+from ..store import open_store, parse_record
+
+STORE_SUFFIXES = {".jsonl", ".db", ".sqlite", ".sqlite3"}
+
+
+class Problems:
+    """Counts bad records and prints each as one line on stderr."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def report(self, error: InputError | str) -> None:
+        self.count += 1
+        click.echo(f"error: {error}", err=True)
+
+    def exit_code(self) -> int:
+        return 2 if self.count else 0
+
+    def finish(self) -> None:
+        """Exit with code 2 if anything was reported (``SystemExit`` passes through click untouched)."""
+        if self.count:
+            raise SystemExit(2)
+
+
+def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajectory]:
+    """Trajectories of a store (``.jsonl``/``.db``), a trajectory or Who&When ``.json`` file, or a TracerTraj
+    ``.parquet``; bad records are reported to ``problems`` and skipped."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise InputError("no such file", where=str(path))
+    if suffix == ".json":
+        yield from _iter_json_file(path, problems)
+    elif suffix in {".parquet", ".pq"}:
+        from ..formats.tracertraj import iter_tracertraj
+
+        for _where, item in iter_tracertraj(path):
+            if isinstance(item, InputError):
+                problems.report(item)
+            else:
+                yield item
+    else:
+        if suffix in {".db", ".sqlite", ".sqlite3"} and path.is_dir():
+            raise InputError("is a directory, not an SQLite store", where=str(path))
+        store = open_store(path)
+        errors: list[InputError] = []
+        for trajectory in store.iter(errors=errors):
+            for error in errors:
+                problems.report(error)
+            errors.clear()
+            yield trajectory
+        for error in errors:
+            problems.report(error)
+
+
+def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
+    """A ``.json`` file holding one trajectory, a list of them, or a Who&When record."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problems.report(InputError(f"not valid JSON ({exc})", where=str(path)))
+        return
+    if isinstance(data, dict) and "history" in data and "steps" not in data:
+        from ..formats.whowhen import load_whowhen
+
+        try:
+            yield load_whowhen(path, root=path.parent)
+        except InputError as exc:
+            problems.report(exc)
+        return
+    records = data if isinstance(data, list) else [data]
+    for i, record in enumerate(records):
+        where = f"{path}[{i}]" if isinstance(data, list) else str(path)
+        try:
+            yield parse_record(json.dumps(record), where=where)
+        except InputError as exc:
+            problems.report(exc)
 
 
 def read_trajectories(path: str | Path) -> Iterator[Trajectory]:
-    """Trajectories from a JSONL/SQLite store or a Who&When ``.json`` file."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("no such file", where=str(path))
-    if path.suffix.lower() == ".json":
-        from ..formats.whowhen import load_whowhen
-
-        yield load_whowhen(path, root=path.parent)
-        return
-    yield from open_store(path)
+    """Trajectories from a JSONL/SQLite store, a trajectory or Who&When ``.json`` file, or a TracerTraj
+    ``.parquet``; the first bad record raises its ``InputError``."""
+    problems = _Raise()
+    yield from iter_trajectories(path, problems)
 
 
 def read_one(path: str | Path, trajectory_id: str | None = None) -> Trajectory:
     """One trajectory: the one with ``trajectory_id``, or the file's only/first one."""
+    path = Path(path)
+    if trajectory_id is not None and path.suffix.lower() in STORE_SUFFIXES and path.is_file():
+        try:
+            return open_store(path).get(trajectory_id)
+        except KeyError:
+            raise InputError(f"no trajectory with id {trajectory_id!r}", where=str(path)) from None
     for trajectory in read_trajectories(path):
         if trajectory_id is None or trajectory.id == trajectory_id:
             return trajectory
     raise InputError(f"no trajectory with id {trajectory_id!r}" if trajectory_id else "no trajectory in file",
                      where=str(path))
+
+
+class _Raise(Problems):
+    def report(self, error: InputError | str) -> None:
+        raise error if isinstance(error, InputError) else InputError(error)

@@ -115,6 +115,11 @@ class Step(_Model):
     replaced: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        text = self.text
+        short = text if len(text) <= 60 else text[:57] + "..."
+        return f"Step(index={self.index}, agent={self.agent!r}, kind={self.kind!r}, content={short!r})"
+
     @property
     def text(self) -> str:
         """The step's content as text (JSON for structured content)."""
@@ -203,6 +208,11 @@ class Trajectory(_Model):
             if self.steps and label.step >= len(self.steps):
                 raise ValueError(f"labels[{i}].step {label.step} is outside the {len(self.steps)} steps")
         return self
+
+    def __repr__(self) -> str:  # the full dump can be megabytes; keep reprs (and asyncio's logs) short
+        outcome = self.outcome.success
+        return (f"Trajectory(id={self.id!r}, framework={self.framework!r}, steps={len(self.steps)}, "
+                f"success={outcome!r}, labels={len(self.labels)})")
 
     @property
     def agent_names(self) -> list[str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import pytest
-
 import agentracer
+import pytest
 from agentracer import ReplayDivergence, ReplayError, TeamRunError
 from agentracer.simple import SimpleAgent, SimpleTeam
 
@@ -135,7 +134,6 @@ def test_bad_plans_are_specific_errors():
 
 
 def test_tool_call_replacement_runs_the_new_tool_live():
-    counter = Counter()
     used = []
 
     def add(x: int, y: int) -> int:
@@ -207,16 +205,9 @@ def test_evaluator_and_store(tmp_path):
 
 
 def test_concurrent_runs_in_asyncio_tasks_do_not_mix():
-    async def slow_model_factory(tag: str):
-        async def model(messages):
-            await asyncio.sleep(0.001 * (hash(tag) % 5))
-            return f"{tag}:{len(messages)}"
-
-        return model
-
     def factory(tag: str):
         async def model(messages):
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.001 * (len(tag) + len(messages)) % 0.004)  # interleave the runs
             return f"{tag}:{len(messages)}"
 
         return SimpleTeam([SimpleAgent("a", model), SimpleAgent("b", model)], max_turns=6)

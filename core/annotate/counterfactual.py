@@ -1,0 +1,234 @@
+"""Counterfactual replay: the decisive error of a failed run is the earliest step whose minimal correction
+flips Ω to success.
+
+Beyond the paper's sequential scan from t=0, ``CounterfactualSearch`` tries candidate steps ``k`` at a time
+in step order and stops as soon as the earliest flip is certain: a step has flipped and every earlier
+candidate has finished without flipping (later ones still running are cancelled). It can sample several
+proposals per step, respects a ``Budget``, and rejects proposals that paste the ground-truth answer.
+Every attempt (proposal, replayed trajectory id, Ω) is kept in the label's metadata for audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ..errors import ReplayError
+from ..models import ChatModel
+from ..schema import Step, Trajectory, Verdict
+from .budget import Budget
+from .leakage import leaks_answer
+from .prompts import action_text, analyzer_messages, parse_correction, step_action
+from .replayer import Replayer
+
+AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "leak", "diverged", "error", "budget", "cancelled"]
+
+
+@dataclass
+class Attempt:
+    """One try at step ``step``: the analyzer's proposal, the replay it led to and Ω of that replay."""
+
+    step: int
+    agent: str
+    proposal_index: int
+    status: AttemptStatus
+    proposal: Any = None
+    replay_id: str | None = None
+    success: bool | None = None
+    detail: str | None = None
+    live_calls: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search: the label (or None), every attempt and every replayed trajectory."""
+
+    trajectory_id: str
+    verdict: Verdict | None
+    attempts: list[Attempt] = field(default_factory=list)
+    replays: list[Trajectory] = field(default_factory=list)
+    stopped: str = "no flip"
+    analyzer_calls: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def replay_count(self) -> int:
+        return len(self.replays)
+
+
+def default_candidate(step: Step) -> bool:
+    """Steps an agent produced: not the user's task, not a tool's output."""
+    return step.role not in ("user", "tool", "system") and step.kind != "tool_result"
+
+
+class CounterfactualSearch:
+    """Find the decisive step of failed runs by counterfactual replay.
+
+    ``replayer`` runs the replays (``LocalReplayer`` or a Ray one); ``analyzer`` proposes corrections;
+    ``k`` candidate steps run at once (k=1 is the paper's sequential scan); ``proposals`` corrections are
+    sampled per step (with ``analyzer_params``, e.g. a temperature); ``budget`` caps the spend.
+    """
+
+    def __init__(
+        self,
+        replayer: Replayer,
+        analyzer: ChatModel,
+        *,
+        k: int = 4,
+        proposals: int = 1,
+        budget: Budget | None = None,
+        leakage_guard: bool = True,
+        candidate: Callable[[Step], bool] = default_candidate,
+        analyzer_params: dict[str, Any] | None = None,
+    ) -> None:
+        if k < 1 or proposals < 1:
+            raise ValueError("k and proposals must be at least 1")
+        self.replayer = replayer
+        self.analyzer = analyzer
+        self.k = k
+        self.proposals = proposals
+        self.budget = budget or Budget()
+        self.leakage_guard = leakage_guard
+        self.candidate = candidate
+        self.analyzer_params = analyzer_params or {}
+
+    # ------------------------------------------------------------------ one step
+    async def _try_step(self, trajectory: Trajectory, t: int, result: SearchResult) -> bool | None:
+        """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short."""
+        step = trajectory.steps[t]
+        original = step_action(step)
+        for j in range(self.proposals):
+            if not self.budget.take_call():
+                result.attempts.append(Attempt(t, step.agent, j, "budget", detail=self.budget.exhausted()))
+                return None
+            started = time.perf_counter()
+            try:
+                completion = await self.analyzer.acomplete(analyzer_messages(trajectory, t), **self.analyzer_params)
+            except Exception as exc:  # the analyzer failed: this step stays untried, so no label past it
+                result.attempts.append(Attempt(t, step.agent, j, "error", detail=f"analyzer: {type(exc).__name__}: {exc}"))
+                return None
+            result.analyzer_calls += 1
+            self.budget.add_usage(completion.usage)
+            action = parse_correction(completion.text, step)
+            if action is None or action_text(action).strip() == original.strip():
+                result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))
+                continue
+            text = action_text(action)
+            if self.leakage_guard and leaks_answer(text, trajectory.ground_truth, original=original):
+                result.attempts.append(Attempt(t, step.agent, j, "leak", proposal=action,
+                                               detail="the proposal contains the ground-truth answer verbatim"))
+                continue
+            if not self.budget.take_replay():
+                result.attempts.append(Attempt(t, step.agent, j, "budget", proposal=action,
+                                               detail=self.budget.exhausted()))
+                return None
+            attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action)
+            result.attempts.append(attempt)
+            try:
+                replayed = await self.replayer.replay(trajectory, t, action)
+            except asyncio.CancelledError:
+                attempt.status, attempt.seconds = "cancelled", time.perf_counter() - started
+                raise
+            except ReplayError as exc:
+                attempt.status, attempt.detail = "diverged", str(exc).splitlines()[0]
+                attempt.seconds = time.perf_counter() - started
+                continue
+            except Exception as exc:  # a replay that crashes is recorded, the search goes on
+                attempt.status, attempt.detail = "error", f"{type(exc).__name__}: {exc}"
+                attempt.seconds = time.perf_counter() - started
+                continue
+            attempt.live_calls = self.budget.add_replay_calls(replayed)
+            attempt.seconds = time.perf_counter() - started
+            replayed.metadata.setdefault("counterfactual", {"parent_id": trajectory.id, "step": t,
+                                                            "proposal_index": j})
+            result.replays.append(replayed)
+            attempt.replay_id, attempt.success = replayed.id, replayed.outcome.success
+            if replayed.outcome.success:
+                attempt.status = "flipped"
+                return True
+        return False
+
+    # ------------------------------------------------------------------ the search
+    async def asearch(self, trajectory: Trajectory) -> SearchResult:
+        """Search ``trajectory`` (a failed run) for its decisive step; does not modify it."""
+        started = time.perf_counter()
+        if trajectory.outcome.success:
+            raise ValueError(f"trajectory {trajectory.id} succeeded; counterfactual replay labels failed runs")
+        result = SearchResult(trajectory_id=trajectory.id, verdict=None)
+        candidates = [s.index for s in trajectory.steps if self.candidate(s)]
+        finished: dict[int, bool | None] = {}
+        running: dict[int, asyncio.Task[bool | None]] = {}
+        position, best = 0, None
+        try:
+            while True:
+                while (len(running) < self.k and position < len(candidates)
+                       and (best is None or candidates[position] < best) and not self.budget.exhausted()):
+                    t = candidates[position]
+                    position += 1
+                    running[t] = asyncio.ensure_future(self._try_step(trajectory, t, result))
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for t in [t for t, task in running.items() if task in done]:
+                    finished[t] = running.pop(t).result()
+                    if finished[t] and (best is None or t < best):
+                        best = t
+                if best is not None:
+                    for t in [t for t in running if t > best]:
+                        running.pop(t).cancel()
+                    if all(finished.get(t) is False for t in candidates if t < best):
+                        break
+        finally:
+            for task in running.values():
+                task.cancel()
+            if running:
+                await asyncio.gather(*running.values(), return_exceptions=True)
+        result.wall_s = time.perf_counter() - started
+        result.verdict = self._verdict(trajectory, best, finished, candidates, result)
+        return result
+
+    def search(self, trajectory: Trajectory) -> SearchResult:
+        """Synchronous ``asearch``."""
+        from ..team import run_sync
+
+        return run_sync(self.asearch(trajectory))
+
+    def _verdict(self, trajectory: Trajectory, best: int | None, finished: dict[int, bool | None],
+                 candidates: list[int], result: SearchResult) -> Verdict | None:
+        incomplete = [t for t in candidates if (best is None or t < best) and finished.get(t) is not False]
+        if best is None:
+            spent = self.budget.exhausted()
+            result.stopped = ("no flip" if not incomplete else f"budget spent ({spent})" if spent
+                              else "incomplete: steps could not be tried (see the attempts)")
+            return None
+        result.stopped = "flip found"
+        flip = next(a for a in result.attempts if a.step == best and a.status == "flipped")
+        step = trajectory.steps[best]
+        flags = ["earlier_steps_untried"] if incomplete else []
+        return Verdict(
+            agent=step.agent, step=best, source="counterfactual", flags=flags,
+            reason=f"correcting step {best} of {step.agent} makes the run succeed: {action_text(flip.proposal)[:300]}",
+            metadata={
+                "correction": flip.proposal, "replay_id": flip.replay_id, "analyzer": self.analyzer.name,
+                "k": self.k, "proposals_per_step": self.proposals, "stopped": result.stopped,
+                "attempts": [a.to_dict() for a in sorted(result.attempts, key=lambda a: (a.step, a.proposal_index))], "budget": self.budget.snapshot(),
+                "wall_s": round(result.wall_s, 3),
+            },
+        )
+
+
+def label_failed(trajectory: Trajectory, result: SearchResult) -> Trajectory:
+    """Put the search's verdict on the failed trajectory (replacing an earlier counterfactual label)."""
+    if result.verdict is not None:
+        trajectory.labels = [v for v in trajectory.labels if v.source != "counterfactual"] + [result.verdict]
+    trajectory.metadata["counterfactual"] = {
+        "stopped": result.stopped, "attempts": len(result.attempts), "replays": [r.id for r in result.replays],
+    }
+    return trajectory

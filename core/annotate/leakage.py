@@ -1,0 +1,73 @@
+"""Guards on generated steps: a correction must not paste the answer; an injected mistake must not say so."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..evaluate.outcome import answer_of
+from ..schema import Trajectory
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def leaks_answer(proposal: str, ground_truth: Any, *, original: str = "") -> bool:
+    """True when ``proposal`` contains the ground-truth answer verbatim (whitespace and case aside).
+
+    Short answers (under 4 characters, e.g. ``42``) count only as a whole token. A proposal that repeats
+    an answer the original step already contained leaks nothing new, so it passes.
+    """
+    answer = answer_of(ground_truth)
+    if answer is None:
+        return False
+    truth = _squash(str(answer))
+    if not truth:
+        return False
+    text, before = _squash(proposal), _squash(original)
+
+    def contains(haystack: str) -> bool:
+        if len(truth) < 4:
+            return re.search(rf"(?<![\w.]){re.escape(truth)}(?![\w])", haystack) is not None
+        return truth in haystack
+
+    return contains(text) and not contains(before)
+
+
+MARKERS = re.compile(
+    r"\b(?:attack(?:ed|s|ing)?|inject(?:ed|ion|ions|ing)?|perturb(?:ed|ation|ations|ing)?|sabotag\w*|"
+    r"deliberate(?:ly)?|intentional(?:ly)?|on purpose|adversarial\w*|"
+    r"(?:introduc|insert|add)(?:e|ed|es|ing) (?:an? |the )?(?:subtle )?(?:error|mistake|bug|fault)s?|"
+    r"fault[- ]?inject\w*|rewritten step|modified step)\b",
+    re.IGNORECASE,
+)
+
+
+def _texts(trajectory: Trajectory) -> list[str]:
+    """Every text of the run a tracer or trainer will see (labels and metadata excluded)."""
+    out = [str(trajectory.task or "")]
+    for step in trajectory.steps:
+        out.append(step.text)
+        out += [f"{c.name} {c.arguments}" for c in step.tool_calls]
+        out += [str(r.content) for r in step.tool_results]
+        out += [f"{c.request} {c.response}" for c in step.model_calls]
+    out += [f"{c.request} {c.response}" for c in trajectory.unattached_calls]
+    out += [str(trajectory.outcome.answer or ""), str(trajectory.outcome.feedback or "")]
+    if trajectory.replay is not None:
+        out.append(str(trajectory.replay.action))
+    return out
+
+
+def markers_in(trajectory: Trajectory) -> list[str]:
+    """Words in the run that would announce an injected mistake ("injected", "attacked", ...)."""
+    return [m.group(0) for text in _texts(trajectory) for m in MARKERS.finditer(text)]
+
+
+def announces_itself(kept: Trajectory, parent: Trajectory | None = None) -> list[str]:
+    """Markers in ``kept`` beyond those its parent run already had (an honest task may say 'injection')."""
+    found = markers_in(kept)
+    if parent is None:
+        return found
+    baseline = {m.lower() for m in markers_in(parent)}
+    return [m for m in found if m.lower() not in baseline]

@@ -1,0 +1,45 @@
+"""Where replays run: in this process (``LocalReplayer``) or as Ray tasks (``agentracer.annotate.ray_replayer``).
+
+A replayer re-runs a trajectory from step t with an action and returns the new trajectory with Ω applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from ..errors import TeamRunError
+from ..schema import Trajectory
+from ..team import TracedTeam, apply_evaluation
+
+
+class Replayer(Protocol):
+    """Replays a run from a step with a replacement action and checks Ω on the result."""
+
+    async def replay(self, trajectory: Trajectory, step: int, action: Any) -> Trajectory: ...
+
+
+class LocalReplayer:
+    """Replays through a ``TracedTeam`` in this process, at most ``max_concurrency`` at once."""
+
+    def __init__(self, team: TracedTeam, evaluator: Any, *, serve_tools: bool = False,
+                 max_concurrency: int | None = None) -> None:
+        self.team = team
+        self.evaluator = evaluator
+        self.serve_tools = serve_tools
+        self._gate = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+
+    async def _replay(self, trajectory: Trajectory, step: int, action: Any) -> Trajectory:
+        try:
+            replayed = await self.team.areplay(trajectory, step, action, serve_tools=self.serve_tools)
+        except TeamRunError as exc:  # the team raised after the replaced step: a failed run, still a result
+            replayed = exc.trajectory
+            return replayed
+        await asyncio.to_thread(apply_evaluation, replayed, self.evaluator)
+        return replayed
+
+    async def replay(self, trajectory: Trajectory, step: int, action: Any) -> Trajectory:
+        if self._gate is None:
+            return await self._replay(trajectory, step, action)
+        async with self._gate:
+            return await self._replay(trajectory, step, action)

@@ -1,0 +1,123 @@
+"""``agentracer eval``: score attribution methods on labelled trajectories (Who&When, TracerTraj)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluate failure-attribution methods on labelled trajectories."""
+
+
+def _model_options(spec: str, concurrency: int, cache: bool) -> dict:
+    scheme = spec.partition(":")[0]
+    options: dict = {}
+    if scheme in {"openai", "hf", "vllm"}:
+        options["max_concurrency"] = concurrency
+    if scheme == "openai" and not cache:
+        options["cache"] = False
+    return options
+
+
+def _load_references(path: str | None) -> list:
+    if not path:
+        return []
+    from ..tracer.evaluation import iter_items
+
+    return [item.trajectory for item in iter_items(path) if item.trajectory is not None]
+
+
+@eval_group.command("whowhen")
+@click.option("--data", "data", required=True, type=click.Path(exists=True),
+              help="a Who&When folder or .json file, or a TracerTraj .parquet/.jsonl file")
+@click.option("--method", "method", default=None,
+              help="agentracer, all-at-once, step-by-step, binary-search, random, majority, lite "
+                   "(default: lite without --model, agentracer with one)")
+@click.option("--model", "model", default=None, help="openai:URL@MODEL, hf:PATH, vllm:PATH or scripted:...")
+@click.option("--with-gt/--without-gt", "with_gt", default=True, show_default=True,
+              help="give the tracer the task's ground-truth answer G")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="trajectories evaluated at once")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="results.jsonl (appended to; ids already there are skipped)")
+@click.option("--limit", type=click.IntRange(1), default=None, help="evaluate only the first N items")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of random and binary-search")
+@click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
+              help="prompt token budget (default: the model's context window minus 4096)")
+@click.option("--references", type=click.Path(exists=True), default=None,
+              help="labelled trajectories whose labels the majority method counts")
+@click.option("--cache/--no-cache", default=True, show_default=True, help="reuse cached model answers")
+@click.option("--retry-errors", is_flag=True, help="re-run items whose earlier row has an error")
+@click.option("--quiet", is_flag=True, help="print only the table")
+@click.pass_context
+def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None, with_gt: bool,
+            concurrency: int, output: str, limit: int | None, seed: int, max_prompt_tokens: int | None,
+            references: str | None, cache: bool, retry_errors: bool, quiet: bool) -> None:
+    """Attribute every trajectory under DATA and print agent/step accuracy per subset.
+
+    Rows stream to OUTPUT as they finish; run again to resume. Exits 1 only when nothing was evaluated.
+    """
+    from ..evaluate.attribution import format_table, summarize
+    from ..models import load_model
+    from ..team import run_sync
+    from ..tracer import MODEL_FREE, canonical_name, get_method
+    from ..tracer.evaluation import evaluate_items, iter_items, prepare_output, read_rows
+
+    name = canonical_name(method or ("agentracer" if model else "lite"))
+    options: dict = {}
+    if name in {"random", "binary-search"}:
+        options["seed"] = seed
+    if name == "majority":
+        options["references"] = _load_references(references)
+    if name not in MODEL_FREE and max_prompt_tokens:
+        options["max_prompt_tokens"] = max_prompt_tokens
+    chat_model = None
+    if name not in MODEL_FREE:
+        if not model:
+            raise click.UsageError(f"method {name!r} needs --model (e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B)")
+        chat_model = load_model(model, **_model_options(model, concurrency, cache))
+    attributor = get_method(name, chat_model, **options)
+
+    done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors)
+    items = list(iter_items(data))
+    if limit:
+        items = items[:limit]
+    todo = [item for item in items if item.id not in done]
+    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    say(f"{name}{f' with {chat_model.name}' if chat_model else ''}: {len(todo)} to evaluate, "
+        f"{len(items) - len(todo)} already in {output}")
+
+    progress = {"n": 0}
+
+    def on_row(row: dict) -> None:
+        progress["n"] += 1
+        if not quiet and (row["error"] or progress["n"] % 10 == 0 or progress["n"] == len(todo)):
+            status = f"error ({row['error_kind']}): {row['error']}" if row["error"] else "ok"
+            click.echo(f"  [{progress['n']}/{len(todo)}] {row['id']}: {status[:200]}", err=True)
+
+    if todo:
+        run_sync(evaluate_items(todo, attributor, output, with_gt=with_gt, method_name=name,
+                                model_name=getattr(chat_model, "name", None), concurrency=concurrency,
+                                on_row=on_row))
+    wanted = {item.id for item in items}
+    rows = [r for r in read_rows(output) if r.get("with_gt") == with_gt and r["id"] in wanted]
+    rows += [r for r in read_rows(output) if r.get("with_gt") != with_gt]
+    title = f"Who&When attribution: method {name}" + (f", model {chat_model.name}" if chat_model else "")
+    title += f" ({Path(data).name})"
+    click.echo(format_table(summarize(rows), title=title))
+    stats = getattr(chat_model, "stats", None)
+    usage = getattr(chat_model, "usage", None)
+    if stats and not quiet:
+        click.echo(f"model: {stats['requests']} requests, {stats['retries']} retries, {stats['failures']} failed, "
+                   f"{stats['cache_hits']} from cache; tokens {usage.prompt_tokens} in / "
+                   f"{usage.completion_tokens} out", err=True)
+    answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
+    if not answered:
+        click.echo(f"error: nothing could be evaluated ({len(items)} items; see the error fields in {output})",
+                   err=True)
+        sys.stdout.flush()
+        ctx.exit(1)

@@ -1,0 +1,104 @@
+"""``agentracer import``: other formats into a trajectory store (``.jsonl`` or ``.db``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from ..schema import Trajectory
+from ..store import DuplicateIdError, open_store
+from ._io import Problems
+
+_OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+                       help="Store to append to: FILE.jsonl, or FILE.db for SQLite.")
+_REPLACE = click.option("--replace", is_flag=True,
+                        help="Start the output afresh instead of appending to what it holds.")
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import trajectories from Who&When or TracerTraj files into a store."""
+
+
+def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str, replace: bool,
+               problems: Problems) -> int:
+    """Append every good trajectory to ``output``; each bad item or duplicate id is one reported line."""
+    out = Path(output)
+    if replace and out.exists():
+        out.unlink()
+    store = open_store(out)
+    stored = 0
+    for where, item in items:
+        if isinstance(item, InputError):
+            problems.report(item)
+            continue
+        try:
+            store.append(item)
+            stored += 1
+        except DuplicateIdError:
+            problems.report(InputError(f"trajectory id {item.id!r} is already in {out} (use --replace to start "
+                                       "afresh)", where=where))
+    return stored
+
+
+@import_group.command("whowhen")
+@click.argument("directory", type=click.Path(exists=True))
+@_OUTPUT
+@_REPLACE
+def import_whowhen(directory: str, output: str, replace: bool) -> None:
+    """Import every Who&When ``*.json`` under DIRECTORY (searched recursively).
+
+    Each trajectory keeps the file's path relative to DIRECTORY (``metadata.source_path``), so
+    ``agentracer export whowhen`` writes it back to the same place. A bad file gives one line naming the
+    file and field; the others are still imported; the exit code is then 2.
+    """
+    from ..formats.whowhen import iter_whowhen_dir
+
+    problems = Problems()
+    seen = 0
+
+    def items() -> Iterable[tuple[str, Trajectory | InputError]]:
+        nonlocal seen
+        for relative, item in iter_whowhen_dir(directory):
+            seen += 1
+            yield relative, item
+
+    stored = _store_all(items(), output, replace, problems)
+    if seen == 0:
+        problems.report(InputError("no *.json files found", where=directory))
+    click.echo(f"imported {stored} of {seen} Who&When files from {directory} into {output}"
+               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
+    problems.finish()
+
+
+@import_group.command("tracertraj")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@_OUTPUT
+@_REPLACE
+@click.option("--label-source", default="counterfactual", show_default=True,
+              type=click.Choice(["human", "counterfactual", "injection", "tracer"]),
+              help="Source of the mistake label for rows without a 'mistake_source' column.")
+def import_tracertraj(source: str, output: str, replace: bool, label_source: str) -> None:
+    """Import TracerTraj rows from SOURCE (``.parquet`` or ``.jsonl``); one trajectory per row, labelled.
+
+    A bad row gives one line naming the file, row and field; the others are still imported; the exit code
+    is then 2.
+    """
+    from ..formats.tracertraj import iter_tracertraj
+
+    problems = Problems()
+    seen = 0
+
+    def items() -> Iterable[tuple[str, Trajectory | InputError]]:
+        nonlocal seen
+        for where, item in iter_tracertraj(source, default_source=label_source):
+            seen += 1
+            yield where, item
+
+    stored = _store_all(items(), output, replace, problems)
+    click.echo(f"imported {stored} of {seen} TracerTraj rows from {source} into {output}"
+               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
+    problems.finish()

@@ -1,0 +1,130 @@
+"""``agentracer show``: a readable terminal view of one trajectory (or an HTML report of it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import InputError
+from ..schema import Trajectory, Verdict
+from ..store import open_store
+from ._io import read_one
+
+_SOURCE_STYLE = {"human": "bold red", "counterfactual": "bold magenta", "injection": "bold yellow",
+                 "tracer": "bold cyan"}
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: max(limit - 1, 0)] + "…"
+
+
+def _value(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return truncate(text, limit)
+
+
+def render(trajectory: Trajectory, *, max_chars: int = 160) -> Group:
+    """The rich renderable of a trajectory: a header, then one row per step, labelled steps marked."""
+    header = Table.grid(padding=(0, 1))
+    header.add_column(style="bold")
+    header.add_column()
+    header.add_row("id", trajectory.id)
+    if trajectory.framework:
+        header.add_row("framework", trajectory.framework)
+    if trajectory.task:
+        header.add_row("task", truncate(trajectory.task, max_chars * 2))
+    if trajectory.ground_truth is not None:
+        header.add_row("ground truth", _value(trajectory.ground_truth, max_chars))
+    outcome = trajectory.outcome
+    if outcome.success is not None or outcome.answer is not None or outcome.error:
+        verdict = {True: "[green]success[/]", False: "[red]failure[/]", None: "unknown"}[outcome.success]
+        detail = f" — {truncate(outcome.error or outcome.feedback or '', max_chars)}" if (
+            outcome.error or outcome.feedback) else ""
+        header.add_row("outcome", Text.from_markup(verdict + detail))
+    header.add_row("agents", ", ".join(trajectory.agent_names) or "—")
+    header.add_row("steps", str(len(trajectory.steps)))
+    for label in trajectory.labels:
+        header.add_row("label", _label_text(label, max_chars))
+
+    by_step: dict[int, list[Verdict]] = {}
+    for label in trajectory.labels:
+        by_step.setdefault(label.step, []).append(label)
+    steps = Table(show_header=True, header_style="bold", expand=True, show_lines=False)
+    steps.add_column("#", justify="right", no_wrap=True)
+    steps.add_column("agent", no_wrap=True, max_width=24)
+    steps.add_column("kind", no_wrap=True)
+    steps.add_column("content", ratio=1, overflow="fold")
+    for step in trajectory.steps:
+        labels = by_step.get(step.index, [])
+        content = Text(truncate(step.text, max_chars))
+        if step.tool_calls:
+            calls = ", ".join(f"{c.name}({_value(c.arguments, 40)})" for c in step.tool_calls)
+            content.append(f"\n  tools: {truncate(calls, max_chars)}", style="dim")
+        for label in labels:
+            content.append("\n")
+            content.append_text(_label_text(label, max_chars, arrow=True))
+        mark = "✗ " if labels else ""
+        style = "on grey11" if labels else None
+        steps.add_row(Text(f"{mark}{step.index}", style="bold red" if labels else ""),
+                      Text(step.agent, style="bold red" if labels else "bold"), step.kind, content, style=style)
+    title = Text(f"trajectory {trajectory.id}", style="bold")
+    return Group(Panel(header, title=title, title_align="left"), steps)
+
+
+def _label_text(label: Verdict, max_chars: int, *, arrow: bool = False) -> Text:
+    style = _SOURCE_STYLE.get(label.source, "bold")
+    text = Text("← " if arrow else "", style=style)
+    text.append(f"mistake ({label.source})", style=style)
+    text.append(f": {label.agent} at step {label.step}")
+    if label.reason:
+        text.append(f" — {truncate(label.reason, max_chars)}", style="italic")
+    return text
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--id", "trajectory_id", help="Which trajectory of a store to show (default: the first).")
+@click.option("--width", type=click.IntRange(min=40), help="Width of the view in columns (default: terminal).")
+@click.option("--max-chars", type=click.IntRange(min=10), default=160, show_default=True,
+              help="Characters of each step's content to show.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write an HTML report here instead.")
+def show(source: str, trajectory_id: str | None, width: int | None, max_chars: int, html_out: str | None) -> None:
+    """Show one trajectory of SOURCE: a .jsonl or .db store, a trajectory .json, or a Who&When .json file.
+
+    Lists each step's index, agent, kind and truncated content; labelled steps are marked with the
+    label's source (human, counterfactual, injection, tracer) and reason.
+    """
+    path = Path(source)
+    if path.is_dir():
+        raise InputError("is a directory; give a .jsonl/.db store or a .json file", where=source)
+    trajectory = read_one(path, trajectory_id)
+    if html_out is not None:
+        _write_html(trajectory, html_out)
+        return
+    console = Console(width=width, highlight=False, soft_wrap=False)
+    console.print(render(trajectory, max_chars=max_chars))
+    if trajectory_id is None and path.suffix.lower() in {".jsonl", ".db", ".sqlite", ".sqlite3"}:
+        total = len(open_store(path))
+        if total > 1:
+            console.print(f"[dim](first of {total} trajectories; pick another with --id)[/]")
+
+
+def _write_html(trajectory: Trajectory, html_out: str) -> None:
+    try:
+        from ..report.html import render_html
+    except ImportError as exc:
+        raise InputError(f"HTML reports need agentracer.report, which is not available ({exc})",
+                         where="--html") from None
+    html = render_html(trajectory, verdict=trajectory.label("tracer"))
+    Path(html_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(html_out).write_text(html, encoding="utf-8")
+    click.echo(f"wrote {html_out}", err=True)

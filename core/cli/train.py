@@ -1,0 +1,99 @@
+"""``agentracer train``: prepare verl RL data from labelled trajectories, and launch GRPO training on verl."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+
+
+@click.group("train")
+def train_group() -> None:
+    """Train a tracer model with GRPO on verl (data preparation runs anywhere; training needs GPUs)."""
+
+
+def _load_tokenizer(path: str | None):  # noqa: ANN202 - optional dependency
+    if path is None:
+        return None
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise InputError("--tokenizer needs the `tokenizers` package (pip install tokenizers)") from None
+    file = Path(path)
+    if file.is_dir():
+        file = file / "tokenizer.json"
+    if not file.is_file():
+        raise InputError("no tokenizer.json here", where=str(path))
+    return Tokenizer.from_file(str(file))
+
+
+@train_group.command("prepare")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Folder for train.parquet, val.parquet and report.json.")
+@click.option("--with-gt/--without-gt", "with_gt", default=True, show_default=True,
+              help="Show the task's correct answer (ground truth G) in the prompt.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Share of tasks (by question_ID) that go to val.parquet.")
+@click.option("--max-prompt-tokens", type=int, default=15000, show_default=True,
+              help="Token budget of a prompt; longer trajectories are shortened, then dropped if still over.")
+@click.option("--tokenizer", type=click.Path(), default=None,
+              help="A tokenizer.json (or a model folder with one) to count tokens; else a generous estimate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Changes which tasks land in val.")
+@click.option("--skip-invalid", is_flag=True, help="Leave out unreadable rows and labels outside their "
+              "trajectory (listed in report.json) instead of stopping.")
+def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: float, max_prompt_tokens: int,
+                    tokenizer: str | None, seed: int, skip_invalid: bool) -> None:
+    """Turn DATASET (a Who&When folder, a TracerTraj Parquet/JSONL, or a trajectory store) into verl RL data."""
+    from ..trainer.data import prepare
+
+    if max_prompt_tokens < 256:
+        raise InputError(f"--max-prompt-tokens must be at least 256, got {max_prompt_tokens}")
+    report = prepare(dataset, output, with_ground_truth=with_gt, val_fraction=val_fraction,
+                     max_prompt_tokens=max_prompt_tokens, tokenizer=_load_tokenizer(tokenizer), seed=seed,
+                     skip_invalid=skip_invalid)
+    click.echo(report.summary())
+    click.echo(f"wrote {output / 'train.parquet'}, {output / 'val.parquet'} and {output / 'report.json'}")
+
+
+@train_group.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML settings (default: the paper's, trainer/configs/grpo_paper.yaml).")
+@click.option("--model", required=True, type=click.Path(path_type=Path), help="Base model folder (Hugging Face).")
+@click.option("--output", required=True, type=click.Path(path_type=Path),
+              help="Checkpoints and validation dumps go here; running again resumes from its latest checkpoint.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Folder written by `agentracer train prepare` (else the config's data.dir).")
+@click.option("--logger", type=click.Choice(["console", "wandb"]), default="console", show_default=True)
+@click.option("--nodes", type=int, default=1, show_default=True)
+@click.option("--gpus-per-node", type=int, default=1, show_default=True)
+@click.option("--ray-address", default=None, help="An existing Ray cluster (else a local one is started).")
+@click.option("--resume", default="auto", show_default=True,
+              help="auto (latest checkpoint under --output), disable, or a global_step_N folder.")
+@click.option("--dry-run", is_flag=True, help="Print the verl command and exit.")
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def run_command(config_path: Path | None, model: Path, output: Path, data: Path | None, logger: str, nodes: int,
+                gpus_per_node: int, ray_address: str | None, resume: str, dry_run: bool,
+                overrides: tuple[str, ...]) -> None:
+    """Launch verl's GRPO (main_ppo) with our reward and scheduled-clip loss; extra KEY=VALUE go to verl."""
+    from ..trainer.launch import RunSpec, command, load_config, preflight
+
+    config = load_config(config_path)
+    spec = RunSpec(model=model, output=output, data=data, logger=logger, nodes=nodes, gpus_per_node=gpus_per_node,
+                   ray_address=ray_address, resume=resume, extra=list(overrides))
+    argv = command(config, spec)
+    if dry_run:
+        click.echo(" ".join(argv))
+        return
+    preflight(spec, config)
+    output.mkdir(parents=True, exist_ok=True)
+    click.echo(" ".join(argv), err=True)
+    env = dict(os.environ)
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
+    sys.exit(subprocess.call(argv, env=env))

@@ -1,0 +1,36 @@
+"""``agentracer validate``: check every record of one or more files against the trajectory schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from ._io import Problems, iter_trajectories
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def validate(files: tuple[str, ...]) -> None:
+    """Validate each record of FILES: .jsonl/.db stores, trajectory or Who&When .json files, TracerTraj
+    .parquet. One line per problem (file, record, field), then a summary; exit code 2 if any problem."""
+    problems = Problems()
+    records = 0
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            problems.report(InputError("no such file" if not path.exists() else "not a file", where=name))
+            continue
+        seen: dict[str, int] = {}
+        try:
+            for position, trajectory in enumerate(iter_trajectories(path, problems)):
+                records += 1
+                if trajectory.id in seen:
+                    problems.report(InputError(f"id {trajectory.id!r} repeats record {seen[trajectory.id]}",
+                                               where=f"{name} record {position}"))
+                seen.setdefault(trajectory.id, position)
+        except InputError as exc:  # the file as a whole cannot be read (e.g. not an SQLite database)
+            problems.report(exc)
+    click.echo(f"validated {records} good record(s) in {len(files)} file(s); {problems.count} problem(s)")
+    problems.finish()

@@ -1,0 +1,485 @@
+"""Trajectory → OpenInference / OpenTelemetry GenAI spans, as an OTLP/JSON file or sent to an OTLP HTTP endpoint.
+
+One trace per run: a root ``CHAIN`` span for the run, one ``AGENT`` span per step (its children: one ``LLM``
+span per model call, one ``TOOL`` span per tool call), and ``LLM`` spans for calls no step followed. Attributes
+follow the OpenInference semantic conventions (``openinference.span.kind``, ``input.value``,
+``llm.input_messages.N.message.role``…) and the OpenTelemetry GenAI ones (``gen_ai.operation.name``,
+``gen_ai.agent.name``, ``gen_ai.usage.input_tokens``…); ours are under ``agentracer.*`` (``agentracer.step.index``,
+labels and verdicts as ``agentracer.labels.N.agent/step/source/reason``).
+
+Trace and span ids are derived from the trajectory id, so exporting the same trajectory twice gives the same
+ids. The OTLP/JSON encoding needs nothing beyond the core; sending to an endpoint needs the ``otel`` extra
+(``opentelemetry-sdk`` and ``opentelemetry-exporter-otlp-proto-http``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import AgentracerError, InputError
+from ..schema import ModelCall, Step, ToolCall, ToolResult, Trajectory, Verdict
+
+SCOPE_NAME = "agentracer"
+SERVICE_NAME = "agentracer"
+KIND_INTERNAL, KIND_CLIENT = 1, 3  # OTLP SpanKind values
+STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
+_NS = 1_000_000_000
+_TICK = 1_000_000  # 1 ms: the synthetic duration of a step that carries no timestamps
+
+AttributeValue = str | bool | int | float | list[str]
+
+
+class OtlpExportError(AgentracerError):
+    """The OTLP endpoint did not accept the spans."""
+
+
+@dataclass
+class SpanRecord:
+    """One span, independent of any OpenTelemetry library: what both encoders start from."""
+
+    name: str
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_span_id: str | None
+    start_ns: int
+    end_ns: int
+    kind: int = KIND_INTERNAL
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    status_code: int = STATUS_UNSET
+    status_message: str = ""
+
+
+# ---- ids and times ----------------------------------------------------------------------------------------
+
+def trace_id_for(trajectory_id: str) -> str:
+    """The trace id (32 hex digits, never all zero) of a trajectory."""
+    return _hex_id(f"agentracer/trace/{trajectory_id}", 16)
+
+
+def span_id_for(trajectory_id: str, path: str) -> str:
+    """The span id (16 hex digits, never all zero) of the span at ``path`` (e.g. ``step/3/llm/0``)."""
+    return _hex_id(f"agentracer/span/{trajectory_id}/{path}", 8)
+
+
+def _hex_id(key: str, size: int) -> str:
+    digest = hashlib.sha256(key.encode("utf-8")).digest()[:size]
+    if not any(digest):
+        digest = digest[:-1] + b"\x01"
+    return digest.hex()
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * _NS))
+
+
+# ---- attributes -------------------------------------------------------------------------------------------
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _put(attrs: dict[str, AttributeValue], key: str, value: Any) -> None:
+    """Set an attribute, JSON-encoding anything that is not a primitive; skip ``None``."""
+    if value is None:
+        return
+    if isinstance(value, str | bool | int | float):
+        attrs[key] = value
+    else:
+        attrs[key] = _json(value)
+
+
+def _messages(attrs: dict[str, AttributeValue], prefix: str, messages: Any) -> None:
+    if not isinstance(messages, list):
+        return
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            _put(attrs, f"{prefix}.{i}.message.content", message)
+            continue
+        _put(attrs, f"{prefix}.{i}.message.role", message.get("role"))
+        _put(attrs, f"{prefix}.{i}.message.name", message.get("name") or message.get("source"))
+        _put(attrs, f"{prefix}.{i}.message.content", message.get("content"))
+        for j, call in enumerate(message.get("tool_calls") or []):
+            if isinstance(call, Mapping):
+                function = call.get("function") if isinstance(call.get("function"), Mapping) else call
+                base = f"{prefix}.{i}.message.tool_calls.{j}.tool_call"
+                _put(attrs, f"{base}.id", call.get("id"))
+                _put(attrs, f"{base}.function.name", function.get("name"))
+                _put(attrs, f"{base}.function.arguments", function.get("arguments"))
+
+
+def _response_text(response: Any) -> str | None:
+    """The answer text of a recorded response, for the common encodings (else ``None``)."""
+    if isinstance(response, str):
+        return response
+    if isinstance(response, Mapping):
+        for key in ("content", "text", "output_text"):
+            if isinstance(response.get(key), str):
+                return response[key]
+        choices = response.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+            message = choices[0].get("message") or {}
+            if isinstance(message, Mapping) and isinstance(message.get("content"), str):
+                return message["content"]
+            if isinstance(choices[0].get("text"), str):
+                return choices[0]["text"]
+    return None
+
+
+def _label_attrs(attrs: dict[str, AttributeValue], prefix: str, label: Verdict) -> None:
+    _put(attrs, f"{prefix}.agent", label.agent)
+    _put(attrs, f"{prefix}.step", label.step)
+    _put(attrs, f"{prefix}.source", label.source)
+    _put(attrs, f"{prefix}.reason", label.reason)
+    _put(attrs, f"{prefix}.confidence", label.confidence)
+    if label.flags:
+        attrs[f"{prefix}.flags"] = list(label.flags)
+
+
+# ---- spans ------------------------------------------------------------------------------------------------
+
+def trajectory_spans(trajectory: Trajectory, verdict: Verdict | None = None) -> list[SpanRecord]:
+    """The spans of one trajectory: root first, then each step followed by its model and tool calls.
+
+    ``verdict`` (e.g. a tracer's answer) is added as ``agentracer.verdict.*`` on the root span and marks its
+    step like the trajectory's own labels do.
+    """
+    tid = trace_id_for(trajectory.id)
+    root_id = span_id_for(trajectory.id, "run")
+    base = _ns(trajectory.created_at)
+    labels = list(trajectory.labels) + ([verdict] if verdict is not None else [])
+    spans: list[SpanRecord] = []
+    cursor = base
+    for step in trajectory.steps:
+        step_spans = _step_spans(trajectory, step, tid, root_id, cursor, labels)
+        spans.extend(step_spans)
+        cursor = max(cursor + _TICK, step_spans[0].end_ns)
+    for i, call in enumerate(trajectory.unattached_calls):
+        spans.append(_llm_span(trajectory, call, tid, root_id, f"unattached/{i}", cursor, None))
+    start = min([base, *(s.start_ns for s in spans)])
+    end = max([start + _TICK, *(s.end_ns for s in spans)])
+
+    attrs: dict[str, AttributeValue] = {"openinference.span.kind": "CHAIN", "gen_ai.operation.name": "invoke_agent"}
+    _put(attrs, "input.value", trajectory.task)
+    if trajectory.task is not None:
+        attrs["input.mime_type"] = "text/plain"
+    _put(attrs, "output.value", trajectory.outcome.answer)
+    _put(attrs, "session.id", trajectory.id)
+    _put(attrs, "gen_ai.conversation.id", trajectory.id)
+    _put(attrs, "agentracer.trajectory.id", trajectory.id)
+    _put(attrs, "agentracer.schema_version", trajectory.schema_version)
+    _put(attrs, "agentracer.framework", trajectory.framework)
+    _put(attrs, "agentracer.ground_truth", trajectory.ground_truth)
+    _put(attrs, "agentracer.step.count", len(trajectory.steps))
+    attrs["agentracer.agents"] = trajectory.agent_names
+    outcome = trajectory.outcome
+    _put(attrs, "agentracer.outcome.success", outcome.success)
+    _put(attrs, "agentracer.outcome.score", outcome.score)
+    _put(attrs, "agentracer.outcome.feedback", outcome.feedback)
+    _put(attrs, "agentracer.outcome.error", outcome.error)
+    if trajectory.replay is not None:
+        _put(attrs, "agentracer.replay.parent_id", trajectory.replay.parent_id)
+        _put(attrs, "agentracer.replay.step", trajectory.replay.step)
+    for i, label in enumerate(trajectory.labels):
+        _label_attrs(attrs, f"agentracer.labels.{i}", label)
+    if verdict is not None:
+        _label_attrs(attrs, "agentracer.verdict", verdict)
+    failed = outcome.success is False or outcome.error is not None
+    root = SpanRecord(
+        name=f"run {trajectory.framework or 'team'}", trace_id=tid, span_id=root_id, parent_span_id=None,
+        start_ns=start, end_ns=end, attributes=attrs,
+        status_code=STATUS_ERROR if failed else (STATUS_OK if outcome.success else STATUS_UNSET),
+        status_message=(outcome.error or outcome.feedback or "run failed") if failed else "",
+    )
+    return [root, *spans]
+
+
+def _step_spans(trajectory: Trajectory, step: Step, tid: str, parent: str, cursor: int,
+                labels: list[Verdict]) -> list[SpanRecord]:
+    sid = span_id_for(trajectory.id, f"step/{step.index}")
+    start = _ns(step.started_at) if step.started_at is not None else (
+        _ns(step.ended_at) - _TICK if step.ended_at is not None else cursor)
+    children: list[SpanRecord] = []
+    for i, call in enumerate(step.model_calls):
+        children.append(_llm_span(trajectory, call, tid, sid, f"step/{step.index}/llm/{i}", start, step))
+    results = _match_results(step.tool_calls, step.tool_results)
+    for i, (call, result) in enumerate(results):
+        children.append(_tool_span(trajectory, step, call, result, tid, sid, i, start))
+    end = _ns(step.ended_at) if step.ended_at is not None else start + _TICK
+    end = max([end, start, *(c.end_ns for c in children)])
+    start = min([start, *(c.start_ns for c in children)])
+
+    attrs: dict[str, AttributeValue] = {
+        "openinference.span.kind": "AGENT",
+        "agent.name": step.agent,
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": step.agent,
+        "graph.node.id": step.agent,
+        "agentracer.step.index": step.index,
+        "agentracer.step.kind": step.kind,
+        "agentracer.step.role": step.role,
+        "output.value": step.text,
+        "output.mime_type": "text/plain" if isinstance(step.content, str) else "application/json",
+    }
+    if step.replaced:
+        attrs["agentracer.step.replaced"] = True
+    if step.usage.total_tokens:
+        attrs["llm.token_count.prompt"] = step.usage.prompt_tokens
+        attrs["llm.token_count.completion"] = step.usage.completion_tokens
+        attrs["llm.token_count.total"] = step.usage.total_tokens
+    here = [label for label in labels if label.step == step.index]
+    status, message = STATUS_UNSET, ""
+    if here:
+        attrs["agentracer.mistake"] = True
+        attrs["agentracer.label.sources"] = [label.source for label in here]
+        _label_attrs(attrs, "agentracer.label", here[0])
+        status = STATUS_ERROR
+        message = f"mistake ({here[0].source}): {here[0].reason or here[0].agent}"
+    span = SpanRecord(
+        name=f"step {step.index} {step.agent}", trace_id=tid, span_id=sid, parent_span_id=parent,
+        start_ns=start, end_ns=end, attributes=attrs, status_code=status, status_message=message,
+    )
+    return [span, *children]
+
+
+def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, path: str, start_default: int,
+              step: Step | None) -> SpanRecord:
+    start = _ns(call.started_at) if call.started_at is not None else start_default
+    end = start + max(_ns(call.latency_s), 0)
+    attrs: dict[str, AttributeValue] = {
+        "openinference.span.kind": "LLM",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.agent.name": call.agent,
+        "agent.name": call.agent,
+        "agentracer.call.index": call.call_index,
+        "agentracer.call.source": call.source,
+        "agentracer.call.produces_step": call.produces_step,
+        "agentracer.request_hash": call.request_hash,
+        "input.value": _json(call.request),
+        "input.mime_type": "application/json",
+        "llm.token_count.prompt": call.usage.prompt_tokens,
+        "llm.token_count.completion": call.usage.completion_tokens,
+        "llm.token_count.total": call.usage.total_tokens,
+        "gen_ai.usage.input_tokens": call.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": call.usage.completion_tokens,
+    }
+    _put(attrs, "agentracer.step.index", call.step if call.step is not None else (step.index if step else None))
+    model = call.model or call.request.get("model")
+    _put(attrs, "llm.model_name", model)
+    _put(attrs, "gen_ai.request.model", model)
+    _messages(attrs, "llm.input_messages", call.request.get("messages"))
+    params = {k: v for k, v in call.request.items() if k not in ("messages", "model", "tools")}
+    if params:
+        attrs["llm.invocation_parameters"] = _json(params)
+    if call.response is not None:
+        _put(attrs, "output.value", call.response)
+        attrs["output.mime_type"] = "text/plain" if isinstance(call.response, str) else "application/json"
+    text = _response_text(call.response)
+    if text is None and step is not None and call.produces_step:
+        text = step.text
+    if text is not None:
+        attrs["llm.output_messages.0.message.role"] = "assistant"
+        attrs["llm.output_messages.0.message.content"] = text
+    return SpanRecord(
+        name=f"chat {model or call.agent}", trace_id=tid, span_id=span_id_for(trajectory.id, path),
+        parent_span_id=parent, start_ns=start, end_ns=end, kind=KIND_CLIENT, attributes=attrs,
+        status_code=STATUS_ERROR if call.error else STATUS_UNSET, status_message=call.error or "",
+    )
+
+
+def _match_results(calls: list[ToolCall], results: list[ToolResult]) -> list[tuple[ToolCall | None, ToolResult | None]]:
+    """Pairs each tool call with its result (by call id, else by position); unmatched results stand alone."""
+    pairs: list[tuple[ToolCall | None, ToolResult | None]] = []
+    left = list(results)
+    for position, call in enumerate(calls):
+        match = next((r for r in left if call.id and r.call_id == call.id), None)
+        if match is None and not call.id and position < len(results) and results[position] in left:
+            match = results[position]
+        if match is not None:
+            left.remove(match)
+        pairs.append((call, match))
+    pairs.extend((None, result) for result in left)
+    return pairs
+
+
+def _tool_span(trajectory: Trajectory, step: Step, call: ToolCall | None, result: ToolResult | None, tid: str,
+               parent: str, position: int, start: int) -> SpanRecord:
+    name = call.name if call is not None else (result.name if result is not None else "tool")
+    attrs: dict[str, AttributeValue] = {
+        "openinference.span.kind": "TOOL",
+        "gen_ai.operation.name": "execute_tool",
+        "tool.name": name,
+        "gen_ai.tool.name": name,
+        "agentracer.step.index": step.index,
+        "agent.name": step.agent,
+    }
+    call_id = (call.id if call is not None else "") or (result.call_id if result is not None else "")
+    _put(attrs, "gen_ai.tool.call.id", call_id or None)
+    if call is not None and call.arguments is not None:
+        attrs["tool.parameters"] = _json(call.arguments)
+        attrs["input.value"] = _json(call.arguments)
+    if result is not None:
+        _put(attrs, "output.value", result.content)
+        attrs["agentracer.tool.is_error"] = result.is_error
+    return SpanRecord(
+        name=f"execute_tool {name}", trace_id=tid, span_id=span_id_for(trajectory.id, f"step/{step.index}/tool/{position}"),
+        parent_span_id=parent, start_ns=start, end_ns=start, attributes=attrs,
+        status_code=STATUS_ERROR if result is not None and result.is_error else STATUS_UNSET,
+        status_message=_json(result.content)[:200] if result is not None and result.is_error else "",
+    )
+
+
+# ---- OTLP/JSON --------------------------------------------------------------------------------------------
+
+def _any_value(value: AttributeValue) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [_any_value(v) for v in value]}}
+    return {"stringValue": value}
+
+
+def span_to_otlp_json(span: SpanRecord) -> dict[str, Any]:
+    """One span in the OTLP/JSON encoding (hex ids, 64-bit integers as strings)."""
+    out: dict[str, Any] = {
+        "traceId": span.trace_id,
+        "spanId": span.span_id,
+        "name": span.name,
+        "kind": span.kind,
+        "startTimeUnixNano": str(span.start_ns),
+        "endTimeUnixNano": str(span.end_ns),
+        "attributes": [{"key": k, "value": _any_value(v)} for k, v in span.attributes.items()],
+        "status": {"code": span.status_code, **({"message": span.status_message} if span.status_message else {})},
+    }
+    if span.parent_span_id:
+        out["parentSpanId"] = span.parent_span_id
+    return out
+
+
+def otlp_json_request(spans: Iterable[SpanRecord]) -> dict[str, Any]:
+    """An OTLP ``ExportTraceServiceRequest`` in its JSON encoding, holding ``spans``."""
+    from .. import __version__
+
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": SERVICE_NAME}}]},
+        "scopeSpans": [{
+            "scope": {"name": SCOPE_NAME, "version": __version__},
+            "spans": [span_to_otlp_json(span) for span in spans],
+        }],
+    }]}
+
+
+def write_otlp_json(trajectories: Iterable[Trajectory], path: str | os.PathLike[str]) -> int:
+    """Write the spans of ``trajectories`` as OTLP/JSON: one request for ``.json``, one line per run for
+    ``.jsonl`` (the collector's file-exporter shape). Returns the number of spans written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    if path.suffix.lower() == ".jsonl":
+        with path.open("w", encoding="utf-8") as fh:
+            for trajectory in trajectories:
+                spans = trajectory_spans(trajectory)
+                fh.write(json.dumps(otlp_json_request(spans), ensure_ascii=False) + "\n")
+                count += len(spans)
+        return count
+    every: list[SpanRecord] = []
+    for trajectory in trajectories:
+        every.extend(trajectory_spans(trajectory))
+    path.write_text(json.dumps(otlp_json_request(every), ensure_ascii=False), encoding="utf-8")
+    return len(every)
+
+
+# ---- OpenTelemetry SDK / OTLP over HTTP -------------------------------------------------------------------
+
+def _otel() -> Any:
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+    except ImportError:  # pragma: no cover - depends on the install
+        raise InputError("OTLP export needs OpenTelemetry: pip install 'agentracer[otel]'") from None
+    return (OTLPSpanExporter, Resource, ReadableSpan, SpanExportResult, InstrumentationScope,
+            SpanContext, SpanKind, Status, StatusCode, TraceFlags)
+
+
+def to_sdk_spans(spans: Iterable[SpanRecord]) -> list[Any]:
+    """The spans as ``opentelemetry.sdk.trace.ReadableSpan`` objects, ready for any SDK span exporter."""
+    from .. import __version__
+
+    (_, Resource, ReadableSpan, _, InstrumentationScope, SpanContext, SpanKind, Status, StatusCode,
+     TraceFlags) = _otel()
+    resource = Resource.create({"service.name": SERVICE_NAME})
+    scope = InstrumentationScope(SCOPE_NAME, __version__)
+    kinds = {KIND_INTERNAL: SpanKind.INTERNAL, KIND_CLIENT: SpanKind.CLIENT}
+    codes = {STATUS_UNSET: StatusCode.UNSET, STATUS_OK: StatusCode.OK, STATUS_ERROR: StatusCode.ERROR}
+    out = []
+    for span in spans:
+        trace_id = int(span.trace_id, 16)
+        context = SpanContext(trace_id, int(span.span_id, 16), is_remote=False,
+                              trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        parent = (SpanContext(trace_id, int(span.parent_span_id, 16), is_remote=False,
+                              trace_flags=TraceFlags(TraceFlags.SAMPLED)) if span.parent_span_id else None)
+        code = codes[span.status_code]
+        status = Status(code, span.status_message or None) if code is StatusCode.ERROR else Status(code)
+        out.append(ReadableSpan(
+            name=span.name, context=context, parent=parent, resource=resource, attributes=dict(span.attributes),
+            kind=kinds[span.kind], status=status, start_time=span.start_ns, end_time=span.end_ns,
+            instrumentation_scope=scope,
+        ))
+    return out
+
+
+def traces_endpoint(url: str) -> str:
+    """``http://host:4318`` → ``http://host:4318/v1/traces``; a URL with a path is kept as given."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError(f"not an http(s) URL: {url!r}", where="--endpoint")
+    return url.rstrip("/") + "/v1/traces" if parts.path in ("", "/") else url
+
+
+def export_otlp_http(
+    trajectories: Iterable[Trajectory], endpoint: str, *, headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0, batch_spans: int = 512,
+) -> int:
+    """Send the spans of ``trajectories`` to an OTLP/HTTP (protobuf) endpoint; returns the number sent.
+
+    Raises ``OtlpExportError`` when the endpoint does not accept a batch.
+    """
+    OTLPSpanExporter, *_rest = _otel()
+    SpanExportResult = _rest[2]
+    url = traces_endpoint(endpoint)
+    exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}), timeout=timeout)
+    sent = 0
+    try:
+        for batch in _batches(trajectories, batch_spans):
+            result = exporter.export(to_sdk_spans(batch))
+            if result is not SpanExportResult.SUCCESS:
+                raise OtlpExportError(f"{url} did not accept {len(batch)} spans (after {sent} accepted)")
+            sent += len(batch)
+    finally:
+        exporter.shutdown()
+    return sent
+
+
+def _batches(trajectories: Iterable[Trajectory], size: int) -> Iterator[list[SpanRecord]]:
+    batch: list[SpanRecord] = []
+    for trajectory in trajectories:
+        batch.extend(trajectory_spans(trajectory))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
