@@ -29,7 +29,7 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 @nox.session(python="3.11")
 def core(session: nox.Session) -> None:
     """The engine, formats, CLI, tracer and annotation: no agent framework installed."""
-    session.install("-e", ".[dev,lite,otel,parquet]")
+    session.install("-e", ".[dev,lite,otel,parquet,ray]")
     session.run("python", "-c", "import sys, agentracer.cli; "
                 "bad = [m for m in ('autogen_agentchat', 'camel', 'metagpt', 'torch') if m in sys.modules]; "
                 "sys.exit(f'core imported {bad}' if bad else 0)")

@@ -12,6 +12,7 @@ from .errors import (
 )
 from .plugins import plugin_for, register_plugin, registered_plugins, uninstrument
 from .record import Run, current_run
+from .refine import refine
 from .replay import Cassette, ReplayPlan
 from .schema import (
     SCHEMA_VERSION,
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     "current_run",
     "open_store",
+    "refine",
     "plugin_for",
     "register_plugin",
     "registered_plugins",

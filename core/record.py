@@ -18,7 +18,17 @@ from typing import Any, Literal
 from .errors import ReplayDivergence
 from .redact import Redactor
 from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
-from .schema import ModelCall, Step, StepKind, ToolCall, ToolResult, Trajectory, Usage, stable_hash
+from .schema import (
+    ModelCall,
+    Step,
+    StepKind,
+    ToolCall,
+    ToolResult,
+    Trajectory,
+    Usage,
+    next_call_id,
+    stable_hash,
+)
 
 _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=None)
 
@@ -164,7 +174,7 @@ class Run:
             self._call_counts[agent] = index + 1
             clean, canonical = self._redact.request(request)
             call = ModelCall(
-                agent=agent, call_index=index, produces_step=produces_step, request=clean,
+                id=next_call_id(), agent=agent, call_index=index, produces_step=produces_step, request=clean,
                 request_hash=hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32], started_at=time.time(),
             )
             return call, self._decide(call)

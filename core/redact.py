@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -53,6 +54,17 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
     return obj
 
 
+class FrozenJSON(dict):
+    """A JSON object its maker promises never to change, e.g. one message of a conversation: a ``Redactor``
+    dumps and screens it once per run however often later requests repeat it (kept by identity)."""
+
+    __slots__ = ()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 class Redactor:
     """Redaction for one run: environment secrets read once, each distinct string redacted once.
 
@@ -63,6 +75,8 @@ class Redactor:
         self.secrets = env_secrets() if secrets is None else secrets
         self._cache: dict[str, str] = {}
         self._cache_limit = cache_limit
+        self._frozen: dict[int, tuple[FrozenJSON, str, bool]] = {}
+        self._slot = uuid.uuid4().hex  # stands for the messages while the rest of a request is dumped
 
     def _may_hold_secret(self, text: str) -> bool:
         low = text.lower()
@@ -79,11 +93,27 @@ class Redactor:
 
     def request(self, obj: Any) -> tuple[Any, str]:
         """A request redacted, with its canonical JSON: one scan of the JSON text when nothing is secret."""
-        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-        if self._may_hold_secret(text):
+        messages = obj.get("messages") if isinstance(obj, dict) else None
+        if isinstance(messages, list) and messages and all(type(m) is FrozenJSON for m in messages):
+            parts = [self._frozen_part(m) for m in messages]
+            rest = _dumps({**obj, "messages": self._slot})
+            text = rest.replace(f'"{self._slot}"', "[" + ",".join(p[0] for p in parts) + "]", 1)
+            suspect = any(p[1] for p in parts) or self._may_hold_secret(rest)
+        else:
+            text = _dumps(obj)
+            suspect = self._may_hold_secret(text)
+        if suspect:
             obj = self(obj)
-            text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+            text = _dumps(obj)
         return obj, text
+
+    def _frozen_part(self, message: FrozenJSON) -> tuple[str, bool]:
+        found = self._frozen.get(id(message))
+        if found is None or found[0] is not message:
+            text = _dumps(message)
+            found = (message, text, self._may_hold_secret(text))  # holding the message keeps its id unique
+            self._frozen[id(message)] = found
+        return found[1], found[2]
 
     def __call__(self, obj: Any) -> Any:
         if isinstance(obj, str):

@@ -59,8 +59,12 @@ def validation_message(exc: ValidationError) -> str:
 def parse_record(text: str | bytes, *, where: str) -> Trajectory:
     """Validate one JSON trajectory record, raising ``InputError`` that names where it came from."""
     try:
+        return Trajectory.model_validate_json(text)  # fast path: one pass, no intermediate dict
+    except ValueError:  # ValidationError, bad UTF-8: take the slow path below for a precise message
+        pass
+    try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep
         raise InputError(f"not valid JSON ({exc})", where=where) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, got {type(data).__name__}", where=where)
@@ -104,13 +108,14 @@ class JsonlStore:
     @staticmethod
     def _line_id(line: bytes) -> str | None:
         match = _ID_PREFIX.match(line)
-        if match:
-            return json.loads(b'"' + match.group(1) + b'"')
         try:
+            if match:
+                return json.loads(b'"' + match.group(1) + b'"')
             data = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return None
-        return data.get("id") if isinstance(data, dict) else None
+        found = data.get("id") if isinstance(data, dict) else None
+        return found if isinstance(found, str) else None
 
     def _ids(self) -> dict[str, int]:
         return self._refresh_index()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..errors import ReplayError
+from ..errors import AgentracerError, ReplayError
 from ..models import ChatModel
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
@@ -193,6 +193,13 @@ class CounterfactualSearch:
         result.wall_s = time.perf_counter() - started
         result.verdict = self._verdict(trajectory, best, finished, candidates, result)
         return result
+
+    async def alocate(self, trajectory: Trajectory) -> Verdict:
+        """Use the search as a tracer: the counterfactual verdict, or ``AgentracerError`` when none flips."""
+        result = await self.asearch(trajectory)
+        if result.verdict is None:
+            raise AgentracerError(f"counterfactual replay found no flipping step ({result.stopped})")
+        return result.verdict
 
     def search(self, trajectory: Trajectory) -> SearchResult:
         """Synchronous ``asearch``."""

@@ -64,7 +64,9 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input gives one clear line on stderr and exit code 2, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="agentracer", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="agentracer", standalone_mode=False)
+        if isinstance(result, int) and result != 0:  # ctx.exit(n) comes back as its code here
+            sys.exit(result)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -70,7 +70,7 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
     """A ``.json`` file holding one trajectory, a list of them, or a Who&When record."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep
         problems.report(InputError(f"not valid JSON ({exc})", where=str(path)))
         return
     if isinstance(data, dict) and "history" in data and "steps" not in data:

@@ -120,4 +120,4 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
         click.echo(f"error: nothing could be evaluated ({len(items)} items; see the error fields in {output})",
                    err=True)
         sys.stdout.flush()
-        ctx.exit(1)
+        sys.exit(1)  # not ctx.exit: with standalone_mode=False click would return the code, not exit

@@ -91,6 +91,9 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
             raise InputError(f"field 'mistake_step' {step} is outside history (0..{len(steps) - 1})", where=where)
         if "mistake_agent" not in data:
             raise InputError("missing field 'mistake_agent'", where=where)
+        reason = data.get("mistake_reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InputError(f"field 'mistake_reason' must be a string, got {type(reason).__name__}", where=where)
         labels.append(Verdict(
             agent=str(data["mistake_agent"]), step=step, reason=data.get("mistake_reason"), source="human",
             metadata={"raw_step": raw_step, "raw_agent": data["mistake_agent"],
@@ -136,7 +139,7 @@ def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Traject
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep
         raise InputError(f"not valid JSON ({exc})", where=str(path)) from None
     relative = str(path.relative_to(root)) if root is not None else path.name
     if root is not None and subset_of(Path(relative)) is None and subset_of(path) is not None:

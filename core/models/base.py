@@ -14,6 +14,14 @@ from ..schema import Usage
 
 Message = dict[str, Any]
 
+#: Characters per token of the cheap estimate (English prose is ~4; code, JSON and URLs are denser).
+CHARS_PER_TOKEN = 3.0
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap, deliberately generous token estimate for budgeting prompts when no tokenizer is at hand."""
+    return int(len(text) / CHARS_PER_TOKEN) + 1
+
 
 class ModelError(AgentracerError):
     """A model backend failed after its retries (server down, timeouts, rate limits, bad answer)."""
@@ -47,6 +55,12 @@ class BaseChatModel:
 
     name = "model"
     max_concurrency = 8
+    #: Tokens the model reads at most (prompt + answer); ``None`` when unknown (tracers then use a default).
+    context_window: int | None = None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text``: the cheap estimate unless the backend has a tokenizer."""
+        return estimate_tokens(text)
 
     async def acomplete(self, messages: Sequence[Message], **params: Any) -> Completion:  # pragma: no cover
         raise NotImplementedError

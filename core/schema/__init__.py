@@ -8,6 +8,7 @@ Everything is a pydantic v2 model; ``Trajectory.model_validate`` validates on lo
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -27,6 +28,15 @@ StepKind = Literal[
 def new_id() -> str:
     """A fresh random identifier (hex uuid4)."""
     return uuid.uuid4().hex
+
+
+_CALL_PREFIX = uuid.uuid4().hex[:12]
+_call_counter = itertools.count()
+
+
+def next_call_id() -> str:
+    """A cheap identifier unique across processes (random per-process prefix and a counter)."""
+    return f"{_CALL_PREFIX}{next(_call_counter):08x}"
 
 
 def stable_hash(obj: Any) -> str:
@@ -65,7 +75,7 @@ class ModelCall(_Model):
     to (the step it produced, or for calls that produce no step, e.g. speaker selection, the next step).
     """
 
-    id: str = Field(default_factory=new_id)
+    id: str = Field(default_factory=next_call_id)
     agent: str
     call_index: int = Field(ge=0, description="0-based index of this call among the agent's calls in the run")
     step: int | None = None

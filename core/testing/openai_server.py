@@ -27,6 +27,10 @@ Reply = str | dict[str, Any]
 Responder = Reply | Sequence[Reply] | Callable[[dict[str, Any]], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog (5) drops connections when 32+ clients connect at once
+
+
 class _Exhausted(Exception):
     pass
 
@@ -76,7 +80,7 @@ class OpenAIServer:
         self._lock = threading.Lock()
         self._count = itertools.count(1)
         self._answer = self._make_answer(responder)
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = _Server((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -1,0 +1,175 @@
+"""AutoGen model traffic as JSON: requests (for hashing and diffs) and ``CreateResult`` responses (both ways).
+
+The codec also builds the replacement response for the replaced step: a text, a tool-call list
+(``{"tool_calls": [{"name": ..., "arguments": {...}}]}``), or, for a Magentic-One progress ledger, the
+recorded ledger with its instruction replaced so the orchestrator still parses it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agentracer import ModelCall, Usage
+from agentracer.redact import FrozenJSON
+from autogen_core import FunctionCall
+from autogen_core.models import CreateResult, FunctionExecutionResult, RequestUsage
+
+LEDGER_INSTRUCTION_KEY = "instruction_or_question"
+
+
+def _content(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_part(item) for item in value]
+    return str(value)
+
+
+def _part(item: Any) -> Any:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, FunctionCall):
+        return {"id": item.id, "name": item.name, "arguments": item.arguments}
+    if isinstance(item, FunctionExecutionResult):
+        return {"call_id": item.call_id, "name": item.name, "content": item.content, "is_error": item.is_error}
+    return f"<{type(item).__name__}>"
+
+
+def encode_message(message: Any) -> dict[str, Any]:
+    """One ``LLMMessage`` as a small JSON object (type, source, content, thought), never changed afterwards."""
+    data = FrozenJSON(type=getattr(message, "type", type(message).__name__),
+                      content=_content(getattr(message, "content", "")))
+    source = getattr(message, "source", None)
+    if source is not None:
+        data["source"] = source
+    thought = getattr(message, "thought", None)
+    if thought:
+        data["thought"] = thought
+    return data
+
+
+def _tool_name(tool: Any) -> str:
+    if isinstance(tool, Mapping):
+        return str(tool.get("name", ""))
+    return str(getattr(tool, "name", tool))
+
+
+class MessageCache:
+    """Encoded messages by identity: a conversation's history is re-sent on every call, encode it once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+    def encode(self, message: Any) -> dict[str, Any]:
+        found = self._seen.get(id(message))
+        if found is not None and found[0] is message:
+            return found[1]
+        encoded = encode_message(message)
+        self._seen[id(message)] = (message, encoded)  # holding the message keeps its id unique
+        return encoded
+
+
+def encode_request(args: Sequence[Any], kwargs: Mapping[str, Any], *, stream: bool,
+                   cache: MessageCache | None = None) -> dict[str, Any]:
+    """The request of a ``create``/``create_stream`` call: messages, tool names and output options."""
+    messages = args[0] if args else kwargs.get("messages", [])
+    encode = cache.encode if cache is not None else encode_message
+    request: dict[str, Any] = {"messages": [encode(m) for m in messages]}
+    tools = kwargs.get("tools") or (args[1] if len(args) > 1 else None)
+    if tools:
+        request["tools"] = [_tool_name(t) for t in tools]
+    tool_choice = kwargs.get("tool_choice")
+    if tool_choice not in (None, "auto"):
+        request["tool_choice"] = tool_choice if isinstance(tool_choice, str) else _tool_name(tool_choice)
+    json_output = kwargs.get("json_output")
+    if json_output is not None:
+        request["json_output"] = json_output if isinstance(json_output, bool) else getattr(
+            json_output, "__name__", str(json_output))
+    extra = kwargs.get("extra_create_args")
+    if extra:
+        request["extra_create_args"] = json.loads(json.dumps(dict(extra), default=str))
+    if stream:
+        request["stream"] = True
+    return request
+
+
+def usage_of(result: Any) -> Usage | None:
+    """Token usage of a ``CreateResult``."""
+    usage = getattr(result, "usage", None)
+    if usage is None:
+        return None
+    return Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
+
+
+def parse_ledger(text: Any) -> dict[str, Any] | None:
+    """A Magentic-One progress ledger (a JSON object with an instruction), or None."""
+    if not isinstance(text, str) or LEDGER_INSTRUCTION_KEY not in text:
+        return None
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        data = json.loads(text[start:end + 1])
+    except json.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get(LEDGER_INSTRUCTION_KEY), dict):
+        return data
+    return None
+
+
+def tool_calls_of(action: Any) -> list[FunctionCall] | None:
+    """The FunctionCalls of a tool-call action, or None when the action is not one."""
+    if not isinstance(action, Mapping) or "tool_calls" not in action:
+        return None
+    calls = action["tool_calls"]
+    if not isinstance(calls, list) or not calls:
+        raise ValueError("a tool-call action needs a non-empty list under 'tool_calls'")
+    result = []
+    for i, call in enumerate(calls):
+        if not isinstance(call, Mapping) or not call.get("name"):
+            raise ValueError(f"tool_calls[{i}] needs a 'name'")
+        arguments = call.get("arguments") or {}
+        result.append(FunctionCall(
+            id=str(call.get("id") or f"agentracer-replaced-{i}"), name=str(call["name"]),
+            arguments=arguments if isinstance(arguments, str) else json.dumps(arguments),
+        ))
+    return result
+
+
+class CreateResultCodec:
+    """``CreateResult`` ⇄ JSON, and the replacement result for an action."""
+
+    def encode(self, response: CreateResult) -> Any:
+        usage = response.usage
+        data: dict[str, Any] = {
+            "finish_reason": response.finish_reason, "content": _content(response.content),
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+            "cached": response.cached,
+        }
+        if response.thought is not None:
+            data["thought"] = response.thought
+        if response.logprobs:
+            data["logprobs"] = [p.model_dump(mode="json") for p in response.logprobs]
+        return data
+
+    def decode(self, data: Any) -> CreateResult:
+        return CreateResult.model_validate(data)
+
+    def replacement(self, action: Any, recorded: ModelCall | None) -> CreateResult:
+        empty = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        calls = tool_calls_of(action)
+        if calls is not None:
+            return CreateResult(finish_reason="function_calls", content=calls, usage=empty, cached=False)
+        text = action if isinstance(action, str) else json.dumps(action, ensure_ascii=False)
+        recorded_text = (recorded.response or {}).get("content") if recorded is not None and isinstance(
+            recorded.response, dict) else None
+        ledger = parse_ledger(recorded_text) if isinstance(action, str) else None
+        if ledger is not None:
+            ledger[LEDGER_INSTRUCTION_KEY] = {**ledger[LEDGER_INSTRUCTION_KEY], "answer": action}
+            text = json.dumps(ledger, ensure_ascii=False)
+        return CreateResult(finish_reason="stop", content=text, usage=empty, cached=False)
+
+
+CODEC = CreateResultCodec()

@@ -1,0 +1,43 @@
+"""Per-run and per-agent context the AutoGen hooks read: who is calling the model, and whether a call is ours.
+
+Every value lives in a ContextVar, so concurrent runs (asyncio tasks or threads) never see each other's.
+AutoGen's runtime starts each message handler in a task copied from the run's context, so a value set
+around ``team.run_stream`` (the manager's identity, the run state) reaches every handler, and a value set
+inside an agent's handler (its name) reaches every model call that agent makes.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a model call: an agent (its output is a step) or a manager (speaker selection: no step)."""
+
+    name: str
+    produces_step: bool = True
+
+
+@dataclass
+class RunState:
+    """What the step recorder needs to know from the model-call hooks during one run."""
+
+    orchestrator: str | None = None
+    last_ledger: dict[str, Any] | None = None
+    messages: Any = field(default=None)  # codec.MessageCache of this run, created on first use
+    thoughts: dict[str, str] = field(default_factory=dict)  # agent -> thought waiting for its output step
+
+
+ACTOR: ContextVar[Actor | None] = ContextVar("agentracer_autogen_actor", default=None)
+IN_MODEL_CALL: ContextVar[bool] = ContextVar("agentracer_autogen_in_model_call", default=False)
+RUN_STATE: ContextVar[RunState | None] = ContextVar("agentracer_autogen_run_state", default=None)
+
+UNKNOWN_ACTOR = Actor("model", produces_step=False)
+
+
+def current_actor() -> Actor:
+    """The actor of the current context (a call outside any known agent produces no step)."""
+    return ACTOR.get() or UNKNOWN_ACTOR

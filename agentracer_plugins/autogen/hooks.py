@@ -1,0 +1,269 @@
+"""The AutoGen hooks, installed with wrapt through post-import hooks and removable exactly.
+
+- ``ChatCompletionClient.create`` / ``create_stream`` (and every subclass's override): under an active run
+  the call goes through ``Run.acall_model`` (live, served from the cassette, or the replacement). A stream
+  is recorded whole and served as a stream that yields the final ``CreateResult``.
+- ``ChatAgentContainer.handle_request``: the agent whose turn it is becomes the actor of its model calls.
+- ``ChatAgentContainer._log_message`` and the group chat manager's ``publish_message`` to the output topic:
+  each message or event is recorded as a step where it is produced, before its agent goes on, so the model
+  calls waiting for that agent are exactly the ones that produced it.
+- ``BaseTool.run_json``: recorded tool results are served when a replay asks for ``serve_tools``.
+
+Without an active run every hook calls straight through.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import wrapt
+from agentracer import AgentracerError, current_run
+
+from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, current_actor
+from .patches import ClassTreePatch
+
+MIN_VERSION = (0, 7)
+
+# --------------------------------------------------------------------------- model calls
+
+
+def _model_name(client: Any) -> str:
+    create_args = getattr(client, "_create_args", None)
+    if isinstance(create_args, dict) and create_args.get("model"):
+        return str(create_args["model"])
+    return type(client).__name__
+
+
+def _request(args: Any, kwargs: Any, *, stream: bool) -> dict[str, Any]:
+    from .codec import MessageCache, encode_request
+
+    state = RUN_STATE.get()
+    if state is None:
+        return encode_request(args, kwargs, stream=stream)
+    if state.messages is None:
+        state.messages = MessageCache()
+    return encode_request(args, kwargs, stream=stream, cache=state.messages)
+
+
+def _note_ledger(actor: Actor, result: Any) -> None:
+    state = RUN_STATE.get()
+    if state is not None and state.orchestrator == actor.name:
+        from .codec import parse_ledger
+
+        ledger = parse_ledger(getattr(result, "content", None))
+        if ledger is not None:
+            state.last_ledger = ledger
+
+
+def _wrap_create(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is None or IN_MODEL_CALL.get():
+        return wrapped(*args, **kwargs)
+    return _traced_create(run, wrapped, instance, args, kwargs)
+
+
+async def _traced_create(run: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    from .codec import CODEC, usage_of
+
+    actor = current_actor()
+
+    async def live() -> Any:
+        token = IN_MODEL_CALL.set(True)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            IN_MODEL_CALL.reset(token)
+
+    result = await run.acall_model(
+        actor.name, _request(args, kwargs, stream=False), live, CODEC,
+        produces_step=actor.produces_step, model=_model_name(instance), usage_of=usage_of,
+    )
+    _note_ledger(actor, result)
+    return result
+
+
+def _wrap_create_stream(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is None or IN_MODEL_CALL.get():
+        return wrapped(*args, **kwargs)
+    return _traced_stream(run, wrapped, instance, args, kwargs)
+
+
+async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> AsyncIterator[Any]:
+    from autogen_core.models import CreateResult
+
+    from .codec import CODEC, usage_of
+
+    actor = current_actor()
+    chunks: list[Any] = []
+
+    async def live() -> Any:
+        token = IN_MODEL_CALL.set(True)
+        try:
+            final = None
+            async for item in wrapped(*args, **kwargs):
+                if isinstance(item, CreateResult):
+                    final = item
+                else:
+                    chunks.append(item)
+            if final is None:
+                raise RuntimeError("the model stream ended without a final CreateResult")
+            return final
+        finally:
+            IN_MODEL_CALL.reset(token)
+
+    result = await run.acall_model(
+        actor.name, _request(args, kwargs, stream=True), live, CODEC,
+        produces_step=actor.produces_step, model=_model_name(instance), usage_of=usage_of,
+    )
+    _note_ledger(actor, result)
+    for chunk in chunks:
+        yield chunk
+    yield result
+
+
+# --------------------------------------------------------------------------- agents' turns
+
+
+async def _as_actor(actor: Actor, call: Awaitable[Any]) -> Any:
+    token = ACTOR.set(actor)
+    try:
+        return await call
+    finally:
+        ACTOR.reset(token)
+
+
+def _wrap_agent_turn(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    name = getattr(getattr(instance, "_agent", None), "name", None)
+    if current_run() is None or name is None:
+        return wrapped(*args, **kwargs)
+    return _as_actor(Actor(str(name)), wrapped(*args, **kwargs))
+
+
+def _wrap_log_message(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is not None and not _is_team(getattr(instance, "_agent", None)):
+        from .steps import record_message
+
+        record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
+    return wrapped(*args, **kwargs)
+
+
+def _is_team(agent: Any) -> bool:
+    from autogen_agentchat.base import Team
+
+    return isinstance(agent, Team)
+
+
+def _wrap_manager_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is not None:
+        topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
+        if getattr(topic, "type", None) == getattr(instance, "_output_topic_type", ""):
+            from .steps import record_output
+
+            record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get())
+    return wrapped(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _wrap_run_json(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is None or run.plan is None or not run.plan.serve_tools:
+        return wrapped(*args, **kwargs)
+    return _maybe_served_tool(run, wrapped, args, kwargs)
+
+
+async def _maybe_served_tool(run: Any, wrapped: Any, args: Any, kwargs: Any) -> Any:
+    _, served = run.tool_mode(current_actor().name)
+    if served is not None:
+        return served
+    return await wrapped(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- install / remove
+
+
+def check_version() -> str:
+    """The installed autogen-agentchat version; ``AgentracerError`` when it is older than 0.7."""
+    try:
+        found = version("autogen-agentchat")
+    except PackageNotFoundError as exc:
+        raise AgentracerError("autogen-agentchat is not installed: pip install 'agentracer[autogen]'") from exc
+    parts = tuple(int(p) for p in found.split(".")[:2] if p.isdigit())
+    if parts < MIN_VERSION:
+        raise AgentracerError(f"autogen-agentchat {found} is too old: agentracer's AutoGen plugin needs >= 0.7")
+    return found
+
+
+# (module, class, method names, wrapper per name)
+TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("autogen_core.models", "ChatCompletionClient",
+     {"create": _wrap_create, "create_stream": _wrap_create_stream}),
+    ("autogen_agentchat.teams._group_chat._chat_agent_container", "ChatAgentContainer",
+     {"handle_request": _wrap_agent_turn, "_log_message": _wrap_log_message}),
+    ("autogen_agentchat.teams._group_chat._base_group_chat_manager", "BaseGroupChatManager",
+     {"publish_message": _wrap_manager_publish}),
+    ("autogen_core.tools", "BaseTool", {"run_json": _wrap_run_json}),
+)
+
+
+class Hooks:
+    """Every AutoGen patch; ``install`` applies them as their modules are imported, ``remove`` undoes them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._patches: dict[str, ClassTreePatch] = {}
+        self._registered = False
+        self.enabled = False
+
+    def install(self) -> None:
+        with self._lock:
+            if self.enabled:
+                return
+            check_version()
+            self.enabled = True
+            if not self._registered:
+                for module, _cls, _wrappers in TARGETS:
+                    wrapt.register_post_import_hook(self._on_import, module)
+                self._registered = True
+            else:  # hooks fired already once: patch modules that are loaded now
+                for module, _cls, _wrappers in TARGETS:
+                    loaded = sys.modules.get(module)
+                    if loaded is not None:
+                        self._on_import(loaded)
+
+    def _on_import(self, module: Any) -> None:
+        with self._lock:
+            if not self.enabled:
+                return
+            for name, cls_name, wrappers in TARGETS:
+                if name != module.__name__:
+                    continue
+                patch = self._patches.get(name)
+                if patch is None:
+                    patch = self._patches[name] = ClassTreePatch(getattr(module, cls_name), wrappers)
+                patch.install()
+
+    def remove(self) -> None:
+        with self._lock:
+            for patch in self._patches.values():
+                patch.remove()
+            self.enabled = False
+
+    def patched(self) -> dict[tuple[type, str], Any]:
+        """The original functions currently replaced, by (class, method name)."""
+        with self._lock:
+            found: dict[tuple[type, str], Any] = {}
+            for patch in self._patches.values():
+                found.update(patch.originals())
+            return found
+
+
+HOOKS = Hooks()

@@ -1,0 +1,78 @@
+"""The AutoGen plugin object: recognises AutoGen teams and agents, describes them, runs them recorded."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from agentracer import AgentInfo, Run
+
+from .hooks import HOOKS
+
+
+def _model(agent: Any) -> str | None:
+    client = getattr(agent, "_model_client", None)
+    if client is None:
+        return None
+    create_args = getattr(client, "_create_args", None)
+    if isinstance(create_args, dict) and create_args.get("model"):
+        return str(create_args["model"])
+    return type(client).__name__
+
+
+def _tool_names(agent: Any) -> list[str]:
+    names = [tool.name for wb in getattr(agent, "_workbench", None) or [] for tool in getattr(wb, "_tools", [])]
+    names += [tool.name for tool in getattr(agent, "_handoff_tools", None) or []]
+    return names
+
+
+def agent_info(agent: Any) -> AgentInfo:
+    """An AutoGen agent (or nested team) as AgentInfo: name, description, system prompt, model, tools."""
+    prompts = [str(m.content) for m in getattr(agent, "_system_messages", None) or []]
+    return AgentInfo(
+        name=str(agent.name), description=getattr(agent, "description", None) or None,
+        system_prompt="\n".join(prompts) or None, model=_model(agent), tools=_tool_names(agent),
+    )
+
+
+class AutoGenPlugin:
+    """agentracer plugin for autogen-agentchat >= 0.7 group chats and single agents."""
+
+    name = "autogen"
+
+    def matches(self, team: Any) -> bool:
+        if "autogen_agentchat" not in sys.modules:  # an AutoGen object implies AutoGen is imported
+            return False
+        from autogen_agentchat.agents import BaseChatAgent
+        from autogen_agentchat.teams import BaseGroupChat
+
+        return isinstance(team, BaseGroupChat | BaseChatAgent)
+
+    def instrument(self) -> None:
+        """Install the hooks (idempotent; modules imported later are patched on import)."""
+        HOOKS.install()
+
+    def uninstrument(self) -> None:
+        """Restore AutoGen's original functions."""
+        HOOKS.remove()
+
+    def describe(self, team: Any) -> list[AgentInfo]:
+        from autogen_agentchat.teams import MagenticOneGroupChat
+
+        participants = getattr(team, "_participants", None)
+        infos = [agent_info(a) for a in (participants if participants is not None else [team])]
+        if isinstance(team, MagenticOneGroupChat):
+            infos.append(AgentInfo(
+                name=team._group_chat_manager_name, model=_model(team),
+                description="Magentic-One orchestrator: keeps the task and progress ledgers, instructs agents",
+            ))
+        return infos
+
+    def fresh(self, team: Any) -> Any:
+        """The team itself: ``arun`` resets a team that ran before."""
+        return team
+
+    async def arun(self, team: Any, task: str, run: Run) -> Any:
+        from .runner import run_team
+
+        return await run_team(team, task, run)

@@ -1,0 +1,110 @@
+"""Run an AutoGen team (or a single agent) under a recording: every message and event becomes a step."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from agentracer import ReplayError, Run
+from autogen_agentchat.agents import BaseChatAgent
+from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import BaseChatMessage
+from autogen_agentchat.teams import BaseGroupChat, MagenticOneGroupChat
+from autogen_core import CancellationToken
+
+from .codec import tool_calls_of
+from .context import ACTOR, RUN_STATE, Actor, RunState
+from .steps import record_message
+
+MAX_TURN_REASONS = ("Maximum number of turns", "Max rounds reached")
+
+
+def manager_name(team: Any) -> str | None:
+    """The group chat manager's name (the Magentic-One orchestrator's, for that team)."""
+    return getattr(team, "_group_chat_manager_name", None)
+
+
+def default_actor(team: Any) -> Actor:
+    """Who calls the model outside any agent's turn: the manager (selection: no step) or the orchestrator."""
+    if isinstance(team, BaseChatAgent):
+        return Actor(team.name)
+    name = manager_name(team) or "manager"
+    return Actor(name, produces_step=isinstance(team, MagenticOneGroupChat))
+
+
+def task_for_replay(run: Run, task: str) -> str:
+    """Check the replay target before anything runs; the task to run (replaced when step 0 is replaced)."""
+    if run.plan is None or run.cassette is None:
+        return task
+    t, action = run.plan.step, run.plan.action
+    steps = run.cassette.trajectory.steps
+    target = steps[t]
+    if t == 0 and target.agent == "user":
+        if not isinstance(action, str):
+            raise ReplayError("step 0 is the user's task: its replacement must be a text")
+        return action
+    try:
+        tool_calls_of(action)
+    except ValueError as exc:
+        raise ReplayError(f"the action for step {t} is not a valid tool-call action: {exc}") from None
+
+    def produced(step: Any) -> bool:
+        return any(c.produces_step and c.agent == step.agent for c in step.model_calls)
+
+    if not produced(target):
+        earlier = [s.index for s in steps[:t] if s.agent == target.agent and produced(s)]
+        hint = f"; replace step {earlier[-1]}, the model output that led to it" if earlier else ""
+        raise ReplayError(
+            f"step {t} is a {target.kind} step of {target.agent!r} that no model call produced: AutoGen "
+            f"replay replaces model outputs (messages and tool calls){hint}"
+        )
+    return task
+
+
+async def _reset_if_used(team: Any) -> None:
+    if isinstance(team, BaseGroupChat) and getattr(team, "_initialized", False):
+        await team.reset()
+    elif isinstance(team, BaseChatAgent):
+        context = getattr(team, "_model_context", None)
+        if context is not None and await context.get_messages():
+            await team.on_reset(CancellationToken())
+
+
+def _finish(run: Run, result: TaskResult | None) -> Any:
+    if result is None:
+        return None
+    outcome = run.trajectory.outcome
+    outcome.stop_reason = result.stop_reason
+    if result.stop_reason and result.stop_reason.startswith(MAX_TURN_REASONS):
+        outcome.success = False
+        run.trajectory.metadata["max_turns_reached"] = True
+    answers = [m for m in result.messages if isinstance(m, BaseChatMessage) and m.source != "user"]
+    return answers[-1].to_model_text() if answers else None
+
+
+async def run_team(team: Any, task: str, run: Run) -> Any:
+    """Run ``team`` on ``task``, recording each message/event as a step; return the last message's text."""
+    task = task_for_replay(run, task)
+    await _reset_if_used(team)
+    state = RunState(orchestrator=manager_name(team) if isinstance(team, MagenticOneGroupChat) else None)
+    actor_token, state_token = ACTOR.set(default_actor(team)), RUN_STATE.set(state)
+    cancel = CancellationToken()
+    records_itself = isinstance(team, BaseGroupChat)  # the hooks record group chats where messages are made
+    stream = team.run_stream(task=task, cancellation_token=cancel)
+    result: TaskResult | None = None
+    try:
+        async for item in stream:
+            if isinstance(item, TaskResult):
+                result = item
+                continue
+            if records_itself is False:  # a single agent: its stream is in step with it
+                record_message(run, item, state)
+    except BaseException:
+        cancel.cancel()
+        with contextlib.suppress(BaseException):
+            await stream.aclose()
+        raise
+    finally:
+        RUN_STATE.reset(state_token)
+        ACTOR.reset(actor_token)
+    return _finish(run, result)

@@ -1,0 +1,110 @@
+"""AutoGen messages and events as steps: text, tool calls and results, handoffs, summaries, ledgers.
+
+A ``ThoughtEvent`` (a reasoning model's thought) comes from the same model output as the message or tool
+call that follows it, so it is kept in that step's ``metadata["thought"]``, not made a step of its own:
+replacing that step replaces the whole output.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentracer import Run, ToolCall, ToolResult
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    BaseTextChatMessage,
+    HandoffMessage,
+    ModelClientStreamingChunkEvent,
+    SelectSpeakerEvent,
+    StopMessage,
+    ThoughtEvent,
+    ToolCallExecutionEvent,
+    ToolCallRequestEvent,
+    ToolCallSummaryMessage,
+    UserInputRequestedEvent,
+)
+from autogen_agentchat.teams._group_chat._magentic_one._prompts import ORCHESTRATOR_TASK_LEDGER_FULL_PROMPT
+
+from .codec import LEDGER_INSTRUCTION_KEY
+from .context import RunState
+
+NOT_STEPS = (ModelClientStreamingChunkEvent, SelectSpeakerEvent, UserInputRequestedEvent)
+TASK_LEDGER_OPENING = ORCHESTRATOR_TASK_LEDGER_FULL_PROMPT.strip().splitlines()[0]
+
+
+def _arguments(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return raw
+
+
+def _orchestrator_kind(text: str, state: RunState) -> tuple[str, dict[str, Any]]:
+    if text.lstrip().startswith(TASK_LEDGER_OPENING):
+        return "ledger", {}
+    ledger = state.last_ledger
+    if ledger is not None and text == ledger.get(LEDGER_INSTRUCTION_KEY, {}).get("answer"):
+        return "instruction", {"progress_ledger": ledger}
+    return "message", {}
+
+
+def step_of(message: Any, state: RunState) -> dict[str, Any] | None:
+    """Keyword arguments for ``Run.add_step`` describing ``message``, or None when it is not a step."""
+    if isinstance(message, NOT_STEPS) or not isinstance(message, BaseAgentEvent | BaseChatMessage):
+        return None
+    agent = message.source
+    step: dict[str, Any] = {"agent": agent, "role": "user" if agent == "user" else "assistant",
+                            "metadata": {"type": message.type}}
+    if isinstance(message, ToolCallRequestEvent):
+        calls = [ToolCall(id=c.id, name=c.name, arguments=_arguments(c.arguments)) for c in message.content]
+        step.update(kind="tool_call", tool_calls=calls,
+                    content=[{"name": c.name, "arguments": c.arguments} for c in calls])
+    elif isinstance(message, ToolCallExecutionEvent):
+        results = [ToolResult(call_id=r.call_id, name=r.name, content=r.content, is_error=bool(r.is_error))
+                   for r in message.content]
+        step.update(kind="tool_result", role="tool", tool_results=results,
+                    content="\n".join(str(r.content) for r in results))
+    elif isinstance(message, HandoffMessage):
+        step.update(kind="handoff", content=message.content)
+        step["metadata"]["target"] = message.target
+    elif isinstance(message, ToolCallSummaryMessage):
+        step.update(kind="summary", content=message.content)
+    elif isinstance(message, ThoughtEvent):  # same model output as the agent's next step: kept with it
+        state.thoughts[agent] = message.content
+        return None
+    elif isinstance(message, StopMessage):
+        step.update(kind="event", content=message.content)
+    elif isinstance(message, BaseTextChatMessage):
+        kind, extra = ("message", {})
+        if state.orchestrator is not None and agent == state.orchestrator:
+            kind, extra = _orchestrator_kind(message.content, state)
+        step.update(kind=kind, content=message.content)
+        step["metadata"].update(extra)
+    elif isinstance(message, BaseChatMessage):
+        step.update(kind="message", content=message.to_model_text())
+    else:
+        step.update(kind="event", content=message.to_text())
+    thought = state.thoughts.pop(agent, None)
+    if thought is not None:
+        step["metadata"]["thought"] = thought
+    return step
+
+
+def record_message(run: Run, message: Any, state: RunState | None) -> None:
+    """Add ``message`` to the run as a step, when it is one."""
+    fields = step_of(message, state or RunState())
+    if fields is not None:
+        run.add_step(**fields)
+
+
+def record_output(run: Run, published: Any, state: RunState | None) -> None:
+    """Record what a group chat manager publishes to its output topic: the task, or its own messages."""
+    from autogen_agentchat.teams._group_chat._events import GroupChatMessage, GroupChatStart
+
+    if isinstance(published, GroupChatStart):
+        for message in published.messages or []:
+            record_message(run, message, state)
+    elif isinstance(published, GroupChatMessage):
+        record_message(run, published.message, state)

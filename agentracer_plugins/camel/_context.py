@@ -1,0 +1,54 @@
+"""Which CAMEL agent is acting in this context: set by the ChatAgent and worker hooks, read by the model hook."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import Any
+
+from .codec import text
+
+# The agent whose step is running here (None outside any ChatAgent step).
+CURRENT_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentracer_camel_agent", default=None)
+# A name a Workforce worker node gives to the next agent that steps under it (its pool clones the agent).
+WORKER_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentracer_camel_worker", default=None)
+
+# Names the plugin gave the team's own agents for this run (id(agent) -> name).
+NAMES: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("agentracer_camel_names", default=None)
+
+# CAMEL names an agent built from a plain-string system message "System": a placeholder, not a role.
+PLACEHOLDER_ROLES = frozenset({"", "System", "system"})
+
+# Contexts handed to the worker thread that ChatAgent.step uses when ``step_timeout`` is set.
+_handoff_lock = threading.Lock()
+_handoff: dict[int, contextvars.Context] = {}
+
+
+def role_name(agent: Any, fallback: str = "assistant") -> str:
+    """The agent's role name, or ``fallback`` where CAMEL only put a placeholder."""
+    role = text(getattr(agent, "role_name", "") or "")
+    return fallback if role in PLACEHOLDER_ROLES else role
+
+
+def agent_name(agent: Any) -> str:
+    """The name a ChatAgent is recorded under: a pending worker node's name, the plugin's name for it, its role."""
+    names = NAMES.get() or {}
+    return WORKER_NAME.get() or names.get(id(agent)) or role_name(agent)
+
+
+def offer_context(agent: Any) -> None:
+    """Remember the current context so that the agent's step can re-enter it in a worker thread."""
+    with _handoff_lock:
+        _handoff[id(agent)] = contextvars.copy_context()
+
+
+def withdraw_context(agent: Any) -> None:
+    with _handoff_lock:
+        _handoff.pop(id(agent), None)
+
+
+def context_for(agent: Any) -> contextvars.Context | None:
+    """The context offered for ``agent`` (a fresh copy, so it can be entered in another thread)."""
+    with _handoff_lock:
+        ctx = _handoff.get(id(agent))
+    return ctx.copy() if ctx is not None else None

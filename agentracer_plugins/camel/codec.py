@@ -1,0 +1,100 @@
+"""CAMEL's model responses are OpenAI ``ChatCompletion`` objects: turn them into JSON, back, and into replacements."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from agentracer import ModelCall, ToolCall, Usage
+
+
+def jsonable(obj: Any) -> Any:
+    """A JSON-only copy of ``obj`` (objects that JSON cannot hold become strings)."""
+    return json.loads(json.dumps(obj, default=str, ensure_ascii=False))
+
+
+def text(obj: Any) -> str:
+    """``obj`` as a plain ``str`` (CAMEL's model types are str subclasses that pydantic cannot serialise)."""
+    return str(obj).encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+
+
+def build_request(backend: Any, messages: Any, response_format: Any, tools: Any) -> dict[str, Any]:
+    """The request a model backend was asked, as JSON: messages, tool schemas, response format, model."""
+    request: dict[str, Any] = {"model": text(getattr(backend, "model_type", "")), "messages": list(messages or [])}
+    if tools:
+        request["tools"] = tools
+    if response_format is not None:
+        request["response_format"] = getattr(response_format, "__name__", text(response_format))
+    return jsonable(request)
+
+
+def usage_of(response: Any) -> Usage | None:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None
+    return Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
+
+
+def _tool_call(index: int, name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments or {}, ensure_ascii=False)
+    return {"id": call_id or f"call_replaced_{index}", "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def completion(content: str | None, tool_calls: list[dict[str, Any]] | None = None, *, model: str = "agentracer",
+               usage: tuple[int, int] = (0, 0), response_id: str = "agentracer-replacement") -> Any:
+    """A ChatCompletion holding ``content`` or ``tool_calls`` ({"name", "arguments"[, "id"]} dicts)."""
+    from camel.types import ChatCompletion
+
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = [_tool_call(i, c["name"], c.get("arguments", {}), c.get("id"))
+                                 for i, c in enumerate(tool_calls)]
+    return ChatCompletion.model_validate({
+        "id": response_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop",
+                     "logprobs": None}],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+    })
+
+
+def tool_calls_of(response: Any) -> list[ToolCall]:
+    """The tool calls a ChatCompletion asks for (arguments parsed from JSON where possible)."""
+    message = response.choices[0].message
+    calls = []
+    for call in message.tool_calls or []:
+        raw = call.function.arguments
+        try:
+            arguments = json.loads(raw) if raw else {}
+        except (TypeError, ValueError):
+            arguments = raw
+        calls.append(ToolCall(id=call.id or "", name=call.function.name, arguments=arguments))
+    return calls
+
+
+class ChatCompletionCodec:
+    """Encode/decode ChatCompletions; ``replacement`` makes one from a text or a tool-call action."""
+
+    def encode(self, response: Any) -> Any:
+        return jsonable(response.model_dump(mode="json", warnings=False))
+
+    def decode(self, data: Any) -> Any:
+        from camel.types import ChatCompletion
+
+        return ChatCompletion.model_validate(data)
+
+    def replacement(self, action: Any, recorded: ModelCall | None) -> Any:
+        model = "agentracer"
+        if recorded is not None and isinstance(recorded.response, dict):
+            model = recorded.response.get("model") or model
+        if isinstance(action, dict) and ("tool_calls" in action or "content" in action):
+            calls = action.get("tool_calls") or []
+            for call in calls:
+                if not isinstance(call, dict) or "name" not in call:
+                    raise ValueError(f"a replacement tool call needs a 'name': {call!r}")
+            return completion(action.get("content"), calls, model=model)
+        text = action if isinstance(action, str) else json.dumps(action, ensure_ascii=False, default=str)
+        return completion(text, model=model)
+
+
+CODEC = ChatCompletionCodec()

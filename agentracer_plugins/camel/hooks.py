@@ -1,0 +1,273 @@
+"""The patches: CAMEL's model backend, ChatAgent steps and tool execution, and Workforce worker nodes.
+
+Installed with wrapt on the classes themselves, through post-import hooks (import order does not matter),
+guarded by CAMEL's version, idempotent, and removed by ``uninstrument`` which puts back the exact original
+attributes. Every hook is a pass-through when no agentracer run is active in its context.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+from agentracer import AgentracerError, ToolResult, current_run
+
+from . import _context
+from .codec import CODEC, build_request, text, tool_calls_of, usage_of
+
+MIN_CAMEL = (0, 2, 84)
+
+_lock = threading.RLock()
+_wanted = False
+_hooks_registered = False
+_originals: dict[tuple[type, str], Any] = {}
+
+
+# ---------------------------------------------------------------------- helpers
+def _arg(args: tuple, kwargs: dict, position: int, name: str, default: Any = None) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[position] if len(args) > position else default
+
+
+def _result_content(result: Any) -> Any:
+    if result is None or type(result) in (str, int, float, bool):
+        return result
+    try:
+        return json.loads(json.dumps(result, ensure_ascii=False))
+    except (TypeError, ValueError):
+        return str(result)
+
+
+def _step_content(response: Any) -> Any:
+    message = response.choices[0].message
+    if message.tool_calls and not (message.content or "").strip():
+        return [{"name": c.name, "arguments": c.arguments} for c in tool_calls_of(response)]
+    return message.content or ""
+
+
+def _record_response(run: Any, agent: str, response: Any) -> None:
+    """Each model response of an agent is a step: a message, or the tool calls it requests."""
+    if not getattr(response, "choices", None):
+        return
+    calls = tool_calls_of(response)
+    kind = "tool_call" if calls else "message"
+    run.add_step(agent, _step_content(response), kind=kind, tool_calls=calls,
+                 metadata={"finish_reason": str(response.choices[0].finish_reason)})
+
+
+def _is_stream(backend: Any) -> bool:
+    config = getattr(backend, "model_config_dict", None) or {}
+    return bool(config.get("stream"))
+
+
+# ---------------------------------------------------------------------- model backend
+def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    run = current_run()
+    if run is None or _is_stream(instance):
+        return wrapped(*args, **kwargs)
+    agent = _context.CURRENT_AGENT.get()
+    name = agent or f"model:{text(instance.model_type)}"
+    request = build_request(instance, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
+                            _arg(args, kwargs, 2, "tools"))
+    response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
+                              model=text(instance.model_type), usage_of=usage_of)
+    if agent is not None:
+        _record_response(run, agent, response)
+    return response
+
+
+async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    run = current_run()
+    if run is None or _is_stream(instance):
+        return await wrapped(*args, **kwargs)
+    agent = _context.CURRENT_AGENT.get()
+    name = agent or f"model:{text(instance.model_type)}"
+    request = build_request(instance, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
+                            _arg(args, kwargs, 2, "tools"))
+    response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
+                                     produces_step=agent is not None, model=text(instance.model_type),
+                                     usage_of=usage_of)
+    if agent is not None:
+        _record_response(run, agent, response)
+    return response
+
+
+# ---------------------------------------------------------------------- ChatAgent
+def _agent_step(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if current_run() is None:
+        return wrapped(*args, **kwargs)
+    agent_token = _context.CURRENT_AGENT.set(_context.agent_name(instance))
+    worker_token = _context.WORKER_NAME.set(None)  # agents nested in this step use their own names
+    _context.offer_context(instance)  # with step_timeout, the step runs in a worker thread
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _context.withdraw_context(instance)
+        _context.WORKER_NAME.reset(worker_token)
+        _context.CURRENT_AGENT.reset(agent_token)
+
+
+async def _agent_astep(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if current_run() is None:
+        return await wrapped(*args, **kwargs)
+    agent_token = _context.CURRENT_AGENT.set(_context.agent_name(instance))
+    worker_token = _context.WORKER_NAME.set(None)
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _context.WORKER_NAME.reset(worker_token)
+        _context.CURRENT_AGENT.reset(agent_token)
+
+
+def _agent_step_impl(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """In the step_timeout worker thread no context variable is set: re-enter the caller's context."""
+    if current_run() is None:
+        ctx = _context.context_for(instance)
+        if ctx is not None:
+            return ctx.run(wrapped, *args, **kwargs)
+    return wrapped(*args, **kwargs)
+
+
+def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
+    """(True, result) when this tool call must not run: the replaced step, or a served recorded result."""
+    run = current_run()
+    agent = _context.CURRENT_AGENT.get()
+    if run is None or agent is None:
+        return False, None
+    _, served = run.tool_mode(agent)
+    action = run.replacement_for_next_step()
+    if action is not None:
+        return True, action if isinstance(action, str) else json.dumps(action, ensure_ascii=False, default=str)
+    if served is not None:
+        return True, served
+    return False, None
+
+
+def _record_without_running(instance: Any, request: Any, result: Any) -> Any:
+    return instance._record_tool_calling(request.tool_name, request.args, result, request.tool_call_id,
+                                         extra_content=getattr(request, "extra_content", None))
+
+
+def _execute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    request = _arg(args, kwargs, 0, "tool_call_request")
+    skip, result = _tool_override(instance, request)
+    return _record_without_running(instance, request, result) if skip else wrapped(*args, **kwargs)
+
+
+async def _aexecute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    request = _arg(args, kwargs, 0, "tool_call_request")
+    skip, result = _tool_override(instance, request)
+    return _record_without_running(instance, request, result) if skip else await wrapped(*args, **kwargs)
+
+
+def _record_tool_calling(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    record = wrapped(*args, **kwargs)
+    run = current_run()
+    agent = _context.CURRENT_AGENT.get()
+    if run is not None and agent is not None:
+        content = _result_content(record.result)
+        run.add_step(agent, content, role="tool", kind="tool_result",
+                     tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name,
+                                              content=content)])
+    return record
+
+
+# ---------------------------------------------------------------------- Workforce workers
+async def _worker_process_single_task(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if current_run() is None:
+        return await wrapped(*args, **kwargs)
+    from .naming import worker_name
+
+    token = _context.WORKER_NAME.set(worker_name(instance))
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _context.WORKER_NAME.reset(token)
+
+
+# ---------------------------------------------------------------------- install / remove
+_PATCHES: dict[str, list[tuple[str, str, Callable]]] = {
+    "camel.models.base_model": [("BaseModelBackend", "run", _model_run), ("BaseModelBackend", "arun", _model_arun)],
+    "camel.agents.chat_agent": [
+        ("ChatAgent", "step", _agent_step), ("ChatAgent", "astep", _agent_astep),
+        ("ChatAgent", "_step_impl", _agent_step_impl), ("ChatAgent", "_execute_tool", _execute_tool),
+        ("ChatAgent", "_aexecute_tool", _aexecute_tool), ("ChatAgent", "_record_tool_calling", _record_tool_calling),
+    ],
+    "camel.societies.workforce.worker": [("Worker", "_process_single_task", _worker_process_single_task)],
+}
+
+
+_PATCH_COUNT = sum(len(patches) for patches in _PATCHES.values())
+
+
+@functools.cache
+def camel_version() -> tuple[int, ...]:
+    """The installed camel-ai version as a tuple (read once: package metadata is slow to read)."""
+    from importlib.metadata import version
+
+    parts = []
+    for piece in version("camel-ai").split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _patch_module(module: Any) -> None:
+    with _lock:
+        if not _wanted:
+            return
+        for class_name, attribute, wrapper in _PATCHES[module.__name__]:
+            cls = getattr(module, class_name, None)
+            if cls is None or attribute not in vars(cls):
+                raise AgentracerError(
+                    f"camel-ai {'.'.join(map(str, camel_version()))}: {module.__name__}.{class_name}.{attribute} "
+                    "is missing; this agentracer supports the camel-ai 0.2.8x layout"
+                )
+            key = (cls, attribute)
+            if key in _originals:
+                continue
+            original = vars(cls)[attribute]
+            _originals[key] = original
+            setattr(cls, attribute, wrapt.FunctionWrapper(original, wrapper))
+
+
+def instrument() -> None:
+    """Install every CAMEL hook now or when its module is imported (idempotent)."""
+    global _wanted, _hooks_registered
+    if _wanted and len(_originals) == _PATCH_COUNT:
+        return  # every hook is in place already: the common case, once per traced run
+    found = camel_version()
+    if found < MIN_CAMEL:
+        raise AgentracerError(
+            f"camel-ai {'.'.join(map(str, found))} is too old: agentracer's CAMEL plugin needs >= 0.2.84"
+        )
+    with _lock:
+        _wanted = True
+        first = not _hooks_registered
+        _hooks_registered = True
+    for module_name in _PATCHES:
+        if first:
+            wrapt.register_post_import_hook(_patch_module, module_name)
+        elif module_name in sys.modules:
+            _patch_module(sys.modules[module_name])
+
+
+def uninstrument() -> None:
+    """Put back the exact original attributes; hooks registered for later imports do nothing."""
+    global _wanted
+    with _lock:
+        _wanted = False
+        for (cls, attribute), original in _originals.items():
+            setattr(cls, attribute, original)
+        _originals.clear()
+
+
+def instrumented() -> bool:
+    with _lock:
+        return bool(_originals)

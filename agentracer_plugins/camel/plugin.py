@@ -1,0 +1,85 @@
+"""The CAMEL plugin object: recognises ChatAgent, RolePlaying (OWL's society too) and Workforce teams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentracer import AgentInfo, Run
+
+from . import _context, hooks, runner
+from .codec import text
+from .naming import team_members
+from .options import CamelOptions, Configured
+
+
+def _camel_classes() -> tuple[type, type, type]:
+    from camel.agents import ChatAgent
+    from camel.societies import RolePlaying
+    from camel.societies.workforce import Workforce
+
+    return ChatAgent, RolePlaying, Workforce
+
+
+def _from_camel(obj: Any) -> bool:
+    return any(cls.__module__.split(".")[0] == "camel" for cls in type(obj).__mro__)
+
+
+def _agent_info(name: str, agent: Any, description: str | None) -> AgentInfo:
+    system = getattr(agent, "system_message", None)
+    backend = getattr(agent, "model_backend", None)
+    model = getattr(backend, "model_type", None)
+    tools = sorted(getattr(agent, "tool_dict", {}) or {}) if agent is not None else []
+    prompt = getattr(system, "content", None)
+    return AgentInfo(name=name, system_prompt=text(prompt) if prompt is not None else None, description=description,
+                     model=text(model) if model is not None else None, tools=tools)
+
+
+class CamelPlugin:
+    """agentracer's plugin for camel-ai (>= 0.2.84): ChatAgent, RolePlaying and subclasses, Workforce."""
+
+    name = "camel"
+
+    @staticmethod
+    def _unwrap(team: Any) -> tuple[Any, CamelOptions]:
+        if isinstance(team, Configured):
+            return team.team, team.options
+        return team, CamelOptions()
+
+    def matches(self, team: Any) -> bool:
+        inner, _ = self._unwrap(team)
+        return _from_camel(inner) and isinstance(inner, _camel_classes())
+
+    def instrument(self) -> None:
+        hooks.instrument()
+
+    def uninstrument(self) -> None:
+        hooks.uninstrument()
+
+    def describe(self, team: Any) -> list[AgentInfo]:
+        inner, _ = self._unwrap(team)
+        return [_agent_info(name, agent, description) for name, agent, description in team_members(inner)]
+
+    def fresh(self, team: Any) -> Any:
+        """Reset a team object that is traced directly (not through a factory) before a new run."""
+        inner, _ = self._unwrap(team)
+        chat_agent, _, workforce = _camel_classes()
+        if isinstance(inner, chat_agent | workforce):
+            inner.reset()
+        return team  # RolePlaying.init_chat resets both agents itself
+
+    async def arun(self, team: Any, task: str, run: Run) -> Any:
+        inner, options = self._unwrap(team)
+        _, role_playing, workforce = _camel_classes()
+        members = team_members(inner)
+        token = _context.NAMES.set({id(agent): name for name, agent, _ in members if agent is not None})
+        try:
+            if options.loop is not None:
+                return await runner.run_custom_loop(inner, run, options)
+            if isinstance(inner, role_playing):
+                return await runner.run_role_playing(inner, task, run, options)
+            author = runner.task_author([name for name, _, _ in members])
+            if isinstance(inner, workforce):
+                return await runner.run_workforce(inner, task, run, options, author)
+            return await runner.run_chat_agent(inner, task, run, options, author)
+        finally:
+            _context.NAMES.reset(token)

@@ -1,0 +1,129 @@
+"""Running each CAMEL team shape under an active run: a ChatAgent, a RolePlaying society, a Workforce."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable
+from typing import Any
+
+from agentracer import InputError, Run
+
+from .codec import text
+from .naming import stabilize_node_ids
+from .options import CamelOptions, Mode
+
+TASK_AUTHORS = ("user", "human", "task")
+
+
+def task_author(agent_names: list[str]) -> str:
+    """The name the task's own step is recorded under: ``user`` unless an agent already has that name."""
+    return next(name for name in TASK_AUTHORS if name not in agent_names)
+
+
+def prefers_async(obj: Any, sync_name: str, async_name: str, mode: Mode) -> bool:
+    """Whether to call ``async_name``: yes unless a subclass overrides ``sync_name`` below it."""
+    if mode != "auto":
+        return mode == "async"
+    mro = type(obj).__mro__
+    sync_owner = next((c for c in mro if sync_name in vars(c)), None)
+    async_owner = next((c for c in mro if async_name in vars(c)), None)
+    if async_owner is None:
+        return False
+    return sync_owner is None or issubclass(async_owner, sync_owner)
+
+
+def call(obj: Any, sync_name: str, async_name: str, *args: Any, mode: Mode) -> Awaitable[Any]:
+    """The async method's coroutine, or the sync method in a worker thread that carries this context.
+
+    Returned, not awaited here: CAMEL inspects the whole call stack on every agent step, so every frame
+    between the caller and the agent costs time on each step.
+    """
+    if prefers_async(obj, sync_name, async_name, mode):
+        return getattr(obj, async_name)(*args)
+    return asyncio.to_thread(getattr(obj, sync_name), *args)
+
+
+def _task_text(run: Run, task: str) -> str:
+    """The task, or the replay's action when the task's step is the replaced one."""
+    action = run.replacement_for_next_step()
+    if action is None:
+        return text(task)
+    if not isinstance(action, str):
+        raise InputError("the replacement for the task step must be text", where=f"step {run.next_index}")
+    return action
+
+
+def _first_text(response: Any) -> str | None:
+    msgs = getattr(response, "msgs", None) or []
+    return text(msgs[0].content) if msgs else None
+
+
+async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions, author: str) -> Any:
+    """One step of the agent on the task (its own tool loop included); the task is step 0."""
+    text = _task_text(run, task)
+    run.add_step(author, text, role="user")
+    response = await call(agent, "step", "astep", text, mode=options.mode)
+    if response.terminated:
+        run.trajectory.outcome.stop_reason = "terminated: " + ", ".join(
+            map(str, response.info.get("termination_reasons", []))
+        )
+        run.trajectory.outcome.success = False
+    return _first_text(response)
+
+
+async def run_custom_loop(team: Any, run: Run, options: CamelOptions) -> Any:
+    """The caller's own loop (e.g. OWL's ``run_society``): sync ones run in a thread carrying this context."""
+    assert options.loop is not None
+    result = options.loop(team) if inspect.iscoroutinefunction(options.loop) else await asyncio.to_thread(
+        options.loop, team)
+    if inspect.isawaitable(result):
+        result = await result
+    answer = result[0] if isinstance(result, tuple) and result else result
+    return text(answer) if isinstance(answer, str) else answer
+
+
+async def run_role_playing(society: Any, task: str, run: Run, options: CamelOptions) -> Any:
+    """``init_chat`` then ``step`` rounds until an agent terminates, the user says a done word, or max turns."""
+    society_task = text(getattr(society, "task_prompt", "") or "")
+    if society_task and task.strip() not in society_task and society_task not in task:
+        run.trajectory.metadata["society_task"] = society_task
+    message = await call(society, "init_chat", "ainit_chat", options.init_prompt, mode=options.mode)
+    run.trajectory.metadata["init_message"] = text(getattr(message, "content", message))
+    outcome = run.trajectory.outcome
+    answer = None
+    stop = "max_turns"
+    for _ in range(options.max_turns):
+        assistant, user = await call(society, "step", "astep", message, mode=options.mode)
+        answer = _first_text(assistant) or answer
+        if assistant.terminated or user.terminated:
+            reasons = (assistant.info or {}).get("termination_reasons") or (user.info or {}).get("termination_reasons")
+            stop = "terminated" + (f": {', '.join(map(str, reasons))}" if reasons else "")
+            break
+        if any(word in (_first_text(user) or "") for word in options.done_words):
+            stop = "done"
+            break
+        if not assistant.msgs:
+            stop = "no assistant message"
+            break
+        message = assistant.msgs[0]
+    outcome.stop_reason = stop
+    if stop != "done":
+        outcome.success = False
+    return answer
+
+
+async def run_workforce(workforce: Any, task: str, run: Run, options: CamelOptions, author: str) -> Any:
+    """``process_task_async`` on a Task holding the text; the task is step 0."""
+    from camel.tasks import Task
+    from camel.tasks.task import TaskState
+
+    stabilize_node_ids(workforce)
+    text = _task_text(run, task)
+    run.add_step(author, text, role="user")
+    result = await workforce.process_task_async(Task(content=text, id="0"))
+    state = getattr(result, "state", None)
+    run.trajectory.outcome.stop_reason = f"task {getattr(state, 'value', state)}"
+    if state == TaskState.FAILED:
+        run.trajectory.outcome.success = False
+    return result.result

@@ -1,0 +1,136 @@
+"""The MaAS hooks, found by module name so they apply to a real checkout (``maas.*`` on PYTHONPATH).
+
+- ``maas.provider.base_llm.BaseLLM.aask``: model calls (``ActionNode.fill`` ends there), installed on import.
+- each operator class a workflow holds (an object with ``llm`` and an async ``__call__``, defined in a
+  ``maas.*`` module): one call is one step, the operator's name its agent, its inputs in the metadata.
+  At the replayed step the operator's model calls are served from the recording and its output is the
+  action. Operator modules differ per dataset in MaAS, so their classes are wrapped when a run meets them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+from typing import Any
+
+import wrapt
+from agentracer import Run, current_run
+
+from agentracer_plugins.metagpt.llm_hook import ACTOR, traced_aask
+from agentracer_plugins.metagpt.patching import PatchSet, on_import
+
+LLM_MODULE = "maas.provider.base_llm"
+USER = "user"
+
+_patches = PatchSet()
+_lock = threading.Lock()
+_enabled = False
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [_jsonable(v) for v in value]
+        return str(value)
+
+
+def operator_name(operator: Any) -> str:
+    return str(getattr(operator, "name", "") or type(operator).__name__)
+
+
+def is_operator(obj: Any) -> bool:
+    """An operator: defined in a ``maas.*`` module, holds an ``llm``, and its ``__call__`` is async."""
+    cls = type(obj)
+    call = getattr(cls, "__call__", None)  # noqa: B004 - the class attribute, not callable()
+    while isinstance(call, wrapt.FunctionWrapper):
+        call = call.__wrapped__
+    return (cls.__module__.split(".")[0] == "maas" and hasattr(obj, "llm")
+            and inspect.iscoroutinefunction(call))
+
+
+def operators_of(workflow: Any) -> list[Any]:
+    """Operators a workflow holds as attributes, or inside dicts/lists of its attributes."""
+    found: list[Any] = []
+    for value in vars(workflow).values():
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if is_operator(item) and all(item is not f for f in found):
+                found.append(item)
+    return found
+
+
+def _replace_output(run: Run, name: str, output: Any) -> Any:
+    action = run.replacement_for_next_step()
+    if action is None:
+        return output
+    if isinstance(action, str) and isinstance(output, dict) and "response" in output:
+        return {**output, "response": action}
+    return action
+
+
+def _traced_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is None:
+        return wrapped(*args, **kwargs)
+    return _operator_step(run, wrapped, instance, args, kwargs)
+
+
+async def _operator_step(run: Run, wrapped: Any, operator: Any, args: Any, kwargs: Any) -> Any:
+    name = operator_name(operator)
+    try:
+        bound = inspect.signature(wrapped).bind_partial(*args, **kwargs).arguments
+    except TypeError:
+        bound = {"args": list(args), **kwargs}
+    token = ACTOR.set(name)
+    try:
+        output = await wrapped(*args, **kwargs)
+    finally:
+        ACTOR.reset(token)
+    output = _replace_output(run, name, output)
+    step = run.add_step(name, _jsonable(output), metadata={"operator": type(operator).__name__,
+                                                            "inputs": _jsonable(dict(bound))})
+    for call in step.model_calls:  # the step is the operator's output: replay serves its calls, then substitutes
+        call.produces_step = False
+    return output
+
+
+def wrap_operators(workflow: Any) -> list[str]:
+    """Wrap the ``__call__`` of every operator class ``workflow`` holds (idempotent); their names."""
+    names = []
+    for operator in operators_of(workflow):
+        owner = next(c for c in type(operator).__mro__ if "__call__" in c.__dict__)
+        if _enabled:
+            _patches.apply(owner, "__call__", _traced_call)
+        names.append(operator_name(operator))
+    return names
+
+
+def _patch_llm(module: Any) -> None:
+    if _enabled:
+        _patches.apply(module.BaseLLM, "aask", traced_aask)
+
+
+def install() -> None:
+    """Hook ``maas.provider.base_llm`` now or when it is imported (idempotent)."""
+    global _enabled
+    with _lock:
+        _enabled = True
+        on_import(LLM_MODULE, _patch_llm)
+
+
+def remove() -> None:
+    """Restore every original (operator classes included)."""
+    global _enabled
+    with _lock:
+        _enabled = False
+        _patches.remove()
+
+
+def installed() -> list[str]:
+    return [f"{cls.__name__}.{name}" for (cls, name) in _patches._originals]

@@ -1,0 +1,199 @@
+"""The MetaGPT hooks: routed messages become steps, role turns name the actor, model calls are recorded.
+
+- ``Environment.publish_message``: every routed message (the user's idea included) becomes a step; at the
+  replayed step, when no model call produced the recorded step, the message's content is replaced here.
+- ``Role.react``: the role whose turn runs becomes the actor of its model calls (roles run concurrently
+  in their own asyncio tasks, so a ContextVar keeps them apart); an exception is recorded here, because
+  ``Team.run`` swallows it.
+- ``BaseLLM.aask`` (on the class, since every action holds its own LLM handle): see ``llm_hook``.
+
+Installed through post-import hooks (import order never matters), idempotent, and removed exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import warnings
+import weakref
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from agentracer import Run, current_run
+
+from .llm_hook import ACTOR, traced_aask
+from .patching import PatchSet, on_import
+
+ORDER_WAIT_S = 5.0  # how long a replayed role waits for its recorded turn before the strict check decides
+SUPPORTED = ((0, 8), (0, 9))  # [min, max) of metagpt's (major, minor)
+USER = "user"
+USER_REQUIREMENT = "metagpt.actions.add_requirement.UserRequirement"
+
+_patches = PatchSet()
+_lock = threading.Lock()
+_enabled = False
+_authors: weakref.WeakKeyDictionary[Run, dict[str, str]] = weakref.WeakKeyDictionary()
+_failures: weakref.WeakKeyDictionary[Run, list[dict[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def role_name(role: Any) -> str:
+    """A role's agent name: its profile (MetaGPT routes by it, so it is unique in a team), else its name."""
+    return str(getattr(role, "profile", "") or getattr(role, "name", "") or type(role).__name__)
+
+
+def failures(run: Run) -> list[dict[str, str]]:
+    """Exceptions raised in role turns of ``run`` (MetaGPT's ``Team.run`` logs and swallows them)."""
+    return list(_failures.get(run, []))
+
+
+# --------------------------------------------------------------------------- role turns
+def _traced_react(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    if run is None:
+        return wrapped(*args, **kwargs)
+    return _react(run, wrapped, instance, args, kwargs)
+
+
+async def _react(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> Any:
+    name = role_name(role)
+    token = ACTOR.set(name)
+    try:
+        message = await wrapped(*args, **kwargs)
+    except Exception as exc:
+        _failures.setdefault(run, []).append({"agent": name, "error": f"{type(exc).__name__}: {exc}"})
+        raise
+    finally:
+        ACTOR.reset(token)
+    message_id = getattr(message, "id", None)
+    if message_id:
+        _authors.setdefault(run, {})[str(message_id)] = name
+    if message is not None and run.replaying and run.next_index <= run.plan.step:
+        await _wait_for_recorded_turn(run, name)
+    return message
+
+
+async def _wait_for_recorded_turn(run: Run, name: str) -> None:
+    """Before the replayed step, publish in the recorded order: served calls return at once, so a role
+    that answered later in the recording would otherwise overtake one that answered first."""
+    assert run.plan is not None and run.cassette is not None
+    recorded = run.cassette.trajectory.steps
+    target = next((s.index for s in recorded[run.next_index:run.plan.step + 1] if s.agent == name), None)
+    deadline = time.monotonic() + ORDER_WAIT_S
+    while target is not None and run.next_index < target and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+
+
+# --------------------------------------------------------------------------- routed messages
+def _author(run: Run, message: Any) -> tuple[str, str]:
+    """(agent, role) of a published message."""
+    actor = ACTOR.get()
+    if actor:
+        return actor, "assistant"
+    found = _authors.get(run, {}).pop(str(getattr(message, "id", "")), None)
+    if found:
+        return found, "assistant"
+    if str(getattr(message, "cause_by", "")) == USER_REQUIREMENT:
+        return USER, "user"
+    return str(getattr(message, "role", "") or getattr(message, "sent_from", "") or USER), "assistant"
+
+
+def _replace_at_publish(run: Run, message: Any) -> bool:
+    """At the replayed step, put the action into the message when no recorded model call produced it."""
+    action = run.replacement_for_next_step()
+    if action is None or run.cassette is None:
+        return False
+    recorded = run.cassette.trajectory.steps[run.next_index]
+    if any(call.produces_step for call in recorded.model_calls):
+        return False  # the model call that produces this step already returned the action
+    message.content = action if isinstance(action, str) else str(action.get("content", action)) \
+        if isinstance(action, dict) else str(action)
+    if getattr(message, "instruct_content", None) is not None:
+        message.instruct_content = None
+    return True
+
+
+def _metadata(message: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "cause_by": str(getattr(message, "cause_by", "") or ""),
+        "sent_from": str(getattr(message, "sent_from", "") or ""),
+        "send_to": sorted(str(x) for x in (getattr(message, "send_to", None) or ())),
+        "message_role": str(getattr(message, "role", "") or ""),
+    }
+    instruct = getattr(message, "instruct_content", None)
+    if instruct is not None and hasattr(instruct, "model_dump"):
+        try:
+            data["instruct_content"] = instruct.model_dump(mode="json")
+        except Exception:  # a dynamic model that cannot dump is not worth failing a run for
+            data["instruct_content"] = str(instruct)
+    return data
+
+
+def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    run = current_run()
+    message = args[0] if args else kwargs.get("message")
+    if run is None or message is None:
+        return wrapped(*args, **kwargs)
+    agent, role = _author(run, message)
+    _replace_at_publish(run, message)
+    step = run.add_step(agent, getattr(message, "content", str(message)), role=role, metadata=_metadata(message))
+    # Only the last model call of a turn made the message; earlier ones (e.g. _think) are served, not replaced.
+    for call in step.model_calls[:-1]:
+        call.produces_step = False
+    return wrapped(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- install / remove
+def _check_version() -> None:
+    try:
+        found = version("metagpt")
+    except PackageNotFoundError:
+        return
+    parts = tuple(int(p) for p in found.split(".")[:2] if p.isdigit())
+    if not (SUPPORTED[0] <= parts < SUPPORTED[1]):
+        warnings.warn(f"agentracer's MetaGPT hooks are tested with metagpt 0.8.x; found {found}", stacklevel=3)
+
+
+def _patch_env(module: Any) -> None:
+    if _enabled:
+        _patches.apply(module.Environment, "publish_message", _traced_publish)
+
+
+def _patch_role(module: Any) -> None:
+    if _enabled:
+        _patches.apply(module.Role, "react", _traced_react)
+
+
+def _patch_llm(module: Any) -> None:
+    if _enabled:
+        _patches.apply(module.BaseLLM, "aask", traced_aask)
+
+
+HOOKS = {
+    "metagpt.environment.base_env": _patch_env,
+    "metagpt.roles.role": _patch_role,
+    "metagpt.provider.base_llm": _patch_llm,
+}
+
+
+def install() -> None:
+    """Install the hooks now for imported modules, and on import for the others (idempotent)."""
+    global _enabled
+    with _lock:
+        _check_version()
+        _enabled = True
+        for module, hook in HOOKS.items():
+            on_import(module, hook)
+
+
+def remove() -> None:
+    """Restore MetaGPT's original functions (modules imported later stay unpatched)."""
+    global _enabled
+    with _lock:
+        _enabled = False
+        _patches.remove()
+
+
+def installed() -> list[str]:
+    """Names of the wrapped functions, e.g. ``Role.react``."""
+    return [f"{cls.__name__}.{name}" for (cls, name) in _patches._originals]

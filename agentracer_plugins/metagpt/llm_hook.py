@@ -1,0 +1,94 @@
+"""Route ``BaseLLM.aask`` (MetaGPT and MaAS alike) through the active run, as plain text calls.
+
+The hook works on any object with MetaGPT's ``aask`` signature; it imports no framework, so the MaAS plugin
+shares it. Who is asking comes from ``ACTOR`` (set by the role/operator hooks); the request recorded is the
+chat messages ``aask`` sends plus the model name, so a changed prompt before the replayed step is caught.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from typing import Any
+
+from agentracer import ModelCall, current_run
+
+ACTOR: ContextVar[str | None] = ContextVar("agentracer_metagpt_actor", default=None)
+"""The agent (role profile or operator name) whose turn is running in this asyncio task."""
+
+UNKNOWN_ACTOR = "metagpt"
+
+
+class TextCodec:
+    """``aask`` answers are strings; a replacement action becomes the text the model 'said'."""
+
+    def encode(self, response: Any) -> Any:
+        return response
+
+    def decode(self, data: Any) -> Any:
+        return data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+
+    def replacement(self, action: Any, recorded: ModelCall | None) -> Any:
+        if isinstance(action, str):
+            return action
+        if isinstance(action, dict) and isinstance(action.get("content"), str):
+            return action["content"]
+        return json.dumps(action, ensure_ascii=False, default=str)
+
+
+TEXT_CODEC = TextCodec()
+
+
+def _as_chat_message(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return {"role": item.get("role", "user"), "content": item.get("content")}
+    if isinstance(item, str):
+        return {"role": "user", "content": item}
+    to_dict = getattr(item, "to_dict", None)
+    if callable(to_dict):
+        data = to_dict()
+        return {"role": data.get("role", "user"), "content": data.get("content")}
+    return {"role": "user", "content": str(item)}
+
+
+def aask_request(llm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The chat request an ``aask(msg, system_msgs, format_msgs, images, ...)`` call makes, as JSON."""
+    names = ("msg", "system_msgs", "format_msgs", "images")
+    bound = dict(zip(names, args, strict=False))
+    bound.update({k: v for k, v in kwargs.items() if k in names})
+    messages: list[dict[str, Any]] = []
+    if getattr(llm, "use_system_prompt", True):
+        system = bound.get("system_msgs") or [getattr(llm, "system_prompt", "")]
+        messages += [{"role": "system", "content": text} for text in system]
+    messages += [_as_chat_message(m) for m in bound.get("format_msgs") or []]
+    msg = bound.get("msg")
+    if isinstance(msg, list):
+        messages += [_as_chat_message(m) for m in msg]
+    else:
+        messages.append({"role": "user", "content": msg})
+    request: dict[str, Any] = {"messages": messages}
+    model = model_name(llm)
+    if model:
+        request["model"] = model
+    images = bound.get("images")
+    if images:
+        request["images"] = len(images) if isinstance(images, list) else 1
+    return request
+
+
+def model_name(llm: Any) -> str | None:
+    config = getattr(llm, "config", None)
+    name = getattr(config, "model", None) or getattr(llm, "model", None)
+    return str(name) if name else None
+
+
+def traced_aask(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """wrapt wrapper for ``aask``: under an active run the call goes through ``Run.acall_model``."""
+    run = current_run()
+    if run is None:
+        return wrapped(*args, **kwargs)
+    agent = ACTOR.get() or UNKNOWN_ACTOR
+    return run.acall_model(
+        agent, aask_request(instance, args, kwargs), lambda: wrapped(*args, **kwargs), TEXT_CODEC,
+        produces_step=True, model=model_name(instance),
+    )

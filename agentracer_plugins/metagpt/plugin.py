@@ -1,0 +1,105 @@
+"""The MetaGPT plugin: runs a ``Team`` (or an ``Environment`` with roles) on a task under the recorder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agentracer import AgentInfo, AgentracerError, ReplayError, Run
+
+from . import hooks
+from .llm_hook import model_name
+
+DEFAULT_ROUNDS = 5
+
+
+class MetaGPTRunError(AgentracerError):
+    """A role raised during the run (MetaGPT's ``Team.run`` had swallowed it)."""
+
+
+@dataclass
+class Rounds:
+    """A MetaGPT team with run options: ``agentracer.trace(lambda: Rounds(team, n_round=8))``."""
+
+    team: Any
+    n_round: int = DEFAULT_ROUNDS
+    send_to: str = ""
+
+
+def _is_a(obj: Any, module: str, name: str) -> bool:
+    return any(c.__module__ == module and c.__name__ == name for c in type(obj).__mro__)
+
+
+def _is_team(obj: Any) -> bool:
+    return _is_a(obj, "metagpt.team", "Team")
+
+
+def _is_env(obj: Any) -> bool:
+    return _is_a(obj, "metagpt.environment.base_env", "Environment")
+
+
+def _environment(team: Any) -> Any:
+    team = team.team if isinstance(team, Rounds) else team
+    return team.env if _is_team(team) else team
+
+
+class MetaGPTPlugin:
+    """Plugin for ``metagpt.team.Team``, ``metagpt.environment.Environment`` and ``Rounds``."""
+
+    name = "metagpt"
+
+    def matches(self, team: Any) -> bool:
+        inner = team.team if isinstance(team, Rounds) else team
+        return _is_team(inner) or _is_env(inner)
+
+    def instrument(self) -> None:
+        hooks.install()
+
+    def uninstrument(self) -> None:
+        hooks.remove()
+
+    def describe(self, team: Any) -> list[AgentInfo]:
+        agents = []
+        for role in _environment(team).roles.values():
+            llm = getattr(role, "llm", None)
+            agents.append(AgentInfo(
+                name=hooks.role_name(role), system_prompt=role._get_prefix() or None,
+                description=getattr(role, "goal", None) or None, model=model_name(llm) if llm else None,
+                tools=[type(a).__name__ for a in getattr(role, "actions", [])],
+            ))
+        return agents
+
+    def fresh(self, team: Any) -> Any:
+        """A traced team object (not a factory) can run once; a replay needs a fresh one from a factory."""
+        if _environment(team).history:
+            raise ReplayError("this MetaGPT team has already run: trace a factory (a function building the team)")
+        return team
+
+    async def arun(self, team: Any, task: str, run: Run) -> Any:
+        options = team if isinstance(team, Rounds) else Rounds(team)
+        inner = options.team
+        if _is_team(inner):
+            await inner.run(n_round=options.n_round, idea=task, send_to=options.send_to, auto_archive=False)
+        else:
+            await _run_environment(inner, task, options)
+        if run.divergence is not None:
+            raise run.divergence
+        failed = hooks.failures(run)
+        if failed:
+            first = failed[0]
+            raise MetaGPTRunError(f"role {first['agent']!r} failed: {first['error']}")
+        answers = [s for s in run.trajectory.steps if s.agent != hooks.USER]
+        return answers[-1].content if answers else None
+
+
+async def _run_environment(env: Any, task: str, options: Rounds) -> None:
+    from metagpt.actions import UserRequirement
+    from metagpt.const import MESSAGE_ROUTE_TO_ALL
+    from metagpt.schema import Message
+
+    env.publish_message(Message(role="Human", content=task, cause_by=UserRequirement,
+                                send_to=options.send_to or MESSAGE_ROUTE_TO_ALL))
+    for _ in range(options.n_round):
+        if env.is_idle:
+            break
+        await env.run()

@@ -1,0 +1,90 @@
+"""AutoGen: recording overhead and replay cost on a scripted 50-message team, measured in one run.
+
+Untraced vs traced (``agentracer.trace``) vs replayed from step 25, interleaved rounds, medians:
+prints traced/untraced (goal <= 1.05), replay/original (goal <= 1.1), microseconds of overhead per step,
+and the live model calls made while the prefix was replayed (must be 0).
+
+    python benchmarks/bench_autogen.py [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+import agentracer
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_ext.models.replay import ReplayChatCompletionClient
+
+N_MESSAGES, T = 50, 25
+REPLY = "some words of a plausible reply " * 8
+
+
+class CountingClient(ReplayChatCompletionClient):
+    """AutoGen's scripted client, counting the calls that reach it."""
+
+    calls = 0
+
+    async def create(self, *args, **kwargs):
+        CountingClient.calls += 1
+        return await super().create(*args, **kwargs)
+
+
+def build() -> RoundRobinGroupChat:
+    client = CountingClient([f"message {i}: {REPLY}" for i in range(N_MESSAGES + 5)])
+    agents = [AssistantAgent(n, model_client=client) for n in ("planner", "coder", "reviewer")]
+    return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(N_MESSAGES + 1))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    traced = agentracer.trace(build)
+    original = traced.run("do the task")
+
+    def untraced() -> None:
+        asyncio.run(build().run(task="do the task"))
+
+    def record() -> None:
+        traced.run("do the task")
+
+    def replay() -> None:
+        traced.replay(original, step=T, action="REPLACED")
+
+    for fn in (untraced, record, replay):  # warm up
+        fn()
+    times: dict[str, list[float]] = {"untraced": [], "traced": [], "replay": []}
+    for _ in range(args.rounds):  # interleaved, so load changes hit all three alike
+        times["untraced"].append(timed(untraced))
+        times["traced"].append(timed(record))
+        times["replay"].append(timed(replay))
+    med = {k: statistics.median(v) for k, v in times.items()}
+
+    CountingClient.calls = 0
+    replayed = traced.replay(original, step=T, action="REPLACED")
+    live_total = CountingClient.calls
+    prefix_live = sum(c.source == "live" for s in replayed.steps[:T] for c in s.model_calls)
+    prefix_same = [s.content for s in replayed.steps[:T]] == [s.content for s in original.steps[:T]]
+    steps = len(original.steps)
+    print(f"AutoGen RoundRobinGroupChat, {N_MESSAGES} scripted messages, {steps} steps, {args.rounds} rounds")
+    print(f"  untraced median   {med['untraced'] * 1e3:8.1f} ms")
+    print(f"  traced median     {med['traced'] * 1e3:8.1f} ms   traced/untraced  {med['traced'] / med['untraced']:.3f}"
+          f"   ({(med['traced'] - med['untraced']) / steps * 1e6:.0f} us/step)")
+    print(f"  replay(t={T}) med  {med['replay'] * 1e3:8.1f} ms   replay/original  {med['replay'] / med['traced']:.3f}")
+    print(f"  live calls during prefix replay: {prefix_live} (must be 0); live calls in all of the replay: "
+          f"{live_total} (steps after t: {steps - T - 1}); prefix identical: {prefix_same}")
+
+
+if __name__ == "__main__":
+    main()

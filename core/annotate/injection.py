@@ -1,0 +1,199 @@
+"""Fault injection: turn a successful run into a labelled failure by rewriting one step into a plausible
+mistake and replaying from it. A sample is kept only when Ω flips to failure and nothing in the kept run
+announces the rewrite; its label (agent and step) is then known by construction.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ..errors import ReplayError
+from ..models import ChatModel
+from ..schema import Step, Trajectory, Verdict
+from .budget import Budget
+from .counterfactual import default_candidate
+from .leakage import announces_itself
+from .prompts import MISTAKE_TYPES, action_text, parse_rewrite, perturber_messages, step_action
+from .replayer import Replayer
+
+STRATEGIES = ("uniform", "late", "agent-balanced")
+InjectionStatus = Literal["kept", "not_flipped", "no_rewrite", "marker", "diverged", "error", "budget"]
+
+
+class StepChooser:
+    """Orders a run's candidate steps for injection: ``uniform``, ``late`` (later steps likelier) or
+    ``agent-balanced`` (agents with the fewest kept samples so far first, across runs)."""
+
+    def __init__(self, strategy: str = "uniform", *, seed: int = 0) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown step strategy {strategy!r}; use one of {STRATEGIES}")
+        self.strategy = strategy
+        self.rng = random.Random(seed)
+        self.kept_per_agent: Counter[str] = Counter()
+
+    def order(self, trajectory: Trajectory, candidates: Sequence[int]) -> list[int]:
+        steps = list(candidates)
+        if self.strategy == "uniform":
+            self.rng.shuffle(steps)
+            return steps
+        if self.strategy == "late":
+            ordered: list[int] = []
+            weights = [(i + 1) ** 2 for i in range(len(steps))]
+            while steps:
+                pick = self.rng.choices(range(len(steps)), weights=weights)[0]
+                ordered.append(steps.pop(pick))
+                weights.pop(pick)
+            return ordered
+        by_agent: dict[str, list[int]] = {}
+        for index in steps:
+            by_agent.setdefault(trajectory.steps[index].agent, []).append(index)
+        agents = sorted(by_agent, key=lambda a: (self.kept_per_agent[a], self.rng.random()))
+        for group in by_agent.values():
+            self.rng.shuffle(group)
+        ordered = []
+        while any(by_agent.values()):
+            for agent in agents:
+                if by_agent[agent]:
+                    ordered.append(by_agent[agent].pop())
+        return ordered
+
+    def kept(self, agent: str) -> None:
+        self.kept_per_agent[agent] += 1
+
+
+@dataclass
+class InjectionAttempt:
+    """One try: the step, the mistake asked for, the rewrite, the replay and Ω."""
+
+    step: int
+    agent: str
+    mistake_type: str
+    status: InjectionStatus
+    rewrite: Any = None
+    replay_id: str | None = None
+    success: bool | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class InjectionResult:
+    """The kept failure (labelled) or None, with every attempt and replay."""
+
+    trajectory_id: str
+    kept: Trajectory | None
+    attempts: list[InjectionAttempt] = field(default_factory=list)
+    replays: list[Trajectory] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+class FaultInjector:
+    """Inject one plausible mistake into successful runs; keep the replays that fail.
+
+    ``tries`` steps are tried per run (in the chooser's order) until one flips Ω; ``mistake_types`` are
+    drawn per try among those that fit the step (``wrong_tool_argument`` only for tool calls).
+    """
+
+    def __init__(
+        self,
+        replayer: Replayer,
+        perturber: ChatModel,
+        *,
+        strategy: str | StepChooser = "uniform",
+        mistake_types: Sequence[str] | None = None,
+        tries: int = 3,
+        budget: Budget | None = None,
+        seed: int = 0,
+        candidate: Callable[[Step], bool] = default_candidate,
+        perturber_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.replayer = replayer
+        self.perturber = perturber
+        self.chooser = strategy if isinstance(strategy, StepChooser) else StepChooser(strategy, seed=seed)
+        self.mistake_types = list(mistake_types or MISTAKE_TYPES)
+        unknown = [m for m in self.mistake_types if m not in MISTAKE_TYPES]
+        if unknown:
+            raise ValueError(f"unknown mistake types {unknown}; known: {sorted(MISTAKE_TYPES)}")
+        self.tries = tries
+        self.budget = budget or Budget()
+        self.rng = random.Random(seed)
+        self.candidate = candidate
+        self.perturber_params = perturber_params or {}
+
+    def _mistake_for(self, step: Step) -> str:
+        fitting = [m for m in self.mistake_types if m != "wrong_tool_argument" or step.tool_calls]
+        return self.rng.choice(fitting or self.mistake_types)
+
+    async def ainject(self, trajectory: Trajectory) -> InjectionResult:
+        """Try to turn ``trajectory`` (a successful run) into a labelled failure; does not modify it."""
+        started = time.perf_counter()
+        if not trajectory.outcome.success:
+            raise ValueError(f"trajectory {trajectory.id} did not succeed; fault injection starts from successes")
+        result = InjectionResult(trajectory_id=trajectory.id, kept=None)
+        candidates = [s.index for s in trajectory.steps if self.candidate(s)]
+        for t in self.chooser.order(trajectory, candidates)[: self.tries]:
+            step = trajectory.steps[t]
+            mistake = self._mistake_for(step)
+            attempt = InjectionAttempt(t, step.agent, mistake, "no_rewrite")
+            result.attempts.append(attempt)
+            if not self.budget.take_call():
+                attempt.status, attempt.detail = "budget", self.budget.exhausted()
+                break
+            try:
+                completion = await self.perturber.acomplete(perturber_messages(trajectory, t, mistake),
+                                                            **self.perturber_params)
+            except Exception as exc:
+                attempt.status, attempt.detail = "error", f"perturber: {type(exc).__name__}: {exc}"
+                continue
+            self.budget.add_usage(completion.usage)
+            rewrite = parse_rewrite(completion.text, step)
+            if rewrite is None or action_text(rewrite).strip() == step_action(step).strip():
+                continue
+            attempt.rewrite = rewrite
+            if not self.budget.take_replay():
+                attempt.status, attempt.detail = "budget", self.budget.exhausted()
+                break
+            try:
+                replayed = await self.replayer.replay(trajectory, t, rewrite)
+            except ReplayError as exc:
+                attempt.status, attempt.detail = "diverged", str(exc).splitlines()[0]
+                continue
+            except Exception as exc:
+                attempt.status, attempt.detail = "error", f"{type(exc).__name__}: {exc}"
+                continue
+            self.budget.add_replay_calls(replayed)
+            result.replays.append(replayed)
+            attempt.replay_id, attempt.success = replayed.id, replayed.outcome.success
+            if replayed.outcome.success is not False:
+                attempt.status = "not_flipped"
+                continue
+            markers = announces_itself(replayed, trajectory)
+            if markers:
+                attempt.status, attempt.detail = "marker", f"the run announces the rewrite: {sorted(set(markers))}"
+                continue
+            attempt.status = "kept"
+            replayed.labels = [Verdict(
+                agent=step.agent, step=t, source="injection",
+                reason=f"{step.agent} made a {mistake.replace('_', ' ')} mistake at step {t}",
+                metadata={"mistake_type": mistake, "parent_id": trajectory.id, "original": step_action(step),
+                          "strategy": self.chooser.strategy, "perturber": self.perturber.name,
+                          "attempts": [a.to_dict() for a in result.attempts]},
+            )]
+            self.chooser.kept(step.agent)
+            result.kept = replayed
+            break
+        result.wall_s = time.perf_counter() - started
+        return result
+
+    def inject(self, trajectory: Trajectory) -> InjectionResult:
+        """Synchronous ``ainject``."""
+        from ..team import run_sync
+
+        return run_sync(self.ainject(trajectory))

@@ -1,0 +1,85 @@
+"""A resumable ledger: which tasks are finished, written so a kill at any moment loses and duplicates nothing.
+
+A task's outputs go to their own file, written whole (temporary file, fsync, rename); only then is one
+short line appended to ``ledger.jsonl`` with a single ``write``. On restart, a task counts as done when its
+ledger line is there; anything else is redone and its output file replaced, never appended to.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..schema import Trajectory
+
+
+def safe_name(task_id: str) -> str:
+    """A file name for a task id (readable when it can be, hashed when it cannot)."""
+    if re.fullmatch(r"[A-Za-z0-9._-]{1,80}", task_id) and not task_id.startswith("."):
+        return task_id
+    return re.sub(r"[^A-Za-z0-9._-]", "_", task_id)[:40] + "-" + hashlib.sha256(task_id.encode()).hexdigest()[:12]
+
+
+def write_atomic(path: Path, data: str) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> None:
+    write_atomic(path, "".join(t.model_dump_json() + "\n" for t in trajectories))
+
+
+def read_trajectories(path: Path) -> list[Trajectory]:
+    return [Trajectory.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class Ledger:
+    """``ledger.jsonl`` of finished tasks under a dataset folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.path = self.root / "ledger.jsonl"
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Finished tasks by id (a torn last line from a kill is ignored)."""
+        done: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return done
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and entry.get("status") == "done" and "task_id" in entry:
+                done.setdefault(str(entry["task_id"]), entry)
+        return done
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one entry with a single write (after a torn line, start on a fresh line)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if size:
+                os.lseek(fd, size - 1, os.SEEK_SET)
+                if os.read(fd, 1) != b"\n":
+                    line = "\n" + line
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)

@@ -1,0 +1,196 @@
+"""The annotation pipeline: run each task, check Ω, label failures by counterfactual replay and successes
+by fault injection, keep everything in a resumable dataset folder, and export the labelled set.
+
+Dataset folder layout::
+
+    runs/<task>.json          the original run of a task (kept so a resumed task is not re-run)
+    tasks/<task>.jsonl        all trajectories of a finished task (original, replays; labels on them)
+    ledger.jsonl              one line per finished task (the resume point)
+    trajectories.jsonl        every trajectory, rebuilt from tasks/ in ledger order by ``export``
+    labelled.jsonl            the labelled ones (what ``agentracer train prepare`` reads)
+    tracertraj.jsonl / .parquet   the labelled set in TracerTraj format
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import TeamRunError
+from ..models import ChatModel
+from ..schema import Trajectory
+from ..team import TracedTeam, apply_evaluation
+from .budget import Budget
+from .counterfactual import CounterfactualSearch, label_failed
+from .injection import FaultInjector, StepChooser
+from .ledger import Ledger, read_trajectories, safe_name, write_atomic, write_trajectories
+from .replayer import LocalReplayer, Replayer
+from .tasks import TaskRow
+
+
+@dataclass
+class PipelineSummary:
+    """Counts of one pipeline run (this invocation; ``skipped`` were finished before)."""
+
+    tasks: int = 0
+    skipped: int = 0
+    done: int = 0
+    failed_runs: int = 0
+    successful_runs: int = 0
+    counterfactual_labels: int = 0
+    injection_labels: int = 0
+    replays: int = 0
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    budget: dict[str, float] = field(default_factory=dict)
+
+
+class AnnotationPipeline:
+    """Annotate tasks with a team; see the module docstring for the folder it writes.
+
+    ``concurrency`` tasks run at once; each search tries ``k`` steps at once; at most ``max_replays_in_flight``
+    replays run at once over all tasks. ``replayer`` overrides where replays run (e.g. on Ray).
+    """
+
+    def __init__(
+        self,
+        team: TracedTeam,
+        evaluator: Callable[[Trajectory], Any],
+        out_dir: str | Path,
+        *,
+        analyzer: ChatModel | None = None,
+        perturber: ChatModel | None = None,
+        k: int = 4,
+        proposals: int = 1,
+        concurrency: int = 2,
+        max_replays_in_flight: int = 8,
+        budget: Budget | None = None,
+        strategy: str = "uniform",
+        tries: int = 3,
+        seed: int = 0,
+        replayer: Replayer | None = None,
+    ) -> None:
+        self.team = team
+        self.evaluator = evaluator
+        self.out = Path(out_dir)
+        self.ledger = Ledger(self.out)
+        self.analyzer, self.perturber = analyzer, perturber
+        self.concurrency = concurrency
+        self.budget = budget or Budget()
+        self.replayer = replayer or LocalReplayer(team, evaluator, max_concurrency=max_replays_in_flight)
+        self.search = (CounterfactualSearch(self.replayer, analyzer, k=k, proposals=proposals, budget=self.budget)
+                       if analyzer is not None else None)
+        self.injector = (FaultInjector(self.replayer, perturber, strategy=StepChooser(strategy, seed=seed),
+                                       tries=tries, budget=self.budget, seed=seed)
+                         if perturber is not None else None)
+
+    # ------------------------------------------------------------------ one task
+    async def _original(self, row: TaskRow) -> Trajectory:
+        path = self.out / "runs" / f"{safe_name(row.id)}.json"
+        if path.exists():
+            with contextlib.suppress(Exception):
+                return Trajectory.model_validate_json(path.read_text(encoding="utf-8"))
+        metadata = {**row.metadata, "question_id": row.id, "task_id": row.id}
+        try:
+            trajectory = await self.team.arun(row.task, ground_truth=row.ground_truth, metadata=metadata)
+        except TeamRunError as exc:
+            trajectory = exc.trajectory
+        if trajectory.outcome.error is None:  # a team that raised has failed already
+            await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
+        write_atomic(path, trajectory.model_dump_json())
+        return trajectory
+
+    async def _task(self, row: TaskRow, summary: PipelineSummary) -> None:
+        original = await self._original(row)
+        outputs: list[Trajectory] = [original]
+        entry: dict[str, Any] = {"task_id": row.id, "status": "done", "original": original.id,
+                                 "success": original.outcome.success, "label": None}
+        if original.outcome.success:
+            summary.successful_runs += 1
+            if self.injector is not None:
+                result = await self.injector.ainject(original)
+                outputs += result.replays
+                entry["replays"] = len(result.replays)
+                if result.kept is not None:
+                    entry["label"] = {"source": "injection", "trajectory": result.kept.id,
+                                      **result.kept.labels[0].model_dump(include={"agent", "step"})}
+                    summary.injection_labels += 1
+        else:
+            summary.failed_runs += 1
+            if self.search is not None:
+                result = await self.search.asearch(original)
+                label_failed(original, result)
+                outputs += result.replays
+                entry["replays"] = len(result.replays)
+                entry["stopped"] = result.stopped
+                if result.verdict is not None:
+                    entry["label"] = {"source": "counterfactual", "trajectory": original.id,
+                                      "agent": result.verdict.agent, "step": result.verdict.step}
+                    summary.counterfactual_labels += 1
+        for trajectory in outputs:
+            trajectory.metadata.setdefault("question_id", row.id)
+            trajectory.metadata.setdefault("task_id", row.id)
+        summary.replays += len(outputs) - 1
+        write_trajectories(self.out / "tasks" / f"{safe_name(row.id)}.jsonl", outputs)
+        self.ledger.record(entry)
+        summary.done += 1
+
+    # ------------------------------------------------------------------ all tasks
+    async def arun(self, tasks: Sequence[TaskRow], *, progress: bool = True) -> PipelineSummary:
+        """Annotate every unfinished task, then export; safe to kill and re-run."""
+        started = time.perf_counter()
+        summary = PipelineSummary(tasks=len(tasks))
+        finished = self.ledger.entries()
+        todo = [row for row in tasks if row.id not in finished]
+        summary.skipped = len(tasks) - len(todo)
+        gate = asyncio.Semaphore(self.concurrency)
+        bar = _progress(progress)
+        with bar:
+            job = bar.add_task("annotating", total=len(tasks), completed=summary.skipped)
+
+            async def one(row: TaskRow) -> None:
+                async with gate:
+                    try:
+                        await self._task(row, summary)
+                    except Exception as exc:  # one task's failure is reported, the others go on
+                        summary.errors.append(f"task {row.id}: {type(exc).__name__}: {exc}")
+                    bar.advance(job)
+
+            await asyncio.gather(*(one(row) for row in todo))
+        export_dataset(self.out)
+        summary.wall_s = time.perf_counter() - started
+        summary.budget = self.budget.snapshot()
+        return summary
+
+    def run(self, tasks: Sequence[TaskRow], *, progress: bool = True) -> PipelineSummary:
+        from ..team import run_sync
+
+        return run_sync(self.arun(tasks, progress=progress))
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), disable=not enabled, transient=False)
+
+
+def export_dataset(out_dir: str | Path) -> dict[str, int]:
+    """Rebuild the merged files of a dataset folder from its finished tasks (in ledger order)."""
+    from .export import export_labelled
+
+    out = Path(out_dir)
+    ledger = Ledger(out)
+    everything: list[Trajectory] = []
+    for task_id in ledger.entries():
+        path = out / "tasks" / f"{safe_name(task_id)}.jsonl"
+        if path.exists():
+            everything += read_trajectories(path)
+    write_trajectories(out / "trajectories.jsonl", everything)
+    return export_labelled(everything, out)

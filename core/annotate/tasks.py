@@ -1,0 +1,75 @@
+"""Task files for annotation: JSON Lines, one task per line.
+
+Fields: ``id`` (or ``task_id``), ``task`` (or ``text``/``question``/``prompt``), ``ground_truth`` (or
+``answer``). MBPP rows are understood as they are: ``text`` and ``test_list`` become the task (with the
+first assert as the signature hint) and ``ground_truth = {"tests", "setup", "answer"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+
+@dataclass
+class TaskRow:
+    """One task: its id, text, ground truth and any extra fields (kept as trajectory metadata)."""
+
+    id: str
+    task: str
+    ground_truth: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def mbpp_task(row: dict[str, Any]) -> TaskRow:
+    """An MBPP row as a task: the problem, the first test as the signature hint, the asserts as checks."""
+    tests = list(row["test_list"])
+    text = f"{row['text']}\nYour code should pass this test:\n{tests[0]}" if tests else row["text"]
+    truth = {"tests": tests, "setup": row.get("test_setup_code") or "", "answer": row.get("code")}
+    return TaskRow(id=str(row["task_id"]), task=text, ground_truth=truth, metadata={"benchmark": "mbpp"})
+
+
+def parse_task(row: Any, *, where: str) -> TaskRow:
+    if not isinstance(row, dict):
+        raise InputError(f"expected a JSON object, got {type(row).__name__}", where=where)
+    if "test_list" in row and "text" in row and "task_id" in row:
+        return mbpp_task(row)
+    task_id = row.get("id", row.get("task_id"))
+    text = next((row[k] for k in ("task", "text", "question", "prompt") if isinstance(row.get(k), str)), None)
+    if task_id is None:
+        raise InputError("no 'id' (or 'task_id')", where=where)
+    if not text:
+        raise InputError("no 'task' text (or 'text'/'question'/'prompt')", where=where)
+    truth = row.get("ground_truth", row.get("answer"))
+    extra = {k: v for k, v in row.items() if k not in ("id", "task_id", "task", "text", "question", "prompt",
+                                                        "ground_truth", "answer")}
+    return TaskRow(id=str(task_id), task=text, ground_truth=truth, metadata=extra)
+
+
+def read_tasks(path: str | Path) -> list[TaskRow]:
+    """Every task of a JSONL file; a bad line or a repeated id is an ``InputError`` naming the line."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such tasks file: {path}")
+    rows: list[TaskRow] = []
+    seen: set[str] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc})", where=where) from None
+        row = parse_task(data, where=where)
+        if row.id in seen:
+            raise InputError(f"task id {row.id!r} appears twice", where=where)
+        seen.add(row.id)
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{path} has no tasks")
+    return rows

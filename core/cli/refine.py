@@ -1,0 +1,54 @@
+"""``agentracer refine``: self-correction over a task set, with the success rate per round."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InputError
+
+
+@click.command()
+@click.option("--team", "team_spec", required=True, help="MODULE:FACTORY (or FILE.py:FACTORY) building the team")
+@click.option("--tasks", "tasks_path", required=True, type=click.Path(dir_okay=False), help="tasks JSONL")
+@click.option("--evaluator", "evaluator_spec", required=True, help="Ω: mbpp, math, exact or MODULE:FUNCTION")
+@click.option("--strategy", type=click.Choice(["tracer", "self-refine", "critic"]), default="tracer", show_default=True)
+@click.option("--mode", type=click.Choice(["restart", "replay"]), default="restart", show_default=True)
+@click.option("--tracer", "tracer_name", default="lite", show_default=True, help="attribution method")
+@click.option("--tracer-model", help="model SPEC for a model-based attribution method")
+@click.option("--critic", help="model SPEC for the self-refine / critic baselines")
+@click.option("--reviser", help="model SPEC rewriting the decisive step in replay mode")
+@click.option("--rounds", default=3, show_default=True, help="correction rounds after the first run")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), help="write every attempt here (JSONL)")
+def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, mode: str, tracer_name: str,
+           tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:
+    """Run each task; while Ω fails, feed back the verdict (or a critique) and run again."""
+    from ..annotate.tasks import read_tasks
+    from ..loading import load_object
+    from ..models import load_model
+    from ..refine import Refiner, success_rate_per_round
+    from ..store import JsonlStore
+    from ..team import run_sync
+    from ..tracer import get_method
+
+    if rounds < 0:
+        raise InputError("--rounds must be 0 or more")
+    tasks = read_tasks(tasks_path)
+    tracer = get_method(tracer_name, tracer_model) if strategy == "tracer" else None
+    refiner = Refiner(load_object(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
+                      critic=load_model(critic) if critic else None, reviser=load_model(reviser) if reviser else None)
+    store = JsonlStore(out_path) if out_path else None
+    results = []
+    for row in tasks:
+        result = run_sync(refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds))
+        results.append(result)
+        first = next((r.round for r in result.rounds if r.success), None)
+        click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved"))
+        if store is not None:
+            for record in result.rounds:
+                record.trajectory.metadata.setdefault("task_id", row.id)
+                if record.verdict is not None:
+                    record.trajectory.labels.append(record.verdict)
+            store.extend(r.trajectory for r in result.rounds)
+    rates = success_rate_per_round(results, rounds)
+    click.echo(f"strategy {strategy} ({mode}); success rate per round: "
+               + ", ".join(f"round {i}: {rate:.0%}" for i, rate in enumerate(rates)))

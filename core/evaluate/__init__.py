@@ -1,0 +1,1 @@
+"""Evaluation: outcome checks Ω for runs (``outcome``) and attribution metrics for tracers (``attribution``)."""

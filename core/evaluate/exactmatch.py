@@ -1,0 +1,53 @@
+"""GAIA-style normalised exact match: numbers as numbers, lists element-wise, strings without case,
+spaces or punctuation."""
+
+from __future__ import annotations
+
+import re
+import string
+
+_LIST_SPLIT = re.compile(r"[,;]")
+
+
+def _as_number(text: str) -> float | None:
+    cleaned = text.strip().replace("$", "").replace("%", "").replace(",", "").strip()
+    try:
+        return float(cleaned)
+    except ValueError:
+        return None
+
+
+def normalize_text(text: str, *, keep_punctuation: bool = False) -> str:
+    """Lower-case, no whitespace, and (unless asked) no punctuation."""
+    text = re.sub(r"\s+", "", str(text)).lower()
+    if not keep_punctuation:
+        text = text.translate(str.maketrans("", "", string.punctuation))
+    return text
+
+
+def _is_list(text: str) -> bool:
+    return bool(_LIST_SPLIT.search(text))
+
+
+def exact_match(predicted: object, truth: object) -> bool:
+    """True when ``predicted`` matches ``truth`` under GAIA's normalisation rules."""
+    if predicted is None:
+        return False
+    pred, gold = str(predicted).strip(), str(truth).strip()
+    gold_number = _as_number(gold)
+    if gold_number is not None:
+        pred_number = _as_number(pred)
+        return pred_number is not None and abs(pred_number - gold_number) <= 1e-9 * max(1.0, abs(gold_number))
+    if _is_list(gold):
+        gold_items = [item.strip() for item in _LIST_SPLIT.split(gold)]
+        pred_items = [item.strip() for item in _LIST_SPLIT.split(pred)]
+        if len(gold_items) != len(pred_items):
+            return False
+        return all(exact_match(p, g) for p, g in zip(pred_items, gold_items, strict=True))
+    return normalize_text(pred) == normalize_text(gold)
+
+
+def final_answer_text(text: str) -> str:
+    """The part after a 'FINAL ANSWER:' marker when present (GAIA's convention), else the text."""
+    match = re.findall(r"final answer\s*:\s*(.+)", str(text), flags=re.IGNORECASE)
+    return match[-1].strip() if match else str(text).strip()

@@ -1,0 +1,79 @@
+"""An on-disk cache of model answers, keyed by a hash of the request, so a re-run of an evaluation is free.
+
+One JSON file per answer under ``<dir>/<hash[:2]>/<hash>.json``, written atomically (temp file + rename),
+so concurrent writers and an interrupted run never leave a torn entry. The directory is ``cache_dir``
+when given, else ``$AGENTRACER_CACHE_DIR``, else ``~/.cache/agentracer``; ``AGENTRACER_CACHE=off``
+turns caching off. Keys never include credentials: callers hash only the request body and the endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "AGENTRACER_CACHE_DIR"
+CACHE_SWITCH_ENV = "AGENTRACER_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """Where answers are cached unless a directory is given."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "agentracer"
+
+
+def cache_disabled_by_env() -> bool:
+    """Whether ``AGENTRACER_CACHE`` switches caching off (``off``, ``0``, ``false``, ``no``)."""
+    return os.environ.get(CACHE_SWITCH_ENV, "").strip().lower() in {"off", "0", "false", "no"}
+
+
+def request_key(payload: Any) -> str:
+    """A stable sha256 hex digest of a JSON-able request (sorted keys, compact)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """Answers stored by request key. ``get`` returns ``None`` on a miss or an unreadable entry."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, namespace: str = "chat") -> None:
+        self.directory = Path(directory).expanduser() if directory else default_cache_dir()
+        self.root = self.directory / namespace
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.misses += 1
+            return None
+        if not isinstance(entry, dict):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        """Store ``entry`` atomically; a cache that cannot be written is skipped, never fatal."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(entry, fh, ensure_ascii=False)
+            os.replace(tmp, path)
+        except OSError:
+            return
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.root.glob("*/*.json")) if self.root.exists() else 0

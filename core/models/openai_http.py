@@ -1,0 +1,274 @@
+"""Any OpenAI-compatible chat server (OpenAI, ``vllm serve``, SGLang, llama.cpp …) over async httpx.
+
+Spec: ``openai:http://127.0.0.1:8000/v1@Qwen3-8B`` (endpoint ``@`` model), or ``openai:gpt-4o`` for
+``$OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``). The key comes from ``AGENTRACER_API_KEY`` or
+``OPENAI_API_KEY`` (or ``api_key=`` in code); it is sent as a header and never logged, cached or written.
+
+What it does for you:
+
+* bounded concurrency (``max_concurrency`` requests in flight per event loop, each on a kept-alive
+  connection);
+* retries with exponential backoff and full jitter on HTTP 408/409/425/429/5xx, timeouts and connection
+  errors, waiting at least what a ``Retry-After`` header asks; other 4xx fail at once with the server's
+  message. After ``breaker_threshold`` connection failures in a row (the server is down), later requests
+  make one attempt each instead of a full retry cycle, so a dead server fails an evaluation fast;
+* a per-request timeout; token accounting (``usage``, ``stats``);
+* an on-disk answer cache keyed by the hash of endpoint + request body (see ``agentracer.models.cache``),
+  so re-running an evaluation costs nothing. ``cache=False`` or ``AGENTRACER_CACHE=off`` turns it off.
+
+When a server splits reasoning out (vLLM's ``reasoning_content``), the text is rebuilt as
+``<think>reasoning</think>answer`` so tracer answers keep the paper's format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import os
+import random
+import ssl
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import httpx
+
+from ..errors import InputError
+from ..schema import Usage
+from .base import BaseChatModel, Completion, Message, ModelError
+from .cache import ResponseCache, cache_disabled_by_env, request_key
+
+KEY_ENVS = ("AGENTRACER_API_KEY", "OPENAI_API_KEY")
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRY_STATUSES = frozenset({408, 409, 425, 429})
+
+
+def _api_key_from_env() -> str | None:
+    return next((os.environ[name] for name in KEY_ENVS if os.environ.get(name)), None)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message", body["error"]))[:300]
+    return str(body)[:300]
+
+
+class _ClientPool:
+    """At most ``size`` requests at once, each on its own one-connection client (kept alive and reused).
+
+    One small client per slot instead of one client with ``size`` connections: httpcore checks every idle
+    connection of a pool on each request, which costs more CPU than the request itself at high concurrency.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.AsyncClient], size: int) -> None:
+        self._factory = factory
+        self._gate = asyncio.Semaphore(size)
+        self._idle: list[httpx.AsyncClient] = []
+        self._all: list[httpx.AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        async with self._gate:
+            if self._idle:
+                client = self._idle.pop()
+            else:
+                client = self._factory()
+                self._all.append(client)
+            try:
+                yield client
+            finally:
+                self._idle.append(client)
+
+    async def aclose(self) -> None:
+        for client in self._all:
+            await client.aclose()
+
+
+class OpenAIChatModel(BaseChatModel):
+    """A chat model behind an OpenAI-compatible ``/chat/completions`` endpoint."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_concurrency: int = 8,
+        max_retries: int = 5,
+        timeout: float = 300.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        breaker_threshold: int = 8,
+        cache: bool | ResponseCache = True,
+        cache_dir: str | None = None,
+        context_window: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InputError(f"model endpoint {base_url!r} must start with http:// or https://")
+        if not model:
+            raise InputError(f"no model name for endpoint {base_url!r}; write URL@MODEL")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = f"openai:{self.base_url}@{model}"
+        self._api_key = api_key if api_key is not None else _api_key_from_env()
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.max_retries = max(0, int(max_retries))
+        self.timeout = float(timeout)
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.breaker_threshold = max(1, int(breaker_threshold))
+        self.context_window = int(context_window) if context_window else None
+        self.params = dict(params or {})
+        if isinstance(cache, ResponseCache):
+            self.cache: ResponseCache | None = cache
+        elif cache and not cache_disabled_by_env():
+            self.cache = ResponseCache(cache_dir)
+        else:
+            self.cache = None
+        self.usage = Usage()
+        self.stats = {"requests": 0, "attempts": 0, "retries": 0, "failures": 0, "cache_hits": 0}
+        self._connect_failures = 0
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ClientPool]
+        self._per_loop = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIChatModel({self.base_url!r}, {self.model!r})"
+
+    # ------------------------------------------------------------------ plumbing
+    def _pool(self) -> _ClientPool:
+        loop = asyncio.get_running_loop()
+        pool = self._per_loop.get(loop)
+        if pool is None:
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            tls = ssl.create_default_context()  # one TLS context shared by the clients (each costs ~10 ms)
+            pool = _ClientPool(lambda: httpx.AsyncClient(
+                headers=headers, timeout=httpx.Timeout(self.timeout), verify=tls,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)), self.max_concurrency)
+            self._per_loop[loop] = pool
+        return pool
+
+    async def aclose(self) -> None:
+        """Close this event loop's HTTP connections."""
+        pool = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        jittered = random.uniform(0, min(self.backoff_max, self.backoff_base * (2**attempt)))
+        return max(jittered, min(retry_after, self.backoff_max)) if retry_after is not None else jittered
+
+    # ------------------------------------------------------------------ API
+    async def acomplete(self, messages: Sequence[Message], **params: Any) -> Completion:
+        """One chat completion (from the cache when this exact request was answered before)."""
+        body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages],
+                                **self.params, **params}
+        key = request_key({"endpoint": self.base_url, "body": body}) if self.cache is not None else ""
+        if self.cache is not None:
+            entry = self.cache.get(key)
+            if entry is not None and isinstance(entry.get("text"), str):
+                self.stats["cache_hits"] += 1
+                return Completion(text=entry["text"], usage=Usage(**entry.get("usage", {})), cached=True,
+                                  raw=entry.get("raw"))
+        async with self._pool().client() as client:
+            payload = await self._post(client, body)
+        completion = self._completion(payload)
+        self.usage = self.usage + completion.usage
+        if self.cache is not None:
+            self.cache.put(key, {"text": completion.text, "usage": completion.usage.model_dump(), "raw": payload})
+        return completion
+
+    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}/chat/completions"
+        self.stats["requests"] += 1
+        attempts = 1 if self._connect_failures >= self.breaker_threshold else self.max_retries + 1
+        problem = "no attempt made"
+        for attempt in range(attempts):
+            self.stats["attempts"] += 1
+            retry_after: float | None = None
+            try:
+                response = await client.post(url, json=body)
+            except httpx.TimeoutException:
+                problem = f"no answer within {self.timeout:g}s"
+            except httpx.TransportError as exc:
+                self._connect_failures += 1
+                problem = f"cannot reach {self.base_url} ({type(exc).__name__}: {exc})"
+            else:
+                self._connect_failures = 0
+                if response.status_code == 200:
+                    try:
+                        payload = response.json()
+                    except ValueError:
+                        problem = "answered HTTP 200 with a body that is not JSON"
+                    else:
+                        if isinstance(payload, dict):
+                            return payload
+                        problem = "answered HTTP 200 with JSON that is not an object"
+                elif response.status_code in RETRY_STATUSES or response.status_code >= 500:
+                    retry_after = _retry_after(response)
+                    problem = f"HTTP {response.status_code}: {_error_message(response)}"
+                else:
+                    self.stats["failures"] += 1
+                    raise ModelError(f"{url} refused the request: HTTP {response.status_code}: "
+                                     f"{_error_message(response)}")
+            if self._connect_failures >= self.breaker_threshold:
+                break  # the server looks down: no retry cycle (each later request still tries once)
+            if attempt + 1 < attempts:
+                self.stats["retries"] += 1
+                await asyncio.sleep(self._delay(attempt, retry_after))
+        self.stats["failures"] += 1
+        raise ModelError(f"{url} failed after {attempt + 1} attempt(s): {problem}")
+
+    def _completion(self, payload: dict[str, Any]) -> Completion:
+        choices = payload.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            raise ModelError(f"{self.name} answered without choices: {str(payload)[:200]}")
+        message = choices[0].get("message") or {}
+        text = message.get("content") or ""
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(reasoning, str) and reasoning and "<think>" not in text:
+            text = f"<think>{reasoning}</think>{text}"
+        raw_usage = payload.get("usage") or {}
+        usage = Usage(prompt_tokens=int(raw_usage.get("prompt_tokens") or 0),
+                      completion_tokens=int(raw_usage.get("completion_tokens") or 0))
+        return Completion(text=str(text), usage=usage, raw=payload)
+
+
+def parse_spec(rest: str) -> tuple[str, str]:
+    """``'http://host:port/v1@model'`` → (endpoint, model); a bare model uses ``$OPENAI_BASE_URL``."""
+    if rest.startswith(("http://", "https://")):
+        endpoint, sep, model = rest.rpartition("@")
+        if not sep or not model or not endpoint:
+            raise InputError(f"openai model spec {rest!r} needs URL@MODEL, e.g. http://127.0.0.1:8000/v1@Qwen3-8B")
+        return endpoint, model
+    if not rest:
+        raise InputError("openai model spec is empty; use openai:URL@MODEL or openai:MODEL")
+    return os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, rest
+
+
+def from_spec(rest: str, **options: Any) -> OpenAIChatModel:
+    """The backend for ``openai:REST`` (see ``parse_spec``); ``options`` go to ``OpenAIChatModel``."""
+    endpoint, model = parse_spec(rest)
+    return OpenAIChatModel(endpoint, model, **options)

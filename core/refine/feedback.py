@@ -1,0 +1,89 @@
+"""Feedback for the next attempt: from a tracer verdict (the culprit agent and step), or the Self-Refine and
+CRITIC baselines (a critique of the final answer, without and with the environment's feedback)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+from ..models import ChatModel
+from ..schema import Trajectory, Verdict
+
+
+@dataclass
+class Feedback:
+    """What the next attempt is told: ``text``, and for a tracer's feedback the culprit ``agent`` and ``step``."""
+
+    text: str
+    source: str
+    agent: str | None = None
+    step: int | None = None
+
+    def note(self) -> str:
+        """The feedback as a note appended to the task."""
+        who = f" (for {self.agent})" if self.agent else ""
+        return f"Feedback from the previous attempt{who}:\n{self.text}"
+
+    def for_agent(self, name: str) -> str | None:
+        """The note for agent ``name`` (None when the feedback names another agent)."""
+        return self.note() if self.agent in (None, name) else None
+
+
+def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
+    """Actionable feedback to the culprit, naming the step and what went wrong there."""
+    step = trajectory.steps[verdict.step] if 0 <= verdict.step < len(trajectory.steps) else None
+    said = f' You wrote: "{step.text[:400]}".' if step is not None else ""
+    env = trajectory.outcome.feedback or trajectory.outcome.error
+    text = (
+        f"{verdict.agent}, your action at step {verdict.step} caused the failure.{said} "
+        f"Why: {verdict.reason or 'it led the run to fail'}. Redo step {verdict.step} correctly and keep the "
+        "rest of the approach."
+    )
+    if env:
+        text += f"\nThe check of the final result said: {env}"
+    return Feedback(text=text, source=verdict.source, agent=verdict.agent, step=verdict.step)
+
+
+CRITIQUE_SYSTEM = (
+    "You review the final result of a team of agents for the task below and say, in a few sentences, what is "
+    "wrong with it and how to fix it. Do not write the solution."
+)
+
+
+async def critique(trajectory: Trajectory, critic: ChatModel, *, with_environment: bool) -> Feedback:
+    """Self-Refine (``with_environment=False``) or CRITIC (``True``: the environment's checks are shown)."""
+    from ..evaluate.outcome import final_text
+
+    user = f"Task:\n{trajectory.task}\n\nFinal result:\n{final_text(trajectory)}"
+    if with_environment:
+        user += f"\n\nResult of checking it:\n{trajectory.outcome.feedback or trajectory.outcome.error or '(none)'}"
+    completion = await critic.acomplete([{"role": "system", "content": CRITIQUE_SYSTEM},
+                                         {"role": "user", "content": user}])
+    return Feedback(text=completion.text.strip(), source="critic" if with_environment else "self-refine")
+
+
+Tracer = Callable[[Trajectory], Any] | Any
+
+
+async def ask_tracer(tracer: Tracer, trajectory: Trajectory) -> Verdict:
+    """A verdict from a tracer given as a method name, an object with ``alocate``/``locate``, or a callable."""
+    if tracer is None or isinstance(tracer, str):
+        from ..tracer import get_method
+
+        tracer = get_method(tracer or "lite")
+    if hasattr(tracer, "alocate"):
+        verdict = await tracer.alocate(trajectory)
+    elif hasattr(tracer, "locate"):
+        verdict = tracer.locate(trajectory)
+    elif callable(tracer):
+        verdict = tracer(trajectory)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+    else:
+        raise InputError(f"a tracer must be a method name, have locate/alocate, or be callable; got {tracer!r}")
+    if not isinstance(verdict, Verdict):
+        raise InputError(f"the tracer returned {type(verdict).__name__}, not a Verdict")
+    return verdict

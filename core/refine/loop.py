@@ -1,0 +1,182 @@
+"""The self-correction loop: run, check Ω, on failure get feedback and run again.
+
+Strategies: ``tracer`` (AgenTracer: the tracer's verdict, fed to the culprit agent naming the step),
+``self-refine`` and ``critic`` (baselines: a critic model's review of the final result, without and with
+the environment's feedback). Modes: ``restart`` (a fresh run with the feedback) or ``replay`` (``tracer``
+only: replay from the decisive step with that step rewritten by ``reviser`` following the feedback).
+
+How feedback reaches the agents on a restart: a factory with a ``feedback`` parameter receives the
+``Feedback`` (and can put it in the culprit's instructions); otherwise the note is appended to the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..annotate.prompts import action_text, as_action, render_history, step_action
+from ..errors import InputError, TeamRunError
+from ..evaluate.outcome import get_evaluator
+from ..models import ChatModel
+from ..schema import Trajectory, Verdict
+from ..team import TracedTeam, apply_evaluation, run_sync, trace
+from .feedback import Feedback, Tracer, ask_tracer, critique, tracer_feedback
+
+STRATEGIES = ("tracer", "self-refine", "critic")
+MODES = ("restart", "replay")
+
+
+@dataclass
+class RoundResult:
+    """One attempt: its trajectory, Ω, and the verdict and feedback that followed it (if it failed)."""
+
+    round: int
+    trajectory: Trajectory
+    success: bool
+    verdict: Verdict | None = None
+    feedback: Feedback | None = None
+
+
+@dataclass
+class RefineResult:
+    """All attempts of one task."""
+
+    strategy: str
+    mode: str
+    rounds: list[RoundResult] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return any(r.success for r in self.rounds)
+
+    def success_by_round(self, total_rounds: int) -> list[bool]:
+        """Whether the task was solved by round r, for r = 0 (first run) .. total_rounds."""
+        first = next((r.round for r in self.rounds if r.success), None)
+        return [first is not None and first <= r for r in range(total_rounds + 1)]
+
+    @property
+    def final(self) -> Trajectory:
+        return self.rounds[-1].trajectory
+
+
+def success_rate_per_round(results: Sequence[RefineResult], total_rounds: int) -> list[float]:
+    """The fraction of tasks solved by each round (round 0 is the first run)."""
+    if not results:
+        return [0.0] * (total_rounds + 1)
+    table = [r.success_by_round(total_rounds) for r in results]
+    return [sum(row[i] for row in table) / len(table) for i in range(total_rounds + 1)]
+
+
+REVISE_SYSTEM = (
+    "You are {agent} in a team of agents. Your earlier message at step {step} was judged wrong; rewrite that "
+    "one message following the feedback, in the same role and format. Answer with the new message only."
+)
+
+
+class Refiner:
+    """The loop for one team; ``refine``/``arefine`` below are the one-call forms."""
+
+    def __init__(self, factory: Callable[..., Any] | TracedTeam, evaluator: Any, tracer: Tracer = None, *,
+                 strategy: str = "tracer", mode: str = "restart", critic: ChatModel | None = None,
+                 reviser: ChatModel | None = None) -> None:
+        if strategy not in STRATEGIES:
+            raise InputError(f"unknown refine strategy {strategy!r}; use one of {STRATEGIES}")
+        if mode not in MODES:
+            raise InputError(f"unknown refine mode {mode!r}; use one of {MODES}")
+        if strategy != "tracer" and critic is None:
+            raise InputError(f"the {strategy} baseline needs a critic model")
+        if mode == "replay" and (strategy != "tracer" or reviser is None):
+            raise InputError("replay mode needs strategy 'tracer' and a reviser model to rewrite the decisive step")
+        raw = getattr(factory, "__wrapped__", factory) if isinstance(factory, TracedTeam) else factory
+        self.raw = raw
+        self.team = factory if isinstance(factory, TracedTeam) else trace(factory)
+        self.evaluator = get_evaluator(evaluator)
+        self.tracer, self.strategy, self.mode = tracer, strategy, mode
+        self.critic, self.reviser = critic, reviser
+        try:
+            self.takes_feedback = "feedback" in inspect.signature(raw).parameters
+        except (TypeError, ValueError):
+            self.takes_feedback = False
+
+    async def _checked(self, coro: Any) -> Trajectory:
+        try:
+            trajectory = await coro
+        except TeamRunError as exc:
+            return exc.trajectory
+        await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
+        return trajectory
+
+    async def _restart(self, task: str, ground_truth: Any, feedback: Feedback | None, round_: int) -> Trajectory:
+        metadata = {"refine": {"round": round_, "strategy": self.strategy, "mode": self.mode}}
+        if feedback is None:
+            return await self._checked(self.team.arun(task, ground_truth=ground_truth, metadata=metadata))
+        if self.takes_feedback:
+            team = trace(self.raw, feedback=feedback)
+            return await self._checked(team.arun(task, ground_truth=ground_truth, metadata=metadata))
+        return await self._checked(self.team.arun(f"{task}\n\n{feedback.note()}", ground_truth=ground_truth,
+                                                  metadata=metadata))
+
+    async def _replay(self, failed: Trajectory, feedback: Feedback) -> Trajectory:
+        assert self.reviser is not None and feedback.step is not None and feedback.agent is not None
+        step = failed.steps[feedback.step]
+        messages = [
+            {"role": "system", "content": REVISE_SYSTEM.format(agent=feedback.agent, step=feedback.step)},
+            {"role": "user", "content": f"Task:\n{failed.task}\n\nConversation so far:\n"
+                                        f"{render_history(failed, feedback.step)}\n\nYour message at step "
+                                        f"{feedback.step}:\n{step_action(step)}\n\n{feedback.note()}"},
+        ]
+        completion = await self.reviser.acomplete(messages)
+        action = as_action(completion.text.strip(), step)
+        replayed = await self._checked(self.team.areplay(failed, feedback.step, action))
+        replayed.metadata["refine"] = {"strategy": self.strategy, "mode": "replay", "revised": action_text(action)}
+        return replayed
+
+    async def _feedback(self, trajectory: Trajectory) -> tuple[Verdict | None, Feedback]:
+        if self.strategy == "tracer":
+            verdict = await ask_tracer(self.tracer, trajectory)
+            return verdict, tracer_feedback(trajectory, verdict)
+        assert self.critic is not None
+        return None, await critique(trajectory, self.critic, with_environment=self.strategy == "critic")
+
+    async def arun(self, task: str, *, ground_truth: Any = None, rounds: int = 3,
+                   first: Trajectory | None = None) -> RefineResult:
+        """Attempt ``task`` up to ``rounds + 1`` times; ``first`` is an already checked first attempt."""
+        result = RefineResult(self.strategy, self.mode)
+        trajectory = first if first is not None else await self._restart(task, ground_truth, None, 0)
+        for round_ in range(rounds + 1):
+            record = RoundResult(round_, trajectory, bool(trajectory.outcome.success))
+            result.rounds.append(record)
+            if record.success or round_ == rounds:
+                break
+            record.verdict, record.feedback = await self._feedback(trajectory)
+            if self.mode == "replay" and record.feedback.step is not None:
+                trajectory = await self._replay(trajectory, record.feedback)
+            else:
+                trajectory = await self._restart(task, ground_truth, record.feedback, round_ + 1)
+        return result
+
+    def run(self, task: str, **kwargs: Any) -> RefineResult:
+        """Synchronous ``arun``."""
+        return run_sync(self.arun(task, **kwargs))
+
+
+async def arefine(factory: Callable[..., Any] | TracedTeam, task: str, evaluator: Any, tracer: Tracer = None,
+                  rounds: int = 3, **options: Any) -> RefineResult:
+    """Run ``task``, and while Ω fails (at most ``rounds`` times) feed the tracer's verdict back and run again.
+
+    ``options``: ``strategy`` (tracer, self-refine, critic), ``mode`` (restart, replay), ``critic``,
+    ``reviser`` (models), ``ground_truth``, ``first`` (a checked first attempt to start from).
+    """
+    ground_truth = options.pop("ground_truth", None)
+    first = options.pop("first", None)
+    return await Refiner(factory, evaluator, tracer, **options).arun(task, ground_truth=ground_truth, rounds=rounds,
+                                                                     first=first)
+
+
+def refine(factory: Callable[..., Any] | TracedTeam, task: str, evaluator: Any, tracer: Tracer = None,
+           rounds: int = 3, **options: Any) -> RefineResult:
+    """Synchronous ``arefine``."""
+    return run_sync(arefine(factory, task, evaluator, tracer, rounds, **options))

@@ -1,0 +1,83 @@
+"""What every attribution method is: ``alocate(trajectory) -> Verdict`` (and a sync ``locate``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import AgentracerError, InputError
+from ..models.base import ChatModel
+from ..schema import Trajectory, Verdict
+
+#: Prompt budget when a model does not say how much it reads (Qwen3-8B's native window is 32k tokens).
+DEFAULT_CONTEXT_WINDOW = 32768
+#: Tokens kept free for the answer (the reasoning in <think> can be long).
+DEFAULT_ANSWER_TOKENS = 4096
+
+
+class AnswerError(AgentracerError):
+    """The model answered, but no agent/step could be read from it; ``raw`` keeps the answer."""
+
+    def __init__(self, message: str, *, raw: str | None, flags: list[str] | None = None) -> None:
+        self.raw = raw
+        self.flags = list(flags or [])
+        super().__init__(message)
+
+
+def require_steps(trajectory: Trajectory) -> None:
+    """Attribution needs at least one step."""
+    if not trajectory.steps:
+        raise InputError("the trajectory has no steps to attribute", where=trajectory.id)
+
+
+class Method:
+    """Base of attribution methods. Subclasses implement ``alocate``."""
+
+    name = "method"
+    needs_model = False
+
+    def __init__(self, model: ChatModel | None = None, **options: Any) -> None:
+        self.model = model
+        self.options = options
+
+    async def alocate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
+        raise NotImplementedError
+
+    def locate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
+        """Sync ``alocate`` (also safe where an event loop already runs)."""
+        from ..team import run_sync
+
+        return run_sync(self.alocate(trajectory, with_ground_truth=with_ground_truth))
+
+    def __repr__(self) -> str:
+        model = getattr(self.model, "name", None)
+        return f"<{type(self).__name__} {self.name}{f' model={model}' if model else ''}>"
+
+
+class ModelMethod(Method):
+    """A method that asks a chat model; knows the model's prompt budget."""
+
+    needs_model = True
+
+    def __init__(
+        self,
+        model: ChatModel | None = None,
+        *,
+        max_prompt_tokens: int | None = None,
+        answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+        tokenizer: Any = None,
+        params: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        if model is None:
+            raise InputError(f"method {self.name!r} needs a model (e.g. --model openai:URL@MODEL)")
+        super().__init__(model, **options)
+        window = getattr(model, "context_window", None) or DEFAULT_CONTEXT_WINDOW
+        self.max_prompt_tokens = int(max_prompt_tokens or max(1024, window - answer_tokens))
+        counter = getattr(model, "count_tokens", None)
+        self.tokenizer = tokenizer if tokenizer is not None else counter
+        self.params = dict(params or {})
+
+    def verdict(self, agent: str, step: int, *, raw: str | None, reason: str | None, flags: list[str],
+                **metadata: Any) -> Verdict:
+        return Verdict(agent=agent, step=step, reason=reason, source="tracer", raw=raw, flags=flags,
+                       metadata={"method": self.name, "model": getattr(self.model, "name", None), **metadata})

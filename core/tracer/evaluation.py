@@ -1,0 +1,195 @@
+"""Run an attribution method over labelled trajectories, streaming one JSON row per trajectory to disk.
+
+Rows are appended (and flushed) as results come, so an interrupted run loses at most the items in flight;
+running again with the same output file skips every id already there for the same setting (w/ or w/o G).
+Each item fails on its own: a bad file, an empty trajectory, a model that is down or answers garbage give
+a row with ``error`` (and ``error_kind``) instead of stopping the run.
+
+Inputs: a Who&When folder or ``.json`` file (ids are the files' relative paths), or a TracerTraj
+``.parquet`` / ``.jsonl`` file (ids are the rows' ``question_ID``, made unique).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AgentracerError, InputError
+from ..models.base import ModelError
+from ..schema import Trajectory, Verdict
+from .base import AnswerError
+
+TRACERTRAJ_SUFFIXES = {".parquet", ".pq", ".jsonl"}
+
+
+@dataclass
+class EvalItem:
+    """One thing to evaluate: its id and subset, and the trajectory or the error loading it gave."""
+
+    id: str
+    subset: str | None
+    trajectory: Trajectory | None = None
+    error: Exception | None = None
+
+
+def _subset_of_tracertraj(trajectory: Trajectory, default: str) -> str:
+    extra = (trajectory.metadata.get("tracertraj") or {}).get("extra") or {}
+    for key in ("subset", "domain", "category", "benchmark"):
+        if extra.get(key):
+            return str(extra[key])
+    return str(trajectory.metadata.get("subset") or default)
+
+
+def iter_items(data: str | os.PathLike[str]) -> Iterator[EvalItem]:
+    """The items under ``data`` (Who&When folder/file, or TracerTraj Parquet/JSONL)."""
+    path = Path(data)
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}")
+    if path.is_file() and path.suffix.lower() in TRACERTRAJ_SUFFIXES:
+        from ..formats.tracertraj import iter_tracertraj
+
+        for where, result in iter_tracertraj(path):
+            if isinstance(result, Trajectory):
+                yield EvalItem(result.id, _subset_of_tracertraj(result, path.stem), result)
+            else:
+                yield EvalItem(where, path.stem, error=result)
+        return
+    from ..formats.whowhen import iter_whowhen_dir, subset_of
+
+    base = path if path.is_dir() else path.parent
+    for relative, result in iter_whowhen_dir(path):
+        if isinstance(result, Trajectory):
+            subset = result.metadata.get("subset") or subset_of(base / relative)
+            yield EvalItem(relative, subset, result)
+        else:
+            yield EvalItem(relative, subset_of(base / relative), error=result)
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, AnswerError):
+        return "answer"
+    if isinstance(exc, ModelError):
+        return "model"
+    if isinstance(exc, InputError):
+        return "input"
+    return "other"
+
+
+def _label_fields(trajectory: Trajectory | None) -> dict[str, Any]:
+    label = None if trajectory is None else (trajectory.human_label or trajectory.label())
+    return {"mistake_agent": label.agent if label else None, "mistake_step": label.step if label else None}
+
+
+def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
+             verdict: Verdict | None = None, error: BaseException | None = None, latency_s: float = 0.0) -> dict:
+    """The results.jsonl row of one item."""
+    row: dict[str, Any] = {"id": item.id, "subset": item.subset, "with_gt": with_gt, "method": method,
+                           "model": model, "predicted_agent": None, "predicted_step": None,
+                           **_label_fields(item.trajectory), "error": None, "error_kind": None}
+    if verdict is not None:
+        row.update(predicted_agent=verdict.agent, predicted_step=verdict.step, reason=verdict.reason,
+                   flags=list(verdict.flags), strict=verdict.metadata.get("strict"), raw=verdict.raw,
+                   usage=verdict.metadata.get("usage"), requests=verdict.metadata.get("requests"),
+                   cached_requests=verdict.metadata.get("cached_requests"))
+    if error is not None:
+        message = str(error) or type(error).__name__
+        row.update(error=message if isinstance(error, AgentracerError) else f"{type(error).__name__}: {message}",
+                   error_kind=_error_kind(error))
+        if isinstance(error, AnswerError):
+            row.update(raw=error.raw, flags=error.flags)
+    row["latency_s"] = round(latency_s, 4)
+    return row
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of a results file; a torn last line (an interrupted write) is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "id" in row:
+            rows.append(row)
+    return rows
+
+
+def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
+                   retry_errors: bool = False) -> set[str]:
+    """Ids already done in ``path`` for this setting; repairs a torn file and drops errored rows on request."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return set()
+    rows = read_rows(path)
+    others = {r.get("method") for r in rows} - {method, None}
+    if others:
+        raise InputError(f"{path} holds results of method {sorted(others)[0]!r}; write {method!r} to another file")
+    text = path.read_text(encoding="utf-8")
+    torn = bool(text) and (not text.endswith("\n") or len(rows) != sum(1 for x in text.splitlines() if x.strip()))
+    if retry_errors:
+        kept = [r for r in rows if not (r.get("error") and r.get("with_gt") == with_gt)]
+        torn = torn or len(kept) != len(rows)
+        rows = kept
+    if torn:
+        _rewrite(path, rows)
+    return {str(r["id"]) for r in rows if r.get("with_gt") == with_gt}
+
+
+async def evaluate_items(
+    items: list[EvalItem],
+    method: Any,
+    output: str | os.PathLike[str],
+    *,
+    with_gt: bool,
+    method_name: str,
+    model_name: str | None = None,
+    concurrency: int = 8,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate ``items`` with ``method`` (at most ``concurrency`` at once), appending rows to ``output``."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+    rows: list[dict[str, Any]] = []
+
+    async def one(item: EvalItem) -> dict[str, Any]:
+        if item.error is not None or item.trajectory is None:
+            return make_row(item, with_gt=with_gt, method=method_name, model=model_name,
+                            error=item.error or InputError("no trajectory"))
+        async with gate:
+            started = time.perf_counter()
+            try:
+                verdict = await method.alocate(item.trajectory, with_ground_truth=with_gt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad item never sinks the run; its row says why
+                return make_row(item, with_gt=with_gt, method=method_name, model=model_name, error=exc,
+                                latency_s=time.perf_counter() - started)
+            return make_row(item, with_gt=with_gt, method=method_name, model=model_name, verdict=verdict,
+                            latency_s=time.perf_counter() - started)
+
+    with open(output, "a", encoding="utf-8") as sink:
+        for finished in asyncio.as_completed([one(item) for item in items]):
+            row = await finished
+            sink.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            sink.flush()
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    return rows

@@ -1,0 +1,195 @@
+"""Attribution methods that ask a chat model.
+
+* ``agentracer``: the paper's tracer prompt (``prompt.build_messages``), one request, parsed strictly and
+  forgivingly (``parse.parse_answer``).
+* The Who&When baselines (Zhang et al., ICML 2025), in our own wording: ``all-at-once`` (the whole log,
+  one request, answer as ``Agent Name:`` / ``Step Number:``), ``step-by-step`` (the log up to step i,
+  "is step i an error?", stop at the first yes; the last step when none is), and ``binary-search``
+  (halve the step range by asking which half holds the decisive error; an unclear answer picks a half at
+  random, seeded by the trajectory id, and is flagged).
+
+Every prompt fits the model's budget with the same windowing as the tracer prompt (step numbers intact).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from ..models.base import Completion
+from ..schema import Trajectory, Usage, Verdict
+from .base import AnswerError, ModelMethod, require_steps
+from .parse import parse_answer
+from .prompt import _as_text, agent_list, build_messages, counter_from, render_steps
+
+
+class _Ledger:
+    """Requests, tokens and cache hits of one attribution."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.requests = 0
+        self.cached = 0
+
+    def add(self, completion: Completion) -> Completion:
+        self.usage = self.usage + completion.usage
+        self.requests += 1
+        self.cached += int(completion.cached)
+        return completion
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"usage": self.usage.model_dump(), "requests": self.requests, "cached_requests": self.cached}
+
+
+class AgenTracerMethod(ModelMethod):
+    """The paper's tracer: numbered trajectory + task (+ G) → ``<think>…</think><answer>agent|step</answer>``."""
+
+    name = "agentracer"
+
+    async def alocate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
+        require_steps(trajectory)
+        messages = build_messages(trajectory, with_ground_truth=with_ground_truth,
+                                  max_tokens=self.max_prompt_tokens, tokenizer=self.tokenizer)
+        ledger = _Ledger()
+        completion = ledger.add(await self.model.acomplete(messages, **self.params))
+        parsed = parse_answer(completion.text, agent_list(trajectory), n_steps=len(trajectory.steps))
+        if not parsed.ok or parsed.agent is None or parsed.step is None:
+            raise AnswerError(f"unparsable answer: {parsed.error}", raw=completion.text, flags=parsed.flags)
+        return self.verdict(parsed.agent, parsed.step, raw=completion.text, reason=parsed.reason,
+                            flags=parsed.flags, strict=parsed.strict, **ledger.as_metadata())
+
+
+class _BaselineMethod(ModelMethod):
+    """Shared helpers of the Who&When baselines."""
+
+    system_prompt = "You are a careful analyst of conversations between AI agents."
+
+    def _header(self, trajectory: Trajectory, with_ground_truth: bool) -> str:
+        lines = [f"The problem the agents worked on: {_as_text(trajectory.task) or '(not recorded)'}"]
+        if with_ground_truth and trajectory.ground_truth is not None:
+            lines.append(f"The correct answer to the problem is: {_as_text(trajectory.ground_truth)}")
+        return "\n".join(lines)
+
+    def _render(self, trajectory: Trajectory, steps: list, fixed: str) -> str:
+        count = counter_from(self.tokenizer)
+        budget = max(64, self.max_prompt_tokens - count(fixed) - count(self.system_prompt) - 16)
+        return render_steps(steps, budget=budget, count_tokens=count).text
+
+    async def _ask(self, ledger: _Ledger, prompt: str) -> str:
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+        return ledger.add(await self.model.acomplete(messages, **self.params)).text
+
+
+class AllAtOnceMethod(_BaselineMethod):
+    """Who&When's all-at-once: the whole log in one request."""
+
+    name = "all-at-once"
+
+    async def alocate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
+        require_steps(trajectory)
+        intro = ("A team of AI agents tried to solve a real-world problem and failed. Find which agent made "
+                 "the mistake that is directly responsible for the wrong solution, and at which step.\n"
+                 + self._header(trajectory, with_ground_truth))
+        outro = ("Based on this conversation, give: 1. the name of the agent whose mistake is directly "
+                 "responsible for the failure, written exactly as in the conversation (if no mistake is "
+                 "obvious, choose the single most likely agent); 2. the number of the step where that agent "
+                 "first made the mistake (steps are numbered from 0 as shown); 3. the reason.\n"
+                 "Answer in this format:\nAgent Name: <name>\nStep Number: <number>\nReason for Mistake: <reason>")
+        log = self._render(trajectory, list(trajectory.steps), intro + outro)
+        ledger = _Ledger()
+        text = await self._ask(ledger, f"{intro}\n\nThe conversation, one step per entry:\n{log}\n\n{outro}")
+        parsed = parse_answer(text, agent_list(trajectory), n_steps=len(trajectory.steps))
+        if not parsed.ok or parsed.agent is None or parsed.step is None:
+            raise AnswerError(f"unparsable answer: {parsed.error}", raw=text, flags=parsed.flags)
+        return self.verdict(parsed.agent, parsed.step, raw=text, reason=parsed.reason, flags=parsed.flags,
+                            strict=parsed.strict, **ledger.as_metadata())
+
+
+_YES_NO = re.compile(r"^\W*(?:1\W*)?\W*(yes|no)\b", re.I)
+
+
+def read_yes_no(text: str) -> bool | None:
+    """``True`` for an answer starting with yes (``1. Yes.``), ``False`` for no, ``None`` when unclear."""
+    match = _YES_NO.match(text or "")
+    return None if match is None else match.group(1).lower() == "yes"
+
+
+class StepByStepMethod(_BaselineMethod):
+    """Who&When's step-by-step: judge each step with the log up to it; the first error found wins."""
+
+    name = "step-by-step"
+
+    async def alocate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
+        require_steps(trajectory)
+        ledger = _Ledger()
+        flags: list[str] = []
+        raw: list[str] = []
+        steps = list(trajectory.steps)
+        for i, step in enumerate(steps):
+            intro = ("You judge, one step at a time, a conversation in which AI agents try to solve a "
+                     "real-world problem.\n" + self._header(trajectory, with_ground_truth))
+            question = (f"The most recent step is step {i}, taken by {step.agent}. Does this step contain an "
+                        "error that could derail the solving of the problem or lead to a wrong solution? Do not "
+                        "be overly critical: flag only errors that clearly derail the process.\n"
+                        "Answer exactly in this format:\n1. Yes/No.\n2. Reason: <your explanation>")
+            log = self._render(trajectory, steps[: i + 1], intro + question)
+            text = await self._ask(ledger, f"{intro}\n\nThe conversation up to step {i}:\n{log}\n\n{question}")
+            raw.append(f"[step {i}] {text}")
+            judged = read_yes_no(text)
+            if judged is None and "unclear_judgement" not in flags:
+                flags.append("unclear_judgement")
+            if judged:
+                reason = text.split("Reason:", 1)[-1].strip() if "Reason:" in text else text.strip()
+                return self.verdict(step.agent, i, raw="\n".join(raw), reason=reason, flags=flags,
+                                    **ledger.as_metadata())
+        flags.append("no_error_found")
+        last = steps[-1]
+        return self.verdict(last.agent, last.index, raw="\n".join(raw), reason="no step was judged an error; "
+                            "the last step is blamed", flags=flags, **ledger.as_metadata())
+
+
+class BinarySearchMethod(_BaselineMethod):
+    """Who&When's binary search: keep the half of the step range said to hold the decisive error."""
+
+    name = "binary-search"
+
+    def __init__(self, model: Any = None, *, seed: int = 0, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.seed = seed
+
+    async def alocate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
+        require_steps(trajectory)
+        rng = random.Random(f"{self.seed}:{trajectory.id}")
+        ledger = _Ledger()
+        flags: list[str] = []
+        raw: list[str] = []
+        steps = list(trajectory.steps)
+        start, end = 0, len(steps) - 1
+        while start < end:
+            mid = (start + end) // 2
+            intro = ("AI agents collaborated on a problem and failed. Below is a segment of their conversation. "
+                     "Decide which half of the segment holds the most critical mistake, the one that led to the "
+                     "failure.\n" + self._header(trajectory, with_ground_truth))
+            question = (f"Is the most critical mistake in the upper half (steps {start} to {mid}) or the lower "
+                        f"half (steps {mid + 1} to {end})? If no single mistake is clear, pick the half with the "
+                        "step most responsible for the failure. Reply with ONLY 'upper half' or 'lower half'.")
+            log = self._render(trajectory, steps[start: end + 1], intro + question)
+            text = await self._ask(ledger, f"{intro}\n\nSteps {start} to {end}:\n{log}\n\n{question}")
+            raw.append(f"[steps {start}-{end}] {text}")
+            lowered = text.lower()
+            upper, lower = lowered.find("upper"), lowered.find("lower")
+            if upper >= 0 and (lower < 0 or upper < lower):
+                end = mid
+            elif lower >= 0:
+                start = mid + 1
+            else:
+                if "ambiguous_half" not in flags:
+                    flags.append("ambiguous_half")
+                if rng.random() < 0.5:
+                    end = mid
+                else:
+                    start = mid + 1
+        step = steps[start]
+        return self.verdict(step.agent, step.index, raw="\n".join(raw), reason=f"binary search narrowed the "
+                            f"error to step {step.index}", flags=flags, **ledger.as_metadata())

@@ -1,0 +1,138 @@
+"""Reading a tracer's answer: strict about the format, forgiving about near misses, never raising.
+
+The exact format is ``<think>reasoning</think><answer>agent|step</answer>`` with nothing around it; such an
+answer has ``strict=True`` (the trainer's format gate). Near misses are recovered and flagged:
+
+* ``missing_think`` / ``unclosed_think``: no reasoning block, or one that is never closed;
+* ``extra_text``: text before or after the blocks; ``multiple_answers``: the last answer is used;
+* ``unclosed_answer``; ``missing_answer_tags``: a bare ``agent|step`` line;
+* ``labelled_fields``: ``Agent Name: X`` / ``Step Number: N`` (the Who&When baselines' format);
+* ``agent_normalised`` (spacing, punctuation or a role suffix differ), ``agent_fuzzy`` (a known agent's
+  name inside the answer), ``unknown_agent`` (no known agent matches; the name is kept as written);
+* ``step_out_of_range`` when ``n_steps`` is given and the step is not a step of the trajectory.
+
+Agent names match the trajectory's agents case-insensitively. An answer with no agent or no step gives
+``error`` (and ``agent``/``step`` ``None``) instead of an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.S | re.I)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_STRICT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>([^<>|\n]+)\|\s*(\d+)\s*</answer>\s*", re.S)
+_PAIR = re.compile(r"^\s*[\"'`*\[]*\s*([^|\n]+?)\s*[\"'`*\]]*\s*\|\s*[\"'`*\[]*\s*(?:step\s*)?(\d+)\s*[\"'`*\]]*\s*$",
+                   re.I)
+_AGENT_FIELD = re.compile(r"(?:agent(?:\s*name)?|culprit|responsible\s+agent)\s*\**\s*[:=]\s*\**\s*([^\n*]+)", re.I)
+_STEP_FIELD = re.compile(r"step(?:\s*(?:number|index|id))?\s*\**\s*[:=#]?\s*\**\s*(\d+)", re.I)
+_REASON_FIELD = re.compile(r"reason(?:\s*for\s*mistake)?\s*\**\s*[:=]\s*\**\s*(.+)", re.I | re.S)
+
+
+@dataclass
+class ParsedAnswer:
+    """What a tracer answered: ``agent``/``step`` (``None`` when unparsable), format strictness, flags."""
+
+    agent: str | None
+    step: int | None
+    strict: bool = False
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def match_agent(raw: str, agents: Sequence[str]) -> tuple[str, str | None]:
+    """The known agent ``raw`` names, and a flag saying how loosely it matched (``None``: exactly)."""
+    name = raw.strip().strip("\"'`*[]().:,; ").strip()
+    if not agents:
+        return name, None
+    lowered = name.lower()
+    for agent in agents:
+        if agent.lower() == lowered:
+            return agent, None
+    normalised = _norm(name)
+    for agent in agents:
+        if _norm(agent) == normalised and normalised:
+            return agent, "agent_normalised"
+    prefixed = [a for a in agents if lowered.startswith(a.lower()) and not lowered[len(a):len(a) + 1].isalnum()]
+    if prefixed:
+        return max(prefixed, key=len), "agent_normalised"
+    inside = [a for a in agents if _norm(a) and _norm(a) in normalised]
+    if inside:
+        return max(inside, key=len), "agent_fuzzy"
+    return name, "unknown_agent"
+
+
+def _fields(text: str) -> tuple[str | None, str | None, str | None]:
+    agent = _AGENT_FIELD.search(text)
+    step = _STEP_FIELD.search(text[agent.end():] if agent else text) or _STEP_FIELD.search(text)
+    reason = _REASON_FIELD.search(text)
+    return (agent.group(1).strip() if agent else None, step.group(1) if step else None,
+            reason.group(1).strip() if reason else None)
+
+
+def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = None) -> ParsedAnswer:
+    """Parse a tracer's answer against the trajectory's ``agents`` (see the module docstring)."""
+    if text is None or not str(text).strip():
+        return ParsedAnswer(None, None, error="empty answer")
+    text = str(text)
+    flags: list[str] = []
+    strict_match = _STRICT.fullmatch(text)
+    think = _THINK.search(text)
+    reason = think.group(1).strip() if think else None
+    if think is None:
+        flags.append("unclosed_think" if re.search(r"<think>", text, re.I) else "missing_think")
+
+    raw_agent: str | None = None
+    raw_step: str | None = None
+    answers = _ANSWER.findall(text)
+    if answers:
+        if len(answers) > 1:
+            flags.append("multiple_answers")
+        content = answers[-1]
+        pair = _PAIR.match(content)
+        if pair:
+            raw_agent, raw_step = pair.group(1), pair.group(2)
+        else:
+            raw_agent, raw_step, _ = _fields(content)
+            if raw_agent or raw_step:
+                flags.append("labelled_fields")
+        outside = _ANSWER.sub("", _THINK.sub("", text)).strip()
+        if outside and strict_match is None:
+            flags.append("extra_text")
+    else:
+        tail = text[think.end():] if think else text
+        opened = re.search(r"<answer>(.*)$", tail, re.S | re.I)
+        if opened:
+            flags.append("unclosed_answer")
+            tail = opened.group(1)
+        pair = next((m for m in (_PAIR.match(line) for line in reversed(tail.strip().splitlines())) if m), None)
+        if pair:
+            raw_agent, raw_step = pair.group(1), pair.group(2)
+            if not opened:
+                flags.append("missing_answer_tags")
+        else:
+            raw_agent, raw_step, field_reason = _fields(tail)
+            if raw_agent or raw_step:
+                flags.append("labelled_fields")
+                reason = reason or field_reason
+    if not raw_agent or raw_step is None:
+        missing = " and ".join(x for x, v in (("agent", raw_agent), ("step", raw_step)) if not v)
+        return ParsedAnswer(None, None, flags=flags, reason=reason, error=f"no {missing} found in the answer")
+    agent, agent_flag = match_agent(raw_agent, agents)
+    if agent_flag:
+        flags.append(agent_flag)
+    step = int(raw_step)
+    if n_steps is not None and not 0 <= step < n_steps:
+        flags.append("step_out_of_range")
+    return ParsedAnswer(agent, step, strict=strict_match is not None, flags=flags, reason=reason)

@@ -1,0 +1,261 @@
+"""The AgenTracer prompt: the numbered trajectory with agent names, the task, optionally the ground truth G,
+asking for reasoning in ``<think>`` and the verdict as ``<answer>agent|step</answer>``.
+
+The trainer builds its training prompts with ``build_messages``, so training and inference see one prompt.
+
+Long trajectories (Who&When reaches 300k characters) are fitted to a token budget without ever renumbering:
+
+1. If the whole trajectory fits, it is shown as is.
+2. Otherwise every step keeps its header (``Step i - agent:``) and long step texts are clipped to a common
+   cap (water-filling: short steps stay whole, only the longest are cut). A clipped text keeps its head
+   (two thirds) and tail (one third) around a marker ``[... N characters omitted ...]``, because a step's
+   decision is usually stated at its start and its result at its end.
+3. If even a cap of ``MIN_STEP_CHARS`` per step does not fit (very many steps), whole steps are left out
+   from the middle of the run, the first and last steps kept, behind a marker naming the omitted range.
+
+Tokens are counted with the given tokenizer, else a cheap generous estimate (3 characters a token); the
+fitting loop re-measures the rendered text with the same counter, so the budget holds for that counter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models.base import estimate_tokens
+from ..schema import Step, Trajectory
+
+TokenCounter = Callable[[str], int]
+
+#: A clipped step keeps at least this many characters of its text.
+MIN_STEP_CHARS = 160
+#: Part of a clipped text kept from its start (the rest comes from its end).
+HEAD_SHARE = 2 / 3
+
+SYSTEM_PROMPT = (
+    "You are AgenTracer, an expert in failure attribution for LLM multi-agent systems. You read the full log "
+    "of a team of agents that failed a task and find the decisive error: the earliest action which, had it "
+    "been done right, would have let the team succeed. You name the agent that took that action and the "
+    "number of the step where it happened."
+)
+
+ANSWER_INSTRUCTIONS = (
+    "First reason step by step inside <think></think>. Then give your verdict inside <answer></answer> as "
+    "the agent's name exactly as written in the log, a vertical bar, and the step number, with nothing "
+    "else:\n<think>your reasoning</think>\n<answer>agent_name|step_number</answer>"
+)
+
+
+def counter_from(tokenizer: Any) -> TokenCounter:
+    """A token counter from a callable (text → count), a tokenizer with ``encode``, or ``None`` (estimate)."""
+    if tokenizer is None:
+        return estimate_tokens
+    encode = getattr(tokenizer, "encode", None)
+    if encode is not None:
+        def count(text: str) -> int:
+            ids = encode(text)
+            return len(getattr(ids, "ids", ids))  # `tokenizers.Encoding` has .ids; HF tokenizers give lists
+        return count
+    if callable(tokenizer):
+        return tokenizer
+    raise TypeError(f"cannot count tokens with {type(tokenizer).__name__}; pass a callable or a tokenizer")
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def step_header(step: Step) -> str:
+    """``Step 3 - WebSurfer:`` (with the framework's role when it adds something, e.g. ``(thought)``)."""
+    role = step.role or ""
+    detail = f" [{role}]" if role.startswith(step.agent) and role != step.agent else ""
+    return f"Step {step.index} - {step.agent}{detail}:"
+
+
+def clip_text(text: str, cap: int) -> str:
+    """``text`` cut to about ``cap`` characters: head and tail around a marker naming what was cut."""
+    if len(text) <= cap:
+        return text
+    head = int(cap * HEAD_SHARE)
+    tail = max(0, cap - head)
+    omitted = len(text) - head - tail
+    return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[len(text) - tail:] if tail else ''}"
+
+
+@dataclass
+class RenderedTrajectory:
+    """The trajectory as prompt text, with what the budget made us cut."""
+
+    text: str
+    tokens: int
+    clipped_steps: list[int] = field(default_factory=list)
+    omitted_steps: list[int] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.clipped_steps or self.omitted_steps)
+
+
+def _render(steps: Sequence[Step], cap: int | None, keep: set[int] | None = None) -> tuple[str, list[int], list[int]]:
+    lines: list[str] = []
+    clipped: list[int] = []
+    omitted: list[int] = []
+    gap: list[int] = []
+
+    def flush_gap() -> None:
+        if gap:
+            lines.append(f"[... steps {gap[0]}-{gap[-1]} omitted to fit the context budget ...]")
+            gap.clear()
+
+    for step in steps:
+        if keep is not None and step.index not in keep:
+            omitted.append(step.index)
+            gap.append(step.index)
+            continue
+        flush_gap()
+        text = _as_text(step.content)
+        if cap is not None and len(text) > cap:
+            text = clip_text(text, cap)
+            clipped.append(step.index)
+        lines.append(f"{step_header(step)} {text}")
+    flush_gap()
+    return "\n".join(lines), clipped, omitted
+
+
+def render_steps(
+    steps: Sequence[Step], *, budget: int | None = None, count_tokens: TokenCounter = estimate_tokens
+) -> RenderedTrajectory:
+    """The steps as numbered lines, fitted to ``budget`` tokens (see the module docstring for how)."""
+    full, _, _ = _render(steps, None)
+    full_tokens = count_tokens(full)
+    if budget is None or full_tokens <= budget:
+        return RenderedTrajectory(full, full_tokens)
+    budget = max(1, budget)
+    longest = max((len(_as_text(s.content)) for s in steps), default=0)
+    chars_per_token = max(1.0, len(full) / max(1, full_tokens))
+    char_budget = budget * chars_per_token
+    for _ in range(8):  # shrink the character budget until the counted tokens fit
+        cap = _largest_cap(steps, char_budget, longest)
+        if cap is None:
+            break
+        text, clipped, omitted = _render(steps, cap)
+        tokens = count_tokens(text)
+        if tokens <= budget:
+            return RenderedTrajectory(text, tokens, clipped, omitted)
+        char_budget *= 0.9 * budget / tokens
+    return _omit_middle(steps, budget, count_tokens)
+
+
+def _largest_cap(steps: Sequence[Step], char_budget: float, longest: int) -> int | None:
+    """The largest per-step cap (≥ MIN_STEP_CHARS) whose rendering fits ``char_budget`` characters."""
+    fixed = sum(len(step_header(s)) + 2 for s in steps)
+    lengths = [len(_as_text(s.content)) for s in steps]
+    marker = 48
+
+    def size(cap: int) -> int:
+        return fixed + sum(n if n <= cap else cap + marker for n in lengths)
+
+    if size(MIN_STEP_CHARS) > char_budget:
+        return None
+    low, high = MIN_STEP_CHARS, max(MIN_STEP_CHARS, longest)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if size(mid) <= char_budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter) -> RenderedTrajectory:
+    """Keep the first and last steps (clipped to ``MIN_STEP_CHARS``), leaving out the middle."""
+    kept = len(steps)
+    while kept > 1:
+        kept = max(1, int(kept * 0.8))
+        head = (kept + 1) // 2
+        keep = {s.index for s in steps[:head]} | {s.index for s in steps[len(steps) - (kept - head):]}
+        text, clipped, omitted = _render(steps, MIN_STEP_CHARS, keep)
+        tokens = count_tokens(text)
+        if tokens <= budget:
+            return RenderedTrajectory(text, tokens, clipped, omitted)
+    text, clipped, omitted = _render(steps[:1], MIN_STEP_CHARS)
+    return RenderedTrajectory(text, count_tokens(text), clipped, [s.index for s in steps[1:]])
+
+
+def agent_list(trajectory: Trajectory) -> list[str]:
+    """The agents a verdict may name: those that took a step, in order of first appearance."""
+    names: list[str] = []
+    for step in trajectory.steps:
+        if step.agent not in names:
+            names.append(step.agent)
+    return names or trajectory.agent_names
+
+
+def _task_block(trajectory: Trajectory, with_ground_truth: bool, char_cap: int | None) -> str:
+    def cap(text: str) -> str:
+        return clip_text(text, char_cap) if char_cap else text
+
+    parts = [f"## Task\n{cap(_as_text(trajectory.task) or '(not recorded)')}"]
+    if with_ground_truth and trajectory.ground_truth is not None:
+        parts.append(f"## Correct answer (ground truth)\n{cap(_as_text(trajectory.ground_truth))}")
+    feedback = trajectory.outcome.feedback or trajectory.outcome.error
+    if feedback:
+        parts.append(f"## Feedback from the environment\n{cap(_as_text(feedback))}")
+    return "\n\n".join(parts)
+
+
+def build_user_prompt(
+    trajectory: Trajectory,
+    *,
+    with_ground_truth: bool,
+    max_tokens: int | None = None,
+    tokenizer: Any = None,
+) -> tuple[str, RenderedTrajectory]:
+    """The user message of the tracer prompt and how its trajectory was rendered."""
+    count = counter_from(tokenizer)
+    agents = agent_list(trajectory)
+    intro = ("The multi-agent system below failed the task. Find the decisive error: the earliest step whose "
+             "action, if corrected, would have let the system succeed.")
+    roster = "## Agents\n" + "\n".join(f"- {name}" for name in agents)
+    instructions = "## Your answer\n" + ANSWER_INSTRUCTIONS
+    char_cap = None if max_tokens is None else max(400, max_tokens)  # task, G: about a third of the budget
+    task = _task_block(trajectory, with_ground_truth, char_cap)
+    header = f"## Trajectory ({len(trajectory.steps)} steps, numbered from 0)"
+    note = ("\n(Long step texts were shortened to fit; markers show where. Step numbers are the "
+            "original ones.)")
+    budget = None
+    if max_tokens is not None:
+        fixed = "\n\n".join([intro, task, roster, header + note, "", instructions])
+        budget = max(64, max_tokens - count(SYSTEM_PROMPT) - count(fixed) - 16)
+    for _ in range(3):
+        rendered = render_steps(trajectory.steps, budget=budget, count_tokens=count)
+        shown = header + (note if rendered.truncated else "") + "\n" + rendered.text
+        body = "\n\n".join([intro, task, roster, shown, instructions])
+        if max_tokens is None or budget is None or budget <= 64:
+            break
+        over = count(SYSTEM_PROMPT) + count(body) + 8 - max_tokens  # token merges across the joins
+        if over <= 0:
+            break
+        budget = max(64, budget - over)
+    return body, rendered
+
+
+def build_messages(
+    trajectory: Trajectory,
+    *,
+    with_ground_truth: bool,
+    max_tokens: int | None = None,
+    tokenizer: Any = None,
+) -> list[dict]:
+    """The paper's tracer prompt as chat messages (system + user).
+
+    ``max_tokens`` is the prompt's token budget (``None``: no limit); ``tokenizer`` (a callable text → count,
+    or an object with ``encode``) counts tokens, else a cheap estimate does.
+    """
+    user, _ = build_user_prompt(trajectory, with_ground_truth=with_ground_truth, max_tokens=max_tokens,
+                                tokenizer=tokenizer)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

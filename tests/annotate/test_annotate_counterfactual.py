@@ -1,0 +1,116 @@
+"""Counterfactual replay on a scripted framework-free team: the earliest flipping step, k at a time."""
+
+from __future__ import annotations
+
+import agentracer
+import pytest
+from agentracer.annotate.budget import Budget
+from agentracer.annotate.counterfactual import CounterfactualSearch, label_failed
+from agentracer.annotate.leakage import leaks_answer
+from agentracer.annotate.replayer import LocalReplayer
+from agentracer.models import ScriptedModel
+from annotate_teams import chain_analyzer, chain_evaluator, chain_task, make_chain
+
+
+def failed_run(steps=10, error_step=6):
+    team = agentracer.trace(make_chain, steps=steps, error_step=error_step, evaluator=chain_evaluator)
+    task, truth = chain_task(steps)
+    trajectory = team.run(task, ground_truth=truth)
+    assert trajectory.outcome.success is False
+    return team, trajectory
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_finds_the_decisive_step_at_any_concurrency(k):
+    team, trajectory = failed_run()
+    search = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_analyzer), k=k)
+    result = search.search(trajectory)
+    verdict = result.verdict
+    assert verdict is not None and verdict.source == "counterfactual"
+    assert (verdict.step, verdict.agent) == (6, trajectory.steps[6].agent)
+    assert verdict.flags == []
+    tried = {a.step for a in result.attempts if a.status in ("flipped", "not_flipped")}
+    assert set(range(1, 6)) <= tried  # every earlier step was tried and did not flip
+    assert [a.step for a in result.attempts if a.status == "flipped"] == [6]
+    # every replay is on record with its Ω, and the replays really are children of the failed run
+    by_id = {r.id: r for r in result.replays}
+    for attempt in verdict.metadata["attempts"]:
+        if attempt["replay_id"]:
+            replay = by_id[attempt["replay_id"]]
+            assert replay.replay.parent_id == trajectory.id and replay.replay.step == attempt["step"]
+            assert replay.outcome.success == attempt["success"]
+    flipped = by_id[verdict.metadata["replay_id"]]
+    assert flipped.outcome.success and flipped.steps[6].replaced
+    if k == 1:  # the sequential scan never looks past the flip
+        assert max(a.step for a in result.attempts) == 6
+
+
+def test_labels_the_failed_trajectory_and_keeps_audit():
+    team, trajectory = failed_run()
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_analyzer), k=2).search(trajectory)
+    label_failed(trajectory, result)
+    assert trajectory.label("counterfactual").step == 6
+    assert trajectory.metadata["counterfactual"]["replays"] == [r.id for r in result.replays]
+    again = agentracer.Trajectory.from_json(trajectory.to_json())
+    assert again.label("counterfactual").metadata["attempts"][0]["step"] == 1
+
+
+def test_several_proposals_per_step():
+    team, trajectory = failed_run(steps=8, error_step=3)
+    answers = iter(["<correction>value = 9</correction>", "<correction>value = 3</correction>"] * 20)
+
+    def analyzer(messages):
+        if "Step 3 to correct" in messages[-1]["content"]:
+            return next(answers)  # first a bad fix, then the right one
+        return chain_analyzer(messages)
+
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(analyzer), k=1,
+                                  proposals=2).search(trajectory)
+    assert result.verdict.step == 3
+    at3 = [a for a in result.attempts if a.step == 3]
+    assert [a.status for a in at3] == ["not_flipped", "flipped"]
+
+
+def test_budget_stops_the_search_without_a_false_label():
+    team, trajectory = failed_run()
+    budget = Budget(max_replays=3)
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_analyzer), k=1,
+                                  budget=budget).search(trajectory)
+    assert result.verdict is None and result.stopped.startswith("budget spent")
+    assert len(result.replays) == 3 and budget.replays == 3
+    calls = Budget(max_model_calls=4)
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_analyzer), k=1,
+                                  budget=calls).search(trajectory)
+    assert result.verdict is None and calls.model_calls >= 4
+
+
+def test_leakage_guard_rejects_pasted_answers():
+    team, trajectory = failed_run()
+    leaky = ScriptedModel(lambda m: "<correction>the final answer is 9, value = 9</correction>")
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), leaky, k=2).search(trajectory)
+    assert result.verdict is None
+    # step 8 already said "value = 9": repeating it leaks nothing new, so only that one was replayed
+    assert [r.replay.step for r in result.replays] == [8]
+    assert {a.status for a in result.attempts if a.step != 8} == {"leak"}
+    assert leaks_answer("x = 42", "42") and not leaks_answer("x = 420", "42")
+    assert leaks_answer("def f():\n    return  1", {"code": "def f():\n  return 1"})
+    assert not leaks_answer("it is 42", "42", original="I think 42")
+
+
+def test_unchanged_and_failing_analyzer():
+    team, trajectory = failed_run()
+    same = ScriptedModel(lambda m: "<correction>UNCHANGED</correction>")
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), same, k=4).search(trajectory)
+    assert result.verdict is None and result.stopped == "no flip" and not result.replays
+    broken = ScriptedModel([])  # runs out of answers at once
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), broken, k=2).search(trajectory)
+    assert result.verdict is None and result.stopped.startswith("incomplete")
+    assert all(a.status == "error" for a in result.attempts)
+
+
+def test_refuses_successful_runs():
+    team = agentracer.trace(make_chain, steps=6, error_step=99, evaluator=chain_evaluator)
+    ok = team.run(*chain_task(6)[:1], ground_truth=chain_task(6)[1])
+    assert ok.outcome.success
+    with pytest.raises(ValueError, match="succeeded"):
+        CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_analyzer)).search(ok)

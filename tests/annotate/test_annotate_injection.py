@@ -1,0 +1,93 @@
+"""Fault injection on successful scripted runs: kept only when Ω flips and nothing announces the rewrite."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import agentracer
+import pytest
+from agentracer.annotate.injection import FaultInjector, StepChooser
+from agentracer.annotate.leakage import announces_itself, markers_in
+from agentracer.annotate.replayer import LocalReplayer
+from agentracer.models import ScriptedModel
+from annotate_teams import chain_evaluator, chain_perturber, chain_task, make_chain
+
+
+def good_run(steps=8):
+    team = agentracer.trace(make_chain, steps=steps, error_step=999, evaluator=chain_evaluator)
+    task, truth = chain_task(steps)
+    trajectory = team.run(task, ground_truth=truth)
+    assert trajectory.outcome.success is True
+    return team, trajectory
+
+
+def test_injection_keeps_a_failing_labelled_replay():
+    team, trajectory = good_run()
+    injector = FaultInjector(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_perturber), seed=1)
+    result = injector.inject(trajectory)
+    kept = result.kept
+    assert kept is not None and kept.outcome.success is False
+    label = kept.label("injection")
+    assert label.step == kept.replay.step and label.agent == trajectory.steps[label.step].agent
+    assert kept.steps[label.step].replaced and kept.replay.parent_id == trajectory.id
+    assert label.metadata["mistake_type"] in ("wrong_fact", "off_by_one", "dropped_requirement", "wrong_logic", "premature_conclusion")
+    assert markers_in(kept) == []
+    assert trajectory.labels == []  # the successful run is untouched
+
+
+def test_rewrites_that_announce_themselves_are_dropped():
+    team, trajectory = good_run()
+    loud = ScriptedModel(lambda m: "<rewrite>value = 99 (injected error)</rewrite>")
+    result = FaultInjector(LocalReplayer(team, chain_evaluator), loud, tries=2).inject(trajectory)
+    assert result.kept is None
+    assert [a.status for a in result.attempts] == ["marker", "marker"]
+    assert "injected" in result.attempts[0].detail
+
+
+def test_rewrites_that_do_not_flip_are_not_kept():
+    team, trajectory = good_run()
+    harmless = ScriptedModel(lambda m: "<rewrite>value = 7 (done)</rewrite>")  # only the last step survives it
+    injector = FaultInjector(LocalReplayer(team, chain_evaluator), harmless, strategy="late", tries=3, seed=3)
+    result = injector.inject(trajectory)
+    assert all(a.status in ("not_flipped", "kept") for a in result.attempts)
+    for attempt in result.attempts:
+        if attempt.status == "kept":
+            assert attempt.success is False
+
+
+def test_marker_check_ignores_what_the_parent_already_said():
+    team, trajectory = good_run()
+    trajectory.task = "Explain SQL injection, then count."
+    assert announces_itself(trajectory, trajectory) == []
+    assert announces_itself(trajectory) == ["injection"]
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "late", "agent-balanced"])
+def test_step_strategies(strategy):
+    _, trajectory = good_run(steps=12)
+    candidates = list(range(1, 12))
+    chooser = StepChooser(strategy, seed=0)
+    order = chooser.order(trajectory, candidates)
+    assert sorted(order) == candidates
+    if strategy == "late":  # later steps come first far more often
+        firsts = Counter(StepChooser("late", seed=s).order(trajectory, candidates)[0] for s in range(300))
+        assert sum(v for k, v in firsts.items() if k > 6) > 2 * sum(v for k, v in firsts.items() if k <= 6)
+    if strategy == "agent-balanced":
+        agents = [trajectory.steps[i].agent for i in order[:3]]
+        assert len(set(agents)) == 3  # one step of each agent before any repeats
+        chooser.kept("agent0")
+        chooser.kept("agent1")
+        first = trajectory.steps[chooser.order(trajectory, candidates)[0]].agent
+        assert first == "agent2"
+
+
+def test_injection_refuses_failed_runs_and_unknown_types():
+    team = agentracer.trace(make_chain, steps=6, error_step=3, evaluator=chain_evaluator)
+    bad = team.run(chain_task(6)[0], ground_truth=chain_task(6)[1])
+    injector = FaultInjector(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_perturber))
+    with pytest.raises(ValueError, match="did not succeed"):
+        injector.inject(bad)
+    with pytest.raises(ValueError, match="unknown mistake"):
+        FaultInjector(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_perturber), mistake_types=["typo"])
+    with pytest.raises(ValueError, match="unknown step strategy"):
+        StepChooser("random")

@@ -1,0 +1,143 @@
+"""The annotation pipeline and ``agentracer annotate``: labels, exports, and resuming after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import agentracer
+import pytest
+from agentracer.annotate.ledger import Ledger, read_trajectories
+from agentracer.annotate.pipeline import AnnotationPipeline
+from agentracer.annotate.tasks import read_tasks
+from agentracer.errors import InputError
+from agentracer.formats.tracertraj import read_tracertraj
+from agentracer.models import ScriptedModel
+from agentracer.testing.openai_server import OpenAIServer
+from annotate_teams import chain_analyzer, chain_evaluator, chain_perturber, make_task_chain
+
+HERE = Path(__file__).parent
+TEAM_FILE = HERE / "annotate_teams.py"
+
+
+def write_tasks(path: Path, n: int, steps: int = 6) -> Path:
+    rows = []
+    for i in range(n):
+        slip = 2 + i % 3 if i % 2 == 0 else None  # even tasks fail at step 2..4, odd ones succeed
+        text = f"Count from 0, one step per message. Task {i}." + (f" slip={slip}" if slip else "")
+        rows.append({"id": f"t{i}", "task": text, "ground_truth": str(steps - 1)})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_pipeline_labels_failures_and_successes(tmp_path):
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 4))
+    team = agentracer.trace(make_task_chain)
+    pipeline = AnnotationPipeline(team, chain_evaluator, tmp_path / "ds", analyzer=ScriptedModel(chain_analyzer),
+                                  perturber=ScriptedModel(chain_perturber), k=2, concurrency=2)
+    summary = pipeline.run(tasks, progress=False)
+    assert summary.errors == [] and summary.done == 4
+    assert (summary.failed_runs, summary.successful_runs) == (2, 2)
+    assert summary.counterfactual_labels == 2 and summary.injection_labels == 2
+    everything = read_trajectories(tmp_path / "ds" / "trajectories.jsonl")
+    failed = [t for t in everything if t.replay is None and t.outcome.success is False]
+    assert sorted((t.metadata["task_id"], t.label("counterfactual").step) for t in failed) == [("t0", 2), ("t2", 4)]
+    injected = [t for t in everything if t.label("injection")]
+    assert len(injected) == 2 and all(t.outcome.success is False for t in injected)
+    labelled = read_trajectories(tmp_path / "ds" / "labelled.jsonl")
+    assert len(labelled) == 4
+    rows = read_tracertraj(tmp_path / "ds" / "tracertraj.parquet")
+    assert sorted(r.labels[0].source for r in rows) == ["counterfactual", "counterfactual", "injection", "injection"]
+    assert len(read_tracertraj(tmp_path / "ds" / "tracertraj.jsonl")) == 4
+    # a second run finds everything done and adds nothing
+    again = AnnotationPipeline(team, chain_evaluator, tmp_path / "ds", analyzer=ScriptedModel([]),
+                               perturber=ScriptedModel([])).run(tasks, progress=False)
+    assert again.skipped == 4 and again.done == 0
+    assert len(read_trajectories(tmp_path / "ds" / "trajectories.jsonl")) == len(everything)
+
+
+def test_task_files_and_mbpp_rows(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text('{"task_id": 2, "text": "Add.", "code": "def add(a,b): return a+b", '
+                    '"test_list": ["assert add(1,2)==3"], "test_setup_code": ""}\n')
+    [row] = read_tasks(path)
+    assert row.id == "2" and "assert add(1,2)==3" in row.task and row.ground_truth["tests"] == ["assert add(1,2)==3"]
+    path.write_text('{"id": 1, "task": "a"}\n{"id": 1, "task": "b"}\n')
+    with pytest.raises(InputError, match="appears twice"):
+        read_tasks(path)
+    path.write_text('{"id": 1}\n')
+    with pytest.raises(InputError, match=r"tasks.jsonl:1.*no 'task'"):
+        read_tasks(path)
+
+
+def test_ledger_survives_a_torn_line(tmp_path):
+    ledger = Ledger(tmp_path)
+    ledger.record({"task_id": "a", "status": "done"})
+    with open(ledger.path, "a") as fh:
+        fh.write('{"task_id": "b", "sta')  # a kill in the middle of a write
+    ledger.record({"task_id": "c", "status": "done"})
+    assert sorted(ledger.entries()) == ["a", "c"]
+
+
+def _cli(args, **kw):
+    env = {**os.environ, "AGENTRACER_CACHE": "off"}
+    return subprocess.Popen([sys.executable, "-m", "agentracer.cli", "annotate", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_cli_resumes_after_kill_without_loss_or_duplicates(tmp_path):
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 6)
+    out = tmp_path / "ds"
+
+    def analyzer(request):
+        return chain_analyzer(request["messages"])
+
+    def perturber(request):
+        return chain_perturber(request["messages"])
+
+    with OpenAIServer(analyzer) as a_srv, OpenAIServer(perturber) as p_srv:
+        args = ["--team", f"{TEAM_FILE}:make_slow_chain", "--tasks", str(tasks), "--evaluator",
+                "annotate_teams.py:chain_evaluator", "--analyzer", f"openai:{a_srv.base_url}@scripted",
+                "--perturber", f"openai:{p_srv.base_url}@scripted", "-o", str(out), "--k", "2",
+                "--concurrency", "1", "--no-progress"]
+        proc = _cli(args, cwd=HERE)
+        deadline = time.time() + 60
+        while time.time() < deadline and len(Ledger(out).entries()) < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = Ledger(out).entries()
+        assert 2 <= len(before) < 6, "the kill should land mid-run"
+        finished = _cli(args, cwd=HERE)
+        stdout, stderr = finished.communicate(timeout=120)
+        assert finished.returncode == 0, stderr
+    assert f"{len(before)} already done" in stdout
+    assert sorted(Ledger(out).entries()) == [f"t{i}" for i in range(6)]
+    lines = (out / "ledger.jsonl").read_text().splitlines()
+    done = Counter(json.loads(line)["task_id"] for line in lines if line.strip().endswith("}"))
+    assert all(v == 1 for v in done.values())
+    everything = read_trajectories(out / "trajectories.jsonl")
+    assert len({t.id for t in everything}) == len(everything)
+    originals = Counter(t.metadata["task_id"] for t in everything if t.replay is None)
+    assert originals == Counter({f"t{i}": 1 for i in range(6)})
+    labels = Counter(v.source for t in everything for v in t.labels)
+    assert labels == Counter({"counterfactual": 3, "injection": 3})
+
+
+def test_cli_bad_input(tmp_path):
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 1)
+    proc = _cli(["--team", f"{TEAM_FILE}:make_task_chain", "--tasks", str(tasks), "--evaluator", "nope",
+                 "--analyzer", "scripted:x", "-o", str(tmp_path / "o")], cwd=HERE)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "unknown evaluator" in err
+    proc = _cli(["--team", f"{TEAM_FILE}:make_task_chain", "--tasks", str(tmp_path / "missing.jsonl"),
+                 "--evaluator", "exact", "--analyzer", "scripted:x", "-o", str(tmp_path / "o")], cwd=HERE)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "no such tasks file" in err

@@ -1,0 +1,131 @@
+"""Self-correction: tracer feedback to the culprit vs Self-Refine and CRITIC, restart and replay modes."""
+
+from __future__ import annotations
+
+import re
+
+import agentracer
+import pytest
+from agentracer.annotate import CounterfactualSearch, LocalReplayer
+from agentracer.errors import InputError
+from agentracer.models import ScriptedModel
+from agentracer.refine import Refiner, success_rate_per_round, tracer_feedback
+from agentracer.simple import SimpleAgent, SimpleTeam
+from annotate_teams import chain_analyzer, chain_evaluator, last_value, make_chain
+
+TASK = "Count from 0, one step per message. slip=4"
+
+
+def make_team():
+    from annotate_teams import chain_model
+
+    return make_chain(steps=8, model=chain_model(None))
+
+
+def cf_tracer():
+    return CounterfactualSearch(LocalReplayer(agentracer.trace(make_team), chain_evaluator),
+                                ScriptedModel(chain_analyzer), k=3)
+
+
+def test_tracer_feedback_fixes_the_run_in_one_round():
+    result = agentracer.refine(make_team, TASK, chain_evaluator, cf_tracer(), rounds=3, ground_truth="7")
+    assert [r.success for r in result.rounds] == [False, True]
+    first = result.rounds[0]
+    assert (first.verdict.step, first.verdict.agent, first.verdict.source) == (4, "agent0", "counterfactual")
+    assert first.feedback.agent == "agent0" and "step 4" in first.feedback.text
+    assert "Feedback from the previous attempt (for agent0)" in result.final.task
+    assert result.success_by_round(3) == [False, True, True, True]
+
+
+def test_baselines_on_the_same_interface():
+    critic = ScriptedModel(lambda m: "The count looks off; recount more carefully.", name="critic")
+    for strategy in ("self-refine", "critic"):
+        result = agentracer.refine(make_team, TASK, chain_evaluator, rounds=2, strategy=strategy, critic=critic,
+                                   ground_truth="7")
+        assert [r.success for r in result.rounds] == [False, False, False]
+        assert result.rounds[0].feedback.source == strategy and result.rounds[0].verdict is None
+    shown = [c[-1]["content"] for c in critic.calls]
+    assert all("Result of checking it" not in s for s in shown[:2])  # self-refine sees no environment feedback
+    assert all("Result of checking it" in s for s in shown[2:])  # CRITIC does
+
+
+def test_replay_mode_rewrites_only_the_decisive_step():
+    def reviser(messages):
+        history = messages[-1]["content"].split("Conversation so far:")[1].split("Your message at step")[0]
+        return f"value = {last_value(history) + 1}"
+
+    refiner = Refiner(make_team, chain_evaluator, cf_tracer(), mode="replay", reviser=ScriptedModel(reviser))
+    result = agentracer.refine(make_team, TASK, chain_evaluator, cf_tracer(), rounds=1, mode="replay",
+                               reviser=ScriptedModel(reviser), ground_truth="7")
+    assert refiner.mode == "replay"
+    fixed = result.final
+    assert result.rounds[-1].success and fixed.replay.step == 4 and fixed.steps[4].text == "value = 4"
+    assert fixed.replay.parent_id == result.rounds[0].trajectory.id
+
+
+def test_factory_with_feedback_parameter_gets_it():
+    seen = []
+
+    def make(feedback=None):
+        seen.append(feedback)
+        note = feedback.for_agent("solo") if feedback else None
+
+        def model(messages):
+            return "value = 1" if note and "step 1" in note else "value = 2"
+        return SimpleTeam([SimpleAgent("solo", model)], max_turns=1, stop_word=None)
+
+    def tracer(trajectory):
+        return agentracer.Verdict(agent="solo", step=1, reason="off by one", source="tracer")
+
+    result = agentracer.refine(make, "Say value = 1.", lambda t: last_value(t.steps[-1].text) == 1, tracer, rounds=2)
+    assert [r.success for r in result.rounds] == [False, True]
+    assert seen[0] is None and seen[1].agent == "solo" and seen[1].step == 1
+    assert result.final.task == "Say value = 1."  # the feedback went to the agent, not into the task
+
+
+def test_lite_tracer_is_the_default_and_rates_per_round():
+    result = agentracer.refine(make_team, TASK, chain_evaluator, rounds=1, ground_truth="7")
+    verdict = result.rounds[0].verdict
+    assert verdict.source == "tracer" and verdict.agent in {"agent0", "agent1", "agent2", "user"}
+    fixed = agentracer.refine(make_team, TASK, chain_evaluator, cf_tracer(), rounds=1, ground_truth="7")
+    assert success_rate_per_round([result, fixed], 1)[0] == 0.0
+    assert success_rate_per_round([fixed], 1) == [0.0, 1.0]
+
+
+def test_bad_options():
+    with pytest.raises(InputError, match="needs a critic"):
+        Refiner(make_team, chain_evaluator, strategy="critic")
+    with pytest.raises(InputError, match="reviser"):
+        Refiner(make_team, chain_evaluator, mode="replay")
+    with pytest.raises(InputError, match="unknown refine strategy"):
+        Refiner(make_team, chain_evaluator, strategy="magic")
+
+
+def test_feedback_names_step_and_environment():
+    trajectory = agentracer.trace(make_team, evaluator=chain_evaluator).run(TASK, ground_truth="7")
+    trajectory.outcome.feedback = "expected 7, got 8"
+    fb = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=4, reason="added two"))
+    assert re.search(r"agent0, your action at step 4", fb.text) and "expected 7, got 8" in fb.text
+    assert fb.for_agent("agent1") is None and fb.for_agent("agent0")
+
+
+def test_refine_command_reports_rates_per_round(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "task": TASK, "ground_truth": "5"}) + "\n"
+                     + json.dumps({"id": "b", "task": "Count from 0.", "ground_truth": "5"}) + "\n")
+    out = tmp_path / "attempts.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentracer.cli", "refine", "--team", f"{here / 'annotate_teams.py'}:make_task_chain",
+         "--tasks", str(tasks), "--evaluator", "annotate_teams.py:chain_evaluator", "--strategy", "critic",
+         "--critic", "scripted:recount||recount||recount", "--rounds", "1", "-o", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=here)
+    assert proc.returncode == 0, proc.stderr
+    assert "a: not solved" in proc.stdout and "b: solved in round 0" in proc.stdout
+    assert "round 0: 50%, round 1: 50%" in proc.stdout
+    assert len(out.read_text().splitlines()) == 3  # a: two attempts, b: one

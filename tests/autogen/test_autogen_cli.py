@@ -1,0 +1,55 @@
+"""``agentracer trace`` / ``agentracer replay --team module:factory`` on an AutoGen team."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from agentracer import Trajectory
+
+FACTORY = textwrap.dedent("""
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.conditions import MaxMessageTermination
+    from autogen_agentchat.teams import RoundRobinGroupChat
+    from autogen_ext.models.replay import ReplayChatCompletionClient
+
+    def make_team():
+        client = ReplayChatCompletionClient(["plan it", "code it", "review it", "ship it"])
+        agents = [AssistantAgent(n, model_client=client) for n in ("planner", "coder", "reviewer")]
+        return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(4))
+""")
+CLI = [sys.executable, "-c", "from agentracer.cli import main; main()"]
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+
+
+def _read(path: Path) -> list[Trajectory]:
+    return [Trajectory.from_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_trace_then_replay_from_the_command_line(tmp_path):
+    (tmp_path / "ag_cli_team.py").write_text(FACTORY)
+    runs, fixed = tmp_path / "runs.jsonl", tmp_path / "fixed.jsonl"
+    out = _cli(tmp_path, "trace", "--team", "ag_cli_team:make_team", "--task", "ship a feature", "-o", str(runs))
+    assert out.returncode == 0, out.stderr
+    (traj,) = _read(runs)
+    assert traj.framework == "autogen" and [s.agent for s in traj.steps] == ["user", "planner", "coder", "reviewer"]
+
+    out = _cli(tmp_path, "replay", str(runs), "--team", "ag_cli_team:make_team", "--step", "2",
+               "--action", "code it better", "-o", str(fixed))
+    assert out.returncode == 0, out.stderr
+    (new,) = _read(fixed)
+    assert new.steps[2].content == "code it better" and new.replay.parent_id == traj.id
+    assert [s.content for s in new.steps[:2]] == [s.content for s in traj.steps[:2]]
+
+    bad = tmp_path / "bad.jsonl"
+    out = _cli(tmp_path, "replay", str(runs), "--team", "ag_cli_team:make_team", "--step", "9",
+               "--action", "x", "-o", str(bad))
+    assert out.returncode == 2 and "out of range" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not bad.exists() or bad.read_text() == ""

@@ -1,0 +1,103 @@
+"""The hooks: wrapt wrappers on every client class, installed on import, removed exactly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import agentracer
+import wrapt
+from ag_helpers import CountingClient, counting
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.teams._group_chat._base_group_chat_manager import BaseGroupChatManager
+from autogen_agentchat.teams._group_chat._chat_agent_container import ChatAgentContainer
+from autogen_core.models import ChatCompletionClient
+from autogen_core.tools import BaseTool
+from autogen_ext.models.openai import OpenAIChatCompletionClient
+from autogen_ext.models.replay import ReplayChatCompletionClient
+
+from agentracer_plugins.autogen import HOOKS, plugin
+
+PATCHED = [(ReplayChatCompletionClient, "create"), (ReplayChatCompletionClient, "create_stream"),
+           (CountingClient, "create"), (CountingClient, "create_stream"),
+           (ChatAgentContainer, "handle_request"), (ChatAgentContainer, "_log_message"), (BaseTool, "run_json")]
+
+
+def _own(cls, name):
+    return cls.__dict__.get(name)
+
+
+def test_uninstrument_restores_the_original_functions_and_instrument_is_idempotent():
+    agentracer.uninstrument()
+    originals = {key: _own(*key) for key in PATCHED}
+    assert not any(isinstance(fn, wrapt.ObjectProxy) for fn in originals.values())
+    assert "publish_message" not in BaseGroupChatManager.__dict__
+    assert "__init_subclass__" not in ChatCompletionClient.__dict__
+
+    plugin.instrument()
+    plugin.instrument()
+    for key, original in originals.items():
+        wrapper = _own(*key)
+        assert isinstance(wrapper, wrapt.FunctionWrapper) and wrapper.__wrapped__ is original, key
+    assert isinstance(BaseGroupChatManager.__dict__["publish_message"], wrapt.FunctionWrapper)
+    assert isinstance(_own(OpenAIChatCompletionClient.__mro__[1], "create"), wrapt.FunctionWrapper)
+    assert HOOKS.patched()[(ReplayChatCompletionClient, "create")] is originals[
+        (ReplayChatCompletionClient, "create")]
+
+    agentracer.uninstrument()
+    for key, original in originals.items():
+        assert _own(*key) is original, key
+    assert "publish_message" not in BaseGroupChatManager.__dict__
+    assert "__init_subclass__" not in ChatCompletionClient.__dict__
+    assert HOOKS.patched() == {}
+    # a traced run puts them back
+    traj = agentracer.trace(lambda: AssistantAgent("a", model_client=counting(["hi"]))).run("x")
+    assert traj.steps[-1].content == "hi" and isinstance(_own(CountingClient, "create"), wrapt.FunctionWrapper)
+
+
+def test_a_client_class_defined_after_instrumenting_is_wrapped_too():
+    plugin.instrument()
+
+    class LateClient(ReplayChatCompletionClient):
+        async def create(self, *args, **kwargs):
+            return await super().create(*args, **kwargs)
+
+    assert isinstance(LateClient.__dict__["create"], wrapt.FunctionWrapper)
+    traj = agentracer.trace(lambda: AssistantAgent("a", model_client=LateClient(["late"]))).run("x")
+    assert len(traj.steps[1].model_calls) == 1  # the subclass and its parent make one recorded call
+
+    agentracer.uninstrument()
+
+    class AfterClient(ReplayChatCompletionClient):
+        async def create(self, *args, **kwargs):
+            return await super().create(*args, **kwargs)
+
+    assert not isinstance(AfterClient.__dict__["create"], wrapt.FunctionWrapper)
+    assert not isinstance(LateClient.__dict__["create"], wrapt.FunctionWrapper)
+
+
+async def test_untraced_runs_are_untouched_while_instrumented():
+    plugin.instrument()
+    agent = AssistantAgent("a", model_client=counting(["plain"]))
+    result = await agent.run(task="x")
+    assert result.messages[-1].content == "plain" and CountingClient.live == 1
+
+
+def test_import_order_does_not_matter():
+    """Instrument before AutoGen is imported: the post-import hooks patch it when it arrives."""
+    code = textwrap.dedent("""
+        import sys
+        from agentracer_plugins.autogen import instrument
+        instrument()
+        assert "autogen_core" not in sys.modules, "instrumenting imported autogen"
+        import wrapt
+        from autogen_ext.models.openai import OpenAIChatCompletionClient
+        from autogen_agentchat.teams._group_chat._chat_agent_container import ChatAgentContainer
+        base = OpenAIChatCompletionClient.__mro__[1]
+        assert isinstance(base.__dict__["create"], wrapt.FunctionWrapper)
+        assert isinstance(ChatAgentContainer.__dict__["handle_request"], wrapt.FunctionWrapper)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -1,0 +1,164 @@
+"""Recording real AutoGen teams: every message and event is a step, every model call is attached to one."""
+
+from __future__ import annotations
+
+import agentracer
+import pytest
+from ag_helpers import CountingClient, add, counting, tool_call
+from agentracer import JsonlStore, TeamRunError, Trajectory
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
+from autogen_agentchat.teams import RoundRobinGroupChat
+
+SCRIPT = ["plan: add 2 and 3", "code: print(2 + 3)", "review: correct", "plan: done", "code: done"]
+
+
+def make_team(script=SCRIPT, n_messages=6, **team_kwargs):
+    client = counting(script)
+    agents = [AssistantAgent(name, model_client=client, system_message=f"You are the {name}.")
+              for name in ("planner", "coder", "reviewer")]
+    return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(n_messages), **team_kwargs)
+
+
+def test_round_robin_records_each_message_as_a_step_with_its_model_call():
+    traj = agentracer.trace(make_team).run("add 2 and 3")
+    assert traj.framework == "autogen"
+    assert [(s.agent, s.role, s.content) for s in traj.steps] == [
+        ("user", "user", "add 2 and 3"),
+        ("planner", "assistant", SCRIPT[0]), ("coder", "assistant", SCRIPT[1]),
+        ("reviewer", "assistant", SCRIPT[2]), ("planner", "assistant", SCRIPT[3]), ("coder", "assistant", SCRIPT[4]),
+    ]
+    assert traj.steps[0].model_calls == []
+    for step in traj.steps[1:]:
+        (call,) = step.model_calls
+        assert call.agent == step.agent and call.produces_step and call.step == step.index
+        assert call.response["content"] == step.content
+        assert call.request["messages"][0] == {"type": "SystemMessage", "content": f"You are the {step.agent}."}
+    # the coder's second call sees the whole conversation so far
+    last = traj.steps[5].model_calls[0].request["messages"]
+    assert [m["content"] for m in last[1:]] == ["add 2 and 3", *SCRIPT[:4]]
+    assert traj.steps[5].model_calls[0].call_index == 1
+    assert {a.name: a.system_prompt for a in traj.agents} == {
+        "planner": "You are the planner.", "coder": "You are the coder.", "reviewer": "You are the reviewer."}
+    assert traj.outcome.stop_reason.startswith("Maximum number of messages")
+    assert traj.outcome.answer == SCRIPT[4]
+    assert CountingClient.live == 5
+    Trajectory.from_json(traj.to_json())  # the record is valid JSON of the schema
+
+
+def _tool_team(reflect: bool, stream: bool = False):
+    script = [tool_call("add", a=2, b=3), "the sum is 5"] if reflect else [tool_call("add", a=2, b=3)]
+    agent = AssistantAgent("calc", model_client=counting(script, tools=True), tools=[add],
+                           reflect_on_tool_use=reflect, model_client_stream=stream)
+    return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_request_execution_and_summary_are_steps(stream):
+    traj = agentracer.trace(_tool_team, False, stream).run("what is 2 + 3?")
+    kinds = [(s.kind, s.agent) for s in traj.steps]
+    assert kinds == [("message", "user"), ("tool_call", "calc"), ("tool_result", "calc"), ("summary", "calc")]
+    call_step, result_step, summary = traj.steps[1:]
+    assert call_step.tool_calls[0].name == "add" and call_step.tool_calls[0].arguments == {"a": 2, "b": 3}
+    assert call_step.content == [{"name": "add", "arguments": {"a": 2, "b": 3}}]
+    assert result_step.role == "tool" and result_step.tool_results[0].content == "5"
+    assert result_step.tool_results[0].call_id == "call-1"
+    assert summary.content == "5"
+    assert len(call_step.model_calls) == 1 and result_step.model_calls == [] and summary.model_calls == []
+    assert call_step.model_calls[0].request["tools"] == ["add"]
+    assert traj.agents[0].tools == ["add"]
+
+
+def test_reflection_after_a_tool_is_a_message_with_its_own_model_call():
+    traj = agentracer.trace(_tool_team, True).run("what is 2 + 3?")
+    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result", "message"]
+    assert traj.steps[3].content == "the sum is 5"
+    assert traj.steps[3].model_calls[0].call_index == 1
+    # the reflection request carries the tool result back to the model
+    sent = traj.steps[3].model_calls[0].request["messages"]
+    assert sent[-1]["type"] == "FunctionExecutionResultMessage" and sent[-1]["content"][0]["content"] == "5"
+
+
+def test_streaming_client_is_recorded_whole_and_chunks_are_not_steps():
+    def team():
+        client = counting(["alpha beta gamma", "delta epsilon"])
+        agents = [AssistantAgent(n, model_client=client, model_client_stream=True) for n in ("a", "b")]
+        return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(3))
+
+    traj = agentracer.trace(team).run("go")
+    assert [s.content for s in traj.steps] == ["go", "alpha beta gamma", "delta epsilon"]
+    for step in traj.steps[1:]:
+        (call,) = step.model_calls
+        assert call.request["stream"] is True and call.response["content"] == step.content
+
+
+def test_single_assistant_agent():
+    @agentracer.trace
+    def agent():
+        return AssistantAgent("solo", model_client=counting(["4"]), system_message="Answer briefly.")
+
+    traj = agent.run("2 + 2?")
+    assert [(s.agent, s.content) for s in traj.steps] == [("user", "2 + 2?"), ("solo", "4")]
+    assert traj.steps[1].model_calls[0].agent == "solo"
+    assert traj.agents[0].system_prompt == "Answer briefly." and traj.outcome.answer == "4"
+
+
+async def test_a_traced_team_object_is_reset_between_runs():
+    # an AutoGen team object belongs to the event loop it first ran in: reuse it with arun in one loop
+    traced = agentracer.trace(make_team(script=SCRIPT * 2, n_messages=3))
+    first, second = await traced.arun("first"), await traced.arun("second")
+    assert [s.content for s in first.steps] == ["first", SCRIPT[0], SCRIPT[1]]
+    assert [s.content for s in second.steps] == ["second", SCRIPT[2], SCRIPT[3]]
+    # reset: the planner's second run does not see the first conversation
+    assert [m["content"] for m in second.steps[1].model_calls[0].request["messages"][1:]] == ["second"]
+
+
+def test_an_exception_inside_an_agent_is_the_outcome_and_is_reraised(tmp_path):
+    store = JsonlStore(tmp_path / "runs.jsonl")
+    traced = agentracer.trace(make_team, ["only one answer"], 6, store=store)
+    with pytest.raises(TeamRunError) as info:
+        traced.run("task")
+    traj = info.value.trajectory
+    assert [s.agent for s in traj.steps] == ["user", "planner"]
+    assert traj.outcome.success is False and "No more mock responses" in traj.outcome.error
+    assert [t.id for t in store] == [traj.id]  # saved even though the team failed
+
+    quiet = agentracer.trace(make_team, ["only one answer"], 6, raise_on_error=False)
+    traj = quiet.run("task")
+    assert traj.outcome.success is False and "No more mock responses" in traj.outcome.error
+
+
+def test_termination_by_max_turns_is_a_failed_outcome():
+    traj = agentracer.trace(make_team, SCRIPT, 50, max_turns=2).run("task")
+    assert len(traj.steps) == 3
+    assert traj.outcome.stop_reason.startswith("Maximum number of turns")
+    assert traj.outcome.success is False and traj.metadata["max_turns_reached"] is True
+
+
+def test_text_termination_is_not_a_failure():
+    def team():
+        agents = [AssistantAgent(n, model_client=counting(["working", "done TERMINATE"])) for n in ("a",)]
+        return RoundRobinGroupChat(agents, termination_condition=TextMentionTermination("TERMINATE"))
+
+    traj = agentracer.trace(team).run("task")
+    assert traj.outcome.success is None and "TERMINATE" in traj.outcome.stop_reason
+    assert [s.content for s in traj.steps] == ["task", "working", "done TERMINATE"]
+
+
+def test_a_thought_is_kept_with_the_output_it_came_with():
+    from autogen_core.models import CreateResult, RequestUsage
+
+    answer = CreateResult(finish_reason="stop", content="42", cached=False, thought="6 * 7 is 42",
+                          usage=RequestUsage(prompt_tokens=1, completion_tokens=1))
+
+    def team():
+        return RoundRobinGroupChat([AssistantAgent("deep", model_client=counting([answer]))],
+                                   termination_condition=MaxMessageTermination(2))
+
+    traced = agentracer.trace(team)
+    traj = traced.run("6 * 7?")
+    assert [(s.kind, s.content) for s in traj.steps] == [("message", "6 * 7?"), ("message", "42")]
+    assert traj.steps[1].metadata["thought"] == "6 * 7 is 42" and len(traj.steps[1].model_calls) == 1
+    assert traj.steps[1].model_calls[0].response["thought"] == "6 * 7 is 42"
+    new = traced.replay(traj, step=1, action="41")
+    assert new.steps[1].content == "41" and "thought" not in new.steps[1].metadata

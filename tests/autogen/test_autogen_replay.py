@@ -1,0 +1,137 @@
+"""Replay from step t: the prefix comes from the recording (no live call), step t carries the replacement."""
+
+from __future__ import annotations
+
+import agentracer
+import pytest
+from ag_helpers import TOOL_RUNS, CountingClient, RuleClient, add, after_tool, counting, multiply, tool_call
+from agentracer import JsonlStore, ReplayDivergence, ReplayError
+from agentracer.simple import SimpleAgent, SimpleTeam
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.teams import RoundRobinGroupChat
+
+SCRIPT = [f"turn {i}" for i in range(8)]
+
+
+def make_team(prompt_of_coder="You write code.", names=("planner", "coder", "reviewer"), n=7, stream=False):
+    client = counting(SCRIPT)
+    prompts = {"coder": prompt_of_coder}
+    agents = [AssistantAgent(name, model_client=client, system_message=prompts.get(name, f"You are {name}."),
+                             model_client_stream=stream) for name in names]
+    return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(n))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_replay_serves_the_prefix_replaces_step_t_and_runs_the_rest_live(stream):
+    traced = agentracer.trace(make_team, stream=stream)
+    traj = traced.run("build it")
+    CountingClient.live = 0
+    new = traced.replay(traj, step=3, action="REPLACED")
+    assert [s.content for s in new.steps[:3]] == [s.content for s in traj.steps[:3]]
+    assert new.steps[3].content == "REPLACED" and new.steps[3].replaced and new.steps[3].agent == "reviewer"
+    assert [s.agent for s in new.steps] == [s.agent for s in traj.steps]
+    assert CountingClient.live == 3  # steps 4, 5, 6 only
+    sources = [c.source for s in new.steps[1:] for c in s.model_calls]
+    assert sources == ["cassette", "cassette", "replacement", "live", "live", "live"]
+    # later agents saw the replacement: the planner's live request carries it
+    assert "REPLACED" in [m["content"] for m in new.steps[4].model_calls[0].request["messages"]]
+    assert new.replay.parent_id == traj.id and new.replay.step == 3 and new.replay.action == "REPLACED"
+    assert new.metadata["replay_stats"]["live"] == 3
+
+
+def _tool_team():
+    agent = AssistantAgent("calc", model_client=RuleClient(after_tool(tool_call("add", a=2, b=3), "done"), tools=True),
+                           tools=[add, multiply], reflect_on_tool_use=True)
+    return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+
+
+def test_a_replaced_tool_call_runs_its_tool_live():
+    traced = agentracer.trace(_tool_team)
+    traj = traced.run("compute")
+    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result", "message"]
+    TOOL_RUNS.clear()
+    CountingClient.live = 0
+    action = {"tool_calls": [{"name": "multiply", "arguments": {"a": 4, "b": 5}}]}
+    new = traced.replay(traj, step=1, action=action)
+    assert new.steps[1].kind == "tool_call" and new.steps[1].replaced
+    assert new.steps[1].tool_calls[0].name == "multiply" and new.steps[1].tool_calls[0].arguments == {"a": 4, "b": 5}
+    assert TOOL_RUNS == [("multiply", {"a": 4, "b": 5})]
+    assert new.steps[2].tool_results[0].content == "20"
+    assert CountingClient.live == 1  # only the reflection after the replaced step
+
+
+def test_a_text_action_in_place_of_a_tool_call_becomes_a_message():
+    traced = agentracer.trace(_tool_team)
+    traj = traced.run("compute")
+    TOOL_RUNS.clear()
+    new = traced.replay(traj, step=1, action="no tool needed: 5")
+    assert [(s.kind, s.content) for s in new.steps] == [("message", "compute"), ("message", "no tool needed: 5")]
+    assert TOOL_RUNS == []
+
+
+def test_serve_tools_serves_recorded_tool_results_before_t():
+    def team():
+        client = counting([tool_call("add", a=2, b=3), "sum found", "checked"], tools=True)
+        agents = [AssistantAgent("calc", model_client=client, tools=[add], reflect_on_tool_use=True),
+                  AssistantAgent("checker", model_client=client)]
+        return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(3))
+
+    traced = agentracer.trace(team)
+    traj = traced.run("compute")
+    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result", "message", "message"]
+    TOOL_RUNS.clear()
+    new = traced.replay(traj, step=4, action="REPLACED", serve_tools=True)
+    assert TOOL_RUNS == [] and new.steps[2].content == "5" and new.metadata["replay_stats"]["tools_served"] == 1
+    traced.replay(traj, step=4, action="REPLACED")
+    assert TOOL_RUNS == [("add", {"a": 2, "b": 3})]  # without serve_tools the tool runs again
+
+
+def test_replacing_the_task_at_step_0():
+    traced = agentracer.trace(make_team)
+    traj = traced.run("build it")
+    CountingClient.live = 0
+    new = traced.replay(traj, step=0, action="build something else")
+    assert new.steps[0].content == "build something else" and new.steps[0].replaced
+    assert CountingClient.live == len(traj.steps) - 1
+
+
+def test_a_changed_team_diverges_before_t_with_the_step_agent_and_a_diff(tmp_path):
+    traj = agentracer.trace(make_team).run("build it")
+    store = JsonlStore(tmp_path / "replays.jsonl")
+    changed = agentracer.trace(make_team, "You write Rust.", store=store)
+    CountingClient.live = 0
+    with pytest.raises(ReplayDivergence) as info:
+        changed.replay(traj, step=4, action="REPLACED")
+    err = info.value
+    assert err.step == 2 and err.agent == "coder"
+    assert "You write code." in err.diff and "You write Rust." in err.diff
+    assert CountingClient.live == 0 and list(store) == []  # nothing live, nothing written
+
+
+def test_bad_replays_are_refused_before_running(tmp_path):
+    traced_store = JsonlStore(tmp_path / "replays.jsonl")
+    traced = agentracer.trace(make_team, store=traced_store)
+    traj = traced.run("build it")
+    CountingClient.live = 0
+    with pytest.raises(ReplayError, match="out of range"):
+        traced.replay(traj, step=len(traj.steps), action="x")
+    with pytest.raises(ReplayError, match="out of range"):
+        traced.replay(traj, step=-1, action="x")
+    other = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "hi")], max_turns=1)).run("t")
+    with pytest.raises(ReplayError, match="'python'"):
+        traced.replay(other, step=1, action="x")
+    with pytest.raises(ReplayError, match="team shape differs"):
+        agentracer.trace(make_team, names=("planner", "tester", "reviewer")).replay(traj, step=2, action="x")
+    with pytest.raises(ReplayError, match="tool-call action"):
+        traced.replay(traj, step=2, action={"tool_calls": [{"arguments": {}}]})
+    assert CountingClient.live == 0 and len(list(traced_store)) == 1  # only the original run
+
+
+def test_a_step_no_model_call_produced_cannot_be_replaced():
+    traced = agentracer.trace(_tool_team)
+    traj = traced.run("compute")
+    CountingClient.live = 0
+    with pytest.raises(ReplayError, match=r"step 2 is a tool_result step of 'calc'.*replace step 1"):
+        traced.replay(traj, step=2, action="999")
+    assert CountingClient.live == 0

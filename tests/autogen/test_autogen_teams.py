@@ -1,0 +1,149 @@
+"""Selector, Swarm and Magentic-One teams: speaker selection, handoffs, the orchestrator's ledgers."""
+
+from __future__ import annotations
+
+import json
+
+import agentracer
+from ag_helpers import CountingClient, RuleClient, counting, tool_call
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.conditions import HandoffTermination, MaxMessageTermination, TextMentionTermination
+from autogen_agentchat.teams import MagenticOneGroupChat, SelectorGroupChat, Swarm
+
+# ----------------------------------------------------------------------------- SelectorGroupChat
+
+
+def selector_team():
+    agents = [AssistantAgent(n, model_client=counting([f"{n} speaks", f"{n} again"]), description=f"the {n}")
+              for n in ("planner", "coder", "reviewer")]
+    selector = counting(["coder", "planner", "reviewer", "coder"])
+    return SelectorGroupChat(agents, model_client=selector, termination_condition=MaxMessageTermination(4))
+
+
+def test_speaker_selection_is_a_model_call_of_the_manager_not_a_step():
+    traj = agentracer.trace(selector_team).run("plan and code")
+    assert [(s.agent, s.content) for s in traj.steps] == [
+        ("user", "plan and code"), ("coder", "coder speaks"), ("planner", "planner speaks"),
+        ("reviewer", "reviewer speaks")]
+    for step in traj.steps[1:]:
+        (selection,) = [c for c in step.model_calls if not c.produces_step]
+        (own,) = [c for c in step.model_calls if c.produces_step]
+        assert selection.agent == "SelectorGroupChatManager" and not selection.produces_step
+        assert selection.response["content"] == step.agent
+        assert "the planner" in selection.request["messages"][-1]["content"] or any(
+            "the planner" in m["content"] for m in selection.request["messages"])
+        assert own.agent == step.agent and own.produces_step
+    assert all(s.agent != "SelectorGroupChatManager" for s in traj.steps)
+
+
+def test_selector_replay_serves_the_selection_of_step_t_and_selects_live_after():
+    traced = agentracer.trace(selector_team)
+    traj = traced.run("plan and code")
+    CountingClient.live = 0
+    new = traced.replay(traj, step=2, action="REPLACED PLAN")
+    assert [s.content for s in new.steps[:2]] == [s.content for s in traj.steps[:2]]
+    assert new.steps[2].agent == "planner" and new.steps[2].content == "REPLACED PLAN"
+    # live after t: one selection (fresh selector answers "coder") and that agent's answer
+    assert CountingClient.live == 2 and new.steps[3].agent == "coder"
+    modes = [sorted((c.agent, c.source) for c in s.model_calls) for s in new.steps[1:3]]
+    assert modes == [[("SelectorGroupChatManager", "cassette"), ("coder", "cassette")],
+                     [("SelectorGroupChatManager", "cassette"), ("planner", "replacement")]]
+
+
+# ----------------------------------------------------------------------------- Swarm
+
+
+def swarm_team():
+    alice = AssistantAgent("alice", model_client=counting([tool_call("transfer_to_bob")], tools=True),
+                           handoffs=["bob"], system_message="You route requests.")
+    bob = AssistantAgent("bob", model_client=counting(["bob solved it TERMINATE"], tools=True),
+                         handoffs=["alice"])
+    return Swarm([alice, bob], termination_condition=TextMentionTermination("TERMINATE"))
+
+
+def test_swarm_handoffs_are_steps():
+    traj = agentracer.trace(swarm_team).run("help me")
+    assert [(s.agent, s.kind) for s in traj.steps] == [
+        ("user", "message"), ("alice", "tool_call"), ("alice", "tool_result"), ("alice", "handoff"),
+        ("bob", "message")]
+    handoff = traj.steps[3]
+    assert handoff.metadata["target"] == "bob" and "bob" in handoff.content
+    assert traj.steps[1].tool_calls[0].name == "transfer_to_bob"
+    assert {a.name: a.tools for a in traj.agents} == {"alice": ["transfer_to_bob"], "bob": ["transfer_to_alice"]}
+
+
+def test_swarm_replay_can_reroute_a_handoff():
+    def team():
+        alice = AssistantAgent("alice", model_client=counting([tool_call("transfer_to_bob")], tools=True),
+                               handoffs=["bob", "user"])
+        bob = AssistantAgent("bob", model_client=counting(["bob solved it TERMINATE"], tools=True))
+        return Swarm([alice, bob], termination_condition=TextMentionTermination("TERMINATE")
+                     | HandoffTermination(target="user"))
+
+    traced = agentracer.trace(team)
+    traj = traced.run("help me")
+    new = traced.replay(traj, step=1, action={"tool_calls": [{"name": "transfer_to_user", "arguments": {}}]})
+    assert [(s.agent, s.kind) for s in new.steps] == [
+        ("user", "message"), ("alice", "tool_call"), ("alice", "tool_result"), ("alice", "handoff")]
+    assert new.steps[3].metadata["target"] == "user"
+
+
+# ----------------------------------------------------------------------------- Magentic-One
+
+
+def _ledger(satisfied: bool, instruction: str) -> str:
+    entry = {"reason": "scripted", "answer": None}
+    return json.dumps({
+        "is_request_satisfied": {**entry, "answer": satisfied},
+        "is_in_loop": {**entry, "answer": False},
+        "is_progress_being_made": {**entry, "answer": True},
+        "next_speaker": {**entry, "answer": "coder"},
+        "instruction_or_question": {**entry, "answer": instruction},
+    })
+
+
+def orchestrator_rule(messages):
+    prompt = str(messages[-1].content)
+    if "pre-survey" in prompt:
+        return "FACTS: 2 and 3 are integers."
+    if prompt.startswith("Fantastic."):
+        return "PLAN: ask the coder to print the sum."
+    if "Recall we are working on the following request" in prompt:
+        coder_spoke = any(getattr(m, "source", None) == "coder" for m in messages[:-1])
+        return _ledger(coder_spoke, "Write Python that prints 2 + 3.")
+    return "FINAL: the answer is 5."
+
+
+def magentic_team():
+    coder = AssistantAgent("coder", model_client=counting(["print(2 + 3)", "print(10)"]),
+                           description="writes Python")
+    return MagenticOneGroupChat([coder], model_client=RuleClient(orchestrator_rule), max_turns=5)
+
+
+def test_magentic_one_ledger_and_instructions_are_orchestrator_steps():
+    traj = agentracer.trace(magentic_team).run("print the sum of 2 and 3")
+    orchestrator = "MagenticOneOrchestrator"
+    assert [(s.agent, s.kind) for s in traj.steps] == [
+        ("user", "message"), (orchestrator, "ledger"), (orchestrator, "instruction"), ("coder", "message"),
+        (orchestrator, "message")]
+    ledger, instruction, _, final = traj.steps[1:]
+    assert "FACTS" in ledger.content and "PLAN" in ledger.content and len(ledger.model_calls) == 2
+    assert instruction.content == "Write Python that prints 2 + 3."
+    assert instruction.metadata["progress_ledger"]["next_speaker"]["answer"] == "coder"
+    assert final.content == "FINAL: the answer is 5." and traj.outcome.answer == final.content
+    assert orchestrator in [a.name for a in traj.agents]
+
+
+def test_magentic_one_replay_replaces_an_instruction_inside_the_ledger():
+    traced = agentracer.trace(magentic_team)
+    traj = traced.run("print the sum of 2 and 3")
+    CountingClient.live = 0
+    new = traced.replay(traj, step=2, action="Write Python that prints 2 * 5.")
+    assert new.steps[2].kind == "instruction" and new.steps[2].content == "Write Python that prints 2 * 5."
+    replaced = new.steps[2].model_calls[0]
+    assert replaced.source == "replacement"
+    assert json.loads(replaced.response["content"])["next_speaker"]["answer"] == "coder"
+    assert new.steps[3].agent == "coder"
+    # the coder's live request carries the replaced instruction
+    assert "Write Python that prints 2 * 5." in json.dumps(new.steps[3].model_calls[0].request)
+    assert [c.source for c in new.steps[1].model_calls] == ["cassette", "cassette"]

@@ -1,0 +1,142 @@
+"""A single ChatAgent with tools: sync and async steps, with and without step_timeout; replay of each step kind."""
+
+from __future__ import annotations
+
+import agentracer
+import pytest
+from agentracer import ReplayError, TeamRunError
+from camel_teams import Ledger, make_calculator, round_trips
+
+TASK = "Please add 2 and 3"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("step_timeout", [None, 30.0])
+def test_records_message_tool_call_and_result(ledger: Ledger, mode: str, step_timeout: float | None) -> None:
+    traced = agentracer.trace(make_calculator, ledger, step_timeout=step_timeout, mode=mode)
+    traj = traced.run(TASK)
+
+    assert traj.framework == "camel"
+    assert [a.name for a in traj.agents] == ["Calculator"]
+    assert traj.agents[0].tools == ["add", "mul"]
+    assert [(s.agent, s.kind) for s in traj.steps] == [
+        ("user", "message"), ("Calculator", "tool_call"), ("Calculator", "tool_result"), ("Calculator", "message")]
+    assert traj.steps[0].content == TASK
+    assert traj.steps[1].tool_calls[0].name == "add" and traj.steps[1].tool_calls[0].arguments == {"a": 2, "b": 3}
+    assert traj.steps[2].tool_results[0].content == 5
+    assert traj.steps[2].tool_results[0].call_id == traj.steps[1].tool_calls[0].id
+    assert traj.steps[3].content == "The sum is 5."
+    assert traj.outcome.answer == "The sum is 5."
+    # each model call is attached to the step it produced
+    assert [len(s.model_calls) for s in traj.steps] == [0, 1, 0, 1]
+    second = traj.steps[3].model_calls[0]
+    assert second.agent == "Calculator" and second.call_index == 1 and second.request["messages"][-1]["role"] == "tool"
+    assert traj.steps[3].usage.completion_tokens == 5
+    assert ledger.live_calls == 2 and ledger.tool_runs == [("add", {"a": 2, "b": 3})]
+    assert round_trips(traj)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_replay_final_message_serves_prefix_from_the_recording(ledger: Ledger, mode: str) -> None:
+    traced = agentracer.trace(make_calculator, ledger, mode=mode, step_timeout=30.0)
+    traj = traced.run(TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=3, action="The sum is 6.")
+
+    assert ledger.live_calls == 0
+    assert [s.content for s in new.steps[:3]] == [s.content for s in traj.steps[:3]]
+    assert new.steps[3].content == "The sum is 6." and new.steps[3].replaced
+    assert new.steps[1].model_calls[0].source == "cassette"
+    assert new.steps[3].model_calls[0].source == "replacement"
+    assert new.replay.parent_id == traj.id and new.replay.step == 3
+    assert new.outcome.answer == "The sum is 6."
+    assert round_trips(new)
+    # tools run live unless asked otherwise
+    assert ledger.tool_runs == [("add", {"a": 2, "b": 3})]
+
+
+def test_replay_with_a_different_tool_call_runs_it_live(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_calculator, ledger)
+    traj = traced.run(TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=1, action={"tool_calls": [{"name": "mul", "arguments": {"a": 4, "b": 5}}]})
+
+    assert new.steps[1].kind == "tool_call" and new.steps[1].tool_calls[0].name == "mul"
+    assert new.steps[2].tool_results[0].content == 20
+    assert new.steps[3].content == "The sum is 20."
+    assert ledger.tool_runs == [("mul", {"a": 4, "b": 5})]
+    assert ledger.live_calls == 1  # only the call after the replaced step
+
+
+def test_replay_a_tool_result_does_not_run_the_tool(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_calculator, ledger)
+    traj = traced.run(TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=2, action="41")
+
+    assert new.steps[2].replaced and new.steps[2].content == "41"
+    assert new.steps[3].content == "The sum is 41."
+    assert ledger.tool_runs == []
+    assert ledger.live_calls == 1
+
+
+def test_serve_tools_keeps_recorded_tool_results(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_calculator, ledger)
+    traj = traced.run(TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=3, action="done", serve_tools=True)
+
+    assert ledger.tool_runs == [] and ledger.live_calls == 0
+    assert new.steps[2].content == 5
+    assert new.metadata["replay_stats"]["tools_served"] == 1
+
+
+def test_replacing_the_task_step(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_calculator, ledger)
+    traj = traced.run(TASK)
+
+    new = traced.replay(traj, step=0, action="Please add 10 and 20")
+
+    assert new.steps[0].content == "Please add 10 and 20" and new.steps[0].replaced
+    assert new.steps[-1].content == "The sum is 30."
+
+
+def test_bad_replays_raise_specific_errors(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_calculator, ledger)
+    traj = traced.run(TASK)
+
+    with pytest.raises(ReplayError, match="out of range"):
+        traced.replay(traj, step=4, action="x")
+    other = traj.model_copy(update={"framework": "autogen"})
+    with pytest.raises(ReplayError, match="autogen"):
+        traced.replay(other, step=1, action="x")
+    renamed = traj.model_copy(deep=True)
+    renamed.agents[0].name = "Adder"
+    with pytest.raises(ReplayError, match="team shape"):
+        traced.replay(renamed, step=1, action="x")
+
+
+def test_a_failing_agent_is_recorded_as_the_outcome(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_calculator, ledger, fail_after_tool=True)
+    with pytest.raises(TeamRunError) as info:
+        traced.run(TASK)
+    traj = info.value.trajectory
+    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result"]
+    assert traj.outcome.success is False and "the model broke" in traj.outcome.error
+    assert traj.unattached_calls and traj.unattached_calls[0].error.startswith("RuntimeError")
+
+    quiet = agentracer.trace(make_calculator, ledger, fail_after_tool=True, raise_on_error=False)
+    traj = quiet.run(TASK)
+    assert len(traj.steps) == 3 and "the model broke" in traj.outcome.error
+
+
+def test_hooks_pass_through_outside_a_run(ledger: Ledger) -> None:
+    agentracer.trace(make_calculator, ledger).run(TASK)  # installs the hooks
+    agent = make_calculator(ledger).team
+    response = agent.step("Please add 1 and 1")
+    assert response.msgs[0].content == "The sum is 2."
+    assert agentracer.current_run() is None

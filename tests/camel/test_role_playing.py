@@ -1,0 +1,68 @@
+"""RolePlaying: init_chat + step rounds, termination, max turns, replay, divergence."""
+
+from __future__ import annotations
+
+import agentracer
+import pytest
+from agentracer import ReplayDivergence
+from camel_teams import ROLE_TASK, Ledger, make_role_play, round_trips
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_records_each_agent_message_until_the_done_word(ledger: Ledger, mode: str) -> None:
+    traj = agentracer.trace(make_role_play, ledger, mode=mode).run(ROLE_TASK)
+
+    assert [a.name for a in traj.agents] == ["Editor", "Poet"]
+    assert ROLE_TASK in traj.agents[1].system_prompt
+    assert [s.agent for s in traj.steps] == ["Editor", "Poet"] * 4
+    assert traj.steps[0].content.startswith("Instruction: write line 1")
+    assert traj.steps[6].content == "CAMEL_TASK_DONE"
+    assert traj.outcome.stop_reason == "done" and traj.outcome.success is None
+    assert traj.outcome.answer == traj.steps[7].content
+    assert traj.metadata["init_message"].startswith("Now start to give me instructions")
+    assert all(len(s.model_calls) == 1 for s in traj.steps)
+    assert ledger.live_calls == 8
+    assert round_trips(traj)
+
+
+def test_max_turns_is_recorded_as_a_failed_outcome(ledger: Ledger) -> None:
+    traj = agentracer.trace(make_role_play, ledger, rounds=50, max_turns=2).run(ROLE_TASK)
+    assert len(traj.steps) == 4
+    assert traj.outcome.stop_reason == "max_turns" and traj.outcome.success is False
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_replay_from_step_3(ledger: Ledger, mode: str) -> None:
+    traced = agentracer.trace(make_role_play, ledger, mode=mode)
+    traj = traced.run(ROLE_TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=3, action="Solution: a line about flaky tests. Next request.")
+
+    assert [(s.agent, s.content) for s in new.steps[:3]] == [(s.agent, s.content) for s in traj.steps[:3]]
+    assert new.steps[3].agent == "Poet" and new.steps[3].content.startswith("Solution: a line about flaky")
+    # the Editor's next request sees the replaced line in its history
+    editor_request = new.steps[4].model_calls[0].request["messages"]
+    assert any("flaky" in str(m["content"]) for m in editor_request)
+    assert all(c.source == "cassette" for s in new.steps[:3] for c in s.model_calls)
+    live_after = sum(1 for s in new.steps[4:] for c in s.model_calls if c.source == "live")
+    assert ledger.live_calls == live_after == len(new.steps) - 4
+    assert round_trips(new)
+
+
+def test_a_changed_prompt_before_the_step_is_a_divergence(ledger: Ledger) -> None:
+    traj = agentracer.trace(make_role_play, ledger).run(ROLE_TASK)
+    changed = agentracer.trace(make_role_play, ledger, poet_prompt="You are a terse poet.")
+
+    with pytest.raises(ReplayDivergence) as info:
+        changed.replay(traj, step=5, action="x")
+    assert info.value.step == 1 and info.value.agent == "Poet"
+    assert "terse poet" in info.value.diff
+
+
+def test_traced_society_object_is_reset_between_runs(ledger: Ledger) -> None:
+    society = make_role_play(ledger)
+    traced = agentracer.trace(society)
+    first = traced.run(ROLE_TASK)
+    second = traced.run(ROLE_TASK)
+    assert [s.content for s in first.steps] == [s.content for s in second.steps]

@@ -1,0 +1,43 @@
+"""Workforce: the task, the planner, the coordinator and worker nodes named by node id and description."""
+
+from __future__ import annotations
+
+import json
+
+import agentracer
+from camel_teams import Ledger, make_workforce, round_trips
+
+TASK = "What is 2+3? Write a short report."
+ADDER = "worker-0 (Adder: adds numbers)"
+REPORTER = "worker-1 (Reporter: writes reports)"
+
+
+def test_records_planner_coordinator_and_workers(ledger: Ledger) -> None:
+    traj = agentracer.trace(make_workforce, ledger).run(TASK)
+
+    assert [a.name for a in traj.agents] == ["coordinator", "task planner", ADDER, REPORTER]
+    assert traj.agents[2].description == "Adder: adds numbers"
+    agents = [s.agent for s in traj.steps]
+    assert agents[:3] == ["user", "task planner", "coordinator"]
+    assert traj.steps[0].content == TASK
+    assert "<task>Compute 2+3</task>" in traj.steps[1].content
+    assert json.loads(traj.steps[2].content)["assignments"][0]["assignee_id"] == "worker-0"
+    assert ADDER in agents and REPORTER in agents and "System" not in agents
+    assert "5" in traj.outcome.answer and traj.outcome.stop_reason == "task DONE"
+    assert round_trips(traj)
+
+
+def test_replay_a_worker_step_keeps_the_prefix_offline(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_workforce, ledger)
+    traj = traced.run(TASK)
+    t = next(s.index for s in traj.steps if s.agent == ADDER)
+    ledger.reset()
+
+    new = traced.replay(traj, step=t, action=json.dumps({"content": "6", "failed": False}))
+
+    assert [s.content for s in new.steps[:t]] == [s.content for s in traj.steps[:t]]
+    assert new.steps[t].agent == ADDER and new.steps[t].replaced
+    assert "Subtask 0.1 Result ---\n6" in new.outcome.answer
+    prefix_sources = {c.source for s in new.steps[:t] for c in s.model_calls}
+    assert prefix_sources == {"cassette"}
+    assert ledger.live_calls == sum(1 for s in new.steps for c in s.model_calls if c.source == "live")

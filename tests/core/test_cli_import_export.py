@@ -1,0 +1,151 @@
+"""`agentracer import` / `export` in-process: Who&When round trip of all 136 files, TracerTraj, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from agentracer.cli import main
+from agentracer.formats.tracertraj import read_tracertraj
+from agentracer.schema import Step, Trajectory, Verdict
+from agentracer.store import open_store
+from click.testing import CliRunner
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run ``agentracer ARGS`` through ``agentracer.cli.main``: (exit code, stdout, stderr)."""
+    with CliRunner().isolation() as (stdout, stderr, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, stdout.getvalue().decode(), stderr.getvalue().decode()
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "db"])
+def test_whowhen_round_trip_of_all_files_via_the_cli(tmp_path: Path, suffix: str) -> None:
+    store = tmp_path / f"ww.{suffix}"
+    code, _, err = run_cli("import", "whowhen", str(DATA), "-o", str(store))
+    assert code == 0, err
+    assert "imported 136 of 136" in err
+    code, _, err = run_cli("export", "whowhen", str(store), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    files = sorted(DATA.rglob("*.json"))
+    assert len(files) == 136
+    for original in files:
+        exported = tmp_path / "out" / original.relative_to(DATA)
+        assert json.loads(exported.read_text()) == json.loads(original.read_text()), original
+    assert len(list((tmp_path / "out").rglob("*.json"))) == 136
+
+
+def test_import_appends_and_reports_duplicates(tmp_path: Path) -> None:
+    store = tmp_path / "ww.jsonl"
+    assert run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store))[0] == 0
+    code, _, err = run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store))
+    assert code == 2
+    assert err.count("already in") == 10 and "Traceback" not in err
+    assert len(open_store(store)) == 10
+    assert run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store), "--replace")[0] == 0
+    assert len(open_store(store)) == 10
+
+
+def test_bad_files_give_one_line_each_and_the_rest_is_imported(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed" / "Hand-Crafted"
+    folder.mkdir(parents=True)
+    for name in ("13.json", "23.json"):
+        (folder / name).write_text((DATA / "Hand-Crafted" / name).read_text())
+    (folder / "bad1.json").write_text('{"history": 5, "mistake_step": "x"}')
+    (folder / "bad2.json").write_text('{"history": [')
+    good = json.loads((DATA / "Hand-Crafted" / "26.json").read_text())
+    good["mistake_step"] = str(len(good["history"]) + 5)
+    (folder / "bad3.json").write_text(json.dumps(good))
+    store = tmp_path / "out.jsonl"
+    code, _, err = run_cli("import", "whowhen", str(tmp_path / "mixed"), "-o", str(store))
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and "Traceback" not in err
+    assert any("bad1.json" in e and "history" in e for e in errors)
+    assert any("bad2.json" in e and "JSON" in e for e in errors)
+    assert any("bad3.json" in e and "mistake_step" in e for e in errors)
+    assert sorted(t.id for t in open_store(store)) == ["Hand-Crafted/13", "Hand-Crafted/23"]
+
+
+def test_import_of_an_empty_folder_is_an_error(tmp_path: Path) -> None:
+    code, _, err = run_cli("import", "whowhen", str(tmp_path), "-o", str(tmp_path / "x.jsonl"))
+    assert code == 2 and "no *.json files" in err
+
+
+def test_tracertraj_parquet_round_trip_via_the_cli(tmp_path: Path) -> None:
+    store = tmp_path / "ww.jsonl"
+    assert run_cli("import", "whowhen", str(DATA), "-o", str(store))[0] == 0
+    code, _, err = run_cli("export", "tracertraj", str(store), "-o", str(tmp_path / "rows.parquet"))
+    assert code == 0, err
+    code, _, err = run_cli("import", "tracertraj", str(tmp_path / "rows.parquet"), "-o", str(tmp_path / "tt.db"))
+    assert code == 0, err
+    code, _, err = run_cli("export", "tracertraj", str(tmp_path / "tt.db"), "-o", str(tmp_path / "rows.jsonl"))
+    assert code == 0, err
+    again = read_tracertraj(tmp_path / "rows.jsonl")
+    assert len(again) == 136
+    for trajectory, original in zip(again, open_store(store), strict=True):  # the order is kept throughout
+        assert trajectory.metadata["question_id"] == original.metadata.get("question_id", original.id)
+        assert [s.text for s in trajectory.steps] == [s.text for s in original.steps]
+        assert [s.agent for s in trajectory.steps] == [s.agent for s in original.steps]
+        label, human = trajectory.labels[0], original.human_label
+        assert (label.agent, label.step, label.reason, label.source) == (human.agent, human.step, human.reason, "human")
+
+
+def test_export_tracertraj_reports_unlabelled_trajectories(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.jsonl")
+    store.append(Trajectory(id="labelled", steps=[Step(index=0, agent="a", content="x")],
+                            labels=[Verdict(agent="a", step=0, source="tracer")]))
+    store.append(Trajectory(id="plain", steps=[Step(index=0, agent="a", content="x")]))
+    code, _, err = run_cli("export", "tracertraj", str(store.path), "-o", str(tmp_path / "r.jsonl"))
+    assert code == 2 and "plain" in err and err.count("error:") == 1
+    assert [t.id for t in read_tracertraj(tmp_path / "r.jsonl")] == ["labelled"]
+    code, _, err = run_cli("export", "tracertraj", str(store.path), "-o", str(tmp_path / "r.jsonl"),
+                           "--allow-unlabelled")
+    assert code == 0, err
+    assert [t.id for t in read_tracertraj(tmp_path / "r.jsonl")] == ["labelled", "plain"]
+
+
+def test_import_tracertraj_bad_rows(tmp_path: Path) -> None:
+    source = tmp_path / "rows.jsonl"
+    good = {"question_ID": "q", "question": "?", "ground_truth": "1", "mistake_agent": "a", "mistake_step": 0,
+            "mistake_reason": "r", "history": [{"content": "c", "name": "a", "role": "assistant", "step": 0}]}
+    source.write_text(json.dumps(good) + "\n" + '{"question_ID": "z", "history": [{"content": 1, "step": "x"}]}\n'
+                      + "[1, 2]\n")
+    code, _, err = run_cli("import", "tracertraj", str(source), "-o", str(tmp_path / "t.jsonl"),
+                           "--label-source", "injection")
+    assert code == 2
+    assert f"{source}:2" in err and "step" in err and f"{source}:3" in err
+    (trajectory,) = list(open_store(tmp_path / "t.jsonl"))
+    assert trajectory.labels[0].source == "injection"
+
+
+def test_export_whowhen_refuses_paths_outside_the_folder(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.jsonl")
+    store.append(Trajectory(id="evil", steps=[Step(index=0, agent="a", content="x")],
+                            metadata={"source_path": "../../escape.json"}))
+    store.append(Trajectory(id="fine", steps=[Step(index=0, agent="a", content="x")]))
+    code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out"))
+    assert code == 2 and "would leave" in err
+    assert not (tmp_path.parent / "escape.json").exists()
+    assert json.loads((tmp_path / "out" / "fine.json").read_text())["history"][0]["content"] == "x"
+
+
+@pytest.mark.parametrize("args", [
+    [], ["import"], ["import", "whowhen"], ["import", "tracertraj"], ["export"], ["export", "whowhen"],
+    ["export", "tracertraj"], ["export", "openinference"], ["show"], ["validate"],
+])
+def test_help_everywhere(args: list[str]) -> None:
+    code, out, _ = run_cli(*args, "--help")
+    assert code == 0 and "Usage:" in out
+
+
+def test_version() -> None:
+    code, out, _ = run_cli("--version")
+    assert code == 0 and "agentracer" in out

@@ -1,0 +1,153 @@
+"""`agentracer show` and `agentracer validate`, in-process."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from agentracer.cli import main
+from agentracer.formats.whowhen import load_whowhen
+from agentracer.schema import Step, Trajectory, Verdict
+from agentracer.store import open_store
+from click.testing import CliRunner
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
+HAND = DATA / "Hand-Crafted" / "13.json"
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run ``agentracer ARGS`` through ``agentracer.cli.main``: (exit code, stdout, stderr)."""
+    with CliRunner().isolation() as (stdout, stderr, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, stdout.getvalue().decode(), stderr.getvalue().decode()
+
+
+def labelled(trajectory_id: str) -> Trajectory:
+    return Trajectory(
+        id=trajectory_id, task="Sum the list", framework="python",
+        steps=[Step(index=0, agent="planner", content="Plan: add them " + "very " * 80 + "carefully"),
+               Step(index=1, agent="coder", kind="tool_call", content="CALL add"),
+               Step(index=2, agent="checker", content="Looks fine")],
+        labels=[Verdict(agent="coder", step=1, reason="added the wrong column", source="counterfactual")],
+    )
+
+
+def test_show_a_whowhen_file_marks_the_human_label() -> None:
+    code, out, err = run_cli("show", str(HAND), "--width", "140")
+    assert code == 0, err
+    data = json.loads(HAND.read_text())
+    step = int(data["mistake_step"])
+    assert "Hand-Crafted/13" in out and "Orchestrator" in out and "WebSurfer" in out
+    assert f"✗ {step}" in out
+    assert "mistake (human)" in out and data["mistake_agent"] in out
+    assert max(len(line) for line in out.splitlines()) <= 140
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "db"])
+def test_show_a_store_by_id_with_truncated_content(tmp_path: Path, suffix: str) -> None:
+    store = open_store(tmp_path / f"s.{suffix}")
+    store.extend([labelled("first"), labelled("second")])
+    code, out, err = run_cli("show", str(store.path), "--id", "second", "--width", "100", "--max-chars", "40")
+    assert code == 0, err
+    assert "second" in out and "first of" not in out
+    assert "very very" in out and "carefully" not in out and "…" in out
+    assert "✗ 1" in out and "mistake (counterfactual)" in out and "added the wrong column" in out
+    assert [line for line in out.splitlines() if "planner" in line]
+    code, out, _ = run_cli("show", str(store.path), "--width", "100")
+    assert code == 0 and "trajectory first" in out and "first of 2" in out
+
+
+def test_show_unknown_id_is_a_clear_error(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.jsonl")
+    store.append(labelled("a"))
+    code, _, err = run_cli("show", str(store.path), "--id", "zzz")
+    assert code == 2 and "zzz" in err and "Traceback" not in err
+
+
+def test_show_html_calls_the_report_renderer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = {}
+
+    def render_html(trajectory: Trajectory, verdict: Verdict | None = None) -> str:
+        seen["args"] = (trajectory.id, verdict)
+        return f"<html>{trajectory.id}</html>"
+
+    module = types.ModuleType("agentracer.report.html")
+    module.render_html = render_html
+    monkeypatch.setitem(sys.modules, "agentracer.report", types.ModuleType("agentracer.report"))
+    monkeypatch.setitem(sys.modules, "agentracer.report.html", module)
+    code, _, err = run_cli("show", str(HAND), "--html", str(tmp_path / "r" / "report.html"))
+    assert code == 0, err
+    assert (tmp_path / "r" / "report.html").read_text() == "<html>Hand-Crafted/13</html>"
+    assert seen["args"] == ("Hand-Crafted/13", None)
+
+
+def test_show_html_without_the_report_module_is_a_clear_error(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "agentracer.report.html", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "agentracer.report", None)
+    code, _, err = run_cli("show", str(HAND), "--html", str(tmp_path / "report.html"))
+    assert code == 2 and "agentracer.report" in err and "Traceback" not in err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_validate_good_files(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db")
+    store.extend([labelled("a"), labelled("b")])
+    single = tmp_path / "one.json"
+    single.write_text(labelled("c").to_json())
+    code, out, err = run_cli("validate", str(store.path), str(single), str(HAND))
+    assert code == 0, err
+    assert "validated 4 good record(s) in 3 file(s); 0 problem(s)" in out
+
+
+def test_validate_reports_each_problem_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    good = labelled("a").to_json()
+    wrong_version = json.loads(labelled("b").to_json()) | {"schema_version": "7.0"}
+    bad_step = json.loads(labelled("c").to_json())
+    bad_step["labels"][0]["step"] = 99
+    lines = [good, json.dumps(wrong_version), "{oops", json.dumps(bad_step), good, labelled("d").to_json()[:50]]
+    path.write_text("\n".join(lines))
+    code, out, err = run_cli("validate", str(path), str(tmp_path / "missing.jsonl"))
+    assert code == 2
+    problems = err.strip().splitlines()
+    assert len(problems) == 6 and all(p.startswith("error: ") for p in problems)
+    assert f"{path}:2" in problems[0] and "schema_version" in problems[0] and "id b" in problems[0]
+    assert f"{path}:3" in problems[1] and "JSON" in problems[1]
+    assert f"{path}:4" in problems[2] and "labels" in problems[2]
+    assert "repeats record 0" in problems[3]
+    assert f"{path}:6" in problems[4] and "incomplete last line" in problems[4]
+    assert "missing.jsonl" in problems[5]
+    assert "validated 2 good record(s) in 2 file(s); 6 problem(s)" in out
+
+
+def test_validate_a_corrupt_database_and_a_bad_whowhen_file(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    db.write_bytes(b"not sqlite at all" * 20)
+    ww = tmp_path / "ww.json"
+    ww.write_text('{"history": [{"content": "x", "role": "a"}], "mistake_agent": "a", "mistake_step": "4"}')
+    code, out, err = run_cli("validate", str(db), str(ww))
+    assert code == 2 and "Traceback" not in err
+    assert "x.db" in err and "mistake_step" in err and "ww.json" in err
+    assert "2 problem(s)" in out
+
+
+def test_validate_rows_hand_edited_into_sqlite(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db")
+    store.append(labelled("a"))
+    with sqlite3.connect(store.path) as db:
+        db.execute("INSERT INTO trajectories (id, data) VALUES ('x', '{\"id\": \"x\", \"steps\": 3}')")
+    code, _, err = run_cli("validate", str(store.path))
+    assert code == 2 and "#2" in err and "steps" in err
+
+
+def test_whowhen_file_loads_with_its_subset_path() -> None:
+    assert load_whowhen(HAND, root=HAND.parent).id == "Hand-Crafted/13"

@@ -1,0 +1,216 @@
+"""OpenInference/OTel GenAI spans: structure, deterministic ids, the OTLP/JSON file, and OTLP/HTTP accepted by a
+loopback receiver that parses the posted protobuf with opentelemetry-proto."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import agentracer
+import pytest
+from agentracer.cli import main
+from agentracer.formats.openinference import (
+    OtlpExportError,
+    export_otlp_http,
+    span_id_for,
+    trace_id_for,
+    trajectory_spans,
+    write_otlp_json,
+)
+from agentracer.formats.whowhen import load_whowhen
+from agentracer.schema import Trajectory, Verdict
+from agentracer.simple import SimpleAgent, SimpleTeam
+from agentracer.store import JsonlStore
+from click.testing import CliRunner
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
+
+
+class OtlpReceiver:
+    """A loopback OTLP/HTTP traces receiver: parses each POST as ExportTraceServiceRequest protobuf."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        self.headers: list[dict[str, str]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path != "/v1/traces" or self.headers["Content-Type"] != "application/x-protobuf":
+                    self.send_error(415 if self.path == "/v1/traces" else 404)
+                    return
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)  # raises on anything that is not OTLP protobuf
+                receiver.requests.append(request)
+                receiver.headers.append(dict(self.headers))
+                out = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def spans(self) -> list:
+        return [span for request in self.requests for rs in request.resource_spans
+                for ss in rs.scope_spans for span in ss.spans]
+
+    def __enter__(self) -> OtlpReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as server:
+        yield server
+
+
+def _model(messages: list[dict]) -> str:
+    turn = len(messages)
+    if turn == 3:
+        return 'CALL add {"a": 2, "b": 3}'
+    return "TERMINATE" if turn > 5 else f"thinking at {turn}"
+
+
+@pytest.fixture(scope="module")
+def recorded() -> Trajectory:
+    team = agentracer.trace(lambda: SimpleTeam([
+        SimpleAgent("planner", _model, "You plan."),
+        SimpleAgent("coder", _model, "You code.", tools={"add": lambda a, b: a + b}),
+    ], max_turns=6))
+    trajectory = team.run("add 2 and 3")
+    trajectory.labels.append(Verdict(agent="coder", step=2, reason="used the wrong numbers", source="counterfactual"))
+    return trajectory
+
+
+def _attrs(span) -> dict:  # noqa: ANN001 - a SpanRecord or a protobuf span
+    if isinstance(span.attributes, dict):
+        return span.attributes
+    out = {}
+    for kv in span.attributes:
+        which = kv.value.WhichOneof("value")
+        value = getattr(kv.value, which)
+        out[kv.key] = [getattr(v, v.WhichOneof("value")) for v in value.values] if which == "array_value" else value
+    return out
+
+
+def test_span_tree_of_a_recorded_run(recorded: Trajectory) -> None:
+    spans = trajectory_spans(recorded)
+    root, rest = spans[0], spans[1:]
+    assert root.parent_span_id is None and _attrs(root)["openinference.span.kind"] == "CHAIN"
+    assert {s.trace_id for s in spans} == {trace_id_for(recorded.id)}
+    step_spans = [s for s in rest if _attrs(s)["openinference.span.kind"] == "AGENT"]
+    assert [_attrs(s)["agentracer.step.index"] for s in step_spans] == list(range(len(recorded.steps)))
+    assert all(s.parent_span_id == root.span_id for s in step_spans)
+    by_id = {s.span_id: s for s in spans}
+    llm = [s for s in rest if _attrs(s)["openinference.span.kind"] == "LLM"]
+    assert len(llm) == len(recorded.model_calls())
+    for span in llm:
+        parent = by_id[span.parent_span_id]
+        attrs = _attrs(span)
+        assert attrs["agentracer.step.index"] == _attrs(parent)["agentracer.step.index"]
+        assert attrs["llm.input_messages.0.message.role"] == "system"
+        assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.agent.name"] == attrs["agent.name"]
+        assert "llm.output_messages.0.message.content" in attrs
+    tools = [s for s in rest if _attrs(s)["openinference.span.kind"] == "TOOL"]
+    assert tools and _attrs(tools[0])["tool.name"] == "add"
+    assert json.loads(_attrs(tools[0])["tool.parameters"]) == {"a": 2, "b": 3}
+    assert all(root.start_ns <= s.start_ns <= s.end_ns <= root.end_ns for s in rest)
+    marked = [s for s in step_spans if _attrs(s).get("agentracer.mistake")]
+    assert [_attrs(s)["agentracer.step.index"] for s in marked] == [2]
+    assert _attrs(marked[0])["agentracer.label.source"] == "counterfactual"
+    assert _attrs(root)["agentracer.labels.0.reason"] == "used the wrong numbers"
+
+
+def test_ids_are_deterministic_and_distinct(recorded: Trajectory) -> None:
+    again = Trajectory.from_json(recorded.to_json())
+    first, second = trajectory_spans(recorded), trajectory_spans(again)
+    assert [(s.trace_id, s.span_id, s.parent_span_id) for s in first] == [
+        (s.trace_id, s.span_id, s.parent_span_id) for s in second]
+    assert len({s.span_id for s in first}) == len(first)
+    assert trace_id_for("a") != trace_id_for("b") and len(trace_id_for("a")) == 32
+    assert span_id_for("a", "run") != span_id_for("a", "step/0") and len(span_id_for("a", "run")) == 16
+
+
+def test_verdict_is_added_as_attributes(recorded: Trajectory) -> None:
+    spans = trajectory_spans(recorded, verdict=Verdict(agent="planner", step=1, reason="bad plan", source="tracer"))
+    assert _attrs(spans[0])["agentracer.verdict.agent"] == "planner"
+    step1 = next(s for s in spans if _attrs(s).get("agentracer.step.index") == 1
+                 and _attrs(s)["openinference.span.kind"] == "AGENT")
+    assert _attrs(step1)["agentracer.label.sources"] == ["tracer"]
+
+
+def test_otlp_http_export_is_accepted_and_matches_the_json_file(recorded: Trajectory, receiver: OtlpReceiver,
+                                                               tmp_path: Path) -> None:
+    who = load_whowhen(DATA / "Hand-Crafted" / "13.json", root=DATA)
+    sent = export_otlp_http([recorded, who], receiver.url, headers={"x-team": "blue"}, batch_spans=5)
+    wire = receiver.spans()
+    assert sent == len(wire) == len(trajectory_spans(recorded)) + len(trajectory_spans(who))
+    assert len(receiver.requests) > 1 and receiver.headers[0]["x-team"] == "blue"
+    assert {s.trace_id.hex() for s in wire} == {trace_id_for(recorded.id), trace_id_for(who.id)}
+    resource = receiver.requests[0].resource_spans[0].resource
+    assert {kv.key: kv.value.string_value for kv in resource.attributes}["service.name"] == "agentracer"
+
+    write_otlp_json([recorded, who], tmp_path / "spans.json")
+    document = json.loads((tmp_path / "spans.json").read_text())
+    filed = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert len(filed) == len(wire)
+    for span_json, span_pb in zip(filed, wire, strict=True):
+        assert span_json["traceId"] == span_pb.trace_id.hex() and span_json["spanId"] == span_pb.span_id.hex()
+        assert span_json.get("parentSpanId", "") == span_pb.parent_span_id.hex()
+        assert span_json["name"] == span_pb.name and span_json["kind"] == span_pb.kind
+        assert int(span_json["startTimeUnixNano"]) == span_pb.start_time_unix_nano
+        assert int(span_json["endTimeUnixNano"]) == span_pb.end_time_unix_nano
+        assert span_json["status"]["code"] == span_pb.status.code
+        assert [a["key"] for a in span_json["attributes"]] == [kv.key for kv in span_pb.attributes]
+    labelled = [s for s in wire if _attrs(s).get("agentracer.mistake")]
+    assert [_attrs(s)["agentracer.step.index"] for s in labelled] == [2, who.human_label.step]
+
+
+def test_jsonl_output_is_one_request_per_trajectory(recorded: Trajectory, tmp_path: Path) -> None:
+    other = recorded.model_copy(update={"id": "other"})
+    write_otlp_json([recorded, other], tmp_path / "spans.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    assert len(lines) == 2
+    assert {s["traceId"] for s in lines[1]["resourceSpans"][0]["scopeSpans"][0]["spans"]} == {trace_id_for("other")}
+
+
+def test_an_endpoint_that_refuses_is_an_error(recorded: Trajectory) -> None:
+    with OtlpReceiver(status=400) as refusing, pytest.raises(OtlpExportError, match="did not accept"):
+        export_otlp_http([recorded], refusing.url, timeout=5)
+
+
+def test_cli_export_openinference_to_file_and_endpoint(recorded: Trajectory, receiver: OtlpReceiver,
+                                                       tmp_path: Path) -> None:
+    store = JsonlStore(tmp_path / "runs.jsonl")
+    store.append(recorded)
+    out = tmp_path / "o.json"
+    runner = CliRunner()
+    with runner.isolation() as (_stdout, stderr, _):
+        try:
+            main(["export", "openinference", str(store.path), "-o", str(out), "--endpoint", receiver.url + "/"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    assert code == 0, stderr.getvalue()
+    assert len(receiver.spans()) == len(trajectory_spans(recorded))
+    assert len(json.loads(out.read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"]) == len(receiver.spans())

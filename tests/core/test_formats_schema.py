@@ -1,0 +1,45 @@
+"""The published JSON Schema file matches the models, and records validate against it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import agentracer.schema as schema
+import jsonschema
+import pytest
+from agentracer.schema import ModelCall, Step, ToolCall, ToolResult, Trajectory, Verdict
+
+SHIPPED = Path(schema.__file__).with_name("trajectory.schema.json")
+REGENERATE = ('.venv/bin/python -c "import json, agentracer.schema as s; '
+              "open('core/schema/trajectory.schema.json', 'w').write("
+              "json.dumps(s.json_schema(), indent=2, sort_keys=True) + '\\n')\"")
+
+
+def test_shipped_schema_equals_the_models() -> None:
+    assert json.loads(SHIPPED.read_text()) == schema.json_schema(), f"regenerate it: {REGENERATE}"
+
+
+def _sample() -> dict:
+    call = ModelCall(agent="a", call_index=0, step=0, request={"messages": [{"role": "user", "content": "hi"}]},
+                     response="hello", request_hash="abc")
+    step = Step(index=0, agent="a", content="hello", model_calls=[call],
+                tool_calls=[ToolCall(id="1", name="add", arguments={"x": 1})],
+                tool_results=[ToolResult(call_id="1", name="add", content=2)])
+    trajectory = Trajectory(task="t", steps=[step], labels=[Verdict(agent="a", step=0, source="tracer")])
+    return json.loads(trajectory.to_json())
+
+
+def test_a_record_validates_against_the_shipped_schema() -> None:
+    jsonschema.validate(_sample(), json.loads(SHIPPED.read_text()))
+
+
+def test_the_shipped_schema_rejects_what_the_models_reject() -> None:
+    record = _sample()
+    record["steps"][0]["index"] = -1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, json.loads(SHIPPED.read_text()))
+    record = _sample()
+    record["labels"][0]["source"] = "guess"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, json.loads(SHIPPED.read_text()))

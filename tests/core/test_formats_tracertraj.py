@@ -1,0 +1,169 @@
+"""TracerTraj rows ⇄ Trajectory, through Parquet and JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from agentracer.errors import InputError
+from agentracer.formats.tracertraj import (
+    COLUMNS,
+    from_row,
+    iter_tracertraj,
+    read_tracertraj,
+    to_row,
+    write_tracertraj,
+)
+from agentracer.formats.whowhen import iter_whowhen_dir
+from agentracer.schema import Step, Trajectory, Verdict
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
+
+
+def row(**overrides: object) -> dict:
+    base = {
+        "question_ID": "q1", "question": "What is 2+2?", "ground_truth": "4",
+        "history": [
+            {"content": "What is 2+2?", "name": "user", "role": "user", "step": 0},
+            {"content": "5", "name": "Solver", "role": "assistant", "step": 1},
+            {"content": "Looks right", "name": "Checker", "role": "assistant", "step": 2},
+        ],
+        "mistake_agent": "Solver", "mistake_step": 1, "mistake_reason": "2+2 is 4",
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.fixture(scope="module")
+def whowhen() -> list[Trajectory]:
+    items = [t for _, t in iter_whowhen_dir(DATA)]
+    assert all(isinstance(t, Trajectory) for t in items)
+    return items
+
+
+def test_row_to_trajectory_keeps_steps_and_label() -> None:
+    trajectory = from_row(row(), where="x", default_source="injection")
+    assert trajectory.id == "q1" and trajectory.task == "What is 2+2?" and trajectory.ground_truth == "4"
+    assert [(s.index, s.agent, s.role, s.content) for s in trajectory.steps] == [
+        (0, "user", "user", "What is 2+2?"), (1, "Solver", "assistant", "5"), (2, "Checker", "assistant", "Looks right")]
+    label = trajectory.labels[0]
+    assert (label.agent, label.step, label.reason, label.source) == ("Solver", 1, "2+2 is 4", "injection")
+
+
+def test_label_source_column_wins_over_the_default() -> None:
+    trajectory = from_row(row(mistake_source="human"), where="x")
+    assert trajectory.labels[0].source == "human"
+    assert to_row(trajectory)["mistake_source"] == "human"
+
+
+def test_one_based_step_numbers_map_to_positions_and_back() -> None:
+    history = [dict(h, step=h["step"] + 1) for h in row()["history"]]
+    trajectory = from_row(row(history=history, mistake_step="2"), where="x")
+    assert trajectory.labels[0].step == 1 and trajectory.steps[1].agent == "Solver"
+    back = to_row(trajectory)
+    assert [h["step"] for h in back["history"]] == [1, 2, 3] and back["mistake_step"] == 2
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_whowhen_through_tracertraj_files_keeps_every_row(whowhen: list[Trajectory], tmp_path: Path,
+                                                         suffix: str) -> None:
+    path = tmp_path / f"rows.{suffix}"
+    assert write_tracertraj(whowhen, path) == 136
+    back = read_tracertraj(path, default_source="counterfactual")
+    assert len(back) == 136
+    for original, again in zip(whowhen, back, strict=True):
+        assert to_row(again) == to_row(original)
+        assert [s.agent for s in again.steps] == [s.agent for s in original.steps]
+        assert again.labels[0].step == original.human_label.step
+        assert again.labels[0].source == "human"  # the source column survived
+
+
+def test_parquet_has_the_tracertraj_columns(whowhen: list[Trajectory], tmp_path: Path) -> None:
+    path = tmp_path / "rows.parquet"
+    write_tracertraj(whowhen[:5], path)
+    table = pq.read_table(path)
+    assert set(COLUMNS) <= set(table.column_names)
+    first = table.slice(0, 1).to_pylist()[0]
+    assert set(first["history"][0]) == {"content", "name", "role", "step"}
+    assert isinstance(first["mistake_step"], int)
+
+
+def test_tracertraj_file_round_trip_is_exact(tmp_path: Path) -> None:
+    rows = [row(question_ID=f"q{i}", mistake_source="counterfactual") for i in range(700)]  # several batches
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trajectories = read_tracertraj(source)
+    write_tracertraj(trajectories, tmp_path / "out.parquet")
+    write_tracertraj(read_tracertraj(tmp_path / "out.parquet"), tmp_path / "out.jsonl")
+    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == rows
+
+
+def test_extra_jsonl_columns_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps(row(level=3, history=[dict(h, tokens=7) for h in row()["history"]])) + "\n")
+    (trajectory,) = read_tracertraj(path)
+    out = to_row(trajectory)
+    assert out["level"] == 3 and out["history"][0]["tokens"] == 7
+
+
+def test_repeated_question_ids_get_distinct_trajectory_ids(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text((json.dumps(row()) + "\n") * 3)
+    ids = [t.id for t in read_tracertraj(path)]
+    assert ids == ["q1", "q1#2", "q1#3"]
+    assert {to_row(t)["question_ID"] for t in read_tracertraj(path)} == {"q1"}
+
+
+def test_export_any_labelled_trajectory() -> None:
+    trajectory = Trajectory(id="run-1", task="t", steps=[Step(index=0, agent="a", content={"x": 1}),
+                                                         Step(index=1, agent="b", content="ok")],
+                            labels=[Verdict(agent="b", step=1, reason="r", source="tracer")])
+    out = to_row(trajectory)
+    assert out["question_ID"] == "run-1" and out["mistake_agent"] == "b" and out["mistake_step"] == 1
+    assert out["history"][0]["content"] == '{"x": 1}'
+    assert out["mistake_source"] == "tracer"
+
+
+def test_export_without_a_label_is_an_error_unless_allowed() -> None:
+    trajectory = Trajectory(id="u", steps=[Step(index=0, agent="a", content="x")])
+    with pytest.raises(InputError, match="trajectory u"):
+        to_row(trajectory)
+    with pytest.raises(InputError, match="human"):
+        to_row(trajectory.model_copy(update={"labels": [Verdict(agent="a", step=0, source="tracer")]}),
+               source="human")
+    assert to_row(trajectory, require_label=False)["mistake_agent"] is None
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ({"history": "nope"}, "history"),
+    ({"history": [{"name": "a"}]}, "history[0]"),
+    ({"history": [{"content": "x", "step": "one"}]}, "step"),
+    ({"mistake_step": 9}, "mistake_step"),
+    ({"mistake_step": "x"}, "mistake_step"),
+    ({"mistake_agent": None}, "mistake_agent"),
+    ({"mistake_source": "oracle"}, "mistake_source"),
+])
+def test_bad_rows_name_the_row_and_field(bad: dict, field: str) -> None:
+    with pytest.raises(InputError) as info:
+        from_row(row(**bad), where="f.parquet: row 4")
+    assert str(info.value).startswith("f.parquet: row 4") and field in str(info.value)
+
+
+def test_bad_rows_are_reported_and_the_rest_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps(row()) + "\n{not json\n" + json.dumps(row(question_ID="q2", history=3)) + "\n"
+                    + json.dumps(row(question_ID="q3")) + "\n")
+    items = list(iter_tracertraj(path))
+    good = [t.id for _, t in items if isinstance(t, Trajectory)]
+    bad = [str(e) for _, e in items if isinstance(e, InputError)]
+    assert good == ["q1", "q3"]
+    assert bad[0].startswith(f"{path}:2") and bad[1].startswith(f"{path}:3") and "history" in bad[1]
+
+
+def test_a_file_that_is_not_parquet_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "x.parquet"
+    path.write_bytes(b"PAR1 garbage")
+    with pytest.raises(InputError, match="x.parquet"):
+        read_tracertraj(path)

@@ -1,0 +1,90 @@
+"""Who&When import/export through the API: the 136 shipped files round-trip to equal JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from agentracer.errors import InputError
+from agentracer.formats.whowhen import (
+    agent_from_role,
+    export_path,
+    from_whowhen,
+    iter_whowhen_dir,
+    load_whowhen,
+    to_whowhen,
+)
+from agentracer.schema import Trajectory
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
+FILES = sorted(DATA.rglob("*.json"))
+
+
+def test_the_shipped_split_is_all_there() -> None:
+    assert len(FILES) == 136
+    assert {f.parent.name for f in FILES} == {"Algorithm-Generated", "Hand-Crafted"}
+
+
+def test_every_file_round_trips_to_equal_json_through_the_schema() -> None:
+    seen = 0
+    for relative, item in iter_whowhen_dir(DATA):
+        assert not isinstance(item, InputError), item
+        stored = Trajectory.from_json(item.to_json())  # as a store would keep it
+        assert to_whowhen(stored) == json.loads((DATA / relative).read_text()), relative
+        assert export_path(stored) == relative
+        assert stored.metadata["subset"] == Path(relative).parts[0]
+        seen += 1
+    assert seen == 136
+
+
+def test_subset_folder_as_root_keeps_the_subset_in_the_path() -> None:
+    relative, trajectory = next(iter(iter_whowhen_dir(DATA / "Hand-Crafted")))
+    assert isinstance(trajectory, Trajectory)
+    assert trajectory.metadata["source_path"].startswith("Hand-Crafted/")
+    assert trajectory.framework == "magentic-one"
+
+
+@pytest.mark.parametrize(("role", "agent", "detail"), [
+    ("Orchestrator (-> WebSurfer)", "Orchestrator", "-> WebSurfer"),
+    ("Orchestrator (thought)", "Orchestrator", "thought"),
+    ("WebSurfer", "WebSurfer", None),
+    ("human", "human", None),
+])
+def test_agent_parsed_from_magentic_one_roles(role: str, agent: str, detail: str | None) -> None:
+    assert agent_from_role(role) == (agent, detail)
+
+
+def test_hand_crafted_label_and_agents() -> None:
+    trajectory = load_whowhen(DATA / "Hand-Crafted" / "13.json", root=DATA)
+    data = json.loads((DATA / "Hand-Crafted" / "13.json").read_text())
+    label = trajectory.human_label
+    assert label is not None and label.source == "human"
+    assert label.step == int(data["mistake_step"]) and label.agent == data["mistake_agent"]
+    assert {"Orchestrator", "WebSurfer"} <= set(trajectory.agent_names)
+    assert all("(" not in step.agent for step in trajectory.steps)
+    assert [s.index for s in trajectory.steps] == list(range(len(data["history"])))
+
+
+def test_algorithm_generated_names_and_system_prompts() -> None:
+    path = DATA / "Algorithm-Generated" / "1.json"
+    data = json.loads(path.read_text())
+    trajectory = load_whowhen(path, root=DATA)
+    assert [s.agent for s in trajectory.steps] == [h["name"] for h in data["history"]]
+    assert {a.name for a in trajectory.agents} == set(data["system_prompt"])
+    assert trajectory.metadata["question_id"] == data["question_ID"]
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    ({"question": "q"}, "history"),
+    ({"history": 5}, "history"),
+    ({"history": [{"role": "a"}]}, "history[0]"),
+    ({"history": [{"content": "x", "name": "a"}], "mistake_agent": "a", "mistake_step": "x"}, "mistake_step"),
+    ({"history": [{"content": "x", "name": "a"}], "mistake_agent": "a", "mistake_step": "3"}, "mistake_step"),
+    ({"history": [{"content": "x", "name": "a"}], "mistake_step": "0"}, "mistake_agent"),
+])
+def test_bad_records_name_the_file_and_field(record: dict, field: str) -> None:
+    with pytest.raises(InputError) as info:
+        from_whowhen(record, where="bad.json")
+    assert str(info.value).startswith("bad.json")
+    assert field in str(info.value)

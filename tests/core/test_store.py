@@ -1,0 +1,166 @@
+"""The JSONL and SQLite stores: append, duplicate ids, lookup, streaming, torn lines, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from agentracer.errors import InputError
+from agentracer.schema import Step, Trajectory, Verdict
+from agentracer.store import DuplicateIdError, JsonlStore, SqliteStore, open_store
+
+
+def make(trajectory_id: str, steps: int = 3) -> Trajectory:
+    return Trajectory(
+        id=trajectory_id, task=f"task {trajectory_id}", framework="python", created_at=1700000000.0,
+        steps=[Step(index=i, agent=f"agent{i % 2}", content=f"{trajectory_id} says {i} — ünïcode") for i in range(steps)],
+        labels=[Verdict(agent="agent1", step=1, reason="wrong", source="counterfactual")] if steps > 1 else [],
+    )
+
+
+@pytest.fixture(params=["jsonl", "db"])
+def store_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    return tmp_path / f"store.{request.param}"
+
+
+def test_open_store_picks_the_backend_by_suffix(tmp_path: Path) -> None:
+    assert isinstance(open_store(tmp_path / "a.jsonl"), JsonlStore)
+    assert isinstance(open_store(tmp_path / "a.db"), SqliteStore)
+    assert isinstance(open_store(tmp_path / "a.sqlite"), SqliteStore)
+
+
+def test_append_get_iterate_in_order(store_path: Path) -> None:
+    store = open_store(store_path)
+    assert len(store) == 0 and list(store) == []
+    originals = [make(f"t{i}") for i in range(5)]
+    for trajectory in originals:
+        store.append(trajectory)
+    assert len(store) == 5
+    assert "t3" in store and "nope" not in store
+    assert store.get("t3") == originals[3]
+    with pytest.raises(KeyError):
+        store.get("nope")
+    assert [t.id for t in store] == [f"t{i}" for i in range(5)]
+    # a fresh handle on the same file sees the same records
+    again = open_store(store_path)
+    assert list(again) == originals
+    assert again.get("t0") == originals[0]
+
+
+def test_duplicate_id_is_an_error_and_stores_nothing_twice(store_path: Path) -> None:
+    store = open_store(store_path)
+    store.append(make("same"))
+    with pytest.raises(DuplicateIdError) as info:
+        store.append(make("same", steps=1))
+    assert str(store_path) in str(info.value)
+    with pytest.raises(DuplicateIdError):
+        open_store(store_path).append(make("same"))  # a second handle knows it too
+    assert len(open_store(store_path)) == 1
+    assert len(open_store(store_path).get("same").steps) == 3
+
+
+def test_iteration_streams(store_path: Path) -> None:
+    """The first record comes back before the store is read to its end: a bad record near the end only
+    raises when iteration reaches it."""
+    store = open_store(store_path)
+    store.extend(make(f"t{i}") for i in range(3))
+    if store_path.suffix == ".jsonl":
+        with store_path.open("a") as fh:
+            fh.write('{"schema_version": "9.9", "id": "bad"}\n')
+    else:
+        with sqlite3.connect(store_path) as db:
+            db.execute("INSERT INTO trajectories (id, data) VALUES ('bad', '{\"schema_version\": \"9.9\"}')")
+    stream = iter(open_store(store_path))
+    assert next(stream).id == "t0"
+    assert next(stream).id == "t1"
+    assert next(stream).id == "t2"
+    with pytest.raises(InputError, match="schema_version"):
+        next(stream)
+    errors: list[InputError] = []
+    assert [t.id for t in open_store(store_path).iter(errors=errors)] == ["t0", "t1", "t2"]
+    assert len(errors) == 1 and str(store_path) in str(errors[0])
+
+
+def test_torn_last_line_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "torn.jsonl"
+    store = JsonlStore(path)
+    store.extend(make(f"t{i}") for i in range(2))
+    whole = make("t2").model_dump_json()
+    with path.open("a") as fh:
+        fh.write(whole[: len(whole) // 2])  # a writer died mid-line
+    errors: list[InputError] = []
+    assert [t.id for t in JsonlStore(path).iter(errors=errors)] == ["t0", "t1"]
+    assert len(errors) == 1
+    message = str(errors[0])
+    assert message.startswith(f"{path}:3: ") and "incomplete last line" in message
+    # appending after a torn line keeps the new record whole
+    JsonlStore(path).append(make("t3"))
+    errors = []
+    assert [t.id for t in JsonlStore(path).iter(errors=errors)] == ["t0", "t1", "t3"]
+    assert len(errors) == 1 and f"{path}:3:" in str(errors[0])
+    assert JsonlStore(path).get("t3") == make("t3")
+
+
+def test_corrupt_sqlite_file_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    path.write_bytes(b"this is not sqlite" * 10)
+    with pytest.raises(InputError, match="x.db"):
+        SqliteStore(path)
+
+
+def test_concurrent_appends_from_threads_lose_nothing(store_path: Path) -> None:
+    store = open_store(store_path)
+    per_thread, threads = 25, 8
+
+    def writer(n: int) -> None:
+        for i in range(per_thread):
+            store.append(make(f"w{n}-{i}", steps=2))
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    ids = [t.id for t in open_store(store_path)]
+    assert sorted(ids) == sorted(f"w{n}-{i}" for n in range(threads) for i in range(per_thread))
+    assert len(store) == per_thread * threads
+
+
+def _process_writer(path: str, prefix: str, count: int, barrier) -> None:  # noqa: ANN001 - mp barrier
+    store = open_store(path)
+    barrier.wait()
+    for i in range(count):
+        store.append(make(f"{prefix}-{i}", steps=4))
+
+
+def test_concurrent_appends_from_two_processes_lose_nothing(store_path: Path) -> None:
+    open_store(store_path)  # create it first so both processes open the same file
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    count = 60
+    procs = [context.Process(target=_process_writer, args=(str(store_path), p, count, barrier)) for p in "ab"]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0
+    errors: list[InputError] = []
+    ids = [t.id for t in open_store(store_path).iter(errors=errors)]
+    assert errors == []
+    assert sorted(ids) == sorted(f"{p}-{i}" for p in "ab" for i in range(count))
+    # the handle's index follows records another process appended
+    assert len(open_store(store_path)) == 2 * count
+
+
+def test_jsonl_handle_sees_appends_by_another_handle(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    first, second = JsonlStore(path), JsonlStore(path)
+    first.append(make("a"))
+    assert len(second) == 1
+    second.append(make("b"))
+    assert "b" in first and first.get("b") == make("b")
+    with pytest.raises(DuplicateIdError):
+        first.append(make("b"))

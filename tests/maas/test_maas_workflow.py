@@ -1,0 +1,96 @@
+"""MaAS: operator calls become steps, model calls go through ``aask``, replay replaces an operator's output."""
+
+import asyncio
+import os
+import sys
+
+import agentracer
+import pytest
+import wrapt
+from agentracer.testing.openai_server import OpenAIServer
+from maas_env import REAL_CHECKOUT
+
+from agentracer_plugins import maas as maas_plugin
+
+needs_lookalike = pytest.mark.skipif(
+    REAL_CHECKOUT, reason="workflow tests build the look-alike's workflow; a real one needs its controller")
+
+
+def answer(request):
+    prompt = request["messages"][-1]["content"]
+    if "Pick the most consistent" in prompt:
+        return "<solution_letter>B</solution_letter>"
+    if "Improve this solution" in prompt:
+        return "<response>x = 42 (checked twice)</response>"
+    return "<response>x = 41</response>"
+
+
+def test_the_llm_hook_is_found_by_module_name_and_removed_exactly():
+    import maas.provider.base_llm as base_llm
+
+    maas_plugin.uninstrument()
+    original = base_llm.BaseLLM.__dict__["aask"]
+    maas_plugin.instrument()
+    maas_plugin.instrument()
+    wrapper = base_llm.BaseLLM.__dict__["aask"]
+    assert isinstance(wrapper, wrapt.FunctionWrapper) and wrapper.__wrapped__ is original
+    maas_plugin.uninstrument()
+    assert base_llm.BaseLLM.__dict__["aask"] is original
+    assert "maas.provider.base_llm" in sys.modules and os.path.exists(sys.modules["maas"].__path__[0])
+
+
+@pytest.fixture(scope="module")
+def server():
+    with OpenAIServer(answer) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def traced(server):
+    from maas.ext.maas.scripts.workflow import Workflow
+    from maas.provider.base_llm import OpenAICompatibleLLM
+
+    def build(seed: int = 0):  # seed 0 samples Generate → SelfRefine → ScEnsemble
+        return Workflow(OpenAICompatibleLLM(server.base_url, model="loopback", api_key="sk-maas-secret"), seed=seed)
+
+    return agentracer.trace(build, evaluator=lambda t: "42" in str(t.outcome.answer))
+
+
+@needs_lookalike
+def test_each_operator_call_is_a_step_with_its_model_calls(traced, server):
+    before = len(server.requests)
+    recorded = traced.run("What is 6 * 7?")
+    assert recorded.framework == "maas"
+    operators = recorded.metadata["maas"]["operators"]
+    assert [s.agent for s in recorded.steps] == ["user", *operators]
+    assert operators == ["Generate", "SelfRefine", "ScEnsemble"]
+    assert len(server.requests) - before == 3  # one aask per operator, over HTTP
+    for step in recorded.steps[1:]:
+        (call,) = step.model_calls
+        assert call.agent == step.agent and call.model == "loopback" and not call.produces_step
+        assert step.metadata["operator"] == step.agent
+    assert recorded.steps[1].metadata["inputs"]["problem"] == "What is 6 * 7?"
+    assert recorded.metadata["maas"]["cost"] > 0 and recorded.metadata["maas"]["log_prob"] < 0
+    assert "sk-maas-secret" not in recorded.to_json()
+    assert recorded.outcome.success is True  # ScEnsemble picked B, the refined (or second) solution
+
+
+@needs_lookalike
+def test_replay_replaces_an_operators_output_with_no_live_call_before_it(traced, server):
+    recorded = traced.run("What is 6 * 7?")
+    before = len(server.requests)
+    replay = traced.replay(recorded, step=2, action="x = 0")
+    assert replay.steps[2].replaced and replay.steps[2].content["response"] == "x = 0"
+    assert [c.source for c in replay.steps[1].model_calls + replay.steps[2].model_calls] == ["cassette", "cassette"]
+    assert len(server.requests) - before == 1  # only the ScEnsemble after step 2 asked the server
+    ensemble_prompt = replay.steps[3].model_calls[0].request["messages"][-1]["content"]
+    assert "B: x = 0" in ensemble_prompt
+    assert replay.outcome.success is False and replay.outcome.answer == "x = 0"
+
+
+@needs_lookalike
+def test_without_a_run_operators_and_llm_pass_through(traced, server):
+    workflow = traced.build()
+    maas_plugin.wrap_operators(workflow)
+    solution, cost, log_prob = asyncio.run(workflow("What is 6 * 7?"))
+    assert "4" in solution and cost > 0 and log_prob < 0

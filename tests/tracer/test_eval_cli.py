@@ -1,0 +1,166 @@
+"""`agentracer eval whowhen`: rows streamed to results.jsonl, resume, per-item errors, the table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from agentracer.cli import main
+from agentracer.testing.openai_server import OpenAIServer
+
+REPO = Path(__file__).resolve().parents[2]
+HAND = ["3.json", "8.json", "13.json"]
+ALGO = ["1.json", "10.json", "2.json"]
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> Path:
+    root = tmp_path / "whowhen"
+    for subset, names in (("Hand-Crafted", HAND), ("Algorithm-Generated", ALGO)):
+        (root / subset).mkdir(parents=True)
+        for name in names:
+            shutil.copy(REPO / "data" / "whowhen" / subset / name, root / subset / name)
+    bad = root / "Algorithm-Generated"
+    (bad / "90.json").write_text(json.dumps({"history": [], "question": "q", "mistake_agent": "A",
+                                             "mistake_step": "0"}))
+    (bad / "91.json").write_text(json.dumps({"history": [{"name": "A", "content": "hi"}], "question": "q",
+                                             "mistake_agent": "A", "mistake_step": "7"}))
+    (bad / "92.json").write_text("{not json")
+    return root
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_majority_scores_every_file_and_records_bad_ones(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    code, stdout, _ = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "-o", str(out)], capsys)
+    assert code == 0
+    got = {r["id"]: r for r in rows(out)}
+    assert len(got) == 9
+    need = {"id", "subset", "predicted_agent", "predicted_step", "mistake_agent", "mistake_step", "error"}
+    assert all(need <= set(r) for r in got.values())
+    good = got["Hand-Crafted/3.json"]
+    assert good["error"] is None and good["subset"] == "Hand-Crafted" and good["mistake_agent"] == "WebSurfer"
+    assert good["mistake_step"] == 32 and isinstance(good["predicted_step"], int)
+    assert got["Algorithm-Generated/90.json"]["error_kind"] == "input"
+    assert "no steps" in got["Algorithm-Generated/90.json"]["error"]
+    assert "outside history" in got["Algorithm-Generated/91.json"]["error"]
+    assert "not valid JSON" in got["Algorithm-Generated/92.json"]["error"]
+    assert "Hand-Crafted" in stdout and "Algorithm-Generated" in stdout and "substr agent%" in stdout
+    # resume: nothing left to do, nothing duplicated
+    code, _, stderr = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "-o", str(out)], capsys)
+    assert code == 0 and "0 to evaluate, 9 already" in stderr and len(rows(out)) == 9
+
+
+def _answers(request: dict) -> str:
+    prompt = request["messages"][1]["content"]
+    if "Which member of Apple" in prompt or "monday.com" in prompt:
+        return "I refuse to answer."
+    return "<think>the surfer clicked the wrong link</think><answer>WebSurfer|3</answer>"
+
+
+def test_agentracer_against_a_flaky_server_retries_and_counts_unparsed(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "llm.jsonl"
+    with OpenAIServer(_answers, fail_every=3) as server:
+        code, stdout, stderr = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"),
+                                    "--model", f"openai:{server.base_url}@stub", "--concurrency", "4",
+                                    "-o", str(out)], capsys)
+    assert code == 0
+    got = {r["id"]: r for r in rows(out)}
+    assert set(got) == set(HAND)
+    assert all(r["method"] == "agentracer" and r["with_gt"] is True for r in got.values())
+    answered = [r for r in got.values() if r["error"] is None]
+    unparsed = [r for r in got.values() if r["error_kind"] == "answer"]
+    assert len(answered) + len(unparsed) == 3 and unparsed  # no model errors: retries absorbed the 500s
+    assert all((r["predicted_agent"], r["predicted_step"]) == ("WebSurfer", 3) for r in answered)
+    assert unparsed[0]["raw"] == "I refuse to answer."
+    line = next(x for x in stdout.splitlines() if x.startswith("Hand-Crafted "))
+    assert line.split()[-4] == str(len(unparsed))  # the unparsed column
+    assert "retries" in stderr
+
+
+def test_resume_after_an_interrupted_run(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    run(["eval", "whowhen", "--data", str(data), "--method", "random", "-o", str(out)], capsys)
+    full = rows(out)
+    # keep two rows and half of a third, as a killed run would leave it
+    lines = out.read_text().splitlines()
+    out.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:20])
+    code, _, stderr = run(["eval", "whowhen", "--data", str(data), "--method", "random", "-o", str(out)], capsys)
+    assert code == 0 and "7 to evaluate, 2 already" in stderr
+    again = rows(out)
+    assert sorted(r["id"] for r in again) == sorted(r["id"] for r in full)
+    assert {r["id"]: r["predicted_step"] for r in again} == {r["id"]: r["predicted_step"] for r in full}
+
+
+def test_both_settings_in_one_file_and_a_foreign_method_is_refused(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "random", "-o", str(out)]
+    run(args + ["--without-gt"], capsys)
+    code, stdout, _ = run(args + ["--with-gt"], capsys)
+    assert code == 0 and len(rows(out)) == 6 and "w/ G" in stdout and "w/o G" in stdout
+    code, _, stderr = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "-o", str(out)], capsys)
+    assert code == 2 and "holds results of method 'random'" in stderr
+
+
+def test_server_down_gives_per_item_errors_and_exit_1(data: Path, tmp_path: Path, capsys) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "down.jsonl"
+    code, _, stderr = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "agentracer",
+                           "--model", f"openai:http://127.0.0.1:{port}/v1@m", "-o", str(out)], capsys)
+    assert code == 1 and "nothing could be evaluated" in stderr
+    assert [r["error_kind"] for r in rows(out)] == ["model"] * 3
+    assert all("cannot reach" in r["error"] for r in rows(out))
+    # the server is back: --retry-errors re-runs exactly those items
+    with OpenAIServer("<think>x</think><answer>WebSurfer|1</answer>") as server:
+        code, _, _ = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--retry-errors",
+                          "--model", f"openai:{server.base_url}@m", "-o", str(out)], capsys)
+    assert code == 0 and [r["error"] for r in rows(out)] == [None] * 3
+
+
+def test_tracertraj_jsonl_is_evaluated_too(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "tracertraj.jsonl"
+    records = [
+        {"question_ID": "q1", "question": "2+2?", "ground_truth": "4", "mistake_agent": "Coder",
+         "mistake_step": 1, "mistake_reason": "typo", "subset": "MATH",
+         "history": [{"content": "plan", "name": "Planner", "role": "assistant", "step": 0},
+                     {"content": "5", "name": "Coder", "role": "assistant", "step": 1}]},
+        {"question_ID": "q2", "question": "x", "history": "not a list"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "out.jsonl"
+    code, stdout, _ = run(["eval", "whowhen", "--data", str(path), "--method", "majority", "-o", str(out)], capsys)
+    assert code == 0
+    got = rows(out)
+    assert len(got) == 2
+    first = next(r for r in got if r["error"] is None)
+    assert (first["id"], first["subset"], first["mistake_agent"], first["mistake_step"]) == ("q1", "MATH", "Coder", 1)
+    assert any(r["error_kind"] == "input" for r in got)
+    assert "MATH" in stdout
+
+
+def test_a_model_without_a_method_means_agentracer(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "r.jsonl"
+    code, _, _ = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--model",
+                      "scripted:<think>t</think><answer>Orchestrator|2</answer>", "--concurrency", "1",
+                      "--limit", "1", "-o", str(out)], capsys)
+    assert code == 0
+    (row,) = rows(out)
+    assert row["method"] == "agentracer" and row["predicted_agent"] == "Orchestrator" and row["strict"] is True

@@ -1,0 +1,183 @@
+"""The OpenAI-compatible backend against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from agentracer.models import load_model
+from agentracer.models.base import ModelError
+from agentracer.models.cache import ResponseCache
+from agentracer.models.openai_http import OpenAIChatModel, parse_spec
+from agentracer.testing.openai_server import OpenAIServer
+
+MESSAGES = [{"role": "user", "content": "who failed?"}]
+
+
+def _model(server: OpenAIServer, **options) -> OpenAIChatModel:
+    options.setdefault("backoff_base", 0.01)
+    return load_model(f"openai:{server.base_url}@tracer", **options)
+
+
+def test_spec_parsing() -> None:
+    assert parse_spec("http://127.0.0.1:8000/v1@Qwen3-8B") == ("http://127.0.0.1:8000/v1", "Qwen3-8B")
+    assert parse_spec("gpt-4o") == ("https://api.openai.com/v1", "gpt-4o")
+    with pytest.raises(Exception, match="URL@MODEL"):
+        parse_spec("http://127.0.0.1:8000/v1")
+
+
+def test_completion_usage_and_request_body() -> None:
+    with OpenAIServer("<answer>A|1</answer>") as server:
+        model = _model(server, cache=False)
+        completion = model.complete(MESSAGES, temperature=0.0)
+        assert completion.text == "<answer>A|1</answer>" and not completion.cached
+        assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
+        assert model.usage == completion.usage
+        assert server.requests[0]["model"] == "tracer" and server.requests[0]["temperature"] == 0.0
+        assert server.requests[0]["messages"] == MESSAGES
+
+
+def test_retries_absorb_injected_500s() -> None:
+    with OpenAIServer("ok", fail_every=3) as server:
+        model = _model(server, cache=False)
+        results = asyncio.run(model.abatch([[{"role": "user", "content": f"q{i}"}] for i in range(10)]))
+        assert all(not isinstance(r, Exception) and r.text == "ok" for r in results)
+        assert model.stats["retries"] >= 3 and model.stats["failures"] == 0
+        assert len(server.requests) == model.stats["attempts"]
+
+
+def test_429_honours_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, *args):
+        waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr("agentracer.models.openai_http.asyncio.sleep", recording_sleep)
+    with OpenAIServer("fine", fail_every=2, fail_status=429) as server:
+        model = _model(server, cache=False, backoff_base=0.0)
+        model.complete(MESSAGES)          # request 1 answers
+        assert model.complete([{"role": "user", "content": "again"}]).text == "fine"  # 2 is a 429, 3 answers
+        assert model.stats["retries"] == 1 and waits == [0.0]  # Retry-After: 0 from the server
+
+
+def test_retry_after_header_sets_the_minimum_wait() -> None:
+    import httpx
+    from agentracer.models.openai_http import _retry_after
+
+    model = OpenAIChatModel("http://x/v1", "m", backoff_base=0.01, backoff_max=10)
+    response = httpx.Response(429, headers={"Retry-After": "2"})
+    assert _retry_after(response) == 2.0
+    assert model._delay(0, 2.0) >= 2.0
+    assert model._delay(0, 100.0) == 10  # capped by backoff_max
+    assert 0 <= model._delay(3, None) <= 0.08
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"error": {"message": "model 'm' does not exist"}}).encode()
+        self.send_response(400)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_client_errors_fail_at_once_with_the_servers_message() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = OpenAIChatModel(f"http://127.0.0.1:{server.server_address[1]}/v1", "m", cache=False)
+        with pytest.raises(ModelError, match="HTTP 400: model 'm' does not exist"):
+            model.complete(MESSAGES)
+        assert model.stats["attempts"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_server_down_fails_with_a_clear_error_and_the_breaker_stops_retrying() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    model = OpenAIChatModel(f"http://127.0.0.1:{port}/v1", "m", cache=False, backoff_base=0.01,
+                            max_retries=3, breaker_threshold=4)
+    with pytest.raises(ModelError, match="cannot reach"):
+        model.complete(MESSAGES)
+    assert model.stats["attempts"] == 4
+    with pytest.raises(ModelError):
+        model.complete(MESSAGES)
+    assert model.stats["attempts"] == 5  # the breaker is open: one attempt, no retry cycle
+
+
+def test_timeout_is_retried_then_reported() -> None:
+    with OpenAIServer("slow", latency=0.5) as server:
+        model = _model(server, cache=False, timeout=0.1, max_retries=1)
+        with pytest.raises(ModelError, match="no answer within 0.1s"):
+            model.complete(MESSAGES)
+        assert model.stats["attempts"] == 2
+
+
+def test_concurrency_is_bounded() -> None:
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def responder(request):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return "ok"
+
+    with OpenAIServer(responder) as server:
+        model = _model(server, cache=False, max_concurrency=3)
+        results = asyncio.run(model.abatch([[{"role": "user", "content": str(i)}] for i in range(12)]))
+        assert all(r.text == "ok" for r in results)
+    assert state["peak"] == 3
+
+
+def test_cache_makes_a_rerun_free_and_never_stores_the_key(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-do-not-store")
+    with OpenAIServer("cached answer") as server:
+        first = _model(server, cache_dir=str(tmp_path))
+        assert first.complete(MESSAGES).text == "cached answer"
+        second = _model(server, cache_dir=str(tmp_path))
+        again = second.complete(MESSAGES)
+        assert again.cached and again.text == "cached answer" and second.stats["cache_hits"] == 1
+        assert len(server.requests) == 1
+        assert server.headers[0].get("Authorization") == "Bearer sk-secret-do-not-store"
+        different = second.complete(MESSAGES, temperature=0.7)
+        assert not different.cached and len(server.requests) == 2
+    stored = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
+    assert "cached answer" in stored and "sk-secret" not in stored
+    assert "sk-secret" not in repr(second)
+    assert len(ResponseCache(tmp_path)) == 2
+
+
+def test_cache_can_be_switched_off_by_env(monkeypatch) -> None:
+    monkeypatch.setenv("AGENTRACER_CACHE", "off")
+    with OpenAIServer("x") as server:
+        model = _model(server)
+        model.complete(MESSAGES)
+        model.complete(MESSAGES)
+        assert model.cache is None and len(server.requests) == 2
+
+
+def test_reasoning_content_is_folded_into_think() -> None:
+    model = OpenAIChatModel("http://x/v1", "m", cache=False)
+    completion = model._completion({"choices": [{"message": {"content": "<answer>A|1</answer>",
+                                                             "reasoning_content": "because"}}]})
+    assert completion.text == "<think>because</think><answer>A|1</answer>"
+    with pytest.raises(ModelError, match="without choices"):
+        model._completion(json.loads('{"choices": []}'))

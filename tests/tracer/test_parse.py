@@ -1,0 +1,84 @@
+"""parse_answer: the exact format scores, near misses are recovered and flagged, garbage never raises."""
+
+from __future__ import annotations
+
+from agentracer.tracer.parse import match_agent, parse_answer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+AGENTS = ["Orchestrator", "WebSurfer", "FileSurfer", "Computer_terminal"]
+
+
+def test_exact_format_is_strict() -> None:
+    parsed = parse_answer("<think>the surfer clicked the wrong link</think><answer>WebSurfer|3</answer>", AGENTS)
+    assert (parsed.agent, parsed.step, parsed.strict, parsed.flags, parsed.error) == ("WebSurfer", 3, True, [], None)
+    assert parsed.reason == "the surfer clicked the wrong link"
+
+
+def test_whitespace_between_blocks_is_still_strict() -> None:
+    parsed = parse_answer("<think>\nhmm\n</think>\n\n<answer>WebSurfer | 12</answer>\n", AGENTS)
+    assert parsed.strict and parsed.step == 12
+
+
+def test_agent_names_match_case_insensitively() -> None:
+    parsed = parse_answer("<think>x</think><answer>websurfer|3</answer>", AGENTS)
+    assert parsed.agent == "WebSurfer" and parsed.strict
+
+
+def test_labelled_fields_are_recovered_and_flagged() -> None:
+    parsed = parse_answer("Agent Name: **Orchestrator (thought)**\nStep Number: 12\nReason for Mistake: looped",
+                          AGENTS)
+    assert (parsed.agent, parsed.step, parsed.strict) == ("Orchestrator", 12, False)
+    assert {"missing_think", "labelled_fields", "agent_normalised"} <= set(parsed.flags)
+    assert parsed.reason == "looped"
+
+
+def test_extra_text_and_missing_think_are_flagged() -> None:
+    parsed = parse_answer("I think it is this one. <answer>FileSurfer|7</answer> Hope that helps!", AGENTS)
+    assert (parsed.agent, parsed.step, parsed.strict) == ("FileSurfer", 7, False)
+    assert {"missing_think", "extra_text"} <= set(parsed.flags)
+
+
+def test_bare_pair_and_unclosed_answer() -> None:
+    bare = parse_answer("<think>x</think>\nWebSurfer|4", AGENTS)
+    assert (bare.agent, bare.step) == ("WebSurfer", 4) and "missing_answer_tags" in bare.flags
+    unclosed = parse_answer("<think>x</think><answer>Computer_terminal|2", AGENTS)
+    assert (unclosed.agent, unclosed.step) == ("Computer_terminal", 2) and "unclosed_answer" in unclosed.flags
+
+
+def test_multiple_answers_take_the_last() -> None:
+    parsed = parse_answer("<think>a</think><answer>WebSurfer|1</answer><answer>FileSurfer|2</answer>", AGENTS)
+    assert (parsed.agent, parsed.step) == ("FileSurfer", 2) and "multiple_answers" in parsed.flags
+
+
+def test_fields_inside_the_answer_block() -> None:
+    parsed = parse_answer("<think>a</think><answer>Agent: web surfer, Step: 9</answer>", AGENTS)
+    assert (parsed.agent, parsed.step) == ("WebSurfer", 9) and "labelled_fields" in parsed.flags
+
+
+def test_unknown_agent_is_kept_and_flagged() -> None:
+    parsed = parse_answer("<think>x</think><answer>Planner|1</answer>", AGENTS)
+    assert parsed.agent == "Planner" and "unknown_agent" in parsed.flags and parsed.ok
+
+
+def test_step_out_of_range_is_flagged() -> None:
+    parsed = parse_answer("<think>x</think><answer>WebSurfer|40</answer>", AGENTS, n_steps=10)
+    assert parsed.step == 40 and "step_out_of_range" in parsed.flags
+
+
+def test_garbage_and_empty_are_errors_not_exceptions() -> None:
+    for text in ("", None, "   ", "I cannot tell.", "<answer></answer>", "<think>only thinking"):
+        parsed = parse_answer(text, AGENTS)
+        assert not parsed.ok and parsed.agent is None and parsed.step is None and parsed.error
+
+
+def test_match_agent_prefers_the_longest_known_name() -> None:
+    assert match_agent("the Computer_terminal agent", AGENTS) == ("Computer_terminal", "agent_fuzzy")
+    assert match_agent("'WebSurfer'", AGENTS) == ("WebSurfer", None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("<>/|:answerthinkAgentStep 0123456789WebSurfer\n*")), max_size=80))
+def test_parse_never_raises(text: str) -> None:
+    parsed = parse_answer(text, AGENTS)
+    assert parsed.ok == (parsed.agent is not None and parsed.step is not None)

@@ -1,0 +1,94 @@
+"""The tracer prompt: numbered steps with agents, task, optional G; long runs fitted without renumbering."""
+
+from __future__ import annotations
+
+import re
+
+from agentracer.models.base import estimate_tokens
+from agentracer.schema import Step, Trajectory
+from agentracer.tracer import build_messages
+from agentracer.tracer.prompt import MIN_STEP_CHARS, clip_text, render_steps
+from tracer_helpers import make_trajectory
+
+
+def _user(messages: list[dict]) -> str:
+    assert [m["role"] for m in messages] == ["system", "user"]
+    return messages[1]["content"]
+
+
+def test_prompt_has_numbered_steps_agents_task_and_format() -> None:
+    trajectory = make_trajectory(["Planner", "Coder", "Planner"])
+    text = _user(build_messages(trajectory, with_ground_truth=False))
+    assert "Step 0 - Planner: Planner said something at step 0" in text
+    assert "Step 2 - Planner:" in text
+    assert "- Planner\n- Coder" in text
+    assert "What is 2 + 2?" in text
+    assert "<think>" in text and "<answer>agent_name|step_number</answer>" in text
+    assert "ground truth" not in text.lower()
+
+
+def test_ground_truth_only_when_asked() -> None:
+    trajectory = make_trajectory(["Planner"], ground_truth="forty-two")
+    assert "forty-two" in _user(build_messages(trajectory, with_ground_truth=True))
+    assert "forty-two" not in _user(build_messages(trajectory, with_ground_truth=False))
+
+
+def test_environment_feedback_is_shown() -> None:
+    trajectory = make_trajectory(["Planner"])
+    trajectory.outcome.feedback = "test_add failed: expected 4, got 5"
+    assert "expected 4, got 5" in _user(build_messages(trajectory, with_ground_truth=False))
+
+
+def _long_run(steps: int = 60, chars: int = 5000) -> Trajectory:
+    agents = ["Orchestrator", "WebSurfer", "Coder"]
+    return Trajectory(id="long", task="task", steps=[
+        Step(index=i, agent=agents[i % 3], content=f"BEGIN{i} " + "x" * chars + f" END{i}") for i in range(steps)])
+
+
+def test_a_300k_character_run_fits_the_budget_with_numbering_intact() -> None:
+    trajectory = _long_run()  # 60 steps x 5k chars = 300k characters
+    messages = build_messages(trajectory, with_ground_truth=False, max_tokens=16000)
+    total = sum(estimate_tokens(m["content"]) for m in messages)
+    assert total <= 16000
+    text = messages[1]["content"]
+    numbers = [int(n) for n in re.findall(r"^Step (\d+) - ", text, re.M)]
+    assert numbers == list(range(60))  # every step keeps its header and original number
+    assert all(f"BEGIN{i}" in text and f"END{i}" in text for i in range(60))  # head and tail of each step kept
+    assert "characters omitted" in text and "Step numbers are the original ones" in text
+
+
+def test_short_steps_stay_whole_when_long_ones_are_clipped() -> None:
+    steps = [Step(index=0, agent="A", content="short and important"),
+             Step(index=1, agent="B", content="y" * 50000), Step(index=2, agent="A", content="also short")]
+    rendered = render_steps(steps, budget=2000)
+    assert rendered.clipped_steps == [1] and rendered.omitted_steps == []
+    assert "short and important" in rendered.text and "also short" in rendered.text
+    assert rendered.tokens <= 2000
+
+
+def test_too_many_steps_omit_the_middle_and_say_so() -> None:
+    rendered = render_steps(_long_run(steps=400, chars=400).steps, budget=3000)
+    assert rendered.tokens <= 3000
+    assert rendered.omitted_steps and 0 not in rendered.omitted_steps and 399 not in rendered.omitted_steps
+    first, last = rendered.omitted_steps[0], rendered.omitted_steps[-1]
+    assert f"[... steps {first}-{last} omitted to fit the context budget ...]" in rendered.text
+    assert "Step 399 - " in rendered.text
+
+
+def test_a_tokenizer_counts_when_given() -> None:
+    calls: list[str] = []
+
+    def words(text: str) -> int:
+        calls.append(text)
+        return len(text.split())
+
+    messages = build_messages(_long_run(steps=10, chars=3000), with_ground_truth=False, max_tokens=900,
+                              tokenizer=words)
+    assert calls  # the given counter measured the prompt
+    assert sum(words(m["content"]) for m in messages) <= 900
+
+
+def test_clip_text_keeps_head_and_tail() -> None:
+    clipped = clip_text("H" * 100 + "T" * 100, 30)
+    assert clipped.startswith("H" * 20) and clipped.endswith("T" * 10) and "170 characters omitted" in clipped
+    assert clip_text("short", MIN_STEP_CHARS) == "short"

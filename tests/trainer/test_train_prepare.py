@@ -1,0 +1,167 @@
+"""`agentracer train prepare`: verl RL Parquet from Who&When, TracerTraj and our store; splits by task;
+prompts identical to the tracer's; the token budget's report; bad input stops before anything is written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from agentracer.cli import main
+from agentracer.errors import InputError
+from agentracer.formats.whowhen import iter_whowhen_dir
+from agentracer.tracer.prompt import build_messages
+from agentracer.trainer.data import assign_splits, builder_budget, prepare
+
+ROOT = Path(__file__).resolve().parents[2]
+WHOWHEN = ROOT / "data" / "whowhen"
+COLUMNS = {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+
+
+def rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("prepared")
+    main(["train", "prepare", str(WHOWHEN), "-o", str(out), "--max-prompt-tokens", "8000"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def whowhen() -> dict:
+    return {t.id: t for _, t in iter_whowhen_dir(WHOWHEN)}
+
+
+def test_no_task_in_both_splits_and_verl_columns(prepared: Path) -> None:
+    train, val = rows(prepared / "train.parquet"), rows(prepared / "val.parquet")
+    assert COLUMNS <= set(train[0]) and COLUMNS <= set(val[0])
+    assert len(train) > 5 * len(val) > 0
+    train_tasks = {r["extra_info"]["question_ID"] for r in train}
+    val_tasks = {r["extra_info"]["question_ID"] for r in val}
+    assert not train_tasks & val_tasks
+    report = json.loads((prepared / "report.json").read_text())
+    assert report["train"] == len(train) and report["val"] == len(val)
+    assert report["read"] == 136 == len(train) + len(val) + len(report["dropped"])
+
+
+def test_tasks_shared_by_both_subsets_stay_together(prepared: Path) -> None:
+    split_of: dict[str, set[str]] = {}
+    for name in ("train", "val"):
+        for r in rows(prepared / f"{name}.parquet"):
+            split_of.setdefault(r["extra_info"]["question_ID"], set()).add(name)
+    shared = [t for t, s in split_of.items() if len(s) > 1]
+    assert shared == []
+    # Who&When has questions that appear in both subsets: they count once as tasks
+    assert len(split_of) < sum(1 for _ in iter_whowhen_dir(WHOWHEN))
+
+
+def test_prompts_are_the_tracers_and_labels_are_whowhens(prepared: Path, whowhen: dict) -> None:
+    for r in rows(prepared / "train.parquet")[:40] + rows(prepared / "val.parquet"):
+        trajectory = whowhen[r["extra_info"]["id"]]
+        expected = build_messages(trajectory, with_ground_truth=True, max_tokens=r["extra_info"]["prompt_budget"])
+        assert r["prompt"] == expected
+        truth = r["reward_model"]["ground_truth"]
+        assert r["reward_model"]["style"] == "rule"
+        assert (truth["agent"], truth["step"]) == (trajectory.human_label.agent, trajectory.human_label.step)
+        assert truth["agent"] in json.loads(truth["agents"])
+        assert r["extra_info"]["length"] == len(trajectory.steps)
+        assert r["extra_info"]["prompt_tokens"] <= 8000
+
+
+def test_budget_shortens_long_prompts_and_reports_drops(tmp_path: Path) -> None:
+    report = prepare(WHOWHEN, tmp_path, max_prompt_tokens=1500)
+    assert report.truncated > 20
+    assert report.reasons() == {"labelled step left out of the prompt by the token budget": len(report.dropped)}
+    assert len(report.dropped) > 0
+    kept = rows(tmp_path / "train.parquet") + rows(tmp_path / "val.parquet")
+    assert all(r["extra_info"]["prompt_tokens"] <= 1500 for r in kept)
+    assert any(r["extra_info"]["truncated"] for r in kept)
+    dropped_ids = {d.id for d in report.dropped}
+    assert not dropped_ids & {r["extra_info"]["id"] for r in kept}
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert {d["id"] for d in saved["dropped"]} == dropped_ids
+
+
+def test_without_ground_truth_prompt_and_determinism(tmp_path: Path, whowhen: dict) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    prepare(WHOWHEN, a, with_ground_truth=False, max_prompt_tokens=4000)
+    prepare(WHOWHEN, b, with_ground_truth=False, max_prompt_tokens=4000)
+    assert (a / "train.parquet").read_bytes() == (b / "train.parquet").read_bytes()
+    first = rows(a / "train.parquet")[0]
+    trajectory = whowhen[first["extra_info"]["id"]]
+    assert first["prompt"] == build_messages(trajectory, with_ground_truth=False, max_tokens=builder_budget(4000))
+    assert "Correct answer" not in first["prompt"][1]["content"]
+
+
+def test_split_assignment_is_stable_as_data_grows() -> None:
+    tasks = [f"q{i}" for i in range(200)]
+    small = assign_splits(tasks[:100], 0.2)
+    large = assign_splits(tasks, 0.2)
+    assert all(large[t] == small[t] for t in tasks[:100])
+    assert 20 <= sum(1 for s in large.values() if s == "val") <= 60
+    assert set(assign_splits(["only", "two"], 0.01).values()) == {"train", "val"}
+
+
+def test_tracertraj_parquet_and_store_inputs(tmp_path: Path, whowhen: dict) -> None:
+    from agentracer.formats.tracertraj import write_tracertraj
+    from agentracer.store import JsonlStore
+
+    sample = [whowhen[k] for k in sorted(whowhen)[:12]]
+    parquet = tmp_path / "tt.parquet"
+    write_tracertraj(sample, parquet)
+    report = prepare(parquet, tmp_path / "from_parquet", max_prompt_tokens=6000)
+    assert report.read == 12 and report.train + report.val + len(report.dropped) == 12
+    got = rows(tmp_path / "from_parquet" / "train.parquet")
+    assert got[0]["data_source"] == "agentracer/tracertraj"
+
+    store = JsonlStore(tmp_path / "store.jsonl")
+    store.extend(sample)
+    report = prepare(tmp_path / "store.jsonl", tmp_path / "from_store", max_prompt_tokens=6000)
+    assert report.read == 12
+    stored = rows(tmp_path / "from_store" / "train.parquet")
+    assert {r["extra_info"]["id"] for r in stored} <= {t.id for t in sample}
+
+
+def test_no_usable_rows_is_one_clear_error_and_writes_nothing(tmp_path: Path, whowhen: dict) -> None:
+    from agentracer.store import JsonlStore
+
+    unlabelled = [t.model_copy(update={"labels": []}) for t in list(whowhen.values())[:3]]
+    JsonlStore(tmp_path / "s.jsonl").extend(unlabelled)
+    with pytest.raises(InputError, match="no usable rows.*3 no label"):
+        prepare(tmp_path / "s.jsonl", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no usable rows"):
+        prepare(empty, tmp_path / "out2")
+
+
+def test_label_outside_trajectory_stops_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "ww"
+    shutil.copytree(WHOWHEN / "Hand-Crafted", data / "Hand-Crafted")
+    victim = sorted((data / "Hand-Crafted").glob("*.json"))[0]
+    record = json.loads(victim.read_text())
+    record["mistake_step"] = str(len(record["history"]) + 5)
+    victim.write_text(json.dumps(record))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "prepare", str(data), "-o", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "1 bad rows" in err and victim.name in err and "outside" in err and "--skip-invalid" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    report = prepare(data, out, skip_invalid=True)
+    assert len(report.invalid) == 1 and report.train + report.val == report.read - len(report.dropped)
+
+
+def test_bad_options(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="val-fraction"):
+        prepare(WHOWHEN, tmp_path, val_fraction=1.0)
+    with pytest.raises(InputError, match="no such file"):
+        prepare(tmp_path / "missing", tmp_path / "o")

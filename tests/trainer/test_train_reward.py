@@ -1,0 +1,87 @@
+"""The paper's reward on a table of answers: exact hits, near misses, malformed formats, unknown agents."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from agentracer.trainer.reward import compute_score, known_agents, parse_answer
+
+GT = {"agent": "WebSurfer", "step": 12, "agents": ["Orchestrator", "WebSurfer", "Assistant"]}
+
+
+def paper(agent_ok: float, distance: int, lam: float = 0.5, sigma: float = 1.0) -> float:
+    return lam * agent_ok + (1 - lam) * math.exp(-(distance**2) / (2 * sigma**2))
+
+
+CASES = [
+    # exact hits
+    ("<think>the search query was wrong</think><answer>WebSurfer|12</answer>", 1.0, 1.0),
+    ("  <think>\nmulti\nline\n</think>\n<answer> WebSurfer | 12 </answer>\n", 1.0, 1.0),
+    ("<think>x</think><answer>websurfer|12</answer>", 1.0, 1.0),
+    ("<think>x</think><answer>WEBSURFER|12</answer>", 1.0, 1.0),
+    # near misses
+    ("<think>x</think><answer>WebSurfer|13</answer>", paper(1, 1), 1.0),
+    ("<think>x</think><answer>WebSurfer|10</answer>", paper(1, 2), 1.0),
+    ("<think>x</think><answer>Orchestrator|12</answer>", paper(0, 0), 1.0),
+    ("<think>x</think><answer>Orchestrator|10</answer>", paper(0, 2), 1.0),
+    ("<think>x</think><answer>assistant|40</answer>", paper(0, 28), 1.0),
+    # malformed
+    ("", 0.0, 0.0),
+    ("<answer>WebSurfer|12</answer>", 0.0, 0.0),
+    ("<think>x</think>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer 12</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer|twelve</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer|12.0</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer|12|3</answer>", 0.0, 0.0),
+    ("<answer>WebSurfer|12</answer><think>x</think>", 0.0, 0.0),
+    ("<think>x</think><think>y</think><answer>WebSurfer|12</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer|12</answer><answer>WebSurfer|12</answer>", 0.0, 0.0),
+    ("<think>x</think>extra<answer>WebSurfer|12</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer|12</answer> trailing", 0.0, 0.0),
+    ("<think>x<answer>WebSurfer|12</answer></think>", 0.0, 0.0),
+    ("<think>x</think><answer>|12</answer>", 0.0, 0.0),
+    # unknown agents
+    ("<think>x</think><answer>Nobody|12</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>Web Surfer|12</answer>", 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "fmt"), CASES)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_reward_table(text: str, expected: float, fmt: float, as_json: bool) -> None:
+    truth = json.dumps(GT) if as_json else GT
+    result = compute_score("agentracer/whowhen", text, truth)
+    assert result["score"] == pytest.approx(expected, abs=1e-9)
+    assert result["format"] == fmt
+    assert result["score"] == pytest.approx(0.5 * result["agent"] + 0.5 * result["step"], abs=1e-9) or fmt == 0
+
+
+def test_agents_as_dict_and_as_json_string_inside_ground_truth() -> None:
+    as_dict = {**GT, "agents": {"Orchestrator": "plans", "WebSurfer": "browses"}}
+    as_text = {**GT, "agents": json.dumps(GT["agents"])}
+    for truth in (as_dict, as_text):
+        assert compute_score("x", "<think>x</think><answer>Orchestrator|12</answer>", truth)["score"] == 0.5
+        assert compute_score("x", "<think>x</think><answer>Nobody|12</answer>", truth)["score"] == 0.0
+
+
+def test_label_agent_counts_as_known_even_without_an_agent_list() -> None:
+    truth = {"agent": "Coder", "step": 2}
+    assert compute_score("x", "<think>x</think><answer>coder|2</answer>", truth)["score"] == 1.0
+    assert compute_score("x", "<think>x</think><answer>Critic|2</answer>", truth)["format"] == 0.0
+
+
+def test_lam_and_sigma_come_from_reward_kwargs() -> None:
+    text = "<think>x</think><answer>Orchestrator|14</answer>"
+    got = compute_score("x", text, GT, None, lam=0.3, sigma=2.0)["score"]
+    assert got == pytest.approx(0.3 * 0 + 0.7 * math.exp(-4 / 8))
+    assert compute_score("x", text, GT, {"id": "a"}, some_verl_kwarg=1)["score"] == pytest.approx(paper(0, 2))
+
+
+def test_parse_and_agent_helpers() -> None:
+    assert parse_answer("<think>a</think><answer>Coder|-1</answer>") == ("Coder", -1)
+    assert parse_answer(None) is None  # type: ignore[arg-type]
+    assert known_agents({"agents": "Solo"}) == ["Solo"]
+    assert known_agents({}) == []

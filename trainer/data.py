@@ -1,0 +1,287 @@
+"""Labelled trajectories → verl's RL Parquet (``train.parquet``, ``val.parquet``).
+
+Each row: ``data_source``, ``prompt`` (the tracer's chat messages from
+``agentracer.tracer.prompt.build_messages``, so the trained model answers exactly the prompt the tracer
+sends), ``ability``, ``reward_model`` ``{style: rule, ground_truth: {agent, step, agents}}`` and
+``extra_info`` (``id``, ``question_ID``, ``length``, ...). The split is by task (``question_ID``, else the
+task text, else the trajectory id) through a hash, so one task never sits in both files and a task keeps
+its split when the dataset grows. No torch here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..schema import Trajectory, Verdict
+from ..tracer.prompt import agent_list, build_messages, build_user_prompt, counter_from
+
+ABILITY = "failure_attribution"
+SPLIT_SALT = "agentracer-split-v1"
+DEFAULT_MAX_PROMPT_TOKENS = 15000
+#: Tokens kept free below the budget when asking the prompt builder to fit: its fitting measures the parts
+#: of the prompt one by one, so the whole can come out a few tokens over what it was asked for.
+BUILDER_MARGIN = 64
+
+
+def builder_budget(max_prompt_tokens: int | None) -> int | None:
+    """The ``max_tokens`` given to ``build_messages`` for a prompt that must fit ``max_prompt_tokens``."""
+    if max_prompt_tokens is None:
+        return None
+    return max(128, max_prompt_tokens - BUILDER_MARGIN)
+
+
+@dataclass
+class Dropped:
+    """A row left out, and why."""
+
+    id: str
+    reason: str
+
+
+@dataclass
+class PrepareReport:
+    """What ``prepare`` read, kept and left out."""
+
+    read: int = 0
+    train: int = 0
+    val: int = 0
+    train_tasks: int = 0
+    val_tasks: int = 0
+    truncated: int = 0
+    dropped: list[Dropped] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+
+    def reasons(self) -> Counter[str]:
+        return Counter(d.reason for d in self.dropped)
+
+    def summary(self) -> str:
+        lines = [f"read {self.read} trajectories; train {self.train} rows ({self.train_tasks} tasks), "
+                 f"val {self.val} rows ({self.val_tasks} tasks); {self.truncated} prompts shortened to fit"]
+        for reason, count in sorted(self.reasons().items()):
+            lines.append(f"dropped {count}: {reason}")
+        if self.invalid:
+            lines.append(f"skipped {len(self.invalid)} unreadable rows (--skip-invalid)")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"read": self.read, "train": self.train, "val": self.val, "train_tasks": self.train_tasks,
+                "val_tasks": self.val_tasks, "truncated": self.truncated,
+                "dropped": [d.__dict__ for d in self.dropped], "dropped_by_reason": dict(self.reasons()),
+                "invalid": self.invalid}
+
+
+def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputError]]:
+    """(where, trajectory or its error) from a Who&When folder/file, a TracerTraj Parquet/JSONL, or a store."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", where=str(path))
+    if path.is_dir() or path.suffix.lower() == ".json":
+        from ..formats.whowhen import iter_whowhen_dir
+
+        yield from iter_whowhen_dir(path)
+        return
+    from ..formats.tracertraj import is_parquet, iter_tracertraj
+
+    if is_parquet(path) or _looks_like_tracertraj(path):
+        yield from iter_tracertraj(path)
+        return
+    from ..store import open_store
+
+    errors: list[InputError] = []
+    for trajectory in open_store(path).iter(errors=errors):
+        yield trajectory.id, trajectory
+    for error in errors:
+        yield str(error), error
+
+
+def _looks_like_tracertraj(path: Path) -> bool:
+    """A JSONL file whose first row has TracerTraj's ``history`` rather than our ``steps``."""
+    if path.suffix.lower() != ".jsonl":
+        return False
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    first = json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+                return isinstance(first, dict) and "history" in first and "steps" not in first
+    return False
+
+
+def task_id(trajectory: Trajectory) -> str:
+    """The task a trajectory attempts: ``question_ID``, else a hash of the task text, else the id."""
+    question = trajectory.metadata.get("question_id")
+    if question not in (None, ""):
+        return str(question)
+    if trajectory.task:
+        return "task:" + hashlib.sha256(trajectory.task.encode("utf-8")).hexdigest()[:16]
+    return "id:" + trajectory.id
+
+
+def split_position(task: str, seed: int = 0) -> float:
+    """A uniform number in [0, 1) fixed by the task id (and seed): below ``val_fraction`` means val."""
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{seed}:{task}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_splits(tasks: list[str], val_fraction: float, seed: int = 0) -> dict[str, str]:
+    """``task → "train"|"val"``; at least one task goes to val when there are two or more and the fraction > 0."""
+    unique = sorted(set(tasks))
+    split = {t: "val" if split_position(t, seed) < val_fraction else "train" for t in unique}
+    if val_fraction > 0 and len(unique) >= 2:
+        if "val" not in split.values():
+            split[min(unique, key=lambda t: split_position(t, seed))] = "val"
+        if "train" not in split.values():
+            split[max(unique, key=lambda t: split_position(t, seed))] = "train"
+    return split
+
+
+def pick_label(trajectory: Trajectory) -> Verdict | None:
+    """The training label: a human one first, then counterfactual, injection (never the tracer's own guess)."""
+    for source in ("human", "counterfactual", "injection"):
+        label = trajectory.label(source)
+        if label is not None:
+            return label
+    return None
+
+
+def ground_truth(trajectory: Trajectory, label: Verdict) -> dict[str, Any]:
+    """``{agent, step, agents}`` for the reward; ``agents`` is a JSON list (one Parquet type for every row)."""
+    return {"agent": label.agent, "step": int(label.step), "agents": json.dumps(agent_list(trajectory))}
+
+
+def make_row(
+    trajectory: Trajectory, label: Verdict, prompt: list[dict], *, split: str, index: int, task: str,
+    with_ground_truth: bool, prompt_tokens: int, truncated: bool, prompt_budget: int | None,
+) -> dict[str, Any]:
+    source = trajectory.metadata.get("source_format") or "store"
+    return {
+        "data_source": f"agentracer/{source}",
+        "prompt": prompt,
+        "ability": ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": ground_truth(trajectory, label)},
+        "extra_info": {
+            "id": trajectory.id,
+            "question_ID": task,
+            "length": len(trajectory.steps),
+            "index": index,
+            "split": split,
+            "subset": str(trajectory.metadata.get("subset") or ""),
+            "label_source": label.source,
+            "with_ground_truth": with_ground_truth,
+            "prompt_tokens": prompt_tokens,
+            "prompt_budget": -1 if prompt_budget is None else prompt_budget,
+            "truncated": truncated,
+        },
+    }
+
+
+def _check(trajectory: Trajectory, label: Verdict | None) -> str | None:
+    """Why a trajectory cannot be a training row, or ``None``."""
+    if not trajectory.steps:
+        return "no steps"
+    if label is None:
+        return "no label (human, counterfactual or injection)"
+    if not 0 <= label.step < len(trajectory.steps):
+        return f"label step {label.step} outside the trajectory (0..{len(trajectory.steps) - 1})"
+    return None
+
+
+def prepare(
+    dataset: str | Path,
+    out_dir: str | Path,
+    *,
+    with_ground_truth: bool = True,
+    val_fraction: float = 0.1,
+    max_prompt_tokens: int | None = DEFAULT_MAX_PROMPT_TOKENS,
+    tokenizer: Any = None,
+    seed: int = 0,
+    skip_invalid: bool = False,
+) -> PrepareReport:
+    """Write ``train.parquet``, ``val.parquet`` and ``report.json`` under ``out_dir``.
+
+    Every input is read and checked before anything is rendered or written: an unreadable row or a label
+    outside its trajectory is an ``InputError`` naming the rows (unless ``skip_invalid``), and so is a
+    dataset with no usable row. Rows whose labelled step the token budget would leave out of the prompt,
+    or whose prompt still exceeds the budget, are dropped and reported.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise InputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    report = PrepareReport()
+    usable: list[tuple[Trajectory, Verdict]] = []
+    invalid: list[str] = []
+    for where, item in iter_dataset(dataset):
+        if isinstance(item, InputError):
+            invalid.append(str(item))
+            continue
+        report.read += 1
+        label = pick_label(item)
+        problem = _check(item, label)
+        if problem is not None:
+            if problem.startswith("label step"):
+                invalid.append(f"{where}: {problem}")
+            else:
+                report.dropped.append(Dropped(item.id, problem))
+            continue
+        assert label is not None
+        usable.append((item, label))
+    if invalid and not skip_invalid:
+        shown = "; ".join(invalid[:3]) + (f"; and {len(invalid) - 3} more" if len(invalid) > 3 else "")
+        raise InputError(f"{len(invalid)} bad rows in {dataset} (fix them or pass --skip-invalid): {shown}")
+    report.invalid = invalid
+    if not usable:
+        reasons = ", ".join(f"{n} {r}" for r, n in report.reasons().items()) or "nothing readable"
+        raise InputError(f"no usable rows in {dataset} ({report.read} trajectories read: {reasons})")
+
+    count = counter_from(tokenizer)
+    budget = builder_budget(max_prompt_tokens)
+    tasks = [task_id(t) for t, _ in usable]
+    splits = assign_splits(tasks, val_fraction, seed)
+    rows: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
+    for (trajectory, label), task in zip(usable, tasks, strict=True):
+        _, rendered = build_user_prompt(trajectory, with_ground_truth=with_ground_truth, max_tokens=budget,
+                                        tokenizer=tokenizer)
+        if label.step in rendered.omitted_steps:
+            report.dropped.append(Dropped(trajectory.id, "labelled step left out of the prompt by the token budget"))
+            continue
+        prompt = build_messages(trajectory, with_ground_truth=with_ground_truth, max_tokens=budget,
+                                tokenizer=tokenizer)
+        tokens = sum(count(m["content"]) for m in prompt)
+        if max_prompt_tokens is not None and tokens > max_prompt_tokens:
+            report.dropped.append(Dropped(trajectory.id, f"prompt over {max_prompt_tokens} tokens after shortening"))
+            continue
+        split = splits[task]
+        report.truncated += int(rendered.truncated)
+        rows[split].append(make_row(trajectory, label, prompt, split=split, index=len(rows[split]), task=task,
+                                    with_ground_truth=with_ground_truth, prompt_tokens=tokens,
+                                    truncated=rendered.truncated, prompt_budget=budget))
+    if not rows["train"]:
+        raise InputError(f"no usable rows in {dataset} after the token budget ({report.summary()})")
+    report.train, report.val = len(rows["train"]), len(rows["val"])
+    report.train_tasks = len({r["extra_info"]["question_ID"] for r in rows["train"]})
+    report.val_tasks = len({r["extra_info"]["question_ID"] for r in rows["val"]})
+    write_parquet(rows, Path(out_dir))
+    (Path(out_dir) / "report.json").write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+    return report
+
+
+def write_parquet(rows: dict[str, list[dict[str, Any]]], out_dir: Path) -> None:
+    """``train.parquet`` and ``val.parquet`` with one schema (an empty val still has the columns)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - depends on the install
+        raise InputError("writing Parquet needs pyarrow: pip install 'agentracer[parquet]'") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    schema = pa.Table.from_pylist(rows["train"]).schema
+    for name, split_rows in rows.items():
+        table = pa.Table.from_pylist(split_rows, schema=schema)
+        pq.write_table(table, out_dir / f"{name}.parquet")

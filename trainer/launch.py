@@ -1,0 +1,208 @@
+"""``agentracer train run``: our GRPO settings → verl's ``main_ppo`` command line, checked before launch.
+
+The YAML config (``trainer/configs/grpo_paper.yaml``) holds the paper's settings in our own small schema;
+:func:`verl_overrides` turns it into hydra overrides for ``python -m verl.trainer.main_ppo``: GRPO
+advantages, no KL anywhere, our reward function (``agentracer.trainer.reward.compute_score``) and our
+scheduled-clip policy loss (``agentracer.trainer.verl_policy_loss``). Nothing here imports torch or verl;
+:func:`preflight` checks the model path, verl and the GPUs before anything expensive starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "grpo_paper.yaml"
+LOSS_NAME = "agentracer_clip_schedule"
+LOSS_CONFIG_TARGET = "agentracer.trainer.verl_policy_loss.ScheduledClipLossConfig"
+REWARD_MODULE = "pkg://agentracer.trainer.reward"
+LOGGERS = ("console", "wandb")
+
+
+@dataclass
+class RunSpec:
+    """What ``train run`` was asked for, besides the YAML config."""
+
+    model: Path
+    output: Path
+    data: Path | None = None
+    logger: str = "console"
+    nodes: int = 1
+    gpus_per_node: int = 1
+    ray_address: str | None = None
+    resume: str = "auto"  # auto | disable | a checkpoint folder (global_step_N)
+    extra: list[str] = field(default_factory=list)
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """The YAML config as a dict (the shipped paper config when ``path`` is None)."""
+    import yaml
+
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.is_file():
+        raise InputError("no such config file", where=str(path))
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML ({exc})", where=str(path)) from None
+    if not isinstance(config, dict):
+        raise InputError("the config must be a mapping", where=str(path))
+    return config
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    value = config.get(name) or {}
+    if not isinstance(value, dict):
+        raise InputError(f"config section '{name}' must be a mapping")
+    return value
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+def updates_per_step(batch_size: int, mini_batch_size: int, epochs: int) -> int:
+    """Optimizer updates in one training step: epochs x mini-batches per batch."""
+    return max(1, epochs) * max(1, math.ceil(batch_size / max(1, mini_batch_size)))
+
+
+def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
+    """The hydra overrides for verl's ``main_ppo`` (``key=value`` strings; ``+key`` adds a key verl lacks)."""
+    data, optim, rollout = _section(config, "data"), _section(config, "optim"), _section(config, "rollout")
+    reward, clip, ppo = _section(config, "reward"), _section(config, "clip"), _section(config, "ppo")
+    trainer = _section(config, "trainer")
+    data_dir = spec.data or (Path(data["dir"]) if data.get("dir") else None)
+    if data_dir is None:
+        raise InputError("no training data: pass --data DIR (from `agentracer train prepare`) or set data.dir")
+    batch = int(data.get("train_batch_size", 32))
+    mini = int(ppo.get("mini_batch_size", batch))
+    epochs = int(ppo.get("epochs", 1))
+    out: dict[str, Any] = {
+        # data
+        "data.train_files": str(Path(data_dir) / "train.parquet"),
+        "data.val_files": str(Path(data_dir) / "val.parquet"),
+        "data.train_batch_size": batch,
+        "data.max_prompt_length": int(data.get("max_prompt_length", 16384)),
+        "data.max_response_length": int(data.get("max_response_length", 2048)),
+        "data.filter_overlong_prompts": True,
+        "data.truncation": "error",
+        # GRPO, no KL in the reward or the loss
+        "algorithm.adv_estimator": "grpo",
+        "algorithm.norm_adv_by_std_in_grpo": True,
+        "algorithm.use_kl_in_reward": False,
+        "actor_rollout_ref.actor.use_kl_loss": False,
+        "actor_rollout_ref.actor.kl_loss_coef": 0.0,
+        "actor_rollout_ref.actor.entropy_coeff": 0.0,
+        # model and optimiser
+        "actor_rollout_ref.model.path": str(spec.model),
+        "actor_rollout_ref.actor.optim.lr": float(optim.get("lr", 1e-6)),
+        "actor_rollout_ref.actor.ppo_mini_batch_size": mini,
+        "actor_rollout_ref.actor.ppo_epochs": epochs,
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": int(ppo.get("micro_batch_size_per_gpu", 1)),
+        "actor_rollout_ref.actor.loss_agg_mode": ppo.get("loss_agg_mode", "token-mean"),
+        # our policy loss: clipped surrogate, clipping range on a schedule
+        "actor_rollout_ref.actor.policy_loss._target_": LOSS_CONFIG_TARGET,
+        "actor_rollout_ref.actor.policy_loss.loss_mode": LOSS_NAME,
+        "+actor_rollout_ref.actor.policy_loss.eps_max": float(clip.get("eps_max", 0.28)),
+        "+actor_rollout_ref.actor.policy_loss.eps_min": float(clip.get("eps_min", 0.2)),
+        "+actor_rollout_ref.actor.policy_loss.shape": clip.get("shape", "cosine"),
+        "+actor_rollout_ref.actor.policy_loss.total_steps": int(clip.get("total_steps", 0)),
+        "+actor_rollout_ref.actor.policy_loss.updates_per_step": updates_per_step(batch, mini, epochs),
+        # rollout
+        "actor_rollout_ref.rollout.name": rollout.get("name", "vllm"),
+        "actor_rollout_ref.rollout.n": int(rollout.get("n", 8)),
+        "actor_rollout_ref.rollout.temperature": float(rollout.get("temperature", 1.0)),
+        "actor_rollout_ref.rollout.tensor_model_parallel_size": int(rollout.get("tensor_model_parallel_size", 1)),
+        "actor_rollout_ref.rollout.gpu_memory_utilization": float(rollout.get("gpu_memory_utilization", 0.6)),
+        # our reward
+        "reward.custom_reward_function.path": REWARD_MODULE,
+        "reward.custom_reward_function.name": "compute_score",
+        "+reward.custom_reward_function.reward_kwargs.lam": float(reward.get("lam", 0.5)),
+        "+reward.custom_reward_function.reward_kwargs.sigma": float(reward.get("sigma", 1.0)),
+        # trainer: placement, logging, checkpoints and resume
+        "trainer.nnodes": spec.nodes,
+        "trainer.n_gpus_per_node": spec.gpus_per_node,
+        "trainer.logger": ["console", "wandb"] if spec.logger == "wandb" else ["console"],
+        "trainer.project_name": trainer.get("project_name", "agentracer"),
+        "trainer.experiment_name": trainer.get("experiment_name", "grpo"),
+        "trainer.default_local_dir": str(spec.output / "checkpoints"),
+        "trainer.validation_data_dir": str(spec.output / "validation"),
+        "trainer.total_epochs": int(trainer.get("total_epochs", 1)),
+        "trainer.save_freq": int(trainer.get("save_freq", 20)),
+        "trainer.test_freq": int(trainer.get("test_freq", 10)),
+        "trainer.val_before_train": bool(trainer.get("val_before_train", True)),
+    }
+    if trainer.get("total_training_steps"):
+        out["trainer.total_training_steps"] = int(trainer["total_training_steps"])
+    if spec.resume in ("auto", "disable"):
+        out["trainer.resume_mode"] = spec.resume
+    else:
+        out["trainer.resume_mode"] = "resume_path"
+        out["trainer.resume_from_path"] = str(spec.resume)
+    if spec.ray_address:
+        out["+ray_kwargs.ray_init.address"] = spec.ray_address
+    for key, value in _section(config, "verl").items():
+        out[key] = value
+    return [f"{k}={_value(v)}" for k, v in out.items()] + list(spec.extra)
+
+
+def command(config: dict[str, Any], spec: RunSpec, python: str | None = None) -> list[str]:
+    """The full command: ``python -m verl.trainer.main_ppo`` with our overrides."""
+    return [python or sys.executable, "-m", "verl.trainer.main_ppo", *verl_overrides(config, spec)]
+
+
+def _visible_gpus() -> int:
+    try:
+        import torch
+    except ImportError:
+        raise InputError("training needs torch and verl: install the train environment "
+                         "(bash envs/train/install.sh VENV)") from None
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visible_gpus) -> None:
+    """Every check that is cheap, before launching: one clear ``InputError`` for the first that fails."""
+    if spec.logger not in LOGGERS:
+        raise InputError(f"--logger must be one of {LOGGERS}, got {spec.logger!r}")
+    if spec.nodes < 1 or spec.gpus_per_node < 1:
+        raise InputError("--nodes and --gpus-per-node must be at least 1")
+    model = Path(spec.model)
+    if not model.exists():
+        raise InputError("base model path does not exist", where=str(model))
+    if model.is_dir() and not (model / "config.json").is_file():
+        raise InputError("base model folder has no config.json (a Hugging Face model folder is expected)",
+                         where=str(model))
+    overrides = verl_overrides(config, spec)
+    for key in ("data.train_files", "data.val_files"):
+        path = next(o.split("=", 1)[1] for o in overrides if o.startswith(key + "="))
+        if not Path(path).is_file():
+            raise InputError(f"{key.split('.')[-1].replace('_', ' ')} not found (run `agentracer train prepare`)",
+                             where=path)
+    if spec.resume not in ("auto", "disable"):
+        resume = Path(spec.resume)
+        if not resume.is_dir() or not resume.name.startswith("global_step_"):
+            raise InputError("--resume must be an existing checkpoint folder named global_step_N", where=str(resume))
+    if spec.nodes > 1 and not (spec.ray_address or os.environ.get("RAY_ADDRESS")):
+        raise InputError("--nodes > 1 needs a running Ray cluster: pass --ray-address (or set RAY_ADDRESS)")
+    if importlib.util.find_spec("verl") is None:
+        raise InputError("verl is not installed in this environment (bash envs/train/install.sh VENV)")
+    if spec.ray_address is None and spec.nodes == 1:
+        found = gpu_count()
+        if found == 0:
+            raise InputError("no GPU found: GRPO training with verl needs CUDA GPUs (this machine has none)")
+        if found < spec.gpus_per_node:
+            raise InputError(f"--gpus-per-node {spec.gpus_per_node} but only {found} GPU(s) are visible")

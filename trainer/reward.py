@@ -1,0 +1,102 @@
+"""The multi-granularity reward of the paper, as verl calls a custom reward function.
+
+``reward = format_ok * (lam * [agent == agent*] + (1 - lam) * exp(-(step - step*)^2 / (2 sigma^2)))``
+
+``format_ok`` is strict: the whole answer is one ``<think>…</think>`` followed by one
+``<answer>agent|step</answer>`` (whitespace around them allowed, nothing else), the agent is one of the
+trajectory's agents (compared case-insensitively) and the step is an integer. Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+LAM = 0.5
+SIGMA = 1.0
+
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+_SHAPE = re.compile(r"\A\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*\Z", re.DOTALL)
+_ANSWER = re.compile(r"\A\s*(?P<agent>[^|<>]+?)\s*\|\s*(?P<step>[+-]?\d+)\s*\Z")
+
+
+def parse_answer(solution_str: str) -> tuple[str, int] | None:
+    """``(agent, step)`` when the text has the strict shape, else ``None`` (the agent is not checked here)."""
+    if not isinstance(solution_str, str):
+        return None
+    for tag in (_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE):
+        if solution_str.count(tag) != 1:
+            return None
+    shape = _SHAPE.match(solution_str)
+    if shape is None:
+        return None
+    answer = _ANSWER.match(shape.group("answer"))
+    if answer is None:
+        return None
+    return answer.group("agent"), int(answer.group("step"))
+
+
+def known_agents(ground_truth: Mapping[str, Any]) -> list[str]:
+    """The trajectory's agent names from ``ground_truth["agents"]`` (a list, a dict keyed by name, or JSON)."""
+    agents: Any = ground_truth.get("agents")
+    if isinstance(agents, str):
+        try:
+            agents = json.loads(agents)
+        except json.JSONDecodeError:
+            agents = [agents]
+    if isinstance(agents, Mapping):
+        return [str(name) for name in agents]
+    if isinstance(agents, Iterable) and not isinstance(agents, bytes):
+        return [str(name) for name in agents]
+    return []
+
+
+def _as_mapping(ground_truth: Any) -> Mapping[str, Any]:
+    if isinstance(ground_truth, str):
+        ground_truth = json.loads(ground_truth)
+    if not isinstance(ground_truth, Mapping):
+        raise TypeError(f"ground_truth must be a mapping or its JSON, got {type(ground_truth).__name__}")
+    return ground_truth
+
+
+def score(
+    solution_str: str, agent: str, step: int, agents: Iterable[str], *, lam: float = LAM, sigma: float = SIGMA
+) -> dict[str, float]:
+    """The reward and its parts for one answer against the label (``agent``, ``step``)."""
+    parsed = parse_answer(solution_str)
+    names = {name.casefold() for name in agents} | {str(agent).casefold()}
+    if parsed is None or parsed[0].casefold() not in names:
+        return {"score": 0.0, "format": 0.0, "agent": 0.0, "step": 0.0}
+    predicted_agent, predicted_step = parsed
+    agent_hit = float(predicted_agent.casefold() == str(agent).casefold())
+    step_part = math.exp(-((predicted_step - int(step)) ** 2) / (2.0 * sigma * sigma))
+    return {
+        "score": lam * agent_hit + (1.0 - lam) * step_part,
+        "format": 1.0,
+        "agent": agent_hit,
+        "step": step_part,
+    }
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    lam: float = LAM,
+    sigma: float = SIGMA,
+    **_: Any,
+) -> dict[str, float]:
+    """verl's custom reward entry point: ``ground_truth`` holds ``agent``, ``step`` and ``agents``.
+
+    ``lam`` and ``sigma`` arrive from verl's ``custom_reward_function.reward_kwargs``; other keyword
+    arguments verl may pass are ignored.
+    """
+    truth = _as_mapping(ground_truth)
+    return score(solution_str, str(truth["agent"]), int(truth["step"]), known_agents(truth),
+                 lam=float(lam), sigma=float(sigma))
