@@ -46,7 +46,7 @@ def stable_hash(obj: Any) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, protected_namespaces=())
 
 
 class Usage(_Model):
