@@ -34,6 +34,10 @@ class ReplayDivergence(ReplayError):
         super().__init__(text)
 
 
+class RecordedModelError(AgentracerError):
+    """A model call that raised in the recording raises again when its replay serves it."""
+
+
 class PluginNotFound(AgentracerError):
     """No installed plugin recognises the team object."""
 

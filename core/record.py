@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from .errors import ReplayDivergence
+from .errors import RecordedModelError, ReplayDivergence
 from .redact import Redactor
 from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
 from .schema import (
@@ -209,6 +209,9 @@ class Run:
         recorded = self.cassette.call(call.agent, call.call_index)
         if mode == "cassette":
             assert recorded is not None
+            if recorded.error:
+                call.error = recorded.error
+                raise RecordedModelError(f"recorded model call failed: {recorded.error}")
             call.response, call.usage, call.model = recorded.response, recorded.usage, recorded.model
             return codec.decode(recorded.response)
         response = codec.replacement(self.plan.action, recorded)
@@ -249,7 +252,11 @@ class Run:
                 raise
             self._record_live(call, response, codec, usage_of)
         else:
-            response = self._served(call, mode, codec)
+            try:
+                response = self._served(call, mode, codec)
+            except RecordedModelError:
+                self._finish_call(call, mode, started)
+                raise
         self._finish_call(call, mode, started)
         return response
 
@@ -277,7 +284,11 @@ class Run:
                 raise
             self._record_live(call, response, codec, usage_of)
         else:
-            response = self._served(call, mode, codec)
+            try:
+                response = self._served(call, mode, codec)
+            except RecordedModelError:
+                self._finish_call(call, mode, started)
+                raise
         self._finish_call(call, mode, started)
         return response
 

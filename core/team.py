@@ -160,7 +160,8 @@ class TracedTeam:
 
     def run(self, task: str, *, ground_truth: Any = None, metadata: dict[str, Any] | None = None) -> Trajectory:
         """Synchronous ``arun``."""
-        return run_sync(self.arun(task, ground_truth=ground_truth, metadata=metadata))
+        # straight to _execute: frameworks that walk the stack on every step (CAMEL) pay for each frame
+        return run_sync(self._execute(task, plan=None, parent=None, ground_truth=ground_truth, metadata=metadata))
 
     async def areplay(self, trajectory: Trajectory, step: int, action: Any, *, serve_tools: bool = False,
                       strict: bool = True) -> Trajectory:

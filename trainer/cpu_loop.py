@@ -18,8 +18,6 @@ import torch
 from .grpo import clipped_policy_loss, group_advantages
 from .schedule import ClipSchedule
 
-Scorer = Callable[[str, Any], float]
-
 
 @dataclass
 class Rollouts:

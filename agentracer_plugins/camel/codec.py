@@ -76,7 +76,7 @@ class ChatCompletionCodec:
     """Encode/decode ChatCompletions; ``replacement`` makes one from a text or a tool-call action."""
 
     def encode(self, response: Any) -> Any:
-        return jsonable(response.model_dump(mode="json", warnings=False))
+        return response.model_dump(mode="json", warnings=False)
 
     def decode(self, data: Any) -> Any:
         from camel.types import ChatCompletion

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
-from agentracer import AgentInfo, Run
+from agentracer import AgentInfo, InputError, Run
 
-from . import _context, hooks, runner
+from . import hooks, runner
 from .codec import text
 from .naming import team_members
 from .options import CamelOptions, Configured
@@ -32,6 +33,11 @@ def _agent_info(name: str, agent: Any, description: str | None) -> AgentInfo:
     prompt = getattr(system, "content", None)
     return AgentInfo(name=name, system_prompt=text(prompt) if prompt is not None else None, description=description,
                      model=text(model) if model is not None else None, tools=tools)
+
+
+def _streams(agent: Any) -> bool:
+    config = getattr(getattr(agent, "model_backend", None), "model_config_dict", None)
+    return isinstance(config, dict) and bool(config.get("stream"))
 
 
 class CamelPlugin:
@@ -67,19 +73,22 @@ class CamelPlugin:
             inner.reset()
         return team  # RolePlaying.init_chat resets both agents itself
 
-    async def arun(self, team: Any, task: str, run: Run) -> Any:
+    def arun(self, team: Any, task: str, run: Run) -> Awaitable[Any]:
+        """The coroutine that runs ``team`` (returned directly: CAMEL walks the call stack on every agent
+        step, so the plugin adds no frame of its own)."""
         inner, options = self._unwrap(team)
         _, role_playing, workforce = _camel_classes()
         members = team_members(inner)
-        token = _context.NAMES.set({id(agent): name for name, agent, _ in members if agent is not None})
-        try:
-            if options.loop is not None:
-                return await runner.run_custom_loop(inner, run, options)
-            if isinstance(inner, role_playing):
-                return await runner.run_role_playing(inner, task, run, options)
-            author = runner.task_author([name for name, _, _ in members])
-            if isinstance(inner, workforce):
-                return await runner.run_workforce(inner, task, run, options, author)
-            return await runner.run_chat_agent(inner, task, run, options, author)
-        finally:
-            _context.NAMES.reset(token)
+        streaming = [name for name, agent, _ in members if _streams(agent)]
+        if streaming:
+            raise InputError(f"agents {streaming} use a model with stream=True, which this plugin cannot record "
+                             "or replay; build them with stream=False to trace", where="model_config_dict")
+        names = {id(agent): name for name, agent, _ in members if agent is not None}
+        if options.loop is not None:
+            return runner.run_custom_loop(inner, run, options, names)
+        if isinstance(inner, role_playing):
+            return runner.run_role_playing(inner, task, run, options, names)
+        author = runner.task_author([name for name, _, _ in members])
+        if isinstance(inner, workforce):
+            return runner.run_workforce(inner, task, run, options, names, author)
+        return runner.run_chat_agent(inner, task, run, options, names, author)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from agentracer import InputError, Run
 
+from . import _context
 from .codec import text
 from .naming import stabilize_node_ids
 from .options import CamelOptions, Mode
@@ -18,7 +20,7 @@ TASK_AUTHORS = ("user", "human", "task")
 
 def task_author(agent_names: list[str]) -> str:
     """The name the task's own step is recorded under: ``user`` unless an agent already has that name."""
-    return next(name for name in TASK_AUTHORS if name not in agent_names)
+    return next((name for name in TASK_AUTHORS if name not in agent_names), "task input")
 
 
 def prefers_async(obj: Any, sync_name: str, async_name: str, mode: Mode) -> bool:
@@ -54,16 +56,28 @@ def _task_text(run: Run, task: str) -> str:
     return action
 
 
+@contextlib.contextmanager
+def _names(names: dict[int, str]) -> Iterator[None]:
+    """The names the plugin gave the team's agents, for the hooks to read while the team runs."""
+    token = _context.NAMES.set(names)
+    try:
+        yield
+    finally:
+        _context.NAMES.reset(token)
+
+
 def _first_text(response: Any) -> str | None:
     msgs = getattr(response, "msgs", None) or []
     return text(msgs[0].content) if msgs else None
 
 
-async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions, author: str) -> Any:
+async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions, names: dict[int, str],
+                         author: str) -> Any:
     """One step of the agent on the task (its own tool loop included); the task is step 0."""
-    text = _task_text(run, task)
-    run.add_step(author, text, role="user")
-    response = await call(agent, "step", "astep", text, mode=options.mode)
+    message = _task_text(run, task)
+    run.add_step(author, message, role="user")
+    with _names(names):
+        response = await call(agent, "step", "astep", message, mode=options.mode)
     if response.terminated:
         run.trajectory.outcome.stop_reason = "terminated: " + ", ".join(
             map(str, response.info.get("termination_reasons", []))
@@ -72,56 +86,64 @@ async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions,
     return _first_text(response)
 
 
-async def run_custom_loop(team: Any, run: Run, options: CamelOptions) -> Any:
+async def run_custom_loop(team: Any, run: Run, options: CamelOptions, names: dict[int, str]) -> Any:
     """The caller's own loop (e.g. OWL's ``run_society``): sync ones run in a thread carrying this context."""
     assert options.loop is not None
-    result = options.loop(team) if inspect.iscoroutinefunction(options.loop) else await asyncio.to_thread(
-        options.loop, team)
-    if inspect.isawaitable(result):
-        result = await result
+    with _names(names):
+        if inspect.iscoroutinefunction(options.loop):
+            result = await options.loop(team)
+        else:
+            result = await asyncio.to_thread(options.loop, team)
+        if inspect.isawaitable(result):
+            result = await result
     answer = result[0] if isinstance(result, tuple) and result else result
     return text(answer) if isinstance(answer, str) else answer
 
 
-async def run_role_playing(society: Any, task: str, run: Run, options: CamelOptions) -> Any:
+async def run_role_playing(society: Any, task: str, run: Run, options: CamelOptions,
+                           names: dict[int, str]) -> Any:
     """``init_chat`` then ``step`` rounds until an agent terminates, the user says a done word, or max turns."""
     society_task = text(getattr(society, "task_prompt", "") or "")
     if society_task and task.strip() not in society_task and society_task not in task:
         run.trajectory.metadata["society_task"] = society_task
-    message = await call(society, "init_chat", "ainit_chat", options.init_prompt, mode=options.mode)
-    run.trajectory.metadata["init_message"] = text(getattr(message, "content", message))
-    outcome = run.trajectory.outcome
     answer = None
-    stop = "max_turns"
-    for _ in range(options.max_turns):
-        assistant, user = await call(society, "step", "astep", message, mode=options.mode)
-        answer = _first_text(assistant) or answer
-        if assistant.terminated or user.terminated:
-            reasons = (assistant.info or {}).get("termination_reasons") or (user.info or {}).get("termination_reasons")
-            stop = "terminated" + (f": {', '.join(map(str, reasons))}" if reasons else "")
-            break
-        if any(word in (_first_text(user) or "") for word in options.done_words):
-            stop = "done"
-            break
-        if not assistant.msgs:
-            stop = "no assistant message"
-            break
-        message = assistant.msgs[0]
-    outcome.stop_reason = stop
+    with _names(names):  # the rounds run inline: every frame here is walked by CAMEL on each agent step
+        message = await call(society, "init_chat", "ainit_chat", options.init_prompt, mode=options.mode)
+        run.trajectory.metadata["init_message"] = text(getattr(message, "content", message))
+        for _ in range(options.max_turns):
+            assistant, user = await call(society, "step", "astep", message, mode=options.mode)
+            answer = _first_text(assistant) or answer
+            if assistant.terminated or user.terminated:
+                info = (assistant.info or {}).get("termination_reasons") or (user.info or {}).get(
+                    "termination_reasons")
+                stop = "terminated" + (f": {', '.join(map(str, info))}" if info else "")
+                break
+            if any(word in (_first_text(user) or "") for word in options.done_words):
+                stop = "done"
+                break
+            if not assistant.msgs:
+                stop = "no assistant message"
+                break
+            message = assistant.msgs[0]
+        else:
+            stop = "max_turns"
+    run.trajectory.outcome.stop_reason = stop
     if stop != "done":
-        outcome.success = False
+        run.trajectory.outcome.success = False
     return answer
 
 
-async def run_workforce(workforce: Any, task: str, run: Run, options: CamelOptions, author: str) -> Any:
+async def run_workforce(workforce: Any, task: str, run: Run, options: CamelOptions, names: dict[int, str],
+                        author: str) -> Any:
     """``process_task_async`` on a Task holding the text; the task is step 0."""
     from camel.tasks import Task
     from camel.tasks.task import TaskState
 
     stabilize_node_ids(workforce)
-    text = _task_text(run, task)
-    run.add_step(author, text, role="user")
-    result = await workforce.process_task_async(Task(content=text, id="0"))
+    message = _task_text(run, task)
+    run.add_step(author, message, role="user")
+    with _names(names):
+        result = await workforce.process_task_async(Task(content=message, id="0"))
     state = getattr(result, "state", None)
     run.trajectory.outcome.stop_reason = f"task {getattr(state, 'value', state)}"
     if state == TaskState.FAILED:

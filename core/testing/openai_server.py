@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import threading
 import time
 import zlib
@@ -29,6 +30,12 @@ Responder = Reply | Sequence[Reply] | Callable[[dict[str, Any]], Reply]
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog (5) drops connections when 32+ clients connect at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a cancelled request) is normal here; report anything else as usual."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Exhausted(Exception):

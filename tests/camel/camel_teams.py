@@ -152,3 +152,8 @@ def round_trips(traj: Any) -> bool:
     from agentracer import Trajectory
 
     return Trajectory.from_json(traj.to_json()) == traj
+
+
+def calculator_team() -> Any:
+    """A zero-argument factory, for ``agentracer replay --team camel_teams:calculator_team``."""
+    return make_calculator(Ledger())

@@ -277,3 +277,37 @@ def test_traced_factory_still_builds_teams_and_accepts_team_objects():
     assert len(traj.steps) == 7
     with pytest.raises(agentracer.PluginNotFound, match="no agentracer plugin recognises a builtins.int"):
         agentracer.trace(lambda: 3).run("task")
+
+
+def test_a_recorded_failing_call_fails_again_when_served():
+    from dataclasses import dataclass
+
+    @dataclass
+    class RetryingAgent(SimpleAgent):
+        async def respond(self, history):
+            for _ in range(3):
+                try:
+                    return await super().respond(history)
+                except Exception:
+                    continue
+            return "gave up"
+
+    attempts = {"n": 0}
+
+    def flaky(messages):
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise TimeoutError("model timed out")
+        return f"answer {attempts['n']}"
+
+    def factory():
+        return SimpleTeam([RetryingAgent("a", flaky), SimpleAgent("b", lambda m: "ok")], max_turns=3)
+
+    team = agentracer.trace(factory)
+    traj = team.run("task")
+    calls = traj.steps[1].model_calls
+    assert [c.error is not None for c in calls] == [True, False] and traj.steps[1].content == "answer 2"
+    attempts["n"] = 100
+    new = team.replay(traj, step=3, action="done")
+    assert new.steps[1].content == "answer 2" and attempts["n"] == 100  # both served, no live call
+    assert [c.source for c in new.steps[1].model_calls] == ["cassette", "cassette"]

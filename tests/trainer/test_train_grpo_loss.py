@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from agentracer.trainer.grpo import clipped_policy_loss, group_advantages
 
 # Two responses of three tokens, the last two tokens of the second masked out.

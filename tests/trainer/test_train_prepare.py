@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from agentracer.cli import main
 from agentracer.errors import InputError
 from agentracer.formats.whowhen import iter_whowhen_dir
@@ -165,3 +164,21 @@ def test_bad_options(tmp_path: Path) -> None:
         prepare(WHOWHEN, tmp_path, val_fraction=1.0)
     with pytest.raises(InputError, match="no such file"):
         prepare(tmp_path / "missing", tmp_path / "o")
+
+
+def test_budget_counted_with_a_real_tokenizer(tmp_path: Path, whowhen: dict) -> None:
+    import tokenizers
+    vocab = {"[UNK]": 0, "Step": 1, "-": 2, ":": 3}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    out = tmp_path / "out"
+    main(["train", "prepare", str(WHOWHEN), "-o", str(out), "--max-prompt-tokens", "3000", "--tokenizer",
+          str(tmp_path)])
+    kept = rows(out / "train.parquet")
+    for r in kept[:20]:
+        counted = sum(len(tok.encode(m["content"]).ids) for m in r["prompt"])
+        assert counted == r["extra_info"]["prompt_tokens"] <= 3000
+        trajectory = whowhen[r["extra_info"]["id"]]
+        assert r["prompt"] == build_messages(trajectory, with_ground_truth=True, max_tokens=builder_budget(3000),
+                                             tokenizer=tok)

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from agentracer.trainer.reward import compute_score, known_agents, parse_answer
 
 GT = {"agent": "WebSurfer", "step": 12, "agents": ["Orchestrator", "WebSurfer", "Assistant"]}

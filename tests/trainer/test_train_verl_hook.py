@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import torch
 import verl
-
 from agentracer.trainer.grpo import clipped_policy_loss, group_advantages
 from agentracer.trainer.launch import LOSS_NAME, RunSpec, load_config, verl_overrides
-
 from test_train_grpo_loss import ADV, HAND_02, HAND_028, MASK, NEW, OLD
 
 
@@ -59,9 +57,8 @@ def test_actor_config_carries_our_schedule(actor_config) -> None:
 
 
 def test_registered_loss_gives_reference_numbers_along_the_schedule(actor_config) -> None:
-    from verl.trainer.ppo.core_algos import get_policy_loss_fn
-
     from agentracer.trainer.verl_policy_loss import CLOCK
+    from verl.trainer.ppo.core_algos import get_policy_loss_fn
 
     loss_fn = get_policy_loss_fn(LOSS_NAME)
     try:

@@ -64,5 +64,34 @@ def build_tiny_qwen(vocab_size: int, seed: int = 0):
     return Qwen2ForCausalLM(config)
 
 
-def answer_text(agent: str, step: int) -> str:
-    return f"<think>why</think><answer>{agent}|{step}</answer>"
+#: The assistant turn starts with this prefill, so sampling decides the verdict (agent|step</answer>).
+PREFILL = "<think>why</think><answer>"
+
+
+def prompt_ids(tokenizer, case: ToyCase) -> list[int]:
+    return tokenizer.convert_tokens_to_ids(case.prompt_words() + ["<think>", "why", "</think>", "<answer>"])
+
+
+def format_warmup(model, tokenizer, cases: list[ToyCase], *, steps: int, lr: float = 1e-2, seed: int = 0) -> float:
+    """Supervised steps on well-formed answers with *random* agents and steps: teaches the format only,
+    so a policy starts GRPO knowing how to answer but not what (its reward starts near chance)."""
+    import torch
+
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    prompts = [prompt_ids(tokenizer, c) for c in cases]
+    loss = torch.tensor(0.0)
+    for _ in range(steps):
+        batch = []
+        for ids in prompts:
+            for _ in range(4):
+                answer = f"{rng.choice(AGENTS)}|{rng.randrange(len(cases[0].steps))}</answer>"
+                batch.append(ids + tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+        input_ids = torch.tensor(batch)
+        labels = input_ids.clone()
+        labels[:, : len(prompts[0])] = -100
+        loss = model(input_ids=input_ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())

@@ -1,0 +1,154 @@
+"""`agentracer train run`: the verl command it builds, and the errors it gives before launching anything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from agentracer.errors import InputError
+from agentracer.trainer.launch import (
+    RunSpec,
+    command,
+    load_config,
+    preflight,
+    updates_per_step,
+    verl_overrides,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ready(tmp_path: Path) -> RunSpec:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train", "val"):
+        (data / f"{name}.parquet").write_bytes(b"PAR1")
+    return RunSpec(model=model, output=tmp_path / "out", data=data)
+
+
+def as_dict(overrides: list[str]) -> dict[str, str]:
+    return dict(o.split("=", 1) for o in overrides)
+
+
+def test_paper_config_becomes_grpo_overrides(ready: RunSpec) -> None:
+    argv = command(load_config(), ready, python="/venv/bin/python")
+    assert argv[:3] == ["/venv/bin/python", "-m", "verl.trainer.main_ppo"]
+    o = as_dict(argv[3:])
+    assert o["algorithm.adv_estimator"] == "grpo"
+    assert o["algorithm.norm_adv_by_std_in_grpo"] == "true"
+    assert o["algorithm.use_kl_in_reward"] == "false" and o["actor_rollout_ref.actor.use_kl_loss"] == "false"
+    assert o["data.train_batch_size"] == "32" and o["actor_rollout_ref.rollout.n"] == "8"
+    assert float(o["actor_rollout_ref.actor.optim.lr"]) == 1e-6
+    assert o["+reward.custom_reward_function.reward_kwargs.lam"] == "0.5"
+    assert o["+reward.custom_reward_function.reward_kwargs.sigma"] == "1.0"
+    assert o["reward.custom_reward_function.path"] == "pkg://agentracer.trainer.reward"
+    assert o["actor_rollout_ref.actor.policy_loss.loss_mode"] == "agentracer_clip_schedule"
+    assert o["actor_rollout_ref.actor.policy_loss._target_"].endswith("verl_policy_loss.ScheduledClipLossConfig")
+    assert o["+actor_rollout_ref.actor.policy_loss.eps_max"] == "0.28"
+    assert o["+actor_rollout_ref.actor.policy_loss.eps_min"] == "0.2"
+    assert o["actor_rollout_ref.model.path"] == str(ready.model)
+    assert o["data.train_files"] == str(ready.data / "train.parquet")
+    assert o["trainer.default_local_dir"] == str(ready.output / "checkpoints")
+    assert o["trainer.logger"] == "[console]"
+    assert o["trainer.nnodes"] == "1" and o["trainer.n_gpus_per_node"] == "1"
+    assert o["trainer.resume_mode"] == "auto"
+    assert "+ray_kwargs.ray_init.address" not in o
+
+
+def test_cluster_logger_resume_and_passthrough(ready: RunSpec, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "out" / "checkpoints" / "global_step_40"
+    checkpoint.mkdir(parents=True)
+    spec = RunSpec(model=ready.model, output=ready.output, data=ready.data, logger="wandb", nodes=2,
+                   gpus_per_node=8, ray_address="10.0.0.1:6379", resume=str(checkpoint),
+                   extra=["trainer.total_epochs=9"])
+    config = load_config()
+    config["verl"] = {"actor_rollout_ref.rollout.tensor_model_parallel_size": 2}
+    overrides = verl_overrides(config, spec)
+    o = as_dict(overrides)
+    assert o["trainer.logger"] == "[console,wandb]"
+    assert (o["trainer.nnodes"], o["trainer.n_gpus_per_node"]) == ("2", "8")
+    assert o["+ray_kwargs.ray_init.address"] == "10.0.0.1:6379"
+    assert o["trainer.resume_mode"] == "resume_path" and o["trainer.resume_from_path"] == str(checkpoint)
+    assert o["actor_rollout_ref.rollout.tensor_model_parallel_size"] == "2"
+    assert overrides[-1] == "trainer.total_epochs=9"  # a command-line override wins over the config
+    preflight(spec, config, gpu_count=lambda: 0)  # a remote cluster: the local GPU count is not checked
+
+
+def test_updates_per_step() -> None:
+    assert updates_per_step(32, 32, 1) == 1
+    assert updates_per_step(32, 8, 2) == 8
+    assert updates_per_step(30, 8, 1) == 4
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"model": Path("/nonexistent/model")}, "base model path does not exist"),
+    ({"logger": "tensorboard"}, "--logger"),
+    ({"nodes": 2}, "needs a running Ray cluster"),
+    ({"resume": "/nonexistent/global_step_3"}, "--resume"),
+    ({"gpus_per_node": 0}, "at least 1"),
+])
+def test_preflight_errors(ready: RunSpec, change: dict, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = RunSpec(**{**ready.__dict__, **change})
+    with pytest.raises(InputError, match=message):
+        preflight(spec, load_config(), gpu_count=lambda: 8)
+
+
+def test_preflight_model_folder_without_config_and_missing_data(ready: RunSpec, tmp_path: Path) -> None:
+    (ready.model / "config.json").unlink()
+    with pytest.raises(InputError, match="config.json"):
+        preflight(ready, load_config(), gpu_count=lambda: 8)
+    (ready.model / "config.json").write_text("{}")
+    (ready.data / "val.parquet").unlink()
+    with pytest.raises(InputError, match="val files not found"):
+        preflight(ready, load_config(), gpu_count=lambda: 8)
+    with pytest.raises(InputError, match="no training data"):
+        verl_overrides(load_config(), RunSpec(model=ready.model, output=ready.output))
+
+
+def test_preflight_gpu_checks(ready: RunSpec) -> None:
+    with pytest.raises(InputError, match="no GPU found"):
+        preflight(ready, load_config(), gpu_count=lambda: 0)
+    with pytest.raises(InputError, match="only 2 GPU"):
+        preflight(RunSpec(**{**ready.__dict__, "gpus_per_node": 4}), load_config(), gpu_count=lambda: 2)
+    preflight(ready, load_config(), gpu_count=lambda: 1)
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such config"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [1, 2\n")
+    with pytest.raises(InputError, match="YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(InputError, match="mapping"):
+        load_config(bad)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agentracer.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
+    base = ["train", "run", "--model", str(ready.model), "--output", str(ready.output), "--data", str(ready.data)]
+    missing = cli("train", "run", "--model", "/nonexistent/model", "--output", str(ready.output),
+                  "--data", str(ready.data))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == ["error: /nonexistent/model: base model path does not exist"]
+    no_gpu = cli(*base)  # this machine has no GPU: one clear line, nothing launched, no output folder
+    assert no_gpu.returncode == 2
+    assert no_gpu.stderr.strip().splitlines()[-1].startswith("error: no GPU found")
+    assert not ready.output.exists()
+    dry = cli(*base, "--dry-run", "--logger", "wandb", "trainer.total_epochs=2")
+    assert dry.returncode == 0, dry.stderr
+    assert "verl.trainer.main_ppo" in dry.stdout and "trainer.logger=[console,wandb]" in dry.stdout
+    assert dry.stdout.strip().endswith("trainer.total_epochs=2")
