@@ -239,26 +239,19 @@ class Run:
         model: str | None = None,
         usage_of: Callable[[Any], Usage | None] | None = None,
     ) -> Any:
-        """Route one synchronous model call: serve it, substitute the replacement, or call ``live``."""
-        call, mode = self._begin_call(agent, request, produces_step)
-        call.model = model
-        started = time.perf_counter()
-        if mode == "live":
-            try:
-                response = live()
-            except BaseException as exc:
-                call.error = f"{type(exc).__name__}: {exc}"
-                self._finish_call(call, mode, started)
-                raise
-            self._record_live(call, response, codec, usage_of)
-        else:
-            try:
-                response = self._served(call, mode, codec)
-            except RecordedModelError:
-                self._finish_call(call, mode, started)
-                raise
-        self._finish_call(call, mode, started)
-        return response
+        """Route one synchronous model call: serve it, substitute the replacement, or call ``live``.
+
+        ``request`` must be a fresh JSON-like dict built for this call (it is stored, not copied).
+        """
+        call, mode, started = self._open_call(agent, request, produces_step, model)
+        if mode != "live":
+            return self._serve_call(call, mode, codec, started)
+        try:
+            response = live()
+        except BaseException as exc:
+            self._fail_call(call, started, exc)
+            raise
+        return self._close_live_call(call, response, codec, usage_of, started)
 
     async def acall_model(
         self,
@@ -272,24 +265,36 @@ class Run:
         usage_of: Callable[[Any], Usage | None] | None = None,
     ) -> Any:
         """Route one asynchronous model call: serve it, substitute the replacement, or await ``live``."""
+        call, mode, started = self._open_call(agent, request, produces_step, model)
+        if mode != "live":
+            return self._serve_call(call, mode, codec, started)
+        try:
+            response = await live()
+        except BaseException as exc:
+            self._fail_call(call, started, exc)
+            raise
+        return self._close_live_call(call, response, codec, usage_of, started)
+
+    def _open_call(self, agent: str, request: dict[str, Any], produces_step: bool,
+                   model: str | None) -> tuple[ModelCall, CallMode, float]:
         call, mode = self._begin_call(agent, request, produces_step)
         call.model = model
-        started = time.perf_counter()
-        if mode == "live":
-            try:
-                response = await live()
-            except BaseException as exc:
-                call.error = f"{type(exc).__name__}: {exc}"
-                self._finish_call(call, mode, started)
-                raise
-            self._record_live(call, response, codec, usage_of)
-        else:
-            try:
-                response = self._served(call, mode, codec)
-            except RecordedModelError:
-                self._finish_call(call, mode, started)
-                raise
-        self._finish_call(call, mode, started)
+        return call, mode, time.perf_counter()
+
+    def _serve_call(self, call: ModelCall, mode: CallMode, codec: ResponseCodec, started: float) -> Any:
+        try:
+            return self._served(call, mode, codec)
+        finally:
+            self._finish_call(call, mode, started)
+
+    def _fail_call(self, call: ModelCall, started: float, exc: BaseException) -> None:
+        call.error = f"{type(exc).__name__}: {exc}"
+        self._finish_call(call, "live", started)
+
+    def _close_live_call(self, call: ModelCall, response: Any, codec: ResponseCodec, usage_of: Any,
+                         started: float) -> Any:
+        self._record_live(call, response, codec, usage_of)
+        self._finish_call(call, "live", started)
         return response
 
     def _record_live(self, call: ModelCall, response: Any, codec: ResponseCodec, usage_of: Any) -> None:
