@@ -8,7 +8,6 @@ whether to serve the recording, substitute the replacement, or call live.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -27,22 +26,22 @@ from .schema import (
     Trajectory,
     Usage,
     next_call_id,
-    stable_hash,
 )
 
 _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=None)
 
 CallMode = Literal["live", "cassette", "replacement"]
+CallFields = dict[str, Any]  # a model call in flight: its ModelCall fields so far
+
+
+def _total_usage(calls: list[ModelCall]) -> Usage:
+    return Usage(prompt_tokens=sum(c.usage.prompt_tokens for c in calls),
+                 completion_tokens=sum(c.usage.completion_tokens for c in calls))
 
 
 def current_run() -> Run | None:
     """The run being recorded in this context (thread or asyncio task), if any."""
     return _ACTIVE.get()
-
-
-def request_hash(request: dict[str, Any]) -> str:
-    """The stable hash of a (normalised, redacted) model request."""
-    return stable_hash(request)
 
 
 class Run:
@@ -113,14 +112,9 @@ class Run:
         now = time.time()
         with self._lock:
             index = len(self.trajectory.steps)
-            calls = self._pending.pop(agent, []) + self._pending_any
+            calls = [ModelCall(**fields, step=index) for fields in self._pending.pop(agent, []) + self._pending_any]
             self._pending_any = []
-            for call in calls:
-                call.step = index
-            step_usage = usage or Usage()
-            if usage is None:
-                for call in calls:
-                    step_usage = step_usage + call.usage
+            step_usage = usage if usage is not None else _total_usage(calls)
             step = Step(
                 index=index,
                 agent=agent,
@@ -168,63 +162,63 @@ class Run:
         return exc
 
     # ------------------------------------------------------------------ model calls
-    def _begin_call(self, agent: str, request: dict[str, Any], produces_step: bool) -> tuple[ModelCall, CallMode]:
+    # A call in flight is a dict of its ModelCall fields; it becomes a ModelCall when its step is known.
+    def _begin_call(self, agent: str, request: dict[str, Any], produces_step: bool,
+                    model: str | None) -> tuple[CallFields, CallMode]:
         with self._lock:
             index = self._call_counts.get(agent, 0)
             self._call_counts[agent] = index + 1
-            clean, canonical = self._redact.request(request)
-            call = ModelCall(
-                id=next_call_id(), agent=agent, call_index=index, produces_step=produces_step, request=clean,
-                request_hash=hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32], started_at=time.time(),
-            )
+            clean, digest = self._redact.request(request)
+            call = {"id": next_call_id(), "agent": agent, "call_index": index, "produces_step": produces_step,
+                    "model": model, "request": clean, "request_hash": digest, "started_at": time.time()}
             return call, self._decide(call)
 
-    def _decide(self, call: ModelCall) -> CallMode:
+    def _decide(self, call: CallFields) -> CallMode:
         if self.plan is None or self.cassette is None:
             return "live"
-        t = self.plan.step
-        recorded = self.cassette.call(call.agent, call.call_index)
+        t, agent, index = self.plan.step, call["agent"], call["call_index"]
+        recorded = self.cassette.call(agent, index)
         if recorded is not None and recorded.step is not None and recorded.step <= t:
-            replaces = recorded.step == t and recorded.produces_step and call.produces_step
+            replaces = recorded.step == t and recorded.produces_step and call["produces_step"]
             if replaces:
                 step_agent = self.cassette.trajectory.steps[t].agent
-                replaces = step_agent == call.agent
-            if not replaces and self.plan.strict and recorded.request_hash != call.request_hash:
+                replaces = step_agent == agent
+            if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"]:
                 raise self._diverge(
-                    step=self.next_index, agent=call.agent,
-                    reason=(f"model call #{call.call_index} of this agent asks something the recording never saw "
+                    step=self.next_index, agent=agent,
+                    reason=(f"model call #{index} of this agent asks something the recording never saw "
                             f"(recorded for step {recorded.step})"),
-                    diff=request_diff(recorded.request, call.request),
+                    diff=request_diff(recorded.request, call["request"]),
                 )
             return "replacement" if replaces else "cassette"
         if self.next_index < t:
             raise self._diverge(
-                step=self.next_index, agent=call.agent,
-                reason=f"the recording has no model call #{call.call_index} for this agent before step {t}",
+                step=self.next_index, agent=agent,
+                reason=f"the recording has no model call #{index} for this agent before step {t}",
             )
         return "live"
 
-    def _served(self, call: ModelCall, mode: CallMode, codec: ResponseCodec) -> Any:
+    def _served(self, call: CallFields, mode: CallMode, codec: ResponseCodec) -> Any:
         assert self.cassette is not None and self.plan is not None
-        recorded = self.cassette.call(call.agent, call.call_index)
+        recorded = self.cassette.call(call["agent"], call["call_index"])
         if mode == "cassette":
             assert recorded is not None
             if recorded.error:
-                call.error = recorded.error
+                call["error"] = recorded.error
                 raise RecordedModelError(f"recorded model call failed: {recorded.error}")
-            call.response, call.usage, call.model = recorded.response, recorded.usage, recorded.model
+            call.update(response=recorded.response, usage=recorded.usage, model=recorded.model)
             return codec.decode(recorded.response)
         response = codec.replacement(self.plan.action, recorded)
-        call.response = codec.encode(response)
+        call["response"] = codec.encode(response)
         return response
 
-    def _finish_call(self, call: ModelCall, mode: CallMode, started: float) -> None:
-        call.source = mode
-        call.latency_s = time.perf_counter() - started
+    def _finish_call(self, call: CallFields, mode: CallMode, started: float) -> None:
+        call["source"] = mode
+        call["latency_s"] = time.perf_counter() - started
         with self._lock:
             self.stats[mode] += 1
-            if call.produces_step:
-                self._pending.setdefault(call.agent, []).append(call)
+            if call["produces_step"]:
+                self._pending.setdefault(call["agent"], []).append(call)
             else:
                 self._pending_any.append(call)
 
@@ -243,7 +237,8 @@ class Run:
 
         ``request`` must be a fresh JSON-like dict built for this call (it is stored, not copied).
         """
-        call, mode, started = self._open_call(agent, request, produces_step, model)
+        call, mode = self._begin_call(agent, request, produces_step, model)
+        started = time.perf_counter()
         if mode != "live":
             return self._serve_call(call, mode, codec, started)
         try:
@@ -265,7 +260,8 @@ class Run:
         usage_of: Callable[[Any], Usage | None] | None = None,
     ) -> Any:
         """Route one asynchronous model call: serve it, substitute the replacement, or await ``live``."""
-        call, mode, started = self._open_call(agent, request, produces_step, model)
+        call, mode = self._begin_call(agent, request, produces_step, model)
+        started = time.perf_counter()
         if mode != "live":
             return self._serve_call(call, mode, codec, started)
         try:
@@ -275,32 +271,23 @@ class Run:
             raise
         return self._close_live_call(call, response, codec, usage_of, started)
 
-    def _open_call(self, agent: str, request: dict[str, Any], produces_step: bool,
-                   model: str | None) -> tuple[ModelCall, CallMode, float]:
-        call, mode = self._begin_call(agent, request, produces_step)
-        call.model = model
-        return call, mode, time.perf_counter()
-
-    def _serve_call(self, call: ModelCall, mode: CallMode, codec: ResponseCodec, started: float) -> Any:
+    def _serve_call(self, call: CallFields, mode: CallMode, codec: ResponseCodec, started: float) -> Any:
         try:
             return self._served(call, mode, codec)
         finally:
             self._finish_call(call, mode, started)
 
-    def _fail_call(self, call: ModelCall, started: float, exc: BaseException) -> None:
-        call.error = f"{type(exc).__name__}: {exc}"
+    def _fail_call(self, call: CallFields, started: float, exc: BaseException) -> None:
+        call["error"] = f"{type(exc).__name__}: {exc}"
         self._finish_call(call, "live", started)
 
-    def _close_live_call(self, call: ModelCall, response: Any, codec: ResponseCodec, usage_of: Any,
+    def _close_live_call(self, call: CallFields, response: Any, codec: ResponseCodec, usage_of: Any,
                          started: float) -> Any:
-        self._record_live(call, response, codec, usage_of)
+        call["response"] = self._redact(codec.encode(response))
+        if usage_of is not None:
+            call["usage"] = usage_of(response) or Usage()
         self._finish_call(call, "live", started)
         return response
-
-    def _record_live(self, call: ModelCall, response: Any, codec: ResponseCodec, usage_of: Any) -> None:
-        call.response = self._redact(codec.encode(response))
-        if usage_of is not None:
-            call.usage = usage_of(response) or Usage()
 
     # ------------------------------------------------------------------ tools
     def tool_mode(self, agent: str) -> tuple[int, Any | None]:
@@ -332,7 +319,8 @@ class Run:
     def finish(self) -> Trajectory:
         """Attach calls no step followed and write replay statistics; return the trajectory."""
         with self._lock:
-            leftover = [c for calls in self._pending.values() for c in calls] + self._pending_any
+            leftover = [ModelCall(**fields) for calls in [*self._pending.values(), self._pending_any]
+                        for fields in calls]
             self._pending.clear()
             self._pending_any = []
             self.trajectory.unattached_calls.extend(leftover)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-import uuid
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -56,32 +56,46 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
 
 class FrozenJSON(dict):
     """A JSON object its maker promises never to change, e.g. one message of a conversation: a ``Redactor``
-    dumps and screens it once per run however often later requests repeat it (kept by identity)."""
+    dumps, screens and hashes it once per run however often later requests repeat it (kept by identity)."""
 
     __slots__ = ()
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Redactor:
     """Redaction for one run: environment secrets read once, each distinct string redacted once.
 
-    Model requests repeat the whole conversation on every call; caching by string keeps recording linear.
+    Model requests repeat the whole conversation on every call; caching by string (and each ``FrozenJSON``
+    message by identity) keeps recording linear.
     """
 
     def __init__(self, secrets: list[str] | None = None, *, cache_limit: int = 20_000) -> None:
         self.secrets = env_secrets() if secrets is None else secrets
         self._cache: dict[str, str] = {}
         self._cache_limit = cache_limit
-        self._frozen: dict[int, tuple[FrozenJSON, str, bool]] = {}
-        self._slot = uuid.uuid4().hex  # stands for the messages while the rest of a request is dumped
+        self._frozen: dict[int, str] = {}  # id of a FrozenJSON message -> its digest
+        self._held: list[FrozenJSON] = []
+        self._suspect: set[str] = set()  # digests of messages that may hold a secret
+        self._secret_keys: dict[str, bool] = {}
 
     def _may_hold_secret(self, text: str) -> bool:
         low = text.lower()
         return (any(h in low for h in _VALUE_HINTS) or any(h in low for h in _KEY_HINTS)
                 or any(s in text for s in self.secrets))
+
+    def _is_secret_key(self, key: Any) -> bool:
+        if not isinstance(key, str):
+            return False
+        found = self._secret_keys.get(key)
+        if found is None:
+            found = self._secret_keys[key] = _SECRET_KEY.search(key) is not None
+        return found
 
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
@@ -92,37 +106,52 @@ class Redactor:
         return cached
 
     def request(self, obj: Any) -> tuple[Any, str]:
-        """A request redacted, with its canonical JSON: one scan of the JSON text when nothing is secret."""
-        messages = obj.get("messages") if isinstance(obj, dict) else None
-        if isinstance(messages, list) and messages and all(type(m) is FrozenJSON for m in messages):
-            parts = [self._frozen_part(m) for m in messages]
-            rest = _dumps({**obj, "messages": self._slot})
-            text = rest.replace(f'"{self._slot}"', "[" + ",".join(p[0] for p in parts) + "]", 1)
-            suspect = any(p[1] for p in parts) or self._may_hold_secret(rest)
-        else:
-            text = _dumps(obj)
-            suspect = self._may_hold_secret(text)
+        """A request redacted, with its ``request_hash``; a message seen before in the run costs one lookup."""
+        text, suspect = self._hashed_form(obj)
         if suspect:
             obj = self(obj)
-            text = _dumps(obj)
-        return obj, text
+            text, _ = self._hashed_form(obj)
+        return obj, _sha256(text)[:32]
 
-    def _frozen_part(self, message: FrozenJSON) -> tuple[str, bool]:
-        found = self._frozen.get(id(message))
-        if found is None or found[0] is not message:
-            text = _dumps(message)
-            found = (message, text, self._may_hold_secret(text))  # holding the message keeps its id unique
-            self._frozen[id(message)] = found
-        return found[1], found[2]
+    def _hashed_form(self, obj: Any) -> tuple[str, bool]:
+        """The text ``request_hash`` digests, and whether the request may hold a secret."""
+        messages = obj.get("messages") if isinstance(obj, dict) else None
+        if not isinstance(messages, list):
+            text = _dumps(obj)
+            return text, self._may_hold_secret(text)
+        rest = _dumps({k: v for k, v in obj.items() if k != "messages"})
+        frozen = self._frozen
+        digests = [frozen.get(id(m)) or self._digest(m) for m in messages]
+        suspect = not self._suspect.isdisjoint(digests) or self._may_hold_secret(rest)
+        return "\n".join([rest, *digests]), suspect
+
+    def _digest(self, message: Any) -> str:
+        """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
+
+        Its strings go through the same cache as every other string of the run (a message's text is usually
+        seen first as a model's response), so each distinct text is screened once.
+        """
+        digest = _sha256(_dumps(message))
+        if self(message) != message:
+            self._suspect.add(digest)
+        if type(message) is FrozenJSON:
+            self._frozen[id(message)] = digest
+            self._held.append(message)  # holding the message keeps its id unique
+        return digest
 
     def __call__(self, obj: Any) -> Any:
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
-            return {
-                k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else self(v))
-                for k, v in obj.items()
-            }
+            return {k: (REDACTED if self._is_secret_key(k) and v not in (None, "") else self(v))
+                    for k, v in obj.items()}
         if isinstance(obj, list | tuple):
             return [self(v) for v in obj]
         return obj
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    """The stable hash of a (redacted) model request: the sha256 of the canonical JSON (sorted keys, compact)
+    of its fields but ``messages``, then one line per message with the sha256 of that message's canonical
+    JSON, so a conversation re-sent on every call is dumped and hashed once per message, not once per call."""
+    return _sha256(Redactor(secrets=[])._hashed_form(request)[0])[:32]

@@ -15,6 +15,7 @@ from typing import Any
 
 from .plugins import register_plugin
 from .record import Run, current_run
+from .redact import FrozenJSON
 from .schema import AgentInfo, ModelCall, ToolCall, ToolResult
 
 ModelFn = Callable[[list[dict[str, Any]]], Any]
@@ -53,7 +54,7 @@ class SimpleAgent:
         return await result if inspect.isawaitable(result) else result
 
     async def respond(self, history: list[dict[str, Any]]) -> str:
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages = [FrozenJSON(role="system", content=self.system_prompt)] if self.system_prompt else []
         messages += history
         run = current_run()
         if run is None:
@@ -80,7 +81,7 @@ class SimpleTeam:
 
     async def run(self, task: str) -> str:
         run = current_run()
-        history: list[dict[str, Any]] = [{"role": "user", "name": "user", "content": task}]
+        history: list[dict[str, Any]] = [FrozenJSON(role="user", name="user", content=task)]
         if run is not None:
             run.add_step("user", task, role="user")
         last = ""
@@ -88,7 +89,7 @@ class SimpleTeam:
             agent = self.agents[turn % len(self.agents)]
             text = await agent.respond(history)
             last = text
-            history.append({"role": "assistant", "name": agent.name, "content": text})
+            history.append(FrozenJSON(role="assistant", name=agent.name, content=text))
             if text.startswith("CALL "):
                 name, _, raw = text[5:].partition(" ")
                 arguments = json.loads(raw or "{}")
@@ -101,7 +102,7 @@ class SimpleTeam:
                                  tool_results=[ToolResult(call_id=f"{agent.name}-{turn}", name=name, content=str(output))])
                 else:
                     output = agent.run_tool(name, arguments)
-                history.append({"role": "tool", "name": name, "content": str(output)})
+                history.append(FrozenJSON(role="tool", name=name, content=str(output)))
                 last = str(output)
                 continue
             if run is not None:

@@ -37,14 +37,24 @@ def _part(item: Any) -> Any:
     return f"<{type(item).__name__}>"
 
 
+_MESSAGE_FIELDS = ("type", "content", "source", "thought")
+
+
+def _fields(message: Any) -> dict[str, Any]:
+    """The fields of an ``LLMMessage``: a pydantic model keeps them in ``__dict__`` (and asking it for a field
+    a message type lacks, e.g. a ``UserMessage``'s thought, costs an exception)."""
+    fields = getattr(message, "__dict__", None)
+    return fields if isinstance(fields, dict) else {k: getattr(message, k, None) for k in _MESSAGE_FIELDS}
+
+
 def encode_message(message: Any) -> dict[str, Any]:
     """One ``LLMMessage`` as a small JSON object (type, source, content, thought), never changed afterwards."""
-    data = FrozenJSON(type=getattr(message, "type", type(message).__name__),
-                      content=_content(getattr(message, "content", "")))
-    source = getattr(message, "source", None)
+    fields = _fields(message)
+    data = FrozenJSON(type=fields.get("type") or type(message).__name__, content=_content(fields.get("content", "")))
+    source = fields.get("source")
     if source is not None:
         data["source"] = source
-    thought = getattr(message, "thought", None)
+    thought = fields.get("thought")
     if thought:
         data["thought"] = thought
     return data
@@ -57,17 +67,39 @@ def _tool_name(tool: Any) -> str:
 
 
 class MessageCache:
-    """Encoded messages by identity: a conversation's history is re-sent on every call, encode it once."""
+    """Encoded messages by identity, then by value: a conversation's history is re-sent on every call (often
+    as fresh copies of the same messages), so each distinct message is encoded once and the same encoded
+    object comes back, which lets the recorder's redactor reuse its JSON too."""
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self._seen: dict[int, dict[str, Any]] = {}  # id of a message -> its encoding
+        self._held: list[Any] = []
+        self._by_value: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    @staticmethod
+    def _value_key(message: Any) -> tuple[Any, ...] | None:
+        fields = _fields(message)
+        content = fields.get("content")
+        if not isinstance(content, str):
+            return None
+        return (type(message), fields.get("source"), content, fields.get("thought"))
+
+    def encode_all(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
+        seen = self._seen
+        return [seen.get(id(m)) or self.encode(m) for m in messages]
 
     def encode(self, message: Any) -> dict[str, Any]:
         found = self._seen.get(id(message))
-        if found is not None and found[0] is message:
-            return found[1]
-        encoded = encode_message(message)
-        self._seen[id(message)] = (message, encoded)  # holding the message keeps its id unique
+        if found is not None:
+            return found
+        key = self._value_key(message)
+        encoded = self._by_value.get(key) if key is not None else None
+        if encoded is None:
+            encoded = encode_message(message)
+            if key is not None:
+                self._by_value[key] = encoded
+        self._seen[id(message)] = encoded
+        self._held.append(message)  # holding the message keeps its id unique
         return encoded
 
 
@@ -75,8 +107,8 @@ def encode_request(args: Sequence[Any], kwargs: Mapping[str, Any], *, stream: bo
                    cache: MessageCache | None = None) -> dict[str, Any]:
     """The request of a ``create``/``create_stream`` call: messages, tool names and output options."""
     messages = args[0] if args else kwargs.get("messages", [])
-    encode = cache.encode if cache is not None else encode_message
-    request: dict[str, Any] = {"messages": [encode(m) for m in messages]}
+    encoded = cache.encode_all(messages) if cache is not None else [encode_message(m) for m in messages]
+    request: dict[str, Any] = {"messages": encoded}
     tools = kwargs.get("tools") or (args[1] if len(args) > 1 else None)
     if tools:
         request["tools"] = [_tool_name(t) for t in tools]

@@ -267,6 +267,32 @@ def test_redact_keeps_ordinary_fields():
     assert out == {"api_key": "[REDACTED]", "max_tokens": 5, "headers": {"Authorization": "[REDACTED]"}, "text": "hello"}
 
 
+def test_request_hash_is_a_function_of_the_stored_request():
+    from agentracer.redact import FrozenJSON, Redactor, request_hash
+
+    traj = agentracer.trace(make_factory(Counter())).run("add 2 and 3")
+    for call in traj.model_calls():
+        assert call.request_hash == request_hash(call.request)
+    plain = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "n": 1}
+    frozen = {**plain, "messages": [FrozenJSON(m) for m in plain["messages"]]}
+    redactor = Redactor([])
+    assert redactor.request(frozen)[1] == redactor.request(frozen)[1] == request_hash(plain)
+    assert request_hash({**plain, "n": 2}) != request_hash(plain)
+    assert request_hash({**plain, "messages": plain["messages"][::-1]}) != request_hash(plain)
+
+
+def test_secrets_in_repeated_frozen_messages_are_redacted_every_time():
+    from agentracer.redact import FrozenJSON, Redactor
+
+    redactor = Redactor(["verysecretvalue123"])
+    history = [FrozenJSON(role="user", content="key verysecretvalue123"), FrozenJSON(role="user", content="ok")]
+    for _ in range(2):
+        clean, digest = redactor.request({"messages": history, "api_key": "sk-abcdefghijklmnopqrstuvwx"})
+        assert clean == {"messages": [{"role": "user", "content": "key [REDACTED]"}, {"role": "user", "content": "ok"}],
+                         "api_key": "[REDACTED]"}
+        assert digest == redactor.request(clean)[1]
+
+
 def test_traced_factory_still_builds_teams_and_accepts_team_objects():
     counter = Counter()
     factory = make_factory(counter)
