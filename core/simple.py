@@ -49,12 +49,19 @@ class SimpleAgent:
     system_prompt: str = ""
     tools: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
+    def _system_message(self) -> FrozenJSON:
+        """The system message, one object per prompt text, so the recorder hashes it once per run."""
+        cached = self.__dict__.get("_system")
+        if cached is None or cached["content"] != self.system_prompt:
+            cached = self.__dict__["_system"] = FrozenJSON(role="system", content=self.system_prompt)
+        return cached
+
     async def _ask(self, messages: list[dict[str, Any]]) -> str:
         result = self.model(messages)
         return await result if inspect.isawaitable(result) else result
 
     async def respond(self, history: list[dict[str, Any]]) -> str:
-        messages = [FrozenJSON(role="system", content=self.system_prompt)] if self.system_prompt else []
+        messages = [self._system_message()] if self.system_prompt else []
         messages += history
         run = current_run()
         if run is None:
