@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -74,6 +74,33 @@ def parse_record(text: str | bytes, *, where: str) -> Trajectory:
         record = data.get("id")
         label = f"{where} (id {record})" if isinstance(record, str) else where
         raise InputError(validation_message(exc), where=label) from None
+
+
+def _parse_each(
+    records: Iterable[tuple[str | bytes, str]],
+    errors: list[InputError] | None,
+    *,
+    parse: Callable[[str | bytes, str], Trajectory] | None = None,
+) -> Iterator[Trajectory]:
+    """Parse ``(text, where)`` records in order; a bad one raises, or with ``errors`` given is collected there."""
+    for text, where in records:
+        try:
+            yield parse(text, where) if parse else parse_record(text, where=where)
+        except InputError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+
+
+def _parse_line(line: str | bytes, where: str) -> Trajectory:
+    """Parse one JSONL line; a bad last line without its newline is reported as a torn write."""
+    try:
+        return parse_record(line, where=where)
+    except InputError as exc:
+        if line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+            raise
+        detail = str(exc).removeprefix(f"{exc.where}: ")
+        raise InputError(f"incomplete last line, a torn write? ({detail})", where=exc.where) from None
 
 
 class JsonlStore:
@@ -162,19 +189,8 @@ class JsonlStore:
 
     def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
         """Stream the trajectories; with ``errors`` given, bad lines are collected there and skipped."""
-        for number, line in self.iter_raw():
-            try:
-                try:
-                    yield parse_record(line, where=f"{self.path}:{number}")
-                except InputError as exc:
-                    if line.endswith(b"\n"):
-                        raise
-                    detail = str(exc).removeprefix(f"{exc.where}: ")
-                    raise InputError(f"incomplete last line, a torn write? ({detail})", where=exc.where) from None
-            except InputError as exc:
-                if errors is None:
-                    raise
-                errors.append(exc)
+        lines = ((line, f"{self.path}:{number}") for number, line in self.iter_raw())
+        yield from _parse_each(lines, errors, parse=_parse_line)
 
     def __iter__(self) -> Iterator[Trajectory]:
         return self.iter()
@@ -250,16 +266,7 @@ class SqliteStore:
                 rows = cursor.fetchmany(64)
             if not rows:
                 return
-            yield from self._parse_rows(rows, errors)
-
-    def _parse_rows(self, rows: list[tuple[int, str]], errors: list[InputError] | None) -> Iterator[Trajectory]:
-        for seq, data in rows:
-            try:
-                yield parse_record(data, where=f"{self.path}#{seq}")
-            except InputError as exc:
-                if errors is None:
-                    raise
-                errors.append(exc)
+            yield from _parse_each(((data, f"{self.path}#{seq}") for seq, data in rows), errors)
 
     def __iter__(self) -> Iterator[Trajectory]:
         return self.iter()

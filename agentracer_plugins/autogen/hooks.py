@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -67,8 +67,6 @@ def _wrap_create(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dic
 
 
 async def _traced_create(run: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    from .codec import CODEC, usage_of
-
     actor = current_actor()
 
     async def live() -> Any:
@@ -78,9 +76,17 @@ async def _traced_create(run: Any, wrapped: Any, instance: Any, args: Any, kwarg
         finally:
             IN_MODEL_CALL.reset(token)
 
+    return await _route_model_call(run, actor, instance, args, kwargs, live, stream=False)
+
+
+async def _route_model_call(run: Any, actor: Actor, client: Any, args: Any, kwargs: Any,
+                            live: Callable[[], Awaitable[Any]], *, stream: bool) -> Any:
+    """Route one model call of ``actor`` through the run (served, substituted or live) and note it."""
+    from .codec import CODEC, usage_of
+
     result = await run.acall_model(
-        actor.name, _request(args, kwargs, stream=False), live, CODEC,
-        produces_step=actor.produces_step, model=_model_name(instance), usage_of=usage_of,
+        actor.name, _request(args, kwargs, stream=stream), live, CODEC,
+        produces_step=actor.produces_step, model=_model_name(client), usage_of=usage_of,
     )
     _note_ledger(actor, result)
     return result
@@ -95,8 +101,6 @@ def _wrap_create_stream(wrapped: Any, instance: Any, args: tuple[Any, ...], kwar
 
 async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> AsyncIterator[Any]:
     from autogen_core.models import CreateResult
-
-    from .codec import CODEC, usage_of
 
     actor = current_actor()
     chunks: list[Any] = []
@@ -116,11 +120,7 @@ async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwarg
         finally:
             IN_MODEL_CALL.reset(token)
 
-    result = await run.acall_model(
-        actor.name, _request(args, kwargs, stream=True), live, CODEC,
-        produces_step=actor.produces_step, model=_model_name(instance), usage_of=usage_of,
-    )
-    _note_ledger(actor, result)
+    result = await _route_model_call(run, actor, instance, args, kwargs, live, stream=True)
     for chunk in chunks:
         yield chunk
     yield result

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import inspect
 import json
-import threading
 from typing import Any
 
 import wrapt
 from agentracer import Run, current_run
 
 from agentracer_plugins.metagpt.llm_hook import ACTOR, traced_aask
-from agentracer_plugins.metagpt.patching import PatchSet, on_import
+from agentracer_plugins.metagpt.patching import PluginHooks
 
 LLM_MODULE = "maas.provider.base_llm"
 USER = "user"
 
-_patches = PatchSet()
-_lock = threading.Lock()
-_enabled = False
+_hooks = PluginHooks()
 
 
 def _jsonable(value: Any) -> Any:
@@ -105,32 +102,25 @@ def wrap_operators(workflow: Any) -> list[str]:
     names = []
     for operator in operators_of(workflow):
         owner = next(c for c in type(operator).__mro__ if "__call__" in c.__dict__)
-        if _enabled:
-            _patches.apply(owner, "__call__", _traced_call)
+        _hooks.apply(owner, "__call__", _traced_call)
         names.append(operator_name(operator))
     return names
 
 
 def _patch_llm(module: Any) -> None:
-    if _enabled:
-        _patches.apply(module.BaseLLM, "aask", traced_aask)
+    _hooks.apply(module.BaseLLM, "aask", traced_aask)
 
 
 def install() -> None:
     """Hook ``maas.provider.base_llm`` now or when it is imported (idempotent)."""
-    global _enabled
-    with _lock:
-        _enabled = True
-        on_import(LLM_MODULE, _patch_llm)
+    _hooks.install({LLM_MODULE: _patch_llm})
 
 
 def remove() -> None:
     """Restore every original (operator classes included)."""
-    global _enabled
-    with _lock:
-        _enabled = False
-        _patches.remove()
+    _hooks.remove()
 
 
 def installed() -> list[str]:
-    return [f"{cls.__name__}.{name}" for (cls, name) in _patches._originals]
+    """Names of the wrapped functions, e.g. ``BaseLLM.aask``."""
+    return _hooks.names()

@@ -13,7 +13,6 @@ Installed through post-import hooks (import order never matters), idempotent, an
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import warnings
 import weakref
@@ -23,16 +22,14 @@ from typing import Any
 from agentracer import Run, current_run
 
 from .llm_hook import ACTOR, traced_aask
-from .patching import PatchSet, on_import
+from .patching import PluginHooks
 
 ORDER_WAIT_S = 5.0  # how long a replayed role waits for its recorded turn before the strict check decides
 SUPPORTED = ((0, 8), (0, 9))  # [min, max) of metagpt's (major, minor)
 USER = "user"
 USER_REQUIREMENT = "metagpt.actions.add_requirement.UserRequirement"
 
-_patches = PatchSet()
-_lock = threading.Lock()
-_enabled = False
+_hooks = PluginHooks()
 _authors: weakref.WeakKeyDictionary[Run, dict[str, str]] = weakref.WeakKeyDictionary()
 _failures: weakref.WeakKeyDictionary[Run, list[dict[str, str]]] = weakref.WeakKeyDictionary()
 
@@ -155,18 +152,15 @@ def _check_version() -> None:
 
 
 def _patch_env(module: Any) -> None:
-    if _enabled:
-        _patches.apply(module.Environment, "publish_message", _traced_publish)
+    _hooks.apply(module.Environment, "publish_message", _traced_publish)
 
 
 def _patch_role(module: Any) -> None:
-    if _enabled:
-        _patches.apply(module.Role, "react", _traced_react)
+    _hooks.apply(module.Role, "react", _traced_react)
 
 
 def _patch_llm(module: Any) -> None:
-    if _enabled:
-        _patches.apply(module.BaseLLM, "aask", traced_aask)
+    _hooks.apply(module.BaseLLM, "aask", traced_aask)
 
 
 HOOKS = {
@@ -178,22 +172,15 @@ HOOKS = {
 
 def install() -> None:
     """Install the hooks now for imported modules, and on import for the others (idempotent)."""
-    global _enabled
-    with _lock:
-        _check_version()
-        _enabled = True
-        for module, hook in HOOKS.items():
-            on_import(module, hook)
+    _check_version()
+    _hooks.install(HOOKS)
 
 
 def remove() -> None:
     """Restore MetaGPT's original functions (modules imported later stay unpatched)."""
-    global _enabled
-    with _lock:
-        _enabled = False
-        _patches.remove()
+    _hooks.remove()
 
 
 def installed() -> list[str]:
     """Names of the wrapped functions, e.g. ``Role.react``."""
-    return [f"{cls.__name__}.{name}" for (cls, name) in _patches._originals]
+    return _hooks.names()

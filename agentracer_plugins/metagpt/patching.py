@@ -2,14 +2,15 @@
 
 ``PatchSet`` keeps the exact original of every attribute it wraps, so ``remove()`` restores the framework
 to its unpatched state; ``apply`` is idempotent. ``on_import(module, fn)`` runs ``fn`` when ``module`` is
-imported (at once if it already is): import order never matters.
+imported (at once if it already is): import order never matters. ``PluginHooks`` is a plugin's switch over
+both: post-import hooks that patch only while it is installed, all undone by ``remove()``.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import wrapt
@@ -64,3 +65,34 @@ def on_import(module: str, fn: Callable[[Any], None]) -> None:
             return
         _registered_hooks.add(key)
     wrapt.register_post_import_hook(fn, module)
+
+
+class PluginHooks:
+    """A plugin's patches behind an on/off switch: hooks registered by ``install`` patch only while it is on."""
+
+    def __init__(self) -> None:
+        self._patches = PatchSet()
+        self._lock = threading.Lock()
+        self.enabled = False
+
+    def install(self, hooks: Mapping[str, Callable[[Any], None]]) -> None:
+        """Switch on and run each ``hooks[module]`` when that module is imported (now if it is)."""
+        with self._lock:
+            self.enabled = True
+            for module, hook in hooks.items():
+                on_import(module, hook)
+
+    def remove(self) -> None:
+        """Switch off and restore every original."""
+        with self._lock:
+            self.enabled = False
+            self._patches.remove()
+
+    def apply(self, cls: type, name: str, wrapper: Wrapper) -> None:
+        """Wrap ``cls.name`` while switched on (idempotent); nothing when off."""
+        if self.enabled:
+            self._patches.apply(cls, name, wrapper)
+
+    def names(self) -> list[str]:
+        """The wrapped attributes as ``Class.name``."""
+        return [f"{cls.__name__}.{name}" for (cls, name) in self._patches._originals]

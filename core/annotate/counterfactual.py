@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..errors import AgentracerError, ReplayError
+from ..errors import AgentracerError
 from ..models import ChatModel
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
 from .leakage import leaks_answer
 from .prompts import action_text, analyzer_messages, parse_correction, step_action
-from .replayer import Replayer
+from .replayer import Replayer, replay_failure
 
 AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "leak", "diverged", "error", "budget", "cancelled"]
 
@@ -136,12 +136,8 @@ class CounterfactualSearch:
             except asyncio.CancelledError:
                 attempt.status, attempt.seconds = "cancelled", time.perf_counter() - started
                 raise
-            except ReplayError as exc:
-                attempt.status, attempt.detail = "diverged", str(exc).splitlines()[0]
-                attempt.seconds = time.perf_counter() - started
-                continue
-            except Exception as exc:  # a replay that crashes is recorded, the search goes on
-                attempt.status, attempt.detail = "error", f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a replay that diverges or crashes is recorded, the search goes on
+                attempt.status, attempt.detail = replay_failure(exc)
                 attempt.seconds = time.perf_counter() - started
                 continue
             attempt.live_calls = self.budget.add_replay_calls(replayed)

@@ -12,14 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..errors import ReplayError
 from ..models import ChatModel
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
 from .counterfactual import default_candidate
 from .leakage import announces_itself
 from .prompts import MISTAKE_TYPES, action_text, parse_rewrite, perturber_messages, step_action
-from .replayer import Replayer
+from .replayer import Replayer, replay_failure
 
 STRATEGIES = ("uniform", "late", "agent-balanced")
 InjectionStatus = Literal["kept", "not_flipped", "no_rewrite", "marker", "diverged", "error", "budget"]
@@ -162,11 +161,8 @@ class FaultInjector:
                 break
             try:
                 replayed = await self.replayer.replay(trajectory, t, rewrite)
-            except ReplayError as exc:
-                attempt.status, attempt.detail = "diverged", str(exc).splitlines()[0]
-                continue
             except Exception as exc:
-                attempt.status, attempt.detail = "error", f"{type(exc).__name__}: {exc}"
+                attempt.status, attempt.detail = replay_failure(exc)
                 continue
             self.budget.add_replay_calls(replayed)
             result.replays.append(replayed)

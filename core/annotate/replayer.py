@@ -8,9 +8,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from ..errors import TeamRunError
+from ..errors import ReplayError, TeamRunError
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
+
+
+def replay_failure(exc: Exception) -> tuple[str, str]:
+    """(status, detail) of a replay that raised: ``diverged`` for a ``ReplayError``, else ``error``."""
+    if isinstance(exc, ReplayError):
+        return "diverged", str(exc).splitlines()[0]
+    return "error", f"{type(exc).__name__}: {exc}"
 
 
 class Replayer(Protocol):

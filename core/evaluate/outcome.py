@@ -38,6 +38,14 @@ def answer_of(ground_truth: Any) -> Any:
     return ground_truth
 
 
+def _expected_answer(trajectory: Trajectory, check: str) -> Any:
+    """The trajectory's ground-truth answer; ``InputError`` when it has none (``check`` names who asks)."""
+    truth = answer_of(trajectory.ground_truth)
+    if truth is None:
+        raise InputError(f"no ground truth answer for {check}", where=f"trajectory {trajectory.id}")
+    return truth
+
+
 def code_blocks(text: str) -> list[str]:
     """Python code blocks of a text: fenced blocks, or the whole text when it is bare code."""
     blocks = [b.strip("\n") for b in _FENCE.findall(text)]
@@ -138,9 +146,7 @@ class MathAnswer:
     name = "math"
 
     def __call__(self, trajectory: Trajectory) -> Outcome:
-        truth = answer_of(trajectory.ground_truth)
-        if truth is None:
-            raise InputError("no ground truth answer for a math check", where=f"trajectory {trajectory.id}")
+        truth = _expected_answer(trajectory, "a math check")
         predicted = extract_answer(final_text(trajectory))
         ok = math_equal(predicted, truth)
         return Outcome(success=ok, score=float(ok), answer=predicted,
@@ -153,9 +159,7 @@ class ExactMatch:
     name = "exact"
 
     def __call__(self, trajectory: Trajectory) -> Outcome:
-        truth = answer_of(trajectory.ground_truth)
-        if truth is None:
-            raise InputError("no ground truth answer for an exact-match check", where=f"trajectory {trajectory.id}")
+        truth = _expected_answer(trajectory, "an exact-match check")
         predicted = final_answer_text(final_text(trajectory))
         ok = exact_match(predicted, truth)
         return Outcome(success=ok, score=float(ok), answer=predicted,

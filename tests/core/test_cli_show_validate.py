@@ -9,25 +9,13 @@ import types
 from pathlib import Path
 
 import pytest
-from agentracer.cli import main
 from agentracer.formats.whowhen import load_whowhen
 from agentracer.schema import Step, Trajectory, Verdict
 from agentracer.store import open_store
-from click.testing import CliRunner
+from cli_invoke import run_cli
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
 HAND = DATA / "Hand-Crafted" / "13.json"
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """Run ``agentracer ARGS`` through ``agentracer.cli.main``: (exit code, stdout, stderr)."""
-    with CliRunner().isolation() as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, stdout.getvalue().decode(), stderr.getvalue().decode()
 
 
 def labelled(trajectory_id: str) -> Trajectory:

@@ -10,13 +10,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from agentracer.cli import main
 from agentracer.errors import InputError
 from agentracer.formats.tracertraj import from_row, iter_tracertraj
 from agentracer.formats.whowhen import from_whowhen, load_whowhen
 from agentracer.schema import Trajectory
 from agentracer.store import JsonlStore, parse_record
-from click.testing import CliRunner
+from cli_invoke import run_cli
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -147,16 +146,6 @@ def test_deeply_nested_json_is_an_input_error(tmp_path: Path) -> None:
     _expect_trajectory_or_input_error(load_whowhen, tmp_path / "deep.json")
 
 
-def run_cli(*args: str) -> tuple[int, str]:
-    with CliRunner().isolation() as (_stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, stderr.getvalue().decode()
-
-
 def _truncated_or_random(sample: str) -> st.SearchStrategy[str]:
     return (st.integers(0, len(sample) - 1).map(lambda n: sample[:n])
             | json_values.map(json.dumps) | st.text(max_size=50))
@@ -176,7 +165,7 @@ def test_cli_import_whowhen_on_bad_files(text: str) -> None:
             expected = 0
         except InputError:
             expected = 2
-        code, err = run_cli("import", "whowhen", str(source), "-o", str(Path(folder) / "out.jsonl"))
+        code, _, err = run_cli("import", "whowhen", str(source), "-o", str(Path(folder) / "out.jsonl"))
         assert "Traceback" not in err
         assert code == expected, err
         if expected:
@@ -195,7 +184,7 @@ def test_cli_validate_on_bad_records(lines: list[str]) -> None:
         errors: list[InputError] = []
         good = list(JsonlStore(path).iter(errors=errors))
         duplicates = len(good) - len({t.id for t in good})
-        code, err = run_cli("validate", str(path))
+        code, _, err = run_cli("validate", str(path))
         assert "Traceback" not in err
         problems = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(problems) == len(errors) + duplicates
@@ -211,7 +200,7 @@ def test_cli_import_tracertraj_on_bad_rows(rows: list[object]) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         items = list(iter_tracertraj(path))
         bad = sum(isinstance(item, InputError) for _, item in items)
-        code, err = run_cli("import", "tracertraj", str(path), "-o", str(Path(folder) / "out.db"))
+        code, _, err = run_cli("import", "tracertraj", str(path), "-o", str(Path(folder) / "out.db"))
         assert "Traceback" not in err
         problems = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(problems) == bad and all("fuzzed.jsonl" in p for p in problems)
