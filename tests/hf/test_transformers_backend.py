@@ -10,16 +10,16 @@ import asyncio
 
 import pytest
 
-pytestmark = pytest.mark.train
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+# Runs in the `train` nox session (torch, transformers, tokenizers installed): a missing one fails, never skips.
+import torch
+import transformers
+from agentracer.models import load_model
+from agentracer.models.base import ModelError
+from agentracer.schema import Step, Trajectory, Verdict
+from agentracer.tracer import build_messages, get_method
+from agentracer.tracer.base import AnswerError
 
-from agentracer.models import load_model  # noqa: E402
-from agentracer.models.base import ModelError  # noqa: E402
-from agentracer.schema import Step, Trajectory, Verdict  # noqa: E402
-from agentracer.tracer import build_messages, get_method  # noqa: E402
-from agentracer.tracer.base import AnswerError  # noqa: E402
+pytestmark = pytest.mark.train
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
