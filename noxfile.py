@@ -6,7 +6,6 @@ trainer's, which uses pip so that it takes this machine's CPU torch wheel instea
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nox
@@ -64,6 +63,3 @@ def train(session: nox.Session) -> None:
     session.run("bash", "envs/train/install.sh", session.virtualenv.location, external=True)
     _pytest(session, "tests/trainer", "tests/hf")
 
-
-if os.environ.get("CI"):
-    nox.options.reuse_existing_virtualenvs = False

@@ -13,6 +13,6 @@ package_dir: dict[str, str] = {}
 for name, folder in ROOTS.items():
     packages.append(name)
     package_dir[name] = folder
-    packages += [f"{name}.{sub}" for sub in find_packages(folder) if not sub.startswith("trainer")]
+    packages += [f"{name}.{sub}" for sub in find_packages(folder)]
 
 setup(packages=packages, package_dir=package_dir)

@@ -40,18 +40,7 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
 
 def redact(obj: Any, secrets: list[str] | None = None) -> Any:
     """A copy of a JSON-like object with secret keys' values and secret-looking strings redacted."""
-    if secrets is None:
-        secrets = env_secrets()
-    if isinstance(obj, dict):
-        return {
-            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else redact(v, secrets))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list | tuple):
-        return [redact(v, secrets) for v in obj]
-    if isinstance(obj, str):
-        return redact_text(obj, secrets)
-    return obj
+    return Redactor(secrets)(obj)
 
 
 class FrozenJSON(dict):
