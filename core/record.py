@@ -18,6 +18,7 @@ from .errors import RecordedModelError, ReplayDivergence
 from .redact import Redactor
 from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
 from .schema import (
+    STEP_KINDS,
     ModelCall,
     Step,
     StepKind,
@@ -25,6 +26,7 @@ from .schema import (
     ToolResult,
     Trajectory,
     Usage,
+    built,
     next_call_id,
 )
 
@@ -34,9 +36,31 @@ CallMode = Literal["live", "cassette", "replacement"]
 CallFields = dict[str, Any]  # a model call in flight: its ModelCall fields so far
 
 
+def _usage(prompt_tokens: int = 0, completion_tokens: int = 0) -> Usage:
+    return built(Usage, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens})
+
+
 def _total_usage(calls: list[ModelCall]) -> Usage:
-    return Usage(prompt_tokens=sum(c.usage.prompt_tokens for c in calls),
-                 completion_tokens=sum(c.usage.completion_tokens for c in calls))
+    if not calls:
+        return _usage()
+    if len(calls) == 1:
+        usage = calls[0].usage
+        return _usage(usage.prompt_tokens, usage.completion_tokens)
+    return _usage(sum(c.usage.prompt_tokens for c in calls), sum(c.usage.completion_tokens for c in calls))
+
+
+def _check_step_fields(agent: Any, kind: Any, role: Any, tool_calls: Sequence[Any], tool_results: Sequence[Any],
+                       metadata: Any) -> None:
+    """What pydantic would check of a step a plugin describes (the recorder builds steps unvalidated)."""
+    if type(agent) is not str or type(role) is not str:
+        raise TypeError(f"a step's agent and role must be strings, got {agent!r} and {role!r}")
+    if kind not in STEP_KINDS:
+        raise ValueError(f"unknown step kind {kind!r}; one of {sorted(STEP_KINDS)}")
+    if (tool_calls and not all(type(c) is ToolCall for c in tool_calls)) or (
+            tool_results and not all(type(r) is ToolResult for r in tool_results)):
+        raise TypeError("a step's tool_calls and tool_results must be ToolCall and ToolResult objects")
+    if metadata is not None and type(metadata) is not dict:
+        raise TypeError(f"a step's metadata must be a dict, got {type(metadata).__name__}")
 
 
 def current_run() -> Run | None:
@@ -66,6 +90,7 @@ class Run:
         self._pending_any: list[ModelCall] = []
         self._last_step_end: float | None = None
         self._redact = Redactor()
+        self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
         self.divergence: ReplayDivergence | None = None
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
 
@@ -109,31 +134,33 @@ class Run:
         started_at: float | None = None,
     ) -> Step:
         """Append a step, attaching the model calls that produced it; check it against the recording."""
+        _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)
         now = time.time()
         with self._lock:
             index = len(self.trajectory.steps)
-            calls = [ModelCall(**fields, step=index) for fields in self._pending.pop(agent, []) + self._pending_any]
-            self._pending_any = []
-            step_usage = usage if usage is not None else _total_usage(calls)
-            step = Step(
-                index=index,
-                agent=agent,
-                role=role,
-                kind=kind,
-                content=self._redact(content),
-                tool_calls=list(tool_calls),
-                tool_results=list(tool_results),
-                model_calls=calls,
-                usage=step_usage,
-                started_at=started_at if started_at is not None else self._last_step_end,
-                ended_at=now,
-                metadata=metadata or {},
-            )
+            calls = [self._model_call(fields, index) for fields in self._pending.pop(agent, ())]
+            if self._pending_any:
+                calls += [self._model_call(fields, index) for fields in self._pending_any]
+                self._pending_any = []
+            step = built(Step, {
+                "index": index, "agent": agent, "role": role, "kind": kind, "content": self._redact(content),
+                "tool_calls": list(tool_calls), "tool_results": list(tool_results), "model_calls": calls,
+                "started_at": started_at if started_at is not None else self._last_step_end, "ended_at": now,
+                "usage": usage if usage is not None else _total_usage(calls), "replaced": False,
+                "metadata": metadata if metadata is not None else {},
+            })
             if self.plan is not None:
                 self._check_against_recording(step)
             self._last_step_end = now
             self.trajectory.steps.append(step)
             return step
+
+    @staticmethod
+    def _model_call(fields: CallFields, step: int | None) -> ModelCall:
+        fields["step"] = step
+        if fields["usage"] is None:
+            fields["usage"] = _usage()
+        return built(ModelCall, fields)
 
     def _check_against_recording(self, step: Step) -> None:
         assert self.plan is not None and self.cassette is not None
@@ -165,12 +192,19 @@ class Run:
     # A call in flight is a dict of its ModelCall fields; it becomes a ModelCall when its step is known.
     def _begin_call(self, agent: str, request: dict[str, Any], produces_step: bool,
                     model: str | None) -> tuple[CallFields, CallMode]:
+        if type(agent) is not str or type(request) is not dict or not (model is None or type(model) is str):
+            raise TypeError("a model call needs an agent name, a request dict and a model name (or None)")
         with self._lock:
             index = self._call_counts.get(agent, 0)
             self._call_counts[agent] = index + 1
-            clean, digest = self._redact.request(request)
-            call = {"id": next_call_id(), "agent": agent, "call_index": index, "produces_step": produces_step,
-                    "model": model, "request": clean, "request_hash": digest, "started_at": time.time()}
+            call = {"id": next_call_id(), "agent": agent, "call_index": index, "step": None,
+                    "produces_step": produces_step, "model": model, "request": request, "response": None,
+                    "request_hash": "", "latency_s": 0.0, "usage": None, "started_at": time.time(),
+                    "source": "live", "error": None}
+            if self.plan is None:  # a recording: requests are redacted and hashed together when it finishes
+                self._unsettled.append(call)
+                return call, "live"
+            call["request"], call["request_hash"] = self._redact.request(request)
             return call, self._decide(call)
 
     def _decide(self, call: CallFields) -> CallMode:
@@ -206,7 +240,7 @@ class Run:
             if recorded.error:
                 call["error"] = recorded.error
                 raise RecordedModelError(f"recorded model call failed: {recorded.error}")
-            call.update(response=recorded.response, usage=recorded.usage, model=recorded.model)
+            call.update(response=recorded.response, usage=recorded.usage.model_copy(), model=recorded.model)
             return codec.decode(recorded.response)
         response = codec.replacement(self.plan.action, recorded)
         call["response"] = codec.encode(response)
@@ -285,7 +319,7 @@ class Run:
                          started: float) -> Any:
         call["response"] = self._redact(codec.encode(response))
         if usage_of is not None:
-            call["usage"] = usage_of(response) or Usage()
+            call["usage"] = usage_of(response)
         self._finish_call(call, "live", started)
         return response
 
@@ -316,14 +350,24 @@ class Run:
         if outcome.error:
             outcome.error = redact(outcome.error)
 
+    def _settle_requests(self) -> None:
+        """Redact and hash the recorded requests in one pass: a conversation's messages repeat in every request,
+        and one pass over them all costs far less than one per call in the middle of the framework's work.
+        The calls' dicts are their ModelCalls' fields, so the steps see the result."""
+        settle = self._redact.request
+        for call in self._unsettled:
+            call["request"], call["request_hash"] = settle(call["request"])
+        self._unsettled = []
+
     def finish(self) -> Trajectory:
         """Attach calls no step followed and write replay statistics; return the trajectory."""
         with self._lock:
-            leftover = [ModelCall(**fields) for calls in [*self._pending.values(), self._pending_any]
+            leftover = [self._model_call(fields, None) for calls in [*self._pending.values(), self._pending_any]
                         for fields in calls]
             self._pending.clear()
             self._pending_any = []
             self.trajectory.unattached_calls.extend(leftover)
+            self._settle_requests()
             self._redact_run_fields()
             if self.plan is not None:
                 self.trajectory.metadata["replay_stats"] = dict(self.stats)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -22,7 +23,19 @@ _SECRET_VALUE = re.compile(
 # text through the full regex redaction.
 _VALUE_HINTS = ("sk-", "bearer", "hf_", "aiza", "gsk_")
 _KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "token\"", "cookie", "credential")
+_HINTS = _VALUE_HINTS + _KEY_HINTS
+_SCALARS = frozenset({int, float, bool, type(None)})
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+def fill_missing(found: list[Any], items: Sequence[Any], make: Callable[[Any], Any]) -> None:
+    """Replace each None in ``found`` by ``make`` of the item at its place: a conversation's new messages come
+    last, so the walk starts at the first one missing rather than at the top."""
+    if None not in found:
+        return
+    for i in range(found.index(None), len(found)):
+        if found[i] is None:
+            found[i] = make(items[i])
 
 
 def env_secrets() -> list[str]:
@@ -50,7 +63,18 @@ class FrozenJSON(dict):
     __slots__ = ()
 
 
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+# The C encoder behind ``json.dumps``, built once: ``JSONEncoder.encode`` builds a new one on every call, which
+# costs more than encoding one message. Same bytes as ``_ENCODER.encode`` (no circular-reference check).
+_C_ENCODER = None if json.encoder.c_make_encoder is None else json.encoder.c_make_encoder(
+    None, str, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+
+
+def _dumps(obj: Any) -> str:
+    """Canonical JSON: sorted keys, compact separators, unescaped non-ASCII, ``str`` for anything else."""
+    if _C_ENCODER is None or isinstance(obj, str):
+        return _ENCODER.encode(obj)
+    return "".join(_C_ENCODER(obj, 0))
 
 
 def _sha256(text: str) -> str:
@@ -72,11 +96,12 @@ class Redactor:
         self._held: list[FrozenJSON] = []
         self._suspect: set[str] = set()  # digests of messages that may hold a secret
         self._secret_keys: dict[str, bool] = {}
+        self._rest_suspect: dict[str, bool] = {}  # a request's fields but its messages, as JSON -> suspect
+        # a secret that JSON escapes can't be found in a message's JSON text: then every message is walked
+        self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
 
     def _may_hold_secret(self, text: str) -> bool:
-        low = text.lower()
-        return (any(h in low for h in _VALUE_HINTS) or any(h in low for h in _KEY_HINTS)
-                or any(s in text for s in self.secrets))
+        return any(map(text.lower().__contains__, _HINTS)) or any(map(text.__contains__, self.secrets))
 
     def _is_secret_key(self, key: Any) -> bool:
         if not isinstance(key, str):
@@ -108,20 +133,25 @@ class Redactor:
         if not isinstance(messages, list):
             text = _dumps(obj)
             return text, self._may_hold_secret(text)
-        rest = _dumps({k: v for k, v in obj.items() if k != "messages"})
-        frozen = self._frozen
-        digests = [frozen.get(id(m)) or self._digest(m) for m in messages]
-        suspect = not self._suspect.isdisjoint(digests) or self._may_hold_secret(rest)
-        return "\n".join([rest, *digests]), suspect
+        rest = _dumps({k: v for k, v in obj.items() if k != "messages"} if len(obj) > 1 else {})
+        suspect = self._rest_suspect.get(rest)
+        if suspect is None:
+            suspect = self._may_hold_secret(rest) or not self._secrets_json_safe
+            if len(self._rest_suspect) < self._cache_limit:
+                self._rest_suspect[rest] = suspect
+        digests = list(map(self._frozen.get, map(id, messages)))  # at C speed: most messages were seen
+        fill_missing(digests, messages, self._digest)
+        return "\n".join([rest, *digests]), suspect or not self._suspect.isdisjoint(digests)
 
     def _digest(self, message: Any) -> str:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
 
-        Its strings go through the same cache as every other string of the run (a message's text is usually
-        seen first as a model's response), so each distinct text is screened once.
+        Its canonical JSON is screened (at C speed) for anything secret-looking; only a hit pays for the
+        walk that redacts it.
         """
-        digest = _sha256(_dumps(message))
-        if self(message) != message:
+        text = _dumps(message)
+        digest = _sha256(text)
+        if (self._may_hold_secret(text) or not self._secrets_json_safe) and self(message) != message:
             self._suspect.add(digest)
         if type(message) is FrozenJSON:
             self._frozen[id(message)] = digest
@@ -129,14 +159,37 @@ class Redactor:
         return digest
 
     def __call__(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is str:
+            return self._cache.get(obj) or self.text(obj)
+        if kind in _SCALARS:
+            return obj
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
-            return {k: (REDACTED if self._is_secret_key(k) and v not in (None, "") else self(v))
-                    for k, v in obj.items()}
+            return self._dict(obj)
         if isinstance(obj, list | tuple):
             return [self(v) for v in obj]
         return obj
+
+
+    def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
+        out = {}
+        secret_keys, cache = self._secret_keys, self._cache
+        for k, v in obj.items():
+            secret = secret_keys.get(k)
+            if secret is None:
+                secret = self._is_secret_key(k)
+            kind = type(v)
+            if secret and v not in (None, ""):
+                out[k] = REDACTED
+            elif kind is str:
+                out[k] = cache.get(v) or self.text(v)
+            elif kind in _SCALARS:
+                out[k] = v
+            else:
+                out[k] = self(v)
+        return out
 
 
 def request_hash(request: dict[str, Any]) -> str:

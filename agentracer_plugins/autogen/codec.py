@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentracer import ModelCall, Usage
-from agentracer.redact import FrozenJSON
+from agentracer.redact import FrozenJSON, fill_missing
+from agentracer.schema import built
 from autogen_core import FunctionCall
 from autogen_core.models import CreateResult, FunctionExecutionResult, RequestUsage
 
@@ -49,7 +50,10 @@ def _fields(message: Any) -> dict[str, Any]:
 
 def encode_message(message: Any) -> dict[str, Any]:
     """One ``LLMMessage`` as a small JSON object (type, source, content, thought), never changed afterwards."""
-    fields = _fields(message)
+    return _encode_fields(message, _fields(message))
+
+
+def _encode_fields(message: Any, fields: dict[str, Any]) -> dict[str, Any]:
     data = FrozenJSON(type=fields.get("type") or type(message).__name__, content=_content(fields.get("content", "")))
     source = fields.get("source")
     if source is not None:
@@ -76,31 +80,27 @@ class MessageCache:
         self._held: list[Any] = []
         self._by_value: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    @staticmethod
-    def _value_key(message: Any) -> tuple[Any, ...] | None:
-        fields = _fields(message)
-        content = fields.get("content")
-        if not isinstance(content, str):
-            return None
-        return (type(message), fields.get("source"), content, fields.get("thought"))
-
     def encode_all(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
-        seen = self._seen
-        return [seen.get(id(m)) or self.encode(m) for m in messages]
+        encoded = list(map(self._seen.get, map(id, messages)))  # at C speed: most messages were seen
+        fill_missing(encoded, messages, self.encode)
+        return encoded
 
     def encode(self, message: Any) -> dict[str, Any]:
+        """The encoding of ``message``: the one made before for this object or an equal one, else a new one."""
         found = self._seen.get(id(message))
         if found is not None:
             return found
-        key = self._value_key(message)
-        encoded = self._by_value.get(key) if key is not None else None
-        if encoded is None:
-            encoded = encode_message(message)
+        fields = _fields(message)
+        content = fields.get("content")
+        key = (type(message), fields.get("source"), content, fields.get("thought")) if type(content) is str else None
+        found = self._by_value.get(key) if key is not None else None
+        if found is None:
+            found = _encode_fields(message, fields)
             if key is not None:
-                self._by_value[key] = encoded
-        self._seen[id(message)] = encoded
+                self._by_value[key] = found
+        self._seen[id(message)] = found
         self._held.append(message)  # holding the message keeps its id unique
-        return encoded
+        return found
 
 
 def encode_request(args: Sequence[Any], kwargs: Mapping[str, Any], *, stream: bool,
@@ -132,7 +132,8 @@ def usage_of(result: Any) -> Usage | None:
     usage = getattr(result, "usage", None)
     if usage is None:
         return None
-    return Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
+    return built(Usage, {"prompt_tokens": int(usage.prompt_tokens or 0),
+                         "completion_tokens": int(usage.completion_tokens or 0)})
 
 
 def parse_ledger(text: Any) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The AutoGen hooks, installed with wrapt through post-import hooks and removable exactly.
+"""The AutoGen hooks, installed through (wrapt's) post-import hooks and removable exactly.
 
 - ``ChatCompletionClient.create`` / ``create_stream`` (and every subclass's override): under an active run
   the call goes through ``Run.acall_model`` (live, served from the cassette, or the replacement). A stream
@@ -14,6 +14,7 @@ Without an active run every hook calls straight through.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,10 +24,29 @@ from typing import Any
 import wrapt
 from agentracer import AgentracerError, current_run
 
-from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, current_actor
+from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, UNKNOWN_ACTOR, Actor, current_actor
 from .patches import ClassTreePatch
 
 MIN_VERSION = (0, 7)
+
+
+class _Parts:
+    """The plugin's AutoGen-importing modules, loaded on the first traced call (importing the plugin must not
+    import AutoGen; a traced call means AutoGen is loaded) and then read without an import statement."""
+
+    codec: Any = None
+    steps: Any = None
+    team_type: Any = None
+
+
+def _parts() -> type[_Parts]:
+    if _Parts.team_type is None:
+        from autogen_agentchat.base import Team
+
+        from . import codec, steps
+
+        _Parts.codec, _Parts.steps, _Parts.team_type = codec, steps, Team
+    return _Parts
 
 # --------------------------------------------------------------------------- model calls
 
@@ -39,55 +59,51 @@ def _model_name(client: Any) -> str:
 
 
 def _request(args: Any, kwargs: Any, *, stream: bool) -> dict[str, Any]:
-    from .codec import MessageCache, encode_request
-
+    codec = _parts().codec
     state = RUN_STATE.get()
     if state is None:
-        return encode_request(args, kwargs, stream=stream)
+        return codec.encode_request(args, kwargs, stream=stream)
     if state.messages is None:
-        state.messages = MessageCache()
-    return encode_request(args, kwargs, stream=stream, cache=state.messages)
+        state.messages = codec.MessageCache()
+    return codec.encode_request(args, kwargs, stream=stream, cache=state.messages)
 
 
 def _note_ledger(actor: Actor, result: Any) -> None:
     state = RUN_STATE.get()
     if state is not None and state.orchestrator == actor.name:
-        from .codec import parse_ledger
-
-        ledger = parse_ledger(getattr(result, "content", None))
+        ledger = _parts().codec.parse_ledger(getattr(result, "content", None))
         if ledger is not None:
             state.last_ledger = ledger
 
 
-def _wrap_create(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    run = current_run()
-    if run is None or IN_MODEL_CALL.get():
-        return wrapped(*args, **kwargs)
-    return _traced_create(run, wrapped, instance, args, kwargs)
+def _patch_create(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(original)
+    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is None or IN_MODEL_CALL.get():
+            return await original(self, *args, **kwargs)
+        live = functools.partial(original, self, *args, **kwargs)
+        return await _route_model_call(run, self, args, kwargs, live, stream=False)
+
+    return create
 
 
-async def _traced_create(run: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    actor = current_actor()
-
-    async def live() -> Any:
-        token = IN_MODEL_CALL.set(True)
-        try:
-            return await wrapped(*args, **kwargs)
-        finally:
-            IN_MODEL_CALL.reset(token)
-
-    return await _route_model_call(run, actor, instance, args, kwargs, live, stream=False)
-
-
-async def _route_model_call(run: Any, actor: Actor, client: Any, args: Any, kwargs: Any,
+async def _route_model_call(run: Any, client: Any, args: Any, kwargs: Any,
                             live: Callable[[], Awaitable[Any]], *, stream: bool) -> Any:
-    """Route one model call of ``actor`` through the run (served, substituted or live) and note it."""
-    from .codec import CODEC, usage_of
+    """Route one model call of the current actor through the run (served, substituted or live) and note it.
 
-    result = await run.acall_model(
-        actor.name, _request(args, kwargs, stream=stream), live, CODEC,
-        produces_step=actor.produces_step, model=_model_name(client), usage_of=usage_of,
-    )
+    Calls the live client makes inside (a subclass's ``super().create``, a client wrapping another) pass
+    straight through."""
+    actor = ACTOR.get() or UNKNOWN_ACTOR
+    codec = _parts().codec
+    token = IN_MODEL_CALL.set(True)
+    try:
+        result = await run.acall_model(
+            actor.name, _request(args, kwargs, stream=stream), live, codec.CODEC,
+            produces_step=actor.produces_step, model=_model_name(client), usage_of=codec.usage_of,
+        )
+    finally:
+        IN_MODEL_CALL.reset(token)
     _note_ledger(actor, result)
     return result
 
@@ -99,28 +115,28 @@ def _wrap_create_stream(wrapped: Any, instance: Any, args: tuple[Any, ...], kwar
     return _traced_stream(run, wrapped, instance, args, kwargs)
 
 
+def _patch_create_stream(original: Callable[..., Any]) -> Any:
+    # a proxy keeps the original async generator untouched when no run is active
+    return wrapt.FunctionWrapper(original, _wrap_create_stream)
+
+
 async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> AsyncIterator[Any]:
     from autogen_core.models import CreateResult
 
-    actor = current_actor()
     chunks: list[Any] = []
 
     async def live() -> Any:
-        token = IN_MODEL_CALL.set(True)
-        try:
-            final = None
-            async for item in wrapped(*args, **kwargs):
-                if isinstance(item, CreateResult):
-                    final = item
-                else:
-                    chunks.append(item)
-            if final is None:
-                raise RuntimeError("the model stream ended without a final CreateResult")
-            return final
-        finally:
-            IN_MODEL_CALL.reset(token)
+        final = None
+        async for item in wrapped(*args, **kwargs):
+            if isinstance(item, CreateResult):
+                final = item
+            else:
+                chunks.append(item)
+        if final is None:
+            raise RuntimeError("the model stream ended without a final CreateResult")
+        return final
 
-    result = await _route_model_call(run, actor, instance, args, kwargs, live, stream=True)
+    result = await _route_model_call(run, instance, args, kwargs, live, stream=True)
     for chunk in chunks:
         yield chunk
     yield result
@@ -129,62 +145,61 @@ async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwarg
 # --------------------------------------------------------------------------- agents' turns
 
 
-async def _as_actor(actor: Actor, call: Awaitable[Any]) -> Any:
-    token = ACTOR.set(actor)
-    try:
-        return await call
-    finally:
-        ACTOR.reset(token)
+def _patch_agent_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(original)
+    async def handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(getattr(self, "_agent", None), "name", None)
+        if current_run() is None or name is None:
+            return await original(self, *args, **kwargs)
+        token = ACTOR.set(Actor(str(name)))
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            ACTOR.reset(token)
+
+    return handle_request
 
 
-def _wrap_agent_turn(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    name = getattr(getattr(instance, "_agent", None), "name", None)
-    if current_run() is None or name is None:
-        return wrapped(*args, **kwargs)
-    return _as_actor(Actor(str(name)), wrapped(*args, **kwargs))
+def _patch_log_message(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(original)
+    async def _log_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is not None:
+            parts = _parts()
+            if not isinstance(getattr(self, "_agent", None), parts.team_type):
+                parts.steps.record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
+        return await original(self, *args, **kwargs)
+
+    return _log_message
 
 
-def _wrap_log_message(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    run = current_run()
-    if run is not None and not _is_team(getattr(instance, "_agent", None)):
-        from .steps import record_message
+def _patch_manager_publish(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(original)
+    async def publish_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is not None:
+            topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
+            if getattr(topic, "type", None) == getattr(self, "_output_topic_type", ""):
+                _parts().steps.record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get())
+        return await original(self, *args, **kwargs)
 
-        record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
-    return wrapped(*args, **kwargs)
-
-
-def _is_team(agent: Any) -> bool:
-    from autogen_agentchat.base import Team
-
-    return isinstance(agent, Team)
-
-
-def _wrap_manager_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    run = current_run()
-    if run is not None:
-        topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
-        if getattr(topic, "type", None) == getattr(instance, "_output_topic_type", ""):
-            from .steps import record_output
-
-            record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get())
-    return wrapped(*args, **kwargs)
+    return publish_message
 
 
 # --------------------------------------------------------------------------- tools
 
 
-def _wrap_run_json(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    run = current_run()
-    if run is None or run.plan is None or not run.plan.serve_tools:
-        return wrapped(*args, **kwargs)
-    return _maybe_served_tool(run, wrapped, args, kwargs)
+def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(original)
+    async def run_json(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is not None and run.plan is not None and run.plan.serve_tools:
+            _, served = run.tool_mode(current_actor().name)
+            if served is not None:
+                return served
+        return await original(self, *args, **kwargs)
 
-
-async def _maybe_served_tool(run: Any, wrapped: Any, args: Any, kwargs: Any) -> Any:
-    _, served = run.tool_mode(current_actor().name)
-    if served is not None:
-        return served
-    return await wrapped(*args, **kwargs)
+    return run_json
 
 
 # --------------------------------------------------------------------------- install / remove
@@ -202,15 +217,15 @@ def check_version() -> str:
     return found
 
 
-# (module, class, method names, wrapper per name)
+# (module, class, the factory of each method's replacement)
 TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("autogen_core.models", "ChatCompletionClient",
-     {"create": _wrap_create, "create_stream": _wrap_create_stream}),
+     {"create": _patch_create, "create_stream": _patch_create_stream}),
     ("autogen_agentchat.teams._group_chat._chat_agent_container", "ChatAgentContainer",
-     {"handle_request": _wrap_agent_turn, "_log_message": _wrap_log_message}),
+     {"handle_request": _patch_agent_turn, "_log_message": _patch_log_message}),
     ("autogen_agentchat.teams._group_chat._base_group_chat_manager", "BaseGroupChatManager",
-     {"publish_message": _wrap_manager_publish}),
-    ("autogen_core.tools", "BaseTool", {"run_json": _wrap_run_json}),
+     {"publish_message": _patch_manager_publish}),
+    ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json}),
 )
 
 

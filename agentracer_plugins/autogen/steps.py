@@ -25,6 +25,7 @@ from autogen_agentchat.messages import (
     ToolCallSummaryMessage,
     UserInputRequestedEvent,
 )
+from autogen_agentchat.teams._group_chat._events import GroupChatMessage, GroupChatStart
 from autogen_agentchat.teams._group_chat._magentic_one._prompts import ORCHESTRATOR_TASK_LEDGER_FULL_PROMPT
 
 from .codec import LEDGER_INSTRUCTION_KEY
@@ -50,45 +51,64 @@ def _orchestrator_kind(text: str, state: RunState) -> tuple[str, dict[str, Any]]
     return "message", {}
 
 
+_SHAPES: tuple[tuple[type, str], ...] = (  # the first that matches names a message type's shape
+    (ToolCallRequestEvent, "tool_call"), (ToolCallExecutionEvent, "tool_result"), (HandoffMessage, "handoff"),
+    (ToolCallSummaryMessage, "summary"), (ThoughtEvent, "thought"), (StopMessage, "stop"),
+    (BaseTextChatMessage, "text"), (BaseChatMessage, "chat"), (BaseAgentEvent, "event"),
+)
+_SHAPE_OF: dict[type, str | None] = {}  # message type -> shape (None: not a step), filled as types appear
+
+
+def _shape(kind: type) -> str | None:
+    if issubclass(kind, NOT_STEPS):
+        shape = None
+    else:
+        shape = next((name for base, name in _SHAPES if issubclass(kind, base)), None)
+    _SHAPE_OF[kind] = shape
+    return shape
+
+
 def step_of(message: Any, state: RunState) -> dict[str, Any] | None:
     """Keyword arguments for ``Run.add_step`` describing ``message``, or None when it is not a step."""
-    if isinstance(message, NOT_STEPS) or not isinstance(message, BaseAgentEvent | BaseChatMessage):
+    kind = type(message)
+    shape = _SHAPE_OF[kind] if kind in _SHAPE_OF else _shape(kind)
+    if shape is None:
         return None
     agent = message.source
-    step: dict[str, Any] = {"agent": agent, "role": "user" if agent == "user" else "assistant",
-                            "metadata": {"type": message.type}}
-    if isinstance(message, ToolCallRequestEvent):
+    if shape == "thought":  # same model output as the agent's next step: kept with it
+        state.thoughts[agent] = message.content
+        return None
+    metadata: dict[str, Any] = {"type": message.type}
+    step: dict[str, Any] = {"agent": agent, "role": "user" if agent == "user" else "assistant", "metadata": metadata}
+    if shape == "text":
+        step["kind"], step["content"] = "message", message.content
+        if state.orchestrator is not None and agent == state.orchestrator:
+            step["kind"], extra = _orchestrator_kind(message.content, state)
+            metadata.update(extra)
+    elif shape == "tool_call":
         calls = [ToolCall(id=c.id, name=c.name, arguments=_arguments(c.arguments)) for c in message.content]
         step.update(kind="tool_call", tool_calls=calls,
                     content=[{"name": c.name, "arguments": c.arguments} for c in calls])
-    elif isinstance(message, ToolCallExecutionEvent):
+    elif shape == "tool_result":
         results = [ToolResult(call_id=r.call_id, name=r.name, content=r.content, is_error=bool(r.is_error))
                    for r in message.content]
         step.update(kind="tool_result", role="tool", tool_results=results,
                     content="\n".join(str(r.content) for r in results))
-    elif isinstance(message, HandoffMessage):
+    elif shape == "handoff":
         step.update(kind="handoff", content=message.content)
-        step["metadata"]["target"] = message.target
-    elif isinstance(message, ToolCallSummaryMessage):
+        metadata["target"] = message.target
+    elif shape == "summary":
         step.update(kind="summary", content=message.content)
-    elif isinstance(message, ThoughtEvent):  # same model output as the agent's next step: kept with it
-        state.thoughts[agent] = message.content
-        return None
-    elif isinstance(message, StopMessage):
+    elif shape == "stop":
         step.update(kind="event", content=message.content)
-    elif isinstance(message, BaseTextChatMessage):
-        kind, extra = ("message", {})
-        if state.orchestrator is not None and agent == state.orchestrator:
-            kind, extra = _orchestrator_kind(message.content, state)
-        step.update(kind=kind, content=message.content)
-        step["metadata"].update(extra)
-    elif isinstance(message, BaseChatMessage):
+    elif shape == "chat":
         step.update(kind="message", content=message.to_model_text())
     else:
         step.update(kind="event", content=message.to_text())
-    thought = state.thoughts.pop(agent, None)
-    if thought is not None:
-        step["metadata"]["thought"] = thought
+    if state.thoughts:
+        thought = state.thoughts.pop(agent, None)
+        if thought is not None:
+            metadata["thought"] = thought
     return step
 
 
@@ -101,8 +121,6 @@ def record_message(run: Run, message: Any, state: RunState | None) -> None:
 
 def record_output(run: Run, published: Any, state: RunState | None) -> None:
     """Record what a group chat manager publishes to its output topic: the task, or its own messages."""
-    from autogen_agentchat.teams._group_chat._events import GroupChatMessage, GroupChatStart
-
     if isinstance(published, GroupChatStart):
         for message in published.messages or []:
             record_message(run, message, state)

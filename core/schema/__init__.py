@@ -12,9 +12,11 @@ import itertools
 import json
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_M = TypeVar("_M", bound="BaseModel")
 
 SCHEMA_VERSION = "1.0"
 SUPPORTED_SCHEMA_VERSIONS = frozenset({"1.0"})
@@ -49,6 +51,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False, protected_namespaces=())
 
 
+STEP_KINDS = frozenset(StepKind.__args__)  # type: ignore[attr-defined]
+_set_attribute = object.__setattr__
+_ALL_FIELDS: dict[type, set[str]] = {}
+
+
+def _all_fields(cls: type[BaseModel]) -> set[str]:
+    names = _ALL_FIELDS[cls] = set(cls.model_fields)
+    return names
+
+
+def built(cls: type[_M], fields: dict[str, Any]) -> _M:
+    """An instance of a schema model from *every* field's value, already checked by its maker.
+
+    The recorder builds a step and its model calls on every turn of a team; pydantic's validation of values
+    it made itself costs more than the rest of recording a step. The instance is the one ``cls(**fields)``
+    would give (a test holds the two equal); loading a trajectory always validates.
+    """
+    obj = cls.__new__(cls)
+    _set_attribute(obj, "__dict__", fields)
+    # every field is set, so instances of a class can share one set of all its names (adding one is a no-op)
+    _set_attribute(obj, "__pydantic_fields_set__", _ALL_FIELDS.get(cls) or _all_fields(cls))
+    _set_attribute(obj, "__pydantic_extra__", None)
+    _set_attribute(obj, "__pydantic_private__", None)
+    return obj
+
+
 class Usage(_Model):
     """Token usage of one model call or an aggregate of several."""
 
@@ -71,7 +99,8 @@ class ModelCall(_Model):
 
     ``request`` holds the messages and parameters (secrets removed); ``response`` is the plugin's JSON
     encoding of the framework's response object, enough to rebuild it on replay. ``request_hash`` is a stable
-    hash of the normalised request, checked on replay. ``step`` is the index of the step this call belongs
+    hash of the normalised request, checked on replay (a recording redacts and hashes its requests when the
+    run finishes: until then they are the framework's own and the hash is empty). ``step`` is the index of the step this call belongs
     to (the step it produced, or for calls that produce no step, e.g. speaker selection, the next step).
     """
 

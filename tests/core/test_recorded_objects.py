@@ -1,0 +1,72 @@
+"""Steps and model calls the recorder builds without pydantic validation are the objects validation would give."""
+
+from __future__ import annotations
+
+import json
+
+import agentracer
+import pytest
+from agentracer import Run, ToolCall, Trajectory
+from agentracer.schema import ModelCall, Step, Usage, built
+from agentracer.simple import SimpleAgent, SimpleTeam
+
+
+def _step_fields(**overrides) -> dict:
+    usage = Usage(prompt_tokens=3, completion_tokens=4)
+    call = ModelCall(agent="a", call_index=0, step=1, request={"messages": [{"role": "user", "content": "hi"}]},
+                     response={"content": "yo"}, request_hash="h", usage=usage)
+    fields = {"index": 1, "agent": "a", "role": "assistant", "kind": "tool_call", "content": [{"x": 1}],
+              "tool_calls": [ToolCall(id="1", name="add", arguments={"x": 1})], "tool_results": [],
+              "model_calls": [call], "started_at": 1.0, "ended_at": 2.0, "usage": usage, "replaced": False,
+              "metadata": {"type": "ToolCallRequestEvent"}}
+    fields.update(overrides)
+    return fields
+
+
+def test_a_built_step_equals_the_validated_one_and_round_trips():
+    fields = _step_fields()
+    fast, checked = built(Step, dict(fields)), Step(**fields)
+    assert fast == checked and fast.model_dump() == checked.model_dump()
+    assert Step.model_validate_json(fast.model_dump_json()) == checked
+    assert repr(fast) == repr(checked) and fast.text == checked.text
+
+
+def test_built_objects_share_no_state_a_change_could_leak_through():
+    one, two = built(Usage, {"prompt_tokens": 1, "completion_tokens": 2}), built(
+        Usage, {"prompt_tokens": 5, "completion_tokens": 6})
+    one.prompt_tokens = 10
+    assert two.prompt_tokens == 5 and one.model_dump() == {"prompt_tokens": 10, "completion_tokens": 2}
+    assert one.model_fields_set == set(Usage.model_fields)
+    copy = one.model_copy(update={"completion_tokens": 7})
+    assert copy.completion_tokens == 7 and one.completion_tokens == 2
+
+
+def test_a_recorded_trajectory_validates_as_loaded_from_json():
+    def factory():
+        return SimpleTeam([SimpleAgent("a", lambda m: "one"), SimpleAgent("b", lambda m: "two")], max_turns=4)
+
+    traj = agentracer.trace(factory).run("task")
+    again = Trajectory.model_validate(json.loads(traj.to_json()))
+    assert again == traj and len(again.steps) == 5
+    assert all(c.request_hash for s in again.steps for c in s.model_calls)
+
+
+@pytest.mark.parametrize("bad, error", [
+    ({"kind": "speech"}, "unknown step kind 'speech'"),
+    ({"agent": None}, "agent and role must be strings"),
+    ({"role": 3}, "agent and role must be strings"),
+    ({"tool_calls": [{"name": "add"}]}, "ToolCall and ToolResult objects"),
+    ({"metadata": ["x"]}, "metadata must be a dict"),
+])
+def test_a_plugin_describing_a_bad_step_gets_a_clear_error(bad, error):
+    run = Run(Trajectory(task="t"))
+    args = {"agent": "a", "content": "hello", **bad}
+    with pytest.raises((TypeError, ValueError), match=error):
+        run.add_step(args.pop("agent"), args.pop("content"), **args)
+    assert run.trajectory.steps == []
+
+
+def test_a_model_call_needs_a_request_dict():
+    run = Run(Trajectory(task="t"))
+    with pytest.raises(TypeError, match="request dict"):
+        run.call_model("a", [{"role": "user"}], lambda: "x", codec=None)  # type: ignore[arg-type]
