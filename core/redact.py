@@ -146,17 +146,36 @@ class Redactor:
     def _digest(self, message: Any) -> str:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
 
-        Its canonical JSON is screened (at C speed) for anything secret-looking; only a hit pays for the
-        walk that redacts it.
+        Its strings go through the same cache as every other string of the run (a message's text is usually
+        seen first as a model's response), so each distinct text is screened once.
         """
-        text = _dumps(message)
-        digest = _sha256(text)
-        if (self._may_hold_secret(text) or not self._secrets_json_safe) and self(message) != message:
+        digest = _sha256(_dumps(message))
+        if not self._clean(message):
             self._suspect.add(digest)
         if type(message) is FrozenJSON:
             self._frozen[id(message)] = digest
             self._held.append(message)  # holding the message keeps its id unique
         return digest
+
+    def _clean(self, obj: Any) -> bool:
+        """Whether redacting ``obj`` would leave it as it is (without building the redacted copy)."""
+        kind = type(obj)
+        if kind is str:
+            return (self._cache.get(obj) or self.text(obj)) == obj
+        if kind in _SCALARS:
+            return True
+        if isinstance(obj, dict):
+            secret_keys = self._secret_keys
+            for k, v in obj.items():
+                secret = secret_keys.get(k)
+                if secret is None:
+                    secret = self._is_secret_key(k)
+                if (secret and v not in (None, "")) or not self._clean(v):
+                    return False
+            return True
+        if isinstance(obj, list | tuple):
+            return all(map(self._clean, obj))
+        return self(obj) == obj
 
     def __call__(self, obj: Any) -> Any:
         kind = type(obj)

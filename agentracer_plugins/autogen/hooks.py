@@ -145,13 +145,19 @@ async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwarg
 # --------------------------------------------------------------------------- agents' turns
 
 
+_ACTORS: dict[str, Actor] = {}  # an agent's name -> its (immutable) actor
+
+
 def _patch_agent_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(original)
     async def handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(getattr(self, "_agent", None), "name", None)
         if current_run() is None or name is None:
             return await original(self, *args, **kwargs)
-        token = ACTOR.set(Actor(str(name)))
+        actor = _ACTORS.get(name)
+        if actor is None:
+            actor = _ACTORS[name] = Actor(str(name))
+        token = ACTOR.set(actor)
         try:
             return await original(self, *args, **kwargs)
         finally:

@@ -88,9 +88,9 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
     await _reset_if_used(team)
     state = RunState(orchestrator=manager_name(team) if isinstance(team, MagenticOneGroupChat) else None)
     actor_token, state_token = ACTOR.set(default_actor(team)), RUN_STATE.set(state)
-    cancel = CancellationToken()
     records_itself = isinstance(team, BaseGroupChat)  # the hooks record group chats where messages are made
-    stream = team.run_stream(task=task, cancellation_token=cancel)
+    # no cancellation token, as ``team.run(task)`` passes none: AutoGen links every future of a run to a token
+    stream = team.run_stream(task=task)
     result: TaskResult | None = None
     try:
         async for item in stream:
@@ -100,7 +100,6 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
             if records_itself is False:  # a single agent: its stream is in step with it
                 record_message(run, item, state)
     except BaseException:
-        cancel.cancel()
         with contextlib.suppress(BaseException):
             await stream.aclose()
         raise
