@@ -360,7 +360,8 @@ class Run:
         self._unsettled = []
 
     def finish(self) -> Trajectory:
-        """Attach calls no step followed and write replay statistics; return the trajectory."""
+        """Attach calls no step followed, redact and hash the recorded requests, write replay statistics; return
+        the trajectory (a recording is only complete, and free of secrets, once this has run)."""
         with self._lock:
             leftover = [self._model_call(fields, None) for calls in [*self._pending.values(), self._pending_any]
                         for fields in calls]

@@ -29,12 +29,13 @@ _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
 
 def fill_missing(found: list[Any], items: Sequence[Any], make: Callable[[Any], Any]) -> None:
-    """Replace each None in ``found`` by ``make`` of the item at its place: a conversation's new messages come
-    last, so the walk starts at the first one missing rather than at the top."""
-    if None not in found:
+    """Replace each None (each falsy entry) in ``found`` by ``make`` of the item at its place: a conversation's
+    new messages come last, so the walk starts at the first one missing rather than at the top."""
+    if all(found):  # found items are non-empty JSON objects or digests: a miss is the only falsy entry
         return
-    for i in range(found.index(None), len(found)):
-        if found[i] is None:
+    start = found.index(None) if None in found else 0
+    for i in range(start, len(found)):
+        if not found[i]:
             found[i] = make(items[i])
 
 

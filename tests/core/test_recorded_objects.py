@@ -70,3 +70,34 @@ def test_a_model_call_needs_a_request_dict():
     run = Run(Trajectory(task="t"))
     with pytest.raises(TypeError, match="request dict"):
         run.call_model("a", [{"role": "user"}], lambda: "x", codec=None)  # type: ignore[arg-type]
+
+
+def test_fill_missing_makes_only_the_missing_entries_in_place():
+    from agentracer.redact import fill_missing
+
+    made: list[str] = []
+
+    def make(item: str) -> str:
+        made.append(item)
+        return item.upper()
+
+    found = ["A", None, "C", None]
+    fill_missing(found, ["a", "b", "c", "d"], make)
+    assert found == ["A", "B", "C", "D"] and made == ["b", "d"]
+    untouched = ["x", "y"]
+    fill_missing(untouched, ["p", "q"], make)
+    assert untouched == ["x", "y"] and made == ["b", "d"]
+
+
+def test_a_finished_recording_holds_redacted_hashed_requests(monkeypatch):
+    from agentracer.redact import request_hash
+
+    monkeypatch.setenv("SERVICE_API_KEY", "zz-top-secret-value-42")
+
+    def factory():
+        return SimpleTeam([SimpleAgent("a", lambda m: "uses zz-top-secret-value-42")], max_turns=2)
+
+    traj = agentracer.trace(factory).run("task")
+    calls = [c for s in traj.steps for c in s.model_calls]
+    assert calls and all(c.request_hash == request_hash(c.request) for c in calls)
+    assert "zz-top-secret-value-42" not in traj.to_json()
