@@ -2,7 +2,7 @@
 
 Prints the ratio of medians traced/untraced and the recording cost per step in microseconds, for a model
 that answers instantly (pure overhead) and for one that takes 1 ms (a very fast real model), plus replay
-from step 25. Usage: python benchmarks/bench_recorder.py [REPS]
+from step 25, in interleaved rounds. Usage: python benchmarks/bench_recorder.py [ROUNDS]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import agentracer
 from agentracer.simple import SimpleAgent, SimpleTeam
 
 STEPS = 50
-REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 60
 REPLY = "some words of a plausible reply " * 8
 
 
@@ -30,12 +30,6 @@ def build(delay: float) -> SimpleTeam:
     return SimpleTeam(agents, max_turns=STEPS, stop_word=None)
 
 
-def median_seconds(fn, reps: int = REPS) -> float:
-    for _ in range(3):
-        fn()
-    return statistics.median(_timed(fn) for _ in range(reps))
-
-
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -43,21 +37,29 @@ def _timed(fn) -> float:
 
 
 def measure(delay: float) -> tuple[float, float, float, float]:
+    """Untraced and traced runs in interleaved rounds (a shared machine's speed drifts; interleaving puts the
+    drift on both alike): ratio of medians, recording cost per step, replay/traced, median of round ratios."""
     untraced = lambda: asyncio.run(build(delay).run("do the task"))  # noqa: E731
     team = agentracer.trace(build, delay)
     traced = lambda: team.run("do the task")  # noqa: E731
-    a = median_seconds(untraced)
-    b = median_seconds(traced)
-    c = median_seconds(untraced)
-    base = (a + c) / 2
     trajectory = team.run("do the task")
-    replay = median_seconds(lambda: team.replay(trajectory, step=25, action="REPLACED"))
+    replay = lambda: team.replay(trajectory, step=25, action="REPLACED")  # noqa: E731
+    for fn in (untraced, traced, replay):
+        fn()
+    times: dict[str, list[float]] = {"untraced": [], "traced": [], "replay": []}
+    for _ in range(REPS):
+        times["untraced"].append(_timed(untraced))
+        times["traced"].append(_timed(traced))
+        times["replay"].append(_timed(replay))
+    base, b, r = (statistics.median(times[k]) for k in ("untraced", "traced", "replay"))
+    per_round = statistics.median(t / u for t, u in zip(times["traced"], times["untraced"], strict=True))
     steps = len(trajectory.steps)
-    return b / base, (b - base) / steps * 1e6, replay / b, a / c
+    return b / base, (b - base) / steps * 1e6, r / b, per_round
 
 
 if __name__ == "__main__":
     for delay in (0.0, 0.001):
-        ratio, us, replay_ratio, drift = measure(delay)
-        print(f"model latency {delay * 1e3:.0f} ms: traced/untraced {ratio:.3f}, {us:.1f} us/step recording cost, "
-              f"replay(25)/traced {replay_ratio:.3f} (drift {drift:.3f}, {STEPS} steps, {REPS} reps)")
+        ratio, us, replay_ratio, per_round = measure(delay)
+        print(f"model latency {delay * 1e3:.0f} ms: traced/untraced {ratio:.3f} (median of round ratios "
+              f"{per_round:.3f}), {us:.1f} us/step recording cost, replay(25)/traced {replay_ratio:.3f} "
+              f"({STEPS} steps, {REPS} interleaved rounds)")
