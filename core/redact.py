@@ -134,7 +134,7 @@ class Redactor:
         if not isinstance(messages, list):
             text = _dumps(obj)
             return text, self._may_hold_secret(text)
-        rest = _dumps({k: v for k, v in obj.items() if k != "messages"} if len(obj) > 1 else {})
+        rest = _dumps({k: v for k, v in obj.items() if k != "messages"}) if len(obj) > 1 else "{}"
         suspect = self._rest_suspect.get(rest)
         if suspect is None:
             suspect = self._may_hold_secret(rest) or not self._secrets_json_safe

@@ -52,8 +52,13 @@ class _Model(BaseModel):
 
 
 STEP_KINDS = frozenset(StepKind.__args__)  # type: ignore[attr-defined]
-_set_attribute = object.__setattr__
 _ALL_FIELDS: dict[type, set[str]] = {}
+# pydantic keeps a model's state in these four slots; setting them through their descriptors skips the
+# attribute lookup (and pydantic's own ``__setattr__``)
+_SET_DICT, _SET_FIELDS_SET, _SET_EXTRA, _SET_PRIVATE = (
+    BaseModel.__dict__[name].__set__
+    for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
+_new_object = object.__new__
 
 
 def _all_fields(cls: type[BaseModel]) -> set[str]:
@@ -68,12 +73,12 @@ def built(cls: type[_M], fields: dict[str, Any]) -> _M:
     it made itself costs more than the rest of recording a step. The instance is the one ``cls(**fields)``
     would give (a test holds the two equal); loading a trajectory always validates.
     """
-    obj = cls.__new__(cls)
-    _set_attribute(obj, "__dict__", fields)
+    obj = _new_object(cls)
+    _SET_DICT(obj, fields)
     # every field is set, so instances of a class can share one set of all its names (adding one is a no-op)
-    _set_attribute(obj, "__pydantic_fields_set__", _ALL_FIELDS.get(cls) or _all_fields(cls))
-    _set_attribute(obj, "__pydantic_extra__", None)
-    _set_attribute(obj, "__pydantic_private__", None)
+    _SET_FIELDS_SET(obj, _ALL_FIELDS.get(cls) or _all_fields(cls))
+    _SET_EXTRA(obj, None)
+    _SET_PRIVATE(obj, None)
     return obj
 
 
