@@ -41,11 +41,6 @@ def _usage(prompt_tokens: int = 0, completion_tokens: int = 0) -> Usage:
 
 
 def _total_usage(calls: list[ModelCall]) -> Usage:
-    if not calls:
-        return _usage()
-    if len(calls) == 1:
-        usage = calls[0].usage
-        return _usage(usage.prompt_tokens, usage.completion_tokens)
     return _usage(sum(c.usage.prompt_tokens for c in calls), sum(c.usage.completion_tokens for c in calls))
 
 

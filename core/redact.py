@@ -192,7 +192,6 @@ class Redactor:
             return [self(v) for v in obj]
         return obj
 
-
     def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
         out = {}
         secret_keys, cache = self._secret_keys, self._cache

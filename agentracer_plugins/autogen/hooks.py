@@ -24,7 +24,7 @@ from typing import Any
 import wrapt
 from agentracer import AgentracerError, current_run
 
-from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, UNKNOWN_ACTOR, Actor, current_actor
+from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, current_actor
 from .patches import ClassTreePatch
 
 MIN_VERSION = (0, 7)
@@ -94,7 +94,7 @@ async def _route_model_call(run: Any, client: Any, args: Any, kwargs: Any,
 
     Calls the live client makes inside (a subclass's ``super().create``, a client wrapping another) pass
     straight through."""
-    actor = ACTOR.get() or UNKNOWN_ACTOR
+    actor = current_actor()
     codec = _parts().codec
     token = IN_MODEL_CALL.set(True)
     try:
@@ -166,30 +166,32 @@ def _patch_agent_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., 
     return handle_request
 
 
-def _patch_log_message(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(original)
-    async def _log_message(self: Any, *args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if run is not None:
-            parts = _parts()
-            if not isinstance(getattr(self, "_agent", None), parts.team_type):
-                parts.steps.record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
-        return await original(self, *args, **kwargs)
+def _recording_patch(record: Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], None]) -> Any:
+    """A patch factory: under an active run, ``record(run, self, args, kwargs)`` before the original runs."""
 
-    return _log_message
+    def factory(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(original)
+        async def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+            run = current_run()
+            if run is not None:
+                record(run, self, args, kwargs)
+            return await original(self, *args, **kwargs)
+
+        return patched
+
+    return factory
 
 
-def _patch_manager_publish(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(original)
-    async def publish_message(self: Any, *args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if run is not None:
-            topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
-            if getattr(topic, "type", None) == getattr(self, "_output_topic_type", ""):
-                _parts().steps.record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get())
-        return await original(self, *args, **kwargs)
+def _record_agent_message(run: Any, container: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    parts = _parts()
+    if not isinstance(getattr(container, "_agent", None), parts.team_type):
+        parts.steps.record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
 
-    return publish_message
+
+def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
+    if getattr(topic, "type", None) == getattr(manager, "_output_topic_type", ""):
+        _parts().steps.record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get())
 
 
 # --------------------------------------------------------------------------- tools
@@ -228,9 +230,9 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("autogen_core.models", "ChatCompletionClient",
      {"create": _patch_create, "create_stream": _patch_create_stream}),
     ("autogen_agentchat.teams._group_chat._chat_agent_container", "ChatAgentContainer",
-     {"handle_request": _patch_agent_turn, "_log_message": _patch_log_message}),
+     {"handle_request": _patch_agent_turn, "_log_message": _recording_patch(_record_agent_message)}),
     ("autogen_agentchat.teams._group_chat._base_group_chat_manager", "BaseGroupChatManager",
-     {"publish_message": _patch_manager_publish}),
+     {"publish_message": _recording_patch(_record_manager_output)}),
     ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json}),
 )
 

@@ -105,8 +105,9 @@ class ModelCall(_Model):
     ``request`` holds the messages and parameters (secrets removed); ``response`` is the plugin's JSON
     encoding of the framework's response object, enough to rebuild it on replay. ``request_hash`` is a stable
     hash of the normalised request, checked on replay (a recording redacts and hashes its requests when the
-    run finishes: until then they are the framework's own and the hash is empty). ``step`` is the index of the step this call belongs
-    to (the step it produced, or for calls that produce no step, e.g. speaker selection, the next step).
+    run finishes: until then they are the framework's own and the hash is empty). ``step`` is the index of
+    the step this call belongs to (the step it produced, or for calls that produce no step, e.g. speaker
+    selection, the next step).
     """
 
     id: str = Field(default_factory=next_call_id)
