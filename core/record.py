@@ -11,7 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from typing import Any, Literal
 
 from .errors import RecordedModelError, ReplayDivergence
@@ -98,6 +98,10 @@ class Run:
             yield self
         finally:
             _ACTIVE.reset(token)
+
+    def activate_in(self, context: Context) -> None:
+        """Make this the active run in ``context``: a copied context that is dropped when the run is over."""
+        context.run(_ACTIVE.set, self)
 
     @property
     def replaying(self) -> bool:

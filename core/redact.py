@@ -82,6 +82,13 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _plain_key(message: Any) -> tuple[tuple[str, str], ...] | None:
+    """A hashable key for a dict whose keys and values are all plain ``str``, else None (equal keys, equal JSON)."""
+    if type(message) is not dict or not all(type(k) is str and type(v) is str for k, v in message.items()):
+        return None
+    return tuple(message.items())
+
+
 class Redactor:
     """Redaction for one run: environment secrets read once, each distinct string redacted once.
 
@@ -94,6 +101,7 @@ class Redactor:
         self._cache: dict[str, str] = {}
         self._cache_limit = cache_limit
         self._frozen: dict[int, str] = {}  # id of a FrozenJSON message -> its digest
+        self._by_value: dict[tuple[tuple[str, str], ...], str] = {}  # a message of plain strings -> its digest
         self._held: list[FrozenJSON] = []
         self._suspect: set[str] = set()  # digests of messages that may hold a secret
         self._secret_keys: dict[str, bool] = {}
@@ -148,14 +156,23 @@ class Redactor:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
 
         Its strings go through the same cache as every other string of the run (a message's text is usually
-        seen first as a model's response), so each distinct text is screened once.
+        seen first as a model's response), so each distinct text is screened once. A message of plain strings
+        (``{"role": ..., "content": ...}``) is also kept by value: frameworks that rebuild the conversation's
+        dicts for every call (CAMEL) repeat equal messages, not the same objects.
         """
+        key = _plain_key(message)
+        if key is not None:
+            digest = self._by_value.get(key)
+            if digest is not None:
+                return digest
         digest = _sha256(_dumps(message))
         if not self._clean(message):
             self._suspect.add(digest)
         if type(message) is FrozenJSON:
             self._frozen[id(message)] = digest
             self._held.append(message)  # holding the message keeps its id unique
+        elif key is not None and len(self._by_value) < self._cache_limit:
+            self._by_value[key] = digest
         return digest
 
     def _clean(self, obj: Any) -> bool:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import ReplayError, TeamRunError
@@ -20,9 +22,7 @@ Evaluator = Callable[[Trajectory], Any]
 
 def run_sync(coro: Any) -> Any:
     """Run a coroutine to completion from sync code, also when an event loop already runs here."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _loop_running():
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
@@ -100,9 +100,11 @@ class TracedTeam:
         return self.build()
 
     # ------------------------------------------------------------------ running
-    async def _execute(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
-                       ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:
-        team = await self._abuild()
+    # A run is begun (plugin, trajectory, Run), driven by the plugin's coroutine, and ended (outcome, checks,
+    # store). The sync entry points make the plugin's coroutine the root of the event loop's task: frameworks that
+    # walk the stack on every step (CAMEL inspects every frame) pay for each frame between the user and the team.
+    def _begin(self, team: Any, task: str, plan: ReplayPlan | None, parent: Trajectory | None,
+               ground_truth: Any, metadata: dict[str, Any] | None) -> tuple[Plugin, Run]:
         plugin: Plugin = plugin_for(team)
         plugin.instrument()
         trajectory = Trajectory(
@@ -116,18 +118,21 @@ class TracedTeam:
             trajectory.replay = ReplayInfo(
                 parent_id=parent.id, step=plan.step, action=plan.action, served_tools=plan.serve_tools
             )
-        run = Run(trajectory, plan=plan, cassette=cassette)
-        error: BaseException | None = None
-        with run.activate():
-            try:
-                answer = await plugin.arun(team, task, run)
-                trajectory.outcome.answer = answer if _jsonable(answer) else str(answer)
-            except ReplayError:
-                raise
-            except Exception as exc:  # the team failed: record it as the outcome
-                error = exc
-                trajectory.outcome.success = False
-                trajectory.outcome.error = f"{type(exc).__name__}: {exc}"
+        return plugin, Run(trajectory, plan=plan, cassette=cassette)
+
+    @staticmethod
+    def _failed(run: Run, exc: Exception) -> Exception:
+        """The team raised: that is the run's outcome (a replay's own errors are not)."""
+        if isinstance(exc, ReplayError):
+            raise exc
+        run.trajectory.outcome.success = False
+        run.trajectory.outcome.error = f"{type(exc).__name__}: {exc}"
+        return exc
+
+    def _end(self, run: Run, plan: ReplayPlan | None, answer: Any, error: Exception | None) -> Trajectory:
+        trajectory = run.trajectory
+        if error is None:
+            trajectory.outcome.answer = answer if _jsonable(answer) else str(answer)
         run.finish()
         if run.divergence is not None:
             raise run.divergence
@@ -142,6 +147,39 @@ class TracedTeam:
         if error is not None and self.raise_on_error:
             raise TeamRunError(f"the team raised {type(error).__name__}: {error}", trajectory) from error
         return trajectory
+
+    async def _execute(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
+                       ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:
+        team = await self._abuild()
+        plugin, run = self._begin(team, task, plan, parent, ground_truth, metadata)
+        answer, error = None, None
+        with run.activate():
+            try:
+                answer = await plugin.arun(team, task, run)
+            except Exception as exc:
+                error = self._failed(run, exc)
+        return self._end(run, plan, answer, error)
+
+    @contextlib.contextmanager
+    def _sync_session(self, task: str, plan: ReplayPlan | None, parent: Trajectory | None, ground_truth: Any,
+                      metadata: dict[str, Any] | None) -> Iterator[_SyncSession]:
+        """A new event loop with the team built and the run begun. The caller runs ``session.main()`` on it in
+        its own body, so that the plugin's coroutine is the loop's root task and no frame of ours sits between
+        the caller and the team (frameworks that walk the stack on each step, like CAMEL, pay for every frame;
+        a generator's frame is off the stack while it is suspended). An error of the team becomes the outcome;
+        the run ends on exit and its trajectory is ``session.trajectory``."""
+        with asyncio.Runner() as runner:
+            context = contextvars.copy_context()  # building and running share it, as they do in ``_execute``
+            team = runner.run(self._abuild(), context=context)
+            plugin, run = context.run(self._begin, team, task, plan, parent, ground_truth, metadata)
+            run.activate_in(context)
+            session = _SyncSession(runner, context, lambda: plugin.arun(team, task, run))
+            error = None
+            try:
+                yield session
+            except Exception as exc:
+                error = self._failed(run, exc)
+            session.trajectory = self._end(run, plan, session.answer, error)
 
     @staticmethod
     def _check_shape(parent: Trajectory, fresh: Trajectory, plugin: Plugin) -> None:
@@ -160,23 +198,66 @@ class TracedTeam:
 
     def run(self, task: str, *, ground_truth: Any = None, metadata: dict[str, Any] | None = None) -> Trajectory:
         """Synchronous ``arun``."""
-        # straight to _execute: frameworks that walk the stack on every step (CAMEL) pay for each frame
-        return run_sync(self._execute(task, plan=None, parent=None, ground_truth=ground_truth, metadata=metadata))
+        if _loop_running():
+            return _in_worker_thread(self.run, task, ground_truth=ground_truth, metadata=metadata)
+        # the plugin's coroutine is driven right here: see ``_sync_session``
+        with self._sync_session(task, None, None, ground_truth, metadata) as session:
+            session.answer = session.runner.run(session.main(), context=session.context)
+        return session.trajectory
 
     async def areplay(self, trajectory: Trajectory, step: int, action: Any, *, serve_tools: bool = False,
                       strict: bool = True) -> Trajectory:
         """Replay ``trajectory`` from ``step`` with ``action`` there; zero live model calls before it."""
-        plan = ReplayPlan(step=step, action=action, serve_tools=serve_tools, strict=strict)
-        check_plan(trajectory, plan)
-        if trajectory.task is None:
-            raise ReplayError(f"trajectory {trajectory.id} has no task to replay")
-        return await self._execute(trajectory.task, plan=plan, parent=trajectory,
+        plan = _replay_plan(trajectory, step, action, serve_tools, strict)
+        return await self._execute(trajectory.task or "", plan=plan, parent=trajectory,
                                    ground_truth=trajectory.ground_truth, metadata=None)
 
     def replay(self, trajectory: Trajectory, step: int, action: Any, *, serve_tools: bool = False,
                strict: bool = True) -> Trajectory:
         """Synchronous ``areplay``."""
-        return run_sync(self.areplay(trajectory, step, action, serve_tools=serve_tools, strict=strict))
+        if _loop_running():
+            return _in_worker_thread(self.replay, trajectory, step, action, serve_tools=serve_tools, strict=strict)
+        plan = _replay_plan(trajectory, step, action, serve_tools, strict)
+        task = trajectory.task or ""
+        with self._sync_session(task, plan, trajectory, trajectory.ground_truth, None) as session:
+            session.answer = session.runner.run(session.main(), context=session.context)
+        return session.trajectory
+
+
+class _SyncSession:
+    """One sync run of a team: its event loop, the context the team runs in, the plugin's coroutine to run, and
+    what came of it."""
+
+    def __init__(self, runner: asyncio.Runner, context: contextvars.Context, start: Callable[[], Any]) -> None:
+        self.runner, self.context, self._start = runner, context, start
+        self.answer: Any = None
+        self.trajectory: Trajectory | None = None
+
+    def main(self) -> Any:
+        """The plugin's coroutine for this run (a plugin refusing the team raises here, inside the session)."""
+        return self.context.run(self._start)
+
+
+def _in_worker_thread(method: Callable[..., Trajectory], *args: Any, **kwargs: Any) -> Trajectory:
+    """Call a sync entry point from a thread that already runs an event loop: in a worker thread of its own."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(method, *args, **kwargs).result()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _replay_plan(trajectory: Trajectory, step: int, action: Any, serve_tools: bool, strict: bool) -> ReplayPlan:
+    plan = ReplayPlan(step=step, action=action, serve_tools=serve_tools, strict=strict)
+    check_plan(trajectory, plan)
+    if trajectory.task is None:
+        raise ReplayError(f"trajectory {trajectory.id} has no task to replay")
+    return plan
 
 
 def _jsonable(value: Any) -> bool:

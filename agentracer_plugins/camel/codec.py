@@ -19,14 +19,23 @@ def text(obj: Any) -> str:
     return str(obj).encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
 
 
+def _message(message: Any) -> Any:
+    """One OpenAI-format message as JSON: a copy when it holds only plain strings (the usual case), else via
+    a JSON round trip."""
+    if type(message) is dict and all(isinstance(k, str) and isinstance(v, str) for k, v in message.items()):
+        return {str.__str__(k): str.__str__(v) for k, v in message.items()}  # plain str, also from str subclasses
+    return jsonable(message)
+
+
 def build_request(backend: Any, messages: Any, response_format: Any, tools: Any) -> dict[str, Any]:
     """The request a model backend was asked, as JSON: messages, tool schemas, response format, model."""
-    request: dict[str, Any] = {"model": text(getattr(backend, "model_type", "")), "messages": list(messages or [])}
+    request: dict[str, Any] = {"model": text(getattr(backend, "model_type", "")),
+                               "messages": [_message(m) for m in messages or []]}
     if tools:
-        request["tools"] = tools
+        request["tools"] = jsonable(tools)
     if response_format is not None:
         request["response_format"] = getattr(response_format, "__name__", text(response_format))
-    return jsonable(request)
+    return request
 
 
 def usage_of(response: Any) -> Usage | None:

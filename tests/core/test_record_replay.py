@@ -293,6 +293,72 @@ def test_secrets_in_repeated_frozen_messages_are_redacted_every_time():
         assert digest == redactor.request(clean)[1]
 
 
+def test_equal_plain_messages_rebuilt_per_call_hash_and_redact_like_fresh_ones():
+    """Frameworks that rebuild the conversation's dicts on every call: equal messages are cached by value."""
+    from agentracer.redact import Redactor, request_hash
+
+    redactor = Redactor(["verysecretvalue123"])
+
+    def history() -> list[dict]:
+        return [{"role": "user", "content": "key verysecretvalue123"}, {"role": "user", "content": "ok"},
+                {"role": "tool", "content": 1}]  # not all strings: never cached by value
+
+    for _ in range(3):
+        clean, digest = redactor.request({"messages": history(), "n": 1})
+        assert clean == {"messages": [{"role": "user", "content": "key [REDACTED]"}, {"role": "user", "content": "ok"},
+                                      {"role": "tool", "content": 1}], "n": 1}
+        assert digest == request_hash(clean)
+    # a value-equal message with a different JSON form is not confused with a cached one
+    assert redactor.request({"messages": [{"role": "tool", "content": True}]})[1] != redactor.request(
+        {"messages": [{"role": "tool", "content": 1}]})[1]
+    assert redactor.request({"messages": [{"content": "ok", "role": "user"}]})[1] == request_hash(
+        {"messages": [{"role": "user", "content": "ok"}]})
+
+
+def test_the_sync_entry_points_put_one_frame_between_the_caller_and_the_team():
+    """CAMEL walks every frame of the stack on each agent step: ``run`` and ``replay`` add one frame of ours (as ``asyncio.run`` would),
+    and what the factory sets in its context is seen while the team runs, as with ``arun``."""
+    import contextvars
+    import sys
+
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+    seen: list[tuple[list[str], str]] = []
+
+    class Probe(SimpleAgent):
+        async def respond(self, history):
+            frames, frame = [], sys._getframe()
+            while frame is not None and frame.f_code.co_name != "caller":
+                if frame.f_code.co_filename == agentracer.team.__file__:
+                    frames.append(frame.f_code.co_name)
+                frame = frame.f_back
+            seen.append((frames, marker.get()))
+            return await super().respond(history)
+
+    counter = Counter()
+
+    def factory() -> SimpleTeam:
+        marker.set("set by the factory")
+        team = make_factory(counter)()
+        team.agents = [Probe(a.name, a.model, a.system_prompt, a.tools) for a in team.agents]
+        return team
+
+    traced = agentracer.trace(factory)
+
+    def caller():
+        return traced.run("add 2 and 3")
+
+    traj = caller()
+    assert seen[0][0] == ["run"]
+    assert {value for _, value in seen} == {"set by the factory"}
+    seen.clear()
+
+    def caller():  # noqa: F811 - the same name marks the top of the walk
+        return traced.replay(traj, step=2, action="5")
+
+    assert caller().replay is not None
+    assert seen[-1][0] == ["replay"]
+
+
 def test_traced_factory_still_builds_teams_and_accepts_team_objects():
     counter = Counter()
     factory = make_factory(counter)

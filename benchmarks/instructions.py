@@ -1,0 +1,111 @@
+"""Recording cost in instructions: deterministic where wall-clock ratios drift with the machine's load.
+
+Runs a benchmark's scripted team untraced (hooks removed) and traced under valgrind's callgrind, counting only
+the measured runs (wrapped in ``functools.reduce``), and prints instructions per run and their ratio: the
+50-message AutoGen team of ``bench_autogen.py`` (run with the AutoGen environment's Python) or the 52-step CAMEL
+role-play of ``bench_camel.py`` (the CAMEL environment's) or the framework-free team of ``bench_recorder.py``. Needs ``valgrind`` (``apt install valgrind``).
+Valgrind lacks the CPU's SHA instructions, so request hashing counts several times what it costs natively: read
+the ratio as a slight overestimate.
+
+    python benchmarks/instructions.py [--framework autogen|camel|simple] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _autogen() -> tuple[Callable[[], Any], Callable[[], Any]]:
+    import agentracer
+    from bench_autogen import build
+
+    traced = agentracer.trace(build)
+    return (lambda: asyncio.run(build().run(task="do the task"))), (lambda: traced.run("do the task"))
+
+
+def _camel() -> tuple[Callable[[], Any], Callable[[], Any]]:
+    import agentracer
+    from bench_camel import TASK, build, run_untraced
+
+    from agentracer_plugins.camel import with_options
+
+    models: list[Any] = []
+    traced = agentracer.trace(lambda: with_options(build(25, 0, models), max_turns=27))
+    return (lambda: asyncio.run(run_untraced(build(25, 0, models), 27))), (lambda: traced.run(TASK))
+
+
+def _simple() -> tuple[Callable[[], Any], Callable[[], Any]]:
+    import agentracer
+    from bench_recorder import build
+
+    traced = agentracer.trace(build, 0.0)
+    return (lambda: asyncio.run(build(0.0).run("do the task"))), (lambda: traced.run("do the task"))
+
+
+TEAMS = {"autogen": ("AutoGen RoundRobinGroupChat, 50 scripted messages", _autogen),
+         "simple": ("framework-free 50-step team of bench_recorder.py, instant model", _simple),
+         "camel": ("CAMEL role-play, 52 steps, instant scripted models", _camel)}
+
+
+def _measured(framework: str, mode: str, runs: int) -> None:
+    """The child: warm up, then run ``runs`` times inside ``functools.reduce`` (what callgrind counts)."""
+    sys.path.insert(0, HERE)
+    import agentracer
+
+    untraced, traced = TEAMS[framework][1]()
+    traced()
+    if mode == "untraced":
+        agentracer.uninstrument()
+    run = untraced if mode == "untraced" else traced
+    for _ in range(2):
+        run()
+    functools.reduce(lambda _a, _b: run(), range(runs + 1))
+
+
+def _count(framework: str, mode: str, runs: int, workdir: str) -> int:
+    out = os.path.join(workdir, f"callgrind.{mode}")
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
+         f"--callgrind-out-file={out}", sys.executable, __file__, "--framework", framework, "--child", mode,
+         "--runs", str(runs)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, check=False,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind failed for {mode}: {proc.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--framework", choices=sorted(TEAMS), default="autogen")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", choices=("traced", "untraced"))
+    args = parser.parse_args()
+    if args.child:
+        _measured(args.framework, args.child, args.runs)
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt install valgrind)")
+    with tempfile.TemporaryDirectory() as workdir:
+        untraced, traced = (_count(args.framework, mode, args.runs, workdir) / args.runs for mode in ("untraced", "traced"))
+    print(f"{TEAMS[args.framework][0]}, {args.runs} runs each under callgrind")
+    print(f"  untraced {untraced / 1e6:8.1f} M instructions per run")
+    print(f"  traced   {traced / 1e6:8.1f} M instructions per run   traced/untraced {traced / untraced:.3f}"
+          f"   (+{(traced - untraced) / 1e6:.1f} M per run)")
+
+
+if __name__ == "__main__":
+    main()
