@@ -8,6 +8,7 @@ step does not (the mistake happens again), nor does a later local fix.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Any
@@ -46,7 +47,22 @@ def make_task_chain(steps: int = 6, delay: float = 0.0) -> SimpleTeam:
 
 
 def make_slow_chain() -> SimpleTeam:
-    return make_task_chain(delay=0.05)
+    """The task chain, slowed. With ``CHAIN_HOLD_DIR`` and ``CHAIN_HOLD_AFTER`` set, every model call waits once
+    that annotation output folder's ledger holds that many finished tasks: a test kills the run there, mid-way,
+    however fast or slow the machine is."""
+    hold_dir, hold_after = os.environ.get("CHAIN_HOLD_DIR"), int(os.environ.get("CHAIN_HOLD_AFTER", "0"))
+    slow = chain_model(None, 0.05)
+    if not hold_dir:
+        return make_chain(steps=6, model=slow)
+
+    def held(messages: list[dict[str, Any]]) -> str:
+        from agentracer.annotate.ledger import Ledger
+
+        while len(Ledger(hold_dir).entries()) >= hold_after:
+            time.sleep(0.05)
+        return slow(messages)
+
+    return make_chain(steps=6, model=held)
 
 
 def make_chain(steps: int = 8, error_step: int = 5, agents: int = 3, model=None) -> SimpleTeam:
