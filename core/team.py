@@ -231,7 +231,7 @@ class _SyncSession:
     def __init__(self, runner: asyncio.Runner, context: contextvars.Context, start: Callable[[], Any]) -> None:
         self.runner, self.context, self._start = runner, context, start
         self.answer: Any = None
-        self.trajectory: Trajectory | None = None
+        self.trajectory: Trajectory  # set when the session ends
 
     def main(self) -> Any:
         """The plugin's coroutine for this run (a plugin refusing the team raises here, inside the session)."""

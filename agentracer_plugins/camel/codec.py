@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from agentracer import ModelCall, ToolCall, Usage
+from agentracer.schema import built
 
 
 def jsonable(obj: Any) -> Any:
@@ -39,10 +40,12 @@ def build_request(backend: Any, messages: Any, response_format: Any, tools: Any)
 
 
 def usage_of(response: Any) -> Usage | None:
+    """Token usage of a ChatCompletion."""
     usage = getattr(response, "usage", None)
     if usage is None:
         return None
-    return Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
+    return built(Usage, {"prompt_tokens": int(usage.prompt_tokens or 0),
+                         "completion_tokens": int(usage.completion_tokens or 0)})
 
 
 def _tool_call(index: int, name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def test_records_message_tool_call_and_result(ledger: Ledger, mode: str, step_ti
     second = traj.steps[3].model_calls[0]
     assert second.agent == "Calculator" and second.call_index == 1 and second.request["messages"][-1]["role"] == "tool"
     assert traj.steps[3].usage.completion_tokens == 5
+    assert second.usage == agentracer.Usage(prompt_tokens=10, completion_tokens=5)
     assert ledger.live_calls == 2 and ledger.tool_runs == [("add", {"a": 2, "b": 3})]
     assert round_trips(traj)
 
