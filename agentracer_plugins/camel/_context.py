@@ -8,9 +8,10 @@ from typing import Any
 
 from .codec import text
 
-# The agent whose step is running here (None outside any ChatAgent step).
-CURRENT_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentracer_camel_agent", default=None)
-# A name a Workforce worker node gives to the next agent that steps under it (its pool clones the agent).
+# The agent acting here, as (id of the ChatAgent, the name it is recorded under); None outside any agent.
+CURRENT_AGENT: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
+    "agentracer_camel_agent", default=None)
+# A name a Workforce worker node gives to the agents that step directly under it (its pool clones the agent).
 WORKER_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentracer_camel_worker", default=None)
 
 # Names the plugin gave the team's own agents for this run (id(agent) -> name).
@@ -34,6 +35,26 @@ def agent_name(agent: Any) -> str:
     """The name a ChatAgent is recorded under: a pending worker node's name, the plugin's name for it, its role."""
     names = NAMES.get() or {}
     return WORKER_NAME.get() or names.get(id(agent)) or role_name(agent)
+
+
+def current_agent() -> str | None:
+    """The name of the agent acting in this context, if any."""
+    acting = CURRENT_AGENT.get()
+    return acting[1] if acting is not None else None
+
+
+def enter_agent(agent: Any) -> tuple[contextvars.Token, contextvars.Token]:
+    """Make ``agent`` the acting agent here (keeping the name it already acts under, when it is the one acting)
+    and clear the worker name, so that agents nested in what it does (a tool that steps another agent, a
+    context summary) are named as themselves. Undo with ``leave_agent``."""
+    acting = CURRENT_AGENT.get()
+    name = acting[1] if acting is not None and acting[0] == id(agent) else agent_name(agent)
+    return CURRENT_AGENT.set((id(agent), name)), WORKER_NAME.set(None)
+
+
+def leave_agent(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+    WORKER_NAME.reset(tokens[1])
+    CURRENT_AGENT.reset(tokens[0])
 
 
 def offer_context(agent: Any) -> None:

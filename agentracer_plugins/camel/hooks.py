@@ -1,12 +1,14 @@
-"""The patches: CAMEL's model backend, ChatAgent steps and tool execution, and Workforce worker nodes.
+"""The patches: CAMEL's model backend, what a ChatAgent does in a step (model calls, tools, context summaries),
+Workforce worker nodes, and the thread pool CAMEL runs sync tools in.
 
-Installed with wrapt on the classes themselves, through post-import hooks (import order does not matter),
-guarded by CAMEL's version, idempotent, and removed by ``uninstrument`` which puts back the exact original
-attributes. Every hook is a pass-through when no agentracer run is active in its context.
+Installed with wrapt on the classes themselves (the pool: a module attribute), through post-import hooks (import
+order does not matter), guarded by CAMEL's version, idempotent, and removed by ``uninstrument`` which puts back
+the exact original attributes. Every hook is a pass-through when no agentracer run is active in its context.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import sys
@@ -25,7 +27,7 @@ MIN_CAMEL = (0, 2, 84)
 _lock = threading.RLock()
 _wanted = False
 _hooks_registered = False
-_originals: dict[tuple[type, str], Any] = {}
+_originals: dict[tuple[Any, str], Any] = {}  # (class or module, attribute) -> the original
 
 
 # ---------------------------------------------------------------------- helpers
@@ -71,7 +73,7 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     run = current_run()
     if run is None or _is_stream(instance):
         return wrapped(*args, **kwargs)
-    agent = _context.CURRENT_AGENT.get()
+    agent = _context.current_agent()
     name = agent or f"model:{text(instance.model_type)}"
     request = build_request(instance, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
                             _arg(args, kwargs, 2, "tools"))
@@ -86,7 +88,7 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
     run = current_run()
     if run is None or _is_stream(instance):
         return await wrapped(*args, **kwargs)
-    agent = _context.CURRENT_AGENT.get()
+    agent = _context.current_agent()
     name = agent or f"model:{text(instance.model_type)}"
     request = build_request(instance, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
                             _arg(args, kwargs, 2, "tools"))
@@ -99,30 +101,42 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
 
 
 # ---------------------------------------------------------------------- ChatAgent
+# ``astep`` itself is not patched: CAMEL walks the whole call stack (``inspect.stack()``) on every agent step,
+# and a frame of ours around the step would cost every step. The agent is made the acting one where it asks its
+# model, runs a tool or summarises its context, below the walk. The sync ``step`` keeps a patch: it hands the
+# context to the worker thread that ``step_timeout`` uses.
 def _agent_step(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
     if current_run() is None:
         return wrapped(*args, **kwargs)
-    agent_token = _context.CURRENT_AGENT.set(_context.agent_name(instance))
-    worker_token = _context.WORKER_NAME.set(None)  # agents nested in this step use their own names
+    tokens = _context.enter_agent(instance)
     _context.offer_context(instance)  # with step_timeout, the step runs in a worker thread
     try:
         return wrapped(*args, **kwargs)
     finally:
         _context.withdraw_context(instance)
-        _context.WORKER_NAME.reset(worker_token)
-        _context.CURRENT_AGENT.reset(agent_token)
+        _context.leave_agent(tokens)
 
 
-async def _agent_astep(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _acting(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """The agent is the acting one while this (sync) method runs."""
+    if current_run() is None:
+        return wrapped(*args, **kwargs)
+    tokens = _context.enter_agent(instance)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _context.leave_agent(tokens)
+
+
+async def _aacting(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """The agent is the acting one while this coroutine method runs."""
     if current_run() is None:
         return await wrapped(*args, **kwargs)
-    agent_token = _context.CURRENT_AGENT.set(_context.agent_name(instance))
-    worker_token = _context.WORKER_NAME.set(None)
+    tokens = _context.enter_agent(instance)
     try:
         return await wrapped(*args, **kwargs)
     finally:
-        _context.WORKER_NAME.reset(worker_token)
-        _context.CURRENT_AGENT.reset(agent_token)
+        _context.leave_agent(tokens)
 
 
 def _agent_step_impl(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -137,7 +151,7 @@ def _agent_step_impl(wrapped: Callable, instance: Any, args: tuple, kwargs: dict
 def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
     """(True, result) when this tool call must not run: the replaced step, or a served recorded result."""
     run = current_run()
-    agent = _context.CURRENT_AGENT.get()
+    agent = _context.current_agent()
     if run is None or agent is None:
         return False, None
     _, served = run.tool_mode(agent)
@@ -155,22 +169,36 @@ def _record_without_running(instance: Any, request: Any, result: Any) -> Any:
 
 
 def _execute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if current_run() is None:
+        return wrapped(*args, **kwargs)
     request = _arg(args, kwargs, 0, "tool_call_request")
-    skip, result = _tool_override(instance, request)
-    return _record_without_running(instance, request, result) if skip else wrapped(*args, **kwargs)
+    tokens = _context.enter_agent(instance)  # agents the tool steps are named as themselves
+    try:
+        skip, result = _tool_override(instance, request)
+        return _record_without_running(instance, request, result) if skip else wrapped(*args, **kwargs)
+    finally:
+        _context.leave_agent(tokens)
 
 
 async def _aexecute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if current_run() is None:
+        return await wrapped(*args, **kwargs)
     request = _arg(args, kwargs, 0, "tool_call_request")
-    skip, result = _tool_override(instance, request)
-    return _record_without_running(instance, request, result) if skip else await wrapped(*args, **kwargs)
+    tokens = _context.enter_agent(instance)
+    try:
+        skip, result = _tool_override(instance, request)
+        return _record_without_running(instance, request, result) if skip else await wrapped(*args, **kwargs)
+    finally:
+        _context.leave_agent(tokens)
 
 
 def _record_tool_calling(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
     record = wrapped(*args, **kwargs)
     run = current_run()
-    agent = _context.CURRENT_AGENT.get()
-    if run is not None and agent is not None:
+    if run is None:
+        return record
+    agent = _context.current_agent() or _context.agent_name(instance)
+    if agent is not None:
         content = _result_content(record.result)
         run.add_step(agent, content, role="tool", kind="tool_result",
                      tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name,
@@ -191,15 +219,38 @@ async def _worker_process_single_task(wrapped: Callable, instance: Any, args: tu
         _context.WORKER_NAME.reset(token)
 
 
+# ---------------------------------------------------------------------- sync tools' threads
+class _ContextCarryingExecutor:
+    """CAMEL runs a sync tool of an async step in a shared thread pool, where no context variable is set: under
+    an active run, work is submitted inside a copy of the caller's context, so an agent the tool steps is
+    recorded too. Everything else is the original executor's."""
+
+    def __init__(self, executor: Any) -> None:
+        self._executor = executor
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Any:
+        if current_run() is None:
+            return self._executor.submit(fn, *args, **kwargs)
+        return self._executor.submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._executor, name)
+
+
 # ---------------------------------------------------------------------- install / remove
 _PATCHES: dict[str, list[tuple[str, str, Callable]]] = {
     "camel.models.base_model": [("BaseModelBackend", "run", _model_run), ("BaseModelBackend", "arun", _model_arun)],
     "camel.agents.chat_agent": [
-        ("ChatAgent", "step", _agent_step), ("ChatAgent", "astep", _agent_astep),
-        ("ChatAgent", "_step_impl", _agent_step_impl), ("ChatAgent", "_execute_tool", _execute_tool),
-        ("ChatAgent", "_aexecute_tool", _aexecute_tool), ("ChatAgent", "_record_tool_calling", _record_tool_calling),
+        ("ChatAgent", "step", _agent_step), ("ChatAgent", "_step_impl", _agent_step_impl),
+        ("ChatAgent", "_get_model_response", _acting), ("ChatAgent", "_aget_model_response", _aacting),
+        ("ChatAgent", "_get_context_with_summarization", _acting),
+        ("ChatAgent", "_get_context_with_summarization_async", _aacting),
+        ("ChatAgent", "_execute_tool", _execute_tool), ("ChatAgent", "_aexecute_tool", _aexecute_tool),
+        ("ChatAgent", "_record_tool_calling", _record_tool_calling),
     ],
     "camel.societies.workforce.worker": [("Worker", "_process_single_task", _worker_process_single_task)],
+    # a module attribute (no class): the replacement is built from the original
+    "camel.toolkits.function_tool": [("", "_SYNC_TOOL_EXECUTOR", _ContextCarryingExecutor)],
 }
 
 
@@ -223,10 +274,11 @@ def _patch_module(module: Any) -> None:
         if not _wanted:
             return
         for class_name, attribute, wrapper in _PATCHES[module.__name__]:
-            cls = getattr(module, class_name, None)
+            cls = getattr(module, class_name, None) if class_name else module
             if cls is None or attribute not in vars(cls):
                 raise AgentracerError(
-                    f"camel-ai {'.'.join(map(str, camel_version()))}: {module.__name__}.{class_name}.{attribute} "
+                    f"camel-ai {'.'.join(map(str, camel_version()))}: "
+                    f"{'.'.join(filter(None, (module.__name__, class_name, attribute)))} "
                     "is missing; this agentracer supports the camel-ai 0.2.8x layout"
                 )
             key = (cls, attribute)
@@ -234,7 +286,7 @@ def _patch_module(module: Any) -> None:
                 continue
             original = vars(cls)[attribute]
             _originals[key] = original
-            setattr(cls, attribute, wrapt.FunctionWrapper(original, wrapper))
+            setattr(cls, attribute, wrapt.FunctionWrapper(original, wrapper) if class_name else wrapper(original))
 
 
 def instrument() -> None:
@@ -271,3 +323,10 @@ def uninstrument() -> None:
 def instrumented() -> bool:
     with _lock:
         return bool(_originals)
+
+
+def instrumented_names() -> list[str]:
+    """The attributes patched now, e.g. ``ChatAgent.step`` (a module attribute: its bare name)."""
+    with _lock:
+        return [f"{getattr(owner, '__name__', owner)}.{name}" if isinstance(owner, type) else name
+                for owner, name in _originals]

@@ -135,13 +135,14 @@ def worker_answer(messages: list[dict[str, Any]]) -> str:
     return json.dumps({"content": result, "failed": False})
 
 
-def make_workforce(ledger: Ledger) -> Workforce:
+def make_workforce(ledger: Ledger, adder: ChatAgent | None = None) -> Workforce:
     workforce = Workforce(
         "Math team",
         coordinator_agent=ChatAgent("You coordinate.", model=ledger.model(coordinator_answer, "coordinator")),
         task_agent=ChatAgent("You plan.", model=ledger.model(planner_answer, "planner")),
     )
-    workforce.add_single_agent_worker("Adder: adds numbers", ChatAgent("You add.", model=ledger.model(worker_answer, "adder")))
+    workforce.add_single_agent_worker(
+        "Adder: adds numbers", adder or ChatAgent("You add.", model=ledger.model(worker_answer, "adder")))
     workforce.add_single_agent_worker(
         "Reporter: writes reports", ChatAgent("You report.", model=ledger.model(worker_answer, "reporter")))
     return workforce
@@ -157,3 +158,27 @@ def round_trips(traj: Any) -> bool:
 def calculator_team() -> Any:
     """A zero-argument factory, for ``agentracer replay --team camel_teams:calculator_team``."""
     return make_calculator(Ledger())
+
+
+def make_workforce_with_checker(ledger: Ledger) -> Workforce:
+    """The Workforce, its Adder asking a Checker agent through a tool: an agent nested in a worker's step."""
+    checker = ChatAgent(BaseMessage.make_assistant_message("Checker", "You check sums."),
+                        model=ledger.model("Yes, 2+3 is 5.", "checker"))
+
+    def ask_checker(question: str) -> str:
+        """Ask the checker agent whether a sum is right.
+
+        Args:
+            question: the question for the checker.
+        """
+        ledger.tool_runs.append(("ask_checker", {"question": question}))
+        return checker.step(question).msgs[0].content
+
+    def adder_answer(messages: list[dict[str, Any]]) -> Any:
+        if messages[-1].get("role") == "tool":
+            return json.dumps({"content": "5", "failed": False})
+        if "Compute 2+3" in str(messages[-1].get("content")):
+            return {"tool_calls": [{"name": "ask_checker", "arguments": {"question": "Is 2+3 equal to 5?"}}]}
+        return worker_answer(messages)
+
+    return make_workforce(ledger, ChatAgent("You add.", model=ledger.model(adder_answer, "adder"), tools=[ask_checker]))

@@ -15,30 +15,37 @@ from camel.models.base_model import BaseModelBackend
 from camel.societies import RolePlaying
 from camel.societies.workforce import Workforce
 from camel.societies.workforce.worker import Worker
+from camel.toolkits import function_tool
 from camel_teams import Ledger, make_calculator, make_role_play, make_workforce
 
 from agentracer_plugins.camel import Configured, hooks, plugin
 
-PATCHED = [(BaseModelBackend, "run"), (BaseModelBackend, "arun"), (ChatAgent, "step"), (ChatAgent, "astep"),
-           (ChatAgent, "_step_impl"), (ChatAgent, "_execute_tool"), (ChatAgent, "_aexecute_tool"),
-           (ChatAgent, "_record_tool_calling"), (Worker, "_process_single_task")]
+PATCHED = [(BaseModelBackend, "run"), (BaseModelBackend, "arun"), (ChatAgent, "step"), (ChatAgent, "_step_impl"),
+           (ChatAgent, "_get_model_response"), (ChatAgent, "_aget_model_response"),
+           (ChatAgent, "_get_context_with_summarization"), (ChatAgent, "_get_context_with_summarization_async"),
+           (ChatAgent, "_execute_tool"), (ChatAgent, "_aexecute_tool"), (ChatAgent, "_record_tool_calling"),
+           (Worker, "_process_single_task")]
 
 
 def test_uninstrument_restores_the_exact_originals(ledger: Ledger) -> None:
     plugin.uninstrument()
     originals = {key: vars(key[0])[key[1]] for key in PATCHED}
     assert not any(isinstance(f, wrapt.FunctionWrapper) for f in originals.values())
+    executor = function_tool._SYNC_TOOL_EXECUTOR
 
     plugin.instrument()
     plugin.instrument()  # idempotent: wrapped once
     for (cls, name), original in originals.items():
         current = vars(cls)[name]
         assert isinstance(current, wrapt.FunctionWrapper) and current.__wrapped__ is original, name
+    assert "ChatAgent.astep" not in hooks.instrumented_names()  # CAMEL walks the stack on every step: no frame of ours there
+    assert function_tool._SYNC_TOOL_EXECUTOR is not executor and function_tool._SYNC_TOOL_EXECUTOR._executor is executor
     agentracer.trace(make_calculator, ledger).run("Please add 1 and 2")
 
     agentracer.uninstrument()
     for (cls, name), original in originals.items():
         assert vars(cls)[name] is original, name
+    assert function_tool._SYNC_TOOL_EXECUTOR is executor
     assert not hooks.instrumented()
     # and a traced run puts them back on
     traj = agentracer.trace(make_calculator, ledger).run("Please add 1 and 2")
@@ -82,3 +89,25 @@ def test_plugin_is_found_by_team_type(ledger: Ledger) -> None:
     assert isinstance(calculator, Configured) and isinstance(make_role_play(ledger).team, RolePlaying)
     assert isinstance(make_workforce(ledger), Workforce)
     assert not plugin.matches(object()) and not plugin.matches("RolePlaying")
+
+
+def test_camels_stack_walk_meets_no_frame_of_ours_but_the_entry_and_the_loop(ledger: Ledger, monkeypatch) -> None:
+    """CAMEL runs ``inspect.stack()`` on every agent step: each frame between the user and the agent costs that
+    step time, so the traced path adds only ``TracedTeam.run`` (in place of ``asyncio.run``) and the plugin's
+    round loop (in place of the user's)."""
+    seen: list[list[str]] = []
+    walk = ChatAgent._is_called_from_registered_toolkit
+
+    def spy(self: ChatAgent) -> bool:
+        frame, ours = sys._getframe(1), []
+        while frame is not None:
+            if frame.f_globals.get("__name__", "").startswith("agentracer"):
+                ours.append(f"{frame.f_globals['__name__']}.{frame.f_code.co_name}")
+            frame = frame.f_back
+        seen.append(ours)
+        return walk(self)
+
+    monkeypatch.setattr(ChatAgent, "_is_called_from_registered_toolkit", spy)
+    traj = agentracer.trace(make_role_play, ledger, step_timeout=None).run("a poem")
+    assert len(seen) == len(traj.steps) > 0  # one walk per agent step
+    assert all(ours == ["agentracer_plugins.camel.runner.run_role_playing", "agentracer.team.run"] for ours in seen)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import agentracer
-from camel_teams import Ledger, make_workforce, round_trips
+from camel_teams import Ledger, make_workforce, make_workforce_with_checker, round_trips
 
 TASK = "What is 2+3? Write a short report."
 ADDER = "worker-0 (Adder: adds numbers)"
@@ -41,3 +41,15 @@ def test_replay_a_worker_step_keeps_the_prefix_offline(ledger: Ledger) -> None:
     prefix_sources = {c.source for s in new.steps[:t] for c in s.model_calls}
     assert prefix_sources == {"cassette"}
     assert ledger.live_calls == sum(1 for s in new.steps for c in s.model_calls if c.source == "live")
+
+
+def test_an_agent_a_worker_steps_through_a_tool_keeps_its_own_name(ledger: Ledger) -> None:
+    traj = agentracer.trace(make_workforce_with_checker, ledger).run(TASK)
+
+    # (the Reporter works at the same time: its steps may come in between)
+    steps = [(s.agent, s.kind, s.content) for s in traj.steps if s.agent in (ADDER, "Checker")]
+    assert [(agent, kind) for agent, kind, _ in steps] == [
+        (ADDER, "tool_call"), ("Checker", "message"), (ADDER, "tool_result"), (ADDER, "message")]
+    assert steps[1][2] == steps[2][2] == "Yes, 2+3 is 5."
+    assert ledger.tool_runs == [("ask_checker", {"question": "Is 2+3 equal to 5?"})]
+    assert "5" in traj.outcome.answer
