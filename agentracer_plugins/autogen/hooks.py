@@ -182,10 +182,20 @@ def _recording_patch(record: Callable[[Any, Any, tuple[Any, ...], dict[str, Any]
     return factory
 
 
+_IS_TEAM: dict[type, bool] = {}  # an agent's class -> whether it is a nested team (``Team`` is a slow isinstance)
+
+
+def _is_team(agent: Any) -> bool:
+    kind = type(agent)
+    found = _IS_TEAM.get(kind)
+    if found is None:
+        found = _IS_TEAM[kind] = isinstance(agent, _parts().team_type)
+    return found
+
+
 def _record_agent_message(run: Any, container: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    parts = _parts()
-    if not isinstance(getattr(container, "_agent", None), parts.team_type):
-        parts.steps.record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
+    if not _is_team(getattr(container, "_agent", None)):
+        _parts().steps.record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
 
 
 def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

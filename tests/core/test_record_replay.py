@@ -359,6 +359,21 @@ def test_the_sync_entry_points_put_one_frame_between_the_caller_and_the_team():
     assert seen[-1][0] == ["replay"]
 
 
+def test_sync_run_and_replay_work_inside_a_running_event_loop():
+    """As in a notebook cell: the sync entry points move to a worker thread with a loop of its own."""
+    import asyncio
+
+    traced = agentracer.trace(make_factory(Counter()))
+
+    async def cell():
+        traj = traced.run("add 2 and 3")
+        return traj, traced.replay(traj, step=2, action="5")
+
+    traj, new = asyncio.run(cell())
+    assert len(traj.steps) == 7 and new.replay.parent_id == traj.id
+    assert new.steps[2].content == "5" and [s.content for s in new.steps[:2]] == [s.content for s in traj.steps[:2]]
+
+
 def test_traced_factory_still_builds_teams_and_accepts_team_objects():
     counter = Counter()
     factory = make_factory(counter)
