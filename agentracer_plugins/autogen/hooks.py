@@ -148,6 +148,14 @@ async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwarg
 _ACTORS: dict[str, Actor] = {}  # an agent's name -> its (immutable) actor
 
 
+def _in_participant_turn() -> bool:
+    """Whether this context is inside a participant's turn (the patched ``handle_request``): a group chat
+    manager running here belongs to a team nested in the recorded one. (The runner's own actor for a team's
+    manager is never one of these cached objects.)"""
+    actor = ACTOR.get()
+    return actor is not None and _ACTORS.get(actor.name) is actor
+
+
 def _patch_agent_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(original)
     async def handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -201,7 +209,8 @@ def _record_agent_message(run: Any, container: Any, args: tuple[Any, ...], kwarg
 def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
     if getattr(topic, "type", None) == getattr(manager, "_output_topic_type", ""):
-        _parts().steps.record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get())
+        _parts().steps.record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get(),
+                                     nested=_in_participant_turn())
 
 
 # --------------------------------------------------------------------------- tools

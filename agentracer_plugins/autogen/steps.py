@@ -119,9 +119,14 @@ def record_message(run: Run, message: Any, state: RunState | None) -> None:
         run.add_step(**fields)
 
 
-def record_output(run: Run, published: Any, state: RunState | None) -> None:
-    """Record what a group chat manager publishes to its output topic: the task, or its own messages."""
+def record_output(run: Run, published: Any, state: RunState | None, *, nested: bool = False) -> None:
+    """Record what a group chat manager publishes to its output topic: the task, or its own messages.
+
+    The task of a ``nested`` team (a team that is a participant of another one) is the outer conversation so
+    far, already recorded: it is not recorded again."""
     if isinstance(published, GroupChatStart):
+        if nested:
+            return
         for message in published.messages or []:
             record_message(run, message, state)
     elif isinstance(published, GroupChatMessage):

@@ -8,7 +8,7 @@ import agentracer
 from ag_helpers import CountingClient, RuleClient, counting, tool_call
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import HandoffTermination, MaxMessageTermination, TextMentionTermination
-from autogen_agentchat.teams import MagenticOneGroupChat, SelectorGroupChat, Swarm
+from autogen_agentchat.teams import MagenticOneGroupChat, RoundRobinGroupChat, SelectorGroupChat, Swarm
 
 # ----------------------------------------------------------------------------- SelectorGroupChat
 
@@ -147,3 +147,31 @@ def test_magentic_one_replay_replaces_an_instruction_inside_the_ledger():
     # the coder's live request carries the replaced instruction
     assert "Write Python that prints 2 * 5." in json.dumps(new.steps[3].model_calls[0].request)
     assert [c.source for c in new.steps[1].model_calls] == ["cassette", "cassette"]
+
+
+def nested_team():
+    client = counting([f"reply {i}" for i in range(20)])
+    inner = RoundRobinGroupChat([AssistantAgent("coder", model_client=client),
+                                 AssistantAgent("reviewer", model_client=client)],
+                                termination_condition=MaxMessageTermination(2), name="inner",
+                                description="the coder and the reviewer")
+    return RoundRobinGroupChat([AssistantAgent("planner", model_client=client), inner],
+                               termination_condition=MaxMessageTermination(5))
+
+
+def test_a_nested_team_records_the_messages_autogen_reports_once_each():
+    """A team that is a participant gets the outer conversation as its task: not recorded a second time."""
+    import asyncio
+
+    traj = agentracer.trace(nested_team).run("do it")
+    agentracer.uninstrument()
+    result = asyncio.run(nested_team().run(task="do it"))
+    assert [(s.agent, s.content) for s in traj.steps] == [(m.source, m.content) for m in result.messages]
+    assert ("coder", "reply 2") in [(s.agent, s.content) for s in traj.steps]
+
+    CountingClient.live = 0
+    t = next(s.index for s in traj.steps if s.agent == "coder")
+    new = agentracer.trace(nested_team).replay(traj, step=t, action="REPLACED")
+    assert [s.content for s in new.steps[:t]] == [s.content for s in traj.steps[:t]]
+    assert new.steps[t].agent == "coder" and new.steps[t].content == "REPLACED"
+    assert all(c.source != "live" for s in new.steps[:t] for c in s.model_calls)
