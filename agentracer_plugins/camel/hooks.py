@@ -198,11 +198,9 @@ def _record_tool_calling(wrapped: Callable, instance: Any, args: tuple, kwargs: 
     if run is None:
         return record
     agent = _context.current_agent() or _context.agent_name(instance)
-    if agent is not None:
-        content = _result_content(record.result)
-        run.add_step(agent, content, role="tool", kind="tool_result",
-                     tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name,
-                                              content=content)])
+    content = _result_content(record.result)
+    run.add_step(agent, content, role="tool", kind="tool_result",
+                 tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name, content=content)])
     return record
 
 
