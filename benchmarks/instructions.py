@@ -7,7 +7,7 @@ role-play of ``bench_camel.py`` (the CAMEL environment's) or the framework-free 
 Valgrind lacks the CPU's SHA instructions, so request hashing counts several times what it costs natively: read
 the ratio as a slight overestimate.
 
-    python benchmarks/instructions.py [--framework autogen|camel|simple] [--runs 3]
+    python benchmarks/instructions.py [--framework autogen|camel|simple] [--runs 3] [--children 1]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import functools
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,7 +92,10 @@ def _count(framework: str, mode: str, runs: int, workdir: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--framework", choices=sorted(TEAMS), default="autogen")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per child process")
+    parser.add_argument("--children", type=int, default=1,
+                        help="child processes per mode, alternating (asyncio's time-dependent scheduling moves a "
+                             "framework's count by a few per cent between processes: the median is reported)")
     parser.add_argument("--child", choices=("traced", "untraced"))
     args = parser.parse_args()
     if args.child:
@@ -99,13 +103,18 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt install valgrind)")
+    counts: dict[str, list[float]] = {"untraced": [], "traced": []}
     with tempfile.TemporaryDirectory() as workdir:
-        untraced, traced = (_count(args.framework, mode, args.runs, workdir) / args.runs for mode in ("untraced", "traced"))
-    print(f"{TEAMS[args.framework][0]}, {args.runs} runs each under callgrind")
-    print(f"  untraced {untraced / 1e6:8.1f} M instructions per run")
-    print(f"  traced   {traced / 1e6:8.1f} M instructions per run   traced/untraced {traced / untraced:.3f}"
-          f"   (+{(traced - untraced) / 1e6:.1f} M per run)")
-
+        for _ in range(args.children):
+            for mode in counts:
+                counts[mode].append(_count(args.framework, mode, args.runs, workdir) / args.runs)
+    untraced, traced = (statistics.median(counts[mode]) for mode in ("untraced", "traced"))
+    print(f"{TEAMS[args.framework][0]}, {args.runs} runs in each of {args.children} child(ren) per mode, "
+          "under callgrind (medians)")
+    for mode, value in (("untraced", untraced), ("traced", traced)):
+        spread = f"   (range {min(counts[mode]) / 1e6:.1f}-{max(counts[mode]) / 1e6:.1f} M)" if args.children > 1 else ""
+        print(f"  {mode:8} {value / 1e6:8.1f} M instructions per run{spread}")
+    print(f"  traced/untraced {traced / untraced:.3f}   (+{(traced - untraced) / 1e6:.1f} M per run)")
 
 if __name__ == "__main__":
     main()
