@@ -24,8 +24,7 @@ def run_sync(coro: Any) -> Any:
     """Run a coroutine to completion from sync code, also when an event loop already runs here."""
     if not _loop_running():
         return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+    return _in_worker_thread(asyncio.run, coro)
 
 
 def apply_evaluation(trajectory: Trajectory, evaluator: Evaluator) -> None:
@@ -238,10 +237,10 @@ class _SyncSession:
         return self.context.run(self._start)
 
 
-def _in_worker_thread(method: Callable[..., Trajectory], *args: Any, **kwargs: Any) -> Trajectory:
+def _in_worker_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a sync entry point from a thread that already runs an event loop: in a worker thread of its own."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(method, *args, **kwargs).result()
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def _loop_running() -> bool:
