@@ -20,9 +20,10 @@ _SECRET_VALUE = re.compile(
     r"hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,})"
 )
 # Fast screens (plain substring search runs at C speed; Python's regex alternation does not): a hit sends the
-# text through the full regex redaction.
+# text through the full redaction. Every match of ``_SECRET_VALUE`` contains a value hint, and every key that
+# ``_SECRET_KEY`` matches contains a key hint once lower-cased, so a JSON text without any hint is clean.
 _VALUE_HINTS = ("sk-", "bearer", "hf_", "aiza", "gsk_")
-_KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "token\"", "cookie", "credential")
+_KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "token", "cookie", "credential")
 _HINTS = _VALUE_HINTS + _KEY_HINTS
 _SCALARS = frozenset({int, float, bool, type(None)})
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
@@ -109,8 +110,9 @@ class Redactor:
         # a secret that JSON escapes can't be found in a message's JSON text: then every message is walked
         self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
 
-    def _may_hold_secret(self, text: str) -> bool:
-        return any(map(text.lower().__contains__, _HINTS)) or any(map(text.__contains__, self.secrets))
+    def _may_hold_secret(self, text: str, hints: tuple[str, ...] = _HINTS) -> bool:
+        """The fast screen: False means redaction leaves ``text`` (a string, or JSON text with its keys) as it is."""
+        return any(map(text.lower().__contains__, hints)) or any(map(text.__contains__, self.secrets))
 
     def _is_secret_key(self, key: Any) -> bool:
         if not isinstance(key, str):
@@ -123,7 +125,7 @@ class Redactor:
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:
-            cached = redact_text(value, self.secrets) if self._may_hold_secret(value) else value
+            cached = redact_text(value, self.secrets) if self._may_hold_secret(value, _VALUE_HINTS) else value
             if len(self._cache) < self._cache_limit:
                 self._cache[value] = cached
         return cached
@@ -155,8 +157,8 @@ class Redactor:
     def _digest(self, message: Any) -> str:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
 
-        Its strings go through the same cache as every other string of the run (a message's text is usually
-        seen first as a model's response), so each distinct text is screened once. A message of plain strings
+        Its JSON text (which the digest needs anyway) is screened at C speed; only a message that may hold a
+        secret is walked value by value. A message of plain strings
         (``{"role": ..., "content": ...}``) is also kept by value: frameworks that rebuild the conversation's
         dicts for every call (CAMEL) repeat equal messages, not the same objects.
         """
@@ -165,8 +167,9 @@ class Redactor:
             digest = self._by_value.get(key)
             if digest is not None:
                 return digest
-        digest = _sha256(_dumps(message))
-        if not self._clean(message):
+        text = _dumps(message)
+        digest = _sha256(text)
+        if (not self._secrets_json_safe or self._may_hold_secret(text)) and not self._clean(message):
             self._suspect.add(digest)
         if type(message) is FrozenJSON:
             self._frozen[id(message)] = digest

@@ -281,6 +281,21 @@ def test_request_hash_is_a_function_of_the_stored_request():
     assert request_hash({**plain, "messages": plain["messages"][::-1]}) != request_hash(plain)
 
 
+def test_secret_keys_anywhere_in_a_request_are_redacted():
+    """A key the secret-key pattern matches in the middle (``access_token_v2``) is caught by the fast screens too,
+    in a request's own fields and inside its messages."""
+    from agentracer.redact import FrozenJSON, Redactor, request_hash
+
+    redactor = Redactor([])
+    for messages in ([{"role": "user", "content": "hi"}], [FrozenJSON(role="user", content="hi")]):
+        clean, digest = redactor.request({"messages": messages, "extra": {"access_token_v2": "abcdef"}})
+        assert clean["extra"] == {"access_token_v2": "[REDACTED]"} and digest == request_hash(clean)
+    for message in ({"role": "user", "content": "hi", "X-Refresh-Token-B": "abcdef"},
+                    FrozenJSON(role="user", content="hi", my_api_key_old="abcdef")):
+        clean, _ = redactor.request({"messages": [message]})
+        assert "abcdef" not in str(clean) and "[REDACTED]" in str(clean)
+
+
 def test_secrets_in_repeated_frozen_messages_are_redacted_every_time():
     from agentracer.redact import FrozenJSON, Redactor
 
