@@ -41,6 +41,9 @@ def _usage(prompt_tokens: int = 0, completion_tokens: int = 0) -> Usage:
 
 
 def _total_usage(calls: list[ModelCall]) -> Usage:
+    if len(calls) == 1:  # the common case: one call made the step (a copy: a step's usage is its own object)
+        usage = calls[0].usage
+        return _usage(usage.prompt_tokens, usage.completion_tokens)
     return _usage(sum(c.usage.prompt_tokens for c in calls), sum(c.usage.completion_tokens for c in calls))
 
 
@@ -87,6 +90,7 @@ class Run:
         self._redact = Redactor()
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
         self.divergence: ReplayDivergence | None = None
+        self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
 
     # ------------------------------------------------------------------ context
@@ -316,7 +320,7 @@ class Run:
 
     def _close_live_call(self, call: CallFields, response: Any, codec: ResponseCodec, usage_of: Any,
                          started: float) -> Any:
-        call["response"] = self._redact(codec.encode(response))
+        call["response"] = self._redact.own(codec.encode(response))
         if usage_of is not None:
             call["usage"] = usage_of(response)
         self._finish_call(call, "live", started)

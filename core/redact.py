@@ -23,7 +23,9 @@ _SECRET_VALUE = re.compile(
 # text through the full redaction. Every match of ``_SECRET_VALUE`` contains a value hint, and every key that
 # ``_SECRET_KEY`` matches contains a key hint once lower-cased, so a JSON text without any hint is clean.
 _VALUE_HINTS = ("sk-", "bearer", "hf_", "aiza", "gsk_")
-_KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "token", "cookie", "credential")
+_KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "cookie", "credential", '"token"',
+              "access_token", "access-token", "accesstoken", "refresh_token", "refresh-token", "refreshtoken",
+              "auth_token", "auth-token", "authtoken")  # not "token" alone: every usage dict has "prompt_tokens"
 _HINTS = _VALUE_HINTS + _KEY_HINTS
 _SCALARS = frozenset({int, float, bool, type(None)})
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
@@ -197,6 +199,14 @@ class Redactor:
         if isinstance(obj, list | tuple):
             return all(map(self._clean, obj))
         return self(obj) == obj
+
+    def own(self, obj: Any) -> Any:
+        """``obj`` redacted, for a JSON value made for the caller alone (a codec's encoding of one response): when
+        its JSON text passes the fast screen it is returned itself, with no walk and no copy."""
+        kind = type(obj)
+        if (kind is dict or kind is list) and self._secrets_json_safe and not self._may_hold_secret(_dumps(obj)):
+            return obj
+        return self(obj)
 
     def __call__(self, obj: Any) -> Any:
         kind = type(obj)

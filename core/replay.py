@@ -34,11 +34,19 @@ class ReplayPlan:
 class ResponseCodec(Protocol):
     """How a plugin turns its framework's model responses into JSON and back."""
 
-    def encode(self, response: Any) -> Any: ...
+    def encode(self, response: Any) -> Any:
+        """The response as a JSON value made for this call (the recorder keeps it without copying)."""
 
     def decode(self, data: Any) -> Any: ...
 
     def replacement(self, action: Any, recorded: ModelCall | None) -> Any: ...
+
+
+def json_copy(value: Any) -> Any:
+    """A JSON-only copy of ``value`` (what JSON cannot hold becomes a string); a ``str`` is returned as it is."""
+    if type(value) is str:
+        return value
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
 class Cassette:

@@ -16,6 +16,7 @@ from typing import Any
 from .plugins import register_plugin
 from .record import Run, current_run
 from .redact import FrozenJSON
+from .replay import json_copy
 from .schema import AgentInfo, ModelCall, ToolCall, ToolResult
 
 ModelFn = Callable[[list[dict[str, Any]]], Any]
@@ -25,7 +26,7 @@ class _TextCodec:
     """Responses of a simple model are plain text."""
 
     def encode(self, response: Any) -> Any:
-        return response
+        return json_copy(response)
 
     def decode(self, data: Any) -> Any:
         return data

@@ -82,22 +82,24 @@ class MessageCache:
 
     def encode_all(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
         encoded = list(map(self._seen.get, map(id, messages)))  # at C speed: most messages were seen
-        fill_missing(encoded, messages, self.encode)
+        fill_missing(encoded, messages, self._encode_new)
         return encoded
 
     def encode(self, message: Any) -> dict[str, Any]:
         """The encoding of ``message``: the one made before for this object or an equal one, else a new one."""
         found = self._seen.get(id(message))
-        if found is not None:
-            return found
+        return found if found is not None else self._encode_new(message)
+
+    def _encode_new(self, message: Any) -> dict[str, Any]:
         fields = _fields(message)
         content = fields.get("content")
-        key = (type(message), fields.get("source"), content, fields.get("thought")) if type(content) is str else None
-        found = self._by_value.get(key) if key is not None else None
-        if found is None:
+        if type(content) is str:
+            key = (type(message), fields.get("source"), content, fields.get("thought"))
+            found = self._by_value.get(key)
+            if found is None:
+                found = self._by_value[key] = _encode_fields(message, fields)
+        else:
             found = _encode_fields(message, fields)
-            if key is not None:
-                self._by_value[key] = found
         self._seen[id(message)] = found
         self._held.append(message)  # holding the message keeps its id unique
         return found

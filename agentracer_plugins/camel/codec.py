@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from agentracer import ModelCall, ToolCall, Usage
+from agentracer.redact import FrozenJSON, fill_missing
+from agentracer.replay import json_copy
 from agentracer.schema import built
-
-
-def jsonable(obj: Any) -> Any:
-    """A JSON-only copy of ``obj`` (objects that JSON cannot hold become strings)."""
-    return json.loads(json.dumps(obj, default=str, ensure_ascii=False))
 
 
 def text(obj: Any) -> str:
@@ -20,20 +18,60 @@ def text(obj: Any) -> str:
     return str(obj).encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
 
 
-def _message(message: Any) -> Any:
-    """One OpenAI-format message as JSON: a copy when it holds only plain strings (the usual case), else via
-    a JSON round trip."""
-    if type(message) is dict and all(isinstance(k, str) and isinstance(v, str) for k, v in message.items()):
-        return {str.__str__(k): str.__str__(v) for k, v in message.items()}  # plain str, also from str subclasses
-    return jsonable(message)
+_STRINGS: set[type] = {str}  # str and the str subclasses met in messages (CAMEL's prompt types)
 
 
-def build_request(backend: Any, messages: Any, response_format: Any, tools: Any) -> dict[str, Any]:
+def _all_strings(message: dict[Any, Any]) -> bool:
+    """Whether every key and value of ``message`` is a ``str`` (at C speed once its types were met)."""
+    if _STRINGS.issuperset(map(type, message.values())) and _STRINGS.issuperset(map(type, message)):
+        return True
+    kinds = {*map(type, message.values()), *map(type, message)}
+    if all(issubclass(kind, str) for kind in kinds):
+        _STRINGS.update(kinds)
+        return True
+    return False
+
+
+class MessageCopies:
+    """One run's OpenAI-format messages as JSON. CAMEL rebuilds the whole conversation's dicts for every model
+    call: a message of strings is copied once per distinct value into a ``FrozenJSON`` (plain ``str`` also from
+    str subclasses) and that same object comes back for every equal message, so each request costs a lookup per
+    message and the recorder digests each distinct message once. Other messages go through a JSON round trip."""
+
+    def __init__(self) -> None:
+        self._by_value: dict[tuple[tuple[str, str], ...], FrozenJSON] = {}
+
+    def copy_all(self, messages: Sequence[Any]) -> list[Any]:
+        """The messages of one request, each as ``copy`` gives it (at C speed for messages met before)."""
+        try:
+            found = list(map(self._by_value.get, map(tuple, map(dict.items, messages))))
+        except TypeError:  # not all dicts, or a value that can't be hashed: one by one
+            return [self.copy(m) for m in messages]
+        fill_missing(found, messages, self.copy)
+        return found
+
+    def copy(self, message: Any) -> Any:
+        if type(message) is not dict:
+            return json_copy(message)
+        key = tuple(message.items())
+        try:
+            found = self._by_value.get(key)  # only messages of strings are kept: an equal message is one too
+        except TypeError:  # a value that can't be hashed (a list of content parts, tool calls)
+            return json_copy(message)
+        if found is None:
+            if not _all_strings(message):
+                return json_copy(message)
+            found = self._by_value[key] = FrozenJSON({str.__str__(k): str.__str__(v) for k, v in message.items()})
+        return found
+
+
+def build_request(backend: Any, messages: Any, response_format: Any, tools: Any,
+                  copies: MessageCopies | None = None) -> dict[str, Any]:
     """The request a model backend was asked, as JSON: messages, tool schemas, response format, model."""
     request: dict[str, Any] = {"model": text(getattr(backend, "model_type", "")),
-                               "messages": [_message(m) for m in messages or []]}
+                               "messages": (copies or MessageCopies()).copy_all(messages or [])}
     if tools:
-        request["tools"] = jsonable(tools)
+        request["tools"] = json_copy(tools)
     if response_format is not None:
         request["response_format"] = getattr(response_format, "__name__", text(response_format))
     return request

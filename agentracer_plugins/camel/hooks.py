@@ -20,7 +20,7 @@ import wrapt
 from agentracer import AgentracerError, ToolResult, current_run
 
 from . import _context
-from .codec import CODEC, build_request, text, tool_calls_of, usage_of
+from .codec import CODEC, MessageCopies, build_request, text, tool_calls_of, usage_of
 
 MIN_CAMEL = (0, 2, 84)
 
@@ -69,14 +69,21 @@ def _is_stream(backend: Any) -> bool:
 
 
 # ---------------------------------------------------------------------- model backend
+def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    copies = run.plugin_state.get("camel_messages")
+    if copies is None:
+        copies = run.plugin_state["camel_messages"] = MessageCopies()
+    return build_request(backend, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
+                         _arg(args, kwargs, 2, "tools"), copies)
+
+
 def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
     run = current_run()
     if run is None or _is_stream(instance):
         return wrapped(*args, **kwargs)
     agent = _context.current_agent()
     name = agent or f"model:{text(instance.model_type)}"
-    request = build_request(instance, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
-                            _arg(args, kwargs, 2, "tools"))
+    request = _request(run, instance, args, kwargs)
     response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
                               model=text(instance.model_type), usage_of=usage_of)
     if agent is not None:
@@ -90,8 +97,7 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
         return await wrapped(*args, **kwargs)
     agent = _context.current_agent()
     name = agent or f"model:{text(instance.model_type)}"
-    request = build_request(instance, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
-                            _arg(args, kwargs, 2, "tools"))
+    request = _request(run, instance, args, kwargs)
     response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
                                      produces_step=agent is not None, model=text(instance.model_type),
                                      usage_of=usage_of)

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from agentracer import ModelCall, current_run
+from agentracer.replay import json_copy
 
 ACTOR: ContextVar[str | None] = ContextVar("agentracer_metagpt_actor", default=None)
 """The agent (role profile or operator name) whose turn is running in this asyncio task."""
@@ -23,7 +24,7 @@ class TextCodec:
     """``aask`` answers are strings; a replacement action becomes the text the model 'said'."""
 
     def encode(self, response: Any) -> Any:
-        return response
+        return json_copy(response)
 
     def decode(self, data: Any) -> Any:
         return data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)

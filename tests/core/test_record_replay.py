@@ -296,6 +296,25 @@ def test_secret_keys_anywhere_in_a_request_are_redacted():
         assert "abcdef" not in str(clean) and "[REDACTED]" in str(clean)
 
 
+def test_a_response_made_for_the_recorder_is_kept_as_is_when_clean_and_redacted_otherwise():
+    from agentracer.redact import Redactor
+    from agentracer.replay import json_copy
+
+    redactor = Redactor(["verysecretvalue123"])
+    clean = {"content": "fine", "usage": {"prompt_tokens": 3, "completion_tokens": 4}, "choices": [{"n": 1}]}
+    assert redactor.own(clean) is clean
+    for dirty, expected in (
+        ({"content": "key verysecretvalue123"}, {"content": "key [REDACTED]"}),
+        ({"headers": {"Authorization": "x"}}, {"headers": {"Authorization": "[REDACTED]"}}),
+        ([{"refresh_token_b": "x"}], [{"refresh_token_b": "[REDACTED]"}]),
+        ("Bearer abcdefghijklmnop", "[REDACTED]"),
+    ):
+        assert redactor.own(dirty) == expected
+    shared = {"a": [1, {"b": "c"}]}
+    assert json_copy(shared) == shared and json_copy(shared) is not shared
+    assert json_copy({"x": object()})["x"].startswith("<object")
+
+
 def test_secrets_in_repeated_frozen_messages_are_redacted_every_time():
     from agentracer.redact import FrozenJSON, Redactor
 
