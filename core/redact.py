@@ -20,14 +20,18 @@ _SECRET_VALUE = re.compile(
     r"hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,})"
 )
 # Fast screens (plain substring search runs at C speed; Python's regex alternation does not): a hit sends the
-# text through the full redaction. Every match of ``_SECRET_VALUE`` contains a value hint, and every key that
-# ``_SECRET_KEY`` matches contains a key hint once lower-cased, so a JSON text without any hint is clean.
-_VALUE_HINTS = ("sk-", "bearer", "hf_", "aiza", "gsk_")
+# text through the full redaction. Every match of ``_SECRET_VALUE`` (case-sensitive) contains a value hint, and
+# every key that ``_SECRET_KEY`` matches contains a key hint once lower-cased, so a JSON text without any hint is
+# clean. Each substring search scans the whole text: strings are screened once per distinct value, with the
+# value hints alone; the key hints are for JSON texts of a request's own fields.
+_VALUE_HINTS = ("sk-", "Bearer", "hf_", "AIza", "gsk_")
 _KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "cookie", "credential", '"token"',
               "access_token", "access-token", "accesstoken", "refresh_token", "refresh-token", "refreshtoken",
               "auth_token", "auth-token", "authtoken")  # not "token" alone: every usage dict has "prompt_tokens"
-_HINTS = _VALUE_HINTS + _KEY_HINTS
+_HINTS = tuple(h.lower() for h in _VALUE_HINTS) + _KEY_HINTS  # for lower-cased JSON texts
 _SCALARS = frozenset({int, float, bool, type(None)})
+_ONLY_FALSE = {False}
+_CHAINS_PER_REST = 8  # conversations whose hash state a run keeps per set of request fields (one per agent, say)
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
 
@@ -109,12 +113,13 @@ class Redactor:
         self._suspect: set[str] = set()  # digests of messages that may hold a secret
         self._secret_keys: dict[str, bool] = {}
         self._rest_suspect: dict[str, bool] = {}  # a request's fields but its messages, as JSON -> suspect
+        self._chains: dict[str, list[tuple[list[str], Any]]] = {}  # that JSON -> (digests, sha256 state)
         # a secret that JSON escapes can't be found in a message's JSON text: then every message is walked
         self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
 
-    def _may_hold_secret(self, text: str, hints: tuple[str, ...] = _HINTS) -> bool:
-        """The fast screen: False means redaction leaves ``text`` (a string, or JSON text with its keys) as it is."""
-        return any(map(text.lower().__contains__, hints)) or any(map(text.__contains__, self.secrets))
+    def _may_hold_secret(self, text: str) -> bool:
+        """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
+        return any(map(text.lower().__contains__, _HINTS)) or any(map(text.__contains__, self.secrets))
 
     def _is_secret_key(self, key: Any) -> bool:
         if not isinstance(key, str):
@@ -127,25 +132,28 @@ class Redactor:
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:
-            cached = redact_text(value, self.secrets) if self._may_hold_secret(value, _VALUE_HINTS) else value
+            suspect = any(map(value.__contains__, _VALUE_HINTS)) or any(map(value.__contains__, self.secrets))
+            cached = redact_text(value, self.secrets) if suspect else value
             if len(self._cache) < self._cache_limit:
                 self._cache[value] = cached
         return cached
 
     def request(self, obj: Any) -> tuple[Any, str]:
         """A request redacted, with its ``request_hash``; a message seen before in the run costs one lookup."""
-        text, suspect = self._hashed_form(obj)
+        rest, digests, suspect = self._hashed_parts(obj)
         if suspect:
             obj = self(obj)
-            text, _ = self._hashed_form(obj)
-        return obj, _sha256(text)[:32]
+            rest, digests, _ = self._hashed_parts(obj)
+        return obj, self._hash(rest, digests)
 
-    def _hashed_form(self, obj: Any) -> tuple[str, bool]:
-        """The text ``request_hash`` digests, and whether the request may hold a secret."""
+    def _hashed_parts(self, obj: Any) -> tuple[str, list[str], bool]:
+        """What ``request_hash`` digests: the JSON of the request's fields but its messages and one digest per
+        message (a request without a message list: its whole JSON and no digests); and whether the request may
+        hold a secret."""
         messages = obj.get("messages") if isinstance(obj, dict) else None
         if not isinstance(messages, list):
             text = _dumps(obj)
-            return text, self._may_hold_secret(text)
+            return text, [], self._may_hold_secret(text)
         rest = _dumps({k: v for k, v in obj.items() if k != "messages"}) if len(obj) > 1 else "{}"
         suspect = self._rest_suspect.get(rest)
         if suspect is None:
@@ -154,13 +162,41 @@ class Redactor:
                 self._rest_suspect[rest] = suspect
         digests = list(map(self._frozen.get, map(id, messages)))  # at C speed: most messages were seen
         fill_missing(digests, messages, self._digest)
-        return "\n".join([rest, *digests]), suspect or not self._suspect.isdisjoint(digests)
+        return rest, digests, suspect or not self._suspect.isdisjoint(digests)
+
+    def _hash(self, rest: str, digests: list[str]) -> str:
+        """The sha256 of ``rest`` and then each digest on a line of its own, going on from the hash of an earlier
+        request of the run whose messages began these: a conversation re-sent with new messages at its end costs
+        the new lines, not the whole conversation again."""
+        if not digests:
+            return _sha256(rest)[:32]
+        chains = self._chains.get(rest)
+        if chains is None and len(self._chains) < self._cache_limit:
+            chains = self._chains[rest] = []
+        found = None
+        for i, (seen, state) in enumerate(chains or ()):
+            n = len(seen)
+            if n <= len(digests) and digests[n - 1] is seen[-1] and digests[:n] == seen:
+                found, state, tail = i, state.copy(), digests[n:]
+                break
+        if found is None:
+            state, tail = hashlib.sha256(rest.encode("utf-8")), digests
+        if tail:
+            state.update(("\n" + "\n".join(tail)).encode("utf-8"))
+        if chains is not None:  # the conversations of the run's agents, each at its latest request
+            if found is not None:
+                chains[found] = (digests, state)
+            else:
+                chains.append((digests, state))
+                if len(chains) > _CHAINS_PER_REST:
+                    del chains[0]
+        return state.hexdigest()[:32]
 
     def _digest(self, message: Any) -> str:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
 
-        Its JSON text (which the digest needs anyway) is screened at C speed; only a message that may hold a
-        secret is walked value by value. A message of plain strings
+        Its strings go through the same cache as every other string of the run (a message's text is usually
+        seen first as a model's response), so each distinct text is screened once. A message of plain strings
         (``{"role": ..., "content": ...}``) is also kept by value: frameworks that rebuild the conversation's
         dicts for every call (CAMEL) repeat equal messages, not the same objects.
         """
@@ -169,9 +205,8 @@ class Redactor:
             digest = self._by_value.get(key)
             if digest is not None:
                 return digest
-        text = _dumps(message)
-        digest = _sha256(text)
-        if (not self._secrets_json_safe or self._may_hold_secret(text)) and not self._clean(message):
+        digest = _sha256(_dumps(message))
+        if not self._clean(message):
             self._suspect.add(digest)
         if type(message) is FrozenJSON:
             self._frozen[id(message)] = digest
@@ -188,12 +223,25 @@ class Redactor:
         if kind in _SCALARS:
             return True
         if isinstance(obj, dict):
-            secret_keys = self._secret_keys
+            secret_keys, cache = self._secret_keys, self._cache
+            values = list(obj.values())
+            try:  # at C speed: every value a string screened clean before, every key known to be no secret
+                if list(map(cache.get, values)) == values and {*map(secret_keys.get, obj)} == _ONLY_FALSE:
+                    return True
+            except TypeError:  # a value that can't be hashed (a list, a dict): walked below
+                pass
             for k, v in obj.items():
                 secret = secret_keys.get(k)
                 if secret is None:
                     secret = self._is_secret_key(k)
-                if (secret and v not in (None, "")) or not self._clean(v):
+                kind = type(v)
+                if secret:
+                    if v not in (None, ""):
+                        return False
+                elif kind is str:  # the usual leaf, without a call
+                    if (cache.get(v) or self.text(v)) != v:
+                        return False
+                elif kind not in _SCALARS and not self._clean(v):
                     return False
             return True
         if isinstance(obj, list | tuple):
@@ -202,11 +250,8 @@ class Redactor:
 
     def own(self, obj: Any) -> Any:
         """``obj`` redacted, for a JSON value made for the caller alone (a codec's encoding of one response): when
-        its JSON text passes the fast screen it is returned itself, with no walk and no copy."""
-        kind = type(obj)
-        if (kind is dict or kind is list) and self._secrets_json_safe and not self._may_hold_secret(_dumps(obj)):
-            return obj
-        return self(obj)
+        redaction would leave it as it is, it is returned itself (a walk that builds no copy)."""
+        return obj if self._clean(obj) else self(obj)
 
     def __call__(self, obj: Any) -> Any:
         kind = type(obj)
@@ -245,4 +290,6 @@ def request_hash(request: dict[str, Any]) -> str:
     """The stable hash of a (redacted) model request: the sha256 of the canonical JSON (sorted keys, compact)
     of its fields but ``messages``, then one line per message with the sha256 of that message's canonical
     JSON, so a conversation re-sent on every call is dumped and hashed once per message, not once per call."""
-    return _sha256(Redactor(secrets=[])._hashed_form(request)[0])[:32]
+    redactor = Redactor(secrets=[])
+    rest, digests, _ = redactor._hashed_parts(request)
+    return redactor._hash(rest, digests)

@@ -315,6 +315,49 @@ def test_a_response_made_for_the_recorder_is_kept_as_is_when_clean_and_redacted_
     assert json_copy({"x": object()})["x"].startswith("<object")
 
 
+def test_request_hashes_of_growing_interleaved_conversations_equal_fresh_ones():
+    """The redactor goes on from an earlier request's hash state when a conversation grows: interleaved agents,
+    a conversation that branches, shrinks or repeats, and other request fields all hash as from scratch."""
+    import random
+
+    from agentracer.redact import FrozenJSON, Redactor, request_hash
+
+    rng = random.Random(7)
+    redactor = Redactor([])
+    pool = [FrozenJSON(role="user", content=f"message {i}") for i in range(40)]
+    conversations: list[list] = [[] for _ in range(10)]  # more than the states kept per set of fields
+    for _ in range(300):
+        i = rng.randrange(len(conversations))
+        move = rng.random()
+        if move < 0.7:
+            conversations[i].append(rng.choice(pool))
+        elif move < 0.8:
+            conversations[i] = conversations[i][: rng.randrange(len(conversations[i]) + 1)]
+        elif move < 0.9:
+            conversations[i] = list(conversations[rng.randrange(len(conversations))])
+        request = {"messages": list(conversations[i])}
+        if rng.random() < 0.3:
+            request["tools"] = ["add"]
+        assert redactor.request(request)[1] == request_hash(
+            {**request, "messages": [dict(m) for m in request["messages"]]}) == _hash_by_definition(request)
+
+
+def _hash_by_definition(request: dict) -> str:
+    """``request_hash`` as its docstring defines it, computed from scratch."""
+    import hashlib
+    import json
+
+    def dumps(obj) -> str:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def sha(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    rest = {k: v for k, v in request.items() if k != "messages"}
+    lines = [dumps(rest) if rest else "{}", *(sha(dumps(m)) for m in request["messages"])]
+    return sha("\n".join(lines))[:32]
+
+
 def test_secrets_in_repeated_frozen_messages_are_redacted_every_time():
     from agentracer.redact import FrozenJSON, Redactor
 
