@@ -197,12 +197,11 @@ class TracedTeam:
 
     def run(self, task: str, *, ground_truth: Any = None, metadata: dict[str, Any] | None = None) -> Trajectory:
         """Synchronous ``arun``."""
-        if _loop_running():
-            return _in_worker_thread(self.run, task, ground_truth=ground_truth, metadata=metadata)
-        # the plugin's coroutine is driven right here: see ``_sync_session``
-        with self._sync_session(task, None, None, ground_truth, metadata) as session:
-            session.answer = session.runner.run(session.main(), context=session.context)
-        return session.trajectory
+        if not _loop_running():  # the plugin's coroutine is driven right here, early in this frame: see ``_sync_session``
+            with self._sync_session(task, None, None, ground_truth, metadata) as session:
+                session.answer = session.runner.run(session.main(), context=session.context)
+            return session.trajectory
+        return _in_worker_thread(self.run, task, ground_truth=ground_truth, metadata=metadata)
 
     async def areplay(self, trajectory: Trajectory, step: int, action: Any, *, serve_tools: bool = False,
                       strict: bool = True) -> Trajectory:

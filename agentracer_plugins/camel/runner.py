@@ -100,37 +100,71 @@ async def run_custom_loop(team: Any, run: Run, options: CamelOptions, names: dic
     return text(answer) if isinstance(answer, str) else answer
 
 
+class _RolePlayingRounds:
+    """The rules of a role-play run: what each reply means and when to stop. They live here, not in the coroutine
+    that awaits the society: CAMEL walks the call stack on every agent step and reads each frame's position by
+    going through its code up to the current instruction, so the awaits sit near the start of a short function."""
+
+    def __init__(self, society: Any, task: str, run: Run, options: CamelOptions) -> None:
+        self.society, self.run, self.options = society, run, options
+        self.message: Any = None
+        self.answer: Any = None
+        self.stop: str | None = None
+        self.turns = 0
+        society_task = text(getattr(society, "task_prompt", "") or "")
+        if society_task and task.strip() not in society_task and society_task not in task:
+            run.trajectory.metadata["society_task"] = society_task
+
+    def more(self) -> bool:
+        """Whether another round runs (no stop yet, turns left); round 0 is ``init_chat``."""
+        if self.stop is None and self.turns > self.options.max_turns:
+            self.stop = "max_turns"
+        return self.stop is None
+
+    def next(self) -> Awaitable[Any]:
+        """The next round's coroutine: ``init_chat``, then a ``step`` on the last assistant message."""
+        self.turns += 1
+        if self.turns == 1:
+            return call(self.society, "init_chat", "ainit_chat", self.options.init_prompt, mode=self.options.mode)
+        return call(self.society, "step", "astep", self.message, mode=self.options.mode)
+
+    def took(self, reply: Any) -> None:
+        """Note what a round gave: the opening message, or the agents' replies."""
+        if self.turns == 1:
+            self.message = reply
+            self.run.trajectory.metadata["init_message"] = text(getattr(reply, "content", reply))
+        else:
+            self.stepped(reply)
+
+    def stepped(self, reply: tuple[Any, Any]) -> None:
+        assistant, user = reply
+        self.answer = _first_text(assistant) or self.answer
+        if assistant.terminated or user.terminated:
+            info = (assistant.info or {}).get("termination_reasons") or (user.info or {}).get("termination_reasons")
+            self.stop = "terminated" + (f": {', '.join(map(str, info))}" if info else "")
+        elif any(word in (_first_text(user) or "") for word in self.options.done_words):
+            self.stop = "done"
+        elif not assistant.msgs:
+            self.stop = "no assistant message"
+        else:
+            self.message = assistant.msgs[0]
+
+    def finish(self) -> Any:
+        outcome = self.run.trajectory.outcome
+        outcome.stop_reason = self.stop
+        if self.stop != "done":
+            outcome.success = False
+        return self.answer
+
+
 async def run_role_playing(society: Any, task: str, run: Run, options: CamelOptions,
                            names: dict[int, str]) -> Any:
     """``init_chat`` then ``step`` rounds until an agent terminates, the user says a done word, or max turns."""
-    society_task = text(getattr(society, "task_prompt", "") or "")
-    if society_task and task.strip() not in society_task and society_task not in task:
-        run.trajectory.metadata["society_task"] = society_task
-    answer = None
+    rounds = _RolePlayingRounds(society, task, run, options)
     with _names(names):  # the rounds run inline: every frame here is walked by CAMEL on each agent step
-        message = await call(society, "init_chat", "ainit_chat", options.init_prompt, mode=options.mode)
-        run.trajectory.metadata["init_message"] = text(getattr(message, "content", message))
-        for _ in range(options.max_turns):
-            assistant, user = await call(society, "step", "astep", message, mode=options.mode)
-            answer = _first_text(assistant) or answer
-            if assistant.terminated or user.terminated:
-                info = (assistant.info or {}).get("termination_reasons") or (user.info or {}).get(
-                    "termination_reasons")
-                stop = "terminated" + (f": {', '.join(map(str, info))}" if info else "")
-                break
-            if any(word in (_first_text(user) or "") for word in options.done_words):
-                stop = "done"
-                break
-            if not assistant.msgs:
-                stop = "no assistant message"
-                break
-            message = assistant.msgs[0]
-        else:
-            stop = "max_turns"
-    run.trajectory.outcome.stop_reason = stop
-    if stop != "done":
-        run.trajectory.outcome.success = False
-    return answer
+        while rounds.more():
+            rounds.took(await rounds.next())
+    return rounds.finish()
 
 
 async def run_workforce(workforce: Any, task: str, run: Run, options: CamelOptions, names: dict[int, str],
