@@ -114,7 +114,7 @@ class Redactor:
         self._secret_keys: dict[str, bool] = {}
         self._rest_suspect: dict[str, bool] = {}  # a request's fields but its messages, as JSON -> suspect
         self._chains: dict[str, list[tuple[list[str], Any]]] = {}  # that JSON -> (digests, sha256 state)
-        # a secret that JSON escapes can't be found in a message's JSON text: then every message is walked
+        # a secret that JSON escapes can't be found in a JSON text: then a request's own fields are always walked
         self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
 
     def _may_hold_secret(self, text: str) -> bool:
