@@ -47,22 +47,25 @@ class MessageCopies:
             found = list(map(self._by_value.get, map(tuple, map(dict.items, messages))))
         except TypeError:  # not all dicts, or a value that can't be hashed: one by one
             return [self.copy(m) for m in messages]
-        fill_missing(found, messages, self.copy)
+        fill_missing(found, messages, self._copy_new)
         return found
 
     def copy(self, message: Any) -> Any:
         if type(message) is not dict:
             return json_copy(message)
-        key = tuple(message.items())
         try:
-            found = self._by_value.get(key)  # only messages of strings are kept: an equal message is one too
+            found = self._by_value.get(tuple(message.items()))  # only messages of strings are kept
         except TypeError:  # a value that can't be hashed (a list of content parts, tool calls)
             return json_copy(message)
-        if found is None:
-            if not _all_strings(message):
-                return json_copy(message)
-            found = self._by_value[key] = FrozenJSON({str.__str__(k): str.__str__(v) for k, v in message.items()})
-        return found
+        return found if found is not None else self._copy_new(message)
+
+    def _copy_new(self, message: dict[Any, Any]) -> Any:
+        """A message no equal one was kept for (its items hashable): kept when it holds only strings."""
+        if not _all_strings(message):
+            return json_copy(message)
+        copied = self._by_value[tuple(message.items())] = FrozenJSON(
+            {str.__str__(k): str.__str__(v) for k, v in message.items()})
+        return copied
 
 
 def build_request(backend: Any, messages: Any, response_format: Any, tools: Any,

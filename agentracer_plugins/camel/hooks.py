@@ -20,7 +20,7 @@ import wrapt
 from agentracer import AgentracerError, ToolResult, current_run
 
 from . import _context
-from .codec import CODEC, MessageCopies, build_request, text, tool_calls_of, usage_of
+from .codec import CODEC, MessageCopies, build_request, tool_calls_of, usage_of
 
 MIN_CAMEL = (0, 2, 84)
 
@@ -82,10 +82,10 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     if run is None or _is_stream(instance):
         return wrapped(*args, **kwargs)
     agent = _context.current_agent()
-    name = agent or f"model:{text(instance.model_type)}"
-    request = _request(run, instance, args, kwargs)
+    request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
+    name = agent or f"model:{request['model']}"
     response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
-                              model=text(instance.model_type), usage_of=usage_of)
+                              model=request["model"], usage_of=usage_of)
     if agent is not None:
         _record_response(run, agent, response)
     return response
@@ -96,10 +96,10 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
     if run is None or _is_stream(instance):
         return await wrapped(*args, **kwargs)
     agent = _context.current_agent()
-    name = agent or f"model:{text(instance.model_type)}"
-    request = _request(run, instance, args, kwargs)
+    request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
+    name = agent or f"model:{request['model']}"
     response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
-                                     produces_step=agent is not None, model=text(instance.model_type),
+                                     produces_step=agent is not None, model=request["model"],
                                      usage_of=usage_of)
     if agent is not None:
         _record_response(run, agent, response)
