@@ -40,10 +40,14 @@ def _usage(prompt_tokens: int = 0, completion_tokens: int = 0) -> Usage:
     return built(Usage, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens})
 
 
+_NO_USAGE = _usage()
+
+
 def _total_usage(calls: list[ModelCall]) -> Usage:
-    if len(calls) == 1:  # the common case: one call made the step (a copy: a step's usage is its own object)
-        usage = calls[0].usage
-        return _usage(usage.prompt_tokens, usage.completion_tokens)
+    if len(calls) == 1:  # the common case: one call made the step (usage is immutable: shared)
+        return calls[0].usage
+    if not calls:
+        return _NO_USAGE
     return _usage(sum(c.usage.prompt_tokens for c in calls), sum(c.usage.completion_tokens for c in calls))
 
 
@@ -61,9 +65,9 @@ def _check_step_fields(agent: Any, kind: Any, role: Any, tool_calls: Sequence[An
         raise TypeError(f"a step's metadata must be a dict, got {type(metadata).__name__}")
 
 
-def current_run() -> Run | None:
-    """The run being recorded in this context (thread or asyncio task), if any."""
-    return _ACTIVE.get()
+current_run: Callable[[], Run | None] = _ACTIVE.get
+"""The run being recorded in this context (thread or asyncio task), if any: the context variable's own ``get``,
+which the hooks call on every framework call they wrap, without a Python frame of ours."""
 
 
 class Run:
@@ -137,14 +141,17 @@ class Run:
         started_at: float | None = None,
     ) -> Step:
         """Append a step, attaching the model calls that produced it; check it against the recording."""
-        _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)
+        if (type(agent) is not str or type(role) is not str or kind not in STEP_KINDS or tool_calls or tool_results
+                or (metadata is not None and type(metadata) is not dict)):
+            _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)  # raises on a wrong field
         now = time.time()
         with self._lock:
             index = len(self.trajectory.steps)
-            calls = [self._model_call(fields, index) for fields in self._pending.pop(agent, ())]
+            waiting = self._pending.pop(agent, None)
             if self._pending_any:
-                calls += [self._model_call(fields, index) for fields in self._pending_any]
+                waiting = [*(waiting or ()), *self._pending_any]
                 self._pending_any = []
+            calls = self._model_calls(waiting, index) if waiting else []
             step = built(Step, {
                 "index": index, "agent": agent, "role": role, "kind": kind, "content": self._redact(content),
                 "tool_calls": list(tool_calls), "tool_results": list(tool_results), "model_calls": calls,
@@ -159,11 +166,15 @@ class Run:
             return step
 
     @staticmethod
-    def _model_call(fields: CallFields, step: int | None) -> ModelCall:
-        fields["step"] = step
-        if fields["usage"] is None:
-            fields["usage"] = _usage()
-        return built(ModelCall, fields)
+    def _model_calls(waiting: list[CallFields], step: int | None) -> list[ModelCall]:
+        """The calls in flight that ``waiting`` lists, as the ModelCalls of ``step``."""
+        calls = []
+        for fields in waiting:
+            fields["step"] = step
+            if fields["usage"] is None:
+                fields["usage"] = _NO_USAGE
+            calls.append(built(ModelCall, fields))
+        return calls
 
     def _check_against_recording(self, step: Step) -> None:
         assert self.plan is not None and self.cassette is not None
@@ -243,7 +254,7 @@ class Run:
             if recorded.error:
                 call["error"] = recorded.error
                 raise RecordedModelError(f"recorded model call failed: {recorded.error}")
-            call.update(response=recorded.response, usage=recorded.usage.model_copy(), model=recorded.model)
+            call.update(response=recorded.response, usage=recorded.usage, model=recorded.model)
             return codec.decode(recorded.response)
         response = codec.replacement(self.plan.action, recorded)
         call["response"] = codec.encode(response)
@@ -366,8 +377,8 @@ class Run:
         """Attach calls no step followed, redact and hash the recorded requests, write replay statistics; return
         the trajectory (a recording is only complete, and free of secrets, once this has run)."""
         with self._lock:
-            leftover = [self._model_call(fields, None) for calls in [*self._pending.values(), self._pending_any]
-                        for fields in calls]
+            leftover = self._model_calls([fields for calls in [*self._pending.values(), self._pending_any]
+                                          for fields in calls], None)
             self._pending.clear()
             self._pending_any = []
             self.trajectory.unattached_calls.extend(leftover)

@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .conversations import Conversations
+
 REDACTED = "[REDACTED]"
 _SECRET_KEY = re.compile(
     r"(api[_-]?key|authorization|secret|password|passwd|access[_-]?token|refresh[_-]?token|auth[_-]?token|"
@@ -31,6 +33,7 @@ _KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "co
 _HINTS = tuple(h.lower() for h in _VALUE_HINTS) + _KEY_HINTS  # for lower-cased JSON texts
 _SCALARS = frozenset({int, float, bool, type(None)})
 _ONLY_FALSE = {False}
+_STR_ONLY = frozenset({str})
 _CHAINS_PER_REST = 8  # conversations whose hash state a run keeps per set of request fields (one per agent, say)
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
@@ -46,8 +49,23 @@ def fill_missing(found: list[Any], items: Sequence[Any], make: Callable[[Any], A
             found[i] = make(items[i])
 
 
+_env_read: tuple[dict[Any, Any], list[str]] | None = None  # the environment as last read, and its secrets
+
+
 def env_secrets() -> list[str]:
-    return [v for k, v in os.environ.items() if _ENV_HINT.search(k) and v and len(v) >= 8]
+    """Values of environment variables named like secrets (``*_KEY``, ``*_TOKEN``, ...), at least 8 long.
+
+    Read again only when the environment changed since the last read (each run's redactor asks, and reading
+    ``os.environ`` decodes every variable in Python)."""
+    global _env_read
+    raw = getattr(os.environ, "_data", None)  # CPython's encoded copy, updated in place by os.environ's setters
+    snapshot = raw.copy() if type(raw) is dict else None
+    if snapshot is not None and _env_read is not None and _env_read[0] == snapshot:
+        return list(_env_read[1])
+    secrets = [v for k, v in os.environ.items() if _ENV_HINT.search(k) and v and len(v) >= 8]
+    if snapshot is not None:
+        _env_read = (snapshot, secrets)
+    return list(secrets)
 
 
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
@@ -112,8 +130,10 @@ class Redactor:
         self._held: list[FrozenJSON] = []
         self._suspect: set[str] = set()  # digests of messages that may hold a secret
         self._secret_keys: dict[str, bool] = {}
+        self._fields_texts: dict[tuple[tuple[str, str], ...], str] = {}  # a request's fields of strings -> JSON
         self._rest_suspect: dict[str, bool] = {}  # a request's fields but its messages, as JSON -> suspect
         self._chains: dict[str, list[tuple[list[str], Any]]] = {}  # that JSON -> (digests, sha256 state)
+        self._conversations = Conversations(self._digests)  # each conversation's latest messages -> digests
         # a secret that JSON escapes can't be found in a JSON text: then a request's own fields are always walked
         self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
 
@@ -140,13 +160,13 @@ class Redactor:
 
     def request(self, obj: Any) -> tuple[Any, str]:
         """A request redacted, with its ``request_hash``; a message seen before in the run costs one lookup."""
-        rest, digests, suspect = self._hashed_parts(obj)
+        rest, digests, suspect = self._hashed_parts(obj, self._conversations.derived)
         if suspect:
-            obj = self(obj)
-            rest, digests, _ = self._hashed_parts(obj)
+            obj = self(obj)  # fresh messages, not remembered as a conversation
+            rest, digests, _ = self._hashed_parts(obj, self._digests)
         return obj, self._hash(rest, digests)
 
-    def _hashed_parts(self, obj: Any) -> tuple[str, list[str], bool]:
+    def _hashed_parts(self, obj: Any, digests_of: Callable[[list[Any]], list[str]]) -> tuple[str, list[str], bool]:
         """What ``request_hash`` digests: the JSON of the request's fields but its messages and one digest per
         message (a request without a message list: its whole JSON and no digests); and whether the request may
         hold a secret."""
@@ -154,15 +174,35 @@ class Redactor:
         if not isinstance(messages, list):
             text = _dumps(obj)
             return text, [], self._may_hold_secret(text)
-        rest = _dumps({k: v for k, v in obj.items() if k != "messages"}) if len(obj) > 1 else "{}"
+        rest = "{}" if len(obj) == 1 else self._fields_text(obj)
         suspect = self._rest_suspect.get(rest)
         if suspect is None:
             suspect = self._may_hold_secret(rest) or not self._secrets_json_safe
             if len(self._rest_suspect) < self._cache_limit:
                 self._rest_suspect[rest] = suspect
-        digests = list(map(self._frozen.get, map(id, messages)))  # at C speed: most messages were seen
-        fill_missing(digests, messages, self._digest)
+        digests = digests_of(messages)
         return rest, digests, suspect or not self._suspect.isdisjoint(digests)
+
+    def _fields_text(self, request: dict[str, Any]) -> str:
+        """The JSON of a request's fields but its messages; kept for fields of strings (a model's name), which
+        repeat on every call."""
+        fields = request.copy()
+        del fields["messages"]
+        if not _STR_ONLY.issuperset(map(type, fields.values())):
+            return _dumps(fields)
+        key = tuple(fields.items())
+        text = self._fields_texts.get(key)
+        if text is None:
+            text = _dumps(fields)
+            if len(self._fields_texts) < self._cache_limit:
+                self._fields_texts[key] = text
+        return text
+
+    def _digests(self, messages: Sequence[Any]) -> list[str]:
+        """Each message's digest (at C speed for messages digested before)."""
+        digests = list(map(self._frozen.get, map(id, messages)))
+        fill_missing(digests, messages, self._digest)
+        return digests
 
     def _hash(self, rest: str, digests: list[str]) -> str:
         """The sha256 of ``rest`` and then each digest on a line of its own, going on from the hash of an earlier
@@ -200,15 +240,17 @@ class Redactor:
         (``{"role": ..., "content": ...}``) is also kept by value: frameworks that rebuild the conversation's
         dicts for every call (CAMEL) repeat equal messages, not the same objects.
         """
-        key = _plain_key(message)
+        frozen = type(message) is FrozenJSON  # the caller looked it up by identity
+        key = None if frozen else _plain_key(message)
         if key is not None:
             digest = self._by_value.get(key)
             if digest is not None:
                 return digest
-        digest = _sha256(_dumps(message))
+        text = "".join(_C_ENCODER(message, 0)) if frozen and _C_ENCODER is not None else _dumps(message)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if not self._clean(message):
             self._suspect.add(digest)
-        if type(message) is FrozenJSON:
+        if frozen:
             self._frozen[id(message)] = digest
             self._held.append(message)  # holding the message keeps its id unique
         elif key is not None and len(self._by_value) < self._cache_limit:
@@ -223,22 +265,19 @@ class Redactor:
         if kind in _SCALARS:
             return True
         if isinstance(obj, dict):
-            secret_keys, cache = self._secret_keys, self._cache
-            values = list(obj.values())
-            try:  # at C speed: every value a string screened clean before, every key known to be no secret
-                if list(map(cache.get, values)) == values and {*map(secret_keys.get, obj)} == _ONLY_FALSE:
-                    return True
-            except TypeError:  # a value that can't be hashed (a list, a dict): walked below
-                pass
-            for k, v in obj.items():
-                secret = secret_keys.get(k)
-                if secret is None:
-                    secret = self._is_secret_key(k)
+            if {*map(self._secret_keys.get, obj)} != _ONLY_FALSE:  # a key seen for the first time, or a secret one
+                return self._clean_items(obj)
+            cache = self._cache
+            if kind is FrozenJSON:  # a message: at C speed when every value is a string screened clean before
+                values = [*obj.values()]
+                try:
+                    if [*map(cache.get, values)] == values:
+                        return True
+                except TypeError:  # a value that can't be hashed (a list of parts): walked below
+                    pass
+            for v in obj.values():
                 kind = type(v)
-                if secret:
-                    if v not in (None, ""):
-                        return False
-                elif kind is str:  # the usual leaf, without a call
+                if kind is str:
                     if (cache.get(v) or self.text(v)) != v:
                         return False
                 elif kind not in _SCALARS and not self._clean(v):
@@ -247,6 +286,15 @@ class Redactor:
         if isinstance(obj, list | tuple):
             return all(map(self._clean, obj))
         return self(obj) == obj
+
+    def _clean_items(self, obj: dict[Any, Any]) -> bool:
+        for k, v in obj.items():
+            if self._is_secret_key(k):
+                if v not in (None, ""):
+                    return False
+            elif not self._clean(v):
+                return False
+        return True
 
     def own(self, obj: Any) -> Any:
         """``obj`` redacted, for a JSON value made for the caller alone (a codec's encoding of one response): when
@@ -291,5 +339,5 @@ def request_hash(request: dict[str, Any]) -> str:
     of its fields but ``messages``, then one line per message with the sha256 of that message's canonical
     JSON, so a conversation re-sent on every call is dumped and hashed once per message, not once per call."""
     redactor = Redactor(secrets=[])
-    rest, digests, _ = redactor._hashed_parts(request)
+    rest, digests, _ = redactor._hashed_parts(request, redactor._digests)
     return redactor._hash(rest, digests)

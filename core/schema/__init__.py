@@ -83,7 +83,10 @@ def built(cls: type[_M], fields: dict[str, Any]) -> _M:
 
 
 class Usage(_Model):
-    """Token usage of one model call or an aggregate of several."""
+    """Token usage of one model call or an aggregate of several (immutable: a step and the one model call that
+    made it share theirs)."""
+
+    model_config = ConfigDict(frozen=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -260,6 +260,20 @@ def test_api_keys_and_authorization_headers_are_never_recorded(monkeypatch):
     assert "abcdefghijklmnop" not in text and "[REDACTED]" in text
 
 
+def test_environment_secrets_are_read_again_when_the_environment_changes(monkeypatch):
+    from agentracer.redact import env_secrets
+
+    monkeypatch.delenv("LATE_SERVICE_TOKEN", raising=False)
+    before = env_secrets()
+    assert "late-secret-value-1" not in before and env_secrets() == before
+    monkeypatch.setenv("LATE_SERVICE_TOKEN", "late-secret-value-1")
+    assert "late-secret-value-1" in env_secrets()
+    monkeypatch.setenv("LATE_SERVICE_TOKEN", "late-secret-value-2")
+    assert "late-secret-value-2" in env_secrets() and "late-secret-value-1" not in env_secrets()
+    monkeypatch.delenv("LATE_SERVICE_TOKEN")
+    assert env_secrets() == before
+
+
 def test_redact_keeps_ordinary_fields():
     from agentracer.redact import redact
 
@@ -338,6 +352,10 @@ def test_request_hashes_of_growing_interleaved_conversations_equal_fresh_ones():
         request = {"messages": list(conversations[i])}
         if rng.random() < 0.3:
             request["tools"] = ["add"]
+        if rng.random() < 0.4:  # fields of strings are kept as JSON by value: "1" and 1 must not meet
+            request["model"] = rng.choice(["m1", "m2", "1"])
+        elif rng.random() < 0.2:
+            request["model"] = 1
         assert redactor.request(request)[1] == request_hash(
             {**request, "messages": [dict(m) for m in request["messages"]]}) == _hash_by_definition(request)
 

@@ -32,13 +32,24 @@ def test_a_built_step_equals_the_validated_one_and_round_trips():
 
 
 def test_built_objects_share_no_state_a_change_could_leak_through():
-    one, two = built(Usage, {"prompt_tokens": 1, "completion_tokens": 2}), built(
-        Usage, {"prompt_tokens": 5, "completion_tokens": 6})
-    one.prompt_tokens = 10
-    assert two.prompt_tokens == 5 and one.model_dump() == {"prompt_tokens": 10, "completion_tokens": 2}
-    assert one.model_fields_set == set(Usage.model_fields)
-    copy = one.model_copy(update={"completion_tokens": 7})
-    assert copy.completion_tokens == 7 and one.completion_tokens == 2
+    one, two = built(ToolCall, {"id": "1", "name": "add", "arguments": {"a": 1}}), built(
+        ToolCall, {"id": "2", "name": "sub", "arguments": None})
+    one.name = "mul"
+    assert two.name == "sub" and one.model_dump() == {"id": "1", "name": "mul", "arguments": {"a": 1}}
+    assert one.model_fields_set == set(ToolCall.model_fields)
+    copy = one.model_copy(update={"id": "7"})
+    assert copy.id == "7" and one.id == "1"
+
+
+def test_usage_is_immutable_so_a_step_and_its_model_call_can_share_it():
+    from pydantic import ValidationError
+
+    usage = built(Usage, {"prompt_tokens": 1, "completion_tokens": 2})
+    with pytest.raises(ValidationError):
+        usage.prompt_tokens = 10
+    traj = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "one")], max_turns=1)).run("task")
+    step = traj.steps[-1]
+    assert step.usage is step.model_calls[0].usage and step.usage == Usage(**step.usage.model_dump())
 
 
 def test_a_recorded_trajectory_validates_as_loaded_from_json():
