@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentracer import ModelCall, Usage
+from agentracer.conversations import Conversations
 from agentracer.redact import FrozenJSON, fill_missing
 from agentracer.schema import built
 from autogen_core import FunctionCall
@@ -54,7 +55,9 @@ def encode_message(message: Any) -> dict[str, Any]:
 
 
 def _encode_fields(message: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    data = FrozenJSON(type=fields.get("type") or type(message).__name__, content=_content(fields.get("content", "")))
+    content = fields.get("content", "")
+    data = FrozenJSON(type=fields.get("type") or type(message).__name__,
+                      content=content if type(content) is str else _content(content))
     source = fields.get("source")
     if source is not None:
         data["source"] = source
@@ -79,8 +82,14 @@ class MessageCache:
         self._seen: dict[int, dict[str, Any]] = {}  # id of a message -> its encoding
         self._held: list[Any] = []
         self._by_value: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._conversations = Conversations(self._encode_each)
 
     def encode_all(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
+        """The encodings of one request's messages: an agent's conversation is re-sent with new messages at its
+        end, and only those are looked up."""
+        return self._conversations.derived(messages)
+
+    def _encode_each(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
         encoded = list(map(self._seen.get, map(id, messages)))  # at C speed: most messages were seen
         fill_missing(encoded, messages, self._encode_new)
         return encoded
@@ -91,7 +100,9 @@ class MessageCache:
         return found if found is not None else self._encode_new(message)
 
     def _encode_new(self, message: Any) -> dict[str, Any]:
-        fields = _fields(message)
+        fields = getattr(message, "__dict__", None)  # as ``_fields``, without a call for the usual pydantic message
+        if type(fields) is not dict:
+            fields = _fields(message)
         content = fields.get("content")
         if type(content) is str:
             key = (type(message), fields.get("source"), content, fields.get("thought"))
@@ -179,7 +190,8 @@ class CreateResultCodec:
     def encode(self, response: CreateResult) -> Any:
         usage = response.usage
         data: dict[str, Any] = {
-            "finish_reason": response.finish_reason, "content": _content(response.content),
+            "finish_reason": response.finish_reason,
+            "content": response.content if type(response.content) is str else _content(response.content),
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
             "cached": response.cached,
         }

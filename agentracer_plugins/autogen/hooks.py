@@ -24,7 +24,7 @@ from typing import Any
 import wrapt
 from agentracer import AgentracerError, current_run
 
-from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, current_actor
+from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, UNKNOWN_ACTOR, Actor, RunState, current_actor
 from .patches import ClassTreePatch
 
 MIN_VERSION = (0, 7)
@@ -58,22 +58,12 @@ def _model_name(client: Any) -> str:
     return type(client).__name__
 
 
-def _request(args: Any, kwargs: Any, *, stream: bool) -> dict[str, Any]:
-    codec = _parts().codec
-    state = RUN_STATE.get()
+def _request(codec: Any, state: RunState | None, args: Any, kwargs: Any, stream: bool) -> dict[str, Any]:
     if state is None:
         return codec.encode_request(args, kwargs, stream=stream)
     if state.messages is None:
         state.messages = codec.MessageCache()
     return codec.encode_request(args, kwargs, stream=stream, cache=state.messages)
-
-
-def _note_ledger(actor: Actor, result: Any) -> None:
-    state = RUN_STATE.get()
-    if state is not None and state.orchestrator == actor.name:
-        ledger = _parts().codec.parse_ledger(getattr(result, "content", None))
-        if ledger is not None:
-            state.last_ledger = ledger
 
 
 def _patch_create(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -94,17 +84,20 @@ async def _route_model_call(run: Any, client: Any, args: Any, kwargs: Any,
 
     Calls the live client makes inside (a subclass's ``super().create``, a client wrapping another) pass
     straight through."""
-    actor = current_actor()
-    codec = _parts().codec
+    actor, state = ACTOR.get() or UNKNOWN_ACTOR, RUN_STATE.get()
+    codec = _Parts.codec or _parts().codec
     token = IN_MODEL_CALL.set(True)
     try:
         result = await run.acall_model(
-            actor.name, _request(args, kwargs, stream=stream), live, codec.CODEC,
+            actor.name, _request(codec, state, args, kwargs, stream), live, codec.CODEC,
             produces_step=actor.produces_step, model=_model_name(client), usage_of=codec.usage_of,
         )
     finally:
         IN_MODEL_CALL.reset(token)
-    _note_ledger(actor, result)
+    if state is not None and state.orchestrator == actor.name:  # a Magentic-One orchestrator: its ledger?
+        ledger = codec.parse_ledger(getattr(result, "content", None))
+        if ledger is not None:
+            state.last_ledger = ledger
     return result
 
 
@@ -202,7 +195,9 @@ def _is_team(agent: Any) -> bool:
 
 
 def _record_agent_message(run: Any, container: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    if not _is_team(getattr(container, "_agent", None)):
+    agent = getattr(container, "_agent", None)
+    is_team = _IS_TEAM.get(type(agent))
+    if not (_is_team(agent) if is_team is None else is_team):
         _parts().steps.record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
 
 

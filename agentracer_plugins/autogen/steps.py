@@ -114,7 +114,7 @@ def step_of(message: Any, state: RunState) -> dict[str, Any] | None:
 
 def record_message(run: Run, message: Any, state: RunState | None) -> None:
     """Add ``message`` to the run as a step, when it is one."""
-    fields = step_of(message, state or RunState())
+    fields = step_of(message, state if state is not None else RunState())
     if fields is not None:
         run.add_step(**fields)
 

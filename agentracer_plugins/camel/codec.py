@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentracer import ModelCall, ToolCall, Usage
+from agentracer.conversations import Conversations
 from agentracer.redact import FrozenJSON, fill_missing
 from agentracer.replay import json_copy
 from agentracer.schema import built
@@ -15,6 +16,8 @@ from agentracer.schema import built
 
 def text(obj: Any) -> str:
     """``obj`` as a plain ``str`` (CAMEL's model types are str subclasses that pydantic cannot serialise)."""
+    if type(obj) is str:
+        return obj
     return str(obj).encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
 
 
@@ -32,6 +35,10 @@ def _all_strings(message: dict[Any, Any]) -> bool:
     return False
 
 
+def _items(message: dict[Any, Any]) -> tuple[tuple[Any, Any], ...]:
+    return tuple(message.items())  # TypeError for a message that is not a dict of hashable values
+
+
 class MessageCopies:
     """One run's OpenAI-format messages as JSON. CAMEL rebuilds the whole conversation's dicts for every model
     call: a message of strings is copied once per distinct value into a ``FrozenJSON`` (plain ``str`` also from
@@ -40,9 +47,15 @@ class MessageCopies:
 
     def __init__(self) -> None:
         self._by_value: dict[tuple[tuple[str, str], ...], FrozenJSON] = {}
+        # CAMEL's dicts are new on every call: a conversation is known by its first message's items
+        self._conversations = Conversations(self._copy_each, key=_items)
 
     def copy_all(self, messages: Sequence[Any]) -> list[Any]:
-        """The messages of one request, each as ``copy`` gives it (at C speed for messages met before)."""
+        """The messages of one request, each as ``copy`` gives it: a conversation re-sent with new messages at
+        its end costs a comparison of the known ones (equal dicts) and a copy of the new ones."""
+        return self._conversations.derived(messages)
+
+    def _copy_each(self, messages: Sequence[Any]) -> list[Any]:
         try:
             found = list(map(self._by_value.get, map(tuple, map(dict.items, messages))))
         except TypeError:  # not all dicts, or a value that can't be hashed: one by one
@@ -64,7 +77,7 @@ class MessageCopies:
         if not _all_strings(message):
             return json_copy(message)
         copied = self._by_value[tuple(message.items())] = FrozenJSON(
-            {str.__str__(k): str.__str__(v) for k, v in message.items()})
+            zip(map(str.__str__, message), map(str.__str__, message.values()), strict=True))
         return copied
 
 
@@ -129,7 +142,9 @@ class ChatCompletionCodec:
     """Encode/decode ChatCompletions; ``replacement`` makes one from a text or a tool-call action."""
 
     def encode(self, response: Any) -> Any:
-        return response.model_dump(mode="json", warnings=False)
+        """The response as JSON without the fields at their defaults (``decode`` restores them): a completion
+        holds about twice as many ``None`` fields as values, each stored, screened for secrets and shown."""
+        return response.model_dump(mode="json", warnings=False, exclude_defaults=True)
 
     def decode(self, data: Any) -> Any:
         from camel.types import ChatCompletion

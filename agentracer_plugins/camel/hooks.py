@@ -55,12 +55,15 @@ def _step_content(response: Any) -> Any:
 
 def _record_response(run: Any, agent: str, response: Any) -> None:
     """Each model response of an agent is a step: a message, or the tool calls it requests."""
-    if not getattr(response, "choices", None):
+    choices = getattr(response, "choices", None)
+    if not choices:
         return
-    calls = tool_calls_of(response)
-    kind = "tool_call" if calls else "message"
-    run.add_step(agent, _step_content(response), kind=kind, tool_calls=calls,
-                 metadata={"finish_reason": str(response.choices[0].finish_reason)})
+    metadata = {"finish_reason": str(choices[0].finish_reason)}
+    if not choices[0].message.tool_calls:
+        run.add_step(agent, choices[0].message.content or "", metadata=metadata)
+        return
+    run.add_step(agent, _step_content(response), kind="tool_call", tool_calls=tool_calls_of(response),
+                 metadata=metadata)
 
 
 def _is_stream(backend: Any) -> bool:
@@ -73,6 +76,8 @@ def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any
     copies = run.plugin_state.get("camel_messages")
     if copies is None:
         copies = run.plugin_state["camel_messages"] = MessageCopies()
+    if len(args) == 3 and not kwargs:  # how ChatAgent calls its backend
+        return build_request(backend, *args, copies)
     return build_request(backend, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
                          _arg(args, kwargs, 2, "tools"), copies)
 
@@ -81,7 +86,8 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     run = current_run()
     if run is None or _is_stream(instance):
         return wrapped(*args, **kwargs)
-    agent = _context.current_agent()
+    acting = _context.CURRENT_AGENT.get()
+    agent = acting[1] if acting is not None else None
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
     response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
@@ -95,7 +101,8 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
     run = current_run()
     if run is None or _is_stream(instance):
         return await wrapped(*args, **kwargs)
-    agent = _context.current_agent()
+    acting = _context.CURRENT_AGENT.get()
+    agent = acting[1] if acting is not None else None
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
     response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
