@@ -15,7 +15,7 @@ from contextvars import Context, ContextVar
 from typing import Any, Literal
 
 from .errors import RecordedModelError, ReplayDivergence
-from .redact import Redactor
+from .redact import HASH_SCHEME, Redactor, hash_scheme
 from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
 from .schema import (
     STEP_KINDS,
@@ -65,6 +65,14 @@ def _check_step_fields(agent: Any, kind: Any, role: Any, tool_calls: Sequence[An
         raise TypeError(f"a step's metadata must be a dict, got {type(metadata).__name__}")
 
 
+def _hash_scheme_of(cassette: Cassette | None) -> int:
+    if cassette is not None:
+        for call in cassette.trajectory.model_calls():
+            if call.request_hash:
+                return hash_scheme(call.request_hash)
+    return HASH_SCHEME
+
+
 current_run: Callable[[], Run | None] = _ACTIVE.get
 """The run being recorded in this context (thread or asyncio task), if any: the context variable's own ``get``,
 which the hooks call on every framework call they wrap, without a Python frame of ours."""
@@ -91,7 +99,7 @@ class Run:
         self._pending: dict[str, list[ModelCall]] = {}
         self._pending_any: list[ModelCall] = []
         self._last_step_end: float | None = None
-        self._redact = Redactor()
+        self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
         self.divergence: ReplayDivergence | None = None
         self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 from .conversations import Conversations
@@ -107,6 +108,28 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+HASH_SCHEME = 2  # of the request hashes this version records
+_SCHEME_2 = "v2:"
+
+
+def hash_scheme(request_hash: str) -> int:
+    """The scheme a recorded ``request_hash`` was made with: 2 (``v2:`` and 32 hex digits: what this version
+    records) or 1 (32 hex digits, earlier recordings: every message's digest hashed its canonical JSON). A replay
+    checks a recording's requests with the scheme they were hashed with."""
+    return 2 if request_hash.startswith(_SCHEME_2) else 1
+
+
+def _plain_text(message: Any) -> str | None:
+    """What scheme 2 digests for a non-empty dict of strings none of which holds a NUL: its keys and values in
+    key order with a NUL between each (no escaping to do, unlike JSON: a JSON text never holds a raw NUL, so the
+    two forms never meet); None for any other message, whose canonical JSON is digested."""
+    if not isinstance(message, dict) or not message or not _STR_ONLY.issuperset(map(type, message.values())) \
+            or not _STR_ONLY.issuperset(map(type, message)):
+        return None
+    text = "\x00".join(chain.from_iterable(sorted(message.items())))
+    return text if text.count("\x00") == 2 * len(message) - 1 else None
+
+
 def _plain_key(message: Any) -> tuple[tuple[str, str], ...] | None:
     """A hashable key for a dict whose keys and values are all plain ``str``, else None (equal keys, equal JSON)."""
     if type(message) is not dict or not all(type(k) is str and type(v) is str for k, v in message.items()):
@@ -121,8 +144,14 @@ class Redactor:
     message by identity) keeps recording linear.
     """
 
-    def __init__(self, secrets: list[str] | None = None, *, cache_limit: int = 20_000) -> None:
+    def __init__(self, secrets: list[str] | None = None, *, cache_limit: int = 20_000,
+                 scheme: int = HASH_SCHEME) -> None:
+        if scheme not in (1, 2):
+            raise ValueError(f"unknown request hash scheme {scheme!r}")
         self.secrets = env_secrets() if secrets is None else secrets
+        self._scheme = scheme
+        self._prefix = _SCHEME_2 if scheme == 2 else ""
+        self._rest_end = "\n" if scheme == 2 else ""  # scheme 2 digests are 32 bytes each, after a newline
         self._cache: dict[str, str] = {}
         self._cache_limit = cache_limit
         self._frozen: dict[int, str] = {}  # id of a FrozenJSON message -> its digest
@@ -209,7 +238,7 @@ class Redactor:
         request of the run whose messages began these: a conversation re-sent with new messages at its end costs
         the new lines, not the whole conversation again."""
         if not digests:
-            return _sha256(rest)[:32]
+            return self._prefix + _sha256(rest + self._rest_end)[:32]
         chains = self._chains.get(rest)
         if chains is None and len(self._chains) < self._cache_limit:
             chains = self._chains[rest] = []
@@ -220,9 +249,9 @@ class Redactor:
                 found, state, tail = i, state.copy(), digests[n:]
                 break
         if found is None:
-            state, tail = hashlib.sha256(rest.encode("utf-8")), digests
+            state, tail = hashlib.sha256((rest + self._rest_end).encode("utf-8")), digests
         if tail:
-            state.update(("\n" + "\n".join(tail)).encode("utf-8"))
+            state.update(b"".join(tail) if self._scheme == 2 else ("\n" + "\n".join(tail)).encode("utf-8"))
         if chains is not None:  # the conversations of the run's agents, each at its latest request
             if found is not None:
                 chains[found] = (digests, state)
@@ -230,7 +259,7 @@ class Redactor:
                 chains.append((digests, state))
                 if len(chains) > _CHAINS_PER_REST:
                     del chains[0]
-        return state.hexdigest()[:32]
+        return self._prefix + state.hexdigest()[:32]
 
     def _digest(self, message: Any) -> str:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
@@ -246,8 +275,11 @@ class Redactor:
             digest = self._by_value.get(key)
             if digest is not None:
                 return digest
-        text = "".join(_C_ENCODER(message, 0)) if frozen and _C_ENCODER is not None else _dumps(message)
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        text = _plain_text(message) if self._scheme == 2 else None
+        if text is None:
+            text = "".join(_C_ENCODER(message, 0)) if frozen and _C_ENCODER is not None else _dumps(message)
+        hashed = hashlib.sha256(text.encode("utf-8"))
+        digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
         if not self._clean(message):
             self._suspect.add(digest)
         if frozen:
@@ -334,10 +366,14 @@ class Redactor:
         return out
 
 
-def request_hash(request: dict[str, Any]) -> str:
-    """The stable hash of a (redacted) model request: the sha256 of the canonical JSON (sorted keys, compact)
-    of its fields but ``messages``, then one line per message with the sha256 of that message's canonical
-    JSON, so a conversation re-sent on every call is dumped and hashed once per message, not once per call."""
-    redactor = Redactor(secrets=[])
+def request_hash(request: dict[str, Any], scheme: int = HASH_SCHEME) -> str:
+    """The stable hash of a (redacted) model request, so that a conversation re-sent on every call is hashed once
+    per message, not once per call. Scheme 2 (the default; ``v2:`` and 32 hex digits): the sha256 of the
+    canonical JSON (sorted keys, compact) of the request's fields but ``messages`` and a newline, then for each
+    message the 32-byte sha256 of its digest text: its keys and values NUL-separated for a dict of strings (see
+    ``_plain_text``), its canonical JSON otherwise. Scheme 1 (32 hex digits): the sha256 of that JSON, then for each
+    message a newline and the hex sha256 of its canonical JSON. A request without a message list: as one whose
+    fields are all of it and whose message list is empty."""
+    redactor = Redactor(secrets=[], scheme=scheme)
     rest, digests, _ = redactor._hashed_parts(request, redactor._digests)
     return redactor._hash(rest, digests)

@@ -7,7 +7,7 @@ import threading
 
 import agentracer
 import pytest
-from agentracer import ReplayDivergence, ReplayError, TeamRunError
+from agentracer import ReplayDivergence, ReplayError, TeamRunError, Trajectory
 from agentracer.simple import SimpleAgent, SimpleTeam
 
 
@@ -51,7 +51,7 @@ def test_run_records_every_step_with_its_model_call():
         (call,) = step.model_calls
         assert call.agent == step.agent and call.step == step.index and call.response == step.content
         assert call.request["messages"][0]["role"] == "system"
-        assert len(call.request_hash) == 32
+        assert call.request_hash.startswith("v2:") and len(call.request_hash) == 35
     assert [c.call_index for c in traj.model_calls() if c.agent == "coder"] == [0, 1]
     assert traj.framework == "python" and [a.name for a in traj.agents] == ["planner", "coder", "reviewer"]
     assert counter.calls == 6
@@ -100,6 +100,27 @@ def test_divergence_before_step_names_step_agent_and_diff():
     assert err.step == 2 and err.agent == "coder"
     assert "code differently" in err.diff and "-" in err.diff
     assert "step 2" in str(err) and "'coder'" in str(err)
+
+
+def test_a_recording_hashed_with_the_first_scheme_replays_checked_with_it():
+    """Recordings made before request hashes took scheme 2 replay as they did: their requests are checked with
+    scheme-1 hashes, a changed request is still a divergence, and the replay records scheme-1 hashes too."""
+    from agentracer.redact import hash_scheme, request_hash
+
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    old = Trajectory.model_validate_json(team.run("task").to_json())
+    for call in old.model_calls():
+        call.request_hash = request_hash(call.request, scheme=1)
+        assert hash_scheme(call.request_hash) == 1 and len(call.request_hash) == 32
+    counter.calls = 0
+    new = team.replay(old, step=4, action="different code")
+    assert counter.calls == 2 and [c.source for c in new.model_calls()][:3] == ["cassette"] * 3
+    assert all(hash_scheme(c.request_hash) == 1 for c in new.model_calls())
+    old.steps[2].model_calls[0].request_hash = request_hash({"messages": []}, scheme=1)  # as if asked otherwise
+    with pytest.raises(ReplayDivergence) as info:
+        team.replay(old, step=4, action="different code")
+    assert info.value.step == 2
 
 
 def test_divergence_when_rerun_asks_more_than_recorded():
@@ -358,9 +379,24 @@ def test_request_hashes_of_growing_interleaved_conversations_equal_fresh_ones():
             request["model"] = 1
         assert redactor.request(request)[1] == request_hash(
             {**request, "messages": [dict(m) for m in request["messages"]]}) == _hash_by_definition(request)
+        assert request_hash(request, scheme=1) == _hash_by_definition(request, scheme=1)
 
 
-def _hash_by_definition(request: dict) -> str:
+def test_message_digests_of_scheme_2_never_confuse_a_nul_a_json_text_or_a_value_type():
+    from agentracer.redact import request_hash
+
+    def digest(message) -> str:
+        return request_hash({"messages": [message]})
+
+    forms = [{"a": "b\x00c"}, {"a\x00b": "c"}, {"a": "b", "c": "d"}, {"a": "b\x00c\x00d"}, {"a": 1}, {"a": "1"},
+             {"a": True}, {}, {"a": ["b"]}, "a", ["a", "b"], {"a": "b"}, {"b": "a"}]
+    assert len({digest(m) for m in forms}) == len(forms)
+    assert digest({"b": "2", "a": "1"}) == digest({"a": "1", "b": "2"})  # key order does not matter
+    for message in forms:
+        assert digest(message) == _hash_by_definition({"messages": [message]})
+
+
+def _hash_by_definition(request: dict, scheme: int = 2) -> str:
     """``request_hash`` as its docstring defines it, computed from scratch."""
     import hashlib
     import json
@@ -371,9 +407,17 @@ def _hash_by_definition(request: dict) -> str:
     def sha(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()
 
-    rest = {k: v for k, v in request.items() if k != "messages"}
-    lines = [dumps(rest) if rest else "{}", *(sha(dumps(m)) for m in request["messages"])]
-    return sha("\n".join(lines))[:32]
+    def digest_text(message) -> str:
+        plain = scheme == 2 and isinstance(message, dict) and message and all(
+            type(k) is str and type(v) is str and "\x00" not in k + v for k, v in message.items())
+        return "\x00".join(x for k in sorted(message) for x in (k, message[k])) if plain else dumps(message)
+
+    rest = dumps({k: v for k, v in request.items() if k != "messages"})
+    if scheme == 1:
+        return hashlib.sha256("\n".join([rest, *(sha(digest_text(m)) for m in request["messages"])]).encode()
+                              ).hexdigest()[:32]
+    digests = b"".join(hashlib.sha256(digest_text(m).encode()).digest() for m in request["messages"])
+    return "v2:" + hashlib.sha256((rest + "\n").encode() + digests).hexdigest()[:32]
 
 
 def test_secrets_in_repeated_frozen_messages_are_redacted_every_time():
