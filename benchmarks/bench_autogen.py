@@ -21,6 +21,7 @@ from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_ext.models.replay import ReplayChatCompletionClient
+from baseline import result_dropped
 
 from agentracer_plugins.autogen import plugin
 
@@ -58,7 +59,7 @@ def main() -> None:
     original = traced.run("do the task")
 
     def untraced() -> None:
-        asyncio.run(build().run(task="do the task"))
+        asyncio.run(result_dropped(build().run(task="do the task")))
 
     def untraced_timed() -> float:
         agentracer.uninstrument()

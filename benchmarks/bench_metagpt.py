@@ -23,6 +23,7 @@ from agentracer_plugins.metagpt.offline import prepare_home
 prepare_home(tempfile.mkdtemp(prefix="bench-metagpt-"))
 
 import agentracer  # noqa: E402
+from baseline import result_dropped  # noqa: E402
 from metagpt.actions import Action, UserRequirement  # noqa: E402
 from metagpt.roles import Role  # noqa: E402
 from metagpt.team import Team  # noqa: E402
@@ -92,7 +93,8 @@ def main() -> None:
         mg_plugin.uninstrument()
         options = build(args.rounds_per_run)
         start = time.perf_counter()
-        asyncio.run(options.team.run(n_round=options.n_round, idea="Start the conversation.", auto_archive=False))
+        asyncio.run(result_dropped(options.team.run(n_round=options.n_round, idea="Start the conversation.",
+                                                    auto_archive=False)))
         times["untraced"].append(time.perf_counter() - start)
 
         start = time.perf_counter()

@@ -14,6 +14,7 @@ import time
 
 import agentracer
 from agentracer.simple import SimpleAgent, SimpleTeam
+from baseline import result_dropped
 
 STEPS = 50
 REPLY = "some words of a plausible reply " * 8
@@ -38,7 +39,7 @@ def _timed(fn, clock=time.perf_counter) -> float:
 def measure(delay: float, reps: int) -> tuple[float, float, float, float]:
     """Untraced and traced runs in interleaved rounds (a shared machine's speed drifts; interleaving puts the
     drift on both alike): ratio of medians, recording cost per step, replay/traced, median of round ratios."""
-    untraced = lambda: asyncio.run(build(delay).run("do the task"))  # noqa: E731
+    untraced = lambda: asyncio.run(result_dropped(build(delay).run("do the task")))  # noqa: E731
     team = agentracer.trace(build, delay)
     traced = lambda: team.run("do the task")  # noqa: E731
     trajectory = team.run("do the task")

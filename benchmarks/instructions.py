@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from baseline import result_dropped
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -33,7 +35,7 @@ def _autogen() -> tuple[Callable[[], Any], Callable[[], Any]]:
     from bench_autogen import build
 
     traced = agentracer.trace(build)
-    return (lambda: asyncio.run(build().run(task="do the task"))), (lambda: traced.run("do the task"))
+    return (lambda: asyncio.run(result_dropped(build().run(task="do the task")))), (lambda: traced.run("do the task"))
 
 
 def _camel() -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -52,7 +54,7 @@ def _simple() -> tuple[Callable[[], Any], Callable[[], Any]]:
     from bench_recorder import build
 
     traced = agentracer.trace(build, 0.0)
-    return (lambda: asyncio.run(build(0.0).run("do the task"))), (lambda: traced.run("do the task"))
+    return (lambda: asyncio.run(result_dropped(build(0.0).run("do the task")))), (lambda: traced.run("do the task"))
 
 
 TEAMS = {"autogen": ("AutoGen RoundRobinGroupChat, 50 scripted messages", _autogen),
