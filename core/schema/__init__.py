@@ -107,7 +107,8 @@ class ModelCall(_Model):
 
     ``request`` holds the messages and parameters (secrets removed); ``response`` is the plugin's JSON
     encoding of the framework's response object, enough to rebuild it on replay. ``request_hash`` is a stable
-    hash of the normalised request, checked on replay (a recording redacts and hashes its requests when the
+    hash of the normalised request (``agentracer.redact.request_hash``: ``v2:`` and 32 hex digits; 32 hex digits
+    alone in recordings made with scheme 1), checked on replay with the scheme it was made with (a recording redacts and hashes its requests when the
     run finishes: until then they are the framework's own and the hash is empty). ``step`` is the index of
     the step this call belongs to (the step it produced, or for calls that produce no step, e.g. speaker
     selection, the next step).
