@@ -110,6 +110,7 @@ def _sha256(text: str) -> str:
 
 HASH_SCHEME = 2  # of the request hashes this version records
 _SCHEME_2 = "v2:"
+Digest = bytes | str  # of one message: 32 bytes in scheme 2, 64 hex digits in scheme 1
 
 
 def hash_scheme(request_hash: str) -> int:
@@ -154,14 +155,14 @@ class Redactor:
         self._rest_end = "\n" if scheme == 2 else ""  # scheme 2 digests are 32 bytes each, after a newline
         self._cache: dict[str, str] = {}
         self._cache_limit = cache_limit
-        self._frozen: dict[int, str] = {}  # id of a FrozenJSON message -> its digest
-        self._by_value: dict[tuple[tuple[str, str], ...], str] = {}  # a message of plain strings -> its digest
+        self._frozen: dict[int, Digest] = {}  # id of a FrozenJSON message -> its digest
+        self._by_value: dict[tuple[tuple[str, str], ...], Digest] = {}  # a message of plain strings -> its digest
         self._held: list[FrozenJSON] = []
-        self._suspect: set[str] = set()  # digests of messages that may hold a secret
+        self._suspect: set[Digest] = set()  # digests of messages that may hold a secret
         self._secret_keys: dict[str, bool] = {}
         self._fields_texts: dict[tuple[tuple[str, str], ...], str] = {}  # a request's fields of strings -> JSON
         self._rest_suspect: dict[str, bool] = {}  # a request's fields but its messages, as JSON -> suspect
-        self._chains: dict[str, list[tuple[list[str], Any]]] = {}  # that JSON -> (digests, sha256 state)
+        self._chains: dict[str, list[tuple[list[Digest], Any]]] = {}  # that JSON -> (digests, sha256 state)
         self._conversations = Conversations(self._digests)  # each conversation's latest messages -> digests
         # a secret that JSON escapes can't be found in a JSON text: then a request's own fields are always walked
         self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
@@ -195,7 +196,8 @@ class Redactor:
             rest, digests, _ = self._hashed_parts(obj, self._digests)
         return obj, self._hash(rest, digests)
 
-    def _hashed_parts(self, obj: Any, digests_of: Callable[[list[Any]], list[str]]) -> tuple[str, list[str], bool]:
+    def _hashed_parts(self, obj: Any, digests_of: Callable[[list[Any]], list[Digest]]
+                      ) -> tuple[str, list[Digest], bool]:
         """What ``request_hash`` digests: the JSON of the request's fields but its messages and one digest per
         message (a request without a message list: its whole JSON and no digests); and whether the request may
         hold a secret."""
@@ -227,16 +229,16 @@ class Redactor:
                 self._fields_texts[key] = text
         return text
 
-    def _digests(self, messages: Sequence[Any]) -> list[str]:
+    def _digests(self, messages: Sequence[Any]) -> list[Digest]:
         """Each message's digest (at C speed for messages digested before)."""
         digests = list(map(self._frozen.get, map(id, messages)))
         fill_missing(digests, messages, self._digest)
         return digests
 
-    def _hash(self, rest: str, digests: list[str]) -> str:
-        """The sha256 of ``rest`` and then each digest on a line of its own, going on from the hash of an earlier
-        request of the run whose messages began these: a conversation re-sent with new messages at its end costs
-        the new lines, not the whole conversation again."""
+    def _hash(self, rest: str, digests: list[Digest]) -> str:
+        """The request hash of ``rest`` and the messages' digests (see ``request_hash``), going on from the hash
+        state of an earlier request of the run whose messages began these: a conversation re-sent with new messages
+        at its end costs the new digests, not the whole conversation again."""
         if not digests:
             return self._prefix + _sha256(rest + self._rest_end)[:32]
         chains = self._chains.get(rest)
@@ -261,7 +263,7 @@ class Redactor:
                     del chains[0]
         return self._prefix + state.hexdigest()[:32]
 
-    def _digest(self, message: Any) -> str:
+    def _digest(self, message: Any) -> Digest:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
 
         Its strings go through the same cache as every other string of the run (a message's text is usually
