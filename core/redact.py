@@ -304,11 +304,8 @@ class Redactor:
             cache = self._cache
             if kind is FrozenJSON:  # a message: at C speed when every value is a string screened clean before
                 values = [*obj.values()]
-                try:
-                    if [*map(cache.get, values)] == values:
-                        return True
-                except TypeError:  # a value that can't be hashed (a list of parts): walked below
-                    pass
+                if _STR_ONLY.issuperset(map(type, values)) and [*map(cache.get, values)] == values:
+                    return True  # (a list of content parts is walked below: no exception raised and caught)
             for v in obj.values():
                 kind = type(v)
                 if kind is str:

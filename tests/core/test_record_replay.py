@@ -432,6 +432,19 @@ def test_secrets_in_repeated_frozen_messages_are_redacted_every_time():
         assert digest == redactor.request(clean)[1]
 
 
+def test_frozen_messages_with_content_parts_are_screened_and_hashed_like_plain_ones():
+    from agentracer.redact import FrozenJSON, Redactor, request_hash
+
+    redactor = Redactor(["verysecretvalue123"])
+    parts = FrozenJSON(role="user", content=[{"type": "text", "text": "see verysecretvalue123"}, "and this"])
+    fine = FrozenJSON(role="assistant", content=[{"type": "text", "text": "fine"}])
+    for _ in range(2):
+        clean, digest = redactor.request({"messages": [fine, parts]})
+        assert clean["messages"][0] == fine and "verysecretvalue123" not in str(clean)
+        assert clean["messages"][1]["content"][0]["text"] == "see [REDACTED]" and digest == request_hash(clean)
+    assert redactor.request({"messages": [fine]}) == ({"messages": [fine]}, request_hash({"messages": [dict(fine)]}))
+
+
 def test_equal_plain_messages_rebuilt_per_call_hash_and_redact_like_fresh_ones():
     """Frameworks that rebuild the conversation's dicts on every call: equal messages are cached by value."""
     from agentracer.redact import Redactor, request_hash
