@@ -149,9 +149,7 @@ class Run:
         started_at: float | None = None,
     ) -> Step:
         """Append a step, attaching the model calls that produced it; check it against the recording."""
-        if (type(agent) is not str or type(role) is not str or kind not in STEP_KINDS or tool_calls or tool_results
-                or (metadata is not None and type(metadata) is not dict)):
-            _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)  # raises on a wrong field
+        _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)
         now = time.time()
         with self._lock:
             index = len(self.trajectory.steps)

@@ -113,6 +113,11 @@ _SCHEME_2 = "v2:"
 Digest = bytes | str  # of one message: 32 bytes in scheme 2, 64 hex digits in scheme 1
 
 
+def _strings_only(message: dict[Any, Any]) -> bool:
+    """Whether every key and value of ``message`` is a plain ``str`` (at C speed)."""
+    return _STR_ONLY.issuperset(map(type, message.values())) and _STR_ONLY.issuperset(map(type, message))
+
+
 def hash_scheme(request_hash: str) -> int:
     """The scheme a recorded ``request_hash`` was made with: 2 (``v2:`` and 32 hex digits: what this version
     records) or 1 (32 hex digits, earlier recordings: every message's digest hashed its canonical JSON). A replay
@@ -124,8 +129,7 @@ def _plain_text(message: Any) -> str | None:
     """What scheme 2 digests for a non-empty dict of strings none of which holds a NUL: its keys and values in
     key order with a NUL between each (no escaping to do, unlike JSON: a JSON text never holds a raw NUL, so the
     two forms never meet); None for any other message, whose canonical JSON is digested."""
-    if not isinstance(message, dict) or not message or not _STR_ONLY.issuperset(map(type, message.values())) \
-            or not _STR_ONLY.issuperset(map(type, message)):
+    if not isinstance(message, dict) or not message or not _strings_only(message):
         return None
     text = "\x00".join(chain.from_iterable(sorted(message.items())))
     return text if text.count("\x00") == 2 * len(message) - 1 else None
@@ -133,7 +137,7 @@ def _plain_text(message: Any) -> str | None:
 
 def _plain_key(message: Any) -> tuple[tuple[str, str], ...] | None:
     """A hashable key for a dict whose keys and values are all plain ``str``, else None (equal keys, equal JSON)."""
-    if type(message) is not dict or not all(type(k) is str and type(v) is str for k, v in message.items()):
+    if type(message) is not dict or not _strings_only(message):
         return None
     return tuple(message.items())
 
@@ -279,7 +283,7 @@ class Redactor:
                 return digest
         text = _plain_text(message) if self._scheme == 2 else None
         if text is None:
-            text = "".join(_C_ENCODER(message, 0)) if frozen and _C_ENCODER is not None else _dumps(message)
+            text = _dumps(message)
         hashed = hashlib.sha256(text.encode("utf-8"))
         digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
         if not self._clean(message):

@@ -55,9 +55,7 @@ def encode_message(message: Any) -> dict[str, Any]:
 
 
 def _encode_fields(message: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    content = fields.get("content", "")
-    data = FrozenJSON(type=fields.get("type") or type(message).__name__,
-                      content=content if type(content) is str else _content(content))
+    data = FrozenJSON(type=fields.get("type") or type(message).__name__, content=_content(fields.get("content", "")))
     source = fields.get("source")
     if source is not None:
         data["source"] = source
@@ -100,9 +98,7 @@ class MessageCache:
         return found if found is not None else self._encode_new(message)
 
     def _encode_new(self, message: Any) -> dict[str, Any]:
-        fields = getattr(message, "__dict__", None)  # as ``_fields``, without a call for the usual pydantic message
-        if type(fields) is not dict:
-            fields = _fields(message)
+        fields = _fields(message)
         content = fields.get("content")
         if type(content) is str:
             key = (type(message), fields.get("source"), content, fields.get("thought"))
@@ -190,8 +186,7 @@ class CreateResultCodec:
     def encode(self, response: CreateResult) -> Any:
         usage = response.usage
         data: dict[str, Any] = {
-            "finish_reason": response.finish_reason,
-            "content": response.content if type(response.content) is str else _content(response.content),
+            "finish_reason": response.finish_reason, "content": _content(response.content),
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
             "cached": response.cached,
         }

@@ -195,9 +195,7 @@ def _is_team(agent: Any) -> bool:
 
 
 def _record_agent_message(run: Any, container: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    agent = getattr(container, "_agent", None)
-    is_team = _IS_TEAM.get(type(agent))
-    if not (_is_team(agent) if is_team is None else is_team):
+    if not _is_team(getattr(container, "_agent", None)):
         _parts().steps.record_message(run, args[0] if args else kwargs["message"], RUN_STATE.get())
 
 

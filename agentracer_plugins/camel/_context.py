@@ -47,13 +47,9 @@ def enter_agent(agent: Any) -> tuple[contextvars.Token, contextvars.Token]:
     """Make ``agent`` the acting agent here (keeping the name it already acts under, when it is the one acting)
     and clear the worker name, so that agents nested in what it does (a tool that steps another agent, a
     context summary) are named as themselves. Undo with ``leave_agent``."""
-    acting, key = CURRENT_AGENT.get(), id(agent)
-    if acting is not None and acting[0] == key:
-        name = acting[1]
-    else:  # ``agent_name``, without the call for an agent of the team outside a worker node
-        names = NAMES.get()
-        name = (names is not None and not WORKER_NAME.get() and names.get(key)) or agent_name(agent)
-    return CURRENT_AGENT.set((key, name)), WORKER_NAME.set(None)
+    acting = CURRENT_AGENT.get()
+    name = acting[1] if acting is not None and acting[0] == id(agent) else agent_name(agent)
+    return CURRENT_AGENT.set((id(agent), name)), WORKER_NAME.set(None)
 
 
 def leave_agent(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:

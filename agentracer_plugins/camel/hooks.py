@@ -76,8 +76,6 @@ def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any
     copies = run.plugin_state.get("camel_messages")
     if copies is None:
         copies = run.plugin_state["camel_messages"] = MessageCopies()
-    if len(args) == 3 and not kwargs:  # how ChatAgent calls its backend
-        return build_request(backend, *args, copies)
     return build_request(backend, _arg(args, kwargs, 0, "messages"), _arg(args, kwargs, 1, "response_format"),
                          _arg(args, kwargs, 2, "tools"), copies)
 
@@ -86,8 +84,7 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     run = current_run()
     if run is None or _is_stream(instance):
         return wrapped(*args, **kwargs)
-    acting = _context.CURRENT_AGENT.get()
-    agent = acting[1] if acting is not None else None
+    agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
     response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
@@ -101,8 +98,7 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
     run = current_run()
     if run is None or _is_stream(instance):
         return await wrapped(*args, **kwargs)
-    acting = _context.CURRENT_AGENT.get()
-    agent = acting[1] if acting is not None else None
+    agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
     response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
