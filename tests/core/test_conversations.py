@@ -59,3 +59,24 @@ def test_conversations_are_kept_apart_and_what_callers_get_is_theirs():
     conversations.derived([*one, *_messages("x", "z")])
     assert [m["text"] for m in derive.derived] == ["y", "one", "x", "z"]
     assert conversations.derived([]) == []
+
+
+def test_conversations_that_begin_with_the_same_message_are_each_continued():
+    """Agents with one default system prompt: three conversations share their first message, taking turns."""
+    derive = Counting()
+    conversations = Conversations(derive, per_key=3)
+    system = _messages("system")
+    talks = {name: [*system, *_messages(f"{name} 0")] for name in ("a", "b", "c")}
+    for name, talk in talks.items():
+        assert conversations.derived(talk) == ["d(system)", f"d({name} 0)"]
+    derive.derived.clear()
+    for turn in range(1, 4):
+        for name, talk in talks.items():
+            talk.append({"text": f"{name} {turn}"})
+            assert conversations.derived(talk) == [f"d({m['text']})" for m in talk]
+    assert [m["text"] for m in derive.derived] == [f"{n} {t}" for t in range(1, 4) for n in "abc"]
+    talks["d"] = [*system, *_messages("d 0")]  # a fourth one: over ``per_key``, the one that started first goes
+    conversations.derived(talks["d"])
+    derive.derived.clear()
+    conversations.derived([*talks["a"], {"text": "a 4"}])
+    assert [m["text"] for m in derive.derived] == ["system", "a 0", "a 1", "a 2", "a 3", "a 4"]
