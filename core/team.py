@@ -8,6 +8,8 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,6 +77,8 @@ class TracedTeam:
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
         if self._is_factory:
             functools.update_wrapper(self, target)
+        self._kept_runner: asyncio.Runner | None = None  # the event loop of a wrapped team object's sync runs
+        self._kept_lock = threading.Lock()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._is_factory:
@@ -167,7 +171,7 @@ class TracedTeam:
         the caller and the team (frameworks that walk the stack on each step, like CAMEL, pay for every frame;
         a generator's frame is off the stack while it is suspended). An error of the team becomes the outcome;
         the run ends on exit and its trajectory is ``session.trajectory``."""
-        with asyncio.Runner() as runner:
+        with self._event_loop() as runner:
             context = contextvars.copy_context()  # building and running share it, as they do in ``_execute``
             team = runner.run(self._abuild(), context=context)
             plugin, run = context.run(self._begin, team, task, plan, parent, ground_truth, metadata)
@@ -179,6 +183,21 @@ class TracedTeam:
             except Exception as exc:
                 error = self._failed(run, exc)
             session.trajectory = self._end(run, plan, session.answer, error)
+
+    @contextlib.contextmanager
+    def _event_loop(self) -> Iterator[asyncio.Runner]:
+        """The event loop of one sync run: a new one for each fresh team a factory builds; for a wrapped team
+        object, one kept for the object's life, as frameworks bind a team's queues to the loop it first ran in
+        (AutoGen does). A team object runs once at a time: sync runs of it from several threads take turns."""
+        if self._is_factory:
+            with asyncio.Runner() as runner:
+                yield runner
+            return
+        with self._kept_lock:
+            if self._kept_runner is None:
+                self._kept_runner = asyncio.Runner()
+                weakref.finalize(self, self._kept_runner.close)
+            yield self._kept_runner
 
     @staticmethod
     def _check_shape(parent: Trajectory, fresh: Trajectory, plugin: Plugin) -> None:

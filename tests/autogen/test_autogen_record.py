@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import agentracer
 import pytest
 from ag_helpers import CountingClient, add, counting, tool_call
@@ -104,13 +106,29 @@ def test_single_assistant_agent():
 
 
 async def test_a_traced_team_object_is_reset_between_runs():
-    # an AutoGen team object belongs to the event loop it first ran in: reuse it with arun in one loop
+    # an AutoGen team object belongs to the event loop it first ran in: in async code, reuse it in one loop
     traced = agentracer.trace(make_team(script=SCRIPT * 2, n_messages=3))
     first, second = await traced.arun("first"), await traced.arun("second")
     assert [s.content for s in first.steps] == ["first", SCRIPT[0], SCRIPT[1]]
     assert [s.content for s in second.steps] == ["second", SCRIPT[2], SCRIPT[3]]
     # reset: the planner's second run does not see the first conversation
     assert [m["content"] for m in second.steps[1].model_calls[0].request["messages"][1:]] == ["second"]
+
+
+def test_a_traced_team_object_runs_and_replays_again_and_again_in_sync_code():
+    """Sync runs of one team object share an event loop kept for it (AutoGen binds the team's queues to the loop
+    it first ran in: a new loop per run failed on the second run)."""
+    traced = agentracer.trace(make_team(script=SCRIPT * 4, n_messages=3))
+    first, second = traced.run("first"), traced.run("second")
+    assert [s.content for s in first.steps] == ["first", SCRIPT[0], SCRIPT[1]]
+    assert [s.content for s in second.steps] == ["second", SCRIPT[2], SCRIPT[3]]
+    fixed = traced.replay(second, step=1, action="replaced")
+    assert [s.content for s in fixed.steps][:2] == ["second", "replaced"]
+    assert fixed.metadata["replay_stats"]["live"] == 1  # the coder's turn after the replaced step
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # threads take turns with the one team
+        third, fourth = pool.map(traced.run, ["third", "fourth"])
+    assert {third.steps[0].content, fourth.steps[0].content} == {"third", "fourth"}
+    assert all(len(t.steps) == 3 and t.outcome.error is None for t in (third, fourth))
 
 
 def test_an_exception_inside_an_agent_is_the_outcome_and_is_reraised(tmp_path):
