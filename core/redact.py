@@ -7,7 +7,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Any
 
 from .conversations import Conversations
@@ -33,7 +32,6 @@ _KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "co
               "auth_token", "auth-token", "authtoken")  # not "token" alone: every usage dict has "prompt_tokens"
 _HINTS = tuple(h.lower() for h in _VALUE_HINTS) + _KEY_HINTS  # for lower-cased JSON texts
 _SCALARS = frozenset({int, float, bool, type(None)})
-_ONLY_FALSE = {False}
 _STR_ONLY = frozenset({str})
 _CHAINS_PER_REST = 8  # conversations whose hash state a run keeps per set of request fields (one per agent, say)
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
@@ -67,6 +65,15 @@ def env_secrets() -> list[str]:
     if snapshot is not None:
         _env_read = (snapshot, secrets)
     return list(secrets)
+
+
+def holds_any(text: str, needles: Sequence[str]) -> bool:
+    """Whether ``text`` contains any of ``needles`` (a loop: cheaper than ``any(map(text.__contains__, ...))``,
+    which calls each search through a method wrapper)."""
+    for needle in needles:
+        if needle in text:
+            return True
+    return False
 
 
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
@@ -129,10 +136,21 @@ def _plain_text(message: Any) -> str | None:
     """What scheme 2 digests for a non-empty dict of strings none of which holds a NUL: its keys and values in
     key order with a NUL between each (no escaping to do, unlike JSON: a JSON text never holds a raw NUL, so the
     two forms never meet); None for any other message, whose canonical JSON is digested."""
-    if not isinstance(message, dict) or not message or not _strings_only(message):
+    if not isinstance(message, dict) or not message:
         return None
-    text = "\x00".join(chain.from_iterable(sorted(message.items())))
-    return text if text.count("\x00") == 2 * len(message) - 1 else None
+    try:
+        keys = sorted(message)
+    except TypeError:  # keys that don't compare: not all strings
+        return None
+    parts = []  # a loop: the set and map tricks cost more than they save on a few keys
+    for key in keys:
+        value = message[key]
+        if type(key) is not str or type(value) is not str:
+            return None
+        parts.append(key)
+        parts.append(value)
+    text = "\x00".join(parts)
+    return text if text.count("\x00") == len(parts) - 1 else None
 
 
 def _plain_key(message: Any) -> tuple[tuple[str, str], ...] | None:
@@ -173,7 +191,7 @@ class Redactor:
 
     def _may_hold_secret(self, text: str) -> bool:
         """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
-        return any(map(text.lower().__contains__, _HINTS)) or any(map(text.__contains__, self.secrets))
+        return holds_any(text.lower(), _HINTS) or holds_any(text, self.secrets)
 
     def _is_secret_key(self, key: Any) -> bool:
         if not isinstance(key, str):
@@ -186,7 +204,7 @@ class Redactor:
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:
-            suspect = any(map(value.__contains__, _VALUE_HINTS)) or any(map(value.__contains__, self.secrets))
+            suspect = holds_any(value, _VALUE_HINTS) or holds_any(value, self.secrets)
             cached = redact_text(value, self.secrets) if suspect else value
             if len(self._cache) < self._cache_limit:
                 self._cache[value] = cached
@@ -302,15 +320,13 @@ class Redactor:
             return (self._cache.get(obj) or self.text(obj)) == obj
         if kind in _SCALARS:
             return True
-        if isinstance(obj, dict):
-            if {*map(self._secret_keys.get, obj)} != _ONLY_FALSE:  # a key seen for the first time, or a secret one
-                return self._clean_items(obj)
-            cache = self._cache
-            if kind is FrozenJSON:  # a message: at C speed when every value is a string screened clean before
-                values = [*obj.values()]
-                if _STR_ONLY.issuperset(map(type, values)) and [*map(cache.get, values)] == values:
-                    return True  # (a list of content parts is walked below: no exception raised and caught)
-            for v in obj.values():
+        if isinstance(obj, dict):  # one loop: the set and map tricks cost more than they save on a few keys
+            secret_keys, cache = self._secret_keys, self._cache
+            for k, v in obj.items():
+                if secret_keys.get(k) is not False and self._is_secret_key(k):  # (a key seen for the first time)
+                    if v not in (None, ""):
+                        return False
+                    continue
                 kind = type(v)
                 if kind is str:
                     if (cache.get(v) or self.text(v)) != v:
@@ -321,15 +337,6 @@ class Redactor:
         if isinstance(obj, list | tuple):
             return all(map(self._clean, obj))
         return self(obj) == obj
-
-    def _clean_items(self, obj: dict[Any, Any]) -> bool:
-        for k, v in obj.items():
-            if self._is_secret_key(k):
-                if v not in (None, ""):
-                    return False
-            elif not self._clean(v):
-                return False
-        return True
 
     def own(self, obj: Any) -> Any:
         """``obj`` redacted, for a JSON value made for the caller alone (a codec's encoding of one response): when

@@ -345,6 +345,9 @@ def test_a_response_made_for_the_recorder_is_kept_as_is_when_clean_and_redacted_
         ("Bearer abcdefghijklmnop", "[REDACTED]"),
     ):
         assert redactor.own(dirty) == expected
+        assert redactor.own(dirty) == expected  # again, with every key and string already screened once
+    for empty in ({"api_key": "", "content": "fine"}, {"Authorization": None}):  # a secret key without a value
+        assert redactor.own(empty) is empty and redactor.own(empty) is empty
     shared = {"a": [1, {"b": "c"}]}
     assert json_copy(shared) == shared and json_copy(shared) is not shared
     assert json_copy({"x": object()})["x"].startswith("<object")
