@@ -96,8 +96,8 @@ class Run:
         self._lock = threading.RLock()
         self._call_counts: dict[str, int] = {}
         self._tool_counts: dict[str, int] = {}
-        self._pending: dict[str, list[ModelCall]] = {}
-        self._pending_any: list[ModelCall] = []
+        self._pending: dict[str, list[CallFields]] = {}
+        self._pending_any: list[CallFields] = []
         self._last_step_end: float | None = None
         self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed

@@ -253,7 +253,7 @@ class Redactor:
 
     def _digests(self, messages: Sequence[Any]) -> list[Digest]:
         """Each message's digest (at C speed for messages digested before)."""
-        digests = list(map(self._frozen.get, map(id, messages)))
+        digests: list[Any] = list(map(self._frozen.get, map(id, messages)))  # None: a message not digested yet
         fill_missing(digests, messages, self._digest)
         return digests
 

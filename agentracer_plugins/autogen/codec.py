@@ -88,7 +88,7 @@ class MessageCache:
         return self._conversations.derived(messages)
 
     def _encode_each(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
-        encoded = list(map(self._seen.get, map(id, messages)))  # at C speed: most messages were seen
+        encoded: list[Any] = list(map(self._seen.get, map(id, messages)))  # at C speed: most were seen (None: new)
         fill_missing(encoded, messages, self._encode_new)
         return encoded
 
