@@ -32,7 +32,6 @@ _KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "co
               "auth_token", "auth-token", "authtoken")  # not "token" alone: every usage dict has "prompt_tokens"
 _HINTS = tuple(h.lower() for h in _VALUE_HINTS) + _KEY_HINTS  # for lower-cased JSON texts
 _SCALARS = frozenset({int, float, bool, type(None)})
-_STR_ONLY = frozenset({str})
 _CHAINS_PER_REST = 8  # conversations whose hash state a run keeps per set of request fields (one per agent, say)
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
@@ -121,8 +120,12 @@ Digest = bytes | str  # of one message: 32 bytes in scheme 2, 64 hex digits in s
 
 
 def _strings_only(message: dict[Any, Any]) -> bool:
-    """Whether every key and value of ``message`` is a plain ``str`` (at C speed)."""
-    return _STR_ONLY.issuperset(map(type, message.values())) and _STR_ONLY.issuperset(map(type, message))
+    """Whether every key and value of ``message`` is a plain ``str`` (a loop: set and map tricks cost more than
+    they save on a few keys)."""
+    for key, value in message.items():
+        if type(key) is not str or type(value) is not str:
+            return False
+    return True
 
 
 def hash_scheme(request_hash: str) -> int:
@@ -136,19 +139,12 @@ def _plain_text(message: Any) -> str | None:
     """What scheme 2 digests for a non-empty dict of strings none of which holds a NUL: its keys and values in
     key order with a NUL between each (no escaping to do, unlike JSON: a JSON text never holds a raw NUL, so the
     two forms never meet); None for any other message, whose canonical JSON is digested."""
-    if not isinstance(message, dict) or not message:
+    if not isinstance(message, dict) or not message or not _strings_only(message):
         return None
-    try:
-        keys = sorted(message)
-    except TypeError:  # keys that don't compare: not all strings
-        return None
-    parts = []  # a loop: the set and map tricks cost more than they save on a few keys
-    for key in keys:
-        value = message[key]
-        if type(key) is not str or type(value) is not str:
-            return None
+    parts = []
+    for key in sorted(message):
         parts.append(key)
-        parts.append(value)
+        parts.append(message[key])
     text = "\x00".join(parts)
     return text if text.count("\x00") == len(parts) - 1 else None
 
@@ -241,7 +237,7 @@ class Redactor:
         repeat on every call."""
         fields = request.copy()
         del fields["messages"]
-        if not _STR_ONLY.issuperset(map(type, fields.values())):
+        if not _strings_only(fields):
             return _dumps(fields)
         key = tuple(fields.items())
         text = self._fields_texts.get(key)

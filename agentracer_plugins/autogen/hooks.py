@@ -24,7 +24,7 @@ from typing import Any
 import wrapt
 from agentracer import AgentracerError, current_run
 
-from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, UNKNOWN_ACTOR, Actor, RunState, current_actor
+from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, RunState, current_actor
 from .patches import ClassTreePatch
 
 MIN_VERSION = (0, 7)
@@ -84,8 +84,8 @@ async def _route_model_call(run: Any, client: Any, args: Any, kwargs: Any,
 
     Calls the live client makes inside (a subclass's ``super().create``, a client wrapping another) pass
     straight through."""
-    actor, state = ACTOR.get() or UNKNOWN_ACTOR, RUN_STATE.get()
-    codec = _Parts.codec or _parts().codec
+    actor, state = current_actor(), RUN_STATE.get()
+    codec = _parts().codec
     token = IN_MODEL_CALL.set(True)
     try:
         result = await run.acall_model(
