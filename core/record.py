@@ -337,7 +337,9 @@ class Run:
 
     def _close_live_call(self, call: CallFields, response: Any, codec: ResponseCodec, usage_of: Any,
                          started: float) -> Any:
-        call["response"] = self._redact.own(codec.encode(response))
+        screened = getattr(codec, "encode_screened", None)  # a codec that knows which of its values are text
+        data = screened(response, self._redact.text) if screened is not None else None
+        call["response"] = data if data is not None else self._redact.own(codec.encode(response))
         if usage_of is not None:
             call["usage"] = usage_of(response)
         self._finish_call(call, "live", started)

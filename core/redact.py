@@ -9,8 +9,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .conversations import Conversations
-
 REDACTED = "[REDACTED]"
 _SECRET_KEY = re.compile(
     r"(api[_-]?key|authorization|secret|password|passwd|access[_-]?token|refresh[_-]?token|auth[_-]?token|"
@@ -32,7 +30,8 @@ _KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "co
               "auth_token", "auth-token", "authtoken")  # not "token" alone: every usage dict has "prompt_tokens"
 _HINTS = tuple(h.lower() for h in _VALUE_HINTS) + _KEY_HINTS  # for lower-cased JSON texts
 _SCALARS = frozenset({int, float, bool, type(None)})
-_CHAINS_PER_REST = 8  # conversations whose hash state a run keeps per set of request fields (one per agent, say)
+_KNOWN_BEGINNINGS = 32  # first messages (with a request's other fields) whose conversations a run keeps hashing
+_CONVERSATIONS_PER_BEGINNING = 8  # conversations kept per first message: a team's agents, one each
 _ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
 
@@ -94,6 +93,19 @@ class FrozenJSON(dict):
     dumps, screens and hashes it once per run however often later requests repeat it (kept by identity)."""
 
     __slots__ = ()
+
+
+class RawMessages:
+    """A request's messages as the framework's own objects and the function that encodes one of them (a
+    ``FrozenJSON``, the same one for the same object): a recording keeps them as they were sent and encodes them
+    when the run settles its requests, in the one pass that finds what each conversation adds and hashes it.
+    The objects must not change once sent (frameworks build a new message rather than edit one)."""
+
+    __slots__ = ("items", "encode")
+
+    def __init__(self, items: list[Any], encode: Callable[[Any], FrozenJSON]) -> None:
+        self.items = items
+        self.encode = encode
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -180,8 +192,10 @@ class Redactor:
         self._secret_keys: dict[str, bool] = {}
         self._fields_texts: dict[tuple[tuple[str, str], ...], str] = {}  # a request's fields of strings -> JSON
         self._rest_suspect: dict[str, bool] = {}  # a request's fields but its messages, as JSON -> suspect
-        self._chains: dict[str, list[tuple[list[Digest], Any]]] = {}  # that JSON -> (digests, sha256 state)
-        self._conversations = Conversations(self._digests)  # each conversation's latest messages -> digests
+        # (that JSON, id of a first message) -> the run's conversations that begin with it, each at its latest
+        # request: [its messages, the sha256 state after them, whether one may hold a secret, their encodings (for
+        # RawMessages)]
+        self._known: dict[tuple[str, int], list[list[Any]]] = {}
         # a secret that JSON escapes can't be found in a JSON text: then a request's own fields are always walked
         self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
 
@@ -207,30 +221,37 @@ class Redactor:
         return cached
 
     def request(self, obj: Any) -> tuple[Any, str]:
-        """A request redacted, with its ``request_hash``; a message seen before in the run costs one lookup."""
-        rest, digests, suspect = self._hashed_parts(obj, self._conversations.derived)
-        if suspect:
-            obj = self(obj)  # fresh messages, not remembered as a conversation
-            rest, digests, _ = self._hashed_parts(obj, self._digests)
-        return obj, self._hash(rest, digests)
+        """A request redacted, with its ``request_hash``; a message seen before in the run costs one lookup.
 
-    def _hashed_parts(self, obj: Any, digests_of: Callable[[list[Any]], list[Digest]]
-                      ) -> tuple[str, list[Digest], bool]:
-        """What ``request_hash`` digests: the JSON of the request's fields but its messages and one digest per
-        message (a request without a message list: its whole JSON and no digests); and whether the request may
-        hold a secret."""
+        A request whose messages are ``RawMessages`` comes back with them encoded (a new dict)."""
         messages = obj.get("messages") if isinstance(obj, dict) else None
-        if not isinstance(messages, list):
+        raw = type(messages) is RawMessages
+        if not raw and not isinstance(messages, list):
             text = _dumps(obj)
-            return text, [], self._may_hold_secret(text)
-        rest = "{}" if len(obj) == 1 else self._fields_text(obj)
+            if self._may_hold_secret(text):
+                obj = self(obj)
+                text = _dumps(obj)
+            return obj, self._whole_hash(text)
+        rest = self._rest(obj)
+        hashed, suspect, encoded = self._conversation_hash(rest, messages)
+        if raw:
+            obj = {**obj, "messages": encoded}
+        if not suspect and not self._rest_may_hold_secret(rest):
+            return obj, hashed
+        obj = self(obj)  # fresh messages, not remembered as a conversation
+        return obj, self._fresh_hash(self._rest(obj), obj["messages"])
+
+    def _rest(self, request: dict[str, Any]) -> str:
+        """The JSON of a request's fields but its messages."""
+        return "{}" if len(request) == 1 else self._fields_text(request)
+
+    def _rest_may_hold_secret(self, rest: str) -> bool:
         suspect = self._rest_suspect.get(rest)
         if suspect is None:
             suspect = self._may_hold_secret(rest) or not self._secrets_json_safe
             if len(self._rest_suspect) < self._cache_limit:
                 self._rest_suspect[rest] = suspect
-        digests = digests_of(messages)
-        return rest, digests, suspect or not self._suspect.isdisjoint(digests)
+        return suspect
 
     def _fields_text(self, request: dict[str, Any]) -> str:
         """The JSON of a request's fields but its messages; kept for fields of strings (a model's name), which
@@ -247,39 +268,70 @@ class Redactor:
                 self._fields_texts[key] = text
         return text
 
-    def _digests(self, messages: Sequence[Any]) -> list[Digest]:
-        """Each message's digest (at C speed for messages digested before)."""
-        digests: list[Any] = list(map(self._frozen.get, map(id, messages)))  # None: a message not digested yet
-        fill_missing(digests, messages, self._digest)
-        return digests
+    def _whole_hash(self, text: str) -> str:
+        """The request hash of a request without a message list (its JSON ``text``), or of ``rest`` and no message."""
+        return self._prefix + _sha256(text + self._rest_end)[:32]
 
-    def _hash(self, rest: str, digests: list[Digest]) -> str:
-        """The request hash of ``rest`` and the messages' digests (see ``request_hash``), going on from the hash
-        state of an earlier request of the run whose messages began these: a conversation re-sent with new messages
-        at its end costs the new digests, not the whole conversation again."""
-        if not digests:
-            return self._prefix + _sha256(rest + self._rest_end)[:32]
-        chains = self._chains.get(rest)
-        if chains is None and len(self._chains) < self._cache_limit:
-            chains = self._chains[rest] = []
-        found = None
-        for i, (seen, state) in enumerate(chains or ()):
-            n = len(seen)
-            if n <= len(digests) and digests[n - 1] is seen[-1] and digests[:n] == seen:
-                found, state, tail = i, state.copy(), digests[n:]
-                break
-        if found is None:
-            state, tail = hashlib.sha256((rest + self._rest_end).encode("utf-8")), digests
-        if tail:
-            state.update(b"".join(tail) if self._scheme == 2 else ("\n" + "\n".join(tail)).encode("utf-8"))
-        if chains is not None:  # the conversations of the run's agents, each at its latest request
-            if found is not None:
-                chains[found] = (digests, state)
-            else:
-                chains.append((digests, state))
-                if len(chains) > _CHAINS_PER_REST:
-                    del chains[0]
+    def _joined(self, digests: list[Digest]) -> bytes:
+        """What the request hash takes in for these messages' digests, after what it took in before them."""
+        return b"".join(digests) if self._scheme == 2 else ("\n" + "\n".join(digests)).encode("utf-8")  # type: ignore[arg-type]
+
+    def _fresh_hash(self, rest: str, messages: list[Any]) -> str:
+        """The request hash of ``rest`` and ``messages`` (see ``request_hash``), from scratch."""
+        if not messages:
+            return self._whole_hash(rest)
+        state = hashlib.sha256((rest + self._rest_end).encode("utf-8"))
+        frozen = self._frozen
+        state.update(self._joined([frozen.get(id(m)) or self._digest(m) for m in messages]))
         return self._prefix + state.hexdigest()[:32]
+
+    def _conversation_hash(self, rest: str, messages: list[Any] | RawMessages
+                           ) -> tuple[str, bool, list[Any] | None]:
+        """The request hash of ``rest`` and ``messages``, whether a message may hold a secret, and, for
+        ``RawMessages``, their encodings; going on from the state of the run's longest known request (with the same
+        ``rest``) whose messages began these: every call re-sends its agent's conversation with new messages at its
+        end, and costs the new messages only.
+
+        Known conversations are found by their first message's identity (agents of one team often begin with
+        the same message, one default system prompt: a few conversations share it, the longest match wins)."""
+        raw = messages if type(messages) is RawMessages else None
+        items: list[Any] = messages.items if raw is not None else messages  # type: ignore[union-attr]
+        if not items:
+            return self._whole_hash(rest), False, [] if raw is not None else None
+        key = (rest, id(items[0]))
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= _KNOWN_BEGINNINGS:
+                del self._known[next(iter(self._known))]  # the beginning seen first
+            known = self._known[key] = []  # its conversations hold the first message: its id stays unique
+        best, best_n, total = None, 0, len(items)
+        for entry in known:
+            seen = entry[0]
+            n = len(seen)
+            if best_n < n <= total and (items[n - 1] is seen[-1] or (raw is None and items[n - 1] == seen[-1])) \
+                    and items[:n] == seen:
+                best, best_n = entry, n
+        if best is None:
+            state, suspect, encoded = hashlib.sha256((rest + self._rest_end).encode("utf-8")), False, []
+        else:
+            state, suspect, encoded = best[1].copy(), best[2], best[3]
+        if best_n < total:
+            tail = items[best_n:]
+            if raw is not None:
+                encode = raw.encode
+                tail = [encode(m) for m in tail]
+                encoded = encoded + tail
+            frozen, digest_of = self._frozen, self._digest
+            digests = [frozen.get(id(m)) or digest_of(m) for m in tail]
+            suspect = suspect or not self._suspect.isdisjoint(digests)
+            state.update(self._joined(digests))
+        if best is not None:
+            best[0], best[1], best[2], best[3] = items.copy(), state, suspect, encoded
+        else:
+            known.append([items.copy(), state, suspect, encoded])
+            if len(known) > _CONVERSATIONS_PER_BEGINNING:
+                del known[0]  # the conversation that started first
+        return self._prefix + state.hexdigest()[:32], suspect, encoded.copy() if raw is not None else None
 
     def _digest(self, message: Any) -> Digest:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
@@ -295,18 +347,50 @@ class Redactor:
             digest = self._by_value.get(key)
             if digest is not None:
                 return digest
-        text = _plain_text(message) if self._scheme == 2 else None
-        if text is None:
-            text = _dumps(message)
-        hashed = hashlib.sha256(text.encode("utf-8"))
-        digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
-        if not self._clean(message):
-            self._suspect.add(digest)
+        digest = self._strings_digest(message) if (frozen or key is not None) and self._scheme == 2 else None
+        if digest is None:
+            text = _plain_text(message) if self._scheme == 2 else None
+            if text is None:
+                text = _dumps(message)
+            hashed = hashlib.sha256(text.encode("utf-8"))
+            digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
+            if not self._clean(message):
+                self._suspect.add(digest)
         if frozen:
             self._frozen[id(message)] = digest
             self._held.append(message)  # holding the message keeps its id unique
         elif key is not None and len(self._by_value) < self._cache_limit:
             self._by_value[key] = digest
+        return digest
+
+    def _strings_digest(self, message: dict[Any, Any]) -> bytes | None:
+        """The scheme-2 digest of a non-empty dict of plain strings (``_plain_text`` and ``_clean`` in one loop: the
+        digest of every new message of a run comes here), noting it as suspect; None for any other message."""
+        if not message:
+            return None
+        try:
+            keys = sorted(message)
+        except TypeError:  # keys of several types
+            return None
+        cache, secret_keys, parts, clean = self._cache, self._secret_keys, [], True
+        for key in keys:
+            value = message[key]
+            if type(key) is not str or type(value) is not str:
+                return None
+            parts.append(key)
+            parts.append(value)
+            if not clean:
+                continue
+            if secret_keys.get(key) is not False and self._is_secret_key(key):  # (a key seen for the first time)
+                clean = not value
+            elif (cache.get(value) or self.text(value)) != value:
+                clean = False
+        text = "\x00".join(parts)
+        if text.count("\x00") != len(parts) - 1:  # a NUL inside a key or value: the JSON form is digested
+            return None
+        digest = hashlib.sha256(text.encode("utf-8")).digest()
+        if not clean:
+            self._suspect.add(digest)
         return digest
 
     def _clean(self, obj: Any) -> bool:
@@ -381,5 +465,7 @@ def request_hash(request: dict[str, Any], scheme: int = HASH_SCHEME) -> str:
     message a newline and the hex sha256 of its canonical JSON. A request without a message list: as one whose
     fields are all of it and whose message list is empty."""
     redactor = Redactor(secrets=[], scheme=scheme)
-    rest, digests, _ = redactor._hashed_parts(request, redactor._digests)
-    return redactor._hash(rest, digests)
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if not isinstance(messages, list):
+        return redactor._whole_hash(_dumps(request))
+    return redactor._fresh_hash(redactor._rest(request), messages)

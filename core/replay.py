@@ -39,6 +39,9 @@ class ResponseCodec(Protocol):
 
     def decode(self, data: Any) -> Any: ...
 
+    # Optional: ``encode_screened(response, text)``, the encoding as redaction would leave it, its strings passed
+    # through ``text`` (the recorder's string redaction), or None to have the recorder redact ``encode``'s result.
+
     def replacement(self, action: Any, recorded: ModelCall | None) -> Any: ...
 
 

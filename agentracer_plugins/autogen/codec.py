@@ -8,12 +8,11 @@ recorded ledger with its instruction replaced so the orchestrator still parses i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentracer import ModelCall, Usage
-from agentracer.conversations import Conversations
-from agentracer.redact import FrozenJSON, fill_missing
+from agentracer.redact import FrozenJSON, RawMessages
 from agentracer.schema import built
 from autogen_core import FunctionCall
 from autogen_core.models import CreateResult, FunctionExecutionResult, RequestUsage
@@ -74,23 +73,13 @@ def _tool_name(tool: Any) -> str:
 class MessageCache:
     """Encoded messages by identity, then by value: a conversation's history is re-sent on every call (often
     as fresh copies of the same messages), so each distinct message is encoded once and the same encoded
-    object comes back, which lets the recorder's redactor reuse its JSON too."""
+    object comes back, which lets the recorder's redactor reuse its digest too. A request keeps its messages
+    as ``RawMessages`` with ``encode``: the recorder encodes the ones each conversation adds when it settles."""
 
     def __init__(self) -> None:
         self._seen: dict[int, dict[str, Any]] = {}  # id of a message -> its encoding
         self._held: list[Any] = []
         self._by_value: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._conversations = Conversations(self._encode_each)
-
-    def encode_all(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
-        """The encodings of one request's messages: an agent's conversation is re-sent with new messages at its
-        end, and only those are looked up."""
-        return self._conversations.derived(messages)
-
-    def _encode_each(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
-        encoded: list[Any] = list(map(self._seen.get, map(id, messages)))  # at C speed: most were seen (None: new)
-        fill_missing(encoded, messages, self._encode_new)
-        return encoded
 
     def encode(self, message: Any) -> dict[str, Any]:
         """The encoding of ``message``: the one made before for this object or an equal one, else a new one."""
@@ -114,10 +103,12 @@ class MessageCache:
 
 def encode_request(args: Sequence[Any], kwargs: Mapping[str, Any], *, stream: bool,
                    cache: MessageCache | None = None) -> dict[str, Any]:
-    """The request of a ``create``/``create_stream`` call: messages, tool names and output options."""
+    """The request of a ``create``/``create_stream`` call: messages, tool names and output options (with a run's
+    ``cache``, its messages are ``RawMessages``, encoded when the run settles its requests)."""
     messages = args[0] if args else kwargs.get("messages", [])
-    encoded = cache.encode_all(messages) if cache is not None else [encode_message(m) for m in messages]
-    request: dict[str, Any] = {"messages": encoded}
+    request: dict[str, Any] = {
+        "messages": RawMessages(list(messages), cache.encode) if cache is not None
+        else [encode_message(m) for m in messages]}
     tools = kwargs.get("tools") or (args[1] if len(args) > 1 else None)
     if tools:
         request["tools"] = [_tool_name(t) for t in tools]
@@ -194,6 +185,23 @@ class CreateResultCodec:
             data["thought"] = response.thought
         if response.logprobs:
             data["logprobs"] = [p.model_dump(mode="json") for p in response.logprobs]
+        return data
+
+    def encode_screened(self, response: CreateResult, text: Callable[[str], str]) -> Any | None:
+        """``encode(response)`` as redaction would leave it, for a text response (every other value is a number, a
+        flag or a finish reason): its strings go through ``text``, the recorder's string redaction; None for
+        other responses, which the recorder redacts whole."""
+        content, thought = response.content, response.thought
+        if type(content) is not str or response.logprobs or not (thought is None or type(thought) is str):
+            return None
+        usage = response.usage
+        data: dict[str, Any] = {
+            "finish_reason": response.finish_reason, "content": text(content),
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+            "cached": response.cached,
+        }
+        if thought is not None:
+            data["thought"] = text(thought)
         return data
 
     def decode(self, data: Any) -> CreateResult:

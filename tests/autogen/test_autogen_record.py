@@ -180,3 +180,32 @@ def test_a_thought_is_kept_with_the_output_it_came_with():
     assert traj.steps[1].model_calls[0].response["thought"] == "6 * 7 is 42"
     new = traced.replay(traj, step=1, action="41")
     assert new.steps[1].content == "41" and "thought" not in new.steps[1].metadata
+
+
+def test_a_text_response_is_encoded_screened_as_redaction_would_leave_it():
+    from agentracer.redact import Redactor
+    from autogen_core import FunctionCall
+    from autogen_core.models import CreateResult, RequestUsage
+
+    from agentracer_plugins.autogen.codec import CODEC
+
+    usage = RequestUsage(prompt_tokens=3, completion_tokens=4)
+    redactor = Redactor(secrets=["my-own-secret-value"])
+    for content, thought in (("all fine", None), ("key sk-abcdefghijklmnop1234", "thinking"),
+                             ("a secret: my-own-secret-value", "Bearer abcdefghijkl.mnop")):
+        response = CreateResult(finish_reason="stop", content=content, usage=usage, cached=False, thought=thought)
+        screened = CODEC.encode_screened(response, redactor.text)
+        assert screened == redactor(CODEC.encode(response))
+        assert ("sk-abcdefghijklmnop" not in str(screened) and "my-own-secret-value" not in str(screened)
+                and "abcdefghijkl.mnop" not in str(screened))
+    calls = CreateResult(finish_reason="function_calls", content=[FunctionCall(id="1", name="add", arguments="{}")],
+                         usage=usage, cached=False)
+    assert CODEC.encode_screened(calls, redactor.text) is None  # redacted whole by the recorder
+
+
+def test_a_secret_in_a_model_response_never_reaches_the_trajectory():
+    secret = "sk-abcdefghijklmnopqrstuvwxyz0123"
+    traj = agentracer.trace(make_team, [f"use {secret}", "ok", "ok", "ok", "ok"], 3).run("go")
+    text = traj.model_dump_json()
+    assert secret not in text and "[REDACTED]" in text
+    assert traj.steps[1].model_calls[0].response["content"] == "use [REDACTED]"

@@ -573,3 +573,37 @@ def test_a_recorded_failing_call_fails_again_when_served():
     new = team.replay(traj, step=3, action="done")
     assert new.steps[1].content == "answer 2" and attempts["n"] == 100  # both served, no live call
     assert [c.source for c in new.steps[1].model_calls] == ["cassette", "cassette"]
+
+
+def test_raw_messages_are_encoded_once_per_conversation_growth_and_hash_as_their_encodings():
+    """A request whose messages are the framework's own objects (``RawMessages``) comes back encoded, hashed as
+    the encoded request would be; each request encodes only what its conversation added; a secret is redacted."""
+    from agentracer.redact import FrozenJSON, RawMessages, Redactor, request_hash
+
+    encoded_objects: list = []
+
+    def encode(message):
+        encoded_objects.append(message)
+        return FrozenJSON(role="user", content=message.text)
+
+    class Message:  # a framework's message object
+        def __init__(self, text):
+            self.text = text
+
+    redactor = Redactor(["supersecret-value"])
+    system = Message("be brief")
+    conversations = {"a": [system], "b": [system]}
+    for turn in range(6):
+        name = "ab"[turn % 2]
+        conversation = conversations[name]
+        new = [Message(f"{name} says {turn}"), Message(f"reply {turn}")]
+        conversation.extend(new)
+        before = len(encoded_objects)
+        request, digest = redactor.request({"messages": RawMessages(list(conversation), encode), "model": "m"})
+        plain = {"messages": [{"role": "user", "content": m.text} for m in conversation], "model": "m"}
+        assert request == plain and digest == request_hash(plain)
+        assert encoded_objects[before:] == (new if turn > 1 else conversation)  # a first request: all of it
+    leaked = Message("the key is supersecret-value")
+    conversations["a"].append(leaked)
+    request, digest = redactor.request({"messages": RawMessages(list(conversations["a"]), encode)})
+    assert request["messages"][-1]["content"] == "the key is [REDACTED]" and digest == request_hash(request)
