@@ -122,10 +122,6 @@ def _dumps(obj: Any) -> str:
     return "".join(_C_ENCODER(obj, 0))
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 HASH_SCHEME = 2  # of the request hashes this version records
 _SCHEME_2 = "v2:"
 Digest = bytes | str  # of one message: 32 bytes in scheme 2, 64 hex digits in scheme 1
@@ -145,20 +141,6 @@ def hash_scheme(request_hash: str) -> int:
     records) or 1 (32 hex digits, earlier recordings: every message's digest hashed its canonical JSON). A replay
     checks a recording's requests with the scheme they were hashed with."""
     return 2 if request_hash.startswith(_SCHEME_2) else 1
-
-
-def _plain_text(message: Any) -> str | None:
-    """What scheme 2 digests for a non-empty dict of strings none of which holds a NUL: its keys and values in
-    key order with a NUL between each (no escaping to do, unlike JSON: a JSON text never holds a raw NUL, so the
-    two forms never meet); None for any other message, whose canonical JSON is digested."""
-    if not isinstance(message, dict) or not message or not _strings_only(message):
-        return None
-    parts = []
-    for key in sorted(message):
-        parts.append(key)
-        parts.append(message[key])
-    text = "\x00".join(parts)
-    return text if text.count("\x00") == len(parts) - 1 else None
 
 
 def _plain_key(message: Any) -> tuple[tuple[str, str], ...] | None:
@@ -270,19 +252,26 @@ class Redactor:
 
     def _whole_hash(self, text: str) -> str:
         """The request hash of a request without a message list (its JSON ``text``), or of ``rest`` and no message."""
-        return self._prefix + _sha256(text + self._rest_end)[:32]
+        return self._prefix + self._started(text).hexdigest()[:32]
 
     def _joined(self, digests: list[Digest]) -> bytes:
         """What the request hash takes in for these messages' digests, after what it took in before them."""
         return b"".join(digests) if self._scheme == 2 else ("\n" + "\n".join(digests)).encode("utf-8")  # type: ignore[arg-type]
 
+    def _started(self, rest: str) -> Any:
+        """The sha256 state of a request hash once it has taken in ``rest``."""
+        return hashlib.sha256((rest + self._rest_end).encode("utf-8"))
+
+    def _digests(self, messages: list[Any]) -> list[Digest]:
+        """Each message's digest (one lookup for a ``FrozenJSON`` digested before)."""
+        frozen, digest_of = self._frozen, self._digest
+        return [frozen.get(id(m)) or digest_of(m) for m in messages]
+
     def _fresh_hash(self, rest: str, messages: list[Any]) -> str:
         """The request hash of ``rest`` and ``messages`` (see ``request_hash``), from scratch."""
-        if not messages:
-            return self._whole_hash(rest)
-        state = hashlib.sha256((rest + self._rest_end).encode("utf-8"))
-        frozen = self._frozen
-        state.update(self._joined([frozen.get(id(m)) or self._digest(m) for m in messages]))
+        state = self._started(rest)
+        if messages:
+            state.update(self._joined(self._digests(messages)))
         return self._prefix + state.hexdigest()[:32]
 
     def _conversation_hash(self, rest: str, messages: list[Any] | RawMessages
@@ -312,7 +301,7 @@ class Redactor:
                     and items[:n] == seen:
                 best, best_n = entry, n
         if best is None:
-            state, suspect, encoded = hashlib.sha256((rest + self._rest_end).encode("utf-8")), False, []
+            state, suspect, encoded = self._started(rest), False, []
         else:
             state, suspect, encoded = best[1].copy(), best[2], best[3]
         if best_n < total:
@@ -321,8 +310,7 @@ class Redactor:
                 encode = raw.encode
                 tail = [encode(m) for m in tail]
                 encoded = encoded + tail
-            frozen, digest_of = self._frozen, self._digest
-            digests = [frozen.get(id(m)) or digest_of(m) for m in tail]
+            digests = self._digests(tail)
             suspect = suspect or not self._suspect.isdisjoint(digests)
             state.update(self._joined(digests))
         if best is not None:
@@ -347,12 +335,9 @@ class Redactor:
             digest = self._by_value.get(key)
             if digest is not None:
                 return digest
-        digest = self._strings_digest(message) if (frozen or key is not None) and self._scheme == 2 else None
-        if digest is None:
-            text = _plain_text(message) if self._scheme == 2 else None
-            if text is None:
-                text = _dumps(message)
-            hashed = hashlib.sha256(text.encode("utf-8"))
+        digest = self._strings_digest(message) if self._scheme == 2 and isinstance(message, dict) else None
+        if digest is None:  # the canonical JSON
+            hashed = hashlib.sha256(_dumps(message).encode("utf-8"))
             digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
             if not self._clean(message):
                 self._suspect.add(digest)
@@ -364,8 +349,10 @@ class Redactor:
         return digest
 
     def _strings_digest(self, message: dict[Any, Any]) -> bytes | None:
-        """The scheme-2 digest of a non-empty dict of plain strings (``_plain_text`` and ``_clean`` in one loop: the
-        digest of every new message of a run comes here), noting it as suspect; None for any other message."""
+        """The scheme-2 digest of a non-empty dict of plain strings none of which holds a NUL, noting it as suspect
+        when redaction would change it (``_clean`` in the same loop); None for any other message, whose canonical
+        JSON is digested. What it digests: the keys and values in key order with a NUL between each (no escaping to
+        do, unlike JSON: a JSON text never holds a raw NUL, so the two forms never meet)."""
         if not message:
             return None
         try:
@@ -461,7 +448,7 @@ def request_hash(request: dict[str, Any], scheme: int = HASH_SCHEME) -> str:
     per message, not once per call. Scheme 2 (the default; ``v2:`` and 32 hex digits): the sha256 of the
     canonical JSON (sorted keys, compact) of the request's fields but ``messages`` and a newline, then for each
     message the 32-byte sha256 of its digest text: its keys and values NUL-separated for a dict of strings (see
-    ``_plain_text``), its canonical JSON otherwise. Scheme 1 (32 hex digits): the sha256 of that JSON, then for each
+    ``Redactor._strings_digest``), its canonical JSON otherwise. Scheme 1 (32 hex digits): the sha256 of that JSON, then for each
     message a newline and the hex sha256 of its canonical JSON. A request without a message list: as one whose
     fields are all of it and whose message list is empty."""
     redactor = Redactor(secrets=[], scheme=scheme)

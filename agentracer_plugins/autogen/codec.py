@@ -171,18 +171,24 @@ def tool_calls_of(action: Any) -> list[FunctionCall] | None:
     return result
 
 
+def _encoded(response: CreateResult, content: Any, thought: str | None) -> dict[str, Any]:
+    """A ``CreateResult`` as JSON, given its content and thought as they are to be recorded (logprobs aside)."""
+    usage = response.usage
+    data: dict[str, Any] = {
+        "finish_reason": response.finish_reason, "content": content,
+        "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+        "cached": response.cached,
+    }
+    if thought is not None:
+        data["thought"] = thought
+    return data
+
+
 class CreateResultCodec:
     """``CreateResult`` ⇄ JSON, and the replacement result for an action."""
 
     def encode(self, response: CreateResult) -> Any:
-        usage = response.usage
-        data: dict[str, Any] = {
-            "finish_reason": response.finish_reason, "content": _content(response.content),
-            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-            "cached": response.cached,
-        }
-        if response.thought is not None:
-            data["thought"] = response.thought
+        data = _encoded(response, _content(response.content), response.thought)
         if response.logprobs:
             data["logprobs"] = [p.model_dump(mode="json") for p in response.logprobs]
         return data
@@ -194,15 +200,7 @@ class CreateResultCodec:
         content, thought = response.content, response.thought
         if type(content) is not str or response.logprobs or not (thought is None or type(thought) is str):
             return None
-        usage = response.usage
-        data: dict[str, Any] = {
-            "finish_reason": response.finish_reason, "content": text(content),
-            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-            "cached": response.cached,
-        }
-        if thought is not None:
-            data["thought"] = text(thought)
-        return data
+        return _encoded(response, text(content), None if thought is None else text(thought))
 
     def decode(self, data: Any) -> CreateResult:
         return CreateResult.model_validate(data)
