@@ -80,6 +80,10 @@ class _ClientPool:
 
     One small client per slot instead of one client with ``size`` connections: httpcore checks every idle
     connection of a pool on each request, which costs more CPU than the request itself at high concurrency.
+
+    A client whose request was cancelled is closed, never reused: httpcore (1.0.9, encode/httpcore#1093) can
+    leave a connection cancelled while connecting in its pool for good, and with one connection per client
+    every later request would wait out the whole timeout.
     """
 
     def __init__(self, factory: Callable[[], httpx.AsyncClient], size: int) -> None:
@@ -87,6 +91,7 @@ class _ClientPool:
         self._gate = asyncio.Semaphore(size)
         self._idle: list[httpx.AsyncClient] = []
         self._all: list[httpx.AsyncClient] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -96,14 +101,30 @@ class _ClientPool:
             else:
                 client = self._factory()
                 self._all.append(client)
+            cancelled = False
             try:
                 yield client
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
             finally:
-                self._idle.append(client)
+                if cancelled:
+                    self._discard(client)
+                else:
+                    self._idle.append(client)
+
+    def _discard(self, client: httpx.AsyncClient) -> None:
+        """Close ``client`` in the background (the cancelled task cannot await it) and forget it."""
+        self._all.remove(client)
+        closing = asyncio.get_running_loop().create_task(client.aclose())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         for client in self._all:
             await client.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 class OpenAIChatModel(BaseChatModel):

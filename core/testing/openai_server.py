@@ -164,8 +164,12 @@ class OpenAIServer:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client hung up before sending its body (a cancelled request)
+                    self.close_connection = True
+                    return None
                 try:
-                    request = json.loads(self.rfile.read(length) or b"{}")
+                    request = json.loads(body or b"{}")
                 except json.JSONDecodeError:
                     return self._json(400, {"error": {"message": "body is not JSON", "type": "invalid_request"}})
                 if not self.path.rstrip("/").endswith("/chat/completions"):

@@ -147,6 +147,47 @@ def test_concurrency_is_bounded() -> None:
     assert state["peak"] == 3
 
 
+def test_a_request_cancelled_at_any_point_leaves_the_next_one_working() -> None:
+    """A cancelled request (a counterfactual search cancels the steps past a flip) must not leave its client
+    stuck: httpcore can keep a connection cancelled while connecting in its pool for good, and the next
+    request on that one-connection client then waited the whole timeout (a CI hang, twice 300 s)."""
+
+    async def cancel_after(model: OpenAIChatModel, yields: int) -> None:
+        task = asyncio.ensure_future(model.acomplete(MESSAGES))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def scenario(server: OpenAIServer) -> list[int]:
+        stuck = []
+        for yields in range(40):  # every await point of a request, connecting included, gets a cancel
+            model = _model(server, cache=False, max_concurrency=1, timeout=2.0, max_retries=0)
+            await cancel_after(model, yields)
+            try:
+                await model.acomplete([{"role": "user", "content": "and now?"}])
+            except ModelError:
+                stuck.append(yields)
+            await model.aclose()
+        return stuck
+
+    with OpenAIServer("ok", latency=0.01) as server:
+        assert asyncio.run(scenario(server)) == []
+
+
+def test_the_scripted_server_ignores_a_client_that_hangs_up_before_its_body() -> None:
+    asked = []
+    with OpenAIServer(lambda request: asked.append(request) or "ok") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 500\r\n\r\n")
+            sock.shutdown(socket.SHUT_WR)  # a cancelled client: headers sent, body never
+            assert sock.recv(1024) == b""  # no answer, the connection closed
+        assert _model(server, cache=False).complete(MESSAGES).text == "ok"
+    assert asked == [{"model": "tracer", "messages": MESSAGES}]
+
+
 def test_cache_makes_a_rerun_free_and_never_stores_the_key(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-do-not-store")
     with OpenAIServer("cached answer") as server:
