@@ -12,10 +12,12 @@ demo: setup
 test: setup
 	bash scripts/setup-system.sh
 	.venv/bin/ruff check core agentracer_plugins trainer tests examples benchmarks
+	.venv/bin/mypy
 	.venv/bin/nox
 
 lint: setup
 	.venv/bin/ruff check core agentracer_plugins trainer tests examples benchmarks
+	.venv/bin/mypy
 
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ def load_object(spec: str) -> Any:
             if not path.exists():
                 raise InputError(f"no file {module_name}")
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+            if module_spec is None or module_spec.loader is None:
+                raise InputError(f"{module_name} cannot be loaded as a Python module")
+            module = importlib.util.module_from_spec(module_spec)
             sys.modules[path.stem] = module
-            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+            module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(module_name)
     except ImportError as exc:

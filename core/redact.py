@@ -111,7 +111,8 @@ class RawMessages:
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 # The C encoder behind ``json.dumps``, built once: ``JSONEncoder.encode`` builds a new one on every call, which
 # costs more than encoding one message. Same bytes as ``_ENCODER.encode`` (no circular-reference check).
-_C_ENCODER = None if json.encoder.c_make_encoder is None else json.encoder.c_make_encoder(
+_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)  # None where json has no C speedups
+_C_ENCODER = None if _MAKE_ENCODER is None else _MAKE_ENCODER(
     None, str, json.encoder.encode_basestring, None, ":", ",", True, False, True)
 
 
@@ -207,8 +208,7 @@ class Redactor:
 
         A request whose messages are ``RawMessages`` comes back with them encoded (a new dict)."""
         messages = obj.get("messages") if isinstance(obj, dict) else None
-        raw = type(messages) is RawMessages
-        if not raw and not isinstance(messages, list):
+        if not isinstance(messages, list | RawMessages):
             text = _dumps(obj)
             if self._may_hold_secret(text):
                 obj = self(obj)
@@ -216,7 +216,7 @@ class Redactor:
             return obj, self._whole_hash(text)
         rest = self._rest(obj)
         hashed, suspect, encoded = self._conversation_hash(rest, messages)
-        if raw:
+        if type(messages) is RawMessages:
             obj = {**obj, "messages": encoded}
         if not suspect and not self._rest_may_hold_secret(rest):
             return obj, hashed
@@ -283,8 +283,7 @@ class Redactor:
 
         Known conversations are found by their first message's identity (agents of one team often begin with
         the same message, one default system prompt: a few conversations share it, the longest match wins)."""
-        raw = messages if type(messages) is RawMessages else None
-        items: list[Any] = messages.items if raw is not None else messages  # type: ignore[union-attr]
+        raw, items = (messages, messages.items) if isinstance(messages, RawMessages) else (None, messages)
         if not items:
             return self._whole_hash(rest), False, [] if raw is not None else None
         key = (rest, id(items[0]))

@@ -62,7 +62,7 @@ class SimpleAgent:
         return await result if inspect.isawaitable(result) else result
 
     async def respond(self, history: list[dict[str, Any]]) -> str:
-        messages = [self._system_message()] if self.system_prompt else []
+        messages: list[dict[str, Any]] = [self._system_message()] if self.system_prompt else []
         messages += history
         run = current_run()
         if run is None:

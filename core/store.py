@@ -97,7 +97,7 @@ def _parse_line(line: str | bytes, where: str) -> Trajectory:
     try:
         return parse_record(line, where=where)
     except InputError as exc:
-        if line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+        if (line.endswith(b"\n") if isinstance(line, bytes) else line.endswith("\n")):
             raise
         detail = str(exc).removeprefix(f"{exc.where}: ")
         raise InputError(f"incomplete last line, a torn write? ({detail})", where=exc.where) from None

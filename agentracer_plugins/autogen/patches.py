@@ -77,7 +77,7 @@ class ClassTreePatch:
         patch = self
 
         def __init_subclass__(cls: type, **kwargs: Any) -> None:  # noqa: N807 - the hook's own name
-            super(root, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
+            super(root, cls).__init_subclass__(**kwargs)  # type: ignore[misc, arg-type]
             if patch.installed:
                 patch.patch_class(cls)
 

@@ -70,7 +70,7 @@ def team_members(team: Any) -> list[Member]:
     from camel.societies.workforce import Workforce
 
     if isinstance(team, RolePlaying):
-        agents = [(team.user_agent, "user agent"), (team.assistant_agent, "assistant agent")]
+        agents: list[tuple[Any, str]] = [(team.user_agent, "user agent"), (team.assistant_agent, "assistant agent")]
         critic = getattr(team, "critic", None)
         if getattr(team, "with_critic_in_the_loop", False) and hasattr(critic, "role_name"):
             agents.append((critic, "critic"))

@@ -13,7 +13,7 @@ from .naming import team_members
 from .options import CamelOptions, Configured
 
 
-def _camel_classes() -> tuple[type, type, type]:
+def _camel_classes() -> tuple[Any, Any, Any]:
     from camel.agents import ChatAgent
     from camel.societies import RolePlaying
     from camel.societies.workforce import Workforce

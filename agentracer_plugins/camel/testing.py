@@ -60,12 +60,12 @@ class ScriptedModel(BaseModelBackend):
                               response_id=f"{self.name}-{self.calls}")
         return completion(str(item), model=self.name, usage=(10, 5), response_id=f"{self.name}-{self.calls}")
 
-    def _run(self, messages: list[dict[str, Any]], response_format: Any = None, tools: Any = None) -> Any:
+    def _run(self, messages: list[Any], response_format: Any = None, tools: Any = None) -> Any:
         if self.latency:
             time.sleep(self.latency)
         return self._answer(messages)
 
-    async def _arun(self, messages: list[dict[str, Any]], response_format: Any = None, tools: Any = None) -> Any:
+    async def _arun(self, messages: list[Any], response_format: Any = None, tools: Any = None) -> Any:
         if self.latency:
             await asyncio.sleep(self.latency)
         return self._answer(messages)

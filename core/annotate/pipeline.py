@@ -123,14 +123,14 @@ class AnnotationPipeline:
         else:
             summary.failed_runs += 1
             if self.search is not None:
-                result = await self.search.asearch(original)
-                label_failed(original, result)
-                outputs += result.replays
-                entry["replays"] = len(result.replays)
-                entry["stopped"] = result.stopped
-                if result.verdict is not None:
+                searched = await self.search.asearch(original)
+                label_failed(original, searched)
+                outputs += searched.replays
+                entry["replays"] = len(searched.replays)
+                entry["stopped"] = searched.stopped
+                if searched.verdict is not None:
                     entry["label"] = {"source": "counterfactual", "trajectory": original.id,
-                                      "agent": result.verdict.agent, "step": result.verdict.step}
+                                      "agent": searched.verdict.agent, "step": searched.verdict.step}
                     summary.counterfactual_labels += 1
         for trajectory in outputs:
             trajectory.metadata.setdefault("question_id", row.id)

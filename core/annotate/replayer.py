@@ -6,14 +6,14 @@ A replayer re-runs a trajectory from step t with an action and returns the new t
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import ReplayError, TeamRunError
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
 
 
-def replay_failure(exc: Exception) -> tuple[str, str]:
+def replay_failure(exc: Exception) -> tuple[Literal["diverged", "error"], str]:
     """(status, detail) of a replay that raised: ``diverged`` for a ``ReplayError``, else ``error``."""
     if isinstance(exc, ReplayError):
         return "diverged", str(exc).splitlines()[0]

@@ -116,9 +116,9 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     stats = getattr(chat_model, "stats", None)
     usage = getattr(chat_model, "usage", None)
     if stats and not quiet:
+        tokens = f"; tokens {usage.prompt_tokens} in / {usage.completion_tokens} out" if usage is not None else ""
         click.echo(f"model: {stats['requests']} requests, {stats['retries']} retries, {stats['failures']} failed, "
-                   f"{stats['cache_hits']} from cache; tokens {usage.prompt_tokens} in / "
-                   f"{usage.completion_tokens} out", err=True)
+                   f"{stats['cache_hits']} from cache{tokens}", err=True)
     answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
     if not answered:
         click.echo(f"error: nothing could be evaluated ({len(items)} items; see the error fields in {output})",

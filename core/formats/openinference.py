@@ -107,7 +107,9 @@ def _messages(attrs: dict[str, AttributeValue], prefix: str, messages: Any) -> N
         _put(attrs, f"{prefix}.{i}.message.content", message.get("content"))
         for j, call in enumerate(message.get("tool_calls") or []):
             if isinstance(call, Mapping):
-                function = call.get("function") if isinstance(call.get("function"), Mapping) else call
+                function = call.get("function")
+                if not isinstance(function, Mapping):
+                    function = call
                 base = f"{prefix}.{i}.message.tool_calls.{j}.tool_call"
                 _put(attrs, f"{base}.id", call.get("id"))
                 _put(attrs, f"{base}.function.name", function.get("name"))
@@ -206,8 +208,8 @@ def _step_spans(trajectory: Trajectory, step: Step, tid: str, parent: str, curso
     start = _ns(step.started_at) if step.started_at is not None else (
         _ns(step.ended_at) - _TICK if step.ended_at is not None else cursor)
     children: list[SpanRecord] = []
-    for i, call in enumerate(step.model_calls):
-        children.append(_llm_span(trajectory, call, tid, sid, f"step/{step.index}/llm/{i}", start, step))
+    for i, model_call in enumerate(step.model_calls):
+        children.append(_llm_span(trajectory, model_call, tid, sid, f"step/{step.index}/llm/{i}", start, step))
     results = _match_results(step.tool_calls, step.tool_results)
     for i, (call, result) in enumerate(results):
         children.append(_tool_span(trajectory, step, call, result, tid, sid, i, start))

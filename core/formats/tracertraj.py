@@ -15,12 +15,12 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from pydantic import ValidationError
 
 from ..errors import InputError
-from ..schema import LabelSource, Step, Trajectory, Verdict
+from ..schema import LabelSource, Step, Trajectory, Verdict, new_id
 from ..store import validation_message
 
 COLUMNS = ("question_ID", "question", "ground_truth", "history", "mistake_agent", "mistake_step", "mistake_reason")
@@ -119,7 +119,7 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
                              where=where)
         reason = row.get("mistake_reason")
         labels.append(Verdict(agent=str(row["mistake_agent"]), step=positions[number],
-                              reason=_text(reason), source=source))
+                              reason=_text(reason), source=cast(LabelSource, source)))
     extra = {k: v for k, v in row.items() if k not in COLUMNS and k != SOURCE_COLUMN}
     question_id = row.get("question_ID")
     metadata: dict[str, Any] = {"source_format": "tracertraj"}
@@ -130,7 +130,7 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
     question = row.get("question")
     try:
         return Trajectory(
-            id=str(question_id) if question_id not in (None, "") else Trajectory.model_fields["id"].default_factory(),  # type: ignore[misc]
+            id=str(question_id) if question_id not in (None, "") else new_id(),
             task=_text(question), ground_truth=row.get("ground_truth"),
             steps=steps, labels=labels, metadata=metadata,
         )

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InputError
-from ..schema import Step, Trajectory, Verdict
+from ..schema import Step, Trajectory, Verdict, new_id
 from ..store import validation_message
 
 SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
@@ -73,7 +73,7 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
             agent, detail = agent_from_role(str(role or ""))
             kind = _kind(detail, str(role or ""))
         extra = {k: v for k, v in item.items() if k not in ("content", "role", "name")}
-        meta = {"whowhen": {"keys": list(item), **({"extra": extra} if extra else {})}}
+        meta: dict[str, dict[str, Any]] = {"whowhen": {"keys": list(item), **({"extra": extra} if extra else {})}}
         if "role" in item:
             meta["whowhen"]["role"] = role
         if "name" in item:
@@ -115,7 +115,7 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
     system_prompt = data.get("system_prompt")
     try:
         trajectory = Trajectory(
-            id=trajectory_id or Trajectory.model_fields["id"].default_factory(),  # type: ignore[misc]
+            id=trajectory_id or new_id(),
             task=data.get("question") if isinstance(data.get("question"), str) else None,
             ground_truth=data.get("ground_truth"),
             framework="magentic-one" if subset == "Hand-Crafted" else ("ag2" if subset else None),

@@ -57,6 +57,7 @@ class ModelMethod(Method):
     """A method that asks a chat model; knows the model's prompt budget."""
 
     needs_model = True
+    model: ChatModel  # never None here (checked when built)
 
     def __init__(
         self,

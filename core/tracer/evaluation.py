@@ -139,9 +139,9 @@ def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
         path.parent.mkdir(parents=True, exist_ok=True)
         return set()
     rows = read_rows(path)
-    others = {r.get("method") for r in rows} - {method, None}
+    others = sorted(str(r["method"]) for r in rows if r.get("method") not in (method, None))
     if others:
-        raise InputError(f"{path} holds results of method {sorted(others)[0]!r}; write {method!r} to another file")
+        raise InputError(f"{path} holds results of method {others[0]!r}; write {method!r} to another file")
     text = path.read_text(encoding="utf-8")
     torn = bool(text) and (not text.endswith("\n") or len(rows) != sum(1 for x in text.splitlines() if x.strip()))
     if retry_errors:

@@ -124,8 +124,8 @@ def decode(trajectory: Trajectory, probabilities: list[float], how: str) -> tupl
         step = max(range(len(probabilities)), key=probabilities.__getitem__)
         return trajectory.steps[step].agent, step, probabilities[step]
     mass: dict[str, float] = {}
-    for step, p in zip(trajectory.steps, probabilities, strict=True):
-        mass[step.agent] = mass.get(step.agent, 0.0) + p
+    for s, p in zip(trajectory.steps, probabilities, strict=True):
+        mass[s.agent] = mass.get(s.agent, 0.0) + p
     agent = max(mass, key=mass.__getitem__)
     step = max((s.index for s in trajectory.steps if s.agent == agent), key=probabilities.__getitem__)
     return agent, step, mass[agent]

@@ -17,7 +17,7 @@ import json
 import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,17 +205,17 @@ class _Tally:
     """Accumulates per-subset hits for one predictor."""
 
     def __init__(self) -> None:
-        self.hits: dict[str, Counter[str]] = {}
+        self.hits: dict[str, defaultdict[str, float]] = {}
 
     def add(self, subset: str, **scores: float) -> None:
         for key in (subset, "all"):
-            counter = self.hits.setdefault(key, Counter())
+            counter = self.hits.setdefault(key, defaultdict(float))
             counter["n"] += 1
             for name, value in scores.items():
                 counter[name] += value
 
     def report(self) -> dict[str, dict[str, float]]:
-        return {subset: {k: round(100 * v / c["n"], 1) for k, v in c.items() if k != "n"} | {"n": c["n"]}
+        return {subset: {k: round(100 * v / c["n"], 1) for k, v in c.items() if k != "n"} | {"n": int(c["n"])}
                 for subset, c in sorted(self.hits.items())}
 
 
