@@ -208,7 +208,7 @@ class Redactor:
 
         A request whose messages are ``RawMessages`` comes back with them encoded (a new dict)."""
         messages = obj.get("messages") if isinstance(obj, dict) else None
-        if not isinstance(messages, list | RawMessages):
+        if not isinstance(messages, (list, RawMessages)):
             text = _dumps(obj)
             if self._may_hold_secret(text):
                 obj = self(obj)
