@@ -216,7 +216,7 @@ class Redactor:
             return obj, self._whole_hash(text)
         rest = self._rest(obj)
         hashed, suspect, encoded = self._conversation_hash(rest, messages)
-        if type(messages) is RawMessages:
+        if encoded is not None:  # the RawMessages encoded
             obj = {**obj, "messages": encoded}
         if not suspect and not self._rest_may_hold_secret(rest):
             return obj, hashed
