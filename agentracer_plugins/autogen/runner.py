@@ -106,4 +106,7 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
     finally:
         RUN_STATE.reset(state_token)
         ACTOR.reset(actor_token)
+        # the message cache goes when the run does (contexts AutoGen's tasks copied keep the state until the garbage
+        # collector frees them); the recorded requests hold their encoder until the run settles them
+        state.messages = None
     return _finish(run, result)
