@@ -8,8 +8,8 @@ Children run without address-space randomisation (``setarch -R``) where it is av
 CPU's SHA instructions, so request hashing counts several times what it costs natively: read
 the ratio as a slight overestimate. Each measured run starts from a fully collected heap (the collection is not
 counted), so the count holds the run's own work and its young-generation collections, and not the collector's rare
-full collections, whose place among a few runs moved a child's count by ~11 M instructions per run (CAMEL's
-untraced child, 10 runs) (they come natively once per 40-50 AutoGen runs, traced or not). ``--keep-heap`` counts
+full collections, whose place among a few runs can move a child's count by millions of instructions per run
+(they come natively once per 40-50 AutoGen runs, traced or not). ``--keep-heap`` counts
 runs back to back instead, the collector's work between runs included.
 
     python benchmarks/instructions.py [--framework autogen|camel|simple] [--runs 5] [--children 1] [--breakdown] [--keep-heap]
