@@ -41,6 +41,7 @@ class StepLog:
     eps: float
     loss: float
     clip_fraction: float
+    lr: float
 
 
 @dataclass
@@ -101,17 +102,23 @@ def grpo_train(
     eos_id: int,
     pad_id: int,
     seed: int = 0,
+    lr_warmup_steps: int = 0,
 ) -> LoopResult:
     """Run ``steps`` GRPO steps on ``prompts`` (one row each) against ``truths``; returns the per-step log.
 
     Each step samples with the current policy (which becomes pi_old), then takes ``updates_per_step``
-    optimiser updates on the same rollouts, so the ratio moves away from 1 and the clipping acts.
+    optimiser updates on the same rollouts, so the ratio moves away from 1 and the clipping acts. The learning
+    rate rises linearly over the first ``lr_warmup_steps`` steps (verl's ``lr_warmup_steps``): Adam's first
+    updates move every weight by about ``lr`` whatever its gradient, which can wreck a small policy at once.
     """
     torch.manual_seed(seed)
     schedule = schedule or ClipSchedule(eps_max=0.28, eps_min=0.2, total_steps=steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     result = LoopResult()
     for step in range(steps):
+        step_lr = lr * min(1.0, (step + 1) / lr_warmup_steps) if lr_warmup_steps > 0 else lr
+        for group in optimizer.param_groups:
+            group["lr"] = step_lr
         rollouts = sample(model, prompts, group_size, max_new_tokens, eos_id, pad_id)
         texts = [decode(r[m.bool()].tolist()) for r, m in zip(rollouts.responses, rollouts.response_mask,
                                                                  strict=True)]
@@ -132,5 +139,5 @@ def grpo_train(
             optimizer.step()
             loss_value, clip_fraction = float(loss.detach()), stats["clip_fraction"]
         result.log.append(StepLog(step, float(rewards.mean()), sum(s["format"] for s in scores) / len(scores),
-                                  eps, loss_value, clip_fraction))
+                                  eps, loss_value, clip_fraction, step_lr))
     return result
