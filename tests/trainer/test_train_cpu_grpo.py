@@ -21,7 +21,7 @@ def run(seed: int = 0, steps: int = STEPS):
     tokenizer = build_tokenizer()
     model = build_tiny_qwen(len(tokenizer), seed=seed)
     cases = toy_cases(4, seed=seed)
-    format_warmup(model, tokenizer, cases, steps=60, seed=seed)
+    format_warmup(model, tokenizer, cases, steps=60, lr=3e-3, seed=seed)
     prompts = torch.tensor([prompt_ids(tokenizer, c) for c in cases])
 
     def decode(ids: list[int]) -> str:
