@@ -3,6 +3,11 @@
 The loop is ours (agentracer.trainer.cpu_loop), not TRL's GRPOTrainer: it runs the exact loss and schedule
 verl is given, needs nothing beyond transformers, and takes seconds. The policy first learns the answer
 format on random labels, so GRPO starts near chance and any rise comes from the reward.
+
+Outcomes of a loop this small differ between CPUs (their float kernels round differently and sampling
+amplifies it), so the setting and the bounds hold with a margin on every seed tried, not only on the one
+tested: over seeds 0-11 (on an AMD EPYC) the mean reward rose by 0.150-0.340 and the last ten steps' format
+rate was 0.941-1.000. Without the learning-rate warmup, or over 60 steps, several seeds collapsed or barely rose.
 """
 
 from __future__ import annotations
