@@ -90,7 +90,8 @@ class Run:
     ) -> None:
         if (plan is None) != (cassette is None):
             raise ValueError("a replay needs both a plan and a cassette")
-        self.trajectory = trajectory
+        self._trajectory: Trajectory | None = trajectory
+        self._steps = trajectory.steps  # (the hot paths' handle on it)
         self.plan = plan
         self.cassette = cassette
         self._lock = threading.RLock()
@@ -104,6 +105,14 @@ class Run:
         self.divergence: ReplayDivergence | None = None
         self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
+
+    @property
+    def trajectory(self) -> Trajectory:
+        """The trajectory this run records (``release`` lets go of it once the run has ended)."""
+        trajectory = self._trajectory
+        if trajectory is None:
+            raise RuntimeError("this run was released after it ended: use the trajectory its team run returned")
+        return trajectory
 
     # ------------------------------------------------------------------ context
     @contextlib.contextmanager
@@ -126,7 +135,7 @@ class Run:
     @property
     def next_index(self) -> int:
         """The index the next recorded step will get."""
-        return len(self.trajectory.steps)
+        return len(self._steps)
 
     # ------------------------------------------------------------------ steps
     def replacement_for_next_step(self) -> Any | None:
@@ -152,7 +161,7 @@ class Run:
         _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)
         now = time.time()
         with self._lock:
-            index = len(self.trajectory.steps)
+            index = len(self._steps)
             waiting = self._pending.pop(agent, None)
             if self._pending_any:
                 waiting = [*(waiting or ()), *self._pending_any]
@@ -168,7 +177,7 @@ class Run:
             if self.plan is not None:
                 self._check_against_recording(step)
             self._last_step_end = now
-            self.trajectory.steps.append(step)
+            self._steps.append(step)
             return step
 
     @staticmethod
@@ -395,3 +404,20 @@ class Run:
             if self.plan is not None:
                 self.trajectory.metadata["replay_stats"] = dict(self.stats)
             return self.trajectory
+
+    def release(self) -> None:
+        """Let go of everything the ended run holds: its trajectory, the recording it replayed, its caches.
+
+        A framework's tasks copy the context the run was active in, and frameworks leave those tasks in reference
+        cycles that only the garbage collector frees (AutoGen does, every run): a run they hold would hold its whole
+        trajectory until then. Released, the trajectory goes as soon as its user drops it, and the collector has
+        that much less to walk and promote. The run records nothing more afterwards."""
+        with self._lock:
+            self._trajectory = None
+            self._steps = []
+            self.cassette = None
+            self._redact.clear()  # (its caches hold every request's messages)
+            self._unsettled = []
+            self._pending.clear()
+            self._pending_any = []
+            self.plugin_state.clear()

@@ -182,6 +182,13 @@ class Redactor:
         # a secret that JSON escapes can't be found in a JSON text: then a request's own fields are always walked
         self._secrets_json_safe = all(_dumps(s)[1:-1] == s for s in self.secrets)
 
+    def clear(self) -> None:
+        """Forget every cached string, message and conversation (the secrets and the hash scheme stay)."""
+        for cache in (self._cache, self._frozen, self._by_value, self._suspect, self._secret_keys, self._fields_texts,
+                      self._rest_suspect, self._known):
+            cache.clear()
+        self._held = []
+
     def _may_hold_secret(self, text: str) -> bool:
         """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
         return holds_any(text.lower(), _HINTS) or holds_any(text, self.secrets)

@@ -156,12 +156,15 @@ class TracedTeam:
         team = await self._abuild()
         plugin, run = self._begin(team, task, plan, parent, ground_truth, metadata)
         answer, error = None, None
-        with run.activate():
-            try:
-                answer = await plugin.arun(team, task, run)
-            except Exception as exc:
-                error = self._failed(run, exc)
-        return self._end(run, plan, answer, error)
+        try:
+            with run.activate():
+                try:
+                    answer = await plugin.arun(team, task, run)
+                except Exception as exc:
+                    error = self._failed(run, exc)
+            return self._end(run, plan, answer, error)
+        finally:
+            run.release()
 
     @contextlib.contextmanager
     def _sync_session(self, task: str, plan: ReplayPlan | None, parent: Trajectory | None, ground_truth: Any,
@@ -179,10 +182,13 @@ class TracedTeam:
             session = _SyncSession(runner, context, lambda: plugin.arun(team, task, run))
             error = None
             try:
-                yield session
-            except Exception as exc:
-                error = self._failed(run, exc)
-            session.trajectory = self._end(run, plan, session.answer, error)
+                try:
+                    yield session
+                except Exception as exc:
+                    error = self._failed(run, exc)
+                session.trajectory = self._end(run, plan, session.answer, error)
+            finally:
+                run.release()
 
     @contextlib.contextmanager
     def _event_loop(self) -> Iterator[asyncio.Runner]:

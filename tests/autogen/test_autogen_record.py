@@ -209,3 +209,22 @@ def test_a_secret_in_a_model_response_never_reaches_the_trajectory():
     text = traj.model_dump_json()
     assert secret not in text and "[REDACTED]" in text
     assert traj.steps[1].model_calls[0].response["content"] == "use [REDACTED]"
+
+
+def test_a_returned_trajectory_is_freed_as_soon_as_its_user_drops_it():
+    """AutoGen leaves each run's tasks (and the contexts they copied, which hold the active run) in reference
+    cycles: the ended run lets go of its trajectory, so dropping the trajectory frees it without a collection."""
+    import gc
+    import weakref
+
+    traced = agentracer.trace(make_team)
+    traced.run("warm up")
+    gc.collect()
+    gc.disable()
+    try:
+        traj = traced.run("add 2 and 3")
+        refs = [weakref.ref(traj), weakref.ref(traj.steps[1]), weakref.ref(traj.steps[1].model_calls[0])]
+        del traj
+        assert [ref() for ref in refs] == [None, None, None]
+    finally:
+        gc.enable()

@@ -8,7 +8,7 @@ import agentracer
 import pytest
 from agentracer import Run, ToolCall, Trajectory
 from agentracer.schema import ModelCall, Step, Usage, built
-from agentracer.simple import SimpleAgent, SimpleTeam
+from agentracer.simple import TEXT_CODEC, SimpleAgent, SimpleTeam
 
 
 def _step_fields(**overrides) -> dict:
@@ -112,3 +112,21 @@ def test_a_finished_recording_holds_redacted_hashed_requests(monkeypatch):
     calls = [c for s in traj.steps for c in s.model_calls]
     assert calls and all(c.request_hash == request_hash(c.request) for c in calls)
     assert "zz-top-secret-value-42" not in traj.to_json()
+
+
+def test_a_released_run_holds_nothing_of_its_recording_and_says_so_when_asked():
+    from agentracer.redact import FrozenJSON
+
+    run = Run(Trajectory(task="t"))
+    message = FrozenJSON(role="user", content="hello")
+    run.call_model("a", {"messages": [message]}, lambda: "hi", codec=TEXT_CODEC)
+    run.add_step("a", "hi")
+    traj = run.finish()
+    assert len(traj.steps) == 1 and traj.steps[0].model_calls[0].request_hash
+    run.release()
+    with pytest.raises(RuntimeError, match="released"):
+        run.trajectory  # noqa: B018 - the access is what is tested
+    assert run.cassette is None and run.plugin_state == {} and run.next_index == 0
+    assert run._redact._held == [] and not run._redact._frozen and not run._redact._known
+    assert len(traj.steps) == 1  # the trajectory it returned is untouched
+
