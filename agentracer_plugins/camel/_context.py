@@ -52,6 +52,20 @@ def enter_agent(agent: Any) -> tuple[contextvars.Token, contextvars.Token]:
     return CURRENT_AGENT.set((id(agent), name)), WORKER_NAME.set(None)
 
 
+def acting_as(agent: Any) -> tuple[int, str] | None:
+    """How ``agent`` acts here (its id and name) when it is the acting agent, else None."""
+    acting = CURRENT_AGENT.get()
+    return acting if acting is not None and acting[0] == id(agent) else None
+
+
+def resume_agent(agent: Any, acting: tuple[int, str] | None) -> tuple[contextvars.Token, contextvars.Token]:
+    """Make ``agent`` the acting agent again, under the name it acted under when ``acting_as`` was asked (a
+    streaming step resumes later, wherever its caller reads it); with none known, as ``enter_agent`` does."""
+    if acting is None:
+        return enter_agent(agent)
+    return CURRENT_AGENT.set(acting), WORKER_NAME.set(None)
+
+
 def leave_agent(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
     WORKER_NAME.reset(tokens[1])
     CURRENT_AGENT.reset(tokens[0])

@@ -124,6 +124,88 @@ def completion(content: str | None, tool_calls: list[dict[str, Any]] | None = No
     })
 
 
+def _pieces(text: str, count: int) -> list[str]:
+    """``text`` cut into ``count`` parts (fewer for a short text; none for an empty one)."""
+    size = max(1, -(-len(text) // max(count, 1)))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def chunks_of(response: Any, *, pieces: int = 1) -> list[Any]:
+    """A ChatCompletion as the ``ChatCompletionChunk`` stream a model with ``stream=True`` sends: its text (and each
+    tool call's arguments) in ``pieces`` parts, a chunk with the finish reason, and one with the usage. A replay
+    serves recorded and replaced answers to a streaming agent this way."""
+    from camel.types import ChatCompletionChunk
+
+    choice = response.choices[0]
+    message = choice.message
+    base = {"id": response.id, "object": "chat.completion.chunk", "created": response.created, "model": response.model}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    reasoning = getattr(message, "reasoning_content", None)
+    if isinstance(reasoning, str) and reasoning:
+        out += [chunk({"reasoning_content": part}) for part in _pieces(reasoning, pieces)]
+    out += [chunk({"content": part}) for part in _pieces(message.content or "", pieces)]
+    for index, call in enumerate(message.tool_calls or []):
+        for number, part in enumerate(_pieces(call.function.arguments or "", pieces) or [""]):
+            function: dict[str, Any] = {"arguments": part}
+            delta_call: dict[str, Any] = {"index": index, "function": function}
+            if number == 0:
+                delta_call.update(id=call.id, type="function")
+                function["name"] = call.function.name
+            out.append(chunk({"tool_calls": [delta_call]}))
+    out.append(chunk({}, choice.finish_reason or "stop"))
+    if response.usage is not None:
+        out.append({**base, "choices": [], "usage": response.usage.model_dump(mode="json", exclude_none=True)})
+    return [ChatCompletionChunk.model_validate(c) for c in out]
+
+
+def assemble(chunks: Sequence[Any]) -> Any:
+    """The ChatCompletion a stream of ``ChatCompletionChunk`` adds up to (its first choice, the one CAMEL reads):
+    the text, the tool calls put together by their index, the finish reason and the usage the stream reported."""
+    from camel.types import ChatCompletion
+
+    if not chunks:
+        raise ValueError("the model's stream ended before its first chunk")
+    first, text, reasoning, finish, usage = chunks[0], [], [], None, None
+    calls: dict[int, dict[str, Any]] = {}
+    for piece in chunks:
+        if getattr(piece, "usage", None) is not None:
+            usage = piece.usage.model_dump(mode="json", exclude_none=True)
+        for choice in piece.choices or []:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta.content:
+                text.append(delta.content)
+            thought = getattr(delta, "reasoning_content", None)
+            if isinstance(thought, str) and thought:
+                reasoning.append(thought)
+            for call in delta.tool_calls or []:
+                slot = calls.setdefault(call.index, {"id": None, "name": "", "arguments": ""})
+                slot["id"] = call.id or slot["id"]
+                if call.function is not None:
+                    slot["name"] = call.function.name or slot["name"]  # sent whole, once
+                    slot["arguments"] += call.function.arguments or ""
+            finish = choice.finish_reason or finish
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = [_tool_call(i, slot["name"], slot["arguments"], slot["id"] or f"call_{i}")
+                                 for i, slot in sorted(calls.items())]
+    data: dict[str, Any] = {
+        "id": first.id, "object": "chat.completion", "created": first.created, "model": first.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish or ("tool_calls" if calls else "stop"),
+                     "logprobs": None}],
+    }
+    if usage is not None:
+        data["usage"] = usage
+    return ChatCompletion.model_validate(data)
+
+
 def tool_calls_of(response: Any) -> list[ToolCall]:
     """The tool calls a ChatCompletion asks for (arguments parsed from JSON where possible)."""
     message = response.choices[0].message

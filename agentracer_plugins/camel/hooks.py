@@ -13,14 +13,14 @@ import functools
 import json
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
-from agentracer import AgentracerError, ToolResult, current_run
+from agentracer import AgentracerError, InputError, ToolResult, current_run
 
 from . import _context
-from .codec import CODEC, MessageCopies, build_request, tool_calls_of, usage_of
+from .codec import CODEC, MessageCopies, assemble, build_request, chunks_of, tool_calls_of, usage_of
 
 MIN_CAMEL = (0, 2, 84)
 
@@ -80,13 +80,75 @@ def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any
                          _arg(args, kwargs, 2, "tools"), copies)
 
 
+# A model with ``stream=True`` answers with a stream of chunks. Its call is recorded whole: the live stream is read to
+# its end, put together into one ChatCompletion (what is recorded, and what a replay serves), and handed to CAMEL as
+# the chunks it was made of; a served or replaced answer reaches CAMEL as the chunks of its ChatCompletion.
+def _not_a_chunk_stream(response: Any) -> InputError:
+    return InputError(f"the streaming model answered with a {type(response).__name__}, not a stream of chunks: "
+                      "structured output with stream=True cannot be recorded; build the agent with stream=False",
+                      where="model_config_dict")
+
+
+def _read_stream(response: Any, received: list[Any]) -> Any:
+    """The ChatCompletion a live answer adds up to; its chunks go to ``received`` (a ChatCompletion: itself)."""
+    if hasattr(response, "choices"):
+        return response
+    if not hasattr(response, "__iter__"):
+        raise _not_a_chunk_stream(response)
+    try:
+        received.extend(response)
+    finally:
+        close = getattr(response, "close", None)
+        if callable(close):
+            close()
+    return assemble(received)
+
+
+async def _aread_stream(response: Any, received: list[Any]) -> Any:
+    if hasattr(response, "choices"):
+        return response
+    if not hasattr(response, "__aiter__"):
+        raise _not_a_chunk_stream(response)
+    try:
+        async for chunk in response:
+            received.append(chunk)
+    finally:
+        close = getattr(response, "aclose", None) or getattr(response, "close", None)
+        if callable(close):
+            closed = close()
+            if hasattr(closed, "__await__"):
+                await closed
+    return assemble(received)
+
+
+def _chunks_for(response: Any, received: list[Any]) -> list[Any]:
+    return received or chunks_of(response)
+
+
+def _streamed(chunks: list[Any]) -> Iterator[Any]:
+    yield from chunks
+
+
+async def _astreamed(chunks: list[Any]) -> AsyncIterator[Any]:
+    for chunk in chunks:
+        yield chunk
+
+
 def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
     run = current_run()
-    if run is None or _is_stream(instance):
+    if run is None:
         return wrapped(*args, **kwargs)
     agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
+    if _is_stream(instance):
+        request["stream"] = True
+        received: list[Any] = []
+        response = run.call_model(name, request, lambda: _read_stream(wrapped(*args, **kwargs), received), CODEC,
+                                  produces_step=agent is not None, model=request["model"], usage_of=usage_of)
+        if agent is not None:
+            _record_response(run, agent, response)
+        return _streamed(_chunks_for(response, received))
     response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
                               model=request["model"], usage_of=usage_of)
     if agent is not None:
@@ -96,11 +158,23 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
 
 async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
     run = current_run()
-    if run is None or _is_stream(instance):
+    if run is None:
         return await wrapped(*args, **kwargs)
     agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
+    if _is_stream(instance):
+        request["stream"] = True
+        received: list[Any] = []
+
+        async def live() -> Any:
+            return await _aread_stream(await wrapped(*args, **kwargs), received)
+
+        response = await run.acall_model(name, request, live, CODEC, produces_step=agent is not None,
+                                         model=request["model"], usage_of=usage_of)
+        if agent is not None:
+            _record_response(run, agent, response)
+        return _astreamed(_chunks_for(response, received))
     response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
                                      produces_step=agent is not None, model=request["model"],
                                      usage_of=usage_of)
@@ -146,6 +220,55 @@ async def _aacting(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) 
         return await wrapped(*args, **kwargs)
     finally:
         _context.leave_agent(tokens)
+
+
+def _acting_stream(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """A streaming step (``ChatAgent._stream``) runs when its caller reads it, maybe after ``step`` returned: each
+    resumption runs with the agent acting, under the name it had when the step began."""
+    steps = wrapped(*args, **kwargs)
+    if current_run() is None:
+        return steps
+    return _resumed_as(steps, instance, _context.acting_as(instance))
+
+
+def _resumed_as(steps: Any, agent: Any, acting: tuple[int, str] | None) -> Iterator[Any]:
+    try:
+        while True:
+            tokens = _context.resume_agent(agent, acting)
+            _context.offer_context(agent)  # the step runs its sync tools in threads of its own
+            try:
+                item = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                _context.withdraw_context(agent)
+                _context.leave_agent(tokens)
+            yield item
+    finally:
+        steps.close()
+
+
+def _aacting_stream(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """``ChatAgent._astream``, as ``_acting_stream``."""
+    steps = wrapped(*args, **kwargs)
+    if current_run() is None:
+        return steps
+    return _aresumed_as(steps, instance, _context.acting_as(instance))
+
+
+async def _aresumed_as(steps: Any, agent: Any, acting: tuple[int, str] | None) -> AsyncIterator[Any]:
+    try:
+        while True:
+            tokens = _context.resume_agent(agent, acting)
+            try:
+                item = await steps.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                _context.leave_agent(tokens)
+            yield item
+    finally:
+        await steps.aclose()
 
 
 def _agent_step_impl(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -201,16 +324,52 @@ async def _aexecute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: 
         _context.leave_agent(tokens)
 
 
-def _record_tool_calling(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-    record = wrapped(*args, **kwargs)
-    run = current_run()
-    if run is None:
-        return record
+def _record_tool_result(run: Any, instance: Any, record: Any) -> None:
     agent = _context.current_agent() or _context.agent_name(instance)
     content = _result_content(record.result)
     run.add_step(agent, content, role="tool", kind="tool_result",
                  tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name, content=content)])
+
+
+def _record_tool_calling(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    record = wrapped(*args, **kwargs)
+    run = current_run()
+    if run is not None:
+        _record_tool_result(run, instance, record)
     return record
+
+
+# A streaming step runs its tools through these (not ``_execute_tool``), recording each result itself. A replay of a
+# streaming team always runs tools live: the plugin refuses served tool results and replaced tool results up front.
+def _stream_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    run = current_run()
+    if run is None:  # in a thread of the streaming step's own pool: its context was offered
+        ctx = _context.context_for(instance)
+        if ctx is None or ctx.run(current_run) is None:
+            return wrapped(*args, **kwargs)
+        return ctx.run(_stream_tool, wrapped, instance, args, kwargs)
+    tokens = _context.enter_agent(instance)
+    try:
+        record = wrapped(*args, **kwargs)
+        if record is not None:  # (None: CAMEL could not read the call and logged why)
+            _record_tool_result(run, instance, record)
+        return record
+    finally:
+        _context.leave_agent(tokens)
+
+
+async def _astream_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    run = current_run()
+    if run is None:
+        return await wrapped(*args, **kwargs)
+    tokens = _context.enter_agent(instance)
+    try:
+        record = await wrapped(*args, **kwargs)
+        if record is not None:
+            _record_tool_result(run, instance, record)
+        return record
+    finally:
+        _context.leave_agent(tokens)
 
 
 # ---------------------------------------------------------------------- Workforce workers
@@ -254,6 +413,9 @@ _PATCHES: dict[str, list[tuple[str, str, Callable]]] = {
         ("ChatAgent", "_get_context_with_summarization_async", _aacting),
         ("ChatAgent", "_execute_tool", _execute_tool), ("ChatAgent", "_aexecute_tool", _aexecute_tool),
         ("ChatAgent", "_record_tool_calling", _record_tool_calling),
+        ("ChatAgent", "_stream", _acting_stream), ("ChatAgent", "_astream", _aacting_stream),
+        ("ChatAgent", "_execute_tool_from_stream_data", _stream_tool),
+        ("ChatAgent", "_aexecute_tool_from_stream_data", _astream_tool),
     ],
     "camel.societies.workforce.worker": [("Worker", "_process_single_task", _worker_process_single_task)],
     # a module attribute (no class): the replacement is built from the original

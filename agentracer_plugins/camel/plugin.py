@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from agentracer import AgentInfo, InputError, Run
+from agentracer import AgentInfo, ReplayError, Run
 
 from . import hooks, runner
 from .codec import text
@@ -38,6 +38,19 @@ def _agent_info(name: str, agent: Any, description: str | None) -> AgentInfo:
 def _streams(agent: Any) -> bool:
     config = getattr(getattr(agent, "model_backend", None), "model_config_dict", None)
     return isinstance(config, dict) and bool(config.get("stream"))
+
+
+def _check_streaming_replay(run: Run, streaming: list[str]) -> None:
+    """A streaming step runs its tools inside CAMEL's chunk loop, where a replay cannot put a result in place of
+    the tool's: with streaming agents, tools run live and only model outputs are replaced."""
+    assert run.plan is not None and run.cassette is not None
+    if run.plan.serve_tools:
+        raise ReplayError(f"agents {streaming} stream (stream=True): their tools always run live, so a replay cannot "
+                          "serve recorded tool results; replay without serve_tools")
+    target = run.cassette.trajectory.steps[run.plan.step]
+    if target.kind == "tool_result" and target.agent in streaming:
+        raise ReplayError(f"step {run.plan.step} is a tool result of {target.agent!r}, which streams (stream=True): "
+                          "its tools run live, so replace the tool call step before it instead")
 
 
 class CamelPlugin:
@@ -80,9 +93,8 @@ class CamelPlugin:
         _, role_playing, workforce = _camel_classes()
         members = team_members(inner)
         streaming = [name for name, agent, _ in members if _streams(agent)]
-        if streaming:
-            raise InputError(f"agents {streaming} use a model with stream=True, which this plugin cannot record "
-                             "or replay; build them with stream=False to trace", where="model_config_dict")
+        if streaming and run.plan is not None:
+            _check_streaming_replay(run, streaming)
         names = {id(agent): name for name, agent, _ in members if agent is not None}
         if options.loop is not None:
             return runner.run_custom_loop(inner, run, options, names)

@@ -43,7 +43,29 @@ def call(obj: Any, sync_name: str, async_name: str, *args: Any, mode: Mode) -> A
     """
     if prefers_async(obj, sync_name, async_name, mode):
         return getattr(obj, async_name)(*args)
-    return asyncio.to_thread(getattr(obj, sync_name), *args)
+    return asyncio.to_thread(_read_whole, getattr(obj, sync_name), *args)
+
+
+def _read_whole(method: Any, *args: Any) -> Any:
+    """``method(*args)``; a streaming agent's response read to its end here, in the worker thread (a
+    ``StreamingChatAgentResponse`` runs its step as it is read)."""
+    from camel.agents.chat_agent import StreamingChatAgentResponse
+
+    response = method(*args)
+    if isinstance(response, StreamingChatAgentResponse):
+        for _ in response:
+            pass
+    return response
+
+
+async def final_response(response: Any) -> Any:
+    """A step's response; an async streaming agent's, read to its end (``AsyncStreamingChatAgentResponse``
+    is awaited for its final response)."""
+    from camel.agents.chat_agent import AsyncStreamingChatAgentResponse
+
+    if isinstance(response, AsyncStreamingChatAgentResponse):
+        return await response
+    return response
 
 
 def _task_text(run: Run, task: str) -> str:
@@ -66,6 +88,18 @@ def _names(names: dict[int, str]) -> Iterator[None]:
         _context.NAMES.reset(token)
 
 
+def _streams(agent: Any) -> bool:
+    config = getattr(getattr(agent, "model_backend", None), "model_config_dict", None)
+    return isinstance(config, dict) and bool(config.get("stream"))
+
+
+def _last_step_text(run: Run, agent: str) -> str | None:
+    for step in reversed(run.trajectory.steps):
+        if step.agent == agent and step.kind == "message" and isinstance(step.content, str):
+            return step.content
+    return None
+
+
 def _first_text(response: Any) -> str | None:
     msgs = getattr(response, "msgs", None) or []
     return text(msgs[0].content) if msgs else None
@@ -77,13 +111,22 @@ async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions,
     message = _task_text(run, task)
     run.add_step(author, message, role="user")
     with _names(names):
-        response = await call(agent, "step", "astep", message, mode=options.mode)
+        response = await final_response(await call(agent, "step", "astep", message, mode=options.mode))
     if response.terminated:
         run.trajectory.outcome.stop_reason = "terminated: " + ", ".join(
             map(str, response.info.get("termination_reasons", []))
         )
         run.trajectory.outcome.success = False
-    return _first_text(response)
+    return _first_text(response) or _last_message(run, author)
+
+
+def _last_message(run: Run, author: str) -> str | None:
+    """The text of the last message an agent gave: the answer of a streaming step, whose final response holds only
+    the last increment (CAMEL's default ``stream_accumulate=False``)."""
+    for step in reversed(run.trajectory.steps):
+        if step.kind == "message" and step.agent != author and isinstance(step.content, str):
+            return step.content
+    return None
 
 
 async def run_custom_loop(team: Any, run: Run, options: CamelOptions, names: dict[int, str]) -> Any:
@@ -105,8 +148,12 @@ class _RolePlayingRounds:
     that awaits the society: CAMEL walks the call stack on every agent step and reads each frame's position by
     going through its code up to the current instruction, so the awaits sit near the start of a short function."""
 
-    def __init__(self, society: Any, task: str, run: Run, options: CamelOptions) -> None:
-        self.society, self.run, self.options = society, run, options
+    def __init__(self, society: Any, task: str, run: Run, options: CamelOptions, names: dict[int, str]) -> None:
+        self.society, self.run, self.options, self.names = society, run, options, names
+        # CAMEL's own RolePlaying.astep cannot read an async streaming reply (camel-ai 0.2.90): in "auto" mode a
+        # society with a streaming agent steps with the sync ``step``
+        streaming = _streams(society.assistant_agent) or _streams(society.user_agent)
+        self.mode: Mode = "sync" if options.mode == "auto" and streaming else options.mode
         self.message: Any = None
         self.answer: Any = None
         self.stop: str | None = None
@@ -125,8 +172,8 @@ class _RolePlayingRounds:
         """The next round's coroutine: ``init_chat``, then a ``step`` on the last assistant message."""
         self.turns += 1
         if self.turns == 1:
-            return call(self.society, "init_chat", "ainit_chat", self.options.init_prompt, mode=self.options.mode)
-        return call(self.society, "step", "astep", self.message, mode=self.options.mode)
+            return call(self.society, "init_chat", "ainit_chat", self.options.init_prompt, mode=self.mode)
+        return call(self.society, "step", "astep", self.message, mode=self.mode)
 
     def took(self, reply: Any) -> None:
         """Note what a round gave: the opening message, or the agents' replies."""
@@ -136,18 +183,29 @@ class _RolePlayingRounds:
         else:
             self.stepped(reply)
 
+    def reply_text(self, response: Any, agent: Any) -> str | None:
+        """The text of an agent's reply. A streaming agent's reply holds only its last part when the parts are
+        increments (CAMEL's default ``stream_accumulate=False``): its whole text is the message step just recorded."""
+        found = _first_text(response)
+        if _streams(agent) and id(agent) in self.names:
+            found = _last_step_text(self.run, self.names[id(agent)]) or found
+        return found
+
     def stepped(self, reply: tuple[Any, Any]) -> None:
         assistant, user = reply
-        self.answer = _first_text(assistant) or self.answer
+        answer = self.reply_text(assistant, self.society.assistant_agent)
+        self.answer = answer or self.answer
         if assistant.terminated or user.terminated:
             info = (assistant.info or {}).get("termination_reasons") or (user.info or {}).get("termination_reasons")
             self.stop = "terminated" + (f": {', '.join(map(str, info))}" if info else "")
-        elif any(word in (_first_text(user) or "") for word in self.options.done_words):
+        elif any(word in (self.reply_text(user, self.society.user_agent) or "") for word in self.options.done_words):
             self.stop = "done"
         elif not assistant.msgs:
             self.stop = "no assistant message"
         else:
-            self.message = assistant.msgs[0]
+            message = assistant.msgs[0]
+            self.message = message if answer is None or message.content == answer else \
+                message.create_new_instance(answer)
 
     def finish(self) -> Any:
         outcome = self.run.trajectory.outcome
@@ -160,7 +218,7 @@ class _RolePlayingRounds:
 async def run_role_playing(society: Any, task: str, run: Run, options: CamelOptions,
                            names: dict[int, str]) -> Any:
     """``init_chat`` then ``step`` rounds until an agent terminates, the user says a done word, or max turns."""
-    rounds = _RolePlayingRounds(society, task, run, options)
+    rounds = _RolePlayingRounds(society, task, run, options, names)
     with _names(names):  # the rounds run inline: every frame here is walked by CAMEL on each agent step
         while rounds.more():
             rounds.took(await rounds.next())

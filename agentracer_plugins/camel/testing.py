@@ -3,6 +3,8 @@
 ``ScriptedModel(["first answer", {"tool_calls": [{"name": "add", "arguments": {"a": 1}}]}, ...])`` answers
 each call with the next item; an item may also be a function of the OpenAI-format messages. It is a real
 ``BaseModelBackend`` subclass, so ChatAgent, RolePlaying and Workforce drive it through CAMEL's own code.
+With ``stream=True`` it answers as a streaming model does: ``ChatCompletionChunk`` objects, each text in
+``pieces`` parts.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from camel.models import BaseModelBackend
 from camel.models.stub_model import StubTokenCounter
 from camel.types import ModelType
 
-from .codec import completion
+from .codec import chunks_of, completion
 
 Answer = str | dict[str, Any] | Callable[[list[dict[str, Any]]], Any]
 
@@ -31,8 +33,9 @@ class ScriptedModel(BaseModelBackend):
     """Answers calls from a script, in order (``cycle=True`` repeats it); counts its calls in ``calls``."""
 
     def __init__(self, script: Iterable[Answer], *, cycle: bool = False, latency: float = 0.0,
-                 name: str = "scripted") -> None:
-        super().__init__(ModelType.STUB, {}, None, None, StubTokenCounter(), None, 0)
+                 name: str = "scripted", stream: bool = False, pieces: int = 3) -> None:
+        super().__init__(ModelType.STUB, {"stream": True} if stream else {}, None, None, StubTokenCounter(), None, 0)
+        self.pieces = pieces
         items = list(script)
         self._script = itertools.cycle(items) if cycle and items else iter(items)
         self._lock = threading.Lock()
@@ -60,15 +63,28 @@ class ScriptedModel(BaseModelBackend):
                               response_id=f"{self.name}-{self.calls}")
         return completion(str(item), model=self.name, usage=(10, 5), response_id=f"{self.name}-{self.calls}")
 
+    @property
+    def stream(self) -> bool:
+        return bool(self.model_config_dict.get("stream"))
+
     def _run(self, messages: list[Any], response_format: Any = None, tools: Any = None) -> Any:
         if self.latency:
             time.sleep(self.latency)
-        return self._answer(messages)
+        answer = self._answer(messages)
+        return self._chunks(answer) if self.stream else answer
 
     async def _arun(self, messages: list[Any], response_format: Any = None, tools: Any = None) -> Any:
         if self.latency:
             await asyncio.sleep(self.latency)
-        return self._answer(messages)
+        answer = self._answer(messages)
+        return self._achunks(answer) if self.stream else answer
+
+    def _chunks(self, answer: Any) -> Iterator[Any]:
+        yield from chunks_of(answer, pieces=self.pieces)
+
+    async def _achunks(self, answer: Any) -> AsyncIterator[Any]:
+        for chunk in chunks_of(answer, pieces=self.pieces):
+            yield chunk
 
     @property
     def token_limit(self) -> int:

@@ -24,8 +24,8 @@ class Ledger:
         self.models: list[ScriptedModel] = []
         self.tool_runs: list[tuple[str, dict[str, Any]]] = []
 
-    def model(self, answer: Any, name: str) -> ScriptedModel:
-        model = ScriptedModel([answer], cycle=True, name=name)
+    def model(self, answer: Any, name: str, stream: bool = False) -> ScriptedModel:
+        model = ScriptedModel([answer], cycle=True, name=name, stream=stream)
         self.models.append(model)
         return model
 
@@ -53,7 +53,7 @@ def calculator_answer(messages: list[dict[str, Any]]) -> Any:
 
 
 def make_calculator(ledger: Ledger, step_timeout: float | None = None, mode: str = "auto",
-                    fail_after_tool: bool = False) -> Any:
+                    fail_after_tool: bool = False, stream: bool = False, **agent_kwargs: Any) -> Any:
     def add(a: int, b: int) -> int:
         """Add two integers.
 
@@ -80,7 +80,8 @@ def make_calculator(ledger: Ledger, step_timeout: float | None = None, mode: str
         return calculator_answer(messages)
 
     system = BaseMessage.make_assistant_message("Calculator", "You add numbers with your tools.")
-    agent = ChatAgent(system, model=ledger.model(answer, "calculator"), tools=[add, mul], step_timeout=step_timeout)
+    agent = ChatAgent(system, model=ledger.model(answer, "calculator", stream), tools=[add, mul], step_timeout=step_timeout,
+                      **agent_kwargs)
     return with_options(agent, mode=mode)
 
 
@@ -98,12 +99,13 @@ def poet_answer(messages: list[dict[str, Any]]) -> str:
 
 
 def make_role_play(ledger: Ledger, rounds: int = 3, max_turns: int = 10, mode: str = "auto",
-                   poet_prompt: str | None = None, step_timeout: float | None = 30.0) -> Any:
-    assistant_kwargs: dict[str, Any] = {"model": ledger.model(poet_answer, "poet"), "step_timeout": step_timeout}
+                   poet_prompt: str | None = None, step_timeout: float | None = 30.0, stream: bool = False) -> Any:
+    assistant_kwargs: dict[str, Any] = {"model": ledger.model(poet_answer, "poet", stream), "step_timeout": step_timeout}
     society = RolePlaying(
         "Poet", "Editor", task_prompt=ROLE_TASK, with_task_specify=False,
         assistant_agent_kwargs=assistant_kwargs,
-        user_agent_kwargs={"model": ledger.model(instructor_answer(rounds), "editor"), "step_timeout": step_timeout},
+        user_agent_kwargs={"model": ledger.model(instructor_answer(rounds), "editor", stream),
+                           "step_timeout": step_timeout},
     )
     if poet_prompt is not None:
         society.assistant_agent.update_system_message(

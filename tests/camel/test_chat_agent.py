@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import agentracer
 import pytest
 from agentracer import ReplayError, TeamRunError
@@ -143,14 +141,3 @@ def test_hooks_pass_through_outside_a_run(ledger: Ledger) -> None:
     response = agent.step("Please add 1 and 1")
     assert response.msgs[0].content == "The sum is 2."
     assert agentracer.current_run() is None
-
-
-def test_streaming_models_are_refused_before_anything_runs(ledger: Ledger) -> None:
-    def make_streaming() -> Any:
-        configured = make_calculator(ledger)
-        configured.team.model_backend.model_config_dict["stream"] = True
-        return configured
-
-    with pytest.raises(TeamRunError, match="stream=True") as info:
-        agentracer.trace(make_streaming).run(TASK)
-    assert info.value.trajectory.steps == [] and ledger.live_calls == 0
