@@ -13,7 +13,14 @@ from camel.agents import ChatAgent
 from camel.messages import BaseMessage
 from camel.models import OpenAICompatibleModel
 from camel.models.stub_model import StubTokenCounter
-from camel_teams import Ledger, calculator_answer, make_calculator, make_role_play, round_trips
+from camel_teams import (
+    Ledger,
+    calculator_answer,
+    make_calculator,
+    make_role_play,
+    make_workforce,
+    round_trips,
+)
 
 from agentracer_plugins.camel import with_options
 from agentracer_plugins.camel.codec import CODEC, assemble, chunks_of, completion
@@ -142,3 +149,14 @@ def test_streaming_over_http_from_a_loopback_server(mode: str) -> None:
 
         new = traced.replay(traj, step=3, action="The sum is forty-two.")
         assert len(server.requests) == 2 and new.outcome.answer == "The sum is forty-two."
+
+
+def test_a_workforce_worker_whose_model_streams_is_recorded_under_its_node(ledger: Ledger) -> None:
+    build = ledger.model
+    ledger.model = lambda answer, name, stream=False: build(answer, name, stream=name == "adder")  # type: ignore[method-assign]
+    traj = agentracer.trace(make_workforce, ledger).run("Compute 2+3 and report the sum")
+    (adder,) = [s for s in traj.steps if s.agent.startswith("worker-0")]
+    assert adder.agent == "worker-0 (Adder: adds numbers)" and '"content": "5"' in adder.content
+    assert adder.model_calls[0].request["stream"] is True
+    assert all("stream" not in c.request for s in traj.steps if s is not adder for c in s.model_calls)
+    assert traj.outcome.stop_reason == "task DONE"
