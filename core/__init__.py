@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .compare import Comparison, compare
 from .errors import (
     AgentracerError,
     InputError,
@@ -37,6 +38,7 @@ __all__ = [
     "AgentInfo",
     "AgentracerError",
     "Cassette",
+    "Comparison",
     "InputError",
     "JsonlStore",
     "ModelCall",
@@ -57,6 +59,7 @@ __all__ = [
     "Usage",
     "Verdict",
     "__version__",
+    "compare",
     "current_run",
     "open_store",
     "refine",

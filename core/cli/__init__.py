@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "show": "show:show",
     "validate": "validate:validate",
     "replay": "replay:replay",
+    "diff": "diff:diff",
     "eval": "evaluate:eval_group",
     "trace": "trace:trace_command",
     "demo": "demo:demo",

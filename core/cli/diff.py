@@ -1,0 +1,86 @@
+"""``agentracer diff``: a replay (or any run) next to the run it is compared with, step by step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..compare import Comparison, compare
+from ..errors import InputError
+from ..schema import Step, Trajectory
+from ._io import read_one
+from .show import truncate
+
+_STATUS_STYLE = {"same": "dim", "replaced": "bold magenta", "changed": "bold yellow", "only before": "red",
+                 "only after": "green"}
+
+
+def _cell(step: Step | None, max_chars: int) -> Text:
+    if step is None:
+        return Text("—", style="dim")
+    return Text.assemble((f"{step.agent} ", "bold"), (f"[{step.kind}] ", "dim"), truncate(step.text, max_chars))
+
+
+def render(comparison: Comparison, *, max_chars: int) -> Table:
+    """The comparison as a table: one row per step index, both runs' steps and how they relate."""
+    before, after = comparison.before, comparison.after
+    table = Table(show_header=True, header_style="bold", expand=True,
+                  title=f"{before.id} -> {after.id}", caption=comparison.summary())
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("before", ratio=1, overflow="fold")
+    table.add_column("after", ratio=1, overflow="fold")
+    for row in comparison.rows:
+        style = _STATUS_STYLE[row.status]
+        first = row.index == comparison.first_difference
+        table.add_row(Text(f"{'→ ' if first else ''}{row.index}", style="bold" if first else ""),
+                      Text(row.status, style=style), _cell(row.before, max_chars), _cell(row.after, max_chars))
+    return table
+
+
+def _against(source: Path, after: Trajectory, against: str | None, against_id: str | None) -> Trajectory:
+    """The run to compare with: ``--against-id`` (in AGAINST, or SOURCE), else the replay's own parent."""
+    where = Path(against) if against is not None else source
+    wanted = against_id or (after.replay.parent_id if after.replay is not None else None)
+    if wanted is None and against is None:
+        raise InputError(f"trajectory {after.id} is not a replay: name the run to compare it with (AGAINST, "
+                         "--against-id)", where=str(source))
+    try:
+        return read_one(where, wanted)
+    except InputError:
+        if against is not None or against_id is not None:
+            raise
+        raise InputError(f"the run trajectory {after.id} replayed ({wanted}) is not in this file: give the file "
+                         "that holds it as AGAINST", where=str(source)) from None
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("against", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--id", "trajectory_id", help="Which trajectory of SOURCE (default: the first).")
+@click.option("--against-id", help="Which trajectory to compare with (default: the replay's parent, looked up in "
+                                   "AGAINST or, without it, in SOURCE; or AGAINST's first).")
+@click.option("--max-chars", type=click.IntRange(min=10), default=80, show_default=True,
+              help="Characters of each step's content to show.")
+@click.option("--width", type=click.IntRange(min=60), help="Width of the view in columns (default: terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead.")
+def diff(source: str, against: str | None, trajectory_id: str | None, against_id: str | None, max_chars: int,
+         width: int | None, as_json: bool) -> None:
+    """Compare a run of SOURCE with the run it replayed (or with AGAINST's), step by step.
+
+    Each step index is `same` in both runs, the `replaced` action, `changed`, or only in one of them; the
+    first difference is marked, and the last line sums the steps up with both outcomes. SOURCE and AGAINST are
+    .jsonl/.db stores or trajectory .json files (e.g. the output of `agentracer replay` and its input).
+    """
+    after = read_one(Path(source), trajectory_id)
+    before = _against(Path(source), after, against, against_id)
+    comparison = compare(before, after)
+    if as_json:
+        click.echo(json.dumps(comparison.as_json(), ensure_ascii=False, default=str))
+        return
+    Console(width=width, highlight=False, soft_wrap=False).print(render(comparison, max_chars=max_chars))

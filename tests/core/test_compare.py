@@ -1,0 +1,74 @@
+"""Comparing two runs step by step: ``agentracer.compare`` and ``agentracer diff``."""
+
+from __future__ import annotations
+
+import json
+
+import agentracer
+from agentracer import JsonlStore
+from agentracer.simple import SimpleAgent, SimpleTeam
+from cli_invoke import run_cli
+
+
+def make_team() -> SimpleTeam:
+    def model(name: str):
+        return lambda messages: f"{name} saw {len(messages)}: {messages[-1]['content']}"
+
+    return SimpleTeam([SimpleAgent("planner", model("planner")), SimpleAgent("coder", model("coder"))], max_turns=4)
+
+
+def answered_fixed(trajectory: agentracer.Trajectory) -> bool:
+    return "FIXED" in (trajectory.outcome.answer or "")
+
+
+def recorded_and_replayed() -> tuple[agentracer.Trajectory, agentracer.Trajectory]:
+    traced = agentracer.trace(make_team, evaluator=answered_fixed)
+    original = traced.run("sum 2 3")
+    return original, traced.replay(original, step=2, action="FIXED")
+
+
+def test_a_replay_against_its_run_same_prefix_replaced_step_changed_rest_and_outcomes() -> None:
+    original, replayed = recorded_and_replayed()
+    comparison = agentracer.compare(original, replayed)
+    assert [row.status for row in comparison.rows] == ["same", "same", "replaced", "changed", "changed"]
+    assert comparison.first_difference == 2
+    assert comparison.rows[2].before.content != "FIXED" and comparison.rows[2].after.content == "FIXED"
+    assert comparison.outcome_changed and original.outcome.success is False and replayed.outcome.success is True
+    assert comparison.summary() == "steps 0-1 same, 2 replaced, 3-4 changed; outcome failure -> success"
+    assert agentracer.compare(original, original).first_difference is None
+
+
+def test_runs_of_different_lengths_show_the_steps_only_one_of_them_has() -> None:
+    original, _ = recorded_and_replayed()
+    shorter = original.model_copy(update={"steps": original.steps[:3]})
+    rows = agentracer.compare(original, shorter).rows
+    assert [row.status for row in rows] == ["same"] * 3 + ["only before"] * 2 and rows[4].after is None
+    assert [row.status for row in agentracer.compare(shorter, original).rows][3:] == ["only after"] * 2
+
+
+def test_diff_on_the_command_line_finds_the_parent_in_the_same_store(tmp_path) -> None:
+    original, replayed = recorded_and_replayed()
+    store = JsonlStore(tmp_path / "runs.jsonl")
+    store.append(original)
+    store.append(replayed)
+    code, out, err = run_cli("diff", str(tmp_path / "runs.jsonl"), "--id", replayed.id, "--width", "160")
+    assert code == 0, err
+    assert "2 replaced" in out and "FIXED" in out and "outcome failure -> success" in out
+    code, out, err = run_cli("diff", str(tmp_path / "runs.jsonl"), "--id", replayed.id, "--json")
+    data = json.loads(out)
+    assert data["first_difference"] == 2 and data["before"] == original.id and data["after"] == replayed.id
+    assert [s["status"] for s in data["steps"]][:3] == ["same", "same", "replaced"]
+
+
+def test_diff_against_another_file_and_its_errors(tmp_path) -> None:
+    original, replayed = recorded_and_replayed()
+    (tmp_path / "run.json").write_text(original.to_json())
+    (tmp_path / "replay.json").write_text(replayed.to_json())
+    code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "run.json"), "--json")
+    assert code == 0 and json.loads(out)["summary"].startswith("steps 0-1 same, 2 replaced"), err
+    code, out, err = run_cli("diff", str(tmp_path / "replay.json"))  # the parent is not in that file
+    assert code == 2 and "give the file that holds it as AGAINST" in err and "Traceback" not in err
+    code, out, err = run_cli("diff", str(tmp_path / "run.json"))  # not a replay, nothing to compare with
+    assert code == 2 and "is not a replay" in err
+    code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "run.json"), "--against-id", "nope")
+    assert code == 2 and "no trajectory with id 'nope'" in err
