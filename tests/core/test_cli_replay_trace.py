@@ -32,6 +32,7 @@ def test_trace_then_replay_from_the_command_line(tmp_path):
                "-o", "replays.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 served" not in done.stdout and "1 served, 2 live" in done.stdout
+    assert "against the recording: steps 0-1 same, 2 replaced, 3-4 changed" in done.stdout
     replayed = json.loads((tmp_path / "replays.jsonl").read_text())
     assert replayed["steps"][2]["content"] == "FIXED" and replayed["replay"]["parent_id"] == original["id"]
     assert replayed["steps"][1]["content"] == original["steps"][1]["content"]
