@@ -69,8 +69,9 @@ def _against(source: Path, after: Trajectory, against: str | None, against_id: s
               help="Characters of each step's content to show.")
 @click.option("--width", type=click.IntRange(min=60), help="Width of the view in columns (default: terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write the comparison as an HTML page here.")
 def diff(source: str, against: str | None, trajectory_id: str | None, against_id: str | None, max_chars: int,
-         width: int | None, as_json: bool) -> None:
+         width: int | None, as_json: bool, html_out: str | None) -> None:
     """Compare a run of SOURCE with the run it replayed (or with AGAINST's), step by step.
 
     Each step index is `same` in both runs, the `replaced` action, `changed`, or only in one of them; the
@@ -82,5 +83,12 @@ def diff(source: str, against: str | None, trajectory_id: str | None, against_id
     comparison = compare(before, after)
     if as_json:
         click.echo(json.dumps(comparison.as_json(), ensure_ascii=False, default=str))
+        return
+    if html_out is not None:
+        from ..report.compare_html import render_comparison_html
+
+        Path(html_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(html_out).write_text(render_comparison_html(comparison), encoding="utf-8")
+        click.echo(f"wrote {html_out}", err=True)
         return
     Console(width=width, highlight=False, soft_wrap=False).print(render(comparison, max_chars=max_chars))

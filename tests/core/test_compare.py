@@ -72,3 +72,18 @@ def test_diff_against_another_file_and_its_errors(tmp_path) -> None:
     assert code == 2 and "is not a replay" in err
     code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "run.json"), "--against-id", "nope")
     assert code == 2 and "no trajectory with id 'nope'" in err
+
+
+def test_diff_as_an_html_page_escapes_what_the_runs_said(tmp_path) -> None:
+    original, _ = recorded_and_replayed()
+    replayed = agentracer.trace(make_team, evaluator=answered_fixed).replay(
+        original, step=2, action="<script>alert(1)</script> FIXED")
+    (tmp_path / "run.json").write_text(original.to_json())
+    (tmp_path / "replay.json").write_text(replayed.to_json())
+    code, _, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "run.json"), "--html",
+                           str(tmp_path / "out" / "diff.html"))
+    page = (tmp_path / "out" / "diff.html").read_text()
+    assert code == 0 and "wrote" in err
+    assert '<tr class="replaced first" id="first"><td class="idx">2</td>' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; FIXED" in page and "<script>alert(1)" not in page
+    assert "steps 0-1 same, 2 replaced, 3-4 changed; outcome failure -&gt; success" in page
