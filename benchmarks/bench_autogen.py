@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import agentracer
 from autogen_agentchat.agents import AssistantAgent
@@ -51,36 +54,49 @@ def timed(fn) -> float:
     return time.process_time() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def rounds_argument(doc: str) -> int:
+    """``--rounds`` from the command line (a benchmark's docstring's first paragraph is its help)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=60)
-    args = parser.parse_args()
+    return parser.parse_args().rounds
+
+
+@contextlib.contextmanager
+def hooks_removed() -> Iterator[None]:
+    """AutoGen's own functions for the block (an untraced run), the hooks back afterwards."""
+    agentracer.uninstrument()
+    try:
+        yield
+    finally:
+        plugin.instrument()
+
+
+def compared_runs() -> tuple[dict[str, Callable[[], Any]], Any, Any]:
+    """The three runs compared (untraced: to call with ``hooks_removed``; traced; replayed from step T), the traced
+    team and the recording the replays start from."""
     traced = agentracer.trace(build)
     original = traced.run("do the task")
+    runs = {
+        "untraced": lambda: asyncio.run(result_dropped(build().run(task="do the task"))),
+        "traced": lambda: traced.run("do the task"),
+        "replay": lambda: traced.replay(original, step=T, action="REPLACED"),
+    }
+    return runs, traced, original
 
-    def untraced() -> None:
-        asyncio.run(result_dropped(build().run(task="do the task")))
 
-    def untraced_timed() -> float:
-        agentracer.uninstrument()
-        try:
-            return timed(untraced)
-        finally:
-            plugin.instrument()
-
-    def record() -> None:
-        traced.run("do the task")
-
-    def replay() -> None:
-        traced.replay(original, step=T, action="REPLACED")
-
-    for fn in (untraced, record, replay):  # warm up
-        fn()
+def main() -> None:
+    rounds = rounds_argument(__doc__)
+    runs, traced, original = compared_runs()
+    with hooks_removed():  # warm up
+        runs["untraced"]()
+    runs["traced"]()
+    runs["replay"]()
     times: dict[str, list[float]] = {"untraced": [], "traced": [], "replay": []}
-    for _ in range(args.rounds):  # interleaved, so load changes hit all three alike
-        times["untraced"].append(untraced_timed())
-        times["traced"].append(timed(record))
-        times["replay"].append(timed(replay))
+    for _ in range(rounds):  # interleaved, so load changes hit all three alike
+        with hooks_removed():
+            times["untraced"].append(timed(runs["untraced"]))
+        times["traced"].append(timed(runs["traced"]))
+        times["replay"].append(timed(runs["replay"]))
     med = {k: statistics.median(v) for k, v in times.items()}
     per_round = statistics.median(t / u for t, u in zip(times["traced"], times["untraced"], strict=True))
 
@@ -90,7 +106,7 @@ def main() -> None:
     prefix_live = sum(c.source == "live" for s in replayed.steps[:T] for c in s.model_calls)
     prefix_same = [s.content for s in replayed.steps[:T]] == [s.content for s in original.steps[:T]]
     steps = len(original.steps)
-    print(f"AutoGen RoundRobinGroupChat, {N_MESSAGES} scripted messages, {steps} steps, {args.rounds} rounds")
+    print(f"AutoGen RoundRobinGroupChat, {N_MESSAGES} scripted messages, {steps} steps, {rounds} rounds")
     print(f"  untraced median   {med['untraced'] * 1e3:8.1f} ms")
     print(f"  traced median     {med['traced'] * 1e3:8.1f} ms   traced/untraced  {med['traced'] / med['untraced']:.3f}"
           f"   ({(med['traced'] - med['untraced']) / steps * 1e6:.0f} us/step; median of round ratios "

@@ -10,18 +10,12 @@ until it ends makes the collector run more often.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Callable
 
-import agentracer
-from baseline import result_dropped
-from bench_autogen import T, build
-
-from agentracer_plugins.autogen import plugin
+from bench_autogen import compared_runs, hooks_removed, rounds_argument, timed
 
 GENERATIONS = ("young", "middle", "full")
 
@@ -43,39 +37,25 @@ class CollectionClock:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=60)
-    args = parser.parse_args()
-    traced = agentracer.trace(build)
-    original = traced.run("do the task")
-
-    def untraced() -> None:
-        agentracer.uninstrument()
-        try:
-            asyncio.run(result_dropped(build().run(task="do the task")))
-        finally:
-            plugin.instrument()
-
-    modes: dict[str, Callable[[], object]] = {
-        "untraced": untraced, "traced": lambda: traced.run("do the task"),
-        "replay": lambda: traced.replay(original, step=T, action="REPLACED"),
-    }
-    clocks = {name: CollectionClock() for name in modes}
-    times: dict[str, list[float]] = {name: [] for name in modes}
-    for run in modes.values():  # warm up
-        run()
-    for _ in range(args.rounds):
-        for name, run in modes.items():
-            gc.callbacks.append(clocks[name])
-            start = time.process_time()
-            try:
-                run()
-            finally:
-                times[name].append(time.process_time() - start)
-                gc.callbacks.remove(clocks[name])
-    print(f"AutoGen RoundRobinGroupChat, 50 scripted messages, {args.rounds} interleaved rounds (CPU time)")
+    rounds = rounds_argument(__doc__)
+    runs, _, _ = compared_runs()
+    clocks = {name: CollectionClock() for name in runs}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with hooks_removed():  # warm up
+        runs["untraced"]()
+    runs["traced"]()
+    runs["replay"]()
+    for _ in range(rounds):
+        for name, run in runs.items():
+            with hooks_removed() if name == "untraced" else contextlib.nullcontext():
+                gc.callbacks.append(clocks[name])
+                try:
+                    times[name].append(timed(run))
+                finally:
+                    gc.callbacks.remove(clocks[name])
+    print(f"AutoGen RoundRobinGroupChat, 50 scripted messages, {rounds} interleaved rounds (CPU time)")
     for name, clock in clocks.items():
-        per_run = "  ".join(f"{g} {clock.count[i] / args.rounds:.2f} ({clock.seconds[i] / args.rounds * 1e3:.3f} ms)"
+        per_run = "  ".join(f"{g} {clock.count[i] / rounds:.2f} ({clock.seconds[i] / rounds * 1e3:.3f} ms)"
                             for i, g in enumerate(GENERATIONS))
         print(f"  {name:9s} median {statistics.median(times[name]) * 1e3:6.2f} ms; collections per run: {per_run}")
 
