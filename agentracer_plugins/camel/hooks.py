@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
-from agentracer import AgentracerError, InputError, ToolResult, current_run
+from agentracer import AgentracerError, ToolResult, current_run
 
-from . import _context
-from .codec import CODEC, MessageCopies, assemble, build_request, chunks_of, tool_calls_of, usage_of
+from . import _context, streams
+from .codec import CODEC, MessageCopies, build_request, tool_calls_of, usage_of
 
 MIN_CAMEL = (0, 2, 84)
 
@@ -80,60 +80,6 @@ def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any
                          _arg(args, kwargs, 2, "tools"), copies)
 
 
-# A model with ``stream=True`` answers with a stream of chunks. Its call is recorded whole: the live stream is read to
-# its end, put together into one ChatCompletion (what is recorded, and what a replay serves), and handed to CAMEL as
-# the chunks it was made of; a served or replaced answer reaches CAMEL as the chunks of its ChatCompletion.
-def _not_a_chunk_stream(response: Any) -> InputError:
-    return InputError(f"the streaming model answered with a {type(response).__name__}, not a stream of chunks: "
-                      "structured output with stream=True cannot be recorded; build the agent with stream=False",
-                      where="model_config_dict")
-
-
-def _read_stream(response: Any, received: list[Any]) -> Any:
-    """The ChatCompletion a live answer adds up to; its chunks go to ``received`` (a ChatCompletion: itself)."""
-    if hasattr(response, "choices"):
-        return response
-    if not hasattr(response, "__iter__"):
-        raise _not_a_chunk_stream(response)
-    try:
-        received.extend(response)
-    finally:
-        close = getattr(response, "close", None)
-        if callable(close):
-            close()
-    return assemble(received)
-
-
-async def _aread_stream(response: Any, received: list[Any]) -> Any:
-    if hasattr(response, "choices"):
-        return response
-    if not hasattr(response, "__aiter__"):
-        raise _not_a_chunk_stream(response)
-    try:
-        async for chunk in response:
-            received.append(chunk)
-    finally:
-        close = getattr(response, "aclose", None) or getattr(response, "close", None)
-        if callable(close):
-            closed = close()
-            if hasattr(closed, "__await__"):
-                await closed
-    return assemble(received)
-
-
-def _chunks_for(response: Any, received: list[Any]) -> list[Any]:
-    return received or chunks_of(response)
-
-
-def _streamed(chunks: list[Any]) -> Iterator[Any]:
-    yield from chunks
-
-
-async def _astreamed(chunks: list[Any]) -> AsyncIterator[Any]:
-    for chunk in chunks:
-        yield chunk
-
-
 def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
     run = current_run()
     if run is None:
@@ -141,14 +87,14 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
-    if _is_stream(instance):
+    if _is_stream(instance):  # recorded whole: see ``streams``
         request["stream"] = True
-        received: list[Any] = []
-        response = run.call_model(name, request, lambda: _read_stream(wrapped(*args, **kwargs), received), CODEC,
+        seen = streams.LiveAnswer()
+        response = run.call_model(name, request, lambda: streams.read(wrapped(*args, **kwargs), seen), CODEC,
                                   produces_step=agent is not None, model=request["model"], usage_of=usage_of)
         if agent is not None:
             _record_response(run, agent, response)
-        return _streamed(_chunks_for(response, received))
+        return streams.handed_back(response, seen, _arg(args, kwargs, 1, "response_format"))
     response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
                               model=request["model"], usage_of=usage_of)
     if agent is not None:
@@ -163,18 +109,18 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
     agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
-    if _is_stream(instance):
+    if _is_stream(instance):  # recorded whole: see ``streams``
         request["stream"] = True
-        received: list[Any] = []
+        seen = streams.LiveAnswer()
 
         async def live() -> Any:
-            return await _aread_stream(await wrapped(*args, **kwargs), received)
+            return await streams.aread(await wrapped(*args, **kwargs), seen)
 
         response = await run.acall_model(name, request, live, CODEC, produces_step=agent is not None,
                                          model=request["model"], usage_of=usage_of)
         if agent is not None:
             _record_response(run, agent, response)
-        return _astreamed(_chunks_for(response, received))
+        return streams.ahanded_back(response, seen, _arg(args, kwargs, 1, "response_format"))
     response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
                                      produces_step=agent is not None, model=request["model"],
                                      usage_of=usage_of)

@@ -21,6 +21,7 @@ from camel_teams import (
     make_workforce,
     round_trips,
 )
+from pydantic import BaseModel
 
 from agentracer_plugins.camel import with_options
 from agentracer_plugins.camel.codec import CODEC, assemble, chunks_of, completion
@@ -160,3 +161,41 @@ def test_a_workforce_worker_whose_model_streams_is_recorded_under_its_node(ledge
     assert adder.model_calls[0].request["stream"] is True
     assert all("stream" not in c.request for s in traj.steps if s is not adder for c in s.model_calls)
     assert traj.outcome.stop_reason == "task DONE"
+
+
+class Total(BaseModel):
+    total: int
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_structured_output_streams_through_a_stand_in_for_the_stream_manager(mode: str) -> None:
+    """With ``response_format`` a streaming model answers with a stream manager of events (openai's own, over HTTP
+    here): CAMEL gets the events it would have had, and a replay hands it the replaced answer parsed."""
+    parsed: list[Any] = []
+
+    async def ask_async(agent: Any) -> str:
+        response = await (await agent.astep("add 40 and 2", response_format=Total))
+        parsed.append(response.msgs[0].parsed)
+        return response.msgs[0].content
+
+    def ask(agent: Any) -> str:
+        last = list(agent.step("add 40 and 2", response_format=Total))[-1]
+        parsed.append(last.msgs[0].parsed)
+        return last.msgs[0].content
+
+    with OpenAIServer(lambda request: '{"total": 42}') as server:
+        def make_agent() -> Any:
+            model = OpenAICompatibleModel("scripted", {"stream": True}, api_key="sk-agentracer-test-0123456789abcdef",
+                                          url=server.base_url, token_counter=StubTokenCounter())
+            agent = ChatAgent(BaseMessage.make_assistant_message("Adder", "You add numbers."), model=model)
+            return with_options(agent, loop=ask_async if mode == "async" else ask)
+
+        traced = agentracer.trace(make_agent)
+        traj = traced.run("add 40 and 2")
+        assert [(s.agent, s.content) for s in traj.steps] == [("Adder", '{"total": 42}')]
+        assert parsed == [Total(total=42)] and server.requests[0]["stream"] is True
+        assert traj.outcome.answer == '{"total": 42}'
+
+        new = traced.replay(traj, step=0, action='{"total": 7}')
+        assert len(server.requests) == 1 and parsed[-1] == Total(total=7)
+        assert new.steps[0].model_calls[0].source == "replacement" and new.outcome.answer == '{"total": 7}'
