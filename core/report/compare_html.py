@@ -12,8 +12,9 @@ _CSS = """
 table.diff{border-collapse:separate;border-spacing:0 4px;width:100%;table-layout:fixed}
 table.diff th{text-align:left;font-size:12px;color:#536079;padding:0 8px}
 table.diff td{vertical-align:top;background:#fff;padding:6px 8px;border-top:1px solid #e3e7ef;border-bottom:1px solid #e3e7ef}
-table.diff td.idx{width:48px}table.diff td.status{width:96px;font-size:12px;font-weight:600}
-table.diff col.side{width:calc(50% - 72px)}
+table.diff col.idx{width:44px}table.diff col.status{width:96px}
+table.diff td.idx{text-align:right;color:#7a859b;font:12px ui-monospace,Menlo,monospace}
+table.diff td.status{font-size:12px;font-weight:600}
 tr.same td{opacity:.62}
 tr.replaced td.status{color:#c98a00}tr.changed td.status{color:#b3402a}
 tr.only-before td.status,tr.only-after td.status{color:#2a5db0}
@@ -41,7 +42,7 @@ def render_comparison_html(comparison: Comparison) -> str:
                     f'<td class="status">{_e(row.status)}</td>{_side(row.before)}{_side(row.after)}</tr>')
     head = (f'<section class="trajectory"><div class="meta">before <b>{_e(before.id)}</b> · after '
             f'<b>{_e(after.id)}</b></div><div class="task">{_e(comparison.summary())}</div>'
-            '<table class="diff"><colgroup><col><col><col class="side"><col class="side"></colgroup>'
+            '<table class="diff"><colgroup><col class="idx"><col class="status"><col><col></colgroup>'
             '<tr><th>#</th><th>status</th><th>before</th><th>after</th></tr>')
     body = head + "".join(rows) + "</table></section>"
     return _page(f"agentracer diff — {before.id} → {after.id}", f"<style>{_CSS}</style>{body}")
