@@ -34,6 +34,7 @@ def test_demo_finds_the_decisive_step_and_fixes_the_next_run(tmp_path):
     assert result.lite is not None and result.lite.source == "tracer"
     text = "\n".join(lines)
     assert "SCRIPTED" in text and "agent coder, step 2" in text and "CPU tracer verdict" in text
+    assert "its replay against the failed run: steps 0-1 same, 2 replaced" in text and "outcome failure -> success" in text
     rows = [Trajectory.model_validate_json(line) for line in (tmp_path / "out" / "trajectories.jsonl").read_text().splitlines()]
     assert [r.id for r in rows] == [failed.id, *replays, corrected.id]
     assert rows[0].label("counterfactual").step == 2
