@@ -66,11 +66,6 @@ def _record_response(run: Any, agent: str, response: Any) -> None:
                  metadata=metadata)
 
 
-def _is_stream(backend: Any) -> bool:
-    config = getattr(backend, "model_config_dict", None) or {}
-    return bool(config.get("stream"))
-
-
 # ---------------------------------------------------------------------- model backend
 def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     copies = run.plugin_state.get("camel_messages")
@@ -87,7 +82,7 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
-    if _is_stream(instance):  # recorded whole: see ``streams``
+    if streams.streaming_backend(instance):  # recorded whole: see ``streams``
         request["stream"] = True
         seen = streams.LiveAnswer()
         response = run.call_model(name, request, lambda: streams.read(wrapped(*args, **kwargs), seen), CODEC,
@@ -109,7 +104,7 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
     agent = _context.current_agent()
     request = _request(run, instance, args, kwargs)  # its "model" is the backend's model type as text
     name = agent or f"model:{request['model']}"
-    if _is_stream(instance):  # recorded whole: see ``streams``
+    if streams.streaming_backend(instance):  # recorded whole: see ``streams``
         request["stream"] = True
         seen = streams.LiveAnswer()
 

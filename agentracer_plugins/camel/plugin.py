@@ -11,6 +11,7 @@ from . import hooks, runner
 from .codec import text
 from .naming import team_members
 from .options import CamelOptions, Configured
+from .streams import streaming_agent
 
 
 def _camel_classes() -> tuple[Any, Any, Any]:
@@ -33,11 +34,6 @@ def _agent_info(name: str, agent: Any, description: str | None) -> AgentInfo:
     prompt = getattr(system, "content", None)
     return AgentInfo(name=name, system_prompt=text(prompt) if prompt is not None else None, description=description,
                      model=text(model) if model is not None else None, tools=tools)
-
-
-def _streams(agent: Any) -> bool:
-    config = getattr(getattr(agent, "model_backend", None), "model_config_dict", None)
-    return isinstance(config, dict) and bool(config.get("stream"))
 
 
 def _check_streaming_replay(run: Run, streaming: list[str]) -> None:
@@ -92,7 +88,7 @@ class CamelPlugin:
         inner, options = self._unwrap(team)
         _, role_playing, workforce = _camel_classes()
         members = team_members(inner)
-        streaming = [name for name, agent, _ in members if _streams(agent)]
+        streaming = [name for name, agent, _ in members if streaming_agent(agent)]
         if streaming and run.plan is not None:
             _check_streaming_replay(run, streaming)
         names = {id(agent): name for name, agent, _ in members if agent is not None}

@@ -14,6 +14,7 @@ from . import _context
 from .codec import text
 from .naming import stabilize_node_ids
 from .options import CamelOptions, Mode
+from .streams import streaming_agent
 
 TASK_AUTHORS = ("user", "human", "task")
 
@@ -88,11 +89,6 @@ def _names(names: dict[int, str]) -> Iterator[None]:
         _context.NAMES.reset(token)
 
 
-def _streams(agent: Any) -> bool:
-    config = getattr(getattr(agent, "model_backend", None), "model_config_dict", None)
-    return isinstance(config, dict) and bool(config.get("stream"))
-
-
 def _last_step_text(run: Run, agent: str) -> str | None:
     for step in reversed(run.trajectory.steps):
         if step.agent == agent and step.kind == "message" and isinstance(step.content, str):
@@ -152,7 +148,7 @@ class _RolePlayingRounds:
         self.society, self.run, self.options, self.names = society, run, options, names
         # CAMEL's own RolePlaying.astep cannot read an async streaming reply (camel-ai 0.2.90): in "auto" mode a
         # society with a streaming agent steps with the sync ``step``
-        streaming = _streams(society.assistant_agent) or _streams(society.user_agent)
+        streaming = streaming_agent(society.assistant_agent) or streaming_agent(society.user_agent)
         self.mode: Mode = "sync" if options.mode == "auto" and streaming else options.mode
         self.message: Any = None
         self.answer: Any = None
@@ -187,7 +183,7 @@ class _RolePlayingRounds:
         """The text of an agent's reply. A streaming agent's reply holds only its last part when the parts are
         increments (CAMEL's default ``stream_accumulate=False``): its whole text is the message step just recorded."""
         found = _first_text(response)
-        if _streams(agent) and id(agent) in self.names:
+        if streaming_agent(agent) and id(agent) in self.names:
             found = _last_step_text(self.run, self.names[id(agent)]) or found
         return found
 

@@ -17,6 +17,17 @@ from typing import Any
 from .codec import assemble, chunks_of
 
 
+def streaming_backend(backend: Any) -> bool:
+    """Whether a model backend answers with streams (``stream=True`` in its config)."""
+    config = getattr(backend, "model_config_dict", None)
+    return isinstance(config, dict) and bool(config.get("stream"))
+
+
+def streaming_agent(agent: Any) -> bool:
+    """Whether a ChatAgent's model streams."""
+    return streaming_backend(getattr(agent, "model_backend", None))
+
+
 class LiveAnswer:
     """What was read from a live streaming answer: its chunks, or a structured stream's events."""
 
