@@ -89,7 +89,9 @@ def _names(names: dict[int, str]) -> Iterator[None]:
         _context.NAMES.reset(token)
 
 
-def _last_step_text(run: Run, agent: str) -> str | None:
+def _last_message(run: Run, agent: str) -> str | None:
+    """The text of the agent's last message step: what a streaming agent answered, whose reply holds only its last
+    part when the parts are increments (CAMEL's default ``stream_accumulate=False``)."""
     for step in reversed(run.trajectory.steps):
         if step.agent == agent and step.kind == "message" and isinstance(step.content, str):
             return step.content
@@ -113,16 +115,10 @@ async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions,
             map(str, response.info.get("termination_reasons", []))
         )
         run.trajectory.outcome.success = False
-    return _first_text(response) or _last_message(run, author)
-
-
-def _last_message(run: Run, author: str) -> str | None:
-    """The text of the last message an agent gave: the answer of a streaming step, whose final response holds only
-    the last increment (CAMEL's default ``stream_accumulate=False``)."""
-    for step in reversed(run.trajectory.steps):
-        if step.kind == "message" and step.agent != author and isinstance(step.content, str):
-            return step.content
-    return None
+    answer = _first_text(response)
+    if not answer and streaming_agent(agent) and id(agent) in names:
+        answer = _last_message(run, names[id(agent)])
+    return answer
 
 
 async def run_custom_loop(team: Any, run: Run, options: CamelOptions, names: dict[int, str]) -> Any:
@@ -184,7 +180,7 @@ class _RolePlayingRounds:
         increments (CAMEL's default ``stream_accumulate=False``): its whole text is the message step just recorded."""
         found = _first_text(response)
         if streaming_agent(agent) and id(agent) in self.names:
-            found = _last_step_text(self.run, self.names[id(agent)]) or found
+            found = _last_message(self.run, self.names[id(agent)]) or found
         return found
 
     def stepped(self, reply: tuple[Any, Any]) -> None:
