@@ -141,27 +141,39 @@ class AsyncStructuredStream:
         return None
 
 
-def _chunks(chunks: list[Any]) -> Iterator[Any]:
+def chunk_stream(chunks: list[Any]) -> Iterator[Any]:
+    """``chunks`` as a stream (a generator, which CAMEL reads as one)."""
     yield from chunks
 
 
-async def _achunks(chunks: list[Any]) -> AsyncIterator[Any]:
+async def async_chunk_stream(chunks: list[Any]) -> AsyncIterator[Any]:
+    """``chunks`` as an async stream."""
     for chunk in chunks:
         yield chunk
+
+
+def _structured_events(completion: Any, seen: LiveAnswer, response_format: Any) -> list[Any] | None:
+    """The events CAMEL gets for a structured-output call: the live ones, or those of the served or replaced
+    ``completion``; None for a call answered with chunks."""
+    if seen.events is not None:
+        return seen.events
+    if response_format is not None and not seen.chunks:
+        return _events_of(completion, response_format)
+    return None
 
 
 def handed_back(completion: Any, seen: LiveAnswer, response_format: Any) -> Any:
     """What CAMEL gets for a streaming call: what the model sent, or the served or replaced ``completion`` as a
     stream of the same kind."""
-    if seen.events is not None or (response_format is not None and not seen.chunks):
-        events = seen.events if seen.events is not None else _events_of(completion, response_format)
+    events = _structured_events(completion, seen, response_format)
+    if events is not None:
         return StructuredStream(events, completion)
-    return _chunks(seen.chunks or chunks_of(completion))
+    return chunk_stream(seen.chunks or chunks_of(completion))
 
 
 def ahanded_back(completion: Any, seen: LiveAnswer, response_format: Any) -> Any:
     """``handed_back`` for an async call."""
-    if seen.events is not None or (response_format is not None and not seen.chunks):
-        events = seen.events if seen.events is not None else _events_of(completion, response_format)
+    events = _structured_events(completion, seen, response_format)
+    if events is not None:
         return AsyncStructuredStream(events, completion)
-    return _achunks(seen.chunks or chunks_of(completion))
+    return async_chunk_stream(seen.chunks or chunks_of(completion))

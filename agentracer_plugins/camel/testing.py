@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from camel.models import BaseModelBackend
@@ -21,6 +21,7 @@ from camel.models.stub_model import StubTokenCounter
 from camel.types import ModelType
 
 from .codec import chunks_of, completion
+from .streams import async_chunk_stream, chunk_stream, streaming_backend
 
 Answer = str | dict[str, Any] | Callable[[list[dict[str, Any]]], Any]
 
@@ -63,28 +64,17 @@ class ScriptedModel(BaseModelBackend):
                               response_id=f"{self.name}-{self.calls}")
         return completion(str(item), model=self.name, usage=(10, 5), response_id=f"{self.name}-{self.calls}")
 
-    @property
-    def stream(self) -> bool:
-        return bool(self.model_config_dict.get("stream"))
-
     def _run(self, messages: list[Any], response_format: Any = None, tools: Any = None) -> Any:
         if self.latency:
             time.sleep(self.latency)
         answer = self._answer(messages)
-        return self._chunks(answer) if self.stream else answer
+        return chunk_stream(chunks_of(answer, pieces=self.pieces)) if streaming_backend(self) else answer
 
     async def _arun(self, messages: list[Any], response_format: Any = None, tools: Any = None) -> Any:
         if self.latency:
             await asyncio.sleep(self.latency)
         answer = self._answer(messages)
-        return self._achunks(answer) if self.stream else answer
-
-    def _chunks(self, answer: Any) -> Iterator[Any]:
-        yield from chunks_of(answer, pieces=self.pieces)
-
-    async def _achunks(self, answer: Any) -> AsyncIterator[Any]:
-        for chunk in chunks_of(answer, pieces=self.pieces):
-            yield chunk
+        return async_chunk_stream(chunks_of(answer, pieces=self.pieces)) if streaming_backend(self) else answer
 
     @property
     def token_limit(self) -> int:

@@ -102,9 +102,9 @@ def run_demo(out_dir: str | Path | None = "agentracer-demo", echo: Callable[[str
         say(f"decisive error (counterfactual replay): agent {verdict.agent}, step {verdict.step}")
         flipped = next((r for r in result.replays if r.id == verdict.metadata.get("replay_id")), None)
         if flipped is not None:
-            where = f"{Path(out_dir) / 'trajectories.jsonl'} --id {flipped.id}" if out_dir is not None else "..."
             say(f"  its replay against the failed run: {agentracer.compare(failed, flipped).summary()}")
-            say(f"  (agentracer diff {where})")
+            if out_dir is not None:
+                say(f"  (agentracer diff {Path(out_dir) / 'trajectories.jsonl'} --id {flipped.id})")
     else:
         say("decisive error: not found")
     if lite is not None:
