@@ -35,9 +35,10 @@ def render(comparison: Comparison, *, max_chars: int) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("before", ratio=1, overflow="fold")
     table.add_column("after", ratio=1, overflow="fold")
+    first_difference = comparison.first_difference
     for row in comparison.rows:
         style = _STATUS_STYLE[row.status]
-        first = row.index == comparison.first_difference
+        first = row.index == first_difference
         table.add_row(Text(f"{'→ ' if first else ''}{row.index}", style="bold" if first else ""),
                       Text(row.status, style=style), _cell(row.before, max_chars), _cell(row.after, max_chars))
     return table

@@ -35,8 +35,9 @@ def render_comparison_html(comparison: Comparison) -> str:
     """The page: both runs' ids and outcomes, the summary line, and the step table."""
     before, after = comparison.before, comparison.after
     rows = []
+    first_difference = comparison.first_difference
     for row in comparison.rows:
-        classes = [row.status.replace(" ", "-")] + (["first"] if row.index == comparison.first_difference else [])
+        classes = [row.status.replace(" ", "-")] + (["first"] if row.index == first_difference else [])
         anchor = ' id="first"' if "first" in classes else ""
         rows.append(f'<tr class="{" ".join(classes)}"{anchor}><td class="idx">{row.index}</td>'
                     f'<td class="status">{_e(row.status)}</td>{_side(row.before)}{_side(row.after)}</tr>')
