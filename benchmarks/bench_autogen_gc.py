@@ -10,12 +10,11 @@ until it ends makes the collector run more often.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import statistics
 import time
 
-from bench_autogen import compared_runs, hooks_removed, rounds_argument, timed
+from bench_autogen import arguments, compared_runs, setting, timed
 
 GENERATIONS = ("young", "middle", "full")
 
@@ -37,17 +36,16 @@ class CollectionClock:
 
 
 def main() -> None:
-    rounds = rounds_argument(__doc__)
+    rounds = arguments(__doc__).rounds
     runs, _, _ = compared_runs()
     clocks = {name: CollectionClock() for name in runs}
     times: dict[str, list[float]] = {name: [] for name in runs}
-    with hooks_removed():  # warm up
-        runs["untraced"]()
-    runs["traced"]()
-    runs["replay"]()
+    for name, run in runs.items():  # warm up
+        with setting(name):
+            run()
     for _ in range(rounds):
         for name, run in runs.items():
-            with hooks_removed() if name == "untraced" else contextlib.nullcontext():
+            with setting(name):
                 gc.callbacks.append(clocks[name])
                 try:
                     times[name].append(timed(run))
