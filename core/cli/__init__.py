@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "diff": "diff:diff",
     "eval": "evaluate:eval_group",
     "trace": "trace:trace_command",
+    "locate": "locate:locate",
     "demo": "demo:demo",
     "annotate": "annotate:annotate",
     "refine": "refine:refine",

@@ -1,0 +1,118 @@
+"""``agentracer locate``: the tracer's verdict on recorded runs — which agent, at which step, and why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import AgentracerError, InputError
+from ..models.base import ModelError
+from ..schema import Trajectory, Verdict
+from ..store import open_store
+from ._io import STORE_SUFFIXES, Problems, iter_trajectories
+
+EXCERPT_CHARS = 120
+
+
+def with_verdict(trajectory: Trajectory, verdict: Verdict) -> Trajectory:
+    """A copy of ``trajectory`` whose first label is ``verdict``; an older verdict of the same method goes."""
+    method = verdict.metadata.get("method")
+    kept = [label for label in trajectory.labels
+            if not (label.source == "tracer" and label.metadata.get("method") == method)]
+    return trajectory.model_copy(update={"labels": [verdict, *kept]})
+
+
+def _excerpt(trajectory: Trajectory, step: int) -> str:
+    if not 0 <= step < len(trajectory.steps):
+        return ""
+    found = trajectory.steps[step]
+    text = found.content if isinstance(found.content, str) else json.dumps(found.content, default=str)
+    text = " ".join(text.split())
+    cut = text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
+    return f"step {step} [{found.kind}] {cut}"
+
+
+def _print_verdict(trajectory: Trajectory, verdict: Verdict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({
+            "id": trajectory.id, "agent": verdict.agent, "step": verdict.step, "reason": verdict.reason,
+            "confidence": verdict.confidence, "method": verdict.metadata.get("method"), "flags": verdict.flags,
+        }, ensure_ascii=False))
+        return
+    click.echo(f"{trajectory.id}: {verdict.agent} at step {verdict.step}" + (f" — {verdict.reason}" if verdict.reason else ""))
+    excerpt = _excerpt(trajectory, verdict.step)
+    if excerpt:
+        click.echo(f"    {excerpt}")
+
+
+def _same_file(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+@click.command("locate")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--id", "trajectory_id", help="Only this trajectory of SOURCE.")
+@click.option("--method", default=None,
+              help="lite, agentracer, all-at-once, step-by-step, binary-search, random, majority "
+                   "(default: lite without --model, agentracer with one)")
+@click.option("--model", default=None, help="openai:URL@MODEL, hf:PATH, vllm:PATH or scripted:...")
+@click.option("--with-gt", "with_gt", is_flag=True, help="Give the tracer the task's ground-truth answer.")
+@click.option("--all", "include_successes", is_flag=True,
+              help="Also runs marked successful (skipped by default: there is no failure to attribute).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Store (.jsonl or .db) to append each located trajectory to, its verdict as its first label "
+                   "(ids already there are skipped, so an interrupted run resumes).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per verdict on stdout.")
+def locate(source: str, trajectory_id: str | None, method: str | None, model: str | None, with_gt: bool,
+           include_successes: bool, output: str | None, as_json: bool) -> None:
+    """Find which agent, at which step, made each failed run of SOURCE fail, and why.
+
+    SOURCE is a .jsonl or .db store (what ``agentracer trace`` writes), a trajectory .json or a Who&When
+    .json file. Verdicts are printed (with the step they point at); ``-o`` keeps them as labels, which
+    ``agentracer show --html`` highlights.
+    """
+    from ..tracer import get_method
+
+    if output is not None:
+        if Path(output).suffix.lower() not in STORE_SUFFIXES:
+            raise InputError("the output must be a .jsonl or .db store", where=output)
+        if _same_file(source, output):
+            raise InputError("the output must be another store than SOURCE (the located copies would repeat "
+                             "its ids)", where=output)
+    chosen = get_method(method or ("agentracer" if model else "lite"), model)
+    store = open_store(output) if output is not None else None
+    problems = Problems()
+    counts = {"located": 0, "successful": 0, "done before": 0, "no verdict": 0}
+    seen = False
+    for trajectory in iter_trajectories(source, problems):
+        if trajectory_id is not None and trajectory.id != trajectory_id:
+            continue
+        seen = True
+        if trajectory.outcome.success is True and not include_successes:
+            counts["successful"] += 1
+            continue
+        if store is not None and trajectory.id in store:
+            counts["done before"] += 1
+            continue
+        try:
+            verdict = chosen.locate(trajectory, with_ground_truth=with_gt)
+        except ModelError as exc:  # the model server is down or refuses: every next call would fail the same
+            problems.report(f"{trajectory.id}: the model failed, stopping ({exc})")
+            break
+        except AgentracerError as exc:  # an unreadable answer, a run without steps: this run only
+            problems.report(InputError(f"no verdict: {exc}", where=trajectory.id))
+            counts["no verdict"] += 1
+            continue
+        counts["located"] += 1
+        _print_verdict(trajectory, verdict, as_json)
+        if store is not None:
+            store.append(with_verdict(trajectory, verdict))
+    if trajectory_id is not None and not seen:
+        raise InputError(f"no trajectory with id {trajectory_id!r}", where=source)
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n or what == "located")
+    hint = " (--all includes successful runs)" if counts["successful"] else ""
+    click.echo(f"{summary}{hint}" + (f"; verdicts kept in {output}" if store is not None and counts["located"] else ""),
+               err=True)
+    problems.finish()

@@ -1,0 +1,145 @@
+"""`agentracer locate`: the tracer's verdict on recorded runs, printed and kept as labels, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from agentracer.cli.locate import with_verdict
+from agentracer.formats.whowhen import load_whowhen
+from agentracer.schema import Outcome, Step, Trajectory, Verdict
+from agentracer.store import open_store
+from agentracer.testing.openai_server import OpenAIServer
+from agentracer.tracer import locate
+from cli_invoke import run_cli
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
+HAND = DATA / "Hand-Crafted" / "13.json"
+
+
+def run_of(trajectory_id: str, success: bool | None, n_steps: int = 3) -> Trajectory:
+    agents = ["planner", "coder", "checker"]
+    return Trajectory(
+        id=trajectory_id, task=f"Sum the list [1, 2, 3] (run {trajectory_id})", framework="python", outcome=Outcome(success=success),
+        steps=[Step(index=i, agent=agents[i % 3], content=f"step {i}: " + ("the sum is 7" if i == 1 else "ok"))
+               for i in range(n_steps)],
+    )
+
+
+def test_a_whowhen_file_gets_the_verdict_the_api_gives() -> None:
+    code, out, err = run_cli("locate", str(HAND))
+    assert code == 0, err
+    verdict = locate(load_whowhen(HAND, root=HAND.parent))
+    assert out.startswith(f"Hand-Crafted/13: {verdict.agent} at step {verdict.step} — lite tracer")
+    assert f"step {verdict.step} [message]" in out  # the step it points at, quoted
+    assert "1 located" in err
+
+
+def test_successful_runs_are_skipped_unless_all(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("failed", False), run_of("passed", True), run_of("unknown", None)])
+    code, out, err = run_cli("locate", str(store.path), "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in rows] == ["failed", "unknown"]
+    assert set(rows[0]) == {"id", "agent", "step", "reason", "confidence", "method", "flags"}
+    assert rows[0]["method"] == "lite" and rows[0]["agent"] in {"planner", "coder", "checker"}
+    assert "2 located, 1 successful" in err and "--all" in err
+    code, out, _ = run_cli("locate", str(store.path), "--json", "--all")
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["failed", "passed", "unknown"]
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "db"])
+def test_output_keeps_verdicts_as_labels_and_a_rerun_resumes(tmp_path: Path, suffix: str) -> None:
+    source = open_store(tmp_path / "runs.jsonl")
+    source.extend([run_of("a", False), run_of("b", False)])
+    output = tmp_path / f"located.{suffix}"
+    code, _, err = run_cli("locate", str(source.path), "--id", "a", "-o", str(output))
+    assert code == 0, err
+    kept = open_store(output).get("a")
+    assert kept.labels[0].source == "tracer" and kept.labels[0].metadata["method"] == "lite"
+    assert kept.steps == source.get("a").steps
+    code, out, err = run_cli("locate", str(source.path), "-o", str(output))
+    assert code == 0, err
+    assert out.startswith("b: ") and "1 located, 1 done before" in err
+    assert sorted(t.id for t in open_store(output)) == ["a", "b"]
+    code, out, err = run_cli("show", str(output), "--id", "b", "--width", "120")
+    assert code == 0 and "(tracer)" in out
+
+
+def test_a_new_verdict_replaces_the_same_methods_old_one_and_keeps_the_rest() -> None:
+    human = Verdict(agent="coder", step=1, source="human")
+    old_lite = Verdict(agent="planner", step=0, source="tracer", metadata={"method": "lite"})
+    other = Verdict(agent="checker", step=2, source="tracer", metadata={"method": "agentracer"})
+    trajectory = run_of("x", False).model_copy(update={"labels": [old_lite, human, other]})
+    new = Verdict(agent="coder", step=1, source="tracer", metadata={"method": "lite"})
+    updated = with_verdict(trajectory, new)
+    assert updated.labels == [new, human, other]
+    assert trajectory.labels == [old_lite, human, other]  # the original is left as it was
+
+
+def test_bad_runs_are_reported_and_the_rest_still_located(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("empty", False, n_steps=0), run_of("fine", False)])
+    code, out, err = run_cli("locate", str(store.path))
+    assert code == 2
+    assert "empty" in err and "no steps" in err and "Traceback" not in err
+    assert out.startswith("fine: ") and "1 located, 1 no verdict" in err
+
+
+def test_model_answers_unreadable_then_model_failing(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of(name, False) for name in ("one", "two", "three", "four")])
+    answers = "<think>the sum is wrong</think><answer>coder|1</answer>||I cannot tell"
+    code, out, err = run_cli("locate", str(store.path), "--model", f"scripted:{answers}", "-o",
+                             str(tmp_path / "out.jsonl"))
+    assert code == 2
+    assert out.startswith("one: coder at step 1 — the sum is wrong")
+    assert "two" in err and "no verdict" in err  # an unreadable answer: that run only
+    assert "three: the model failed, stopping" in err and "four" not in out
+    assert [t.id for t in open_store(tmp_path / "out.jsonl")] == ["one"]  # what was located is kept
+
+
+def test_refusals_are_clear(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.append(run_of("a", False))
+    code, _, err = run_cli("locate", str(store.path), "-o", str(store.path))
+    assert code == 2 and "another store than SOURCE" in err
+    code, _, err = run_cli("locate", str(store.path), "-o", str(tmp_path / "out.txt"))
+    assert code == 2 and ".jsonl or .db" in err
+    code, _, err = run_cli("locate", str(store.path), "--id", "zzz")
+    assert code == 2 and "zzz" in err and "Traceback" not in err
+    code, _, err = run_cli("locate", str(store.path), "--method", "psychic")
+    assert code == 2 and "unknown attribution method" in err
+
+
+@pytest.fixture()
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No answer cached by an earlier test: every verdict asks the server."""
+    monkeypatch.setenv("AGENTRACER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_a_model_behind_an_openai_compatible_server(tmp_path: Path, fresh_cache: None) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False), run_of("two", False)])
+    with OpenAIServer("<think>coder added wrong</think><answer>coder|1</answer>", fail_every=2) as server:
+        code, out, err = run_cli("locate", str(store.path), "--with-gt", "--json",
+                                 "--model", f"openai:{server.base_url}@tracer-8b")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["id"], r["agent"], r["step"], r["method"]) for r in rows] == [("one", "coder", 1, "agentracer"),
+                                                                             ("two", "coder", 1, "agentracer")]
+    assert len(server.requests) == 3  # the failed call was retried
+    assert "(run one)" in json.dumps(server.requests[0]) and "(run two)" in json.dumps(server.requests[-1])
+
+
+def test_a_server_that_keeps_refusing_stops_the_run_and_keeps_what_was_done(tmp_path: Path, fresh_cache: None) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False), run_of("two", False)])
+    with OpenAIServer("<answer>coder|1</answer>", fail_every=1, fail_status=400) as server:
+        code, out, err = run_cli("locate", str(store.path), "--model", f"openai:{server.base_url}@m",
+                                 "-o", str(tmp_path / "out.jsonl"))
+    assert code == 2 and out == ""
+    assert "one: the model failed, stopping" in err and "HTTP 400" in err and "two" not in err
+    assert len(open_store(tmp_path / "out.jsonl")) == 0
