@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -20,7 +20,7 @@ _REPLACE = click.option("--replace", is_flag=True,
 
 @click.group("import")
 def import_group() -> None:
-    """Import trajectories from Who&When or TracerTraj files into a store."""
+    """Import trajectories from Who&When, TracerTraj or OTLP/JSON (OpenInference) files into a store."""
 
 
 def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str, replace: bool,
@@ -44,6 +44,19 @@ def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str
     return stored
 
 
+class _Counted:
+    """The items of an import, counted as they pass (``seen``)."""
+
+    def __init__(self, items: Iterable[tuple[str, Trajectory | InputError]]) -> None:
+        self._items = items
+        self.seen = 0
+
+    def __iter__(self) -> Iterator[tuple[str, Trajectory | InputError]]:
+        for item in self._items:
+            self.seen += 1
+            yield item
+
+
 @import_group.command("whowhen")
 @click.argument("directory", type=click.Path(exists=True))
 @_OUTPUT
@@ -58,18 +71,11 @@ def import_whowhen(directory: str, output: str, replace: bool) -> None:
     from ..formats.whowhen import iter_whowhen_dir
 
     problems = Problems()
-    seen = 0
-
-    def items() -> Iterable[tuple[str, Trajectory | InputError]]:
-        nonlocal seen
-        for relative, item in iter_whowhen_dir(directory):
-            seen += 1
-            yield relative, item
-
-    stored = _store_all(items(), output, replace, problems)
-    if seen == 0:
+    items = _Counted(iter_whowhen_dir(directory))
+    stored = _store_all(items, output, replace, problems)
+    if items.seen == 0:
         problems.report(InputError("no *.json files found", where=directory))
-    click.echo(f"imported {stored} of {seen} Who&When files from {directory} into {output}"
+    click.echo(f"imported {stored} of {items.seen} Who&When files from {directory} into {output}"
                + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
     problems.finish()
 
@@ -90,15 +96,31 @@ def import_tracertraj(source: str, output: str, replace: bool, label_source: str
     from ..formats.tracertraj import iter_tracertraj
 
     problems = Problems()
-    seen = 0
+    items = _Counted(iter_tracertraj(source, default_source=label_source))
+    stored = _store_all(items, output, replace, problems)
+    click.echo(f"imported {stored} of {items.seen} TracerTraj rows from {source} into {output}"
+               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
+    problems.finish()
 
-    def items() -> Iterable[tuple[str, Trajectory | InputError]]:
-        nonlocal seen
-        for where, item in iter_tracertraj(source, default_source=label_source):
-            seen += 1
-            yield where, item
 
-    stored = _store_all(items(), output, replace, problems)
-    click.echo(f"imported {stored} of {seen} TracerTraj rows from {source} into {output}"
+@import_group.command("openinference")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@_OUTPUT
+@_REPLACE
+def import_openinference(source: str, output: str, replace: bool) -> None:
+    """Import the traces of an OTLP/JSON file (``.json``: one request; ``.jsonl``: one per line, as an
+    OpenTelemetry collector's file exporter writes): one trajectory per trace.
+
+    Runs ``agentracer export openinference`` wrote come back as they were. Spans of other OpenInference or
+    OpenTelemetry GenAI instrumentations (Phoenix, an OTel collector) become steps: each agent's turn (the
+    innermost AGENT spans) with its model calls and tool results, or, without AGENT spans, each model call and
+    tool execution; the root span's input is the task. A bad line or span gives one line naming it; the
+    other traces are still imported; the exit code is then 2.
+    """
+    from ..formats.otlp_import import iter_otlp
+
+    problems = Problems()
+    stored = _store_all(iter_otlp(source), output, replace, problems)
+    click.echo(f"imported {stored} trace(s) from {source} into {output}"
                + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
     problems.finish()

@@ -95,6 +95,20 @@ def _put(attrs: dict[str, AttributeValue], key: str, value: Any) -> None:
         attrs[key] = _json(value)
 
 
+def mime_key(key: str) -> str:
+    """Where a value's MIME type goes: ``input.value`` → ``input.mime_type`` (OpenInference), else ``KEY.mime_type``."""
+    return key[: -len(".value")] + ".mime_type" if key.endswith(".value") else key + ".mime_type"
+
+
+def _put_value(attrs: dict[str, AttributeValue], key: str, value: Any) -> None:
+    """Set a value of any JSON type so that it reads back as it was: a text as itself (``text/plain``), anything
+    else as JSON (``application/json``); skip ``None``."""
+    if value is None:
+        return
+    attrs[key] = value if isinstance(value, str) else _json(value)
+    attrs[mime_key(key)] = "text/plain" if isinstance(value, str) else "application/json"
+
+
 def _messages(attrs: dict[str, AttributeValue], prefix: str, messages: Any) -> None:
     if not isinstance(messages, list):
         return
@@ -140,8 +154,11 @@ def _label_attrs(attrs: dict[str, AttributeValue], prefix: str, label: Verdict) 
     _put(attrs, f"{prefix}.source", label.source)
     _put(attrs, f"{prefix}.reason", label.reason)
     _put(attrs, f"{prefix}.confidence", label.confidence)
+    _put(attrs, f"{prefix}.raw", label.raw)
     if label.flags:
         attrs[f"{prefix}.flags"] = list(label.flags)
+    if label.metadata:
+        attrs[f"{prefix}.metadata"] = _json(label.metadata)
 
 
 # ---- spans ------------------------------------------------------------------------------------------------
@@ -168,26 +185,32 @@ def trajectory_spans(trajectory: Trajectory, verdict: Verdict | None = None) -> 
     end = max([start + _TICK, *(s.end_ns for s in spans)])
 
     attrs: dict[str, AttributeValue] = {"openinference.span.kind": "CHAIN", "gen_ai.operation.name": "invoke_agent"}
-    _put(attrs, "input.value", trajectory.task)
-    if trajectory.task is not None:
-        attrs["input.mime_type"] = "text/plain"
-    _put(attrs, "output.value", trajectory.outcome.answer)
+    _put_value(attrs, "input.value", trajectory.task)
+    _put_value(attrs, "output.value", trajectory.outcome.answer)
     _put(attrs, "session.id", trajectory.id)
     _put(attrs, "gen_ai.conversation.id", trajectory.id)
     _put(attrs, "agentracer.trajectory.id", trajectory.id)
     _put(attrs, "agentracer.schema_version", trajectory.schema_version)
+    _put(attrs, "agentracer.created_at", float(trajectory.created_at))
     _put(attrs, "agentracer.framework", trajectory.framework)
-    _put(attrs, "agentracer.ground_truth", trajectory.ground_truth)
+    _put_value(attrs, "agentracer.ground_truth", trajectory.ground_truth)
     _put(attrs, "agentracer.step.count", len(trajectory.steps))
     attrs["agentracer.agents"] = trajectory.agent_names
+    if trajectory.agents:
+        attrs["agentracer.agents.info"] = _json([agent.model_dump() for agent in trajectory.agents])
+    if trajectory.metadata:
+        attrs["agentracer.metadata"] = _json(trajectory.metadata)
     outcome = trajectory.outcome
     _put(attrs, "agentracer.outcome.success", outcome.success)
     _put(attrs, "agentracer.outcome.score", outcome.score)
     _put(attrs, "agentracer.outcome.feedback", outcome.feedback)
     _put(attrs, "agentracer.outcome.error", outcome.error)
+    _put(attrs, "agentracer.outcome.stop_reason", outcome.stop_reason)
     if trajectory.replay is not None:
         _put(attrs, "agentracer.replay.parent_id", trajectory.replay.parent_id)
         _put(attrs, "agentracer.replay.step", trajectory.replay.step)
+        _put_value(attrs, "agentracer.replay.action", trajectory.replay.action)
+        _put(attrs, "agentracer.replay.served_tools", trajectory.replay.served_tools)
     for i, label in enumerate(trajectory.labels):
         _label_attrs(attrs, f"agentracer.labels.{i}", label)
     if verdict is not None:
@@ -231,6 +254,10 @@ def _step_spans(trajectory: Trajectory, step: Step, tid: str, parent: str, curso
     }
     if step.replaced:
         attrs["agentracer.step.replaced"] = True
+    _put(attrs, "agentracer.step.started_at", step.started_at)
+    _put(attrs, "agentracer.step.ended_at", step.ended_at)
+    if step.metadata:
+        attrs["agentracer.step.metadata"] = _json(step.metadata)
     if step.usage.total_tokens:
         attrs["llm.token_count.prompt"] = step.usage.prompt_tokens
         attrs["llm.token_count.completion"] = step.usage.completion_tokens
@@ -259,8 +286,10 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
         "gen_ai.operation.name": "chat",
         "gen_ai.agent.name": call.agent,
         "agent.name": call.agent,
+        "agentracer.call.id": call.id,
         "agentracer.call.index": call.call_index,
         "agentracer.call.source": call.source,
+        "agentracer.call.latency_s": float(call.latency_s),
         "agentracer.call.produces_step": call.produces_step,
         "agentracer.request_hash": call.request_hash,
         "input.value": _json(call.request),
@@ -272,6 +301,8 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
         "gen_ai.usage.output_tokens": call.usage.completion_tokens,
     }
     _put(attrs, "agentracer.step.index", call.step if call.step is not None else (step.index if step else None))
+    _put(attrs, "agentracer.call.model", call.model)
+    _put(attrs, "agentracer.call.started_at", call.started_at)
     model = call.model or call.request.get("model")
     _put(attrs, "llm.model_name", model)
     _put(attrs, "gen_ai.request.model", model)
@@ -323,12 +354,19 @@ def _tool_span(trajectory: Trajectory, step: Step, call: ToolCall | None, result
     }
     call_id = (call.id if call is not None else "") or (result.call_id if result is not None else "")
     _put(attrs, "gen_ai.tool.call.id", call_id or None)
-    if call is not None and call.arguments is not None:
-        attrs["tool.parameters"] = _json(call.arguments)
-        attrs["input.value"] = _json(call.arguments)
+    if call is not None:
+        attrs["agentracer.tool.call.id"] = call.id
+        attrs["agentracer.tool.call.name"] = call.name
+        _put_value(attrs, "agentracer.tool.arguments", call.arguments)
+        if call.arguments is not None:
+            attrs["tool.parameters"] = _json(call.arguments)
+            attrs["input.value"] = _json(call.arguments)
     if result is not None:
-        _put(attrs, "output.value", result.content)
+        _put_value(attrs, "output.value", result.content)
         attrs["agentracer.tool.is_error"] = result.is_error
+        attrs["agentracer.tool.result.call_id"] = result.call_id
+        attrs["agentracer.tool.result.name"] = result.name
+        attrs["agentracer.tool.result.position"] = next(i for i, r in enumerate(step.tool_results) if r is result)
     return SpanRecord(
         name=f"execute_tool {name}", trace_id=tid, span_id=span_id_for(trajectory.id, f"step/{step.index}/tool/{position}"),
         parent_span_id=parent, start_ns=start, end_ns=start, attributes=attrs,

@@ -1,0 +1,184 @@
+"""OTLP/JSON traces back into trajectories: our own exports come back equal (hex ids from the file, base64 ids from
+protobuf's JSON mapping of what the SDK's OTLP exporter sends), and spans another instrumentation wrote with the
+real OpenTelemetry SDK become a trajectory the tracer reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import agentracer
+import pytest
+from agentracer.formats.openinference import export_otlp_http, write_otlp_json
+from agentracer.formats.otlp_import import iter_otlp
+from agentracer.formats.whowhen import iter_whowhen_dir
+from agentracer.schema import Trajectory, Verdict
+from agentracer.simple import SimpleAgent, SimpleTeam
+from agentracer.store import open_store
+from agentracer.tracer import locate
+from cli_invoke import run_cli
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+from otlp_receiver import OtlpReceiver
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
+
+
+def imported(path: Path) -> list[Trajectory]:
+    out = []
+    for where, item in iter_otlp(path):
+        assert isinstance(item, Trajectory), (where, item)
+        out.append(item)
+    return out
+
+
+def _model(messages: list[dict]) -> str:
+    turn = len(messages)
+    if turn == 3:
+        return 'CALL add {"a": 2, "b": 3}'
+    return "TERMINATE" if turn > 5 else f"thinking at {turn}"
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[Trajectory]:
+    """A recorded run with a tool call and its result, model calls, a label, and a replay of it."""
+    team = agentracer.trace(lambda: SimpleTeam([
+        SimpleAgent("planner", _model, "You plan."),
+        SimpleAgent("coder", _model, "You code.", tools={"add": lambda a, b: a + b}),
+    ], max_turns=6))
+    original = team.run("add 2 and 3", ground_truth={"sum": 5})
+    original.labels.append(Verdict(agent="coder", step=2, reason="used the wrong numbers", source="counterfactual",
+                                   metadata={"attempts": 2}))
+    replayed = team.replay(original, step=1, action="thinking differently")
+    return [original, replayed]
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_every_whowhen_run_comes_back_equal(tmp_path: Path, suffix: str) -> None:
+    runs = [t for _, t in iter_whowhen_dir(DATA)]
+    assert len(runs) > 100
+    write_otlp_json(runs, tmp_path / f"spans.{suffix}")
+    assert imported(tmp_path / f"spans.{suffix}") == runs
+
+
+def test_a_recorded_run_and_its_replay_come_back_equal(runs: list[Trajectory], tmp_path: Path) -> None:
+    original, replayed = runs
+    assert any(s.tool_calls and s.tool_results for s in original.steps) or any(
+        s.tool_results for s in original.steps)
+    assert replayed.replay is not None and any(s.replaced for s in replayed.steps)
+    write_otlp_json(runs, tmp_path / "spans.json")
+    assert imported(tmp_path / "spans.json") == runs
+
+
+def test_what_the_sdks_otlp_exporter_sends_comes_back_equal(runs: list[Trajectory], tmp_path: Path) -> None:
+    """The protobuf the OTLP/HTTP exporter posts, in protobuf's JSON mapping (base64 ids, camelCase, 64-bit
+    integers as strings), as a collector that re-encodes it would write it; one request per line."""
+    with OtlpReceiver() as receiver:
+        export_otlp_http(runs, receiver.url)
+    documents = [MessageToDict(request) for request in receiver.requests]
+    first = documents[0]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    halves = [json.loads(json.dumps(documents[0])) for _ in range(2)]  # a collector's batches cut traces apart
+    halves[0]["resourceSpans"][0]["scopeSpans"][0]["spans"] = first[:3]
+    halves[1]["resourceSpans"][0]["scopeSpans"][0]["spans"] = first[3:]
+    assert first[0]["traceId"] in {span["traceId"] for span in first[3:]}  # the first trace is on both lines
+    lines = [json.dumps(document) for document in [*halves, *documents[1:]]]
+    assert '"traceId"' in lines[0] and "==" in lines[0]  # base64 ids
+    (tmp_path / "collector.jsonl").write_text("\n".join(lines) + "\n")
+    assert sorted(imported(tmp_path / "collector.jsonl"), key=lambda t: t.id) == sorted(runs, key=lambda t: t.id)
+
+
+def _foreign_trace(tmp_path: Path) -> Path:
+    """A team traced by hand with the OpenTelemetry SDK and OpenInference's attribute names (no agentracer)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "my-crew"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("my-instrumentation")
+    with tracer.start_as_current_span("crew.kickoff", attributes={
+            "openinference.span.kind": "CHAIN", "input.value": "What is 17 * 23?"}) as root:
+        with tracer.start_as_current_span("planner", attributes={
+                "openinference.span.kind": "AGENT", "agent.name": "planner",
+                "output.value": "Ask the calculator for 17 * 23."}):
+            with tracer.start_as_current_span("ChatCompletion", attributes={
+                    "openinference.span.kind": "LLM", "llm.model_name": "gpt-x",
+                    "llm.input_messages.0.message.role": "user",
+                    "llm.input_messages.0.message.content": "What is 17 * 23?",
+                    "llm.output_messages.0.message.role": "assistant",
+                    "llm.output_messages.0.message.content": "Ask the calculator for 17 * 23.",
+                    "llm.token_count.prompt": 12, "llm.token_count.completion": 8}):
+                pass
+        with tracer.start_as_current_span("calculator", attributes={
+                "openinference.span.kind": "AGENT", "agent.name": "calculator", "output.value": "17 * 23 = 381"}):
+            with tracer.start_as_current_span("ChatCompletion", attributes={
+                    "openinference.span.kind": "LLM",
+                    "llm.output_messages.0.message.role": "assistant",
+                    "llm.output_messages.0.message.tool_calls.0.tool_call.id": "call_1",
+                    "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "multiply",
+                    "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"a": 17, "b": 23}'}):
+                pass
+            with tracer.start_as_current_span("multiply", attributes={
+                    "openinference.span.kind": "TOOL", "tool.name": "multiply", "output.value": "391"}):
+                pass
+        with tracer.start_as_current_span("review", attributes={"openinference.span.kind": "CHAIN"}):
+            with tracer.start_as_current_span("reviewer", attributes={
+                    "openinference.span.kind": "AGENT", "agent.name": "reviewer",
+                    "output.value": "Final answer: 381"}):
+                pass
+        root.set_attribute("output.value", "381")
+        root.set_status(Status(StatusCode.ERROR, "wrong answer: expected 391"))
+    with tracer.start_as_current_span("single call", attributes={
+            "openinference.span.kind": "LLM", "input.value": "hello",
+            "llm.output_messages.0.message.content": "hi there"}):
+        pass
+    request = encode_spans(exporter.get_finished_spans())
+    path = tmp_path / "foreign.json"
+    path.write_text(json.dumps(MessageToDict(request, preserving_proto_field_name=True)))  # snake_case names
+    return path
+
+
+def test_another_instrumentations_spans_become_agent_steps(tmp_path: Path) -> None:
+    team_run, single = sorted(imported(_foreign_trace(tmp_path)), key=lambda t: len(t.steps), reverse=True)
+    assert [(s.agent, s.role, s.content) for s in team_run.steps] == [
+        ("user", "user", "What is 17 * 23?"),
+        ("planner", "assistant", "Ask the calculator for 17 * 23."),
+        ("calculator", "assistant", "17 * 23 = 381"),
+        ("reviewer", "assistant", "Final answer: 381"),
+    ]
+    calculator = team_run.steps[2]
+    assert [(c.id, c.name, c.arguments) for c in calculator.tool_calls] == [("call_1", "multiply", {"a": 17, "b": 23})]
+    assert [(r.name, r.content) for r in calculator.tool_results] == [("multiply", "391")]
+    planner_call = team_run.steps[1].model_calls[0]
+    assert planner_call.model == "gpt-x" and planner_call.step == 1 and planner_call.usage.total_tokens == 20
+    assert planner_call.request == {"messages": [{"role": "user", "content": "What is 17 * 23?"}]}
+    assert team_run.task == "What is 17 * 23?" and team_run.framework == "my-crew"
+    assert team_run.outcome.success is False and team_run.outcome.error == "wrong answer: expected 391"
+    assert team_run.outcome.answer == "381"
+    assert [a.name for a in team_run.agents] == ["planner", "calculator", "reviewer"]
+    assert locate(team_run).agent in {"planner", "calculator", "reviewer"}  # the tracer reads it
+    # a trace without agent spans: its model call is the step
+    assert [(s.agent, s.content) for s in single.steps] == [("user", "hello"), ("assistant", "hi there")]
+    assert single.outcome.success is None
+
+
+def test_cli_imports_good_traces_and_names_bad_lines(runs: list[Trajectory], tmp_path: Path) -> None:
+    write_otlp_json(runs, tmp_path / "spans.jsonl")
+    lines = (tmp_path / "spans.jsonl").read_text().splitlines()
+    bad_span = json.loads(lines[1])
+    bad_span["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "not-an-id"
+    (tmp_path / "mixed.jsonl").write_text("\n".join([lines[0], "{not json", json.dumps(bad_span),
+                                                     json.dumps({"foo": 1})]) + "\n")
+    out = tmp_path / "store.db"
+    code, _, err = run_cli("import", "openinference", str(tmp_path / "mixed.jsonl"), "-o", str(out))
+    assert code == 2 and "Traceback" not in err
+    assert "mixed.jsonl:2" in err and "not valid JSON" in err
+    assert "mixed.jsonl:3" in err and "spans[0].spanId" in err and "not-an-id" in err
+    assert "mixed.jsonl:4" in err and "resourceSpans" in err
+    assert [t.id for t in open_store(out)] == [runs[0].id] and open_store(out).get(runs[0].id) == runs[0]
+    assert "imported 1 trace(s)" in err
+    code, _, err = run_cli("import", "openinference", str(tmp_path / "spans.jsonl"), "-o", str(out), "--replace")
+    assert code == 0, err
+    assert sorted(t.id for t in open_store(out)) == sorted(t.id for t in runs)
