@@ -44,6 +44,13 @@ def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str
     return stored
 
 
+def _done(what: str, output: str, problems: Problems) -> None:
+    """Say what was imported where (and how many problems), then exit 2 if there were any."""
+    click.echo(f"imported {what} into {output}" + (f"; {problems.count} problem(s)" if problems.count else ""),
+               err=True)
+    problems.finish()
+
+
 class _Counted:
     """The items of an import, counted as they pass (``seen``)."""
 
@@ -75,9 +82,7 @@ def import_whowhen(directory: str, output: str, replace: bool) -> None:
     stored = _store_all(items, output, replace, problems)
     if items.seen == 0:
         problems.report(InputError("no *.json files found", where=directory))
-    click.echo(f"imported {stored} of {items.seen} Who&When files from {directory} into {output}"
-               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
-    problems.finish()
+    _done(f"{stored} of {items.seen} Who&When files from {directory}", output, problems)
 
 
 @import_group.command("tracertraj")
@@ -98,9 +103,7 @@ def import_tracertraj(source: str, output: str, replace: bool, label_source: str
     problems = Problems()
     items = _Counted(iter_tracertraj(source, default_source=label_source))
     stored = _store_all(items, output, replace, problems)
-    click.echo(f"imported {stored} of {items.seen} TracerTraj rows from {source} into {output}"
-               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
-    problems.finish()
+    _done(f"{stored} of {items.seen} TracerTraj rows from {source}", output, problems)
 
 
 @import_group.command("openinference")
@@ -121,6 +124,4 @@ def import_openinference(source: str, output: str, replace: bool) -> None:
 
     problems = Problems()
     stored = _store_all(iter_otlp(source), output, replace, problems)
-    click.echo(f"imported {stored} trace(s) from {source} into {output}"
-               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
-    problems.finish()
+    _done(f"{stored} trace(s) from {source}", output, problems)

@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import agentracer
 import pytest
+from adding_team import traced_adding_team
 from agentracer.cli import main
 from agentracer.formats.openinference import (
     OtlpExportError,
@@ -20,7 +20,6 @@ from agentracer.formats.openinference import (
 )
 from agentracer.formats.whowhen import load_whowhen
 from agentracer.schema import Trajectory, Verdict
-from agentracer.simple import SimpleAgent, SimpleTeam
 from agentracer.store import JsonlStore
 from click.testing import CliRunner
 from otlp_receiver import OtlpReceiver
@@ -34,20 +33,9 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield server
 
 
-def _model(messages: list[dict]) -> str:
-    turn = len(messages)
-    if turn == 3:
-        return 'CALL add {"a": 2, "b": 3}'
-    return "TERMINATE" if turn > 5 else f"thinking at {turn}"
-
-
 @pytest.fixture(scope="module")
 def recorded() -> Trajectory:
-    team = agentracer.trace(lambda: SimpleTeam([
-        SimpleAgent("planner", _model, "You plan."),
-        SimpleAgent("coder", _model, "You code.", tools={"add": lambda a, b: a + b}),
-    ], max_turns=6))
-    trajectory = team.run("add 2 and 3")
+    trajectory = traced_adding_team().run("add 2 and 3")
     trajectory.labels.append(Verdict(agent="coder", step=2, reason="used the wrong numbers", source="counterfactual"))
     return trajectory
 

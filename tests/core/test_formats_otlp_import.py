@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import agentracer
 import pytest
+from adding_team import traced_adding_team
 from agentracer.formats.openinference import export_otlp_http, write_otlp_json
 from agentracer.formats.otlp_import import iter_otlp
 from agentracer.formats.whowhen import iter_whowhen_dir
 from agentracer.schema import Trajectory, Verdict
-from agentracer.simple import SimpleAgent, SimpleTeam
 from agentracer.store import open_store
 from agentracer.tracer import locate
 from cli_invoke import run_cli
@@ -37,20 +36,10 @@ def imported(path: Path) -> list[Trajectory]:
     return out
 
 
-def _model(messages: list[dict]) -> str:
-    turn = len(messages)
-    if turn == 3:
-        return 'CALL add {"a": 2, "b": 3}'
-    return "TERMINATE" if turn > 5 else f"thinking at {turn}"
-
-
 @pytest.fixture(scope="module")
 def runs() -> list[Trajectory]:
     """A recorded run with a tool call and its result, model calls, a label, and a replay of it."""
-    team = agentracer.trace(lambda: SimpleTeam([
-        SimpleAgent("planner", _model, "You plan."),
-        SimpleAgent("coder", _model, "You code.", tools={"add": lambda a, b: a + b}),
-    ], max_turns=6))
+    team = traced_adding_team()
     original = team.run("add 2 and 3", ground_truth={"sum": 5})
     original.labels.append(Verdict(agent="coder", step=2, reason="used the wrong numbers", source="counterfactual",
                                    metadata={"attempts": 2}))

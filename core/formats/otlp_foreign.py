@@ -1,0 +1,153 @@
+"""Traces other instrumentations wrote (OpenInference, OpenTelemetry GenAI) as trajectories a tracer can read.
+
+Spans map onto steps as the conventions say what they are: the innermost ``AGENT`` spans (no ``AGENT`` span inside
+them) are the agents' turns, in the order they started, with the model calls (``LLM`` spans) and tool executions
+(``TOOL`` spans) inside them; a trace without ``AGENT`` spans has a step per ``LLM`` span (its output message) and
+per ``TOOL`` span (its result). The root span's input is the task (step 0, by the user, as in Who&When) and its
+output the answer; an error status on the root or an agent's span marks the run failed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..schema import AgentInfo, ModelCall, Outcome, Step, ToolCall, ToolResult, Trajectory, Usage
+from .openinference import STATUS_ERROR
+from .otlp_spans import Span
+
+
+def _agent_name(span: Span, ancestors: list[Span]) -> str:
+    for candidate in [span, *reversed(ancestors)]:
+        a = candidate.attributes
+        for key in ("agent.name", "gen_ai.agent.name", "graph.node.id"):
+            if isinstance(a.get(key), str) and a[key]:
+                return str(a[key])
+        if candidate.kind == "AGENT" and candidate.name:
+            return candidate.name
+    return "assistant"
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return parsed if isinstance(parsed, dict | list) else value
+    return value
+
+
+def _output_message(span: Span) -> tuple[Any, list[ToolCall]]:
+    """An LLM span's answer: its first output message (text and tool calls), else its output value."""
+    a = span.attributes
+    prefix = "llm.output_messages.0.message"
+    calls, j = [], 0
+    while f"{prefix}.tool_calls.{j}.tool_call.function.name" in a:
+        base = f"{prefix}.tool_calls.{j}.tool_call"
+        calls.append(ToolCall(id=str(a.get(f"{base}.id") or ""), name=str(a[f"{base}.function.name"]),
+                              arguments=_text(a.get(f"{base}.function.arguments"))))
+        j += 1
+    content = a.get(f"{prefix}.content")
+    if content is None:
+        content = _text(a.get("output.value"))
+    return content, calls
+
+
+def _foreign_model_call(span: Span, agent: str, index: int) -> ModelCall:
+    a = span.attributes
+    messages, i = [], 0
+    while f"llm.input_messages.{i}.message.role" in a or f"llm.input_messages.{i}.message.content" in a:
+        base = f"llm.input_messages.{i}.message"
+        messages.append({k: v for k, v in (("role", a.get(f"{base}.role")), ("name", a.get(f"{base}.name")),
+                                           ("content", a.get(f"{base}.content"))) if v is not None})
+        i += 1
+    request: dict[str, Any] = {"messages": messages} if messages else {}
+    if not request and a.get("input.value") is not None:
+        request = {"input": _text(a.get("input.value"))}
+    return ModelCall(
+        id=span.span_id, agent=agent, call_index=index, model=a.get("llm.model_name") or a.get("gen_ai.request.model"),
+        request=request, response=_text(a.get("output.value")), latency_s=span.duration_s,
+        usage=span.usage(), started_at=span.start_s,
+        error=(span.status_message or "error") if span.status_code == STATUS_ERROR else None,
+    )
+
+
+def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajectory:
+    """A run another instrumentation traced: its agents' turns (or model calls and tools) as steps."""
+    every = list(root.walk())
+    has_agents = any(s.kind == "AGENT" and s is not root for s in every)
+    steps: list[Step] = []
+    task = _text(root.attributes.get("input.value"))
+    if isinstance(task, str) and task:
+        steps.append(Step(index=0, agent="user", role="user", content=task, started_at=root.start_s,
+                          ended_at=root.start_s))
+    counts: dict[str, int] = {}
+
+    def visit(span: Span, ancestors: list[Span]) -> None:
+        inner_agents = any(s.kind == "AGENT" for child in span.children for s in child.walk())
+        if has_agents and span.kind == "AGENT" and span is not root and not inner_agents:
+            steps.append(_agent_step(span, ancestors, len(steps), counts))
+            return
+        if not has_agents and span.kind in ("LLM", "TOOL"):
+            steps.append(_call_step(span, ancestors, len(steps), counts))
+            return
+        for child in span.children:
+            visit(child, [*ancestors, span])
+
+    visit(root, [])
+    failed = root.status_code == STATUS_ERROR or any(s.kind == "AGENT" and s.status_code == STATUS_ERROR for s in every)
+    return Trajectory(
+        id=trace_id, task=task if isinstance(task, str) else None, framework=service,
+        agents=[AgentInfo(name=name) for name in dict.fromkeys(s.agent for s in steps if s.agent != "user")],
+        steps=steps, created_at=root.start_s,
+        outcome=Outcome(success=False if failed else None, answer=_text(root.attributes.get("output.value")),
+                        error=(root.status_message or None) if root.status_code == STATUS_ERROR else None),
+        metadata={"imported_from": "otlp", "trace_id": trace_id, "root_span": root.name},
+    )
+
+
+def _agent_step(span: Span, ancestors: list[Span], index: int, counts: dict[str, int]) -> Step:
+    agent = _agent_name(span, ancestors)
+    calls, results = [], []
+    tool_calls: list[ToolCall] = []
+    for inner in list(span.walk())[1:]:
+        if inner.kind == "LLM":
+            calls.append(_foreign_model_call(inner, agent, counts.get(agent, 0)))
+            counts[agent] = counts.get(agent, 0) + 1
+            tool_calls.extend(_output_message(inner)[1])
+        elif inner.kind == "TOOL":
+            results.append(_tool_result(inner))
+    content = _text(span.attributes.get("output.value"))
+    if content is None and calls:
+        content = calls[-1].response
+    for call in calls:
+        call.step = index
+    return Step(index=index, agent=agent, content="" if content is None else content, tool_calls=tool_calls,
+                tool_results=results, model_calls=calls, started_at=span.start_s,
+                ended_at=span.end_s, usage=sum((c.usage for c in calls), Usage()),
+                metadata={"span": span.name})
+
+
+def _tool_result(span: Span) -> ToolResult:
+    a = span.attributes
+    return ToolResult(call_id=str(a.get("gen_ai.tool.call.id") or a.get("tool_call.id") or ""),
+                      name=str(a.get("tool.name") or a.get("gen_ai.tool.name") or span.name),
+                      content=_text(a.get("output.value")), is_error=span.status_code == STATUS_ERROR)
+
+
+def _call_step(span: Span, ancestors: list[Span], index: int, counts: dict[str, int]) -> Step:
+    agent = _agent_name(span, ancestors)
+    if span.kind == "TOOL":
+        result = _tool_result(span)
+        return Step(index=index, agent=agent, role="tool", kind="tool_result", content=result.content,
+                    tool_results=[result], started_at=span.start_s, ended_at=span.end_s,
+                    metadata={"span": span.name})
+    call = _foreign_model_call(span, agent, counts.get(agent, 0))
+    counts[agent] = counts.get(agent, 0) + 1
+    call.step = index
+    content, tool_calls = _output_message(span)
+    return Step(index=index, agent=agent, kind="tool_call" if tool_calls and not content else "message",
+                content="" if content is None else content, tool_calls=tool_calls, model_calls=[call],
+                started_at=span.start_s, ended_at=span.end_s, usage=call.usage,
+                metadata={"span": span.name})

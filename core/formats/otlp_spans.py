@@ -1,0 +1,240 @@
+"""OTLP/JSON trace files read as spans: one ``ExportTraceServiceRequest`` in its JSON encoding per ``.json`` file,
+or one per line of a ``.jsonl`` file (an OpenTelemetry collector's file exporter). Ids may be hex (the OTLP/JSON
+rule) or base64 (protobuf's JSON mapping); field names camelCase or snake_case; spans of one trace may be spread
+over several requests."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..schema import Usage
+from .openinference import mime_key
+
+_NS = 1_000_000_000
+_STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+
+
+@dataclass
+class Span:
+    """One span as read from OTLP/JSON: hex ids, nanosecond times, plain attribute values."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    status_code: int = 0
+    status_message: str = ""
+    service: str | None = None  # the resource's service.name
+    children: list[Span] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """The OpenInference span kind (``AGENT``, ``LLM``, ``TOOL``, ``CHAIN``…), upper-case; ``""`` if none."""
+        kind = self.attributes.get("openinference.span.kind")
+        if isinstance(kind, str):
+            return kind.upper()
+        operation = self.attributes.get("gen_ai.operation.name")
+        return {"invoke_agent": "AGENT", "chat": "LLM", "text_completion": "LLM", "generate_content": "LLM",
+                "execute_tool": "TOOL"}.get(operation, "") if isinstance(operation, str) else ""
+
+    def value(self, key: str) -> Any:
+        """An attribute read back as written: JSON when its MIME type says so (see ``_put_value``)."""
+        value = self.attributes.get(key)
+        if isinstance(value, str) and self.attributes.get(mime_key(key)) == "application/json":
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    @property
+    def start_s(self) -> float:
+        return self.start_ns / _NS
+
+    @property
+    def end_s(self) -> float:
+        return self.end_ns / _NS
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / _NS
+
+    def json(self, key: str, default: Any) -> Any:
+        """An attribute holding JSON, decoded; ``default`` when it is absent or not JSON."""
+        value = self.attributes.get(key)
+        if not isinstance(value, str):
+            return default
+        try:
+            return json.loads(value)
+        except ValueError:
+            return default
+
+    def usage(self) -> Usage:
+        """Token counts, by OpenInference's names or the GenAI conventions'."""
+        a = self.attributes
+        prompt = a.get("llm.token_count.prompt", a.get("gen_ai.usage.input_tokens", 0))
+        completion = a.get("llm.token_count.completion", a.get("gen_ai.usage.output_tokens", 0))
+        return Usage(prompt_tokens=int(prompt or 0), completion_tokens=int(completion or 0))
+
+    def walk(self) -> Iterator[Span]:
+        """This span and every span below it, depth first, children in start order."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    return obj.get(camel, obj.get(snake))
+
+
+def _id(value: Any, size: int, where: str) -> str | None:
+    """A trace (16 bytes) or span (8 bytes) id as hex: OTLP/JSON writes hex, protobuf's JSON mapping base64."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"an id must be a string, got {type(value).__name__}", where=where)
+    text = value.strip()
+    if len(text) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in text):
+        return text.lower()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        raise InputError(f"{text!r} is neither a hex nor a base64 id of {size} bytes", where=where)
+    return raw.hex() if any(raw) else None
+
+
+def _any_value(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    for key in ("stringValue", "string_value"):
+        if key in value:
+            return value[key]
+    for key in ("boolValue", "bool_value"):
+        if key in value:
+            return bool(value[key])
+    for key in ("intValue", "int_value"):
+        if key in value:
+            return int(value[key])
+    for key in ("doubleValue", "double_value"):
+        if key in value:
+            return float(value[key])
+    array = _get(value, "arrayValue", "array_value")
+    if array is not None:
+        return [_any_value(v) for v in array.get("values", [])]
+    kvlist = _get(value, "kvlistValue", "kvlist_value")
+    if kvlist is not None:
+        return {kv.get("key"): _any_value(kv.get("value")) for kv in kvlist.get("values", [])}
+    data = _get(value, "bytesValue", "bytes_value")
+    return data
+
+
+def _attributes(items: Any) -> dict[str, Any]:
+    if isinstance(items, dict):  # already a mapping (some exporters)
+        return dict(items)
+    return {kv["key"]: _any_value(kv.get("value")) for kv in items or [] if isinstance(kv, dict) and "key" in kv}
+
+
+def _status(status: Any) -> tuple[int, str]:
+    if not isinstance(status, dict):
+        return 0, ""
+    code = status.get("code", 0)
+    if isinstance(code, str):
+        code = _STATUS_NAMES.get(code.upper(), 0)
+    return int(code or 0), str(status.get("message") or "")
+
+
+def _span(data: Any, where: str, service: str | None) -> Span:
+    if not isinstance(data, dict):
+        raise InputError("a span must be an object", where=where)
+    trace_id = _id(_get(data, "traceId", "trace_id"), 16, f"{where}.traceId")
+    span_id = _id(_get(data, "spanId", "span_id"), 8, f"{where}.spanId")
+    if trace_id is None or span_id is None:
+        raise InputError("a span needs a traceId and a spanId", where=where)
+    code, message = _status(data.get("status"))
+    try:
+        start = int(_get(data, "startTimeUnixNano", "start_time_unix_nano") or 0)
+        end = int(_get(data, "endTimeUnixNano", "end_time_unix_nano") or start)
+    except (TypeError, ValueError):
+        raise InputError("span times must be integers (nanoseconds)", where=where) from None
+    return Span(trace_id=trace_id, span_id=span_id,
+                parent_id=_id(_get(data, "parentSpanId", "parent_span_id"), 8, f"{where}.parentSpanId"),
+                name=str(data.get("name") or ""), start_ns=start, end_ns=end,
+                attributes=_attributes(data.get("attributes")), status_code=code, status_message=message,
+                service=service)
+
+
+def _spans_of_request(document: Any, where: str) -> Iterator[Span]:
+    if not isinstance(document, dict) or _get(document, "resourceSpans", "resource_spans") is None:
+        raise InputError("not an OTLP trace request: no resourceSpans", where=where)
+    for r, resource_spans in enumerate(_get(document, "resourceSpans", "resource_spans") or []):
+        resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
+        service = resource.get("service.name") if isinstance(resource.get("service.name"), str) else None
+        scopes = (_get(resource_spans, "scopeSpans", "scope_spans")
+                  or _get(resource_spans, "instrumentationLibrarySpans", "instrumentation_library_spans") or [])
+        for s, scope in enumerate(scopes):
+            for i, data in enumerate(scope.get("spans") or []):
+                yield _span(data, f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans[{i}]", service)
+
+
+def read_spans(path: str | Path) -> Iterator[tuple[str, list[Span] | InputError]]:
+    """(where, the spans of one OTLP request or its error) for each request in ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        yield str(path), InputError("no such file", where=str(path))
+        return
+    if path.suffix.lower() == ".jsonl":
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    yield from _parse_request(line, f"{path}:{number}")
+        return
+    yield from _parse_request(path.read_text(encoding="utf-8"), str(path))
+
+
+def _parse_request(text: str, where: str) -> Iterator[tuple[str, list[Span] | InputError]]:
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        yield where, InputError(f"not valid JSON ({exc})", where=where)
+        return
+    for i, request in enumerate(document if isinstance(document, list) else [document]):
+        here = f"{where}[{i}]" if isinstance(document, list) else where
+        try:
+            yield here, list(_spans_of_request(request, here))
+        except InputError as exc:
+            yield here, exc
+
+
+def group_traces(spans: Iterable[Span]) -> dict[str, list[Span]]:
+    """Spans by trace, each trace's spans linked to their parents (children in start order)."""
+    traces: dict[str, list[Span]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    for members in traces.values():
+        by_id = {span.span_id: span for span in members}
+        for span in members:
+            span.children = []
+        for span in sorted(members, key=lambda s: (s.start_ns, s.end_ns)):
+            parent = by_id.get(span.parent_id or "")
+            if parent is not None and parent is not span:
+                parent.children.append(span)
+    return traces
+
+
+def roots(members: list[Span]) -> list[Span]:
+    """The spans of a trace whose parent is not in it (its root, or the tops of a trace exported in parts)."""
+    ids = {span.span_id for span in members}
+    return sorted((s for s in members if s.parent_id not in ids or s.parent_id == s.span_id),
+                  key=lambda s: (s.start_ns, -s.end_ns))
