@@ -37,8 +37,10 @@ def core(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def autogen(session: nox.Session) -> None:
-    """AutoGen plugin, examples and the demo."""
-    session.install("-e", ".[dev,autogen,lite,parquet]")
+    """AutoGen plugin, examples and the demo; OpenInference's AutoGen instrumentor for the interop test (the OTLP
+    exporter of the ``otel`` extra pins a protobuf AutoGen does not take, and the test needs only the SDK)."""
+    session.install("-e", ".[dev,autogen,lite,parquet]", "opentelemetry-sdk>=1.25",
+                    "openinference-instrumentation-autogen-agentchat>=0.1.20")
     _pytest(session, "tests/autogen")
 
 

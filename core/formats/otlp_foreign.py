@@ -73,20 +73,48 @@ def _foreign_model_call(span: Span, agent: str, index: int) -> ModelCall:
     )
 
 
+_TASK_KEYS = ("task", "input", "query", "question", "prompt", "message")
+
+
+def _task(root: Span) -> str | None:
+    """The run's task: the root span's input text, or the text under a task-like key of its JSON input (an
+    instrumentation that records a call's arguments writes ``{"task": ..., ...}``)."""
+    value = _text(root.attributes.get("input.value"))
+    if isinstance(value, dict):
+        value = next((value[key] for key in _TASK_KEYS if isinstance(value.get(key), str)), None)
+    return value if isinstance(value, str) and value else None
+
+
+def _holding_agents(root: Span) -> set[int]:
+    """Ids of the spans with an ``AGENT`` span somewhere below them."""
+    holding: set[int] = set()
+
+    def visit(span: Span) -> bool:
+        below = False
+        for child in span.children:
+            below = visit(child) or child.kind == "AGENT" or below
+        if below:
+            holding.add(id(span))
+        return below
+
+    visit(root)
+    return holding
+
+
 def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajectory:
     """A run another instrumentation traced: its agents' turns (or model calls and tools) as steps."""
     every = list(root.walk())
+    holds_agent = _holding_agents(root)
     has_agents = any(s.kind == "AGENT" and s is not root for s in every)
     steps: list[Step] = []
-    task = _text(root.attributes.get("input.value"))
-    if isinstance(task, str) and task:
+    task = _task(root)
+    if task:
         steps.append(Step(index=0, agent="user", role="user", content=task, started_at=root.start_s,
                           ended_at=root.start_s))
     counts: dict[str, int] = {}
 
     def visit(span: Span, ancestors: list[Span]) -> None:
-        inner_agents = any(s.kind == "AGENT" for child in span.children for s in child.walk())
-        if has_agents and span.kind == "AGENT" and span is not root and not inner_agents:
+        if has_agents and span.kind == "AGENT" and span is not root and id(span) not in holds_agent:
             steps.append(_agent_step(span, ancestors, len(steps), counts))
             return
         if not has_agents and span.kind in ("LLM", "TOOL"):
@@ -96,9 +124,11 @@ def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajec
             visit(child, [*ancestors, span])
 
     visit(root, [])
+    if len(steps) == (1 if task else 0) and root.kind == "AGENT":  # an agent's span alone: its turn is the run
+        steps.append(_agent_step(root, [], len(steps), counts))
     failed = root.status_code == STATUS_ERROR or any(s.kind == "AGENT" and s.status_code == STATUS_ERROR for s in every)
     return Trajectory(
-        id=trace_id, task=task if isinstance(task, str) else None, framework=service,
+        id=trace_id, task=task, framework=service,
         agents=[AgentInfo(name=name) for name in dict.fromkeys(s.agent for s in steps if s.agent != "user")],
         steps=steps, created_at=root.start_s,
         outcome=Outcome(success=False if failed else None, answer=_text(root.attributes.get("output.value")),
@@ -119,8 +149,9 @@ def _agent_step(span: Span, ancestors: list[Span], index: int, counts: dict[str,
         elif inner.kind == "TOOL":
             results.append(_tool_result(inner))
     content = _text(span.attributes.get("output.value"))
-    if content is None and calls:
-        content = calls[-1].response
+    if content is None:  # an agent span without its output: what its last model call answered
+        content = next((_output_message(inner)[0] for inner in reversed(list(span.walk())[1:]) if inner.kind == "LLM"),
+                       None)
     for call in calls:
         call.step = index
     return Step(index=index, agent=agent, content="" if content is None else content, tool_calls=tool_calls,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from adding_team import traced_adding_team
 from agentracer.formats.openinference import export_otlp_http, write_otlp_json
+from agentracer.formats.otel_collect import TrajectoryExporter
 from agentracer.formats.otlp_import import iter_otlp
 from agentracer.formats.whowhen import iter_whowhen_dir
 from agentracer.schema import Trajectory, Verdict
@@ -17,6 +18,7 @@ from agentracer.store import open_store
 from agentracer.tracer import locate
 from cli_invoke import run_cli
 from google.protobuf.json_format import MessageToDict
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -81,11 +83,14 @@ def test_what_the_sdks_otlp_exporter_sends_comes_back_equal(runs: list[Trajector
     assert sorted(imported(tmp_path / "collector.jsonl"), key=lambda t: t.id) == sorted(runs, key=lambda t: t.id)
 
 
-def _foreign_trace(tmp_path: Path) -> Path:
-    """A team traced by hand with the OpenTelemetry SDK and OpenInference's attribute names (no agentracer)."""
+def _foreign_trace(tmp_path: Path, collector: TrajectoryExporter | None = None) -> Path:
+    """A team traced by hand with the OpenTelemetry SDK and OpenInference's attribute names (no agentracer),
+    written to an OTLP/JSON file (and handed to ``collector`` as it goes)."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "my-crew"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if collector is not None:
+        provider.add_span_processor(SimpleSpanProcessor(collector))
     tracer = provider.get_tracer("my-instrumentation")
     with tracer.start_as_current_span("crew.kickoff", attributes={
             "openinference.span.kind": "CHAIN", "input.value": "What is 17 * 23?"}) as root:
@@ -151,6 +156,29 @@ def test_another_instrumentations_spans_become_agent_steps(tmp_path: Path) -> No
     # a trace without agent spans: its model call is the step
     assert [(s.agent, s.content) for s in single.steps] == [("user", "hello"), ("assistant", "hi there")]
     assert single.outcome.success is None
+
+
+def test_an_sdk_span_exporter_collects_the_same_runs_as_the_file(tmp_path: Path) -> None:
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl")
+    from_file = sorted(imported(_foreign_trace(tmp_path, collector)), key=lambda t: t.id)
+    collected = sorted(open_store(tmp_path / "collected.jsonl"), key=lambda t: t.id)
+    assert len(collected) == 2 and sorted(collector.collected) == [t.id for t in collected]
+    assert collected == from_file
+
+
+def test_a_trace_still_open_at_shutdown_is_written_as_it_is(tmp_path: Path) -> None:
+    collector = TrajectoryExporter(tmp_path / "collected.db")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(collector))
+    tracer = provider.get_tracer("t")
+    root = tracer.start_span("run", attributes={"openinference.span.kind": "CHAIN", "input.value": "task"})
+    with trace.use_span(root), tracer.start_as_current_span("worker", attributes={
+            "openinference.span.kind": "AGENT", "agent.name": "worker", "output.value": "half done"}):
+        pass
+    assert len(open_store(tmp_path / "collected.db")) == 0  # the run has not ended
+    provider.shutdown()  # ... and never will: what there is gets written
+    [run] = list(open_store(tmp_path / "collected.db"))
+    assert [(s.agent, s.content) for s in run.steps] == [("worker", "half done")]
 
 
 def test_cli_imports_good_traces_and_names_bad_lines(runs: list[Trajectory], tmp_path: Path) -> None:
