@@ -36,22 +36,23 @@ class Problems:
 
 
 def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajectory]:
-    """Trajectories of a store (``.jsonl``/``.db``), a trajectory or Who&When ``.json`` file, or a TracerTraj
-    ``.parquet``; bad records are reported to ``problems`` and skipped."""
+    """Trajectories of a store (``.jsonl``/``.db``), a trajectory or Who&When ``.json`` file, a TracerTraj
+    ``.parquet``, or an OTLP/JSON trace file (``.json``/``.jsonl``); bad records are reported to ``problems`` and
+    skipped."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.exists():
         raise InputError("no such file", where=str(path))
-    if suffix == ".json":
+    if suffix in {".json", ".jsonl"} and _holds_otlp(path):
+        from ..formats.otlp_import import iter_otlp
+
+        yield from _reported(iter_otlp(path), problems)
+    elif suffix == ".json":
         yield from _iter_json_file(path, problems)
     elif suffix in {".parquet", ".pq"}:
         from ..formats.tracertraj import iter_tracertraj
 
-        for _where, item in iter_tracertraj(path):
-            if isinstance(item, InputError):
-                problems.report(item)
-            else:
-                yield item
+        yield from _reported(iter_tracertraj(path), problems)
     else:
         if suffix in {".db", ".sqlite", ".sqlite3"} and path.is_dir():
             raise InputError("is a directory, not an SQLite store", where=str(path))
@@ -64,6 +65,24 @@ def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajecto
             yield trajectory
         for error in errors:
             problems.report(error)
+
+
+def _reported(items: Iterator[tuple[str, Trajectory | InputError]], problems: Problems) -> Iterator[Trajectory]:
+    for _where, item in items:
+        if isinstance(item, InputError):
+            problems.report(item)
+        else:
+            yield item
+
+
+def _holds_otlp(path: Path) -> bool:
+    """Whether a ``.json``/``.jsonl`` file holds OTLP trace requests (its first record has ``resourceSpans``)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096).lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{") and (b'"resourceSpans"' in head[:64] or b'"resource_spans"' in head[:64])
 
 
 def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
@@ -100,7 +119,8 @@ def read_trajectories(path: str | Path) -> Iterator[Trajectory]:
 def read_one(path: str | Path, trajectory_id: str | None = None) -> Trajectory:
     """One trajectory: the one with ``trajectory_id``, or the file's only/first one."""
     path = Path(path)
-    if trajectory_id is not None and path.suffix.lower() in STORE_SUFFIXES and path.is_file():
+    if trajectory_id is not None and path.suffix.lower() in STORE_SUFFIXES and path.is_file() \
+            and not _holds_otlp(path):
         try:
             return open_store(path).get(trajectory_id)
         except KeyError:

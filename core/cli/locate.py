@@ -69,8 +69,8 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
            include_successes: bool, output: str | None, as_json: bool) -> None:
     """Find which agent, at which step, made each failed run of SOURCE fail, and why.
 
-    SOURCE is a .jsonl or .db store (what ``agentracer trace`` writes), a trajectory .json or a Who&When
-    .json file. Verdicts are printed (with the step they point at); ``-o`` keeps them as labels, which
+    SOURCE is a .jsonl or .db store (what ``agentracer trace`` writes), a trajectory .json, a Who&When .json
+    file, or an OTLP/JSON trace file (.json or .jsonl) another tracer wrote. Verdicts are printed (with the step they point at); ``-o`` keeps them as labels, which
     ``agentracer show --html`` highlights.
     """
     from ..tracer import get_method

@@ -199,3 +199,15 @@ def test_cli_imports_good_traces_and_names_bad_lines(runs: list[Trajectory], tmp
     code, _, err = run_cli("import", "openinference", str(tmp_path / "spans.jsonl"), "-o", str(out), "--replace")
     assert code == 0, err
     assert sorted(t.id for t in open_store(out)) == sorted(t.id for t in runs)
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_show_and_locate_read_otlp_files_directly(runs: list[Trajectory], tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"spans.{suffix}"
+    write_otlp_json(runs, path)
+    code, out, err = run_cli("show", str(path), "--id", runs[1].id, "--width", "120")
+    assert code == 0, err
+    assert runs[1].id in out and "thinking differently" in out
+    code, out, err = run_cli("locate", str(path), "--json")
+    assert code == 0, err
+    assert sorted(json.loads(line)["id"] for line in out.splitlines()) == sorted(t.id for t in runs)
