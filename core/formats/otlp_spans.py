@@ -115,77 +115,122 @@ def _id(value: Any, size: int, where: str) -> str | None:
     return raw.hex() if any(raw) else None
 
 
-def _any_value(value: Any) -> Any:
+_SCALAR_KEYS = (("stringValue", "string_value"), ("boolValue", "bool_value"), ("intValue", "int_value"),
+                ("doubleValue", "double_value"))
+
+
+def _scalar(key: str, raw: Any, where: str) -> Any:
+    """A scalar ``AnyValue`` (JSON writes 64-bit integers as strings, and doubles may be "NaN" or "Infinity")."""
+    if key == "stringValue" and isinstance(raw, str):
+        return raw
+    if key == "boolValue" and isinstance(raw, bool):
+        return raw
+    if key == "intValue" and not isinstance(raw, bool):
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and raw.lstrip("-").isdigit():
+            return int(raw)
+    if key == "doubleValue" and not isinstance(raw, bool):
+        if isinstance(raw, int | float):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+    raise InputError(f"{key} {str(raw)[:40]!r} is not a {key[:-5]}", where=where)
+
+
+def _any_value(value: Any, where: str) -> Any:
+    """An OTLP ``AnyValue`` as a plain value."""
     if not isinstance(value, dict):
-        return value
-    for key in ("stringValue", "string_value"):
-        if key in value:
-            return value[key]
-    for key in ("boolValue", "bool_value"):
-        if key in value:
-            return bool(value[key])
-    for key in ("intValue", "int_value"):
-        if key in value:
-            return int(value[key])
-    for key in ("doubleValue", "double_value"):
-        if key in value:
-            return float(value[key])
+        raise InputError(f"an attribute value must be an object, got {type(value).__name__}", where=where)
+    for camel, snake in _SCALAR_KEYS:
+        if camel in value or snake in value:
+            return _scalar(camel, _get(value, camel, snake), where)
     array = _get(value, "arrayValue", "array_value")
     if array is not None:
-        return [_any_value(v) for v in array.get("values", [])]
+        return [_any_value(v, where) for v in _list(_object(array, where).get("values"), where)]
     kvlist = _get(value, "kvlistValue", "kvlist_value")
     if kvlist is not None:
-        return {kv.get("key"): _any_value(kv.get("value")) for kv in kvlist.get("values", [])}
-    data = _get(value, "bytesValue", "bytes_value")
-    return data
+        return _attributes(_object(kvlist, where).get("values"), where)
+    return _get(value, "bytesValue", "bytes_value")
 
 
-def _attributes(items: Any) -> dict[str, Any]:
-    if isinstance(items, dict):  # already a mapping (some exporters)
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError(f"expected an object, got {type(value).__name__}", where=where)
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"expected a list, got {type(value).__name__}", where=where)
+    return value
+
+
+def _attributes(items: Any, where: str) -> dict[str, Any]:
+    """A list of ``{"key", "value"}`` pairs (or, from some exporters, a plain mapping) as a dict."""
+    if isinstance(items, dict):
         return dict(items)
-    return {kv["key"]: _any_value(kv.get("value")) for kv in items or [] if isinstance(kv, dict) and "key" in kv}
+    attributes: dict[str, Any] = {}
+    for i, kv in enumerate(_list(items, where)):
+        here = f"{where}.attributes[{i}]"
+        if not isinstance(_object(kv, here).get("key"), str):
+            raise InputError("an attribute needs a string key", where=here)
+        attributes[kv["key"]] = _any_value(kv.get("value", {}), here) if kv.get("value") is not None else None
+    return attributes
 
 
-def _status(status: Any) -> tuple[int, str]:
-    if not isinstance(status, dict):
+def _status(status: Any, where: str) -> tuple[int, str]:
+    if status is None:
         return 0, ""
+    status = _object(status, f"{where}.status")
     code = status.get("code", 0)
     if isinstance(code, str):
-        code = _STATUS_NAMES.get(code.upper(), 0)
-    return int(code or 0), str(status.get("message") or "")
+        code = _STATUS_NAMES.get(code.upper(), code)
+    if not isinstance(code, int) and not (isinstance(code, str) and code.isdigit()):
+        raise InputError(f"unknown status code {str(code)[:40]!r}", where=f"{where}.status")
+    message = status.get("message") or ""
+    return int(code), message if isinstance(message, str) else str(message)
 
 
 def _span(data: Any, where: str, service: str | None) -> Span:
-    if not isinstance(data, dict):
-        raise InputError("a span must be an object", where=where)
+    data = _object(data, where)
     trace_id = _id(_get(data, "traceId", "trace_id"), 16, f"{where}.traceId")
     span_id = _id(_get(data, "spanId", "span_id"), 8, f"{where}.spanId")
     if trace_id is None or span_id is None:
         raise InputError("a span needs a traceId and a spanId", where=where)
-    code, message = _status(data.get("status"))
+    code, message = _status(data.get("status"), where)
     try:
         start = int(_get(data, "startTimeUnixNano", "start_time_unix_nano") or 0)
         end = int(_get(data, "endTimeUnixNano", "end_time_unix_nano") or start)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError("span times must be integers (nanoseconds)", where=where) from None
+    name = data.get("name") or ""
     return Span(trace_id=trace_id, span_id=span_id,
                 parent_id=_id(_get(data, "parentSpanId", "parent_span_id"), 8, f"{where}.parentSpanId"),
-                name=str(data.get("name") or ""), start_ns=start, end_ns=end,
-                attributes=_attributes(data.get("attributes")), status_code=code, status_message=message,
+                name=name if isinstance(name, str) else str(name), start_ns=start, end_ns=end,
+                attributes=_attributes(data.get("attributes"), where), status_code=code, status_message=message,
                 service=service)
 
 
 def _spans_of_request(document: Any, where: str) -> Iterator[Span]:
     if not isinstance(document, dict) or _get(document, "resourceSpans", "resource_spans") is None:
         raise InputError("not an OTLP trace request: no resourceSpans", where=where)
-    for r, resource_spans in enumerate(_get(document, "resourceSpans", "resource_spans") or []):
-        resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
+    for r, resource_spans in enumerate(_list(_get(document, "resourceSpans", "resource_spans"), where)):
+        here = f"{where}: resourceSpans[{r}]"
+        resource_spans = _object(resource_spans, here)
+        resource = _attributes(_object(resource_spans.get("resource") or {}, f"{here}.resource").get("attributes"),
+                               f"{here}.resource")
         service = resource.get("service.name") if isinstance(resource.get("service.name"), str) else None
         scopes = (_get(resource_spans, "scopeSpans", "scope_spans")
-                  or _get(resource_spans, "instrumentationLibrarySpans", "instrumentation_library_spans") or [])
-        for s, scope in enumerate(scopes):
-            for i, data in enumerate(scope.get("spans") or []):
-                yield _span(data, f"{where}: resourceSpans[{r}].scopeSpans[{s}].spans[{i}]", service)
+                  or _get(resource_spans, "instrumentationLibrarySpans", "instrumentation_library_spans"))
+        for s, scope in enumerate(_list(scopes, here)):
+            for i, data in enumerate(_list(_object(scope, f"{here}.scopeSpans[{s}]").get("spans"), here)):
+                yield _span(data, f"{here}.scopeSpans[{s}].spans[{i}]", service)
 
 
 def read_spans(path: str | Path) -> Iterator[tuple[str, list[Span] | InputError]]:

@@ -205,3 +205,70 @@ def test_cli_import_tracertraj_on_bad_rows(rows: list[object]) -> None:
         problems = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(problems) == bad and all("fuzzed.jsonl" in p for p in problems)
         assert code == (2 if bad else 0)
+
+
+def _otlp_sample() -> dict:
+    """One OTLP/JSON request holding a Who&When run's spans, shortened, and a foreign span beside it."""
+    from agentracer.formats.openinference import otlp_json_request, trajectory_spans
+
+    run = load_whowhen(DATA / "Algorithm-Generated" / "1.json", root=DATA)
+    run.steps = run.steps[:2]
+    run.labels = [label for label in run.labels if label.step < 2]
+    request = otlp_json_request(trajectory_spans(run))
+    request["resourceSpans"][0]["scopeSpans"][0]["spans"].append({
+        "traceId": "ab" * 16, "spanId": "cd" * 8, "name": "llm", "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+        "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+                       {"key": "llm.output_messages.0.message.content", "value": {"stringValue": "hi"}}]})
+    return request
+
+
+SAMPLE_OTLP = _otlp_sample()
+otlp_fields = st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "parentSpanId",
+                               "attributes", "key", "value", "stringValue", "intValue", "arrayValue", "status",
+                               "code", "startTimeUnixNano", "name"])
+
+
+def _mutate_otlp(mutation: tuple[list[str], object]) -> object:
+    """A deep key of the sample (lists followed at their first item) replaced by a random value."""
+    keys, value = mutation
+    return _mutate(SAMPLE_OTLP, (keys, value))
+
+
+def _mutate_span(mutation: tuple[int, str, object]) -> object:
+    """One field of one span of the sample, or one of its attributes' values, replaced by a random value."""
+    index, name, value = mutation
+    data = json.loads(json.dumps(SAMPLE_OTLP))
+    spans = data["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    span = spans[index % len(spans)]
+    attributes = span.get("attributes", [])
+    if name == "attribute" and attributes:
+        attributes[hash(json.dumps(value)) % len(attributes)]["value"] = value
+    else:
+        span[name] = value
+    return data
+
+
+span_mutations = st.tuples(st.integers(0, 50), st.sampled_from(
+    ["traceId", "spanId", "parentSpanId", "name", "startTimeUnixNano", "endTimeUnixNano", "attributes", "status",
+     "attribute", "attribute", "attribute"]), json_values | st.dictionaries(
+    st.sampled_from(["stringValue", "intValue", "boolValue", "doubleValue", "arrayValue"]), json_values, max_size=1))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(json_values.map(json.dumps)
+                | st.tuples(st.lists(otlp_fields, min_size=1, max_size=6), json_values).map(
+                    lambda m: json.dumps(_mutate_otlp(m)))
+                | span_mutations.map(lambda m: json.dumps(_mutate_span(m)))
+                | st.integers(0, 3000).map(lambda n: json.dumps(SAMPLE_OTLP)[:n]), min_size=1, max_size=3))
+def test_otlp_reader_on_random_and_mutated_requests(lines: list[str]) -> None:
+    from agentracer.formats.otlp_import import iter_otlp
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzzed.jsonl"
+        path.write_text("\n".join(line.replace("\n", " ") for line in lines) + "\n")
+        for where, item in iter_otlp(path):
+            assert isinstance(item, Trajectory | InputError), item
+            if isinstance(item, InputError):
+                assert str(path) in str(item) and str(path) in where
+        code, _, err = run_cli("import", "openinference", str(path), "-o", str(Path(folder) / "out.jsonl"))
+        assert "Traceback" not in err and code in (0, 2)
