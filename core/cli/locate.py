@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +14,7 @@ from ..errors import AgentracerError, InputError
 from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
+from ..team import run_sync
 from ._io import STORE_SUFFIXES, Problems, iter_trajectories
 
 EXCERPT_CHARS = 120
@@ -51,6 +55,65 @@ def _same_file(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
+class _Locating:
+    """One ``locate`` run: which runs to locate, the verdicts as they come (printed, kept), what went wrong."""
+
+    def __init__(self, chosen: Any, with_gt: bool, store: Any, as_json: bool) -> None:
+        self.chosen, self.with_gt, self.store, self.as_json = chosen, with_gt, store, as_json
+        self.problems = Problems()
+        self.counts = {"located": 0, "successful": 0, "done before": 0, "no verdict": 0}
+        self.stopped = False
+
+    def wanted(self, trajectories: Iterable[Trajectory], include_successes: bool) -> Iterator[Trajectory]:
+        """The runs to locate: not successful (unless asked), not already in the output store."""
+        for trajectory in trajectories:
+            if trajectory.outcome.success is True and not include_successes:
+                self.counts["successful"] += 1
+            elif self.store is not None and trajectory.id in self.store:
+                self.counts["done before"] += 1
+            else:
+                yield trajectory
+
+    async def one(self, trajectory: Trajectory) -> None:
+        if self.stopped:
+            return
+        try:
+            verdict = await self.chosen.alocate(trajectory, with_ground_truth=self.with_gt)
+        except ModelError as exc:  # the model server is down or refuses: every next call would fail the same
+            self.problems.report(f"{trajectory.id}: the model failed{'' if self.stopped else ', stopping'} ({exc})")
+            self.stopped = True
+            return
+        except AgentracerError as exc:  # an unreadable answer, a run without steps: this run only
+            self.problems.report(InputError(f"no verdict: {exc}", where=trajectory.id))
+            self.counts["no verdict"] += 1
+            return
+        self.counts["located"] += 1
+        _print_verdict(trajectory, verdict, self.as_json)
+        if self.store is not None:
+            self.store.append(with_verdict(trajectory, verdict))
+
+    async def all(self, trajectories: Iterable[Trajectory], concurrency: int) -> None:
+        """Locate ``trajectories``, ``concurrency`` at a time; none is started once the model has failed."""
+        gate = asyncio.Semaphore(concurrency)
+        running: set[asyncio.Task[None]] = set()
+
+        async def gated(trajectory: Trajectory) -> None:
+            try:
+                await self.one(trajectory)
+            finally:
+                gate.release()
+
+        for trajectory in trajectories:
+            await gate.acquire()
+            if self.stopped:
+                gate.release()
+                break
+            task = asyncio.create_task(gated(trajectory))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        await asyncio.gather(*running)
+
+
 @click.command("locate")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.option("--id", "trajectory_id", help="Only this trajectory of SOURCE.")
@@ -65,13 +128,15 @@ def _same_file(a: str, b: str) -> bool:
               help="Store (.jsonl or .db) to append each located trajectory to, its verdict as its first label "
                    "(ids already there are skipped, so an interrupted run resumes).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per verdict on stdout.")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=4, show_default=True,
+              help="Runs a model-based method locates at once (verdicts are printed as they come).")
 def locate(source: str, trajectory_id: str | None, method: str | None, model: str | None, with_gt: bool,
-           include_successes: bool, output: str | None, as_json: bool) -> None:
+           include_successes: bool, output: str | None, as_json: bool, concurrency: int) -> None:
     """Find which agent, at which step, made each failed run of SOURCE fail, and why.
 
     SOURCE is a .jsonl or .db store (what ``agentracer trace`` writes), a trajectory .json, a Who&When .json
-    file, or an OTLP/JSON trace file (.json or .jsonl) another tracer wrote. Verdicts are printed (with the step they point at); ``-o`` keeps them as labels, which
-    ``agentracer show --html`` highlights.
+    file, or an OTLP/JSON trace file (.json or .jsonl) another tracer wrote. Verdicts are printed with the step
+    they point at; ``-o`` keeps them as labels, which ``agentracer show --html`` highlights.
     """
     from ..tracer import get_method
 
@@ -82,37 +147,21 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
             raise InputError("the output must be another store than SOURCE (the located copies would repeat "
                              "its ids)", where=output)
     chosen = get_method(method or ("agentracer" if model else "lite"), model)
-    store = open_store(output) if output is not None else None
-    problems = Problems()
-    counts = {"located": 0, "successful": 0, "done before": 0, "no verdict": 0}
-    seen = False
-    for trajectory in iter_trajectories(source, problems):
-        if trajectory_id is not None and trajectory.id != trajectory_id:
-            continue
-        seen = True
-        if trajectory.outcome.success is True and not include_successes:
-            counts["successful"] += 1
-            continue
-        if store is not None and trajectory.id in store:
-            counts["done before"] += 1
-            continue
-        try:
-            verdict = chosen.locate(trajectory, with_ground_truth=with_gt)
-        except ModelError as exc:  # the model server is down or refuses: every next call would fail the same
-            problems.report(f"{trajectory.id}: the model failed, stopping ({exc})")
-            break
-        except AgentracerError as exc:  # an unreadable answer, a run without steps: this run only
-            problems.report(InputError(f"no verdict: {exc}", where=trajectory.id))
-            counts["no verdict"] += 1
-            continue
-        counts["located"] += 1
-        _print_verdict(trajectory, verdict, as_json)
-        if store is not None:
-            store.append(with_verdict(trajectory, verdict))
-    if trajectory_id is not None and not seen:
+    run = _Locating(chosen, with_gt, open_store(output) if output is not None else None, as_json)
+    matched: list[str] = []  # ids SOURCE holds that --id picks (all, without it)
+
+    def picked() -> Iterator[Trajectory]:
+        for trajectory in iter_trajectories(source, run.problems):
+            if trajectory_id is None or trajectory.id == trajectory_id:
+                matched.append(trajectory.id)
+                yield trajectory
+
+    run_sync(run.all(run.wanted(picked(), include_successes), concurrency))
+    if trajectory_id is not None and not matched:
         raise InputError(f"no trajectory with id {trajectory_id!r}", where=source)
+    counts = run.counts
     summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n or what == "located")
     hint = " (--all includes successful runs)" if counts["successful"] else ""
-    click.echo(f"{summary}{hint}" + (f"; verdicts kept in {output}" if store is not None and counts["located"] else ""),
-               err=True)
-    problems.finish()
+    kept = f"; verdicts kept in {output}" if output is not None and counts["located"] else ""
+    click.echo(f"{summary}{hint}{kept}", err=True)
+    run.problems.finish()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,7 +140,25 @@ def test_a_server_that_keeps_refusing_stops_the_run_and_keeps_what_was_done(tmp_
     store.extend([run_of("one", False), run_of("two", False)])
     with OpenAIServer("<answer>coder|1</answer>", fail_every=1, fail_status=400) as server:
         code, out, err = run_cli("locate", str(store.path), "--model", f"openai:{server.base_url}@m",
-                                 "-o", str(tmp_path / "out.jsonl"))
+                                 "-o", str(tmp_path / "out.jsonl"), "--concurrency", "1")
     assert code == 2 and out == ""
     assert "one: the model failed, stopping" in err and "HTTP 400" in err and "two" not in err
     assert len(open_store(tmp_path / "out.jsonl")) == 0
+
+
+def test_model_calls_overlap_up_to_the_concurrency(tmp_path: Path, fresh_cache: None) -> None:
+    """The server answers only when two requests wait together: one at a time, every call would time out."""
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of(f"run{i}", False) for i in range(4)])
+    together = threading.Barrier(2, timeout=20)
+
+    def answer(_request: dict) -> str:
+        together.wait()
+        return "<answer>coder|1</answer>"
+
+    with OpenAIServer(answer) as server:
+        code, out, err = run_cli("locate", str(store.path), "--json", "--concurrency", "2",
+                                 "--model", f"openai:{server.base_url}@m")
+    assert code == 0, err
+    assert sorted(json.loads(line)["id"] for line in out.splitlines()) == [f"run{i}" for i in range(4)]
+    assert len(server.requests) == 4
