@@ -5,7 +5,8 @@ span per model call, one ``TOOL`` span per tool call), and ``LLM`` spans for cal
 follow the OpenInference semantic conventions (``openinference.span.kind``, ``input.value``,
 ``llm.input_messages.N.message.role``…) and the OpenTelemetry GenAI ones (``gen_ai.operation.name``,
 ``gen_ai.agent.name``, ``gen_ai.usage.input_tokens``…); ours are under ``agentracer.*`` (``agentracer.step.index``,
-labels and verdicts as ``agentracer.labels.N.agent/step/source/reason``).
+labels and verdicts as ``agentracer.labels.N.agent/step/source/reason``). Every field of a trajectory is written
+(values of any JSON type with a MIME type beside them), so ``otlp_import`` reads an exported run back equal.
 
 Trace and span ids are derived from the trajectory id, so exporting the same trajectory twice gives the same
 ids. The OTLP/JSON encoding needs nothing beyond the core; sending to an endpoint needs the ``otel`` extra
