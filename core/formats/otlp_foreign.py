@@ -85,6 +85,17 @@ def _task(root: Span) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _answer(root: Span) -> Any:
+    """The run's answer: the root span's output, or, for an output holding the run's messages (a team's result),
+    the last message's text."""
+    value = _text(root.attributes.get("output.value"))
+    messages = value.get("messages") if isinstance(value, dict) else None
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict) \
+            and isinstance(messages[-1].get("content"), str):
+        return messages[-1]["content"]
+    return value
+
+
 def _holding_agents(root: Span) -> set[int]:
     """Ids of the spans with an ``AGENT`` span somewhere below them."""
     holding: set[int] = set()
@@ -128,10 +139,10 @@ def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajec
         steps.append(_agent_step(root, [], len(steps), counts))
     failed = root.status_code == STATUS_ERROR or any(s.kind == "AGENT" and s.status_code == STATUS_ERROR for s in every)
     return Trajectory(
-        id=trace_id, task=task, framework=service,
+        id=trace_id, task=task, framework=None if (service or "").startswith("unknown_service") else service,
         agents=[AgentInfo(name=name) for name in dict.fromkeys(s.agent for s in steps if s.agent != "user")],
         steps=steps, created_at=root.start_s,
-        outcome=Outcome(success=False if failed else None, answer=_text(root.attributes.get("output.value")),
+        outcome=Outcome(success=False if failed else None, answer=_answer(root),
                         error=(root.status_message or None) if root.status_code == STATUS_ERROR else None),
         metadata={"imported_from": "otlp", "trace_id": trace_id, "root_span": root.name},
     )
