@@ -1,9 +1,10 @@
 """Traces other instrumentations wrote (OpenInference, OpenTelemetry GenAI) as trajectories a tracer can read.
 
-Spans map onto steps as the conventions say what they are: the innermost ``AGENT`` spans (no ``AGENT`` span inside
-them) are the agents' turns, in the order they started, with the model calls (``LLM`` spans) and tool executions
-(``TOOL`` spans) inside them; a trace without ``AGENT`` spans has a step per ``LLM`` span (its output message) and
-per ``TOOL`` span (its result). The root span's input is the task (step 0, by the user, as in Who&When) and its
+Spans map onto steps as the conventions say what they are, at agentracer's own granularity: the innermost ``AGENT``
+spans (no ``AGENT`` span inside them) are the agents' turns, in the order they started, each a step per model call
+(``LLM`` span: its answer, a message or tool calls) and per tool execution (``TOOL`` span: its result) inside it,
+then its output when no model call already said it; a trace without ``AGENT`` spans has a step per ``LLM`` and
+``TOOL`` span. The root span's input is the task (step 0, by the user, as in Who&When) and its
 output the answer; an error status on the root or an agent's span marks the run failed.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..schema import AgentInfo, ModelCall, Outcome, Step, ToolCall, ToolResult, Trajectory, Usage
+from ..schema import AgentInfo, ModelCall, Outcome, Step, ToolCall, ToolResult, Trajectory
 from .openinference import STATUS_ERROR
 from .otlp_spans import Span
 
@@ -49,7 +50,7 @@ def _output_message(span: Span) -> tuple[Any, list[ToolCall]]:
                               arguments=_text(a.get(f"{base}.function.arguments"))))
         j += 1
     content = a.get(f"{prefix}.content")
-    if content is None:
+    if content is None and not calls:  # no output message: the span's output value
         content = _text(a.get("output.value"))
     return content, calls
 
@@ -126,17 +127,17 @@ def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajec
 
     def visit(span: Span, ancestors: list[Span]) -> None:
         if has_agents and span.kind == "AGENT" and span is not root and id(span) not in holds_agent:
-            steps.append(_agent_step(span, ancestors, len(steps), counts))
+            steps.extend(_agent_steps(span, ancestors, len(steps), counts))
             return
         if not has_agents and span.kind in ("LLM", "TOOL"):
-            steps.append(_call_step(span, ancestors, len(steps), counts))
+            steps.append(_call_step(span, _agent_name(span, ancestors), len(steps), counts))
             return
         for child in span.children:
             visit(child, [*ancestors, span])
 
     visit(root, [])
     if len(steps) == (1 if task else 0) and root.kind == "AGENT":  # an agent's span alone: its turn is the run
-        steps.append(_agent_step(root, [], len(steps), counts))
+        steps.extend(_agent_steps(root, [], len(steps), counts))
     failed = root.status_code == STATUS_ERROR or any(s.kind == "AGENT" and s.status_code == STATUS_ERROR for s in every)
     return Trajectory(
         id=trace_id, task=task, framework=None if (service or "").startswith("unknown_service") else service,
@@ -148,27 +149,17 @@ def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajec
     )
 
 
-def _agent_step(span: Span, ancestors: list[Span], index: int, counts: dict[str, int]) -> Step:
+def _agent_steps(span: Span, ancestors: list[Span], first: int, counts: dict[str, int]) -> list[Step]:
+    """An agent's turn: a step per model call and tool execution in it (as agentracer records one), and its output
+    when no model call already said it; a turn with neither is one empty step."""
     agent = _agent_name(span, ancestors)
-    calls, results = [], []
-    tool_calls: list[ToolCall] = []
-    for inner in list(span.walk())[1:]:
-        if inner.kind == "LLM":
-            calls.append(_foreign_model_call(inner, agent, counts.get(agent, 0)))
-            counts[agent] = counts.get(agent, 0) + 1
-            tool_calls.extend(_output_message(inner)[1])
-        elif inner.kind == "TOOL":
-            results.append(_tool_result(inner))
-    content = _text(span.attributes.get("output.value"))
-    if content is None:  # an agent span without its output: what its last model call answered
-        content = next((_output_message(inner)[0] for inner in reversed(list(span.walk())[1:]) if inner.kind == "LLM"),
-                       None)
-    for call in calls:
-        call.step = index
-    return Step(index=index, agent=agent, content="" if content is None else content, tool_calls=tool_calls,
-                tool_results=results, model_calls=calls, started_at=span.start_s,
-                ended_at=span.end_s, usage=sum((c.usage for c in calls), Usage()),
-                metadata={"span": span.name})
+    steps = [_call_step(inner, agent, first + i, counts)
+             for i, inner in enumerate(s for s in list(span.walk())[1:] if s.kind in ("LLM", "TOOL"))]
+    output = _text(span.attributes.get("output.value"))
+    if (output is not None and (not steps or steps[-1].content != output)) or not steps:
+        steps.append(Step(index=first + len(steps), agent=agent, content="" if output is None else output,
+                          started_at=span.start_s, ended_at=span.end_s, metadata={"span": span.name}))
+    return steps
 
 
 def _tool_result(span: Span) -> ToolResult:
@@ -178,8 +169,8 @@ def _tool_result(span: Span) -> ToolResult:
                       content=_text(a.get("output.value")), is_error=span.status_code == STATUS_ERROR)
 
 
-def _call_step(span: Span, ancestors: list[Span], index: int, counts: dict[str, int]) -> Step:
-    agent = _agent_name(span, ancestors)
+def _call_step(span: Span, agent: str, index: int, counts: dict[str, int]) -> Step:
+    """A model call (its answer: a message or tool calls) or a tool execution (its result) as a step of ``agent``."""
     if span.kind == "TOOL":
         result = _tool_result(span)
         return Step(index=index, agent=agent, role="tool", kind="tool_result", content=result.content,
@@ -189,7 +180,11 @@ def _call_step(span: Span, ancestors: list[Span], index: int, counts: dict[str, 
     counts[agent] = counts.get(agent, 0) + 1
     call.step = index
     content, tool_calls = _output_message(span)
-    return Step(index=index, agent=agent, kind="tool_call" if tool_calls and not content else "message",
-                content="" if content is None else content, tool_calls=tool_calls, model_calls=[call],
+    if tool_calls and not content:  # as agentracer records a tool-call step
+        return Step(index=index, agent=agent, kind="tool_call", tool_calls=tool_calls, model_calls=[call],
+                    content=[{"name": c.name, "arguments": c.arguments} for c in tool_calls],
+                    started_at=span.start_s, ended_at=span.end_s, usage=call.usage, metadata={"span": span.name})
+    return Step(index=index, agent=agent, content="" if content is None else content, tool_calls=tool_calls,
+                model_calls=[call],
                 started_at=span.start_s, ended_at=span.end_s, usage=call.usage,
                 metadata={"span": span.name})

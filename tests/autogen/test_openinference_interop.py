@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import agentracer
 import pytest
+from ag_helpers import add
 from agentracer.formats.otel_collect import TrajectoryExporter
 from agentracer.store import open_store
 from agentracer.testing import OpenAIServer
@@ -53,7 +55,7 @@ def test_openinference_spans_of_a_team_agree_with_the_recording(collected: Traje
         recorded = agentracer.trace(team).run("What is 2 + 2?")
     [run] = list(open_store(collected.store.path))
     assert collected.collected == [run.id]
-    assert [(s.agent, s.content) for s in run.steps] == [(s.agent, s.content) for s in recorded.steps]
+    assert [(s.agent, s.kind, s.content) for s in run.steps] == [(s.agent, s.kind, s.content) for s in recorded.steps]
     assert [s.agent for s in run.steps] == ["user", "planner", "coder", "reviewer"]
     assert run.task == "What is 2 + 2?" and run.outcome.answer == "Looks right to me." and run.framework is None
     calls = [c for s in run.steps for c in s.model_calls]
@@ -62,3 +64,28 @@ def test_openinference_spans_of_a_team_agree_with_the_recording(collected: Traje
     assert calls[1].usage.prompt_tokens > 0
     verdict = locate(run)
     assert verdict.agent in REPLIES and 0 <= verdict.step < len(run.steps)
+
+
+def test_a_turn_with_a_tool_call_becomes_the_same_steps_as_recorded(collected: TrajectoryExporter) -> None:
+    def responder(request: dict) -> Any:
+        if request["messages"][-1]["role"] == "tool":
+            return "the sum is " + request["messages"][-1]["content"]
+        if request["messages"][0]["content"].endswith("coder"):
+            return {"content": None, "tool_calls": [{"name": "add", "arguments": {"a": 20, "b": 22}}]}
+        return "Plan: use add."
+
+    with OpenAIServer(responder) as server:
+        def team() -> RoundRobinGroupChat:
+            client = OpenAIChatCompletionClient(model="gpt-4o-mini-2024-07-18", base_url=server.base_url, api_key="sk-x")
+            return RoundRobinGroupChat([
+                AssistantAgent("planner", model_client=client, system_message="You are planner"),
+                AssistantAgent("coder", model_client=client, system_message="You are coder", tools=[add],
+                               reflect_on_tool_use=True),
+            ], termination_condition=MaxMessageTermination(4))
+
+        recorded = agentracer.trace(team).run("add 20 and 22")
+    [run] = list(open_store(collected.store.path))
+    steps = [(s.agent, s.kind, s.content) for s in run.steps]
+    assert steps == [(s.agent, s.kind, s.content) for s in recorded.steps]
+    assert ("coder", "tool_call", [{"name": "add", "arguments": {"a": 20, "b": 22}}]) in steps
+    assert ("coder", "tool_result", "42") in steps and ("coder", "message", "the sum is 42") in steps

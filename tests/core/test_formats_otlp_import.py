@@ -136,15 +136,18 @@ def _foreign_trace(tmp_path: Path, collector: TrajectoryExporter | None = None) 
 
 def test_another_instrumentations_spans_become_agent_steps(tmp_path: Path) -> None:
     team_run, single = sorted(imported(_foreign_trace(tmp_path)), key=lambda t: len(t.steps), reverse=True)
-    assert [(s.agent, s.role, s.content) for s in team_run.steps] == [
-        ("user", "user", "What is 17 * 23?"),
-        ("planner", "assistant", "Ask the calculator for 17 * 23."),
-        ("calculator", "assistant", "17 * 23 = 381"),
-        ("reviewer", "assistant", "Final answer: 381"),
+    assert [(s.agent, s.role, s.kind, s.content) for s in team_run.steps] == [
+        ("user", "user", "message", "What is 17 * 23?"),
+        ("planner", "assistant", "message", "Ask the calculator for 17 * 23."),  # its model call said it
+        ("calculator", "assistant", "tool_call", [{"name": "multiply", "arguments": {"a": 17, "b": 23}}]),
+        ("calculator", "tool", "tool_result", "391"),
+        ("calculator", "assistant", "message", "17 * 23 = 381"),  # the turn's output, which no model call said
+        ("reviewer", "assistant", "message", "Final answer: 381"),  # a turn with no model call in it
     ]
-    calculator = team_run.steps[2]
-    assert [(c.id, c.name, c.arguments) for c in calculator.tool_calls] == [("call_1", "multiply", {"a": 17, "b": 23})]
-    assert [(r.name, r.content) for r in calculator.tool_results] == [("multiply", "391")]
+    assert [(c.id, c.name, c.arguments) for c in team_run.steps[2].tool_calls] == [
+        ("call_1", "multiply", {"a": 17, "b": 23})]
+    assert [(r.name, r.content) for r in team_run.steps[3].tool_results] == [("multiply", "391")]
+    assert [len(s.model_calls) for s in team_run.steps] == [0, 1, 1, 0, 0, 0]
     planner_call = team_run.steps[1].model_calls[0]
     assert planner_call.model == "gpt-x" and planner_call.step == 1 and planner_call.usage.total_tokens == 20
     assert planner_call.request == {"messages": [{"role": "user", "content": "What is 17 * 23?"}]}
