@@ -41,10 +41,10 @@ def core(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def autogen(session: nox.Session) -> None:
-    """AutoGen plugin, examples and the demo; OpenInference's AutoGen instrumentor for the interop test (the OTLP
-    exporter of the ``otel`` extra pins a protobuf AutoGen does not take, and the test needs only the SDK)."""
-    session.install("-e", ".[dev,autogen,lite,parquet]", "opentelemetry-sdk>=1.25",
-                    "openinference-instrumentation-autogen-agentchat>=0.1.20")
+    """AutoGen plugin, examples and the demo; with the ``otel`` extra and OpenInference's AutoGen instrumentor for
+    the interop test (one resolution: installed one after the other, the OTLP exporter's protobuf would replace the
+    5.x that autogen-core pins)."""
+    session.install("-e", ".[dev,autogen,lite,parquet,otel]", "openinference-instrumentation-autogen-agentchat>=0.1.20")
     _pytest(session, "tests/autogen")
 
 
