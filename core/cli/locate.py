@@ -32,8 +32,7 @@ def _excerpt(trajectory: Trajectory, step: int) -> str:
     if not 0 <= step < len(trajectory.steps):
         return ""
     found = trajectory.steps[step]
-    text = found.content if isinstance(found.content, str) else json.dumps(found.content, default=str)
-    text = " ".join(text.split())
+    text = " ".join(found.text.split())
     cut = text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
     return f"step {step} [{found.kind}] {cut}"
 
