@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "eval": "evaluate:eval_group",
     "trace": "trace:trace_command",
     "locate": "locate:locate",
+    "collect": "collect:collect",
     "demo": "demo:demo",
     "annotate": "annotate:annotate",
     "refine": "refine:refine",

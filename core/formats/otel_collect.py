@@ -11,9 +11,6 @@ exporter shuts down are written as they are. Needs the ``otel`` extra.
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,12 +20,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("collecting trajectories from OpenTelemetry needs its SDK: pip install 'agentracer[otel]'") from exc
 
-from ..schema import Trajectory
-from ..store import open_store
-from .otlp_import import trajectory_of_trace
-from .otlp_spans import Span, group_traces
-
-log = logging.getLogger(__name__)
+from .otlp_spans import Span
+from .trace_assembly import TraceAssembler
 
 
 def span_from_sdk(span: ReadableSpan) -> Span:
@@ -56,33 +49,13 @@ class TrajectoryExporter(SpanExporter):
     or the path of a ``.jsonl``/``.db`` one); ``collected`` lists the ids written."""
 
     def __init__(self, store: Any) -> None:
-        self.store = open_store(store) if isinstance(store, str | os.PathLike) else store
-        self.collected: list[str] = []
-        self._pending: dict[str, list[Span]] = {}
-        self._lock = threading.Lock()
+        self._traces = TraceAssembler(store)
+        self.store = self._traces.store
+        self.collected = self._traces.collected
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        finished: list[tuple[str, list[Span]]] = []
-        with self._lock:
-            for sdk_span in spans:
-                span = span_from_sdk(sdk_span)
-                self._pending.setdefault(span.trace_id, []).append(span)
-                if _is_local_root(sdk_span):
-                    finished.append((span.trace_id, self._pending.pop(span.trace_id)))
-        return SpanExportResult.SUCCESS if self._write(finished) else SpanExportResult.FAILURE
-
-    def _write(self, traces: list[tuple[str, list[Span]]]) -> bool:
-        ok = True
-        for trace_id, members in traces:
-            try:
-                trajectory: Trajectory = trajectory_of_trace(trace_id, group_traces(members)[trace_id])
-                self.store.append(trajectory)
-            except Exception:  # a bad trace must not stop the others, nor the application being traced
-                log.exception("agentracer: trace %s could not be written as a trajectory", trace_id)
-                ok = False
-                continue
-            self.collected.append(trajectory.id)
-        return ok
+        ok = self._traces.add((span_from_sdk(span), _is_local_root(span)) for span in spans)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Traces are written as their roots end; nothing is buffered but traces still open."""
@@ -90,6 +63,4 @@ class TrajectoryExporter(SpanExporter):
 
     def shutdown(self) -> None:
         """Write the traces still open (their root never ended here) as they are."""
-        with self._lock:
-            open_traces, self._pending = list(self._pending.items()), {}
-        self._write(open_traces)
+        self._traces.flush()

@@ -217,7 +217,8 @@ def _span(data: Any, where: str, service: str | None) -> Span:
                 service=service)
 
 
-def _spans_of_request(document: Any, where: str) -> Iterator[Span]:
+def spans_of_request(document: Any, where: str) -> Iterator[Span]:
+    """The spans of one OTLP ``ExportTraceServiceRequest`` in its JSON encoding (``InputError`` naming ``where``)."""
     if not isinstance(document, dict) or _get(document, "resourceSpans", "resource_spans") is None:
         raise InputError("not an OTLP trace request: no resourceSpans", where=where)
     for r, resource_spans in enumerate(_list(_get(document, "resourceSpans", "resource_spans"), where)):
@@ -257,7 +258,7 @@ def _parse_request(text: str, where: str) -> Iterator[tuple[str, list[Span] | In
     for i, request in enumerate(document if isinstance(document, list) else [document]):
         here = f"{where}[{i}]" if isinstance(document, list) else where
         try:
-            yield here, list(_spans_of_request(request, here))
+            yield here, list(spans_of_request(request, here))
         except InputError as exc:
             yield here, exc
 

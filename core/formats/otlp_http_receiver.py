@@ -1,0 +1,154 @@
+"""An OTLP/HTTP trace receiver that writes runs as trajectories: point an application's OpenTelemetry exporter at
+it (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces``), or a collector's ``otlphttp``
+exporter, and every trace it receives becomes a trajectory in a store (see ``TraceAssembler`` for when).
+
+Requests are OTLP ``ExportTraceServiceRequest`` bodies, protobuf (``application/x-protobuf``; decoding needs the
+``otel`` extra) or JSON (``application/json``), gzip-compressed or not. A body that is not a valid request is
+refused with 400 and nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..errors import InputError
+from .otlp_spans import Span, spans_of_request
+from .trace_assembly import TraceAssembler
+
+TRACES_PATH = "/v1/traces"
+MAX_BODY = 64 * 1024 * 1024
+
+
+def _protobuf_document(body: bytes) -> dict[str, Any]:
+    """A protobuf ``ExportTraceServiceRequest`` in the JSON mapping the span reader takes."""
+    try:
+        from google.protobuf.json_format import MessageToDict
+        from google.protobuf.message import DecodeError
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    except ImportError:
+        raise InputError("protobuf OTLP needs opentelemetry-proto: pip install 'agentracer[otel]' (or send JSON)",
+                         where="Content-Type") from None
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as exc:
+        raise InputError(f"not an OTLP protobuf request ({exc})", where="body") from None
+    return MessageToDict(request)
+
+
+def _protobuf_response() -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    return ExportTraceServiceResponse().SerializeToString()
+
+
+def decode_request(body: bytes, content_type: str, content_encoding: str = "") -> list[Span]:
+    """The spans of one OTLP/HTTP request body; ``InputError`` when it is not one."""
+    if content_encoding.strip().lower() == "gzip":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"not gzip ({exc})", where="body") from None
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/x-protobuf":
+        document: Any = _protobuf_document(body)
+    elif kind == "application/json":
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"not valid JSON ({exc})", where="body") from None
+    else:
+        raise InputError(f"unsupported content type {content_type!r}: application/x-protobuf or application/json",
+                         where="Content-Type")
+    return list(spans_of_request(document, "request"))
+
+
+class TraceReceiver:
+    """An OTLP/HTTP receiver on ``host``:``port`` (0: any free port) writing runs to ``store``; ``start()`` serves in
+    a thread, ``serve()`` in the caller's; ``stop()`` stops serving and writes the traces still open."""
+
+    def __init__(self, store: Any, *, host: str = "127.0.0.1", port: int = 4318, idle_s: float | None = 30.0) -> None:
+        self.traces = TraceAssembler(store, idle_s=idle_s)
+        self.refused = 0
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Where to send traces (the full OTLP/HTTP traces URL)."""
+        host, port = self._server.server_address[:2]
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}{TRACES_PATH}"
+
+    def start(self) -> TraceReceiver:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve(self) -> None:
+        """Serve until ``stop()`` (from another thread) or an interrupt; then write the traces still open."""
+        try:
+            self._server.serve_forever()
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        """Stop the thread ``start()`` began and write the traces still open."""
+        if self._thread is None:
+            return
+        self._server.shutdown()
+        self._thread.join()
+        self._thread = None
+        self._close()
+
+    def _close(self) -> None:
+        self._server.server_close()
+        self.traces.flush()
+
+    def __enter__(self) -> TraceReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?")[0] != TRACES_PATH:
+                    self._reply(404, b'{"error": "traces go to /v1/traces"}', "application/json")
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                content_type = self.headers.get("Content-Type", "")
+                try:
+                    if length > MAX_BODY:
+                        raise InputError(f"a body of {length} bytes is over {MAX_BODY}", where="Content-Length")
+                    spans = decode_request(self.rfile.read(length), content_type,
+                                           self.headers.get("Content-Encoding", ""))
+                except InputError as exc:
+                    receiver.refused += 1
+                    self._reply(400, json.dumps({"error": str(exc)}).encode(), "application/json")
+                    return
+                receiver.traces.add((span, span.parent_id is None) for span in spans)
+                if content_type.startswith("application/x-protobuf"):
+                    self._reply(200, _protobuf_response(), "application/x-protobuf")
+                else:
+                    self._reply(200, b"{}", "application/json")
+
+        return Handler

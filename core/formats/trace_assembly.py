@@ -1,0 +1,80 @@
+"""Spans arriving a few at a time, put together into runs: a trace becomes a trajectory, appended to a store, once its
+root span has arrived (a root ends after every span inside it), once it has been quiet for ``idle_s`` seconds (its
+root is in another process), or when the assembler is flushed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .otlp_import import trajectory_of_trace
+from .otlp_spans import Span, group_traces
+
+log = logging.getLogger(__name__)
+
+
+class TraceAssembler:
+    """Collects spans by trace and writes each finished trace to ``store`` (a store, or a ``.jsonl``/``.db`` path)
+    as a trajectory; ``collected`` lists the ids written."""
+
+    def __init__(self, store: Any, *, idle_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from ..store import open_store
+
+        self.store = open_store(store) if isinstance(store, str | os.PathLike) else store
+        self.idle_s = idle_s
+        self.collected: list[str] = []
+        self._clock = clock
+        self._pending: dict[str, list[Span]] = {}
+        self._last_seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, spans: Iterable[tuple[Span, bool]]) -> bool:
+        """Take ``(span, is_root)`` pairs; write the traces that are finished (or idle). False if one could not be
+        written (it is logged; the others are still written)."""
+        now = self._clock()
+        rooted: list[str] = []  # finished once the whole batch is in (a batch may list a root before its children)
+        with self._lock:
+            for span, is_root in spans:
+                self._pending.setdefault(span.trace_id, []).append(span)
+                self._last_seen[span.trace_id] = now
+                if is_root and span.trace_id not in rooted:
+                    rooted.append(span.trace_id)
+            finished = [self._take(trace_id) for trace_id in rooted]
+            if self.idle_s is not None:
+                idle = [t for t, seen in self._last_seen.items() if now - seen >= self.idle_s]
+                finished.extend(self._take(trace_id) for trace_id in idle)
+        return self._write(finished)
+
+    def flush(self) -> bool:
+        """Write every trace still open, as it is."""
+        with self._lock:
+            open_traces = [self._take(trace_id) for trace_id in list(self._pending)]
+        return self._write(open_traces)
+
+    @property
+    def open_traces(self) -> int:
+        """How many traces are waiting for their root."""
+        with self._lock:
+            return len(self._pending)
+
+    def _take(self, trace_id: str) -> tuple[str, list[Span]]:
+        self._last_seen.pop(trace_id, None)
+        return trace_id, self._pending.pop(trace_id)
+
+    def _write(self, traces: list[tuple[str, list[Span]]]) -> bool:
+        ok = True
+        for trace_id, members in traces:
+            try:
+                trajectory = trajectory_of_trace(trace_id, group_traces(members)[trace_id])
+                self.store.append(trajectory)
+            except Exception:  # a bad trace must not stop the others, nor the application being traced
+                log.exception("agentracer: trace %s could not be written as a trajectory", trace_id)
+                ok = False
+                continue
+            self.collected.append(trajectory.id)
+        return ok

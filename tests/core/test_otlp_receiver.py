@@ -1,0 +1,138 @@
+"""`agentracer collect` / ``TraceReceiver``: an OTLP/HTTP endpoint the OpenTelemetry SDK's own exporter sends to
+(protobuf), JSON posted by hand, bad bodies refused, idle and open traces written, the CLI as a real process."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from adding_team import traced_adding_team
+from agentracer.formats.openinference import otlp_json_request, trajectory_spans
+from agentracer.formats.otlp_http_receiver import TraceReceiver
+from agentracer.schema import Trajectory
+from agentracer.store import open_store
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+@pytest.fixture(scope="module")
+def recorded() -> Trajectory:
+    return traced_adding_team().run("add 2 and 3")
+
+
+def _team_run_through_the_sdk(endpoint: str) -> None:
+    """A two-agent run traced by hand with the SDK, sent by its OTLP/HTTP exporter in batches (protobuf, gzip)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "crew"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, compression=None),
+                                                   max_export_batch_size=2))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("run", attributes={"openinference.span.kind": "CHAIN", "input.value": "Sum 1+1"}):
+        for agent, text in (("solver", "1 + 1 = 3"), ("checker", "Correct.")):
+            with tracer.start_as_current_span(agent, attributes={"openinference.span.kind": "AGENT",
+                                                                 "agent.name": agent, "output.value": text}):
+                pass
+    provider.shutdown()  # flushes the batches
+
+
+def test_the_sdks_otlp_exporter_sends_a_run_that_becomes_a_trajectory(tmp_path: Path) -> None:
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0) as receiver:
+        _team_run_through_the_sdk(receiver.url)
+        [run] = list(open_store(tmp_path / "runs.jsonl"))  # written when the root arrived, before stopping
+    assert [(s.agent, s.content) for s in run.steps] == [("user", "Sum 1+1"), ("solver", "1 + 1 = 3"),
+                                                        ("checker", "Correct.")]
+    assert run.framework == "crew" and receiver.traces.collected == [run.id]
+
+
+def test_json_bodies_gzip_and_our_own_spans_come_back_equal(recorded: Trajectory, tmp_path: Path) -> None:
+    body = json.dumps(otlp_json_request(trajectory_spans(recorded))).encode()
+    with TraceReceiver(tmp_path / "runs.db", port=0) as receiver:
+        plain = httpx.post(receiver.url, content=body, headers={"Content-Type": "application/json"})
+        again = recorded.model_copy(update={"id": "again"})
+        zipped = httpx.post(receiver.url, content=gzip.compress(json.dumps(
+            otlp_json_request(trajectory_spans(again))).encode()),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert plain.status_code == zipped.status_code == 200 and plain.json() == {}
+    stored = open_store(tmp_path / "runs.db")
+    assert stored.get(recorded.id) == recorded and stored.get("again") == again
+
+
+def test_bad_bodies_are_refused_and_nothing_of_them_is_kept(tmp_path: Path) -> None:
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0) as receiver:
+        cases = [
+            (b"{not json", "application/json", 400, "not valid JSON"),
+            (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', "application/json", 400,
+             "spans[0].traceId"),
+            (b"\x0a\xff\xff", "application/x-protobuf", 400, "protobuf"),
+            (b"{}", "text/plain", 400, "unsupported content type"),
+        ]
+        for body, kind, status, message in cases:
+            reply = httpx.post(receiver.url, content=body, headers={"Content-Type": kind})
+            assert reply.status_code == status and message in reply.json()["error"], (body, reply.text)
+        assert httpx.post(receiver.url.replace("/v1/traces", "/v1/logs"), content=b"{}").status_code == 404
+        assert receiver.refused == 4
+    assert len(open_store(tmp_path / "runs.jsonl")) == 0
+
+
+def test_a_trace_whose_root_never_comes_is_written_when_idle_or_at_stop(tmp_path: Path) -> None:
+    def orphan(trace: str, text: str) -> bytes:  # an agent span whose parent lives in another process
+        return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": trace * 32, "spanId": "1" * 16, "parentSpanId": "2" * 16, "name": "worker",
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": "AGENT"}},
+                           {"key": "agent.name", "value": {"stringValue": "worker"}},
+                           {"key": "output.value", "value": {"stringValue": text}}]}]}]}]}).encode()
+
+    headers = {"Content-Type": "application/json"}
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0, idle_s=0.2) as receiver:
+        httpx.post(receiver.url, content=orphan("a", "first"), headers=headers)
+        assert receiver.traces.open_traces == 1
+        time.sleep(0.3)
+        httpx.post(receiver.url, content=orphan("b", "second"), headers=headers)  # "a" has been idle long enough
+        assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["first"]
+    assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["first", "second"]  # at stop
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_collects_until_interrupted(tmp_path: Path) -> None:
+    port = _free_port()
+    out = tmp_path / "runs.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "agentracer.cli", "collect", "-o", str(out), "--port",
+                                str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stderr.readline()
+        assert f"http://127.0.0.1:{port}/v1/traces" in banner
+        _team_run_through_the_sdk(f"http://127.0.0.1:{port}/v1/traces")
+        process.send_signal(signal.SIGTERM if os.name == "posix" else signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "collected 1 run(s)" in err
+    assert [s.agent for s in next(iter(open_store(out))).steps] == ["user", "solver", "checker"]
+
+
+def test_cli_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "agentracer.cli", "collect", "-o", str(tmp_path / "r.jsonl"),
+                                 "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
