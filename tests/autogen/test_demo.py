@@ -49,5 +49,11 @@ def test_demo_command_offline(tmp_path):
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "decisive error (counterfactual replay): agent coder, step 2" in proc.stdout
+    hint = next(line for line in proc.stdout.splitlines() if line.strip().startswith("(agentracer locate "))
+    located = subprocess.run([sys.executable, "-m", "agentracer.cli", *hint.strip()[len("(agentracer "):-1].split()],
+                             capture_output=True, text=True, timeout=120, env=env)  # the command it names works
+    verdict = next(line for line in proc.stdout.splitlines() if line.startswith("CPU tracer verdict"))
+    assert located.returncode == 0 and located.stdout.split(": ", 1)[1].startswith(
+        verdict.split("): agent ")[1].replace(", step", " at step")), (located.stdout, verdict)
     lines = (tmp_path / "d" / "trajectories.jsonl").read_text().splitlines()
     assert len(lines) >= 3 and any("counterfactual" in json.dumps(json.loads(x)["labels"]) for x in lines)

@@ -110,6 +110,8 @@ def run_demo(out_dir: str | Path | None = "agentracer-demo", echo: Callable[[str
     if lite is not None:
         say(f"CPU tracer verdict (no replay, {lite.metadata.get('method', 'lite')}): agent {lite.agent}, "
             f"step {lite.step}")
+        if out_dir is not None:
+            say(f"  (agentracer locate {Path(out_dir) / 'trajectories.jsonl'} --id {failed.id})")
     else:
         say(f"CPU tracer verdict: unavailable ({why})")
 
