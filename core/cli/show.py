@@ -98,7 +98,7 @@ def _label_text(label: Verdict, max_chars: int, *, arrow: bool = False) -> Text:
               help="Characters of each step's content to show.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write an HTML report here instead.")
 def show(source: str, trajectory_id: str | None, width: int | None, max_chars: int, html_out: str | None) -> None:
-    """Show one trajectory of SOURCE: a .jsonl or .db store, a trajectory .json, or a Who&When .json file.
+    """Show one trajectory of SOURCE: a .jsonl or .db store, a trajectory .json, a Who&When .json or an OTLP/JSON file.
 
     Lists each step's index, agent, kind and truncated content; labelled steps are marked with the
     label's source (human, counterfactual, injection, tracer) and reason.
