@@ -15,8 +15,8 @@ _SECRET_KEY = re.compile(
     r"^token$|x-api-key|cookie|credential)",
     re.IGNORECASE,
 )
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-~+/=]{8,}|"
+_SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection" holds no "sk-" key
+    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-~+/=]{8,}|"
     r"hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,})"
 )
 # Fast screens (plain substring search runs at C speed; Python's regex alternation does not): a hit sends the

@@ -302,6 +302,17 @@ def test_redact_keeps_ordinary_fields():
     assert out == {"api_key": "[REDACTED]", "max_tokens": 5, "headers": {"Authorization": "[REDACTED]"}, "text": "hello"}
 
 
+def test_key_shaped_values_are_redacted_only_where_a_key_starts():
+    from agentracer.redact import redact_text
+
+    text = ("see rhuthik/Mask-RCNN-Object_Detection and pathf_abcdefghijklmnopqrst; key sk-abcdefghijklmnopqr, "
+            "token=hf_ZYXWVUTSRQPONMLKJIH, header 'Bearer abc.def-123456'")
+    out = redact_text(text, [])
+    assert "Mask-RCNN-Object_Detection" in out and "pathf_abcdefghijklmnopqrst" in out
+    assert "sk-abcdefghijklmnopqr" not in out and "hf_ZYXWVUTSRQPONMLKJIH" not in out and "abc.def-123456" not in out
+    assert out.count("[REDACTED]") == 3
+
+
 def test_request_hash_is_a_function_of_the_stored_request():
     from agentracer.redact import FrozenJSON, Redactor, request_hash
 
