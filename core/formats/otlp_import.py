@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..redact import Redactor
 from ..schema import (
     AgentInfo,
     ModelCall,
@@ -124,16 +125,24 @@ def _own_trajectory(root: Span) -> Trajectory:
 
 
 def trajectory_of_trace(trace_id: str, members: list[Span]) -> Trajectory:
-    """The run one trace's spans (linked by ``group_traces``) recorded."""
+    """The run one trace's spans (linked by ``group_traces``) recorded, with secrets redacted as in a recording."""
     tops = roots(members)
     own = next((r for r in tops if "agentracer.trajectory.id" in r.attributes), None)
     if own is not None:
-        return _own_trajectory(own)
+        return _redacted(_own_trajectory(own))
     root = tops[0]
     if len(tops) > 1:  # a trace exported in parts: its top spans under one stand-in root
         root = Span(trace_id=trace_id, span_id="", parent_id=None, name="trace", start_ns=min(r.start_ns for r in tops),
                     end_ns=max(r.end_ns for r in tops), attributes={}, children=tops)
-    return foreign_trajectory(root, trace_id, next((r.service for r in tops if r.service), None))
+    return _redacted(foreign_trajectory(root, trace_id, next((r.service for r in tops if r.service), None)))
+
+
+def _redacted(trajectory: Trajectory) -> Trajectory:
+    """``trajectory`` with the secrets another tracer kept (this environment's keys, key-shaped values, fields named
+    like secrets) redacted, as agentracer's recorder redacts its own runs; itself when there were none."""
+    data = trajectory.model_dump(mode="json")
+    clean = Redactor()(data)
+    return trajectory if clean == data else Trajectory.model_validate(clean)
 
 
 def trajectories_from_spans(spans: Iterable[Span]) -> Iterator[Trajectory]:

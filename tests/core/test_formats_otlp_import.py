@@ -214,3 +214,24 @@ def test_show_and_locate_read_otlp_files_directly(runs: list[Trajectory], tmp_pa
     code, out, err = run_cli("locate", str(path), "--json")
     assert code == 0, err
     assert sorted(json.loads(line)["id"] for line in out.splitlines()) == sorted(t.id for t in runs)
+
+
+def test_secrets_another_tracer_kept_are_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_SERVICE_API_KEY", "live-key-0123456789")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("run", attributes={
+            "openinference.span.kind": "CHAIN",
+            "input.value": json.dumps({"task": "call the service", "api_key": "plain-secret-value"})}):
+        with tracer.start_as_current_span("caller", attributes={
+                "openinference.span.kind": "AGENT", "agent.name": "caller",
+                "output.value": "used live-key-0123456789 and sk-abcdefghijklmnopqrstuv"}):
+            pass
+    collector_path = tmp_path / "spans.json"
+    collector_path.write_text(json.dumps(MessageToDict(encode_spans(exporter.get_finished_spans()))))
+    [run] = imported(collector_path)
+    text = run.to_json()
+    assert "live-key-0123456789" not in text and "sk-abcdefghijklmnopqrstuv" not in text
+    assert run.steps[1].content.count("[REDACTED]") == 2 and run.task == "call the service"
