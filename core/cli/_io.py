@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -33,6 +34,17 @@ class Problems:
         """Exit with code 2 if anything was reported (``SystemExit`` passes through click untouched)."""
         if self.count:
             raise SystemExit(2)
+
+
+def model_options(spec: str, concurrency: int, cache: bool = True) -> dict[str, Any]:
+    """Options of the model named by ``spec`` for a command that runs ``concurrency`` calls at once."""
+    scheme = spec.partition(":")[0]
+    options: dict[str, Any] = {}
+    if scheme in {"openai", "hf", "vllm"}:
+        options["max_concurrency"] = concurrency
+    if scheme == "openai" and not cache:
+        options["cache"] = False
+    return options
 
 
 def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajectory]:

@@ -7,20 +7,12 @@ from pathlib import Path
 
 import click
 
+from ._io import model_options
+
 
 @click.group("eval")
 def eval_group() -> None:
     """Evaluate failure-attribution methods on labelled trajectories."""
-
-
-def _model_options(spec: str, concurrency: int, cache: bool) -> dict:
-    scheme = spec.partition(":")[0]
-    options: dict = {}
-    if scheme in {"openai", "hf", "vllm"}:
-        options["max_concurrency"] = concurrency
-    if scheme == "openai" and not cache:
-        options["cache"] = False
-    return options
 
 
 def _load_references(path: str | None) -> list:
@@ -79,7 +71,7 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     if name not in MODEL_FREE:
         if not model:
             raise click.UsageError(f"method {name!r} needs --model (e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B)")
-        chat_model = load_model(model, **_model_options(model, concurrency, cache))
+        chat_model = load_model(model, **model_options(model, concurrency, cache))
     attributor = get_method(name, chat_model, **options)
 
     done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors)

@@ -15,7 +15,7 @@ from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
 from ..team import run_sync
-from ._io import STORE_SUFFIXES, Problems, iter_trajectories
+from ._io import STORE_SUFFIXES, Problems, iter_trajectories, model_options
 
 EXCERPT_CHARS = 120
 
@@ -137,6 +137,7 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     file, or an OTLP/JSON trace file (.json or .jsonl) another tracer wrote. Verdicts are printed with the step
     they point at; ``-o`` keeps them as labels, which ``agentracer show --html`` highlights.
     """
+    from ..models import load_model
     from ..tracer import get_method
 
     if output is not None:
@@ -145,7 +146,8 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
         if _same_file(source, output):
             raise InputError("the output must be another store than SOURCE (the located copies would repeat "
                              "its ids)", where=output)
-    chosen = get_method(method or ("agentracer" if model else "lite"), model)
+    chosen = get_method(method or ("agentracer" if model else "lite"),
+                        load_model(model, **model_options(model, concurrency)) if model else None)
     run = _Locating(chosen, with_gt, open_store(output) if output is not None else None, as_json)
     matched: list[str] = []  # ids SOURCE holds that --id picks (all, without it)
 
