@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from agentracer import Run, ToolCall, ToolResult
+from agentracer.schema import tool_calls_content
 from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
@@ -88,7 +89,7 @@ def step_of(message: Any, state: RunState) -> dict[str, Any] | None:
     elif shape == "tool_call":
         calls = [ToolCall(id=c.id, name=c.name, arguments=_arguments(c.arguments)) for c in message.content]
         step.update(kind="tool_call", tool_calls=calls,
-                    content=[{"name": c.name, "arguments": c.arguments} for c in calls])
+                    content=tool_calls_content(calls))
     elif shape == "tool_result":
         results = [ToolResult(call_id=r.call_id, name=r.name, content=r.content, is_error=bool(r.is_error))
                    for r in message.content]

@@ -18,6 +18,7 @@ from typing import Any
 
 import wrapt
 from agentracer import AgentracerError, ToolResult, current_run
+from agentracer.schema import tool_calls_content
 
 from . import _context, streams
 from .codec import CODEC, MessageCopies, build_request, tool_calls_of, usage_of
@@ -49,7 +50,7 @@ def _result_content(result: Any) -> Any:
 def _step_content(response: Any) -> Any:
     message = response.choices[0].message
     if message.tool_calls and not (message.content or "").strip():
-        return [{"name": c.name, "arguments": c.arguments} for c in tool_calls_of(response)]
+        return tool_calls_content(tool_calls_of(response))
     return message.content or ""
 
 

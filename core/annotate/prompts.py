@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from ..schema import Step, Trajectory
+from ..schema import Step, Trajectory, tool_calls_content
 
 UNCHANGED = "UNCHANGED"
 _MAX_STEP_CHARS = 4000
@@ -23,8 +23,7 @@ def _clip(text: str, limit: int = _MAX_STEP_CHARS) -> str:
 def step_action(step: Step) -> str:
     """A step's action as the analyzer/perturber sees it (tool calls as JSON)."""
     if step.tool_calls:
-        calls = [{"name": c.name, "arguments": c.arguments} for c in step.tool_calls]
-        return json.dumps({"tool_calls": calls}, ensure_ascii=False)
+        return json.dumps({"tool_calls": tool_calls_content(step.tool_calls)}, ensure_ascii=False)
     return step.text
 
 

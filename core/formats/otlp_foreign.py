@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..schema import AgentInfo, ModelCall, Outcome, Step, ToolCall, ToolResult, Trajectory
+from ..schema import AgentInfo, ModelCall, Outcome, Step, ToolCall, ToolResult, Trajectory, tool_calls_content
 from .openinference import STATUS_ERROR
 from .otlp_spans import Span
 
@@ -182,7 +182,7 @@ def _call_step(span: Span, agent: str, index: int, counts: dict[str, int]) -> St
     content, tool_calls = _output_message(span)
     if tool_calls and not content:  # as agentracer records a tool-call step
         return Step(index=index, agent=agent, kind="tool_call", tool_calls=tool_calls, model_calls=[call],
-                    content=[{"name": c.name, "arguments": c.arguments} for c in tool_calls],
+                    content=tool_calls_content(tool_calls),
                     started_at=span.start_s, ended_at=span.end_s, usage=call.usage, metadata={"span": span.name})
     return Step(index=index, agent=agent, content="" if content is None else content, tool_calls=tool_calls,
                 model_calls=[call],

@@ -12,6 +12,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -136,6 +137,11 @@ class ToolCall(_Model):
     id: str = ""
     name: str
     arguments: Any = None
+
+
+def tool_calls_content(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    """What a tool-call step shows of its calls: each one's name and arguments."""
+    return [{"name": call.name, "arguments": call.arguments} for call in calls]
 
 
 class ToolResult(_Model):
@@ -310,6 +316,7 @@ __all__ = [
     "Step",
     "StepKind",
     "ToolCall",
+    "tool_calls_content",
     "ToolResult",
     "Trajectory",
     "Usage",
