@@ -115,9 +115,8 @@ def _holding_agents(root: Span) -> set[int]:
 
 def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajectory:
     """A run another instrumentation traced: its agents' turns (or model calls and tools) as steps."""
-    every = list(root.walk())
     holds_agent = _holding_agents(root)
-    has_agents = any(s.kind == "AGENT" and s is not root for s in every)
+    has_agents = id(root) in holds_agent
     steps: list[Step] = []
     task = _task(root)
     if task:
@@ -138,7 +137,7 @@ def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajec
     visit(root, [])
     if len(steps) == (1 if task else 0) and root.kind == "AGENT":  # an agent's span alone: its turn is the run
         steps.extend(_agent_steps(root, [], len(steps), counts))
-    failed = root.status_code == STATUS_ERROR or any(s.kind == "AGENT" and s.status_code == STATUS_ERROR for s in every)
+    failed = any(s.status_code == STATUS_ERROR for s in root.walk() if s is root or s.kind == "AGENT")
     return Trajectory(
         id=trace_id, task=task, framework=None if (service or "").startswith("unknown_service") else service,
         agents=[AgentInfo(name=name) for name in dict.fromkeys(s.agent for s in steps if s.agent != "user")],
@@ -185,6 +184,5 @@ def _call_step(span: Span, agent: str, index: int, counts: dict[str, int]) -> St
                     content=tool_calls_content(tool_calls),
                     started_at=span.start_s, ended_at=span.end_s, usage=call.usage, metadata={"span": span.name})
     return Step(index=index, agent=agent, content="" if content is None else content, tool_calls=tool_calls,
-                model_calls=[call],
-                started_at=span.start_s, ended_at=span.end_s, usage=call.usage,
+                model_calls=[call], started_at=span.start_s, ended_at=span.end_s, usage=call.usage,
                 metadata={"span": span.name})
