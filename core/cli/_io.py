@@ -17,6 +17,12 @@ from ..store import open_store, parse_record
 STORE_SUFFIXES = {".jsonl", ".db", ".sqlite", ".sqlite3"}
 
 
+def check_output_store(path: str) -> None:
+    """An output must name a store (``open_store`` takes any other name as JSONL)."""
+    if Path(path).suffix.lower() not in STORE_SUFFIXES:
+        raise InputError("the output must be a .jsonl or .db store", where=path)
+
+
 class Problems:
     """Counts bad records and prints each as one line on stderr."""
 

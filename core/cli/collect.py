@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import InputError
-from ._io import STORE_SUFFIXES
+from ._io import check_output_store
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:
@@ -34,8 +33,7 @@ def collect(output: str, host: str, port: int, idle_s: float) -> None:
     """
     from ..formats.otlp_http_receiver import TraceReceiver
 
-    if Path(output).suffix.lower() not in STORE_SUFFIXES:
-        raise InputError("the output must be a .jsonl or .db store", where=output)
+    check_output_store(output)
     try:
         receiver = TraceReceiver(output, host=host, port=port, idle_s=idle_s)
     except OSError as exc:

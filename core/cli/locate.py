@@ -15,7 +15,7 @@ from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
 from ..team import run_sync
-from ._io import STORE_SUFFIXES, Problems, iter_trajectories, model_options
+from ._io import Problems, check_output_store, iter_trajectories, model_options
 
 EXCERPT_CHARS = 120
 
@@ -141,24 +141,24 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     from ..tracer import get_method
 
     if output is not None:
-        if Path(output).suffix.lower() not in STORE_SUFFIXES:
-            raise InputError("the output must be a .jsonl or .db store", where=output)
+        check_output_store(output)
         if _same_file(source, output):
             raise InputError("the output must be another store than SOURCE (the located copies would repeat "
                              "its ids)", where=output)
     chosen = get_method(method or ("agentracer" if model else "lite"),
                         load_model(model, **model_options(model, concurrency)) if model else None)
     run = _Locating(chosen, with_gt, open_store(output) if output is not None else None, as_json)
-    matched: list[str] = []  # ids SOURCE holds that --id picks (all, without it)
+    found = False  # whether SOURCE holds the run --id names
 
     def picked() -> Iterator[Trajectory]:
+        nonlocal found
         for trajectory in iter_trajectories(source, run.problems):
             if trajectory_id is None or trajectory.id == trajectory_id:
-                matched.append(trajectory.id)
+                found = True
                 yield trajectory
 
     run_sync(run.all(run.wanted(picked(), include_successes), concurrency))
-    if trajectory_id is not None and not matched:
+    if trajectory_id is not None and not found:
         raise InputError(f"no trajectory with id {trajectory_id!r}", where=source)
     counts = run.counts
     summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n or what == "located")
