@@ -67,6 +67,16 @@ def decode_request(body: bytes, content_type: str, content_encoding: str = "") -
     return list(spans_of_request(document, "request"))
 
 
+def _content_length(header: str | None) -> int:
+    """A request's body length: a count of bytes no larger than ``MAX_BODY`` (``InputError`` otherwise)."""
+    text = (header or "0").strip()
+    if not text.isdigit():
+        raise InputError(f"{text[:40]!r} is not a byte count", where="Content-Length")
+    if int(text) > MAX_BODY:
+        raise InputError(f"a body of {text} bytes is over {MAX_BODY}", where="Content-Length")
+    return int(text)
+
+
 class TraceReceiver:
     """An OTLP/HTTP receiver on ``host``:``port`` (0: any free port) writing runs to ``store``; ``start()`` serves in
     a thread, ``serve()`` in the caller's; ``stop()`` stops serving and writes the traces still open."""
@@ -134,11 +144,9 @@ class TraceReceiver:
                 if self.path.split("?")[0] != TRACES_PATH:
                     self._reply(404, b'{"error": "traces go to /v1/traces"}', "application/json")
                     return
-                length = int(self.headers.get("Content-Length") or 0)
                 content_type = self.headers.get("Content-Type", "")
                 try:
-                    if length > MAX_BODY:
-                        raise InputError(f"a body of {length} bytes is over {MAX_BODY}", where="Content-Length")
+                    length = _content_length(self.headers.get("Content-Length"))
                     spans = decode_request(self.rfile.read(length), content_type,
                                            self.headers.get("Content-Encoding", ""))
                 except InputError as exc:

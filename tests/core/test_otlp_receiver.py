@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import os
 import signal
@@ -136,3 +137,16 @@ def test_cli_refuses_a_port_in_use(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "agentracer.cli", "collect", "-o", str(tmp_path / "r.jsonl"),
                                  "--port", str(port)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_content_length_is_refused(tmp_path: Path) -> None:
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0) as receiver:
+        host, port = receiver.url.split("//")[1].split("/")[0].split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.putrequest("POST", "/v1/traces")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", "lots")
+        connection.endheaders(b"{}")
+        reply = connection.getresponse()
+        assert reply.status == 400 and "Content-Length" in json.loads(reply.read())["error"]
+        assert receiver.refused == 1
