@@ -1,8 +1,8 @@
 """Two runs of one task side by side: a replay against the run it replayed, or any two attempts.
 
 ``compare(before, after)`` pairs their steps by index and says of each whether it is the same (agent, kind,
-content, tool calls and results), the replaced action, changed, or only in one run; with the first difference and
-both outcomes. ``agentracer diff`` prints it.
+content, tool calls and results but their ids), the replaced action, changed, or only in one run; with the first
+difference and both outcomes. ``agentracer diff`` prints it.
 """
 
 from __future__ import annotations
@@ -33,8 +33,14 @@ class StepChange:
 
 
 def _same(a: Step, b: Step) -> bool:
-    return (a.agent, a.kind, a.content, a.tool_calls, a.tool_results) == (
-        b.agent, b.kind, b.content, b.tool_calls, b.tool_results)
+    return _compared(a) == _compared(b)
+
+
+def _compared(step: Step) -> tuple[Any, ...]:
+    """What makes two steps the same: not the ids of tool calls, which a model (or a replacement) makes up anew on
+    every run, and which a result only points back with."""
+    return (step.agent, step.kind, step.content, [(c.name, c.arguments) for c in step.tool_calls],
+            [(r.name, r.content, r.is_error) for r in step.tool_results])
 
 
 def _outcome(trajectory: Trajectory) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import Context, ContextVar
 from typing import Any, Literal
 
-from .errors import RecordedModelError, ReplayDivergence
+from .errors import RecordedModelError, ReplayDivergence, ReplayError
 from .redact import HASH_SCHEME, Redactor, hash_scheme
 from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
 from .schema import (
@@ -102,7 +102,7 @@ class Run:
         self._last_step_end: float | None = None
         self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
-        self.divergence: ReplayDivergence | None = None
+        self.divergence: ReplayError | None = None  # the replay's first own error (a divergence, mostly)
         self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
 
@@ -211,8 +211,14 @@ class Run:
             )
 
     def _diverge(self, **details: Any) -> ReplayDivergence:
-        """Build a divergence and remember the first one (frameworks that swallow exceptions can't hide it)."""
+        """Build a divergence and remember it (see ``_failed_replay``)."""
         exc = ReplayDivergence(**details)
+        self._failed_replay(exc)
+        return exc
+
+    def _failed_replay(self, exc: ReplayError) -> ReplayError:
+        """Remember the first error of the replay itself, so that a framework that wraps or swallows the exceptions
+        of a model call cannot hide it: the run raises it when it ends."""
         if self.divergence is None:
             self.divergence = exc
         return exc
@@ -247,12 +253,13 @@ class Run:
                 step_agent = self.cassette.trajectory.steps[t].agent
                 replaces = step_agent == agent
             if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"]:
-                raise self._diverge(
-                    step=self.next_index, agent=agent,
-                    reason=(f"model call #{index} of this agent asks something the recording never saw "
-                            f"(recorded for step {recorded.step})"),
-                    diff=request_diff(recorded.request, call["request"]),
-                )
+                diff = request_diff(recorded.request, call["request"])
+                reason = (f"model call #{index} of this agent asks something the recording never saw "
+                          f"(recorded for step {recorded.step})") if diff else (
+                    f"model call #{index} of this agent (recorded for step {recorded.step}) asks what the recording "
+                    f"holds, but its hash is not the recorded request_hash: the recording was edited, or hashed "
+                    f"another way (replay with strict=False to go on)")
+                raise self._diverge(step=self.next_index, agent=agent, reason=reason, diff=diff)
             return "replacement" if replaces else "cassette"
         if self.next_index < t:
             raise self._diverge(
@@ -270,7 +277,12 @@ class Run:
                 call["error"] = recorded.error
                 raise RecordedModelError(f"recorded model call failed: {recorded.error}")
             call.update(response=recorded.response, usage=recorded.usage, model=recorded.model)
-            return codec.decode(recorded.response)
+            try:
+                return codec.decode(recorded.response)
+            except Exception as exc:  # a recording edited or damaged by hand: not the team's error
+                raise self._failed_replay(ReplayError(
+                    f"the recorded response of model call #{recorded.call_index} of {recorded.agent!r} (step "
+                    f"{recorded.step}) cannot be served: {type(exc).__name__}: {str(exc)[:300]}")) from exc
         response = codec.replacement(self.plan.action, recorded)
         call["response"] = codec.encode(response)
         return response

@@ -80,8 +80,9 @@ class Cassette:
         return len(self._calls)
 
 
-def request_diff(recorded: Any, actual: Any, *, context: int = 2, limit: int = 40) -> str:
-    """A readable unified diff between a recorded and an actual request (or step content)."""
+def request_diff(recorded: Any, actual: Any, *, context: int = 2, limit: int = 40, width: int = 160) -> str:
+    """A readable unified diff between a recorded and an actual request (or step content); a long line (a system
+    prompt is one line of JSON) is cut to ``width`` characters around its first difference from its counterpart."""
 
     def lines(obj: Any) -> list[str]:
         text = obj if isinstance(obj, str) else json.dumps(obj, indent=1, sort_keys=True, default=str, ensure_ascii=False)
@@ -90,7 +91,28 @@ def request_diff(recorded: Any, actual: Any, *, context: int = 2, limit: int = 4
     diff = list(difflib.unified_diff(lines(recorded), lines(actual), "recorded", "replay", n=context, lineterm=""))
     if len(diff) > limit:
         diff = diff[:limit] + [f"... ({len(diff) - limit} more diff lines)"]
-    return "\n".join(diff)
+    return "\n".join(_clipped(diff, width))
+
+
+def _clipped(diff: list[str], width: int) -> list[str]:
+    """Diff lines cut to ``width``: a removed line and the added line after it around where they first differ."""
+    out = list(diff)
+    for i, line in enumerate(diff):
+        if len(line) <= width or line.startswith(("---", "+++", "@@")):
+            continue
+        partner = diff[i + 1] if line.startswith("-") and i + 1 < len(diff) else (
+            diff[i - 1] if line.startswith("+") and i > 0 else "")
+        if partner[:1] not in ("-", "+") or partner[:1] == line[:1]:
+            partner = ""
+        first = next((k for k, (a, b) in enumerate(zip(line[1:], partner[1:], strict=False)) if a != b),
+                     min(len(line), len(partner)) - 1) if partner else 0
+        start = max(0, first - width // 2)
+        body = line[1 + start:1 + start + width]
+        out[i] = f"{line[0]}{'…' if start else ''}{body}{'…' if 1 + start + width < len(line) else ''}"
+    return out
+
+
+_TOOL_CALLS_TYPOS = frozenset({"toolcall", "toolcalls", "functioncall", "functioncalls"})
 
 
 def check_plan(trajectory: Trajectory, plan: ReplayPlan) -> None:
@@ -98,7 +120,43 @@ def check_plan(trajectory: Trajectory, plan: ReplayPlan) -> None:
     n = len(trajectory.steps)
     if n == 0:
         raise ReplayError(f"trajectory {trajectory.id} has no steps to replay")
+    if type(plan.step) is not int:
+        raise ReplayError(f"the replayed step must be a step index (an int), got {plan.step!r}")
     if not 0 <= plan.step < n:
         raise ReplayError(f"step {plan.step} is out of range: trajectory {trajectory.id} has steps 0..{n - 1}")
-    if plan.action is None:
+    check_action(plan.action)
+    if plan.step > 0 and not trajectory.model_calls():
+        raise ReplayError(
+            f"trajectory {trajectory.id} has no recorded model calls (a run imported from another format, not "
+            f"recorded by agentracer.trace): a replay serves the steps before {plan.step} from its recorded model "
+            "calls, so only a recorded run can be replayed")
+
+
+def check_action(action: Any) -> None:
+    """Raise ``ReplayError`` unless ``action`` is a replacement every plugin reads: a text, a tool-call action
+    ``{"tool_calls": [{"name": ..., "arguments": {...}}]}``, or another JSON object (a structured output)."""
+    if action is None:
         raise ReplayError("a replay needs an action for the replaced step")
+    if isinstance(action, str):
+        return
+    if not isinstance(action, dict):
+        raise ReplayError(f"an action is a text or a JSON object (e.g. {{\"tool_calls\": [...]}}), got "
+                          f"{type(action).__name__} {action!r:.80}")
+    for key in action:
+        if key != "tool_calls" and isinstance(key, str) and \
+                key.lower().replace("_", "").replace("-", "") in _TOOL_CALLS_TYPOS:
+            raise ReplayError(f"the action has {key!r}: a tool-call action is {{\"tool_calls\": [...]}}")
+    if "tool_calls" in action:
+        _check_tool_calls(action["tool_calls"])
+
+
+def _check_tool_calls(calls: Any) -> None:
+    if not isinstance(calls, list) or not calls:
+        raise ReplayError("a tool-call action needs a non-empty list under 'tool_calls'")
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            raise ReplayError(f"tool_calls[{i}] of a tool-call action needs a 'name' (a non-empty string), "
+                              f"got {call!r:.80}")
+        if not isinstance(call.get("arguments", {}), dict | str):
+            raise ReplayError(f"tool_calls[{i}] of a tool-call action: 'arguments' must be a JSON object (or its "
+                              "JSON text)")

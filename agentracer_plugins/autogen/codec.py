@@ -152,6 +152,12 @@ def parse_ledger(text: Any) -> dict[str, Any] | None:
     return None
 
 
+def _request_satisfied(ledger: dict[str, Any]) -> bool:
+    """Whether a progress ledger says the task is done (no instruction follows it: the final answer does)."""
+    satisfied = ledger.get("is_request_satisfied")
+    return isinstance(satisfied, dict) and satisfied.get("answer") is True
+
+
 def tool_calls_of(action: Any) -> list[FunctionCall] | None:
     """The FunctionCalls of a tool-call action, or None when the action is not one."""
     if not isinstance(action, Mapping) or "tool_calls" not in action:
@@ -214,7 +220,9 @@ class CreateResultCodec:
         recorded_text = (recorded.response or {}).get("content") if recorded is not None and isinstance(
             recorded.response, dict) else None
         ledger = parse_ledger(recorded_text) if isinstance(action, str) else None
-        if ledger is not None:
+        if ledger is not None and _request_satisfied(ledger):  # the last ledger: the final answer, a call of its
+            text = str(recorded_text)                             # own, is what the replaced step shows
+        elif ledger is not None:
             ledger[LEDGER_INSTRUCTION_KEY] = {**ledger[LEDGER_INSTRUCTION_KEY], "answer": action}
             text = json.dumps(ledger, ensure_ascii=False)
         return CreateResult(finish_reason="stop", content=text, usage=empty, cached=False)

@@ -181,7 +181,7 @@ def trajectory_spans(trajectory: Trajectory, verdict: Verdict | None = None) -> 
         spans.extend(step_spans)
         cursor = max(cursor + _TICK, step_spans[0].end_ns)
     for i, call in enumerate(trajectory.unattached_calls):
-        spans.append(_llm_span(trajectory, call, tid, root_id, f"unattached/{i}", cursor, None))
+        spans.append(_llm_span(trajectory, call, tid, root_id, f"unattached/{i}", cursor, None, position=i))
     start = min([base, *(s.start_ns for s in spans)])
     end = max([start + _TICK, *(s.end_ns for s in spans)])
 
@@ -233,7 +233,8 @@ def _step_spans(trajectory: Trajectory, step: Step, tid: str, parent: str, curso
         _ns(step.ended_at) - _TICK if step.ended_at is not None else cursor)
     children: list[SpanRecord] = []
     for i, model_call in enumerate(step.model_calls):
-        children.append(_llm_span(trajectory, model_call, tid, sid, f"step/{step.index}/llm/{i}", start, step))
+        children.append(_llm_span(trajectory, model_call, tid, sid, f"step/{step.index}/llm/{i}", start, step,
+                                  position=i))
     results = _match_results(step.tool_calls, step.tool_results)
     for i, (call, result) in enumerate(results):
         children.append(_tool_span(trajectory, step, call, result, tid, sid, i, start))
@@ -279,7 +280,7 @@ def _step_spans(trajectory: Trajectory, step: Step, tid: str, parent: str, curso
 
 
 def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, path: str, start_default: int,
-              step: Step | None) -> SpanRecord:
+              step: Step | None, *, position: int) -> SpanRecord:
     start = _ns(call.started_at) if call.started_at is not None else start_default
     end = start + max(_ns(call.latency_s), 0)
     attrs: dict[str, AttributeValue] = {
@@ -289,6 +290,7 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
         "agent.name": call.agent,
         "agentracer.call.id": call.id,
         "agentracer.call.index": call.call_index,
+        "agentracer.call.position": position,  # its place among its step's calls (they may overlap in time)
         "agentracer.call.source": call.source,
         "agentracer.call.latency_s": float(call.latency_s),
         "agentracer.call.produces_step": call.produces_step,

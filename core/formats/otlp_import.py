@@ -60,15 +60,23 @@ def _own_model_call(span: Span) -> ModelCall:
     )
 
 
+def _own_model_calls(spans: list[Span]) -> list[ModelCall]:
+    """The model calls of these spans in the order their step (or run) listed them: by the position the export wrote
+    (calls may overlap in time, so start order is not theirs), else by start."""
+    ordered = sorted(enumerate(spans), key=lambda pair: (pair[1].attributes.get("agentracer.call.position", pair[0]),
+                                                          pair[0]))
+    return [_own_model_call(span) for _, span in ordered]
+
+
 def _own_step(span: Span) -> Step:
     a = span.attributes
     tool_calls: list[ToolCall] = []
     results: list[tuple[int, ToolResult]] = []
-    calls: list[ModelCall] = []
+    llm_spans: list[Span] = []
     for child in span.children:
         kind = child.kind
         if kind == "LLM":
-            calls.append(_own_model_call(child))
+            llm_spans.append(child)
         elif kind == "TOOL":
             c = child.attributes
             if "agentracer.tool.call.name" in c:
@@ -86,7 +94,8 @@ def _own_step(span: Span) -> Step:
         index=int(a["agentracer.step.index"]), agent=str(a.get("agent.name") or a.get("gen_ai.agent.name")),
         role=str(a.get("agentracer.step.role", "assistant")), kind=a.get("agentracer.step.kind", "message"),
         content="" if content is None else content, tool_calls=tool_calls,
-        tool_results=[result for _, result in sorted(results, key=lambda pair: pair[0])], model_calls=calls,
+        tool_results=[result for _, result in sorted(results, key=lambda pair: pair[0])],
+        model_calls=_own_model_calls(llm_spans),
         started_at=a.get("agentracer.step.started_at"), ended_at=a.get("agentracer.step.ended_at"), usage=usage,
         replaced=bool(a.get("agentracer.step.replaced", False)), metadata=span.json("agentracer.step.metadata", {}),
     )
@@ -97,7 +106,7 @@ def _own_trajectory(root: Span) -> Trajectory:
     a = root.attributes
     steps = sorted((_own_step(s) for s in root.children if "agentracer.step.index" in s.attributes and s.kind == "AGENT"),
                    key=lambda step: step.index)
-    unattached = [_own_model_call(s) for s in root.children if s.kind == "LLM"]
+    unattached = _own_model_calls([s for s in root.children if s.kind == "LLM"])
     agents = [AgentInfo.model_validate(info) for info in root.json("agentracer.agents.info", [])]
     replay = None
     if "agentracer.replay.parent_id" in a:

@@ -109,6 +109,18 @@ def test_a_changed_team_diverges_before_t_with_the_step_agent_and_a_diff(tmp_pat
     assert CountingClient.live == 0 and list(store) == []  # nothing live, nothing written
 
 
+def test_a_recorded_response_damaged_by_hand_is_a_replay_error_naming_the_call(tmp_path):
+    """AutoGen wraps an agent's exceptions in its own: the replay's error still comes out as it was raised."""
+    traj = agentracer.trace(make_team).run("build it")
+    traj.steps[1].model_calls[0].response = {"weird": 1}
+    store = JsonlStore(tmp_path / "replays.jsonl")
+    CountingClient.live = 0
+    with pytest.raises(ReplayError, match=r"recorded response of model call #0 of 'planner' \(step 1\) cannot be "
+                                          r"served: ValidationError"):
+        agentracer.trace(make_team, store=store).replay(traj, step=3, action="x")
+    assert CountingClient.live == 0 and list(store) == []
+
+
 def test_bad_replays_are_refused_before_running(tmp_path):
     traced_store = JsonlStore(tmp_path / "replays.jsonl")
     traced = agentracer.trace(make_team, store=traced_store)

@@ -149,6 +149,20 @@ def test_magentic_one_replay_replaces_an_instruction_inside_the_ledger():
     assert [c.source for c in new.steps[1].model_calls] == ["cassette", "cassette"]
 
 
+def test_magentic_one_replay_of_the_final_answer_keeps_the_last_ledger_and_the_step_kind():
+    """The final answer's step is made by two calls: the last progress ledger (request satisfied, no instruction)
+    and the answer itself. Only the answer is replaced: the step stays a message, not an instruction."""
+    traced = agentracer.trace(magentic_team)
+    traj = traced.run("print the sum of 2 and 3")
+    final = len(traj.steps) - 1
+    new = traced.replay(traj, step=final, action="FINAL: the answer is 6.")
+    assert (new.steps[final].kind, new.steps[final].content) == ("message", "FINAL: the answer is 6.")
+    assert new.outcome.answer == "FINAL: the answer is 6."
+    last_ledger = [c for c in new.steps[final].model_calls if "is_request_satisfied" in str(c.response)]
+    recorded = [c for c in traj.steps[final].model_calls if "is_request_satisfied" in str(c.response)]
+    assert last_ledger and [c.response["content"] for c in last_ledger] == [c.response["content"] for c in recorded]
+
+
 def nested_team():
     client = counting([f"reply {i}" for i in range(20)])
     inner = RoundRobinGroupChat([AssistantAgent("coder", model_client=client),

@@ -46,6 +46,23 @@ def test_runs_of_different_lengths_show_the_steps_only_one_of_them_has() -> None
     assert [row.status for row in agentracer.compare(shorter, original).rows][3:] == ["only after"] * 2
 
 
+def test_tool_steps_that_differ_only_in_their_call_ids_are_the_same() -> None:
+    """Models (and replacements) make up a tool call's id anew on every run; what was called, with what, and what
+    came back decide."""
+    from agentracer import Step, ToolCall, ToolResult
+
+    def run(call_id: str, result: str) -> agentracer.Trajectory:
+        return agentracer.Trajectory(task="t", steps=[
+            Step(index=0, agent="a", kind="tool_call", content="add",
+                 tool_calls=[ToolCall(id=call_id, name="add", arguments={"x": 1})]),
+            Step(index=1, agent="a", kind="tool_result", role="tool", content=result,
+                 tool_results=[ToolResult(call_id=call_id, name="add", content=result)]),
+        ])
+
+    assert [r.status for r in agentracer.compare(run("call_1", "2"), run("replaced-0", "2")).rows] == ["same", "same"]
+    assert [r.status for r in agentracer.compare(run("call_1", "2"), run("call_1", "3")).rows] == ["same", "changed"]
+
+
 def test_diff_on_the_command_line_finds_the_parent_in_the_same_store(tmp_path) -> None:
     original, replayed = recorded_and_replayed()
     store = JsonlStore(tmp_path / "runs.jsonl")

@@ -66,6 +66,22 @@ def test_a_recorded_run_and_its_replay_come_back_equal(runs: list[Trajectory], t
     assert imported(tmp_path / "spans.json") == runs
 
 
+def test_model_calls_come_back_in_their_steps_order_not_their_start_order(runs: list[Trajectory],
+                                                                           tmp_path: Path) -> None:
+    """A step lists its agent's own calls before calls no step followed (a selector's, which started first)."""
+    run = runs[0].model_copy(deep=True)
+    step = next(s for s in run.steps if s.model_calls)
+    first = step.model_calls[0]
+    earlier = first.model_copy(update={"id": "selector-call", "agent": "manager", "produces_step": False,
+                                       "started_at": (first.started_at or 0) - 1.0})
+    step.model_calls.append(earlier)
+    run.unattached_calls = [earlier.model_copy(update={"id": "late"}), earlier.model_copy(update={"id": "early"})]
+    run.unattached_calls[1].started_at = (earlier.started_at or 0) - 5.0
+    write_otlp_json([run], tmp_path / "spans.json")
+    (back,) = imported(tmp_path / "spans.json")
+    assert back == run
+
+
 def test_what_the_sdks_otlp_exporter_sends_comes_back_equal(runs: list[Trajectory], tmp_path: Path) -> None:
     """The protobuf the OTLP/HTTP exporter posts, in protobuf's JSON mapping (base64 ids, camelCase, 64-bit
     integers as strings), as a collector that re-encodes it would write it; one request per line."""

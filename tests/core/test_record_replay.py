@@ -154,6 +154,61 @@ def test_bad_plans_are_specific_errors():
         team.replay(renamed, step=2, action="x")
 
 
+def test_a_step_that_is_not_an_index_and_actions_no_plugin_reads_are_refused_up_front():
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    traj = team.run("task")
+    counter.calls = 0
+    for step in ("3", True, 2.0):
+        with pytest.raises(ReplayError, match="must be a step index"):
+            team.replay(traj, step=step, action="x")
+    for action, message in [
+        ([1, 2], "a text or a JSON object"), (42, "a text or a JSON object"),
+        ({"tool_call": [{"name": "add"}]}, "has 'tool_call': a tool-call action is"),
+        ({"toolCalls": [{"name": "add"}]}, "has 'toolCalls'"),
+        ({"tool_calls": []}, "non-empty list"), ({"tool_calls": [{"arguments": {}}]}, r"tool_calls\[0\] of a tool-call action needs a 'name'"),
+        ({"tool_calls": [{"name": "add", "arguments": [1]}]}, "must be a JSON object"),
+    ]:
+        with pytest.raises(ReplayError, match=message):
+            team.replay(traj, step=2, action=action)
+    assert counter.calls == 0  # refused before any team ran
+    structured = team.replay(traj, step=2, action={"plan": ["a", "b"]})  # a structured output is an action
+    assert structured.steps[2].content == '{"plan": ["a", "b"]}'
+
+
+def test_a_run_without_recorded_model_calls_is_refused_as_not_replayable():
+    """An imported run (Who&When, TracerTraj, spans of another tracer) has steps but no recorded model calls."""
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    imported = team.run("task").model_copy(deep=True)
+    for step in imported.steps:
+        step.model_calls = []
+    with pytest.raises(ReplayError, match="no recorded model calls .* only a recorded run can be replayed"):
+        team.replay(imported, step=2, action="x")
+
+
+def test_a_request_hash_edited_by_hand_is_a_divergence_that_says_so():
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    traj = team.run("task")
+    traj.steps[2].model_calls[0].request_hash = "v2:" + "0" * 32
+    with pytest.raises(ReplayDivergence) as info:
+        team.replay(traj, step=4, action="x")
+    assert info.value.step == 2 and info.value.diff == ""
+    assert "its hash is not the recorded request_hash" in info.value.reason
+
+
+def test_a_divergence_diff_cuts_long_lines_around_their_first_difference():
+    from agentracer.replay import request_diff
+
+    long = "You are a careful assistant. " * 40
+    diff = request_diff({"system": long + "id=1"}, {"system": long + "id=2"})
+    changed = [line for line in diff.splitlines() if line[:1] in "-+" and not line.startswith(("---", "+++"))]
+    assert len(changed) == 2 and all(len(line) <= 165 for line in changed)
+    assert "id=1" in changed[0] and "id=2" in changed[1] and changed[0].startswith("-…")
+    assert request_diff("a\nb", "a\nc").splitlines()[-2:] == ["-b", "+c"]
+
+
 def test_tool_call_replacement_runs_the_new_tool_live():
     used = []
 
