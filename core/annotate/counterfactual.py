@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..errors import AgentracerError
-from ..models import ChatModel
+from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
 from .leakage import leaks_answer
@@ -73,7 +73,8 @@ class CounterfactualSearch:
 
     ``replayer`` runs the replays (``LocalReplayer`` or a Ray one); ``analyzer`` proposes corrections;
     ``k`` candidate steps run at once (k=1 is the paper's sequential scan); ``proposals`` corrections are
-    sampled per step (with ``analyzer_params``, e.g. a temperature); ``budget`` caps the spend.
+    sampled per step (with ``analyzer_params``, e.g. a temperature); ``budget`` caps the spend. A ``ModelError``
+    of the analyzer (its backend gave up after its retries) ends the search and is raised, with no result.
     """
 
     def __init__(
@@ -111,6 +112,8 @@ class CounterfactualSearch:
             started = time.perf_counter()
             try:
                 completion = await self.analyzer.acomplete(analyzer_messages(trajectory, t), **self.analyzer_params)
+            except ModelError as exc:  # failed after its retries: every next call would too, so the search ends
+                raise ModelError(f"the analyzer failed: {exc}") from exc
             except Exception as exc:  # the analyzer failed: this step stays untried, so no label past it
                 result.attempts.append(Attempt(t, step.agent, j, "error", detail=f"analyzer: {type(exc).__name__}: {exc}"))
                 return None

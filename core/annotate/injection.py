@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..models import ChatModel
+from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
 from .counterfactual import default_candidate
@@ -97,7 +97,8 @@ class FaultInjector:
     """Inject one plausible mistake into successful runs; keep the replays that fail.
 
     ``tries`` steps are tried per run (in the chooser's order) until one flips Ω; ``mistake_types`` are
-    drawn per try among those that fit the step (``wrong_tool_argument`` only for tool calls).
+    drawn per try among those that fit the step (``wrong_tool_argument`` only for tool calls). A ``ModelError``
+    of the perturber (its backend gave up after its retries) ends the run's injection and is raised.
     """
 
     def __init__(
@@ -148,6 +149,8 @@ class FaultInjector:
             try:
                 completion = await self.perturber.acomplete(perturber_messages(trajectory, t, mistake),
                                                             **self.perturber_params)
+            except ModelError as exc:  # failed after its retries: every next call would too
+                raise ModelError(f"the perturber failed: {exc}") from exc
             except Exception as exc:
                 attempt.status, attempt.detail = "error", f"perturber: {type(exc).__name__}: {exc}"
                 continue

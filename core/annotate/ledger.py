@@ -2,7 +2,10 @@
 
 A task's outputs go to their own file, written whole (temporary file, fsync, rename); only then is one
 short line appended to ``ledger.jsonl`` with a single ``write``. On restart, a task counts as done when its
-ledger line is there; anything else is redone and its output file replaced, never appended to.
+ledger line is there; anything else is redone and its output file replaced, never appended to. A failed run
+closed unlabelled and ``incomplete`` (analyzer calls failed, so steps went untried; older versions wrote such
+lines when the analyzer's server was down) does not count either: it is redone, and its next line counts.
+A budget that ran out is final.
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ def read_trajectories(path: Path) -> list[Trajectory]:
     return [Trajectory.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def is_finished(entry: Any) -> bool:
+    """Whether a ledger line closes its task: ``done``, and not left unlabelled because steps went untried."""
+    if not (isinstance(entry, dict) and entry.get("status") == "done" and "task_id" in entry):
+        return False
+    untried = entry.get("label") is None and str(entry.get("stopped", "")).startswith("incomplete:")
+    return not untried
+
+
 class Ledger:
     """``ledger.jsonl`` of finished tasks under a dataset folder."""
 
@@ -62,7 +73,7 @@ class Ledger:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(entry, dict) and entry.get("status") == "done" and "task_id" in entry:
+            if is_finished(entry):
                 done.setdefault(str(entry["task_id"]), entry)
         return done
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TeamRunError
-from ..models import ChatModel
+from ..models import ChatModel, ModelError
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
 from .budget import Budget
@@ -35,7 +35,8 @@ from .tasks import TaskRow
 
 @dataclass
 class PipelineSummary:
-    """Counts of one pipeline run (this invocation; ``skipped`` were finished before)."""
+    """Counts of one pipeline run (this invocation; ``skipped`` were finished before); ``stopped`` names the
+    model failure that stopped it, if one did."""
 
     tasks: int = 0
     skipped: int = 0
@@ -46,15 +47,29 @@ class PipelineSummary:
     injection_labels: int = 0
     replays: int = 0
     errors: list[str] = field(default_factory=list)
+    stopped: str | None = None
     wall_s: float = 0.0
     budget: dict[str, float] = field(default_factory=dict)
+
+
+class AnnotationStopped(ModelError):
+    """The analyzer or perturber failed after its retries, so the run stopped: the tasks it finished are kept,
+    the others are not in the ledger and a new run does them. ``summary`` holds the stopped run's counts."""
+
+    def __init__(self, summary: PipelineSummary) -> None:
+        left = summary.tasks - summary.skipped - summary.done
+        super().__init__(" ".join(
+            f"annotation stopped at {summary.stopped}; {summary.done} tasks annotated now, "
+            f"{summary.skipped} already done, {left} left: run it again to resume".split()))
+        self.summary = summary
 
 
 class AnnotationPipeline:
     """Annotate tasks with a team; see the module docstring for the folder it writes.
 
     ``concurrency`` tasks run at once; each search tries ``k`` steps at once; at most ``max_replays_in_flight``
-    replays run at once over all tasks. ``replayer`` overrides where replays run (e.g. on Ray).
+    replays run at once over all tasks. ``replayer`` overrides where replays run (e.g. on Ray). When the analyzer
+    or perturber fails for good (a ``ModelError``), no further task starts and ``AnnotationStopped`` is raised.
     """
 
     def __init__(
@@ -142,7 +157,8 @@ class AnnotationPipeline:
 
     # ------------------------------------------------------------------ all tasks
     async def arun(self, tasks: Sequence[TaskRow], *, progress: bool = True) -> PipelineSummary:
-        """Annotate every unfinished task, then export; safe to kill and re-run."""
+        """Annotate every unfinished task, then export; safe to kill and re-run. Raises ``AnnotationStopped``
+        (after the export) when a model failed for good."""
         started = time.perf_counter()
         summary = PipelineSummary(tasks=len(tasks))
         finished = self.ledger.entries()
@@ -155,17 +171,27 @@ class AnnotationPipeline:
 
             async def one(row: TaskRow) -> None:
                 async with gate:
-                    try:
-                        await self._task(row, summary)
-                    except Exception as exc:  # one task's failure is reported, the others go on
-                        summary.errors.append(f"task {row.id}: {type(exc).__name__}: {exc}")
-                    bar.advance(job)
+                    if summary.stopped is None:
+                        await self._guarded(row, summary)
+                        bar.advance(job)
 
             await asyncio.gather(*(one(row) for row in todo))
         export_dataset(self.out)
         summary.wall_s = time.perf_counter() - started
         summary.budget = self.budget.snapshot()
+        if summary.stopped is not None:
+            raise AnnotationStopped(summary)
         return summary
+
+    async def _guarded(self, row: TaskRow, summary: PipelineSummary) -> None:
+        """Annotate one task; its failure is reported, and a model's failure stops the run (the task stays open)."""
+        try:
+            await self._task(row, summary)
+        except ModelError as exc:  # the server is down or refuses: every next task would fail the same way
+            summary.errors.append(f"task {row.id}: {type(exc).__name__}: {exc}")
+            summary.stopped = summary.stopped or f"task {row.id}: {exc}"
+        except Exception as exc:  # one task's failure is reported, the others go on
+            summary.errors.append(f"task {row.id}: {type(exc).__name__}: {exc}")
 
     def run(self, tasks: Sequence[TaskRow], *, progress: bool = True) -> PipelineSummary:
         from ..team import run_sync

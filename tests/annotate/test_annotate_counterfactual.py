@@ -8,7 +8,7 @@ from agentracer.annotate.budget import Budget
 from agentracer.annotate.counterfactual import CounterfactualSearch, label_failed
 from agentracer.annotate.leakage import leaks_answer
 from agentracer.annotate.replayer import LocalReplayer
-from agentracer.models import ScriptedModel
+from agentracer.models import ModelError, ScriptedModel
 from annotate_teams import chain_analyzer, chain_evaluator, chain_task, make_chain
 
 
@@ -102,10 +102,19 @@ def test_unchanged_and_failing_analyzer():
     same = ScriptedModel(lambda m: "<correction>UNCHANGED</correction>")
     result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), same, k=4).search(trajectory)
     assert result.verdict is None and result.stopped == "no flip" and not result.replays
-    broken = ScriptedModel([])  # runs out of answers at once
-    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), broken, k=2).search(trajectory)
+    def crashing(messages):
+        raise RuntimeError("a bug in a custom analyzer")
+
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(crashing), k=2).search(trajectory)
     assert result.verdict is None and result.stopped.startswith("incomplete")
     assert all(a.status == "error" for a in result.attempts)
+
+
+def test_model_error_of_the_analyzer_ends_the_search():
+    team, trajectory = failed_run()
+    broken = ScriptedModel([])  # runs out of answers at once: a ModelError, as a backend gives after its retries
+    with pytest.raises(ModelError, match="the analyzer failed: .*ran out of answers"):
+        CounterfactualSearch(LocalReplayer(team, chain_evaluator), broken, k=2).search(trajectory)
 
 
 def test_refuses_successful_runs():

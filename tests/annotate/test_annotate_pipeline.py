@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import agentracer
@@ -18,7 +21,7 @@ from agentracer.annotate.pipeline import AnnotationPipeline
 from agentracer.annotate.tasks import read_tasks
 from agentracer.errors import InputError
 from agentracer.formats.tracertraj import read_tracertraj
-from agentracer.models import ScriptedModel
+from agentracer.models import ModelError, ScriptedModel
 from agentracer.testing.openai_server import OpenAIServer
 from annotate_teams import chain_analyzer, chain_evaluator, chain_perturber, make_task_chain
 
@@ -152,3 +155,65 @@ def test_cli_bad_input(tmp_path):
                  "--evaluator", "exact", "--analyzer", "scripted:x", "-o", str(tmp_path / "o")], cwd=HERE)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "no such tasks file" in err
+
+
+@contextlib.contextmanager
+def _refused_port() -> Iterator[int]:
+    """A loopback port held bound but not listening: every connection to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def _serve_analyzer(request):
+    return chain_analyzer(request["messages"])
+
+
+def test_cli_dead_analyzer_stops_and_a_rerun_labels_the_tasks(tmp_path):
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 4)
+    out = tmp_path / "ds"
+    args = ["--team", f"{TEAM_FILE}:make_task_chain", "--tasks", str(tasks), "--evaluator",
+            "annotate_teams.py:chain_evaluator", "-o", str(out), "--k", "2", "--no-progress"]
+    with _refused_port() as port:
+        dead = _cli([*args, "--analyzer", f"openai:http://127.0.0.1:{port}/v1@x"], cwd=HERE)
+        _, stderr = _finish(dead, timeout=180)
+    assert dead.returncode != 0, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "analyzer" in last and "run it again" in last, stderr
+    assert all(entry["success"] for entry in Ledger(out).entries().values()), "a failed run was closed unlabelled"
+    with OpenAIServer(_serve_analyzer) as server:
+        again = _cli([*args, "--analyzer", f"openai:{server.base_url}@scripted"], cwd=HERE)
+        stdout, stderr = _finish(again, timeout=180)
+    assert again.returncode == 0, stderr
+    entries = Ledger(out).entries()
+    assert sorted(entries) == ["t0", "t1", "t2", "t3"]
+    assert {t: e["label"]["step"] for t, e in entries.items() if e["label"]} == {"t0": 2, "t2": 4}
+
+
+def test_failing_perturber_stops_the_run_and_a_rerun_labels_the_task(tmp_path):
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 2))  # t0 fails, t1 succeeds
+    team = agentracer.trace(make_task_chain)
+    out = tmp_path / "ds"
+    broken = AnnotationPipeline(team, chain_evaluator, out, perturber=ScriptedModel([]), concurrency=1)
+    with pytest.raises(ModelError, match="perturber") as stopped:
+        broken.run(tasks, progress=False)
+    assert "\n" not in str(stopped.value)
+    assert "t1" not in Ledger(out).entries()
+    summary = AnnotationPipeline(team, chain_evaluator, out, perturber=ScriptedModel(chain_perturber),
+                                 concurrency=1).run(tasks, progress=False)
+    assert summary.done == 1 and summary.injection_labels == 1 and summary.errors == []
+
+
+def test_rerun_redoes_tasks_an_older_version_closed_after_analyzer_errors(tmp_path):
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 3))  # t0 and t2 fail, t1 succeeds
+    out = tmp_path / "ds"
+    old = {"status": "done", "success": False, "label": None, "replays": 0}
+    Ledger(out).record({**old, "task_id": "t0", "stopped": "incomplete: steps could not be tried (see the attempts)"})
+    Ledger(out).record({**old, "task_id": "t2", "stopped": "budget spent (max_replays=2)"})  # a limit: final
+    summary = AnnotationPipeline(agentracer.trace(make_task_chain), chain_evaluator, out, k=2,
+                                 analyzer=ScriptedModel(chain_analyzer)).run(tasks, progress=False)
+    assert (summary.skipped, summary.done, summary.counterfactual_labels) == (1, 2, 1)
+    entries = Ledger(out).entries()
+    assert entries["t0"]["label"]["step"] == 2 and entries["t2"]["stopped"].startswith("budget spent")
+    assert Counter(t.metadata["task_id"] for t in read_trajectories(out / "trajectories.jsonl")
+                   if t.replay is None) == Counter({"t0": 1, "t1": 1})
