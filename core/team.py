@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import ReplayError, TeamRunError
+from .errors import AgentracerError, ReplayError, TeamRunError
 from .plugins import Plugin, plugin_for
 from .record import Run
 from .replay import Cassette, ReplayPlan, check_plan
@@ -79,6 +79,9 @@ class TracedTeam:
             functools.update_wrapper(self, target)
         self._kept_runner: asyncio.Runner | None = None  # the event loop of a wrapped team object's sync runs
         self._kept_lock = threading.Lock()
+        self._bind_lock = threading.Lock()
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None  # where a wrapped team object runs
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._is_factory:
@@ -153,6 +156,37 @@ class TracedTeam:
 
     async def _execute(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
                        ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:
+        if self._is_factory:
+            return await self._execute_once(task, plan=plan, parent=parent, ground_truth=ground_truth,
+                                            metadata=metadata)
+        async with self._turn(asyncio.get_running_loop()):  # one run of a team object at a time
+            return await self._execute_once(task, plan=plan, parent=parent, ground_truth=ground_truth,
+                                            metadata=metadata)
+
+    def _turn(self, loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
+        """The lock async runs of a wrapped team object take turns on, in the one loop it runs in."""
+        with self._bind_lock:
+            self._bind(loop)
+            lock = self._turns.get(loop)
+            if lock is None:
+                lock = self._turns[loop] = asyncio.Lock()
+            return lock
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep a wrapped team object to one event loop while that loop is open: frameworks bind a team's queues
+        and events to the loop it first ran in (AutoGen, CAMEL), so a run in another fails inside the team."""
+        bound = self._loop() if self._loop is not None else None
+        if bound is not None and bound is not loop and not bound.is_closed():
+            where = "run()/replay()" if self._kept_runner is not None and bound is self._kept_runner.get_loop() \
+                else "another event loop"
+            raise AgentracerError(
+                f"this traced team object already runs in {where}, and a team is bound to the event loop it first "
+                "ran in: use either run()/replay() or await arun()/areplay() in one loop, or trace a factory that "
+                "builds a fresh team per run")
+        self._loop = weakref.ref(loop)
+
+    async def _execute_once(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
+                            ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:
         team = await self._abuild()
         plugin, run = self._begin(team, task, plan, parent, ground_truth, metadata)
         answer, error = None, None
@@ -203,6 +237,8 @@ class TracedTeam:
             if self._kept_runner is None:
                 self._kept_runner = asyncio.Runner()
                 weakref.finalize(self, self._kept_runner.close)
+            with self._bind_lock:
+                self._bind(self._kept_runner.get_loop())
             yield self._kept_runner
 
     @staticmethod

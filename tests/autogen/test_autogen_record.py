@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 
 import agentracer
 import pytest
 from ag_helpers import CountingClient, add, counting, tool_call
-from agentracer import JsonlStore, TeamRunError, Trajectory
+from agentracer import AgentracerError, JsonlStore, TeamRunError, Trajectory
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
@@ -129,6 +130,25 @@ def test_a_traced_team_object_runs_and_replays_again_and_again_in_sync_code():
         third, fourth = pool.map(traced.run, ["third", "fourth"])
     assert {third.steps[0].content, fourth.steps[0].content} == {"third", "fourth"}
     assert all(len(t.steps) == 3 and t.outcome.error is None for t in (third, fourth))
+
+
+async def test_gathered_async_runs_of_one_team_object_take_turns():
+    """AutoGen refuses a second run of a team while one is going ("The group chat is currently running"): runs of
+    one traced team object in one loop wait for each other."""
+    traced = agentracer.trace(make_team(script=SCRIPT * 3, n_messages=3))
+    runs = await asyncio.gather(*(traced.arun(f"task {i}") for i in range(3)))
+    assert sorted(t.steps[0].content for t in runs) == ["task 0", "task 1", "task 2"]
+    assert all(len(t.steps) == 3 and t.outcome.error is None for t in runs)
+
+
+def test_a_team_object_run_in_sync_code_refuses_an_async_run_in_another_loop_up_front():
+    traced = agentracer.trace(make_team(script=SCRIPT * 3, n_messages=3))
+    traced.run("first")
+    CountingClient.live = 0
+    with pytest.raises(AgentracerError, match=r"already runs in run\(\)/replay\(\).*trace a factory"):
+        asyncio.run(traced.arun("second"))
+    assert CountingClient.live == 0
+    assert traced.run("third").steps[0].content == "third"  # its own loop still serves it
 
 
 def test_an_exception_inside_an_agent_is_the_outcome_and_is_reraised(tmp_path):
