@@ -223,6 +223,17 @@ class Run:
             self.divergence = exc
         return exc
 
+    def add_failed_call_steps(self) -> None:
+        """The team raised: each agent whose model call raised with no step after it gets an ``event`` step holding
+        its waiting calls, so the failure shows at its agent and step (a tracer, ``show``, a replay that replaces
+        that call) rather than among the calls no step followed."""
+        with self._lock:
+            failed = {agent: next(c["error"] for c in reversed(calls) if c["error"])
+                      for agent, calls in self._pending.items() if any(c["error"] for c in calls)}
+        for agent, error in failed.items():
+            self.add_step(agent, f"(its model call failed: {error})", kind="event",
+                          metadata={"failed_model_call": True})
+
     # ------------------------------------------------------------------ model calls
     # A call in flight is a dict of its ModelCall fields; it becomes a ModelCall when its step is known.
     def _begin_call(self, agent: str, request: dict[str, Any], produces_step: bool,

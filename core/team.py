@@ -131,8 +131,9 @@ class TracedTeam:
         """The team raised: that is the run's outcome (a replay's own errors are not)."""
         if isinstance(exc, ReplayError):
             raise exc
+        run.add_failed_call_steps()
         run.trajectory.outcome.success = False
-        run.trajectory.outcome.error = f"{type(exc).__name__}: {exc}"
+        run.trajectory.outcome.error = error_summary(exc)
         return exc
 
     def _end(self, run: Run, plan: ReplayPlan | None, answer: Any, error: Exception | None) -> Trajectory:
@@ -317,6 +318,18 @@ def _replay_plan(trajectory: Trajectory, step: int, action: Any, serve_tools: bo
     if trajectory.task is None:
         raise ReplayError(f"trajectory {trajectory.id} has no task to replay")
     return plan
+
+
+_TRACEBACK_MARKS = ("\nTraceback:", "\nTraceback (most recent call last)")
+
+
+def error_summary(exc: BaseException, limit: int = 2000) -> str:
+    """``Type: message`` of a team's exception, without the traceback text a framework folds into its message
+    (AutoGen re-raises an agent's error with it): the exception itself is re-raised whole."""
+    text = f"{type(exc).__name__}: {exc}"
+    cut = min((i for i in (text.find(mark) for mark in _TRACEBACK_MARKS) if i >= 0), default=len(text))
+    text = text[:cut].rstrip()
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _jsonable(value: Any) -> bool:

@@ -157,8 +157,11 @@ def test_an_exception_inside_an_agent_is_the_outcome_and_is_reraised(tmp_path):
     with pytest.raises(TeamRunError) as info:
         traced.run("task")
     traj = info.value.trajectory
-    assert [s.agent for s in traj.steps] == ["user", "planner"]
+    assert [(s.agent, s.kind) for s in traj.steps] == [("user", "message"), ("planner", "message"),
+                                                       ("coder", "event")]  # the coder's model raised
+    assert traj.steps[2].model_calls[0].error and traj.steps[2].metadata == {"failed_model_call": True}
     assert traj.outcome.success is False and "No more mock responses" in traj.outcome.error
+    assert "Traceback" not in traj.outcome.error  # AutoGen folds it into the message: the exception keeps it
     assert [t.id for t in store] == [traj.id]  # saved even though the team failed
 
     quiet = agentracer.trace(make_team, ["only one answer"], 6, raise_on_error=False)

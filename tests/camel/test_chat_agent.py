@@ -126,13 +126,15 @@ def test_a_failing_agent_is_recorded_as_the_outcome(ledger: Ledger) -> None:
     with pytest.raises(TeamRunError) as info:
         traced.run(TASK)
     traj = info.value.trajectory
-    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result"]
+    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result", "event"]
     assert traj.outcome.success is False and "the model broke" in traj.outcome.error
-    assert traj.unattached_calls and traj.unattached_calls[0].error.startswith("RuntimeError")
+    failed = traj.steps[-1]  # the call that raised, at its agent, where the run stopped
+    assert failed.metadata == {"failed_model_call": True} and failed.agent == traj.steps[1].agent
+    assert failed.model_calls[0].error.startswith("RuntimeError") and not traj.unattached_calls
 
     quiet = agentracer.trace(make_calculator, ledger, fail_after_tool=True, raise_on_error=False)
     traj = quiet.run(TASK)
-    assert len(traj.steps) == 3 and "the model broke" in traj.outcome.error
+    assert len(traj.steps) == 4 and "the model broke" in traj.outcome.error
 
 
 def test_hooks_pass_through_outside_a_run(ledger: Ledger) -> None:

@@ -265,10 +265,27 @@ def test_team_failure_is_recorded_and_reraised_or_returned():
         agentracer.trace(factory).run("task")
     traj = info.value.trajectory
     assert traj.outcome.success is False and "model exploded" in traj.outcome.error
-    assert [s.agent for s in traj.steps] == ["user", "a"]
-    assert traj.unattached_calls[0].agent == "b" and "model exploded" in traj.unattached_calls[0].error
-    quiet = agentracer.trace(factory, raise_on_error=False).run("task")
-    assert quiet.outcome.success is False
+    assert traj.outcome.error == "RuntimeError: model exploded"
+    # the call that raised is b's step, where the run stopped: what show and a tracer see
+    assert [(s.agent, s.kind) for s in traj.steps] == [("user", "message"), ("a", "message"), ("b", "event")]
+    failed = traj.steps[2]
+    assert "model exploded" in failed.content and failed.metadata == {"failed_model_call": True}
+    assert [c.error for c in failed.model_calls] == ["RuntimeError: model exploded"] and not traj.unattached_calls
+    quiet = agentracer.trace(factory, raise_on_error=False)
+    assert quiet.run("task").outcome.success is False
+    # a replay can put an answer where the model raised: steps before are served, the team goes on
+    fixed = quiet.replay(traj, step=2, action="b answers after all")
+    assert [s.content for s in fixed.steps][:3] == ["task", "fine", "b answers after all"]
+    assert [c.source for c in fixed.steps[2].model_calls] == ["replacement"] and len(fixed.steps) > 3
+
+
+def test_a_frameworks_exception_message_is_recorded_without_the_traceback_it_folds_in():
+    from agentracer.team import error_summary
+
+    folded = RuntimeError("ValueError: bad input\nTraceback:\nTraceback (most recent call last):\n  File ...")
+    assert error_summary(folded) == "RuntimeError: ValueError: bad input"
+    assert error_summary(KeyError("k")) == "KeyError: 'k'"
+    assert error_summary(ValueError("x" * 5000)).endswith("…") and len(error_summary(ValueError("x" * 5000))) == 2001
 
 
 def test_evaluator_and_store(tmp_path):

@@ -92,8 +92,8 @@ def test_a_role_that_raises_is_recorded_although_team_run_swallows_it():
     trajectory = info.value.trajectory
     assert "Coder" in trajectory.outcome.error and "model offline" in trajectory.outcome.error
     assert trajectory.outcome.success is False
-    assert [s.agent for s in trajectory.steps] == ["user"]
-    assert trajectory.unattached_calls[0].error.startswith("ValueError")
+    assert [(s.agent, s.kind) for s in trajectory.steps] == [("user", "message"), ("Coder", "event")]
+    assert trajectory.steps[1].model_calls[0].error.startswith("ValueError")
 
     quiet = agentracer.trace(broken_team, raise_on_error=False).run(mbpp_prompt(TASK))
     assert "model offline" in quiet.outcome.error
