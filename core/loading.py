@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,26 @@ def load_object(spec: str) -> Any:
 
 
 def load_team(spec: str) -> Any:
-    """A ``TracedTeam`` from ``module:factory`` (already traced or not)."""
-    from .team import TracedTeam, trace
+    """A ``TracedTeam`` from ``module:factory`` (already traced or not); a factory that cannot be called with no
+    arguments is an ``InputError`` before anything runs."""
+    from .team import TracedTeam, is_factory, trace
 
     target = load_object(spec)
-    return target if isinstance(target, TracedTeam) else trace(target)
+    if isinstance(target, TracedTeam):
+        return target
+    if is_factory(target):
+        _check_callable_without_arguments(target, spec)
+    return trace(target)
+
+
+def _check_callable_without_arguments(factory: Any, spec: str) -> None:
+    """Only the signature is checked: a ``TypeError`` the factory raises inside stays the team's own."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to read (some built-in classes): calling it will tell
+        return
+    try:
+        signature.bind()
+    except TypeError as exc:
+        raise InputError(f"the team factory cannot be called with no arguments ({exc})",
+                         where=f"--team {spec}") from None

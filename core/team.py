@@ -49,6 +49,13 @@ def apply_evaluation(trajectory: Trajectory, evaluator: Evaluator) -> None:
         raise TypeError(f"evaluator returned {type(result).__name__}; want bool, float, dict or Outcome")
 
 
+def is_factory(target: Any) -> bool:
+    """Whether tracing ``target`` calls it to build each team (a function, method, partial or class) rather than
+    running it as the team itself."""
+    return callable(target) and (inspect.isfunction(target) or inspect.ismethod(target)
+                                 or isinstance(target, functools.partial) or inspect.isclass(target))
+
+
 class TracedTeam:
     """A team factory (or team) whose runs are recorded and can be replayed from any step.
 
@@ -68,8 +75,7 @@ class TracedTeam:
         **kwargs: Any,
     ) -> None:
         self._target = target
-        self._is_factory = callable(target) and (inspect.isfunction(target) or inspect.ismethod(target)
-                                                 or isinstance(target, functools.partial) or inspect.isclass(target))
+        self._is_factory = is_factory(target)
         self._args, self._kwargs = args, kwargs
         self.evaluator = evaluator
         self.store = store

@@ -4,6 +4,7 @@ Bad records are reported as one line each (``Problems``) or raised (``read_traje
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,29 @@ from ..schema import Trajectory
 from ..store import open_store, parse_record
 
 STORE_SUFFIXES = {".jsonl", ".db", ".sqlite", ".sqlite3"}
+SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
+REQUIRED_FIELDS = ("id", "steps")  # what every stored record names (the schema has defaults for the rest)
 
 
 def check_output_store(path: str) -> None:
     """An output must name a store (``open_store`` takes any other name as JSONL)."""
     if Path(path).suffix.lower() not in STORE_SUFFIXES:
         raise InputError("the output must be a .jsonl or .db store", where=path)
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (through links too; by resolved path while one does not exist)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_not_source(source: str, output: str, *, what: str = "file", why: str = "") -> None:
+    """Refuse an ``output`` that is the ``source`` file itself: writing it would lose what is read."""
+    if same_file(source, output):
+        raise InputError(f"the output must be another {what} than SOURCE" + (f" ({why})" if why else ""),
+                         where=output)
 
 
 class Problems:
@@ -55,8 +73,8 @@ def model_options(spec: str, concurrency: int, cache: bool = True) -> dict[str, 
 
 def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajectory]:
     """Trajectories of a store (``.jsonl``/``.db``), a trajectory or Who&When ``.json`` file, a TracerTraj
-    ``.parquet``, or an OTLP/JSON trace file (``.json``/``.jsonl``); bad records are reported to ``problems`` and
-    skipped."""
+    ``.parquet`` or ``.jsonl``, or an OTLP/JSON trace file (``.json``/``.jsonl``); bad records are reported to
+    ``problems`` and skipped."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.exists():
@@ -67,22 +85,49 @@ def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajecto
         yield from _reported(iter_otlp(path), problems)
     elif suffix == ".json":
         yield from _iter_json_file(path, problems)
-    elif suffix in {".parquet", ".pq"}:
+    elif suffix in {".parquet", ".pq"} or holds_tracertraj(path):
         from ..formats.tracertraj import iter_tracertraj
 
         yield from _reported(iter_tracertraj(path), problems)
     else:
-        if suffix in {".db", ".sqlite", ".sqlite3"} and path.is_dir():
-            raise InputError("is a directory, not an SQLite store", where=str(path))
-        store = open_store(path)
-        errors: list[InputError] = []
-        for trajectory in store.iter(errors=errors):
-            for error in errors:
-                problems.report(error)
-            errors.clear()
-            yield trajectory
+        yield from _iter_store(path, problems)
+
+
+def _iter_store(path: Path, problems: Problems) -> Iterator[Trajectory]:
+    """The complete records of a store; bad and incomplete ones are reported (``record N`` counts from 1)."""
+    if path.suffix.lower() in SQLITE_SUFFIXES and path.is_dir():
+        raise InputError("is a directory, not an SQLite store", where=str(path))
+    errors: list[InputError] = []
+    seen = 0
+    for trajectory in open_store(path).iter(errors=errors):
+        seen += len(errors) + 1
         for error in errors:
             problems.report(error)
+        errors.clear()
+        try:
+            complete = check_complete(trajectory, _record_where(path, trajectory, seen))
+        except InputError as exc:
+            problems.report(exc)
+            continue
+        yield complete
+    for error in errors:
+        problems.report(error)
+
+
+def _record_where(path: Path, trajectory: Trajectory, position: int) -> str:
+    """Where a record is: by its id when it has one, else by its position in the file."""
+    if "id" in trajectory.model_fields_set:
+        return f"{path} (id {trajectory.id})"
+    return f"{path} record {position}"
+
+
+def check_complete(trajectory: Trajectory, where: str) -> Trajectory:
+    """``trajectory`` if its record named every field of ``REQUIRED_FIELDS`` (a record such as ``{}`` would
+    otherwise pass as an empty run with a made-up id); else ``InputError`` saying which are missing."""
+    missing = [name for name in REQUIRED_FIELDS if name not in trajectory.model_fields_set]
+    if missing:
+        raise InputError("missing field " + " and ".join(repr(name) for name in missing), where=where)
+    return trajectory
 
 
 def _reported(items: Iterator[tuple[str, Trajectory | InputError]], problems: Problems) -> Iterator[Trajectory]:
@@ -101,6 +146,32 @@ def _holds_otlp(path: Path) -> bool:
     except OSError:
         return False
     return head.startswith(b"{") and (b'"resourceSpans"' in head[:64] or b'"resource_spans"' in head[:64])
+
+
+def _first_record(path: Path) -> Any:
+    """The first non-blank line of a ``.jsonl`` file, parsed; None if it is not one, or holds no JSON line."""
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        return None
+    try:
+        with path.open("rb") as fh:
+            line = next((line for line in fh if line.strip()), b"")
+        return json.loads(line) if line else None
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def holds_tracertraj(path: Path) -> bool:
+    """Whether a ``.jsonl`` file holds TracerTraj rows (its first record has ``history`` and no ``steps``)."""
+    record = _first_record(path)
+    return isinstance(record, dict) and "history" in record and "steps" not in record
+
+
+def holds_trajectories(path: Path) -> bool:
+    """Whether ``path`` is an agentracer store: SQLite, or JSONL whose first record is a trajectory."""
+    if path.suffix.lower() in SQLITE_SUFFIXES:
+        return path.is_file()
+    record = _first_record(path)
+    return isinstance(record, dict) and "steps" in record and ("schema_version" in record or "id" in record)
 
 
 def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
@@ -122,7 +193,7 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
     for i, record in enumerate(records):
         where = f"{path}[{i}]" if isinstance(data, list) else str(path)
         try:
-            yield parse_record(json.dumps(record), where=where)
+            yield check_complete(parse_record(json.dumps(record), where=where), where)
         except InputError as exc:
             problems.report(exc)
 
@@ -138,9 +209,9 @@ def read_one(path: str | Path, trajectory_id: str | None = None) -> Trajectory:
     """One trajectory: the one with ``trajectory_id``, or the file's only/first one."""
     path = Path(path)
     if trajectory_id is not None and path.suffix.lower() in STORE_SUFFIXES and path.is_file() \
-            and not _holds_otlp(path):
+            and not _holds_otlp(path) and not holds_tracertraj(path):
         try:
-            return open_store(path).get(trajectory_id)
+            return check_complete(open_store(path).get(trajectory_id), f"{path} (id {trajectory_id})")
         except KeyError:
             raise InputError(f"no trajectory with id {trajectory_id!r}", where=str(path)) from None
     for trajectory in read_trajectories(path):

@@ -2,17 +2,87 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ._io import model_options
+from ..errors import InputError
+from ._io import holds_trajectories, model_options
+
+RESULT_FIELDS = frozenset({"id", "method", "with_gt"})  # what every row of a results file names
 
 
 @click.group("eval")
 def eval_group() -> None:
     """Evaluate failure-attribution methods on labelled trajectories."""
+
+
+def _parsed(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _foreign_line(text: str) -> int | None:
+    """The number of the first line of ``text`` that is not a results row; a torn last line (what an
+    interrupted run leaves, repaired on resume) is not one."""
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row = _parsed(line)
+        if row is None and number == len(lines):
+            continue
+        if not (isinstance(row, dict) and RESULT_FIELDS <= row.keys()):
+            return number
+    return None
+
+
+def check_results_file(path: str) -> None:
+    """Refuse to append results to an existing file holding anything else (a trajectory store, say)."""
+    file = Path(path)
+    number = _foreign_line(file.read_text(encoding="utf-8", errors="replace")) if file.is_file() else None
+    if number is not None:
+        raise InputError(f"not a results file (line {number} is not a row `agentracer eval` wrote); write the "
+                         "results to another file", where=path)
+
+
+def _model_id(name: str | None) -> str | None:
+    """The model a results row names, whichever server answered: ``openai:URL@MODEL`` gives ``MODEL``."""
+    if name is not None and name.startswith("openai:"):
+        return name.rpartition("@")[2]
+    return name
+
+
+def check_same_model(path: str, method: str, model: str | None) -> None:
+    """Refuse to add ``model``'s results to a file holding another model's for ``method``; rows that name no
+    model (a model-free method's) are not compared."""
+    from ..tracer.evaluation import read_rows
+
+    others = sorted({str(row["model"]) for row in read_rows(path) if row.get("method") == method
+                     and row.get("model") is not None and _model_id(row["model"]) != _model_id(model)})
+    if others:
+        raise InputError(f"{path} holds results of model {others[0]!r}; write these results to another file")
+
+
+def _load_items(data: str, limit: int | None) -> list:
+    """The items to evaluate under ``data`` (the first ``limit``); a store or nothing to evaluate is an error."""
+    from ..tracer.evaluation import iter_items
+
+    path = Path(data)
+    if holds_trajectories(path):
+        raise InputError("this is an agentracer trajectory store, not Who&When or TracerTraj data; write its "
+                         f"labelled runs as TracerTraj rows first: agentracer export tracertraj {data} -o rows.jsonl",
+                         where=data)
+    items = list(iter_items(data))
+    if not items:
+        raise InputError("no Who&When files (*.json) found under it" if path.is_dir() else "no TracerTraj rows in it",
+                         where=data)
+    return items[:limit] if limit else items
 
 
 def _load_references(path: str | None) -> list:
@@ -57,8 +127,10 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     from ..models import load_model
     from ..team import run_sync
     from ..tracer import MODEL_FREE, canonical_name, get_method
-    from ..tracer.evaluation import evaluate_items, iter_items, prepare_output, read_rows
+    from ..tracer.evaluation import evaluate_items, prepare_output, read_rows
 
+    check_results_file(output)
+    items = _load_items(data, limit)
     name = canonical_name(method or ("agentracer" if model else "lite"))
     options: dict = {}
     if name in {"random", "binary-search"}:
@@ -74,10 +146,8 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
         chat_model = load_model(model, **model_options(model, concurrency, cache))
     attributor = get_method(name, chat_model, **options)
 
+    check_same_model(output, name, getattr(chat_model, "name", None))
     done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors)
-    items = list(iter_items(data))
-    if limit:
-        items = items[:limit]
     todo = [item for item in items if item.id not in done]
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     say(f"{name}{f' with {chat_model.name}' if chat_model else ''}: {len(todo)} to evaluate, "

@@ -8,7 +8,8 @@ from pathlib import Path, PurePosixPath
 import click
 
 from ..errors import InputError
-from ._io import Problems, iter_trajectories
+from ._atomic import write_replacing
+from ._io import Problems, check_not_source, iter_trajectories
 
 _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
 
@@ -24,6 +25,18 @@ def _safe_relative(relative: str) -> PurePosixPath | None:
     if path.is_absolute() or ".." in path.parts or not path.parts:
         return None
     return path
+
+
+def _check_output(source: str, output: str) -> None:
+    """An export's output must be another file than its source."""
+    check_not_source(source, output, why="writing it would lose the trajectories")
+
+
+def _exported(what: str, count: int, source: str, output: str, problems: Problems) -> None:
+    """Say what was exported to ``output``, or that nothing was and ``output`` was left as it was."""
+    done = (f"exported {count} {what} from {source} to {output}" if count
+            else f"no {what} to export from {source}; nothing written to {output}")
+    click.echo(done + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
 
 
 @export_group.command("whowhen")
@@ -71,24 +84,33 @@ def export_whowhen(source: str, output: str) -> None:
 def export_tracertraj(source: str, output: str, label_source: str | None, allow_unlabelled: bool) -> None:
     """Write the trajectories of SOURCE as TracerTraj rows (one per trajectory) to OUTPUT.
 
-    A trajectory without a label is reported (one line) and skipped unless --allow-unlabelled.
+    A trajectory without a label is reported (one line) and skipped unless --allow-unlabelled. OUTPUT is
+    replaced whole once the rows are written, and left as it was if there are none.
     """
-    from ..formats.tracertraj import TracerTrajWriter, to_row
-
     if Path(output).suffix.lower() not in {".parquet", ".pq", ".jsonl"}:
         raise click.BadParameter("must end in .parquet or .jsonl", param_hint="'-o'")
+    _check_output(source, output)
     problems = Problems()
-    with TracerTrajWriter(output) as writer:
+    count = write_replacing(output, lambda path: _write_rows(source, path, problems, label_source,
+                                                             require_label=not allow_unlabelled))
+    _exported("TracerTraj rows", count, source, output, problems)
+    problems.finish()
+
+
+def _write_rows(source: str, path: Path, problems: Problems, label_source: str | None, *,
+                require_label: bool) -> int:
+    """Write the TracerTraj row of each trajectory of ``source`` to ``path``; one without the label is reported."""
+    from ..formats.tracertraj import TracerTrajWriter, to_row
+
+    with TracerTrajWriter(path) as writer:
         for trajectory in iter_trajectories(source, problems):
             try:
-                row = to_row(trajectory, source=label_source, require_label=not allow_unlabelled)
+                row = to_row(trajectory, source=label_source, require_label=require_label)
             except InputError as exc:
                 problems.report(InputError(str(exc), where=source))
                 continue
             writer.write(row)
-    click.echo(f"exported {writer.count} TracerTraj rows from {source} to {output}"
-               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
-    problems.finish()
+    return writer.count
 
 
 @export_group.command("openinference")
@@ -101,12 +123,14 @@ def export_tracertraj(source: str, output: str, label_source: str | None, allow_
 def export_openinference(source: str, output: str | None, endpoint: str | None, headers: tuple[str, ...],
                          timeout: float) -> None:
     """Export SOURCE as OpenInference/OpenTelemetry spans: one trace per trajectory, one span per step and
-    per model or tool call. Write OTLP/JSON with -o, send OTLP/HTTP with --endpoint (needs the 'otel' extra),
-    or both."""
+    per model or tool call. Write OTLP/JSON with -o (replaced whole once written, left as it was if there is
+    nothing to write), send OTLP/HTTP with --endpoint (needs the 'otel' extra), or both."""
     from ..formats.openinference import export_otlp_http, traces_endpoint, write_otlp_json
 
     if output is None and endpoint is None:
         raise click.UsageError("give -o OUT.json, --endpoint URL, or both")
+    if output is not None:
+        _check_output(source, output)
     header_map: dict[str, str] = {}
     for header in headers:
         key, sep, value = header.partition("=")
@@ -117,8 +141,8 @@ def export_openinference(source: str, output: str | None, endpoint: str | None, 
         traces_endpoint(endpoint)  # reject a bad URL before reading anything
     problems = Problems()
     if output is not None:
-        count = write_otlp_json(iter_trajectories(source, problems), output)
-        click.echo(f"wrote {count} spans from {source} to {output}", err=True)
+        count = write_replacing(output, lambda path: write_otlp_json(iter_trajectories(source, problems), path))
+        _exported("spans", count, source, output, problems)
     if endpoint is not None:
         count = export_otlp_http(iter_trajectories(source, Problems() if output else problems), endpoint,
                                  headers=header_map, timeout=timeout)

@@ -10,7 +10,7 @@ import click
 from ..errors import InputError
 from ..schema import Trajectory
 from ..store import DuplicateIdError, open_store
-from ._io import Problems
+from ._io import Problems, check_not_source, check_output_store
 
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                        help="Store to append to: FILE.jsonl, or FILE.db for SQLite.")
@@ -21,6 +21,12 @@ _REPLACE = click.option("--replace", is_flag=True,
 @click.group("import")
 def import_group() -> None:
     """Import trajectories from Who&When, TracerTraj or OTLP/JSON (OpenInference) files into a store."""
+
+
+def _check_output(source: str, output: str) -> None:
+    """The output must be a store, and another file than the source it is read from."""
+    check_output_store(output)
+    check_not_source(source, output, what="store", why="importing into it would lose what it holds")
 
 
 def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str, replace: bool,
@@ -77,6 +83,7 @@ def import_whowhen(directory: str, output: str, replace: bool) -> None:
     """
     from ..formats.whowhen import iter_whowhen_dir
 
+    _check_output(directory, output)
     problems = Problems()
     items = _Counted(iter_whowhen_dir(directory))
     stored = _store_all(items, output, replace, problems)
@@ -100,6 +107,7 @@ def import_tracertraj(source: str, output: str, replace: bool, label_source: str
     """
     from ..formats.tracertraj import iter_tracertraj
 
+    _check_output(source, output)
     problems = Problems()
     items = _Counted(iter_tracertraj(source, default_source=label_source))
     stored = _store_all(items, output, replace, problems)
@@ -122,6 +130,7 @@ def import_openinference(source: str, output: str, replace: bool) -> None:
     """
     from ..formats.otlp_import import iter_otlp
 
+    _check_output(source, output)
     problems = Problems()
     stored = _store_all(iter_otlp(source), output, replace, problems)
     _done(f"{stored} trace(s) from {source}", output, problems)

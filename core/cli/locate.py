@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import click
@@ -15,7 +14,7 @@ from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
 from ..team import run_sync
-from ._io import Problems, check_output_store, iter_trajectories, model_options
+from ._io import Problems, check_not_source, check_output_store, iter_trajectories, model_options
 
 EXCERPT_CHARS = 120
 
@@ -48,10 +47,6 @@ def _print_verdict(trajectory: Trajectory, verdict: Verdict, as_json: bool) -> N
     excerpt = _excerpt(trajectory, verdict.step)
     if excerpt:
         click.echo(f"    {excerpt}")
-
-
-def _same_file(a: str, b: str) -> bool:
-    return Path(a).resolve() == Path(b).resolve()
 
 
 class _Locating:
@@ -142,9 +137,7 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
 
     if output is not None:
         check_output_store(output)
-        if _same_file(source, output):
-            raise InputError("the output must be another store than SOURCE (the located copies would repeat "
-                             "its ids)", where=output)
+        check_not_source(source, output, what="store", why="the located copies would repeat its ids")
     chosen = get_method(method or ("agentracer" if model else "lite"),
                         load_model(model, **model_options(model, concurrency)) if model else None)
     run = _Locating(chosen, with_gt, open_store(output) if output is not None else None, as_json)

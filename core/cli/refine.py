@@ -7,6 +7,16 @@ import click
 from ..errors import InputError
 
 
+def _check_tracer_model(tracer_name: str, tracer_model: str | None) -> None:
+    """A model-based attribution method needs --tracer-model (refine has no --model)."""
+    from ..tracer import MODEL_FREE, canonical_name
+
+    name = canonical_name(tracer_name)
+    if name not in MODEL_FREE and tracer_model is None:
+        raise click.UsageError(f"--tracer {name} needs --tracer-model "
+                               "(e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B)")
+
+
 @click.command()
 @click.option("--team", "team_spec", required=True, help="MODULE:FACTORY (or FILE.py:FACTORY) building the team")
 @click.option("--tasks", "tasks_path", required=True, type=click.Path(dir_okay=False), help="tasks JSONL")
@@ -23,7 +33,7 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
            tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:
     """Run each task; while Ω fails, feed back the verdict (or a critique) and run again."""
     from ..annotate.tasks import read_tasks
-    from ..loading import load_object
+    from ..loading import load_team
     from ..models import load_model
     from ..refine import Refiner, success_rate_per_round
     from ..store import JsonlStore
@@ -32,9 +42,11 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
 
     if rounds < 0:
         raise InputError("--rounds must be 0 or more")
+    if strategy == "tracer":
+        _check_tracer_model(tracer_name, tracer_model)
     tasks = read_tasks(tasks_path)
     tracer = get_method(tracer_name, tracer_model) if strategy == "tracer" else None
-    refiner = Refiner(load_object(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
+    refiner = Refiner(load_team(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
                       critic=load_model(critic) if critic else None, reviser=load_model(reviser) if reviser else None)
     store = JsonlStore(out_path) if out_path else None
     results = []

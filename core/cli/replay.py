@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -10,6 +11,14 @@ from ..compare import compare
 from ..loading import load_team
 from ..store import open_store
 from ._io import read_one
+
+
+def _json_option(text: str, option: str) -> Any:
+    """The value of an option given as JSON; bad JSON is a usage error naming the option."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=f"'{option}'") from None
 
 
 @click.command()
@@ -27,7 +36,7 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
     """Replay TRAJECTORY_FILE from --step with --action; zero live model calls before the step."""
     if (action is None) == (action_json is None):
         raise click.UsageError("give exactly one of --action and --action-json")
-    replacement = action if action is not None else json.loads(action_json or "null")
+    replacement = action if action_json is None else _json_option(action_json, "--action-json")
     parent = read_one(trajectory_file, trajectory_id)
     team = load_team(team_spec)
     new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)

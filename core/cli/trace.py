@@ -3,29 +3,45 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..errors import InputError, TeamRunError
 from ..loading import load_team
 from ..store import open_store
+from ._io import Problems
 
 
-def _tasks(task: str | None, tasks_file: str | None) -> list[dict]:
+def _task_row(line: str, where: str) -> dict[str, Any]:
+    """One row of a tasks file: a JSON object whose ``task`` is text."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"not valid JSON ({exc})", where=where) from None
+    if not isinstance(row, dict) or "task" not in row:
+        raise InputError("each line needs a 'task' field", where=where)
+    if not isinstance(row["task"], str):
+        raise InputError(f"field 'task' must be text, got {type(row['task']).__name__}", where=where)
+    return row
+
+
+def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iterator[dict[str, Any]]:
+    """The task rows to run; each bad line of the tasks file is reported (file:line) and skipped."""
     if task is not None:
-        return [{"task": task}]
-    rows = []
-    for number, line in enumerate(Path(tasks_file or "").read_text().splitlines(), start=1):
+        yield {"task": task}
+        return
+    lines = Path(tasks_file or "").read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc})", where=f"{tasks_file}:{number}") from None
-            if not isinstance(row, dict) or "task" not in row:
-                raise InputError("each line needs a 'task' field", where=f"{tasks_file}:{number}")
-            rows.append(row)
-    return rows
+                row = _task_row(line, f"{tasks_file}:{number}")
+            except InputError as exc:
+                problems.report(exc)
+                continue
+            yield row
 
 
 @click.command("trace")
@@ -35,13 +51,18 @@ def _tasks(task: str | None, tasks_file: str | None) -> list[dict]:
               help="JSONL of {task, ground_truth?} rows.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Store (.jsonl or .db).")
 def trace_command(team_spec: str, task: str | None, tasks_file: str | None, output: str) -> None:
-    """Run the team on each task and append the recorded trajectories to OUTPUT."""
+    """Run the team on each task and append the recorded trajectories to OUTPUT.
+
+    A bad line of --tasks gives one line naming the file and line; the other tasks still run; the exit code
+    is then 2.
+    """
     if (task is None) == (tasks_file is None):
         raise click.UsageError("give exactly one of --task and --tasks")
     team = load_team(team_spec)
     store = open_store(output)
+    problems = Problems()
     failed = 0
-    for row in _tasks(task, tasks_file):
+    for row in _tasks(task, tasks_file, problems):
         try:
             trajectory = team.run(row["task"], ground_truth=row.get("ground_truth"))
         except TeamRunError as exc:
@@ -50,3 +71,4 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, outp
         click.echo(f"{trajectory.id}: {len(trajectory.steps)} steps, success={trajectory.outcome.success}")
     if failed:
         click.echo(f"{failed} run(s) raised; their trajectories were saved with the error", err=True)
+    problems.finish()

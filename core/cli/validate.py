@@ -13,8 +13,9 @@ from ._io import Problems, iter_trajectories
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files: tuple[str, ...]) -> None:
-    """Validate each record of FILES: .jsonl/.db stores, trajectory or Who&When .json files, TracerTraj
-    .parquet. One line per problem (file, record, field), then a summary; exit code 2 if any problem."""
+    """Validate each record of FILES: .jsonl/.db stores (each record needs at least its id and steps),
+    trajectory or Who&When .json files, TracerTraj .parquet or .jsonl, OTLP/JSON traces. One line per problem
+    (file, record, field), then a summary; exit code 2 if any problem."""
     problems = Problems()
     records = 0
     for name in files:

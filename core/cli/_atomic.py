@@ -1,0 +1,25 @@
+"""Write an output file whole or not at all: into a temporary file beside it, then moved into place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int]) -> int:
+    """Call ``write`` on a temporary file beside ``path`` and move that onto ``path`` only if ``write`` returns a
+    count above 0; otherwise, or if it raises, the temporary file goes and ``path`` stays as it was.
+
+    The temporary file keeps ``path``'s suffix, which writers read the format from. Returns ``write``'s count.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
+    try:
+        count = write(temporary)
+        if count > 0:
+            os.replace(temporary, target)
+        return count
+    finally:
+        temporary.unlink(missing_ok=True)
