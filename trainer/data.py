@@ -145,12 +145,8 @@ def assign_splits(tasks: list[str], val_fraction: float, seed: int = 0) -> dict[
 
 
 def pick_label(trajectory: Trajectory) -> Verdict | None:
-    """The training label: a human one first, then counterfactual, injection (never the tracer's own guess)."""
-    for source in ("human", "counterfactual", "injection"):
-        label = trajectory.label(source)
-        if label is not None:
-            return label
-    return None
+    """The training label: ``Trajectory.training_label`` (human, then counterfactual, then injection)."""
+    return trajectory.training_label()
 
 
 def ground_truth(trajectory: Trajectory, label: Verdict) -> dict[str, Any]:

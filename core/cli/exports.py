@@ -78,7 +78,8 @@ def export_whowhen(source: str, output: str) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="OUT.parquet (needs the 'parquet' extra) or OUT.jsonl.")
 @click.option("--label-source", type=click.Choice(["human", "counterfactual", "injection", "tracer"]),
-              help="Which label becomes mistake_agent/mistake_step (default: each trajectory's first).")
+              help="Which label becomes mistake_agent/mistake_step (default: a human label, else counterfactual, "
+                   "else injection; a tracer's verdict only when asked for).")
 @click.option("--allow-unlabelled", is_flag=True,
               help="Write trajectories without such a label with null mistake_* fields instead of reporting them.")
 def export_tracertraj(source: str, output: str, label_source: str | None, allow_unlabelled: bool) -> None:

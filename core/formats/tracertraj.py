@@ -139,14 +139,15 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
 
 
 def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: bool = True) -> dict[str, Any]:
-    """The TracerTraj row of a trajectory, labelled by its first label (or its first from ``source``).
+    """The TracerTraj row of a trajectory, labelled by its ``training_label`` (a human, else counterfactual, else
+    injected label) or its first label from ``source``.
 
     Without such a label this raises ``InputError`` unless ``require_label`` is false (then the
     ``mistake_*`` fields are null).
     """
-    label = trajectory.label(source)
+    label = trajectory.label(source) if source else trajectory.training_label()
     if label is None and require_label:
-        wanted = f" from source {source!r}" if source else ""
+        wanted = f" from source {source!r}" if source else " (human, counterfactual or injection)"
         raise InputError(f"has no label{wanted} to export as mistake_agent/mistake_step",
                          where=f"trajectory {trajectory.id}")
     history = []

@@ -204,6 +204,10 @@ class Outcome(_Model):
     stop_reason: str | None = None
 
 
+TRUTH_SOURCES = ("human", "counterfactual", "injection")
+"""Label sources that say what went wrong, in order of trust (a tracer's verdict is a guess)."""
+
+
 class Verdict(_Model):
     """Who caused the failure and at which step, with why and where the label came from."""
 
@@ -285,6 +289,11 @@ class Trajectory(_Model):
     def label(self, source: str | None = None) -> Verdict | None:
         """The first label, or the first from ``source``."""
         return next((v for v in self.labels if source is None or v.source == source), None)
+
+    def training_label(self) -> Verdict | None:
+        """The label to learn from or export as the truth: a human one, else a counterfactual one, else an injected
+        one; never a tracer's own verdict (``agentracer locate -o`` keeps its verdict as the first label)."""
+        return next((label for source in TRUTH_SOURCES if (label := self.label(source)) is not None), None)
 
     def model_calls(self) -> list[ModelCall]:
         """Every model call of the run, in step order, then the unattached ones."""

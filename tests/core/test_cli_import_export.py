@@ -89,7 +89,7 @@ def test_tracertraj_parquet_round_trip_via_the_cli(tmp_path: Path) -> None:
 def test_export_tracertraj_reports_unlabelled_trajectories(tmp_path: Path) -> None:
     store = open_store(tmp_path / "s.jsonl")
     store.append(Trajectory(id="labelled", steps=[Step(index=0, agent="a", content="x")],
-                            labels=[Verdict(agent="a", step=0, source="tracer")]))
+                            labels=[Verdict(agent="a", step=0, source="counterfactual")]))
     store.append(Trajectory(id="plain", steps=[Step(index=0, agent="a", content="x")]))
     code, _, err = run_cli("export", "tracertraj", str(store.path), "-o", str(tmp_path / "r.jsonl"))
     assert code == 2 and "plain" in err and err.count("error:") == 1

@@ -19,7 +19,7 @@ ROW = {"question_ID": "q", "question": "?", "ground_truth": "1", "mistake_agent"
 
 
 def run(trajectory_id: str, labelled: bool = True) -> Trajectory:
-    labels = [Verdict(agent="a", step=0, source="tracer")] if labelled else []
+    labels = [Verdict(agent="a", step=0, source="human")] if labelled else []
     return Trajectory(id=trajectory_id, steps=[Step(index=0, agent="a", content="x")], labels=labels)
 
 

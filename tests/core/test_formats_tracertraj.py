@@ -119,11 +119,26 @@ def test_repeated_question_ids_get_distinct_trajectory_ids(tmp_path: Path) -> No
 def test_export_any_labelled_trajectory() -> None:
     trajectory = Trajectory(id="run-1", task="t", steps=[Step(index=0, agent="a", content={"x": 1}),
                                                          Step(index=1, agent="b", content="ok")],
-                            labels=[Verdict(agent="b", step=1, reason="r", source="tracer")])
+                            labels=[Verdict(agent="b", step=1, reason="r", source="counterfactual")])
     out = to_row(trajectory)
     assert out["question_ID"] == "run-1" and out["mistake_agent"] == "b" and out["mistake_step"] == 1
     assert out["history"][0]["content"] == '{"x": 1}'
-    assert out["mistake_source"] == "tracer"
+    assert out["mistake_source"] == "counterfactual"
+
+
+def test_a_tracers_verdict_is_exported_as_the_truth_only_when_asked_for() -> None:
+    """``agentracer locate -o`` keeps its verdict as a run's first label: exporting training data must not turn
+    that guess into the mistake label over the human one (as ``train prepare`` never does)."""
+    guess, truth = Verdict(agent="a", step=0, source="tracer"), Verdict(agent="b", step=1, source="human")
+    trajectory = Trajectory(id="run-2", task="t", steps=[Step(index=0, agent="a", content="x"),
+                                                         Step(index=1, agent="b", content="y")],
+                            labels=[guess, truth])
+    assert (to_row(trajectory)["mistake_agent"], to_row(trajectory)["mistake_source"]) == ("b", "human")
+    assert to_row(trajectory, source="tracer")["mistake_agent"] == "a"
+    guessed_only = trajectory.model_copy(update={"labels": [guess]})
+    with pytest.raises(InputError, match="no label .*human, counterfactual or injection"):
+        to_row(guessed_only)
+    assert to_row(guessed_only, source="tracer")["mistake_source"] == "tracer"
 
 
 def test_export_without_a_label_is_an_error_unless_allowed() -> None:
