@@ -43,7 +43,8 @@ def _compared(step: Step) -> tuple[Any, ...]:
             [(r.name, r.content, r.is_error) for r in step.tool_results])
 
 
-def _outcome(trajectory: Trajectory) -> str:
+def outcome_text(trajectory: Trajectory) -> str:
+    """A run's outcome in a word: success, failure or unknown."""
     return {True: "success", False: "failure", None: "unknown"}[trajectory.outcome.success]
 
 
@@ -73,7 +74,7 @@ class Comparison:
             where = str(indexes[0]) if len(indexes) == 1 else f"{indexes[0]}-{indexes[-1]}"
             spans.append(f"{where} {status}")
         steps = f"steps {', '.join(spans)}" if spans else "no steps"
-        return f"{steps}; outcome {_outcome(self.before)} -> {_outcome(self.after)}"
+        return f"{steps}; outcome {outcome_text(self.before)} -> {outcome_text(self.after)}"
 
     def as_json(self) -> dict[str, Any]:
         return {"before": self.before.id, "after": self.after.id, "first_difference": self.first_difference,

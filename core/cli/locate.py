@@ -43,7 +43,9 @@ def _print_verdict(trajectory: Trajectory, verdict: Verdict, as_json: bool) -> N
             "confidence": verdict.confidence, "method": verdict.metadata.get("method"), "flags": verdict.flags,
         }, ensure_ascii=False))
         return
-    click.echo(f"{trajectory.id}: {verdict.agent} at step {verdict.step}" + (f" — {verdict.reason}" if verdict.reason else ""))
+    flags = f" [{', '.join(verdict.flags)}]" if verdict.flags else ""  # e.g. an agent the run does not have
+    click.echo(f"{trajectory.id}: {verdict.agent} at step {verdict.step}{flags}"
+               + (f" — {verdict.reason}" if verdict.reason else ""))
     excerpt = _excerpt(trajectory, verdict.step)
     if excerpt:
         click.echo(f"    {excerpt}")
@@ -126,7 +128,8 @@ class _Locating:
               help="Runs a model-based method locates at once (verdicts are printed as they come).")
 def locate(source: str, trajectory_id: str | None, method: str | None, model: str | None, with_gt: bool,
            include_successes: bool, output: str | None, as_json: bool, concurrency: int) -> None:
-    """Find which agent, at which step, made each failed run of SOURCE fail, and why.
+    """Find which agent, at which step, made each run of SOURCE fail, and why: every run not marked successful
+    (failed, or with no success verdict: a run recorded without an evaluator) unless --all.
 
     SOURCE is a .jsonl or .db store (what ``agentracer trace`` writes), a trajectory .json, a Who&When .json
     file, or an OTLP/JSON trace file (.json or .jsonl) another tracer wrote. Verdicts are printed with the step

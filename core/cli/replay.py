@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..compare import compare
+from ..compare import compare, outcome_text
 from ..loading import load_team
 from ..store import open_store
 from ._io import read_one
@@ -44,6 +44,6 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
     stats = new.metadata.get("replay_stats", {})
     click.echo(f"replayed {parent.id} from step {step}: {len(new.steps)} steps, "
                f"{stats.get('cassette', 0)} served, {stats.get('live', 0)} live model calls; "
-               f"outcome {new.outcome.success}; wrote {new.id} to {output}")
+               f"outcome {outcome_text(new)}; wrote {new.id} to {output}")
     click.echo(f"against the recording: {compare(parent, new).summary()} (agentracer diff {output} "
                f"{trajectory_file} --id {new.id})")

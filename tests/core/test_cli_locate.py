@@ -102,6 +102,16 @@ def test_model_answers_unreadable_then_model_failing(tmp_path: Path) -> None:
     assert [t.id for t in open_store(tmp_path / "out.jsonl")] == ["one"]  # what was located is kept
 
 
+def test_the_text_output_shows_what_the_tracer_flagged_about_its_answer(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.append(run_of("one", False))
+    answer = "<think>someone else</think><answer>ghost|1</answer>"
+    code, out, _ = run_cli("locate", str(store.path), "--model", f"scripted:{answer}")
+    assert code == 0 and out.startswith("one: ghost at step 1 [unknown_agent] — someone else")
+    _, as_json, _ = run_cli("locate", str(store.path), "--model", f"scripted:{answer}", "--json")
+    assert json.loads(as_json)["flags"] == ["unknown_agent"]
+
+
 def test_refusals_are_clear(tmp_path: Path) -> None:
     store = open_store(tmp_path / "runs.jsonl")
     store.append(run_of("a", False))
