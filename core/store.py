@@ -56,12 +56,24 @@ def validation_message(exc: ValidationError) -> str:
     return f"field {field}: {first.get('msg', 'invalid')}{extra}"
 
 
+RECORD_FIELDS = ("id", "steps")
+"""What every stored record names (the schema has defaults for the rest: ``{}`` would pass as an empty run)."""
+
+
 def parse_record(text: str | bytes, *, where: str) -> Trajectory:
     """Validate one JSON trajectory record, raising ``InputError`` that names where it came from."""
     try:
-        return Trajectory.model_validate_json(text)  # fast path: one pass, no intermediate dict
+        trajectory = Trajectory.model_validate_json(text)  # fast path: one pass, no intermediate dict
     except ValueError:  # ValidationError, bad UTF-8: take the slow path below for a precise message
-        pass
+        trajectory = _parse_precisely(text, where)
+    missing = [name for name in RECORD_FIELDS if name not in trajectory.model_fields_set]
+    if missing:
+        named = f"{where} (id {trajectory.id})" if "id" in trajectory.model_fields_set else where
+        raise InputError("missing field " + " and ".join(repr(name) for name in missing), where=named)
+    return trajectory
+
+
+def _parse_precisely(text: str | bytes, where: str) -> Trajectory:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep

@@ -17,7 +17,6 @@ from ..store import open_store, parse_record
 
 STORE_SUFFIXES = {".jsonl", ".db", ".sqlite", ".sqlite3"}
 SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
-REQUIRED_FIELDS = ("id", "steps")  # what every stored record names (the schema has defaults for the rest)
 
 
 def check_output_store(path: str) -> None:
@@ -94,40 +93,17 @@ def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajecto
 
 
 def _iter_store(path: Path, problems: Problems) -> Iterator[Trajectory]:
-    """The complete records of a store; bad and incomplete ones are reported (``record N`` counts from 1)."""
+    """The good records of a store; bad ones are reported."""
     if path.suffix.lower() in SQLITE_SUFFIXES and path.is_dir():
         raise InputError("is a directory, not an SQLite store", where=str(path))
     errors: list[InputError] = []
-    seen = 0
     for trajectory in open_store(path).iter(errors=errors):
-        seen += len(errors) + 1
         for error in errors:
             problems.report(error)
         errors.clear()
-        try:
-            complete = check_complete(trajectory, _record_where(path, trajectory, seen))
-        except InputError as exc:
-            problems.report(exc)
-            continue
-        yield complete
+        yield trajectory
     for error in errors:
         problems.report(error)
-
-
-def _record_where(path: Path, trajectory: Trajectory, position: int) -> str:
-    """Where a record is: by its id when it has one, else by its position in the file."""
-    if "id" in trajectory.model_fields_set:
-        return f"{path} (id {trajectory.id})"
-    return f"{path} record {position}"
-
-
-def check_complete(trajectory: Trajectory, where: str) -> Trajectory:
-    """``trajectory`` if its record named every field of ``REQUIRED_FIELDS`` (a record such as ``{}`` would
-    otherwise pass as an empty run with a made-up id); else ``InputError`` saying which are missing."""
-    missing = [name for name in REQUIRED_FIELDS if name not in trajectory.model_fields_set]
-    if missing:
-        raise InputError("missing field " + " and ".join(repr(name) for name in missing), where=where)
-    return trajectory
 
 
 def _reported(items: Iterator[tuple[str, Trajectory | InputError]], problems: Problems) -> Iterator[Trajectory]:
@@ -193,7 +169,7 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
     for i, record in enumerate(records):
         where = f"{path}[{i}]" if isinstance(data, list) else str(path)
         try:
-            yield check_complete(parse_record(json.dumps(record), where=where), where)
+            yield parse_record(json.dumps(record), where=where)
         except InputError as exc:
             problems.report(exc)
 
@@ -211,7 +187,7 @@ def read_one(path: str | Path, trajectory_id: str | None = None) -> Trajectory:
     if trajectory_id is not None and path.suffix.lower() in STORE_SUFFIXES and path.is_file() \
             and not _holds_otlp(path) and not holds_tracertraj(path):
         try:
-            return check_complete(open_store(path).get(trajectory_id), f"{path} (id {trajectory_id})")
+            return open_store(path).get(trajectory_id)
         except KeyError:
             raise InputError(f"no trajectory with id {trajectory_id!r}", where=str(path)) from None
     for trajectory in read_trajectories(path):

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from agentracer.errors import InputError
 from agentracer.schema import Step, Trajectory, Verdict
 from agentracer.store import open_store
 from cli_invoke import run_cli
@@ -125,9 +126,11 @@ def test_validate_refuses_records_without_id_or_steps(tmp_path: Path) -> None:
     code, out, err = run_cli("validate", str(path))
     problems = err.strip().splitlines()
     assert code == 2 and len(problems) == 3, err
-    assert "'id'" in problems[0] and "'steps'" in problems[0] and "record 2" in problems[0]
+    assert "'id'" in problems[0] and "'steps'" in problems[0] and f"{path}:2" in problems[0]
     assert "'steps'" in problems[1] and "id x" in problems[1]
-    assert "'id'" in problems[2] and "record 4" in problems[2]
+    assert "'id'" in problems[2] and f"{path}:4" in problems[2]
+    with pytest.raises(InputError, match="missing field 'id' and 'steps'"):  # the library's readers too
+        list(open_store(path))
     assert "validated 1 good record(s)" in out
     single = tmp_path / "one.json"
     single.write_text("{}")
