@@ -10,7 +10,7 @@ import click
 from ..compare import compare, outcome_text
 from ..loading import load_team
 from ..store import open_store
-from ._io import read_one
+from ._io import check_output_store, read_one
 
 
 def _json_option(text: str, option: str) -> Any:
@@ -37,6 +37,7 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
     if (action is None) == (action_json is None):
         raise click.UsageError("give exactly one of --action and --action-json")
     replacement = action if action_json is None else _json_option(action_json, "--action-json")
+    check_output_store(output)
     parent = read_one(trajectory_file, trajectory_id)
     team = load_team(team_spec)
     new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)

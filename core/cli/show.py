@@ -115,7 +115,8 @@ def show(source: str, trajectory_id: str | None, width: int | None, max_chars: i
     if trajectory_id is None and path.suffix.lower() in {".jsonl", ".db", ".sqlite", ".sqlite3"}:
         total = len(open_store(path))
         if total > 1:
-            console.print(f"[dim](first of {total} trajectories; pick another with --id)[/]")
+            console.print(f"[dim](first of {total} records; pick another with --id; `agentracer validate` checks "
+                          "them all)[/]")
 
 
 def _write_html(trajectory: Trajectory, html_out: str) -> None:

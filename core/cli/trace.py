@@ -12,7 +12,7 @@ import click
 from ..errors import InputError, TeamRunError
 from ..loading import load_team
 from ..store import open_store
-from ._io import Problems
+from ._io import Problems, check_output_store
 
 
 def _task_row(line: str, where: str) -> dict[str, Any]:
@@ -58,6 +58,7 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, outp
     """
     if (task is None) == (tasks_file is None):
         raise click.UsageError("give exactly one of --task and --tasks")
+    check_output_store(output)
     team = load_team(team_spec)
     store = open_store(output)
     problems = Problems()

@@ -48,3 +48,8 @@ def test_replay_errors_are_one_line_with_exit_2_and_write_nothing(tmp_path):
     done = cli("replay", "runs.jsonl", "--team", "nosuchmodule:f", "--step", "1", "--action", "x",
                "-o", "out.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "cannot import 'nosuchmodule'" in done.stderr
+    for command in (["trace", "--team", "myteam:make_team", "--task", "t"],
+                    ["replay", "runs.jsonl", "--team", "myteam:make_team", "--step", "1", "--action", "x"]):
+        done = cli(*command, "-o", "out.txt", cwd=tmp_path)  # open_store would take any other name as JSONL
+        assert done.returncode == 2 and "must be a .jsonl or .db store" in done.stderr
+        assert not (tmp_path / "out.txt").exists()
