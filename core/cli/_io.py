@@ -59,6 +59,19 @@ class Problems:
             raise SystemExit(2)
 
 
+def chosen_method(method: str | None, model: str | None) -> str:
+    """The attribution method a command runs (``lite`` without a model, ``agentracer`` with one), checked against
+    ``--model``: a model-based method needs one, and a model-free one is not given one it would ignore."""
+    from ..tracer import MODEL_FREE, canonical_name
+
+    name = canonical_name(method or ("agentracer" if model else "lite"))
+    if name in MODEL_FREE and model:
+        raise click.UsageError(f"method {name!r} uses no model: drop --model, or pick a model-based method")
+    if name not in MODEL_FREE and not model:
+        raise click.UsageError(f"method {name!r} needs --model (e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B)")
+    return name
+
+
 def model_options(spec: str, concurrency: int, cache: bool = True) -> dict[str, Any]:
     """Options of the model named by ``spec`` for a command that runs ``concurrency`` calls at once."""
     scheme = spec.partition(":")[0]

@@ -10,8 +10,10 @@ from ..errors import InputError
 @click.command()
 @click.option("--team", "team_spec", required=True, help="MODULE:FACTORY (or FILE.py:FACTORY) building the team")
 @click.option("--tasks", "tasks_path", required=True, type=click.Path(dir_okay=False), help="tasks JSONL")
-@click.option("--analyzer", help="model SPEC proposing corrections of failed runs (none: failures unlabelled)")
-@click.option("--perturber", help="model SPEC injecting mistakes into successful runs (none: successes kept as they are)")
+@click.option("--analyzer", help="model SPEC proposing corrections of failed runs (at least one of --analyzer and "
+                                 "--perturber; without it failures stay unlabelled)")
+@click.option("--perturber", help="model SPEC injecting mistakes into successful runs (without it successes are kept "
+                                  "as they are)")
 @click.option("--evaluator", "evaluator_spec", required=True, help="Ω: mbpp, math, exact or MODULE:FUNCTION")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="dataset folder")
 @click.option("--k", default=4, show_default=True, help="candidate steps replayed at once per failed run")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from ._io import holds_trajectories, model_options
+from ._io import chosen_method, holds_trajectories, model_options
 
 RESULT_FIELDS = frozenset({"id", "method", "with_gt"})  # what every row of a results file names
 
@@ -126,12 +126,12 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     from ..evaluate.attribution import format_table, summarize
     from ..models import load_model
     from ..team import run_sync
-    from ..tracer import MODEL_FREE, canonical_name, get_method
+    from ..tracer import MODEL_FREE, get_method
     from ..tracer.evaluation import evaluate_items, prepare_output, read_rows
 
     check_results_file(output)
     items = _load_items(data, limit)
-    name = canonical_name(method or ("agentracer" if model else "lite"))
+    name = chosen_method(method, model)
     options: dict = {}
     if name in {"random", "binary-search"}:
         options["seed"] = seed
@@ -140,9 +140,7 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     if name not in MODEL_FREE and max_prompt_tokens:
         options["max_prompt_tokens"] = max_prompt_tokens
     chat_model = None
-    if name not in MODEL_FREE:
-        if not model:
-            raise click.UsageError(f"method {name!r} needs --model (e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B)")
+    if model:
         chat_model = load_model(model, **model_options(model, concurrency, cache))
     attributor = get_method(name, chat_model, **options)
 

@@ -14,7 +14,14 @@ from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
 from ..team import run_sync
-from ._io import Problems, check_not_source, check_output_store, iter_trajectories, model_options
+from ._io import (
+    Problems,
+    check_not_source,
+    check_output_store,
+    chosen_method,
+    iter_trajectories,
+    model_options,
+)
 
 EXCERPT_CHARS = 120
 
@@ -141,7 +148,7 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     if output is not None:
         check_output_store(output)
         check_not_source(source, output, what="store", why="the located copies would repeat its ids")
-    chosen = get_method(method or ("agentracer" if model else "lite"),
+    chosen = get_method(chosen_method(method, model),
                         load_model(model, **model_options(model, concurrency)) if model else None)
     run = _Locating(chosen, with_gt, open_store(output) if output is not None else None, as_json)
     found = False  # whether SOURCE holds the run --id names

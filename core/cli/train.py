@@ -20,15 +20,15 @@ def train_group() -> None:
 def _load_tokenizer(path: str | None):  # noqa: ANN202 - optional dependency
     if path is None:
         return None
-    try:
-        from tokenizers import Tokenizer
-    except ImportError:
-        raise InputError("--tokenizer needs the `tokenizers` package (pip install tokenizers)") from None
     file = Path(path)
     if file.is_dir():
         file = file / "tokenizer.json"
     if not file.is_file():
         raise InputError("no tokenizer.json here", where=str(path))
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise InputError("--tokenizer needs the `tokenizers` package (pip install tokenizers)") from None
     return Tokenizer.from_file(str(file))
 
 

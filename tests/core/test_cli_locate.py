@@ -112,6 +112,19 @@ def test_the_text_output_shows_what_the_tracer_flagged_about_its_answer(tmp_path
     assert json.loads(as_json)["flags"] == ["unknown_agent"]
 
 
+def test_a_model_free_method_given_a_model_and_a_model_method_without_one_are_refused(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.append(run_of("a", False))
+    for command in ("locate", "eval"):
+        data = [str(store.path)] if command == "locate" else ["whowhen", "--data", str(DATA), "-o",
+                                                              str(tmp_path / "r.jsonl")]
+        code, _, err = run_cli(command, *data, "--method", "lite", "--model", "scripted:x")
+        assert code == 2 and "method 'lite' uses no model" in err, err
+        code, _, err = run_cli(command, *data, "--method", "all-at-once")
+        assert code == 2 and "method 'all-at-once' needs --model" in err, err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
 def test_refusals_are_clear(tmp_path: Path) -> None:
     store = open_store(tmp_path / "runs.jsonl")
     store.append(run_of("a", False))

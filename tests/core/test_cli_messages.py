@@ -163,3 +163,9 @@ def test_trace_reports_a_bad_task_row_and_runs_the_others(teams: Path) -> None:
     assert code == 2 and len(problems) == 3 and "Traceback" not in err, err
     assert f"{tasks}:2" in problems[0] and f"{tasks}:3" in problems[1] and f"{tasks}:4" in problems[2]
     assert [t.task for t in open_store(out)] == ["one", "two"]
+
+
+def test_train_prepare_names_a_tokenizer_path_that_is_not_there(tmp_path: Path) -> None:
+    code, _, err = run_cli("train", "prepare", str(tmp_path), "-o", str(tmp_path / "out"), "--tokenizer",
+                           str(tmp_path / "nowhere"))
+    assert code == 2 and "nowhere: no tokenizer.json here" in err, err
