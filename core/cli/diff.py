@@ -20,10 +20,24 @@ _STATUS_STYLE = {"same": "dim", "replaced": "bold magenta", "changed": "bold yel
                  "only after": "green"}
 
 
-def _cell(step: Step | None, max_chars: int) -> Text:
+def _cell(step: Step | None, text: str) -> Text:
     if step is None:
         return Text("—", style="dim")
-    return Text.assemble((f"{step.agent} ", "bold"), (f"[{step.kind}] ", "dim"), truncate(step.text, max_chars))
+    return Text.assemble((f"{step.agent} ", "bold"), (f"[{step.kind}] ", "dim"), text)
+
+
+def _texts(before: Step | None, after: Step | None, max_chars: int) -> tuple[str, str]:
+    """Both steps' texts cut to ``max_chars``; when they differ past the cut, both are shown from a little before
+    their first difference (a replaced step's change is often far into its text)."""
+    a = " ".join(before.text.split()) if before is not None else ""
+    b = " ".join(after.text.split()) if after is not None else ""
+    if before is None or after is None or a == b:
+        return truncate(a, max_chars), truncate(b, max_chars)
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    if first < max_chars - max_chars // 4:
+        return truncate(a, max_chars), truncate(b, max_chars)
+    start = first - max_chars // 4
+    return truncate("…" + a[start:], max_chars), truncate("…" + b[start:], max_chars)
 
 
 def render(comparison: Comparison, *, max_chars: int) -> Table:
@@ -39,8 +53,9 @@ def render(comparison: Comparison, *, max_chars: int) -> Table:
     for row in comparison.rows:
         style = _STATUS_STYLE[row.status]
         first = row.index == first_difference
+        before_text, after_text = _texts(row.before, row.after, max_chars)
         table.add_row(Text(f"{'→ ' if first else ''}{row.index}", style="bold" if first else ""),
-                      Text(row.status, style=style), _cell(row.before, max_chars), _cell(row.after, max_chars))
+                      Text(row.status, style=style), _cell(row.before, before_text), _cell(row.after, after_text))
     return table
 
 

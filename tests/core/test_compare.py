@@ -104,3 +104,17 @@ def test_diff_as_an_html_page_escapes_what_the_runs_said(tmp_path) -> None:
     assert '<tr class="replaced first" id="first"><td class="idx">2</td>' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; FIXED" in page and "<script>alert(1)" not in page
     assert "steps 0-1 same, 2 replaced, 3-4 changed; outcome failure -&gt; success" in page
+
+
+def test_diff_shows_two_long_steps_from_a_little_before_where_they_differ() -> None:
+    from agentracer import Step
+    from agentracer.cli.diff import _texts
+
+    opening = "Here is the plan we agreed on, step by step, with every detail spelled out. " * 3
+    before = Step(index=0, agent="a", content=opening + "Use port 8080.")
+    after = Step(index=0, agent="a", content=opening + "Use port 9090.")
+    old, new = _texts(before, after, 80)
+    assert len(old) <= 80 and old.startswith("…") and "8080" in old and "9090" in new
+    assert _texts(before, before, 80)[0] == _texts(before, before, 80)[1] and not _texts(before, before, 80)[0].startswith("…")
+    early = Step(index=0, agent="a", content="Start here. " + opening)
+    assert not _texts(early, after, 80)[0].startswith("…")  # a difference within the cut is shown as it is
