@@ -18,6 +18,9 @@ _REPLACE = click.option("--replace", is_flag=True,
                         help="Start the output afresh instead of appending to what it holds.")
 
 
+_DUPLICATES_NAMED = 3  # duplicate ids reported one by one before the rest are counted
+
+
 @click.group("import")
 def import_group() -> None:
     """Import trajectories from Who&When, TracerTraj or OTLP/JSON (OpenInference) files into a store."""
@@ -36,7 +39,7 @@ def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str
     if replace and out.exists():
         out.unlink()
     store = open_store(out)
-    stored = 0
+    stored = duplicates = 0
     for where, item in items:
         if isinstance(item, InputError):
             problems.report(item)
@@ -45,8 +48,13 @@ def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str
             store.append(item)
             stored += 1
         except DuplicateIdError:
-            problems.report(InputError(f"trajectory id {item.id!r} is already in {out} (use --replace to start "
-                                       "afresh)", where=where))
+            duplicates += 1
+            if duplicates <= _DUPLICATES_NAMED:
+                problems.report(InputError(f"trajectory id {item.id!r} is already in {out} (use --replace to start "
+                                           "afresh)", where=where))
+    if duplicates > _DUPLICATES_NAMED:  # a second import of the same files: one line, not one per file
+        problems.report(InputError(f"{duplicates - _DUPLICATES_NAMED} more trajectory ids are already in it",
+                                   where=str(out)))
     return stored
 
 

@@ -35,7 +35,8 @@ def test_import_appends_and_reports_duplicates(tmp_path: Path) -> None:
     assert run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store))[0] == 0
     code, _, err = run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store))
     assert code == 2
-    assert err.count("already in") == 10 and "Traceback" not in err
+    assert err.count("error:") == 4 and err.count("is already in") == 3 and "Traceback" not in err
+    assert "7 more trajectory ids are already in it" in err and "10 problem(s)" not in err
     assert len(open_store(store)) == 10
     assert run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store), "--replace")[0] == 0
     assert len(open_store(store)) == 10
