@@ -7,6 +7,7 @@ core imports none of them, nor any framework.
 from __future__ import annotations
 
 import threading
+import warnings
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
@@ -98,7 +99,13 @@ def plugin_named(name: str) -> Plugin:
 
 
 def uninstrument() -> None:
-    """Remove the hooks of every plugin that was loaded."""
+    """Remove the hooks of every plugin that was loaded (a run still going records nothing more: a warning says so)."""
+    from .record import runs_in_progress
+
+    going = runs_in_progress()
+    if going:
+        warnings.warn(f"agentracer.uninstrument() with {going} traced run(s) still going: they record nothing more "
+                      "from here on", RuntimeWarning, stacklevel=2)
     with _lock:
         plugins = list(_registered.values())
     for plugin in plugins:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import Context, ContextVar
 from typing import Any, Literal
@@ -73,6 +74,14 @@ def _hash_scheme_of(cassette: Cassette | None) -> int:
     return HASH_SCHEME
 
 
+_IN_PROGRESS: weakref.WeakSet[Run] = weakref.WeakSet()  # runs begun and not yet released
+
+
+def runs_in_progress() -> int:
+    """How many runs have begun and not yet ended (in every thread)."""
+    return len(_IN_PROGRESS)
+
+
 current_run: Callable[[], Run | None] = _ACTIVE.get
 """The run being recorded in this context (thread or asyncio task), if any: the context variable's own ``get``,
 which the hooks call on every framework call they wrap, without a Python frame of ours."""
@@ -105,6 +114,7 @@ class Run:
         self.divergence: ReplayError | None = None  # the replay's first own error (a divergence, mostly)
         self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
+        _IN_PROGRESS.add(self)
 
     @property
     def trajectory(self) -> Trajectory:
@@ -435,6 +445,7 @@ class Run:
         cycles that only the garbage collector frees (AutoGen does, every run): a run they hold would hold its whole
         trajectory until then. Released, the trajectory goes as soon as its user drops it, and the collector has
         that much less to walk and promote. The run records nothing more afterwards."""
+        _IN_PROGRESS.discard(self)
         with self._lock:
             self._trajectory = None
             self._steps = []

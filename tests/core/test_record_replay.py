@@ -690,3 +690,21 @@ def test_raw_messages_are_encoded_once_per_conversation_growth_and_hash_as_their
     conversations["a"].append(leaked)
     request, digest = redactor.request({"messages": RawMessages(list(conversations["a"]), encode)})
     assert request["messages"][-1]["content"] == "the key is [REDACTED]" and digest == request_hash(request)
+
+
+def test_uninstrumenting_while_a_run_goes_on_warns_that_it_records_nothing_more():
+    seen = []
+
+    def model(messages):
+        with pytest.warns(RuntimeWarning, match="1 traced run\\(s\\) still going"):
+            agentracer.uninstrument()
+        seen.append(len(messages))
+        return "ok"
+
+    agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", model)], max_turns=1)).run("task")
+    assert seen == [1]  # the agent ran on (the task, as it saw it)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agentracer.uninstrument()  # no run going: nothing to say
