@@ -24,14 +24,12 @@ def export_labelled(trajectories: Sequence[Trajectory], out_dir: str | Path, *, 
     rows = labelled(trajectories)
     write_trajectories(out / "labelled.jsonl", rows)
     counts = {"trajectories": len(trajectories), "labelled": len(rows)}
-    from ..formats.tracertraj import write_tracertraj
+    from ..formats.tracertraj import parquet_available, write_tracertraj
 
     tmp = out / ".tracertraj.jsonl.tmp"
     counts["tracertraj_jsonl"] = write_tracertraj(rows, tmp)
     tmp.replace(out / "tracertraj.jsonl")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
+    if not parquet_available():
         counts["tracertraj_parquet"] = 0
     else:
         tmp = out / ".tracertraj.parquet.tmp.parquet"

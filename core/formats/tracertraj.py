@@ -30,6 +30,16 @@ LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
 _BATCH_ROWS = 256
 
 
+def parquet_available() -> bool:
+    """Whether Parquet can be written here: pyarrow with its parquet module (some packages, e.g. MetaGPT's
+    dependency qianfan, install a stand-in ``pyarrow`` module without it)."""
+    try:
+        _pyarrow()
+    except InputError:
+        return False
+    return True
+
+
 def _pyarrow() -> Any:
     try:
         import pyarrow as pa
