@@ -10,6 +10,7 @@ from .errors import (
     RecordedModelError,
     ReplayDivergence,
     ReplayError,
+    TeamBuildError,
     TeamRunError,
 )
 from .plugins import plugin_for, register_plugin, registered_plugins, uninstrument
@@ -51,6 +52,7 @@ __all__ = [
     "Run",
     "SqliteStore",
     "Step",
+    "TeamBuildError",
     "TeamRunError",
     "ToolCall",
     "ToolResult",

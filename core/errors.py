@@ -42,6 +42,10 @@ class PluginNotFound(AgentracerError):
     """No installed plugin recognises the team object."""
 
 
+class TeamBuildError(AgentracerError):
+    """The team factory raised, so no run began (the factory's exception is the cause)."""
+
+
 class TeamRunError(AgentracerError):
     """The team raised while running; the recorded trajectory is attached as ``trajectory``."""
 

@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import AgentracerError, ReplayError, TeamRunError
+from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
 from .plugins import Plugin, plugin_for
 from .record import Run
 from .replay import Cassette, ReplayPlan, check_plan
@@ -106,10 +106,16 @@ class TracedTeam:
         return reset(self._target) if reset else self._target
 
     async def _abuild(self) -> Any:
-        if self._is_factory:
+        """The team a run runs; the factory's own exception comes out as ``TeamBuildError`` (nothing ran)."""
+        if not self._is_factory:
+            return self.build()
+        try:
             team = self._target(*self._args, **self._kwargs)
             return await team if inspect.isawaitable(team) else team
-        return self.build()
+        except AgentracerError:
+            raise
+        except Exception as exc:
+            raise TeamBuildError(f"the team factory {self.name} raised {error_summary(exc)}") from exc
 
     # ------------------------------------------------------------------ running
     # A run is begun (plugin, trajectory, Run), driven by the plugin's coroutine, and ended (outcome, checks,

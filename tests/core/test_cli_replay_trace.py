@@ -53,3 +53,10 @@ def test_replay_errors_are_one_line_with_exit_2_and_write_nothing(tmp_path):
         done = cli(*command, "-o", "out.txt", cwd=tmp_path)  # open_store would take any other name as JSONL
         assert done.returncode == 2 and "must be a .jsonl or .db store" in done.stderr
         assert not (tmp_path / "out.txt").exists()
+
+
+def test_a_factory_that_raises_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "broken.py").write_text("def make_team():\n    raise ValueError('no model configured')\n")
+    done = cli("trace", "--team", "broken:make_team", "--task", "t", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "the team factory make_team raised ValueError: no model configured" in done.stderr

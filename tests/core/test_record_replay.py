@@ -708,3 +708,14 @@ def test_uninstrumenting_while_a_run_goes_on_warns_that_it_records_nothing_more(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         agentracer.uninstrument()  # no run going: nothing to say
+
+
+def test_a_factory_that_raises_is_a_team_build_error_with_its_cause():
+    from agentracer import TeamBuildError
+
+    def broken():
+        raise ValueError("no such model configured")
+
+    with pytest.raises(TeamBuildError, match="the team factory .*broken raised ValueError: no such model") as info:
+        agentracer.trace(broken).run("task")
+    assert isinstance(info.value.__cause__, ValueError)
