@@ -259,6 +259,9 @@ def prepare(
         rows[split].append(make_row(trajectory, label, prompt, split=split, index=len(rows[split]), task=task,
                                     with_ground_truth=with_ground_truth, prompt_tokens=tokens,
                                     truncated=rendered.truncated, prompt_budget=budget))
+    if not rows["train"] and rows["val"]:
+        raise InputError(f"no training rows in {dataset}: its {len(rows['val'])} usable row(s) belong to tasks the "
+                         f"validation split took (--val-fraction {val_fraction}); add tasks or lower --val-fraction")
     if not rows["train"]:
         raise InputError(f"no usable rows in {dataset} after the token budget ({report.summary()})")
     report.train, report.val = len(rows["train"]), len(rows["val"])

@@ -4,7 +4,8 @@
 
 ``format_ok`` is strict: the whole answer is one ``<think>…</think>`` followed by one
 ``<answer>agent|step</answer>`` (whitespace around them allowed, nothing else), the agent is one of the
-trajectory's agents (compared case-insensitively) and the step is an integer. Pure Python: no torch.
+trajectory's agents (compared case-insensitively, in one Unicode form) and the step is a step index (ASCII
+digits, no sign). Pure Python: no torch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,7 +23,7 @@ SIGMA = 1.0
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _SHAPE = re.compile(r"\A\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*\Z", re.DOTALL)
-_ANSWER = re.compile(r"\A\s*(?P<agent>[^|<>]+?)\s*\|\s*(?P<step>[+-]?\d+)\s*\Z")
+_ANSWER = re.compile(r"\A\s*(?P<agent>[^|<>]+?)\s*\|\s*(?P<step>[0-9]{1,9})\s*\Z")  # a step index: ASCII digits
 
 
 def parse_answer(solution_str: str) -> tuple[str, int] | None:
@@ -38,6 +40,11 @@ def parse_answer(solution_str: str) -> tuple[str, int] | None:
     if answer is None:
         return None
     return answer.group("agent"), int(answer.group("step"))
+
+
+def _name_key(name: str) -> str:
+    """An agent name as compared: case-insensitive, and one Unicode form (a name typed decomposed is the same)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def known_agents(ground_truth: Mapping[str, Any]) -> list[str]:
@@ -67,12 +74,14 @@ def score(
     solution_str: str, agent: str, step: int, agents: Iterable[str], *, lam: float = LAM, sigma: float = SIGMA
 ) -> dict[str, float]:
     """The reward and its parts for one answer against the label (``agent``, ``step``)."""
+    if not 0.0 <= lam <= 1.0 or not sigma > 0.0:
+        raise ValueError(f"the reward needs 0 <= lam <= 1 and sigma > 0, got lam={lam}, sigma={sigma}")
     parsed = parse_answer(solution_str)
-    names = {name.casefold() for name in agents} | {str(agent).casefold()}
-    if parsed is None or parsed[0].casefold() not in names:
+    names = {_name_key(name) for name in agents} | {_name_key(str(agent))}
+    if parsed is None or _name_key(parsed[0]) not in names:
         return {"score": 0.0, "format": 0.0, "agent": 0.0, "step": 0.0}
     predicted_agent, predicted_step = parsed
-    agent_hit = float(predicted_agent.casefold() == str(agent).casefold())
+    agent_hit = float(_name_key(predicted_agent) == _name_key(str(agent)))
     step_part = math.exp(-((predicted_step - int(step)) ** 2) / (2.0 * sigma * sigma))
     return {
         "score": lam * agent_hit + (1.0 - lam) * step_part,

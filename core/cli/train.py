@@ -29,7 +29,10 @@ def _load_tokenizer(path: str | None):  # noqa: ANN202 - optional dependency
         from tokenizers import Tokenizer
     except ImportError:
         raise InputError("--tokenizer needs the `tokenizers` package (pip install tokenizers)") from None
-    return Tokenizer.from_file(str(file))
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as exc:  # the tokenizers library raises a bare Exception for a file it cannot read
+        raise InputError(f"not a tokenizer.json the tokenizers library reads ({exc})", where=str(file)) from None
 
 
 @train_group.command("prepare")

@@ -28,6 +28,7 @@ _PAIR = re.compile(r"^\s*[\"'`*\[]*\s*([^|\n]+?)\s*[\"'`*\]]*\s*\|\s*[\"'`*\[]*\
                    re.I)
 _AGENT_FIELD = re.compile(r"(?:agent(?:\s*name)?|culprit|responsible\s+agent)\s*\**\s*[:=]\s*\**\s*([^\n*]+)", re.I)
 _STEP_FIELD = re.compile(r"step(?:\s*(?:number|index|id))?\s*\**\s*[:=#]?\s*\**\s*(\d+)", re.I)
+_MAX_STEP_DIGITS = 9  # a step number, not 4,300 digits int() refuses to read
 _REASON_FIELD = re.compile(r"reason(?:\s*for\s*mistake)?\s*\**\s*[:=]\s*\**\s*(.+)", re.I | re.S)
 
 
@@ -132,6 +133,9 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
     agent, agent_flag = match_agent(raw_agent, agents)
     if agent_flag:
         flags.append(agent_flag)
+    if len(raw_step) > _MAX_STEP_DIGITS or not raw_step.isascii():
+        return ParsedAnswer(None, None, flags=flags, reason=reason,
+                            error=f"step {raw_step[:20]!r} is not a step number")
     step = int(raw_step)
     if n_steps is not None and not 0 <= step < n_steps:
         flags.append("step_out_of_range")

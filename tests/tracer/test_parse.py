@@ -82,3 +82,12 @@ def test_match_agent_prefers_the_longest_known_name() -> None:
 def test_parse_never_raises(text: str) -> None:
     parsed = parse_answer(text, AGENTS)
     assert parsed.ok == (parsed.agent is not None and parsed.step is not None)
+
+
+def test_a_step_of_thousands_of_digits_or_other_scripts_digits_is_unparsable_not_a_crash() -> None:
+    agents = ["WebSurfer", "Orchestrator"]
+    huge = parse_answer("<think>x</think><answer>WebSurfer|" + "9" * 5000 + "</answer>", agents)
+    assert not huge.ok and huge.step is None and "not a step number" in (huge.error or "")
+    arabic = parse_answer("<think>x</think><answer>WebSurfer|٣</answer>", agents)
+    assert not arabic.ok
+    assert parse_answer("<think>x</think><answer>WebSurfer|3</answer>", agents).step == 3

@@ -182,3 +182,28 @@ def test_budget_counted_with_a_real_tokenizer(tmp_path: Path, whowhen: dict) -> 
         trajectory = whowhen[r["extra_info"]["id"]]
         assert r["prompt"] == build_messages(trajectory, with_ground_truth=True, max_tokens=builder_budget(3000),
                                              tokenizer=tok)
+
+
+def test_a_tokenizer_file_the_library_cannot_read_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text("def not_json(): pass\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "prepare", str(WHOWHEN), "-o", str(tmp_path / "out"), "--tokenizer", str(bad)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "not a tokenizer.json the tokenizers library reads" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_one_task_that_the_validation_split_takes_is_named_as_such(tmp_path: Path) -> None:
+    from agentracer.schema import Step, Trajectory, Verdict
+    from agentracer.store import open_store
+    from agentracer.trainer.data import split_position
+
+    task = next(f"task {i}" for i in range(1000) if split_position(f"id:run-{i}") < 0.5)
+    run_id = f"run-{task.split()[1]}"
+    store = open_store(tmp_path / "one.jsonl")
+    store.append(Trajectory(id=run_id, steps=[Step(index=0, agent="a", content="x"), Step(index=1, agent="b",
+                                                                                         content="y")],
+                            labels=[Verdict(agent="b", step=1, source="human")]))
+    with pytest.raises(InputError, match="no training rows .* belong to tasks the validation split took"):
+        prepare(store.path, tmp_path / "out", val_fraction=0.5)

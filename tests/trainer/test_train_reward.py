@@ -42,6 +42,10 @@ CASES = [
     ("<think>x</think><answer>WebSurfer|12</answer> trailing", 0.0, 0.0),
     ("<think>x<answer>WebSurfer|12</answer></think>", 0.0, 0.0),
     ("<think>x</think><answer>|12</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer|-1</answer>", 0.0, 0.0),  # not a step index (the tracer's parser agrees)
+    ("<think>x</think><answer>WebSurfer|+12</answer>", 0.0, 0.0),
+    ("<think>x</think><answer>WebSurfer|１２</answer>", 0.0, 0.0),  # full-width digits
+    ("<think>x</think><answer>WebSurfer|" + "9" * 5000 + "</answer>", 0.0, 0.0),  # int() refuses 4,300+ digits
     # unknown agents
     ("<think>x</think><answer>Nobody|12</answer>", 0.0, 0.0),
     ("<think>x</think><answer>Web Surfer|12</answer>", 0.0, 0.0),
@@ -79,8 +83,25 @@ def test_lam_and_sigma_come_from_reward_kwargs() -> None:
     assert compute_score("x", text, GT, {"id": "a"}, some_verl_kwarg=1)["score"] == pytest.approx(paper(0, 2))
 
 
+def test_an_agent_name_in_another_unicode_form_is_the_same_agent() -> None:
+    import unicodedata
+
+    truth = {"agent": "Rédacteur", "step": 1, "agents": ["Rédacteur", "Critic"]}
+    typed = unicodedata.normalize("NFD", "Rédacteur")
+    assert typed != "Rédacteur"
+    assert compute_score("x", f"<think>x</think><answer>{typed}|1</answer>", truth)["score"] == 1.0
+
+
+def test_lam_and_sigma_outside_their_ranges_are_refused() -> None:
+    text = "<think>x</think><answer>WebSurfer|12</answer>"
+    for bad in ({"sigma": 0.0}, {"sigma": -1.0}, {"lam": 2.0}, {"lam": -0.1}):
+        with pytest.raises(ValueError, match="0 <= lam <= 1 and sigma > 0"):
+            compute_score("x", text, GT, **bad)
+
+
 def test_parse_and_agent_helpers() -> None:
-    assert parse_answer("<think>a</think><answer>Coder|-1</answer>") == ("Coder", -1)
+    assert parse_answer("<think>a</think><answer>Coder|3</answer>") == ("Coder", 3)
+    assert parse_answer("<think>a</think><answer>Coder|-1</answer>") is None
     assert parse_answer(None) is None  # type: ignore[arg-type]
     assert known_agents({"agents": "Solo"}) == ["Solo"]
     assert known_agents({}) == []
