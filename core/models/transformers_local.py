@@ -28,6 +28,17 @@ def _imports() -> tuple[Any, Any]:
     return torch, transformers
 
 
+
+def _load(transformers: Any, torch: Any, path: str, dtype: str, trust_remote_code: bool) -> tuple[Any, Any]:
+    """The tokenizer and causal LM of a local folder."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"  # renamed in transformers 4.56
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        path, trust_remote_code=trust_remote_code, **{dtype_kw: torch_dtype})
+    return tokenizer, model
+
 class TransformersChatModel(LocalBatchModel):
     """A causal LM loaded with transformers from a local path."""
 
@@ -47,21 +58,22 @@ class TransformersChatModel(LocalBatchModel):
         torch, transformers = _imports()
         if not Path(path).exists():
             raise InputError(f"hf: model folder {path!r} does not exist (models load from local paths only)")
+        if not (Path(path).is_dir() and (Path(path) / "config.json").is_file()):
+            raise InputError(f"hf: {path!r} is not a transformers model folder (no config.json in it)")
         self._torch = torch
         self.name = f"hf:{path}"
         self.path = path
         self.max_new_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
         self.max_concurrency = max(1, int(max_concurrency))
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        try:
+            self.tokenizer, self.model = _load(transformers, torch, path, dtype, trust_remote_code)
+        except (OSError, ValueError) as exc:  # transformers' own advice names packages, not the folder
+            raise InputError(f"hf: transformers cannot load a model and tokenizer from {path!r} "
+                             f"({str(exc).splitlines()[0]})") from None
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
-        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-        dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"  # renamed in transformers 4.56
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=trust_remote_code, **{dtype_kw: torch_dtype})
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         window = getattr(self.model.config, "max_position_embeddings", None)

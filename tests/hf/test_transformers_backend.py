@@ -138,3 +138,23 @@ def test_missing_folder_is_a_clear_error(tmp_path) -> None:
 
     with pytest.raises(InputError, match="does not exist"):
         load_model(f"hf:{tmp_path / 'nope'}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="is not a transformers model folder \\(no config.json"):
+        load_model(f"hf:{empty}")
+    script = tmp_path / "build.py"
+    script.write_text("print('hi')\n")
+    with pytest.raises(InputError, match="is not a transformers model folder"):
+        load_model(f"hf:{script}")
+
+
+def test_a_model_folder_without_a_tokenizer_names_the_folder(tiny_model_dir: str, tmp_path) -> None:
+    import shutil
+
+    from agentracer.errors import InputError
+
+    weights_only = tmp_path / "weights-only"
+    weights_only.mkdir()
+    shutil.copy(f"{tiny_model_dir}/config.json", weights_only / "config.json")
+    with pytest.raises(InputError, match="transformers cannot load a model and tokenizer from .*weights-only"):
+        load_model(f"hf:{weights_only}")
