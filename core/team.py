@@ -338,10 +338,20 @@ _TRACEBACK_MARKS = ("\nTraceback:", "\nTraceback (most recent call last)")
 def error_summary(exc: BaseException, limit: int = 2000) -> str:
     """``Type: message`` of a team's exception, without the traceback text a framework folds into its message
     (AutoGen re-raises an agent's error with it): the exception itself is re-raised whole."""
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {_retried_error(exc) or exc}"
     cut = min((i for i in (text.find(mark) for mark in _TRACEBACK_MARKS) if i >= 0), default=len(text))
     text = text[:cut].rstrip()
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _retried_error(exc: BaseException) -> str | None:
+    """The last attempt's error of a retry library's give-up (tenacity's ``RetryError`` shows only a Future)."""
+    attempt = getattr(exc, "last_attempt", None)
+    try:
+        inner = attempt.exception() if attempt is not None else None
+    except Exception:  # an attempt that holds no error
+        return None
+    return f"{type(inner).__name__}: {inner}" if isinstance(inner, BaseException) else None
 
 
 def _jsonable(value: Any) -> bool:

@@ -285,6 +285,18 @@ def test_a_frameworks_exception_message_is_recorded_without_the_traceback_it_fol
     folded = RuntimeError("ValueError: bad input\nTraceback:\nTraceback (most recent call last):\n  File ...")
     assert error_summary(folded) == "RuntimeError: ValueError: bad input"
     assert error_summary(KeyError("k")) == "KeyError: 'k'"
+
+    class Attempt:  # tenacity's last attempt: a finished Future
+        def exception(self) -> BaseException:
+            return ConnectionError("connection refused")
+
+    class RetryError(Exception):
+        last_attempt = Attempt()
+
+        def __str__(self) -> str:
+            return "RetryError[<Future at 0x7f state=finished raised ConnectionError>]"
+
+    assert error_summary(RetryError()) == "RetryError: ConnectionError: connection refused"
     assert error_summary(ValueError("x" * 5000)).endswith("…") and len(error_summary(ValueError("x" * 5000))) == 2001
 
 
