@@ -115,10 +115,9 @@ async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions,
             map(str, response.info.get("termination_reasons", []))
         )
         run.trajectory.outcome.success = False
-    answer = _first_text(response)
-    if not answer and streaming_agent(agent) and id(agent) in names:
-        answer = _last_message(run, names[id(agent)])
-    return answer
+    if streaming_agent(agent) and id(agent) in names:  # its reply may hold only the last increment
+        return _last_message(run, names[id(agent)]) or _first_text(response)
+    return _first_text(response)
 
 
 async def run_custom_loop(team: Any, run: Run, options: CamelOptions, names: dict[int, str]) -> Any:

@@ -199,3 +199,17 @@ def test_structured_output_streams_through_a_stand_in_for_the_stream_manager(mod
         new = traced.replay(traj, step=0, action='{"total": 7}')
         assert len(server.requests) == 1 and parsed[-1] == Total(total=7)
         assert new.steps[0].model_calls[0].source == "replacement" and new.outcome.answer == '{"total": 7}'
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_streaming_agents_answer_is_its_whole_message_not_its_last_increment(mode: str) -> None:
+    """CAMEL's default ``stream_accumulate=False`` leaves only the last increment in the agent's final reply."""
+    text = "The final answer, after careful thought, is forty-two."
+    with OpenAIServer(text) as server:
+        def make_agent() -> Any:
+            model = OpenAICompatibleModel("scripted", {"stream": True}, api_key="k", url=server.base_url,
+                                          token_counter=StubTokenCounter())
+            return with_options(ChatAgent("You answer.", model=model, stream_accumulate=False), mode=mode)
+
+        traj = agentracer.trace(make_agent).run("question?")
+    assert traj.steps[-1].content == text and traj.outcome.answer == text
