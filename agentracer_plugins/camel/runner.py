@@ -144,6 +144,9 @@ class _RolePlayingRounds:
         # CAMEL's own RolePlaying.astep cannot read an async streaming reply (camel-ai 0.2.90): in "auto" mode a
         # society with a streaming agent steps with the sync ``step``
         streaming = streaming_agent(society.assistant_agent) or streaming_agent(society.user_agent)
+        if streaming and options.mode == "async":
+            raise InputError("mode='async' cannot run a society with a streaming agent: CAMEL's RolePlaying.astep "
+                             "cannot read async streaming replies; use mode='auto' (steps it with step) or 'sync'")
         self.mode: Mode = "sync" if options.mode == "auto" and streaming else options.mode
         self.message: Any = None
         self.answer: Any = None

@@ -213,3 +213,12 @@ def test_a_streaming_agents_answer_is_its_whole_message_not_its_last_increment(m
 
         traj = agentracer.trace(make_agent).run("question?")
     assert traj.steps[-1].content == text and traj.outcome.answer == text
+
+
+def test_async_mode_on_a_streaming_society_is_refused_before_any_model_call(ledger: Ledger) -> None:
+    from agentracer import TeamRunError
+    from camel_teams import make_role_play
+
+    with pytest.raises(TeamRunError, match="mode='async' cannot run a society with a streaming agent"):
+        agentracer.trace(make_role_play, ledger, mode="async", stream=True).run("t")
+    assert ledger.live_calls == 0
