@@ -169,10 +169,9 @@ class TracedTeam:
 
     async def _execute(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
                        ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:
-        if self._is_factory:
-            return await self._execute_once(task, plan=plan, parent=parent, ground_truth=ground_truth,
-                                            metadata=metadata)
-        async with self._turn(asyncio.get_running_loop()):  # one run of a team object at a time
+        # a factory builds a fresh team per run; runs of one team object take turns
+        turn = contextlib.nullcontext() if self._is_factory else self._turn(asyncio.get_running_loop())
+        async with turn:
             return await self._execute_once(task, plan=plan, parent=parent, ground_truth=ground_truth,
                                             metadata=metadata)
 
