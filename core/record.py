@@ -34,6 +34,7 @@ from .schema import (
 _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=None)
 
 CallMode = Literal["live", "cassette", "replacement"]
+ToolPlan = Literal["live", "served", "replaced"]
 CallFields = dict[str, Any]  # a model call in flight: its ModelCall fields so far
 
 
@@ -400,6 +401,51 @@ class Run:
                 return index, None
             self.stats["tools_served"] += 1
             return index, found[1].content
+
+    def tool_plan(self, agent: str) -> tuple[ToolPlan, Any]:
+        """Claim the agent's next tool-result slot and say what its tool does now: ``("live", None)`` run it;
+        ``("served", result)`` do not, return its recorded result (``serve_tools``, before the replaced step);
+        ``("replaced", action)`` do not, its result is the plan's action.
+
+        A tool that does not run skips whatever the recording has between its call and its result (the steps of an
+        agent the tool runs itself, as OWL's browser toolkit does): those steps are copied from the recording here,
+        their model calls counted as served, so the replay's later steps line up with the recording's."""
+        with self._lock:
+            _, served = self.tool_mode(agent)
+            if self.plan is None or self.cassette is None:
+                return "live", None
+            found = self.cassette.tool_result(agent, self._tool_counts[agent] - 1)
+            end = found[0] if found is not None and self._inside_tool(agent, found[0]) else self.next_index
+            if end == self.plan.step:
+                self._copy_recorded_steps(end)
+                return "replaced", self.plan.action
+            if served is not None and found is not None and end == found[0]:
+                self._copy_recorded_steps(end)
+                return "served", served
+            return "live", None
+
+    def _inside_tool(self, agent: str, result_step: int) -> bool:
+        """Whether the recorded steps from the next one to ``result_step`` (the agent's recorded tool result) are
+        all other agents': steps the tool made, not the agent's own."""
+        assert self.cassette is not None
+        steps = self.cassette.trajectory.steps
+        return result_step >= self.next_index and all(s.agent != agent for s in steps[self.next_index:result_step])
+
+    def _copy_recorded_steps(self, end: int) -> None:
+        """Append copies of the recorded steps from the next one up to ``end`` (their model calls as served) and
+        move the call and tool-result counters of their agents past them."""
+        assert self.cassette is not None
+        for recorded in self.cassette.trajectory.steps[self.next_index:end]:
+            calls = [call.model_copy(update={"id": next_call_id(), "source": "cassette"}, deep=True)
+                     for call in recorded.model_calls]
+            for call in calls:
+                self._call_counts[call.agent] = max(self._call_counts.get(call.agent, 0), call.call_index + 1)
+            if recorded.tool_results:
+                self._tool_counts[recorded.agent] = self._tool_counts.get(recorded.agent, 0) + len(
+                    recorded.tool_results)
+            self.stats["cassette"] += len(calls)
+            self._steps.append(recorded.model_copy(update={"model_calls": calls, "replaced": False}, deep=True))
+            self._last_step_end = time.time()
 
     # ------------------------------------------------------------------ end
     def _redact_run_fields(self) -> None:

@@ -104,8 +104,9 @@ class SimpleTeam:
                 if run is not None:
                     run.add_step(agent.name, text, kind="tool_call",
                                  tool_calls=[ToolCall(id=f"{agent.name}-{turn}", name=name, arguments=arguments)])
-                    _, served = run.tool_mode(agent.name)
-                    output = served if served is not None else agent.run_tool(name, arguments)
+                    how, given = run.tool_plan(agent.name)
+                    output = agent.run_tool(name, arguments) if how == "live" else (
+                        given if isinstance(given, str) else json.dumps(given))
                     run.add_step(agent.name, str(output), role="tool", kind="tool_result",
                                  tool_results=[ToolResult(call_id=f"{agent.name}-{turn}", name=name, content=str(output))])
                 else:

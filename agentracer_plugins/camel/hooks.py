@@ -228,13 +228,10 @@ def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
     agent = _context.current_agent()
     if run is None or agent is None:
         return False, None
-    _, served = run.tool_mode(agent)
-    action = run.replacement_for_next_step()
-    if action is not None:
-        return True, action if isinstance(action, str) else json.dumps(action, ensure_ascii=False, default=str)
-    if served is not None:
-        return True, served
-    return False, None
+    how, value = run.tool_plan(agent)
+    if how == "replaced":
+        return True, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return how == "served", value
 
 
 def _record_without_running(instance: Any, request: Any, result: Any) -> Any:

@@ -184,3 +184,47 @@ def make_workforce_with_checker(ledger: Ledger) -> Workforce:
         return worker_answer(messages)
 
     return make_workforce(ledger, ChatAgent("You add.", model=ledger.model(adder_answer, "adder"), tools=[ask_checker]))
+
+
+# ---------------------------------------------------------------------- a tool that runs an agent of its own
+CAPITALS = {"Switzerland": "Bern", "Denmark": "Copenhagen"}
+
+
+def browser_answer(messages: list[dict[str, Any]]) -> str:
+    query = str(messages[-1].get("content"))
+    if "flag" in query:
+        return "Switzerland"
+    return next((city for country, city in CAPITALS.items() if country in query), "I could not find it.")
+
+
+def researcher_answer(messages: list[dict[str, Any]]) -> Any:
+    """Look up the flag's country, then its capital (each tool call with an id of its own: CAMEL's memory keeps
+    one tool message per id)."""
+    last = messages[-1]
+    if last.get("role") != "tool":
+        return {"tool_calls": [{"name": "browse", "arguments": {"query": "the flag that is red with a white cross"},
+                                "id": "call_flag"}]}
+    if last["content"] in CAPITALS:
+        return {"tool_calls": [{"name": "browse", "arguments": {"query": f"the capital of {last['content']}"},
+                                "id": "call_capital"}]}
+    return f"The capital is {last['content']}."
+
+
+def make_researcher(ledger: Ledger, mode: str = "auto") -> Any:
+    """A Researcher whose ``browse`` tool steps a Browser agent of its own, as OWL's browser toolkit does: the
+    Browser's steps come between each tool call and its result."""
+    browser = ChatAgent(BaseMessage.make_assistant_message("Browser", "You browse the web."),
+                        model=ledger.model(browser_answer, "browser"))
+
+    def browse(query: str) -> str:
+        """Browse the web for an answer.
+
+        Args:
+            query: what to look for.
+        """
+        ledger.tool_runs.append(("browse", {"query": query}))
+        return browser.step(query).msgs[0].content
+
+    system = BaseMessage.make_assistant_message("Researcher", "You answer questions with your tools.")
+    agent = ChatAgent(system, model=ledger.model(researcher_answer, "researcher"), tools=[browse])
+    return with_options(agent, mode=mode)

@@ -230,6 +230,26 @@ def test_tool_call_replacement_runs_the_new_tool_live():
     assert new.steps[2].content == "6"
 
 
+def test_a_replaced_tool_result_is_the_action_and_its_tool_does_not_run():
+    used = []
+
+    def lookup(q: str) -> str:
+        used.append(q)
+        return "sunny"
+
+    def factory():
+        def answer(messages):
+            return 'CALL lookup {"q": "weather"}' if messages[-1]["role"] != "tool" else f"it is {messages[-1]['content']} TERMINATE"
+        return SimpleTeam([SimpleAgent("searcher", answer, tools={"lookup": lookup})], max_turns=3)
+
+    team = agentracer.trace(factory)
+    traj = team.run("weather?")
+    used.clear()
+    new = team.replay(traj, step=2, action="raining")
+    assert used == [] and new.steps[2].content == "raining" and new.steps[2].replaced
+    assert new.steps[3].content == "it is raining TERMINATE" and len(new.steps) == 4
+
+
 def test_served_tool_results_skip_the_live_tool():
     used = []
     counter = iter(range(1, 100))

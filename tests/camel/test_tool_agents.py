@@ -1,0 +1,73 @@
+"""A tool that runs an agent of its own (OWL's browser toolkit does): its result can be replaced and served."""
+
+from __future__ import annotations
+
+import agentracer
+import pytest
+from camel_teams import Ledger, make_researcher, round_trips
+
+TASK = "Which country has a red flag with a white cross, and what is its capital?"
+RECORDED = [("user", "message"), ("Researcher", "tool_call"), ("Browser", "message"), ("Researcher", "tool_result"),
+            ("Researcher", "tool_call"), ("Browser", "message"), ("Researcher", "tool_result"),
+            ("Researcher", "message")]
+
+
+def sources(traj: agentracer.Trajectory) -> list[list[str]]:
+    return [[c.source for c in s.model_calls] for s in traj.steps]
+
+
+def test_the_tools_agent_is_recorded_between_the_tool_call_and_its_result(ledger: Ledger) -> None:
+    traj = agentracer.trace(make_researcher, ledger).run(TASK)
+    assert [(s.agent, s.kind) for s in traj.steps] == RECORDED
+    assert [traj.steps[i].content for i in (2, 3, 5, 6)] == ["Switzerland", "Switzerland", "Bern", "Bern"]
+    assert traj.outcome.answer == "The capital is Bern."
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("serve_tools", [False, True])
+def test_replacing_its_result_does_not_run_the_tool_and_serves_its_agents_steps(
+        ledger: Ledger, mode: str, serve_tools: bool) -> None:
+    traced = agentracer.trace(make_researcher, ledger, mode=mode)
+    traj = traced.run(TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=3, action="Denmark", serve_tools=serve_tools)
+
+    assert [(s.agent, s.kind) for s in new.steps] == RECORDED
+    assert new.steps[2].content == "Switzerland" and not new.steps[2].replaced  # the recording's, not re-run
+    assert new.steps[3].content == "Denmark" and new.steps[3].replaced
+    assert [s.replaced for s in new.steps].count(True) == 1
+    assert sources(new) == [[], ["cassette"], ["cassette"], [], ["live"], ["live"], [], ["live"]]
+    assert ledger.tool_runs == [("browse", {"query": "the capital of Denmark"})]  # only the call after the step
+    assert ledger.live_calls == 3 and new.steps[5].content == "Copenhagen"
+    assert new.outcome.answer == "The capital is Copenhagen."
+    assert round_trips(new)
+
+
+def test_serve_tools_serves_the_tools_agent_too(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_researcher, ledger)
+    traj = traced.run(TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=7, action="It is Bern.", serve_tools=True)
+
+    assert [(s.agent, s.kind, s.content) for s in new.steps[:7]] == [(s.agent, s.kind, s.content)
+                                                                      for s in traj.steps[:7]]
+    assert ledger.tool_runs == [] and ledger.live_calls == 0
+    assert new.metadata["replay_stats"]["tools_served"] == 2
+    assert new.outcome.answer == "It is Bern."
+
+
+def test_replacing_the_tools_agents_message_runs_the_tool_with_it(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_researcher, ledger)
+    traj = traced.run(TASK)
+    ledger.reset()
+
+    new = traced.replay(traj, step=2, action="Denmark")
+
+    assert [(s.agent, s.kind) for s in new.steps] == RECORDED
+    assert new.steps[2].replaced and new.steps[2].model_calls[0].source == "replacement"
+    assert new.steps[3].content == "Denmark" and not new.steps[3].replaced  # what the tool returned
+    assert [query for _, args in ledger.tool_runs for query in args.values()] == [
+        "the flag that is red with a white cross", "the capital of Denmark"]
+    assert new.outcome.answer == "The capital is Copenhagen."
