@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..compare import compare, outcome_text
+from ..errors import TeamRunError
 from ..loading import load_team
 from ..store import open_store
 from ._io import check_output_store, read_one
@@ -40,8 +41,15 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
     check_output_store(output)
     parent = read_one(trajectory_file, trajectory_id)
     team = load_team(team_spec)
-    new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)
+    raised = None
+    try:
+        new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)
+    except TeamRunError as exc:  # the replayed team raised after the step: an outcome, as in ``trace``
+        new, raised = exc.trajectory, exc
     open_store(output).append(new)
+    if raised is not None:
+        click.echo(f"the replayed team raised; its trajectory was saved with the error: {new.outcome.error}",
+                   err=True)
     stats = new.metadata.get("replay_stats", {})
     click.echo(f"replayed {parent.id} from step {step}: {len(new.steps)} steps, "
                f"{stats.get('cassette', 0)} served, {stats.get('live', 0)} live model calls; "

@@ -60,3 +60,22 @@ def test_a_factory_that_raises_is_one_line_not_a_traceback(tmp_path):
     done = cli("trace", "--team", "broken:make_team", "--task", "t", "-o", "runs.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "the team factory make_team raised ValueError: no model configured" in done.stderr
+
+
+def test_a_replayed_team_that_raises_is_saved_with_its_error(tmp_path):
+    (tmp_path / "myteam.py").write_text(TEAM_MODULE + textwrap.dedent('''
+        def make_fragile_team():
+            def coder(messages):
+                if "BREAK" in messages[-1]["content"]:
+                    raise RuntimeError("the coder crashed")
+                return "coded"
+            return SimpleTeam([SimpleAgent("planner", lambda m: "plan"), SimpleAgent("coder", coder)], max_turns=4)
+    '''))
+    cli("trace", "--team", "myteam:make_fragile_team", "--task", "t", "-o", "runs.jsonl", cwd=tmp_path)
+    done = cli("replay", "runs.jsonl", "--team", "myteam:make_fragile_team", "--step", "1", "--action", "BREAK",
+               "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "the replayed team raised" in done.stderr and "the coder crashed" in done.stderr
+    replayed = json.loads((tmp_path / "out.jsonl").read_text())
+    assert replayed["outcome"]["success"] is False and "the coder crashed" in replayed["outcome"]["error"]
+    assert replayed["steps"][1]["content"] == "BREAK" and replayed["steps"][1]["replaced"]
