@@ -155,6 +155,12 @@ class Run:
             return self.plan.action
         return None
 
+    def count_substitution(self) -> None:
+        """Count the plan's action as used where a plugin put it into its framework's event (an operator's output, a
+        published message, a tool's result) rather than into a model call's answer: ``replay_stats["replacement"]``."""
+        with self._lock:
+            self.stats["replacement"] += 1
+
     def add_step(
         self,
         agent: str,
@@ -418,6 +424,7 @@ class Run:
             end = found[0] if found is not None and self._inside_tool(agent, found[0]) else self.next_index
             if end == self.plan.step:
                 self._copy_recorded_steps(end)
+                self.stats["replacement"] += 1
                 return "replaced", self.plan.action
             if served is not None and found is not None and end == found[0]:
                 self._copy_recorded_steps(end)

@@ -93,7 +93,7 @@ class CamelPlugin:
             _check_streaming_replay(run, streaming)
         names = {id(agent): name for name, agent, _ in members if agent is not None}
         if options.loop is not None:
-            return runner.run_custom_loop(inner, run, options, names)
+            return runner.run_custom_loop(inner, task, run, options, names)
         if isinstance(inner, role_playing):
             return runner.run_role_playing(inner, task, run, options, names)
         author = runner.task_author([name for name, _, _ in members])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import warnings
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -76,6 +77,7 @@ def _task_text(run: Run, task: str) -> str:
         return text(task)
     if not isinstance(action, str):
         raise InputError("the replacement for the task step must be text", where=f"step {run.next_index}")
+    run.count_substitution()
     return action
 
 
@@ -120,9 +122,10 @@ async def run_chat_agent(agent: Any, task: str, run: Run, options: CamelOptions,
     return _first_text(response)
 
 
-async def run_custom_loop(team: Any, run: Run, options: CamelOptions, names: dict[int, str]) -> Any:
+async def run_custom_loop(team: Any, task: str, run: Run, options: CamelOptions, names: dict[int, str]) -> Any:
     """The caller's own loop (e.g. OWL's ``run_society``): sync ones run in a thread carrying this context."""
     assert options.loop is not None
+    record_society_task(team, task, run)
     with _names(names):
         if inspect.iscoroutinefunction(options.loop):
             result = await options.loop(team)
@@ -132,6 +135,18 @@ async def run_custom_loop(team: Any, run: Run, options: CamelOptions, names: dic
             result = await result
     answer = result[0] if isinstance(result, tuple) and result else result
     return text(answer) if isinstance(answer, str) else answer
+
+
+def record_society_task(society: Any, task: str, run: Run) -> None:
+    """A role-playing society runs the task its agents were built with (``task_prompt``): when the task given to
+    ``run`` is another one, the society's is the run's task (the given one kept as ``metadata.given_task``)."""
+    society_task = text(getattr(society, "task_prompt", "") or "")
+    if society_task and task.strip() not in society_task and society_task not in task:
+        run.trajectory.task = society_task
+        run.trajectory.metadata["given_task"] = task
+        warnings.warn("this role-playing society runs its own task_prompt, not the task given to run(): the "
+                      "trajectory records the task_prompt (build the society with the task to run another one)",
+                      stacklevel=3)
 
 
 class _RolePlayingRounds:
@@ -152,9 +167,7 @@ class _RolePlayingRounds:
         self.answer: Any = None
         self.stop: str | None = None
         self.turns = 0
-        society_task = text(getattr(society, "task_prompt", "") or "")
-        if society_task and task.strip() not in society_task and society_task not in task:
-            run.trajectory.metadata["society_task"] = society_task
+        record_society_task(society, task, run)
 
     def more(self) -> bool:
         """Whether another round runs (no stop yet, turns left); round 0 is ``init_chat``."""

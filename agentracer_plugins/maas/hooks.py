@@ -66,6 +66,7 @@ def _replace_output(run: Run, name: str, output: Any) -> Any:
     action = run.replacement_for_next_step()
     if action is None:
         return output
+    run.count_substitution()
     if isinstance(action, str) and isinstance(output, dict) and "response" in output:
         return {**output, "response": action}
     return action

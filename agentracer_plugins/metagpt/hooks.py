@@ -107,6 +107,7 @@ def _replace_at_publish(run: Run, message: Any) -> bool:
         if isinstance(action, dict) else str(action)
     if getattr(message, "instruct_content", None) is not None:
         message.instruct_content = None
+    run.count_substitution()
     return True
 
 

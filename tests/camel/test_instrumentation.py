@@ -16,7 +16,7 @@ from camel.societies import RolePlaying
 from camel.societies.workforce import Workforce
 from camel.societies.workforce.worker import Worker
 from camel.toolkits import function_tool
-from camel_teams import Ledger, make_calculator, make_role_play, make_workforce
+from camel_teams import ROLE_TASK, Ledger, make_calculator, make_role_play, make_workforce
 
 from agentracer_plugins.camel import Configured, hooks, plugin
 
@@ -108,6 +108,6 @@ def test_camels_stack_walk_meets_no_frame_of_ours_but_the_entry_and_the_loop(led
         return walk(self)
 
     monkeypatch.setattr(ChatAgent, "_is_called_from_registered_toolkit", spy)
-    traj = agentracer.trace(make_role_play, ledger, step_timeout=None).run("a poem")
+    traj = agentracer.trace(make_role_play, ledger, step_timeout=None).run(ROLE_TASK)
     assert len(seen) == len(traj.steps) > 0  # one walk per agent step
     assert all(ours == ["agentracer_plugins.camel.runner.run_role_playing", "agentracer.team.run"] for ours in seen)

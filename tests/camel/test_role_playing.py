@@ -66,3 +66,13 @@ def test_traced_society_object_is_reset_between_runs(ledger: Ledger) -> None:
     first = traced.run(ROLE_TASK)
     second = traced.run(ROLE_TASK)
     assert [s.content for s in first.steps] == [s.content for s in second.steps]
+
+
+def test_a_task_the_society_does_not_run_is_not_recorded_as_its_task(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_role_play, ledger)
+    with pytest.warns(UserWarning, match="runs its own task_prompt"):
+        traj = traced.run("Summarise the quarterly report.")
+    assert traj.task == ROLE_TASK and traj.metadata["given_task"] == "Summarise the quarterly report."
+    ledger.reset()
+    new = traced.replay(traj, step=3, action="Solution: a line. Next request.")  # runs the recorded task again
+    assert new.task == ROLE_TASK and new.steps[3].replaced

@@ -14,6 +14,7 @@ from camel.messages import BaseMessage
 from camel.models import OpenAICompatibleModel
 from camel.models.stub_model import StubTokenCounter
 from camel_teams import (
+    ROLE_TASK,
     Ledger,
     calculator_answer,
     make_calculator,
@@ -108,7 +109,7 @@ def test_replays_that_would_need_a_streaming_agents_tools_served_are_refused_bef
 def test_a_streaming_role_play_stops_on_its_done_word_and_replays(ledger: Ledger, mode: str) -> None:
     """CAMEL's streaming replies hold increments (``stream_accumulate=False``): the rules read the whole text."""
     traced = agentracer.trace(make_role_play, ledger, mode=mode, stream=True)
-    traj = traced.run("write the poem")
+    traj = traced.run(ROLE_TASK)
     assert [s.agent for s in traj.steps] == ["Editor", "Poet"] * 4
     assert traj.steps[6].content == "CAMEL_TASK_DONE" and traj.outcome.stop_reason == "done"
     assert traj.outcome.answer == "Solution: line 4 of the poem. Next request."

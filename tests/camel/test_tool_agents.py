@@ -36,7 +36,7 @@ def test_replacing_its_result_does_not_run_the_tool_and_serves_its_agents_steps(
     assert [(s.agent, s.kind) for s in new.steps] == RECORDED
     assert new.steps[2].content == "Switzerland" and not new.steps[2].replaced  # the recording's, not re-run
     assert new.steps[3].content == "Denmark" and new.steps[3].replaced
-    assert [s.replaced for s in new.steps].count(True) == 1
+    assert [s.replaced for s in new.steps].count(True) == 1 and new.metadata["replay_stats"]["replacement"] == 1
     assert sources(new) == [[], ["cassette"], ["cassette"], [], ["live"], ["live"], [], ["live"]]
     assert ledger.tool_runs == [("browse", {"query": "the capital of Denmark"})]  # only the call after the step
     assert ledger.live_calls == 3 and new.steps[5].content == "Copenhagen"

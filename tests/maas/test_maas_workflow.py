@@ -83,6 +83,7 @@ def test_replay_replaces_an_operators_output_with_no_live_call_before_it(traced,
     assert replay.steps[2].replaced and replay.steps[2].content["response"] == "x = 0"
     assert [c.source for c in replay.steps[1].model_calls + replay.steps[2].model_calls] == ["cassette", "cassette"]
     assert len(server.requests) - before == 1  # only the ScEnsemble after step 2 asked the server
+    assert replay.metadata["replay_stats"] == {"live": 1, "cassette": 2, "replacement": 1, "tools_served": 0}
     ensemble_prompt = replay.steps[3].model_calls[0].request["messages"][-1]["content"]
     assert "B: x = 0" in ensemble_prompt
     assert replay.outcome.success is False and replay.outcome.answer == "x = 0"
