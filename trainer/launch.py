@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,12 +175,37 @@ def _visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visible_gpus) -> None:
-    """Every check that is cheap, before launching: one clear ``InputError`` for the first that fails."""
+_OVERRIDE = re.compile(r"(\+{1,2}|~)?[A-Za-z_][\w.\-/@]*(=.*)?", re.DOTALL)
+
+
+def check_overrides(extra: list[str]) -> None:
+    """``InputError`` for an extra argument that is not a hydra override (``key=value``, ``+key=value``,
+    ``++key=value``, ``~key``): a mistyped option (``--gpus 2``) would otherwise reach verl as an override."""
+    for item in extra:
+        if item.startswith("-"):
+            raise InputError(f"{item!r} is not an option of `agentracer train run` (see --help); verl settings go "
+                             "after the options as key=value")
+        match = _OVERRIDE.fullmatch(item)
+        if match is None or (match.group(2) is None and match.group(1) != "~"):
+            raise InputError(f"{item!r} is not a verl override: write key=value (e.g. trainer.total_epochs=2), "
+                             "+key=value to add a key, ~key to remove one")
+
+
+def check_spec(spec: RunSpec) -> None:
+    """The checks of the run's own arguments (made for ``--dry-run`` too): one clear ``InputError``."""
     if spec.logger not in LOGGERS:
         raise InputError(f"--logger must be one of {LOGGERS}, got {spec.logger!r}")
     if spec.nodes < 1 or spec.gpus_per_node < 1:
         raise InputError("--nodes and --gpus-per-node must be at least 1")
+    if spec.resume not in ("auto", "disable") and not Path(spec.resume).name.startswith("global_step_"):
+        raise InputError("--resume must be auto, disable, or a checkpoint folder named global_step_N",
+                         where=str(spec.resume))
+    check_overrides(list(spec.extra))
+
+
+def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visible_gpus) -> None:
+    """Every check that is cheap, before launching: one clear ``InputError`` for the first that fails."""
+    check_spec(spec)
     model = Path(spec.model)
     if not model.exists():
         raise InputError("base model path does not exist", where=str(model))

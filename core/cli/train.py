@@ -84,11 +84,12 @@ def run_command(config_path: Path | None, model: Path, output: Path, data: Path 
                 gpus_per_node: int, ray_address: str | None, resume: str, dry_run: bool,
                 overrides: tuple[str, ...]) -> None:
     """Launch verl's GRPO (main_ppo) with our reward and scheduled-clip loss; extra KEY=VALUE go to verl."""
-    from ..trainer.launch import RunSpec, command, load_config, preflight
+    from ..trainer.launch import RunSpec, check_spec, command, load_config, preflight
 
     config = load_config(config_path)
     spec = RunSpec(model=model, output=output, data=data, logger=logger, nodes=nodes, gpus_per_node=gpus_per_node,
                    ray_address=ray_address, resume=resume, extra=list(overrides))
+    check_spec(spec)
     argv = command(config, spec)
     if dry_run:
         click.echo(" ".join(argv))

@@ -11,6 +11,7 @@ import pytest
 from agentracer.errors import InputError
 from agentracer.trainer.launch import (
     RunSpec,
+    check_overrides,
     command,
     load_config,
     preflight,
@@ -121,6 +122,17 @@ def test_preflight_gpu_checks(ready: RunSpec) -> None:
     preflight(ready, load_config(), gpu_count=lambda: 1)
 
 
+@pytest.mark.parametrize("override", ["a.b=1", "+x.y=[1,2]", "++z=null", "~trainer.logger", "k=a=b", "k="])
+def test_hydra_overrides_pass(override: str) -> None:
+    check_overrides([override])
+
+
+@pytest.mark.parametrize("override", ["--gpus", "-x=1", "trainer.total_epochs", "=3", "1abc=2", "a b=1", "+x"])
+def test_what_is_not_an_override_is_refused(override: str) -> None:
+    with pytest.raises(InputError):
+        check_overrides([override])
+
+
 def test_bad_config_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such config"):
         load_config(tmp_path / "missing.yaml")
@@ -148,6 +160,11 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
     assert no_gpu.returncode == 2
     assert no_gpu.stderr.strip().splitlines()[-1].startswith("error: no GPU found")
     assert not ready.output.exists()
+    for bad, message in ((["--nodes", "-1"], "at least 1"), (["--gpus", "2"], "'--gpus' is not an option"),
+                         (["trainer.total_epochs"], "not a verl override"),
+                         (["--resume", "latest"], "--resume must be auto")):
+        refused = cli(*base, "--dry-run", *bad)  # a dry run checks the arguments too
+        assert refused.returncode == 2 and message in refused.stderr and "main_ppo" not in refused.stdout
     dry = cli(*base, "--dry-run", "--logger", "wandb", "trainer.total_epochs=2")
     assert dry.returncode == 0, dry.stderr
     assert "verl.trainer.main_ppo" in dry.stdout and "trainer.logger=[console,wandb]" in dry.stdout
