@@ -10,6 +10,7 @@ from ..schema import Trajectory, Verdict
 
 #: Prompt budget when a model does not say how much it reads (Qwen3-8B's native window is 32k tokens).
 DEFAULT_CONTEXT_WINDOW = 32768
+TEMPLATE_SLACK = 32  # tokens a chat template adds around a prompt fitted to its budget
 #: Tokens kept free for the answer (the reasoning in <think> can be long).
 DEFAULT_ANSWER_TOKENS = 4096
 
@@ -53,6 +54,14 @@ class Method:
         return f"<{type(self).__name__} {self.name}{f' model={model}' if model else ''}>"
 
 
+def prompt_budget(model: Any, answer_tokens: int | None = None) -> int:
+    """Tokens the prompt may take: the model's context window less what its answer may take (``answer_tokens``,
+    else the model's own ``max_new_tokens``, else 4096), the answer held to at most half of a small window."""
+    window = int(getattr(model, "context_window", None) or DEFAULT_CONTEXT_WINDOW)
+    answer = int(answer_tokens or getattr(model, "max_new_tokens", None) or DEFAULT_ANSWER_TOKENS)
+    return max(window // 2, window - answer)
+
+
 class ModelMethod(Method):
     """A method that asks a chat model; knows the model's prompt budget."""
 
@@ -64,7 +73,7 @@ class ModelMethod(Method):
         model: ChatModel | None = None,
         *,
         max_prompt_tokens: int | None = None,
-        answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+        answer_tokens: int | None = None,
         tokenizer: Any = None,
         params: dict[str, Any] | None = None,
         **options: Any,
@@ -72,11 +81,21 @@ class ModelMethod(Method):
         if model is None:
             raise InputError(f"method {self.name!r} needs a model (e.g. --model openai:URL@MODEL)")
         super().__init__(model, **options)
-        window = getattr(model, "context_window", None) or DEFAULT_CONTEXT_WINDOW
-        self.max_prompt_tokens = int(max_prompt_tokens or max(1024, window - answer_tokens))
+        self.max_prompt_tokens = int(max_prompt_tokens or prompt_budget(model, answer_tokens))
         counter = getattr(model, "count_tokens", None)
         self.tokenizer = tokenizer if tokenizer is not None else counter
         self.params = dict(params or {})
+        self._fit_answer_to_window(model)
+
+    def _fit_answer_to_window(self, model: ChatModel) -> None:
+        """A model that reserves more answer tokens than its window leaves after the prompt budget (a small local
+        model) is asked for no more than that: prompt and answer together fit its window."""
+        window, own = getattr(model, "context_window", None), getattr(model, "max_new_tokens", None)
+        if not window or not own or {"max_tokens", "max_new_tokens"} & self.params.keys():
+            return
+        room = int(window) - self.max_prompt_tokens - TEMPLATE_SLACK
+        if int(own) > room:
+            self.params["max_tokens"] = max(1, room)
 
     def verdict(self, agent: str, step: int, *, raw: str | None, reason: str | None, flags: list[str],
                 **metadata: Any) -> Verdict:

@@ -158,3 +158,18 @@ def test_a_model_folder_without_a_tokenizer_names_the_folder(tiny_model_dir: str
     shutil.copy(f"{tiny_model_dir}/config.json", weights_only / "config.json")
     with pytest.raises(InputError, match="transformers cannot load a model and tokenizer from .*weights-only"):
         load_model(f"hf:{weights_only}")
+
+
+def test_a_small_window_holds_the_prompt_and_the_answer(tiny_model_dir: str) -> None:
+    small = load_model(f"hf:{tiny_model_dir}", context_window=2048, max_new_tokens=2048)
+    method = get_method("agentracer", small)  # it asked for 1024 prompt + 2048 answer tokens: over the window
+    assert method.max_prompt_tokens == 1024 and method.params["max_tokens"] == 1024 - 32
+    steps = [Step(index=i, agent=["Planner", "Coder"][i % 2], content=f"step {i} " + "code text " * 200)
+             for i in range(8)]
+    trajectory = Trajectory(id="small-window", task="fix it", steps=steps)
+    try:  # the random model answers gibberish; what matters is that it was asked
+        verdict = method.locate(trajectory)
+    except AnswerError as exc:
+        assert exc.raw is not None
+    else:
+        assert verdict.raw is not None
