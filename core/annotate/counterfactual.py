@@ -21,10 +21,11 @@ from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
 from .leakage import leaks_answer
-from .prompts import action_text, analyzer_messages, parse_correction, step_action
+from .prompts import Untagged, action_text, analyzer_messages, parse_correction, step_action
 from .replayer import Replayer, replay_failure
 
-AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "leak", "diverged", "error", "budget", "cancelled"]
+AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "untagged", "leak", "diverged", "error", "budget",
+                        "cancelled"]
 
 
 @dataclass
@@ -102,9 +103,11 @@ class CounterfactualSearch:
 
     # ------------------------------------------------------------------ one step
     async def _try_step(self, trajectory: Trajectory, t: int, result: SearchResult) -> bool | None:
-        """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short."""
+        """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short or when no
+        answer of the analyzer proposed anything (every one without its tag: the step stays untried)."""
         step = trajectory.steps[t]
         original = step_action(step)
+        answered = False
         for j in range(self.proposals):
             if not self.budget.take_call():
                 result.attempts.append(Attempt(t, step.agent, j, "budget", detail=self.budget.exhausted()))
@@ -119,7 +122,13 @@ class CounterfactualSearch:
                 return None
             result.analyzer_calls += 1
             self.budget.add_usage(completion.usage)
-            action = parse_correction(completion.text, step)
+            try:
+                action = parse_correction(completion.text, step)
+            except Untagged as exc:
+                result.attempts.append(Attempt(t, step.agent, j, "untagged", detail=f"{exc}: {completion.text[:200]}",
+                                               seconds=time.perf_counter() - started))
+                continue
+            answered = True
             if action is None or action_text(action).strip() == original.strip():
                 result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))
                 continue
@@ -152,7 +161,7 @@ class CounterfactualSearch:
             if replayed.outcome.success:
                 attempt.status = "flipped"
                 return True
-        return False
+        return False if answered else None
 
     # ------------------------------------------------------------------ the search
     async def asearch(self, trajectory: Trajectory) -> SearchResult:

@@ -122,11 +122,16 @@ def as_action(text: str, step: Step) -> Any:
     return text
 
 
+class Untagged(ValueError):
+    """The analyzer's answer holds no ``<correction>`` tag: it proposes nothing (its text is never replayed)."""
+
+
 def parse_correction(text: str, step: Step) -> Any | None:
-    """The analyzer's correction as a replay action, or None when it says the step is fine or says nothing."""
+    """The analyzer's correction as a replay action, or None when it says the step is fine (``UNCHANGED``, or an
+    empty tag); ``Untagged`` when the answer has no ``<correction>`` tag at all."""
     body = _tagged(text, "correction")
     if body is None:
-        body = text.strip()
+        raise Untagged("the analyzer's answer has no <correction> tag")
     if not body or body.strip().upper() == UNCHANGED:
         return None
     return as_action(body, step)

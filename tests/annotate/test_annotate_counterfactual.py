@@ -123,3 +123,21 @@ def test_refuses_successful_runs():
     assert ok.outcome.success
     with pytest.raises(ValueError, match="succeeded"):
         CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_analyzer)).search(ok)
+
+
+def test_an_answer_without_its_tag_proposes_nothing_and_leaves_the_step_untried():
+    """A reasoning model that forgets the tag: its text is never replayed, and no step after it is labelled as if
+    the step had been cleared."""
+    team, trajectory = failed_run(steps=8, error_step=3)
+
+    def forgetful(messages):
+        if "\nStep 3 to correct" in messages[-1]["content"]:
+            return "Let me think. The value should be checked against the previous message."
+        return chain_analyzer(messages)
+
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(forgetful), k=1).search(trajectory)
+    at_3 = [a for a in result.attempts if a.step == 3]
+    assert [a.status for a in at_3] == ["untagged"] and at_3[0].proposal is None and at_3[0].replay_id is None
+    assert all(r.replay.step != 3 for r in result.replays)
+    verdict = result.verdict
+    assert verdict is None or "earlier_steps_untried" in verdict.flags
