@@ -5,7 +5,8 @@ short line appended to ``ledger.jsonl`` with a single ``write``. On restart, a t
 ledger line is there; anything else is redone and its output file replaced, never appended to. A failed run
 closed unlabelled and ``incomplete`` (analyzer calls failed, so steps went untried; older versions wrote such
 lines when the analyzer's server was down) does not count either: it is redone, and its next line counts.
-A budget that ran out is final.
+A task left unlabelled because the budget ran out is written ``open`` (older versions wrote it ``done``, with
+``stopped: budget spent``): the next run does it again.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def is_finished(entry: Any) -> bool:
     """Whether a ledger line closes its task: ``done``, and not left unlabelled because steps went untried."""
     if not (isinstance(entry, dict) and entry.get("status") == "done" and "task_id" in entry):
         return False
-    untried = entry.get("label") is None and str(entry.get("stopped", "")).startswith("incomplete:")
+    untried = entry.get("label") is None and str(entry.get("stopped", "")).startswith(("incomplete:", "budget"))
     return not untried
 
 

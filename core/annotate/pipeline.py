@@ -46,6 +46,7 @@ class PipelineSummary:
     counterfactual_labels: int = 0
     injection_labels: int = 0
     replays: int = 0
+    left_open: int = 0  # cut short by the budget: not in the ledger as done, a later run does them
     errors: list[str] = field(default_factory=list)
     stopped: str | None = None
     wall_s: float = 0.0
@@ -135,6 +136,8 @@ class AnnotationPipeline:
                     entry["label"] = {"source": "injection", "trajectory": result.kept.id,
                                       **result.kept.labels[0].model_dump(include={"agent", "step"})}
                     summary.injection_labels += 1
+                elif any(a.status == "budget" for a in result.attempts):
+                    entry["stopped"] = f"budget spent ({self.budget.exhausted()})"
         else:
             summary.failed_runs += 1
             if self.search is not None:
@@ -152,6 +155,9 @@ class AnnotationPipeline:
             trajectory.metadata.setdefault("task_id", row.id)
         summary.replays += len(outputs) - 1
         write_trajectories(self.out / "tasks" / f"{safe_name(row.id)}.jsonl", outputs)
+        if entry["label"] is None and str(entry.get("stopped", "")).startswith("budget"):
+            entry["status"] = "open"  # the budget cut it short: a later run (a larger budget) does it again
+            summary.left_open += 1
         self.ledger.record(entry)
         summary.done += 1
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import agentracer
 import pytest
+from agentracer.annotate.budget import Budget
 from agentracer.annotate.ledger import Ledger, read_trajectories
 from agentracer.annotate.pipeline import AnnotationPipeline
 from agentracer.annotate.tasks import read_tasks
@@ -209,11 +210,28 @@ def test_rerun_redoes_tasks_an_older_version_closed_after_analyzer_errors(tmp_pa
     out = tmp_path / "ds"
     old = {"status": "done", "success": False, "label": None, "replays": 0}
     Ledger(out).record({**old, "task_id": "t0", "stopped": "incomplete: steps could not be tried (see the attempts)"})
-    Ledger(out).record({**old, "task_id": "t2", "stopped": "budget spent (max_replays=2)"})  # a limit: final
+    Ledger(out).record({**old, "task_id": "t2", "stopped": "budget spent (max_replays=2)"})
     summary = AnnotationPipeline(agentracer.trace(make_task_chain), chain_evaluator, out, k=2,
                                  analyzer=ScriptedModel(chain_analyzer)).run(tasks, progress=False)
-    assert (summary.skipped, summary.done, summary.counterfactual_labels) == (1, 2, 1)
+    assert (summary.skipped, summary.done, summary.counterfactual_labels) == (0, 3, 2)
     entries = Ledger(out).entries()
-    assert entries["t0"]["label"]["step"] == 2 and entries["t2"]["stopped"].startswith("budget spent")
+    assert entries["t0"]["label"]["step"] == 2 and entries["t2"]["label"]["step"] == 4
     assert Counter(t.metadata["task_id"] for t in read_trajectories(out / "trajectories.jsonl")
-                   if t.replay is None) == Counter({"t0": 1, "t1": 1})
+                   if t.replay is None) == Counter({"t0": 1, "t1": 1, "t2": 1})
+
+
+def test_tasks_the_budget_cut_short_stay_open_for_the_next_run(tmp_path):
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 4))  # t0 and t2 fail, t1 and t3 succeed
+    out = tmp_path / "ds"
+    team = agentracer.trace(make_task_chain)
+    small = AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel(chain_analyzer),
+                               perturber=ScriptedModel(chain_perturber), k=1, concurrency=1,
+                               budget=Budget(max_replays=2))
+    first = small.run(tasks, progress=False)
+    assert first.left_open >= 1 and first.counterfactual_labels + first.injection_labels < 4
+    assert len(Ledger(out).entries()) == 4 - first.left_open
+    second = AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel(chain_analyzer),
+                                perturber=ScriptedModel(chain_perturber), k=1).run(tasks, progress=False)
+    assert second.left_open == 0 and second.skipped == 4 - first.left_open
+    entries = Ledger(out).entries()
+    assert len(entries) == 4 and all(e["label"] is not None for e in entries.values())
