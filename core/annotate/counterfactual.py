@@ -24,8 +24,8 @@ from .leakage import leaks_answer
 from .prompts import Untagged, action_text, analyzer_messages, parse_correction, step_action
 from .replayer import Replayer, replay_failure
 
-AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "untagged", "leak", "diverged", "error", "budget",
-                        "cancelled"]
+AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "untagged", "duplicate", "leak", "diverged", "error",
+                        "budget", "cancelled"]
 
 
 @dataclass
@@ -102,19 +102,29 @@ class CounterfactualSearch:
         self.analyzer_params = analyzer_params or {}
 
     # ------------------------------------------------------------------ one step
+    def _params(self, proposal: int) -> dict[str, Any]:
+        """The analyzer's parameters for proposal number ``proposal``: the first as given; each later one sampled
+        (temperature 0.8 unless given) with a seed of its own, so that it can differ from the others (and is not
+        the first one's cached answer)."""
+        if proposal == 0:
+            return self.analyzer_params
+        seed = int(self.analyzer_params.get("seed") or 0) + proposal
+        return {"temperature": 0.8, **self.analyzer_params, "seed": seed}
+
     async def _try_step(self, trajectory: Trajectory, t: int, result: SearchResult) -> bool | None:
         """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short or when no
         answer of the analyzer proposed anything (every one without its tag: the step stays untried)."""
         step = trajectory.steps[t]
         original = step_action(step)
         answered = False
+        tried: set[str] = set()
         for j in range(self.proposals):
             if not self.budget.take_call():
                 result.attempts.append(Attempt(t, step.agent, j, "budget", detail=self.budget.exhausted()))
                 return None
             started = time.perf_counter()
             try:
-                completion = await self.analyzer.acomplete(analyzer_messages(trajectory, t), **self.analyzer_params)
+                completion = await self.analyzer.acomplete(analyzer_messages(trajectory, t), **self._params(j))
             except ModelError as exc:  # failed after its retries: every next call would too, so the search ends
                 raise ModelError(f"the analyzer failed: {exc}") from exc
             except Exception as exc:  # the analyzer failed: this step stays untried, so no label past it
@@ -133,6 +143,11 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))
                 continue
             text = action_text(action)
+            if text.strip() in tried:  # the analyzer said the same again: no new evidence, no replay spent on it
+                result.attempts.append(Attempt(t, step.agent, j, "duplicate", proposal=action,
+                                               seconds=time.perf_counter() - started))
+                continue
+            tried.add(text.strip())
             if self.leakage_guard and leaks_answer(text, trajectory.ground_truth, original=original):
                 result.attempts.append(Attempt(t, step.agent, j, "leak", proposal=action,
                                                detail="the proposal contains the ground-truth answer verbatim"))

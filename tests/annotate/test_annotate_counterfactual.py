@@ -141,3 +141,26 @@ def test_an_answer_without_its_tag_proposes_nothing_and_leaves_the_step_untried(
     assert all(r.replay.step != 3 for r in result.replays)
     verdict = result.verdict
     assert verdict is None or "earlier_steps_untried" in verdict.flags
+
+
+def test_later_proposals_are_sampled_and_a_repeated_one_is_not_replayed_again():
+    team, trajectory = failed_run(steps=8, error_step=3)
+    asked: list[dict] = []
+
+    class Recording(ScriptedModel):
+        async def acomplete(self, messages, **params):
+            asked.append(params)
+            return await super().acomplete(messages, **params)
+
+    def analyzer(messages):  # the same bad fix for step 3, whatever the sampling
+        if "Step 3 to correct" in messages[-1]["content"]:
+            return "<correction>value = 9</correction>"
+        return chain_analyzer(messages)
+
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), Recording(analyzer), k=1, proposals=3,
+                                  analyzer_params={"max_tokens": 500}).search(trajectory)
+    at3 = [a for a in result.attempts if a.step == 3]
+    assert [a.status for a in at3] == ["not_flipped", "duplicate", "duplicate"]
+    assert sum(1 for r in result.replays if r.replay.step == 3) == 1
+    assert asked[:3] == [{"max_tokens": 500}, {"temperature": 0.8, "max_tokens": 500, "seed": 1},
+                         {"temperature": 0.8, "max_tokens": 500, "seed": 2}]
