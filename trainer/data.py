@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -191,6 +192,28 @@ def _check(trajectory: Trajectory, label: Verdict | None) -> str | None:
     return None
 
 
+OUTPUT_FILES = ("train.parquet", "val.parquet", "report.json")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_paths(dataset: Path, out_dir: Path) -> None:
+    """Refuse an output folder that would write over ``dataset`` or into the folder it reads."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"the output must be a folder (it gets {', '.join(OUTPUT_FILES)})", where=str(out_dir))
+    if any(_same_file(dataset, out_dir / name) for name in OUTPUT_FILES):
+        raise InputError("the output would write over the dataset itself: choose another output folder",
+                         where=str(dataset))
+    if dataset.is_dir() and (_same_file(dataset, out_dir) or dataset.resolve() in out_dir.resolve().parents):
+        raise InputError("the output folder must be outside the dataset folder (a later prepare would read what "
+                         "this one writes)", where=str(out_dir))
+
+
 def prepare(
     dataset: str | Path,
     out_dir: str | Path,
@@ -211,6 +234,7 @@ def prepare(
     """
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    check_paths(Path(dataset), Path(out_dir))
     report = PrepareReport()
     usable: list[tuple[Trajectory, Verdict]] = []
     invalid: list[str] = []

@@ -207,3 +207,23 @@ def test_one_task_that_the_validation_split_takes_is_named_as_such(tmp_path: Pat
                             labels=[Verdict(agent="b", step=1, source="human")]))
     with pytest.raises(InputError, match="no training rows .* belong to tasks the validation split took"):
         prepare(store.path, tmp_path / "out", val_fraction=0.5)
+
+
+def test_an_output_that_would_overwrite_or_feed_the_dataset_is_refused(tmp_path: Path, whowhen: dict) -> None:
+    from agentracer.formats.tracertraj import write_tracertraj
+
+    data = tmp_path / "data"
+    data.mkdir()
+    split = data / "train.parquet"  # a downloaded TracerTraj split, named as prepare names its output
+    write_tracertraj([whowhen[k] for k in sorted(whowhen)[:4]], split)
+    before = split.read_bytes()
+    with pytest.raises(InputError, match="write over the dataset"):
+        prepare(split, data)
+    with pytest.raises(InputError, match="must be a folder"):
+        prepare(split, split)
+    assert split.read_bytes() == before
+    folder = tmp_path / "ww"
+    shutil.copytree(WHOWHEN, folder)
+    for inside in (folder, folder / "prepared"):
+        with pytest.raises(InputError, match="outside the dataset folder"):
+            prepare(folder, inside)
