@@ -90,6 +90,12 @@ class _Locating:
             self.problems.report(InputError(f"no verdict: {exc}", where=trajectory.id))
             self.counts["no verdict"] += 1
             return
+        if not 0 <= verdict.step < len(trajectory.steps):  # flagged step_out_of_range: no step of this run
+            self.problems.report(InputError(
+                f"no verdict: the tracer named step {verdict.step} of {verdict.agent!r}, but the run has steps "
+                f"0..{len(trajectory.steps) - 1}", where=trajectory.id))
+            self.counts["no verdict"] += 1
+            return
         self.counts["located"] += 1
         _print_verdict(trajectory, verdict, self.as_json)
         if self.store is not None:

@@ -186,3 +186,15 @@ def test_model_calls_overlap_up_to_the_concurrency(tmp_path: Path, fresh_cache: 
     assert code == 0, err
     assert sorted(json.loads(line)["id"] for line in out.splitlines()) == [f"run{i}" for i in range(4)]
     assert len(server.requests) == 4
+
+
+def test_a_verdict_outside_the_run_is_no_verdict_and_is_not_kept(tmp_path: Path, fresh_cache: None) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False)])
+    output = tmp_path / "out.jsonl"
+    with OpenAIServer("<answer>coder|99</answer>") as server:
+        code, out, err = run_cli("locate", str(store.path), "--model", f"openai:{server.base_url}@m",
+                                 "-o", str(output))
+    assert code == 2 and out == ""
+    assert "the tracer named step 99 of 'coder', but the run has steps 0..2" in err
+    assert len(open_store(output)) == 0  # nothing unreadable kept; a rerun asks again
