@@ -89,6 +89,10 @@ class SimpleTeam:
 
     async def run(self, task: str) -> str:
         run = current_run()
+        action = run.replacement_for_next_step() if run is not None else None
+        if run is not None and action is not None:  # the replayed step is the task itself
+            task = action if isinstance(action, str) else json.dumps(action)
+            run.count_substitution()
         history: list[dict[str, Any]] = [FrozenJSON(role="user", name="user", content=task)]
         if run is not None:
             run.add_step("user", task, role="user")

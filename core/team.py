@@ -155,6 +155,8 @@ class TracedTeam:
         run.finish()
         if run.divergence is not None:
             raise run.divergence
+        if plan is not None and plan.step == 0 and run.cassette is not None:
+            _replaced_task(trajectory, run.cassette.trajectory)
         if plan is not None and len(trajectory.steps) <= plan.step and error is None:
             raise ReplayError(
                 f"the replay ended after {len(trajectory.steps)} steps, before reaching step {plan.step}"
@@ -321,6 +323,15 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _replaced_task(trajectory: Trajectory, parent: Trajectory) -> None:
+    """A replay that replaced the task step (step 0, the task as the user gave it) ran on another task: that is
+    its task."""
+    first, recorded = (trajectory.steps[0] if trajectory.steps else None), parent.steps[0]
+    if (first is not None and first.replaced and recorded.role == "user" and recorded.content == parent.task
+            and isinstance(first.content, str)):
+        trajectory.task = first.content
 
 
 def _replay_plan(trajectory: Trajectory, step: int, action: Any, serve_tools: bool, strict: bool) -> ReplayPlan:

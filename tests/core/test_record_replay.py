@@ -751,3 +751,15 @@ def test_a_factory_that_raises_is_a_team_build_error_with_its_cause():
     with pytest.raises(TeamBuildError, match="the team factory .*broken raised ValueError: no such model") as info:
         agentracer.trace(broken).run("task")
     assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_replaying_step_0_runs_the_team_on_the_replaced_task():
+    def factory():
+        return SimpleTeam([SimpleAgent("echo", lambda m: f"on: {m[-1]['content']} TERMINATE")], max_turns=2)
+
+    team = agentracer.trace(factory)
+    traj = team.run("the old task")
+    new = team.replay(traj, step=0, action="the new task")
+    assert new.steps[0].content == "the new task" and new.steps[0].replaced and new.task == "the new task"
+    assert new.steps[1].content == "on: the new task TERMINATE"
+    assert new.metadata["replay_stats"]["replacement"] == 1
