@@ -15,7 +15,7 @@ from ._io import Problems, iter_trajectories
 def validate(files: tuple[str, ...]) -> None:
     """Validate each record of FILES: .jsonl/.db stores (each record needs at least its id and steps),
     trajectory or Who&When .json files, TracerTraj .parquet or .jsonl, OTLP/JSON traces. One line per problem
-    (file, record, field), then a summary; exit code 2 if any problem."""
+    (file, record, field), then a summary; exit code 2 if any problem (a file with no record is one)."""
     problems = Problems()
     records = 0
     for name in files:
@@ -24,6 +24,7 @@ def validate(files: tuple[str, ...]) -> None:
             problems.report(InputError("no such file" if not path.exists() else "not a file", where=name))
             continue
         seen: dict[str, int] = {}
+        problems_before = problems.count
         try:
             for position, trajectory in enumerate(iter_trajectories(path, problems)):
                 records += 1
@@ -33,5 +34,7 @@ def validate(files: tuple[str, ...]) -> None:
                 seen.setdefault(trajectory.id, position)
         except InputError as exc:  # the file as a whole cannot be read (e.g. not an SQLite database)
             problems.report(exc)
+        if not seen and problems.count == problems_before:
+            problems.report(InputError("no record in the file (empty)", where=name))
     click.echo(f"validated {records} good record(s) in {len(files)} file(s); {problems.count} problem(s)")
     problems.finish()

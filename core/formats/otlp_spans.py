@@ -240,13 +240,25 @@ def read_spans(path: str | Path) -> Iterator[tuple[str, list[Span] | InputError]
     if not path.is_file():
         yield str(path), InputError("no such file", where=str(path))
         return
-    if path.suffix.lower() == ".jsonl":
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    yield from _parse_request(line, f"{path}:{number}")
+    found = False
+    try:
+        if path.suffix.lower() == ".jsonl":
+            with path.open(encoding="utf-8") as lines:
+                for number, line in enumerate(lines, start=1):
+                    if line.strip():
+                        for item in _parse_request(line, f"{path}:{number}"):
+                            found = True
+                            yield item
+        else:
+            for item in _parse_request(path.read_text(encoding="utf-8"), str(path)):
+                found = True
+                yield item
+    except UnicodeDecodeError:
+        yield str(path), InputError("not UTF-8 text: OTLP/JSON (.json or .jsonl) is expected, not a binary file",
+                                    where=str(path))
         return
-    yield from _parse_request(path.read_text(encoding="utf-8"), str(path))
+    if not found:
+        yield str(path), InputError("holds no OTLP request (no resourceSpans)", where=str(path))
 
 
 def _parse_request(text: str, where: str) -> Iterator[tuple[str, list[Span] | InputError]]:

@@ -96,6 +96,14 @@ def test_validate_good_files(tmp_path: Path) -> None:
     assert "validated 4 good record(s) in 3 file(s); 0 problem(s)" in out
 
 
+def test_validate_calls_a_file_with_no_record_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n")
+    open_store(tmp_path / "good.jsonl").extend([labelled("a")])
+    code, out, err = run_cli("validate", str(tmp_path / "good.jsonl"), str(tmp_path / "empty.jsonl"))
+    assert code == 2 and "empty.jsonl: no record in the file" in err and "good.jsonl" not in err
+    assert "validated 1 good record(s) in 2 file(s); 1 problem(s)" in out
+
+
 def test_validate_reports_each_problem_on_one_line(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     good = labelled("a").to_json()

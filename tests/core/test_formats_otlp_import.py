@@ -49,6 +49,18 @@ def runs() -> list[Trajectory]:
     return [original, replayed]
 
 
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("binary.json", b"PAR1\x15\x04\xff\xfe\x00", "not UTF-8 text"),
+    ("traces.jsonl", b'{"resourceSpans": []}\n\xff\xfe\n', "not UTF-8 text"),
+    ("empty.json", b"[]", "holds no OTLP request"),
+])
+def test_a_file_without_spans_is_one_line_naming_it(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    code, _, err = run_cli("import", "openinference", str(tmp_path / name), "-o", str(tmp_path / "out.jsonl"))
+    assert code == 2 and "Traceback" not in err
+    assert f"{tmp_path / name}: {message}" in err
+
+
 @pytest.mark.parametrize("suffix", ["json", "jsonl"])
 def test_every_whowhen_run_comes_back_equal(tmp_path: Path, suffix: str) -> None:
     runs = [t for _, t in iter_whowhen_dir(DATA)]
