@@ -24,6 +24,7 @@ SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
 _ROLE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<detail>[^)]*)\))?\s*$")
 _LABEL_FIELDS = ("mistake_agent", "mistake_step", "mistake_reason")
 _MAPPED_FIELDS = ("history", "question", "ground_truth", *_LABEL_FIELDS)
+LABEL_SOURCES = ("human", "counterfactual", "injection", "tracer")
 
 
 def agent_from_role(role: str) -> tuple[str, str | None]:
@@ -94,8 +95,9 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         reason = data.get("mistake_reason")
         if reason is not None and not isinstance(reason, str):
             raise InputError(f"field 'mistake_reason' must be a string, got {type(reason).__name__}", where=where)
+        source = data.get("label_source") if data.get("label_source") in LABEL_SOURCES else "human"
         labels.append(Verdict(
-            agent=str(data["mistake_agent"]), step=step, reason=data.get("mistake_reason"), source="human",
+            agent=str(data["mistake_agent"]), step=step, reason=data.get("mistake_reason"), source=source,
             metadata={"raw_step": raw_step, "raw_agent": data["mistake_agent"],
                       "fields": [f for f in _LABEL_FIELDS if f in data]},
         ))
@@ -125,6 +127,8 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         )
     except ValidationError as exc:
         raise InputError(validation_message(exc), where=where) from None
+    if isinstance(data.get("is_correct"), bool):
+        trajectory.outcome.success = data["is_correct"]
     if isinstance(system_prompt, dict):
         from ..schema import AgentInfo
 
@@ -185,7 +189,7 @@ def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
         record["question"] = trajectory.task
     if trajectory.ground_truth is not None or "ground_truth" in ww.get("keys", []):
         record["ground_truth"] = trajectory.ground_truth
-    label = trajectory.human_label or (trajectory.labels[0] if trajectory.labels else None)
+    label = trajectory.training_label() or (trajectory.labels[0] if trajectory.labels else None)
     if label is not None:
         raw_step = label.metadata.get("raw_step")
         step_value = raw_step if raw_step is not None and str(raw_step).strip() == str(label.step) else str(label.step)
@@ -194,6 +198,14 @@ def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
         fields = label.metadata.get("fields", list(_LABEL_FIELDS))
         values = {"mistake_agent": agent_value, "mistake_step": step_value, "mistake_reason": label.reason}
         record.update({k: values[k] for k in fields})
+    if label is not None and label.source != "human":  # Who&When's labels are people's: say where this one is from
+        record["label_source"] = label.source
+    if not ww:  # a run recorded here: what a Who&When record holds besides the history
+        if trajectory.outcome.success is not None:
+            record["is_correct"] = trajectory.outcome.success
+        prompts = {agent.name: agent.system_prompt for agent in trajectory.agents if agent.system_prompt}
+        if prompts:
+            record["system_prompt"] = prompts
     record.update(ww.get("fields", {}))
     if "question_ID" not in record and "question_id" in trajectory.metadata:
         record["question_ID"] = trajectory.metadata["question_id"]

@@ -88,3 +88,23 @@ def test_bad_records_name_the_file_and_field(record: dict, field: str) -> None:
         from_whowhen(record, where="bad.json")
     assert str(info.value).startswith("bad.json")
     assert field in str(info.value)
+
+
+def test_a_recorded_run_keeps_its_label_source_outcome_and_prompts_through_whowhen() -> None:
+    from agentracer.schema import AgentInfo, Outcome, Step, Trajectory, Verdict
+
+    run = Trajectory(
+        id="run-1", task="sum", framework="autogen", outcome=Outcome(success=False),
+        agents=[AgentInfo(name="planner", system_prompt="You plan."), AgentInfo(name="coder")],
+        steps=[Step(index=0, agent="user", role="user", content="sum"),
+               Step(index=1, agent="planner", content="plan"), Step(index=2, agent="coder", content="7")],
+        labels=[Verdict(agent="coder", step=1, source="tracer"),
+                Verdict(agent="coder", step=2, source="counterfactual", reason="7 is wrong")])
+    record = to_whowhen(run)
+    assert (record["mistake_agent"], record["mistake_step"]) == ("coder", "2")  # the truth, not the tracer's guess
+    assert record["label_source"] == "counterfactual" and record["is_correct"] is False
+    assert record["system_prompt"] == {"planner": "You plan."}
+    back = from_whowhen(json.loads(json.dumps(record)), where="run-1.json")
+    assert back.labels[0].source == "counterfactual" and back.labels[0].step == 2
+    assert back.outcome.success is False and back.agents[0].system_prompt == "You plan."
+    assert to_whowhen(back) == record
