@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InputError
-from ..schema import Step, Trajectory, Verdict, new_id
+from ..schema import LabelSource, Step, Trajectory, Verdict, new_id
 from ..store import validation_message
 
 SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
@@ -95,7 +95,7 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         reason = data.get("mistake_reason")
         if reason is not None and not isinstance(reason, str):
             raise InputError(f"field 'mistake_reason' must be a string, got {type(reason).__name__}", where=where)
-        source = data.get("label_source") if data.get("label_source") in LABEL_SOURCES else "human"
+        source: LabelSource = data["label_source"] if data.get("label_source") in LABEL_SOURCES else "human"
         labels.append(Verdict(
             agent=str(data["mistake_agent"]), step=step, reason=data.get("mistake_reason"), source=source,
             metadata={"raw_step": raw_step, "raw_agent": data["mistake_agent"],
