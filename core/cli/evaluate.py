@@ -180,8 +180,12 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
         click.echo(f"model: {stats['requests']} requests, {stats['retries']} retries, {stats['failures']} failed, "
                    f"{stats['cache_hits']} from cache{tokens}", err=True)
     answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
+    failed = sum(1 for r in rows if r.get("with_gt") == with_gt and r.get("error") is not None)
+    if answered and failed:
+        click.echo(f"note: {failed} item(s) have an error row and count as wrong; rerun with --retry-errors to redo "
+                   "them", err=True)
     if not answered:
-        click.echo(f"error: nothing could be evaluated ({len(items)} items; see the error fields in {output})",
-                   err=True)
+        click.echo(f"error: nothing could be evaluated ({len(items)} items; see the error fields in {output}; "
+                   "once the model answers again, rerun with --retry-errors to redo them)", err=True)
         sys.stdout.flush()
         sys.exit(1)  # not ctx.exit: with standalone_mode=False click would return the code, not exit

@@ -125,7 +125,7 @@ def test_server_down_gives_per_item_errors_and_exit_1(data: Path, tmp_path: Path
     out = tmp_path / "down.jsonl"
     code, _, stderr = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "agentracer",
                            "--model", f"openai:http://127.0.0.1:{port}/v1@m", "-o", str(out)], capsys)
-    assert code == 1 and "nothing could be evaluated" in stderr
+    assert code == 1 and "nothing could be evaluated" in stderr and "--retry-errors" in stderr
     assert [r["error_kind"] for r in rows(out)] == ["model"] * 3
     assert all("cannot reach" in r["error"] for r in rows(out))
     # the server is back: --retry-errors re-runs exactly those items
