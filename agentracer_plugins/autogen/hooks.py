@@ -14,6 +14,7 @@ Without an active run every hook calls straight through.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
@@ -222,6 +223,32 @@ def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
     return run_json
 
 
+def _patch_task_runner_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """An agent run as a tool (``AgentTool``) is the actor of its own model calls: it runs inside the turn of the
+    agent that called the tool, which would otherwise be named as their maker (its steps are its own already)."""
+
+    @functools.wraps(original)
+    async def run_stream(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        runner = getattr(self, "_task_runner", None)
+        name = getattr(runner, "name", None)
+        if current_run() is None or _is_team(runner) or not isinstance(name, str):
+            async for item in original(self, *args, **kwargs):
+                yield item
+            return
+        actor = _ACTORS.get(name)
+        if actor is None:
+            actor = _ACTORS[name] = Actor(name)
+        token = ACTOR.set(actor)
+        try:
+            async for item in original(self, *args, **kwargs):
+                yield item
+        finally:
+            with contextlib.suppress(ValueError):  # (closed from another context: that context never saw it set)
+                ACTOR.reset(token)
+
+    return run_stream
+
+
 # --------------------------------------------------------------------------- install / remove
 
 
@@ -246,6 +273,7 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("autogen_agentchat.teams._group_chat._base_group_chat_manager", "BaseGroupChatManager",
      {"publish_message": _recording_patch(_record_manager_output)}),
     ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json}),
+    ("autogen_agentchat.tools._task_runner_tool", "TaskRunnerTool", {"run_stream": _patch_task_runner_stream}),
 )
 
 
