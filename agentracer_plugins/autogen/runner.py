@@ -42,6 +42,7 @@ def task_for_replay(run: Run, task: str) -> str:
     if t == 0 and target.agent == "user":
         if not isinstance(action, str):
             raise ReplayError("step 0 is the user's task: its replacement must be a text")
+        run.count_substitution()
         return action
     try:
         tool_calls_of(action)

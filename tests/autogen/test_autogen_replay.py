@@ -94,6 +94,7 @@ def test_replacing_the_task_at_step_0():
     new = traced.replay(traj, step=0, action="build something else")
     assert new.steps[0].content == "build something else" and new.steps[0].replaced
     assert CountingClient.live == len(traj.steps) - 1
+    assert new.task == "build something else" and new.metadata["replay_stats"]["replacement"] == 1
 
 
 def test_a_changed_team_diverges_before_t_with_the_step_agent_and_a_diff(tmp_path):
