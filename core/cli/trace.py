@@ -48,7 +48,7 @@ def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iter
 @click.option("--team", "team_spec", required=True, help="MODULE:FACTORY that builds the team.")
 @click.option("--task", help="One task text.")
 @click.option("--tasks", "tasks_file", type=click.Path(exists=True, dir_okay=False),
-              help="JSONL of {task, ground_truth?} rows.")
+              help="JSONL of {task, ground_truth?, id?} rows (an id is kept as the run's task_id).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Store (.jsonl or .db).")
 def trace_command(team_spec: str, task: str | None, tasks_file: str | None, output: str) -> None:
     """Run the team on each task and append the recorded trajectories to OUTPUT.
@@ -65,7 +65,8 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, outp
     failed = 0
     for row in _tasks(task, tasks_file, problems):
         try:
-            trajectory = team.run(row["task"], ground_truth=row.get("ground_truth"))
+            metadata = {"task_id": str(row["id"]), "question_id": str(row["id"])} if row.get("id") is not None else None
+            trajectory = team.run(row["task"], ground_truth=row.get("ground_truth"), metadata=metadata)
         except TeamRunError as exc:
             trajectory, failed = exc.trajectory, failed + 1
         store.append(trajectory)

@@ -157,13 +157,14 @@ def test_trace_reports_a_bad_task_row_and_runs_the_others(teams: Path) -> None:
             return SimpleTeam([SimpleAgent("solo", lambda messages: "done")], max_turns=1)
     '''))
     tasks = teams / "tasks.jsonl"
-    tasks.write_text('{"task": "one"}\n{"nottask": 1}\n{oops\n{"task": 3}\n{"task": "two"}\n')
+    tasks.write_text('{"task": "one", "id": "q1"}\n{"nottask": 1}\n{oops\n{"task": 3}\n{"task": "two"}\n')
     out = teams / "out.jsonl"
     code, _, err = run_cli("trace", "--team", "good_team:make_team", "--tasks", str(tasks), "-o", str(out))
     problems = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(problems) == 3 and "Traceback" not in err, err
     assert f"{tasks}:2" in problems[0] and f"{tasks}:3" in problems[1] and f"{tasks}:4" in problems[2]
     assert [t.task for t in open_store(out)] == ["one", "two"]
+    assert [t.metadata.get("task_id") for t in open_store(out)] == ["q1", None]  # a row's id is kept
 
 
 def test_train_prepare_names_a_tokenizer_path_that_is_not_there(tmp_path: Path) -> None:
