@@ -417,18 +417,20 @@ class Run:
         agent the tool runs itself, as OWL's browser toolkit does): those steps are copied from the recording here,
         their model calls counted as served, so the replay's later steps line up with the recording's."""
         with self._lock:
-            _, served = self.tool_mode(agent)
+            index = self._tool_counts.get(agent, 0)
+            self._tool_counts[agent] = index + 1
             if self.plan is None or self.cassette is None:
                 return "live", None
-            found = self.cassette.tool_result(agent, self._tool_counts[agent] - 1)
+            found = self.cassette.tool_result(agent, index)
             end = found[0] if found is not None and self._inside_tool(agent, found[0]) else self.next_index
             if end == self.plan.step:
                 self._copy_recorded_steps(end)
                 self.stats["replacement"] += 1
                 return "replaced", self.plan.action
-            if served is not None and found is not None and end == found[0]:
+            if found is not None and self.plan.serve_tools and found[0] < self.plan.step:
                 self._copy_recorded_steps(end)
-                return "served", served
+                self.stats["tools_served"] += 1
+                return "served", found[1].content
             return "live", None
 
     def _inside_tool(self, agent: str, result_step: int) -> bool:
