@@ -425,7 +425,7 @@ class Run:
             end = found[0] if found is not None and self._inside_tool(agent, found[0]) else self.next_index
             if end == self.plan.step:
                 self._copy_recorded_steps(end)
-                self.stats["replacement"] += 1
+                self.count_substitution()
                 return "replaced", self.plan.action
             if found is not None and self.plan.serve_tools and found[0] < self.plan.step:
                 self._copy_recorded_steps(end)
