@@ -34,7 +34,7 @@ from .schema import (
 _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=None)
 
 CallMode = Literal["live", "cassette", "replacement"]
-ToolPlan = Literal["live", "served", "replaced"]
+ToolPlan = Literal["live", "served", "failed", "replaced"]
 CallFields = dict[str, Any]  # a model call in flight: its ModelCall fields so far
 
 
@@ -395,22 +395,11 @@ class Run:
         return response
 
     # ------------------------------------------------------------------ tools
-    def tool_mode(self, agent: str) -> tuple[int, Any | None]:
-        """Claim the agent's next tool-result slot; return (index, recorded result or None to run live)."""
-        with self._lock:
-            index = self._tool_counts.get(agent, 0)
-            self._tool_counts[agent] = index + 1
-            if self.plan is None or self.cassette is None or not self.plan.serve_tools:
-                return index, None
-            found = self.cassette.tool_result(agent, index)
-            if found is None or found[0] >= self.plan.step:
-                return index, None
-            self.stats["tools_served"] += 1
-            return index, found[1].content
-
     def tool_plan(self, agent: str) -> tuple[ToolPlan, Any]:
         """Claim the agent's next tool-result slot and say what its tool does now: ``("live", None)`` run it;
         ``("served", result)`` do not, return its recorded result (``serve_tools``, before the replaced step);
+        ``("failed", text)`` the same for a recorded result that was an error: report ``text`` as the tool's error
+        (raise it where the framework turns a tool's exception into its error result);
         ``("replaced", action)`` do not, its result is the plan's action.
 
         A tool that does not run skips whatever the recording has between its call and its result (the steps of an
@@ -430,7 +419,7 @@ class Run:
             if found is not None and self.plan.serve_tools and found[0] < self.plan.step:
                 self._copy_recorded_steps(end)
                 self.stats["tools_served"] += 1
-                return "served", found[1].content
+                return ("failed" if found[1].is_error else "served"), found[1].content
             return "live", None
 
     def _inside_tool(self, agent: str, result_step: int) -> bool:

@@ -161,6 +161,12 @@ class TracedTeam:
             raise ReplayError(
                 f"the replay ended after {len(trajectory.steps)} steps, before reaching step {plan.step}"
             )
+        if plan is not None and len(trajectory.steps) > plan.step and not run.stats["replacement"]:
+            step = trajectory.steps[plan.step]
+            raise ReplayError(
+                f"step {plan.step} ({step.kind} of {step.agent!r}) ran without the replacement: "
+                f"the {trajectory.framework} plugin found "
+                f"no model call, tool result or event of that step to put the action into, so its content is live")
         if self.evaluator is not None and error is None:
             apply_evaluation(trajectory, self.evaluator)
         if self.store is not None:

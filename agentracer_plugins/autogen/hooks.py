@@ -7,7 +7,8 @@
 - ``ChatAgentContainer._log_message`` and the group chat manager's ``publish_message`` to the output topic:
   each message or event is recorded as a step where it is produced, before its agent goes on, so the model
   calls waiting for that agent are exactly the ones that produced it.
-- ``BaseTool.run_json``: recorded tool results are served when a replay asks for ``serve_tools``.
+- ``BaseTool.run_json``: in a replay, the tool result of the replaced step is the action, and recorded results (and
+  errors) are served when the replay asks for ``serve_tools``; the steps an agent run as a tool made are copied then.
 
 Without an active run every hook calls straight through.
 """
@@ -210,15 +211,23 @@ def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs
 # --------------------------------------------------------------------------- tools
 
 
+class RecordedToolError(Exception):
+    """A tool that failed in the recording fails again, with the recorded text, when its replay serves it (AutoGen's
+    workbench reports the exception's text as the tool's error result)."""
+
+
 def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(original)
     async def run_json(self: Any, *args: Any, **kwargs: Any) -> Any:
         run = current_run()
-        if run is not None and run.plan is not None and run.plan.serve_tools:
-            _, served = run.tool_mode(current_actor().name)
-            if served is not None:
-                return served
-        return await original(self, *args, **kwargs)
+        if run is None or run.plan is None:
+            return await original(self, *args, **kwargs)
+        how, value = run.tool_plan(current_actor().name)
+        if how == "live":
+            return await original(self, *args, **kwargs)
+        if how == "failed":
+            raise RecordedToolError(value)
+        return value
 
     return run_json
 

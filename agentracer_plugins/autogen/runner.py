@@ -52,12 +52,18 @@ def task_for_replay(run: Run, task: str) -> str:
     def produced(step: Any) -> bool:
         return any(c.produces_step and c.agent == step.agent for c in step.model_calls)
 
+    if target.kind == "tool_result":
+        if len(target.tool_results) != 1:
+            raise ReplayError(
+                f"step {t} holds {len(target.tool_results)} tool results of parallel tool calls: replace the tool "
+                f"call step that asked for them")
+        return task
     if not produced(target):
         earlier = [s.index for s in steps[:t] if s.agent == target.agent and produced(s)]
         hint = f"; replace step {earlier[-1]}, the model output that led to it" if earlier else ""
         raise ReplayError(
             f"step {t} is a {target.kind} step of {target.agent!r} that no model call produced: AutoGen "
-            f"replay replaces model outputs (messages and tool calls){hint}"
+            f"replay replaces model outputs (messages and tool calls) and tool results{hint}"
         )
     return task
 

@@ -231,7 +231,7 @@ def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
     how, value = run.tool_plan(agent)
     if how == "replaced":
         return True, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return how == "served", value
+    return how in ("served", "failed"), value  # (CAMEL reports a tool's error as its result text)
 
 
 def _record_without_running(instance: Any, request: Any, result: Any) -> Any:

@@ -10,6 +10,8 @@ from agentracer.simple import SimpleAgent, SimpleTeam
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core import FunctionCall
+from autogen_core.models import CreateResult, RequestUsage
 
 SCRIPT = [f"turn {i}" for i in range(8)]
 
@@ -142,9 +144,68 @@ def test_bad_replays_are_refused_before_running(tmp_path):
 
 
 def test_a_step_no_model_call_produced_cannot_be_replaced():
+    def team():
+        agent = AssistantAgent("calc", model_client=RuleClient(lambda m: tool_call("add", a=2, b=3), tools=True),
+                               tools=[add])  # no reflection: the tool results are summarised without the model
+        return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+
+    traced = agentracer.trace(team)
+    traj = traced.run("compute")
+    assert [s.kind for s in traj.steps] == ["message", "tool_call", "tool_result", "summary"]
+    CountingClient.live = 0
+    with pytest.raises(ReplayError, match=r"step 3 is a summary step of 'calc'.*replace step 1"):
+        traced.replay(traj, step=3, action="999")
+    assert CountingClient.live == 0
+
+
+def test_a_replaced_tool_result_is_the_action_and_its_tool_does_not_run():
     traced = agentracer.trace(_tool_team)
     traj = traced.run("compute")
+    TOOL_RUNS.clear()
     CountingClient.live = 0
-    with pytest.raises(ReplayError, match=r"step 2 is a tool_result step of 'calc'.*replace step 1"):
+    new = traced.replay(traj, step=2, action="999")
+    assert TOOL_RUNS == [] and CountingClient.live == 1  # only the reflection after it
+    assert new.steps[2].replaced and new.steps[2].tool_results[0].content == "999"
+    assert not new.steps[2].tool_results[0].is_error
+    assert "999" in str(new.steps[3].model_calls[0].request["messages"])  # the model read the replaced result
+    assert new.metadata["replay_stats"]["replacement"] == 1
+
+
+def test_a_step_of_parallel_tool_results_cannot_be_replaced_whole():
+    def team():
+        both = CreateResult(finish_reason="function_calls", cached=False, usage=RequestUsage(prompt_tokens=1,
+                            completion_tokens=1), content=[FunctionCall(id="a", name="add", arguments='{"a": 1, "b": 2}'),
+                                                           FunctionCall(id="m", name="multiply", arguments='{"a": 2, "b": 3}')])
+        agent = AssistantAgent("calc", model_client=RuleClient(after_tool(both, "done"), tools=True),
+                               tools=[add, multiply], reflect_on_tool_use=True)
+        return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+
+    traced = agentracer.trace(team)
+    traj = traced.run("compute")
+    assert len(traj.steps[2].tool_results) == 2
+    with pytest.raises(ReplayError, match="step 2 holds 2 tool results.*replace the tool call"):
         traced.replay(traj, step=2, action="999")
-    assert CountingClient.live == 0
+
+
+def fetch(url: str) -> str:
+    """Fetch a page."""
+    TOOL_RUNS.append(("fetch", {"url": url}))
+    raise ConnectionError("network unreachable")
+
+
+def test_serve_tools_serves_a_recorded_tool_error_as_an_error():
+    def team():
+        agent = AssistantAgent("web", model_client=RuleClient(after_tool(tool_call("fetch", url="http://x"),
+                                                                         "it failed"), tools=True),
+                               tools=[fetch], reflect_on_tool_use=True)
+        checker = AssistantAgent("checker", model_client=counting(["noted"] * 3))
+        return RoundRobinGroupChat([agent, checker], termination_condition=MaxMessageTermination(3))
+
+    traced = agentracer.trace(team)
+    traj = traced.run("fetch it")
+    recorded = traj.steps[2].tool_results[0]
+    assert recorded.is_error and "network unreachable" in recorded.content
+    TOOL_RUNS.clear()
+    new = traced.replay(traj, step=4, action="REPLACED", serve_tools=True)  # strict: the prefix is the recording
+    assert TOOL_RUNS == []
+    assert new.steps[2].tool_results[0] == recorded and new.metadata["replay_stats"]["tools_served"] == 1

@@ -763,3 +763,48 @@ def test_replaying_step_0_runs_the_team_on_the_replaced_task():
     assert new.steps[0].content == "the new task" and new.steps[0].replaced and new.task == "the new task"
     assert new.steps[1].content == "on: the new task TERMINATE"
     assert new.metadata["replay_stats"]["replacement"] == 1
+
+
+class _Logbook:
+    """A team whose steps are log lines no model call makes: a plugin has nothing to put a replacement into."""
+
+    lines = ("start", "middle", "end")
+
+
+class _LogbookPlugin:
+    name = "logbook"
+
+    def matches(self, team):
+        return isinstance(team, _Logbook)
+
+    def instrument(self):
+        pass
+
+    def uninstrument(self):
+        pass
+
+    def describe(self, team):
+        return []
+
+    async def arun(self, team, task, run):
+        from agentracer.simple import TEXT_CODEC
+
+        async def opening():
+            return "start"
+
+        run.add_step("logger", await run.acall_model("logger", {"messages": [task]}, opening, TEXT_CODEC))
+        for line in team.lines[1:]:  # no model call makes these
+            run.add_step("logger", line, kind="event")
+        return "end"
+
+
+def test_a_replay_whose_plugin_never_used_the_action_is_an_error_not_a_replay(tmp_path):
+    from agentracer.plugins import register_plugin
+
+    register_plugin(_LogbookPlugin())
+    store = agentracer.JsonlStore(tmp_path / "runs.jsonl")
+    team = agentracer.trace(_Logbook, store=store)
+    traj = team.run("log")
+    with pytest.raises(ReplayError, match=r"step 1 \(event of 'logger'\) ran without the replacement.*logbook"):
+        team.replay(traj, step=1, action="a different middle")
+    assert [t.id for t in store] == [traj.id]  # nothing half-written
