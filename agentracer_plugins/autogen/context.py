@@ -19,6 +19,7 @@ class Actor:
 
     name: str
     produces_step: bool = True
+    nested: bool = False  # a group chat manager of a team that is another team's participant
 
 
 @dataclass
@@ -29,6 +30,9 @@ class RunState:
     last_ledger: dict[str, Any] | None = None
     messages: Any = field(default=None)  # codec.MessageCache of this run, created on first use
     thoughts: dict[str, str] = field(default_factory=dict)  # agent -> thought waiting for its output step
+    # the messages recorded so far, by id (held, so that no id is reused): a message reaches the recorder again when
+    # an agent that ran it in a tool or an inner team streams it on as its own (AgentTool, TeamTool, SocietyOfMind)
+    recorded: dict[int, Any] = field(default_factory=dict)
 
 
 ACTOR: ContextVar[Actor | None] = ContextVar("agentracer_autogen_actor", default=None)

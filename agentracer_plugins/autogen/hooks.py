@@ -3,10 +3,14 @@
 - ``ChatCompletionClient.create`` / ``create_stream`` (and every subclass's override): under an active run
   the call goes through ``Run.acall_model`` (live, served from the cassette, or the replacement). A stream
   is recorded whole and served as a stream that yields the final ``CreateResult``.
-- ``ChatAgentContainer.handle_request``: the agent whose turn it is becomes the actor of its model calls.
+- ``ChatAgentContainer.handle_request``: the agent whose turn it is becomes the actor of its model calls;
+  ``BaseGroupChatManager.on_message_impl``: the manager is the actor of its own (selection, ledger) calls.
 - ``ChatAgentContainer._log_message`` and the group chat manager's ``publish_message`` to the output topic:
   each message or event is recorded as a step where it is produced, before its agent goes on, so the model
   calls waiting for that agent are exactly the ones that produced it.
+- ``TaskRunnerTool.run_stream`` (``AgentTool``, ``TeamTool``): an agent run as a tool is the actor of its calls and
+  its messages are recorded as it makes them; the caller streams them on later as its own, and they are not
+  recorded twice (a team run as a tool records itself, as every team does).
 - ``BaseTool.run_json``: in a replay, the tool result of the replaced step is the action, and recorded results (and
   errors) are served when the replay asks for ``serve_tools``; the steps an agent run as a tool made are copied then.
 
@@ -39,15 +43,25 @@ class _Parts:
     codec: Any = None
     steps: Any = None
     team_type: Any = None
+    orchestrator_type: Any = None
+
+    @classmethod
+    def is_orchestrator(cls, manager: Any) -> bool:
+        """Whether ``manager`` is a Magentic-One orchestrator (whose model calls make steps)."""
+        return isinstance(manager, cls.orchestrator_type)
 
 
 def _parts() -> type[_Parts]:
     if _Parts.team_type is None:
         from autogen_agentchat.base import Team
+        from autogen_agentchat.teams._group_chat._magentic_one._magentic_one_orchestrator import (
+            MagenticOneOrchestrator,
+        )
 
         from . import codec, steps
 
-        _Parts.codec, _Parts.steps, _Parts.team_type = codec, steps, Team
+        _Parts.codec, _Parts.steps, _Parts.orchestrator_type = codec, steps, MagenticOneOrchestrator
+        _Parts.team_type = Team
     return _Parts
 
 # --------------------------------------------------------------------------- model calls
@@ -205,7 +219,32 @@ def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs
     topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
     if getattr(topic, "type", None) == getattr(manager, "_output_topic_type", ""):
         _parts().steps.record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get(),
-                                     nested=_in_participant_turn())
+                                     nested=current_actor().nested)
+
+
+_MANAGERS: dict[tuple[str, bool, bool], Actor] = {}  # (name, produces_step, nested) -> a manager's actor
+
+
+def _patch_manager_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A group chat manager is the actor of the model calls it makes (speaker selection: no step; a Magentic-One
+    orchestrator's ledgers and instructions: steps), also when its team runs inside another team's participant or
+    tool, whose actor it would otherwise inherit."""
+
+    @functools.wraps(original)
+    async def on_message_impl(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if current_run() is None:
+            return await original(self, *args, **kwargs)
+        key = (str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self), _in_participant_turn())
+        actor = _MANAGERS.get(key)
+        if actor is None:
+            actor = _MANAGERS[key] = Actor(*key)
+        token = ACTOR.set(actor)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            ACTOR.reset(token)
+
+    return on_message_impl
 
 
 # --------------------------------------------------------------------------- tools
@@ -238,18 +277,23 @@ def _patch_task_runner_stream(original: Callable[..., Any]) -> Callable[..., Any
 
     @functools.wraps(original)
     async def run_stream(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        run = current_run()
         runner = getattr(self, "_task_runner", None)
         name = getattr(runner, "name", None)
-        if current_run() is None or _is_team(runner) or not isinstance(name, str):
+        if run is None or not isinstance(name, str):
             async for item in original(self, *args, **kwargs):
                 yield item
             return
-        actor = _ACTORS.get(name)
-        if actor is None:
-            actor = _ACTORS[name] = Actor(name)
+        team = _is_team(runner)
+        if team:  # a team: its managers and agents are actors themselves, and its task is new, not nested
+            actor = Actor(name, produces_step=False)
+        else:
+            actor = _ACTORS.get(name) or _ACTORS.setdefault(name, Actor(name))
         token = ACTOR.set(actor)
         try:
             async for item in original(self, *args, **kwargs):
+                if not team and item is not None:  # (a team's messages are recorded where it makes them)
+                    _parts().steps.record_tool_run_item(run, item, RUN_STATE.get())
                 yield item
         finally:
             with contextlib.suppress(ValueError):  # (closed from another context: that context never saw it set)
@@ -280,7 +324,7 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("autogen_agentchat.teams._group_chat._chat_agent_container", "ChatAgentContainer",
      {"handle_request": _patch_agent_turn, "_log_message": _recording_patch(_record_agent_message)}),
     ("autogen_agentchat.teams._group_chat._base_group_chat_manager", "BaseGroupChatManager",
-     {"publish_message": _recording_patch(_record_manager_output)}),
+     {"publish_message": _recording_patch(_record_manager_output), "on_message_impl": _patch_manager_turn}),
     ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json}),
     ("autogen_agentchat.tools._task_runner_tool", "TaskRunnerTool", {"run_stream": _patch_task_runner_stream}),
 )

@@ -116,4 +116,5 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
         # the message cache goes when the run does (contexts AutoGen's tasks copied keep the state until the garbage
         # collector frees them); the recorded requests hold their encoder until the run settles them
         state.messages = None
+        state.recorded = {}
     return _finish(run, result)

@@ -114,8 +114,14 @@ def step_of(message: Any, state: RunState) -> dict[str, Any] | None:
 
 
 def record_message(run: Run, message: Any, state: RunState | None) -> None:
-    """Add ``message`` to the run as a step, when it is one."""
-    fields = step_of(message, state if state is not None else RunState())
+    """Add ``message`` to the run as a step, when it is one and was not recorded already."""
+    if state is None:
+        state = RunState()
+    key = id(message)
+    if key in state.recorded:
+        return
+    state.recorded[key] = message
+    fields = step_of(message, state)
     if fields is not None:
         run.add_step(**fields)
 
@@ -132,3 +138,9 @@ def record_output(run: Run, published: Any, state: RunState | None, *, nested: b
             record_message(run, message, state)
     elif isinstance(published, GroupChatMessage):
         record_message(run, published.message, state)
+
+
+def record_tool_run_item(run: Run, item: Any, state: RunState | None) -> None:
+    """Record a message or event an agent run as a tool (``AgentTool``) streams, as it makes it."""
+    if isinstance(item, (BaseChatMessage, BaseAgentEvent)):
+        record_message(run, item, state)

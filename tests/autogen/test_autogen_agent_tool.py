@@ -53,3 +53,71 @@ def test_the_tool_agents_model_calls_are_its_own_and_its_message_can_be_replaced
     assert [c.source for s in new.steps[:3] for c in s.model_calls] == ["cassette"]
     assert new.steps[4].content == "Browser: Denmark" and new.steps[7].content == "Copenhagen"
     assert new.steps[9].content == "The capital is Copenhagen."
+
+
+def lookup(q: str) -> str:
+    """Look something up."""
+    return f"result for {q}"
+
+
+def searcher(messages):
+    if isinstance(messages[-1], FunctionExecutionResultMessage):
+        return "found: " + messages[-1].content[0].content
+    return tool_call("lookup", "i1", q="capital of france")
+
+
+def boss(messages):
+    if isinstance(messages[-1], FunctionExecutionResultMessage):
+        return "Final: " + messages[-1].content[0].content
+    return tool_call("Searcher", "o1", task="find the capital")
+
+
+def make_boss():
+    inner = AssistantAgent("Searcher", model_client=RuleClient(searcher, tools=True), tools=[lookup],
+                           reflect_on_tool_use=True, description="searches")
+    agent = AssistantAgent("Boss", model_client=RuleClient(boss, tools=True), tools=[AgentTool(inner)],
+                           reflect_on_tool_use=True)
+    return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+
+
+def test_each_model_call_of_a_tool_agent_is_on_the_step_it_made():
+    traced = agentracer.trace(make_boss)
+    traj = traced.run("go")
+    made = [(s.agent, s.kind, [c.call_index for c in s.model_calls]) for s in traj.steps]
+    assert made == [("user", "message", []), ("Boss", "tool_call", [0]), ("user", "message", []),
+                    ("Searcher", "tool_call", [0]), ("Searcher", "tool_result", []), ("Searcher", "message", [1]),
+                    ("Boss", "tool_result", []), ("Boss", "message", [1])]
+    new = traced.replay(traj, step=3, action={"tool_calls": [{"name": "lookup", "arguments": {"q": "Spain"}}]})
+    assert new.outcome.answer == "Final: Searcher: found: result for Spain"  # the reflection ran live after it
+    new = traced.replay(traj, step=5, action="found: Paris")
+    assert new.outcome.answer == "Final: Searcher: found: Paris"
+
+
+def test_a_team_run_as_a_tool_is_recorded_once_in_the_order_autogen_streams_it():
+    import asyncio
+
+    from autogen_agentchat.tools import TeamTool
+
+    def crew_boss(messages):
+        if isinstance(messages[-1], FunctionExecutionResultMessage):
+            return "Final: " + messages[-1].content[0].content
+        return tool_call("Crew", "c1", task="Write a haiku")
+
+    def make():
+        writer = AssistantAgent("Writer", model_client=RuleClient(lambda m: "haiku draft"))
+        editor = AssistantAgent("Editor", model_client=RuleClient(lambda m: "edited: " + str(m[-1].content)))
+        crew = RoundRobinGroupChat([writer, editor], termination_condition=MaxMessageTermination(3))
+        tool = TeamTool(crew, name="Crew", description="writing crew", return_value_as_last_message=True)
+        agent = AssistantAgent("Boss", model_client=RuleClient(crew_boss, tools=True), tools=[tool],
+                               reflect_on_tool_use=True)
+        return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+
+    traced = agentracer.trace(make)
+    traj = traced.run("compute")
+    agentracer.uninstrument()
+    streamed = asyncio.run(make().run(task="compute")).messages
+    assert [s.agent for s in traj.steps] == [m.source for m in streamed]
+    assert [s.kind for s in traj.steps][2:5] == ["message", "message", "message"]
+    assert [[c.agent for c in s.model_calls] for s in traj.steps[3:5]] == [["Writer"], ["Editor"]]
+    new = traced.replay(traj, step=3, action="a better haiku")
+    assert new.outcome.answer == "Final: edited: a better haiku"

@@ -189,3 +189,47 @@ def test_a_nested_team_records_the_messages_autogen_reports_once_each():
     assert [s.content for s in new.steps[:t]] == [s.content for s in traj.steps[:t]]
     assert new.steps[t].agent == "coder" and new.steps[t].content == "REPLACED"
     assert all(c.source != "live" for s in new.steps[:t] for c in s.model_calls)
+
+
+def nested_selector_team():
+    coder = AssistantAgent("coder", model_client=RuleClient(lambda m: "code"), description="codes")
+    tester = AssistantAgent("tester", model_client=RuleClient(lambda m: "tests pass"), description="tests")
+    inner = SelectorGroupChat([coder, tester], model_client=RuleClient(lambda m: "coder"), name="devteam",
+                              termination_condition=MaxMessageTermination(2), description="the dev team")
+    planner = AssistantAgent("planner", model_client=RuleClient(lambda m: "plan"), description="plans")
+    return RoundRobinGroupChat([planner, inner], termination_condition=MaxMessageTermination(6))
+
+
+def test_a_nested_selectors_selection_calls_are_its_managers_and_replays_past_them_serve_them():
+    traced = agentracer.trace(nested_selector_team)
+    traj = traced.run("build")
+    assert traj.unattached_calls == []
+    selections = [c for s in traj.steps for c in s.model_calls if c.agent not in ("planner", "coder", "tester")]
+    assert selections and all(not c.produces_step for c in selections)
+    last = len(traj.steps) - 1
+    CountingClient.live = 0
+    new = traced.replay(traj, step=last, action="REPLACED")
+    assert new.steps[last].content == "REPLACED" and CountingClient.live == 0
+
+
+def society_of_mind_team():
+    from autogen_agentchat.agents import SocietyOfMindAgent
+
+    writer = AssistantAgent("writer", model_client=RuleClient(lambda m: "draft"))
+    editor = AssistantAgent("editor", model_client=RuleClient(lambda m: "edited"))
+    inner = RoundRobinGroupChat([writer, editor], termination_condition=MaxMessageTermination(3))
+    society = SocietyOfMindAgent("society", team=inner, model_client=RuleClient(lambda m: "summary"))
+    critic = AssistantAgent("critic", model_client=RuleClient(lambda m: "ok"))
+    return RoundRobinGroupChat([society, critic], termination_condition=MaxMessageTermination(3))
+
+
+def test_a_society_of_mind_agents_inner_team_is_recorded_once_each_message():
+    """The society streams its inner team's messages on as its own: they are recorded where they are made."""
+    import asyncio
+
+    traj = agentracer.trace(society_of_mind_team).run("write")
+    agentracer.uninstrument()
+    result = asyncio.run(society_of_mind_team().run(task="write"))
+    assert [(s.agent, s.content) for s in traj.steps] == [(m.source, m.content) for m in result.messages]
+    assert [[c.agent for c in s.model_calls] for s in traj.steps] == [[], ["writer"], ["editor"], ["society"],
+                                                                      ["critic"]]
