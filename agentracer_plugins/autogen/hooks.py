@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import wrapt
-from agentracer import AgentracerError, current_run
+from agentracer import AgentracerError, ReplayError, current_run
 
 from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, RunState, current_actor
 from .patches import ClassTreePatch
@@ -330,6 +331,23 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 
+class _QuietReplayErrors(logging.Filter):
+    """Drops AutoGen's logged tracebacks of a replay's own errors (a divergence raised in a handler) and of what they
+    set off in the team afterwards: the run raises the error itself, in one line, where the user called it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info:
+            return True
+        if isinstance(record.exc_info[1], ReplayError):
+            return False
+        run = current_run()
+        return run is None or run.divergence is None
+
+
+AUTOGEN_LOGGERS = ("autogen_core", "autogen_agentchat")
+_QUIET = _QuietReplayErrors()
+
+
 class Hooks:
     """Every AutoGen patch; ``install`` applies them as their modules are imported, ``remove`` undoes them."""
 
@@ -345,6 +363,8 @@ class Hooks:
                 return
             check_version()
             self.enabled = True
+            for name in AUTOGEN_LOGGERS:
+                logging.getLogger(name).addFilter(_QUIET)
             if not self._registered:
                 for module, _cls, _wrappers in TARGETS:
                     wrapt.register_post_import_hook(self._on_import, module)
@@ -371,6 +391,8 @@ class Hooks:
         with self._lock:
             for patch in self._patches.values():
                 patch.remove()
+            for name in AUTOGEN_LOGGERS:
+                logging.getLogger(name).removeFilter(_QUIET)
             self.enabled = False
 
     def patched(self) -> dict[tuple[type, str], Any]:

@@ -53,3 +53,18 @@ def test_trace_then_replay_from_the_command_line(tmp_path):
                "--action", "x", "-o", str(bad))
     assert out.returncode == 2 and "out of range" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not bad.exists() or bad.read_text() == ""
+
+
+def test_a_replay_that_diverges_says_so_in_one_line_without_autogens_logged_tracebacks(tmp_path):
+    (tmp_path / "ag_cli_team.py").write_text(FACTORY)
+    runs, edited, out_path = tmp_path / "runs.jsonl", tmp_path / "edited.jsonl", tmp_path / "out.jsonl"
+    assert _cli(tmp_path, "trace", "--team", "ag_cli_team:make_team", "--task", "ship", "-o", str(runs)).returncode == 0
+    (traj,) = _read(runs)
+    traj.steps[1].agent = "coder"  # a hand edit: the team cannot reproduce it
+    edited.write_text(traj.to_json() + "\n")
+    out = _cli(tmp_path, "replay", str(edited), "--team", "ag_cli_team:make_team", "--step", "3",
+               "--action", "x", "-o", str(out_path))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: replay diverged at step 1, agent 'planner': the recording has agent 'coder' at this step"]
+    assert not out_path.exists() or out_path.read_text() == ""

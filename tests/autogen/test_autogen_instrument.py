@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import subprocess
 import sys
 import textwrap
@@ -45,8 +46,10 @@ def test_uninstrument_restores_the_original_functions_and_instrument_is_idempote
     assert "publish_message" not in BaseGroupChatManager.__dict__
     assert "__init_subclass__" not in ChatCompletionClient.__dict__
 
+    filters_before = list(logging.getLogger("autogen_core").filters)
     plugin.instrument()
     plugin.instrument()
+    assert len(logging.getLogger("autogen_core").filters) == len(filters_before) + 1
     for key, original in originals.items():
         assert _patches(_own(*key), original), key
     assert getattr(ChatAgentContainer.handle_request, "is_message_handler", False)  # AutoGen still routes to it
@@ -61,8 +64,10 @@ def test_uninstrument_restores_the_original_functions_and_instrument_is_idempote
     for key, original in originals.items():
         assert _own(*key) is original, key
     assert "publish_message" not in BaseGroupChatManager.__dict__
+    assert "on_message_impl" not in BaseGroupChatManager.__dict__
     assert "__init_subclass__" not in ChatCompletionClient.__dict__
     assert HOOKS.patched() == {}
+    assert logging.getLogger("autogen_core").filters == filters_before  # the replay-error filter is off again
     # a traced run puts them back
     traj = agentracer.trace(lambda: AssistantAgent("a", model_client=counting(["hi"]))).run("x")
     assert traj.steps[-1].content == "hi" and _patches(_own(CountingClient, "create"), originals[
