@@ -274,10 +274,12 @@ class TracedTeam:
 
     async def arun(self, task: str, *, ground_truth: Any = None, metadata: dict[str, Any] | None = None) -> Trajectory:
         """Run a fresh team on ``task`` and return its recorded trajectory."""
+        _check_task(task)
         return await self._execute(task, plan=None, parent=None, ground_truth=ground_truth, metadata=metadata)
 
     def run(self, task: str, *, ground_truth: Any = None, metadata: dict[str, Any] | None = None) -> Trajectory:
         """Synchronous ``arun``."""
+        _check_task(task)
         if not _loop_running():  # the plugin's coroutine is driven right here, early in this frame: see ``_sync_session``
             with self._sync_session(task, None, None, ground_truth, metadata) as session:
                 session.answer = session.runner.run(session.main(), context=session.context)
@@ -321,6 +323,13 @@ def _in_worker_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -
     """Call a sync entry point from a thread that already runs an event loop: in a worker thread of its own."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(function, *args, **kwargs).result()
+
+
+def _check_task(task: Any) -> None:
+    """A run records one task text: anything else is refused before the team is built."""
+    if task is not None and not isinstance(task, str):
+        hint = " (pass its text, e.g. message.content)" if hasattr(task, "content") else ""
+        raise AgentracerError(f"the task must be a text (str), not {type(task).__name__}{hint}")
 
 
 def _loop_running() -> bool:

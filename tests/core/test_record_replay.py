@@ -808,3 +808,19 @@ def test_a_replay_whose_plugin_never_used_the_action_is_an_error_not_a_replay(tm
     with pytest.raises(ReplayError, match=r"step 1 \(event of 'logger'\) ran without the replacement.*logbook"):
         team.replay(traj, step=1, action="a different middle")
     assert [t.id for t in store] == [traj.id]  # nothing half-written
+
+
+def test_a_task_that_is_not_a_text_is_refused_before_the_team_is_built():
+    built = []
+
+    def factory():
+        built.append(1)
+        return SimpleTeam([SimpleAgent("a", lambda m: "hi")], max_turns=1)
+
+    team = agentracer.trace(factory)
+    for task in (["a list"], 3, {"content": "x"}):
+        with pytest.raises(agentracer.AgentracerError, match=f"the task must be a text .str., not {type(task).__name__}"):
+            team.run(task)
+        with pytest.raises(agentracer.AgentracerError, match="the task must be a text"):
+            asyncio.run(team.arun(task))
+    assert built == []
