@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agentracer import ModelCall, Usage
+from agentracer import ModelCall, ReplayError, Usage
 from agentracer.redact import FrozenJSON, RawMessages
 from agentracer.schema import built
 from autogen_core import FunctionCall
@@ -229,3 +229,21 @@ class CreateResultCodec:
 
 
 CODEC = CreateResultCodec()
+
+
+class HumanInputCodec:
+    """A ``UserProxyAgent``'s input, recorded as a call of model ``"human"``: the text the human typed."""
+
+    def encode(self, response: Any) -> Any:
+        return {"content": str(response)}
+
+    def decode(self, data: Any) -> Any:
+        return data["content"]
+
+    def replacement(self, action: Any, recorded: Any) -> Any:
+        if not isinstance(action, str):
+            raise ReplayError("a human's turn (a UserProxyAgent's input) is replaced by a text")
+        return action
+
+
+HUMAN_CODEC = HumanInputCodec()

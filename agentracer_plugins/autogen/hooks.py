@@ -11,6 +11,7 @@
 - ``TaskRunnerTool.run_stream`` (``AgentTool``, ``TeamTool``): an agent run as a tool is the actor of its calls and
   its messages are recorded as it makes them; the caller streams them on later as its own, and they are not
   recorded twice (a team run as a tool records itself, as every team does).
+- ``UserProxyAgent._get_input``: a human's input is a call of model ``"human"`` (served and replaced like any).
 - ``BaseTool.run_json``: in a replay, the tool result of the replaced step is the action, and recorded results (and
   errors) are served when the replay asks for ``serve_tools``; the steps an agent run as a tool made are copied then.
 
@@ -248,6 +249,24 @@ def _patch_manager_turn(original: Callable[..., Awaitable[Any]]) -> Callable[...
     return on_message_impl
 
 
+def _patch_human_input(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A ``UserProxyAgent``'s input is a call of model ``"human"`` that produces its step: a replay serves the recorded
+    answers before step t (nobody is asked again) and puts the action in at t, as for any agent."""
+
+    @functools.wraps(original)
+    async def _get_input(self: Any, prompt: str, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is None:
+            return await original(self, prompt, *args, **kwargs)
+        live = functools.partial(original, self, prompt, *args, **kwargs)
+        codec = _parts().codec
+        return await run.acall_model(str(self.name), {"prompt": prompt}, live, codec.HUMAN_CODEC, model=HUMAN)
+
+    return _get_input
+
+
+HUMAN = "human"  # the model name of a UserProxyAgent's input calls
+
 # --------------------------------------------------------------------------- tools
 
 
@@ -328,6 +347,7 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      {"publish_message": _recording_patch(_record_manager_output), "on_message_impl": _patch_manager_turn}),
     ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json}),
     ("autogen_agentchat.tools._task_runner_tool", "TaskRunnerTool", {"run_stream": _patch_task_runner_stream}),
+    ("autogen_agentchat.agents._user_proxy_agent", "UserProxyAgent", {"_get_input": _patch_human_input}),
 )
 
 

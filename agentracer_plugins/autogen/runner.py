@@ -58,6 +58,8 @@ def task_for_replay(run: Run, task: str) -> str:
                 f"step {t} holds {len(target.tool_results)} tool results of parallel tool calls: replace the tool "
                 f"call step that asked for them")
         return task
+    if any(c.model == "human" for c in target.model_calls) and not isinstance(action, str):
+        raise ReplayError(f"step {t} is a human's input (a UserProxyAgent): its replacement must be a text")
     if not produced(target):
         earlier = [s.index for s in steps[:t] if s.agent == target.agent and produced(s)]
         hint = f"; replace step {earlier[-1]}, the model output that led to it" if earlier else ""
