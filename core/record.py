@@ -276,10 +276,7 @@ class Run:
         t, agent, index = self.plan.step, call["agent"], call["call_index"]
         recorded = self.cassette.call(agent, index)
         if recorded is not None and recorded.step is not None and recorded.step <= t:
-            replaces = recorded.step == t and recorded.produces_step and call["produces_step"]
-            if replaces:
-                step_agent = self.cassette.trajectory.steps[t].agent
-                replaces = step_agent == agent
+            replaces = recorded.step == t and call["produces_step"] and self.cassette.replaced_call(t) == (agent, index)
             if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"]:
                 diff = request_diff(recorded.request, call["request"])
                 reason = (f"model call #{index} of this agent asks something the recording never saw "

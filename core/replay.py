@@ -58,8 +58,13 @@ class Cassette:
     def __init__(self, trajectory: Trajectory) -> None:
         self.trajectory = trajectory
         self._calls: dict[tuple[str, int], ModelCall] = {}
+        self._last_output: dict[int, tuple[str, int]] = {}  # step -> its agent's last call that produced it
         for call in trajectory.model_calls():
             self._calls[(call.agent, call.call_index)] = call
+            if call.produces_step and call.step is not None and trajectory.steps[call.step].agent == call.agent:
+                last = self._last_output.get(call.step)
+                if last is None or last[1] < call.call_index:
+                    self._last_output[call.step] = (call.agent, call.call_index)
         self._tools: dict[tuple[str, int], tuple[int, ToolResult]] = {}
         counts: dict[str, int] = {}
         for step in trajectory.steps:
@@ -71,6 +76,12 @@ class Cassette:
     def call(self, agent: str, index: int) -> ModelCall | None:
         """The recorded call number ``index`` of ``agent``, if any."""
         return self._calls.get((agent, index))
+
+    def replaced_call(self, step: int) -> tuple[str, int] | None:
+        """(agent, call index) of the call whose output a replacement of ``step`` takes the place of: the step's
+        agent's last call that produced it (earlier ones, as a Magentic-One ledger's fact sheet before its plan or a
+        call that failed and was retried, are served as recorded)."""
+        return self._last_output.get(step)
 
     def tool_result(self, agent: str, index: int) -> tuple[int, ToolResult] | None:
         """The recorded tool result number ``index`` of ``agent`` with the step it belongs to."""

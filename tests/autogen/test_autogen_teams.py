@@ -149,6 +149,18 @@ def test_magentic_one_replay_replaces_an_instruction_inside_the_ledger():
     assert [c.source for c in new.steps[1].model_calls] == ["cassette", "cassette"]
 
 
+def test_magentic_one_replay_of_the_task_ledger_replaces_its_plan_and_keeps_its_fact_sheet():
+    """The ledger step is made by two calls, the fact sheet then the plan: the action takes the place of the last."""
+    traced = agentracer.trace(magentic_team)
+    traj = traced.run("print the sum of 2 and 3")
+    new = traced.replay(traj, step=1, action="PLAN: ask the coder to print 2 * 3.")
+    assert [c.source for c in new.steps[1].model_calls] == ["cassette", "replacement"]
+    ledger = new.steps[1].content
+    assert new.steps[1].kind == "ledger" and new.steps[1].replaced
+    assert "FACTS: 2 and 3 are integers." in ledger and "PLAN: ask the coder to print 2 * 3." in ledger
+    assert "print the sum." not in ledger
+
+
 def test_magentic_one_replay_of_the_final_answer_keeps_the_last_ledger_and_the_step_kind():
     """The final answer's step is made by two calls: the last progress ledger (request satisfied, no instruction)
     and the answer itself. Only the answer is replaced: the step stays a message, not an instruction."""

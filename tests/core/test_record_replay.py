@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 import agentracer
@@ -824,3 +825,42 @@ def test_a_task_that_is_not_a_text_is_refused_before_the_team_is_built():
         with pytest.raises(agentracer.AgentracerError, match="the task must be a text"):
             asyncio.run(team.arun(task))
     assert built == []
+
+
+class _TwoCallTeam:
+    """Each step is made by two calls of its agent, a draft then the final answer (as a Magentic-One ledger is made of
+    its fact sheet and its plan)."""
+
+
+class _TwoCallPlugin(_LogbookPlugin):
+    name = "two-calls"
+
+    def matches(self, team):
+        return isinstance(team, _TwoCallTeam)
+
+    async def arun(self, team, task, run):
+        from agentracer.simple import TEXT_CODEC
+
+        async def answer(text):
+            return text
+
+        for turn in range(3):
+            draft = await run.acall_model("writer", {"messages": [task, turn, "draft"]},
+                                          functools.partial(answer, f"draft {turn}"), TEXT_CODEC)
+            final = await run.acall_model("writer", {"messages": [task, turn, draft]},
+                                          functools.partial(answer, f"final {turn}"), TEXT_CODEC)
+            run.add_step("writer", f"{draft} | {final}")
+        return "done"
+
+
+def test_a_step_made_by_several_calls_has_only_its_last_replaced_the_earlier_served():
+    from agentracer.plugins import register_plugin
+
+    register_plugin(_TwoCallPlugin())
+    team = agentracer.trace(_TwoCallTeam)
+    traj = team.run("write")
+    assert [len(s.model_calls) for s in traj.steps] == [2, 2, 2]
+    new = team.replay(traj, step=1, action="a better final")
+    assert new.steps[1].content == "draft 1 | a better final"
+    assert [c.source for c in new.steps[1].model_calls] == ["cassette", "replacement"]
+    assert new.metadata["replay_stats"] == {"live": 2, "cassette": 3, "replacement": 1, "tools_served": 0}
