@@ -121,3 +121,30 @@ def test_a_team_run_as_a_tool_is_recorded_once_in_the_order_autogen_streams_it()
     assert [[c.agent for c in s.model_calls] for s in traj.steps[3:5]] == [["Writer"], ["Editor"]]
     new = traced.replay(traj, step=3, action="a better haiku")
     assert new.outcome.answer == "Final: edited: a better haiku"
+
+
+def test_either_of_two_agents_run_as_tools_in_parallel_can_be_replaced():
+    from autogen_core import FunctionCall
+    from autogen_core.models import CreateResult, RequestUsage
+
+    def both(messages):
+        if isinstance(messages[-1], FunctionExecutionResultMessage):
+            return "Final: " + " | ".join(r.content for r in messages[-1].content)
+        return CreateResult(finish_reason="function_calls", cached=False, usage=RequestUsage(prompt_tokens=1,
+                            completion_tokens=1), content=[FunctionCall(id="a", name="Alpha", arguments='{"task": "a"}'),
+                                                           FunctionCall(id="b", name="Beta", arguments='{"task": "b"}')])
+
+    def make():
+        alpha = AssistantAgent("Alpha", model_client=RuleClient(lambda m: "alpha says hi"), description="a")
+        beta = AssistantAgent("Beta", model_client=RuleClient(lambda m: "beta says hi"), description="b")
+        agent = AssistantAgent("Boss", model_client=RuleClient(both, tools=True),
+                               tools=[AgentTool(alpha), AgentTool(beta)])
+        return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(3))
+
+    traced = agentracer.trace(make)
+    traj = traced.run("go")
+    for name in ("Alpha", "Beta"):
+        t = next(s.index for s in traj.steps if s.agent == name)
+        new = traced.replay(traj, step=t, action=f"{name} REPLACED")
+        assert new.steps[t].content == f"{name} REPLACED" and new.steps[t].replaced
+        assert f"{name} REPLACED" in new.steps[-2].content  # the tool result the caller got
