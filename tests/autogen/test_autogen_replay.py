@@ -209,3 +209,15 @@ def test_serve_tools_serves_a_recorded_tool_error_as_an_error():
     new = traced.replay(traj, step=4, action="REPLACED", serve_tools=True)  # strict: the prefix is the recording
     assert TOOL_RUNS == []
     assert new.steps[2].tool_results[0] == recorded and new.metadata["replay_stats"]["tools_served"] == 1
+
+
+def test_a_replacement_tool_call_of_a_tool_the_agent_lacks_is_refused_before_anything_runs():
+    traced = agentracer.trace(_tool_team)
+    traj = traced.run("compute")
+    TOOL_RUNS.clear()
+    CountingClient.live = 0
+    action = {"tool_calls": [{"name": "multiplyy", "arguments": {"a": 4, "b": 5}}]}
+    with pytest.raises(ReplayError, match=r"step 1 calls 'multiplyy', which 'calc' does not have "
+                                          r"\(its tools: add, multiply\)"):
+        traced.replay(traj, step=1, action=action)
+    assert TOOL_RUNS == [] and CountingClient.live == 0
