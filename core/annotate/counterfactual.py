@@ -112,11 +112,12 @@ class CounterfactualSearch:
         return {"temperature": 0.8, **self.analyzer_params, "seed": seed}
 
     async def _try_step(self, trajectory: Trajectory, t: int, result: SearchResult) -> bool | None:
-        """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short or when no
-        answer of the analyzer proposed anything (every one without its tag: the step stays untried)."""
+        """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short, when no
+        answer of the analyzer proposed anything (every one without its tag) or when every replay of the step diverged
+        or crashed: the step stays untried."""
         step = trajectory.steps[t]
         original = step_action(step)
-        answered = False
+        answered = evaluated = failed = False  # an answer proposed something / a replay or the analyzer settled it
         tried: set[str] = set()
         for j in range(self.proposals):
             if not self.budget.take_call():
@@ -141,6 +142,7 @@ class CounterfactualSearch:
             answered = True
             if action is None or action_text(action).strip() == original.strip():
                 result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))
+                evaluated = True
                 continue
             text = action_text(action)
             if text.strip() in tried:  # the analyzer said the same again: no new evidence, no replay spent on it
@@ -166,7 +168,9 @@ class CounterfactualSearch:
             except Exception as exc:  # a replay that diverges or crashes is recorded, the search goes on
                 attempt.status, attempt.detail = replay_failure(exc)
                 attempt.seconds = time.perf_counter() - started
+                failed = True
                 continue
+            evaluated = True
             attempt.live_calls = self.budget.add_replay_calls(replayed)
             attempt.seconds = time.perf_counter() - started
             replayed.metadata.setdefault("counterfactual", {"parent_id": trajectory.id, "step": t,
@@ -176,6 +180,8 @@ class CounterfactualSearch:
             if replayed.outcome.success:
                 attempt.status = "flipped"
                 return True
+        if failed and not evaluated:  # every replay of it diverged or crashed: no evidence either way
+            return None
         return False if answered else None
 
     # ------------------------------------------------------------------ the search

@@ -164,3 +164,22 @@ def test_later_proposals_are_sampled_and_a_repeated_one_is_not_replayed_again():
     assert sum(1 for r in result.replays if r.replay.step == 3) == 1
     assert asked[:3] == [{"max_tokens": 500}, {"temperature": 0.8, "max_tokens": 500, "seed": 1},
                          {"temperature": 0.8, "max_tokens": 500, "seed": 2}]
+
+
+def test_a_step_whose_every_replay_diverged_is_untried_not_cleared():
+    """A replay that diverges says nothing about its step: a flip after it is flagged, not taken as the earliest."""
+    from agentracer import ReplayDivergence
+
+    team, trajectory = failed_run(steps=8, error_step=5)
+
+    class DivergingAt2(LocalReplayer):
+        async def replay(self, trajectory, step, action):
+            if step == 2:
+                raise ReplayDivergence(step=1, agent=trajectory.steps[1].agent, reason="a changed team")
+            return await super().replay(trajectory, step, action)
+
+    search = CounterfactualSearch(DivergingAt2(team, chain_evaluator), ScriptedModel(chain_analyzer), k=1)
+    result = search.search(trajectory)
+    assert [a.status for a in result.attempts if a.step == 2] == ["diverged"]
+    assert result.verdict is not None and result.verdict.step == 5
+    assert result.verdict.flags == ["earlier_steps_untried"]
