@@ -203,6 +203,37 @@ def check_spec(spec: RunSpec) -> None:
     check_overrides(list(spec.extra))
 
 
+def _override(overrides: list[str], key: str) -> str:
+    """The value ``key`` gets from ``overrides`` (the last one wins, as in hydra)."""
+    return [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key][-1]
+
+
+def _parquet_rows(path: str) -> int | None:
+    """The row count of a Parquet file (None without pyarrow); ``InputError`` when it is not one."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except Exception as exc:
+        raise InputError(f"not a readable Parquet file ({type(exc).__name__}: {exc})", where=path) from None
+
+
+def _check_row_counts(overrides: list[str]) -> None:
+    """verl drops a last incomplete training batch and refuses an empty validation set: say so before launching."""
+    train, val = _override(overrides, "data.train_files"), _override(overrides, "data.val_files")
+    batch = int(_override(overrides, "data.train_batch_size"))
+    train_rows, val_rows = _parquet_rows(train), _parquet_rows(val)
+    if train_rows is not None and train_rows < batch:
+        raise InputError(f"{train_rows} training rows, fewer than one batch (data.train_batch_size={batch}): verl "
+                         f"drops an incomplete batch and would train on nothing; lower data.train_batch_size",
+                         where=train)
+    if val_rows == 0:
+        raise InputError("the validation set has no rows, and verl needs at least one: prepare with --val-fraction > 0 "
+                         "from labelled runs of two or more tasks", where=val)
+
+
 def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visible_gpus) -> None:
     """Every check that is cheap, before launching: one clear ``InputError`` for the first that fails."""
     check_spec(spec)
@@ -214,10 +245,11 @@ def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visibl
                          where=str(model))
     overrides = verl_overrides(config, spec)
     for key in ("data.train_files", "data.val_files"):
-        path = next(o.split("=", 1)[1] for o in overrides if o.startswith(key + "="))
+        path = _override(overrides, key)
         if not Path(path).is_file():
             raise InputError(f"{key.split('.')[-1].replace('_', ' ')} not found (run `agentracer train prepare`)",
                              where=path)
+    _check_row_counts(overrides)
     if spec.resume not in ("auto", "disable"):
         resume = Path(spec.resume)
         if not resume.is_dir() or not resume.name.startswith("global_step_"):

@@ -38,7 +38,7 @@ def export_labelled(trajectories: Sequence[Trajectory], out_dir: str | Path, *, 
     if training_rows and rows:
         from ..trainer.data import prepare
 
-        report = prepare(out / "labelled.jsonl", out / "train", val_fraction=0.0 if len(rows) < 10 else 0.1)
+        report = prepare(out / "labelled.jsonl", out / "train", val_fraction=0.1)  # (one val task at least, of two)
         counts["train_rows"] = report.train + report.val
     write_atomic(out / "export.json", json.dumps(counts, indent=2))
     return counts

@@ -22,3 +22,15 @@ def test_a_stand_in_pyarrow_without_parquet_skips_the_parquet_file(tmp_path: Pat
     counts = export_labelled([run], tmp_path)
     assert counts["labelled"] == 1 and counts["tracertraj_jsonl"] == 1 and counts["tracertraj_parquet"] == 0
     assert (tmp_path / "tracertraj.jsonl").exists() and not (tmp_path / "tracertraj.parquet").exists()
+
+
+def test_training_rows_of_a_small_set_keep_a_validation_row(tmp_path: Path) -> None:
+    """verl refuses an empty validation set: a set of a few tasks still puts one in val."""
+    import pyarrow.parquet as pq
+    runs = [Trajectory(id=f"r{i}", task=f"task {i}",
+                       steps=[Step(index=0, agent="user", content=f"task {i}"),
+                              Step(index=1, agent="a", content=f"wrong {i}")],
+                       labels=[Verdict(agent="a", step=1, source="counterfactual")]) for i in range(4)]
+    counts = export_labelled(runs, tmp_path, training_rows=True)
+    train, val = (pq.read_metadata(tmp_path / "train" / f"{name}.parquet").num_rows for name in ("train", "val"))
+    assert counts["train_rows"] == 4 and val >= 1 and train + val == 4

@@ -29,9 +29,16 @@ def ready(tmp_path: Path) -> RunSpec:
     (model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     data = tmp_path / "data"
     data.mkdir()
-    for name in ("train", "val"):
-        (data / f"{name}.parquet").write_bytes(b"PAR1")
+    _rows(data / "train.parquet", 32)
+    _rows(data / "val.parquet", 1)
     return RunSpec(model=model, output=tmp_path / "out", data=data)
+
+
+def _rows(path: Path, n: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"prompt": [f"row {i}" for i in range(n)]}), path)
 
 
 def as_dict(overrides: list[str]) -> dict[str, str]:
@@ -169,3 +176,18 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
     assert dry.returncode == 0, dry.stderr
     assert "verl.trainer.main_ppo" in dry.stdout and "trainer.logger=[console,wandb]" in dry.stdout
     assert dry.stdout.strip().endswith("trainer.total_epochs=2")
+
+
+def test_preflight_checks_the_row_counts_verl_needs(ready: RunSpec) -> None:
+    assert ready.data is not None
+    _rows(ready.data / "train.parquet", 20)
+    with pytest.raises(InputError, match=r"20 training rows, fewer than one batch \(data.train_batch_size=32\)"):
+        preflight(ready, load_config(), gpu_count=lambda: 1)
+    smaller = RunSpec(**{**ready.__dict__, "extra": ["data.train_batch_size=16"]})
+    preflight(smaller, load_config(), gpu_count=lambda: 1)  # a command-line batch size is the one that counts
+    _rows(ready.data / "val.parquet", 0)
+    with pytest.raises(InputError, match="validation set has no rows"):
+        preflight(smaller, load_config(), gpu_count=lambda: 1)
+    (ready.data / "val.parquet").write_bytes(b"PAR1")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        preflight(smaller, load_config(), gpu_count=lambda: 1)
