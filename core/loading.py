@@ -43,17 +43,25 @@ def load_object(spec: str) -> Any:
     return target
 
 
-def load_team(spec: str) -> Any:
+def load_team(spec: str, evaluator: str | None = None) -> Any:
     """A ``TracedTeam`` from ``module:factory`` (already traced or not); a factory that cannot be called with no
-    arguments is an ``InputError`` before anything runs."""
+    arguments is an ``InputError`` before anything runs. ``evaluator`` (a name or ``module:function``) judges its
+    runs, in place of a traced team's own."""
     from .team import TracedTeam, is_factory, trace
 
+    judge = None
+    if evaluator is not None:
+        from .evaluate.outcome import get_evaluator
+
+        judge = get_evaluator(evaluator)
     target = load_object(spec)
     if isinstance(target, TracedTeam):
+        if judge is not None:
+            target.evaluator = judge
         return target
     if is_factory(target):
         _check_callable_without_arguments(target, spec)
-    return trace(target)
+    return trace(target, evaluator=judge)
 
 
 def _check_callable_without_arguments(factory: Any, spec: str) -> None:

@@ -9,6 +9,7 @@ import contextvars
 import functools
 import inspect
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -148,6 +149,16 @@ class TracedTeam:
         run.trajectory.outcome.error = error_summary(exc)
         return exc
 
+    def _evaluate(self, trajectory: Trajectory) -> None:
+        """Apply Ω; when Ω itself raises, the run is kept with its outcome unknown and Ω's error in its metadata."""
+        assert self.evaluator is not None
+        try:
+            apply_evaluation(trajectory, self.evaluator)
+        except Exception as exc:
+            trajectory.metadata["evaluation_error"] = error_summary(exc)
+            warnings.warn(f"the evaluator raised {error_summary(exc)}: run {trajectory.id} is kept with its outcome "
+                          "unknown (metadata['evaluation_error'])", RuntimeWarning, stacklevel=2)
+
     def _end(self, run: Run, plan: ReplayPlan | None, answer: Any, error: Exception | None) -> Trajectory:
         trajectory = run.trajectory
         if error is None:
@@ -168,7 +179,7 @@ class TracedTeam:
                 f"the {trajectory.framework} plugin found "
                 f"no model call, tool result or event of that step to put the action into, so its content is live")
         if self.evaluator is not None and error is None:
-            apply_evaluation(trajectory, self.evaluator)
+            self._evaluate(trajectory)
         if self.store is not None:
             self.store.append(trajectory)
         if error is not None and self.raise_on_error:

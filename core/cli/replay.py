@@ -31,16 +31,18 @@ def _json_option(text: str, option: str) -> Any:
               '\'{"tool_calls": [{"name": "add", "arguments": {"x": 1}}]}\'.')
 @click.option("--id", "trajectory_id", help="Which trajectory of the file (default: the first).")
 @click.option("--serve-tools", is_flag=True, help="Also serve recorded tool results before the step.")
+@click.option("--evaluator", "evaluator_spec", help="Ω to judge the replay: mbpp, math, exact or MODULE:FUNCTION "
+              "(default: the traced team's own).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Store to append the replay to.")
 def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, action_json: str | None,
-           trajectory_id: str | None, serve_tools: bool, output: str) -> None:
+           trajectory_id: str | None, serve_tools: bool, evaluator_spec: str | None, output: str) -> None:
     """Replay TRAJECTORY_FILE from --step with --action; zero live model calls before the step."""
     if (action is None) == (action_json is None):
         raise click.UsageError("give exactly one of --action and --action-json")
     replacement = action if action_json is None else _json_option(action_json, "--action-json")
     check_output_store(output)
     parent = read_one(trajectory_file, trajectory_id)
-    team = load_team(team_spec)
+    team = load_team(team_spec, evaluator_spec)
     raised = None
     try:
         new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)

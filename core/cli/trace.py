@@ -49,8 +49,11 @@ def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iter
 @click.option("--task", help="One task text.")
 @click.option("--tasks", "tasks_file", type=click.Path(exists=True, dir_okay=False),
               help="JSONL of {task, ground_truth?, id?} rows (an id is kept as the run's task_id).")
+@click.option("--evaluator", "evaluator_spec", help="Ω to judge each run: mbpp, math, exact or MODULE:FUNCTION "
+              "(default: the traced team's own, else the outcome stays unknown).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Store (.jsonl or .db).")
-def trace_command(team_spec: str, task: str | None, tasks_file: str | None, output: str) -> None:
+def trace_command(team_spec: str, task: str | None, tasks_file: str | None, evaluator_spec: str | None,
+                  output: str) -> None:
     """Run the team on each task and append the recorded trajectories to OUTPUT.
 
     A bad line of --tasks gives one line naming the file and line; the other tasks still run; the exit code
@@ -59,7 +62,7 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, outp
     if (task is None) == (tasks_file is None):
         raise click.UsageError("give exactly one of --task and --tasks")
     check_output_store(output)
-    team = load_team(team_spec)
+    team = load_team(team_spec, evaluator_spec)
     store = open_store(output)
     problems = Problems()
     failed = 0

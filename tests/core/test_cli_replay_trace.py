@@ -79,3 +79,41 @@ def test_a_replayed_team_that_raises_is_saved_with_its_error(tmp_path):
     replayed = json.loads((tmp_path / "out.jsonl").read_text())
     assert replayed["outcome"]["success"] is False and "the coder crashed" in replayed["outcome"]["error"]
     assert replayed["steps"][1]["content"] == "BREAK" and replayed["steps"][1]["replaced"]
+
+
+ECHO_TEAM = textwrap.dedent('''
+    from agentracer.simple import SimpleAgent, SimpleTeam
+
+    def make_team():
+        return SimpleTeam([SimpleAgent("solver", lambda messages: "FINAL ANSWER: " + messages[-1]["content"])],
+                          max_turns=1)
+
+    def broken_judge(trajectory):
+        raise KeyError("no answer key")
+''')
+
+
+def test_trace_and_replay_judge_runs_with_an_evaluator_and_keep_a_run_whose_evaluator_raised(tmp_path):
+    (tmp_path / "echo.py").write_text(ECHO_TEAM)
+    (tmp_path / "tasks.jsonl").write_text(json.dumps({"task": "42", "ground_truth": "42"}) + "\n"
+                                          + json.dumps({"task": "41", "ground_truth": "42"}) + "\n")
+    done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "--evaluator", "exact",
+               "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert [r["outcome"]["success"] for r in runs] == [True, False]
+    assert "success=True" in done.stdout and "success=False" in done.stdout
+
+    done = cli("replay", "runs.jsonl", "--id", runs[1]["id"], "--team", "echo:make_team", "--step", "1",
+               "--action", "FINAL ANSWER: 42", "--evaluator", "exact", "-o", "fixed.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "fixed.jsonl").read_text())["outcome"]["success"] is True
+
+    done = cli("trace", "--team", "echo:make_team", "--task", "7", "--evaluator", "echo:broken_judge",
+               "-o", "judged.jsonl", cwd=tmp_path)
+    assert done.returncode == 0 and "the evaluator raised KeyError" in done.stderr
+    kept = json.loads((tmp_path / "judged.jsonl").read_text())
+    assert kept["outcome"]["success"] is None and "no answer key" in kept["metadata"]["evaluation_error"]
+    done = cli("trace", "--team", "echo:make_team", "--task", "7", "--evaluator", "nosuch", "-o", "x.jsonl",
+               cwd=tmp_path)
+    assert done.returncode == 2 and "unknown evaluator 'nosuch'" in done.stderr and not (tmp_path / "x.jsonl").exists()
