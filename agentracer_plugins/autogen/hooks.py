@@ -224,7 +224,7 @@ def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs
                                      nested=current_actor().nested)
 
 
-_MANAGERS: dict[tuple[str, bool, bool], Actor] = {}  # (name, produces_step, nested) -> a manager's actor
+_MANAGER_ACTOR = "_agentracer_actor"  # a manager's actor, kept on it: whether its team is nested never changes
 
 
 def _patch_manager_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -236,10 +236,10 @@ def _patch_manager_turn(original: Callable[..., Awaitable[Any]]) -> Callable[...
     async def on_message_impl(self: Any, *args: Any, **kwargs: Any) -> Any:
         if current_run() is None:
             return await original(self, *args, **kwargs)
-        key = (str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self), _in_participant_turn())
-        actor = _MANAGERS.get(key)
+        actor = self.__dict__.get(_MANAGER_ACTOR)
         if actor is None:
-            actor = _MANAGERS[key] = Actor(*key)
+            actor = Actor(str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self), _in_participant_turn())
+            self.__dict__[_MANAGER_ACTOR] = actor
         token = ACTOR.set(actor)
         try:
             return await original(self, *args, **kwargs)
