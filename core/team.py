@@ -133,6 +133,7 @@ class TracedTeam:
         cassette = None
         if plan is not None and parent is not None:
             self._check_shape(parent, trajectory, plugin)
+            self._check_tool_action(parent, trajectory, plan)
             cassette = Cassette(parent)
             trajectory.replay = ReplayInfo(
                 parent_id=parent.id, step=plan.step, action=plan.action, served_tools=plan.serve_tools
@@ -282,6 +283,20 @@ class TracedTeam:
         now = sorted(a.name for a in fresh.agents)
         if before and now and before != now:
             raise ReplayError(f"team shape differs: recorded agents {before}, this team has {now}")
+
+    @staticmethod
+    def _check_tool_action(parent: Trajectory, fresh: Trajectory, plan: ReplayPlan) -> None:
+        """A tool-call replacement names tools its agent has (as the fresh team describes them): a typo is refused
+        before anything runs; it would run as the team's own tool error."""
+        calls = plan.action.get("tool_calls") if isinstance(plan.action, dict) else None
+        if not isinstance(calls, list):
+            return
+        agent = parent.steps[plan.step].agent
+        tools = next((set(a.tools) for a in fresh.agents if a.name == agent), set())
+        unknown = [c["name"] for c in calls if isinstance(c, dict) and c.get("name") not in tools]
+        if tools and unknown:
+            raise ReplayError(f"the action for step {plan.step} calls {', '.join(map(repr, unknown))}, which "
+                              f"{agent!r} does not have (its tools: {', '.join(sorted(tools))})")
 
     async def arun(self, task: str, *, ground_truth: Any = None, metadata: dict[str, Any] | None = None) -> Trajectory:
         """Run a fresh team on ``task`` and return its recorded trajectory."""

@@ -70,44 +70,6 @@ def task_for_replay(run: Run, task: str) -> str:
     return task
 
 
-def _agents(team: Any) -> list[Any]:
-    """The agents of ``team`` (a single agent, or a group chat's participants, nested teams' included)."""
-    if isinstance(team, BaseGroupChat):
-        return [agent for member in getattr(team, "_participants", []) for agent in _agents(member)]
-    return [team]
-
-
-def known_tool_names(agent: Any) -> set[str] | None:
-    """The tool and handoff names an AssistantAgent can call, or None when its tools are only known by asking a
-    workbench of its own (an MCP server's)."""
-    workbenches = getattr(agent, "_workbench", None) or []
-    if any(type(bench).__name__ not in ("StaticWorkbench", "StaticStreamWorkbench") for bench in workbenches):
-        return None
-    tools = getattr(agent, "_tools", None)
-    if tools is None:
-        return None
-    return {tool.name for tool in tools} | set(getattr(agent, "_handoffs", {}))
-
-
-def check_tool_action(team: Any, run: Run) -> None:
-    """A tool-call replacement names tools its agent has: a typo is refused before anything runs (it would run as
-    the team's own tool error)."""
-    if run.plan is None or run.cassette is None:
-        return
-    calls = tool_calls_of(run.plan.action)
-    if not calls:
-        return
-    name = run.cassette.trajectory.steps[run.plan.step].agent
-    agent = next((a for a in _agents(team) if getattr(a, "name", None) == name), None)
-    known = known_tool_names(agent) if agent is not None else None
-    if known is None:
-        return
-    unknown = [call.name for call in calls if call.name not in known]
-    if unknown:
-        raise ReplayError(f"the action for step {run.plan.step} calls {', '.join(map(repr, unknown))}, which "
-                          f"{name!r} does not have (its tools: {', '.join(sorted(known)) or 'none'})")
-
-
 async def _reset_if_used(team: Any) -> None:
     if isinstance(team, BaseGroupChat) and getattr(team, "_initialized", False):
         await team.reset()
@@ -132,7 +94,6 @@ def _finish(run: Run, result: TaskResult | None) -> Any:
 async def run_team(team: Any, task: str, run: Run) -> Any:
     """Run ``team`` on ``task``, recording each message/event as a step; return the last message's text."""
     task = task_for_replay(run, task)
-    check_tool_action(team, run)
     await _reset_if_used(team)
     state = RunState(orchestrator=manager_name(team) if isinstance(team, MagenticOneGroupChat) else None)
     actor_token, state_token = ACTOR.set(default_actor(team)), RUN_STATE.set(state)

@@ -143,3 +143,12 @@ def test_hooks_pass_through_outside_a_run(ledger: Ledger) -> None:
     response = agent.step("Please add 1 and 1")
     assert response.msgs[0].content == "The sum is 2."
     assert agentracer.current_run() is None
+
+
+def test_a_replacement_tool_call_of_a_tool_the_agent_lacks_is_refused_before_anything_runs(ledger: Ledger) -> None:
+    traced = agentracer.trace(make_calculator, ledger)
+    traj = traced.run(TASK)
+    ledger.reset()
+    with pytest.raises(ReplayError, match=r"calls 'mull', which 'Calculator' does not have \(its tools: add, mul\)"):
+        traced.replay(traj, step=1, action={"tool_calls": [{"name": "mull", "arguments": {"a": 4, "b": 5}}]})
+    assert ledger.tool_runs == [] and ledger.live_calls == 0

@@ -229,6 +229,8 @@ def test_tool_call_replacement_runs_the_new_tool_live():
     new = team.replay(traj, step=1, action={"tool_calls": [{"name": "mul", "arguments": {"x": 2, "y": 3}}]})
     assert new.steps[1].tool_calls[0].name == "mul"
     assert new.steps[2].content == "6"
+    with pytest.raises(ReplayError, match=r"calls 'pow', which 'coder' does not have \(its tools: add, mul\)"):
+        team.replay(traj, step=1, action={"tool_calls": [{"name": "pow", "arguments": {"x": 2, "y": 3}}]})
 
 
 def test_a_replaced_tool_result_is_the_action_and_its_tool_does_not_run():
