@@ -245,3 +245,29 @@ def test_a_society_of_mind_agents_inner_team_is_recorded_once_each_message():
     assert [(s.agent, s.content) for s in traj.steps] == [(m.source, m.content) for m in result.messages]
     assert [[c.agent for c in s.model_calls] for s in traj.steps] == [[], ["writer"], ["editor"], ["society"],
                                                                       ["critic"]]
+
+
+def graph_flow():
+    from autogen_agentchat.teams import DiGraphBuilder, GraphFlow
+
+    writer = AssistantAgent("writer", model_client=RuleClient(lambda m: "draft"))
+    editor = AssistantAgent("editor", model_client=RuleClient(lambda m: "edited " + str(m[-1].content)))
+    critic = AssistantAgent("critic", model_client=RuleClient(lambda m: "critique of " + str(m[-1].content)))
+    builder = DiGraphBuilder()
+    builder.add_node(writer).add_node(editor).add_node(critic)
+    builder.add_edge(writer, editor).add_edge(editor, critic)
+    return GraphFlow([writer, editor, critic], graph=builder.build())
+
+
+def test_a_graph_flow_is_recorded_as_autogen_streams_it_and_replays_along_its_edges():
+    import asyncio
+
+    traced = agentracer.trace(graph_flow)
+    traj = traced.run("write")
+    agentracer.uninstrument()
+    result = asyncio.run(graph_flow().run(task="write"))
+    assert [(s.agent, s.content) for s in traj.steps] == [(m.source, m.content) for m in result.messages]
+    CountingClient.live = 0
+    new = traced.replay(traj, step=2, action="EDITED")
+    assert [s.content for s in new.steps] == ["write", "draft", "EDITED", "critique of EDITED"]
+    assert CountingClient.live == 1
