@@ -40,6 +40,18 @@ def check_not_source(source: str, output: str, *, what: str = "file", why: str =
                          where=output)
 
 
+DATA_SUFFIXES = frozenset({".jsonl", ".json", ".db", ".sqlite", ".sqlite3", ".parquet"})
+
+
+def check_html_output(html_out: str, *sources: str | None) -> None:
+    """An HTML page is written to a new name: never over an input, nor over a name that holds data."""
+    for source in sources:
+        if source is not None:
+            check_not_source(source, html_out, why="the page would replace the runs it shows")
+    if Path(html_out).suffix.lower() in DATA_SUFFIXES:
+        raise InputError("--html writes a web page: give it a .html name", where=html_out)
+
+
 class Problems:
     """Counts bad records and prints each as one line on stderr."""
 

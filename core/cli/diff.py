@@ -13,7 +13,7 @@ from rich.text import Text
 from ..compare import Comparison, compare
 from ..errors import InputError
 from ..schema import Step, Trajectory
-from ._io import read_one
+from ._io import check_html_output, read_one
 from .show import truncate
 
 _STATUS_STYLE = {"same": "dim", "replaced": "bold magenta", "changed": "bold yellow", "only before": "red",
@@ -94,6 +94,8 @@ def diff(source: str, against: str | None, trajectory_id: str | None, against_id
     first difference is marked, and the last line sums the steps up with both outcomes. SOURCE and AGAINST are
     .jsonl/.db stores or trajectory .json files (e.g. the output of `agentracer replay` and its input).
     """
+    if html_out is not None:
+        check_html_output(html_out, source, against)
     after = read_one(Path(source), trajectory_id)
     before = _against(Path(source), after, against, against_id)
     comparison = compare(before, after)

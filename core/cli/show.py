@@ -15,7 +15,7 @@ from rich.text import Text
 from ..errors import InputError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
-from ._io import read_one
+from ._io import check_html_output, read_one
 
 _SOURCE_STYLE = {"human": "bold red", "counterfactual": "bold magenta", "injection": "bold yellow",
                  "tracer": "bold cyan"}
@@ -106,6 +106,8 @@ def show(source: str, trajectory_id: str | None, width: int | None, max_chars: i
     path = Path(source)
     if path.is_dir():
         raise InputError("is a directory; give a .jsonl/.db store or a .json file", where=source)
+    if html_out is not None:
+        check_html_output(html_out, source)
     trajectory = read_one(path, trajectory_id)
     if html_out is not None:
         _write_html(trajectory, html_out)

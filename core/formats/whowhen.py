@@ -17,13 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InputError
-from ..schema import LabelSource, Step, Trajectory, Verdict, new_id
+from ..schema import STEP_KINDS, LabelSource, Step, ToolCall, ToolResult, Trajectory, Verdict, new_id
 from ..store import validation_message
 
 SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
 _ROLE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<detail>[^)]*)\))?\s*$")
 _LABEL_FIELDS = ("mistake_agent", "mistake_step", "mistake_reason")
-_MAPPED_FIELDS = ("history", "question", "ground_truth", *_LABEL_FIELDS)
+_MAPPED_FIELDS = ("history", "question", "ground_truth", "ground_truth_json", *_LABEL_FIELDS)
+_STEP_KEYS = ("kind", "tool_calls", "tool_results")  # ours: Who&When readers ignore them
 LABEL_SOURCES = ("human", "counterfactual", "injection", "tracer")
 
 
@@ -43,6 +44,55 @@ def _kind(detail: str | None, role: str) -> str:
     if "thought" in detail:
         return "thought"
     return "message"
+
+
+def _agent_and_kind(item: dict[str, Any]) -> tuple[str, str]:
+    """The agent and kind a history item's ``name``/``role`` imply (before any ``kind`` key)."""
+    if "name" in item:
+        return str(item["name"]), "message"
+    role = str(item.get("role") or "")
+    agent, detail = agent_from_role(role)
+    return agent, _kind(detail, role)
+
+
+def _read_kind(value: Any, *, where: str) -> str:
+    if not isinstance(value, str) or value not in STEP_KINDS:
+        raise InputError(f"field 'kind' must be one of {sorted(STEP_KINDS)}, got {value!r}", where=where)
+    return value
+
+
+def _read_models(item: dict[str, Any], key: str, model: type[ToolCall] | type[ToolResult],
+                 *, where: str) -> list[Any]:
+    """``item[key]`` (a list of objects) as schema models; ``InputError`` names the entry that is wrong."""
+    raw = item.get(key, [])
+    if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
+        raise InputError(f"field '{key}' must be a list of objects", where=where)
+    try:
+        return [model.model_validate(x) for x in raw]
+    except ValidationError as exc:
+        raise InputError(f"field '{key}': {validation_message(exc)}", where=where) from None
+
+
+def _step_extras(step: Step, entry: dict[str, Any]) -> dict[str, Any]:
+    """Our per-entry keys for a step: its kind when name/role don't imply it, its tool calls and results."""
+    extras: dict[str, Any] = {}
+    if step.kind != _agent_and_kind(entry)[1]:
+        extras["kind"] = step.kind
+    if step.tool_calls:
+        extras["tool_calls"] = [c.model_dump(mode="json", exclude_defaults=True) for c in step.tool_calls]
+    if step.tool_results:
+        extras["tool_results"] = [r.model_dump(mode="json", exclude_defaults=True) for r in step.tool_results]
+    return extras
+
+
+def _ground_truth(trajectory: Trajectory, keys: list[str]) -> dict[str, Any]:
+    """Who&When's string ``ground_truth``, plus ``ground_truth_json`` holding a structured one."""
+    value = trajectory.ground_truth
+    if value is None and "ground_truth" not in keys:
+        return {}
+    if value is None or isinstance(value, str) or ("ground_truth" in keys and "ground_truth_json" not in keys):
+        return {"ground_truth": value}  # a file's own non-string value is written back as it was
+    return {"ground_truth": json.dumps(value, ensure_ascii=False), "ground_truth_json": value}
 
 
 def subset_of(path: Path) -> str | None:
@@ -67,20 +117,20 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         if not isinstance(item, dict) or "content" not in item:
             raise InputError("each history item must be an object with 'content'", where=f"{where}: history[{i}]")
         role = item.get("role")
-        if "name" in item:
-            agent = str(item["name"])
-            kind = "message"
-        else:
-            agent, detail = agent_from_role(str(role or ""))
-            kind = _kind(detail, str(role or ""))
-        extra = {k: v for k, v in item.items() if k not in ("content", "role", "name")}
+        agent, kind = _agent_and_kind(item)
+        at = f"{where}: history[{i}]"
+        kind = _read_kind(item["kind"], where=at) if "kind" in item else kind
+        calls = _read_models(item, "tool_calls", ToolCall, where=at)
+        results = _read_models(item, "tool_results", ToolResult, where=at)
+        extra = {k: v for k, v in item.items() if k not in ("content", "role", "name", *_STEP_KEYS)}
         meta: dict[str, dict[str, Any]] = {"whowhen": {"keys": list(item), **({"extra": extra} if extra else {})}}
         if "role" in item:
             meta["whowhen"]["role"] = role
         if "name" in item:
             meta["whowhen"]["name"] = item["name"]
         steps.append(Step(index=i, agent=agent or "unknown", role=str(role or ""), kind=kind,  # type: ignore[arg-type]
-                          content=item["content"], metadata=meta))
+                          content=item["content"], tool_calls=calls, tool_results=results,
+                          metadata=meta))
     labels: list[Verdict] = []
     if any(f in data for f in _LABEL_FIELDS):
         raw_step = data.get("mistake_step")
@@ -119,7 +169,7 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         trajectory = Trajectory(
             id=trajectory_id or new_id(),
             task=data.get("question") if isinstance(data.get("question"), str) else None,
-            ground_truth=data.get("ground_truth"),
+            ground_truth=data["ground_truth_json"] if "ground_truth_json" in data else data.get("ground_truth"),
             framework="magentic-one" if subset == "Hand-Crafted" else ("ag2" if subset else None),
             steps=steps,
             labels=labels,
@@ -181,14 +231,16 @@ def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
                                     else ["content", "role"])
         values = {"content": step.content, "role": info.get("role", step.role),
                   "name": info.get("name", step.agent), **info.get("extra", {})}
-        history.append({k: values[k] for k in keys if k in values})
+        entry = {k: values[k] for k in keys if k in values}
+        ours = _step_extras(step, entry)
+        entry.update({k: ours.get(k, _empty(step, k)) for k in keys if k in _STEP_KEYS})
+        history.append(entry | {k: v for k, v in ours.items() if k not in entry})
     record: dict[str, Any] = {"history": history}
     if "question" in ww:
         record["question"] = ww["question"]
     elif trajectory.task is not None:
         record["question"] = trajectory.task
-    if trajectory.ground_truth is not None or "ground_truth" in ww.get("keys", []):
-        record["ground_truth"] = trajectory.ground_truth
+    record.update(_ground_truth(trajectory, ww.get("keys", [])))
     label = trajectory.training_label() or (trajectory.labels[0] if trajectory.labels else None)
     if label is not None:
         raw_step = label.metadata.get("raw_step")
@@ -213,6 +265,11 @@ def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
     if order:
         record = {k: record[k] for k in order if k in record} | {k: v for k, v in record.items() if k not in order}
     return record
+
+
+def _empty(step: Step, key: str) -> Any:
+    """A key of ours the imported file had but that now carries nothing: its plain value."""
+    return step.kind if key == "kind" else []
 
 
 def export_path(trajectory: Trajectory) -> str:

@@ -147,3 +147,15 @@ def test_validate_rows_hand_edited_into_sqlite(tmp_path: Path) -> None:
 
 def test_whowhen_file_loads_with_its_subset_path() -> None:
     assert load_whowhen(HAND, root=HAND.parent).id == "Hand-Crafted/13"
+
+
+def test_show_and_diff_never_write_their_page_over_the_runs_they_read(tmp_path: Path) -> None:
+    store = tmp_path / "runs.jsonl"
+    open_store(store).append(labelled("a"))
+    before = store.read_bytes()
+    for command in (["show", str(store)], ["diff", str(store), str(store)]):
+        code, _, err = run_cli(*command, "--html", str(store))
+        assert code == 2 and "the page would replace the runs it shows" in err, err
+        code, _, err = run_cli(*command, "--html", str(tmp_path / "other.jsonl"))
+        assert code == 2 and "give it a .html name" in err
+    assert store.read_bytes() == before and not (tmp_path / "other.jsonl").exists()

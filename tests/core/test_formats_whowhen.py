@@ -108,3 +108,63 @@ def test_a_recorded_run_keeps_its_label_source_outcome_and_prompts_through_whowh
     assert back.labels[0].source == "counterfactual" and back.labels[0].step == 2
     assert back.outcome.success is False and back.agents[0].system_prompt == "You plan."
     assert to_whowhen(back) == record
+
+
+def _tool_run() -> Trajectory:
+    from agentracer.schema import Step, ToolCall, ToolResult
+
+    return Trajectory(
+        id="tools-1", task="add", framework="autogen", ground_truth={"answer": 7, "unit": None},
+        steps=[Step(index=0, agent="user", role="user", content="add 3 and 4"),
+               Step(index=1, agent="coder", kind="tool_call", content=[{"name": "add"}],
+                    tool_calls=[ToolCall(id="c1", name="add", arguments={"a": 3, "b": 4})]),
+               Step(index=2, agent="coder", role="tool", kind="tool_result", content="7",
+                    tool_results=[ToolResult(call_id="c1", name="add", content="7")]),
+               Step(index=3, agent="coder", role="tool", kind="tool_result", content="boom",
+                    tool_results=[ToolResult(call_id="c2", name="div", content="boom", is_error=True)])])
+
+
+def test_tool_steps_and_a_dict_ground_truth_round_trip() -> None:
+    run = _tool_run()
+    record = json.loads(json.dumps(to_whowhen(run)))
+    assert isinstance(record["ground_truth"], str)
+    assert json.loads(record["ground_truth"]) == run.ground_truth
+    assert "kind" not in record["history"][0] and "tool_calls" not in record["history"][0]
+    back = from_whowhen(record, where="tools-1.json")
+    assert back.ground_truth == run.ground_truth
+    for old, new in zip(run.steps, back.steps, strict=True):
+        assert (new.kind, new.agent, new.content) == (old.kind, old.agent, old.content)
+        assert (new.tool_calls, new.tool_results) == (old.tool_calls, old.tool_results)
+    assert to_whowhen(back) == record
+
+
+def test_a_string_ground_truth_and_plain_steps_export_as_before() -> None:
+    from agentracer.schema import Step
+
+    run = Trajectory(id="r", task="q", framework="autogen", ground_truth="42",
+                     steps=[Step(index=0, agent="a", content="hi")])
+    record = to_whowhen(run)
+    assert record["history"] == [{"content": "hi", "role": "assistant", "name": "a"}]
+    assert record["ground_truth"] == "42" and "ground_truth_json" not in record
+
+
+def test_a_whowhen_file_without_the_extra_keys_loads_as_before() -> None:
+    path = DATA / "Algorithm-Generated" / "1.json"
+    data = json.loads(path.read_text())
+    trajectory = load_whowhen(path, root=DATA)
+    assert all(s.kind == "message" and not s.tool_calls and not s.tool_results for s in trajectory.steps)
+    assert trajectory.ground_truth == data["ground_truth"]
+    assert to_whowhen(trajectory) == data
+
+
+@pytest.mark.parametrize(("item", "field"), [
+    ({"content": "x", "name": "a", "tool_calls": "add"}, "tool_calls"),
+    ({"content": "x", "name": "a", "tool_calls": [5]}, "tool_calls"),
+    ({"content": "x", "name": "a", "tool_results": [{"is_error": "maybe"}]}, "tool_results"),
+    ({"content": "x", "name": "a", "kind": "shout"}, "kind"),
+])
+def test_malformed_extra_keys_name_the_file_and_entry(item: dict, field: str) -> None:
+    with pytest.raises(InputError) as info:
+        from_whowhen({"history": [item]}, where="bad.json")
+    assert str(info.value).startswith("bad.json: history[0]")
+    assert field in str(info.value)
