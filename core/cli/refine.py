@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InputError
+from ._io import check_not_source
 
 
 def _check_tracer_model(tracer_name: str, tracer_model: str | None) -> None:
@@ -44,6 +45,8 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
         raise InputError("--rounds must be 0 or more")
     if strategy == "tracer":
         _check_tracer_model(tracer_name, tracer_model)
+    if out_path is not None:
+        check_not_source(tasks_path, out_path, why="the attempts would be appended to the tasks")
     tasks = read_tasks(tasks_path)
     tracer = get_method(tracer_name, tracer_model) if strategy == "tracer" else None
     refiner = Refiner(load_team(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,

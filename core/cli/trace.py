@@ -12,7 +12,7 @@ import click
 from ..errors import InputError, TeamRunError
 from ..loading import load_team
 from ..store import open_store
-from ._io import Problems, check_output_store
+from ._io import Problems, check_not_source, check_output_store
 
 
 def _task_row(line: str, where: str) -> dict[str, Any]:
@@ -62,11 +62,16 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, eval
     if (task is None) == (tasks_file is None):
         raise click.UsageError("give exactly one of --task and --tasks")
     check_output_store(output)
+    if tasks_file is not None:
+        check_not_source(tasks_file, output, why="the runs would be appended to the tasks")
     team = load_team(team_spec, evaluator_spec)
-    store = open_store(output)
     problems = Problems()
+    rows = list(_tasks(task, tasks_file, problems))
+    if not rows and problems.count == 0:
+        raise InputError("has no tasks (one JSON object with a 'task' per line)", where=tasks_file)
+    store = open_store(output)
     failed = 0
-    for row in _tasks(task, tasks_file, problems):
+    for row in rows:
         try:
             metadata = {"task_id": str(row["id"]), "question_id": str(row["id"])} if row.get("id") is not None else None
             trajectory = team.run(row["task"], ground_truth=row.get("ground_truth"), metadata=metadata)

@@ -117,3 +117,20 @@ def test_trace_and_replay_judge_runs_with_an_evaluator_and_keep_a_run_whose_eval
     done = cli("trace", "--team", "echo:make_team", "--task", "7", "--evaluator", "nosuch", "-o", "x.jsonl",
                cwd=tmp_path)
     assert done.returncode == 2 and "unknown evaluator 'nosuch'" in done.stderr and not (tmp_path / "x.jsonl").exists()
+
+
+def test_trace_and_refine_never_append_runs_to_their_tasks_file_and_an_empty_one_is_an_error(tmp_path):
+    (tmp_path / "echo.py").write_text(ECHO_TEAM)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "t1", "task": "42", "ground_truth": "42"}) + "\n")
+    before = tasks.read_bytes()
+    done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "tasks.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "the runs would be appended to the tasks" in done.stderr
+    done = cli("refine", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "--evaluator", "exact",
+               "-o", "tasks.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "the attempts would be appended to the tasks" in done.stderr
+    assert tasks.read_bytes() == before
+    (tmp_path / "empty.jsonl").write_text("\n")
+    done = cli("trace", "--team", "echo:make_team", "--tasks", "empty.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "empty.jsonl: has no tasks" in done.stderr
+    assert not (tmp_path / "runs.jsonl").exists()
