@@ -194,6 +194,7 @@ class CounterfactualSearch:
         candidates = [s.index for s in trajectory.steps if self.candidate(s)]
         finished: dict[int, bool | None] = {}
         running: dict[int, asyncio.Task[bool | None]] = {}
+        stopped: list[asyncio.Task[bool | None]] = []  # cancelled past a flip: awaited, so they say "cancelled"
         position, best = 0, None
         try:
             while True:
@@ -211,14 +212,15 @@ class CounterfactualSearch:
                         best = t
                 if best is not None:
                     for t in [t for t in running if t > best]:
-                        running.pop(t).cancel()
+                        stopped.append(running.pop(t))
+                        stopped[-1].cancel()
                     if all(finished.get(t) is False for t in candidates if t < best):
                         break
         finally:
             for task in running.values():
                 task.cancel()
-            if running:
-                await asyncio.gather(*running.values(), return_exceptions=True)
+            if running or stopped:
+                await asyncio.gather(*running.values(), *stopped, return_exceptions=True)
         result.wall_s = time.perf_counter() - started
         result.verdict = self._verdict(trajectory, best, finished, candidates, result)
         return result

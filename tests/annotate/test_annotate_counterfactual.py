@@ -183,3 +183,20 @@ def test_a_step_whose_every_replay_diverged_is_untried_not_cleared():
     assert [a.status for a in result.attempts if a.step == 2] == ["diverged"]
     assert result.verdict is not None and result.verdict.step == 5
     assert result.verdict.flags == ["earlier_steps_untried"]
+
+
+def test_a_replay_cancelled_past_the_flip_is_labelled_cancelled_not_tried():
+    import asyncio
+
+    team, trajectory = failed_run(steps=6, error_step=1)
+
+    class SlowAt2(LocalReplayer):
+        async def replay(self, trajectory, step, action):
+            if step == 2:
+                await asyncio.sleep(5)  # still running when step 1 flips
+            return await super().replay(trajectory, step, action)
+
+    result = CounterfactualSearch(SlowAt2(team, chain_evaluator), ScriptedModel(chain_analyzer), k=2).search(trajectory)
+    assert result.verdict is not None and result.verdict.step == 1
+    at_2 = [a for a in result.verdict.metadata["attempts"] if a["step"] == 2]
+    assert [a["status"] for a in at_2] == ["cancelled"] and at_2[0]["replay_id"] is None
