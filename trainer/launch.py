@@ -156,9 +156,19 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         out["trainer.resume_from_path"] = str(spec.resume)
     if spec.ray_address:
         out["+ray_kwargs.ray_init.address"] = spec.ray_address
+    ours = {key.lstrip("+"): key for key in out}
     for key, value in _section(config, "verl").items():
-        out[key] = value
-    return [f"{k}={_value(v)}" for k, v in out.items()] + list(spec.extra)
+        out[ours.get(key.lstrip("+"), key)] = value  # (a key we set, spelt with or without its +, is ours)
+    return [f"{k}={_value(v)}" for k, v in out.items()] + [_as_update(item, ours) for item in spec.extra]
+
+
+def _as_update(item: str, ours: dict[str, str]) -> str:
+    """A command-line override of a key we set already: ``+key=value`` becomes ``key=value`` (hydra refuses to add a
+    key twice; a plain override after ours sets it)."""
+    key, sep, value = item.partition("=")
+    if sep and key.startswith("+") and not key.startswith("++") and key.lstrip("+") in ours:
+        return f"{key.lstrip('+')}={value}"
+    return item
 
 
 def command(config: dict[str, Any], spec: RunSpec, python: str | None = None) -> list[str]:
@@ -236,6 +246,12 @@ def _check_row_counts(overrides: list[str]) -> None:
 
 def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visible_gpus) -> None:
     """Every check that is cheap, before launching: one clear ``InputError`` for the first that fails."""
+    check_inputs(spec, config)
+    check_machine(spec, gpu_count=gpu_count)
+
+
+def check_inputs(spec: RunSpec, config: dict[str, Any]) -> None:
+    """The run's arguments and the files they name (made for ``--dry-run`` too): model, data, rows, checkpoint."""
     check_spec(spec)
     model = Path(spec.model)
     if not model.exists():
@@ -254,6 +270,10 @@ def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visibl
         resume = Path(spec.resume)
         if not resume.is_dir() or not resume.name.startswith("global_step_"):
             raise InputError("--resume must be an existing checkpoint folder named global_step_N", where=str(resume))
+
+
+def check_machine(spec: RunSpec, *, gpu_count: Any = _visible_gpus) -> None:
+    """What the launch needs of this machine: a Ray cluster for several nodes, verl, enough GPUs."""
     if spec.nodes > 1 and not (spec.ray_address or os.environ.get("RAY_ADDRESS")):
         raise InputError("--nodes > 1 needs a running Ray cluster: pass --ray-address (or set RAY_ADDRESS)")
     if importlib.util.find_spec("verl") is None:

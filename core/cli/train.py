@@ -78,23 +78,24 @@ def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: fl
 @click.option("--ray-address", default=None, help="An existing Ray cluster (else a local one is started).")
 @click.option("--resume", default="auto", show_default=True,
               help="auto (latest checkpoint under --output), disable, or a global_step_N folder.")
-@click.option("--dry-run", is_flag=True, help="Print the verl command and exit.")
+@click.option("--dry-run", is_flag=True, help="Check the arguments, model and data, print the verl command and exit "
+              "(this machine's GPUs and verl are not checked).")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def run_command(config_path: Path | None, model: Path, output: Path, data: Path | None, logger: str, nodes: int,
                 gpus_per_node: int, ray_address: str | None, resume: str, dry_run: bool,
                 overrides: tuple[str, ...]) -> None:
     """Launch verl's GRPO (main_ppo) with our reward and scheduled-clip loss; extra KEY=VALUE go to verl."""
-    from ..trainer.launch import RunSpec, check_spec, command, load_config, preflight
+    from ..trainer.launch import RunSpec, check_inputs, check_machine, command, load_config
 
     config = load_config(config_path)
     spec = RunSpec(model=model, output=output, data=data, logger=logger, nodes=nodes, gpus_per_node=gpus_per_node,
                    ray_address=ray_address, resume=resume, extra=list(overrides))
-    check_spec(spec)
+    check_inputs(spec, config)
     argv = command(config, spec)
     if dry_run:
         click.echo(" ".join(argv))
         return
-    preflight(spec, config)
+    check_machine(spec)
     output.mkdir(parents=True, exist_ok=True)
     click.echo(" ".join(argv), err=True)
     env = dict(os.environ)

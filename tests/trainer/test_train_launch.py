@@ -172,6 +172,10 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
                          (["--resume", "latest"], "--resume must be auto")):
         refused = cli(*base, "--dry-run", *bad)  # a dry run checks the arguments too
         assert refused.returncode == 2 and message in refused.stderr and "main_ppo" not in refused.stdout
+    for bad, message in ((["--model", "/nonexistent/model"], "base model path does not exist"),
+                         (["--data", str(ready.output)], "train files not found")):
+        refused = cli(*base, "--dry-run", *bad)  # and the files they name (not this machine's GPUs)
+        assert refused.returncode == 2 and message in refused.stderr and "main_ppo" not in refused.stdout
     dry = cli(*base, "--dry-run", "--logger", "wandb", "trainer.total_epochs=2")
     assert dry.returncode == 0, dry.stderr
     assert "verl.trainer.main_ppo" in dry.stdout and "trainer.logger=[console,wandb]" in dry.stdout
@@ -191,3 +195,15 @@ def test_preflight_checks_the_row_counts_verl_needs(ready: RunSpec) -> None:
     (ready.data / "val.parquet").write_bytes(b"PAR1")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         preflight(smaller, load_config(), gpu_count=lambda: 1)
+
+
+def test_an_override_of_a_key_we_add_sets_it_rather_than_adding_it_twice(ready: RunSpec) -> None:
+    lam = "reward.custom_reward_function.reward_kwargs.lam"
+    spec = RunSpec(**{**ready.__dict__, "extra": [f"+{lam}=0.7", "+trainer.new_key=1", f"++{lam}=0.8"]})
+    config = load_config()
+    config["verl"] = {"actor_rollout_ref.actor.policy_loss.eps_max": 0.3}  # ours, spelt without its +
+    overrides = verl_overrides(config, spec)
+    assert [o for o in overrides if lam in o] == [f"+{lam}=0.5", f"{lam}=0.7", f"++{lam}=0.8"]
+    assert "+trainer.new_key=1" in overrides  # a new key is still added
+    eps = [o for o in overrides if "policy_loss.eps_max" in o]
+    assert eps == ["+actor_rollout_ref.actor.policy_loss.eps_max=0.3"]
