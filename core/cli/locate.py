@@ -123,6 +123,16 @@ class _Locating:
         await asyncio.gather(*running)
 
 
+def _check_one_method(store: Any, method: str, output: str) -> None:
+    """An output store keeps one method's verdicts: a run located before by another would be skipped as done."""
+    located_by = {trajectory.labels[0].metadata.get("method") for trajectory in store  # (its verdict goes first)
+                  if trajectory.labels and trajectory.labels[0].source == "tracer"}
+    others = sorted(str(m) for m in located_by if m not in (method, None))
+    if others:
+        raise InputError(f"holds verdicts of method {', '.join(others)}, and its runs would be skipped as done: "
+                         f"write {method}'s verdicts to another store", where=output)
+
+
 @click.command("locate")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.option("--id", "trajectory_id", help="Only this trajectory of SOURCE.")
@@ -154,9 +164,12 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     if output is not None:
         check_output_store(output)
         check_not_source(source, output, what="store", why="the located copies would repeat its ids")
-    chosen = get_method(chosen_method(method, model),
-                        load_model(model, **model_options(model, concurrency)) if model else None)
-    run = _Locating(chosen, with_gt, open_store(output) if output is not None else None, as_json)
+    name = chosen_method(method, model)
+    store = open_store(output) if output is not None else None
+    if store is not None:
+        _check_one_method(store, name, output or "")
+    chosen = get_method(name, load_model(model, **model_options(model, concurrency)) if model else None)
+    run = _Locating(chosen, with_gt, store, as_json)
     found = False  # whether SOURCE holds the run --id names
 
     def picked() -> Iterator[Trajectory]:

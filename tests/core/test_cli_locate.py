@@ -67,6 +67,10 @@ def test_output_keeps_verdicts_as_labels_and_a_rerun_resumes(tmp_path: Path, suf
     assert sorted(t.id for t in open_store(output)) == ["a", "b"]
     code, out, err = run_cli("show", str(output), "--id", "b", "--width", "120")
     assert code == 0 and "(tracer)" in out
+    before = output.read_bytes() if suffix == "jsonl" else None
+    code, _, err = run_cli("locate", str(source.path), "-o", str(output), "--method", "random")
+    assert code == 2 and "holds verdicts of method lite" in err  # not "2 done before", the old method's verdicts kept
+    assert before is None or output.read_bytes() == before
 
 
 def test_a_new_verdict_replaces_the_same_methods_old_one_and_keeps_the_rest() -> None:
