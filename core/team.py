@@ -262,12 +262,12 @@ class TracedTeam:
         object, one kept for the object's life, as frameworks bind a team's queues to the loop it first ran in
         (AutoGen does). A team object runs once at a time: sync runs of it from several threads take turns."""
         if self._is_factory:
-            with asyncio.Runner() as runner:
+            with asyncio.Runner(loop_factory=_new_loop) as runner:
                 yield runner
             return
         with self._kept_lock:
             if self._kept_runner is None:
-                self._kept_runner = asyncio.Runner()
+                self._kept_runner = asyncio.Runner(loop_factory=_new_loop)
                 weakref.finalize(self, self._kept_runner.close)
             with self._bind_lock:
                 self._bind(self._kept_runner.get_loop())
@@ -349,6 +349,26 @@ def _in_worker_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -
     """Call a sync entry point from a thread that already runs an event loop: in a worker thread of its own."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(function, *args, **kwargs).result()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """The event loop of one sync run, quiet about the clean-up of an earlier run's closed loop."""
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_stale_cleanup_handler)
+    return loop
+
+
+def _stale_cleanup_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Each sync run has an event loop of its own. A client made in an earlier run (openai's HTTP client, as MetaGPT
+    and CAMEL make) closes itself when it is collected, in whatever loop runs then: its ``aclose`` fails on the
+    earlier run's closed loop, and asyncio would print that task's traceback. Nothing is lost (the connections are
+    gone with their loop), so only that is left unsaid; every other error is reported as usual."""
+    error, task = context.get("exception"), context.get("future")
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    if (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+            and getattr(coro, "__name__", None) in ("aclose", "close")):
+        return
+    loop.default_exception_handler(context)
 
 
 def _check_task(task: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 
@@ -866,3 +867,51 @@ def test_a_step_made_by_several_calls_has_only_its_last_replaced_the_earlier_ser
     assert new.steps[1].content == "draft 1 | a better final"
     assert [c.source for c in new.steps[1].model_calls] == ["cassette", "replacement"]
     assert new.metadata["replay_stats"] == {"live": 2, "cassette": 3, "replacement": 1, "tools_served": 0}
+
+
+class _LoopBoundClient:
+    """Like openai's HTTP client: bound to the loop it was made in, it closes itself when collected, in whatever loop
+    runs then."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    async def aclose(self) -> None:
+        self.loop.call_soon(lambda: None)  # its connections' loop: closed since its run ended
+
+    def __del__(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(self.aclose())
+
+
+def test_a_client_of_an_earlier_run_closing_itself_in_a_later_one_prints_nothing(caplog):
+    import gc
+
+    kept: list[_LoopBoundClient] = []
+
+    async def model(messages):
+        if not kept:
+            kept.append(_LoopBoundClient())  # made in the first run
+        else:
+            kept.clear()  # collected in the second
+        await asyncio.sleep(0)
+        return "ok TERMINATE"
+
+    async def failing_cleanup():
+        raise ValueError("a real error in a task nobody awaited")
+
+    async def model_with_a_lost_error(messages):
+        asyncio.get_running_loop().create_task(failing_cleanup())
+        await asyncio.sleep(0)
+        return "ok TERMINATE"
+
+    team = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", model)], max_turns=1, stop_word="TERMINATE"))
+    with caplog.at_level("ERROR", logger="asyncio"):
+        team.run("first")
+        team.run("second")
+        gc.collect()
+        assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+        agentracer.trace(lambda: SimpleTeam([SimpleAgent("b", model_with_a_lost_error)], max_turns=1,
+                                            stop_word="TERMINATE")).run("third")
+        gc.collect()
+    assert any("a real error in a task nobody awaited" in str(r.exc_info and r.exc_info[1]) for r in caplog.records)
