@@ -169,7 +169,9 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     title = f"Who&When attribution: method {name}" + (f", model {chat_model.name}" if chat_model else "")
     title += f" ({Path(data).name})"
     click.echo(format_table(summarize(rows), title=title))
-    if name == "lite":
+    from ..formats.whowhen import SUBSETS
+
+    if name == "lite" and not quiet and any(item.subset in SUBSETS for item in items):
         click.echo("note: the shipped lite weights were trained on the Who&When development split (data/whowhen), "
                    "so on those files this is training accuracy; its cross-validated accuracy is in the README "
                    "and in `python benchmarks/bench_lite.py`.", err=True)

@@ -164,3 +164,20 @@ def test_a_model_without_a_method_means_agentracer(data: Path, tmp_path: Path, c
     assert code == 0
     (row,) = rows(out)
     assert row["method"] == "agentracer" and row["predicted_agent"] == "Orchestrator" and row["strict"] is True
+
+
+def test_the_lite_training_data_note_is_for_whowhen_files_only_and_quiet_prints_only_the_table(
+        data: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run(["eval", "whowhen", "--data", str(data), "--method", "lite", "-o", str(tmp_path / "a.jsonl")],
+                       capsys)
+    assert code == 0 and "trained on the Who&When development split" in err
+    code, out, err = run(["eval", "whowhen", "--data", str(data), "--method", "lite", "-o", str(tmp_path / "b.jsonl"),
+                          "--quiet"], capsys)
+    assert code == 0 and "accuracy" in out and "trained on" not in err
+    own = tmp_path / "own.jsonl"
+    own.write_text(json.dumps({"question_ID": "q1", "question": "2+2?", "ground_truth": "4", "mistake_agent": "Coder",
+                               "mistake_step": 1, "history": [{"content": "plan", "name": "Planner", "step": 0},
+                                                              {"content": "5", "name": "Coder", "step": 1}]}) + "\n")
+    code, _, err = run(["eval", "whowhen", "--data", str(own), "--method", "lite", "-o", str(tmp_path / "c.jsonl")],
+                       capsys)
+    assert code == 0 and "trained on" not in err  # one's own runs are not the lite tracer's training data
