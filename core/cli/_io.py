@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,15 +53,27 @@ def check_html_output(html_out: str, *sources: str | None) -> None:
         raise InputError("--html writes a web page: give it a .html name", where=html_out)
 
 
-class Problems:
-    """Counts bad records and prints each as one line on stderr."""
+_LINE_SUFFIX = re.compile(r":\d+$")
 
-    def __init__(self) -> None:
+
+class Problems:
+    """Counts bad records and prints each as one line on stderr (up to ``shown_per_file`` of one file: a file that
+    is not what the command reads, an HTML page say, would otherwise give a line per line)."""
+
+    def __init__(self, shown_per_file: int = 20) -> None:
         self.count = 0
+        self.shown_per_file = shown_per_file
+        self._per_file: dict[str, int] = {}
 
     def report(self, error: InputError | str) -> None:
         self.count += 1
-        click.echo(f"error: {error}", err=True)
+        where = getattr(error, "where", None)
+        file = _LINE_SUFFIX.sub("", where.split(": ")[0]) if isinstance(where, str) else ""
+        seen = self._per_file[file] = self._per_file.get(file, 0) + 1
+        if seen <= self.shown_per_file:
+            click.echo(f"error: {error}", err=True)
+        elif seen == self.shown_per_file + 1:
+            click.echo(f"error: {file}: more problems, not shown (each is counted)", err=True)
 
     def exit_code(self) -> int:
         return 2 if self.count else 0

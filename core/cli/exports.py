@@ -68,8 +68,7 @@ def export_whowhen(source: str, output: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(to_whowhen(trajectory), indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
         written[relative] = trajectory.id
-    click.echo(f"exported {len(written)} trajectories from {source} to {output}"
-               + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
+    _exported("trajectories", len(written), source, output, problems)
     problems.finish()
 
 

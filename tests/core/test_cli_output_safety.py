@@ -195,3 +195,11 @@ def test_eval_accepts_results_of_the_same_model_at_another_address(tmp_path: Pat
                    + "\n" + json.dumps({"id": "y", "with_gt": True, "method": "lite", "model": None}) + "\n")
     check_same_model(str(out), "agentracer", "openai:http://b:8000/v1@m")
     check_same_model(str(out), "lite", None)
+
+
+def test_export_whowhen_with_nothing_to_write_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, err = run_cli("export", "whowhen", str(empty), "-o", str(tmp_path / "ww"))
+    assert code == 0 and "no trajectories to export" in err and "nothing written" in err
+    assert not (tmp_path / "ww").exists()

@@ -159,3 +159,12 @@ def test_show_and_diff_never_write_their_page_over_the_runs_they_read(tmp_path: 
         code, _, err = run_cli(*command, "--html", str(tmp_path / "other.jsonl"))
         assert code == 2 and "give it a .html name" in err
     assert store.read_bytes() == before and not (tmp_path / "other.jsonl").exists()
+
+
+def test_a_file_that_is_not_a_store_gives_twenty_lines_then_a_count_not_a_line_per_line(tmp_path: Path) -> None:
+    page = tmp_path / "page.jsonl"
+    page.write_text("<html>\n" * 60)
+    code, out, err = run_cli("validate", str(page))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 21 and lines[-1].endswith("more problems, not shown (each is counted)")
+    assert "60 problem(s)" in out + err
