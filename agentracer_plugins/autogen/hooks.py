@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import sys
 import threading
@@ -275,20 +276,68 @@ class RecordedToolError(Exception):
     workbench reports the exception's text as the tool's error result)."""
 
 
+class GivenResult(str):
+    """A tool result a replay gives instead of running the tool (recorded, or the replacement), as its text: the
+    tool's ``return_value_as_string`` passes it through (an ``AgentTool``'s would expect a ``TaskResult``)."""
+
+
+def _given(run: Any) -> tuple[bool, Any]:
+    """(True, result) when the current agent's tool must not run in this replay; raises a recorded error."""
+    how, value = _tool_plan(run)
+    if how == "live":
+        return False, None
+    if how == "failed":
+        raise RecordedToolError(value)
+    return True, GivenResult(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str))
+
+
 def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(original)
     async def run_json(self: Any, *args: Any, **kwargs: Any) -> Any:
         run = current_run()
         if run is None or run.plan is None:
             return await original(self, *args, **kwargs)
-        how, value = run.tool_plan(current_actor().name)
-        if how == "live":
-            return await original(self, *args, **kwargs)
-        if how == "failed":
-            raise RecordedToolError(value)
-        return value
+        skip, result = _given(run)
+        return result if skip else await original(self, *args, **kwargs)
 
     return run_json
+
+
+def _tool_plan(run: Any) -> tuple[str, Any]:
+    return run.tool_plan(current_actor().name)  # type: ignore[no-any-return]
+
+
+def _patch_run_json_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A streaming tool (``AgentTool``, ``TeamTool``): the same plan as ``run_json``. A given result comes after the
+    text messages of the steps copied for it from the recording, as the tool streamed them: the caller passes them
+    on, and a termination condition counts them as it did in the recorded run (they are steps already)."""
+
+    @functools.wraps(original)
+    async def run_json_stream(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        run = current_run()
+        if run is None or run.plan is None:
+            async for item in original(self, *args, **kwargs):
+                yield item
+            return
+        first = run.next_index
+        skip, result = _given(run)
+        if not skip:
+            async for item in original(self, *args, **kwargs):
+                yield item
+            return
+        for message in _parts().steps.copied_messages(run.trajectory.steps[first:run.next_index], RUN_STATE.get()):
+            yield message
+        yield result
+
+    return run_json_stream
+
+
+def _patch_return_value_as_string(original: Callable[..., str]) -> Callable[..., str]:
+    @functools.wraps(original)
+    def return_value_as_string(self: Any, value: Any) -> str:
+        return str(value) if isinstance(value, GivenResult) else original(self, value)
+
+    return return_value_as_string
 
 
 def _patch_task_runner_stream(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -345,7 +394,8 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      {"handle_request": _patch_agent_turn, "_log_message": _recording_patch(_record_agent_message)}),
     ("autogen_agentchat.teams._group_chat._base_group_chat_manager", "BaseGroupChatManager",
      {"publish_message": _recording_patch(_record_manager_output), "on_message_impl": _patch_manager_turn}),
-    ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json}),
+    ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json, "run_json_stream": _patch_run_json_stream,
+                                        "return_value_as_string": _patch_return_value_as_string}),
     ("autogen_agentchat.tools._task_runner_tool", "TaskRunnerTool", {"run_stream": _patch_task_runner_stream}),
     ("autogen_agentchat.agents._user_proxy_agent", "UserProxyAgent", {"_get_input": _patch_human_input}),
 )

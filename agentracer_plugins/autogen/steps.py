@@ -20,6 +20,7 @@ from autogen_agentchat.messages import (
     ModelClientStreamingChunkEvent,
     SelectSpeakerEvent,
     StopMessage,
+    TextMessage,
     ThoughtEvent,
     ToolCallExecutionEvent,
     ToolCallRequestEvent,
@@ -144,3 +145,15 @@ def record_tool_run_item(run: Run, item: Any, state: RunState | None) -> None:
     """Record a message or event an agent run as a tool (``AgentTool``) streams, as it makes it."""
     if isinstance(item, (BaseChatMessage, BaseAgentEvent)):
         record_message(run, item, state)
+
+
+def copied_messages(steps: list[Any], state: RunState | None) -> list[Any]:
+    """The text messages of steps copied from a recording, rebuilt as AutoGen made them and marked recorded."""
+    messages = []
+    for step in steps:
+        if step.metadata.get("type") == "TextMessage" and isinstance(step.content, str):
+            message = TextMessage(source=step.agent, content=step.content)
+            if state is not None:
+                state.recorded[id(message)] = message
+            messages.append(message)
+    return messages

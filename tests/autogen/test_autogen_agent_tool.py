@@ -55,6 +55,23 @@ def test_the_tool_agents_model_calls_are_its_own_and_its_message_can_be_replaced
     assert new.steps[9].content == "The capital is Copenhagen."
 
 
+
+def test_an_agent_tools_result_can_be_replaced_or_served_and_the_run_keeps_its_length():
+    """The tool agent is not asked; its recorded steps are copied and streamed on as it streamed them, so the team's
+    message-count termination ends the replay where it ended the run."""
+    traced = agentracer.trace(make_researcher)
+    traj = traced.run("Which capital?")
+    CountingClient.live = 0
+    new = traced.replay(traj, step=4, action="Browser: Denmark")
+    assert (new.steps[4].content, new.steps[4].replaced) == ("Browser: Denmark", True)
+    assert [s.content for s in new.steps[2:4]] == [s.content for s in traj.steps[2:4]]  # copied, not asked again
+    assert new.steps[-1].content == "The capital is Copenhagen." and len(new.steps) == len(traj.steps)
+    assert CountingClient.live == 3 and new.metadata["replay_stats"]["replacement"] == 1
+    new = traced.replay(traj, step=8, action="Browser: Oslo", serve_tools=True)
+    assert new.metadata["replay_stats"]["tools_served"] == 1 and new.steps[4].content == "Browser: Switzerland"
+    assert new.steps[-1].content == "The capital is Oslo." and len(new.steps) == len(traj.steps)
+
+
 def lookup(q: str) -> str:
     """Look something up."""
     return f"result for {q}"
