@@ -109,7 +109,11 @@ class TracedTeam:
     async def _abuild(self) -> Any:
         """The team a run runs; the factory's own exception comes out as ``TeamBuildError`` (nothing ran)."""
         if not self._is_factory:
-            return self.build()
+            team = self.build()
+            reset = getattr(plugin_for(team), "areset", None)  # a team object that ran before starts afresh
+            if reset is not None:
+                await reset(team)
+            return team
         try:
             team = self._target(*self._args, **self._kwargs)
             return await team if inspect.isawaitable(team) else team
@@ -268,7 +272,7 @@ class TracedTeam:
         with self._kept_lock:
             if self._kept_runner is None:
                 self._kept_runner = asyncio.Runner(loop_factory=_new_loop)
-                weakref.finalize(self, self._kept_runner.close)
+                weakref.finalize(self, _close_kept_runner, self._kept_runner)
             with self._bind_lock:
                 self._bind(self._kept_runner.get_loop())
             yield self._kept_runner
@@ -351,6 +355,19 @@ def _in_worker_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -
         return pool.submit(function, *args, **kwargs).result()
 
 
+def _close_kept_runner(runner: asyncio.Runner) -> None:
+    """Close a traced team object's event loop when the object goes. The collector may free it while another loop
+    runs in this thread, where the loop cannot be run to shut down its generators: it is then closed as it is."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        runner.close()
+        return
+    loop = runner.get_loop()
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     """The event loop of one sync run, quiet about the clean-up of an earlier run's closed loop."""
     loop = asyncio.new_event_loop()
@@ -373,7 +390,7 @@ def _stale_cleanup_handler(loop: asyncio.AbstractEventLoop, context: dict[str, A
 
 def _check_task(task: Any) -> None:
     """A run records one task text: anything else is refused before the team is built."""
-    if task is not None and not isinstance(task, str):
+    if not isinstance(task, str):
         hint = " (pass its text, e.g. message.content)" if hasattr(task, "content") else ""
         raise AgentracerError(f"the task must be a text (str), not {type(task).__name__}{hint}")
 

@@ -69,8 +69,14 @@ class AutoGenPlugin:
         return infos
 
     def fresh(self, team: Any) -> Any:
-        """The team itself: ``arun`` resets a team that ran before."""
+        """The team itself (``areset`` resets it in the run's event loop)."""
         return team
+
+    async def areset(self, team: Any) -> None:
+        """Reset a traced team object that ran before; ``AgentracerError`` when AutoGen cannot."""
+        from .runner import reset_if_used
+
+        await reset_if_used(team)
 
     async def arun(self, team: Any, task: str, run: Run) -> Any:
         from .runner import run_team

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
-from agentracer import ReplayError, Run
+from agentracer import AgentracerError, ReplayError, Run
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage
@@ -44,10 +45,14 @@ def task_for_replay(run: Run, task: str) -> str:
             raise ReplayError("step 0 is the user's task: its replacement must be a text")
         run.count_substitution()
         return action
+    if any(c.model == "human" for c in target.model_calls) and not isinstance(action, str):
+        raise ReplayError(f"step {t} is a human's input (a UserProxyAgent): its replacement must be a text")
     try:
-        tool_calls_of(action)
+        calls = tool_calls_of(action)
     except ValueError as exc:
         raise ReplayError(f"the action for step {t} is not a valid tool-call action: {exc}") from None
+    if calls:
+        _check_offered_tools(run, t, [call.name for call in calls])
 
     def produced(step: Any) -> bool:
         return any(c.produces_step and c.agent == step.agent for c in step.model_calls)
@@ -58,8 +63,6 @@ def task_for_replay(run: Run, task: str) -> str:
                 f"step {t} holds {len(target.tool_results)} tool results of parallel tool calls: replace the tool "
                 f"call step that asked for them")
         return task
-    if any(c.model == "human" for c in target.model_calls) and not isinstance(action, str):
-        raise ReplayError(f"step {t} is a human's input (a UserProxyAgent): its replacement must be a text")
     if not produced(target):
         earlier = [s.index for s in steps[:t] if s.agent == target.agent and produced(s)]
         hint = f"; replace step {earlier[-1]}, the model output that led to it" if earlier else ""
@@ -70,9 +73,38 @@ def task_for_replay(run: Run, task: str) -> str:
     return task
 
 
-async def _reset_if_used(team: Any) -> None:
+def _check_offered_tools(run: Run, t: int, names: list[str]) -> None:
+    """A tool-call replacement calls only tools the model call it replaces was offered (none for a reflection on tool
+    results or a Magentic-One orchestrator; a nested agent's own): anything else would fail inside the team."""
+    assert run.cassette is not None
+    replaced = run.cassette.replaced_call(t)
+    recorded = run.cassette.call(*replaced) if replaced is not None else None
+    if recorded is None:
+        return
+    offered = [str(name) for name in recorded.request.get("tools") or []]
+    unknown = [name for name in names if name not in offered]
+    if unknown:
+        raise ReplayError(
+            f"the action for step {t} calls {', '.join(map(repr, unknown))}, but the model call it replaces "
+            f"({recorded.agent!r}) was offered " + (f"only {', '.join(offered)}" if offered else
+                                                      "no tools: its replacement must be a text"))
+
+
+RESET_TIMEOUT_S = 10.0  # AutoGen resets a team in milliseconds, or never (after some errors inside it)
+
+
+async def reset_if_used(team: Any) -> None:
+    """Reset a team object that ran before (a single agent with a conversation in its model context)."""
     if isinstance(team, BaseGroupChat) and getattr(team, "_initialized", False):
-        await team.reset()
+        try:
+            await asyncio.wait_for(team.reset(), RESET_TIMEOUT_S)
+        except Exception as exc:  # the wait timed out, or the reset raised as it was cancelled
+            why = f"not done in {RESET_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError) else (
+                f"{type(exc).__name__}: {exc}")
+            raise AgentracerError(
+                f"this AutoGen team object could not be reset after its last run ({why}): AutoGen's team.reset() "
+                "never returns after some errors inside a team, so the object cannot run again; trace a factory that "
+                "builds a fresh team per run") from exc
     elif isinstance(team, BaseChatAgent):
         context = getattr(team, "_model_context", None)
         if context is not None and await context.get_messages():
@@ -94,7 +126,6 @@ def _finish(run: Run, result: TaskResult | None) -> Any:
 async def run_team(team: Any, task: str, run: Run) -> Any:
     """Run ``team`` on ``task``, recording each message/event as a step; return the last message's text."""
     task = task_for_replay(run, task)
-    await _reset_if_used(team)
     state = RunState(orchestrator=manager_name(team) if isinstance(team, MagenticOneGroupChat) else None)
     actor_token, state_token = ACTOR.set(default_actor(team)), RUN_STATE.set(state)
     records_itself = isinstance(team, BaseGroupChat)  # the hooks record group chats where messages are made

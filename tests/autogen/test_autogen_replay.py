@@ -221,3 +221,43 @@ def test_a_replacement_tool_call_of_a_tool_the_agent_lacks_is_refused_before_any
                                           r"\(its tools: add, multiply\)"):
         traced.replay(traj, step=1, action=action)
     assert TOOL_RUNS == [] and CountingClient.live == 0
+
+
+def test_a_tool_call_in_place_of_a_call_offered_no_tools_is_refused_before_anything_runs():
+    """The reflection on a tool result is asked without tools (so is a tool-less agent, a Magentic-One orchestrator):
+    a tool call there would fail inside AutoGen."""
+    traced = agentracer.trace(_tool_team)
+    traj = traced.run("compute")
+    assert "tools" not in traj.steps[3].model_calls[0].request  # the reflection
+    TOOL_RUNS.clear()
+    CountingClient.live = 0
+    action = {"tool_calls": [{"name": "multiply", "arguments": {"a": 4, "b": 5}}]}
+    with pytest.raises(ReplayError, match=r"step 3 calls 'multiply', but the model call it replaces \('calc'\) was "
+                                          r"offered no tools: its replacement must be a text"):
+        traced.replay(traj, step=3, action=action)
+    assert TOOL_RUNS == [] and CountingClient.live == 0
+
+
+def test_a_team_object_autogen_cannot_reset_after_a_failed_run_is_a_clear_error_not_a_hang(monkeypatch):
+    from agentracer import AgentracerError, TeamRunError
+
+    from agentracer_plugins.autogen import runner
+
+    monkeypatch.setattr(runner, "RESET_TIMEOUT_S", 1.0)
+    broken = [True]
+
+    def rule(messages):  # a tool call where AutoGen expects the reflection's text: AutoGen raises inside the team
+        if type(messages[-1]).__name__ == "FunctionExecutionResultMessage":
+            return tool_call("multiply", a=1, b=1) if broken[0] else "done"
+        return tool_call("add", a=2, b=3)
+
+    team = RoundRobinGroupChat([AssistantAgent("calc", model_client=RuleClient(rule, tools=True), tools=[add, multiply],
+                                               reflect_on_tool_use=True),
+                                AssistantAgent("checker", model_client=RuleClient(lambda m: "ok"))],
+                               termination_condition=MaxMessageTermination(5))
+    traced = agentracer.trace(team)
+    with pytest.raises(TeamRunError):
+        traced.run("go")
+    broken[0] = False
+    with pytest.raises(AgentracerError, match="could not be reset after its last run.*trace a factory"):
+        traced.run("go")

@@ -822,7 +822,7 @@ def test_a_task_that_is_not_a_text_is_refused_before_the_team_is_built():
         return SimpleTeam([SimpleAgent("a", lambda m: "hi")], max_turns=1)
 
     team = agentracer.trace(factory)
-    for task in (["a list"], 3, {"content": "x"}):
+    for task in (["a list"], 3, {"content": "x"}, None):
         with pytest.raises(agentracer.AgentracerError, match=f"the task must be a text .str., not {type(task).__name__}"):
             team.run(task)
         with pytest.raises(agentracer.AgentracerError, match="the task must be a text"):
