@@ -12,6 +12,7 @@ from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage
 from autogen_agentchat.teams import BaseGroupChat, MagenticOneGroupChat
 from autogen_core import CancellationToken
+from pydantic import ValidationError
 
 from .codec import tool_calls_of
 from .context import ACTOR, RUN_STATE, Actor, RunState
@@ -123,9 +124,39 @@ def _finish(run: Run, result: TaskResult | None) -> Any:
     return answers[-1].to_model_text() if answers else None
 
 
+def _members(team: Any) -> list[Any]:
+    """The agents of ``team``: a single agent, or a group chat's participants (nested teams' included)."""
+    if isinstance(team, BaseGroupChat):
+        return [agent for member in getattr(team, "_participants", []) for agent in _members(member)]
+    return [team]
+
+
+def check_structured_action(team: Any, run: Run) -> None:
+    """A text replacement for an agent with a structured output (``output_content_type``) must parse as that model:
+    AutoGen would fail on it inside the team."""
+    if run.plan is None or run.cassette is None or not isinstance(run.plan.action, str | dict):
+        return
+    t, action = run.plan.step, run.plan.action
+    if run.cassette.trajectory.steps[t].kind != "message":
+        return
+    name = run.cassette.trajectory.steps[t].agent
+    agent = next((a for a in _members(team) if getattr(a, "name", None) == name), None)
+    model = getattr(agent, "_output_content_type", None)
+    if model is None or (isinstance(action, dict) and "tool_calls" in action):
+        return
+    try:
+        model.model_validate_json(action) if isinstance(action, str) else model.model_validate(action)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "the whole value"
+        raise ReplayError(f"the action for step {t} is not a {model.__name__}, the structured output of {name!r}: "
+                          f"{where}: {first.get('msg')}") from None
+
+
 async def run_team(team: Any, task: str, run: Run) -> Any:
     """Run ``team`` on ``task``, recording each message/event as a step; return the last message's text."""
     task = task_for_replay(run, task)
+    check_structured_action(team, run)
     state = RunState(orchestrator=manager_name(team) if isinstance(team, MagenticOneGroupChat) else None)
     actor_token, state_token = ACTOR.set(default_actor(team)), RUN_STATE.set(state)
     records_itself = isinstance(team, BaseGroupChat)  # the hooks record group chats where messages are made

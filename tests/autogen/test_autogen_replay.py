@@ -261,3 +261,34 @@ def test_a_team_object_autogen_cannot_reset_after_a_failed_run_is_a_clear_error_
     broken[0] = False
     with pytest.raises(AgentracerError, match="could not be reset after its last run.*trace a factory"):
         traced.run("go")
+
+
+def test_a_replacement_that_is_not_the_agents_structured_output_is_refused_before_anything_runs():
+    import json
+
+    from autogen_agentchat.messages import StructuredMessage
+    from autogen_core.models import ModelInfo
+    from pydantic import BaseModel
+
+    class Plan(BaseModel):
+        steps: list[str]
+        done: bool
+
+    def team():
+        client = RuleClient(lambda m: json.dumps({"steps": ["a"], "done": False}), tools=True)
+        client._model_info = ModelInfo(vision=False, function_calling=True, json_output=True, family="unknown",
+                                       structured_output=True)
+        planner = AssistantAgent("planner", model_client=client, output_content_type=Plan)
+        checker = AssistantAgent("checker", model_client=RuleClient(lambda m: "ok"))
+        return RoundRobinGroupChat([planner, checker], termination_condition=MaxMessageTermination(3),
+                                   custom_message_types=[StructuredMessage[Plan]])
+
+    traced = agentracer.trace(team)
+    traj = traced.run("plan")
+    new = traced.replay(traj, step=1, action={"steps": ["X"], "done": True})
+    assert json.loads(new.steps[1].content) == {"steps": ["X"], "done": True}
+    CountingClient.live = 0
+    for bad, where in (("not json", "the whole value: Invalid JSON"), ({"steps": "bad"}, "steps: Input should be")):
+        with pytest.raises(ReplayError, match=f"step 1 is not a Plan, the structured output of 'planner': {where}"):
+            traced.replay(traj, step=1, action=bad)
+    assert CountingClient.live == 0
