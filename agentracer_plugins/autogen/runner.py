@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from .codec import tool_calls_of
 from .context import ACTOR, RUN_STATE, Actor, RunState
-from .steps import record_message
+from .steps import TASK_LEDGER_OPENING, record_message
 
 MAX_TURN_REASONS = ("Maximum number of turns", "Max rounds reached")
 
@@ -46,6 +46,9 @@ def task_for_replay(run: Run, task: str) -> str:
             raise ReplayError("step 0 is the user's task: its replacement must be a text")
         run.count_substitution()
         return action
+    if target.kind == "ledger" and isinstance(action, str) and action.lstrip().startswith(TASK_LEDGER_OPENING):
+        raise ReplayError(f"step {t} is a Magentic-One task ledger, and its replacement takes the place of the plan "
+                          "(the fact sheet is kept): give the new plan, not a whole ledger")
     if any(c.model == "human" for c in target.model_calls) and not isinstance(action, str):
         raise ReplayError(f"step {t} is a human's input (a UserProxyAgent): its replacement must be a text")
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import agentracer
+import pytest
 from ag_helpers import CountingClient, RuleClient, counting, tool_call
+from agentracer import ReplayError
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import HandoffTermination, MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.teams import MagenticOneGroupChat, RoundRobinGroupChat, SelectorGroupChat, Swarm
@@ -159,6 +161,8 @@ def test_magentic_one_replay_of_the_task_ledger_replaces_its_plan_and_keeps_its_
     assert new.steps[1].kind == "ledger" and new.steps[1].replaced
     assert "FACTS: 2 and 3 are integers." in ledger and "PLAN: ask the coder to print 2 * 3." in ledger
     assert "print the sum." not in ledger
+    with pytest.raises(ReplayError, match="step 1 is a Magentic-One task ledger.*give the new plan, not a whole ledger"):
+        traced.replay(traj, step=1, action=ledger.replace("2 * 3", "2 - 3"))  # the whole ledger, edited
 
 
 def test_magentic_one_replay_of_the_final_answer_keeps_the_last_ledger_and_the_step_kind():
