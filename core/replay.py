@@ -171,3 +171,29 @@ def _check_tool_calls(calls: Any) -> None:
         if not isinstance(call.get("arguments", {}), dict | str):
             raise ReplayError(f"tool_calls[{i}] of a tool-call action: 'arguments' must be a JSON object (or its "
                               "JSON text)")
+
+
+def _tool_name(tool: Any) -> str:
+    """A tool's name as a request lists it: a name, or an OpenAI tool schema."""
+    if isinstance(tool, dict):
+        function = tool.get("function")
+        return str((function if isinstance(function, dict) else tool).get("name"))
+    return str(tool)
+
+
+def check_offered_tools(cassette: Cassette, plan: ReplayPlan) -> None:
+    """A tool-call replacement calls only tools the model call it replaces was offered (its recorded request's
+    ``tools``; none there, none offered: a reflection on tool results, a tool-less agent). For plugins whose recorded
+    requests list the tools they offer; anything else would fail inside the team."""
+    calls = plan.action.get("tool_calls") if isinstance(plan.action, dict) else None
+    replaced = cassette.replaced_call(plan.step)
+    recorded = cassette.call(*replaced) if replaced is not None else None
+    if recorded is None or not isinstance(calls, list):
+        return
+    offered = [_tool_name(tool) for tool in recorded.request.get("tools") or []]
+    unknown = [str(c.get("name")) for c in calls if isinstance(c, dict) and c.get("name") not in offered]
+    if unknown:
+        raise ReplayError(
+            f"the action for step {plan.step} calls {', '.join(map(repr, unknown))}, but the model call it replaces "
+            f"({recorded.agent!r}) was offered " + (f"only {', '.join(offered)}" if offered else
+                                                      "no tools: its replacement must be a text"))

@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 from agentracer import AgentracerError, ReplayError, Run
+from agentracer.replay import check_offered_tools
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage
@@ -56,7 +57,7 @@ def task_for_replay(run: Run, task: str) -> str:
     except ValueError as exc:
         raise ReplayError(f"the action for step {t} is not a valid tool-call action: {exc}") from None
     if calls:
-        _check_offered_tools(run, t, [call.name for call in calls])
+        check_offered_tools(run.cassette, run.plan)
 
     def produced(step: Any) -> bool:
         return any(c.produces_step and c.agent == step.agent for c in step.model_calls)
@@ -75,23 +76,6 @@ def task_for_replay(run: Run, task: str) -> str:
             f"replay replaces model outputs (messages and tool calls) and tool results{hint}"
         )
     return task
-
-
-def _check_offered_tools(run: Run, t: int, names: list[str]) -> None:
-    """A tool-call replacement calls only tools the model call it replaces was offered (none for a reflection on tool
-    results or a Magentic-One orchestrator; a nested agent's own): anything else would fail inside the team."""
-    assert run.cassette is not None
-    replaced = run.cassette.replaced_call(t)
-    recorded = run.cassette.call(*replaced) if replaced is not None else None
-    if recorded is None:
-        return
-    offered = [str(name) for name in recorded.request.get("tools") or []]
-    unknown = [name for name in names if name not in offered]
-    if unknown:
-        raise ReplayError(
-            f"the action for step {t} calls {', '.join(map(repr, unknown))}, but the model call it replaces "
-            f"({recorded.agent!r}) was offered " + (f"only {', '.join(offered)}" if offered else
-                                                      "no tools: its replacement must be a text"))
 
 
 RESET_TIMEOUT_S = 10.0  # AutoGen resets a team in milliseconds, or never (after some errors inside it)

@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from agentracer import AgentInfo, ReplayError, Run
+from agentracer.replay import check_offered_tools
 
 from . import hooks, runner
 from .codec import text
@@ -91,6 +92,8 @@ class CamelPlugin:
         streaming = [name for name, agent, _ in members if streaming_agent(agent)]
         if streaming and run.plan is not None:
             _check_streaming_replay(run, streaming)
+        if run.plan is not None and run.cassette is not None:
+            check_offered_tools(run.cassette, run.plan)  # (CAMEL's recorded requests list the tools they offer)
         names = {id(agent): name for name, agent, _ in members if agent is not None}
         if options.loop is not None:
             return runner.run_custom_loop(inner, task, run, options, names)

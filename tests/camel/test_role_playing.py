@@ -76,3 +76,15 @@ def test_a_task_the_society_does_not_run_is_not_recorded_as_its_task(ledger: Led
     ledger.reset()
     new = traced.replay(traj, step=3, action="Solution: a line. Next request.")  # runs the recorded task again
     assert new.task == ROLE_TASK and new.steps[3].replaced
+
+
+def test_a_tool_call_for_an_agent_offered_no_tools_is_refused_before_anything_runs(ledger: Ledger) -> None:
+    from agentracer import ReplayError
+
+    traced = agentracer.trace(make_role_play, ledger)
+    traj = traced.run(ROLE_TASK)
+    ledger.reset()
+    with pytest.raises(ReplayError, match=r"step 1 calls 'add', but the model call it replaces \('Poet'\) was offered "
+                                          r"no tools: its replacement must be a text"):
+        traced.replay(traj, step=1, action={"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]})
+    assert ledger.live_calls == 0
