@@ -242,9 +242,29 @@ class ChatCompletionCodec:
             for call in calls:
                 if not isinstance(call, dict) or "name" not in call:
                     raise ValueError(f"a replacement tool call needs a 'name': {call!r}")
-            return completion(action.get("content"), calls, model=model)
+            content = action.get("content")
+            return completion(content, calls, model=model, usage=_replaced_usage(recorded, _size(content, calls)))
         text = action if isinstance(action, str) else json.dumps(action, ensure_ascii=False, default=str)
-        return completion(text, model=model)
+        return completion(text, model=model, usage=_replaced_usage(recorded, _size(text, None)))
+
+
+def _size(content: Any, tool_calls: Any) -> int:
+    """How much an answer says, in characters: its text and its tool calls."""
+    return len(content if isinstance(content, str) else "") + (len(json.dumps(tool_calls, default=str))
+                                                             if tool_calls else 0)
+
+
+def _replaced_usage(recorded: ModelCall | None, size: int) -> tuple[int, int]:
+    """The usage a replaced answer reports: the recorded prompt's tokens (the same prompt was asked), and the recorded
+    answer's tokens scaled to the replacement's length. CAMEL counts its context from the usage its model reports,
+    and decides when to summarise or cut its memory by that count: zeros would make it decide otherwise."""
+    if recorded is None or recorded.usage is None:
+        return 0, 0
+    prompt, answer = recorded.usage.prompt_tokens, recorded.usage.completion_tokens
+    message = (recorded.response or {}).get("choices", [{}])[0].get("message", {}) if isinstance(
+        recorded.response, dict) else {}
+    before = _size(message.get("content"), message.get("tool_calls"))
+    return prompt, (round(answer * size / before) if before else answer)
 
 
 CODEC = ChatCompletionCodec()

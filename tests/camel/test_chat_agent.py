@@ -152,3 +152,54 @@ def test_a_replacement_tool_call_of_a_tool_the_agent_lacks_is_refused_before_any
     with pytest.raises(ReplayError, match=r"calls 'mull', which 'Calculator' does not have \(its tools: add, mul\)"):
         traced.replay(traj, step=1, action={"tool_calls": [{"name": "mull", "arguments": {"a": 4, "b": 5}}]})
     assert ledger.tool_runs == [] and ledger.live_calls == 0
+
+
+def test_replacing_a_step_with_what_it_was_gives_the_recorded_run_even_where_camel_counts_tokens() -> None:
+    """CAMEL counts its context from the usage its model reports and summarises its memory by that count: a replaced
+    answer reports the recorded prompt's tokens (and its own length's), so the same action takes the same path."""
+    import json
+    import re
+
+    from camel.agents import ChatAgent
+    from camel.messages import BaseMessage
+    from camel.utils import BaseTokenCounter
+
+    from agentracer_plugins.camel.testing import ScriptedModel
+
+    class LengthCounter(BaseTokenCounter):
+        def count_tokens_from_messages(self, messages):
+            return sum(len(str(m.get("content") or "")) // 4 + 5 for m in messages)
+
+        def encode(self, text):
+            return [0] * (len(text) // 4 + 1)
+
+        def decode(self, ids):
+            return ""
+
+    def answer(messages):
+        if messages[-1].get("role") == "user" and "summar" in str(messages[-1].get("content")).lower():
+            return "SUMMARY"
+        seen = sorted(set(re.findall(r"PAGE(\d)", json.dumps(messages))))
+        if len(seen) < 3:
+            return {"tool_calls": [{"name": "fetch", "arguments": {"page": len(seen) + 1}, "id": f"c{len(seen)}"}]}
+        return f"done, saw {seen}"
+
+    def build():
+        def fetch(page: int) -> str:
+            """Fetch a page.
+
+            Args:
+                page: which.
+            """
+            return f"PAGE{page} " + "lorem ipsum " * 60
+
+        model = ScriptedModel([answer], cycle=True, name="m")
+        model._token_counter = LengthCounter()
+        return ChatAgent(BaseMessage.make_assistant_message("Reader", "You read pages."), model=model, tools=[fetch],
+                         token_limit=600)
+
+    traced = agentracer.trace(build)
+    traj = traced.run("read 3 pages")
+    same = {"tool_calls": [{"name": c.name, "arguments": c.arguments} for c in traj.steps[1].tool_calls]}
+    new = traced.replay(traj, step=1, action=same)
+    assert [(s.agent, s.kind, s.content) for s in new.steps] == [(s.agent, s.kind, s.content) for s in traj.steps]
