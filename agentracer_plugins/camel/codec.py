@@ -237,7 +237,7 @@ class ChatCompletionCodec:
         model = "agentracer"
         if recorded is not None and isinstance(recorded.response, dict):
             model = recorded.response.get("model") or model
-        if isinstance(action, dict) and ("tool_calls" in action or "content" in action):
+        if isinstance(action, dict) and ("tool_calls" in action or "content" in action) and set(action) <= MESSAGE_KEYS:
             calls = action.get("tool_calls") or []
             for call in calls:
                 if not isinstance(call, dict) or "name" not in call:
@@ -246,6 +246,9 @@ class ChatCompletionCodec:
             return completion(content, calls, model=model, usage=_replaced_usage(recorded, _size(content, calls)))
         text = action if isinstance(action, str) else json.dumps(action, ensure_ascii=False, default=str)
         return completion(text, model=model, usage=_replaced_usage(recorded, _size(text, None)))
+
+
+MESSAGE_KEYS = frozenset({"content", "tool_calls"})  # a dict of only these is an answer; any other, structured output
 
 
 def _size(content: Any, tool_calls: Any) -> int:

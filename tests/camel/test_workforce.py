@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import agentracer
+import pytest
 from camel_teams import Ledger, make_workforce, make_workforce_with_checker, round_trips
 
 TASK = "What is 2+3? Write a short report."
@@ -27,13 +28,17 @@ def test_records_planner_coordinator_and_workers(ledger: Ledger) -> None:
     assert round_trips(traj)
 
 
-def test_replay_a_worker_step_keeps_the_prefix_offline(ledger: Ledger) -> None:
+@pytest.mark.parametrize("as_json_text", [True, False])
+def test_replay_a_worker_step_keeps_the_prefix_offline(ledger: Ledger, as_json_text: bool) -> None:
+    """The worker's structured result (CAMEL's own {"content", "failed"}) given as JSON text or as an object: an
+    object with other keys than an answer's is structured output, not the answer's text."""
     traced = agentracer.trace(make_workforce, ledger)
     traj = traced.run(TASK)
     t = next(s.index for s in traj.steps if s.agent == ADDER)
     ledger.reset()
 
-    new = traced.replay(traj, step=t, action=json.dumps({"content": "6", "failed": False}))
+    result = {"content": "6", "failed": False}
+    new = traced.replay(traj, step=t, action=json.dumps(result) if as_json_text else result)
 
     assert [s.content for s in new.steps[:t]] == [s.content for s in traj.steps[:t]]
     assert new.steps[t].agent == ADDER and new.steps[t].replaced
