@@ -32,6 +32,9 @@ from .schema import (
 )
 
 _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=None)
+_TOOL_OF: ContextVar[str | None] = ContextVar("agentracer_tool_of", default=None)  # whose tool is running here
+INSIDE_TOOL_OF = "inside_tool_of"  # a step's metadata key: the agent whose tool made it (an agent the tool runs)
+TOOL_SCOPES = "tool_scopes"  # a trajectory's metadata key: its steps made inside tools say so
 
 CallMode = Literal["live", "cassette", "replacement"]
 ToolPlan = Literal["live", "served", "failed", "replaced"]
@@ -139,6 +142,17 @@ class Run:
         """Make this the active run in ``context``: a copied context that is dropped when the run is over."""
         context.run(_ACTIVE.set, self)
 
+    @contextlib.contextmanager
+    def tool_scope(self, agent: str) -> Iterator[None]:
+        """Mark the running of one of ``agent``'s tools: steps other agents make inside it (an agent the tool runs)
+        are marked as the tool's, so that a replay that does not run the tool copies exactly those."""
+        self.trajectory.metadata[TOOL_SCOPES] = True
+        token = _TOOL_OF.set(agent)
+        try:
+            yield
+        finally:
+            _TOOL_OF.reset(token)
+
     @property
     def replaying(self) -> bool:
         return self.plan is not None
@@ -176,6 +190,9 @@ class Run:
     ) -> Step:
         """Append a step, attaching the model calls that produced it; check it against the recording."""
         _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)
+        inside = _TOOL_OF.get()
+        if inside is not None and inside != agent:
+            metadata = {**(metadata or {}), INSIDE_TOOL_OF: inside}
         now = time.time()
         with self._lock:
             index = len(self._steps)
@@ -408,23 +425,30 @@ class Run:
             if self.plan is None or self.cassette is None:
                 return "live", None
             found = self.cassette.tool_result(agent, index)
-            end = found[0] if found is not None and self._inside_tool(agent, found[0]) else self.next_index
-            if end == self.plan.step:
-                self._copy_recorded_steps(end)
+            result_step = found[0] if found is not None else self.next_index
+            if result_step == self.plan.step:
+                self._copy_recorded_steps(self._made_by_tool(agent, result_step))
                 self.count_substitution()
                 return "replaced", self.plan.action
             if found is not None and self.plan.serve_tools and found[0] < self.plan.step:
-                self._copy_recorded_steps(end)
+                self._copy_recorded_steps(self._made_by_tool(agent, result_step))
                 self.stats["tools_served"] += 1
                 return ("failed" if found[1].is_error else "served"), found[1].content
             return "live", None
 
-    def _inside_tool(self, agent: str, result_step: int) -> bool:
-        """Whether the recorded steps from the next one to ``result_step`` (the agent's recorded tool result) are
-        all other agents': steps the tool made, not the agent's own."""
+    def _made_by_tool(self, agent: str, result_step: int) -> int:
+        """Where the recorded steps the agent's tool made (from the next one on) end: in a recording whose tools mark
+        their steps, the marked ones that follow (a concurrent agent's step, unmarked, ends them); in an older one,
+        every step up to the tool's result when all are other agents'."""
         assert self.cassette is not None
-        steps = self.cassette.trajectory.steps
-        return result_step >= self.next_index and all(s.agent != agent for s in steps[self.next_index:result_step])
+        recording, start = self.cassette.trajectory, self.next_index
+        if recording.metadata.get(TOOL_SCOPES):
+            end = start
+            while end < result_step and recording.steps[end].metadata.get(INSIDE_TOOL_OF) == agent:
+                end += 1
+            return end
+        between = recording.steps[start:result_step]
+        return result_step if result_step >= start and all(s.agent != agent for s in between) else start
 
     def _copy_recorded_steps(self, end: int) -> None:
         """Append copies of the recorded steps from the next one up to ``end`` (their model calls as served) and

@@ -109,8 +109,11 @@ class SimpleTeam:
                     run.add_step(agent.name, text, kind="tool_call",
                                  tool_calls=[ToolCall(id=f"{agent.name}-{turn}", name=name, arguments=arguments)])
                     how, given = run.tool_plan(agent.name)
-                    output = agent.run_tool(name, arguments) if how == "live" else (
-                        given if isinstance(given, str) else json.dumps(given))
+                    if how == "live":
+                        with run.tool_scope(agent.name):
+                            output = agent.run_tool(name, arguments)
+                    else:
+                        output = given if isinstance(given, str) else json.dumps(given)
                     run.add_step(agent.name, str(output), role="tool", kind="tool_result",
                                  tool_results=[ToolResult(call_id=f"{agent.name}-{turn}", name=name, content=str(output))])
                 else:

@@ -295,10 +295,13 @@ def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
     @functools.wraps(original)
     async def run_json(self: Any, *args: Any, **kwargs: Any) -> Any:
         run = current_run()
-        if run is None or run.plan is None:
+        if run is None:
             return await original(self, *args, **kwargs)
-        skip, result = _given(run)
-        return result if skip else await original(self, *args, **kwargs)
+        skip, result = _given(run) if run.plan is not None else (False, None)
+        if skip:
+            return result
+        with run.tool_scope(current_actor().name):
+            return await original(self, *args, **kwargs)
 
     return run_json
 
@@ -315,15 +318,16 @@ def _patch_run_json_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run_json_stream(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         run = current_run()
-        if run is None or run.plan is None:
+        if run is None:
             async for item in original(self, *args, **kwargs):
                 yield item
             return
         first = run.next_index
-        skip, result = _given(run)
+        skip, result = _given(run) if run.plan is not None else (False, None)
         if not skip:
-            async for item in original(self, *args, **kwargs):
-                yield item
+            with run.tool_scope(current_actor().name):
+                async for item in original(self, *args, **kwargs):
+                    yield item
             return
         for message in _parts().steps.copied_messages(run.trajectory.steps[first:run.next_index], RUN_STATE.get()):
             yield message

@@ -8,6 +8,7 @@ the exact original attributes. Every hook is a pass-through when no agentracer r
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import json
@@ -234,6 +235,12 @@ def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
     return how in ("served", "failed"), value  # (CAMEL reports a tool's error as its result text)
 
 
+def _tool_scope() -> Any:
+    """The running tool's scope in the run: steps of agents it runs itself are marked as its own."""
+    run, agent = current_run(), _context.current_agent()
+    return run.tool_scope(agent) if run is not None and agent is not None else contextlib.nullcontext()
+
+
 def _record_without_running(instance: Any, request: Any, result: Any) -> Any:
     return instance._record_tool_calling(request.tool_name, request.args, result, request.tool_call_id,
                                          extra_content=getattr(request, "extra_content", None))
@@ -246,7 +253,10 @@ def _execute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -
     tokens = _context.enter_agent(instance)  # agents the tool steps are named as themselves
     try:
         skip, result = _tool_override(instance, request)
-        return _record_without_running(instance, request, result) if skip else wrapped(*args, **kwargs)
+        if skip:
+            return _record_without_running(instance, request, result)
+        with _tool_scope():
+            return wrapped(*args, **kwargs)
     finally:
         _context.leave_agent(tokens)
 
@@ -258,7 +268,10 @@ async def _aexecute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: 
     tokens = _context.enter_agent(instance)
     try:
         skip, result = _tool_override(instance, request)
-        return _record_without_running(instance, request, result) if skip else await wrapped(*args, **kwargs)
+        if skip:
+            return _record_without_running(instance, request, result)
+        with _tool_scope():
+            return await wrapped(*args, **kwargs)
     finally:
         _context.leave_agent(tokens)
 

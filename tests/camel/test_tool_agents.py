@@ -71,3 +71,11 @@ def test_replacing_the_tools_agents_message_runs_the_tool_with_it(ledger: Ledger
     assert [query for _, args in ledger.tool_runs for query in args.values()] == [
         "the flag that is red with a white cross", "the capital of Denmark"]
     assert new.outcome.answer == "The capital is Copenhagen."
+
+
+def test_the_steps_a_tool_agent_makes_are_marked_as_its_tools(ledger: Ledger) -> None:
+    traj = agentracer.trace(make_researcher, ledger).run("Which capital?")
+    assert traj.metadata["tool_scopes"] is True
+    marked = [(s.agent, s.metadata.get("inside_tool_of")) for s in traj.steps if s.metadata.get("inside_tool_of")]
+    assert marked and all(owner != agent for agent, owner in marked)
+    assert {owner for _, owner in marked} == {s.agent for s in traj.steps if s.kind == "tool_call"}

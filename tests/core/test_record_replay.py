@@ -915,3 +915,52 @@ def test_a_client_of_an_earlier_run_closing_itself_in_a_later_one_prints_nothing
                                             stop_word="TERMINATE")).run("third")
         gc.collect()
     assert any("a real error in a task nobody awaited" in str(r.exc_info and r.exc_info[1]) for r in caplog.records)
+
+
+class _ToolWithHelper:
+    """Agent "lead" calls a tool that has agent "helper" answer inside it; agent "other" speaks between the call and
+    its result outside the tool (as a concurrent worker does)."""
+
+
+class _ToolWithHelperPlugin(_LogbookPlugin):
+    name = "tool-with-helper"
+
+    def matches(self, team):
+        return isinstance(team, _ToolWithHelper)
+
+    async def arun(self, team, task, run):
+        from agentracer import ToolCall, ToolResult
+        from agentracer.simple import TEXT_CODEC
+
+        async def say(text):
+            return text
+
+        async def ask(agent, text):
+            return await run.acall_model(agent, {"messages": [task, agent]}, functools.partial(say, text), TEXT_CODEC)
+
+        run.add_step("lead", await ask("lead", "CALL lookup"), kind="tool_call",
+                     tool_calls=[ToolCall(id="c1", name="lookup", arguments={})])
+        how, value = run.tool_plan("lead")
+        if how == "live":
+            with run.tool_scope("lead"):
+                run.add_step("helper", await ask("helper", "helper found 42"))
+            value = "42"
+        run.add_step("other", await ask("other", "other's own work"))
+        run.add_step("lead", value, role="tool", kind="tool_result",
+                     tool_results=[ToolResult(call_id="c1", name="lookup", content=value)])
+        run.add_step("lead", await ask("lead", f"the answer is {value}"))
+        return "done"
+
+
+def test_a_tool_that_does_not_run_copies_only_the_steps_made_inside_it():
+    from agentracer.plugins import register_plugin
+
+    register_plugin(_ToolWithHelperPlugin())
+    team = agentracer.trace(_ToolWithHelper)
+    traj = team.run("find it")
+    assert [(s.agent, s.metadata.get("inside_tool_of")) for s in traj.steps] == [
+        ("lead", None), ("helper", "lead"), ("other", None), ("lead", None), ("lead", None)]
+    new = team.replay(traj, step=4, action="the answer is 42, surely", serve_tools=True)
+    assert [s.content for s in new.steps[:4]] == [s.content for s in traj.steps[:4]]  # helper copied, other made
+    assert [c.source for s in new.steps[:4] for c in s.model_calls] == ["cassette"] * 3
+    assert new.metadata["replay_stats"]["tools_served"] == 1
