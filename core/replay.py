@@ -136,6 +136,9 @@ def check_plan(trajectory: Trajectory, plan: ReplayPlan) -> None:
     if not 0 <= plan.step < n:
         raise ReplayError(f"step {plan.step} is out of range: trajectory {trajectory.id} has steps 0..{n - 1}")
     check_action(plan.action)
+    if trajectory.steps[plan.step].kind == "tool_result" and isinstance(plan.action, dict) and "tool_calls" in plan.action:
+        raise ReplayError(f"step {plan.step} is a tool result: its replacement is what the tool returned (a text or a "
+                          f"JSON value), not tool calls; the call that asked for it is an earlier step")
     if plan.step > 0 and not trajectory.model_calls():
         raise ReplayError(
             f"trajectory {trajectory.id} has no recorded model calls (a run imported from another format, not "

@@ -964,3 +964,16 @@ def test_a_tool_that_does_not_run_copies_only_the_steps_made_inside_it():
     assert [s.content for s in new.steps[:4]] == [s.content for s in traj.steps[:4]]  # helper copied, other made
     assert [c.source for s in new.steps[:4] for c in s.model_calls] == ["cassette"] * 3
     assert new.metadata["replay_stats"]["tools_served"] == 1
+
+
+def test_tool_calls_in_place_of_a_tool_result_are_refused():
+    def factory():
+        answers = iter(['CALL add {"x": 2, "y": 2}', "the answer is 4 TERMINATE"])
+        return SimpleTeam([SimpleAgent("coder", lambda m: next(answers), tools={"add": lambda x, y: x + y})],
+                          max_turns=3)
+
+    team = agentracer.trace(factory)
+    traj = team.run("2+2?")
+    assert traj.steps[2].kind == "tool_result"
+    with pytest.raises(ReplayError, match="step 2 is a tool result: its replacement is what the tool returned"):
+        team.replay(traj, step=2, action={"tool_calls": [{"name": "add", "arguments": {"x": 1, "y": 1}}]})
