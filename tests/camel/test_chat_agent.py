@@ -154,9 +154,11 @@ def test_a_replacement_tool_call_of_a_tool_the_agent_lacks_is_refused_before_any
     assert ledger.tool_runs == [] and ledger.live_calls == 0
 
 
-def test_replacing_a_step_with_what_it_was_gives_the_recorded_run_even_where_camel_counts_tokens() -> None:
+def test_replacing_a_step_with_what_it_was_gives_the_recorded_run_even_where_camel_counts_tokens(
+        tmp_path, monkeypatch) -> None:
     """CAMEL counts its context from the usage its model reports and summarises its memory by that count: a replaced
     answer reports the recorded prompt's tokens (and its own length's), so the same action takes the same path."""
+    monkeypatch.chdir(tmp_path)  # CAMEL writes its summaries under ./context_files
     import json
     import re
 
