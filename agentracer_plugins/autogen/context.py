@@ -19,7 +19,6 @@ class Actor:
 
     name: str
     produces_step: bool = True
-    nested: bool = False  # a group chat manager of a team that is another team's participant
 
 
 @dataclass

@@ -4,7 +4,7 @@
   the call goes through ``Run.acall_model`` (live, served from the cassette, or the replacement). A stream
   is recorded whole and served as a stream that yields the final ``CreateResult``.
 - ``ChatAgentContainer.handle_request``: the agent whose turn it is becomes the actor of its model calls;
-  ``BaseGroupChatManager.on_message_impl``: the manager is the actor of its own (selection, ledger) calls.
+  ``BaseGroupChatManager.select_speaker``: the manager is the actor of its speaker selection's calls.
 - ``ChatAgentContainer._log_message`` and the group chat manager's ``publish_message`` to the output topic:
   each message or event is recorded as a step where it is produced, before its agent goes on, so the model
   calls waiting for that agent are exactly the ones that produced it.
@@ -222,24 +222,23 @@ def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs
     topic = args[1] if len(args) > 1 else kwargs.get("topic_id")
     if getattr(topic, "type", None) == getattr(manager, "_output_topic_type", ""):
         _parts().steps.record_output(run, args[0] if args else kwargs["message"], RUN_STATE.get(),
-                                     nested=current_actor().nested)
+                                     nested=_in_participant_turn())
 
 
-_MANAGER_ACTOR = "_agentracer_actor"  # a manager's actor, kept on it: whether its team is nested never changes
+_MANAGER_ACTOR = "_agentracer_actor"  # a manager's actor, kept on it
 
 
-def _patch_manager_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """A group chat manager is the actor of the model calls it makes (speaker selection: no step; a Magentic-One
-    orchestrator's ledgers and instructions: steps), also when its team runs inside another team's participant or
-    tool, whose actor it would otherwise inherit."""
+def _patch_speaker_selection(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A group chat manager is the actor of the model calls its speaker selection makes (no step), also when its
+    team runs inside another team's participant, whose actor it would otherwise inherit."""
 
     @functools.wraps(original)
-    async def on_message_impl(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def select_speaker(self: Any, *args: Any, **kwargs: Any) -> Any:
         if current_run() is None:
             return await original(self, *args, **kwargs)
         actor = self.__dict__.get(_MANAGER_ACTOR)
         if actor is None:
-            actor = Actor(str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self), _in_participant_turn())
+            actor = Actor(str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self))
             self.__dict__[_MANAGER_ACTOR] = actor
         token = ACTOR.set(actor)
         try:
@@ -247,7 +246,7 @@ def _patch_manager_turn(original: Callable[..., Awaitable[Any]]) -> Callable[...
         finally:
             ACTOR.reset(token)
 
-    return on_message_impl
+    return select_speaker
 
 
 def _patch_human_input(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -397,7 +396,7 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("autogen_agentchat.teams._group_chat._chat_agent_container", "ChatAgentContainer",
      {"handle_request": _patch_agent_turn, "_log_message": _recording_patch(_record_agent_message)}),
     ("autogen_agentchat.teams._group_chat._base_group_chat_manager", "BaseGroupChatManager",
-     {"publish_message": _recording_patch(_record_manager_output), "on_message_impl": _patch_manager_turn}),
+     {"publish_message": _recording_patch(_record_manager_output), "select_speaker": _patch_speaker_selection}),
     ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json, "run_json_stream": _patch_run_json_stream,
                                         "return_value_as_string": _patch_return_value_as_string}),
     ("autogen_agentchat.tools._task_runner_tool", "TaskRunnerTool", {"run_stream": _patch_task_runner_stream}),
