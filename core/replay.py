@@ -184,6 +184,20 @@ def _tool_name(tool: Any) -> str:
     return str(tool)
 
 
+def check_described_tools(parent: Trajectory, fresh: Trajectory, plan: ReplayPlan) -> None:
+    """A tool-call replacement names tools its agent has (as the fresh team describes them; an agent that lists none
+    is not judged here): a typo is refused before anything runs; it would run as the team's own tool error."""
+    calls = plan.action.get("tool_calls") if isinstance(plan.action, dict) else None
+    if not isinstance(calls, list):
+        return
+    agent = parent.steps[plan.step].agent
+    tools = next((set(a.tools) for a in fresh.agents if a.name == agent), set())
+    unknown = [c["name"] for c in calls if isinstance(c, dict) and c.get("name") not in tools]
+    if tools and unknown:
+        raise ReplayError(f"the action for step {plan.step} calls {', '.join(map(repr, unknown))}, which "
+                          f"{agent!r} does not have (its tools: {', '.join(sorted(tools))})")
+
+
 def check_offered_tools(cassette: Cassette, plan: ReplayPlan) -> None:
     """A tool-call replacement calls only tools the model call it replaces was offered (its recorded request's
     ``tools``; none there, none offered: a reflection on tool results, a tool-less agent). For plugins whose recorded

@@ -17,7 +17,7 @@ from typing import Any
 from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
 from .plugins import Plugin, plugin_for
 from .record import Run
-from .replay import Cassette, ReplayPlan, check_plan
+from .replay import Cassette, ReplayPlan, check_described_tools, check_plan
 from .schema import Outcome, ReplayInfo, Trajectory
 
 Evaluator = Callable[[Trajectory], Any]
@@ -137,7 +137,7 @@ class TracedTeam:
         cassette = None
         if plan is not None and parent is not None:
             self._check_shape(parent, trajectory, plugin)
-            self._check_tool_action(parent, trajectory, plan)
+            check_described_tools(parent, trajectory, plan)
             cassette = Cassette(parent)
             trajectory.replay = ReplayInfo(
                 parent_id=parent.id, step=plan.step, action=plan.action, served_tools=plan.serve_tools
@@ -160,8 +160,8 @@ class TracedTeam:
         try:
             apply_evaluation(trajectory, self.evaluator)
         except Exception as exc:
-            trajectory.metadata["evaluation_error"] = error_summary(exc)
-            warnings.warn(f"the evaluator raised {error_summary(exc)}: run {trajectory.id} is kept with its outcome "
+            error = trajectory.metadata["evaluation_error"] = error_summary(exc)
+            warnings.warn(f"the evaluator raised {error}: run {trajectory.id} is kept with its outcome "
                           "unknown (metadata['evaluation_error'])", RuntimeWarning, stacklevel=2)
 
     def _end(self, run: Run, plan: ReplayPlan | None, answer: Any, error: Exception | None) -> Trajectory:
@@ -287,20 +287,6 @@ class TracedTeam:
         now = sorted(a.name for a in fresh.agents)
         if before and now and before != now:
             raise ReplayError(f"team shape differs: recorded agents {before}, this team has {now}")
-
-    @staticmethod
-    def _check_tool_action(parent: Trajectory, fresh: Trajectory, plan: ReplayPlan) -> None:
-        """A tool-call replacement names tools its agent has (as the fresh team describes them): a typo is refused
-        before anything runs; it would run as the team's own tool error."""
-        calls = plan.action.get("tool_calls") if isinstance(plan.action, dict) else None
-        if not isinstance(calls, list):
-            return
-        agent = parent.steps[plan.step].agent
-        tools = next((set(a.tools) for a in fresh.agents if a.name == agent), set())
-        unknown = [c["name"] for c in calls if isinstance(c, dict) and c.get("name") not in tools]
-        if tools and unknown:
-            raise ReplayError(f"the action for step {plan.step} calls {', '.join(map(repr, unknown))}, which "
-                              f"{agent!r} does not have (its tools: {', '.join(sorted(tools))})")
 
     async def arun(self, task: str, *, ground_truth: Any = None, metadata: dict[str, Any] | None = None) -> Trajectory:
         """Run a fresh team on ``task`` and return its recorded trajectory."""

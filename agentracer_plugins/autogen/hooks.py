@@ -160,6 +160,14 @@ async def _traced_stream(run: Any, wrapped: Any, instance: Any, args: Any, kwarg
 _ACTORS: dict[str, Actor] = {}  # an agent's name -> its (immutable) actor
 
 
+def _agent_actor(name: str) -> Actor:
+    """The (cached, immutable) actor of the agent ``name``."""
+    actor = _ACTORS.get(name)
+    if actor is None:
+        actor = _ACTORS[name] = Actor(name)
+    return actor
+
+
 def _in_participant_turn() -> bool:
     """Whether this context is inside a participant's turn (the patched ``handle_request``): a group chat
     manager running here belongs to a team nested in the recorded one. (The runner's own actor for a team's
@@ -174,9 +182,7 @@ def _patch_agent_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., 
         name = getattr(getattr(self, "_agent", None), "name", None)
         if current_run() is None or name is None:
             return await original(self, *args, **kwargs)
-        actor = _ACTORS.get(name)
-        if actor is None:
-            actor = _ACTORS[name] = Actor(str(name))
+        actor = _agent_actor(str(name))
         token = ACTOR.set(actor)
         try:
             return await original(self, *args, **kwargs)
@@ -282,7 +288,7 @@ class GivenResult(str):
 
 def _given(run: Any) -> tuple[bool, Any]:
     """(True, result) when the current agent's tool must not run in this replay; raises a recorded error."""
-    how, value = _tool_plan(run)
+    how, value = run.tool_plan(current_actor().name)
     if how == "live":
         return False, None
     if how == "failed":
@@ -303,10 +309,6 @@ def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
             return await original(self, *args, **kwargs)
 
     return run_json
-
-
-def _tool_plan(run: Any) -> tuple[str, Any]:
-    return run.tool_plan(current_actor().name)  # type: ignore[no-any-return]
 
 
 def _patch_run_json_stream(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -360,7 +362,7 @@ def _patch_task_runner_stream(original: Callable[..., Any]) -> Callable[..., Any
         if team:  # a team: its managers and agents are actors themselves, and its task is new, not nested
             actor = Actor(name, produces_step=False)
         else:
-            actor = _ACTORS.get(name) or _ACTORS.setdefault(name, Actor(name))
+            actor = _agent_actor(name)
         token = ACTOR.set(actor)
         try:
             async for item in original(self, *args, **kwargs):
