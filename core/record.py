@@ -7,6 +7,7 @@ whether to serve the recording, substitute the replacement, or call live.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -36,6 +37,7 @@ _TOOL_OF: ContextVar[str | None] = ContextVar("agentracer_tool_of", default=None
 INSIDE_TOOL_OF = "inside_tool_of"  # a step's metadata key: the agent whose tool made it (an agent the tool runs)
 TOOL_SCOPES = "tool_scopes"  # a trajectory's metadata key: its steps made inside tools say so
 
+ORDER_STALL_S = 5.0  # how long a replayed call waits for its recorded turn while no step comes
 CallMode = Literal["live", "cassette", "replacement"]
 ToolPlan = Literal["live", "served", "failed", "replaced"]
 CallFields = dict[str, Any]  # a model call in flight: its ModelCall fields so far
@@ -68,6 +70,15 @@ def _check_step_fields(agent: Any, kind: Any, role: Any, tool_calls: Sequence[An
         raise TypeError("a step's tool_calls and tool_results must be ToolCall and ToolResult objects")
     if metadata is not None and type(metadata) is not dict:
         raise TypeError(f"a step's metadata must be a dict, got {type(metadata).__name__}")
+
+
+def _in_event_loop_thread() -> bool:
+    """Whether this thread runs an event loop (a sync call made there cannot wait for another task's step)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _hash_scheme_of(cassette: Cassette | None) -> int:
@@ -108,6 +119,17 @@ class Run:
         self.plan = plan
         self.cassette = cassette
         self._lock = threading.RLock()
+        self._step_added = threading.Condition(self._lock)  # a replay's calls wait on it for their recorded turn
+        self._last_progress = time.monotonic()  # when a replay last added a step
+        self._ended = False
+        # A replay's place in its recording: the recorded indices its steps took, the first not yet taken, how many
+        # steps came out of their turn, how many steps after the replaced one it made, the recorded step of each
+        # agent's last tool result claimed (see ``_place``).
+        self._placed: set[int] = set()
+        self._position = 0
+        self._displaced = 0
+        self._later = 0
+        self._tool_result_steps: dict[str, int | None] = {}
         self._call_counts: dict[str, int] = {}
         self._tool_counts: dict[str, int] = {}
         self._pending: dict[str, list[CallFields]] = {}
@@ -159,8 +181,9 @@ class Run:
 
     @property
     def next_index(self) -> int:
-        """The index the next recorded step will get."""
-        return len(self._steps)
+        """The index the next recorded step will get: in a replay, the first step of the recording the replay has
+        not made yet (a step that came before its turn holds its recorded index, see ``_place``)."""
+        return len(self._steps) if self.plan is None else self._position
 
     # ------------------------------------------------------------------ steps
     def replacement_for_next_step(self) -> Any | None:
@@ -195,7 +218,7 @@ class Run:
             metadata = {**(metadata or {}), INSIDE_TOOL_OF: inside}
         now = time.time()
         with self._lock:
-            index = len(self._steps)
+            index = len(self._steps) if self.plan is None else self._place(agent, bool(tool_results))
             waiting = self._pending.pop(agent, None)
             if self._pending_any:
                 waiting = [*(waiting or ()), *self._pending_any]
@@ -212,7 +235,45 @@ class Run:
                 self._check_against_recording(step)
             self._last_step_end = now
             self._steps.append(step)
+            if self.plan is not None:
+                self._progressed()
             return step
+
+    def _place(self, agent: str, tool_result: bool) -> int:
+        """The index a replay's next step of ``agent`` takes: where the recording has the step its model call (or
+        its tool result) made, when that differs from the first step of the recording the replay has not made; a
+        step the recording made after the replaced one is the replay's next such step. Such a step came out of its
+        turn (a sync call on an event loop's thread cannot wait for it, a tool's result has none) and ``finish``
+        puts it in its place; its content is checked there, and later calls check that each agent saw what it saw
+        in the recording. Any other step takes the first index not taken, and is checked against it."""
+        assert self.plan is not None
+        t, index = self.plan.step, self._position
+        if index <= t:
+            expected = self._recorded_index(agent, tool_result)
+            if expected is not None and expected != index and expected not in self._placed:
+                index = expected if expected <= t else t + 1 + self._later
+                self._displaced += 1
+        if index > t:
+            index = t + 1 + self._later  # (the first index not taken, once steps 0..t are made)
+            self._later += 1
+        self._take(index)
+        return index
+
+    def _recorded_index(self, agent: str, tool_result: bool) -> int | None:
+        """The recorded step of the agent's last model call waiting for its step, else of its last tool result when
+        this step is a tool result; None when the recording has neither."""
+        assert self.cassette is not None
+        waiting = self._pending.get(agent)
+        if waiting:
+            recorded = self.cassette.call(agent, waiting[-1]["call_index"])
+            return recorded.step if recorded is not None else None
+        return self._tool_result_steps.get(agent) if tool_result else None
+
+    def _take(self, index: int) -> None:
+        """Note the recorded index ``index`` as made by the replay."""
+        self._placed.add(index)
+        while self._position in self._placed:
+            self._position += 1
 
     @staticmethod
     def _model_calls(waiting: list[CallFields], step: int | None) -> list[ModelCall]:
@@ -228,6 +289,10 @@ class Run:
     def _check_against_recording(self, step: Step) -> None:
         assert self.plan is not None and self.cassette is not None
         if step.index == self.plan.step:
+            agent = self.cassette.trajectory.steps[step.index].agent
+            if self.plan.strict and step.agent != agent:
+                raise self._diverge(step=step.index, agent=step.agent,
+                                    reason=f"the replaced step is {agent!r}'s, and this agent's step came first")
             step.replaced = True
             return
         if step.index > self.plan.step or not self.plan.strict:
@@ -303,12 +368,79 @@ class Run:
                     f"another way (replay with strict=False to go on)")
                 raise self._diverge(step=self.next_index, agent=agent, reason=reason, diff=diff)
             return "replacement" if replaces else "cassette"
-        if self.next_index < t:
+        if self.next_index < t and (recorded is None or recorded.step is None or not call["produces_step"]):
             raise self._diverge(
                 step=self.next_index, agent=agent,
                 reason=f"the recording has no model call #{index} for this agent before step {t}",
             )
-        return "live"
+        return "live"  # (a call the recording made after step t waits for it: see ``_turn``)
+
+    # ------------------------------------------------------------------ recorded order
+    def _progressed(self) -> None:
+        """A replay added a step: wake the calls waiting for their turn (the lock is held)."""
+        self._last_progress = time.monotonic()
+        self._step_added.notify_all()
+
+    def _turn(self, call: CallFields, mode: CallMode) -> int:
+        """How far into the recording a replay must be (``next_index``) before this call returns: a served call that
+        produced recorded step i, i (the steps before it are made); the replacement, t; a live call the recording made
+        for a step after t, t + 1 (the replaced step is made). Served calls return at once, so the agents of a team that runs them concurrently
+        (Workforce workers, MetaGPT roles) would otherwise add their steps in whatever order their calls come back,
+        not the recorded one; a sequential team's calls are always on time. 0: no wait."""
+        plan = self.plan
+        if plan is None or not call["produces_step"]:
+            return 0
+        if mode == "replacement":
+            return plan.step
+        assert self.cassette is not None
+        recorded = self.cassette.call(call["agent"], call["call_index"])
+        if recorded is None or recorded.step is None:
+            return 0
+        if mode == "cassette":
+            return recorded.step
+        return plan.step + 1 if recorded.step > plan.step else 0
+
+    def _stalled(self, since: float) -> bool:
+        return self._ended or time.monotonic() - max(since, self._last_progress) >= ORDER_STALL_S
+
+    def _block_until(self, steps: int) -> None:
+        """Block this thread until the replay has made the recording's first ``steps`` steps, or no step has come for
+        ``ORDER_STALL_S``."""
+        since = time.monotonic()
+        with self._step_added:
+            while self._position < steps and not self._stalled(since):
+                self._step_added.wait(max(since, self._last_progress) + ORDER_STALL_S - time.monotonic())
+
+    async def _poll_until(self, steps: int) -> None:
+        """``_block_until`` in an event loop: poll, letting the other tasks add their steps."""
+        since = time.monotonic()
+        while self._position < steps and not self._stalled(since):
+            await asyncio.sleep(0.001)
+
+    def _wait_turn(self, call: CallFields, mode: CallMode) -> None:
+        """Block this thread until the call's turn (``_turn``); a call made in a thread that runs an event loop
+        does not wait (it would block the steps it waits for)."""
+        target = self._turn(call, mode)
+        if self._position < target and not _in_event_loop_thread():  # (else its step comes early: see ``_place``)
+            self._block_until(target)
+            self._check_turn(call, mode, target)
+
+    async def _await_turn(self, call: CallFields, mode: CallMode) -> None:
+        """``_wait_turn`` for a call made in an event loop."""
+        target = self._turn(call, mode)
+        if self._position < target:
+            await self._poll_until(target)
+            self._check_turn(call, mode, target)
+
+    def _check_turn(self, call: CallFields, mode: CallMode, target: int) -> None:
+        """A live call the recording made after step t that waited for it in vain does not run."""
+        if mode == "live" and self._position < target:
+            assert self.plan is not None
+            raise self._diverge(
+                step=self.next_index, agent=call["agent"],
+                reason=(f"model call #{call['call_index']} of this agent was recorded after step {self.plan.step}, "
+                        f"and no step came for {ORDER_STALL_S:g} s while it waited for the replay to get there"),
+            )
 
     def _served(self, call: CallFields, mode: CallMode, codec: ResponseCodec) -> Any:
         assert self.cassette is not None and self.plan is not None
@@ -355,6 +487,8 @@ class Run:
         ``request`` must be a fresh JSON-like dict built for this call (it is stored, not copied).
         """
         call, mode = self._begin_call(agent, request, produces_step, model)
+        if self.plan is not None:
+            self._wait_turn(call, mode)
         started = time.perf_counter()
         if mode != "live":
             return self._serve_call(call, mode, codec, started)
@@ -378,6 +512,8 @@ class Run:
     ) -> Any:
         """Route one asynchronous model call: serve it, substitute the replacement, or await ``live``."""
         call, mode = self._begin_call(agent, request, produces_step, model)
+        if self.plan is not None:
+            await self._await_turn(call, mode)
         started = time.perf_counter()
         if mode != "live":
             return self._serve_call(call, mode, codec, started)
@@ -418,43 +554,79 @@ class Run:
 
         A tool that does not run skips whatever the recording has between its call and its result (the steps of an
         agent the tool runs itself, as OWL's browser toolkit does): those steps are copied from the recording here,
-        their model calls counted as served, so the replay's later steps line up with the recording's."""
+        their model calls counted as served, so the replay's later steps line up with the recording's. A result
+        that is not run comes in its recorded turn, as a served model call does (a thread that runs an event loop
+        does not wait: call ``atool_plan`` there)."""
+        how, value, result_step = self._claim_tool(agent)
+        if how != "live":
+            waits = not _in_event_loop_thread()
+            for index in self._steps_made_by_tool(agent, result_step):
+                if waits:
+                    self._block_until(index)
+                self._copy_recorded_step(index)
+            if waits:
+                self._block_until(result_step)
+            self._count_given_tool(how)
+        return how, value
+
+    async def atool_plan(self, agent: str) -> tuple[ToolPlan, Any]:
+        """``tool_plan`` for a tool run in an event loop: a result that is not run waits for its turn there."""
+        how, value, result_step = self._claim_tool(agent)
+        if how != "live":
+            for index in self._steps_made_by_tool(agent, result_step):
+                await self._poll_until(index)
+                self._copy_recorded_step(index)
+            await self._poll_until(result_step)
+            self._count_given_tool(how)
+        return how, value
+
+    def _claim_tool(self, agent: str) -> tuple[ToolPlan, Any, int]:
+        """What the agent's next tool does (see ``tool_plan``) and, for a result not run, its recorded step."""
         with self._lock:
             index = self._tool_counts.get(agent, 0)
             self._tool_counts[agent] = index + 1
             if self.plan is None or self.cassette is None:
-                return "live", None
+                return "live", None, 0
             found = self.cassette.tool_result(agent, index)
             result_step = found[0] if found is not None else self.next_index
+            self._tool_result_steps[agent] = found[0] if found is not None else None
             if result_step == self.plan.step:
-                self._copy_recorded_steps(self._made_by_tool(agent, result_step))
-                self.count_substitution()
-                return "replaced", self.plan.action
+                return "replaced", self.plan.action, result_step
             if found is not None and self.plan.serve_tools and found[0] < self.plan.step:
-                self._copy_recorded_steps(self._made_by_tool(agent, result_step))
+                return ("failed" if found[1].is_error else "served"), found[1].content, result_step
+            return "live", None, 0
+
+    def _count_given_tool(self, how: ToolPlan) -> None:
+        with self._lock:
+            if how == "replaced":
+                self.stats["replacement"] += 1
+            else:
                 self.stats["tools_served"] += 1
-                return ("failed" if found[1].is_error else "served"), found[1].content
-            return "live", None
 
-    def _made_by_tool(self, agent: str, result_step: int) -> int:
-        """Where the recorded steps the agent's tool made (from the next one on) end: in a recording whose tools mark
-        their steps, the marked ones that follow (a concurrent agent's step, unmarked, ends them); in an older one,
-        every step up to the tool's result when all are other agents'."""
+    def _steps_made_by_tool(self, agent: str, result_step: int) -> list[int]:
+        """The recorded steps the agent's tool made, which a replay that does not run it copies: in a recording whose
+        tools mark their steps, the marked ones between the agent's step that called it and its result (a
+        concurrent agent's steps in between are its own); in an older one, every step from the replay's place up
+        to the tool's result when all are other agents'."""
         assert self.cassette is not None
-        recording, start = self.cassette.trajectory, self.next_index
+        recording = self.cassette.trajectory
+        steps = recording.steps
         if recording.metadata.get(TOOL_SCOPES):
-            end = start
-            while end < result_step and recording.steps[end].metadata.get(INSIDE_TOOL_OF) == agent:
-                end += 1
-            return end
-        between = recording.steps[start:result_step]
-        return result_step if result_step >= start and all(s.agent != agent for s in between) else start
+            caller = next((i for i in range(min(result_step, len(steps)) - 1, -1, -1) if steps[i].agent == agent), -1)
+            return [i for i in range(caller + 1, result_step) if steps[i].metadata.get(INSIDE_TOOL_OF) == agent]
+        start = self.next_index
+        if result_step >= start and all(s.agent != agent for s in steps[start:result_step]):
+            return list(range(start, result_step))
+        return []
 
-    def _copy_recorded_steps(self, end: int) -> None:
-        """Append copies of the recorded steps from the next one up to ``end`` (their model calls as served) and
-        move the call and tool-result counters of their agents past them."""
+    def _copy_recorded_step(self, index: int) -> None:
+        """Append a copy of recorded step ``index`` (its model calls as served) in its place, and move the call and
+        tool-result counters of its agent past it."""
         assert self.cassette is not None
-        for recorded in self.cassette.trajectory.steps[self.next_index:end]:
+        with self._lock:
+            if index in self._placed:
+                return
+            recorded = self.cassette.trajectory.steps[index]
             calls = [call.model_copy(update={"id": next_call_id(), "source": "cassette"}, deep=True)
                      for call in recorded.model_calls]
             for call in calls:
@@ -463,10 +635,24 @@ class Run:
                 self._tool_counts[recorded.agent] = self._tool_counts.get(recorded.agent, 0) + len(
                     recorded.tool_results)
             self.stats["cassette"] += len(calls)
+            if index != self._position:
+                self._displaced += 1
+            self._take(index)
             self._steps.append(recorded.model_copy(update={"model_calls": calls, "replaced": False}, deep=True))
             self._last_step_end = time.time()
+            self._progressed()
 
     # ------------------------------------------------------------------ end
+    def _check_prefix_made(self) -> None:
+        """A replay some of whose steps came early must have made every step before theirs (the lock is held)."""
+        assert self.plan is not None and self.cassette is not None
+        missing = self._position
+        if missing <= self.plan.step and self.divergence is None:
+            early = sorted(i for i in self._placed if i > missing)
+            self._diverge(step=missing, agent=self.cassette.trajectory.steps[missing].agent,
+                          reason=f"the replay never made this step of the recording, and made later ones ({early}) "
+                                 f"before their turn")
+
     def _redact_run_fields(self) -> None:
         trajectory, redact = self.trajectory, self._redact
         if trajectory.task is not None:
@@ -492,6 +678,11 @@ class Run:
         """Attach calls no step followed, redact and hash the recorded requests, write replay statistics; return
         the trajectory (a recording is only complete, and free of secrets, once this has run)."""
         with self._lock:
+            self._ended = True
+            self._step_added.notify_all()
+            if self._displaced:  # steps that came early go to their recorded places
+                self._steps.sort(key=lambda step: step.index)
+                self._check_prefix_made()
             leftover = self._model_calls([fields for calls in [*self._pending.values(), self._pending_any]
                                           for fields in calls], None)
             self._pending.clear()
@@ -512,6 +703,8 @@ class Run:
         that much less to walk and promote. The run records nothing more afterwards."""
         _IN_PROGRESS.discard(self)
         with self._lock:
+            self._ended = True
+            self._step_added.notify_all()
             self._trajectory = None
             self._steps = []
             self.cassette = None

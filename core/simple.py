@@ -108,7 +108,7 @@ class SimpleTeam:
                 if run is not None:
                     run.add_step(agent.name, text, kind="tool_call",
                                  tool_calls=[ToolCall(id=f"{agent.name}-{turn}", name=name, arguments=arguments)])
-                    how, given = run.tool_plan(agent.name)
+                    how, given = await run.atool_plan(agent.name)
                     if how == "live":
                         with run.tool_scope(agent.name):
                             output = agent.run_tool(name, arguments)

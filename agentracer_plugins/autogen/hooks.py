@@ -286,9 +286,9 @@ class GivenResult(str):
     tool's ``return_value_as_string`` passes it through (an ``AgentTool``'s would expect a ``TaskResult``)."""
 
 
-def _given(run: Any) -> tuple[bool, Any]:
+async def _given(run: Any) -> tuple[bool, Any]:
     """(True, result) when the current agent's tool must not run in this replay; raises a recorded error."""
-    how, value = run.tool_plan(current_actor().name)
+    how, value = await run.atool_plan(current_actor().name)
     if how == "live":
         return False, None
     if how == "failed":
@@ -302,7 +302,7 @@ def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
         run = current_run()
         if run is None:
             return await original(self, *args, **kwargs)
-        skip, result = _given(run) if run.plan is not None else (False, None)
+        skip, result = await _given(run) if run.plan is not None else (False, None)
         if skip:
             return result
         with run.tool_scope(current_actor().name):
@@ -324,7 +324,7 @@ def _patch_run_json_stream(original: Callable[..., Any]) -> Callable[..., Any]:
                 yield item
             return
         first = run.next_index
-        skip, result = _given(run) if run.plan is not None else (False, None)
+        skip, result = await _given(run) if run.plan is not None else (False, None)
         if not skip:
             with run.tool_scope(current_actor().name):
                 async for item in original(self, *args, **kwargs):

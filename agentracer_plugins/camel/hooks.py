@@ -229,7 +229,19 @@ def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
     agent = _context.current_agent()
     if run is None or agent is None:
         return False, None
-    how, value = run.tool_plan(agent)
+    return _overridden(*run.tool_plan(agent))
+
+
+async def _atool_override(instance: Any, request: Any) -> tuple[bool, Any]:
+    """``_tool_override`` in an event loop (a result not run waits there for its recorded turn)."""
+    run = current_run()
+    agent = _context.current_agent()
+    if run is None or agent is None:
+        return False, None
+    return _overridden(*await run.atool_plan(agent))
+
+
+def _overridden(how: str, value: Any) -> tuple[bool, Any]:
     if how == "replaced":
         return True, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return how in ("served", "failed"), value  # (CAMEL reports a tool's error as its result text)
@@ -267,7 +279,7 @@ async def _aexecute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: 
     request = _arg(args, kwargs, 0, "tool_call_request")
     tokens = _context.enter_agent(instance)
     try:
-        skip, result = _tool_override(instance, request)
+        skip, result = await _atool_override(instance, request)
         if skip:
             return _record_without_running(instance, request, result)
         with _tool_scope():

@@ -58,3 +58,23 @@ def test_an_agent_a_worker_steps_through_a_tool_keeps_its_own_name(ledger: Ledge
     assert steps[1][2] == steps[2][2] == "Yes, 2+3 is 5."
     assert ledger.tool_runs == [("ask_checker", {"question": "Is 2+3 equal to 5?"})]
     assert "5" in traj.outcome.answer
+
+
+@pytest.mark.parametrize("serve_tools", [False, True])
+def test_workers_running_at_once_replay_from_every_step_in_the_recorded_order(ledger: Ledger,
+                                                                              serve_tools: bool) -> None:
+    """The Adder and the Reporter work at the same time (the Adder's tool steps a Checker agent in a thread), so
+    each recording interleaves their steps its own way and served calls come back in another; every replay, from
+    every step, keeps the recorded prefix and makes no live call for it."""
+    traced = agentracer.trace(make_workforce_with_checker, ledger)
+    for _ in range(2):
+        traj = traced.run(TASK)
+        for t in range(1, len(traj.steps)):
+            step = traj.steps[t]
+            action = ({"tool_calls": [call.model_dump() for call in step.tool_calls]} if step.kind == "tool_call"
+                      else step.content)
+            new = traced.replay(traj, step=t, action=action, serve_tools=serve_tools)
+            assert [(s.agent, s.content) for s in new.steps[:t]] == [(s.agent, s.content) for s in traj.steps[:t]]
+            assert new.steps[t].replaced and [s.index for s in new.steps] == list(range(len(new.steps)))
+            assert {c.source for s in new.steps[:t] for c in s.model_calls} <= {"cassette"}
+            assert "5" in new.outcome.answer

@@ -1,0 +1,182 @@
+"""Replays of teams whose agents run concurrently: served calls return at once, yet steps come in the recorded order."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+
+import agentracer
+import pytest
+from agentracer import ReplayDivergence
+from agentracer.plugins import register_plugin
+from agentracer.simple import TEXT_CODEC
+
+
+@dataclass
+class Crew:
+    """Workers that answer at once, each after its own delay (a slow model), then a lead who sums up; ``threads``
+    runs the workers in threads with sync calls, ``sync_in_loop`` makes sync calls inside the event loop."""
+
+    delays: dict[str, float]
+    threads: bool = False
+    sync_in_loop: bool = False
+    events: dict[str, float] = field(default_factory=dict)  # agent -> delay of a step no model call makes
+    think: dict[str, float] = field(default_factory=dict)  # agent -> delay before its model call
+    live: list[str] = field(default_factory=list)
+
+
+class _CrewPlugin:
+    name = "crew"
+
+    def matches(self, team):
+        return isinstance(team, Crew)
+
+    def instrument(self):
+        pass
+
+    def uninstrument(self):
+        pass
+
+    def describe(self, team):
+        return []
+
+    @staticmethod
+    def _model(team: Crew, name: str):
+        def answer():
+            team.live.append(name)
+            time.sleep(team.delays[name])
+            return f"{name} did its part"
+
+        return answer
+
+    async def arun(self, team, task, run):
+        async def worker(name: str) -> None:
+            await asyncio.sleep(team.think.get(name, 0.0))
+            answer = self._model(team, name)
+            if team.sync_in_loop:
+                text = run.call_model(name, {"messages": [task]}, answer, TEXT_CODEC)
+            else:
+                async def live():
+                    await asyncio.sleep(team.delays[name])
+                    team.live.append(name)
+                    return f"{name} did its part"
+
+                text = await run.acall_model(name, {"messages": [task]}, live, TEXT_CODEC)
+            run.add_step(name, text)
+
+        async def event(name: str, delay: float) -> None:
+            await asyncio.sleep(delay)
+            run.add_step(name, f"{name} noted the task", kind="event")
+
+        if team.threads:
+            def in_thread(name: str) -> None:
+                with run.activate():
+                    run.add_step(name, run.call_model(name, {"messages": [task]}, self._model(team, name), TEXT_CODEC))
+
+            threads = [threading.Thread(target=in_thread, args=(name,)) for name in team.delays]
+            for thread in threads:
+                thread.start()
+            await asyncio.to_thread(lambda: [thread.join() for thread in threads])
+        else:
+            await asyncio.gather(*[worker(name) for name in team.delays],
+                                 *[event(name, delay) for name, delay in team.events.items()])
+        parts = [s.content for s in run.trajectory.steps]
+
+        async def sum_up():
+            team.live.append("lead")
+            return "lead: " + "; ".join(parts)
+
+        summary = await run.acall_model("lead", {"messages": [task, *parts]}, sum_up, TEXT_CODEC)
+        run.add_step("lead", summary)
+        return summary
+
+
+register_plugin(_CrewPlugin())
+SLOW_FIRST = {"a": 0.15, "b": 0.0, "c": 0.07}  # started a, b, c; recorded b, c, a
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_concurrent_agents_replay_unchanged_in_the_recorded_order_with_no_live_call(threads):
+    crew = Crew(dict(SLOW_FIRST), threads=threads)
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("split the work")
+    assert [s.agent for s in traj.steps] == ["b", "c", "a", "lead"]
+    crew.live.clear()
+    new = team.replay(traj, step=3, action="lead: all done")
+    assert [(s.agent, s.content) for s in new.steps[:3]] == [(s.agent, s.content) for s in traj.steps[:3]]
+    assert new.steps[3].content == "lead: all done" and new.steps[3].replaced
+    assert crew.live == []
+
+
+def test_a_replaced_concurrent_step_keeps_its_index_and_a_later_agent_waits_for_it_before_going_live():
+    crew = Crew(dict(SLOW_FIRST))
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("split the work")
+    crew.live.clear()
+    new = team.replay(traj, step=1, action="c did it better")  # c's step; a's call (recorded at 2) runs live
+    assert [s.agent for s in new.steps] == ["b", "c", "a", "lead"]
+    assert new.steps[1].replaced and new.steps[1].content == "c did it better"
+    assert [c.source for c in new.steps[2].model_calls] == ["live"]
+    assert crew.live == ["a", "lead"]
+    assert "c did it better" in new.steps[3].content
+
+
+def test_a_step_of_another_agent_at_the_replaced_index_is_a_divergence_not_a_replaced_step():
+    crew = Crew({"a": 0.0}, events={"x": 0.1})  # recorded: a's answer, then x's event
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("note it")
+    assert [s.agent for s in traj.steps] == ["a", "x", "lead"]
+    crew.think["a"], crew.events["x"] = 0.2, 0.0  # now x's event (no model call: nothing waits) comes first
+    with pytest.raises(ReplayDivergence, match=r"step 0.*the replaced step is 'a''s, and this agent's step came first"):
+        team.replay(traj, step=0, action="a, replaced")
+
+
+def test_a_sync_call_on_the_event_loops_thread_does_not_wait_and_its_step_takes_its_recorded_place(monkeypatch):
+    monkeypatch.setattr("agentracer.record.ORDER_STALL_S", 30.0)
+    crew = Crew({"a": 0.0, "b": 0.0}, sync_in_loop=True)
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("split the work")
+    assert [s.agent for s in traj.steps] == ["a", "b", "lead"]
+    crew.delays = {"b": 0.0, "a": 0.0}  # b asks first now: waiting would block the loop that runs a
+    crew.live.clear()
+    started = time.monotonic()
+    new = team.replay(traj, step=2, action="lead: done")
+    assert time.monotonic() - started < 10
+    assert [(s.index, s.agent, s.content) for s in new.steps[:2]] == [(s.index, s.agent, s.content) for s in traj.steps[:2]]
+    assert [c.step for s in new.steps for c in s.model_calls] == [0, 1, 2]
+    assert new.steps[2].replaced and crew.live == []
+
+
+def test_a_step_that_came_early_is_checked_against_its_recorded_place():
+    crew = Crew({"a": 0.0, "b": 0.0}, sync_in_loop=True)
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("split the work")
+    crew.delays = {"b": 0.0, "a": 0.0}
+    with pytest.raises(ReplayDivergence, match=r"agent 'b'.*asks something the recording never saw \(recorded for step 1\)"):
+        team.replay(traj.model_copy(update={"task": "another task"}), step=2, action="lead: done")
+    edited = traj.model_copy(deep=True)
+    edited.steps[1].content = "b did something else"
+    with pytest.raises(ReplayDivergence, match="step 1, agent 'b'.*content differs"):
+        team.replay(edited, step=2, action="lead: done")
+
+
+def test_calls_whose_turn_never_comes_go_on_after_the_stall_limit_and_the_missing_step_is_reported(monkeypatch):
+    monkeypatch.setattr("agentracer.record.ORDER_STALL_S", 0.3)
+    crew = Crew(dict(SLOW_FIRST))
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("split the work")
+    del crew.delays["b"]  # b, recorded first, never runs now: a and c wait for a step that does not come
+    with pytest.raises(ReplayDivergence, match=r"step 0, agent 'b'.*never made this step.*later ones \(\[1, 2, 3\]\)"):
+        team.replay(traj, step=3, action="lead: done")
+
+
+def test_a_replay_that_never_makes_a_step_some_later_step_came_before_is_a_divergence(monkeypatch):
+    monkeypatch.setattr("agentracer.record.ORDER_STALL_S", 0.3)
+    crew = Crew({"a": 0.0, "b": 0.0}, sync_in_loop=True)
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("split the work")
+    crew.delays = {"b": 0.0}  # a, recorded first, never runs now
+    with pytest.raises(ReplayDivergence, match=r"step 0, agent 'a'.*never made this step.*later ones \(\[1, 2\]\)"):
+        team.replay(traj, step=2, action="lead: done")
