@@ -14,11 +14,13 @@ import functools
 import json
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
 from agentracer import AgentracerError, ToolResult, current_run
+from agentracer.record import INSIDE_TOOL_OF
 from agentracer.schema import tool_calls_content
 
 from . import _context, streams
@@ -136,11 +138,27 @@ def _agent_step(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> 
         return wrapped(*args, **kwargs)
     tokens = _context.enter_agent(instance)
     _context.offer_context(instance)  # with step_timeout, the step runs in a worker thread
+    run, started = current_run(), time.time()
+    first = len(run.trajectory.steps)
     try:
         return wrapped(*args, **kwargs)
+    except TimeoutError:
+        _mark_late(run, first, _context.current_agent(), started + (getattr(instance, "step_timeout", None) or 0.0))
+        raise
     finally:
         _context.withdraw_context(instance)
         _context.leave_agent(tokens)
+
+
+def _mark_late(run: Any, first: int, agent: str | None, gave_up_at: float) -> None:
+    """The sync step timed out: CAMEL raised ``TimeoutError`` to its caller, but only once its worker thread had
+    finished, and what that thread recorded after the timeout never reached the team. Those steps become events,
+    marked ``after_step_timeout`` (a tracer or ``show`` would otherwise read the late answer as one the team got)."""
+    for step in run.trajectory.steps[first:]:
+        mine = step.agent == agent or step.metadata.get(INSIDE_TOOL_OF) == agent  # (not a concurrent agent's)
+        if mine and step.ended_at is not None and step.ended_at > gave_up_at and step.kind != "event":
+            step.kind = "event"
+            step.metadata = {**step.metadata, "after_step_timeout": True}
 
 
 def _acting(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:

@@ -205,3 +205,40 @@ def test_replacing_a_step_with_what_it_was_gives_the_recorded_run_even_where_cam
     same = {"tool_calls": [{"name": c.name, "arguments": c.arguments} for c in traj.steps[1].tool_calls]}
     new = traced.replay(traj, step=1, action=same)
     assert [(s.agent, s.kind, s.content) for s in new.steps] == [(s.agent, s.kind, s.content) for s in traj.steps]
+
+
+def test_what_a_timed_out_sync_step_records_after_its_timeout_is_an_event_the_team_never_got() -> None:
+    """CAMEL's sync ``step`` with ``step_timeout`` raises TimeoutError only once its worker thread has finished: the
+    answer that came after the timeout is recorded, as an event marked ``after_step_timeout``, not as a message."""
+    import time
+
+    from camel.agents import ChatAgent
+
+    from agentracer_plugins.camel import with_options
+    from agentracer_plugins.camel.testing import ScriptedModel
+
+    def slow_after_the_tool(messages):
+        if messages[-1].get("role") == "tool":
+            time.sleep(0.6)
+            return "a late answer"
+        return {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}, "id": "c1"}]}
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers.
+
+        Args:
+            a: the first.
+            b: the second.
+        """
+        return a + b
+
+    def build():
+        agent = ChatAgent("You add.", model=ScriptedModel([slow_after_the_tool], cycle=True), tools=[add],
+                          step_timeout=0.3)
+        return with_options(agent, mode="sync")
+
+    traj = agentracer.trace(build, raise_on_error=False).run("add 1 and 2")
+    assert "TimeoutError" in traj.outcome.error
+    assert [(s.kind, s.content) for s in traj.steps[2:]] == [("tool_result", 3), ("event", "a late answer")]
+    assert traj.steps[3].metadata["after_step_timeout"] is True
+    assert "after_step_timeout" not in traj.steps[2].metadata
