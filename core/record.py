@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from .errors import RecordedModelError, ReplayDivergence, ReplayError
 from .redact import HASH_SCHEME, Redactor, hash_scheme
-from .replay import Cassette, ReplayPlan, ResponseCodec, request_diff
+from .replay import Cassette, ReplayPlan, ResponseCodec, differs_only_in_ids_and_times, request_diff
 from .schema import (
     STEP_KINDS,
     ModelCall,
@@ -303,7 +303,7 @@ class Run:
                 step=step.index, agent=step.agent,
                 reason=f"the recording has agent {recorded.agent!r} at this step",
             )
-        if recorded.content != step.content:
+        if recorded.content != step.content and not differs_only_in_ids_and_times(recorded.content, step.content):
             raise self._diverge(
                 step=step.index, agent=step.agent, reason="the step's content differs from the recording",
                 diff=request_diff(recorded.content, step.content),
@@ -359,7 +359,8 @@ class Run:
         recorded = self.cassette.call(agent, index)
         if recorded is not None and recorded.step is not None and recorded.step <= t:
             replaces = recorded.step == t and call["produces_step"] and self.cassette.replaced_call(t) == (agent, index)
-            if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"]:
+            if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"] and not (
+                    differs_only_in_ids_and_times(recorded.request, call["request"])):
                 diff = request_diff(recorded.request, call["request"])
                 reason = (f"model call #{index} of this agent asks something the recording never saw "
                           f"(recorded for step {recorded.step})") if diff else (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -89,6 +90,24 @@ class Cassette:
 
     def __len__(self) -> int:
         return len(self._calls)
+
+
+_VOLATILE = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"  # a UUID
+    r"|\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"  # an ISO date and time
+)
+
+
+def differs_only_in_ids_and_times(recorded: Any, actual: Any) -> bool:
+    """Whether two requests (or step contents) differ, and only in UUIDs and ISO date-times: what a framework writes
+    fresh into a prompt on every run (CAMEL's retry prompt names the worker clones it made, by uuid, and the time
+    of each attempt) says nothing about what the agent was asked. Equal values do not qualify (a recorded request
+    equal to the replay's, with another hash, was edited or hashed another way)."""
+    def masked(value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+        return _VOLATILE.sub("\x00", text)
+
+    return recorded != actual and masked(recorded) == masked(actual)
 
 
 def request_diff(recorded: Any, actual: Any, *, context: int = 2, limit: int = 40, width: int = 160) -> str:

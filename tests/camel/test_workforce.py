@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import agentracer
 import pytest
@@ -78,3 +79,26 @@ def test_workers_running_at_once_replay_from_every_step_in_the_recorded_order(le
             assert new.steps[t].replaced and [s.index for s in new.steps] == list(range(len(new.steps)))
             assert {c.source for s in new.steps[:t] for c in s.model_calls} <= {"cassette"}
             assert "5" in new.outcome.answer
+
+
+def test_a_worker_retried_after_failing_replays_strictly(ledger: Ledger) -> None:
+    """CAMEL retries a worker that reported failure with a prompt that names the attempts' agent clones (fresh uuids)
+    and their times: requests that differ only in those are the recorded ones, served."""
+    from camel.agents import ChatAgent
+
+    def fails_first(messages: list[dict[str, Any]]) -> str:
+        first_try = "worker_attempts" not in str(messages[-1].get("content"))
+        return json.dumps({"content": "cannot" if first_try else "5", "failed": first_try})
+
+    def build() -> Any:
+        return make_workforce(ledger, ChatAgent("You add.", model=ledger.model(fails_first, "adder")))
+
+    traced = agentracer.trace(build)
+    traj = traced.run(TASK)
+    attempts = [s.content for s in traj.steps if s.agent == ADDER]
+    assert [json.loads(a)["failed"] for a in attempts] == [True, False]
+    ledger.reset()
+    last = len(traj.steps) - 1
+    new = traced.replay(traj, step=last, action=traj.steps[last].content)
+    assert {c.source for s in new.steps[:last] for c in s.model_calls} == {"cassette"} and ledger.live_calls == 0
+    assert "5" in new.outcome.answer

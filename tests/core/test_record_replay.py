@@ -977,3 +977,40 @@ def test_tool_calls_in_place_of_a_tool_result_are_refused():
     assert traj.steps[2].kind == "tool_result"
     with pytest.raises(ReplayError, match="step 2 is a tool result: its replacement is what the tool returned"):
         team.replay(traj, step=2, action={"tool_calls": [{"name": "add", "arguments": {"x": 1, "y": 1}}]})
+
+
+def _stamped_factory(counter: Counter, stamp):
+    def factory():
+        agents = [SimpleAgent("planner", counter.model("planner"), system_prompt=f"plan ({stamp()})"),
+                  SimpleAgent("coder", counter.model("coder"), system_prompt=f"code ({stamp()})")]
+        return SimpleTeam(agents, max_turns=4)
+
+    return factory
+
+
+def test_requests_that_differ_only_in_fresh_uuids_and_times_are_served_and_other_changes_still_diverge():
+    import datetime
+    import uuid
+
+    from agentracer.replay import differs_only_in_ids_and_times
+
+    counter = Counter()
+    team = agentracer.trace(_stamped_factory(
+        counter, lambda: f"session {uuid.uuid4()} at {datetime.datetime.now().isoformat()}"))
+    traj = team.run("build it")
+    counter.calls = 0
+    new = team.replay(traj, step=4, action="done")
+    assert counter.calls == 0 and [s.content for s in new.steps[:4]] == [s.content for s in traj.steps[:4]]
+
+    runs = iter(range(100))
+    team = agentracer.trace(_stamped_factory(counter, lambda: f"session {next(runs)}"))
+    traj = team.run("build it")
+    with pytest.raises(ReplayDivergence, match="asks something the recording never saw"):
+        team.replay(traj, step=3, action="done")
+
+    recorded = {"messages": [{"role": "system", "content": "id 123e4567-e89b-12d3-a456-426614174000 at 2026-11-29 03:30:01"}]}
+    assert differs_only_in_ids_and_times(recorded, {"messages": [{"role": "system", "content": (
+        "id 9b2f0c1e-0000-4a6b-8c3d-5e6f7a8b9c0d at 2026-11-30T10:00:59.123+01:00")}]})
+    assert not differs_only_in_ids_and_times(recorded, recorded)  # equal: an edited hash stays a divergence
+    assert not differs_only_in_ids_and_times(recorded, {"messages": [{"role": "system", "content": (
+        "id 9b2f0c1e-0000-4a6b-8c3d-5e6f7a8b9c0d at 2026-11-30 10:00:59, in a hurry")}]})
