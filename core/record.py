@@ -122,6 +122,7 @@ class Run:
         self._step_added = threading.Condition(self._lock)  # a replay's calls wait on it for their recorded turn
         self._last_progress = time.monotonic()  # when a replay last added a step
         self._ended = False
+        self._order_lost = False  # a call waited for its turn in vain: the others wait no more
         # A replay's place in its recording: the recorded indices its steps took, the first not yet taken, how many
         # steps came out of their turn, how many steps after the replaced one it made, the recorded step of each
         # agent's last tool result claimed (see ``_place``).
@@ -320,6 +321,8 @@ class Run:
         of a model call cannot hide it: the run raises it when it ends."""
         if self.divergence is None:
             self.divergence = exc
+            with self._step_added:  # calls waiting for their turn wait no more
+                self._step_added.notify_all()
         return exc
 
     def add_failed_call_steps(self) -> None:
@@ -402,7 +405,14 @@ class Run:
         return plan.step + 1 if recorded.step > plan.step else 0
 
     def _stalled(self, since: float) -> bool:
-        return self._ended or time.monotonic() - max(since, self._last_progress) >= ORDER_STALL_S
+        """Whether a call waiting since ``since`` should stop waiting: the run ended or failed, or no step came for
+        ``ORDER_STALL_S``; then the recorded order is lost and no call waits any more (N waiters, one stall)."""
+        if self._ended or self._order_lost or self.divergence is not None:
+            return True
+        if time.monotonic() - max(since, self._last_progress) >= ORDER_STALL_S:
+            self._order_lost = True
+            return True
+        return False
 
     def _block_until(self, steps: int) -> None:
         """Block this thread until the replay has made the recording's first ``steps`` steps, or no step has come for

@@ -128,6 +128,16 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
     return response
 
 
+# ---------------------------------------------------------------------- Workforce
+async def _graceful_shutdown(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """A Workforce whose task failed for good keeps running ``graceful_shutdown_timeout`` (15 s) for the user to
+    look at it; a replay that diverged ends at once (the divergence is what it reports)."""
+    run = current_run()
+    if run is not None and run.divergence is not None:
+        return None
+    return await wrapped(*args, **kwargs)
+
+
 # ---------------------------------------------------------------------- ChatAgent
 # ``astep`` itself is not patched: CAMEL walks the whole call stack (``inspect.stack()``) on every agent step,
 # and a frame of ours around the step would cost every step. The agent is made the acting one where it asks its
@@ -400,6 +410,7 @@ _PATCHES: dict[str, list[tuple[str, str, Callable]]] = {
         ("ChatAgent", "_aexecute_tool_from_stream_data", _astream_tool),
     ],
     "camel.societies.workforce.worker": [("Worker", "_process_single_task", _worker_process_single_task)],
+    "camel.societies.workforce.workforce": [("Workforce", "_graceful_shutdown", _graceful_shutdown)],
     # a module attribute (no class): the replacement is built from the original
     "camel.toolkits.function_tool": [("", "_SYNC_TOOL_EXECUTOR", _ContextCarryingExecutor)],
 }

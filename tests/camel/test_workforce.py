@@ -102,3 +102,32 @@ def test_a_worker_retried_after_failing_replays_strictly(ledger: Ledger) -> None
     new = traced.replay(traj, step=last, action=traj.steps[last].content)
     assert {c.source for s in new.steps[:last] for c in s.model_calls} == {"cassette"} and ledger.live_calls == 0
     assert "5" in new.outcome.answer
+
+
+
+def test_a_workforce_replay_that_diverged_skips_camels_shutdown_wait(ledger: Ledger) -> None:
+    """A Workforce whose task failed for good waits ``graceful_shutdown_timeout`` (15 s) before it stops; in a replay
+    that diverged (a worker's step differs: CAMEL retries it, then halts) it does not wait, the divergence is what
+    the replay reports; outside one it waits as ever."""
+    import asyncio
+    import time
+
+    from agentracer.record import Run
+    from agentracer.replay import Cassette, ReplayPlan
+    from camel.tasks import Task
+
+    traced = agentracer.trace(make_workforce, ledger)
+    traj = traced.run(TASK)
+    workforce = make_workforce(ledger)
+    workforce.graceful_shutdown_timeout = 0.5
+    run = Run(traj.model_copy(update={"steps": []}), plan=ReplayPlan(step=3, action="x"), cassette=Cassette(traj))
+
+    def shutdown_takes() -> float:
+        started = time.monotonic()
+        with run.activate():
+            asyncio.run(workforce._graceful_shutdown(Task(content="Compute 2+3", id="0.1")))
+        return time.monotonic() - started
+
+    assert shutdown_takes() >= 0.5
+    run.divergence = agentracer.ReplayDivergence(step=2, agent=ADDER, reason="its content differs")
+    assert shutdown_takes() < 0.5

@@ -180,3 +180,61 @@ def test_a_replay_that_never_makes_a_step_some_later_step_came_before_is_a_diver
     crew.delays = {"b": 0.0}  # a, recorded first, never runs now
     with pytest.raises(ReplayDivergence, match=r"step 0, agent 'a'.*never made this step.*later ones \(\[1, 2\]\)"):
         team.replay(traj, step=2, action="lead: done")
+
+
+class _Shift:
+    """Workers of two turns each, who log their own failures and go on (as CAMEL Workforce workers do)."""
+
+    def __init__(self, delays: dict[str, float]) -> None:
+        self.delays = delays
+        self.failures: list[str] = []
+
+
+class _ShiftPlugin(_CrewPlugin):
+    name = "shift"
+
+    def matches(self, team):
+        return isinstance(team, _Shift)
+
+    async def arun(self, team, task, run):
+        async def worker(name: str) -> None:
+            async def live():
+                await asyncio.sleep(team.delays[name])
+                return f"{name} done"
+
+            try:
+                for turn in range(2):
+                    run.add_step(name, await run.acall_model(name, {"messages": [task, turn]}, live, TEXT_CODEC))
+            except Exception as exc:
+                team.failures.append(f"{name}: {type(exc).__name__}")
+
+        await asyncio.gather(*[worker(name) for name in list(team.delays)])
+        return "done"
+
+
+register_plugin(_ShiftPlugin())
+
+
+def test_a_divergence_stops_every_call_waiting_for_its_turn(monkeypatch):
+    monkeypatch.setattr("agentracer.record.ORDER_STALL_S", 30.0)
+    shift = _Shift({"a": 0.0, "b": 0.05, "c": 0.1})
+    team = agentracer.trace(lambda: shift)
+    traj = team.run("go")
+    edited = traj.model_copy(deep=True)
+    edited.steps[0].content = "a did something else"
+    started = time.monotonic()
+    with pytest.raises(ReplayDivergence, match="step 0, agent 'a'.*content differs"):
+        team.replay(edited, step=len(traj.steps) - 1, action="c, again")
+    assert time.monotonic() - started < 10  # (not one 30 s wait per worker)
+
+
+def test_calls_waiting_for_a_step_that_never_comes_stall_once_together(monkeypatch):
+    monkeypatch.setattr("agentracer.record.ORDER_STALL_S", 2.0)
+    shift = _Shift({"a": 0.0, "b": 0.05, "c": 0.1})
+    team = agentracer.trace(lambda: shift)
+    traj = team.run("go")
+    del shift.delays["a"]  # recorded first, it never runs now: four served calls wait for its steps
+    started = time.monotonic()
+    with pytest.raises(ReplayDivergence, match=r"step 0, agent 'a'.*never made this step.*\(\[2, 3, 4, 5\]\)"):
+        team.replay(traj, step=len(traj.steps) - 1, action="c, again")
+    assert time.monotonic() - started < 6  # (one stall, not one 2 s stall per waiting call)
