@@ -422,6 +422,12 @@ class Run:
             while self._position < steps and not self._stalled(since):
                 self._step_added.wait(max(since, self._last_progress) + ORDER_STALL_S - time.monotonic())
 
+    async def reach(self, index: int) -> None:
+        """Wait until this replay has made the recording's steps before ``index`` (its turn for recorded step
+        ``index``), or waiting has stopped: the replay diverged or ended, or no step came for ``ORDER_STALL_S``. For a
+        plugin whose framework makes a step without a model call or tool result the replay could hold back."""
+        await self._poll_until(index)
+
     async def _poll_until(self, steps: int) -> None:
         """``_block_until`` in an event loop: poll, letting the other tasks add their steps."""
         since = time.monotonic()

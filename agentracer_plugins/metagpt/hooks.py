@@ -12,8 +12,6 @@ Installed through post-import hooks (import order never matters), idempotent, an
 
 from __future__ import annotations
 
-import asyncio
-import time
 import warnings
 import weakref
 from importlib.metadata import PackageNotFoundError, version
@@ -24,7 +22,6 @@ from agentracer import Run, current_run
 from .llm_hook import ACTOR, traced_aask
 from .patching import PluginHooks
 
-ORDER_WAIT_S = 5.0  # how long a replayed role waits for its recorded turn before the strict check decides
 SUPPORTED = ((0, 8), (0, 9))  # [min, max) of metagpt's (major, minor)
 USER = "user"
 USER_REQUIREMENT = "metagpt.actions.add_requirement.UserRequirement"
@@ -76,9 +73,8 @@ async def _wait_for_recorded_turn(run: Run, name: str) -> None:
     assert run.plan is not None and run.cassette is not None
     recorded = run.cassette.trajectory.steps
     target = next((s.index for s in recorded[run.next_index:run.plan.step + 1] if s.agent == name), None)
-    deadline = time.monotonic() + ORDER_WAIT_S
-    while target is not None and run.next_index < target and time.monotonic() < deadline:
-        await asyncio.sleep(0.001)
+    if target is not None:
+        await run.reach(target)
 
 
 # --------------------------------------------------------------------------- routed messages

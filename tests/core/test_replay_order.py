@@ -24,6 +24,7 @@ class Crew:
     sync_in_loop: bool = False
     events: dict[str, float] = field(default_factory=dict)  # agent -> delay of a step no model call makes
     think: dict[str, float] = field(default_factory=dict)  # agent -> delay before its model call
+    events_reach_their_turn: bool = False  # a replayed event waits for its recorded turn (``Run.reach``)
     live: list[str] = field(default_factory=list)
 
 
@@ -68,6 +69,8 @@ class _CrewPlugin:
 
         async def event(name: str, delay: float) -> None:
             await asyncio.sleep(delay)
+            if team.events_reach_their_turn and run.replaying:
+                await run.reach(next(s.index for s in run.cassette.trajectory.steps if s.agent == name))
             run.add_step(name, f"{name} noted the task", kind="event")
 
         if team.threads:
@@ -238,3 +241,12 @@ def test_calls_waiting_for_a_step_that_never_comes_stall_once_together(monkeypat
     with pytest.raises(ReplayDivergence, match=r"step 0, agent 'a'.*never made this step.*\(\[2, 3, 4, 5\]\)"):
         team.replay(traj, step=len(traj.steps) - 1, action="c, again")
     assert time.monotonic() - started < 6  # (one stall, not one 2 s stall per waiting call)
+
+
+def test_a_plugin_holds_a_step_no_model_call_makes_until_its_recorded_turn():
+    crew = Crew({"a": 0.0}, events={"x": 0.1}, events_reach_their_turn=True)
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("note it")
+    crew.think["a"], crew.events["x"] = 0.2, 0.0  # x's event would come first (see the test above)
+    new = team.replay(traj, step=0, action="a, replaced")
+    assert [(s.agent, s.content) for s in new.steps[:2]] == [("a", "a, replaced"), ("x", "x noted the task")]
