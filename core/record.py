@@ -18,7 +18,14 @@ from typing import Any, Literal
 
 from .errors import RecordedModelError, ReplayDivergence, ReplayError
 from .redact import HASH_SCHEME, Redactor, hash_scheme
-from .replay import Cassette, ReplayPlan, ResponseCodec, differs_only_in_ids_and_times, request_diff
+from .replay import (
+    Cassette,
+    ReplayPlan,
+    ResponseCodec,
+    differs_only_in_ids_and_times,
+    replaced_tool_result,
+    request_diff,
+)
 from .schema import (
     STEP_KINDS,
     ModelCall,
@@ -608,7 +615,12 @@ class Run:
             result_step = found[0] if found is not None else self.next_index
             self._tool_result_steps[agent] = found[0] if found is not None else None
             if result_step == self.plan.step:
-                return "replaced", self.plan.action, result_step
+                replaced, given = replaced_tool_result(self.plan.action, found[1] if found is not None else None)
+                if replaced:
+                    return "replaced", given, result_step
+                if found is not None and self.plan.serve_tools:
+                    return ("failed" if found[1].is_error else "served"), found[1].content, result_step
+                return "live", None, 0
             if found is not None and self.plan.serve_tools and found[0] < self.plan.step:
                 return ("failed" if found[1].is_error else "served"), found[1].content, result_step
             return "live", None, 0

@@ -155,6 +155,8 @@ def check_plan(trajectory: Trajectory, plan: ReplayPlan) -> None:
     if not 0 <= plan.step < n:
         raise ReplayError(f"step {plan.step} is out of range: trajectory {trajectory.id} has steps 0..{n - 1}")
     check_action(plan.action)
+    if isinstance(plan.action, dict) and TOOL_RESULTS in plan.action:
+        check_tool_results_action(trajectory, plan)
     if trajectory.steps[plan.step].kind == "tool_result" and isinstance(plan.action, dict) and "tool_calls" in plan.action:
         raise ReplayError(f"step {plan.step} is a tool result: its replacement is what the tool returned (a text or a "
                           f"JSON value), not tool calls; the call that asked for it is an earlier step")
@@ -163,6 +165,48 @@ def check_plan(trajectory: Trajectory, plan: ReplayPlan) -> None:
             f"trajectory {trajectory.id} has no recorded model calls (a run imported from another format, not "
             f"recorded by agentracer.trace): a replay serves the steps before {plan.step} from its recorded model "
             "calls, so only a recorded run can be replayed")
+
+
+TOOL_RESULTS = "tool_results"  # an action that replaces some results of a step holding several: {call id: result}
+
+
+def replaced_tool_result(action: Any, recorded: ToolResult | None) -> tuple[bool, Any]:
+    """(True, what the tool returns instead) for a tool result of the replaced step: the whole action, or under a
+    ``{"tool_results": {call id or tool name: result}}`` action the entry for this result; (False, None) for a
+    result that action leaves alone (its tool runs, or is served with ``serve_tools``)."""
+    if not (isinstance(action, dict) and set(action) == {TOOL_RESULTS}):
+        return True, action
+    given = action[TOOL_RESULTS]
+    for key in (recorded.call_id, recorded.name) if recorded is not None else ():
+        if key and key in given:
+            return True, given[key]
+    return False, None
+
+
+def check_tool_results_action(trajectory: Trajectory, plan: ReplayPlan) -> None:
+    """A ``{"tool_results": {...}}`` action replaces results of a tool-result step, each named by its tool call's id
+    (or its tool's name, when one call of that tool is in the step), and nothing else."""
+    step = trajectory.steps[plan.step]
+    given = plan.action[TOOL_RESULTS]
+    if set(plan.action) != {TOOL_RESULTS}:
+        raise ReplayError(f"a {{\"{TOOL_RESULTS}\": ...}} action holds nothing else, got keys {sorted(plan.action)}")
+    if step.kind != "tool_result" or not step.tool_results:
+        raise ReplayError(f"a {{\"{TOOL_RESULTS}\": ...}} action replaces results of a tool-result step; step "
+                          f"{plan.step} is a {step.kind} step of {step.agent!r}")
+    if not isinstance(given, dict) or not given:
+        raise ReplayError(f"{TOOL_RESULTS!r} maps tool call ids to the results that replace theirs, e.g. "
+                          f"{{{step.tool_results[0].call_id!r}: \"...\"}}")
+    ids = [r.call_id for r in step.tool_results]
+    names = [r.name for r in step.tool_results]
+    for key in given:
+        if key in ids:
+            continue
+        if key in names and names.count(key) > 1:
+            raise ReplayError(f"step {plan.step} holds {names.count(key)} results of tool {key!r}: name the one to "
+                              f"replace by its call id ({', '.join(i for i, n in zip(ids, names, strict=True) if n == key)})")
+        if key not in names:
+            raise ReplayError(f"step {plan.step} holds no result of a tool call {key!r}; its results: "
+                              + ", ".join(f"{i} ({n})" for i, n in zip(ids, names, strict=True)))
 
 
 def check_action(action: Any) -> None:

@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 from agentracer import AgentracerError, ReplayError, Run
-from agentracer.replay import check_offered_tools
+from agentracer.replay import TOOL_RESULTS, check_offered_tools
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage
@@ -63,10 +63,11 @@ def task_for_replay(run: Run, task: str) -> str:
         return any(c.produces_step and c.agent == step.agent for c in step.model_calls)
 
     if target.kind == "tool_result":
-        if len(target.tool_results) != 1:
+        if len(target.tool_results) != 1 and not (isinstance(action, dict) and TOOL_RESULTS in action):
             raise ReplayError(
-                f"step {t} holds {len(target.tool_results)} tool results of parallel tool calls: replace the tool "
-                f"call step that asked for them")
+                f"step {t} holds {len(target.tool_results)} tool results of parallel tool calls: say which to "
+                f"replace, {{\"{TOOL_RESULTS}\": {{{target.tool_results[0].call_id!r}: \"...\"}}}} (the others run), "
+                f"or replace the tool call step that asked for them")
         return task
     if not produced(target):
         earlier = [s.index for s in steps[:t] if s.agent == target.agent and produced(s)]

@@ -171,7 +171,7 @@ def test_a_replaced_tool_result_is_the_action_and_its_tool_does_not_run():
     assert new.metadata["replay_stats"]["replacement"] == 1
 
 
-def test_a_step_of_parallel_tool_results_cannot_be_replaced_whole():
+def test_one_of_parallel_tool_results_is_replaced_by_its_call_id_and_the_others_run_or_are_served():
     def team():
         both = CreateResult(finish_reason="function_calls", cached=False, usage=RequestUsage(prompt_tokens=1,
                             completion_tokens=1), content=[FunctionCall(id="a", name="add", arguments='{"a": 1, "b": 2}'),
@@ -182,9 +182,26 @@ def test_a_step_of_parallel_tool_results_cannot_be_replaced_whole():
 
     traced = agentracer.trace(team)
     traj = traced.run("compute")
-    assert len(traj.steps[2].tool_results) == 2
-    with pytest.raises(ReplayError, match="step 2 holds 2 tool results.*replace the tool call"):
+    assert [r.content for r in traj.steps[2].tool_results] == ["3", "6"]
+    with pytest.raises(ReplayError, match="step 2 holds 2 tool results.*tool_results.*'a'.*or replace the tool call"):
         traced.replay(traj, step=2, action="999")
+
+    TOOL_RUNS.clear()
+    new = traced.replay(traj, step=2, action={"tool_results": {"m": "60"}})
+    assert [r.content for r in new.steps[2].tool_results] == ["3", "60"] and new.steps[2].replaced
+    assert [name for name, _ in TOOL_RUNS] == ["add"]  # the other result ran live
+    assert "60" in str(new.steps[3].model_calls[0].request["messages"])
+    TOOL_RUNS.clear()
+    new = traced.replay(traj, step=2, action={"tool_results": {"add": "-1"}}, serve_tools=True)
+    assert [r.content for r in new.steps[2].tool_results] == ["-1", "6"] and TOOL_RUNS == []
+
+    for action, error in [({"tool_results": {"x": "1"}}, r"no result of a tool call 'x'; its results: a \(add\), m"),
+                          ({"tool_results": {}}, "maps tool call ids"),
+                          ({"tool_results": {"a": "1"}, "content": "x"}, "holds nothing else")]:
+        with pytest.raises(ReplayError, match=error):
+            traced.replay(traj, step=2, action=action)
+    with pytest.raises(ReplayError, match="replaces results of a tool-result step; step 1 is a tool_call step"):
+        traced.replay(traj, step=1, action={"tool_results": {"a": "1"}})
 
 
 def fetch(url: str) -> str:

@@ -1014,3 +1014,18 @@ def test_requests_that_differ_only_in_fresh_uuids_and_times_are_served_and_other
     assert not differs_only_in_ids_and_times(recorded, recorded)  # equal: an edited hash stays a divergence
     assert not differs_only_in_ids_and_times(recorded, {"messages": [{"role": "system", "content": (
         "id 9b2f0c1e-0000-4a6b-8c3d-5e6f7a8b9c0d at 2026-11-30 10:00:59, in a hurry")}]})
+
+
+def test_a_tool_results_action_names_a_tool_by_call_id_when_the_step_holds_two_of_its_calls():
+    from agentracer import Step, ToolResult
+    from agentracer.replay import ReplayPlan, check_tool_results_action, replaced_tool_result
+
+    results = [ToolResult(call_id="c1", name="add", content="3"), ToolResult(call_id="c2", name="add", content="4")]
+    traj = Trajectory(framework="simple", task="t", steps=[
+        Step(index=0, agent="calc", kind="tool_result", role="tool", content="3\n4", tool_results=results)])
+    with pytest.raises(ReplayError, match=r"holds 2 results of tool 'add': name the one to replace by its call id \(c1, c2\)"):
+        check_tool_results_action(traj, ReplayPlan(step=0, action={"tool_results": {"add": "5"}}))
+    check_tool_results_action(traj, ReplayPlan(step=0, action={"tool_results": {"c2": "5"}}))
+    action = {"tool_results": {"c2": "5"}}
+    assert [replaced_tool_result(action, r) for r in results] == [(False, None), (True, "5")]
+    assert replaced_tool_result("whole", results[0]) == (True, "whole")
