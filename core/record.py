@@ -349,6 +349,10 @@ class Run:
                     model: str | None) -> tuple[CallFields, CallMode]:
         if type(agent) is not str or type(request) is not dict or not (model is None or type(model) is str):
             raise TypeError("a model call needs an agent name, a request dict and a model name (or None)")
+        if self._ended and self.plan is not None:
+            raise ReplayError(
+                f"{agent!r} asked its model after this replay ended (it was cancelled, or its team left tasks "
+                f"running): a replay's leftover work makes no model call")
         with self._lock:
             index = self._call_counts.get(agent, 0)
             self._call_counts[agent] = index + 1

@@ -242,7 +242,11 @@ async def run_workforce(workforce: Any, task: str, run: Run, options: CamelOptio
     message = _task_text(run, task)
     run.add_step(author, message, role="user")
     with _names(names):
-        result = await workforce.process_task_async(Task(content=message, id="0"))
+        try:
+            result = await workforce.process_task_async(Task(content=message, id="0"))
+        except asyncio.CancelledError:  # its workers run in tasks of their own: they stop with the run
+            workforce.stop_immediately()
+            raise
     state = getattr(result, "state", None)
     run.trajectory.outcome.stop_reason = f"task {getattr(state, 'value', state)}"
     if state == TaskState.FAILED:

@@ -131,3 +131,43 @@ def test_a_workforce_replay_that_diverged_skips_camels_shutdown_wait(ledger: Led
     assert shutdown_takes() >= 0.5
     run.divergence = agentracer.ReplayDivergence(step=2, agent=ADDER, reason="its content differs")
     assert shutdown_takes() < 0.5
+
+
+def test_a_cancelled_workforce_replay_stops_its_workers(ledger: Ledger) -> None:
+    """Annotation cancels the replays it no longer needs: a Workforce's workers run in tasks of their own, and they
+    stop with the replay instead of asking their models on (live calls, AssertionErrors logged by CAMEL)."""
+    import asyncio
+    import logging
+
+    from camel.agents import ChatAgent
+    from camel_teams import worker_answer
+
+    from agentracer_plugins.camel.testing import ScriptedModel
+
+    slow = ScriptedModel([worker_answer], cycle=True, name="slow adder", latency=0.3)
+    traced = agentracer.trace(lambda: make_workforce(ledger, ChatAgent("You add.", model=slow)))
+    traj = traced.run(TASK)
+    errors: list[str] = []
+
+    class Errors(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                errors.append(record.getMessage())
+
+    async def cancel_then_wait() -> int:
+        replay = asyncio.create_task(traced.areplay(traj, step=1, action=traj.steps[1].content))
+        await asyncio.sleep(0.1)  # the slow adder's live call is under way
+        replay.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await replay
+        before = slow.calls + ledger.live_calls
+        await asyncio.sleep(1.0)
+        return slow.calls + ledger.live_calls - before
+
+    handler = Errors()
+    logging.getLogger().addHandler(handler)
+    try:
+        assert asyncio.run(cancel_then_wait()) == 0
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert errors == []

@@ -250,3 +250,51 @@ def test_a_plugin_holds_a_step_no_model_call_makes_until_its_recorded_turn():
     crew.think["a"], crew.events["x"] = 0.2, 0.0  # x's event would come first (see the test above)
     new = team.replay(traj, step=0, action="a, replaced")
     assert [(s.agent, s.content) for s in new.steps[:2]] == [("a", "a, replaced"), ("x", "x noted the task")]
+
+
+class _Leaver:
+    """A team that leaves a task of its own running: it asks the model after the run has returned."""
+
+    def __init__(self) -> None:
+        self.live_calls = 0
+        self.leftover: asyncio.Task | None = None
+
+
+class _LeaverPlugin(_CrewPlugin):
+    name = "leaver"
+
+    def matches(self, team):
+        return isinstance(team, _Leaver)
+
+    async def arun(self, team, task, run):
+        async def live():
+            team.live_calls += 1
+            return "an answer"
+
+        async def later():
+            await asyncio.sleep(0.2)
+            return await run.acall_model("late", {"messages": [task, "later"]}, live, TEXT_CODEC)
+
+        run.add_step("a", await run.acall_model("a", {"messages": [task]}, live, TEXT_CODEC))
+        run.add_step("b", await run.acall_model("b", {"messages": [task, "b"]}, live, TEXT_CODEC))
+        team.leftover = asyncio.get_running_loop().create_task(later())
+        return "done"
+
+
+register_plugin(_LeaverPlugin())
+
+
+def test_a_task_a_replayed_team_leaves_running_makes_no_model_call_after_the_replay_ended():
+    leaver = _Leaver()
+    team = agentracer.trace(lambda: leaver)
+
+    async def replay_and_wait():
+        traj = await team.arun("go")
+        await asyncio.sleep(0.4)  # the recording's leftover task calls its model (a recording passes it through)
+        leaver.live_calls = 0
+        await team.areplay(traj, step=1, action="b, again")
+        with pytest.raises(agentracer.ReplayError, match="'late' asked its model after this replay ended"):
+            await leaver.leftover
+
+    asyncio.run(replay_and_wait())
+    assert leaver.live_calls == 0
