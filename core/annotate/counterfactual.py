@@ -58,6 +58,7 @@ class SearchResult:
     stopped: str = "no flip"
     analyzer_calls: int = 0
     wall_s: float = 0.0
+    spent: Budget = field(default_factory=Budget)  # this search's part of the shared budget (no limits of its own)
 
     @property
     def replay_count(self) -> int:
@@ -132,7 +133,9 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "error", detail=f"analyzer: {type(exc).__name__}: {exc}"))
                 return None
             result.analyzer_calls += 1
+            result.spent.model_calls += 1
             self.budget.add_usage(completion.usage)
+            result.spent.add_usage(completion.usage)
             try:
                 action = parse_correction(completion.text, step)
             except Untagged as exc:
@@ -158,6 +161,7 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "budget", proposal=action,
                                                detail=self.budget.exhausted()))
                 return None
+            result.spent.replays += 1
             attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action)
             result.attempts.append(attempt)
             try:
@@ -172,6 +176,7 @@ class CounterfactualSearch:
                 continue
             evaluated = True
             attempt.live_calls = self.budget.add_replay_calls(replayed)
+            result.spent.add_replay_calls(replayed)
             attempt.seconds = time.perf_counter() - started
             replayed.metadata.setdefault("counterfactual", {"parent_id": trajectory.id, "step": t,
                                                             "proposal_index": j})
@@ -190,7 +195,8 @@ class CounterfactualSearch:
         started = time.perf_counter()
         if trajectory.outcome.success:
             raise ValueError(f"trajectory {trajectory.id} succeeded; counterfactual replay labels failed runs")
-        result = SearchResult(trajectory_id=trajectory.id, verdict=None)
+        result = SearchResult(trajectory_id=trajectory.id, verdict=None,
+                              spent=Budget(price_per_1k_tokens=self.budget.price_per_1k_tokens))
         candidates = [s.index for s in trajectory.steps if self.candidate(s)]
         finished: dict[int, bool | None] = {}
         running: dict[int, asyncio.Task[bool | None]] = {}
@@ -256,7 +262,8 @@ class CounterfactualSearch:
             metadata={
                 "correction": flip.proposal, "replay_id": flip.replay_id, "analyzer": self.analyzer.name,
                 "k": self.k, "proposals_per_step": self.proposals, "stopped": result.stopped,
-                "attempts": [a.to_dict() for a in sorted(result.attempts, key=lambda a: (a.step, a.proposal_index))], "budget": self.budget.snapshot(),
+                "attempts": [a.to_dict() for a in sorted(result.attempts, key=lambda a: (a.step, a.proposal_index))], "spent": result.spent.snapshot(),
+                "run_spent": self.budget.snapshot(),
                 "wall_s": round(result.wall_s, 3),
             },
         )

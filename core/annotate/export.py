@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def export_labelled(trajectories: Sequence[Trajectory], out_dir: str | Path, *, 
     tmp.replace(out / "tracertraj.jsonl")
     if not parquet_available():
         counts["tracertraj_parquet"] = 0
+        warnings.warn(f"{out / 'tracertraj.parquet'} not written: pyarrow is not installed (pip install pyarrow); "
+                      "tracertraj.jsonl holds the same rows", RuntimeWarning, stacklevel=2)
     else:
         tmp = out / ".tracertraj.parquet.tmp.parquet"
         counts["tracertraj_parquet"] = write_tracertraj(rows, tmp)

@@ -158,8 +158,9 @@ class AnnotationPipeline:
         if entry["label"] is None and str(entry.get("stopped", "")).startswith("budget"):
             entry["status"] = "open"  # the budget cut it short: a later run (a larger budget) does it again
             summary.left_open += 1
+        else:
+            summary.done += 1
         self.ledger.record(entry)
-        summary.done += 1
 
     # ------------------------------------------------------------------ all tasks
     async def arun(self, tasks: Sequence[TaskRow], *, progress: bool = True) -> PipelineSummary:

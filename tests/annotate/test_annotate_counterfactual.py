@@ -200,3 +200,18 @@ def test_a_replay_cancelled_past_the_flip_is_labelled_cancelled_not_tried():
     assert result.verdict is not None and result.verdict.step == 1
     at_2 = [a for a in result.verdict.metadata["attempts"] if a["step"] == 2]
     assert [a["status"] for a in at_2] == ["cancelled"] and at_2[0]["replay_id"] is None
+
+
+def test_a_label_says_what_its_own_search_spent_beside_the_runs_total():
+    team, first = failed_run(steps=8, error_step=3)
+    _, second = failed_run(steps=8, error_step=5)
+    budget = Budget(price_per_1k_tokens=1.0)
+    search = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_analyzer), k=1,
+                                  budget=budget)
+    one, two = search.search(first), search.search(second)
+    for result in (one, two):
+        spent = result.verdict.metadata["spent"]
+        assert spent["replays"] == len(result.replays)
+        assert spent["model_calls"] == result.analyzer_calls + sum(a.live_calls for a in result.attempts)
+    assert two.verdict.metadata["spent"]["replays"] < two.verdict.metadata["run_spent"]["replays"]
+    assert two.verdict.metadata["run_spent"]["replays"] == budget.replays == len(one.replays) + len(two.replays)
