@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +59,7 @@ class SearchResult:
     analyzer_calls: int = 0
     wall_s: float = 0.0
     spent: Budget = field(default_factory=Budget)  # this search's part of the shared budget (no limits of its own)
+    earlier: dict[tuple[int, str], Trajectory] = field(default_factory=dict, repr=False)  # see ``asearch``
 
     @property
     def replay_count(self) -> int:
@@ -157,6 +158,14 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "leak", proposal=action,
                                                detail="the proposal contains the ground-truth answer verbatim"))
                 continue
+            replayed = result.earlier.pop((t, text.strip()), None)
+            if replayed is not None:  # replayed by an earlier run of this search: nothing spent on it now
+                attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action, detail="replayed by an earlier run")
+                result.attempts.append(attempt)
+                evaluated = True
+                if self._took(trajectory, t, j, replayed, attempt, result):
+                    return True
+                continue
             if not self.budget.take_replay():
                 result.attempts.append(Attempt(t, step.agent, j, "budget", proposal=action,
                                                detail=self.budget.exhausted()))
@@ -178,25 +187,35 @@ class CounterfactualSearch:
             attempt.live_calls = self.budget.add_replay_calls(replayed)
             result.spent.add_replay_calls(replayed)
             attempt.seconds = time.perf_counter() - started
-            replayed.metadata.setdefault("counterfactual", {"parent_id": trajectory.id, "step": t,
-                                                            "proposal_index": j})
-            result.replays.append(replayed)
-            attempt.replay_id, attempt.success = replayed.id, replayed.outcome.success
-            if replayed.outcome.success:
-                attempt.status = "flipped"
+            if self._took(trajectory, t, j, replayed, attempt, result):
                 return True
         if failed and not evaluated:  # every replay of it diverged or crashed: no evidence either way
             return None
         return False if answered else None
 
+    @staticmethod
+    def _took(trajectory: Trajectory, t: int, j: int, replayed: Trajectory, attempt: Attempt,
+              result: SearchResult) -> bool:
+        """Keep a replay of proposal ``j`` at step ``t`` with its attempt; whether it flipped the run."""
+        replayed.metadata.setdefault("counterfactual", {"parent_id": trajectory.id, "step": t, "proposal_index": j})
+        result.replays.append(replayed)
+        attempt.replay_id, attempt.success = replayed.id, replayed.outcome.success
+        if replayed.outcome.success:
+            attempt.status = "flipped"
+        return bool(replayed.outcome.success)
+
     # ------------------------------------------------------------------ the search
-    async def asearch(self, trajectory: Trajectory) -> SearchResult:
-        """Search ``trajectory`` (a failed run) for its decisive step; does not modify it."""
+    async def asearch(self, trajectory: Trajectory, *, earlier: Sequence[Trajectory] = ()) -> SearchResult:
+        """Search ``trajectory`` (a failed run) for its decisive step; does not modify it. ``earlier``: replays of it
+        that an earlier run of the search made (one a budget cut short): a proposal made again is not replayed again
+        (its replay is kept, nothing spent on it), so a search larger than one run's budget gets further each run."""
         started = time.perf_counter()
         if trajectory.outcome.success:
             raise ValueError(f"trajectory {trajectory.id} succeeded; counterfactual replay labels failed runs")
         result = SearchResult(trajectory_id=trajectory.id, verdict=None,
-                              spent=Budget(price_per_1k_tokens=self.budget.price_per_1k_tokens))
+                              spent=Budget(price_per_1k_tokens=self.budget.price_per_1k_tokens),
+                              earlier={(r.replay.step, action_text(r.replay.action).strip()): r for r in earlier
+                                       if r.replay is not None and r.replay.parent_id == trajectory.id})
         candidates = [s.index for s in trajectory.steps if self.candidate(s)]
         finished: dict[int, bool | None] = {}
         running: dict[int, asyncio.Task[bool | None]] = {}

@@ -121,6 +121,15 @@ class AnnotationPipeline:
         write_atomic(path, trajectory.model_dump_json())
         return trajectory
 
+    def _earlier_replays(self, row: TaskRow) -> list[Trajectory]:
+        """The replays an earlier run wrote for a task it left open (its budget ran out), for the search to reuse."""
+        path = self.out / "tasks" / f"{safe_name(row.id)}.jsonl"
+        if not path.exists():
+            return []
+        with contextlib.suppress(Exception):  # a damaged file: its replays are made again
+            return [t for t in read_trajectories(path) if t.replay is not None]
+        return []
+
     async def _task(self, row: TaskRow, summary: PipelineSummary) -> None:
         original = await self._original(row)
         outputs: list[Trajectory] = [original]
@@ -141,7 +150,7 @@ class AnnotationPipeline:
         else:
             summary.failed_runs += 1
             if self.search is not None:
-                searched = await self.search.asearch(original)
+                searched = await self.search.asearch(original, earlier=self._earlier_replays(row))
                 label_failed(original, searched)
                 outputs += searched.replays
                 entry["replays"] = len(searched.replays)

@@ -235,3 +235,26 @@ def test_tasks_the_budget_cut_short_stay_open_for_the_next_run(tmp_path):
     assert second.left_open == 0 and second.skipped == 4 - first.left_open
     entries = Ledger(out).entries()
     assert len(entries) == 4 and all(e["label"] is not None for e in entries.values())
+
+
+def test_a_search_larger_than_one_runs_budget_gets_further_each_run(tmp_path):
+    """A task the budget leaves open keeps its replays: the next run reuses them (nothing spent on them again),
+    so a search that needs more replays than one run's budget is finished over several runs."""
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"id": "deep", "task": "Count from 0, one step per message. slip=4",
+                                "ground_truth": "5"}) + "\n")
+    tasks = read_tasks(path)
+    out = tmp_path / "ds"
+    team = agentracer.trace(make_task_chain)
+    replayed = []
+    for _ in range(6):
+        summary = AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel(chain_analyzer), k=1,
+                                     concurrency=1, budget=Budget(max_replays=1)).run(tasks, progress=False)
+        replayed.append(summary.budget["replays"])
+        if summary.left_open == 0:
+            break
+    entry = Ledger(out).entries()["deep"]
+    assert entry["label"] is not None and entry["label"]["step"] == 4
+    assert len(replayed) > 1 and all(n <= 1 for n in replayed)  # each run within its budget of one replay
+    kept = [t for t in read_trajectories(out / "tasks" / "deep.jsonl") if t.replay is not None]
+    assert sum(replayed) == len(kept) == len({(t.replay.step, str(t.replay.action)) for t in kept})
