@@ -19,6 +19,7 @@ from typing import Any, Literal
 from .errors import RecordedModelError, ReplayDivergence, ReplayError
 from .redact import HASH_SCHEME, Redactor, hash_scheme
 from .replay import (
+    TOOL_RESULTS,
     Cassette,
     ReplayPlan,
     ResponseCodec,
@@ -302,6 +303,10 @@ class Run:
                 raise self._diverge(step=step.index, agent=step.agent,
                                     reason=f"the replaced step is {agent!r}'s, and this agent's step came first")
             step.replaced = True
+            action = self.plan.action
+            if isinstance(action, dict) and TOOL_RESULTS in action:  # which of its results the action replaced
+                step.metadata = {**step.metadata, "replaced_tool_results": [
+                    r.call_id for r in step.tool_results if replaced_tool_result(action, r)[0]]}
             return
         if step.index > self.plan.step or not self.plan.strict:
             return

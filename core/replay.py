@@ -94,6 +94,7 @@ class Cassette:
 
 _VOLATILE = re.compile(
     r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"  # a UUID
+    r"|\b[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}\b"  # a random UUID's hex (uuid4().hex)
     r"|\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"  # an ISO date and time
 )
 
@@ -134,12 +135,26 @@ def _clipped(diff: list[str], width: int) -> list[str]:
             diff[i - 1] if line.startswith("+") and i > 0 else "")
         if partner[:1] not in ("-", "+") or partner[:1] == line[:1]:
             partner = ""
-        first = next((k for k, (a, b) in enumerate(zip(line[1:], partner[1:], strict=False)) if a != b),
-                     min(len(line), len(partner)) - 1) if partner else 0
+        first = _first_real_difference(line[1:], partner[1:]) if partner else 0
         start = max(0, first - width // 2)
         body = line[1 + start:1 + start + width]
         out[i] = f"{line[0]}{'…' if start else ''}{body}{'…' if 1 + start + width < len(line) else ''}"
     return out
+
+
+def _first_real_difference(line: str, partner: str) -> int:
+    """Where ``line`` first differs from ``partner``, passing over the UUIDs and date-times of the same length at the
+    same place in both (a replay diverges on what else differs: the diff shows that)."""
+    at = 0
+    while True:
+        mine, theirs = _VOLATILE.search(line, at), _VOLATILE.search(partner, at)
+        end = min(mine.start() if mine else len(line), theirs.start() if theirs else len(partner))
+        differs = next((k for k in range(at, end) if line[k] != partner[k]), None)
+        if differs is not None:
+            return differs
+        if not (mine and theirs and mine.start() == theirs.start() == end and mine.end() == theirs.end()):
+            return max(0, min(end, len(line) - 1))
+        at = mine.end()
 
 
 _TOOL_CALLS_TYPOS = frozenset({"toolcall", "toolcalls", "functioncall", "functioncalls"})
@@ -183,30 +198,50 @@ def replaced_tool_result(action: Any, recorded: ToolResult | None) -> tuple[bool
     return False, None
 
 
+def tool_results_example(call_id: str) -> str:
+    """A ``tool_results`` action naming ``call_id``, as JSON (what ``--action-json`` takes)."""
+    return json.dumps({TOOL_RESULTS: {call_id: "..."}})
+
+
 def check_tool_results_action(trajectory: Trajectory, plan: ReplayPlan) -> None:
-    """A ``{"tool_results": {...}}`` action replaces results of a tool-result step, each named by its tool call's id
-    (or its tool's name, when one call of that tool is in the step), and nothing else."""
+    """A ``{"tool_results": {...}}`` action replaces results of a tool-result step, each named once, by its tool
+    call's id (or its tool's name, when one call of that tool is in the step), with a text or a JSON object (as an
+    action is), and holds nothing else."""
     step = trajectory.steps[plan.step]
     given = plan.action[TOOL_RESULTS]
     if set(plan.action) != {TOOL_RESULTS}:
-        raise ReplayError(f"a {{\"{TOOL_RESULTS}\": ...}} action holds nothing else, got keys {sorted(plan.action)}")
+        raise ReplayError(f"a {TOOL_RESULTS!r} action holds nothing else, got keys {sorted(map(str, plan.action))}")
     if step.kind != "tool_result" or not step.tool_results:
-        raise ReplayError(f"a {{\"{TOOL_RESULTS}\": ...}} action replaces results of a tool-result step; step "
-                          f"{plan.step} is a {step.kind} step of {step.agent!r}")
+        raise ReplayError(f"a {TOOL_RESULTS!r} action replaces results of a tool-result step; step {plan.step} is a "
+                          f"{step.kind} step of {step.agent!r}")
     if not isinstance(given, dict) or not given:
         raise ReplayError(f"{TOOL_RESULTS!r} maps tool call ids to the results that replace theirs, e.g. "
-                          f"{{{step.tool_results[0].call_id!r}: \"...\"}}")
+                          f"{tool_results_example(step.tool_results[0].call_id)}")
     ids = [r.call_id for r in step.tool_results]
     names = [r.name for r in step.tool_results]
-    for key in given:
+    named: dict[str, str] = {}  # call id -> the key that named it
+    for key, value in given.items():
         if key in ids:
-            continue
-        if key in names and names.count(key) > 1:
+            call_id = key
+        elif key in names and names.count(key) > 1:
             raise ReplayError(f"step {plan.step} holds {names.count(key)} results of tool {key!r}: name the one to "
                               f"replace by its call id ({', '.join(i for i, n in zip(ids, names, strict=True) if n == key)})")
-        if key not in names:
+        elif key in names:
+            call_id = ids[names.index(key)]
+        else:
             raise ReplayError(f"step {plan.step} holds no result of a tool call {key!r}; its results: "
                               + ", ".join(f"{i} ({n})" for i, n in zip(ids, names, strict=True)))
+        if call_id in named:
+            raise ReplayError(f"{TOOL_RESULTS!r} names the result of call {call_id} twice ({named[call_id]!r} and "
+                              f"{key!r}): give it once")
+        named[call_id] = key
+        if not isinstance(value, str | dict):
+            raise ReplayError(f"the result for {key!r} is a text or a JSON object (as an action is), got "
+                              f"{type(value).__name__} {value!r:.60}")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ReplayError(f"the result for {key!r} is not JSON: {exc}") from None
 
 
 def check_action(action: Any) -> None:

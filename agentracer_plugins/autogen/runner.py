@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 from agentracer import AgentracerError, ReplayError, Run
-from agentracer.replay import TOOL_RESULTS, check_offered_tools
+from agentracer.replay import TOOL_RESULTS, check_offered_tools, tool_results_example
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage
@@ -66,7 +66,7 @@ def task_for_replay(run: Run, task: str) -> str:
         if len(target.tool_results) != 1 and not (isinstance(action, dict) and TOOL_RESULTS in action):
             raise ReplayError(
                 f"step {t} holds {len(target.tool_results)} tool results of parallel tool calls: say which to "
-                f"replace, {{\"{TOOL_RESULTS}\": {{{target.tool_results[0].call_id!r}: \"...\"}}}} (the others run), "
+                f"replace, {tool_results_example(target.tool_results[0].call_id)} (the others run), "
                 f"or replace the tool call step that asked for them")
         return task
     if not produced(target):

@@ -104,7 +104,7 @@ def usage_of(response: Any) -> Usage | None:
 
 def _tool_call(index: int, name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:
     args = arguments if isinstance(arguments, str) else json.dumps(arguments or {}, ensure_ascii=False)
-    return {"id": call_id or f"call_replaced_{index}", "type": "function", "function": {"name": name, "arguments": args}}
+    return {"id": call_id or f"call_{index}", "type": "function", "function": {"name": name, "arguments": args}}
 
 
 def completion(content: str | None, tool_calls: list[dict[str, Any]] | None = None, *, model: str = "agentracer",

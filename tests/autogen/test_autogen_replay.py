@@ -183,12 +183,14 @@ def test_one_of_parallel_tool_results_is_replaced_by_its_call_id_and_the_others_
     traced = agentracer.trace(team)
     traj = traced.run("compute")
     assert [r.content for r in traj.steps[2].tool_results] == ["3", "6"]
-    with pytest.raises(ReplayError, match="step 2 holds 2 tool results.*tool_results.*'a'.*or replace the tool call"):
+    with pytest.raises(ReplayError, match='step 2 holds 2 tool results.*say which to replace, '
+                                          r'\{"tool_results": \{"a": "..."\}\} .*or replace the tool call'):
         traced.replay(traj, step=2, action="999")
 
     TOOL_RUNS.clear()
     new = traced.replay(traj, step=2, action={"tool_results": {"m": "60"}})
     assert [r.content for r in new.steps[2].tool_results] == ["3", "60"] and new.steps[2].replaced
+    assert new.steps[2].metadata["replaced_tool_results"] == ["m"]
     assert [name for name, _ in TOOL_RUNS] == ["add"]  # the other result ran live
     assert "60" in str(new.steps[3].model_calls[0].request["messages"])
     TOOL_RUNS.clear()
@@ -197,7 +199,10 @@ def test_one_of_parallel_tool_results_is_replaced_by_its_call_id_and_the_others_
 
     for action, error in [({"tool_results": {"x": "1"}}, r"no result of a tool call 'x'; its results: a \(add\), m"),
                           ({"tool_results": {}}, "maps tool call ids"),
-                          ({"tool_results": {"a": "1"}, "content": "x"}, "holds nothing else")]:
+                          ({"tool_results": {"a": "1"}, "content": "x"}, "holds nothing else"),
+                          ({"tool_results": {"m": "1", "multiply": "2"}}, "names the result of call m twice"),
+                          ({"tool_results": {"m": 60}}, "a text or a JSON object .as an action is., got int 60"),
+                          ({"tool_results": {"m": {"when": object()}}}, "the result for 'm' is not JSON")]:
         with pytest.raises(ReplayError, match=error):
             traced.replay(traj, step=2, action=action)
     with pytest.raises(ReplayError, match="replaces results of a tool-result step; step 1 is a tool_call step"):

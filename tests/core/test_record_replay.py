@@ -1012,6 +1012,7 @@ def test_requests_that_differ_only_in_fresh_uuids_and_times_are_served_and_other
     assert differs_only_in_ids_and_times(recorded, {"messages": [{"role": "system", "content": (
         "id 9b2f0c1e-0000-4a6b-8c3d-5e6f7a8b9c0d at 2026-11-30T10:00:59.123+01:00")}]})
     assert not differs_only_in_ids_and_times(recorded, recorded)  # equal: an edited hash stays a divergence
+    assert differs_only_in_ids_and_times(f"session {uuid.uuid4().hex}", f"session {uuid.uuid4().hex}")
     assert not differs_only_in_ids_and_times(recorded, {"messages": [{"role": "system", "content": (
         "id 9b2f0c1e-0000-4a6b-8c3d-5e6f7a8b9c0d at 2026-11-30 10:00:59, in a hurry")}]})
 
@@ -1029,3 +1030,16 @@ def test_a_tool_results_action_names_a_tool_by_call_id_when_the_step_holds_two_o
     action = {"tool_results": {"c2": "5"}}
     assert [replaced_tool_result(action, r) for r in results] == [(False, None), (True, "5")]
     assert replaced_tool_result("whole", results[0]) == (True, "whole")
+
+
+
+def test_a_divergence_diff_cuts_a_long_line_around_its_real_difference_not_its_fresh_ids():
+    import uuid
+
+    from agentracer.replay import request_diff
+
+    def prompt(word: str) -> dict:
+        return {"system": f"session {uuid.uuid4()} at 2026-11-29 0{len(word)}:30:01 " + "rule " * 60 + f"Be {word}"}
+
+    diff = request_diff(prompt("helpful"), prompt("careful"))
+    assert "Be helpful" in diff and "Be careful" in diff
