@@ -52,6 +52,8 @@ def render(trajectory: Trajectory, *, max_chars: int = 160) -> Group:
         header.add_row("outcome", Text.from_markup(verdict + detail))
     header.add_row("agents", ", ".join(trajectory.agent_names) or "—")
     header.add_row("steps", str(len(trajectory.steps)))
+    if trajectory.replay is not None:
+        header.add_row("replay of", f"{trajectory.replay.parent_id}, from step {trajectory.replay.step}")
     for label in trajectory.labels:
         header.add_row("label", _label_text(label, max_chars))
 
@@ -69,10 +71,13 @@ def render(trajectory: Trajectory, *, max_chars: int = 160) -> Group:
         if step.tool_calls:
             calls = ", ".join(f"{c.name}({_value(c.arguments, 40)})" for c in step.tool_calls)
             content.append(f"\n  tools: {truncate(calls, max_chars)}", style="dim")
+        if step.replaced:
+            which = step.metadata.get("replaced_tool_results")
+            content.append(f"\n  ↻ replaced action{f' (tool results {which})' if which else ''}", style="yellow")
         for label in labels:
             content.append("\n")
             content.append_text(_label_text(label, max_chars, arrow=True))
-        mark = "✗ " if labels else ""
+        mark = "✗ " if labels else "↻ " if step.replaced else ""
         style = "on grey11" if labels else None
         steps.add_row(Text(f"{mark}{step.index}", style="bold red" if labels else ""),
                       Text(step.agent, style="bold red" if labels else "bold"), step.kind, content, style=style)

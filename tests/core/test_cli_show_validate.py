@@ -53,6 +53,22 @@ def test_show_a_store_by_id_with_truncated_content(tmp_path: Path, suffix: str) 
     assert code == 0 and "trajectory first" in out and "first of 2" in out
 
 
+def test_show_a_replay_names_its_parent_and_marks_the_replaced_step(tmp_path: Path) -> None:
+    from agentracer.schema import ReplayInfo, ToolResult
+
+    replay = labelled("child").model_copy(update={"labels": [], "replay": ReplayInfo(parent_id="first", step=1,
+                                                                                     action={"tool_results": {"c": "9"}})})
+    replay.steps[1] = replay.steps[1].model_copy(update={
+        "replaced": True, "kind": "tool_result", "metadata": {"replaced_tool_results": ["c"]},
+        "tool_results": [ToolResult(call_id="c", name="add", content="9")]})
+    path = tmp_path / "r.jsonl"
+    path.write_text(replay.to_json() + "\n")
+    code, out, err = run_cli("show", str(path), "--width", "120")
+    assert code == 0, err
+    assert "replay of" in out and "first, from step 1" in out
+    assert "↻ 1" in out and "replaced action (tool results ['c'])" in out and "↻ 0" not in out
+
+
 def test_show_unknown_id_is_a_clear_error(tmp_path: Path) -> None:
     store = open_store(tmp_path / "s.jsonl")
     store.append(labelled("a"))
