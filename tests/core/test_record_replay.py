@@ -11,6 +11,7 @@ import agentracer
 import pytest
 from agentracer import ReplayDivergence, ReplayError, TeamRunError, Trajectory
 from agentracer.simple import SimpleAgent, SimpleTeam
+from team_plugins import PlainTeamPlugin
 
 
 class Counter:
@@ -775,20 +776,9 @@ class _Logbook:
     lines = ("start", "middle", "end")
 
 
-class _LogbookPlugin:
+class _LogbookPlugin(PlainTeamPlugin):
     name = "logbook"
-
-    def matches(self, team):
-        return isinstance(team, _Logbook)
-
-    def instrument(self):
-        pass
-
-    def uninstrument(self):
-        pass
-
-    def describe(self, team):
-        return []
+    team_type = _Logbook
 
     async def arun(self, team, task, run):
         from agentracer.simple import TEXT_CODEC
@@ -838,8 +828,7 @@ class _TwoCallTeam:
 class _TwoCallPlugin(_LogbookPlugin):
     name = "two-calls"
 
-    def matches(self, team):
-        return isinstance(team, _TwoCallTeam)
+    team_type = _TwoCallTeam
 
     async def arun(self, team, task, run):
         from agentracer.simple import TEXT_CODEC
@@ -925,8 +914,7 @@ class _ToolWithHelper:
 class _ToolWithHelperPlugin(_LogbookPlugin):
     name = "tool-with-helper"
 
-    def matches(self, team):
-        return isinstance(team, _ToolWithHelper)
+    team_type = _ToolWithHelper
 
     async def arun(self, team, task, run):
         from agentracer import ToolCall, ToolResult

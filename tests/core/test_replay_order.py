@@ -12,6 +12,7 @@ import pytest
 from agentracer import ReplayDivergence
 from agentracer.plugins import register_plugin
 from agentracer.simple import TEXT_CODEC
+from team_plugins import PlainTeamPlugin
 
 
 @dataclass
@@ -28,20 +29,9 @@ class Crew:
     live: list[str] = field(default_factory=list)
 
 
-class _CrewPlugin:
+class _CrewPlugin(PlainTeamPlugin):
     name = "crew"
-
-    def matches(self, team):
-        return isinstance(team, Crew)
-
-    def instrument(self):
-        pass
-
-    def uninstrument(self):
-        pass
-
-    def describe(self, team):
-        return []
+    team_type = Crew
 
     @staticmethod
     def _model(team: Crew, name: str):
@@ -196,8 +186,7 @@ class _Shift:
 class _ShiftPlugin(_CrewPlugin):
     name = "shift"
 
-    def matches(self, team):
-        return isinstance(team, _Shift)
+    team_type = _Shift
 
     async def arun(self, team, task, run):
         async def worker(name: str) -> None:
@@ -263,8 +252,7 @@ class _Leaver:
 class _LeaverPlugin(_CrewPlugin):
     name = "leaver"
 
-    def matches(self, team):
-        return isinstance(team, _Leaver)
+    team_type = _Leaver
 
     async def arun(self, team, task, run):
         async def live():
