@@ -131,12 +131,12 @@ class Run:
         self._last_progress = time.monotonic()  # when a replay last added a step
         self._ended = False
         self._order_lost = False  # a call waited for its turn in vain: the others wait no more
-        # A replay's place in its recording: the recorded indices its steps took, the first not yet taken, how many
-        # steps came out of their turn, how many steps after the replaced one it made, the recorded step of each
+        # A replay's place in its recording: the recorded indices its steps took, the first not yet taken, whether a
+        # step came out of its turn, how many steps after the replaced one it made, the recorded step of each
         # agent's last tool result claimed (see ``_place``).
         self._placed: set[int] = set()
         self._position = 0
-        self._displaced = 0
+        self._reordered = False
         self._later = 0
         self._tool_result_steps: dict[str, int | None] = {}
         self._call_counts: dict[str, int] = {}
@@ -261,7 +261,7 @@ class Run:
             expected = self._recorded_index(agent, tool_result)
             if expected is not None and expected != index and expected not in self._placed:
                 index = expected if expected <= t else t + 1 + self._later
-                self._displaced += 1
+                self._reordered = True
         if index > t:
             index = t + 1 + self._later  # (the first index not taken, once steps 0..t are made)
             self._later += 1
@@ -404,8 +404,8 @@ class Run:
     def _turn(self, call: CallFields, mode: CallMode) -> int:
         """How far into the recording a replay must be (``next_index``) before this call returns: a served call that
         produced recorded step i, i (the steps before it are made); the replacement, t; a live call the recording made
-        for a step after t, t + 1 (the replaced step is made). Served calls return at once, so the agents of a team that runs them concurrently
-        (Workforce workers, MetaGPT roles) would otherwise add their steps in whatever order their calls come back,
+        for a step after t, t + 1 (the replaced step is made). Served calls return at once, so the agents of a team
+        that runs them concurrently (Workforce workers, MetaGPT roles) would otherwise add their steps in whatever order their calls come back,
         not the recorded one; a sequential team's calls are always on time. 0: no wait."""
         plan = self.plan
         if plan is None or not call["produces_step"]:
@@ -627,18 +627,15 @@ class Run:
                 replaced, given = replaced_tool_result(self.plan.action, found[1] if found is not None else None)
                 if replaced:
                     return "replaced", given, result_step
-                if found is not None and self.plan.serve_tools:
-                    return ("failed" if found[1].is_error else "served"), found[1].content, result_step
-                return "live", None, 0
-            if found is not None and self.plan.serve_tools and found[0] < self.plan.step:
+            if found is not None and self.plan.serve_tools and found[0] <= self.plan.step:  # (at t: one left alone)
                 return ("failed" if found[1].is_error else "served"), found[1].content, result_step
             return "live", None, 0
 
     def _count_given_tool(self, how: ToolPlan) -> None:
-        with self._lock:
-            if how == "replaced":
-                self.stats["replacement"] += 1
-            else:
+        if how == "replaced":
+            self.count_substitution()
+        else:
+            with self._lock:
                 self.stats["tools_served"] += 1
 
     def _steps_made_by_tool(self, agent: str, result_step: int) -> list[int]:
@@ -674,7 +671,7 @@ class Run:
                     recorded.tool_results)
             self.stats["cassette"] += len(calls)
             if index != self._position:
-                self._displaced += 1
+                self._reordered = True
             self._take(index)
             self._steps.append(recorded.model_copy(update={"model_calls": calls, "replaced": False}, deep=True))
             self._last_step_end = time.time()
@@ -718,7 +715,7 @@ class Run:
         with self._lock:
             self._ended = True
             self._step_added.notify_all()
-            if self._displaced:  # steps that came early go to their recorded places
+            if self._reordered:  # steps that came out of their turn go to their recorded places
                 self._steps.sort(key=lambda step: step.index)
                 self._check_prefix_made()
             leftover = self._model_calls([fields for calls in [*self._pending.values(), self._pending_any]

@@ -253,20 +253,14 @@ def _agent_step_impl(wrapped: Callable, instance: Any, args: tuple, kwargs: dict
 
 def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
     """(True, result) when this tool call must not run: the replaced step, or a served recorded result."""
-    run = current_run()
-    agent = _context.current_agent()
-    if run is None or agent is None:
-        return False, None
-    return _overridden(*run.tool_plan(agent))
+    run, agent = current_run(), _context.current_agent()
+    return _overridden(*run.tool_plan(agent)) if run is not None and agent is not None else (False, None)
 
 
 async def _atool_override(instance: Any, request: Any) -> tuple[bool, Any]:
     """``_tool_override`` in an event loop (a result not run waits there for its recorded turn)."""
-    run = current_run()
-    agent = _context.current_agent()
-    if run is None or agent is None:
-        return False, None
-    return _overridden(*await run.atool_plan(agent))
+    run, agent = current_run(), _context.current_agent()
+    return _overridden(*await run.atool_plan(agent)) if run is not None and agent is not None else (False, None)
 
 
 def _overridden(how: str, value: Any) -> tuple[bool, Any]:
