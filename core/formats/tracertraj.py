@@ -2,7 +2,9 @@
 
 A row has ``question_ID, question, ground_truth, history[{content, name, role, step}], mistake_agent,
 mistake_step, mistake_reason``; we add an optional ``mistake_source`` column so a label's origin
-(human, counterfactual, injection, tracer) survives a round trip. ``mistake_step`` is a ``step`` value of
+(human, counterfactual, injection, tracer) survives a round trip, and, in Parquet (whose ``ground_truth`` column is
+text), a ``ground_truth_json`` column holding a ground truth that is not text as JSON, read back as that value.
+``mistake_step`` is a ``step`` value of
 ``history`` (0-based, like ``Step.index``). Any other column of a JSONL row is kept under
 ``metadata["tracertraj"]["extra"]`` and written back to JSONL.
 
@@ -25,6 +27,8 @@ from ..store import validation_message
 
 COLUMNS = ("question_ID", "question", "ground_truth", "history", "mistake_agent", "mistake_step", "mistake_reason")
 SOURCE_COLUMN = "mistake_source"
+GROUND_TRUTH_JSON_COLUMN = "ground_truth_json"  # Parquet: a ground truth that is not text, as JSON
+_OUR_COLUMNS = (SOURCE_COLUMN, GROUND_TRUTH_JSON_COLUMN)
 HISTORY_FIELDS = ("content", "name", "role", "step")
 LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
 _BATCH_ROWS = 256
@@ -130,7 +134,7 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
         reason = row.get("mistake_reason")
         labels.append(Verdict(agent=str(row["mistake_agent"]), step=positions[number],
                               reason=_text(reason), source=cast(LabelSource, source)))
-    extra = {k: v for k, v in row.items() if k not in COLUMNS and k != SOURCE_COLUMN}
+    extra = {k: v for k, v in row.items() if k not in COLUMNS and k not in _OUR_COLUMNS}
     question_id = row.get("question_ID")
     metadata: dict[str, Any] = {"source_format": "tracertraj"}
     if question_id is not None:
@@ -141,11 +145,23 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
     try:
         return Trajectory(
             id=str(question_id) if question_id not in (None, "") else new_id(),
-            task=_text(question), ground_truth=row.get("ground_truth"),
+            task=_text(question), ground_truth=_ground_truth(row, where),
             steps=steps, labels=labels, metadata=metadata,
         )
     except ValidationError as exc:
         raise InputError(validation_message(exc), where=where) from None
+
+
+def _ground_truth(row: dict[str, Any], where: str) -> Any:
+    """The row's ground truth: ``ground_truth_json`` decoded when the row has it (a Parquet row whose ground truth
+    was not text), else ``ground_truth`` as it is."""
+    encoded = row.get(GROUND_TRUTH_JSON_COLUMN)
+    if encoded is None:
+        return row.get("ground_truth")
+    try:
+        return json.loads(encoded)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"field '{GROUND_TRUTH_JSON_COLUMN}' is not JSON text ({exc})", where=where) from None
 
 
 def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: bool = True) -> dict[str, Any]:
@@ -259,13 +275,15 @@ def _parquet_schema(pa: Any) -> Any:
     return pa.schema([
         ("question_ID", pa.string()), ("question", pa.string()), ("ground_truth", pa.string()),
         ("history", pa.list_(history_item)), ("mistake_agent", pa.string()), ("mistake_step", pa.int64()),
-        ("mistake_reason", pa.string()), (SOURCE_COLUMN, pa.string()),
+        ("mistake_reason", pa.string()), (SOURCE_COLUMN, pa.string()), (GROUND_TRUTH_JSON_COLUMN, pa.string()),
     ])
 
 
 def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row shaped to the Parquet schema: text columns as text, history items with the four fields."""
     out = {k: row.get(k) for k in (*COLUMNS, SOURCE_COLUMN)}
+    truth = out["ground_truth"]
+    out[GROUND_TRUTH_JSON_COLUMN] = None if truth is None or isinstance(truth, str) else _text(truth)
     for key in ("question_ID", "question", "ground_truth", "mistake_agent", "mistake_reason"):
         out[key] = _text(out[key])
     out["history"] = [{"content": _text(h.get("content")), "name": _text(h.get("name")),

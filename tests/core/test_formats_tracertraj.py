@@ -100,6 +100,20 @@ def test_tracertraj_file_round_trip_is_exact(tmp_path: Path) -> None:
     assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == rows
 
 
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+@pytest.mark.parametrize("truth", [{"answer": 4, "units": ["m"]}, [1, "2"], 4, 2.5, True, "4", "", None])
+def test_ground_truth_keeps_its_type_through_files(tmp_path: Path, suffix: str, truth: object) -> None:
+    path = tmp_path / f"x.{suffix}"
+    write_tracertraj([from_row(row(ground_truth=truth), where="x")], path)
+    (back,) = read_tracertraj(path)
+    assert back.ground_truth == truth and type(back.ground_truth) is type(truth)
+
+
+def test_ground_truth_json_that_is_not_json_names_the_row(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="ground_truth_json.*not JSON"):
+        from_row(row(ground_truth_json="{oops"), where="rows.parquet: row 3")
+
+
 def test_extra_jsonl_columns_are_kept(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     path.write_text(json.dumps(row(level=3, history=[dict(h, tokens=7) for h in row()["history"]])) + "\n")
