@@ -26,7 +26,8 @@ InjectionStatus = Literal["kept", "not_flipped", "no_rewrite", "marker", "diverg
 
 class StepChooser:
     """Orders a run's candidate steps for injection: ``uniform``, ``late`` (later steps likelier) or
-    ``agent-balanced`` (agents with the fewest kept samples so far first, across runs)."""
+    ``agent-balanced`` (agents with the fewest kept samples so far first, across runs). ``order`` draws from
+    ``rng`` when given (the injector passes one seeded by the run), else from the chooser's own."""
 
     def __init__(self, strategy: str = "uniform", *, seed: int = 0) -> None:
         if strategy not in STRATEGIES:
@@ -35,25 +36,26 @@ class StepChooser:
         self.rng = random.Random(seed)
         self.kept_per_agent: Counter[str] = Counter()
 
-    def order(self, trajectory: Trajectory, candidates: Sequence[int]) -> list[int]:
+    def order(self, trajectory: Trajectory, candidates: Sequence[int], rng: random.Random | None = None) -> list[int]:
+        rng = rng or self.rng
         steps = list(candidates)
         if self.strategy == "uniform":
-            self.rng.shuffle(steps)
+            rng.shuffle(steps)
             return steps
         if self.strategy == "late":
             ordered: list[int] = []
             weights = [(i + 1) ** 2 for i in range(len(steps))]
             while steps:
-                pick = self.rng.choices(range(len(steps)), weights=weights)[0]
+                pick = rng.choices(range(len(steps)), weights=weights)[0]
                 ordered.append(steps.pop(pick))
                 weights.pop(pick)
             return ordered
         by_agent: dict[str, list[int]] = {}
         for index in steps:
             by_agent.setdefault(trajectory.steps[index].agent, []).append(index)
-        agents = sorted(by_agent, key=lambda a: (self.kept_per_agent[a], self.rng.random()))
+        agents = sorted(by_agent, key=lambda a: (self.kept_per_agent[a], rng.random()))
         for group in by_agent.values():
-            self.rng.shuffle(group)
+            rng.shuffle(group)
         ordered = []
         while any(by_agent.values()):
             for agent in agents:
@@ -97,8 +99,10 @@ class FaultInjector:
     """Inject one plausible mistake into successful runs; keep the replays that fail.
 
     ``tries`` steps are tried per run (in the chooser's order) until one flips Ω; ``mistake_types`` are
-    drawn per try among those that fit the step (``wrong_tool_argument`` only for tool calls). A ``ModelError``
-    of the perturber (its backend gave up after its retries) ends the run's injection and is raised.
+    drawn per try among those that fit the step (``wrong_tool_argument`` only for tool calls). The steps' order
+    and the mistake types are drawn from a generator seeded by ``seed`` and the run's id, so a run gets the same
+    tries whichever runs went before it (tasks run concurrently; a resumed annotation skips finished ones). A
+    ``ModelError`` of the perturber (its backend gave up after its retries) ends the run's injection and is raised.
     """
 
     def __init__(
@@ -123,24 +127,29 @@ class FaultInjector:
             raise ValueError(f"unknown mistake types {unknown}; known: {sorted(MISTAKE_TYPES)}")
         self.tries = tries
         self.budget = budget or Budget()
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.candidate = candidate
         self.perturber_params = perturber_params or {}
 
-    def _mistake_for(self, step: Step) -> str:
+    def _mistake_for(self, step: Step, rng: random.Random) -> str:
         fitting = [m for m in self.mistake_types if m != "wrong_tool_argument" or step.tool_calls]
-        return self.rng.choice(fitting or self.mistake_types)
+        return rng.choice(fitting or self.mistake_types)
 
-    async def ainject(self, trajectory: Trajectory) -> InjectionResult:
-        """Try to turn ``trajectory`` (a successful run) into a labelled failure; does not modify it."""
+    async def ainject(self, trajectory: Trajectory, *, earlier: Sequence[Trajectory] = ()) -> InjectionResult:
+        """Try to turn ``trajectory`` (a successful run) into a labelled failure; does not modify it. ``earlier``:
+        replays of it that an earlier run of the injector made (one a budget cut short): a rewrite made again is not
+        replayed again (its replay is kept, no replay spent on it)."""
         started = time.perf_counter()
         if not trajectory.outcome.success:
             raise ValueError(f"trajectory {trajectory.id} did not succeed; fault injection starts from successes")
         result = InjectionResult(trajectory_id=trajectory.id, kept=None)
+        replayed_before = {(r.replay.step, action_text(r.replay.action).strip()): r for r in earlier
+                           if r.replay is not None and r.replay.parent_id == trajectory.id}
+        rng = random.Random(f"{self.seed}:{trajectory.id}")
         candidates = [s.index for s in trajectory.steps if self.candidate(s)]
-        for t in self.chooser.order(trajectory, candidates)[: self.tries]:
+        for t in self.chooser.order(trajectory, candidates, rng)[: self.tries]:
             step = trajectory.steps[t]
-            mistake = self._mistake_for(step)
+            mistake = self._mistake_for(step, rng)
             attempt = InjectionAttempt(t, step.agent, mistake, "no_rewrite")
             result.attempts.append(attempt)
             if not self.budget.take_call():
@@ -159,15 +168,19 @@ class FaultInjector:
             if rewrite is None or action_text(rewrite).strip() == step_action(step).strip():
                 continue
             attempt.rewrite = rewrite
-            if not self.budget.take_replay():
+            replayed = replayed_before.pop((t, action_text(rewrite).strip()), None)
+            if replayed is not None:  # replayed by an earlier run of this injector: nothing spent on it now
+                attempt.detail = "replayed by an earlier run"
+            elif not self.budget.take_replay():
                 attempt.status, attempt.detail = "budget", self.budget.exhausted()
                 break
-            try:
-                replayed = await self.replayer.replay(trajectory, t, rewrite)
-            except Exception as exc:
-                attempt.status, attempt.detail = replay_failure(exc)
-                continue
-            self.budget.add_replay_calls(replayed)
+            else:
+                try:
+                    replayed = await self.replayer.replay(trajectory, t, rewrite)
+                except Exception as exc:
+                    attempt.status, attempt.detail = replay_failure(exc)
+                    continue
+                self.budget.add_replay_calls(replayed)
             result.replays.append(replayed)
             attempt.replay_id, attempt.success = replayed.id, replayed.outcome.success
             if replayed.outcome.success is not False:
@@ -191,8 +204,8 @@ class FaultInjector:
         result.wall_s = time.perf_counter() - started
         return result
 
-    def inject(self, trajectory: Trajectory) -> InjectionResult:
+    def inject(self, trajectory: Trajectory, *, earlier: Sequence[Trajectory] = ()) -> InjectionResult:
         """Synchronous ``ainject``."""
         from ..team import run_sync
 
-        return run_sync(self.ainject(trajectory))
+        return run_sync(self.ainject(trajectory, earlier=earlier))

@@ -122,7 +122,8 @@ class AnnotationPipeline:
         return trajectory
 
     def _earlier_replays(self, row: TaskRow) -> list[Trajectory]:
-        """The replays an earlier run wrote for a task it left open (its budget ran out), for the search to reuse."""
+        """The replays an earlier run wrote for a task it left open (its budget ran out), for the search or the
+        injector to reuse."""
         path = self.out / "tasks" / f"{safe_name(row.id)}.jsonl"
         if not path.exists():
             return []
@@ -138,7 +139,7 @@ class AnnotationPipeline:
         if original.outcome.success:
             summary.successful_runs += 1
             if self.injector is not None:
-                result = await self.injector.ainject(original)
+                result = await self.injector.ainject(original, earlier=self._earlier_replays(row))
                 outputs += result.replays
                 entry["replays"] = len(result.replays)
                 if result.kept is not None:

@@ -10,7 +10,7 @@ from agentracer.annotate.injection import FaultInjector, StepChooser
 from agentracer.annotate.leakage import announces_itself, markers_in
 from agentracer.annotate.replayer import LocalReplayer
 from agentracer.models import ScriptedModel
-from annotate_teams import chain_evaluator, chain_perturber, chain_task, make_chain
+from annotate_teams import chain_evaluator, chain_perturber, chain_task, last_value, make_chain
 
 
 def good_run(steps=8):
@@ -91,3 +91,40 @@ def test_injection_refuses_failed_runs_and_unknown_types():
         FaultInjector(LocalReplayer(team, chain_evaluator), ScriptedModel(chain_perturber), mistake_types=["typo"])
     with pytest.raises(ValueError, match="unknown step strategy"):
         StepChooser("random")
+
+
+def test_a_runs_tries_do_not_depend_on_the_runs_injected_before_it():
+    """Tasks run concurrently and a resumed annotation skips finished ones: a run's steps and mistakes must come
+    out the same whichever runs the injector saw first."""
+    team, trajectory = good_run()
+    _, other = good_run(steps=6)
+    harmless = ScriptedModel(lambda m: "<rewrite>value = 7 (done)</rewrite>")
+
+    def tries(*runs):
+        injector = FaultInjector(LocalReplayer(team, chain_evaluator), harmless, tries=3, seed=5)
+        return [[(a.step, a.mistake_type) for a in injector.inject(run).attempts] for run in runs][-1]
+
+    assert tries(trajectory) == tries(other, trajectory) == tries(other, other, trajectory)
+
+
+def same_value(messages):
+    """A perturber whose rewrite keeps the step's value (said differently): it never flips the run."""
+    user = messages[-1]["content"]
+    target = user.split("History before the step:")[1].split("Kind of mistake")[0].rsplit("\n\nStep ", 1)[1]
+    return f"<rewrite>value = {last_value(target)} (kept)</rewrite>"
+
+
+def test_a_rewrite_replayed_by_an_earlier_run_is_not_replayed_again():
+    team, trajectory = good_run()
+    harmless = ScriptedModel(same_value)
+    replayer = LocalReplayer(team, chain_evaluator)
+    first = FaultInjector(replayer, harmless, tries=2, seed=2).inject(trajectory)
+    assert len(first.replays) == 2 and first.kept is None
+    calls = []
+    counting = type("Counting", (LocalReplayer,), {"replay": lambda self, *a: calls.append(a) or replayer.replay(*a)})
+    again = FaultInjector(counting(team, chain_evaluator), harmless, tries=3, seed=2).inject(
+        trajectory, earlier=first.replays)
+    assert [a.step for a in again.attempts[:2]] == [a.step for a in first.attempts]
+    assert [r.id for r in again.replays[:2]] == [r.id for r in first.replays]  # kept, not made again
+    assert [a.detail for a in again.attempts[:2]] == ["replayed by an earlier run"] * 2
+    assert len(calls) == len(again.attempts) - 2 == 1  # only the new try was replayed

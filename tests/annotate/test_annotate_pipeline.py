@@ -24,7 +24,7 @@ from agentracer.errors import InputError
 from agentracer.formats.tracertraj import read_tracertraj
 from agentracer.models import ModelError, ScriptedModel
 from agentracer.testing.openai_server import OpenAIServer
-from annotate_teams import chain_analyzer, chain_evaluator, chain_perturber, make_task_chain
+from annotate_teams import chain_analyzer, chain_evaluator, chain_perturber, last_value, make_task_chain
 
 HERE = Path(__file__).parent
 TEAM_FILE = HERE / "annotate_teams.py"
@@ -258,3 +258,33 @@ def test_a_search_larger_than_one_runs_budget_gets_further_each_run(tmp_path):
     assert len(replayed) > 1 and all(n <= 1 for n in replayed)  # each run within its budget of one replay
     kept = [t for t in read_trajectories(out / "tasks" / "deep.jsonl") if t.replay is not None]
     assert sum(replayed) == len(kept) == len({(t.replay.step, str(t.replay.action)) for t in kept})
+
+
+def test_an_injection_larger_than_one_runs_budget_gets_further_each_run(tmp_path):
+    """Fault injection resumes as the search does: a task left open keeps its replays and the next run reuses them."""
+    seen: list[int] = []  # the steps' values (a step's value is its index) in the order they were first asked for
+
+    def flips_the_third_step_tried(messages):
+        user = messages[-1]["content"]
+        target = user.split("History before the step:")[1].split("Kind of mistake")[0].rsplit("\n\nStep ", 1)[1]
+        value = last_value(target)
+        if value not in seen:
+            seen.append(value)
+        return f"<rewrite>value = {value + 1 if seen.index(value) == 2 else value} (kept)</rewrite>"
+
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"id": "good", "task": "Count from 0, one step per message.", "ground_truth": "7"}) + "\n")
+    tasks, out = read_tasks(path), tmp_path / "ds"
+    team = agentracer.trace(make_task_chain, steps=8)
+    replayed = []
+    for _ in range(8):
+        summary = AnnotationPipeline(team, chain_evaluator, out, perturber=ScriptedModel(flips_the_third_step_tried), tries=7,
+                                     concurrency=1, budget=Budget(max_replays=1)).run(tasks, progress=False)
+        replayed.append(summary.budget["replays"])
+        if summary.left_open == 0:
+            break
+    entry = Ledger(out).entries()["good"]
+    assert entry["label"] is not None and entry["label"]["step"] == seen[2]
+    assert replayed == [1, 1, 1]  # one new replay per run: the earlier runs' replays were reused
+    kept = [t for t in read_trajectories(out / "tasks" / "good.jsonl") if t.replay is not None]
+    assert sum(replayed) == len(kept) == len({t.replay.step for t in kept})
