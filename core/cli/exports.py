@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from ._atomic import write_replacing
-from ._io import Problems, check_not_source, iter_trajectories
+from ._io import Problems, check_not_source, iter_trajectories, same_file
 
 _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
 
@@ -47,7 +47,8 @@ def export_whowhen(source: str, output: str) -> None:
     """Write each trajectory of SOURCE as a Who&When file under OUTPUT.
 
     A trajectory imported from Who&When goes back to the relative path it came from
-    (``metadata.source_path``), with equal JSON; others go to ``ID.json``.
+    (``metadata.source_path``), with equal JSON; others go to ``ID.json``. Each file is written whole (a file of
+    that name is replaced), never over SOURCE.
     """
     from ..formats.whowhen import export_path, to_whowhen
 
@@ -65,8 +66,12 @@ def export_whowhen(source: str, output: str) -> None:
                                        where=where))
             continue
         target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(to_whowhen(trajectory), indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
+        if same_file(source, target):
+            problems.report(InputError(f"{target} is SOURCE itself: writing it would lose the trajectories; export "
+                                       "into another folder", where=where))
+            continue
+        text = json.dumps(to_whowhen(trajectory), indent=4, ensure_ascii=False) + "\n"
+        write_replacing(target, lambda path, text=text: path.write_text(text, encoding="utf-8"))
         written[relative] = trajectory.id
     _exported("trajectories", len(written), source, output, problems)
     problems.finish()

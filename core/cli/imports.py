@@ -10,6 +10,7 @@ import click
 from ..errors import InputError
 from ..schema import Trajectory
 from ..store import DuplicateIdError, open_store
+from ._atomic import write_replacing
 from ._io import Problems, check_not_source, check_output_store
 
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -34,27 +35,52 @@ def _check_output(source: str, output: str) -> None:
 
 def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str, replace: bool,
                problems: Problems) -> int:
-    """Append every good trajectory to ``output``; each bad item or duplicate id is one reported line."""
+    """Append every good trajectory to ``output``; each bad item or duplicate id is one reported line.
+
+    With ``replace`` the trajectories go into a new store beside ``output`` that takes its place only once the
+    source has been read through and gave at least one trajectory: a source that cannot be read, or holds nothing
+    good, leaves ``output`` as it was."""
+    if not replace:
+        return _append_all(items, Path(output), problems)
     out = Path(output)
-    if replace and out.exists():
-        out.unlink()
+
+    def write(temporary: Path) -> int:
+        stored = _append_all(items, temporary, problems, shown_as=out)
+        if stored:
+            for sidecar in ("-wal", "-shm", "-journal"):  # an SQLite store's: they belong to the store replaced
+                out.with_name(out.name + sidecar).unlink(missing_ok=True)
+        return stored
+
+    stored = write_replacing(out, write)
+    if not stored and out.exists():
+        problems.report(InputError("nothing imported, so nothing replaced: the store is as it was", where=str(out)))
+    return stored
+
+
+def _append_all(items: Iterable[tuple[str, Trajectory | InputError]], out: Path, problems: Problems, *,
+                shown_as: Path | None = None) -> int:
     store = open_store(out)
     stored = duplicates = 0
-    for where, item in items:
-        if isinstance(item, InputError):
-            problems.report(item)
-            continue
-        try:
-            store.append(item)
-            stored += 1
-        except DuplicateIdError:
-            duplicates += 1
-            if duplicates <= _DUPLICATES_NAMED:
-                problems.report(InputError(f"trajectory id {item.id!r} is already in {out} (use --replace to start "
-                                           "afresh)", where=where))
+    try:
+        for where, item in items:
+            if isinstance(item, InputError):
+                problems.report(item)
+                continue
+            try:
+                store.append(item)
+                stored += 1
+            except DuplicateIdError:
+                duplicates += 1
+                if duplicates <= _DUPLICATES_NAMED:
+                    problems.report(InputError(f"trajectory id {item.id!r} is already in {shown_as or out} (use "
+                                               "--replace to start afresh)", where=where))
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
     if duplicates > _DUPLICATES_NAMED:  # a second import of the same files: one line, not one per file
         problems.report(InputError(f"{duplicates - _DUPLICATES_NAMED} more trajectory ids are already in it",
-                                   where=str(out)))
+                                   where=str(shown_as or out)))
     return stored
 
 

@@ -53,6 +53,17 @@ def test_export_refuses_to_write_over_its_source(tmp_path: Path, fmt: str) -> No
     assert leftovers(tmp_path) == []
 
 
+def test_export_whowhen_never_writes_over_its_source(tmp_path: Path) -> None:
+    source = tmp_path / "run.json"
+    source.write_text(run("run").model_copy(update={"metadata": {"precious": 1}}).model_dump_json())
+    before = source.read_bytes()
+    code, _, err = run_cli("export", "whowhen", str(source), "-o", str(tmp_path))
+    assert code == 2 and "is SOURCE itself" in one_error(err)
+    assert source.read_bytes() == before and leftovers(tmp_path) == []
+    assert run_cli("export", "whowhen", str(source), "-o", str(tmp_path / "out"))[0] == 0
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["mistake_agent"] == "a"
+
+
 # ---- 2. an import never writes over its source -----------------------------------------------------------
 
 @pytest.mark.parametrize("replace", [False, True])
@@ -84,6 +95,34 @@ def test_import_whowhen_refuses_an_output_that_is_not_a_store(tmp_path: Path) ->
     assert (folder / "13.json").read_bytes() == before and not (folder / "new.json").exists()
     code, _, err = run_cli("import", "whowhen", str(folder / "13.json"), "-o", str(folder / "13.json"))
     assert code == 2 and (folder / "13.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "db"])
+def test_import_replace_keeps_the_store_when_the_source_gives_nothing(tmp_path: Path, suffix: str) -> None:
+    """``--replace`` swaps the store only for what was read: an unreadable source, one with no good row, or an empty
+    folder leaves it as it was."""
+    store = store_of(tmp_path / f"store.{suffix}", run("a"), run("b"))
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    no_history = tmp_path / "rows.jsonl"
+    no_history.write_text(json.dumps({k: v for k, v in ROW.items() if k != "history"}) + "\n")
+    (tmp_path / "empty").mkdir()
+    for command in (["tracertraj", str(broken)], ["tracertraj", str(no_history)], ["whowhen", str(tmp_path / "empty")]):
+        code, _, err = run_cli("import", *command, "-o", str(store), "--replace")
+        assert code == 2 and "Traceback" not in err, err
+        assert sorted(t.id for t in open_store(store)) == ["a", "b"], command
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "db"])
+def test_import_replace_swaps_in_what_was_read(tmp_path: Path, suffix: str) -> None:
+    store = store_of(tmp_path / f"store.{suffix}", run("a"), run("b"))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(ROW) + "\n" + "not json\n")
+    code, _, err = run_cli("import", "tracertraj", str(rows), "-o", str(store), "--replace")
+    assert code == 2 and "rows.jsonl:2" in err  # the bad row is reported; the good one replaces the store
+    assert [t.id for t in open_store(store)] == ["q"]
+    assert leftovers(tmp_path) == []
 
 
 # ---- 3. an export replaces its output whole, and only when it wrote something ---------------------------
