@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import InputError
 from ..redact import Redactor
 from ..schema import (
@@ -22,6 +24,7 @@ from ..schema import (
     Usage,
     Verdict,
 )
+from ..store import validation_message
 from .openinference import STATUS_ERROR
 from .otlp_foreign import foreign_trajectory
 from .otlp_spans import Span, group_traces, read_spans, roots
@@ -37,7 +40,7 @@ def _labels(span: Span, prefix: str) -> list[Verdict]:
 
 def _label(span: Span, prefix: str) -> Verdict:
     a = span.attributes
-    return Verdict(agent=str(a[f"{prefix}.agent"]), step=int(a.get(f"{prefix}.step", 0)),
+    return Verdict(agent=str(a[f"{prefix}.agent"]), step=span.integer(f"{prefix}.step", 0),
                    reason=a.get(f"{prefix}.reason"), source=a.get(f"{prefix}.source", "human"),
                    raw=a.get(f"{prefix}.raw"), confidence=a.get(f"{prefix}.confidence"),
                    flags=list(a.get(f"{prefix}.flags") or []), metadata=span.json(f"{prefix}.metadata", {}))
@@ -46,11 +49,10 @@ def _label(span: Span, prefix: str) -> Verdict:
 def _own_model_call(span: Span) -> ModelCall:
     a = span.attributes
     response = span.value("output.value")
-    step = a.get("agentracer.step.index")
     return ModelCall(
         id=a.get("agentracer.call.id") or span.span_id, agent=str(a.get("gen_ai.agent.name") or a.get("agent.name")),
-        call_index=int(a.get("agentracer.call.index", 0)), step=None if step is None else int(step),
-        produces_step=bool(a.get("agentracer.call.produces_step", True)), model=a.get("agentracer.call.model"),
+        call_index=span.integer("agentracer.call.index", 0), step=span.integer("agentracer.step.index"),
+        produces_step=span.flag("agentracer.call.produces_step", True), model=a.get("agentracer.call.model"),
         request=span.json("input.value", {}), response=response,
         request_hash=str(a.get("agentracer.request_hash") or ""),
         latency_s=float(a.get("agentracer.call.latency_s", span.duration_s)),
@@ -84,20 +86,20 @@ def _own_step(span: Span) -> Step:
                                            name=str(c["agentracer.tool.call.name"]),
                                            arguments=child.value("agentracer.tool.arguments")))
             if "agentracer.tool.result.position" in c:
-                results.append((int(c["agentracer.tool.result.position"]), ToolResult(
+                results.append((child.integer("agentracer.tool.result.position"), ToolResult(
                     call_id=str(c.get("agentracer.tool.result.call_id") or ""),
                     name=str(c.get("agentracer.tool.result.name") or ""), content=child.value("output.value"),
-                    is_error=bool(c.get("agentracer.tool.is_error", False)))))
-    content = span.value("output.value")
+                    is_error=child.flag("agentracer.tool.is_error", False))))
+    content = span.value("output.value") if "output.value" in a else ""
     usage = span.usage() if "llm.token_count.prompt" in a else Usage()
     return Step(
-        index=int(a["agentracer.step.index"]), agent=str(a.get("agent.name") or a.get("gen_ai.agent.name")),
+        index=span.integer("agentracer.step.index"), agent=str(a.get("agent.name") or a.get("gen_ai.agent.name")),
         role=str(a.get("agentracer.step.role", "assistant")), kind=a.get("agentracer.step.kind", "message"),
-        content="" if content is None else content, tool_calls=tool_calls,
+        content=content, tool_calls=tool_calls,
         tool_results=[result for _, result in sorted(results, key=lambda pair: pair[0])],
         model_calls=_own_model_calls(llm_spans),
         started_at=a.get("agentracer.step.started_at"), ended_at=a.get("agentracer.step.ended_at"), usage=usage,
-        replaced=bool(a.get("agentracer.step.replaced", False)), metadata=span.json("agentracer.step.metadata", {}),
+        replaced=span.flag("agentracer.step.replaced", False), metadata=span.json("agentracer.step.metadata", {}),
     )
 
 
@@ -110,9 +112,9 @@ def _own_trajectory(root: Span) -> Trajectory:
     agents = [AgentInfo.model_validate(info) for info in root.json("agentracer.agents.info", [])]
     replay = None
     if "agentracer.replay.parent_id" in a:
-        replay = ReplayInfo(parent_id=str(a["agentracer.replay.parent_id"]), step=int(a.get("agentracer.replay.step", 0)),
+        replay = ReplayInfo(parent_id=str(a["agentracer.replay.parent_id"]), step=root.integer("agentracer.replay.step", 0),
                             action=root.value("agentracer.replay.action"),
-                            served_tools=bool(a.get("agentracer.replay.served_tools", False)))
+                            served_tools=root.flag("agentracer.replay.served_tools", False))
     labels = _labels(root, "agentracer.labels")
     if "agentracer.verdict.agent" in a:  # a verdict exported beside the run
         verdict = _label(root, "agentracer.verdict")
@@ -182,5 +184,7 @@ def _converted(spans: list[Span], first_seen: dict[str, str]) -> Iterator[tuple[
         where = f"{first_seen.get(trace_id, '?')}: trace {trace_id}"
         try:
             yield where, trajectory_of_trace(trace_id, members)
-        except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+        except ValidationError as exc:
+            yield where, InputError(f"spans do not make a trajectory: {validation_message(exc)}", where=where)
+        except (ValueError, TypeError, KeyError) as exc:
             yield where, InputError(f"spans do not make a trajectory: {exc}", where=where)

@@ -70,14 +70,38 @@ class Span:
         return (self.end_ns - self.start_ns) / _NS
 
     def json(self, key: str, default: Any) -> Any:
-        """An attribute holding JSON, decoded; ``default`` when it is absent or not JSON."""
+        """An attribute holding JSON, decoded; ``default`` when it is absent. ``ValueError`` naming the attribute when
+        it is not JSON text (an attribute agentracer wrote: a damaged file, not another tracer's convention)."""
         value = self.attributes.get(key)
-        if not isinstance(value, str):
+        if value is None:
             return default
+        if not isinstance(value, str):
+            raise ValueError(f"attribute {key} must be JSON text, got {type(value).__name__}")
         try:
             return json.loads(value)
-        except ValueError:
+        except ValueError as exc:
+            raise ValueError(f"attribute {key} is not JSON ({exc})") from None
+
+    def integer(self, key: str, default: int | None = None) -> int | None:
+        """An integer attribute (OTLP/JSON writes 64-bit integers as strings); ``default`` when absent; ``ValueError``
+        naming the attribute when it is not an integer."""
+        value = self.attributes.get(key)
+        if value is None:
             return default
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ValueError(f"attribute {key} must be an integer, got {value!r}")
+
+    def flag(self, key: str, default: bool) -> bool:
+        """A boolean attribute; ``default`` when absent; ``ValueError`` naming the attribute when it is not a boolean."""
+        value = self.attributes.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"attribute {key} must be true or false, got {value!r}")
 
     def usage(self) -> Usage:
         """Token counts, by OpenInference's names or the GenAI conventions'."""

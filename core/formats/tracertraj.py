@@ -181,7 +181,7 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
         meta = step.metadata.get("tracertraj", {})
         missing = set(meta.get("missing", ()))
         item: dict[str, Any] = {
-            "content": step.content if isinstance(step.content, str) else step.text,
+            "content": step.content if step.content is None or isinstance(step.content, str) else step.text,
             "name": step.agent,
             "role": step.role,
             "step": meta.get("step", step.index),
@@ -192,7 +192,12 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
         history.append(item)
     number = None
     if label is not None:
-        number = history[label.step]["step"] if label.step < len(history) else label.step
+        if label.step >= len(history):
+            raise InputError(f"its label names step {label.step}, but the run has {len(history)} step(s)",
+                             where=f"trajectory {trajectory.id}")
+        number = history[label.step]["step"]
+        if number is None:  # a row without step numbers: history positions
+            number = label.step
     row: dict[str, Any] = {
         "question_ID": str(trajectory.metadata.get("question_id", trajectory.id)),
         "question": trajectory.task,

@@ -142,6 +142,9 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
             raise InputError(f"field 'mistake_step' {step} is outside history (0..{len(steps) - 1})", where=where)
         if "mistake_agent" not in data:
             raise InputError("missing field 'mistake_agent'", where=where)
+        if data["mistake_agent"] is None or isinstance(data["mistake_agent"], (dict, list, bool)):
+            raise InputError(f"field 'mistake_agent' must be an agent's name, got {data['mistake_agent']!r}",
+                             where=where)
         reason = data.get("mistake_reason")
         if reason is not None and not isinstance(reason, str):
             raise InputError(f"field 'mistake_reason' must be a string, got {type(reason).__name__}", where=where)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from adding_team import traced_adding_team
+from agentracer.errors import InputError
 from agentracer.formats.openinference import export_otlp_http, write_otlp_json
 from agentracer.formats.otel_collect import TrajectoryExporter
 from agentracer.formats.otlp_import import iter_otlp
 from agentracer.formats.whowhen import iter_whowhen_dir
-from agentracer.schema import Trajectory, Verdict
+from agentracer.schema import Step, Trajectory, Verdict
 from agentracer.store import open_store
 from agentracer.tracer import locate
 from cli_invoke import run_cli
@@ -263,3 +264,37 @@ def test_secrets_another_tracer_kept_are_redacted(tmp_path: Path, monkeypatch: p
     text = run.to_json()
     assert "live-key-0123456789" not in text and "sk-abcdefghijklmnopqrstuv" not in text
     assert run.steps[1].content.count("[REDACTED]") == 2 and run.task == "call the service"
+
+
+def test_a_step_without_content_comes_back_without_content(tmp_path: Path) -> None:
+    run = Trajectory(id="r", steps=[Step(index=0, agent="a", content=None), Step(index=1, agent="b", content="")])
+    write_otlp_json([run], tmp_path / "spans.json")
+    (back,) = imported(tmp_path / "spans.json")
+    assert [s.content for s in back.steps] == [None, ""]
+
+
+def _damaged(runs: list[Trajectory], tmp_path: Path, key: str, value: object) -> str:
+    """The one error importing ``runs`` gives once every ``key`` attribute holds ``value``."""
+    write_otlp_json(runs[:1], tmp_path / "spans.json")
+    data = json.loads((tmp_path / "spans.json").read_text())
+    for scope in data["resourceSpans"][0]["scopeSpans"]:
+        for span in scope["spans"]:
+            for attribute in span["attributes"]:
+                if attribute["key"] == key:
+                    attribute["value"] = value
+    (tmp_path / "spans.json").write_text(json.dumps(data))
+    (item,) = [item for _, item in iter_otlp(tmp_path / "spans.json")]
+    assert isinstance(item, InputError), f"{key} = {value} was read without a word"
+    assert "\n" not in str(item) and "errors.pydantic.dev" not in str(item)
+    return str(item)
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("agentracer.step.kind", {"stringValue": "not-a-kind"}, "kind"),
+    ("agentracer.step.index", {"stringValue": "x"}, "agentracer.step.index"),
+    ("agentracer.metadata", {"stringValue": "{broken"}, "agentracer.metadata"),
+    ("agentracer.tool.is_error", {"stringValue": "nah"}, "agentracer.tool.is_error"),
+])
+def test_a_damaged_attribute_is_one_line_naming_it(runs: list[Trajectory], tmp_path: Path, key: str, value: object,
+                                                   named: str) -> None:
+    assert named in _damaged(runs, tmp_path, key, value)

@@ -196,3 +196,30 @@ def test_a_file_that_is_not_parquet_is_an_input_error(tmp_path: Path) -> None:
     path.write_bytes(b"PAR1 garbage")
     with pytest.raises(InputError, match="x.parquet"):
         read_tracertraj(path)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_rows_without_step_numbers_keep_their_label_through_files(tmp_path: Path, suffix: str) -> None:
+    history = [{k: v for k, v in h.items() if k != "step"} for h in row()["history"]]
+    first = from_row(row(history=history), where="x")
+    path = tmp_path / f"x.{suffix}"
+    write_tracertraj([first], path)
+    (back,) = read_tracertraj(path)
+    assert (back.labels[0].agent, back.labels[0].step) == ("Solver", 1)
+    assert to_row(back)["mistake_step"] == 1
+
+
+def test_a_label_on_no_step_is_not_exported_as_a_row_import_would_refuse() -> None:
+    empty = Trajectory(id="e", steps=[], labels=[Verdict(agent="a", step=0, source="human")])
+    with pytest.raises(InputError, match="step 0, but the run has 0 step"):
+        to_row(empty)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_a_step_without_content_keeps_none(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"x.{suffix}"
+    run = Trajectory(id="r", steps=[Step(index=0, agent="a", content=None), Step(index=1, agent="b", content="")],
+                     labels=[Verdict(agent="b", step=1, source="counterfactual")])
+    write_tracertraj([run], path)
+    (back,) = read_tracertraj(path)
+    assert [s.content for s in back.steps] == [None, ""]

@@ -168,3 +168,10 @@ def test_malformed_extra_keys_name_the_file_and_entry(item: dict, field: str) ->
         from_whowhen({"history": [item]}, where="bad.json")
     assert str(info.value).startswith("bad.json: history[0]")
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize("agent", [None, ["A"], True])
+def test_a_mistake_agent_that_is_not_a_name_is_refused(agent: object) -> None:
+    data = {"history": [{"name": "A", "content": "hi"}], "question": "q", "mistake_agent": agent, "mistake_step": "0"}
+    with pytest.raises(InputError, match="'mistake_agent' must be an agent's name"):
+        from_whowhen(data, where="x.json")
