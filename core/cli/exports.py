@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +40,10 @@ def _exported(what: str, count: int, source: str, output: str, problems: Problem
     click.echo(done + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
 
 
+def _write_text(text: str, path: Path) -> int:
+    return path.write_text(text, encoding="utf-8")
+
+
 @export_group.command("whowhen")
 @_SOURCE
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
@@ -70,8 +75,8 @@ def export_whowhen(source: str, output: str) -> None:
             problems.report(InputError(f"{target} is SOURCE itself: writing it would lose the trajectories; export "
                                        "into another folder", where=where))
             continue
-        text = json.dumps(to_whowhen(trajectory), indent=4, ensure_ascii=False) + "\n"
-        write_replacing(target, lambda path, text=text: path.write_text(text, encoding="utf-8"))
+        write_replacing(target, functools.partial(_write_text, json.dumps(to_whowhen(trajectory), indent=4,
+                                                                          ensure_ascii=False) + "\n"))
         written[relative] = trajectory.id
     _exported("trajectories", len(written), source, output, problems)
     problems.finish()

@@ -82,13 +82,20 @@ class Span:
         except ValueError as exc:
             raise ValueError(f"attribute {key} is not JSON ({exc})") from None
 
-    def integer(self, key: str, default: int | None = None) -> int | None:
+    def integer(self, key: str, default: int | None = None) -> int:
         """An integer attribute (OTLP/JSON writes 64-bit integers as strings); ``default`` when absent; ``ValueError``
-        naming the attribute when it is not an integer."""
+        naming the attribute when it is not an integer, or absent without a default."""
+        value = self.optional_integer(key)
+        if value is not None:
+            return value
+        if default is None:
+            raise ValueError(f"attribute {key} is missing")
+        return default
+
+    def optional_integer(self, key: str) -> int | None:
+        """An integer attribute, or None when absent; ``ValueError`` naming the attribute when it is not an integer."""
         value = self.attributes.get(key)
-        if value is None:
-            return default
-        if isinstance(value, int) and not isinstance(value, bool):
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
