@@ -3,7 +3,8 @@
 A row has ``question_ID, question, ground_truth, history[{content, name, role, step}], mistake_agent,
 mistake_step, mistake_reason``; we add an optional ``mistake_source`` column so a label's origin
 (human, counterfactual, injection, tracer) survives a round trip, and, in Parquet (whose ``ground_truth`` column is
-text), a ``ground_truth_json`` column holding a ground truth that is not text as JSON, read back as that value.
+text), a ``ground_truth_json`` column holding a ground truth that is not text as JSON, read back as that value, and
+a ``subset`` column when the run has one (Who&When's subsets: ``eval`` scores each apart).
 ``mistake_step`` is a ``step`` value of
 ``history`` (0-based, like ``Step.index``). Any other column of a JSONL row is kept under
 ``metadata["tracertraj"]["extra"]`` and written back to JSONL.
@@ -28,7 +29,8 @@ from ..store import validation_message
 COLUMNS = ("question_ID", "question", "ground_truth", "history", "mistake_agent", "mistake_step", "mistake_reason")
 SOURCE_COLUMN = "mistake_source"
 GROUND_TRUTH_JSON_COLUMN = "ground_truth_json"  # Parquet: a ground truth that is not text, as JSON
-_OUR_COLUMNS = (SOURCE_COLUMN, GROUND_TRUTH_JSON_COLUMN)
+SUBSET_COLUMN = "subset"  # the run's subset (Who&When's Hand-Crafted / Algorithm-Generated), when it has one
+_OUR_COLUMNS = (SOURCE_COLUMN, GROUND_TRUTH_JSON_COLUMN, SUBSET_COLUMN)
 HISTORY_FIELDS = ("content", "name", "role", "step")
 LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
 _BATCH_ROWS = 256
@@ -139,6 +141,8 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
     metadata: dict[str, Any] = {"source_format": "tracertraj"}
     if question_id is not None:
         metadata["question_id"] = question_id
+    if row.get(SUBSET_COLUMN) is not None:
+        metadata["subset"] = str(row[SUBSET_COLUMN])
     if extra:
         metadata["tracertraj"] = {"extra": extra}
     question = row.get("question")
@@ -208,6 +212,8 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
         "mistake_reason": label.reason if label else None,
         SOURCE_COLUMN: label.source if label else None,
     }
+    if trajectory.metadata.get("subset") is not None:
+        row[SUBSET_COLUMN] = str(trajectory.metadata["subset"])
     row.update(trajectory.metadata.get("tracertraj", {}).get("extra", {}))
     return row
 
@@ -281,12 +287,13 @@ def _parquet_schema(pa: Any) -> Any:
         ("question_ID", pa.string()), ("question", pa.string()), ("ground_truth", pa.string()),
         ("history", pa.list_(history_item)), ("mistake_agent", pa.string()), ("mistake_step", pa.int64()),
         ("mistake_reason", pa.string()), (SOURCE_COLUMN, pa.string()), (GROUND_TRUTH_JSON_COLUMN, pa.string()),
+        (SUBSET_COLUMN, pa.string()),
     ])
 
 
 def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row shaped to the Parquet schema: text columns as text, history items with the four fields."""
-    out = {k: row.get(k) for k in (*COLUMNS, SOURCE_COLUMN)}
+    out = {k: row.get(k) for k in (*COLUMNS, SOURCE_COLUMN, SUBSET_COLUMN)}
     truth = out["ground_truth"]
     out[GROUND_TRUTH_JSON_COLUMN] = None if truth is None or isinstance(truth, str) else _text(truth)
     for key in ("question_ID", "question", "ground_truth", "mistake_agent", "mistake_reason"):

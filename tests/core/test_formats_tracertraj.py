@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -223,3 +224,14 @@ def test_a_step_without_content_keeps_none(tmp_path: Path, suffix: str) -> None:
     write_tracertraj([run], path)
     (back,) = read_tracertraj(path)
     assert [s.content for s in back.steps] == [None, ""]
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_whowhen_subsets_survive_tracertraj_files(whowhen: list[Trajectory], tmp_path: Path, suffix: str) -> None:
+    from agentracer.tracer.evaluation import iter_items
+
+    path = tmp_path / f"rows.{suffix}"
+    write_tracertraj(whowhen, path)
+    subsets = Counter(item.subset for item in iter_items(path))
+    assert subsets == Counter(t.metadata["subset"] for t in whowhen)
+    assert set(subsets) == {"Hand-Crafted", "Algorithm-Generated"}
