@@ -97,15 +97,27 @@ def chosen_method(method: str | None, model: str | None) -> str:
     return name
 
 
-def model_options(spec: str, concurrency: int, cache: bool = True) -> dict[str, Any]:
-    """Options of the model named by ``spec`` for a command that runs ``concurrency`` calls at once."""
+def model_options(spec: str, concurrency: int, cache: bool = True, *, timeout: float | None = None,
+                  fresh: bool = False) -> dict[str, Any]:
+    """Options of the model named by ``spec`` for a command that runs ``concurrency`` calls at once; an OpenAI-compatible
+    server's ``timeout`` per attempt, and ``fresh``: asked again rather than answered from the cache."""
     scheme = spec.partition(":")[0]
     options: dict[str, Any] = {}
     if scheme in {"openai", "hf", "vllm"}:
         options["max_concurrency"] = concurrency
-    if scheme == "openai" and not cache:
-        options["cache"] = False
+    if scheme == "openai":
+        if not cache:
+            options["cache"] = False
+        if fresh:
+            options["cache_read"] = False
+        if timeout is not None:
+            options["timeout"] = timeout
     return options
+
+
+TIMEOUT_OPTION = click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+    help="seconds an OpenAI-compatible server has for each attempt (default $AGENTRACER_TIMEOUT, else 300)")
 
 
 def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajectory]:

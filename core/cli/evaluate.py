@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from ._io import chosen_method, holds_trajectories, model_options
+from ._io import TIMEOUT_OPTION, chosen_method, holds_trajectories, model_options
 
 RESULT_FIELDS = frozenset({"id", "method", "with_gt"})  # what every row of a results file names
 
@@ -113,12 +113,14 @@ def _load_references(path: str | None) -> list:
 @click.option("--references", type=click.Path(exists=True), default=None,
               help="labelled trajectories whose labels the majority method counts")
 @click.option("--cache/--no-cache", default=True, show_default=True, help="reuse cached model answers")
-@click.option("--retry-errors", is_flag=True, help="re-run items whose earlier row has an error")
+@click.option("--retry-errors", is_flag=True,
+              help="re-run items whose earlier row has an error, asking the model again (not its cache)")
+@TIMEOUT_OPTION
 @click.option("--quiet", is_flag=True, help="print only the table")
 @click.pass_context
 def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None, with_gt: bool,
             concurrency: int, output: str, limit: int | None, seed: int, max_prompt_tokens: int | None,
-            references: str | None, cache: bool, retry_errors: bool, quiet: bool) -> None:
+            references: str | None, cache: bool, retry_errors: bool, timeout: float | None, quiet: bool) -> None:
     """Attribute every trajectory under DATA and print agent/step accuracy per subset.
 
     Rows stream to OUTPUT as they finish; run again to resume. Exits 1 only when nothing was evaluated.
@@ -141,7 +143,7 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
         options["max_prompt_tokens"] = max_prompt_tokens
     chat_model = None
     if model:
-        chat_model = load_model(model, **model_options(model, concurrency, cache))
+        chat_model = load_model(model, **model_options(model, concurrency, cache, timeout=timeout, fresh=retry_errors))
     attributor = get_method(name, chat_model, **options)
 
     check_same_model(output, name, getattr(chat_model, "name", None))

@@ -15,6 +15,7 @@ from ..schema import Trajectory, Verdict
 from ..store import open_store
 from ..team import run_sync
 from ._io import (
+    TIMEOUT_OPTION,
     Problems,
     check_not_source,
     check_output_store,
@@ -149,8 +150,10 @@ def _check_one_method(store: Any, method: str, output: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per verdict on stdout.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=4, show_default=True,
               help="Runs a model-based method locates at once (verdicts are printed as they come).")
+@TIMEOUT_OPTION
 def locate(source: str, trajectory_id: str | None, method: str | None, model: str | None, with_gt: bool,
-           include_successes: bool, output: str | None, as_json: bool, concurrency: int) -> None:
+           include_successes: bool, output: str | None, as_json: bool, concurrency: int,
+           timeout: float | None) -> None:
     """Find which agent, at which step, made each run of SOURCE fail, and why: every run not marked successful
     (failed, or with no success verdict: a run recorded without an evaluator) unless --all.
 
@@ -168,7 +171,7 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     store = open_store(output) if output is not None else None
     if store is not None:
         _check_one_method(store, name, output or "")
-    chosen = get_method(name, load_model(model, **model_options(model, concurrency)) if model else None)
+    chosen = get_method(name, load_model(model, **model_options(model, concurrency, timeout=timeout)) if model else None)
     run = _Locating(chosen, with_gt, store, as_json)
     found = False  # whether SOURCE holds the run --id names
 

@@ -2,7 +2,8 @@
 
 Spec: ``openai:http://127.0.0.1:8000/v1@Qwen3-8B`` (endpoint ``@`` model), or ``openai:gpt-4o`` for
 ``$OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``). The key comes from ``AGENTRACER_API_KEY`` or
-``OPENAI_API_KEY`` (or ``api_key=`` in code); it is sent as a header and never logged, cached or written.
+``OPENAI_API_KEY`` (or ``api_key=`` in code); it is sent as a header and never logged, cached or written (a server's
+error that echoes it, or a ``user:password@`` in the URL, is redacted from messages and names).
 
 What it does for you:
 
@@ -10,11 +11,13 @@ What it does for you:
   connection);
 * retries with exponential backoff and full jitter on HTTP 408/409/425/429/5xx, timeouts and connection
   errors, waiting at least what a ``Retry-After`` header asks; other 4xx fail at once with the server's
-  message. After ``breaker_threshold`` connection failures in a row (the server is down), later requests
+  message. After ``breaker_threshold`` failures to connect in a row (the server is down), later requests
   make one attempt each instead of a full retry cycle, so a dead server fails an evaluation fast;
-* a per-request timeout; token accounting (``usage``, ``stats``);
+* a per-attempt timeout (``timeout``, else ``$AGENTRACER_TIMEOUT``, else 300 s); token accounting (``usage``, ``stats``);
 * an on-disk answer cache keyed by the hash of endpoint + request body (see ``agentracer.models.cache``),
-  so re-running an evaluation costs nothing. ``cache=False`` or ``AGENTRACER_CACHE=off`` turns it off.
+  so re-running an evaluation costs nothing. ``cache=False`` or ``AGENTRACER_CACHE=off`` turns it off;
+  ``cache_read=False`` asks the server again and stores its new answer (``eval --retry-errors``); an empty answer is
+  never stored.
 
 When a server splits reasoning out (vLLM's ``reasoning_content``), the text is rebuilt as
 ``<think>reasoning</think>answer`` so tracer answers keep the paper's format.
@@ -29,6 +32,7 @@ import os
 import random
 import ssl
 import time
+import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -36,6 +40,7 @@ from typing import Any
 import httpx
 
 from ..errors import InputError
+from ..redact import env_secrets, redact_text
 from ..schema import Usage
 from .base import BaseChatModel, Completion, Message, ModelError
 from .cache import ResponseCache, cache_disabled_by_env, request_key
@@ -47,6 +52,24 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429})
 
 def _api_key_from_env() -> str | None:
     return next((os.environ[name] for name in KEY_ENVS if os.environ.get(name)), None)
+
+
+TIMEOUT_ENV = "AGENTRACER_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def _timeout_from_env() -> float:
+    """Seconds per attempt: ``$AGENTRACER_TIMEOUT`` when set (every command's model), else 300."""
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise InputError(f"{TIMEOUT_ENV}={value!r} must be a number of seconds") from None
+    if seconds <= 0:
+        raise InputError(f"{TIMEOUT_ENV}={value!r} must be above 0")
+    return seconds
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -63,6 +86,23 @@ def _retry_after(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _content_text(content: Any) -> str:
+    """A message's ``content`` as text: a list of parts (``[{"type": "text", "text": ...}]``) joined."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" if isinstance(part, dict) else str(part) for part in content)
+    return str(content)
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` taken out (it goes into names, messages and results files)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -138,12 +178,13 @@ class OpenAIChatModel(BaseChatModel):
         api_key: str | None = None,
         max_concurrency: int = 8,
         max_retries: int = 5,
-        timeout: float = 300.0,
+        timeout: float | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         breaker_threshold: int = 8,
         cache: bool | ResponseCache = True,
         cache_dir: str | None = None,
+        cache_read: bool = True,
         context_window: int | None = None,
         params: dict[str, Any] | None = None,
     ) -> None:
@@ -153,11 +194,13 @@ class OpenAIChatModel(BaseChatModel):
             raise InputError(f"no model name for endpoint {base_url!r}; write URL@MODEL")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.name = f"openai:{self.base_url}@{model}"
+        self.shown_url = without_credentials(self.base_url)
+        self.name = f"openai:{self.shown_url}@{model}"
         self._api_key = api_key if api_key is not None else _api_key_from_env()
+        self._secrets = [secret for secret in (self._api_key, urllib.parse.urlsplit(self.base_url).password) if secret]
         self.max_concurrency = max(1, int(max_concurrency))
         self.max_retries = max(0, int(max_retries))
-        self.timeout = float(timeout)
+        self.timeout = float(timeout) if timeout is not None else _timeout_from_env()
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self.breaker_threshold = max(1, int(breaker_threshold))
@@ -169,6 +212,7 @@ class OpenAIChatModel(BaseChatModel):
             self.cache = ResponseCache(cache_dir)
         else:
             self.cache = None
+        self.cache_read = cache_read
         self.usage = Usage()
         self.stats = {"requests": 0, "attempts": 0, "retries": 0, "failures": 0, "cache_hits": 0}
         self._connect_failures = 0
@@ -176,7 +220,12 @@ class OpenAIChatModel(BaseChatModel):
         self._per_loop = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAIChatModel({self.base_url!r}, {self.model!r})"
+        return f"OpenAIChatModel({self.shown_url!r}, {self.model!r})"
+
+    def _scrubbed(self, text: str) -> str:
+        """``text`` (a server's error, which may echo the request's credentials) without the key, the URL's password
+        or anything shaped like a key."""
+        return redact_text(text, [*self._secrets, *env_secrets()])
 
     # ------------------------------------------------------------------ plumbing
     def _pool(self) -> _ClientPool:
@@ -207,7 +256,7 @@ class OpenAIChatModel(BaseChatModel):
         body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages],
                                 **self.params, **params}
         key = request_key({"endpoint": self.base_url, "body": body}) if self.cache is not None else ""
-        if self.cache is not None:
+        if self.cache is not None and self.cache_read:
             entry = self.cache.get(key)
             if entry is not None and isinstance(entry.get("text"), str):
                 self.stats["cache_hits"] += 1
@@ -217,12 +266,13 @@ class OpenAIChatModel(BaseChatModel):
             payload = await self._post(client, body)
         completion = self._completion(payload)
         self.usage = self.usage + completion.usage
-        if self.cache is not None:
+        if self.cache is not None and completion.text.strip():  # an empty answer is asked again next time
             self.cache.put(key, {"text": completion.text, "usage": completion.usage.model_dump(), "raw": payload})
         return completion
 
     async def _post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/chat/completions"
+        shown = f"{self.shown_url}/chat/completions"
         self.stats["requests"] += 1
         attempts = 1 if self._connect_failures >= self.breaker_threshold else self.max_retries + 1
         problem = "no attempt made"
@@ -234,8 +284,9 @@ class OpenAIChatModel(BaseChatModel):
             except httpx.TimeoutException:
                 problem = f"no answer within {self.timeout:g}s"
             except httpx.TransportError as exc:
-                self._connect_failures += 1
-                problem = f"cannot reach {self.base_url} ({type(exc).__name__}: {exc})"
+                if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):  # no server there: a connection
+                    self._connect_failures += 1  # dropped mid-answer is retried but says nothing about that
+                problem = f"cannot reach {self.shown_url} ({type(exc).__name__}: {exc})"
             else:
                 self._connect_failures = 0
                 if response.status_code == 200:
@@ -252,29 +303,29 @@ class OpenAIChatModel(BaseChatModel):
                     problem = f"HTTP {response.status_code}: {_error_message(response)}"
                 else:
                     self.stats["failures"] += 1
-                    raise ModelError(f"{url} refused the request: HTTP {response.status_code}: "
-                                     f"{_error_message(response)}")
+                    raise ModelError(self._scrubbed(f"{shown} refused the request: HTTP {response.status_code}: "
+                                                    f"{_error_message(response)}"))
             if self._connect_failures >= self.breaker_threshold:
                 break  # the server looks down: no retry cycle (each later request still tries once)
             if attempt + 1 < attempts:
                 self.stats["retries"] += 1
                 await asyncio.sleep(self._delay(attempt, retry_after))
         self.stats["failures"] += 1
-        raise ModelError(f"{url} failed after {attempt + 1} attempt(s): {problem}")
+        raise ModelError(self._scrubbed(f"{shown} failed after {attempt + 1} attempt(s): {problem}"))
 
     def _completion(self, payload: dict[str, Any]) -> Completion:
         choices = payload.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
             raise ModelError(f"{self.name} answered without choices: {str(payload)[:200]}")
         message = choices[0].get("message") or {}
-        text = message.get("content") or ""
+        text = _content_text(message.get("content"))
         reasoning = message.get("reasoning_content") or message.get("reasoning")
         if isinstance(reasoning, str) and reasoning and "<think>" not in text:
             text = f"<think>{reasoning}</think>{text}"
         raw_usage = payload.get("usage") or {}
         usage = Usage(prompt_tokens=int(raw_usage.get("prompt_tokens") or 0),
                       completion_tokens=int(raw_usage.get("completion_tokens") or 0))
-        return Completion(text=str(text), usage=usage, raw=payload)
+        return Completion(text=text, usage=usage, raw=payload)
 
 
 def parse_spec(rest: str) -> tuple[str, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,56 @@ def test_the_lite_training_data_note_is_for_whowhen_files_only_and_quiet_prints_
     code, _, err = run(["eval", "whowhen", "--data", str(own), "--method", "lite", "-o", str(tmp_path / "c.jsonl")],
                        capsys)
     assert code == 0 and "trained on" not in err  # one's own runs are not the lite tracer's training data
+
+
+def test_retry_errors_asks_the_model_again_not_its_cache(data: Path, tmp_path: Path, capsys) -> None:
+    """An unparsable answer is an error row; once the model answers well, --retry-errors gets the new answer (the
+    cached bad one was served again before)."""
+    out = tmp_path / "results.jsonl"
+    args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "-o", str(out)]
+    with OpenAIServer("I cannot tell.") as server:
+        run([*args, "--model", f"openai:{server.base_url}@m"], capsys)
+    assert [r["error_kind"] for r in rows(out)] == ["answer"] * 3
+    with OpenAIServer("<answer>WebSurfer|1</answer>", port=server.port) as again:
+        code, _, stderr = run([*args, "--model", f"openai:{again.base_url}@m", "--retry-errors"], capsys)
+        assert len(again.requests) == 3
+    assert code == 0 and [r["error"] for r in rows(out)] == [None] * 3 and "0 from cache" in stderr
+
+
+def test_timeout_option_bounds_each_attempt(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    with OpenAIServer("<answer>WebSurfer|1</answer>", latency=1.0) as server:
+        code, _, _ = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted" / HAND[0]), "-o", str(out),
+                          "--model", f"openai:{server.base_url}@m", "--timeout", "0.05", "--no-cache"], capsys)
+    assert code == 1 and "no answer within 0.05s" in rows(out)[0]["error"]
+
+
+def test_credentials_a_server_echoes_never_reach_the_results(data: Path, tmp_path: Path, capsys,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-echoed-0123456789abcdef")
+
+    class Echoing(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"error": {"message": f"bad key: {self.headers.get('Authorization')}"}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echoing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "results.jsonl"
+    try:
+        url = f"http://bob:hunter2pw@127.0.0.1:{server.server_address[1]}/v1"
+        code, stdout, stderr = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "-o", str(out),
+                                    "--model", f"openai:{url}@m"], capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    written = out.read_text() + stdout + stderr
+    assert code == 1 and "bad key" in written and "HTTP 401" in written
+    assert "sk-echoed" not in written and "hunter2pw" not in written

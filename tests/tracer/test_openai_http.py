@@ -222,3 +222,73 @@ def test_reasoning_content_is_folded_into_think() -> None:
     assert completion.text == "<think>because</think><answer>A|1</answer>"
     with pytest.raises(ModelError, match="without choices"):
         model._completion(json.loads('{"choices": []}'))
+
+
+def test_an_empty_answer_is_not_cached(tmp_path) -> None:
+    with OpenAIServer(["", "<answer>A|1</answer>"]) as server:
+        assert _model(server, cache_dir=str(tmp_path)).complete(MESSAGES).text == ""
+        again = _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
+        assert again.text == "<answer>A|1</answer>" and not again.cached and len(server.requests) == 2
+
+
+def test_cache_read_off_asks_again_and_stores_the_new_answer(tmp_path) -> None:
+    with OpenAIServer(["first", "second"]) as server:
+        _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
+        assert _model(server, cache_dir=str(tmp_path), cache_read=False).complete(MESSAGES).text == "second"
+        assert _model(server, cache_dir=str(tmp_path)).complete(MESSAGES).text == "second"
+        assert len(server.requests) == 2
+
+
+def test_content_given_as_parts_is_joined() -> None:
+    model = OpenAIChatModel("http://x/v1", "m", cache=False)
+    parts = [{"type": "text", "text": "<answer>A|"}, {"type": "text", "text": "1</answer>"}]
+    assert model._completion({"choices": [{"message": {"content": parts}}]}).text == "<answer>A|1</answer>"
+
+
+class _Hanging(BaseHTTPRequestHandler):
+    """Closes the first ``drops`` connections without an answer (a proxy's hiccup), then answers."""
+
+    drops = 0
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if _Hanging.drops > 0:
+            _Hanging.drops -= 1
+            self.close_connection = True
+            return
+        body = json.dumps({"choices": [{"message": {"content": "fine"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_connections_dropped_mid_answer_are_retried_without_opening_the_breaker() -> None:
+    _Hanging.drops = 3
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = OpenAIChatModel(f"http://127.0.0.1:{server.server_address[1]}/v1", "m", cache=False,
+                                backoff_base=0.001, max_retries=3, breaker_threshold=2)
+        results = [model.complete([{"role": "user", "content": f"q{i}"}]) for i in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.text for r in results] == ["fine"] * 3 and model.stats["failures"] == 0
+
+
+def test_url_credentials_stay_out_of_names() -> None:
+    model = OpenAIChatModel("http://bob:hunter2pw@127.0.0.1:9/v1", "m", cache=False)
+    assert "hunter2pw" not in model.name + repr(model) and model.name == "openai:http://127.0.0.1:9/v1@m"
+
+
+def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTRACER_TIMEOUT", "2.5")
+    assert OpenAIChatModel("http://x/v1", "m", cache=False).timeout == 2.5
+    monkeypatch.setenv("AGENTRACER_TIMEOUT", "soon")
+    with pytest.raises(Exception, match="AGENTRACER_TIMEOUT"):
+        OpenAIChatModel("http://x/v1", "m", cache=False)
