@@ -114,12 +114,12 @@ class CounterfactualSearch:
         return {"temperature": 0.8, **self.analyzer_params, "seed": seed}
 
     async def _try_step(self, trajectory: Trajectory, t: int, result: SearchResult) -> bool | None:
-        """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short, when no
-        answer of the analyzer proposed anything (every one without its tag) or when every replay of the step diverged
-        or crashed: the step stays untried."""
+        """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short or when nothing
+        settled it (no answer of the analyzer proposed anything, every proposal pasted the ground truth, every replay
+        diverged or crashed): the step stays untried."""
         step = trajectory.steps[t]
         original = step_action(step)
-        answered = evaluated = failed = False  # an answer proposed something / a replay or the analyzer settled it
+        evaluated = False  # a replay, or the analyzer (the step needs no change), settled it
         tried: set[str] = set()
         for j in range(self.proposals):
             if not self.budget.take_call():
@@ -143,7 +143,6 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "untagged", detail=f"{exc}: {completion.text[:200]}",
                                                seconds=time.perf_counter() - started))
                 continue
-            answered = True
             if action is None or action_text(action).strip() == original.strip():
                 result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))
                 evaluated = True
@@ -181,7 +180,6 @@ class CounterfactualSearch:
             except Exception as exc:  # a replay that diverges or crashes is recorded, the search goes on
                 attempt.status, attempt.detail = replay_failure(exc)
                 attempt.seconds = time.perf_counter() - started
-                failed = True
                 continue
             evaluated = True
             attempt.live_calls = self.budget.add_replay_calls(replayed)
@@ -189,9 +187,7 @@ class CounterfactualSearch:
             attempt.seconds = time.perf_counter() - started
             if self._took(trajectory, t, j, replayed, attempt, result):
                 return True
-        if failed and not evaluated:  # every replay of it diverged or crashed: no evidence either way
-            return None
-        return False if answered else None
+        return False if evaluated else None  # a leak, a diverged or crashed replay, an untagged answer: no evidence
 
     @staticmethod
     def _took(trajectory: Trajectory, t: int, j: int, replayed: Trajectory, attempt: Attempt,
@@ -293,6 +289,7 @@ def label_failed(trajectory: Trajectory, result: SearchResult) -> Trajectory:
     if result.verdict is not None:
         trajectory.labels = [v for v in trajectory.labels if v.source != "counterfactual"] + [result.verdict]
     trajectory.metadata["counterfactual"] = {
-        "stopped": result.stopped, "attempts": len(result.attempts), "replays": [r.id for r in result.replays],
+        "stopped": result.stopped, "replays": [r.id for r in result.replays],
+        "attempts": [a.to_dict() for a in sorted(result.attempts, key=lambda a: (a.step, a.proposal_index))],
     }
     return trajectory

@@ -46,7 +46,7 @@ class PipelineSummary:
     counterfactual_labels: int = 0
     injection_labels: int = 0
     replays: int = 0
-    left_open: int = 0  # cut short by the budget: not in the ledger as done, a later run does them
+    left_open: int = 0  # cut short (the budget, untried steps): not in the ledger as done, a later run does them
     errors: list[str] = field(default_factory=list)
     stopped: str | None = None
     wall_s: float = 0.0
@@ -165,8 +165,8 @@ class AnnotationPipeline:
             trajectory.metadata.setdefault("task_id", row.id)
         summary.replays += len(outputs) - 1
         write_trajectories(self.out / "tasks" / f"{safe_name(row.id)}.jsonl", outputs)
-        if entry["label"] is None and str(entry.get("stopped", "")).startswith("budget"):
-            entry["status"] = "open"  # the budget cut it short: a later run (a larger budget) does it again
+        if entry["label"] is None and str(entry.get("stopped", "")).startswith(("budget", "incomplete:")):
+            entry["status"] = "open"  # cut short (the budget, steps left untried): a later run does it again
             summary.left_open += 1
         else:
             summary.done += 1

@@ -81,8 +81,9 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
         f"{summary.wall_s:.1f}s -> {out_dir}"
     )
     if summary.left_open:
-        click.echo(f"{summary.left_open} task(s) left unlabelled by the budget stay open: run again to go on (their "
-                   "replays so far are kept and not made again)", err=True)
+        click.echo(f"{summary.left_open} task(s) left unlabelled stay open (the budget ran out, or steps could not be "
+                   "tried: their attempts are in tasks/ID.jsonl): run again to go on (their replays so far are kept and "
+                   "not made again)", err=True)
     for error in summary.errors[:10]:
         click.echo(f"error: {error}", err=True)
     if summary.errors and summary.done == 0:

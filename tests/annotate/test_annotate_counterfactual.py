@@ -215,3 +215,23 @@ def test_a_label_says_what_its_own_search_spent_beside_the_runs_total():
         assert spent["model_calls"] == result.analyzer_calls + sum(a.live_calls for a in result.attempts)
     assert two.verdict.metadata["spent"]["replays"] < two.verdict.metadata["run_spent"]["replays"]
     assert two.verdict.metadata["run_spent"]["replays"] == budget.replays == len(one.replays) + len(two.replays)
+
+
+def test_a_step_whose_only_fix_leaks_the_answer_is_untried_not_cleared():
+    """Step 6 can only be fixed by a proposal that pastes the ground truth: it is rejected, so step 6 is untried and a
+    later flip is flagged (it was taken as 'tried, did not flip' and a later step got an unflagged label)."""
+    team, trajectory = failed_run()
+
+    def analyzer(messages):
+        text = chain_analyzer(messages)
+        step = int(messages[-1]["content"].split(" to correct - agent")[0].rsplit("Step ", 1)[1].split()[0])
+        if step == 6:
+            return text.replace("(checked)", "(the final answer is 9)")
+        if step == 7:  # a later step whose change flips the run on its own
+            return "<correction>value = 7 (checked)</correction>"
+        return text
+
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(analyzer), k=1).search(trajectory)
+    assert [a.status for a in result.attempts if a.step == 6] == ["leak"]
+    verdict = result.verdict
+    assert verdict is not None and verdict.step == 7 and "earlier_steps_untried" in verdict.flags

@@ -288,3 +288,17 @@ def test_an_injection_larger_than_one_runs_budget_gets_further_each_run(tmp_path
     assert replayed == [1, 1, 1]  # one new replay per run: the earlier runs' replays were reused
     kept = [t for t in read_trajectories(out / "tasks" / "good.jsonl") if t.replay is not None]
     assert sum(replayed) == len(kept) == len({t.replay.step for t in kept})
+
+
+def test_a_task_whose_steps_could_not_be_tried_stays_open_with_its_attempts(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"id": "mute", "task": "Count from 0, one step per message. slip=3",
+                                "ground_truth": "5"}) + "\n")
+    out = tmp_path / "ds"
+    mute = ScriptedModel(lambda m: "I would rather not say.")  # never a <correction>: no step can be tried
+    summary = AnnotationPipeline(agentracer.trace(make_task_chain), chain_evaluator, out, analyzer=mute, k=1,
+                                 concurrency=1).run(read_tasks(path), progress=False)
+    assert (summary.done, summary.left_open) == (0, 1) and Ledger(out).entries() == {}
+    (original,) = [t for t in read_trajectories(out / "tasks" / "mute.jsonl") if t.replay is None]
+    attempts = original.metadata["counterfactual"]["attempts"]
+    assert attempts and {a["status"] for a in attempts} == {"untagged"} and all(a["detail"] for a in attempts)
