@@ -13,7 +13,8 @@ class Budget:
     """Limits (None: unlimited) and what was spent; thread-safe.
 
     ``max_model_calls`` counts analyzer/perturber calls and the live model calls of replays (known after a
-    replay ends, so a limit can be passed by one replay's calls). ``max_cost`` is in the unit of
+    replay ends, so a limit can be passed by one replay's calls); an answer from the cache costs nothing, so a
+    resumed run asks again, for free, what an earlier run asked. ``max_cost`` is in the unit of
     ``price_per_1k_tokens`` (e.g. dollars) over the tokens of those calls.
     """
 
@@ -47,6 +48,11 @@ class Budget:
                 return False
             self.model_calls += 1
             return True
+
+    def return_call(self) -> None:
+        """Give back a reserved model call that cost nothing (its answer came from the cache)."""
+        with self._lock:
+            self.model_calls -= 1
 
     def take_replay(self) -> bool:
         """Reserve one replay; False when the budget is spent."""

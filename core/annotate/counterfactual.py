@@ -134,9 +134,12 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "error", detail=f"analyzer: {type(exc).__name__}: {exc}"))
                 return None
             result.analyzer_calls += 1
-            result.spent.model_calls += 1
-            self.budget.add_usage(completion.usage)
-            result.spent.add_usage(completion.usage)
+            if completion.cached:  # asked before (an earlier run of this search): nothing spent now
+                self.budget.return_call()
+            else:
+                result.spent.model_calls += 1
+                self.budget.add_usage(completion.usage)
+                result.spent.add_usage(completion.usage)
             try:
                 action = parse_correction(completion.text, step)
             except Untagged as exc:

@@ -163,7 +163,10 @@ class FaultInjector:
             except Exception as exc:
                 attempt.status, attempt.detail = "error", f"perturber: {type(exc).__name__}: {exc}"
                 continue
-            self.budget.add_usage(completion.usage)
+            if completion.cached:  # asked before (an earlier run of this injector): nothing spent now
+                self.budget.return_call()
+            else:
+                self.budget.add_usage(completion.usage)
             rewrite = parse_rewrite(completion.text, step)
             if rewrite is None or action_text(rewrite).strip() == step_action(step).strip():
                 continue

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import agentracer
 import pytest
+from agentracer.annotate.budget import Budget
 from agentracer.annotate.injection import FaultInjector, StepChooser
 from agentracer.annotate.leakage import announces_itself, markers_in
 from agentracer.annotate.replayer import LocalReplayer
@@ -128,3 +130,19 @@ def test_a_rewrite_replayed_by_an_earlier_run_is_not_replayed_again():
     assert [r.id for r in again.replays[:2]] == [r.id for r in first.replays]  # kept, not made again
     assert [a.detail for a in again.attempts[:2]] == ["replayed by an earlier run"] * 2
     assert len(calls) == len(again.attempts) - 2 == 1  # only the new try was replayed
+
+
+def test_a_perturber_answer_from_the_cache_costs_no_model_call():
+    team, trajectory = good_run()
+
+    class Remembered(ScriptedModel):  # answers as a model whose cache holds every answer already
+        async def acomplete(self, messages, **params):
+            return dataclasses.replace(await super().acomplete(messages, **params), cached=True)
+
+    budget = Budget()
+    result = FaultInjector(LocalReplayer(team, chain_evaluator), Remembered(same_value), tries=3, seed=2,
+                           budget=budget).inject(trajectory)
+    assert [a.status for a in result.attempts] == ["not_flipped"] * 3
+    live = sum(1 for r in result.replays for c in r.model_calls() if c.source == "live")
+    assert budget.model_calls == live and budget.tokens == sum(
+        c.usage.total_tokens for r in result.replays for c in r.model_calls() if c.source == "live")

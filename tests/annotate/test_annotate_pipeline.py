@@ -302,3 +302,25 @@ def test_a_task_whose_steps_could_not_be_tried_stays_open_with_its_attempts(tmp_
     (original,) = [t for t in read_trajectories(out / "tasks" / "mute.jsonl") if t.replay is None]
     attempts = original.metadata["counterfactual"]["attempts"]
     assert attempts and {a["status"] for a in attempts} == {"untagged"} and all(a["detail"] for a in attempts)
+
+
+def test_a_small_model_call_budget_still_gets_further_each_run(tmp_path):
+    """Analyzer answers an earlier run got come from the model's cache and cost no call: with --max-model-calls 2 a
+    resumed search used to spend its whole budget asking again about the steps it had cleared, and never moved on."""
+    from agentracer.models.openai_http import OpenAIChatModel
+
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"id": "deep", "task": "Count from 0, one step per message. slip=4",
+                                "ground_truth": "5"}) + "\n")
+    out, team = tmp_path / "ds", agentracer.trace(make_task_chain)
+    with OpenAIServer(lambda request: chain_analyzer(request["messages"])) as server:
+        for _ in range(8):
+            analyzer = OpenAIChatModel(server.base_url, "m", cache_dir=str(tmp_path / "cache"))
+            summary = AnnotationPipeline(team, chain_evaluator, out, analyzer=analyzer, k=1, concurrency=1,
+                                         budget=Budget(max_model_calls=2)).run(read_tasks(path), progress=False)
+            if summary.left_open == 0:
+                break
+        asked = len(server.requests)
+    entry = Ledger(out).entries()["deep"]
+    assert entry["label"] is not None and entry["label"]["step"] == 4
+    assert asked == 4  # steps 1 to 4, each asked once over all the runs
