@@ -139,14 +139,15 @@ async def run_custom_loop(team: Any, task: str, run: Run, options: CamelOptions,
 
 def record_society_task(society: Any, task: str, run: Run) -> None:
     """A role-playing society runs the task its agents were built with (``task_prompt``): when the task given to
-    ``run`` is another one, the society's is the run's task (the given one kept as ``metadata.given_task``)."""
+    ``run`` is another one, the society's is the run's task (the given one kept as ``metadata.given_task``). A given
+    task holding the society's and more (a note refine appends) is another one: the more never reaches the agents."""
     society_task = text(getattr(society, "task_prompt", "") or "")
-    if society_task and task.strip() not in society_task and society_task not in task:
+    if society_task and task.strip() not in society_task:
         run.trajectory.task = society_task
         run.trajectory.metadata["given_task"] = task
         warnings.warn("this role-playing society runs its own task_prompt, not the task given to run(): the "
-                      "trajectory records the task_prompt (build the society with the task to run another one)",
-                      stacklevel=3)
+                      "trajectory records the task_prompt (build the society with the task to run another one; for "
+                      "refine's feedback to reach its agents, give the factory a feedback parameter)", stacklevel=3)
 
 
 class _RolePlayingRounds:

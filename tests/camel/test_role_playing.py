@@ -78,6 +78,15 @@ def test_a_task_the_society_does_not_run_is_not_recorded_as_its_task(ledger: Led
     assert new.task == ROLE_TASK and new.steps[3].replaced
 
 
+def test_a_note_added_to_the_societys_task_is_not_recorded_as_heard(ledger: Ledger) -> None:
+    """refine appends its feedback to the task: a society built with its own task_prompt never sees the note, so the
+    run must not record it as the task the agents ran (nor stay silent about it)."""
+    given = f"{ROLE_TASK}\n\nFeedback from the previous attempt:\nRedo step 3."
+    with pytest.warns(UserWarning, match="feedback parameter"):
+        traj = agentracer.trace(make_role_play, ledger).run(given)
+    assert traj.task == ROLE_TASK and traj.metadata["given_task"] == given
+
+
 def test_a_tool_call_for_an_agent_offered_no_tools_is_refused_before_anything_runs(ledger: Ledger) -> None:
     from agentracer import ReplayError
 
