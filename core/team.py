@@ -412,7 +412,8 @@ _TRACEBACK_MARKS = ("\nTraceback:", "\nTraceback (most recent call last)")
 def error_summary(exc: BaseException, limit: int = 2000) -> str:
     """``Type: message`` of a team's exception, without the traceback text a framework folds into its message
     (AutoGen re-raises an agent's error with it): the exception itself is re-raised whole."""
-    text = f"{type(exc).__name__}: {_retried_error(exc) or exc}"
+    message, name = str(_retried_error(exc) or exc), type(exc).__name__
+    text = message if message.startswith(f"{name}: ") else f"{name}: {message}"  # (AutoGen's are ``Type: message``)
     cut = min((i for i in (text.find(mark) for mark in _TRACEBACK_MARKS) if i >= 0), default=len(text))
     text = text[:cut].rstrip()
     return text if len(text) <= limit else text[:limit] + "…"

@@ -52,12 +52,19 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     refiner = Refiner(load_team(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
                       critic=load_model(critic) if critic else None, reviser=load_model(reviser) if reviser else None)
     store = JsonlStore(out_path) if out_path else None
-    results = []
+    results, stopped = [], 0
     for row in tasks:
         result = run_sync(refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds))
         results.append(result)
         first = next((r.round for r in result.rounds if r.success), None)
         click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved"))
+        for record in result.rounds:
+            if record.replay_error:
+                click.echo(f"  round {record.round + 1} restarted with the feedback: the replay could not be made "
+                           f"({record.replay_error})", err=True)
+        if result.error:
+            stopped += 1
+            click.echo(f"error: task {row.id}: {result.error}", err=True)
         if store is not None:
             for record in result.rounds:
                 record.trajectory.metadata.setdefault("task_id", row.id)
@@ -67,3 +74,8 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     rates = success_rate_per_round(results, rounds)
     click.echo(f"strategy {strategy} ({mode}); success rate per round: "
                + ", ".join(f"round {i}: {rate:.0%}" for i, rate in enumerate(rates)))
+    if stopped:
+        click.echo(f"{stopped} of {len(tasks)} task(s) stopped by an error (above); their rounds so far are kept"
+                   + (f" in {out_path}" if out_path else ""), err=True)
+    if tasks and stopped == len(tasks):
+        raise SystemExit(1)

@@ -39,7 +39,8 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
     env = trajectory.outcome.feedback or trajectory.outcome.error
     text = (
         f"{verdict.agent}, your action at step {verdict.step} caused the failure.{said} "
-        f"Why: {verdict.reason or 'it led the run to fail'}. Redo step {verdict.step} correctly and keep the "
+        f"Why: {(verdict.reason or 'it led the run to fail').rstrip('. ')}. Redo step {verdict.step} correctly and "
+        "keep the "
         "rest of the approach."
     )
     if env:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..annotate.prompts import action_text, as_action, render_history, step_action
-from ..errors import InputError, TeamRunError
+from ..errors import InputError, ReplayError, TeamRunError
 from ..evaluate.outcome import get_evaluator
-from ..models import ChatModel
+from ..models import ChatModel, ModelError
 from ..schema import Trajectory, Verdict
-from ..team import TracedTeam, apply_evaluation, run_sync, trace
+from ..team import TracedTeam, apply_evaluation, error_summary, run_sync, trace
 from .feedback import Feedback, Tracer, ask_tracer, critique, tracer_feedback
 
 STRATEGIES = ("tracer", "self-refine", "critic")
@@ -31,13 +31,15 @@ MODES = ("restart", "replay")
 
 @dataclass
 class RoundResult:
-    """One attempt: its trajectory, Ω, and the verdict and feedback that followed it (if it failed)."""
+    """One attempt: its trajectory, Ω, and the verdict and feedback that followed it (if it failed); ``replay_error``:
+    why the next attempt restarted with the feedback instead of replaying from the decisive step."""
 
     round: int
     trajectory: Trajectory
     success: bool
     verdict: Verdict | None = None
     feedback: Feedback | None = None
+    replay_error: str | None = None
 
 
 @dataclass
@@ -47,6 +49,7 @@ class RefineResult:
     strategy: str
     mode: str
     rounds: list[RoundResult] = field(default_factory=list)
+    error: str | None = None  # what ended the task's attempts early (the team, Ω or the tracer raised)
 
     @property
     def success(self) -> bool:
@@ -119,7 +122,7 @@ class Refiner:
         return await self._checked(self.team.arun(f"{task}\n\n{feedback.note()}", ground_truth=ground_truth,
                                                   metadata=metadata))
 
-    async def _replay(self, failed: Trajectory, feedback: Feedback) -> Trajectory:
+    async def _replay(self, failed: Trajectory, feedback: Feedback, round_: int) -> Trajectory:
         assert self.reviser is not None and feedback.step is not None and feedback.agent is not None
         step = failed.steps[feedback.step]
         messages = [
@@ -131,8 +134,25 @@ class Refiner:
         completion = await self.reviser.acomplete(messages)
         action = as_action(completion.text.strip(), step)
         replayed = await self._checked(self.team.areplay(failed, feedback.step, action))
-        replayed.metadata["refine"] = {"strategy": self.strategy, "mode": "replay", "revised": action_text(action)}
+        replayed.metadata["refine"] = {"round": round_, "strategy": self.strategy, "mode": "replay",
+                                       "revised": action_text(action)}
         return replayed
+
+    async def _next(self, task: str, ground_truth: Any, record: RoundResult) -> Trajectory:
+        """The next attempt after ``record``: in replay mode a replay from the decisive step, else (or when the step
+        cannot be replayed: out of the run, or a step no model call made) a restart with the feedback."""
+        feedback, round_ = record.feedback, record.round + 1
+        assert feedback is not None
+        if self.mode == "replay" and feedback.step is not None:
+            if not 0 <= feedback.step < len(record.trajectory.steps):
+                record.replay_error = (f"the verdict's step {feedback.step} is not a step of the run "
+                                       f"({len(record.trajectory.steps)} steps)")
+            else:
+                try:
+                    return await self._replay(record.trajectory, feedback, round_)
+                except ReplayError as exc:
+                    record.replay_error = str(exc).splitlines()[0]
+        return await self._restart(task, ground_truth, feedback, round_)
 
     async def _feedback(self, trajectory: Trajectory) -> tuple[Verdict | None, Feedback]:
         if self.strategy == "tracer":
@@ -143,19 +163,28 @@ class Refiner:
 
     async def arun(self, task: str, *, ground_truth: Any = None, rounds: int = 3,
                    first: Trajectory | None = None) -> RefineResult:
-        """Attempt ``task`` up to ``rounds + 1`` times; ``first`` is an already checked first attempt."""
+        """Attempt ``task`` up to ``rounds + 1`` times; ``first`` is an already checked first attempt.
+
+        The team's factory, Ω or the tracer raising (an answer it cannot parse, say) ends the task's attempts:
+        ``error`` says which round and why, and the rounds made so far are kept. A model failing for good (a
+        ``ModelError``: its server is down) is raised, as every next task would meet it too."""
         result = RefineResult(self.strategy, self.mode)
-        trajectory = first if first is not None else await self._restart(task, ground_truth, None, 0)
-        for round_ in range(rounds + 1):
-            record = RoundResult(round_, trajectory, bool(trajectory.outcome.success))
-            result.rounds.append(record)
-            if record.success or round_ == rounds:
-                break
-            record.verdict, record.feedback = await self._feedback(trajectory)
-            if self.mode == "replay" and record.feedback.step is not None:
-                trajectory = await self._replay(trajectory, record.feedback)
-            else:
-                trajectory = await self._restart(task, ground_truth, record.feedback, round_ + 1)
+        stage = "round 0"
+        try:
+            trajectory = first if first is not None else await self._restart(task, ground_truth, None, 0)
+            for round_ in range(rounds + 1):
+                record = RoundResult(round_, trajectory, bool(trajectory.outcome.success))
+                result.rounds.append(record)
+                if record.success or round_ == rounds:
+                    break
+                stage = f"feedback on round {round_}"
+                record.verdict, record.feedback = await self._feedback(trajectory)
+                stage = f"round {round_ + 1}"
+                trajectory = await self._next(task, ground_truth, record)
+        except ModelError:
+            raise
+        except Exception as exc:
+            result.error = f"{stage}: {error_summary(exc, limit=500)}"
         return result
 
     def run(self, task: str, **kwargs: Any) -> RefineResult:

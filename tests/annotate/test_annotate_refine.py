@@ -7,7 +7,7 @@ import re
 import agentracer
 import pytest
 from agentracer.annotate import CounterfactualSearch, LocalReplayer
-from agentracer.errors import InputError
+from agentracer.errors import InputError, ReplayError
 from agentracer.models import ScriptedModel
 from agentracer.refine import Refiner, success_rate_per_round, tracer_feedback
 from agentracer.simple import SimpleAgent, SimpleTeam
@@ -107,6 +107,8 @@ def test_feedback_names_step_and_environment():
     fb = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=4, reason="added two"))
     assert re.search(r"agent0, your action at step 4", fb.text) and "expected 7, got 8" in fb.text
     assert fb.for_agent("agent1") is None and fb.for_agent("agent0")
+    ended = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=4, reason="It added two (+2)."))
+    assert "(+2). Redo step 4" in ended.text
 
 
 def test_refine_command_reports_rates_per_round(tmp_path):
@@ -129,3 +131,82 @@ def test_refine_command_reports_rates_per_round(tmp_path):
     assert "a: not solved" in proc.stdout and "b: solved in round 0" in proc.stdout
     assert "round 0: 50%, round 1: 50%" in proc.stdout
     assert len(out.read_text().splitlines()) == 3  # a: two attempts, b: one
+
+
+def _counting_reviser():
+    def reviser(messages):
+        history = messages[-1]["content"].split("Conversation so far:")[1].split("Your message at step")[0]
+        return f"value = {last_value(history) + 1}"
+    return ScriptedModel(reviser)
+
+
+def test_replay_mode_restarts_when_the_verdicts_step_cannot_be_replayed():
+    """A tracer naming a step past the run's end (or one no model call made) gets a restart with its feedback, not
+    an IndexError or a ReplayError that ends the batch."""
+    past_the_end = lambda trajectory: agentracer.Verdict(agent="agent0", step=99, reason="late")  # noqa: E731
+    result = agentracer.refine(make_team, TASK, chain_evaluator, past_the_end, rounds=1, mode="replay",
+                               reviser=_counting_reviser(), ground_truth="7")
+    assert result.error is None and len(result.rounds) == 2
+    assert "step 99 is not a step of the run" in result.rounds[0].replay_error
+    assert result.rounds[1].trajectory.replay is None  # restarted
+    assert result.rounds[1].trajectory.metadata["refine"]["round"] == 1
+
+
+def test_replay_mode_restarts_when_the_replay_is_refused():
+    class Unreplayable(Refiner):  # as AutoGen refuses a summary step no model call made
+        async def _replay(self, failed, feedback, round_):
+            raise ReplayError(f"step {feedback.step} is a summary step of 'coder' that no model call produced")
+
+    refiner = Unreplayable(make_team, chain_evaluator, cf_tracer(), mode="replay", reviser=_counting_reviser())
+    result = refiner.run(TASK, ground_truth="7", rounds=1)
+    assert result.error is None and "summary step" in result.rounds[0].replay_error
+    assert result.rounds[1].success and result.rounds[1].trajectory.replay is None  # the feedback restart fixed it
+
+
+def test_replay_mode_attempts_say_their_round():
+    result = agentracer.refine(make_team, TASK, chain_evaluator, cf_tracer(), rounds=1, mode="replay",
+                               reviser=_counting_reviser(), ground_truth="7")
+    assert result.rounds[1].trajectory.metadata["refine"]["round"] == 1
+
+
+def test_a_task_whose_tracer_team_or_check_raises_keeps_its_rounds_and_says_why():
+    def unparsable(trajectory):
+        from agentracer.tracer.base import AnswerError
+
+        raise AnswerError("unparsable answer: no agent and step found in the answer", raw="I cannot tell")
+
+    result = agentracer.refine(make_team, TASK, chain_evaluator, unparsable, rounds=2, ground_truth="7")
+    assert len(result.rounds) == 1 and result.error.startswith("feedback on round 0: AnswerError: unparsable")
+
+    def broken_check(trajectory):
+        raise ZeroDivisionError("omega bug")
+
+    result = agentracer.refine(make_team, TASK, broken_check, rounds=2, ground_truth="7")
+    assert result.rounds == [] and result.error == "round 0: ZeroDivisionError: omega bug"
+
+
+def test_refine_command_goes_on_after_a_task_that_raised(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    (tmp_path / "checks.py").write_text(
+        "from annotate_teams import chain_evaluator\n"
+        "def picky(trajectory):\n"
+        "    if 'boom' in trajectory.task:\n"
+        "        raise ZeroDivisionError('omega bug')\n"
+        "    return chain_evaluator(trajectory)\n")
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps(row) + "\n" for row in (
+        {"id": "a", "task": "Count from 0. boom", "ground_truth": "5"},
+        {"id": "b", "task": "Count from 0.", "ground_truth": "5"})))
+    out = tmp_path / "attempts.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentracer.cli", "refine", "--team", f"{here / 'annotate_teams.py'}:make_task_chain",
+         "--tasks", str(tasks), "--evaluator", f"{tmp_path / 'checks.py'}:picky", "--rounds", "1", "-o", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=here, env={**__import__("os").environ, "PYTHONPATH": str(here)})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "error: task a: round 0: ZeroDivisionError: omega bug" in proc.stderr
+    assert "b: solved in round 0" in proc.stdout and len(out.read_text().splitlines()) == 1

@@ -310,6 +310,8 @@ def test_a_frameworks_exception_message_is_recorded_without_the_traceback_it_fol
     folded = RuntimeError("ValueError: bad input\nTraceback:\nTraceback (most recent call last):\n  File ...")
     assert error_summary(folded) == "RuntimeError: ValueError: bad input"
     assert error_summary(KeyError("k")) == "KeyError: 'k'"
+    assert error_summary(RuntimeError("RuntimeError: model server returned 503")) == (
+        "RuntimeError: model server returned 503")  # AutoGen's re-raised message names its type already
 
     class Attempt:  # tenacity's last attempt: a finished Future
         def exception(self) -> BaseException:
