@@ -16,19 +16,19 @@ from ..errors import InputError
                                   "as they are)")
 @click.option("--evaluator", "evaluator_spec", required=True, help="Ω: mbpp, math, exact or MODULE:FUNCTION")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="dataset folder")
-@click.option("--k", default=4, show_default=True, help="candidate steps replayed at once per failed run")
-@click.option("--proposals", default=1, show_default=True, help="corrections sampled per step")
-@click.option("--concurrency", default=2, show_default=True, help="tasks at once")
-@click.option("--max-replays-in-flight", default=8, show_default=True, help="replays at once over all tasks")
-@click.option("--max-replays", type=int, help="budget: replays in all")
-@click.option("--max-model-calls", type=int, help="budget: analyzer/perturber calls plus live replay calls")
-@click.option("--max-cost", type=float, help="budget: cost in the unit of --price-per-1k")
-@click.option("--price-per-1k", default=0.0, show_default=True, help="cost of 1000 tokens")
+@click.option("--k", type=click.IntRange(1), default=4, show_default=True, help="candidate steps replayed at once per failed run")
+@click.option("--proposals", type=click.IntRange(1), default=1, show_default=True, help="corrections sampled per step")
+@click.option("--concurrency", type=click.IntRange(1), default=2, show_default=True, help="tasks at once")
+@click.option("--max-replays-in-flight", type=click.IntRange(1), default=8, show_default=True, help="replays at once over all tasks")
+@click.option("--max-replays", type=click.IntRange(0), help="budget: replays in all")
+@click.option("--max-model-calls", type=click.IntRange(0), help="budget: analyzer/perturber calls plus live replay calls")
+@click.option("--max-cost", type=click.FloatRange(0), help="budget: cost in the unit of --price-per-1k")
+@click.option("--price-per-1k", type=click.FloatRange(0), default=0.0, show_default=True, help="cost of 1000 tokens")
 @click.option("--strategy", type=click.Choice(["uniform", "late", "agent-balanced"]), default="uniform",
               show_default=True, help="how injection picks steps")
-@click.option("--tries", default=3, show_default=True, help="injection attempts per successful run")
+@click.option("--tries", type=click.IntRange(1), default=3, show_default=True, help="injection attempts per successful run")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--limit", type=int, help="only the first N tasks")
+@click.option("--limit", type=click.IntRange(1), help="only the first N tasks")
 @click.option("--ray", "ray_address", help="run replays as Ray tasks on this cluster ('local' starts one)")
 @click.option("--training-rows/--no-training-rows", default=False, help="also write verl rows under OUT/train")
 @click.option("--progress/--no-progress", default=True)
@@ -48,8 +48,6 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
     from ..loading import load_team
     from ..models import load_model
 
-    if k < 1 or proposals < 1 or concurrency < 1:
-        raise InputError("--k, --proposals and --concurrency must be at least 1")
     if analyzer is None and perturber is None:
         raise InputError("give --analyzer (label failures), --perturber (label successes) or both")
     tasks = read_tasks(tasks_path)[:limit]

@@ -324,3 +324,17 @@ def test_a_small_model_call_budget_still_gets_further_each_run(tmp_path):
     entry = Ledger(out).entries()["deep"]
     assert entry["label"] is not None and entry["label"]["step"] == 4
     assert asked == 4  # steps 1 to 4, each asked once over all the runs
+
+
+@pytest.mark.parametrize(("option", "value"), [("--limit", "-1"), ("--limit", "0"), ("--tries", "-1"),
+                                               ("--max-replays-in-flight", "0"), ("--max-replays", "-5"),
+                                               ("--max-cost", "-1"), ("--k", "0")])
+def test_annotate_refuses_counts_below_their_range(tmp_path, option, value):
+    from agentracer.cli import cli
+    from click.testing import CliRunner
+
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 2)
+    result = CliRunner().invoke(cli, ["annotate", "--team", f"{TEAM_FILE}:make_task_chain", "--tasks", str(tasks),
+                                      "--analyzer", "scripted:x", "--evaluator", f"{TEAM_FILE}:chain_evaluator",
+                                      "-o", str(tmp_path / "ds"), option, value])
+    assert result.exit_code == 2 and option in result.output and not (tmp_path / "ds").exists()
