@@ -73,7 +73,19 @@ def parse_record(text: str | bytes, *, where: str) -> Trajectory:
     return trajectory
 
 
+def utf8_text(data: str | bytes, where: str) -> str:
+    """``data`` as text, read as UTF-8 (a BOM dropped); ``InputError`` naming the byte where it is not UTF-8 (JSON's own
+    reader would guess UTF-16 from two odd bytes and complain about that)."""
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 (byte {exc.start}: {exc.reason})", where=where) from None
+
+
 def _parse_precisely(text: str | bytes, where: str) -> Trajectory:
+    text = utf8_text(text, where)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep

@@ -203,7 +203,7 @@ def holds_trajectories(path: Path) -> bool:
 def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
     """A ``.json`` file holding one trajectory, a list of them, or a Who&When record."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM, as some editors write, is no error)
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep
         problems.report(InputError(f"not valid JSON ({exc})", where=str(path)))
         return

@@ -140,6 +140,8 @@ def export_openinference(source: str, output: str | None, endpoint: str | None, 
     if output is None and endpoint is None:
         raise click.UsageError("give -o OUT.json, --endpoint URL, or both")
     if output is not None:
+        if Path(output).suffix.lower() not in {".json", ".jsonl"}:
+            raise click.BadParameter("must end in .json or .jsonl (OTLP/JSON)", param_hint="'-o'")
         _check_output(source, output)
     header_map: dict[str, str] = {}
     for header in headers:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..schema import LabelSource, Step, Trajectory, Verdict, new_id
-from ..store import validation_message
+from ..store import utf8_text, validation_message
 
 COLUMNS = ("question_ID", "question", "ground_truth", "history", "mistake_agent", "mistake_step", "mistake_reason")
 SOURCE_COLUMN = "mistake_source"
@@ -232,8 +232,11 @@ def iter_rows(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep
+                row = json.loads(utf8_text(line, where))
+            except InputError as exc:
+                yield where, exc
+                continue
+            except (ValueError, RecursionError) as exc:  # bad JSON, nesting too deep
                 yield where, InputError(f"not valid JSON ({exc})", where=where)
                 continue
             yield where, row

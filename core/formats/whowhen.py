@@ -195,7 +195,7 @@ def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Traject
     """Read one Who&When JSON file (``root`` makes the id and ``source_path`` relative to it)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM, as some editors write, is no error)
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep
         raise InputError(f"not valid JSON ({exc})", where=str(path)) from None
     relative = str(path.relative_to(root)) if root is not None else path.name

@@ -242,3 +242,13 @@ def test_export_whowhen_with_nothing_to_write_says_so(tmp_path: Path) -> None:
     code, _, err = run_cli("export", "whowhen", str(empty), "-o", str(tmp_path / "ww"))
     assert code == 0 and "no trajectories to export" in err and "nothing written" in err
     assert not (tmp_path / "ww").exists()
+
+
+@pytest.mark.parametrize("name", ["store.db", "spans.txt", "rows.parquet"])
+def test_export_openinference_writes_only_json_names(tmp_path: Path, name: str) -> None:
+    source = store_of(tmp_path / "s.jsonl", run("a"))
+    other = store_of(tmp_path / name, run("b")) if name == "store.db" else tmp_path / name
+    before = other.read_bytes() if other.exists() else None
+    code, _, err = run_cli("export", "openinference", str(source), "-o", str(other))
+    assert code == 2 and ".json or .jsonl" in err
+    assert (other.read_bytes() if other.exists() else None) == before

@@ -235,3 +235,11 @@ def test_whowhen_subsets_survive_tracertraj_files(whowhen: list[Trajectory], tmp
     subsets = Counter(item.subset for item in iter_items(path))
     assert subsets == Counter(t.metadata["subset"] for t in whowhen)
     assert set(subsets) == {"Hand-Crafted", "Algorithm-Generated"}
+
+
+def test_a_row_that_is_not_utf8_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(json.dumps(row()).encode() + b"\n" + b"\xff\xfe" + json.dumps(row())[2:].encode() + b"\n")
+    (first, second) = list(iter_tracertraj(path))
+    assert isinstance(first[1], Trajectory) and isinstance(second[1], InputError)
+    assert "not valid UTF-8" in str(second[1]) and "rows.jsonl:2" in str(second[1])

@@ -175,3 +175,9 @@ def test_a_mistake_agent_that_is_not_a_name_is_refused(agent: object) -> None:
     data = {"history": [{"name": "A", "content": "hi"}], "question": "q", "mistake_agent": agent, "mistake_step": "0"}
     with pytest.raises(InputError, match="'mistake_agent' must be an agent's name"):
         from_whowhen(data, where="x.json")
+
+
+def test_a_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "7.json"
+    path.write_bytes(b"\xef\xbb\xbf" + FILES[0].read_bytes())
+    assert load_whowhen(path).steps == load_whowhen(FILES[0]).steps

@@ -164,3 +164,19 @@ def test_jsonl_handle_sees_appends_by_another_handle(tmp_path: Path) -> None:
     assert "b" in first and first.get("b") == make("b")
     with pytest.raises(DuplicateIdError):
         first.append(make("b"))
+
+
+def test_a_line_that_is_not_utf8_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    good = make("a").model_dump_json().encode()
+    path.write_bytes(b"\xff\xfe" + good[2:] + b"\n" + good + b"\n")
+    errors: list[InputError] = []
+    assert [t.id for t in JsonlStore(path).iter(errors=errors)] == ["a"]
+    assert len(errors) == 1 and "not valid UTF-8 (byte 0" in str(errors[0]) and "utf-16" not in str(errors[0])
+    assert str(errors[0]).startswith(f"{path}:1")
+
+
+def test_a_byte_order_mark_is_no_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + make("a").model_dump_json().encode() + b"\n")
+    assert [t.id for t in JsonlStore(path)] == ["a"]
