@@ -45,7 +45,8 @@ class PipelineSummary:
     successful_runs: int = 0
     counterfactual_labels: int = 0
     injection_labels: int = 0
-    replays: int = 0
+    replays: int = 0  # made by this run
+    reused_replays: int = 0  # made by an earlier run that left the task open, used again
     left_open: int = 0  # cut short (the budget, untried steps): not in the ledger as done, a later run does them
     errors: list[str] = field(default_factory=list)
     stopped: str | None = None
@@ -133,13 +134,14 @@ class AnnotationPipeline:
 
     async def _task(self, row: TaskRow, summary: PipelineSummary) -> None:
         original = await self._original(row)
+        earlier = self._earlier_replays(row)
         outputs: list[Trajectory] = [original]
         entry: dict[str, Any] = {"task_id": row.id, "status": "done", "original": original.id,
                                  "success": original.outcome.success, "label": None}
         if original.outcome.success:
             summary.successful_runs += 1
             if self.injector is not None:
-                result = await self.injector.ainject(original, earlier=self._earlier_replays(row))
+                result = await self.injector.ainject(original, earlier=earlier)
                 outputs += result.replays
                 entry["replays"] = len(result.replays)
                 if result.kept is not None:
@@ -151,7 +153,7 @@ class AnnotationPipeline:
         else:
             summary.failed_runs += 1
             if self.search is not None:
-                searched = await self.search.asearch(original, earlier=self._earlier_replays(row))
+                searched = await self.search.asearch(original, earlier=earlier)
                 label_failed(original, searched)
                 outputs += searched.replays
                 entry["replays"] = len(searched.replays)
@@ -163,7 +165,9 @@ class AnnotationPipeline:
         for trajectory in outputs:
             trajectory.metadata.setdefault("question_id", row.id)
             trajectory.metadata.setdefault("task_id", row.id)
-        summary.replays += len(outputs) - 1
+        reused = len({r.id for r in earlier} & {r.id for r in outputs[1:]})
+        summary.replays += len(outputs) - 1 - reused
+        summary.reused_replays += reused
         write_trajectories(self.out / "tasks" / f"{safe_name(row.id)}.jsonl", outputs)
         if entry["label"] is None and str(entry.get("stopped", "")).startswith(("budget", "incomplete:")):
             entry["status"] = "open"  # cut short (the budget, steps left untried): a later run does it again

@@ -72,10 +72,11 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
         from pathlib import Path
 
         export_labelled(read_trajectories(Path(out_dir) / "trajectories.jsonl"), out_dir, training_rows=True)
+    reused = f" (and {summary.reused_replays} an earlier run made)" if summary.reused_replays else ""
     click.echo(
         f"{summary.done} tasks annotated now, {summary.skipped} already done; {summary.failed_runs} failed runs "
         f"-> {summary.counterfactual_labels} counterfactual labels; {summary.successful_runs} successful runs -> "
-        f"{summary.injection_labels} injection labels; {summary.replays} replays; budget {summary.budget}; "
+        f"{summary.injection_labels} injection labels; {summary.replays} replays{reused}; budget {summary.budget}; "
         f"{summary.wall_s:.1f}s -> {out_dir}"
     )
     if summary.left_open:

@@ -276,16 +276,18 @@ def test_an_injection_larger_than_one_runs_budget_gets_further_each_run(tmp_path
     path.write_text(json.dumps({"id": "good", "task": "Count from 0, one step per message.", "ground_truth": "7"}) + "\n")
     tasks, out = read_tasks(path), tmp_path / "ds"
     team = agentracer.trace(make_task_chain, steps=8)
-    replayed = []
+    replayed, counted = [], []
     for _ in range(8):
         summary = AnnotationPipeline(team, chain_evaluator, out, perturber=ScriptedModel(flips_the_third_step_tried), tries=7,
                                      concurrency=1, budget=Budget(max_replays=1)).run(tasks, progress=False)
         replayed.append(summary.budget["replays"])
+        counted.append((summary.replays, summary.reused_replays))
         if summary.left_open == 0:
             break
     entry = Ledger(out).entries()["good"]
     assert entry["label"] is not None and entry["label"]["step"] == seen[2]
     assert replayed == [1, 1, 1]  # one new replay per run: the earlier runs' replays were reused
+    assert counted == [(1, 0), (1, 1), (1, 2)]  # and the summary says so
     kept = [t for t in read_trajectories(out / "tasks" / "good.jsonl") if t.replay is not None]
     assert sum(replayed) == len(kept) == len({t.replay.step for t in kept})
 
