@@ -105,6 +105,18 @@ def without_credentials(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def _json_object(response: httpx.Response) -> dict[str, Any] | str:
+    """The JSON object of a 200 answer, or what is wrong with its body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        start = response.text.lstrip()[:60]
+        if start.startswith("data:"):
+            return "a stream (server-sent events) to a request that asked for none: does a proxy force streaming?"
+        return f"a body that is not JSON: {start!r}"
+    return payload if isinstance(payload, dict) else f"JSON that is not an object: {str(payload)[:60]}"
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -290,14 +302,11 @@ class OpenAIChatModel(BaseChatModel):
             else:
                 self._connect_failures = 0
                 if response.status_code == 200:
-                    try:
-                        payload = response.json()
-                    except ValueError:
-                        problem = "answered HTTP 200 with a body that is not JSON"
-                    else:
-                        if isinstance(payload, dict):
-                            return payload
-                        problem = "answered HTTP 200 with JSON that is not an object"
+                    payload = _json_object(response)
+                    if isinstance(payload, dict):
+                        return payload
+                    self.stats["failures"] += 1  # the same request would get the same body: no retry
+                    raise ModelError(self._scrubbed(f"{shown} answered HTTP 200 with {payload}"))
                 elif response.status_code in RETRY_STATUSES or response.status_code >= 500:
                     retry_after = _retry_after(response)
                     problem = f"HTTP {response.status_code}: {_error_message(response)}"

@@ -292,3 +292,33 @@ def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTRACER_TIMEOUT", "soon")
     with pytest.raises(Exception, match="AGENTRACER_TIMEOUT"):
         OpenAIChatModel("http://x/v1", "m", cache=False)
+
+
+class _Streaming(BaseHTTPRequestHandler):
+    """Answers every request with server-sent events, as a proxy forcing streaming would."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\ndata: [DONE]\n\n'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_200_whose_body_is_not_a_json_object_fails_at_once_saying_what_it_was() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Streaming)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = OpenAIChatModel(f"http://127.0.0.1:{server.server_address[1]}/v1", "m", cache=False,
+                                backoff_base=0.001)
+        with pytest.raises(ModelError, match="HTTP 200 with a stream"):
+            model.complete(MESSAGES)
+        assert model.stats["attempts"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
