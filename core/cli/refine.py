@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..errors import InputError
@@ -18,6 +20,28 @@ def _check_tracer_model(tracer_name: str, tracer_model: str | None) -> None:
                                "(e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B)")
 
 
+def _earlier_results(store: Any, strategy: str) -> dict[str, Any]:
+    """The attempts an earlier run wrote into OUT, by task: each task's latest (its rounds are written together,
+    round 0 first); one stopped by an error says so (``error``) and is done again."""
+    from ..refine import RefineResult, RoundResult
+
+    results: dict[str, RefineResult] = {}
+    for trajectory in store:
+        task_id, info = trajectory.metadata.get("task_id"), trajectory.metadata.get("refine") or {}
+        if task_id is None or not isinstance(info.get("round"), int):
+            continue
+        if info.get("strategy") != strategy:
+            raise InputError(f"holds attempts of strategy {info.get('strategy')!r}: write these to another file",
+                             where=str(store.path))
+        if info["round"] == 0:
+            results[str(task_id)] = RefineResult(strategy, str(info.get("mode")))
+        result = results.get(str(task_id))
+        if result is not None:
+            result.rounds.append(RoundResult(info["round"], trajectory, bool(trajectory.outcome.success)))
+            result.error = info.get("error") or result.error
+    return results
+
+
 @click.command()
 @click.option("--team", "team_spec", required=True, help="MODULE:FACTORY (or FILE.py:FACTORY) building the team")
 @click.option("--tasks", "tasks_path", required=True, type=click.Path(dir_okay=False), help="tasks JSONL")
@@ -29,7 +53,8 @@ def _check_tracer_model(tracer_name: str, tracer_model: str | None) -> None:
 @click.option("--critic", help="model SPEC for the self-refine / critic baselines")
 @click.option("--reviser", help="model SPEC rewriting the decisive step in replay mode")
 @click.option("--rounds", default=3, show_default=True, help="correction rounds after the first run")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), help="write every attempt here (JSONL)")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+              help="write every attempt here (JSONL); run again to resume: tasks whose attempts it holds are not redone")
 def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, mode: str, tracer_name: str,
            tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:
     """Run each task; while Ω fails, feed back the verdict (or a critique) and run again."""
@@ -52,8 +77,16 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     refiner = Refiner(load_team(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
                       critic=load_model(critic) if critic else None, reviser=load_model(reviser) if reviser else None)
     store = JsonlStore(out_path) if out_path else None
+    earlier = _earlier_results(store, strategy) if store is not None else {}
     results, stopped = [], 0
     for row in tasks:
+        result = earlier.get(row.id)
+        if result is not None and result.error is None:  # done by an earlier run into OUT
+            results.append(result)
+            first = next((r.round for r in result.rounds if r.success), None)
+            click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved")
+                       + f" (attempts already in {out_path})")
+            continue
         result = run_sync(refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds))
         results.append(result)
         first = next((r.round for r in result.rounds if r.success), None)
@@ -70,6 +103,8 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
                 record.trajectory.metadata.setdefault("task_id", row.id)
                 if record.verdict is not None:
                     record.trajectory.labels.append(record.verdict)
+            if result.error and result.rounds:  # a later run into OUT does the task again
+                result.rounds[-1].trajectory.metadata.setdefault("refine", {})["error"] = result.error
             store.extend(r.trajectory for r in result.rounds)
     rates = success_rate_per_round(results, rounds)
     click.echo(f"strategy {strategy} ({mode}); success rate per round: "

@@ -122,15 +122,21 @@ def test_refine_command_reports_rates_per_round(tmp_path):
     tasks.write_text(json.dumps({"id": "a", "task": TASK, "ground_truth": "5"}) + "\n"
                      + json.dumps({"id": "b", "task": "Count from 0.", "ground_truth": "5"}) + "\n")
     out = tmp_path / "attempts.jsonl"
-    proc = subprocess.run(
-        [sys.executable, "-m", "agentracer.cli", "refine", "--team", f"{here / 'annotate_teams.py'}:make_task_chain",
-         "--tasks", str(tasks), "--evaluator", "annotate_teams.py:chain_evaluator", "--strategy", "critic",
-         "--critic", "scripted:recount||recount||recount", "--rounds", "1", "-o", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=here)
+    command = [sys.executable, "-m", "agentracer.cli", "refine", "--team",
+               f"{here / 'annotate_teams.py'}:make_task_chain", "--tasks", str(tasks), "--evaluator",
+               "annotate_teams.py:chain_evaluator", "--strategy", "critic", "--critic",
+               "scripted:recount||recount||recount", "--rounds", "1", "-o", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=here)
     assert proc.returncode == 0, proc.stderr
     assert "a: not solved" in proc.stdout and "b: solved in round 0" in proc.stdout
     assert "round 0: 50%, round 1: 50%" in proc.stdout
     assert len(out.read_text().splitlines()) == 3  # a: two attempts, b: one
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=here)  # resumes: nothing to do
+    assert again.returncode == 0 and "a: not solved (attempts already in" in again.stdout
+    assert "round 0: 50%, round 1: 50%" in again.stdout and len(out.read_text().splitlines()) == 3
+    other = subprocess.run([*command[:-8], "--strategy", "self-refine", *command[-6:]], capture_output=True,
+                           text=True, timeout=120, cwd=here)
+    assert other.returncode == 2 and "holds attempts of strategy 'critic'" in other.stderr
 
 
 def _counting_reviser():
@@ -210,3 +216,25 @@ def test_refine_command_goes_on_after_a_task_that_raised(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "error: task a: round 0: ZeroDivisionError: omega bug" in proc.stderr
     assert "b: solved in round 0" in proc.stdout and len(out.read_text().splitlines()) == 1
+
+
+def test_refine_command_does_a_task_stopped_by_an_error_again(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "task": TASK, "ground_truth": "5"}) + "\n")
+    out = tmp_path / "attempts.jsonl"
+    command = [sys.executable, "-m", "agentracer.cli", "refine", "--team",
+               f"{here / 'annotate_teams.py'}:make_task_chain", "--tasks", str(tasks), "--evaluator",
+               "annotate_teams.py:chain_evaluator", "--tracer", "agentracer", "--tracer-model",
+               "scripted:I cannot tell", "--rounds", "1", "-o", str(out)]
+    for run in range(2):
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=here)
+        assert proc.returncode == 1 and "error: task a: feedback on round 0" in proc.stderr
+        assert "already in" not in proc.stdout
+        stored = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(stored) == run + 1 and "feedback on round 0" in stored[-1]["metadata"]["refine"]["error"]
