@@ -109,6 +109,8 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
         meta: dict[str, Any] = {}
         if number != i:
             meta["step"] = number
+        if name == "":  # the step's agent is then its role: the row's empty name is written back as it was
+            meta["name"] = name
         missing = [k for k in HISTORY_FIELDS if k not in item or item[k] is None]
         if missing:
             meta["missing"] = missing
@@ -168,6 +170,14 @@ def _ground_truth(row: dict[str, Any], where: str) -> Any:
         raise InputError(f"field '{GROUND_TRUTH_JSON_COLUMN}' is not JSON text ({exc})", where=where) from None
 
 
+def _question_id(trajectory: Trajectory) -> str | int:
+    """The row's ``question_ID``: the one it was read with (a number stays a number in JSONL), else the run's id."""
+    question_id = trajectory.metadata.get("question_id")
+    if isinstance(question_id, int | str) and not isinstance(question_id, bool):
+        return question_id
+    return trajectory.id
+
+
 def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: bool = True) -> dict[str, Any]:
     """The TracerTraj row of a trajectory, labelled by its ``training_label`` (a human, else counterfactual, else
     injected label) or its first label from ``source``.
@@ -186,7 +196,7 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
         missing = set(meta.get("missing", ()))
         item: dict[str, Any] = {
             "content": step.content if step.content is None or isinstance(step.content, str) else step.text,
-            "name": step.agent,
+            "name": meta.get("name", step.agent),
             "role": step.role,
             "step": meta.get("step", step.index),
         }
@@ -203,7 +213,7 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
         if number is None:  # a row without step numbers: history positions
             number = label.step
     row: dict[str, Any] = {
-        "question_ID": str(trajectory.metadata.get("question_id", trajectory.id)),
+        "question_ID": _question_id(trajectory),
         "question": trajectory.task,
         "ground_truth": trajectory.ground_truth,
         "history": history,

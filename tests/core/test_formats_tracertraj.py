@@ -243,3 +243,12 @@ def test_a_row_that_is_not_utf8_is_named_as_such(tmp_path: Path) -> None:
     (first, second) = list(iter_tracertraj(path))
     assert isinstance(first[1], Trajectory) and isinstance(second[1], InputError)
     assert "not valid UTF-8" in str(second[1]) and "rows.jsonl:2" in str(second[1])
+
+
+def test_a_numeric_question_id_and_an_empty_name_are_written_back_as_they_were(tmp_path: Path) -> None:
+    original = row(question_ID=17, mistake_source="human",
+                   history=[dict(h, name="") if h["step"] == 0 else h for h in row()["history"]])
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps(original) + "\n")
+    write_tracertraj(read_tracertraj(path), tmp_path / "out.jsonl")
+    assert json.loads((tmp_path / "out.jsonl").read_text()) == original
