@@ -229,8 +229,8 @@ class Run:
         with self._lock:
             index = len(self._steps) if self.plan is None else self._place(agent, bool(tool_results))
             waiting = self._pending.pop(agent, None)
-            if self._pending_any:
-                waiting = [*(waiting or ()), *self._pending_any]
+            if self._pending_any:  # calls no step came from (a speaker's selection) go in the order they began
+                waiting = sorted([*(waiting or ()), *self._pending_any], key=lambda call: call["started_at"])
                 self._pending_any = []
             calls = self._model_calls(waiting, index) if waiting else []
             step = built(Step, {

@@ -95,6 +95,13 @@ class TracedTeam:
             raise TypeError("this traced object wraps a team, not a factory")
         return self._target(*args, **kwargs)
 
+    def __get__(self, instance: Any, owner: type | None = None) -> TracedTeam:
+        """A traced method read from an instance traces the method bound to it (``obj.build.run(task)``)."""
+        if instance is None or not inspect.isfunction(self._target):
+            return self
+        return TracedTeam(self._target.__get__(instance, owner), *self._args, evaluator=self.evaluator,
+                          store=self.store, raise_on_error=self.raise_on_error, name=self.name, **self._kwargs)
+
     # ------------------------------------------------------------------ building
     def build(self) -> Any:
         """A fresh team: the factory's result, or the wrapped team reset by its plugin."""
@@ -132,7 +139,7 @@ class TracedTeam:
         plugin.instrument()
         trajectory = Trajectory(
             task=task, ground_truth=ground_truth, framework=plugin.name, agents=plugin.describe(team),
-            metadata={"team": self.name, **(metadata or {})},
+            metadata={"team": self.name, "team_type": type(team).__qualname__, **(metadata or {})},
         )
         cassette = None
         if plan is not None and parent is not None:
@@ -283,6 +290,10 @@ class TracedTeam:
             raise ReplayError(
                 f"trajectory {parent.id} was recorded with {parent.framework!r}; this team is {plugin.name!r}"
             )
+        recorded_type, fresh_type = parent.metadata.get("team_type"), fresh.metadata.get("team_type")
+        if recorded_type and fresh_type and recorded_type != fresh_type:
+            raise ReplayError(f"team shape differs: trajectory {parent.id} was recorded with a {recorded_type}, this "
+                              f"team is a {fresh_type}")
         before = sorted(a.name for a in parent.agents)
         now = sorted(a.name for a in fresh.agents)
         if before and now and before != now:

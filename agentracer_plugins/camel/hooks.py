@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import functools
 import json
+import logging
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
-from agentracer import AgentracerError, ToolResult, current_run
+from agentracer import AgentracerError, ReplayError, ToolResult, current_run
 from agentracer.record import INSIDE_TOOL_OF
 from agentracer.schema import tool_calls_content
 
@@ -32,6 +33,7 @@ _lock = threading.RLock()
 _wanted = False
 _hooks_registered = False
 _originals: dict[tuple[Any, str], Any] = {}  # (class or module, attribute) -> the original
+_loggers_seen = [-1]  # how many loggers there were when the CAMEL ones were last given the filter
 
 
 # ---------------------------------------------------------------------- helpers
@@ -445,9 +447,45 @@ def _patch_module(module: Any) -> None:
             setattr(cls, attribute, wrapt.FunctionWrapper(original, wrapper) if class_name else wrapper(original))
 
 
+class _QuietReplayErrors(logging.Filter):
+    """Drops CAMEL's logged errors about a replay's own error (a divergence raised in a model call: CAMEL logs it with
+    its traceback, then re-raises it) and about what it sets off afterwards: the run raises the error itself, in one
+    line, where the user called it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ReplayError):
+            return False
+        if record.levelno < logging.ERROR:
+            return True
+        run = current_run()
+        return run is None or run.divergence is None
+
+
+_QUIET = _QuietReplayErrors()
+_quieted: set[str] = set()  # the CAMEL loggers (one per module) that carry the filter
+
+
+def _quiet_camel_loggers() -> None:
+    """Put the filter on every CAMEL logger there is (a logger's filter sees only its own records)."""
+    names = [name for name in list(logging.root.manager.loggerDict) if name.startswith("camel")]
+    for name in names:
+        if name not in _quieted:
+            logging.getLogger(name).addFilter(_QUIET)
+            _quieted.add(name)
+
+
+def _unquiet_camel_loggers() -> None:
+    for name in _quieted:
+        logging.getLogger(name).removeFilter(_QUIET)
+    _quieted.clear()
+
+
 def instrument() -> None:
     """Install every CAMEL hook now or when its module is imported (idempotent)."""
     global _wanted, _hooks_registered
+    if len(logging.root.manager.loggerDict) != _loggers_seen[0]:  # new modules, new loggers
+        _loggers_seen[0] = len(logging.root.manager.loggerDict)
+        _quiet_camel_loggers()
     if _wanted and len(_originals) == _PATCH_COUNT:
         return  # every hook is in place already: the common case, once per traced run
     found = camel_version()
@@ -474,6 +512,8 @@ def uninstrument() -> None:
         for (cls, attribute), original in _originals.items():
             setattr(cls, attribute, original)
         _originals.clear()
+        _unquiet_camel_loggers()
+        _loggers_seen[0] = -1
 
 
 def instrumented() -> bool:

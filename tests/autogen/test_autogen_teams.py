@@ -35,6 +35,7 @@ def test_speaker_selection_is_a_model_call_of_the_manager_not_a_step():
         assert "the planner" in selection.request["messages"][-1]["content"] or any(
             "the planner" in m["content"] for m in selection.request["messages"])
         assert own.agent == step.agent and own.produces_step
+        assert step.model_calls == [selection, own]  # in the order they were made: the step's own call is last
     assert all(s.agent != "SelectorGroupChatManager" for s in traj.steps)
 
 
@@ -275,3 +276,16 @@ def test_a_graph_flow_is_recorded_as_autogen_streams_it_and_replays_along_its_ed
     new = traced.replay(traj, step=2, action="EDITED")
     assert [s.content for s in new.steps] == ["write", "draft", "EDITED", "critique of EDITED"]
     assert CountingClient.live == 1
+
+
+def test_a_selector_recording_is_refused_by_a_round_robin_team_of_the_same_agents():
+    traj = agentracer.trace(selector_team).run("plan and code")
+    assert traj.metadata["team_type"] == "SelectorGroupChat"
+
+    def round_robin():
+        agents = [AssistantAgent(n, model_client=counting([f"{n} speaks"]), description=f"the {n}")
+                  for n in ("planner", "coder", "reviewer")]
+        return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(4))
+
+    with pytest.raises(ReplayError, match="recorded with a SelectorGroupChat, this team is a RoundRobinGroupChat"):
+        agentracer.trace(round_robin).replay(traj, step=2, action="x")

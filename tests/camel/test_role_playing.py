@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import agentracer
 import pytest
 from agentracer import ReplayDivergence
@@ -58,6 +60,17 @@ def test_a_changed_prompt_before_the_step_is_a_divergence(ledger: Ledger) -> Non
         changed.replay(traj, step=5, action="x")
     assert info.value.step == 1 and info.value.agent == "Poet"
     assert "terse poet" in info.value.diff
+
+
+def test_a_divergence_is_raised_once_not_also_logged_by_camel_with_its_traceback(
+        ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
+    traj = agentracer.trace(make_role_play, ledger).run(ROLE_TASK)
+    with caplog.at_level(logging.ERROR), pytest.raises(ReplayDivergence):
+        agentracer.trace(make_role_play, ledger, poet_prompt="You are a terse poet.").replay(traj, step=5, action="x")
+    assert [r.name for r in caplog.records if r.name.startswith("camel")] == []
+    agentracer.uninstrument()
+    assert not any(f.__class__.__name__ == "_QuietReplayErrors" for name in logging.root.manager.loggerDict
+                   if name.startswith("camel") for f in logging.getLogger(name).filters)
 
 
 def test_traced_society_object_is_reset_between_runs(ledger: Ledger) -> None:
