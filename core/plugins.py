@@ -84,10 +84,13 @@ def plugin_for(team: Any) -> Plugin:
         except Exception:
             continue
     kind = f"{type(team).__module__}.{type(team).__qualname__}"
-    raise PluginNotFound(
-        f"no agentracer plugin recognises a {kind}; known plugins: {sorted(plugins) or 'none'} "
-        "(install the matching extra, e.g. pip install 'agentracer[autogen]')"
-    )
+    if callable(team) and not isinstance(team, type):  # a factory object: tracing calls functions, not objects
+        hint = (f"it is callable: if it builds the team, trace a function that calls it, e.g. "
+                f"agentracer.trace(lambda: {type(team).__name__.lower()}())")
+    else:
+        hint = "install the matching extra, e.g. pip install 'agentracer[autogen]'"
+    raise PluginNotFound(f"no agentracer plugin recognises a {kind}; known plugins: {sorted(plugins) or 'none'} "
+                         f"({hint})")
 
 
 def plugin_named(name: str) -> Plugin:

@@ -663,6 +663,31 @@ def test_traced_factory_still_builds_teams_and_accepts_team_objects():
         agentracer.trace(lambda: 3).run("task")
 
 
+def test_a_traced_method_builds_its_instances_team():
+    class Teams:
+        def __init__(self, counter: Counter) -> None:
+            self.factory = make_factory(counter)
+
+        @agentracer.trace
+        def build(self) -> SimpleTeam:
+            return self.factory()
+
+    teams = Teams(Counter())
+    traj = teams.build.run("task")
+    assert len(traj.steps) == 7 and traj.metadata["team"] == "test_a_traced_method_builds_its_instances_team.<locals>.Teams.build"
+    assert [s.content for s in teams.build.replay(traj, step=3, action="new").steps[:4]][-1] == "new"
+    assert isinstance(Teams.build, agentracer.TracedTeam)
+
+
+def test_a_factory_object_is_told_how_to_trace_it():
+    class Factory:
+        def __call__(self) -> SimpleTeam:
+            return make_factory(Counter())()
+
+    with pytest.raises(agentracer.PluginNotFound, match=r"it is callable: .*agentracer.trace\(lambda: factory\(\)\)"):
+        agentracer.trace(Factory()).run("task")
+
+
 def test_a_recorded_failing_call_fails_again_when_served():
     from dataclasses import dataclass
 
