@@ -23,7 +23,8 @@ SIGMA = 1.0
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _SHAPE = re.compile(r"\A\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*\Z", re.DOTALL)
-_ANSWER = re.compile(r"\A\s*(?P<agent>[^|<>]+?)\s*\|\s*(?P<step>[0-9]{1,9})\s*\Z")  # a step index: ASCII digits
+# the agent is all before the last "|" (a name may hold "|", "<", ">"), the step a step index: ASCII digits
+_ANSWER = re.compile(r"\A\s*(?P<agent>[^\n]+?)\s*\|\s*(?P<step>[0-9]{1,9})\s*\Z")
 
 
 def parse_answer(solution_str: str) -> tuple[str, int] | None:
@@ -43,8 +44,9 @@ def parse_answer(solution_str: str) -> tuple[str, int] | None:
 
 
 def _name_key(name: str) -> str:
-    """An agent name as compared: case-insensitive, and one Unicode form (a name typed decomposed is the same)."""
-    return unicodedata.normalize("NFC", name).casefold()
+    """An agent name as compared: case-insensitive, one Unicode form (a name typed decomposed is the same), without
+    the spaces around it (a label written ``"Expert "``)."""
+    return unicodedata.normalize("NFC", name).casefold().strip()
 
 
 def known_agents(ground_truth: Mapping[str, Any]) -> list[str]:
@@ -64,7 +66,10 @@ def known_agents(ground_truth: Mapping[str, Any]) -> list[str]:
 
 def _as_mapping(ground_truth: Any) -> Mapping[str, Any]:
     if isinstance(ground_truth, str):
-        ground_truth = json.loads(ground_truth)
+        try:
+            ground_truth = json.loads(ground_truth)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"ground_truth is not JSON ({exc})") from None
     if not isinstance(ground_truth, Mapping):
         raise TypeError(f"ground_truth must be a mapping or its JSON, got {type(ground_truth).__name__}")
     return ground_truth
@@ -82,7 +87,8 @@ def score(
         return {"score": 0.0, "format": 0.0, "agent": 0.0, "step": 0.0}
     predicted_agent, predicted_step = parsed
     agent_hit = float(_name_key(predicted_agent) == _name_key(str(agent)))
-    step_part = math.exp(-((predicted_step - int(step)) ** 2) / (2.0 * sigma * sigma))
+    distance = (predicted_step - int(step)) / sigma  # (a tiny sigma: a huge distance, never a division by 0)
+    step_part = math.exp(-0.5 * distance * distance)
     return {
         "score": lam * agent_hit + (1.0 - lam) * step_part,
         "format": 1.0,
@@ -107,5 +113,19 @@ def compute_score(
     arguments verl may pass are ignored.
     """
     truth = _as_mapping(ground_truth)
-    return score(solution_str, str(truth["agent"]), int(truth["step"]), known_agents(truth),
+    return score(solution_str, _label_agent(truth), _label_step(truth), known_agents(truth),
                  lam=float(lam), sigma=float(sigma))
+
+
+def _label_agent(truth: Mapping[str, Any]) -> str:
+    agent = truth.get("agent")
+    if not isinstance(agent, str) or not agent.strip():
+        raise ValueError(f"ground_truth['agent'] must be the labelled agent's name, got {agent!r}")
+    return agent
+
+
+def _label_step(truth: Mapping[str, Any]) -> int:
+    step = truth.get("step")
+    if isinstance(step, bool) or not isinstance(step, int | str) or not str(step).strip().isdigit():
+        raise ValueError(f"ground_truth['step'] must be a step index, got {step!r}")
+    return int(step)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from agentracer.trainer.reward import compute_score, known_agents, parse_answer
@@ -105,3 +106,27 @@ def test_parse_and_agent_helpers() -> None:
     assert parse_answer(None) is None  # type: ignore[arg-type]
     assert known_agents({"agents": "Solo"}) == ["Solo"]
     assert known_agents({}) == []
+
+
+@pytest.mark.parametrize("name", ["A|B", "Orchestrator (-> WebSurfer)", "<Planner>"])
+def test_an_agent_name_with_bars_or_angle_brackets_can_be_answered(name: str) -> None:
+    truth = {"agent": name, "step": 3, "agents": [name, "Other"]}
+    assert compute_score("x", f"<think>t</think><answer>{name}|3</answer>", truth)["score"] == 1.0
+    assert compute_score("x", "<think>t</think><answer>Other|3</answer>", truth)["format"] == 1.0
+
+
+def test_a_label_agent_with_spaces_around_it_is_still_hit() -> None:
+    truth = {"agent": " Excel_Expert ", "step": 2, "agents": [" Excel_Expert ", "Checker"]}
+    assert compute_score("x", "<think>t</think><answer>Excel_Expert|2</answer>", truth)["agent"] == 1.0
+
+
+def test_a_tiny_sigma_gives_a_sharp_step_reward_not_an_error() -> None:
+    assert compute_score("x", "<think>t</think><answer>WebSurfer|13</answer>", GT, sigma=1e-200)["step"] == 0.0
+    assert compute_score("x", "<think>t</think><answer>WebSurfer|12</answer>", GT, sigma=1e-200)["step"] == 1.0
+
+
+@pytest.mark.parametrize(("truth", "named"), [({}, "ground_truth['agent']"), ({"agent": "A", "step": None}, "['step']"),
+                                              ({"agent": "A", "step": "three"}, "['step']"), ("{not json", "not JSON")])
+def test_a_bad_ground_truth_names_what_is_wrong(truth: object, named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        compute_score("x", "<think>t</think><answer>A|1</answer>", truth)
