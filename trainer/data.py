@@ -136,6 +136,8 @@ def split_position(task: str, seed: int = 0) -> float:
 def assign_splits(tasks: list[str], val_fraction: float, seed: int = 0) -> dict[str, str]:
     """``task → "train"|"val"``; at least one task goes to val when there are two or more and the fraction > 0."""
     unique = sorted(set(tasks))
+    if len(unique) == 1:  # one task: it is for training, whatever its hash
+        return {unique[0]: "train"}
     split = {t: "val" if split_position(t, seed) < val_fraction else "train" for t in unique}
     if val_fraction > 0 and len(unique) >= 2:
         if "val" not in split.values():
@@ -189,6 +191,9 @@ def _check(trajectory: Trajectory, label: Verdict | None) -> str | None:
         return "no label (human, counterfactual or injection)"
     if not 0 <= label.step < len(trajectory.steps):
         return f"label step {label.step} outside the trajectory (0..{len(trajectory.steps) - 1})"
+    names = {name.casefold().strip() for name in agent_list(trajectory)}
+    if label.agent.casefold().strip() not in names:
+        return f"label agent {label.agent!r} is not an agent of the trajectory"
     return None
 
 
@@ -209,6 +214,9 @@ def check_paths(dataset: Path, out_dir: Path) -> None:
     if any(_same_file(dataset, out_dir / name) for name in OUTPUT_FILES):
         raise InputError("the output would write over the dataset itself: choose another output folder",
                          where=str(dataset))
+    taken = [name for name in OUTPUT_FILES if (out_dir / name).is_dir()]
+    if taken:
+        raise InputError(f"{taken[0]} is a folder there: the output needs that name for a file", where=str(out_dir))
     if dataset.is_dir() and (_same_file(dataset, out_dir) or dataset.resolve() in out_dir.resolve().parents):
         raise InputError("the output folder must be outside the dataset folder (a later prepare would read what "
                          "this one writes)", where=str(out_dir))
@@ -291,13 +299,29 @@ def prepare(
     report.train, report.val = len(rows["train"]), len(rows["val"])
     report.train_tasks = len({r["extra_info"]["question_ID"] for r in rows["train"]})
     report.val_tasks = len({r["extra_info"]["question_ID"] for r in rows["val"]})
-    write_parquet(rows, Path(out_dir))
-    (Path(out_dir) / "report.json").write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+    _write_all(rows, report, Path(out_dir))
     return report
 
 
-def write_parquet(rows: dict[str, list[dict[str, Any]]], out_dir: Path) -> None:
-    """``train.parquet`` and ``val.parquet`` with one schema (an empty val still has the columns)."""
+def _write_all(rows: dict[str, list[dict[str, Any]]], report: PrepareReport, out_dir: Path) -> None:
+    """The three files, each written beside its place first and moved in once all are written: a failure (a full
+    disk) leaves the folder as it was, never a new train split beside an old val split."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged = {name: out_dir / f".{name}.{os.getpid()}.tmp" for name in OUTPUT_FILES}
+    try:
+        write_parquet(rows, out_dir, names={split: staged[f"{split}.parquet"] for split in rows})
+        staged["report.json"].write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+        for name, path in staged.items():
+            os.replace(path, out_dir / name)
+    finally:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+
+
+def write_parquet(rows: dict[str, list[dict[str, Any]]], out_dir: Path, *,
+                  names: dict[str, Path] | None = None) -> None:
+    """``train.parquet`` and ``val.parquet`` with one schema (an empty val still has the columns); ``names``: other
+    paths to write each split to."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -307,4 +331,4 @@ def write_parquet(rows: dict[str, list[dict[str, Any]]], out_dir: Path) -> None:
     schema = pa.Table.from_pylist(rows["train"]).schema
     for name, split_rows in rows.items():
         table = pa.Table.from_pylist(split_rows, schema=schema)
-        pq.write_table(table, out_dir / f"{name}.parquet")
+        pq.write_table(table, (names or {}).get(name, out_dir / f"{name}.parquet"))

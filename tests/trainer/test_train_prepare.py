@@ -194,7 +194,9 @@ def test_a_tokenizer_file_the_library_cannot_read_is_one_line(tmp_path: Path, ca
     assert len(err.strip().splitlines()) == 1
 
 
-def test_one_task_that_the_validation_split_takes_is_named_as_such(tmp_path: Path) -> None:
+def test_one_task_is_for_training_whatever_its_hash(tmp_path: Path) -> None:
+    """A single labelled task (annotate --training-rows on one task) goes to train: its hash put it in val, and
+    prepare then failed with advice annotate has no option for."""
     from agentracer.schema import Step, Trajectory, Verdict
     from agentracer.store import open_store
     from agentracer.trainer.data import split_position
@@ -205,8 +207,52 @@ def test_one_task_that_the_validation_split_takes_is_named_as_such(tmp_path: Pat
     store.append(Trajectory(id=run_id, steps=[Step(index=0, agent="a", content="x"), Step(index=1, agent="b",
                                                                                          content="y")],
                             labels=[Verdict(agent="b", step=1, source="human")]))
-    with pytest.raises(InputError, match="no training rows .* belong to tasks the validation split took"):
-        prepare(store.path, tmp_path / "out", val_fraction=0.5)
+    report = prepare(store.path, tmp_path / "out", val_fraction=0.5)
+    assert (report.train, report.val) == (1, 0) and rows(tmp_path / "out" / "val.parquet") == []
+
+
+def _labelled_store(path: Path, agent: str = "b") -> Path:
+    from agentracer.schema import Step, Trajectory, Verdict
+    from agentracer.store import open_store
+
+    store = open_store(path)
+    for i in range(4):
+        store.append(Trajectory(id=f"run-{i}", steps=[Step(index=0, agent="a", content="x"),
+                                                       Step(index=1, agent="b", content="y")],
+                                labels=[Verdict(agent=agent if i == 0 else "b", step=1, source="human")]))
+    return path
+
+
+def test_a_label_naming_no_agent_of_its_run_is_dropped_and_named(tmp_path: Path) -> None:
+    report = prepare(_labelled_store(tmp_path / "s.jsonl", agent="Nobody"), tmp_path / "out", val_fraction=0.0)
+    assert report.train == 3 and [(d.id, d.reason) for d in report.dropped] == [
+        ("run-0", "label agent 'Nobody' is not an agent of the trajectory")]
+
+
+def test_a_failed_write_leaves_the_earlier_output_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, out = _labelled_store(tmp_path / "s.jsonl"), tmp_path / "out"
+    prepare(store, out, val_fraction=0.5, seed=0)
+    before = {name: (out / name).read_bytes() for name in ("train.parquet", "val.parquet", "report.json")}
+    real = pq.write_table
+
+    def full_disk(table, where, *args, **kwargs):
+        if "val" in Path(where).name:
+            raise OSError(28, "No space left on device")
+        return real(table, where, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        prepare(store, out, val_fraction=0.5, seed=7)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary file left
+
+
+def test_a_folder_where_an_output_file_goes_is_refused_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "val.parquet").mkdir(parents=True)
+    with pytest.raises(InputError, match="val.parquet is a folder there"):
+        prepare(_labelled_store(tmp_path / "s.jsonl"), out)
+    assert not (out / "train.parquet").exists()
 
 
 def test_an_output_that_would_overwrite_or_feed_the_dataset_is_refused(tmp_path: Path, whowhen: dict) -> None:
