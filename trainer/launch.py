@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .schedule import ClipSchedule
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "grpo_paper.yaml"
@@ -59,11 +60,49 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
     return config
 
 
+# every key of our schema, by section (``verl:`` passes verl's own keys through)
+SECTION_KEYS: dict[str, frozenset[str]] = {
+    "data": frozenset({"dir", "train_batch_size", "max_prompt_length", "max_response_length"}),
+    "optim": frozenset({"lr"}),
+    "rollout": frozenset({"name", "n", "temperature", "tensor_model_parallel_size", "gpu_memory_utilization"}),
+    "reward": frozenset({"lam", "sigma"}),
+    "clip": frozenset({"eps_max", "eps_min", "shape", "total_steps"}),
+    "ppo": frozenset({"mini_batch_size", "epochs", "micro_batch_size_per_gpu", "loss_agg_mode"}),
+    "trainer": frozenset({"project_name", "experiment_name", "total_epochs", "save_freq", "test_freq",
+                          "val_before_train", "total_training_steps"}),
+}
+
+
 def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     value = config.get(name) or {}
     if not isinstance(value, dict):
         raise InputError(f"config section '{name}' must be a mapping")
     return value
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """A misspelt key (``reward.lambda``) or a reward or clip setting out of range is one ``InputError`` now, not
+    a default silently used, or an error at the first reward or loss call, after the model and rollouts loaded."""
+    for name in config:
+        if name not in SECTION_KEYS and name != "verl":
+            raise InputError(f"unknown config section {name!r}; known: {sorted([*SECTION_KEYS, 'verl'])}")
+    for name, known in SECTION_KEYS.items():
+        unknown = sorted(set(_section(config, name)) - known)
+        if unknown:
+            raise InputError(f"unknown key {name}.{unknown[0]}; {name} takes {sorted(known)} (verl's own settings "
+                             "go under verl:)")
+    reward, clip = _section(config, "reward"), _section(config, "clip")
+    try:
+        lam, sigma = float(reward.get("lam", 0.5)), float(reward.get("sigma", 1.0))
+        if not (0.0 <= lam <= 1.0 and 0.0 < sigma < math.inf):
+            raise ValueError(f"reward needs 0 <= lam <= 1 and 0 < sigma, got lam={lam}, sigma={sigma}")
+        ClipSchedule(eps_max=float(clip.get("eps_max", 0.28)), eps_min=float(clip.get("eps_min", 0.2)),
+                     shape=str(clip.get("shape", "cosine")), total_steps=int(clip.get("total_steps", 0)))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"config: {exc}") from None
+
+
+_HYDRA_SPECIAL = re.compile(r"""[\s,=\[\]{}()'"\\]""")  # what ends or changes an unquoted hydra value
 
 
 def _value(v: Any) -> str:
@@ -73,7 +112,18 @@ def _value(v: Any) -> str:
         return "null"
     if isinstance(v, list | tuple):
         return "[" + ",".join(_value(x) for x in v) + "]"
-    return str(v)
+    text = str(v)
+    if isinstance(v, str) and _HYDRA_SPECIAL.search(text):  # a path with a comma, a name with '=': quoted
+        return _hydra_quoted(text)
+    return text
+
+
+def _hydra_quoted(text: str) -> str:
+    """``text`` as a quoted hydra value: a quote escaped; backslashes doubled only where hydra reads them as escapes
+    (before a quote, and at the end)."""
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"'{escaped}'"
 
 
 def updates_per_step(batch_size: int, mini_batch_size: int, epochs: int) -> int:
@@ -83,6 +133,7 @@ def updates_per_step(batch_size: int, mini_batch_size: int, epochs: int) -> int:
 
 def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
     """The hydra overrides for verl's ``main_ppo`` (``key=value`` strings; ``+key`` adds a key verl lacks)."""
+    check_config(config)
     data, optim, rollout = _section(config, "data"), _section(config, "optim"), _section(config, "rollout")
     reward, clip, ppo = _section(config, "reward"), _section(config, "clip"), _section(config, "ppo")
     trainer = _section(config, "trainer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -93,11 +94,11 @@ def run_command(config_path: Path | None, model: Path, output: Path, data: Path 
     check_inputs(spec, config)
     argv = command(config, spec)
     if dry_run:
-        click.echo(" ".join(argv))
+        click.echo(shlex.join(argv))  # (a shell reads it back as these arguments: paste it, it runs)
         return
     check_machine(spec)
     output.mkdir(parents=True, exist_ok=True)
-    click.echo(" ".join(argv), err=True)
+    click.echo(shlex.join(argv), err=True)
     env = dict(os.environ)
     if ray_address:
         env["RAY_ADDRESS"] = ray_address

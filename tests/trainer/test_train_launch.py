@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from agentracer.errors import InputError
 from agentracer.trainer.launch import (
     RunSpec,
+    check_inputs,
     check_overrides,
     command,
     load_config,
@@ -178,8 +181,26 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
         assert refused.returncode == 2 and message in refused.stderr and "main_ppo" not in refused.stdout
     dry = cli(*base, "--dry-run", "--logger", "wandb", "trainer.total_epochs=2")
     assert dry.returncode == 0, dry.stderr
-    assert "verl.trainer.main_ppo" in dry.stdout and "trainer.logger=[console,wandb]" in dry.stdout
-    assert dry.stdout.strip().endswith("trainer.total_epochs=2")
+    argv = shlex.split(dry.stdout)  # a shell reads the printed command back as the launch's arguments
+    assert argv[1:3] == ["-m", "verl.trainer.main_ppo"] and "trainer.logger=[console,wandb]" in argv
+    assert argv[-1] == "trainer.total_epochs=2"
+
+
+@pytest.mark.parametrize(("section", "values", "message"), [
+    ("reward", {"lambda": 0.9}, "unknown key reward.lambda"),
+    ("rollout", {"N": 16}, "unknown key rollout.N"),
+    ("reward", {"lam": 2.0}, "0 <= lam <= 1"),
+    ("reward", {"sigma": 0}, "0 < sigma"),
+    ("clip", {"eps_max": 0.1, "eps_min": 0.3}, "eps_min <= eps_max"),
+    ("clip", {"shape": "cosin"}, "shape must be one of"),
+    ("optimiser", {"lr": 1e-6}, "unknown config section 'optimiser'"),
+])
+def test_a_config_mistake_is_refused_before_anything_starts(ready: RunSpec, section: str, values: dict,
+                                                            message: str) -> None:
+    config = load_config()
+    config.setdefault(section, {}).update(values)
+    with pytest.raises(InputError, match=re.escape(message)):
+        check_inputs(ready, config)
 
 
 def test_preflight_checks_the_row_counts_verl_needs(ready: RunSpec) -> None:

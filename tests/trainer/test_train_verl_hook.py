@@ -122,3 +122,19 @@ def test_reward_function_loads_through_verl(composed) -> None:
     assert fn("agentracer/whowhen", "<think>a</think><answer>coder|4</answer>", truth, {})["score"] == 1.0
     assert fn("agentracer/whowhen", "<think>a</think><answer>Planner|5</answer>", truth, {})["score"] == \
         pytest.approx(0.5 * np.exp(-0.5))
+
+
+@pytest.mark.parametrize(("model", "experiment"), [("/models/Qwen3-8B,v2", "grpo"), ("/models/my models/q", "lam=0.3"),
+                                                   ("/models/[x]", "it's (a) {run}"), ("C:\\models\\q", "a\\b"),
+                                                   ("/models/q v\\", "x\\'y, z")])
+def test_values_hydra_would_misread_reach_verl_as_written(model: str, experiment: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    config = load_config()
+    config["trainer"]["experiment_name"] = experiment
+    spec = RunSpec(model=Path(model), output=Path("/runs/x"), data=Path("/data/prepared"))
+    config_dir = str(Path(verl.__file__).parent / "trainer" / "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        composed = compose(config_name="ppo_trainer", overrides=verl_overrides(config, spec))
+    assert composed.actor_rollout_ref.model.path == str(Path(model))
+    assert composed.trainer.experiment_name == experiment
