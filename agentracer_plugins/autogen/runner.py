@@ -8,6 +8,7 @@ from typing import Any
 
 from agentracer import AgentracerError, ReplayError, Run
 from agentracer.replay import TOOL_RESULTS, check_offered_tools, tool_results_example
+from agentracer.team import error_summary
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage
@@ -82,8 +83,17 @@ def task_for_replay(run: Run, task: str) -> str:
 RESET_TIMEOUT_S = 10.0  # AutoGen resets a team in milliseconds, or never (after some errors inside it)
 
 
+_FAILED_RUN = "_agentracer_failed_run"  # on a group chat object whose traced run raised inside it: why
+
+
 async def reset_if_used(team: Any) -> None:
     """Reset a team object that ran before (a single agent with a conversation in its model context)."""
+    failed = team.__dict__.get(_FAILED_RUN) if isinstance(team, BaseGroupChat) else None
+    if failed is not None:
+        raise AgentracerError(
+            f"this AutoGen team object's last run failed inside the team ({failed}): AutoGen's team.reset() leaves "
+            "such a team stopped (its next run ends at once, as 'The group chat is stopped.'), so the object cannot "
+            "run again; trace a factory that builds a fresh team per run")
     if isinstance(team, BaseGroupChat) and getattr(team, "_initialized", False):
         try:
             await asyncio.wait_for(team.reset(), RESET_TIMEOUT_S)
@@ -158,7 +168,9 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
                 continue
             if records_itself is False:  # a single agent: its stream is in step with it
                 record_message(run, item, state)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, Exception) and isinstance(team, BaseGroupChat):
+            team.__dict__[_FAILED_RUN] = error_summary(exc, limit=200)
         with contextlib.suppress(BaseException):
             await stream.aclose()
         raise

@@ -281,7 +281,26 @@ def test_a_team_object_autogen_cannot_reset_after_a_failed_run_is_a_clear_error_
     with pytest.raises(TeamRunError):
         traced.run("go")
     broken[0] = False
-    with pytest.raises(AgentracerError, match="could not be reset after its last run.*trace a factory"):
+    with pytest.raises(AgentracerError, match="last run failed inside the team.*trace a factory"):
+        traced.run("go")
+
+
+def test_a_team_object_whose_agent_raised_is_refused_not_run_stopped():
+    """AutoGen resets such a team without complaint, but its next run stops at once ('The group chat is stopped.'):
+    it was recorded as an ordinary two-step run."""
+    from agentracer import AgentracerError
+
+    def rule(messages):
+        if sum(type(m).__name__ == "AssistantMessage" for m in messages) >= 1:
+            raise RuntimeError("model exploded")
+        return "fine"
+
+    team = RoundRobinGroupChat([AssistantAgent("a", model_client=RuleClient(rule)),
+                                AssistantAgent("b", model_client=RuleClient(lambda m: "b ok"))],
+                               termination_condition=MaxMessageTermination(6))
+    traced = agentracer.trace(team, raise_on_error=False)
+    assert "model exploded" in traced.run("go").outcome.error
+    with pytest.raises(AgentracerError, match="last run failed inside the team .*model exploded.*trace a factory"):
         traced.run("go")
 
 
