@@ -41,7 +41,6 @@ def check_not_source(source: str, output: str, *, what: str = "file", why: str =
                          where=output)
 
 
-DATA_SUFFIXES = frozenset({".jsonl", ".json", ".db", ".sqlite", ".sqlite3", ".parquet"})
 
 
 def check_html_output(html_out: str, *sources: str | None) -> None:
@@ -49,7 +48,7 @@ def check_html_output(html_out: str, *sources: str | None) -> None:
     for source in sources:
         if source is not None:
             check_not_source(source, html_out, why="the page would replace the runs it shows")
-    if Path(html_out).suffix.lower() in DATA_SUFFIXES:
+    if Path(html_out).suffix.lower() not in {".html", ".htm"}:
         raise InputError("--html writes a web page: give it a .html name", where=html_out)
 
 

@@ -14,7 +14,8 @@ from ..compare import Comparison, compare
 from ..errors import InputError
 from ..schema import Step, Trajectory
 from ._io import check_html_output, read_one
-from .show import truncate
+from ._terminal import plain, printable
+from .show import truncate, write_page
 
 _STATUS_STYLE = {"same": "dim", "replaced": "bold magenta", "changed": "bold yellow", "only before": "red",
                  "only after": "green"}
@@ -23,7 +24,7 @@ _STATUS_STYLE = {"same": "dim", "replaced": "bold magenta", "changed": "bold yel
 def _cell(step: Step | None, text: str) -> Text:
     if step is None:
         return Text("—", style="dim")
-    return Text.assemble((f"{step.agent} ", "bold"), (f"[{step.kind}] ", "dim"), text)
+    return Text.assemble((printable(f"{step.agent} "), "bold"), (printable(f"[{step.kind}] "), "dim"), printable(text))
 
 
 def _texts(before: Step | None, after: Step | None, max_chars: int) -> tuple[str, str]:
@@ -44,7 +45,7 @@ def render(comparison: Comparison, *, max_chars: int) -> Table:
     """The comparison as a table: one row per step index, both runs' steps and how they relate."""
     before, after = comparison.before, comparison.after
     table = Table(show_header=True, header_style="bold", expand=True,
-                  title=f"{before.id} -> {after.id}", caption=comparison.summary())
+                  title=plain(f"{before.id} -> {after.id}"), caption=plain(comparison.summary()))
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("before", ratio=1, overflow="fold")
@@ -84,7 +85,7 @@ def _against(source: Path, after: Trajectory, against: str | None, against_id: s
 @click.option("--max-chars", type=click.IntRange(min=10), default=80, show_default=True,
               help="Characters of each step's content to show.")
 @click.option("--width", type=click.IntRange(min=60), help="Width of the view in columns (default: terminal).")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead (with --html: as well).")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write the comparison as an HTML page here.")
 def diff(source: str, against: str | None, trajectory_id: str | None, against_id: str | None, max_chars: int,
          width: int | None, as_json: bool, html_out: str | None) -> None:
@@ -99,14 +100,13 @@ def diff(source: str, against: str | None, trajectory_id: str | None, against_id
     after = read_one(Path(source), trajectory_id)
     before = _against(Path(source), after, against, against_id)
     comparison = compare(before, after)
-    if as_json:
-        click.echo(json.dumps(comparison.as_json(), ensure_ascii=False, default=str))
-        return
     if html_out is not None:
         from ..report.compare_html import render_comparison_html
 
-        Path(html_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(html_out).write_text(render_comparison_html(comparison), encoding="utf-8")
+        write_page(html_out, render_comparison_html(comparison))
         click.echo(f"wrote {html_out}", err=True)
+    if as_json:
+        click.echo(json.dumps(comparison.as_json(), ensure_ascii=False, default=str))
+    if html_out is not None or as_json:
         return
     Console(width=width, highlight=False, soft_wrap=False).print(render(comparison, max_chars=max_chars))

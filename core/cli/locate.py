@@ -23,6 +23,7 @@ from ._io import (
     iter_trajectories,
     model_options,
 )
+from ._terminal import printable
 
 EXCERPT_CHARS = 120
 
@@ -52,11 +53,11 @@ def _print_verdict(trajectory: Trajectory, verdict: Verdict, as_json: bool) -> N
         }, ensure_ascii=False))
         return
     flags = f" [{', '.join(verdict.flags)}]" if verdict.flags else ""  # e.g. an agent the run does not have
-    click.echo(f"{trajectory.id}: {verdict.agent} at step {verdict.step}{flags}"
-               + (f" — {verdict.reason}" if verdict.reason else ""))
+    click.echo(printable(f"{trajectory.id}: {verdict.agent} at step {verdict.step}{flags}"
+                         + (f" — {verdict.reason}" if verdict.reason else "")))
     excerpt = _excerpt(trajectory, verdict.step)
     if excerpt:
-        click.echo(f"    {excerpt}")
+        click.echo(f"    {printable(excerpt)}")
 
 
 class _Locating:

@@ -15,7 +15,9 @@ from rich.text import Text
 from ..errors import InputError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
+from ._atomic import write_replacing
 from ._io import check_html_output, read_one
+from ._terminal import plain, printable
 
 _SOURCE_STYLE = {"human": "bold red", "counterfactual": "bold magenta", "injection": "bold yellow",
                  "tracer": "bold cyan"}
@@ -37,23 +39,23 @@ def render(trajectory: Trajectory, *, max_chars: int = 160) -> Group:
     header = Table.grid(padding=(0, 1))
     header.add_column(style="bold")
     header.add_column()
-    header.add_row("id", trajectory.id)
+    header.add_row("id", plain(trajectory.id))
     if trajectory.framework:
-        header.add_row("framework", trajectory.framework)
+        header.add_row("framework", plain(trajectory.framework))
     if trajectory.task:
-        header.add_row("task", truncate(trajectory.task, max_chars * 2))
+        header.add_row("task", plain(truncate(trajectory.task, max_chars * 2)))
     if trajectory.ground_truth is not None:
-        header.add_row("ground truth", _value(trajectory.ground_truth, max_chars))
+        header.add_row("ground truth", plain(_value(trajectory.ground_truth, max_chars)))
     outcome = trajectory.outcome
     if outcome.success is not None or outcome.answer is not None or outcome.error:
-        verdict = {True: "[green]success[/]", False: "[red]failure[/]", None: "unknown"}[outcome.success]
+        verdict = {True: ("success", "green"), False: ("failure", "red"), None: ("unknown", "")}[outcome.success]
         detail = f" — {truncate(outcome.error or outcome.feedback or '', max_chars)}" if (
             outcome.error or outcome.feedback) else ""
-        header.add_row("outcome", Text.from_markup(verdict + detail))
-    header.add_row("agents", ", ".join(trajectory.agent_names) or "—")
+        header.add_row("outcome", Text.assemble(verdict, printable(detail)))
+    header.add_row("agents", plain(", ".join(trajectory.agent_names) or "—"))
     header.add_row("steps", str(len(trajectory.steps)))
     if trajectory.replay is not None:
-        header.add_row("replay of", f"{trajectory.replay.parent_id}, from step {trajectory.replay.step}")
+        header.add_row("replay of", plain(f"{trajectory.replay.parent_id}, from step {trajectory.replay.step}"))
     for label in trajectory.labels:
         header.add_row("label", _label_text(label, max_chars))
 
@@ -67,10 +69,10 @@ def render(trajectory: Trajectory, *, max_chars: int = 160) -> Group:
     steps.add_column("content", ratio=1, overflow="fold")
     for step in trajectory.steps:
         labels = by_step.get(step.index, [])
-        content = Text(truncate(step.text, max_chars))
+        content = plain(truncate(step.text, max_chars))
         if step.tool_calls:
             calls = ", ".join(f"{c.name}({_value(c.arguments, 40)})" for c in step.tool_calls)
-            content.append(f"\n  tools: {truncate(calls, max_chars)}", style="dim")
+            content.append(f"\n  tools: {printable(truncate(calls, max_chars))}", style="dim")
         if step.replaced:
             which = step.metadata.get("replaced_tool_results")
             content.append(f"\n  ↻ replaced action{f' (tool results {which})' if which else ''}", style="yellow")
@@ -80,8 +82,8 @@ def render(trajectory: Trajectory, *, max_chars: int = 160) -> Group:
         mark = "✗ " if labels else "↻ " if step.replaced else ""
         style = "on grey11" if labels else None
         steps.add_row(Text(f"{mark}{step.index}", style="bold red" if labels else ""),
-                      Text(step.agent, style="bold red" if labels else "bold"), step.kind, content, style=style)
-    title = Text(f"trajectory {trajectory.id}", style="bold")
+                      plain(step.agent, "bold red" if labels else "bold"), plain(step.kind), content, style=style)
+    title = plain(f"trajectory {trajectory.id}", "bold")
     return Group(Panel(header, title=title, title_align="left"), steps)
 
 
@@ -89,9 +91,9 @@ def _label_text(label: Verdict, max_chars: int, *, arrow: bool = False) -> Text:
     style = _SOURCE_STYLE.get(label.source, "bold")
     text = Text("← " if arrow else "", style=style)
     text.append(f"mistake ({label.source})", style=style)
-    text.append(f": {label.agent} at step {label.step}")
+    text.append(printable(f": {label.agent} at step {label.step}"))
     if label.reason:
-        text.append(f" — {truncate(label.reason, max_chars)}", style="italic")
+        text.append(printable(f" — {truncate(label.reason, max_chars)}"), style="italic")
     return text
 
 
@@ -133,6 +135,13 @@ def _write_html(trajectory: Trajectory, html_out: str) -> None:
         raise InputError(f"HTML reports need agentracer.report, which is not available ({exc})",
                          where="--html") from None
     html = render_html(trajectory, verdict=trajectory.label("tracer"))
-    Path(html_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(html_out).write_text(html, encoding="utf-8")
+    write_page(html_out, html)
     click.echo(f"wrote {html_out}", err=True)
+
+
+def write_page(path: str, html: str) -> None:
+    """Write an HTML page whole or not at all (an earlier page stays if writing fails); an error names the file."""
+    try:
+        write_replacing(path, lambda temporary: temporary.write_text(html, encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot write the page ({exc.strerror or exc})", where=path) from None

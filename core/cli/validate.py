@@ -10,6 +10,10 @@ from ..errors import InputError
 from ._io import Problems, iter_trajectories
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files: tuple[str, ...]) -> None:
@@ -26,12 +30,13 @@ def validate(files: tuple[str, ...]) -> None:
         seen: dict[str, int] = {}
         problems_before = problems.count
         try:
-            for position, trajectory in enumerate(iter_trajectories(path, problems)):
-                records += 1
+            for position, trajectory in enumerate(iter_trajectories(path, problems), start=1):
                 if trajectory.id in seen:
-                    problems.report(InputError(f"id {trajectory.id!r} repeats record {seen[trajectory.id]}",
-                                               where=f"{name} record {position}"))
-                seen.setdefault(trajectory.id, position)
+                    problems.report(InputError(f"id {trajectory.id!r} repeats the {_ordinal(seen[trajectory.id])} "
+                                               "good record", where=f"{name} ({_ordinal(position)} good record)"))
+                    continue
+                records += 1
+                seen[trajectory.id] = position
         except InputError as exc:  # the file as a whole cannot be read (e.g. not an SQLite database)
             problems.report(exc)
         if not seen and problems.count == problems_before:

@@ -202,3 +202,13 @@ def test_a_verdict_outside_the_run_is_no_verdict_and_is_not_kept(tmp_path: Path,
     assert code == 2 and out == ""
     assert "the tracer named step 99 of 'coder', but the run has steps 0..2" in err
     assert len(open_store(output)) == 0  # nothing unreadable kept; a rerun asks again
+
+
+def test_locate_prints_a_steps_terminal_codes_escaped(tmp_path: Path) -> None:
+    run = Trajectory(id="r", task="t", outcome=Outcome(success=False),
+                     steps=[Step(index=i, agent=f"a{i}", content="\x1b]0;pwned\x07\x1b[2J wrong") for i in range(3)])
+    store = tmp_path / "s.jsonl"
+    open_store(store).append(run)
+    code, out, err = run_cli("locate", str(store), "--method", "random")
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;pwned\\x07" in out

@@ -135,10 +135,10 @@ def test_validate_reports_each_problem_on_one_line(tmp_path: Path) -> None:
     assert f"{path}:2" in problems[0] and "schema_version" in problems[0] and "id b" in problems[0]
     assert f"{path}:3" in problems[1] and "JSON" in problems[1]
     assert f"{path}:4" in problems[2] and "labels" in problems[2]
-    assert "repeats record 0" in problems[3]
+    assert "id 'a' repeats the 1st good record" in problems[3] and "(2nd good record)" in problems[3]
     assert f"{path}:6" in problems[4] and "incomplete last line" in problems[4]
     assert "missing.jsonl" in problems[5]
-    assert "validated 2 good record(s) in 2 file(s); 6 problem(s)" in out
+    assert "validated 1 good record(s) in 2 file(s); 6 problem(s)" in out  # (the repeated id is not good)
 
 
 def test_validate_a_corrupt_database_and_a_bad_whowhen_file(tmp_path: Path) -> None:
@@ -172,9 +172,11 @@ def test_show_and_diff_never_write_their_page_over_the_runs_they_read(tmp_path: 
     for command in (["show", str(store)], ["diff", str(store), str(store)]):
         code, _, err = run_cli(*command, "--html", str(store))
         assert code == 2 and "the page would replace the runs it shows" in err, err
-        code, _, err = run_cli(*command, "--html", str(tmp_path / "other.jsonl"))
-        assert code == 2 and "give it a .html name" in err
+        for name in ("other.jsonl", "notes.txt"):
+            code, _, err = run_cli(*command, "--html", str(tmp_path / name))
+            assert code == 2 and "give it a .html name" in err
     assert store.read_bytes() == before and not (tmp_path / "other.jsonl").exists()
+    assert not (tmp_path / "notes.txt").exists()
 
 
 def test_a_file_that_is_not_a_store_gives_twenty_lines_then_a_count_not_a_line_per_line(tmp_path: Path) -> None:
@@ -184,3 +186,34 @@ def test_a_file_that_is_not_a_store_gives_twenty_lines_then_a_count_not_a_line_p
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 21 and lines[-1].endswith("more problems, not shown (each is counted)")
     assert "60 problem(s)" in out + err
+
+
+def test_show_prints_a_runs_text_as_written_never_as_markup_or_terminal_codes(tmp_path: Path) -> None:
+    run = Trajectory(id="run-[/x]", task="Return the sum of [x for x in nums if x > 0]",
+                     steps=[Step(index=0, agent="a[b]", content="\x1b[31mRED\x1b[0m \x1b]0;pwned\x07 [/opt]")])
+    run.outcome.success, run.outcome.error = False, "ImportError: cannot load [/opt/app/plugins]"
+    store = tmp_path / "s.jsonl"
+    open_store(store).append(run)
+    code, out, err = run_cli("show", str(store), "--width", "200")
+    assert code == 0 and "Traceback" not in err, err
+    assert "Return the sum of [x for x in nums if x > 0]" in out and "cannot load [/opt/app/plugins]" in out
+    assert "run-[/x]" in out and "a[b]" in out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[31mRED\\x1b[0m \\x1b]0;pwned\\x07 [/opt]" in out
+
+
+def test_show_html_replaces_an_earlier_page_whole_or_not_at_all(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "s.jsonl"
+    open_store(store).append(labelled("r1"))
+    page = tmp_path / "report.html"
+    page.write_text("<html>the earlier report</html>")
+
+    def full_disk(self: Path, *args: object, **kwargs: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    code, _, err = run_cli("show", str(store), "--html", str(page))
+    monkeypatch.undo()
+    assert code == 2 and f"{page}: cannot write the page (No space left on device)" in err
+    assert page.read_text() == "<html>the earlier report</html>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "s.jsonl"]

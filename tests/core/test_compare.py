@@ -118,3 +118,16 @@ def test_diff_shows_two_long_steps_from_a_little_before_where_they_differ() -> N
     assert _texts(before, before, 80)[0] == _texts(before, before, 80)[1] and not _texts(before, before, 80)[0].startswith("…")
     early = Step(index=0, agent="a", content="Start here. " + opening)
     assert not _texts(early, after, 80)[0].startswith("…")  # a difference within the cut is shown as it is
+
+
+def test_diff_text_is_never_read_as_markup_and_json_with_html_gives_both(tmp_path) -> None:
+    original, replayed = recorded_and_replayed()
+    original = original.model_copy(update={"id": "run[/bad]"})
+    replayed.replay.parent_id = original.id
+    (tmp_path / "run.json").write_text(original.to_json())
+    (tmp_path / "replay.json").write_text(replayed.to_json())
+    code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "run.json"), "--width", "160")
+    assert code == 0 and "Traceback" not in err and "run[/bad] ->" in out, err
+    code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "run.json"), "--json", "--html",
+                             str(tmp_path / "diff.html"))
+    assert code == 0 and json.loads(out)["before"] == "run[/bad]" and (tmp_path / "diff.html").exists()
