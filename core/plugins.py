@@ -39,6 +39,9 @@ class Plugin(Protocol):
     async def arun(self, team: Any, task: str, run: Run) -> Any:
         """Run ``team`` on ``task`` under the active ``run``; return the final answer or result."""
 
+    # Optional: ``team_kind(team) -> str``, the kind of team a replay must be of (default: the object's class name;
+    # a plugin whose teams come in a wrapper of run options names the team inside it).
+
 
 _lock = threading.Lock()
 _registered: dict[str, Plugin] = {}
@@ -113,3 +116,9 @@ def uninstrument() -> None:
         plugins = list(_registered.values())
     for plugin in plugins:
         plugin.uninstrument()
+
+
+def team_kind(plugin: Plugin, team: Any) -> str:
+    """The kind of ``team`` that a replay of its runs must be of (``Plugin.team_kind``, else its class name)."""
+    named = getattr(plugin, "team_kind", None)
+    return str(named(team)) if named is not None else type(team).__qualname__

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
-from .plugins import Plugin, plugin_for
+from .plugins import Plugin, plugin_for, team_kind
 from .record import Run
 from .replay import Cassette, ReplayPlan, check_described_tools, check_plan
 from .schema import Outcome, ReplayInfo, Trajectory
@@ -139,7 +139,7 @@ class TracedTeam:
         plugin.instrument()
         trajectory = Trajectory(
             task=task, ground_truth=ground_truth, framework=plugin.name, agents=plugin.describe(team),
-            metadata={"team": self.name, "team_type": type(team).__qualname__, **(metadata or {})},
+            metadata={"team": self.name, "team_type": team_kind(plugin, team), **(metadata or {})},
         )
         cassette = None
         if plan is not None and parent is not None:

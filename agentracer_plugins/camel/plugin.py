@@ -71,6 +71,10 @@ class CamelPlugin:
     def uninstrument(self) -> None:
         hooks.uninstrument()
 
+    def team_kind(self, team: Any) -> str:
+        """The CAMEL team's class, run options or not."""
+        return type(self._unwrap(team)[0]).__qualname__
+
     def describe(self, team: Any) -> list[AgentInfo]:
         inner, _ = self._unwrap(team)
         return [_agent_info(name, agent, description) for name, agent, description in team_members(inner)]

@@ -58,6 +58,10 @@ class MetaGPTPlugin:
     def uninstrument(self) -> None:
         hooks.remove()
 
+    def team_kind(self, team: Any) -> str:
+        """The MetaGPT team's class, with ``Rounds`` or not."""
+        return type(team.team if isinstance(team, Rounds) else team).__qualname__
+
     def describe(self, team: Any) -> list[AgentInfo]:
         agents = []
         for role in _environment(team).roles.values():

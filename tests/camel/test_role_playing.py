@@ -15,6 +15,7 @@ def test_records_each_agent_message_until_the_done_word(ledger: Ledger, mode: st
     traj = agentracer.trace(make_role_play, ledger, mode=mode).run(ROLE_TASK)
 
     assert [a.name for a in traj.agents] == ["Editor", "Poet"]
+    assert traj.metadata["team_type"] == "RolePlaying"  # the society's, not its run options' wrapper
     assert ROLE_TASK in traj.agents[1].system_prompt
     assert [s.agent for s in traj.steps] == ["Editor", "Poet"] * 4
     assert traj.steps[0].content.startswith("Instruction: write line 1")

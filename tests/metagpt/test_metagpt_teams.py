@@ -97,3 +97,12 @@ def test_metagpt_openai_provider_against_a_loopback_server(stream):
 
         traced.replay(recorded, step=1, action=GOOD)
         assert len(server.requests) == 3  # only the Reviewer, after the replaced step, went to the server
+
+
+def test_a_rounds_recording_replays_on_the_bare_team_and_names_the_team_type(company):
+    """``Rounds`` only carries run options: the team inside it is what a replay must match."""
+    traced, recorded = company
+    assert recorded.metadata["team_type"] == "Team"
+    bare = agentracer.trace(lambda: software_company().team)
+    replay = bare.replay(recorded, step=4, action="```python\nprint('x')\n```", strict=False)
+    assert replay.replay is not None and replay.steps[4].replaced
