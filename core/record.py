@@ -274,6 +274,8 @@ class Run:
         assert self.cassette is not None
         waiting = self._pending.get(agent)
         if waiting:
+            if self.plan is not None and any(call.get("source") == "replacement" for call in waiting):
+                return self.plan.step  # the step the action went into, whatever its agent called after it
             recorded = self.cassette.call(agent, waiting[-1]["call_index"])
             return recorded.step if recorded is not None else None
         return self._tool_result_steps.get(agent) if tool_result else None
@@ -302,6 +304,7 @@ class Run:
             if self.plan.strict and step.agent != agent:
                 raise self._diverge(step=step.index, agent=step.agent,
                                     reason=f"the replaced step is {agent!r}'s, and this agent's step came first")
+            self._check_action_taken(step)
             step.replaced = True
             action = self.plan.action
             if isinstance(action, dict) and TOOL_RESULTS in action:  # which of its results the action replaced
@@ -321,6 +324,24 @@ class Run:
                 step=step.index, agent=step.agent, reason="the step's content differs from the recording",
                 diff=request_diff(recorded.content, step.content),
             )
+
+    def _check_action_taken(self, step: Step) -> None:
+        """The step at t must hold the action: a live call of its agent after the replaced one means the framework
+        asked its model again (an answer it could not parse: MetaGPT's action nodes retry) and the step is that
+        live answer, not the action."""
+        calls = step.model_calls
+        replaced = next((i for i, call in enumerate(calls) if call.source == "replacement"), None)
+        if replaced is None:
+            return
+        again = [call for call in calls[replaced + 1:] if call.agent == step.agent and call.produces_step]
+        if again:
+            key = self.cassette.replaced_call(step.index) if self.cassette is not None else None
+            recorded = self.cassette.call(*key) if self.cassette is not None and key is not None else None
+            shape = f"; the recorded answer began {str(recorded.response)[:120]!r}" if recorded is not None else ""
+            raise self._failed_replay(ReplayError(
+                f"the action for step {step.index} was not taken: {step.agent!r} asked its model again after it "
+                f"(call #{again[0].call_index}, live), as a framework does with an answer it cannot parse; write "
+                f"the action in the form of the answer it replaces{shape}"))
 
     def _diverge(self, **details: Any) -> ReplayDivergence:
         """Build a divergence and remember it (see ``_failed_replay``)."""
@@ -418,6 +439,9 @@ class Run:
             return 0
         if mode == "cassette":
             return recorded.step
+        if self.stats["replacement"] and self._position <= plan.step and (
+                call["agent"] == self.cassette.trajectory.steps[plan.step].agent):
+            return 0  # step t's agent asking again before its step: the action was not taken (``_check_action_taken``)
         return plan.step + 1 if recorded.step > plan.step else 0
 
     def _stalled(self, since: float) -> bool:

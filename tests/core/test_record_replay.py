@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import threading
 
 import agentracer
@@ -722,6 +723,32 @@ def test_a_recorded_failing_call_fails_again_when_served():
     assert [c.source for c in new.steps[1].model_calls] == ["cassette", "cassette"]
 
 
+def test_an_action_the_agent_cannot_parse_and_asks_its_model_again_for_is_refused():
+    """An agent that asks again when an answer does not parse (MetaGPT's action nodes do): the step at t would hold the
+    live answer while marked replaced; the replay is refused, naming the form the recorded answer had."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class ParsingAgent(SimpleAgent):
+        async def respond(self, history):
+            for _ in range(3):
+                answer = await super().respond(history)
+                if answer.startswith("value = "):
+                    return answer
+            return "gave up"
+
+    def factory():
+        return SimpleTeam([ParsingAgent("a", lambda m: "value = 1"), SimpleAgent("b", lambda m: "ok")], max_turns=3)
+
+    team = agentracer.trace(factory)
+    traj = team.run("task")
+    with pytest.raises(ReplayError, match=r"action for step 1 was not taken: 'a' asked its model again .*"
+                                          r"the recorded answer began 'value = 1'"):
+        team.replay(traj, step=1, action="two")
+    fixed = team.replay(traj, step=1, action="value = 2")  # in the answer's form: taken
+    assert fixed.steps[1].content == "value = 2" and fixed.steps[1].replaced
+
+
 def test_raw_messages_are_encoded_once_per_conversation_growth_and_hash_as_their_encodings():
     """A request whose messages are the framework's own objects (``RawMessages``) comes back encoded, hashed as
     the encoded request would be; each request encodes only what its conversation added; a secret is redacted."""
@@ -1030,6 +1057,10 @@ def test_requests_that_differ_only_in_fresh_uuids_and_times_are_served_and_other
     assert differs_only_in_ids_and_times(f"session {uuid.uuid4().hex}", f"session {uuid.uuid4().hex}")
     assert not differs_only_in_ids_and_times(recorded, {"messages": [{"role": "system", "content": (
         "id 9b2f0c1e-0000-4a6b-8c3d-5e6f7a8b9c0d at 2026-11-30 10:00:59, in a hurry")}]})
+    saved = {"docs": {"20261129061458.json": {"filename": "20261129061458.json", "content": "{}"}}}
+    assert differs_only_in_ids_and_times(saved, json.loads(json.dumps(saved).replace("20261129061458",
+                                                                                      "20261129061459")))
+    assert not differs_only_in_ids_and_times("order 20261129061458", "order 20261129061499")  # not a time
 
 
 def test_a_tool_results_action_names_a_tool_by_call_id_when_the_step_holds_two_of_its_calls():
