@@ -369,6 +369,15 @@ class Run:
             self.add_step(agent, f"(its model call failed: {error})", kind="event",
                           metadata={"failed_model_call": True})
 
+    def add_failed_turn_step(self, agent: str, error: str) -> None:
+        """A turn of ``agent`` raised outside its model calls (its action failed on a good answer, or before asking):
+        an ``event`` step holds the calls it made, so the failure shows at its agent and step rather than among the
+        calls no step followed. A turn whose model call raised is left to ``add_failed_call_steps``."""
+        with self._lock:
+            if any(call["error"] for call in self._pending.get(agent, ())):
+                return
+        self.add_step(agent, f"(its turn failed: {error})", kind="event", metadata={"failed_turn": True})
+
     # ------------------------------------------------------------------ model calls
     # A call in flight is a dict of its ModelCall fields; it becomes a ModelCall when its step is known.
     def _begin_call(self, agent: str, request: dict[str, Any], produces_step: bool,

@@ -17,7 +17,7 @@ import weakref
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from agentracer import Run, current_run
+from agentracer import ReplayError, Run, current_run
 
 from .llm_hook import ACTOR, traced_aask
 from .patching import PluginHooks
@@ -55,7 +55,10 @@ async def _react(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> A
     try:
         message = await wrapped(*args, **kwargs)
     except Exception as exc:
-        _failures.setdefault(run, []).append({"agent": name, "error": f"{type(exc).__name__}: {exc}"})
+        error = f"{type(exc).__name__}: {exc}"
+        _failures.setdefault(run, []).append({"agent": name, "error": error})
+        if not isinstance(exc, ReplayError):
+            run.add_failed_turn_step(name, error)  # (MetaGPT's Team.run swallows it: the step shows where it was)
         raise
     finally:
         ACTOR.reset(token)

@@ -106,3 +106,36 @@ def test_a_rounds_recording_replays_on_the_bare_team_and_names_the_team_type(com
     bare = agentracer.trace(lambda: software_company().team)
     replay = bare.replay(recorded, step=4, action="```python\nprint('x')\n```", strict=False)
     assert replay.replay is not None and replay.steps[4].replaced
+
+
+def test_a_role_whose_action_raises_after_its_model_answered_has_a_failed_step():
+    """The role's turn shows where it failed (an event step holding its call), not among the calls no step followed:
+    a tracer looking at the run would otherwise blame an earlier role."""
+    from agentracer import TeamRunError
+    from metagpt.team import Team
+    from mg_teams import Draft, Drafter
+
+    from agentracer_plugins.metagpt import Rounds
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class BrokenDraft(Draft):
+        async def run(self, with_messages=None) -> str:
+            await super().run(with_messages)
+            raise RuntimeError("boom after the answer")
+
+    class BrokenDrafter(Drafter):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.set_actions([BrokenDraft])
+
+    def team() -> Rounds:
+        company = Team()
+        company.hire([BrokenDrafter(name="A", profile="Broken", llm=ScriptedLLM("an answer", model="m"))])
+        return Rounds(company, n_round=2)
+
+    with pytest.raises(TeamRunError) as info:
+        agentracer.trace(team).run("go")
+    traj = info.value.trajectory
+    assert [(s.agent, s.kind) for s in traj.steps] == [("user", "message"), ("Broken", "event")]
+    assert "boom after the answer" in traj.steps[1].content and traj.steps[1].metadata == {"failed_turn": True}
+    assert [c.response for c in traj.steps[1].model_calls] == ["an answer"] and traj.unattached_calls == []
