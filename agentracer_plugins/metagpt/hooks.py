@@ -19,7 +19,7 @@ from typing import Any
 
 from agentracer import ReplayError, Run, current_run
 
-from .llm_hook import ACTOR, traced_aask
+from .llm_hook import ACTOR, THINKING, traced_aask
 from .patching import PluginHooks
 
 SUPPORTED = ((0, 8), (0, 9))  # [min, max) of metagpt's (major, minor)
@@ -68,6 +68,22 @@ async def _react(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> A
     if message is not None and run.replaying and run.next_index <= run.plan.step:
         await _wait_for_recorded_turn(run, name)
     return message
+
+
+def _traced_think(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A role choosing its next action (REACT mode asks its model which): those calls make no step, so a replay puts
+    the action into the step even when the chosen action asks the model nothing."""
+    if current_run() is None:
+        return wrapped(*args, **kwargs)
+    return _think(wrapped, args, kwargs)
+
+
+async def _think(wrapped: Any, args: Any, kwargs: Any) -> Any:
+    token = THINKING.set(True)
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        THINKING.reset(token)
 
 
 async def _wait_for_recorded_turn(run: Run, name: str) -> None:
@@ -157,6 +173,7 @@ def _patch_env(module: Any) -> None:
 
 def _patch_role(module: Any) -> None:
     _hooks.apply(module.Role, "react", _traced_react)
+    _hooks.apply(module.Role, "_think", _traced_think)
 
 
 def _patch_llm(module: Any) -> None:

@@ -15,6 +15,7 @@ from agentracer import ModelCall, current_run
 from agentracer.replay import json_copy
 
 ACTOR: ContextVar[str | None] = ContextVar("agentracer_metagpt_actor", default=None)
+THINKING: ContextVar[bool] = ContextVar("agentracer_metagpt_thinking", default=False)  # in a role's ``_think``
 """The agent (role profile or operator name) whose turn is running in this asyncio task."""
 
 UNKNOWN_ACTOR = "metagpt"
@@ -91,5 +92,5 @@ def traced_aask(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
     agent = ACTOR.get() or UNKNOWN_ACTOR
     return run.acall_model(
         agent, aask_request(instance, args, kwargs), lambda: wrapped(*args, **kwargs), TEXT_CODEC,
-        produces_step=True, model=model_name(instance),
+        produces_step=not THINKING.get(), model=model_name(instance),  # (choosing the next action makes no step)
     )

@@ -139,3 +139,50 @@ def test_a_role_whose_action_raises_after_its_model_answered_has_a_failed_step()
     assert [(s.agent, s.kind) for s in traj.steps] == [("user", "message"), ("Broken", "event")]
     assert "boom after the answer" in traj.steps[1].content and traj.steps[1].metadata == {"failed_turn": True}
     assert [c.response for c in traj.steps[1].model_calls] == ["an answer"] and traj.unattached_calls == []
+
+
+def test_a_react_roles_choice_of_action_makes_no_step_so_an_action_that_asks_nothing_is_replaceable():
+    """REACT mode asks the model which action comes next (``_think``): that call is not the step's. When the chosen
+    action asks the model nothing, a replay puts the action into the published message (the choice was replaced,
+    and MetaGPT failed on it)."""
+    from metagpt.actions import Action, UserRequirement
+    from metagpt.roles import Role
+    from metagpt.roles.role import RoleReactMode
+    from metagpt.team import Team
+
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class Lint(Action):
+        name: str = "Lint"
+
+        async def run(self, with_messages=None) -> str:
+            return f"lint ok ({len(with_messages[-1].content)} chars)"
+
+    class Review(Action):
+        name: str = "Review"
+
+        async def run(self, with_messages=None) -> str:
+            return await self._aask("review it")
+
+    class Checker(Role):
+        name: str = "Chet"
+        profile: str = "Checker"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Lint, Review])
+            self._set_react_mode(RoleReactMode.REACT, max_react_loop=1)
+
+    def team() -> Team:
+        company = Team()
+        company.hire([Checker(llm=ScriptedLLM("0", model="checker"))])  # the choice: action 0, Lint
+        return company
+
+    traced = agentracer.trace(team)
+    run = traced.run("some code")
+    assert run.steps[1].content == "lint ok (9 chars)"
+    assert [(c.response, c.produces_step) for c in run.steps[1].model_calls] == [("0", False)]
+    fixed = traced.replay(run, step=1, action="lint FAILED: line 3")
+    assert fixed.steps[1].content == "lint FAILED: line 3" and fixed.steps[1].replaced
+    assert [c.source for c in fixed.steps[1].model_calls] == ["cassette"]
