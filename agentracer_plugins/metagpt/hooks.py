@@ -70,6 +70,36 @@ async def _react(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> A
     return message
 
 
+def _traced_role_run(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A role's whole turn: its calls are its own even when its class overrides ``react`` without calling it (the
+    ``react`` hook sits on ``Role`` only), and a failure there shows at the role as in ``react``."""
+    run = current_run()
+    if run is None:
+        return wrapped(*args, **kwargs)
+    return _role_run(run, wrapped, instance, args, kwargs)
+
+
+async def _role_run(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> Any:
+    name = role_name(role)
+    token = ACTOR.set(name)
+    seen = _failures_of(run, name)
+    try:
+        return await wrapped(*args, **kwargs)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if _failures_of(run, name) == seen:  # the react hook did not see it (MetaGPT re-raises it reworded)
+            _failures.setdefault(run, []).append({"agent": name, "error": error})
+            if not isinstance(exc, ReplayError):
+                run.add_failed_turn_step(name, error)
+        raise
+    finally:
+        ACTOR.reset(token)
+
+
+def _failures_of(run: Run, name: str) -> int:
+    return sum(1 for failure in _failures.get(run, []) if failure["agent"] == name)
+
+
 def _traced_think(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A role choosing its next action (REACT mode asks its model which): those calls make no step, so a replay puts
     the action into the step even when the chosen action asks the model nothing."""
@@ -174,6 +204,7 @@ def _patch_env(module: Any) -> None:
 def _patch_role(module: Any) -> None:
     _hooks.apply(module.Role, "react", _traced_react)
     _hooks.apply(module.Role, "_think", _traced_think)
+    _hooks.apply(module.Role, "run", _traced_role_run)
 
 
 def _patch_llm(module: Any) -> None:

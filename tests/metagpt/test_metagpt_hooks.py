@@ -13,7 +13,7 @@ from agentracer_plugins import metagpt as mg_plugin
 from agentracer_plugins.metagpt.patching import on_import
 from agentracer_plugins.metagpt.testing import ScriptedLLM
 
-TARGETS = [(Environment, "publish_message"), (Role, "react"), (Role, "_think"), (BaseLLM, "aask")]
+TARGETS = [(Environment, "publish_message"), (Role, "react"), (Role, "_think"), (Role, "run"), (BaseLLM, "aask")]
 
 
 def test_instrument_wraps_each_target_once_and_uninstrument_restores_the_originals():
@@ -28,7 +28,7 @@ def test_instrument_wraps_each_target_once_and_uninstrument_restores_the_origina
         assert isinstance(wrapper, wrapt.FunctionWrapper), f"{cls.__name__}.{name} not wrapped"
         assert wrapper.__wrapped__ is originals[(cls, name)]
     assert sorted(mg_plugin.installed()) == ["BaseLLM.aask", "Environment.publish_message", "Role._think",
-                                             "Role.react"]
+                                             "Role.react", "Role.run"]
 
     mg_plugin.uninstrument()
     for cls, name in TARGETS:

@@ -186,3 +186,39 @@ def test_a_react_roles_choice_of_action_makes_no_step_so_an_action_that_asks_not
     fixed = traced.replay(run, step=1, action="lint FAILED: line 3")
     assert fixed.steps[1].content == "lint FAILED: line 3" and fixed.steps[1].replaced
     assert [c.source for c in fixed.steps[1].model_calls] == ["cassette"]
+
+
+def test_a_role_with_its_own_react_loop_owns_its_calls_and_replays():
+    """The react hook sits on Role: a subclass's own react (no super()) ran with no actor, its calls were nobody's
+    ('metagpt', unattached) and an unchanged replay diverged. The Role.run hook names the role for the whole turn."""
+    from metagpt.actions import UserRequirement
+    from metagpt.roles import Role
+    from metagpt.team import Team
+    from mg_teams import Draft
+
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class QuickDrafter(Role):
+        name: str = "Quin"
+        profile: str = "Quick"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Draft])
+
+        async def react(self):  # its own loop: one action, no think
+            self._set_state(0)
+            return await self._act()
+
+    def team() -> Team:
+        company = Team()
+        company.hire([QuickDrafter(llm=ScriptedLLM("a quick draft", model="m"))])
+        return company
+
+    traced = agentracer.trace(team)
+    run = traced.run("go")
+    assert [(s.agent, [c.agent for c in s.model_calls]) for s in run.steps] == [("user", []), ("Quick", ["Quick"])]
+    assert run.unattached_calls == []
+    fixed = traced.replay(run, step=1, action="a better draft")
+    assert fixed.steps[1].content == "a better draft" and fixed.steps[1].replaced
