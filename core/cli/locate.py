@@ -191,4 +191,8 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     hint = " (--all includes successful runs)" if counts["successful"] else ""
     kept = f"; verdicts kept in {output}" if output is not None and counts["located"] else ""
     click.echo(f"{summary}{hint}{kept}", err=True)
+    if run.stopped:  # the model failed for good, as `eval` does when nothing could be evaluated: not bad input
+        raise SystemExit(1)
+    if not any(counts.values()) and not run.problems.count:
+        raise InputError("no trajectory in it", where=source)
     run.problems.finish()

@@ -99,7 +99,7 @@ def test_model_answers_unreadable_then_model_failing(tmp_path: Path) -> None:
     answers = "<think>the sum is wrong</think><answer>coder|1</answer>||I cannot tell"
     code, out, err = run_cli("locate", str(store.path), "--model", f"scripted:{answers}", "-o",
                              str(tmp_path / "out.jsonl"))
-    assert code == 2
+    assert code == 1  # a model that failed for good, as in `eval`: not bad input (2)
     assert out.startswith("one: coder at step 1 — the sum is wrong")
     assert "two" in err and "no verdict" in err  # an unreadable answer: that run only
     assert "three: the model failed, stopping" in err and "four" not in out
@@ -169,7 +169,7 @@ def test_a_server_that_keeps_refusing_stops_the_run_and_keeps_what_was_done(tmp_
     with OpenAIServer("<answer>coder|1</answer>", fail_every=1, fail_status=400) as server:
         code, out, err = run_cli("locate", str(store.path), "--model", f"openai:{server.base_url}@m",
                                  "-o", str(tmp_path / "out.jsonl"), "--concurrency", "1")
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""
     assert "one: the model failed, stopping" in err and "HTTP 400" in err and "two" not in err
     assert len(open_store(tmp_path / "out.jsonl")) == 0
 
@@ -212,3 +212,10 @@ def test_locate_prints_a_steps_terminal_codes_escaped(tmp_path: Path) -> None:
     code, out, err = run_cli("locate", str(store), "--method", "random")
     assert code == 0, err
     assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;pwned\\x07" in out
+
+
+def test_locate_on_a_file_with_no_run_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, err = run_cli("locate", str(empty))
+    assert code == 2 and "no trajectory in it" in err
