@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import AgentracerError
+from ..models.base import ModelError
 
 # command name -> "module:attribute" (modules under agentracer.cli)
 COMMANDS: dict[str, str] = {
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except ModelError as exc:  # a model failed for good (after its retries): not the input's fault
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except (AgentracerError, OSError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
