@@ -55,10 +55,7 @@ async def _react(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> A
     try:
         message = await wrapped(*args, **kwargs)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        _failures.setdefault(run, []).append({"agent": name, "error": error})
-        if not isinstance(exc, ReplayError):
-            run.add_failed_turn_step(name, error)  # (MetaGPT's Team.run swallows it: the step shows where it was)
+        _note_failure(run, name, exc)
         raise
     finally:
         ACTOR.reset(token)
@@ -86,14 +83,19 @@ async def _role_run(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -
     try:
         return await wrapped(*args, **kwargs)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
         if _failures_of(run, name) == seen:  # the react hook did not see it (MetaGPT re-raises it reworded)
-            _failures.setdefault(run, []).append({"agent": name, "error": error})
-            if not isinstance(exc, ReplayError):
-                run.add_failed_turn_step(name, error)
+            _note_failure(run, name, exc)
         raise
     finally:
         ACTOR.reset(token)
+
+
+def _note_failure(run: Run, name: str, exc: Exception) -> None:
+    """A role's turn raised: note it (MetaGPT's ``Team.run`` swallows it) and give it a step where it happened."""
+    error = f"{type(exc).__name__}: {exc}"
+    _failures.setdefault(run, []).append({"agent": name, "error": error})
+    if not isinstance(exc, ReplayError):
+        run.add_failed_turn_step(name, error)
 
 
 def _failures_of(run: Run, name: str) -> int:
