@@ -328,12 +328,14 @@ class Run:
     def _check_action_taken(self, step: Step) -> None:
         """The step at t must hold the action: a live call of its agent after the replaced one means the framework
         asked its model again (an answer it could not parse: MetaGPT's action nodes retry) and the step is that
-        live answer, not the action."""
+        live answer, not the action. (A served call after it is one the recording made after the step's answer,
+        as a role's choice of its next action.)"""
         calls = step.model_calls
         replaced = next((i for i, call in enumerate(calls) if call.source == "replacement"), None)
         if replaced is None:
             return
-        again = [call for call in calls[replaced + 1:] if call.agent == step.agent and call.produces_step]
+        again = [call for call in calls[replaced + 1:]
+                 if call.agent == step.agent and call.produces_step and call.source == "live"]
         if again:
             key = self.cassette.replaced_call(step.index) if self.cassette is not None else None
             recorded = self.cassette.call(*key) if self.cassette is not None and key is not None else None
@@ -368,6 +370,11 @@ class Run:
         for agent, error in failed.items():
             self.add_step(agent, f"(its model call failed: {error})", kind="event",
                           metadata={"failed_model_call": True})
+
+    def next_call_index(self, agent: str) -> int:
+        """The index ``agent``'s next model call gets (an agent's calls are numbered from 0 as they begin)."""
+        with self._lock:
+            return self._call_counts.get(agent, 0)
 
     def add_failed_turn_step(self, agent: str, error: str) -> None:
         """A turn of ``agent`` raised outside its model calls (its action failed on a good answer, or before asking):

@@ -17,9 +17,10 @@ import weakref
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import wrapt
 from agentracer import ReplayError, Run, current_run
 
-from .llm_hook import ACTOR, THINKING, traced_aask
+from .llm_hook import ACTOR, THINKING, THINKING_CALLS, traced_aask
 from .patching import PluginHooks
 
 SUPPORTED = ((0, 8), (0, 9))  # [min, max) of metagpt's (major, minor)
@@ -77,6 +78,7 @@ def _traced_role_run(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs:
 
 
 async def _role_run(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> Any:
+    _hook_own_think(type(role))
     name = role_name(role)
     token = ACTOR.set(name)
     seen = _failures_of(run, name)
@@ -96,6 +98,14 @@ def _note_failure(run: Run, name: str, exc: Exception) -> None:
     _failures.setdefault(run, []).append({"agent": name, "error": error})
     if not isinstance(exc, ReplayError):
         run.add_failed_turn_step(name, error)
+
+
+def _hook_own_think(cls: type) -> None:
+    """A role class with its own ``_think`` (DataInterpreter, Engineer…): its choice of the next action is hooked too
+    (the hook on ``Role`` does not reach an override)."""
+    owner = next((c for c in cls.__mro__ if "_think" in c.__dict__), None)
+    if owner is not None and not isinstance(owner.__dict__["_think"], wrapt.FunctionWrapper):
+        _hooks.apply(owner, "_think", _traced_think)
 
 
 def _failures_of(run: Run, name: str) -> int:
@@ -182,9 +192,13 @@ def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
     agent, role = _author(run, message)
     _replace_at_publish(run, message)
     step = run.add_step(agent, getattr(message, "content", str(message)), role=role, metadata=_metadata(message))
-    # Only the last model call of a turn made the message; earlier ones (e.g. _think) are served, not replaced.
-    for call in step.model_calls[:-1]:
-        call.produces_step = False
+    # Only the turn's last call that was not a choice of the next action (``_think``) made the message; the others
+    # are served, not replaced (with no such call, a replay puts the action into the message itself).
+    thinking = THINKING_CALLS.get(run, set())
+    producer = next((call for call in reversed(step.model_calls) if (call.agent, call.call_index) not in thinking),
+                    None)
+    for call in step.model_calls:
+        call.produces_step = call is producer
     return wrapped(*args, **kwargs)
 
 

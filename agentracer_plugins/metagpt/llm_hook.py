@@ -8,6 +8,7 @@ chat messages ``aask`` sends plus the model name, so a changed prompt before the
 from __future__ import annotations
 
 import json
+import weakref
 from contextvars import ContextVar
 from typing import Any
 
@@ -16,6 +17,7 @@ from agentracer.replay import json_copy
 
 ACTOR: ContextVar[str | None] = ContextVar("agentracer_metagpt_actor", default=None)
 THINKING: ContextVar[bool] = ContextVar("agentracer_metagpt_thinking", default=False)  # in a role's ``_think``
+THINKING_CALLS: weakref.WeakKeyDictionary[Any, set[tuple[str, int]]] = weakref.WeakKeyDictionary()  # by run
 """The agent (role profile or operator name) whose turn is running in this asyncio task."""
 
 UNKNOWN_ACTOR = "metagpt"
@@ -90,7 +92,9 @@ def traced_aask(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
     if run is None:
         return wrapped(*args, **kwargs)
     agent = ACTOR.get() or UNKNOWN_ACTOR
+    if THINKING.get():  # choosing the next action: the call is the role's, but its step is not its answer
+        THINKING_CALLS.setdefault(run, set()).add((agent, run.next_call_index(agent)))
     return run.acall_model(
         agent, aask_request(instance, args, kwargs), lambda: wrapped(*args, **kwargs), TEXT_CODEC,
-        produces_step=not THINKING.get(), model=model_name(instance),  # (choosing the next action makes no step)
+        produces_step=True, model=model_name(instance),
     )

@@ -1,5 +1,6 @@
 """The software-company roles, concurrent roles, and MetaGPT's own OpenAI provider over loopback HTTP."""
 
+import asyncio
 import json
 
 import agentracer
@@ -222,3 +223,96 @@ def test_a_role_with_its_own_react_loop_owns_its_calls_and_replays():
     assert run.unattached_calls == []
     fixed = traced.replay(run, step=1, action="a better draft")
     assert fixed.steps[1].content == "a better draft" and fixed.steps[1].replaced
+
+
+def _last_prompt(messages) -> str:
+    return str(messages[-1]["content"])
+
+
+def test_a_roles_choice_of_action_stays_on_its_own_step_beside_a_concurrent_role():
+    """A REACT role choosing its next action while another role answers in the same round: each call stays on its
+    own role's step (choice calls went to whichever step came next, and the other role's step lost its producer)."""
+    from metagpt.actions import UserRequirement
+    from metagpt.roles import Role
+    from metagpt.roles.role import RoleReactMode
+    from metagpt.team import Team
+    from mg_teams import Draft, Drafter
+
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class Plan(Draft):
+        name: str = "Plan"
+
+        async def run(self, with_messages=None) -> str:
+            await asyncio.sleep(0.2)  # the drafter publishes meanwhile, after this role chose its action
+            return await super().run(with_messages)
+
+    class Reacter(Role):
+        name: str = "Rex"
+        profile: str = "Reacter"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Draft, Plan])
+            self._set_react_mode(RoleReactMode.REACT, max_react_loop=2)
+
+    def reacter_answer(messages) -> str:
+        return "1" if "number between" in _last_prompt(messages).lower() else "rex's plan"  # the choice: Plan
+
+    def team() -> Team:
+        company = Team()
+        company.hire([Drafter(name="Dan", profile="Drafter", llm=ScriptedLLM("dan's draft", model="d", delay=0.1)),
+                      Reacter(llm=ScriptedLLM(reacter_answer, model="r"))])
+        return company
+
+    traced = agentracer.trace(team)
+    run = traced.run("make a plan")
+    for step in run.steps[1:]:
+        assert {c.agent for c in step.model_calls} == {step.agent}, step
+        assert sum(c.produces_step for c in step.model_calls) == 1
+    drafter = next(s.index for s in run.steps if s.agent == "Drafter")
+    fixed = traced.replay(run, step=drafter, action="dan's better draft")
+    assert fixed.steps[drafter].content == "dan's better draft"
+
+
+def test_a_role_with_its_own_think_that_asks_the_model_replays_its_answer():
+    """A role class with its own ``_think`` asking the model whether anything is left (as DataInterpreter's does):
+    that call is a choice, not the step's answer, so a replay puts the action into the step."""
+    from metagpt.actions import UserRequirement
+    from metagpt.roles import Role
+    from metagpt.roles.role import RoleReactMode
+    from metagpt.team import Team
+    from mg_teams import Draft
+
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class StopThinker(Role):
+        name: str = "Dee"
+        profile: str = "Doer"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Draft])
+            self._set_react_mode(RoleReactMode.REACT, max_react_loop=3)
+
+        async def _think(self) -> bool:
+            if self.rc.state < 0 and not self.rc.memory.get_by_role(self.profile):
+                self._set_state(0)
+                return True
+            verdict = await self.llm.aask("Is anything left to do? answer yes or no")
+            self._set_state(-1 if verdict.strip() == "no" else 0)
+            return verdict.strip() != "no"
+
+    def team() -> Team:
+        company = Team()
+        company.hire([StopThinker(llm=ScriptedLLM(
+            lambda m: "no" if "anything left" in _last_prompt(m) else "a solution", model="m"))])
+        return company
+
+    traced = agentracer.trace(team)
+    run = traced.run("solve it")
+    assert [(c.response, c.produces_step) for c in run.steps[1].model_calls] == [("a solution", True), ("no", False)]
+    fixed = traced.replay(run, step=1, action="a better solution")
+    assert fixed.steps[1].content == "a better solution" and fixed.steps[1].replaced
