@@ -96,13 +96,14 @@ _VOLATILE = re.compile(
     r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"  # a UUID
     r"|\b[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}\b"  # a random UUID's hex (uuid4().hex)
     r"|\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"  # an ISO date and time
-    r"|\b(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])[0-5]\d[0-5]\d\b"  # 20261129061458
+    # a file named by its compact date-time, 20261129061458.json (not any 14-digit number: a balance stays itself)
+    r"|\b(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])[0-5]\d[0-5]\d(?=\.[A-Za-z]\w{0,5}\b)"
 )
 
 
 def differs_only_in_ids_and_times(recorded: Any, actual: Any) -> bool:
     """Whether two requests (or step contents) differ, and only in UUIDs and date-times (ISO, or compact as
-    ``%Y%m%d%H%M%S``): what a framework writes fresh into a prompt on every run (CAMEL's retry prompt names the worker
+    ``%Y%m%d%H%M%S`` naming a file): what a framework writes fresh into a prompt on every run (CAMEL's retry prompt names the worker
     clones it made, by uuid, and the time of each attempt; MetaGPT names each document it saves by the second) says
     nothing about what the agent was asked. Equal values do not qualify (a recorded request
     equal to the replay's, with another hash, was edited or hashed another way)."""

@@ -1061,6 +1061,7 @@ def test_requests_that_differ_only_in_fresh_uuids_and_times_are_served_and_other
     assert differs_only_in_ids_and_times(saved, json.loads(json.dumps(saved).replace("20261129061458",
                                                                                       "20261129061459")))
     assert not differs_only_in_ids_and_times("order 20261129061458", "order 20261129061499")  # not a time
+    assert not differs_only_in_ids_and_times("balance 20120315100000", "balance 20120315100001")  # not a file name
 
 
 def test_a_tool_results_action_names_a_tool_by_call_id_when_the_step_holds_two_of_its_calls():
