@@ -46,7 +46,7 @@ def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> None:
 
 
 def read_trajectories(path: Path) -> list[Trajectory]:
-    return [Trajectory.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Trajectory.model_validate_json(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def is_finished(entry: Any) -> bool:
@@ -69,7 +69,7 @@ class Ledger:
         done: dict[str, dict[str, Any]] = {}
         if not self.path.exists():
             return done
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in self.path.read_text(encoding="utf-8").split("\n"):
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:

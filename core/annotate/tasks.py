@@ -57,7 +57,7 @@ def read_tasks(path: str | Path) -> list[TaskRow]:
         raise InputError(f"no such tasks file: {path}")
     rows: list[TaskRow] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

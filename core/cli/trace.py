@@ -33,7 +33,7 @@ def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iter
     if task is not None:
         yield {"task": task}
         return
-    lines = Path(tasks_file or "").read_text(encoding="utf-8").splitlines()
+    lines = Path(tasks_file or "").read_text(encoding="utf-8").split("\n")
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:

@@ -26,7 +26,7 @@ def register_backend(scheme: str, factory: Callable[..., ChatModel]) -> None:
 def _scripted(rest: str, **options: Any) -> ChatModel:
     path = Path(rest)
     if rest and path.suffix == ".jsonl" and path.exists():
-        answers = [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+        answers = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     else:
         answers = rest.split("||") if rest else []
     return ScriptedModel(answers, name=f"scripted:{path.name if path.suffix else 'inline'}", **options)

@@ -340,3 +340,19 @@ def test_annotate_refuses_counts_below_their_range(tmp_path, option, value):
                                       "--analyzer", "scripted:x", "--evaluator", f"{TEAM_FILE}:chain_evaluator",
                                       "-o", str(tmp_path / "ds"), option, value])
     assert result.exit_code == 2 and option in result.output and not (tmp_path / "ds").exists()
+
+
+def test_line_and_paragraph_separators_in_a_run_are_text_not_line_breaks(tmp_path):
+    """JSON writes U+2028/U+2029/U+0085 unescaped; reading a JSONL file by str.splitlines() cut such a record in two
+    (annotate then failed to write its exports on every rerun)."""
+    from agentracer.annotate.ledger import write_trajectories
+    from agentracer.schema import Step, Trajectory
+
+    odd = "a\u2028line\u2029para\u0085next"
+    runs = [Trajectory(id="r", task=odd, steps=[Step(index=0, agent="a", content=odd)])]
+    write_trajectories(tmp_path / "runs.jsonl", runs)
+    assert read_trajectories(tmp_path / "runs.jsonl")[0].steps[0].content == odd
+    Ledger(tmp_path).record({"task_id": odd, "status": "done", "label": None})
+    assert list(Ledger(tmp_path).entries()) == [odd]
+    (tmp_path / "tasks.jsonl").write_text(json.dumps({"id": "t", "task": odd}, ensure_ascii=False) + "\n")
+    assert read_tasks(tmp_path / "tasks.jsonl")[0].task == odd

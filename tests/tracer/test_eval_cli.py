@@ -236,3 +236,12 @@ def test_credentials_a_server_echoes_never_reach_the_results(data: Path, tmp_pat
     written = out.read_text() + stdout + stderr
     assert code == 1 and "bad key" in written and "HTTP 401" in written
     assert "sk-echoed" not in written and "hunter2pw" not in written
+
+
+def test_a_results_row_holding_a_line_separator_is_read_back(tmp_path: Path) -> None:
+    from agentracer.tracer.evaluation import read_rows
+
+    out = tmp_path / "results.jsonl"
+    row = {"id": "a", "method": "m", "with_gt": True, "raw": "answer\u2028more"}
+    out.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_rows(out) == [row]
