@@ -116,8 +116,17 @@ def _parse_each(
             errors.append(exc)
 
 
+TORN_END = b"\x00\n"
+"""How a writer ends the torn last line it finds (a writer killed mid-record): no whole record holds a NUL byte (JSON
+escapes it), so readers know the line for a torn record, never stored, and its id stays free for a new append."""
+
+
 def _parse_line(line: str | bytes, where: str) -> Trajectory:
-    """Parse one JSONL line; a bad last line without its newline is reported as a torn write."""
+    """Parse one JSONL line; a bad last line without its newline, or a line a later writer ended as torn, is reported
+    as a torn write."""
+    if isinstance(line, bytes) and line.endswith(TORN_END):
+        raise InputError("a torn write: a writer stopped in the middle of this record, which was never stored",
+                         where=where)
     try:
         return parse_record(line, where=where)
     except InputError as exc:
@@ -148,7 +157,7 @@ class JsonlStore:
             for line in fh:
                 if not line.endswith(b"\n"):
                     break  # a torn (or still being written) last line: not indexed, reported by iter()
-                if line.strip():
+                if line.strip() and not line.endswith(TORN_END):  # (a torn record is not stored: its id is free)
                     trajectory_id = self._line_id(line)
                     if trajectory_id is not None:
                         self._index.setdefault(trajectory_id, offset)
@@ -186,7 +195,7 @@ class JsonlStore:
                 index = self._refresh_index()  # under the lock: sees every other writer's records
                 end = os.lseek(fd, 0, os.SEEK_END)
                 if end and os.pread(fd, 1, end - 1) != b"\n":
-                    os.write(fd, b"\n")  # end a torn last line so it cannot swallow the next record
+                    os.write(fd, TORN_END)  # end a torn last line so it cannot swallow the next record
                 for trajectory in trajectories:
                     if trajectory.id in index:
                         raise DuplicateIdError(f"trajectory {trajectory.id} is already stored", where=str(self.path))

@@ -100,8 +100,15 @@ def test_torn_last_line_is_reported_with_file_and_line(tmp_path: Path) -> None:
     JsonlStore(path).append(make("t3"))
     errors = []
     assert [t.id for t in JsonlStore(path).iter(errors=errors)] == ["t0", "t1", "t3"]
-    assert len(errors) == 1 and f"{path}:3:" in str(errors[0])
+    assert len(errors) == 1 and f"{path}:3:" in str(errors[0]) and "a torn write" in str(errors[0])
     assert JsonlStore(path).get("t3") == make("t3")
+    # the torn record was never stored: its id is free, and every view of the store agrees
+    again = JsonlStore(path)
+    assert "t2" not in again and len(again) == 3
+    with pytest.raises(KeyError):
+        again.get("t2")
+    again.append(make("t2"))
+    assert JsonlStore(path).get("t2") == make("t2") and len(JsonlStore(path)) == 4
 
 
 def test_corrupt_sqlite_file_is_an_input_error(tmp_path: Path) -> None:
