@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -252,11 +253,26 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._errors(), self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(db)
             db.execute(
                 "CREATE TABLE IF NOT EXISTS trajectories (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "id TEXT UNIQUE NOT NULL, framework TEXT, task TEXT, created_at REAL, data TEXT NOT NULL)"
             )
+
+    @staticmethod
+    def _use_wal(db: sqlite3.Connection, patience_s: float = 30.0) -> None:
+        """Switch the database to WAL mode (once per file). Switching takes an exclusive lock and SQLite answers
+        "database is locked" at once, busy timeout or not, while other processes are writing a brand-new file: so
+        it is tried again for a while (a store already in WAL mode answers at once)."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

@@ -187,3 +187,26 @@ def test_a_byte_order_mark_is_no_error(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + make("a").model_dump_json().encode() + b"\n")
     assert [t.id for t in JsonlStore(path)] == ["a"]
+
+
+def _open_then_write(path: str, prefix: str, barrier) -> None:  # noqa: ANN001 - mp barrier
+    barrier.wait()
+    store = open_store(path)  # the first opener creates the file; the others open it while it writes
+    for i in range(20):
+        store.append(make(f"{prefix}-{i}", steps=2))
+
+
+def test_processes_opening_a_new_sqlite_store_together_all_get_in(tmp_path: Path) -> None:
+    """Switching a new database to WAL while others write failed at once with 'database is locked' (the busy
+    timeout does not cover it): 8 of 20 such starts lost a writer."""
+    context = multiprocessing.get_context("fork")
+    for trial in range(8):
+        path = tmp_path / f"fresh{trial}.db"
+        barrier = context.Barrier(6)
+        procs = [context.Process(target=_open_then_write, args=(str(path), f"w{w}", barrier)) for w in range(6)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=120)
+        assert [proc.exitcode for proc in procs] == [0] * 6, f"trial {trial}"
+        assert len(open_store(path)) == 6 * 20
