@@ -243,6 +243,9 @@ class ChatCompletionCodec:
                 if not isinstance(call, dict) or "name" not in call:
                     raise ValueError(f"a replacement tool call needs a 'name': {call!r}")
             content = action.get("content")
+            # ids of their own: a model numbers its calls from call_0 in every answer, and CAMEL's memory would take a
+            # replaced call for an earlier one of the same id (the earlier call's result went to the new call)
+            calls = [call if call.get("id") else {**call, "id": f"call_replaced_{i}"} for i, call in enumerate(calls)]
             return completion(content, calls, model=model, usage=_replaced_usage(recorded, _size(content, calls)))
         text = action if isinstance(action, str) else json.dumps(action, ensure_ascii=False, default=str)
         return completion(text, model=model, usage=_replaced_usage(recorded, _size(text, None)))

@@ -242,3 +242,16 @@ def test_what_a_timed_out_sync_step_records_after_its_timeout_is_an_event_the_te
     assert [(s.kind, s.content) for s in traj.steps[2:]] == [("tool_result", 3), ("event", "a late answer")]
     assert traj.steps[3].metadata["after_step_timeout"] is True
     assert "after_step_timeout" not in traj.steps[2].metadata
+
+
+def test_a_tool_call_put_in_place_of_the_final_answer_has_an_id_of_its_own(ledger: Ledger) -> None:
+    """The recorded call was call_0, and so was the replacement's: CAMEL's memory gave the earlier call's result to
+    the new call and the model was sent a call with no result."""
+    traced = agentracer.trace(make_calculator, ledger, mode="sync", raise_on_error=False)
+    traj = traced.run("Add 2 and 3")
+    new = traced.replay(traj, step=3, action={"tool_calls": [{"name": "mul", "arguments": {"a": 2, "b": 3}}]})
+    recorded_ids = {c.id for s in traj.steps for c in s.tool_calls}
+    (replaced,) = new.steps[3].tool_calls
+    assert replaced.id not in recorded_ids and new.outcome.error is None
+    result = next(s for s in new.steps[4:] if s.tool_results)
+    assert [(r.call_id, r.content) for r in result.tool_results] == [(replaced.id, 6)]
