@@ -213,11 +213,26 @@ class JsonlStore:
         return count
 
     def iter_raw(self) -> Iterator[tuple[int, bytes]]:
-        """(line number, raw line) for every non-empty line, streamed."""
+        """(line number, raw line) for every non-empty line the store held when the reading began, streamed.
+
+        The size is taken under a shared lock, which waits for a writer in the middle of a record (writers hold the
+        exclusive lock while they write): a record another process appends meanwhile is never read half-written,
+        whatever its size. A torn line a dead writer left is still read, and reported."""
         if not self.path.exists():
             return
         with self.path.open("rb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+            try:
+                size = os.fstat(fh.fileno()).st_size
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            offset = 0
             for number, line in enumerate(fh, start=1):
+                if offset >= size:
+                    return
+                if offset + len(line) > size:  # (a torn line a later writer ended: as it was at the start)
+                    line = line[:size - offset]
+                offset += len(line)
                 if line.strip():
                     yield number, line
 

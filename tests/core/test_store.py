@@ -210,3 +210,25 @@ def test_processes_opening_a_new_sqlite_store_together_all_get_in(tmp_path: Path
             proc.join(timeout=120)
         assert [proc.exitcode for proc in procs] == [0] * 6, f"trial {trial}"
         assert len(open_store(path)) == 6 * 20
+
+
+def _big_writer(path: str, count: int) -> None:
+    store = JsonlStore(path)
+    for i in range(count):
+        store.append(Trajectory(id=f"big{i}", steps=[Step(index=0, agent="a", content="x" * 8_000_000)]))
+
+
+def test_a_reader_never_sees_a_record_another_process_is_still_writing(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    JsonlStore(path).append(make("first"))
+    writer = multiprocessing.get_context("fork").Process(target=_big_writer, args=(str(path), 10))
+    writer.start()
+    passes = 0
+    while writer.is_alive() or passes == 0:
+        errors: list[InputError] = []
+        ids = [t.id for t in JsonlStore(path).iter(errors=errors)]
+        assert errors == [], errors[0]
+        assert ids == ["first"] + [f"big{i}" for i in range(len(ids) - 1)]  # whole records, in order
+        passes += 1
+    writer.join(timeout=60)
+    assert writer.exitcode == 0 and len(JsonlStore(path)) == 11
