@@ -322,15 +322,24 @@ class SqliteStore:
         return len(rows)
 
     def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
-        """Stream the trajectories in insertion order; with ``errors`` given, bad rows are collected there."""
+        """Stream the trajectories in insertion order; with ``errors`` given, bad rows are collected there.
+
+        The stream reads on a connection of its own: its read snapshot would otherwise hold the thread's shared
+        connection, whose ``get``, ``in`` and ``len`` would miss what other processes append meanwhile and whose
+        appends SQLite would refuse as out of date."""
         with self._errors():
-            cursor = self._connect().execute("SELECT seq, data FROM trajectories ORDER BY seq")
-        while True:
+            reader = sqlite3.connect(self.path, timeout=30)
+        try:
             with self._errors():
-                rows = cursor.fetchmany(64)
-            if not rows:
-                return
-            yield from _parse_each(((data, f"{self.path}#{seq}") for seq, data in rows), errors)
+                cursor = reader.execute("SELECT seq, data FROM trajectories ORDER BY seq")
+            while True:
+                with self._errors():
+                    rows = cursor.fetchmany(64)
+                if not rows:
+                    return
+                yield from _parse_each(((data, f"{self.path}#{seq}") for seq, data in rows), errors)
+        finally:
+            reader.close()
 
     def __iter__(self) -> Iterator[Trajectory]:
         return self.iter()

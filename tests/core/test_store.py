@@ -232,3 +232,22 @@ def test_a_reader_never_sees_a_record_another_process_is_still_writing(tmp_path:
         passes += 1
     writer.join(timeout=60)
     assert writer.exitcode == 0 and len(JsonlStore(path)) == 11
+
+
+def _append_one(path: str, trajectory_id: str) -> None:
+    SqliteStore(path).append(make(trajectory_id))
+
+
+def test_an_open_sqlite_stream_does_not_hide_other_processes_appends(tmp_path: Path) -> None:
+    path = tmp_path / "snap.db"
+    store = SqliteStore(path)
+    store.extend(make(f"r{i}") for i in range(100))
+    stream = store.iter()
+    next(stream)  # a stream left open, half read
+    other = multiprocessing.get_context("fork").Process(target=_append_one, args=(str(path), "other"))
+    other.start()
+    other.join(timeout=60)
+    assert other.exitcode == 0
+    assert "other" in store and len(store) == 101 and store.get("other").id == "other"
+    store.append(make("mine"))  # (SQLite refused it: 'database is locked', from the stale snapshot)
+    assert sum(1 for _ in stream) == 99  # the stream goes on over what it began with
