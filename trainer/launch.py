@@ -310,6 +310,9 @@ def check_inputs(spec: RunSpec, config: dict[str, Any]) -> None:
     if model.is_dir() and not (model / "config.json").is_file():
         raise InputError("base model folder has no config.json (a Hugging Face model folder is expected)",
                          where=str(model))
+    if spec.data is not None and Path(spec.data).is_file():
+        raise InputError("--data takes the folder `agentracer train prepare` wrote (with train.parquet and "
+                         "val.parquet), not a file in it", where=str(spec.data))
     overrides = verl_overrides(config, spec)
     for key in ("data.train_files", "data.val_files"):
         path = _override(overrides, key)

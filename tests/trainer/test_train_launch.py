@@ -176,7 +176,8 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
         refused = cli(*base, "--dry-run", *bad)  # a dry run checks the arguments too
         assert refused.returncode == 2 and message in refused.stderr and "main_ppo" not in refused.stdout
     for bad, message in ((["--model", "/nonexistent/model"], "base model path does not exist"),
-                         (["--data", str(ready.output)], "train files not found")):
+                         (["--data", str(ready.output)], "train files not found"),
+                         (["--data", str(ready.data / "train.parquet")], "takes the folder")):
         refused = cli(*base, "--dry-run", *bad)  # and the files they name (not this machine's GPUs)
         assert refused.returncode == 2 and message in refused.stderr and "main_ppo" not in refused.stdout
     dry = cli(*base, "--dry-run", "--logger", "wandb", "trainer.total_epochs=2")
