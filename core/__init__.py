@@ -10,6 +10,7 @@ from .errors import (
     RecordedModelError,
     ReplayDivergence,
     ReplayError,
+    ServiceError,
     TeamBuildError,
     TeamRunError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ReplayError",
     "ReplayPlan",
     "Run",
+    "ServiceError",
     "SqliteStore",
     "Step",
     "TeamBuildError",

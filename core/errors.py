@@ -15,6 +15,11 @@ class InputError(AgentracerError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class ServiceError(AgentracerError):
+    """A model or server the command depends on failed for good (after its retries): not the input's fault (the CLI
+    exits 1 for it, 2 for bad input)."""
+
+
 class ReplayError(AgentracerError):
     """A replay cannot be made as asked (step out of range, other framework or team shape)."""
 

@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from ..errors import AgentracerError
-from ..models.base import ModelError
+from ..errors import AgentracerError, ServiceError
 
 # command name -> "module:attribute" (modules under agentracer.cli)
 COMMANDS: dict[str, str] = {
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except ModelError as exc:  # a model failed for good (after its retries): not the input's fault
+    except ServiceError as exc:  # a model or server failed for good (after its retries): not the input's fault
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (AgentracerError, OSError, ValueError) as exc:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import AgentracerError, InputError
+from ..errors import InputError, ServiceError
 from ..schema import ModelCall, Step, ToolCall, ToolResult, Trajectory, Verdict
 
 SCOPE_NAME = "agentracer"
@@ -37,7 +37,7 @@ _TICK = 1_000_000  # 1 ms: the synthetic duration of a step that carries no time
 AttributeValue = str | bool | int | float | list[str]
 
 
-class OtlpExportError(AgentracerError):
+class OtlpExportError(ServiceError):
     """The OTLP endpoint did not accept the spans."""
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import AgentracerError
+from ..errors import ServiceError
 from ..schema import Usage
 
 Message = dict[str, Any]
@@ -23,7 +23,7 @@ def estimate_tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-class ModelError(AgentracerError):
+class ModelError(ServiceError):
     """A model backend failed after its retries (server down, timeouts, rate limits, bad answer)."""
 
 

@@ -152,3 +152,16 @@ def test_cli_export_openinference_to_file_and_endpoint(recorded: Trajectory, rec
     assert code == 0, stderr.getvalue()
     assert len(receiver.spans()) == len(trajectory_spans(recorded))
     assert len(json.loads(out.read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"]) == len(receiver.spans())
+
+
+def test_cli_export_to_an_endpoint_that_refuses_exits_1_not_2(recorded: Trajectory, tmp_path: Path) -> None:
+    """A collector that refuses (or cannot be reached) is a server failing, not bad input."""
+    store = JsonlStore(tmp_path / "runs.jsonl")
+    store.append(recorded)
+    with OtlpReceiver(status=400) as refusing, CliRunner().isolation() as (_stdout, stderr, _):
+        try:
+            main(["export", "openinference", str(store.path), "--endpoint", refusing.url, "--timeout", "5"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    assert code == 1 and "did not accept" in stderr.getvalue().decode()
