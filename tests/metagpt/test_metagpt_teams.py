@@ -316,3 +316,14 @@ def test_a_role_with_its_own_think_that_asks_the_model_replays_its_answer():
     assert [(c.response, c.produces_step) for c in run.steps[1].model_calls] == [("a solution", True), ("no", False)]
     fixed = traced.replay(run, step=1, action="a better solution")
     assert fixed.steps[1].content == "a better solution" and fixed.steps[1].replaced
+
+
+def test_a_metagpt_team_object_runs_once_and_says_so_for_a_plain_run():
+    from agentracer import AgentracerError, ReplayError
+    from mg_teams import parallel_team
+
+    traced = agentracer.trace(parallel_team())
+    traced.run("go")
+    with pytest.raises(AgentracerError, match="already run: trace a factory") as info:
+        traced.run("go again")
+    assert not isinstance(info.value, ReplayError)  # a plain run, not a replay
