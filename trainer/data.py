@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import InputError
 from ..schema import Trajectory, Verdict
 from ..tracer.prompt import agent_list, build_messages, build_user_prompt, counter_from
+from .reward import name_key
 
 ABILITY = "failure_attribution"
 SPLIT_SALT = "agentracer-split-v1"
@@ -191,8 +192,7 @@ def _check(trajectory: Trajectory, label: Verdict | None) -> str | None:
         return "no label (human, counterfactual or injection)"
     if not 0 <= label.step < len(trajectory.steps):
         return f"label step {label.step} outside the trajectory (0..{len(trajectory.steps) - 1})"
-    names = {name.casefold().strip() for name in agent_list(trajectory)}
-    if label.agent.casefold().strip() not in names:
+    if name_key(label.agent) not in {name_key(name) for name in agent_list(trajectory)}:  # (as the reward compares)
         return f"label agent {label.agent!r} is not an agent of the trajectory"
     return None
 

@@ -43,7 +43,7 @@ def parse_answer(solution_str: str) -> tuple[str, int] | None:
     return answer.group("agent"), int(answer.group("step"))
 
 
-def _name_key(name: str) -> str:
+def name_key(name: str) -> str:
     """An agent name as compared: case-insensitive, one Unicode form (a name typed decomposed is the same), without
     the spaces around it (a label written ``"Expert "``)."""
     return unicodedata.normalize("NFC", name).casefold().strip()
@@ -82,11 +82,11 @@ def score(
     if not 0.0 <= lam <= 1.0 or not sigma > 0.0:
         raise ValueError(f"the reward needs 0 <= lam <= 1 and sigma > 0, got lam={lam}, sigma={sigma}")
     parsed = parse_answer(solution_str)
-    names = {_name_key(name) for name in agents} | {_name_key(str(agent))}
-    if parsed is None or _name_key(parsed[0]) not in names:
+    names = {name_key(name) for name in agents} | {name_key(str(agent))}
+    if parsed is None or name_key(parsed[0]) not in names:
         return {"score": 0.0, "format": 0.0, "agent": 0.0, "step": 0.0}
     predicted_agent, predicted_step = parsed
-    agent_hit = float(_name_key(predicted_agent) == _name_key(str(agent)))
+    agent_hit = float(name_key(predicted_agent) == name_key(str(agent)))
     distance = (predicted_step - int(step)) / sigma  # (a tiny sigma: a huge distance, never a division by 0)
     step_part = math.exp(-0.5 * distance * distance)
     return {

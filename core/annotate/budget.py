@@ -49,10 +49,15 @@ class Budget:
             self.model_calls += 1
             return True
 
-    def return_call(self) -> None:
-        """Give back a reserved model call that cost nothing (its answer came from the cache)."""
+    def settle_call(self, usage: Usage, *, cached: bool) -> bool:
+        """Settle a model call ``take_call`` reserved: an answer from the cache costs nothing (the call is given
+        back), any other counts its tokens. Whether it was charged."""
         with self._lock:
-            self.model_calls -= 1
+            if cached:
+                self.model_calls -= 1
+            else:
+                self.tokens += usage.total_tokens
+        return not cached
 
     def take_replay(self) -> bool:
         """Reserve one replay; False when the budget is spent."""

@@ -22,7 +22,7 @@ from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
 from .leakage import leaks_answer
 from .prompts import Untagged, action_text, analyzer_messages, parse_correction, step_action
-from .replayer import Replayer, replay_failure
+from .replayer import Replayer, earlier_replays, replay_failure, replay_key
 
 AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "untagged", "duplicate", "leak", "diverged", "error",
                         "budget", "cancelled"]
@@ -134,11 +134,8 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "error", detail=f"analyzer: {type(exc).__name__}: {exc}"))
                 return None
             result.analyzer_calls += 1
-            if completion.cached:  # asked before (an earlier run of this search): nothing spent now
-                self.budget.return_call()
-            else:
+            if self.budget.settle_call(completion.usage, cached=completion.cached):  # (cached: asked by an earlier run)
                 result.spent.model_calls += 1
-                self.budget.add_usage(completion.usage)
                 result.spent.add_usage(completion.usage)
             try:
                 action = parse_correction(completion.text, step)
@@ -160,7 +157,7 @@ class CounterfactualSearch:
                 result.attempts.append(Attempt(t, step.agent, j, "leak", proposal=action,
                                                detail="the proposal contains the ground-truth answer verbatim"))
                 continue
-            replayed = result.earlier.pop((t, text.strip()), None)
+            replayed = result.earlier.pop(replay_key(t, action), None)
             if replayed is not None:  # replayed by an earlier run of this search: nothing spent on it now
                 attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action, detail="replayed by an earlier run")
                 result.attempts.append(attempt)
@@ -213,8 +210,7 @@ class CounterfactualSearch:
             raise ValueError(f"trajectory {trajectory.id} succeeded; counterfactual replay labels failed runs")
         result = SearchResult(trajectory_id=trajectory.id, verdict=None,
                               spent=Budget(price_per_1k_tokens=self.budget.price_per_1k_tokens),
-                              earlier={(r.replay.step, action_text(r.replay.action).strip()): r for r in earlier
-                                       if r.replay is not None and r.replay.parent_id == trajectory.id})
+                              earlier=earlier_replays(trajectory, earlier))
         candidates = [s.index for s in trajectory.steps if self.candidate(s)]
         finished: dict[int, bool | None] = {}
         running: dict[int, asyncio.Task[bool | None]] = {}

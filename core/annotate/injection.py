@@ -18,7 +18,7 @@ from .budget import Budget
 from .counterfactual import default_candidate
 from .leakage import announces_itself
 from .prompts import MISTAKE_TYPES, action_text, parse_rewrite, perturber_messages, step_action
-from .replayer import Replayer, replay_failure
+from .replayer import Replayer, earlier_replays, replay_failure, replay_key
 
 STRATEGIES = ("uniform", "late", "agent-balanced")
 InjectionStatus = Literal["kept", "not_flipped", "no_rewrite", "marker", "diverged", "error", "budget"]
@@ -143,8 +143,7 @@ class FaultInjector:
         if not trajectory.outcome.success:
             raise ValueError(f"trajectory {trajectory.id} did not succeed; fault injection starts from successes")
         result = InjectionResult(trajectory_id=trajectory.id, kept=None)
-        replayed_before = {(r.replay.step, action_text(r.replay.action).strip()): r for r in earlier
-                           if r.replay is not None and r.replay.parent_id == trajectory.id}
+        replayed_before = earlier_replays(trajectory, earlier)
         rng = random.Random(f"{self.seed}:{trajectory.id}")
         candidates = [s.index for s in trajectory.steps if self.candidate(s)]
         for t in self.chooser.order(trajectory, candidates, rng)[: self.tries]:
@@ -163,15 +162,12 @@ class FaultInjector:
             except Exception as exc:
                 attempt.status, attempt.detail = "error", f"perturber: {type(exc).__name__}: {exc}"
                 continue
-            if completion.cached:  # asked before (an earlier run of this injector): nothing spent now
-                self.budget.return_call()
-            else:
-                self.budget.add_usage(completion.usage)
+            self.budget.settle_call(completion.usage, cached=completion.cached)  # (cached: asked by an earlier run)
             rewrite = parse_rewrite(completion.text, step)
             if rewrite is None or action_text(rewrite).strip() == step_action(step).strip():
                 continue
             attempt.rewrite = rewrite
-            replayed = replayed_before.pop((t, action_text(rewrite).strip()), None)
+            replayed = replayed_before.pop(replay_key(t, rewrite), None)
             if replayed is not None:  # replayed by an earlier run of this injector: nothing spent on it now
                 attempt.detail = "replayed by an earlier run"
             elif not self.budget.take_replay():

@@ -6,11 +6,13 @@ A replayer re-runs a trajectory from step t with an action and returns the new t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 from ..errors import ReplayError, TeamRunError
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
+from .prompts import action_text
 
 
 def replay_failure(exc: Exception) -> tuple[Literal["diverged", "error"], str]:
@@ -18,6 +20,18 @@ def replay_failure(exc: Exception) -> tuple[Literal["diverged", "error"], str]:
     if isinstance(exc, ReplayError):
         return "diverged", str(exc).splitlines()[0]
     return "error", f"{type(exc).__name__}: {exc}"
+
+
+def replay_key(step: int, action: Any) -> tuple[int, str]:
+    """What makes two replays of one run the same: the step and the action's text."""
+    return step, action_text(action).strip()
+
+
+def earlier_replays(trajectory: Trajectory, earlier: Sequence[Trajectory]) -> dict[tuple[int, str], Trajectory]:
+    """The replays of ``trajectory`` among ``earlier`` (an earlier run's, one that left its task open), by
+    ``replay_key``: a search or an injection that asks for one of them again reuses it."""
+    return {replay_key(r.replay.step, r.replay.action): r for r in earlier
+            if r.replay is not None and r.replay.parent_id == trajectory.id}
 
 
 class Replayer(Protocol):

@@ -23,3 +23,8 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int]) 
         return count
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_text_replacing(path: str | os.PathLike[str], text: str) -> None:
+    """``write_replacing`` of a UTF-8 text file."""
+    write_replacing(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path, PurePosixPath
 
 import click
 
 from ..errors import InputError
-from ._atomic import write_replacing
+from ._atomic import write_replacing, write_text_replacing
 from ._io import Problems, check_not_source, iter_trajectories, same_file
 
 _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
@@ -38,10 +37,6 @@ def _exported(what: str, count: int, source: str, output: str, problems: Problem
     done = (f"exported {count} {what} from {source} to {output}" if count
             else f"no {what} to export from {source}; nothing written to {output}")
     click.echo(done + (f"; {problems.count} problem(s)" if problems.count else ""), err=True)
-
-
-def _write_text(text: str, path: Path) -> int:
-    return path.write_text(text, encoding="utf-8")
 
 
 @export_group.command("whowhen")
@@ -75,8 +70,7 @@ def export_whowhen(source: str, output: str) -> None:
             problems.report(InputError(f"{target} is SOURCE itself: writing it would lose the trajectories; export "
                                        "into another folder", where=where))
             continue
-        write_replacing(target, functools.partial(_write_text, json.dumps(to_whowhen(trajectory), indent=4,
-                                                                          ensure_ascii=False) + "\n"))
+        write_text_replacing(target, json.dumps(to_whowhen(trajectory), indent=4, ensure_ascii=False) + "\n")
         written[relative] = trajectory.id
     _exported("trajectories", len(written), source, output, problems)
     problems.finish()

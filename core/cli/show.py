@@ -15,7 +15,7 @@ from rich.text import Text
 from ..errors import InputError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
-from ._atomic import write_replacing
+from ._atomic import write_text_replacing
 from ._io import check_html_output, read_one
 from ._terminal import plain, printable
 
@@ -142,6 +142,6 @@ def _write_html(trajectory: Trajectory, html_out: str) -> None:
 def write_page(path: str, html: str) -> None:
     """Write an HTML page whole or not at all (an earlier page stays if writing fails); an error names the file."""
     try:
-        write_replacing(path, lambda temporary: temporary.write_text(html, encoding="utf-8"))
+        write_text_replacing(path, html)
     except OSError as exc:
         raise InputError(f"cannot write the page ({exc.strerror or exc})", where=path) from None
