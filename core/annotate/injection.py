@@ -5,6 +5,8 @@ announces the rewrite; its label (agent and step) is then known by construction.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import time
 from collections import Counter
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..models import ChatModel, ModelError
-from ..schema import Step, Trajectory, Verdict
+from ..schema import Step, Trajectory, Verdict, tool_calls_content
 from .budget import Budget
 from .counterfactual import default_candidate
 from .leakage import announces_itself
@@ -95,13 +97,23 @@ class InjectionResult:
     wall_s: float = 0.0
 
 
+def run_content_key(trajectory: Trajectory) -> str:
+    """A digest of what a run did: its task and each step's agent, kind, text, tool calls and tool results (not its
+    id, times, usage or tool-call ids, which differ between two recordings of one deterministic run)."""
+    steps = [[s.agent, s.kind, s.text, tool_calls_content(s.tool_calls),
+              [[r.name, r.content, r.is_error] for r in s.tool_results]] for s in trajectory.steps]
+    text = json.dumps([trajectory.task, steps], ensure_ascii=False, default=str, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class FaultInjector:
     """Inject one plausible mistake into successful runs; keep the replays that fail.
 
     ``tries`` steps are tried per run (in the chooser's order) until one flips Ω; ``mistake_types`` are
     drawn per try among those that fit the step (``wrong_tool_argument`` only for tool calls). The steps' order
-    and the mistake types are drawn from a generator seeded by ``seed`` and the run's id, so a run gets the same
-    tries whichever runs went before it (tasks run concurrently; a resumed annotation skips finished ones). A
+    and the mistake types are drawn from a generator seeded by ``seed`` and what the run did (its task and steps,
+    not its id), so a run gets the same tries whichever runs went before it (tasks run concurrently; a resumed
+    annotation skips finished ones), and two recordings of one deterministic run get the same tries. A
     ``ModelError`` of the perturber (its backend gave up after its retries) ends the run's injection and is raised.
     """
 
@@ -144,7 +156,7 @@ class FaultInjector:
             raise ValueError(f"trajectory {trajectory.id} did not succeed; fault injection starts from successes")
         result = InjectionResult(trajectory_id=trajectory.id, kept=None)
         replayed_before = earlier_replays(trajectory, earlier)
-        rng = random.Random(f"{self.seed}:{trajectory.id}")
+        rng = random.Random(f"{self.seed}:{run_content_key(trajectory)}")
         candidates = [s.index for s in trajectory.steps if self.candidate(s)]
         for t in self.chooser.order(trajectory, candidates, rng)[: self.tries]:
             step = trajectory.steps[t]

@@ -109,6 +109,22 @@ def test_a_runs_tries_do_not_depend_on_the_runs_injected_before_it():
     assert tries(trajectory) == tries(other, trajectory) == tries(other, other, trajectory)
 
 
+def test_two_recordings_of_one_deterministic_run_get_the_same_tries():
+    """A run's id is random: two fresh `annotate` runs with one --seed must still draw the same steps and
+    mistakes for the same run, and a different run must be free to draw differently."""
+    team, first = good_run()
+    _, second = good_run()
+    assert first.id != second.id
+    harmless = ScriptedModel(lambda m: "<rewrite>value = 7 (done)</rewrite>")
+
+    def tries(run, seed=5):
+        injector = FaultInjector(LocalReplayer(team, chain_evaluator), harmless, tries=3, seed=seed)
+        return [(a.step, a.mistake_type) for a in injector.inject(run).attempts]
+
+    assert tries(first) == tries(second)
+    assert len({tuple(tries(first, seed)) for seed in range(8)}) > 1  # the seed still matters
+
+
 def same_value(messages):
     """A perturber whose rewrite keeps the step's value (said differently): it never flips the run."""
     user = messages[-1]["content"]
