@@ -200,6 +200,8 @@ def _section(trajectory: Trajectory, verdict: Verdict | None, human: Verdict | N
                      "</div>")
         boxes.append(_label_box("human", "human label", human, anchor, agree))
     for label in others:
+        if label == verdict:  # the verdict is this label (the demo's counterfactual one): one box says it
+            continue
         title = "counterfactual label" if label.source == "counterfactual" else "injected fault"
         boxes.append(_label_box(label.source, title, label, anchor))
     if boxes:
@@ -239,6 +241,8 @@ def _step_card(step: Step, row: int, column: int, verdict: Verdict | None, human
             if "is-counterfactual" not in classes:
                 classes.append("is-counterfactual")
             badges.append(f'<span class="badge cf">{_e(label.source)}</span>')
+            if label == verdict:  # its callout says it already
+                continue
             callouts.append(f'<div class="callout cf"><b>{_e(label.source.capitalize())}:</b> {_e(label.agent)}'
                             + (f" — {_e(label.reason)}" if label.reason else "") + "</div>")
     if step.replaced:

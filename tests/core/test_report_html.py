@@ -92,6 +92,16 @@ def test_structure_lanes_tool_calls_labels_and_collapsing() -> None:
     assert sources == ["tracer", "human", "counterfactual"]
 
 
+def test_a_verdict_that_is_one_of_the_runs_labels_is_shown_once() -> None:
+    trajectory = team_run()
+    counterfactual = trajectory.label("counterfactual")
+    parsed = Elements(render_html(trajectory, counterfactual))
+    assert [a["data-source"] for _, a, _ in parsed.with_class("label")] == ["counterfactual", "human"]
+    assert [a["data-step"] for _, a, _ in parsed.with_class("is-verdict")] == ["2"]
+    assert [a["data-step"] for _, a, _ in parsed.with_class("is-counterfactual")] == ["2"]
+    assert len(parsed.with_class("callout")) == 2  # the verdict's and the human label's, not the same label twice
+
+
 def test_verdict_defaults_to_the_tracer_label() -> None:
     trajectory = team_run()
     trajectory.labels.append(Verdict(agent="Checker", step=4, source="tracer"))
