@@ -15,7 +15,7 @@ from ..errors import InputError
 @click.option("--perturber", help="model SPEC injecting mistakes into successful runs (without it successes are kept "
                                   "as they are)")
 @click.option("--evaluator", "evaluator_spec", required=True, help="Ω: mbpp, math, exact or MODULE:FUNCTION")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="dataset folder")
+@click.option("-o", "--out", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="dataset folder")
 @click.option("--k", type=click.IntRange(1), default=4, show_default=True, help="candidate steps replayed at once per failed run")
 @click.option("--proposals", type=click.IntRange(1), default=1, show_default=True, help="corrections sampled per step")
 @click.option("--concurrency", type=click.IntRange(1), default=2, show_default=True, help="tasks at once")

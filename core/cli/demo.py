@@ -12,7 +12,7 @@ GROUP = "agentracer.demos"
 
 
 @click.command()
-@click.option("--out", "out_dir", default="agentracer-demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "--output", "out_dir", default="agentracer-demo", show_default=True, type=click.Path(file_okay=False),
               help="folder for report.html and trajectories.jsonl")
 @click.option("--framework", default=None, help="which demo (default: the first installed, autogen first)")
 def demo(out_dir: str, framework: str | None) -> None:

@@ -53,7 +53,7 @@ def _earlier_results(store: Any, strategy: str) -> dict[str, Any]:
 @click.option("--critic", help="model SPEC for the self-refine / critic baselines")
 @click.option("--reviser", help="model SPEC rewriting the decisive step in replay mode")
 @click.option("--rounds", default=3, show_default=True, help="correction rounds after the first run")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+@click.option("-o", "--out", "--output", "out_path", type=click.Path(dir_okay=False),
               help="write every attempt here (JSONL); run again to resume: tasks whose attempts it holds are not redone")
 def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, mode: str, tracer_name: str,
            tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:

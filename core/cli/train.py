@@ -69,7 +69,7 @@ def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: fl
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML settings (default: the paper's, trainer/configs/grpo_paper.yaml).")
 @click.option("--model", required=True, type=click.Path(path_type=Path), help="Base model folder (Hugging Face).")
-@click.option("--output", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Checkpoints and validation dumps go here; running again resumes from its latest checkpoint.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Folder written by `agentracer train prepare` (else the config's data.dir).")

@@ -252,3 +252,30 @@ def test_export_openinference_writes_only_json_names(tmp_path: Path, name: str) 
     code, _, err = run_cli("export", "openinference", str(source), "-o", str(other))
     assert code == 2 and ".json or .jsonl" in err
     assert (other.read_bytes() if other.exists() else None) == before
+
+
+def _commands(group, path=()):
+    import click
+
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield " ".join((*path, name)), command
+
+
+def test_every_command_that_writes_somewhere_takes_o_and_both_long_spellings() -> None:
+    """`-o` is the output on every command (`demo --out` and `train run --output` had no `-o`), and `--out` and
+    `--output` name the same option wherever one does."""
+    from agentracer.cli import cli
+
+    seen = []
+    for name, command in _commands(cli):
+        for option in command.params:
+            if {"--out", "--output"} & set(option.opts):
+                seen.append(name)
+                assert "-o" in option.opts, f"{name}: {option.opts}"
+                assert {"--out", "--output"} <= set(option.opts) or "--out" not in option.opts, f"{name}"
+    assert {"demo", "annotate", "refine", "replay", "train run"} <= set(seen)
