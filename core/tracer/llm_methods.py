@@ -21,7 +21,7 @@ from ..models.base import Completion
 from ..schema import Trajectory, Usage, Verdict
 from .base import AnswerError, ModelMethod, require_steps
 from .parse import parse_answer
-from .prompt import _as_text, agent_list, build_messages, counter_from, render_steps
+from .prompt import _as_text, agent_list, build_messages, counter_from, ground_truth_text, render_steps
 
 
 class _Ledger:
@@ -67,8 +67,9 @@ class _BaselineMethod(ModelMethod):
 
     def _header(self, trajectory: Trajectory, with_ground_truth: bool) -> str:
         lines = [f"The problem the agents worked on: {_as_text(trajectory.task) or '(not recorded)'}"]
-        if with_ground_truth and trajectory.ground_truth is not None:
-            lines.append(f"The correct answer to the problem is: {_as_text(trajectory.ground_truth)}")
+        ground_truth = ground_truth_text(trajectory) if with_ground_truth else ""
+        if ground_truth:
+            lines.append(f"The correct answer to the problem is: {ground_truth}")
         return "\n".join(lines)
 
     def _render(self, trajectory: Trajectory, steps: list, fixed: str) -> str:

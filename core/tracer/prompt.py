@@ -69,6 +69,13 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
+def ground_truth_text(trajectory: Trajectory) -> str:
+    """The run's ground truth as prompt text; "" when it has none, or one that is only blanks (Who&When rows hold
+    ``""``): a prompt then has no empty "correct answer" section."""
+    text = _as_text(trajectory.ground_truth)
+    return text if text.strip() else ""
+
+
 def step_header(step: Step) -> str:
     """``Step 3 - WebSurfer:`` (with the framework's role when it adds something, e.g. ``(thought)``)."""
     role = step.role or ""
@@ -200,8 +207,9 @@ def _task_block(trajectory: Trajectory, with_ground_truth: bool, char_cap: int |
         return clip_text(text, char_cap) if char_cap else text
 
     parts = [f"## Task\n{cap(_as_text(trajectory.task) or '(not recorded)')}"]
-    if with_ground_truth and trajectory.ground_truth is not None:
-        parts.append(f"## Correct answer (ground truth)\n{cap(_as_text(trajectory.ground_truth))}")
+    ground_truth = ground_truth_text(trajectory) if with_ground_truth else ""
+    if ground_truth:
+        parts.append(f"## Correct answer (ground truth)\n{cap(ground_truth)}")
     feedback = trajectory.outcome.feedback or trajectory.outcome.error
     if feedback:
         parts.append(f"## Feedback from the environment\n{cap(_as_text(feedback))}")

@@ -92,3 +92,16 @@ def test_clip_text_keeps_head_and_tail() -> None:
     clipped = clip_text("H" * 100 + "T" * 100, 30)
     assert clipped.startswith("H" * 20) and clipped.endswith("T" * 10) and "170 characters omitted" in clipped
     assert clip_text("short", MIN_STEP_CHARS) == "short"
+
+
+def test_a_blank_ground_truth_makes_no_correct_answer_section() -> None:
+    """Who&When rows hold `ground_truth: ""`: the prompt must not show an empty "correct answer" section."""
+    from agentracer.tracer.llm_methods import _BaselineMethod
+
+    for blank in ("", "  \n"):
+        trajectory = make_trajectory(["a", "b"], ground_truth=blank)
+        user = build_messages(trajectory, with_ground_truth=True)[-1]["content"]
+        assert "Correct answer" not in user
+        assert "correct answer" not in _BaselineMethod._header(None, trajectory, True)  # type: ignore[arg-type]
+    user = build_messages(make_trajectory(["a", "b"], ground_truth="4"), with_ground_truth=True)[-1]["content"]
+    assert "## Correct answer (ground truth)\n4" in user
