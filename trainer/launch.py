@@ -73,6 +73,55 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
 }
 
 
+# the keys whose values must be numbers (booleans are not), and sections verl has no top-level key of
+_INTEGERS = frozenset({"data.train_batch_size", "data.max_prompt_length", "data.max_response_length", "rollout.n",
+                       "rollout.tensor_model_parallel_size", "clip.total_steps", "ppo.mini_batch_size", "ppo.epochs",
+                       "ppo.micro_batch_size_per_gpu", "trainer.total_epochs", "trainer.save_freq",
+                       "trainer.test_freq", "trainer.total_training_steps"})
+_FLOATS = frozenset({"optim.lr", "rollout.temperature", "rollout.gpu_memory_utilization", "reward.lam",
+                     "reward.sigma", "clip.eps_max", "clip.eps_min"})
+_OURS_ONLY = frozenset({"optim", "rollout", "clip", "ppo"})
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Split command-line ``key=value`` overrides into those of our config (``reward.lam=0.3``, set in a copy of
+    ``config``, the value read as YAML) and verl's (returned in order). A key of a section only we have
+    (``clip.eps_mx=0.3``) is an ``InputError`` naming what that section takes; ``+key``/``~key`` are verl's."""
+    import yaml
+
+    config = {name: dict(value) if isinstance(value, dict) else value for name, value in config.items()}
+    rest: list[str] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not (sep and dot) or section not in SECTION_KEYS or (name not in SECTION_KEYS[section]
+                                                                 and section not in _OURS_ONLY):
+            rest.append(item)
+            continue
+        if name not in SECTION_KEYS[section]:
+            raise InputError(f"unknown key {key} in {item!r}; {section} takes {sorted(SECTION_KEYS[section])} "
+                             "(verl's own keys are written in full, e.g. actor_rollout_ref.rollout.n=4)")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            parsed = value
+        config[section] = {**_section(config, section), name: parsed}
+    return config, rest
+
+
+def _check_types(config: dict[str, Any]) -> None:
+    """A setting that must be a number and is not (``data.train_batch_size=abc``): one error naming its key."""
+    for key in sorted(_INTEGERS | _FLOATS):
+        section, name = key.split(".")
+        value = _section(config, section).get(name)
+        if value is None or (key == "trainer.total_training_steps" and not value):
+            continue
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not isinstance(value, int | float) or (key in _INTEGERS and not whole):
+            kind = "a whole number" if key in _INTEGERS else "a number"
+            raise InputError(f"{key} must be {kind}, got {value!r}")
+
+
 def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     value = config.get(name) or {}
     if not isinstance(value, dict):
@@ -91,6 +140,7 @@ def check_config(config: dict[str, Any]) -> None:
         if unknown:
             raise InputError(f"unknown key {name}.{unknown[0]}; {name} takes {sorted(known)} (verl's own settings "
                              "go under verl:)")
+    _check_types(config)
     reward, clip = _section(config, "reward"), _section(config, "clip")
     try:
         lam, sigma = float(reward.get("lam", 0.5)), float(reward.get("sigma", 1.0))

@@ -85,12 +85,13 @@ def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: fl
 def run_command(config_path: Path | None, model: Path, output: Path, data: Path | None, logger: str, nodes: int,
                 gpus_per_node: int, ray_address: str | None, resume: str, dry_run: bool,
                 overrides: tuple[str, ...]) -> None:
-    """Launch verl's GRPO (main_ppo) with our reward and scheduled-clip loss; extra KEY=VALUE go to verl."""
-    from ..trainer.launch import RunSpec, check_inputs, check_machine, command, load_config
+    """Launch verl's GRPO (main_ppo) with our reward and scheduled-clip loss; extra KEY=VALUE set a key of the
+    config (reward.lam=0.3, clip.eps_max=0.3) or go to verl (actor_rollout_ref.rollout.n=4)."""
+    from ..trainer.launch import RunSpec, apply_overrides, check_inputs, check_machine, command, load_config
 
-    config = load_config(config_path)
+    config, extra = apply_overrides(load_config(config_path), list(overrides))
     spec = RunSpec(model=model, output=output, data=data, logger=logger, nodes=nodes, gpus_per_node=gpus_per_node,
-                   ray_address=ray_address, resume=resume, extra=list(overrides))
+                   ray_address=ray_address, resume=resume, extra=extra)
     check_inputs(spec, config)
     argv = command(config, spec)
     if dry_run:

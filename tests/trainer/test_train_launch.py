@@ -13,6 +13,7 @@ import pytest
 from agentracer.errors import InputError
 from agentracer.trainer.launch import (
     RunSpec,
+    apply_overrides,
     check_inputs,
     check_overrides,
     command,
@@ -184,7 +185,16 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
     assert dry.returncode == 0, dry.stderr
     argv = shlex.split(dry.stdout)  # a shell reads the printed command back as the launch's arguments
     assert argv[1:3] == ["-m", "verl.trainer.main_ppo"] and "trainer.logger=[console,wandb]" in argv
-    assert argv[-1] == "trainer.total_epochs=2"
+    assert [a for a in argv if a.startswith("trainer.total_epochs=")] == ["trainer.total_epochs=2"]
+    ours = cli(*base, "--dry-run", "reward.lam=0.3", "clip.eps_max=0.35", "actor_rollout_ref.rollout.n=4")
+    assert ours.returncode == 0, ours.stderr  # a key of our config sets it; verl's own keys go to verl
+    argv = shlex.split(ours.stdout)
+    assert "+reward.custom_reward_function.reward_kwargs.lam=0.3" in argv and "reward.lam=0.3" not in argv
+    assert "+actor_rollout_ref.actor.policy_loss.eps_max=0.35" in argv and argv[-1] == "actor_rollout_ref.rollout.n=4"
+    for bad, message in (("data.train_batch_size=abc", "data.train_batch_size must be a whole number, got 'abc'"),
+                         ("reward.lam=2", "0 <= lam <= 1"), ("clip.eps_mx=0.3", "unknown key clip.eps_mx")):
+        refused = cli(*base, "--dry-run", bad)
+        assert refused.returncode == 2 and message in refused.stderr and "main_ppo" not in refused.stdout
 
 
 @pytest.mark.parametrize(("section", "values", "message"), [
@@ -200,6 +210,35 @@ def test_a_config_mistake_is_refused_before_anything_starts(ready: RunSpec, sect
                                                             message: str) -> None:
     config = load_config()
     config.setdefault(section, {}).update(values)
+    with pytest.raises(InputError, match=re.escape(message)):
+        check_inputs(ready, config)
+
+
+def test_overrides_of_our_config_keys_set_them_and_the_rest_go_to_verl(ready: RunSpec) -> None:
+    config = load_config()
+    changed, rest = apply_overrides(config, ["reward.lam=0.25", "rollout.n=4", "data.train_batch_size=16",
+                                             "trainer.val_before_train=false", "reward.custom_reward_function.x=1",
+                                             "+reward.lam=0.9", "algorithm.gamma=0.9"])
+    assert rest == ["reward.custom_reward_function.x=1", "+reward.lam=0.9", "algorithm.gamma=0.9"]
+    assert changed["reward"]["lam"] == 0.25 and changed["rollout"]["n"] == 4
+    assert changed["trainer"]["val_before_train"] is False
+    assert config["reward"]["lam"] == 0.5 and config["rollout"]["n"] == 8  # the loaded config is left as it was
+    overrides = as_dict(verl_overrides(changed, RunSpec(**{**ready.__dict__, "extra": rest})))
+    assert overrides["+reward.custom_reward_function.reward_kwargs.lam"] == "0.25"
+    assert overrides["actor_rollout_ref.rollout.n"] == "4" and overrides["data.train_batch_size"] == "16"
+    assert overrides["trainer.val_before_train"] == "false"
+    with pytest.raises(InputError, match=re.escape("unknown key ppo.epoch in 'ppo.epoch=2'; ppo takes")):
+        apply_overrides(config, ["ppo.epoch=2"])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.train_batch_size=abc", "data.train_batch_size must be a whole number, got 'abc'"),
+    ("trainer.total_epochs=1.5", "trainer.total_epochs must be a whole number, got 1.5"),
+    ("reward.sigma=true", "reward.sigma must be a number, got True"),
+    ("optim.lr=fast", "optim.lr must be a number, got 'fast'"),
+])
+def test_a_setting_that_is_not_a_number_names_its_key(ready: RunSpec, override: str, message: str) -> None:
+    config, _ = apply_overrides(load_config(), [override])
     with pytest.raises(InputError, match=re.escape(message)):
         check_inputs(ready, config)
 
