@@ -47,7 +47,7 @@ def export_whowhen(source: str, output: str) -> None:
     """Write each trajectory of SOURCE as a Who&When file under OUTPUT.
 
     A trajectory imported from Who&When goes back to the relative path it came from
-    (``metadata.source_path``), with equal JSON; others go to ``ID.json``. Each file is written whole (a file of
+    (``metadata.source_path``), with equal JSON; others go to ``ID.json`` (an id ``team/run-1`` to ``team/run-1.json``, which imports as that id again). Each file is written whole (a file of
     that name is replaced), never over SOURCE.
     """
     from ..formats.whowhen import export_path, to_whowhen

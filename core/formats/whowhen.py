@@ -280,4 +280,7 @@ def export_path(trajectory: Trajectory) -> str:
     source = trajectory.metadata.get("source_path")
     if source:
         return str(source)
+    parts = trajectory.id.split("/")
+    if "\\" not in trajectory.id and all(part not in ("", ".", "..") for part in parts):
+        return f"{trajectory.id}.json"  # "team/run-1" -> team/run-1.json: importing the folder gives that id again
     return f"{trajectory.id.replace('/', '_')}.json"

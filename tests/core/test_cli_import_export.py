@@ -138,3 +138,20 @@ def test_help_everywhere(args: list[str]) -> None:
 def test_version() -> None:
     code, out, _ = run_cli("--version")
     assert code == 0 and "agentracer" in out
+
+
+def test_an_id_with_slashes_exports_into_folders_and_imports_as_the_same_id(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.jsonl")
+    ids = ["team/run-1", "team/sub/run-2", "plain", "../up", "/abs", "a//b"]
+    for trajectory_id in ids:
+        store.append(Trajectory(id=trajectory_id, steps=[Step(index=0, agent="a", content=trajectory_id)]))
+    code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    assert (tmp_path / "out" / "team" / "sub" / "run-2.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.jsonl"]  # nothing written outside the folder
+    code, _, err = run_cli("import", "whowhen", str(tmp_path / "out"), "-o", str(tmp_path / "back.jsonl"))
+    assert code == 0, err
+    back = {t.steps[0].content: t.id for t in open_store(tmp_path / "back.jsonl")}
+    assert {i: back[i] for i in ("team/run-1", "team/sub/run-2", "plain")} == {
+        "team/run-1": "team/run-1", "team/sub/run-2": "team/sub/run-2", "plain": "plain"}
+    assert back["../up"] == ".._up" and back["/abs"] == "_abs" and back["a//b"] == "a__b"  # no folder to leave by
