@@ -101,16 +101,17 @@ def _parse_precisely(text: str | bytes, where: str) -> Trajectory:
         raise InputError(validation_message(exc), where=label) from None
 
 
-def _parse_each(
+def _parse_each_located(
     records: Iterable[tuple[str | bytes, str]],
     errors: list[InputError] | None,
     *,
     parse: Callable[[str | bytes, str], Trajectory] | None = None,
-) -> Iterator[Trajectory]:
-    """Parse ``(text, where)`` records in order; a bad one raises, or with ``errors`` given is collected there."""
+) -> Iterator[tuple[str, Trajectory]]:
+    """Parse ``(text, where)`` records in order, each with its place (``path:line``, ``path#row``); a bad one raises,
+    or with ``errors`` given is collected there."""
     for text, where in records:
         try:
-            yield parse(text, where) if parse else parse_record(text, where=where)
+            yield where, parse(text, where) if parse else parse_record(text, where=where)
         except InputError as exc:
             if errors is None:
                 raise
@@ -238,8 +239,13 @@ class JsonlStore:
 
     def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
         """Stream the trajectories; with ``errors`` given, bad lines are collected there and skipped."""
+        for _where, trajectory in self.iter_located(errors=errors):
+            yield trajectory
+
+    def iter_located(self, *, errors: list[InputError] | None = None) -> Iterator[tuple[str, Trajectory]]:
+        """``iter`` with each trajectory's place, ``path:line``."""
         lines = ((line, f"{self.path}:{number}") for number, line in self.iter_raw())
-        yield from _parse_each(lines, errors, parse=_parse_line)
+        yield from _parse_each_located(lines, errors, parse=_parse_line)
 
     def __iter__(self) -> Iterator[Trajectory]:
         return self.iter()
@@ -322,7 +328,12 @@ class SqliteStore:
         return len(rows)
 
     def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
-        """Stream the trajectories in insertion order; with ``errors`` given, bad rows are collected there.
+        """Stream the trajectories in insertion order; with ``errors`` given, bad rows are collected there."""
+        for _where, trajectory in self.iter_located(errors=errors):
+            yield trajectory
+
+    def iter_located(self, *, errors: list[InputError] | None = None) -> Iterator[tuple[str, Trajectory]]:
+        """``iter`` with each trajectory's place, ``path#row``.
 
         The stream reads on a connection of its own: its read snapshot would otherwise hold the thread's shared
         connection, whose ``get``, ``in`` and ``len`` would miss what other processes append meanwhile and whose
@@ -337,7 +348,7 @@ class SqliteStore:
                     rows = cursor.fetchmany(64)
                 if not rows:
                     return
-                yield from _parse_each(((data, f"{self.path}#{seq}") for seq, data in rows), errors)
+                yield from _parse_each_located(((data, f"{self.path}#{seq}") for seq, data in rows), errors)
         finally:
             reader.close()
 

@@ -123,6 +123,13 @@ def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajecto
     """Trajectories of a store (``.jsonl``/``.db``), a trajectory or Who&When ``.json`` file, a TracerTraj
     ``.parquet`` or ``.jsonl``, or an OTLP/JSON trace file (``.json``/``.jsonl``); bad records are reported to
     ``problems`` and skipped."""
+    for _where, trajectory in iter_located(path, problems):
+        yield trajectory
+
+
+def iter_located(path: str | Path, problems: Problems) -> Iterator[tuple[str, Trajectory]]:
+    """``iter_trajectories`` with each trajectory's place in its file (``runs.jsonl:7``, ``runs.db#3``, a row or
+    record of other formats)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.exists():
@@ -141,26 +148,27 @@ def iter_trajectories(path: str | Path, problems: Problems) -> Iterator[Trajecto
         yield from _iter_store(path, problems)
 
 
-def _iter_store(path: Path, problems: Problems) -> Iterator[Trajectory]:
-    """The good records of a store; bad ones are reported."""
+def _iter_store(path: Path, problems: Problems) -> Iterator[tuple[str, Trajectory]]:
+    """The good records of a store, with their places; bad ones are reported."""
     if path.suffix.lower() in SQLITE_SUFFIXES and path.is_dir():
         raise InputError("is a directory, not an SQLite store", where=str(path))
     errors: list[InputError] = []
-    for trajectory in open_store(path).iter(errors=errors):
+    for where, trajectory in open_store(path).iter_located(errors=errors):
         for error in errors:
             problems.report(error)
         errors.clear()
-        yield trajectory
+        yield where, trajectory
     for error in errors:
         problems.report(error)
 
 
-def _reported(items: Iterator[tuple[str, Trajectory | InputError]], problems: Problems) -> Iterator[Trajectory]:
-    for _where, item in items:
+def _reported(items: Iterator[tuple[str, Trajectory | InputError]],
+              problems: Problems) -> Iterator[tuple[str, Trajectory]]:
+    for where, item in items:
         if isinstance(item, InputError):
             problems.report(item)
         else:
-            yield item
+            yield where, item
 
 
 def _holds_otlp(path: Path) -> bool:
@@ -199,8 +207,8 @@ def holds_trajectories(path: Path) -> bool:
     return isinstance(record, dict) and "steps" in record and ("schema_version" in record or "id" in record)
 
 
-def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
-    """A ``.json`` file holding one trajectory, a list of them, or a Who&When record."""
+def _iter_json_file(path: Path, problems: Problems) -> Iterator[tuple[str, Trajectory]]:
+    """A ``.json`` file holding one trajectory, a list of them, or a Who&When record (with their places)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM, as some editors write, is no error)
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nesting too deep
@@ -210,7 +218,7 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
         from ..formats.whowhen import load_whowhen
 
         try:
-            yield load_whowhen(path, root=path.parent)
+            yield str(path), load_whowhen(path, root=path.parent)
         except InputError as exc:
             problems.report(exc)
         return
@@ -218,7 +226,7 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[Trajectory]:
     for i, record in enumerate(records):
         where = f"{path}[{i}]" if isinstance(data, list) else str(path)
         try:
-            yield parse_record(json.dumps(record), where=where)
+            yield where, parse_record(json.dumps(record), where=where)
         except InputError as exc:
             problems.report(exc)
 

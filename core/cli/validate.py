@@ -7,11 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from ._io import Problems, iter_trajectories
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+from ._io import Problems, iter_located
 
 
 @click.command()
@@ -27,16 +23,16 @@ def validate(files: tuple[str, ...]) -> None:
         if not path.is_file():
             problems.report(InputError("no such file" if not path.exists() else "not a file", where=name))
             continue
-        seen: dict[str, int] = {}
+        seen: dict[str, str] = {}
         problems_before = problems.count
         try:
-            for position, trajectory in enumerate(iter_trajectories(path, problems), start=1):
+            for where, trajectory in iter_located(path, problems):
                 if trajectory.id in seen:
-                    problems.report(InputError(f"id {trajectory.id!r} repeats the {_ordinal(seen[trajectory.id])} "
-                                               "good record", where=f"{name} ({_ordinal(position)} good record)"))
+                    problems.report(InputError(f"id {trajectory.id!r} repeats the record at {seen[trajectory.id]}",
+                                               where=where))
                     continue
                 records += 1
-                seen[trajectory.id] = position
+                seen[trajectory.id] = where
         except InputError as exc:  # the file as a whole cannot be read (e.g. not an SQLite database)
             problems.report(exc)
         if not seen and problems.count == problems_before:

@@ -135,7 +135,7 @@ def test_validate_reports_each_problem_on_one_line(tmp_path: Path) -> None:
     assert f"{path}:2" in problems[0] and "schema_version" in problems[0] and "id b" in problems[0]
     assert f"{path}:3" in problems[1] and "JSON" in problems[1]
     assert f"{path}:4" in problems[2] and "labels" in problems[2]
-    assert "id 'a' repeats the 1st good record" in problems[3] and "(2nd good record)" in problems[3]
+    assert problems[3] == f"error: {path}:5: id 'a' repeats the record at {path}:1"  # lines, not good-record counts
     assert f"{path}:6" in problems[4] and "incomplete last line" in problems[4]
     assert "missing.jsonl" in problems[5]
     assert "validated 1 good record(s) in 2 file(s); 6 problem(s)" in out  # (the repeated id is not good)
