@@ -52,9 +52,10 @@ class TrajectoryStore(Protocol):
 def validation_message(exc: ValidationError) -> str:
     """One line naming the first failing field and why."""
     first = exc.errors()[0]
-    field = ".".join(str(p) for p in first.get("loc", ())) or "<record>"
+    field = ".".join(str(p) for p in first.get("loc", ()))
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"field {field}: {first.get('msg', 'invalid')}{extra}"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")  # (our own checks' words, as written)
+    return f"field {field}: {message}{extra}" if field else f"{message}{extra}"  # (a check of the whole record)
 
 
 RECORD_FIELDS = ("id", "steps")
@@ -72,6 +73,33 @@ def parse_record(text: str | bytes, *, where: str) -> Trajectory:
         named = f"{where} (id {trajectory.id})" if "id" in trajectory.model_fields_set else where
         raise InputError("missing field " + " and ".join(repr(name) for name in missing), where=named)
     return trajectory
+
+
+def storable(trajectories: Iterable[Trajectory], where: str) -> list[tuple[Trajectory, str]]:
+    """Each trajectory with the JSON a store writes for it, checked to read back (one changed in place after it was
+    built can break what loading checks: a label on no step, a NaN where a number is needed) and to hold no id twice;
+    ``InputError`` naming the first that fails, before anything is written."""
+    out: list[tuple[Trajectory, str]] = []
+    ids: set[str] = set()
+    for trajectory in trajectories:
+        if trajectory.id in ids:
+            raise DuplicateIdError(f"trajectory {trajectory.id} comes twice in the batch; nothing was stored",
+                                   where=where)
+        ids.add(trajectory.id)
+        try:
+            text = trajectory.model_dump_json()
+        except ValueError as exc:  # (PydanticSerializationError: content no JSON can hold)
+            raise InputError(f"cannot be stored, it does not convert to JSON ({exc}); nothing was stored",
+                             where=f"{where} (id {trajectory.id})") from None
+        try:
+            parse_record(text, where=where)
+        except InputError as exc:
+            named = exc.where or where
+            problem = str(exc).removeprefix(f"{named}: ")
+            raise InputError(f"cannot be stored, it would not read back ({problem}); nothing was stored",
+                             where=named) from None
+        out.append((trajectory, text))
+    return out
 
 
 def utf8_text(data: str | bytes, where: str) -> str:
@@ -187,7 +215,9 @@ class JsonlStore:
         self.extend([trajectory])
 
     def extend(self, trajectories: Iterable[Trajectory]) -> int:
-        """Append several trajectories, each line written whole with one ``write``."""
+        """Append several trajectories, each line written whole with one ``write``: all of them, or (a repeated id,
+        one that would not read back) none."""
+        batch = storable(trajectories, str(self.path))
         count = 0
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,10 +228,12 @@ class JsonlStore:
                 end = os.lseek(fd, 0, os.SEEK_END)
                 if end and os.pread(fd, 1, end - 1) != b"\n":
                     os.write(fd, TORN_END)  # end a torn last line so it cannot swallow the next record
-                for trajectory in trajectories:
-                    if trajectory.id in index:
-                        raise DuplicateIdError(f"trajectory {trajectory.id} is already stored", where=str(self.path))
-                    line = (trajectory.model_dump_json() + "\n").encode("utf-8")
+                stored = [t.id for t, _ in batch if t.id in index]
+                if stored:
+                    raise DuplicateIdError(f"trajectory {stored[0]} is already stored"
+                                           + ("; nothing was stored" if len(batch) > 1 else ""), where=str(self.path))
+                for trajectory, text in batch:
+                    line = (text + "\n").encode("utf-8")
                     offset = os.lseek(fd, 0, os.SEEK_END)
                     _write_all(fd, line)
                     index[trajectory.id] = offset
@@ -317,15 +349,32 @@ class SqliteStore:
         self.extend([trajectory])
 
     def extend(self, trajectories: Iterable[Trajectory]) -> int:
-        rows = [(t.id, t.framework, t.task, t.created_at, t.model_dump_json()) for t in trajectories]
+        """Insert several trajectories in one transaction: all of them, or (a repeated id, one that would not read
+        back) none."""
+        rows = [(t.id, t.framework, t.task, t.created_at, text) for t, text in storable(trajectories, str(self.path))]
         try:
             with self._errors(), self._connect() as db:
                 db.executemany(
                     "INSERT INTO trajectories (id, framework, task, created_at, data) VALUES (?, ?, ?, ?, ?)", rows
                 )
         except sqlite3.IntegrityError as exc:
-            raise DuplicateIdError(f"a trajectory id is already stored ({exc})", where=str(self.path)) from None
+            stored = self._first_stored([row[0] for row in rows])
+            taken = f"trajectory {stored} is already stored" if stored else f"a trajectory id is already stored ({exc})"
+            raise DuplicateIdError(taken + ("; nothing was stored" if len(rows) > 1 else ""),
+                                   where=str(self.path)) from None
         return len(rows)
+
+    def _first_stored(self, ids: list[str]) -> str | None:
+        """The first of ``ids`` the store holds (asked in chunks: SQLite limits a statement's parameters)."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            with self._errors():
+                found = {row[0] for row in self._connect().execute(
+                    f"SELECT id FROM trajectories WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+            for trajectory_id in chunk:
+                if trajectory_id in found:
+                    return trajectory_id
+        return None
 
     def iter(self, *, errors: list[InputError] | None = None) -> Iterator[Trajectory]:
         """Stream the trajectories in insertion order; with ``errors`` given, bad rows are collected there."""

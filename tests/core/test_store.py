@@ -62,6 +62,52 @@ def test_duplicate_id_is_an_error_and_stores_nothing_twice(store_path: Path) -> 
     assert len(open_store(store_path).get("same").steps) == 3
 
 
+def test_a_batch_is_stored_whole_or_not_at_all(store_path: Path) -> None:
+    store = open_store(store_path)
+    store.append(make("a"))
+    for batch in ([make("b"), make("c"), make("a")], [make("b"), make("c"), make("b")]):
+        with pytest.raises(DuplicateIdError, match="nothing was stored"):
+            store.extend(batch)
+        assert [t.id for t in open_store(store_path)] == ["a"]
+    assert store.extend([make("b"), make("c")]) == 2  # the retry without the repeated id goes in
+    assert [t.id for t in open_store(store_path)] == ["a", "b", "c"]
+
+
+def _label_on_no_step(trajectory: Trajectory) -> None:
+    trajectory.labels.append(Verdict(agent="agent0", step=7, source="tracer"))
+
+
+def _step_removed(trajectory: Trajectory) -> None:
+    trajectory.steps.pop(0)
+
+
+def _not_a_number(trajectory: Trajectory) -> None:
+    trajectory.created_at = float("nan")
+
+
+def _no_json_for_it(trajectory: Trajectory) -> None:
+    trajectory.steps[0].content = object()
+
+
+@pytest.mark.parametrize(("spoil", "message"), [
+    (_label_on_no_step, "(labels[1].step 7 is outside the 3 steps)"), (_step_removed, "steps"),
+    (_not_a_number, "created_at"), (_no_json_for_it, "does not convert to JSON"),
+])
+def test_a_trajectory_changed_into_one_that_would_not_read_back_is_refused(store_path: Path, spoil, message) -> None:
+    """pydantic checks a model when it is built: one changed in place afterwards (a verdict appended to its labels)
+    could be stored unreadable, counted by len and `in`, and its id taken for good."""
+    store = open_store(store_path)
+    spoilt = make("spoilt")
+    spoil(spoilt)
+    with pytest.raises(InputError, match="cannot be stored") as info:
+        store.extend([make("fine"), spoilt])
+    assert message in str(info.value) and "spoilt" in str(info.value)
+    again = open_store(store_path)
+    assert len(again) == 0 and "spoilt" not in again and list(again) == []
+    store.append(make("spoilt"))  # its id is still free
+    assert open_store(store_path).get("spoilt") == make("spoilt")
+
+
 def test_iteration_streams(store_path: Path) -> None:
     """The first record comes back before the store is read to its end: a bad record near the end only
     raises when iteration reaches it."""
