@@ -7,8 +7,9 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import write_text_replacing
 from ..schema import Trajectory
-from .ledger import write_atomic, write_trajectories
+from .ledger import write_trajectories
 
 LABEL_SOURCES = ("counterfactual", "injection")
 
@@ -43,5 +44,5 @@ def export_labelled(trajectories: Sequence[Trajectory], out_dir: str | Path, *, 
 
         report = prepare(out / "labelled.jsonl", out / "train", val_fraction=0.1)  # (one val task at least, of two)
         counts["train_rows"] = report.train + report.val
-    write_atomic(out / "export.json", json.dumps(counts, indent=2))
+    write_text_replacing(out / "export.json", json.dumps(counts, indent=2))
     return counts

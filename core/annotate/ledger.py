@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_replacing
 from ..schema import Trajectory
 
 
@@ -30,19 +31,8 @@ def safe_name(task_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", task_id)[:40] + "-" + hashlib.sha256(task_id.encode()).hexdigest()[:12]
 
 
-def write_atomic(path: Path, data: str) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> None:
-    write_atomic(path, "".join(t.model_dump_json() + "\n" for t in trajectories))
+    write_text_replacing(path, "".join(t.model_dump_json() + "\n" for t in trajectories))
 
 
 def read_trajectories(path: Path) -> list[Trajectory]:

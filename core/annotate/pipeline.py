@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_replacing
 from ..errors import TeamRunError
 from ..models import ChatModel, ModelError
 from ..schema import Trajectory
@@ -28,7 +29,7 @@ from ..team import TracedTeam, apply_evaluation
 from .budget import Budget
 from .counterfactual import CounterfactualSearch, label_failed
 from .injection import FaultInjector, StepChooser
-from .ledger import Ledger, read_trajectories, safe_name, write_atomic, write_trajectories
+from .ledger import Ledger, read_trajectories, safe_name, write_trajectories
 from .replayer import LocalReplayer, Replayer
 from .tasks import TaskRow
 
@@ -119,7 +120,7 @@ class AnnotationPipeline:
             trajectory = exc.trajectory
         if trajectory.outcome.error is None:  # a team that raised has failed already
             await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
-        write_atomic(path, trajectory.model_dump_json())
+        write_text_replacing(path, trajectory.model_dump_json())
         return trajectory
 
     def _earlier_replays(self, row: TaskRow) -> list[Trajectory]:

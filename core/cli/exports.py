@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import click
 
+from ..atomic import write_replacing, write_text_replacing
 from ..errors import InputError
-from ._atomic import write_replacing, write_text_replacing
 from ._io import Problems, check_not_source, iter_trajectories, same_file
 
 _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from ..atomic import write_replacing
 from ..errors import InputError
 from ..schema import Trajectory
 from ..store import DuplicateIdError, open_store
-from ._atomic import write_replacing
 from ._io import Problems, check_not_source, check_output_store
 
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),

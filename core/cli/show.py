@@ -12,10 +12,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..atomic import write_text_replacing
 from ..errors import InputError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
-from ._atomic import write_text_replacing
 from ._io import check_html_output, read_one
 from ._terminal import plain, printable
 

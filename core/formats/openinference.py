@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..atomic import write_replacing
 from ..errors import InputError, ServiceError
 from ..schema import ModelCall, Step, ToolCall, ToolResult, Trajectory, Verdict
 
@@ -424,22 +425,26 @@ def otlp_json_request(spans: Iterable[SpanRecord]) -> dict[str, Any]:
 
 def write_otlp_json(trajectories: Iterable[Trajectory], path: str | os.PathLike[str]) -> int:
     """Write the spans of ``trajectories`` as OTLP/JSON: one request for ``.json``, one line per run for
-    ``.jsonl`` (the collector's file-exporter shape). Returns the number of spans written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    if path.suffix.lower() == ".jsonl":
-        with path.open("w", encoding="utf-8") as fh:
-            for trajectory in trajectories:
-                spans = trajectory_spans(trajectory)
-                fh.write(json.dumps(otlp_json_request(spans), ensure_ascii=False) + "\n")
-                count += len(spans)
-        return count
-    every: list[SpanRecord] = []
-    for trajectory in trajectories:
-        every.extend(trajectory_spans(trajectory))
-    path.write_text(json.dumps(otlp_json_request(every), ensure_ascii=False), encoding="utf-8")
-    return len(every)
+    ``.jsonl`` (the collector's file-exporter shape). Returns the number of spans written. The file is written
+    whole or not at all: a run that fails to convert leaves ``path`` as it was."""
+    lines = Path(path).suffix.lower() == ".jsonl"
+
+    def write(temporary: Path) -> int:
+        count = 0
+        if lines:
+            with temporary.open("w", encoding="utf-8") as fh:
+                for trajectory in trajectories:
+                    spans = trajectory_spans(trajectory)
+                    fh.write(json.dumps(otlp_json_request(spans), ensure_ascii=False) + "\n")
+                    count += len(spans)
+            return count
+        every: list[SpanRecord] = []
+        for trajectory in trajectories:
+            every.extend(trajectory_spans(trajectory))
+        temporary.write_text(json.dumps(otlp_json_request(every), ensure_ascii=False), encoding="utf-8")
+        return len(every)
+
+    return write_replacing(path, write, empty=True)
 
 
 # ---- OpenTelemetry SDK / OTLP over HTTP -------------------------------------------------------------------

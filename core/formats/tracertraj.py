@@ -22,6 +22,7 @@ from typing import Any, cast, get_args
 
 from pydantic import ValidationError
 
+from ..atomic import write_replacing
 from ..errors import InputError
 from ..schema import LabelSource, Step, Trajectory, Verdict, new_id
 from ..store import utf8_text, validation_message
@@ -367,11 +368,16 @@ def write_tracertraj(
     trajectories: Iterable[Trajectory], path: str | os.PathLike[str], *, source: str | None = None,
     require_label: bool = True,
 ) -> int:
-    """Write trajectories as TracerTraj rows to ``path`` (``.parquet`` or ``.jsonl``); returns the row count."""
-    with TracerTrajWriter(path) as writer:
-        for trajectory in trajectories:
-            writer.write(to_row(trajectory, source=source, require_label=require_label))
-    return writer.count
+    """Write trajectories as TracerTraj rows to ``path`` (``.parquet`` or ``.jsonl``); returns the row count. The
+    file is written whole or not at all: a row that fails (a run without a label) leaves ``path`` as it was."""
+
+    def write(temporary: Path) -> int:
+        with TracerTrajWriter(temporary) as writer:
+            for trajectory in trajectories:
+                writer.write(to_row(trajectory, source=source, require_label=require_label))
+        return writer.count
+
+    return write_replacing(path, write, empty=True)
 
 
 def read_tracertraj(path: str | os.PathLike[str], *, default_source: str = "counterfactual") -> list[Trajectory]:

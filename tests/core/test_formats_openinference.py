@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from adding_team import traced_adding_team
 from agentracer.cli import main
+from agentracer.errors import InputError
 from agentracer.formats.openinference import (
     OtlpExportError,
     export_otlp_http,
@@ -165,3 +166,19 @@ def test_cli_export_to_an_endpoint_that_refuses_exits_1_not_2(recorded: Trajecto
         except SystemExit as exc:
             code = exc.code
     assert code == 1 and "did not accept" in stderr.getvalue().decode()
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_a_span_file_write_that_fails_leaves_the_file_as_it_was(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"spans.{suffix}"
+    good = Trajectory(id="g", task="t", steps=[])
+    write_otlp_json([good, Trajectory(id="h", task="t", steps=[])], path)
+    before = path.read_bytes()
+
+    def runs() -> Iterator[Trajectory]:
+        yield good
+        raise InputError("the source broke", where="runs.jsonl:2")
+
+    with pytest.raises(InputError, match="the source broke"):
+        write_otlp_json(runs(), path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]

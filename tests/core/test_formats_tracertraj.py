@@ -252,3 +252,17 @@ def test_a_numeric_question_id_and_an_empty_name_are_written_back_as_they_were(t
     path.write_text(json.dumps(original) + "\n")
     write_tracertraj(read_tracertraj(path), tmp_path / "out.jsonl")
     assert json.loads((tmp_path / "out.jsonl").read_text()) == original
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_a_write_that_fails_leaves_the_file_as_it_was(tmp_path: Path, suffix: str) -> None:
+    labelled = [Trajectory(id=f"r{i}", task="t", steps=[Step(index=0, agent="a", content="x")],
+                           labels=[Verdict(agent="a", step=0, source="human")]) for i in range(2)]
+    path = tmp_path / f"rows.{suffix}"
+    assert write_tracertraj(labelled, path) == 2
+    before = path.read_bytes()
+    unlabelled = Trajectory(id="u", task="t", steps=[Step(index=0, agent="a", content="x")])
+    with pytest.raises(InputError, match="label"):
+        write_tracertraj([labelled[0], unlabelled], path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert write_tracertraj([], path) == 0 and read_tracertraj(path) == []  # an empty export is a file still
