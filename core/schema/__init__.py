@@ -233,7 +233,7 @@ class ReplayInfo(_Model):
 class Trajectory(_Model):
     """A whole run of a multi-agent team, with its outcome and any labels."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: str = Field(SCHEMA_VERSION, json_schema_extra={"enum": sorted(SUPPORTED_SCHEMA_VERSIONS)})
     id: str = Field(default_factory=new_id)
     task: str | None = None
     ground_truth: Any = None
@@ -266,6 +266,14 @@ class Trajectory(_Model):
         for i, label in enumerate(self.labels):
             if self.steps and label.step >= len(self.steps):
                 raise ValueError(f"labels[{i}].step {label.step} is outside the {len(self.steps)} steps")
+        for step in self.steps:
+            for k, call in enumerate(step.model_calls):
+                if call.step is not None and not 0 <= call.step < len(self.steps):
+                    raise ValueError(f"steps[{step.index}].model_calls[{k}].step {call.step} is outside the "
+                                     f"{len(self.steps)} steps")
+        for k, call in enumerate(self.unattached_calls):
+            if call.step is not None and not 0 <= call.step <= len(self.steps):  # (at most: the step to come)
+                raise ValueError(f"unattached_calls[{k}].step {call.step} is outside the {len(self.steps)} steps")
         return self
 
     def __repr__(self) -> str:  # the full dump can be megabytes; keep reprs (and asyncio's logs) short

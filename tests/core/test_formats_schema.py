@@ -43,3 +43,28 @@ def test_the_shipped_schema_rejects_what_the_models_reject() -> None:
     record["labels"][0]["source"] = "guess"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(record, json.loads(SHIPPED.read_text()))
+
+
+def test_the_shipped_schema_pins_the_versions_this_release_reads() -> None:
+    record = _sample()
+    record["schema_version"] = "9.9"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, json.loads(SHIPPED.read_text()))
+
+
+@pytest.mark.parametrize("where", ["steps", "unattached"])
+@pytest.mark.parametrize("step", [5, -1])
+def test_a_model_call_on_no_step_is_refused_on_load(where: str, step: int) -> None:
+    """A replay indexes the steps by its calls' `step`: a hand-edited one past the end made a bare IndexError (and a
+    negative one silently named the last step's agent)."""
+    record = _sample()
+    call = record["steps"][0]["model_calls"][0]
+    if where == "unattached":
+        record["unattached_calls"] = [dict(call, step=step if step < 0 else 2)]
+    else:
+        call["step"] = step
+    with pytest.raises(ValueError, match=r"model_calls\[0\].step|unattached_calls\[0\].step"):
+        Trajectory.model_validate(record)
+    record = _sample()
+    record["unattached_calls"] = [dict(record["steps"][0]["model_calls"][0], step=1)]  # the step to come: fine
+    Trajectory.model_validate(record)
