@@ -8,6 +8,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import os
 import threading
 import warnings
 import weakref
@@ -57,6 +58,19 @@ def is_factory(target: Any) -> bool:
                                  or isinstance(target, functools.partial) or inspect.isclass(target))
 
 
+def _as_store(store: Any) -> Any:
+    """A store given by its path (``"runs.jsonl"``, ``"runs.db"``) opened; a store object as it is; anything else
+    refused now, not when the first run ends (its trajectory would be lost)."""
+    if store is None or (callable(getattr(store, "append", None))):
+        return store
+    if isinstance(store, str | os.PathLike):
+        from .store import open_store
+
+        return open_store(store)
+    raise TypeError(f"store must be a path (.jsonl, .db) or a store with append(trajectory), got "
+                    f"{type(store).__name__}")
+
+
 class TracedTeam:
     """A team factory (or team) whose runs are recorded and can be replayed from any step.
 
@@ -79,7 +93,7 @@ class TracedTeam:
         self._is_factory = is_factory(target)
         self._args, self._kwargs = args, kwargs
         self.evaluator = evaluator
-        self.store = store
+        self.store = _as_store(store)
         self.raise_on_error = raise_on_error
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
         if self._is_factory:
@@ -195,7 +209,7 @@ class TracedTeam:
         if self.store is not None:
             self.store.append(trajectory)
         if error is not None and self.raise_on_error:
-            raise TeamRunError(f"the team raised {type(error).__name__}: {error}", trajectory) from error
+            raise TeamRunError(f"the team raised {trajectory.outcome.error or error_summary(error)}", trajectory) from error
         return trajectory
 
     async def _execute(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
@@ -447,8 +461,8 @@ def _jsonable(value: Any) -> bool:
 def trace(target: Any = None, *args: Any, **kwargs: Any) -> Any:
     """Trace a team factory or a team: ``@agentracer.trace`` or ``agentracer.trace(team_or_factory, ...)``.
 
-    Keyword options: ``evaluator`` (Ω over the trajectory), ``store`` (append each run), ``raise_on_error``,
-    ``name``. Other positional and keyword arguments are passed to the factory on every build.
+    Keyword options: ``evaluator`` (Ω over the trajectory), ``store`` (a store or its path: append each run),
+    ``raise_on_error``, ``name``. Other positional and keyword arguments are passed to the factory on every build.
     """
     if target is None:
         return lambda t: TracedTeam(t, *args, **kwargs)

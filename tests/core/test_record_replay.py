@@ -292,6 +292,7 @@ def test_team_failure_is_recorded_and_reraised_or_returned():
     traj = info.value.trajectory
     assert traj.outcome.success is False and "model exploded" in traj.outcome.error
     assert traj.outcome.error == "RuntimeError: model exploded"
+    assert str(info.value) == "the team raised RuntimeError: model exploded"
     # the call that raised is b's step, where the run stopped: what show and a tracer see
     assert [(s.agent, s.kind) for s in traj.steps] == [("user", "message"), ("a", "message"), ("b", "event")]
     failed = traj.steps[2]
@@ -303,6 +304,18 @@ def test_team_failure_is_recorded_and_reraised_or_returned():
     fixed = quiet.replay(traj, step=2, action="b answers after all")
     assert [s.content for s in fixed.steps][:3] == ["task", "fine", "b answers after all"]
     assert [c.source for c in fixed.steps[2].model_calls] == ["replacement"] and len(fixed.steps) > 3
+
+
+def test_store_takes_a_path_and_refuses_what_is_no_store_before_any_run(tmp_path):
+    def factory():
+        return SimpleTeam([SimpleAgent("a", lambda m: "fine")], max_turns=1)
+
+    for path in (tmp_path / "runs.jsonl", str(tmp_path / "runs.db")):
+        traced = agentracer.trace(factory, store=path)
+        run = traced.run("task")
+        assert [t.id for t in agentracer.open_store(path)] == [run.id]
+    with pytest.raises(TypeError, match="store must be a path"):
+        agentracer.trace(factory, store=42)
 
 
 def test_a_frameworks_exception_message_is_recorded_without_the_traceback_it_folds_in():
