@@ -32,6 +32,7 @@ from typing import Any
 
 import wrapt
 from agentracer import AgentracerError, ReplayError, current_run
+from agentracer.team import error_summary
 
 from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, RunState, current_actor
 from .patches import ClassTreePatch
@@ -186,6 +187,11 @@ def _patch_agent_turn(original: Callable[..., Awaitable[Any]]) -> Callable[..., 
         token = ACTOR.set(actor)
         try:
             return await original(self, *args, **kwargs)
+        except Exception as exc:  # the agent's turn raised: the team stops; the failure is at this agent's step
+            run = current_run()
+            if run is not None and not isinstance(exc, ReplayError) and not _is_team(self._agent):
+                run.add_failed_turn_step(str(name), error_summary(exc))
+            raise
         finally:
             ACTOR.reset(token)
 

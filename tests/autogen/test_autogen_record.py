@@ -251,3 +251,34 @@ def test_a_returned_trajectory_is_freed_as_soon_as_its_user_drops_it():
         assert [ref() for ref in refs] == [None, None, None]
     finally:
         gc.enable()
+
+
+def test_an_agent_without_a_model_that_raises_gets_the_failed_step():
+    """A deterministic agent's own error (no model call of its own failed) must show at that agent: before, the run
+    ended at the last good message and a tracer blamed its author."""
+    from autogen_agentchat.agents import BaseChatAgent
+    from autogen_agentchat.messages import TextMessage
+
+    class Checker(BaseChatAgent):
+        @property
+        def produced_message_types(self):
+            return (TextMessage,)
+
+        async def on_messages(self, messages, cancellation_token):
+            raise ValueError("the checker broke")
+
+        async def on_reset(self, cancellation_token):
+            pass
+
+    def team():
+        planner = AssistantAgent("planner", model_client=counting(SCRIPT))
+        return RoundRobinGroupChat([planner, Checker("checker", "checks")],
+                                   termination_condition=MaxMessageTermination(6))
+
+    with pytest.raises(TeamRunError, match="the checker broke") as info:
+        agentracer.trace(team).run("task")
+    traj = info.value.trajectory
+    assert [(s.agent, s.kind) for s in traj.steps] == [("user", "message"), ("planner", "message"),
+                                                       ("checker", "event")]
+    assert "the checker broke" in traj.steps[2].content and traj.steps[2].metadata == {"failed_turn": True}
+    assert "Traceback" not in str(info.value)
