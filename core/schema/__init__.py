@@ -230,10 +230,15 @@ class ReplayInfo(_Model):
     served_tools: bool = False
 
 
+def _pin_versions(schema: dict[str, Any]) -> None:
+    """The published schema names the versions this release reads (as loading checks them)."""
+    schema["enum"] = sorted(SUPPORTED_SCHEMA_VERSIONS)
+
+
 class Trajectory(_Model):
     """A whole run of a multi-agent team, with its outcome and any labels."""
 
-    schema_version: str = Field(SCHEMA_VERSION, json_schema_extra={"enum": sorted(SUPPORTED_SCHEMA_VERSIONS)})
+    schema_version: str = Field(default=SCHEMA_VERSION, json_schema_extra=_pin_versions)
     id: str = Field(default_factory=new_id)
     task: str | None = None
     ground_truth: Any = None
