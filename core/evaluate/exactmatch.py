@@ -9,8 +9,26 @@ import string
 _LIST_SPLIT = re.compile(r"[,;]")
 
 
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,234,567.5: commas that group digits
+
+
 def _as_number(text: str) -> float | None:
+    """A predicted answer as a number (GAIA strips ``$``, ``%`` and every comma)."""
     cleaned = text.strip().replace("$", "").replace("%", "").replace(",", "").strip()
+    try:
+        return float(cleaned)
+    except ValueError:
+        return None
+
+
+def _gold_number(text: str) -> float | None:
+    """A ground truth as a number: without ``$`` and ``%``, and commas only where they group thousands; ``3,4`` and
+    ``2,5,7`` are lists (GAIA's scorer reads its ground truth with ``float`` as it is, so commas make a list)."""
+    cleaned = text.strip().replace("$", "").replace("%", "").strip()
+    if "," in cleaned:
+        if not _THOUSANDS.fullmatch(cleaned):
+            return None
+        cleaned = cleaned.replace(",", "")
     try:
         return float(cleaned)
     except ValueError:
@@ -34,7 +52,7 @@ def exact_match(predicted: object, truth: object) -> bool:
     if predicted is None:
         return False
     pred, gold = str(predicted).strip(), str(truth).strip()
-    gold_number = _as_number(gold)
+    gold_number = _gold_number(gold)
     if gold_number is not None:
         pred_number = _as_number(pred)
         return pred_number is not None and abs(pred_number - gold_number) <= 1e-9 * max(1.0, abs(gold_number))

@@ -80,6 +80,9 @@ def test_math_extract_answer():
 @pytest.mark.parametrize("predicted, truth, ok", [
     ("Paris ", "paris", True), ("$1,234", "1234", True), ("3.0", "3", True), ("a, b ,c", "a,b,c", True),
     ("a, c", "a,b,c", False), ("Rome", "Paris", False), (None, "x", False), ("St. Louis", "st louis", True),
+    # a ground truth with commas that do not group thousands is a list, element by element (as GAIA's scorer)
+    ("3, 4", "3,4", True), ("34", "3,4", False), ("2, 5, 7", "2,5,7", True), ("257", "2,5,7", False),
+    ("1234567", "1,234,567", True), ("$1,234.50", "1,234.5", True),
 ])
 def test_exact_match(predicted, truth, ok):
     assert exact_match(predicted, truth) is ok
