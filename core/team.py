@@ -58,6 +58,16 @@ def is_factory(target: Any) -> bool:
                                  or isinstance(target, functools.partial) or inspect.isclass(target))
 
 
+def _as_evaluator(evaluator: Any) -> Evaluator | None:
+    """Ω as ``get_evaluator`` reads it: a name (``exact``, ``mbpp``), ``module:function``, or a function of the
+    trajectory (or, by its first parameter's name ``answer``/``text``/``output``, of the final answer text)."""
+    if evaluator is None:
+        return None
+    from .evaluate.outcome import get_evaluator
+
+    return get_evaluator(evaluator)
+
+
 def _as_store(store: Any) -> Any:
     """A store given by its path (``"runs.jsonl"``, ``"runs.db"``) opened; a store object as it is; anything else
     refused now, not when the first run ends (its trajectory would be lost)."""
@@ -92,7 +102,7 @@ class TracedTeam:
         self._target = target
         self._is_factory = is_factory(target)
         self._args, self._kwargs = args, kwargs
-        self.evaluator = evaluator
+        self.evaluator = _as_evaluator(evaluator)
         self.store = _as_store(store)
         self.raise_on_error = raise_on_error
         self.name = name or getattr(target, "__qualname__", type(target).__name__)

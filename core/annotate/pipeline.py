@@ -23,6 +23,7 @@ from typing import Any
 
 from ..atomic import write_text_replacing
 from ..errors import TeamRunError
+from ..evaluate.outcome import get_evaluator
 from ..models import ChatModel, ModelError
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
@@ -78,7 +79,7 @@ class AnnotationPipeline:
     def __init__(
         self,
         team: TracedTeam,
-        evaluator: Callable[[Trajectory], Any],
+        evaluator: Callable[[Trajectory], Any] | str,
         out_dir: str | Path,
         *,
         analyzer: ChatModel | None = None,
@@ -94,7 +95,7 @@ class AnnotationPipeline:
         replayer: Replayer | None = None,
     ) -> None:
         self.team = team
-        self.evaluator = evaluator
+        self.evaluator = get_evaluator(evaluator)
         self.out = Path(out_dir)
         self.ledger = Ledger(self.out)
         self.analyzer, self.perturber = analyzer, perturber

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 from ..errors import ReplayError, TeamRunError
+from ..evaluate.outcome import get_evaluator
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
 from .prompts import action_text
@@ -46,7 +47,7 @@ class LocalReplayer:
     def __init__(self, team: TracedTeam, evaluator: Any, *, serve_tools: bool = False,
                  max_concurrency: int | None = None) -> None:
         self.team = team
-        self.evaluator = evaluator
+        self.evaluator = get_evaluator(evaluator)
         self.serve_tools = serve_tools
         self._gate = asyncio.Semaphore(max_concurrency) if max_concurrency else None
 

@@ -166,14 +166,23 @@ class ExactMatch:
                        feedback=f"answer {predicted!r} {'matches' if ok else 'does not match'} the expected answer")
 
 
+def wants_text(fn: Callable[..., Any]) -> bool:
+    """Whether a user's Ω takes the final answer text (its first parameter is named ``answer``, ``text`` or
+    ``output``) rather than the trajectory."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return bool(params) and params[0].name in ("answer", "text", "output")
+
+
 class FromCallable:
     """Any user function of a trajectory (or of its final answer text) as an evaluator."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
         self.name = getattr(fn, "__name__", "callable")
-        params = list(inspect.signature(fn).parameters.values())
-        self._wants_text = bool(params) and params[0].name in ("answer", "text", "output")
+        self._wants_text = wants_text(fn)
 
     def __call__(self, trajectory: Trajectory) -> Any:
         if self._wants_text:
@@ -188,9 +197,11 @@ EVALUATORS: dict[str, Callable[..., Evaluator]] = {
 
 
 def get_evaluator(spec: str | Evaluator, **options: Any) -> Evaluator:
-    """An evaluator by name (``mbpp``, ``math``, ``exact``), ``module:function``, or a callable as it is."""
+    """An evaluator by name (``mbpp``, ``math``, ``exact``), ``module:function``, or a callable: given either way, a
+    function whose first parameter is ``answer``, ``text`` or ``output`` gets the final answer text, any other the
+    trajectory."""
     if callable(spec):
-        return spec
+        return FromCallable(spec) if wants_text(spec) else spec
     if spec in EVALUATORS:
         return EVALUATORS[spec](**options)
     if ":" in spec:

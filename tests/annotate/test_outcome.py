@@ -125,3 +125,25 @@ def test_math_and_exact_evaluators_and_callables():
     assert fn.name == "loads"
     with pytest.raises(InputError, match="unknown evaluator"):
         get_evaluator("nope")
+
+
+def by_answer(answer):
+    return "391" in answer
+
+
+def test_a_function_of_the_answer_text_gets_the_text_however_it_is_given(tmp_path, monkeypatch):
+    """`module:function` and the function itself are one Ω: `by_answer(answer)` got the Trajectory when passed
+    directly, and `"391" in trajectory` was silently False."""
+    import agentracer
+    from agentracer.simple import SimpleAgent, SimpleTeam
+
+    t = _traj([("solver", "it is 391", {})], None, answer="it is 391")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "omega_mod.py").write_text("def by_answer(answer):\n    return '391' in answer\n")
+    assert evaluate(t, by_answer).success is True and evaluate(t, "omega_mod:by_answer").success is True
+
+    def team():
+        return SimpleTeam([SimpleAgent("a", lambda m: "it is 391")], max_turns=1)
+
+    assert agentracer.trace(team, evaluator=by_answer).run("t").outcome.success is True
+    assert agentracer.trace(team, evaluator="exact").run("t", ground_truth="391").outcome.success is False
