@@ -175,6 +175,8 @@ class Step(_Model):
         short = text if len(text) <= 60 else text[:57] + "..."
         return f"Step(index={self.index}, agent={self.agent!r}, kind={self.kind!r}, content={short!r})"
 
+    __str__ = __repr__
+
     @property
     def text(self) -> str:
         """The step's content as text (JSON for structured content)."""
@@ -312,12 +314,17 @@ class Trajectory(_Model):
         """Every model call of the run, in step order, then the unattached ones."""
         return [call for step in self.steps for call in step.model_calls] + list(self.unattached_calls)
 
+    __str__ = __repr__  # (pydantic's str is the whole dump)
+
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Trajectory:
-        return cls.model_validate_json(text)
+        """A trajectory from its JSON (a byte-order mark, as some editors write, is no error)."""
+        if isinstance(text, bytes):
+            text = text.removeprefix(b"\xef\xbb\xbf")
+        return cls.model_validate_json(text.removeprefix("\ufeff") if isinstance(text, str) else text)
 
 
 def json_schema() -> dict[str, Any]:

@@ -132,7 +132,7 @@ def decode(trajectory: Trajectory, probabilities: list[float], how: str) -> tupl
 
 
 def _reason(trajectory: Trajectory, scores: StepScores, step: int, agent: str, confidence: float,
-            how: str) -> tuple[str, list[tuple[str, float]]]:
+            how: str) -> tuple[str, list[list[Any]]]:
     """Which features lifted the chosen step above the trajectory's average step."""
     n = len(scores.contributions)
     average = [sum(col) / n for col in zip(*scores.contributions, strict=True)]
@@ -142,7 +142,7 @@ def _reason(trajectory: Trajectory, scores: StepScores, step: int, agent: str, c
             else f"step {step} has probability {confidence:.0%}")
     because = "; ".join(f"{FEATURE_PHRASES[name]} (+{value:.2f})" for name, value in drivers) or "no single feature"
     return (f"lite tracer: step {step} of {n} by {agent} ({what}); the step scored high for: {because}.",
-            [(name, round(value, 4)) for name, value in drivers])
+            [[name, round(value, 4)] for name, value in drivers])  # (lists: equal after a JSON round trip)
 
 
 class LiteTracer:

@@ -68,3 +68,12 @@ def test_a_model_call_on_no_step_is_refused_on_load(where: str, step: int) -> No
     record = _sample()
     record["unattached_calls"] = [dict(record["steps"][0]["model_calls"][0], step=1)]  # the step to come: fine
     Trajectory.model_validate(record)
+
+
+def test_str_is_short_and_from_json_takes_a_byte_order_mark() -> None:
+    record = _sample()
+    trajectory = Trajectory.model_validate(record)
+    assert str(trajectory) == repr(trajectory) and len(str(trajectory)) < 200
+    assert str(trajectory.steps[0]) == repr(trajectory.steps[0])
+    text = json.dumps(record)
+    assert Trajectory.from_json("\ufeff" + text) == trajectory == Trajectory.from_json(b"\xef\xbb\xbf" + text.encode())

@@ -56,6 +56,7 @@ def test_predicts_a_valid_agent_and_step_for_every_file(whowhen, tracer, with_gt
         assert verdict.metadata["method"] == "lite"
         for name, lift in verdict.metadata["drivers"]:
             assert FEATURE_PHRASES[name] in verdict.reason and lift > 0
+        assert Verdict.model_validate_json(verdict.model_dump_json()) == verdict  # a stored verdict is the same
 
 
 def test_shipped_model_beats_the_sanity_baselines_on_the_development_split(whowhen, tracer) -> None:
