@@ -13,6 +13,7 @@ import contextvars
 import functools
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -312,11 +313,25 @@ async def _aexecute_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: 
         _context.leave_agent(tokens)
 
 
+_FAILED_TOOL = re.compile(r"(Tool execution failed: )?(Error executing (async )?tool '.*'|Tool '.*' not found in "
+                          r"registered tools)", re.DOTALL)
+
+
+def is_failed_tool_result(result: Any) -> bool:
+    """Whether a tool result is CAMEL's own report of a failure: it catches a tool's exception (and a call of a tool
+    it does not have) and hands the model ``"Tool execution failed: ..."``, or ``{"error": ...}`` when streaming."""
+    if isinstance(result, dict) and list(result) == ["error"]:
+        result = result["error"]
+    return isinstance(result, str) and _FAILED_TOOL.match(result) is not None
+
+
 def _record_tool_result(run: Any, instance: Any, record: Any) -> None:
     agent = _context.current_agent() or _context.agent_name(instance)
     content = _result_content(record.result)
+    failed = is_failed_tool_result(record.result)
     run.add_step(agent, content, role="tool", kind="tool_result",
-                 tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name, content=content)])
+                 tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name, content=content,
+                                          is_error=failed)])
 
 
 def _record_tool_calling(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:

@@ -255,3 +255,44 @@ def test_a_tool_call_put_in_place_of_the_final_answer_has_an_id_of_its_own(ledge
     assert replaced.id not in recorded_ids and new.outcome.error is None
     result = next(s for s in new.steps[4:] if s.tool_results)
     assert [(r.call_id, r.content) for r in result.tool_results] == [(replaced.id, 6)]
+
+
+def make_failing_tools(ledger: Ledger, mode: str = "auto", stream: bool = False):
+    from camel.agents import ChatAgent
+    from camel.messages import BaseMessage
+
+    from agentracer_plugins.camel import with_options
+
+    def divide(a: int, b: int) -> float:
+        """Divide two integers.
+
+        Args:
+            a: the dividend.
+            b: the divisor.
+        """
+        return a / b
+
+    def answer(messages):
+        tools = [m for m in messages if m.get("role") == "tool"]
+        if not tools:
+            return {"tool_calls": [{"name": "divide", "arguments": {"a": 1, "b": 0}}]}
+        if len(tools) == 1:
+            return {"tool_calls": [{"name": "no_such_tool", "arguments": {}}, {"name": "divide",
+                                                                               "arguments": {"a": 6, "b": 3}}]}
+        return "done"
+
+    system = BaseMessage.make_assistant_message("Divider", "You divide numbers with your tools.")
+    return with_options(ChatAgent(system, model=ledger.model(answer, "divider", stream), tools=[divide]), mode=mode)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_tool_that_raises_and_an_unknown_tool_are_error_results(ledger: Ledger, mode: str, stream: bool) -> None:
+    """CAMEL catches a tool's exception and hands the model a text about it: the result is an error, as the AutoGen
+    plugin records the same failure (it was is_error=False)."""
+    traj = agentracer.trace(make_failing_tools, ledger, mode=mode, stream=stream).run("divide 1 by 0")
+    results = [r for s in traj.steps for r in s.tool_results]
+    unknown = [] if stream else [("no_such_tool", True)]  # (CAMEL's streaming path gives the model no result for it)
+    assert [(r.name, r.is_error) for r in results] == [("divide", True), *unknown, ("divide", False)]
+    assert "division by zero" in str(results[0].content) and results[-1].content == 2.0
+    assert round_trips(traj)
