@@ -55,7 +55,8 @@ class Ledger:
         self.path = self.root / "ledger.jsonl"
 
     def entries(self) -> dict[str, dict[str, Any]]:
-        """Finished tasks by id (a torn last line from a kill is ignored)."""
+        """Finished tasks by id, each as its latest finished entry (a task done without a label for want of a
+        model is done again by a run that has it); a torn last line from a kill is ignored."""
         done: dict[str, dict[str, Any]] = {}
         if not self.path.exists():
             return done
@@ -65,8 +66,22 @@ class Ledger:
             except json.JSONDecodeError:
                 continue
             if is_finished(entry):
-                done.setdefault(str(entry["task_id"]), entry)
+                done[str(entry["task_id"])] = entry
         return done
+
+    def task_fingerprints(self) -> dict[str, str]:
+        """The fingerprint of what each task asked when it was last annotated (entries that hold one)."""
+        found: dict[str, str] = {}
+        if not self.path.exists():
+            return found
+        for line in self.path.read_text(encoding="utf-8").split("\n"):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("task_hash"), str) and "task_id" in entry:
+                found[str(entry["task_id"])] = entry["task_hash"]
+        return found
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one entry with a single write (after a torn line, start on a fresh line)."""

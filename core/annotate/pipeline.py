@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_replacing
-from ..errors import TeamRunError
+from ..errors import InputError, TeamRunError
 from ..evaluate.outcome import get_evaluator
 from ..models import ChatModel, ModelError
 from ..schema import Trajectory
@@ -32,7 +32,7 @@ from .counterfactual import CounterfactualSearch, label_failed
 from .injection import FaultInjector, StepChooser
 from .ledger import Ledger, read_trajectories, safe_name, write_trajectories
 from .replayer import LocalReplayer, Replayer
-from .tasks import TaskRow
+from .tasks import TaskRow, task_fingerprint
 
 
 @dataclass
@@ -52,6 +52,7 @@ class PipelineSummary:
     left_open: int = 0  # cut short (the budget, untried steps): not in the ledger as done, a later run does them
     errors: list[str] = field(default_factory=list)
     stopped: str | None = None
+    waiting_for_model: int = 0  # done, unlabelled for want of an analyzer (failed run) or a perturber (successful)
     wall_s: float = 0.0
     budget: dict[str, float] = field(default_factory=dict)
 
@@ -111,10 +112,16 @@ class AnnotationPipeline:
     # ------------------------------------------------------------------ one task
     async def _original(self, row: TaskRow) -> Trajectory:
         path = self.out / "runs" / f"{safe_name(row.id)}.json"
+        fingerprint = task_fingerprint(row)
         if path.exists():
+            kept = None
             with contextlib.suppress(Exception):
-                return Trajectory.model_validate_json(path.read_text(encoding="utf-8"))
-        metadata = {**row.metadata, "question_id": row.id, "task_id": row.id}
+                kept = Trajectory.model_validate_json(path.read_text(encoding="utf-8"))
+            if kept is not None:
+                if kept.metadata.get("task_hash", fingerprint) != fingerprint:
+                    raise InputError(_changed_message([row.id], self.out))
+                return kept
+        metadata = {**row.metadata, "question_id": row.id, "task_id": row.id, "task_hash": fingerprint}
         try:
             trajectory = await self.team.arun(row.task, ground_truth=row.ground_truth, metadata=metadata)
         except TeamRunError as exc:
@@ -139,7 +146,8 @@ class AnnotationPipeline:
         earlier = self._earlier_replays(row)
         outputs: list[Trajectory] = [original]
         entry: dict[str, Any] = {"task_id": row.id, "status": "done", "original": original.id,
-                                 "success": original.outcome.success, "label": None}
+                                 "success": original.outcome.success, "label": None,
+                                 "task_hash": task_fingerprint(row)}
         if original.outcome.success:
             summary.successful_runs += 1
             if self.injector is not None:
@@ -152,9 +160,15 @@ class AnnotationPipeline:
                     summary.injection_labels += 1
                 elif any(a.status == "budget" for a in result.attempts):
                     entry["stopped"] = f"budget spent ({self.budget.exhausted()})"
+            else:  # a later run given a perturber takes it up again
+                entry["unlabelled_for"] = "perturber"
+                summary.waiting_for_model += 1
         else:
             summary.failed_runs += 1
-            if self.search is not None:
+            if self.search is None:  # a later run given an analyzer takes it up again
+                entry["unlabelled_for"] = "analyzer"
+                summary.waiting_for_model += 1
+            else:
                 searched = await self.search.asearch(original, earlier=earlier)
                 label_failed(original, searched)
                 outputs += searched.replays
@@ -184,8 +198,14 @@ class AnnotationPipeline:
         (after the export) when a model failed for good."""
         started = time.perf_counter()
         summary = PipelineSummary(tasks=len(tasks))
+        known = self.ledger.task_fingerprints()
+        changed = [row.id for row in tasks if known.get(row.id, task_fingerprint(row)) != task_fingerprint(row)]
+        if changed:
+            raise InputError(_changed_message(changed, self.out))
         finished = self.ledger.entries()
-        todo = [row for row in tasks if row.id not in finished]
+        can_label = {"analyzer": self.search is not None, "perturber": self.injector is not None}
+        todo = [row for row in tasks if row.id not in finished
+                or can_label.get(str(finished[row.id].get("unlabelled_for")), False)]
         summary.skipped = len(tasks) - len(todo)
         gate = asyncio.Semaphore(self.concurrency)
         bar = _progress(progress)
@@ -220,6 +240,12 @@ class AnnotationPipeline:
         from ..team import run_sync
 
         return run_sync(self.arun(tasks, progress=progress))
+
+
+def _changed_message(ids: Sequence[str], out: Path) -> str:
+    shown = ", ".join(repr(i) for i in ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return (f"{len(ids)} task(s) ask something else than when {out} annotated them (their text or ground truth "
+            f"changed): {shown}; annotate them into another folder (its labels are for the tasks as they were)")
 
 
 def _progress(enabled: bool) -> Any:

@@ -7,6 +7,7 @@ first assert as the signature hint) and ``ground_truth = {"tests", "setup", "ans
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,12 @@ class TaskRow:
     task: str
     ground_truth: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def task_fingerprint(row: TaskRow) -> str:
+    """A digest of what a task asks (its text and ground truth): a dataset folder's labels hold for it only."""
+    text = json.dumps([row.task, row.ground_truth], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def mbpp_task(row: dict[str, Any]) -> TaskRow:

@@ -83,6 +83,9 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
         click.echo(f"{summary.left_open} task(s) left unlabelled stay open (the budget ran out, or steps could not be "
                    "tried: their attempts are in tasks/ID.jsonl): run again to go on (their replays so far are kept and "
                    "not made again)", err=True)
+    if summary.waiting_for_model:
+        click.echo(f"{summary.waiting_for_model} run(s) have no label for want of a model: failed runs need --analyzer, "
+                   "successful ones --perturber; a later run given it labels them (their runs are kept)", err=True)
     for error in summary.errors[:10]:
         click.echo(f"error: {error}", err=True)
     if summary.errors and summary.done == 0:

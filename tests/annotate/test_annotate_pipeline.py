@@ -356,3 +356,40 @@ def test_line_and_paragraph_separators_in_a_run_are_text_not_line_breaks(tmp_pat
     assert list(Ledger(tmp_path).entries()) == [odd]
     (tmp_path / "tasks.jsonl").write_text(json.dumps({"id": "t", "task": odd}, ensure_ascii=False) + "\n")
     assert read_tasks(tmp_path / "tasks.jsonl")[0].task == odd
+
+
+def test_tasks_a_missing_model_could_not_label_stay_open_for_a_run_that_has_it(tmp_path):
+    """A first run with only a perturber left the failed runs 'done' with no label: a later run given the analyzer
+    said '0 annotated now, all already done' and never labelled them."""
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 4))  # t0 and t2 fail, t1 and t3 succeed
+    out = tmp_path / "ds"
+    team = agentracer.trace(make_task_chain)
+    first = AnnotationPipeline(team, chain_evaluator, out, perturber=ScriptedModel(chain_perturber)).run(
+        tasks, progress=False)
+    assert (first.done, first.waiting_for_model, first.injection_labels, first.counterfactual_labels) == (4, 2, 2, 0)
+    second = AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel(chain_analyzer), k=2).run(
+        tasks, progress=False)
+    assert (second.skipped, second.done, second.counterfactual_labels, second.waiting_for_model) == (2, 2, 2, 0)
+    third = AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel([])).run(tasks, progress=False)
+    assert (third.skipped, third.done) == (4, 0)  # nothing left that an analyzer could label
+    assert sorted(e["label"]["source"] for e in Ledger(out).entries().values()) == ["counterfactual"] * 2 + [
+        "injection"] * 2
+
+
+def test_a_task_that_now_asks_something_else_is_refused(tmp_path):
+    """Reusing a dataset folder with a tasks file whose ids mean other tasks kept the old labels for them."""
+    path = write_tasks(tmp_path / "tasks.jsonl", 2)
+    out = tmp_path / "ds"
+    team = agentracer.trace(make_task_chain)
+
+    def pipeline():
+        return AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel(chain_analyzer),
+                                  perturber=ScriptedModel(chain_perturber), k=2)
+
+    pipeline().run(read_tasks(path), progress=False)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[1]["ground_truth"] = "99"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=r"1 task\(s\) ask something else.*'t1'.*another folder"):
+        pipeline().run(read_tasks(path), progress=False)
+    assert pipeline().run(read_tasks(write_tasks(tmp_path / "same.jsonl", 2)), progress=False).skipped == 2
