@@ -5,8 +5,6 @@ announces the rewrite; its label (agent and step) is then known by construction.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import time
 from collections import Counter
@@ -14,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..fingerprint import run_content_key
 from ..models import ChatModel, ModelError
-from ..schema import Step, Trajectory, Verdict, tool_calls_content
+from ..schema import Step, Trajectory, Verdict
 from .budget import Budget
 from .counterfactual import default_candidate
 from .leakage import announces_itself
@@ -95,15 +94,6 @@ class InjectionResult:
     attempts: list[InjectionAttempt] = field(default_factory=list)
     replays: list[Trajectory] = field(default_factory=list)
     wall_s: float = 0.0
-
-
-def run_content_key(trajectory: Trajectory) -> str:
-    """A digest of what a run did: its task and each step's agent, kind, text, tool calls and tool results (not its
-    id, times, usage or tool-call ids, which differ between two recordings of one deterministic run)."""
-    steps = [[s.agent, s.kind, s.text, tool_calls_content(s.tool_calls),
-              [(r.name, r.content, r.is_error) for r in s.tool_results]] for s in trajectory.steps]
-    text = json.dumps([trajectory.task, steps], ensure_ascii=False, default=str, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class FaultInjector:

@@ -147,10 +147,13 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     attributor = get_method(name, chat_model, **options)
 
     check_same_model(output, name, getattr(chat_model, "name", None))
-    done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors)
+    stale: list[str] = []
+    done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors, items=items, stale=stale)
     todo = [item for item in items if item.id not in done]
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-    say(f"{name}{f' with {chat_model.name}' if chat_model else ''}: {len(todo)} to evaluate, "
+    again = (f" ({len(stale)} of them again: their run, ground truth or label changed since {output} scored them, "
+             f"e.g. {stale[0]!r})" if stale else "")
+    say(f"{name}{f' with {chat_model.name}' if chat_model else ''}: {len(todo)} to evaluate{again}, "
         f"{len(items) - len(todo)} already in {output}")
 
     progress = {"n": 0}

@@ -12,15 +12,17 @@ Inputs: a Who&When folder or ``.json`` file (ids are the files' relative paths),
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import AgentracerError, InputError
+from ..fingerprint import run_content_key
 from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from .base import AnswerError
@@ -82,8 +84,18 @@ def _error_kind(exc: BaseException) -> str:
 
 
 def _label_fields(trajectory: Trajectory | None) -> dict[str, Any]:
-    label = None if trajectory is None else (trajectory.human_label or trajectory.label())
+    label = None if trajectory is None else trajectory.training_label()  # (never a tracer's own verdict)
     return {"mistake_agent": label.agent if label else None, "mistake_step": label.step if label else None}
+
+
+def input_key(item: EvalItem) -> str | None:
+    """A digest of what an item's row was scored on: the run, its ground truth and its label (None for an item that
+    did not load). A results row whose key differs is stale: the data changed since it was written."""
+    if item.trajectory is None:
+        return None
+    text = json.dumps([run_content_key(item.trajectory), item.trajectory.ground_truth, _label_fields(item.trajectory)],
+                      sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
@@ -91,7 +103,8 @@ def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
     """The results.jsonl row of one item."""
     row: dict[str, Any] = {"id": item.id, "subset": item.subset, "with_gt": with_gt, "method": method,
                            "model": model, "predicted_agent": None, "predicted_step": None,
-                           **_label_fields(item.trajectory), "error": None, "error_kind": None}
+                           **_label_fields(item.trajectory), "error": None, "error_kind": None,
+                           "input_key": input_key(item)}
     if verdict is not None:
         row.update(predicted_agent=verdict.agent, predicted_step=verdict.step, reason=verdict.reason,
                    flags=list(verdict.flags), strict=verdict.metadata.get("strict"), raw=verdict.raw,
@@ -132,8 +145,11 @@ def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
-                   retry_errors: bool = False) -> set[str]:
-    """Ids already done in ``path`` for this setting; repairs a torn file and drops errored rows on request."""
+                   retry_errors: bool = False, items: Sequence[EvalItem] = (),
+                   stale: list[str] | None = None) -> set[str]:
+    """Ids already done in ``path`` for this setting; repairs a torn file and drops errored rows on request, and the
+    rows of ``items`` that are stale (their run, ground truth or label changed since: re-scoring them against the
+    old label gave old scores), whose ids go to ``stale``."""
     path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,9 +164,27 @@ def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
         kept = [r for r in rows if not (r.get("error") and r.get("with_gt") == with_gt)]
         torn = torn or len(kept) != len(rows)
         rows = kept
+    current = {item.id: item for item in items}
+    fresh = [r for r in rows if not _stale(r, current.get(str(r["id"])))]
+    if len(fresh) != len(rows):
+        if stale is not None:
+            stale.extend(sorted({str(r["id"]) for r in rows} - {str(r["id"]) for r in fresh}))
+        torn, rows = True, fresh
     if torn:
         _rewrite(path, rows)
     return {str(r["id"]) for r in rows if r.get("with_gt") == with_gt}
+
+
+def _stale(row: dict[str, Any], item: EvalItem | None) -> bool:
+    """Whether a results row was scored on other data than ``item`` now holds (a row of an earlier version, without
+    its input key, by its label)."""
+    if item is None or item.trajectory is None:
+        return False
+    key = row.get("input_key")
+    if key is not None:
+        return key != input_key(item)
+    labels = _label_fields(item.trajectory)
+    return (row.get("mistake_agent"), row.get("mistake_step")) != (labels["mistake_agent"], labels["mistake_step"])
 
 
 async def evaluate_items(

@@ -245,3 +245,31 @@ def test_a_results_row_holding_a_line_separator_is_read_back(tmp_path: Path) -> 
     row = {"id": "a", "method": "m", "with_gt": True, "raw": "answer\u2028more"}
     out.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
     assert read_rows(out) == [row]
+
+
+def test_rows_scored_on_data_that_changed_since_are_scored_again(tmp_path: Path, capsys) -> None:
+    """Re-annotate, re-export to the same file, eval again into the same results: the rows of changed items were
+    kept and the accuracy printed was against the old labels."""
+    path = tmp_path / "rows.jsonl"
+
+    def write(agent_of_q1: str, step_of_q1: int) -> None:
+        records = [{"question_ID": qid, "question": "2+2?", "ground_truth": "4", "mistake_agent": agent,
+                    "mistake_step": step, "history": [{"content": "plan", "name": "Planner", "role": "assistant",
+                                                       "step": 0},
+                                                      {"content": "5", "name": "Coder", "role": "assistant", "step": 1}]}
+                   for qid, agent, step in (("q1", agent_of_q1, step_of_q1), ("q2", "Coder", 1))]
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    out = tmp_path / "results.jsonl"
+    args = ["eval", "whowhen", "--data", str(path), "--method", "lite", "-o", str(out)]
+    write("Coder", 1)
+    assert run(args, capsys)[0] == 0
+    first = {r["id"]: r for r in rows(out)}
+    write("Planner", 0)  # q1's label changed
+    code, _, stderr = run(args, capsys)
+    assert code == 0 and "1 to evaluate (1 of them again" in stderr and "'q1'" in stderr, stderr
+    again = {r["id"]: r for r in rows(out)}
+    assert sorted(again) == ["q1", "q2"] and len(rows(out)) == 2
+    assert (again["q1"]["mistake_agent"], again["q1"]["mistake_step"]) == ("Planner", 0)
+    assert again["q2"] == first["q2"]  # an unchanged row is kept as it was
+    assert "0 to evaluate, 2 already" in run(args, capsys)[2]
