@@ -86,11 +86,26 @@ def _load_items(data: str, limit: int | None) -> list:
 
 
 def _load_references(path: str | None) -> list:
+    """The labelled trajectories of ``path``, read like any other input (a store annotate wrote, Who&When, TracerTraj);
+    a bad record, or none with a label, is an error (the method fell back to step counts without a word)."""
     if not path:
         return []
-    from ..tracer.evaluation import iter_items
+    from ._io import read_trajectories
 
-    return [item.trajectory for item in iter_items(path) if item.trajectory is not None]
+    if Path(path).is_dir():
+        from ..tracer.evaluation import iter_items
+
+        items = list(iter_items(path))
+        bad = next((item.error for item in items if item.error is not None), None)
+        if bad is not None:
+            raise InputError(f"--references: {bad}")
+        trajectories = [item.trajectory for item in items]
+    else:
+        trajectories = list(read_trajectories(path))
+    labelled = [t for t in trajectories if t is not None and t.training_label() is not None]
+    if not labelled:
+        raise InputError(f"--references holds no labelled trajectory ({len(trajectories)} read)", where=path)
+    return labelled
 
 
 @eval_group.command("whowhen")
@@ -111,7 +126,8 @@ def _load_references(path: str | None) -> list:
 @click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
               help="prompt token budget (default: the model's context window minus 4096)")
 @click.option("--references", type=click.Path(exists=True), default=None,
-              help="labelled trajectories whose labels the majority method counts")
+              help="labelled trajectories whose labels the majority method counts (a store annotate wrote, "
+                   "Who&When, TracerTraj)")
 @click.option("--cache/--no-cache", default=True, show_default=True, help="reuse cached model answers")
 @click.option("--retry-errors", is_flag=True,
               help="re-run items whose earlier row has an error, asking the model again (not its cache)")

@@ -51,7 +51,7 @@ class MajorityMethod(Method):
         super().__init__(None, **options)
         self.blamed: Counter[str] = Counter()
         for reference in references or ():
-            label = reference.human_label or reference.label()
+            label = reference.training_label()  # (a tracer's own verdict is no reference)
             if label is not None:
                 self.blamed[label.agent.lower()] += 1
 

@@ -273,3 +273,28 @@ def test_rows_scored_on_data_that_changed_since_are_scored_again(tmp_path: Path,
     assert (again["q1"]["mistake_agent"], again["q1"]["mistake_step"]) == ("Planner", 0)
     assert again["q2"] == first["q2"]  # an unchanged row is kept as it was
     assert "0 to evaluate, 2 already" in run(args, capsys)[2]
+
+
+def test_majority_references_read_like_any_input_and_a_bad_file_is_an_error(data: Path, tmp_path: Path,
+                                                                            capsys) -> None:
+    """--references given annotate's labelled.jsonl (a store) was read as TracerTraj, every row failed, and the method
+    fell back to step counts without a word; /etc/hostname was accepted too."""
+    from agentracer.schema import Step, Trajectory, Verdict
+    from agentracer.store import open_store
+
+    store = open_store(tmp_path / "labelled.jsonl")
+    store.append(Trajectory(id="r1", steps=[Step(index=0, agent="Orchestrator", content="x")],
+                            labels=[Verdict(agent="Orchestrator", step=0, source="counterfactual")]))
+    out = tmp_path / "r.jsonl"
+    code, _, err = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "--references",
+                        str(store.path), "-o", str(out)], capsys)
+    assert code == 0, err
+    scored = [r for r in rows(out) if r["error"] is None and r["subset"] == "Hand-Crafted"]
+    assert scored and all(r["predicted_agent"] == "Orchestrator" for r in scored)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a trajectory\n")
+    for bad in (junk, tmp_path / "empty.jsonl"):
+        bad.touch()
+        code, _, err = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "--references",
+                            str(bad), "-o", str(tmp_path / "x.jsonl")], capsys)
+        assert code == 2 and str(bad) in err and "Traceback" not in err, err
