@@ -414,7 +414,10 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 class _QuietReplayErrors(logging.Filter):
     """Drops AutoGen's logged tracebacks of a replay's own errors (a divergence raised in a handler) and of what they
-    set off in the team afterwards: the run raises the error itself, in one line, where the user called it."""
+    set off in the team afterwards: the run raises the error itself, in one line, where the user called it. Within a
+    traced run, AutoGen's other tracebacks (an agent that raised, and the ``GroupChatError`` it sets off in every
+    other agent: some 70 lines) go to DEBUG: the run records the error and raises it where it was called, with the
+    agent's exception as its cause."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.exc_info:
@@ -422,7 +425,12 @@ class _QuietReplayErrors(logging.Filter):
         if isinstance(record.exc_info[1], ReplayError):
             return False
         run = current_run()
-        return run is None or run.divergence is None
+        if run is None:
+            return True
+        if run.divergence is not None:
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return True
 
 
 AUTOGEN_LOGGERS = ("autogen_core", "autogen_agentchat")

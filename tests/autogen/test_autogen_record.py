@@ -282,3 +282,19 @@ def test_an_agent_without_a_model_that_raises_gets_the_failed_step():
                                                        ("checker", "event")]
     assert "the checker broke" in traj.steps[2].content and traj.steps[2].metadata == {"failed_turn": True}
     assert "Traceback" not in str(info.value)
+
+
+def test_autogen_logs_no_error_tracebacks_for_a_traced_run_that_raised(caplog):
+    """The run records the error and raises it once; AutoGen's own tracebacks of it (and of the GroupChatError it
+    sets off in the other agents) made some 70 lines on stderr: they go to DEBUG, where they are still found."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="autogen_core")
+    with pytest.raises(TeamRunError):
+        agentracer.trace(make_team, ["only one answer"], 6).run("task")
+    ours = [r for r in caplog.records if r.name.startswith("autogen") and r.exc_info]
+    assert ours and all(r.levelno == logging.DEBUG for r in ours)
+    caplog.clear()
+    with pytest.raises(Exception, match="No more mock responses"):  # untraced, AutoGen logs as it always does
+        asyncio.run(make_team(["only one answer"], 6).run(task="task"))
+    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name.startswith("autogen") and r.exc_info)
