@@ -208,7 +208,10 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
         click.echo(f"note: {failed} item(s) have an error row and count as wrong; rerun with --retry-errors to redo "
                    "them", err=True)
     if not answered:
+        bad_input = {r.get("error_kind") for r in rows if r.get("with_gt") == with_gt} <= {"input"}
+        why = ("every item is bad input: a run with no step, a label on no step…" if bad_input else
+               "once the model answers again, rerun with --retry-errors to redo them")
         click.echo(f"error: nothing could be evaluated ({len(items)} items; see the error fields in {output}; "
-                   "once the model answers again, rerun with --retry-errors to redo them)", err=True)
+                   f"{why})", err=True)
         sys.stdout.flush()
-        sys.exit(1)  # not ctx.exit: with standalone_mode=False click would return the code, not exit
+        sys.exit(2 if bad_input else 1)  # (not ctx.exit: with standalone_mode=False click returns the code)

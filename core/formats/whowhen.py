@@ -138,7 +138,9 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
             step = int(str(raw_step).strip())
         except ValueError:
             raise InputError(f"field 'mistake_step' must be an integer index, got {raw_step!r}", where=where) from None
-        if not 0 <= step < max(len(steps), 1):
+        if not steps:
+            raise InputError("field 'mistake_step' names a step of an empty history", where=where)
+        if not 0 <= step < len(steps):
             raise InputError(f"field 'mistake_step' {step} is outside history (0..{len(steps) - 1})", where=where)
         if "mistake_agent" not in data:
             raise InputError("missing field 'mistake_agent'", where=where)

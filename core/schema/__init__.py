@@ -271,7 +271,7 @@ class Trajectory(_Model):
             if step.index != position:
                 raise ValueError(f"steps[{position}].index is {step.index}, expected {position}")
         for i, label in enumerate(self.labels):
-            if self.steps and label.step >= len(self.steps):
+            if label.step >= len(self.steps):  # (a run with no step has no step to blame)
                 raise ValueError(f"labels[{i}].step {label.step} is outside the {len(self.steps)} steps")
         for step in self.steps:
             for k, call in enumerate(step.model_calls):

@@ -211,7 +211,10 @@ def test_rows_without_step_numbers_keep_their_label_through_files(tmp_path: Path
 
 
 def test_a_label_on_no_step_is_not_exported_as_a_row_import_would_refuse() -> None:
-    empty = Trajectory(id="e", steps=[], labels=[Verdict(agent="a", step=0, source="human")])
+    label = Verdict(agent="a", step=0, source="human")
+    with pytest.raises(ValueError, match="labels.0..step 0 is outside the 0 steps"):
+        Trajectory(id="e", steps=[], labels=[label])  # a run with no step has no step to blame
+    empty = Trajectory.model_construct(id="e", steps=[], labels=[label], metadata={}, task=None, ground_truth=None)
     with pytest.raises(InputError, match="step 0, but the run has 0 step"):
         to_row(empty)
 

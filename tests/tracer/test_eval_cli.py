@@ -60,7 +60,7 @@ def test_majority_scores_every_file_and_records_bad_ones(data: Path, tmp_path: P
     assert good["error"] is None and good["subset"] == "Hand-Crafted" and good["mistake_agent"] == "WebSurfer"
     assert good["mistake_step"] == 32 and isinstance(good["predicted_step"], int)
     assert got["Algorithm-Generated/90.json"]["error_kind"] == "input"
-    assert "no steps" in got["Algorithm-Generated/90.json"]["error"]
+    assert "empty history" in got["Algorithm-Generated/90.json"]["error"]  # (its label names no step)
     assert "outside history" in got["Algorithm-Generated/91.json"]["error"]
     assert "not valid JSON" in got["Algorithm-Generated/92.json"]["error"]
     assert "Hand-Crafted" in stdout and "Algorithm-Generated" in stdout and "substr agent%" in stdout
@@ -298,3 +298,11 @@ def test_majority_references_read_like_any_input_and_a_bad_file_is_an_error(data
         code, _, err = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "--references",
                             str(bad), "-o", str(tmp_path / "x.jsonl")], capsys)
         assert code == 2 and str(bad) in err and "Traceback" not in err, err
+
+
+def test_nothing_to_evaluate_but_bad_input_says_so_and_exits_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"question_ID": "q", "question": "?", "history": []}) + "\n")  # a run with no step
+    code, _, err = run(["eval", "whowhen", "--data", str(path), "--method", "lite", "-o", str(tmp_path / "r.jsonl")],
+                       capsys)
+    assert code == 2 and "every item is bad input" in err and "--retry-errors" not in err, err
