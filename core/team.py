@@ -114,6 +114,14 @@ class TracedTeam:
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None  # where a wrapped team object runs
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
+    def with_arguments(self, **kwargs: Any) -> TracedTeam:
+        """The same traced factory (its arguments, Ω, store, options) with keyword arguments added or replaced, e.g.
+        the ``feedback`` the self-correction loop gives the next attempt."""
+        if not self._is_factory:
+            raise TypeError("this traced object wraps a team, not a factory: it takes no arguments")
+        return TracedTeam(self._target, *self._args, evaluator=self.evaluator, store=self.store,
+                          raise_on_error=self.raise_on_error, name=self.name, **{**self._kwargs, **kwargs})
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._is_factory:
             raise TypeError("this traced object wraps a team, not a factory")

@@ -79,12 +79,41 @@ REVISE_SYSTEM = (
 )
 
 
+class _EvaluationFailed(Exception):
+    """Ω raised on a run: the run, kept with its outcome unknown and Ω's error in its metadata."""
+
+    def __init__(self, trajectory: Trajectory) -> None:
+        super().__init__(trajectory.metadata.get("evaluation_error", "the evaluator raised"))
+        self.trajectory = trajectory
+
+
+def _model(model: ChatModel | str | None, role: str) -> ChatModel | None:
+    """A model given by its spec (``openai:URL@NAME``, as the CLI takes it) loaded; a model object as it is."""
+    if model is None or not isinstance(model, str):
+        return model
+    from ..models import load_model
+
+    try:
+        return load_model(model)
+    except InputError as exc:
+        raise InputError(f"{role}: {exc}") from None
+
+
+def _is_the_task(trajectory: Trajectory, index: int) -> bool:
+    """Whether step ``index`` is the task the team was given (the user's first message), which a replay must not
+    rewrite: the next attempt would work on another task."""
+    if index != 0:
+        return False
+    step = trajectory.steps[0]
+    return step.role == "user" or (trajectory.task is not None and step.text.strip() == trajectory.task.strip())
+
+
 class Refiner:
     """The loop for one team; ``refine``/``arefine`` below are the one-call forms."""
 
     def __init__(self, factory: Callable[..., Any] | TracedTeam, evaluator: Any, tracer: Tracer = None, *,
-                 strategy: str = "tracer", mode: str = "restart", critic: ChatModel | None = None,
-                 reviser: ChatModel | None = None) -> None:
+                 strategy: str = "tracer", mode: str = "restart", critic: ChatModel | str | None = None,
+                 reviser: ChatModel | str | None = None) -> None:
         if strategy not in STRATEGIES:
             raise InputError(f"unknown refine strategy {strategy!r}; use one of {STRATEGIES}")
         if mode not in MODES:
@@ -93,6 +122,7 @@ class Refiner:
             raise InputError(f"the {strategy} baseline needs a critic model")
         if mode == "replay" and (strategy != "tracer" or reviser is None):
             raise InputError("replay mode needs strategy 'tracer' and a reviser model to rewrite the decisive step")
+        critic, reviser = _model(critic, "critic"), _model(reviser, "reviser")
         raw = getattr(factory, "__wrapped__", factory) if isinstance(factory, TracedTeam) else factory
         self.raw = raw
         self.team = factory if isinstance(factory, TracedTeam) else trace(factory)
@@ -107,17 +137,21 @@ class Refiner:
     async def _checked(self, coro: Any) -> Trajectory:
         try:
             trajectory = await coro
-        except TeamRunError as exc:
+        except TeamRunError as exc:  # a team that raised has failed: the round is recorded as such
             return exc.trajectory
-        await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
+        try:
+            await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
+        except Exception as exc:  # the run is kept, its outcome unknown, as trace keeps it
+            trajectory.metadata["evaluation_error"] = error_summary(exc)
+            raise _EvaluationFailed(trajectory) from exc
         return trajectory
 
     async def _restart(self, task: str, ground_truth: Any, feedback: Feedback | None, round_: int) -> Trajectory:
         metadata = {"refine": {"round": round_, "strategy": self.strategy, "mode": self.mode}}
         if feedback is None:
             return await self._checked(self.team.arun(task, ground_truth=ground_truth, metadata=metadata))
-        if self.takes_feedback:
-            team = trace(self.raw, feedback=feedback)
+        if self.takes_feedback:  # the same factory, its arguments, store and options, and the feedback
+            team = self.team.with_arguments(feedback=feedback)
             return await self._checked(team.arun(task, ground_truth=ground_truth, metadata=metadata))
         return await self._checked(self.team.arun(f"{task}\n\n{feedback.note()}", ground_truth=ground_truth,
                                                   metadata=metadata))
@@ -125,8 +159,8 @@ class Refiner:
     async def _replay(self, failed: Trajectory, feedback: Feedback, round_: int) -> Trajectory:
         assert self.reviser is not None and feedback.step is not None and feedback.agent is not None
         step = failed.steps[feedback.step]
-        messages = [
-            {"role": "system", "content": REVISE_SYSTEM.format(agent=feedback.agent, step=feedback.step)},
+        messages = [  # (the step's own author rewrites it, whichever agent the verdict named)
+            {"role": "system", "content": REVISE_SYSTEM.format(agent=step.agent, step=feedback.step)},
             {"role": "user", "content": f"Task:\n{failed.task}\n\nConversation so far:\n"
                                         f"{render_history(failed, feedback.step)}\n\nYour message at step "
                                         f"{feedback.step}:\n{step_action(step)}\n\n{feedback.note()}"},
@@ -136,6 +170,8 @@ class Refiner:
         replayed = await self._checked(self.team.areplay(failed, feedback.step, action))
         replayed.metadata["refine"] = {"round": round_, "strategy": self.strategy, "mode": "replay",
                                        "revised": action_text(action)}
+        if feedback.agent.strip().lower() != step.agent.strip().lower():
+            replayed.metadata["refine"]["verdict_agent"] = feedback.agent  # (the verdict named another agent)
         return replayed
 
     async def _next(self, task: str, ground_truth: Any, record: RoundResult) -> Trajectory:
@@ -147,6 +183,9 @@ class Refiner:
             if not 0 <= feedback.step < len(record.trajectory.steps):
                 record.replay_error = (f"the verdict's step {feedback.step} is not a step of the run "
                                        f"({len(record.trajectory.steps)} steps)")
+            elif _is_the_task(record.trajectory, feedback.step):
+                record.replay_error = (f"the verdict's step {feedback.step} is the task itself: rewriting it would "
+                                       "attempt another task")
             else:
                 try:
                     return await self._replay(record.trajectory, feedback, round_)
@@ -169,7 +208,7 @@ class Refiner:
         ``error`` says which round and why, and the rounds made so far are kept. A model failing for good (a
         ``ModelError``: its server is down) is raised, as every next task would meet it too."""
         result = RefineResult(self.strategy, self.mode)
-        stage = "round 0"
+        stage, attempt = "round 0", 0
         try:
             trajectory = first if first is not None else await self._restart(task, ground_truth, None, 0)
             for round_ in range(rounds + 1):
@@ -179,10 +218,13 @@ class Refiner:
                     break
                 stage = f"feedback on round {round_}"
                 record.verdict, record.feedback = await self._feedback(trajectory)
-                stage = f"round {round_ + 1}"
+                stage, attempt = f"round {round_ + 1}", round_ + 1
                 trajectory = await self._next(task, ground_truth, record)
         except ModelError:
             raise
+        except _EvaluationFailed as failed:  # Ω raised on this round's run: the run is kept, the task ends
+            result.rounds.append(RoundResult(attempt, failed.trajectory, False))
+            result.error = f"{stage}: Ω raised {failed.trajectory.metadata['evaluation_error'][:500]}"
         except Exception as exc:
             result.error = f"{stage}: {error_summary(exc, limit=500)}"
         return result

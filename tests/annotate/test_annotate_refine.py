@@ -188,7 +188,47 @@ def test_a_task_whose_tracer_team_or_check_raises_keeps_its_rounds_and_says_why(
         raise ZeroDivisionError("omega bug")
 
     result = agentracer.refine(make_team, TASK, broken_check, rounds=2, ground_truth="7")
-    assert result.rounds == [] and result.error == "round 0: ZeroDivisionError: omega bug"
+    assert result.error == "round 0: Ω raised ZeroDivisionError: omega bug"
+    (kept,) = result.rounds  # the run Ω could not judge is kept (refine -o writes it), its outcome unknown
+    assert not kept.success and kept.trajectory.outcome.success is None
+    assert kept.trajectory.metadata["evaluation_error"] == "ZeroDivisionError: omega bug"
+
+
+def test_replay_mode_never_rewrites_the_task_itself():
+    """A verdict naming step 0, the user's task: the reviser rewrote it and the next round worked on another task."""
+    blame_the_task = lambda trajectory: agentracer.Verdict(agent="user", step=0, reason="unclear")  # noqa: E731
+    reviser = _counting_reviser()
+    result = agentracer.refine(make_team, TASK, chain_evaluator, blame_the_task, rounds=1, mode="replay",
+                               reviser=reviser, ground_truth="7")
+    assert "is the task itself" in result.rounds[0].replay_error and reviser.calls == []
+    again = result.rounds[1].trajectory
+    assert again.replay is None and again.task.startswith(TASK)  # restarted on the task, with the feedback
+
+
+def test_feedback_rounds_build_the_team_as_the_first_round_did(tmp_path):
+    """A traced factory's bound arguments, store and options held for round 0 only: round 1 rebuilt the team from
+    the bare factory (a TeamBuildError for a missing argument) and stored nothing."""
+    def make(value, feedback=None):
+        answer = "value = 1" if feedback else f"value = {value}"
+        return SimpleTeam([SimpleAgent("solo", lambda messages: answer)], max_turns=1, stop_word=None)
+
+    def tracer(trajectory):
+        return agentracer.Verdict(agent="solo", step=1, reason="off by one", source="tracer")
+
+    traced = agentracer.trace(make, 2, store=tmp_path / "runs.jsonl")
+    result = agentracer.refine(traced, "Say value = 1.", lambda t: last_value(t.steps[-1].text) == 1, tracer,
+                               rounds=2)
+    assert result.error is None and [r.success for r in result.rounds] == [False, True]
+    assert [t.id for t in agentracer.open_store(tmp_path / "runs.jsonl")] == [r.trajectory.id for r in result.rounds]
+
+
+def test_a_reviser_given_by_its_spec_is_loaded():
+    blame = lambda trajectory: agentracer.Verdict(agent="agent0", step=4, reason="off")  # noqa: E731
+    result = agentracer.refine(make_team, TASK, chain_evaluator, blame, rounds=1, mode="replay",
+                               reviser="scripted:value = 4", ground_truth="7")
+    assert result.error is None and result.rounds[1].trajectory.steps[4].text == "value = 4"
+    with pytest.raises(InputError, match="reviser"):
+        Refiner(make_team, chain_evaluator, mode="replay", reviser="nosuchkind:x")
 
 
 def test_refine_command_goes_on_after_a_task_that_raised(tmp_path):
@@ -214,8 +254,12 @@ def test_refine_command_goes_on_after_a_task_that_raised(tmp_path):
          "--tasks", str(tasks), "--evaluator", f"{tmp_path / 'checks.py'}:picky", "--rounds", "1", "-o", str(out)],
         capture_output=True, text=True, timeout=120, cwd=here, env={**__import__("os").environ, "PYTHONPATH": str(here)})
     assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr and "error: task a: round 0: ZeroDivisionError: omega bug" in proc.stderr
-    assert "b: solved in round 0" in proc.stdout and len(out.read_text().splitlines()) == 1
+    assert "Traceback" not in proc.stderr and "error: task a: round 0: Ω raised ZeroDivisionError: omega bug" in \
+        proc.stderr
+    assert "b: solved in round 0" in proc.stdout
+    stored = {row["metadata"]["task_id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert sorted(stored) == ["a", "b"]  # a's run is kept, with the error that stopped the task
+    assert "Ω raised" in stored["a"]["metadata"]["refine"]["error"]
 
 
 def test_refine_command_does_a_task_stopped_by_an_error_again(tmp_path):
