@@ -103,6 +103,7 @@ class StepScores:
 
     probabilities: list[float]
     contributions: list[list[float]]
+    features: list[list[float]] | None = None  # each step's raw feature values (which features it has)
 
 
 def score_steps(model: LiteModel, trajectory: Trajectory, *, with_ground_truth: bool = False) -> StepScores:
@@ -115,7 +116,7 @@ def score_steps(model: LiteModel, trajectory: Trajectory, *, with_ground_truth: 
     top = max(scores)
     exps = [math.exp(s - top) for s in scores]
     total = sum(exps)
-    return StepScores([e / total for e in exps], contributions)
+    return StepScores([e / total for e in exps], contributions, rows)
 
 
 def decode(trajectory: Trajectory, probabilities: list[float], how: str) -> tuple[str, int, float]:
@@ -137,7 +138,11 @@ def _reason(trajectory: Trajectory, scores: StepScores, step: int, agent: str, c
     n = len(scores.contributions)
     average = [sum(col) / n for col in zip(*scores.contributions, strict=True)]
     lift = [(name, c - a) for name, c, a in zip(FEATURE_NAMES, scores.contributions[step], average, strict=True)]
-    drivers = sorted((item for item in lift if item[1] > 0.05), key=lambda item: -item[1])[:3]
+    has = scores.features[step] if scores.features is not None else [1.0] * len(lift)
+    # the features the step has that lifted it (a feature it lacks can lift it too, when others' having it counts
+    # against them: "taken by the human/user" must not be said of a step the user did not take)
+    drivers = sorted((item for item, value in zip(lift, has, strict=True) if item[1] > 0.05 and value != 0),
+                     key=lambda item: -item[1])[:3]
     what = (f"{agent} holds {confidence:.0%} of the probability mass" if how == "agent"
             else f"step {step} has probability {confidence:.0%}")
     because = "; ".join(f"{FEATURE_PHRASES[name]} (+{value:.2f})" for name, value in drivers) or "no single feature"

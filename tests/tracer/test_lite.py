@@ -133,3 +133,16 @@ def test_inference_needs_neither_numpy_nor_sklearn() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_reason_names_only_features_the_step_has(tracer) -> None:
+    """A short run opening with the user's task: the absence of 'taken by the human/user' lifted the chosen step
+    against the average, and the reason said the step was taken by the human/user."""
+    from agentracer.schema import Step, Trajectory
+
+    run = Trajectory(id="r", task="plan a trip", steps=[Step(index=0, agent="user", role="user", content="plan a trip"),
+                                                         Step(index=1, agent="alice", content="Trip planned.")])
+    verdict = tracer.locate(run)
+    assert verdict.agent == "alice" and verdict.step == 1
+    assert "human/user" not in verdict.reason
+    assert all(name != "agent_human" for name, _ in verdict.metadata["drivers"])
