@@ -96,6 +96,10 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[
         section, dot, name = key.partition(".")
         if not (sep and dot) or section not in SECTION_KEYS or (name not in SECTION_KEYS[section]
                                                                  and section not in _OURS_ONLY):
+            near = _near_our_key(section, name) if sep and dot else None
+            if near is not None:  # reward.lamda=0.3 would reach verl, which has no such key either
+                raise InputError(f"unknown key {key} in {item!r}: did you mean {near}? (to give verl a key of its own "
+                                 f"as it is, write ++{key}=...)")
             rest.append(item)
             continue
         if name not in SECTION_KEYS[section]:
@@ -107,6 +111,28 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[
             parsed = value
         config[section] = {**_section(config, section), name: parsed}
     return config, rest
+
+
+# verl's own keys of the sections it shares with our config (verl 0.9): never taken for a typo of ours
+_VERL_KEYS = frozenset({
+    "data.gen_batch_size", "data.val_batch_size", "data.train_max_samples", "data.val_max_samples", "data.seed",
+    "data.shuffle", "data.validation_shuffle", "data.prompt_key", "data.reward_fn_key", "data.truncation",
+    "trainer.total_epochs", "trainer.val_only", "trainer.test_freq", "trainer.save_freq", "trainer.resume_mode",
+    "trainer.nnodes", "trainer.device", "trainer.logger", "reward.num_workers", "reward.reward_manager",
+    "reward.reward_model", "reward.custom_reward_function", "reward.sandbox_fusion",
+})
+
+
+def _near_our_key(section: str, name: str) -> str | None:
+    """Our config key ``section.name`` nearly spells (a typo of ``reward.lam``), when it is neither one of ours nor
+    one of verl's (``++key=value`` passes anything to verl as it is)."""
+    import difflib
+
+    keys = SECTION_KEYS.get(section)
+    if not keys or name in keys or "." in name or f"{section}.{name}" in _VERL_KEYS:
+        return None
+    close = difflib.get_close_matches(name, sorted(keys), n=1, cutoff=0.75)
+    return f"{section}.{close[0]}" if close else None
 
 
 def _check_types(config: dict[str, Any]) -> None:

@@ -231,6 +231,30 @@ def test_overrides_of_our_config_keys_set_them_and_the_rest_go_to_verl(ready: Ru
         apply_overrides(config, ["ppo.epoch=2"])
 
 
+@pytest.mark.parametrize(("typo", "meant"), [("reward.lamda=0.3", "reward.lam"),
+                                             ("data.train_batch_sise=64", "data.train_batch_size"),
+                                             ("trainer.total_epoch=2", "trainer.total_epochs")])
+def test_a_near_miss_of_our_key_in_a_section_verl_shares_is_refused(typo: str, meant: str) -> None:
+    """reward.lamda=0.3 went to verl unchanged (rc 0 on --dry-run), where it fails after start-up or does nothing."""
+    with pytest.raises(InputError, match=re.escape(f"did you mean {meant}?")):
+        apply_overrides(load_config(), [typo])
+    assert apply_overrides(load_config(), ["++" + typo])[1] == ["++" + typo]  # said as it is: verl's to judge
+
+
+def test_no_key_of_verls_own_config_is_taken_for_a_typo() -> None:
+    import verl  # (the train environment's)
+    import yaml
+
+    config = Path(verl.__file__).parent / "trainer" / "config" / "_generated_ppo_trainer.yaml"
+    verl = yaml.safe_load(config.read_text())
+    overrides = [f"{section}.{key}=1" for section in ("data", "trainer", "reward") for key in verl.get(section) or {}]
+    _, rest = apply_overrides({}, [o for o in overrides if o.split("=")[0].split(".")[1] not in
+                                   {"train_batch_size", "max_prompt_length", "max_response_length", "project_name",
+                                    "experiment_name", "total_epochs", "save_freq", "test_freq", "val_before_train",
+                                    "total_training_steps"}])
+    assert len(rest) > 40
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("data.train_batch_size=abc", "data.train_batch_size must be a whole number, got 'abc'"),
     ("trainer.total_epochs=1.5", "trainer.total_epochs must be a whole number, got 1.5"),
