@@ -57,11 +57,11 @@ def load_team(spec: str, evaluator: str | None = None) -> Any:
     target = load_object(spec)
     if isinstance(target, TracedTeam):
         if judge is not None:
-            target.evaluator = judge
+            target.evaluator, target.evaluator_spec = judge, evaluator
         return target
     if is_factory(target):
         _check_callable_without_arguments(target, spec)
-    return trace(target, evaluator=judge)
+    return trace(target, evaluator=evaluator)
 
 
 def _check_callable_without_arguments(factory: Any, spec: str) -> None:

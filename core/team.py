@@ -93,7 +93,7 @@ class TracedTeam:
         self,
         target: Any,
         *args: Any,
-        evaluator: Evaluator | None = None,
+        evaluator: Evaluator | str | None = None,
         store: Any = None,
         raise_on_error: bool = True,
         name: str | None = None,
@@ -103,6 +103,7 @@ class TracedTeam:
         self._is_factory = is_factory(target)
         self._args, self._kwargs = args, kwargs
         self.evaluator = _as_evaluator(evaluator)
+        self.evaluator_spec: str | None = evaluator if isinstance(evaluator, str) else None  # noted in runs
         self.store = _as_store(store)
         self.raise_on_error = raise_on_error
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
@@ -119,7 +120,7 @@ class TracedTeam:
         the ``feedback`` the self-correction loop gives the next attempt."""
         if not self._is_factory:
             raise TypeError("this traced object wraps a team, not a factory: it takes no arguments")
-        return TracedTeam(self._target, *self._args, evaluator=self.evaluator, store=self.store,
+        return TracedTeam(self._target, *self._args, evaluator=self.evaluator_spec or self.evaluator, store=self.store,
                           raise_on_error=self.raise_on_error, name=self.name, **{**self._kwargs, **kwargs})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -131,7 +132,8 @@ class TracedTeam:
         """A traced method read from an instance traces the method bound to it (``obj.build.run(task)``)."""
         if instance is None or not inspect.isfunction(self._target):
             return self
-        return TracedTeam(self._target.__get__(instance, owner), *self._args, evaluator=self.evaluator,
+        return TracedTeam(self._target.__get__(instance, owner), *self._args,
+                          evaluator=self.evaluator_spec or self.evaluator,
                           store=self.store, raise_on_error=self.raise_on_error, name=self.name, **self._kwargs)
 
     # ------------------------------------------------------------------ building
@@ -196,6 +198,8 @@ class TracedTeam:
     def _evaluate(self, trajectory: Trajectory) -> None:
         """Apply Ω; when Ω itself raises, the run is kept with its outcome unknown and Ω's error in its metadata."""
         assert self.evaluator is not None
+        if self.evaluator_spec is not None:  # (a replay of this run on the CLI judges it the same way)
+            trajectory.metadata["evaluator"] = self.evaluator_spec
         try:
             apply_evaluation(trajectory, self.evaluator)
         except Exception as exc:

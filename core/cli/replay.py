@@ -32,7 +32,7 @@ def _json_option(text: str, option: str) -> Any:
 @click.option("--id", "trajectory_id", help="Which trajectory of the file (default: the first).")
 @click.option("--serve-tools", is_flag=True, help="Also serve recorded tool results before the step.")
 @click.option("--evaluator", "evaluator_spec", help="Ω to judge the replay: mbpp, math, exact or MODULE:FUNCTION "
-              "(default: the traced team's own).")
+              "(default: the traced team's own, else the one the recording was judged with).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Store to append the replay to.")
 def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, action_json: str | None,
            trajectory_id: str | None, serve_tools: bool, evaluator_spec: str | None, output: str) -> None:
@@ -43,6 +43,11 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
     check_output_store(output)
     parent = read_one(trajectory_file, trajectory_id)
     team = load_team(team_spec, evaluator_spec)
+    recorded = parent.metadata.get("evaluator")
+    if team.evaluator is None and isinstance(recorded, str):  # judge the replay as the recording was judged
+        team = load_team(team_spec, recorded)
+        click.echo(f"judging the replay with the recording's evaluator {recorded!r} (--evaluator to choose another)",
+                   err=True)
     raised = None
     try:
         new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)

@@ -108,6 +108,13 @@ def test_trace_and_replay_judge_runs_with_an_evaluator_and_keep_a_run_whose_eval
                "--action", "FINAL ANSWER: 42", "--evaluator", "exact", "-o", "fixed.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "fixed.jsonl").read_text())["outcome"]["success"] is True
+    # without --evaluator the replay is judged as its recording was (it said "failure -> unknown")
+    assert all(r["metadata"]["evaluator"] == "exact" for r in runs)
+    done = cli("replay", "runs.jsonl", "--id", runs[1]["id"], "--team", "echo:make_team", "--step", "1",
+               "--action", "FINAL ANSWER: 42", "-o", "again.jsonl", cwd=tmp_path)
+    assert done.returncode == 0 and "the recording's evaluator 'exact'" in done.stderr, done.stderr
+    assert json.loads((tmp_path / "again.jsonl").read_text())["outcome"]["success"] is True
+    assert "failure -> success" in done.stdout
 
     done = cli("trace", "--team", "echo:make_team", "--task", "7", "--evaluator", "echo:broken_judge",
                "-o", "judged.jsonl", cwd=tmp_path)
