@@ -1,4 +1,4 @@
-"""Trace an AutoGen team with one decorator, then replay it from step 3 with a corrected message.
+"""Trace an AutoGen team with one decorator, then replay it from step 2 with a corrected message.
 
 Runs offline: the agents answer from AutoGen's own ReplayChatCompletionClient (one script line per
 turn). Swap in any real client (e.g. OpenAIChatCompletionClient) and nothing else changes.

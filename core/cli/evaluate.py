@@ -189,7 +189,7 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     rows += [r for r in read_rows(output) if r.get("with_gt") != with_gt]
     title = f"Who&When attribution: method {name}" + (f", model {chat_model.name}" if chat_model else "")
     title += f" ({Path(data).name})"
-    click.echo(format_table(summarize(rows), title=title))
+    click.echo(format_table(summarize(rows), title=title, paper_layout=not quiet))
     from ..formats.whowhen import SUBSETS
 
     if name == "lite" and not quiet and any(item.subset in SUBSETS for item in items):
@@ -204,7 +204,7 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
                    f"{stats['cache_hits']} from cache{tokens}", err=True)
     answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
     failed = sum(1 for r in rows if r.get("with_gt") == with_gt and r.get("error") is not None)
-    if answered and failed:
+    if answered and failed and not quiet:
         click.echo(f"note: {failed} item(s) have an error row and count as wrong; rerun with --retry-errors to redo "
                    "them", err=True)
     if not answered:

@@ -63,6 +63,10 @@ def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: fl
                      skip_invalid=skip_invalid)
     click.echo(report.summary())
     click.echo(f"wrote {output / 'train.parquet'}, {output / 'val.parquet'} and {output / 'report.json'}")
+    if report.val == 0 or report.train == 0:
+        empty = "val.parquet" if report.val == 0 else "train.parquet"
+        click.echo(f"warning: {empty} has no rows, and `train run` needs rows in both: prepare labelled runs of two "
+                   "or more tasks (with --val-fraction above 0)", err=True)
 
 
 @train_group.command("run", context_settings={"ignore_unknown_options": True})

@@ -123,8 +123,9 @@ def _setting(with_gt: bool | None) -> str:
     return {True: "w/ G", False: "w/o G"}.get(with_gt, "?")  # type: ignore[arg-type]
 
 
-def format_table(scores: list[GroupScore], *, title: str = "") -> str:
-    """The paper's table (agent/step accuracy per subset and setting) with the extra columns."""
+def format_table(scores: list[GroupScore], *, title: str = "", paper_layout: bool = True) -> str:
+    """The paper's table (agent/step accuracy per subset and setting) with the extra columns, and (unless
+    ``paper_layout`` is False) the same two figures per subset as the paper lays them out."""
     head = (f"{'subset':<22}{'G':<7}{'n':>5}{'agent%':>9}{'step%':>8}{'exact%':>8}{'±1%':>8}{'±3%':>8}"
             f"{'unparsed':>10}{'errors':>8}{'substr agent%':>15}{'substr step%':>14}")
     lines = [title] if title else []
@@ -135,7 +136,7 @@ def format_table(scores: list[GroupScore], *, title: str = "") -> str:
             f"{s.pct(s.exact):>8.2f}{s.pct(s.within1):>8.2f}{s.pct(s.within3):>8.2f}{s.unparsed:>10}"
             f"{s.errors:>8}{s.substring_pct(s.substring_agent):>15.2f}{s.substring_pct(s.substring_step):>14.2f}"
         )
-    paper = [s for s in scores if s.subset != ALL]
+    paper = [s for s in scores if s.subset != ALL] if paper_layout else []
     if paper:
         lines.append("")
         lines.append("paper layout (agent / step accuracy, %):")

@@ -175,7 +175,8 @@ def test_the_lite_training_data_note_is_for_whowhen_files_only_and_quiet_prints_
     assert code == 0 and "trained on the Who&When development split" in err
     code, out, err = run(["eval", "whowhen", "--data", str(data), "--method", "lite", "-o", str(tmp_path / "b.jsonl"),
                           "--quiet"], capsys)
-    assert code == 0 and "accuracy" in out and "trained on" not in err
+    assert code == 0 and "agent%" in out and "trained on" not in err and err == ""
+    assert "paper layout" not in out  # the table only
     own = tmp_path / "own.jsonl"
     own.write_text(json.dumps({"question_ID": "q1", "question": "2+2?", "ground_truth": "4", "mistake_agent": "Coder",
                                "mistake_step": 1, "history": [{"content": "plan", "name": "Planner", "step": 0},

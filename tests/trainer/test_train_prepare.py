@@ -209,6 +209,11 @@ def test_one_task_is_for_training_whatever_its_hash(tmp_path: Path) -> None:
                             labels=[Verdict(agent="b", step=1, source="human")]))
     report = prepare(store.path, tmp_path / "out", val_fraction=0.5)
     assert (report.train, report.val) == (1, 0) and rows(tmp_path / "out" / "val.parquet") == []
+    from agentracer.cli import cli
+    from click.testing import CliRunner
+
+    said = CliRunner().invoke(cli, ["train", "prepare", str(store.path), "-o", str(tmp_path / "cli")])
+    assert said.exit_code == 0 and "warning: val.parquet has no rows" in said.output  # train run would refuse it
 
 
 def _labelled_store(path: Path, agent: str = "b") -> Path:
