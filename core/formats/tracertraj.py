@@ -24,14 +24,15 @@ from pydantic import ValidationError
 
 from ..atomic import write_replacing
 from ..errors import InputError
-from ..schema import LabelSource, Step, Trajectory, Verdict, new_id
+from ..schema import LabelSource, Step, Trajectory, Verdict, new_id, outcome_fields, read_outcome
 from ..store import utf8_text, validation_message
 
 COLUMNS = ("question_ID", "question", "ground_truth", "history", "mistake_agent", "mistake_step", "mistake_reason")
 SOURCE_COLUMN = "mistake_source"
 GROUND_TRUTH_JSON_COLUMN = "ground_truth_json"  # Parquet: a ground truth that is not text, as JSON
 SUBSET_COLUMN = "subset"  # the run's subset (Who&When's Hand-Crafted / Algorithm-Generated), when it has one
-_OUR_COLUMNS = (SOURCE_COLUMN, GROUND_TRUTH_JSON_COLUMN, SUBSET_COLUMN)
+OUTCOME_COLUMN = "outcome_json"  # the run's outcome (success, feedback, error, answer…) as JSON, when it has one
+_OUR_COLUMNS = (SOURCE_COLUMN, GROUND_TRUTH_JSON_COLUMN, SUBSET_COLUMN, OUTCOME_COLUMN)
 HISTORY_FIELDS = ("content", "name", "role", "step")
 LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
 _BATCH_ROWS = 256
@@ -149,11 +150,12 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
     if extra:
         metadata["tracertraj"] = {"extra": extra}
     question = row.get("question")
+    outcome = read_outcome(row.get(OUTCOME_COLUMN), where=f"{where}: field '{OUTCOME_COLUMN}'")
     try:
         return Trajectory(
             id=str(question_id) if question_id not in (None, "") else new_id(),
             task=_text(question), ground_truth=_ground_truth(row, where),
-            steps=steps, labels=labels, metadata=metadata,
+            steps=steps, labels=labels, metadata=metadata, outcome=outcome,
         )
     except ValidationError as exc:
         raise InputError(validation_message(exc), where=where) from None
@@ -225,6 +227,9 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
     }
     if trajectory.metadata.get("subset") is not None:
         row[SUBSET_COLUMN] = str(trajectory.metadata["subset"])
+    outcome = outcome_fields(trajectory.outcome)
+    if outcome:  # (the tracer's prompt shows the environment's feedback: a row must keep it)
+        row[OUTCOME_COLUMN] = json.dumps(outcome, ensure_ascii=False, default=str)
     row.update(trajectory.metadata.get("tracertraj", {}).get("extra", {}))
     return row
 
@@ -301,13 +306,13 @@ def _parquet_schema(pa: Any) -> Any:
         ("question_ID", pa.string()), ("question", pa.string()), ("ground_truth", pa.string()),
         ("history", pa.list_(history_item)), ("mistake_agent", pa.string()), ("mistake_step", pa.int64()),
         ("mistake_reason", pa.string()), (SOURCE_COLUMN, pa.string()), (GROUND_TRUTH_JSON_COLUMN, pa.string()),
-        (SUBSET_COLUMN, pa.string()),
+        (SUBSET_COLUMN, pa.string()), (OUTCOME_COLUMN, pa.string()),
     ])
 
 
 def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row shaped to the Parquet schema: text columns as text, history items with the four fields."""
-    out = {k: row.get(k) for k in (*COLUMNS, SOURCE_COLUMN, SUBSET_COLUMN)}
+    out = {k: row.get(k) for k in (*COLUMNS, SOURCE_COLUMN, SUBSET_COLUMN, OUTCOME_COLUMN)}
     truth = out["ground_truth"]
     out[GROUND_TRUTH_JSON_COLUMN] = None if truth is None or isinstance(truth, str) else _text(truth)
     for key in ("question_ID", "question", "ground_truth", "mistake_agent", "mistake_reason"):

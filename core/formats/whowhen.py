@@ -17,13 +17,24 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InputError
-from ..schema import STEP_KINDS, LabelSource, Step, ToolCall, ToolResult, Trajectory, Verdict, new_id
+from ..schema import (
+    STEP_KINDS,
+    LabelSource,
+    Step,
+    ToolCall,
+    ToolResult,
+    Trajectory,
+    Verdict,
+    new_id,
+    outcome_fields,
+    read_outcome,
+)
 from ..store import validation_message
 
 SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
 _ROLE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<detail>[^)]*)\))?\s*$")
 _LABEL_FIELDS = ("mistake_agent", "mistake_step", "mistake_reason")
-_MAPPED_FIELDS = ("history", "question", "ground_truth", "ground_truth_json", *_LABEL_FIELDS)
+_MAPPED_FIELDS = ("history", "question", "ground_truth", "ground_truth_json", "outcome", *_LABEL_FIELDS)
 _STEP_KEYS = ("kind", "tool_calls", "tool_results")  # ours: Who&When readers ignore them
 LABEL_SOURCES = ("human", "counterfactual", "injection", "tracer")
 
@@ -182,6 +193,8 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         )
     except ValidationError as exc:
         raise InputError(validation_message(exc), where=where) from None
+    if "outcome" in data:  # (a run recorded here: its feedback, error and answer, which the tracer's prompt shows)
+        trajectory.outcome = read_outcome(data["outcome"], where=f"{where}: field 'outcome'")
     if isinstance(data.get("is_correct"), bool):
         trajectory.outcome.success = data["is_correct"]
     if isinstance(system_prompt, dict):
@@ -263,6 +276,8 @@ def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
         prompts = {agent.name: agent.system_prompt for agent in trajectory.agents if agent.system_prompt}
         if prompts:
             record["system_prompt"] = prompts
+    if (not ww or "outcome" in ww.get("keys", ())) and outcome_fields(trajectory.outcome):
+        record["outcome"] = outcome_fields(trajectory.outcome)  # (feedback, error: the tracer's prompt shows them)
     record.update(ww.get("fields", {}))
     if "question_ID" not in record and "question_id" in trajectory.metadata:
         record["question_ID"] = trajectory.metadata["question_id"]

@@ -206,6 +206,25 @@ class Outcome(_Model):
     stop_reason: str | None = None
 
 
+def outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    """An outcome's fields that say something (None left out), for formats that carry it as one JSON value."""
+    return {k: v for k, v in outcome.model_dump().items() if v is not None}
+
+
+def read_outcome(value: Any, *, where: str) -> Outcome:
+    """An outcome from ``outcome_fields`` as a dict or its JSON text (None: an empty outcome); ``InputError`` naming
+    ``where`` when it is neither."""
+    from ..errors import InputError  # (the schema imports nothing of ours at module level)
+
+    if value is None:
+        return Outcome()
+    try:
+        data = json.loads(value) if isinstance(value, str) else value
+        return Outcome.model_validate(data)
+    except ValueError as exc:  # bad JSON, or fields of the wrong type (a ValidationError is a ValueError)
+        raise InputError(f"not an outcome ({str(exc).splitlines()[0]})", where=where) from None
+
+
 TRUTH_SOURCES = ("human", "counterfactual", "injection")
 """Label sources that say what went wrong, in order of trust (a tracer's verdict is a guess)."""
 
@@ -346,6 +365,8 @@ __all__ = [
     "StepKind",
     "ToolCall",
     "tool_calls_content",
+    "outcome_fields",
+    "read_outcome",
     "ToolResult",
     "Trajectory",
     "Usage",

@@ -269,3 +269,23 @@ def test_a_write_that_fails_leaves_the_file_as_it_was(tmp_path: Path, suffix: st
         write_tracertraj([labelled[0], unlabelled], path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
     assert write_tracertraj([], path) == 0 and read_tracertraj(path) == []  # an empty export is a file still
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_a_runs_outcome_survives_the_rows(tmp_path: Path, suffix: str) -> None:
+    """The tracer's prompt shows the environment's feedback: rows without the outcome gave `train prepare` other
+    prompts from a TracerTraj export than from the store it came from."""
+    from agentracer.schema import Outcome
+    from agentracer.tracer import build_messages
+
+    run = Trajectory(id="r", task="t", steps=[Step(index=0, agent="a", content="x")],
+                     outcome=Outcome(success=False, feedback="answer '34' is wrong", answer="34"),
+                     labels=[Verdict(agent="a", step=0, source="counterfactual")])
+    path = tmp_path / f"rows.{suffix}"
+    write_tracertraj([run], path)
+    (back,) = read_tracertraj(path)
+    assert back.outcome == run.outcome
+    assert build_messages(back, with_ground_truth=False) == build_messages(run, with_ground_truth=False)
+    bad = dict(to_row(run), outcome_json="{not json")
+    with pytest.raises(InputError, match="outcome_json"):
+        from_row(bad, where="x")

@@ -94,7 +94,7 @@ def test_a_recorded_run_keeps_its_label_source_outcome_and_prompts_through_whowh
     from agentracer.schema import AgentInfo, Outcome, Step, Trajectory, Verdict
 
     run = Trajectory(
-        id="run-1", task="sum", framework="autogen", outcome=Outcome(success=False),
+        id="run-1", task="sum", framework="autogen", outcome=Outcome(success=False, feedback="expected 9, got 7"),
         agents=[AgentInfo(name="planner", system_prompt="You plan."), AgentInfo(name="coder")],
         steps=[Step(index=0, agent="user", role="user", content="sum"),
                Step(index=1, agent="planner", content="plan"), Step(index=2, agent="coder", content="7")],
@@ -107,6 +107,7 @@ def test_a_recorded_run_keeps_its_label_source_outcome_and_prompts_through_whowh
     back = from_whowhen(json.loads(json.dumps(record)), where="run-1.json")
     assert back.labels[0].source == "counterfactual" and back.labels[0].step == 2
     assert back.outcome.success is False and back.agents[0].system_prompt == "You plan."
+    assert back.outcome == run.outcome  # the feedback a tracer's prompt shows comes back too
     assert to_whowhen(back) == record
 
 
