@@ -17,7 +17,10 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.stem}.{os.getpid()}.{threading.get_ident()}.tmp{target.suffix}")
+    # beside the target, unique per process and thread; its stem cut so that a long name still fits the file system's
+    # 255 bytes (the suffix is kept: writers read the format from it)
+    temporary = target.with_name(f".{target.stem[:100]}.{os.getpid()}.{threading.get_ident() % 10**6}.tmp"
+                                 f"{target.suffix}")
     try:
         count = write(temporary)
         if count > 0 or empty:

@@ -142,6 +142,14 @@ def _check_types(config: dict[str, Any]) -> None:
         value = _section(config, section).get(name)
         if value is None or (key == "trainer.total_training_steps" and not value):
             continue
+        if isinstance(value, str):  # YAML reads 1e-6 (no dot) as text: a number all the same, stored as one
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                value = int(number) if key in _INTEGERS and number.is_integer() else number
+                _section(config, section)[name] = value
         whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not isinstance(value, int | float) or (key in _INTEGERS and not whole):
             kind = "a whole number" if key in _INTEGERS else "a number"

@@ -24,6 +24,7 @@ from agentracer.trainer.launch import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_TEXT = (ROOT / "trainer" / "configs" / "grpo_paper.yaml").read_text()
 
 
 @pytest.fixture
@@ -253,6 +254,19 @@ def test_no_key_of_verls_own_config_is_taken_for_a_typo() -> None:
                                     "experiment_name", "total_epochs", "save_freq", "test_freq", "val_before_train",
                                     "total_training_steps"}])
     assert len(rest) > 40
+
+
+def test_numbers_yaml_reads_as_text_are_numbers(ready: RunSpec, tmp_path: Path) -> None:
+    """PyYAML reads 1e-6 (no dot) as a string: the config's own comment writes the learning rate so."""
+    config = tmp_path / "c.yaml"
+    config.write_text(DEFAULT_CONFIG_TEXT.replace("lr: 1.0e-6", "lr: 1e-6"))
+    overrides = as_dict(verl_overrides(load_config(config), ready))
+    assert float(overrides["actor_rollout_ref.actor.optim.lr"]) == 1e-6
+    changed, _ = apply_overrides(load_config(), ["optim.lr=3e-7", "reward.lam=1e-1", "data.train_batch_size=3.2e1"])
+    overrides = as_dict(verl_overrides(changed, ready))
+    assert float(overrides["actor_rollout_ref.actor.optim.lr"]) == 3e-7
+    assert overrides["+reward.custom_reward_function.reward_kwargs.lam"] == "0.1"
+    assert overrides["data.train_batch_size"] == "32"
 
 
 @pytest.mark.parametrize(("override", "message"), [
