@@ -289,3 +289,11 @@ def test_a_runs_outcome_survives_the_rows(tmp_path: Path, suffix: str) -> None:
     bad = dict(to_row(run), outcome_json="{not json")
     with pytest.raises(InputError, match="outcome_json"):
         from_row(bad, where="x")
+
+
+def test_an_output_with_a_long_name_is_written(tmp_path: Path) -> None:
+    """The atomic writer's temporary name grew a thread id and no longer fit 255 bytes for names of ~224 and more."""
+    run = Trajectory(id="r", task="t", steps=[Step(index=0, agent="a", content="x")],
+                     labels=[Verdict(agent="a", step=0, source="human")])
+    path = tmp_path / ("n" * 240 + ".jsonl")
+    assert write_tracertraj([run], path) == 1 and len(read_tracertraj(path)) == 1
