@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from .schema import Trajectory, tool_calls_content
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _stable(value: object) -> object:
+    """What JSON cannot hold, the same in every process: a set sorted, an object as its text without its address."""
+    if isinstance(value, set | frozenset):
+        return sorted((_stable(v) if not isinstance(v, str | int | float) else v for v in value), key=repr)
+    return _ADDRESS.sub("", str(value))
+
+
+def stable_json(value: object) -> str:
+    """Canonical JSON of ``value`` for a digest: sorted keys, and what JSON cannot hold made stable across processes
+    (a set's order follows the hash seed; an object's repr holds its memory address)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_stable)
 
 
 def run_content_key(trajectory: Trajectory) -> str:
@@ -13,5 +29,5 @@ def run_content_key(trajectory: Trajectory) -> str:
     id, times, usage or tool-call ids, which differ between two recordings of one deterministic run)."""
     steps = [[s.agent, s.kind, s.text, tool_calls_content(s.tool_calls),
               [(r.name, r.content, r.is_error) for r in s.tool_results]] for s in trajectory.steps]
-    text = json.dumps([trajectory.task, steps], ensure_ascii=False, default=str, sort_keys=True)
+    text = stable_json([trajectory.task, steps])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..fingerprint import stable_json
 
 
 @dataclass
@@ -28,8 +29,7 @@ class TaskRow:
 
 def task_fingerprint(row: TaskRow) -> str:
     """A digest of what a task asks (its text and ground truth): a dataset folder's labels hold for it only."""
-    text = json.dumps([row.task, row.ground_truth], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(stable_json([row.task, row.ground_truth]).encode("utf-8")).hexdigest()[:16]
 
 
 def mbpp_task(row: dict[str, Any]) -> TaskRow:

@@ -223,6 +223,8 @@ class Refiner:
         except ModelError:
             raise
         except _EvaluationFailed as failed:  # Ω raised on this round's run: the run is kept, the task ends
+            failed.trajectory.metadata.setdefault("refine", {"round": attempt, "strategy": self.strategy,
+                                                             "mode": "replay" if failed.trajectory.replay else "restart"})
             result.rounds.append(RoundResult(attempt, failed.trajectory, False))
             result.error = f"{stage}: Ω raised {failed.trajectory.metadata['evaluation_error'][:500]}"
         except Exception as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AgentracerError, InputError
-from ..fingerprint import run_content_key
+from ..fingerprint import run_content_key, stable_json
 from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from .base import AnswerError
@@ -93,8 +93,8 @@ def input_key(item: EvalItem) -> str | None:
     did not load). A results row whose key differs is stale: the data changed since it was written."""
     if item.trajectory is None:
         return None
-    text = json.dumps([run_content_key(item.trajectory), item.trajectory.ground_truth, _label_fields(item.trajectory)],
-                      sort_keys=True, ensure_ascii=False, default=str)
+    text = stable_json([run_content_key(item.trajectory), item.trajectory.ground_truth,
+                        _label_fields(item.trajectory)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 

@@ -282,3 +282,18 @@ def test_refine_command_does_a_task_stopped_by_an_error_again(tmp_path):
         assert "already in" not in proc.stdout
         stored = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(stored) == run + 1 and "feedback on round 0" in stored[-1]["metadata"]["refine"]["error"]
+
+
+def test_a_replayed_round_omega_raised_on_says_its_round():
+    """The kept run had no refine metadata, so `refine -o` resumed it as a task finished without error."""
+    def omega(trajectory):
+        if trajectory.replay is not None:
+            raise ZeroDivisionError("omega bug on the replay")
+        return chain_evaluator(trajectory)
+
+    result = agentracer.refine(make_team, TASK, omega, cf_tracer(), rounds=2, mode="replay",
+                               reviser=_counting_reviser(), ground_truth="7")
+    assert result.error == "round 1: Ω raised ZeroDivisionError: omega bug on the replay"
+    kept = result.rounds[-1].trajectory
+    assert result.rounds[-1].round == 1 and kept.replay is not None
+    assert kept.metadata["refine"] == {"round": 1, "strategy": "tracer", "mode": "replay"}
