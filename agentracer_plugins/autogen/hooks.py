@@ -429,6 +429,8 @@ class _QuietReplayErrors(logging.Filter):
             return True
         if run.divergence is not None:
             return False
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False  # (a handler of level NOTSET would print a record only relabelled)
         record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         return True
 

@@ -295,6 +295,23 @@ def test_autogen_logs_no_error_tracebacks_for_a_traced_run_that_raised(caplog):
     ours = [r for r in caplog.records if r.name.startswith("autogen") and r.exc_info]
     assert ours and all(r.levelno == logging.DEBUG for r in ours)
     caplog.clear()
+    printed: list[logging.LogRecord] = []
+
+    class Everything(logging.Handler):  # as basicConfig(level=INFO) makes: a handler of level NOTSET
+        def emit(self, record):
+            printed.append(record)
+
+    logger, handler = logging.getLogger("autogen_core"), Everything()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(TeamRunError):
+            agentracer.trace(make_team, ["only one answer"], 6).run("task")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not [r for r in printed if r.exc_info]
     with pytest.raises(Exception, match="No more mock responses"):  # untraced, AutoGen logs as it always does
         asyncio.run(make_team(["only one answer"], 6).run(task="task"))
     assert any(r.levelno == logging.ERROR for r in caplog.records if r.name.startswith("autogen") and r.exc_info)
