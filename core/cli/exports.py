@@ -70,7 +70,11 @@ def export_whowhen(source: str, output: str) -> None:
             problems.report(InputError(f"{target} is SOURCE itself: writing it would lose the trajectories; export "
                                        "into another folder", where=where))
             continue
-        write_text_replacing(target, json.dumps(to_whowhen(trajectory), indent=4, ensure_ascii=False) + "\n")
+        try:
+            write_text_replacing(target, json.dumps(to_whowhen(trajectory), indent=4, ensure_ascii=False) + "\n")
+        except OSError as exc:  # (ids a and a.json/b: a.json would be a file and a folder) the others go on
+            problems.report(InputError(f"cannot write {relative} ({exc.strerror or exc})", where=where))
+            continue
         written[relative] = trajectory.id
     _exported("trajectories", len(written), source, output, problems)
     problems.finish()

@@ -155,3 +155,12 @@ def test_an_id_with_slashes_exports_into_folders_and_imports_as_the_same_id(tmp_
     assert {i: back[i] for i in ("team/run-1", "team/sub/run-2", "plain")} == {
         "team/run-1": "team/run-1", "team/sub/run-2": "team/sub/run-2", "plain": "plain"}
     assert back["../up"] == ".._up" and back["/abs"] == "_abs" and back["a//b"] == "a__b"  # no folder to leave by
+
+
+def test_an_export_path_that_cannot_be_written_costs_that_run_only(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.jsonl")
+    for trajectory_id in ("a", "a.json/b", "c"):  # a.json would be a file and a folder
+        store.append(Trajectory(id=trajectory_id, steps=[Step(index=0, agent="a", content=trajectory_id)]))
+    code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out"))
+    assert code == 2 and "cannot write a.json/b.json" in err and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.json", "c.json"]
