@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ..errors import AgentracerError
 from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
-from .budget import Budget
+from .budget import Budget, estimate_tokens, expected_replay
 from .leakage import leaks_answer
 from .prompts import Untagged, action_text, analyzer_messages, parse_correction, step_action
 from .replayer import Replayer, earlier_replays, replay_failure, replay_key
@@ -122,19 +122,25 @@ class CounterfactualSearch:
         evaluated = False  # a replay, or the analyzer (the step needs no change), settled it
         tried: set[str] = set()
         for j in range(self.proposals):
-            if not self.budget.take_call():
+            messages = analyzer_messages(trajectory, t)
+            held = self.budget.take_call(estimate_tokens(messages))
+            if held is None:
                 result.attempts.append(Attempt(t, step.agent, j, "budget", detail=self.budget.exhausted()))
                 return None
             started = time.perf_counter()
             try:
-                completion = await self.analyzer.acomplete(analyzer_messages(trajectory, t), **self._params(j))
+                completion = await self.analyzer.acomplete(messages, **self._params(j))
             except ModelError as exc:  # failed after its retries: every next call would too, so the search ends
+                self.budget.release(held)
                 raise ModelError(f"the analyzer failed: {exc}") from exc
-            except Exception as exc:  # the analyzer failed: this step stays untried, so no label past it
+            except BaseException as exc:  # the analyzer failed: this step stays untried, so no label past it
+                self.budget.release(held)
+                if not isinstance(exc, Exception):
+                    raise
                 result.attempts.append(Attempt(t, step.agent, j, "error", detail=f"analyzer: {type(exc).__name__}: {exc}"))
                 return None
             result.analyzer_calls += 1
-            if self.budget.settle_call(completion.usage, cached=completion.cached):  # (cached: asked by an earlier run)
+            if self.budget.settle_call(completion.usage, cached=completion.cached, hold=held):  # (cached: an earlier run's)
                 result.spent.model_calls += 1
                 result.spent.add_usage(completion.usage)
             try:
@@ -165,7 +171,8 @@ class CounterfactualSearch:
                 if self._took(trajectory, t, j, replayed, attempt, result):
                     return True
                 continue
-            if not self.budget.take_replay():
+            replay_hold = self.budget.take_replay(expected_replay(trajectory, t))
+            if replay_hold is None:
                 result.attempts.append(Attempt(t, step.agent, j, "budget", proposal=action,
                                                detail=self.budget.exhausted()))
                 return None
@@ -175,14 +182,16 @@ class CounterfactualSearch:
             try:
                 replayed = await self.replayer.replay(trajectory, t, action)
             except asyncio.CancelledError:
+                self.budget.release(replay_hold)
                 attempt.status, attempt.seconds = "cancelled", time.perf_counter() - started
                 raise
             except Exception as exc:  # a replay that diverges or crashes is recorded, the search goes on
+                self.budget.release(replay_hold)
                 attempt.status, attempt.detail = replay_failure(exc)
                 attempt.seconds = time.perf_counter() - started
                 continue
             evaluated = True
-            attempt.live_calls = self.budget.add_replay_calls(replayed)
+            attempt.live_calls = self.budget.add_replay_calls(replayed, replay_hold)
             result.spent.add_replay_calls(replayed)
             attempt.seconds = time.perf_counter() - started
             if self._took(trajectory, t, j, replayed, attempt, result):

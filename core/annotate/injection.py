@@ -15,7 +15,7 @@ from typing import Any, Literal
 from ..fingerprint import run_content_key
 from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
-from .budget import Budget
+from .budget import Budget, estimate_tokens, expected_replay
 from .counterfactual import default_candidate
 from .leakage import announces_itself
 from .prompts import MISTAKE_TYPES, action_text, parse_rewrite, perturber_messages, step_action
@@ -153,18 +153,23 @@ class FaultInjector:
             mistake = self._mistake_for(step, rng)
             attempt = InjectionAttempt(t, step.agent, mistake, "no_rewrite")
             result.attempts.append(attempt)
-            if not self.budget.take_call():
+            messages = perturber_messages(trajectory, t, mistake)
+            held = self.budget.take_call(estimate_tokens(messages))
+            if held is None:
                 attempt.status, attempt.detail = "budget", self.budget.exhausted()
                 break
             try:
-                completion = await self.perturber.acomplete(perturber_messages(trajectory, t, mistake),
-                                                            **self.perturber_params)
+                completion = await self.perturber.acomplete(messages, **self.perturber_params)
             except ModelError as exc:  # failed after its retries: every next call would too
+                self.budget.release(held)
                 raise ModelError(f"the perturber failed: {exc}") from exc
-            except Exception as exc:
+            except BaseException as exc:
+                self.budget.release(held)
+                if not isinstance(exc, Exception):
+                    raise
                 attempt.status, attempt.detail = "error", f"perturber: {type(exc).__name__}: {exc}"
                 continue
-            self.budget.settle_call(completion.usage, cached=completion.cached)  # (cached: asked by an earlier run)
+            self.budget.settle_call(completion.usage, cached=completion.cached, hold=held)  # (cached: an earlier run's)
             rewrite = parse_rewrite(completion.text, step)
             if rewrite is None or action_text(rewrite).strip() == step_action(step).strip():
                 continue
@@ -172,16 +177,19 @@ class FaultInjector:
             replayed = replayed_before.pop(replay_key(t, rewrite), None)
             if replayed is not None:  # replayed by an earlier run of this injector: nothing spent on it now
                 attempt.detail = "replayed by an earlier run"
-            elif not self.budget.take_replay():
+            elif (replay_hold := self.budget.take_replay(expected_replay(trajectory, t))) is None:
                 attempt.status, attempt.detail = "budget", self.budget.exhausted()
                 break
             else:
                 try:
                     replayed = await self.replayer.replay(trajectory, t, rewrite)
-                except Exception as exc:
+                except BaseException as exc:
+                    self.budget.release(replay_hold)
+                    if not isinstance(exc, Exception):
+                        raise
                     attempt.status, attempt.detail = replay_failure(exc)
                     continue
-                self.budget.add_replay_calls(replayed)
+                self.budget.add_replay_calls(replayed, replay_hold)
             result.replays.append(replayed)
             attempt.replay_id, attempt.success = replayed.id, replayed.outcome.success
             if replayed.outcome.success is not False:

@@ -405,3 +405,21 @@ def test_a_task_fingerprint_is_the_same_in_every_process():
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(6)}
     assert len(seen) == 1
+
+
+def test_concurrent_tasks_cannot_all_start_on_what_is_left_of_a_budget(tmp_path):
+    """Five tasks at once each reserved a call before any spent: --max-model-calls 5 used 8 or 9, --max-cost 11x.
+    Calls and replays now hold what they are expected to spend (a replay: what its recording spent after the step)."""
+    from agentracer.annotate.budget import Budget, Hold, expected_replay
+
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 8))  # four of them fail
+    team = agentracer.trace(make_task_chain)
+    budget = Budget(max_model_calls=9)
+    AnnotationPipeline(team, chain_evaluator, tmp_path / "ds", analyzer=ScriptedModel(chain_analyzer),
+                       k=2, concurrency=8, budget=budget).run(tasks, progress=False)
+    assert 0 < budget.model_calls <= 9 and (budget.held_calls, budget.held_tokens) == (0, 0)
+    run = read_trajectories(tmp_path / "ds" / "trajectories.jsonl")[0]
+    assert expected_replay(run, 2).calls == sum(len(s.model_calls) for s in run.steps[3:])
+    # the first call or replay of a run may pass a limit (a small budget still gets further); no later one may
+    small = Budget(max_model_calls=2)
+    assert small.take_replay(Hold(calls=5)) is not None and small.take_call() is None
