@@ -30,6 +30,8 @@ USER_REQUIREMENT = "metagpt.actions.add_requirement.UserRequirement"
 _hooks = PluginHooks()
 _authors: weakref.WeakKeyDictionary[Run, dict[str, str]] = weakref.WeakKeyDictionary()
 _failures: weakref.WeakKeyDictionary[Run, list[dict[str, str]]] = weakref.WeakKeyDictionary()
+# ids of messages no model call answered: a PLAN_AND_ACT role publishes its planner's summary of every task
+_summaries: weakref.WeakKeyDictionary[Run, set[str]] = weakref.WeakKeyDictionary()
 
 
 def role_name(role: Any) -> str:
@@ -63,9 +65,18 @@ async def _react(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> A
     message_id = getattr(message, "id", None)
     if message_id:
         _authors.setdefault(run, {})[str(message_id)] = name
+        if _plans_and_acts(role):
+            _summaries.setdefault(run, set()).add(str(message_id))
     if message is not None and run.replaying and run.next_index <= run.plan.step:
         await _wait_for_recorded_turn(run, name)
     return message
+
+
+def _plans_and_acts(role: Any) -> bool:
+    """Whether a role reacts by plan and act: what it publishes is its planner's summary of the plan and every task's
+    result, which no one model call answered (the last task's call gave only its own result)."""
+    mode = getattr(getattr(role, "rc", None), "react_mode", None)
+    return str(getattr(mode, "value", mode)) == "plan_and_act"
 
 
 def _traced_role_run(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -192,11 +203,13 @@ def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
     agent, role = _author(run, message)
     _replace_at_publish(run, message)
     step = run.add_step(agent, getattr(message, "content", str(message)), role=role, metadata=_metadata(message))
-    # Only the turn's last call that was not a choice of the next action (``_think``) made the message; the others
-    # are served, not replaced (with no such call, a replay puts the action into the message itself).
+    # Only the turn's last call that was not a choice of the next action (``_think``) made the message (none made a
+    # plan-and-act summary); the others are served, not replaced (with no such call, a replay puts the action into
+    # the message itself).
     thinking = THINKING_CALLS.get(run, set())
-    producer = next((call for call in reversed(step.model_calls) if (call.agent, call.call_index) not in thinking),
-                    None)
+    summary = str(getattr(message, "id", "")) in _summaries.get(run, set())
+    producer = None if summary else next(
+        (call for call in reversed(step.model_calls) if (call.agent, call.call_index) not in thinking), None)
     for call in step.model_calls:
         call.produces_step = call is producer
     return wrapped(*args, **kwargs)

@@ -327,3 +327,61 @@ def test_a_metagpt_team_object_runs_once_and_says_so_for_a_plain_run():
     with pytest.raises(AgentracerError, match="already run: trace a factory") as info:
         traced.run("go again")
     assert not isinstance(info.value, ReplayError)  # a plain run, not a replay
+
+
+def test_a_plan_and_act_roles_summary_is_replaced_whole(monkeypatch):
+    """A PLAN_AND_ACT role publishes its planner's summary of the plan and every task's result: the replacement went
+    into the last task's call, so the replayed step was a new summary (marked replaced, not the action)."""
+    import metagpt.strategy.planner as planner_module
+    from metagpt.actions import UserRequirement
+    from metagpt.actions.di.write_plan import WritePlan
+    from metagpt.roles import Role
+    from metagpt.roles.role import RoleReactMode
+    from metagpt.schema import TaskResult
+    from metagpt.team import Team
+    from mg_teams import Draft
+
+    from agentracer_plugins.metagpt import Rounds
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    plan = json.dumps([{"task_id": "1", "dependent_task_ids": [], "instruction": "draft part one", "task_type": "other"},
+                       {"task_id": "2", "dependent_task_ids": ["1"], "instruction": "draft part two",
+                        "task_type": "other"}])
+
+    def answer(messages):
+        asked = str(messages[-1]["content"])
+        return f"```json\n{plan}\n```" if "write a plan" in asked.lower() else "done: " + asked.removeprefix("DO ")
+
+    class ScriptedWritePlan(WritePlan):  # the planner makes its own WritePlan, on MetaGPT's default model
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.llm = ScriptedLLM(answer, model="planner")
+
+    monkeypatch.setattr(planner_module, "WritePlan", ScriptedWritePlan)
+
+    class Planner(Role):
+        name: str = "Pat"
+        profile: str = "Planner"
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Draft])
+            self._set_react_mode(RoleReactMode.PLAN_AND_ACT)
+
+        async def _act_on_task(self, current_task):
+            return TaskResult(result=await self.llm.aask(f"DO {current_task.instruction}"), is_success=True)
+
+    def team():
+        company = Team()
+        company.hire([Planner(llm=ScriptedLLM(answer, model="worker"))])
+        return Rounds(company, n_round=3)
+
+    traced = agentracer.trace(team)
+    run = traced.run("make a two-part thing")
+    summary = run.steps[1]
+    assert summary.agent == "Planner" and "## Current Plan" in summary.text and len(summary.model_calls) == 3
+    assert not any(call.produces_step for call in summary.model_calls)  # no one call answered the summary
+    fixed = traced.replay(run, step=1, action="MY NEW PLAN RESULT")
+    assert fixed.steps[1].content == "MY NEW PLAN RESULT" and fixed.steps[1].replaced
+    assert fixed.metadata["replay_stats"]["live"] == 0  # the plan's calls are served, the summary replaced
