@@ -88,6 +88,9 @@ class MetaGPTPlugin:
             await _run_environment(inner, task, options)
         if run.divergence is not None:
             raise run.divergence
+        if not _environment(inner).is_idle:  # its rounds ran out with messages still to handle: stopped by its limit
+            run.trajectory.outcome.stop_reason = f"n_round={options.n_round} used up with messages still unhandled"
+            run.trajectory.outcome.success = False
         failed = hooks.failures(run)
         if failed:
             first = failed[0]

@@ -385,3 +385,19 @@ def test_a_plan_and_act_roles_summary_is_replaced_whole(monkeypatch):
     fixed = traced.replay(run, step=1, action="MY NEW PLAN RESULT")
     assert fixed.steps[1].content == "MY NEW PLAN RESULT" and fixed.steps[1].replaced
     assert fixed.metadata["replay_stats"]["live"] == 0  # the plan's calls are served, the summary replaced
+
+
+def test_a_run_whose_rounds_ran_out_is_a_failure_and_one_that_finished_is_not(company):
+    """Running out of n_round with messages still to handle is the team's turn limit, as AutoGen's max_turns: it was
+    recorded with its outcome unknown."""
+    from mg_teams import scripted_mbpp_team
+
+    from agentracer_plugins.metagpt import Rounds
+
+    _, recorded = company  # QA wrote its tests; six rounds end before it runs them
+    assert recorded.outcome.success is False
+    assert recorded.outcome.stop_reason == "n_round=6 used up with messages still unhandled"
+    from mg_teams import TASK as MBPP_TASK
+
+    finished = agentracer.trace(lambda: Rounds(scripted_mbpp_team(), n_round=12)).run(mbpp_prompt(MBPP_TASK))
+    assert finished.outcome.stop_reason is None and finished.outcome.success is None  # (Ω's call)
