@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,34 +54,25 @@ class Ledger:
         self.root = Path(root)
         self.path = self.root / "ledger.jsonl"
 
-    def entries(self) -> dict[str, dict[str, Any]]:
-        """Finished tasks by id, each as its latest finished entry (a task done without a label for want of a
-        model is done again by a run that has it); a torn last line from a kill is ignored."""
-        done: dict[str, dict[str, Any]] = {}
+    def _lines(self) -> Iterator[Any]:
+        """Each line's JSON, in order (a torn last line from a kill is skipped)."""
         if not self.path.exists():
-            return done
+            return
         for line in self.path.read_text(encoding="utf-8").split("\n"):
             try:
-                entry = json.loads(line)
+                yield json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if is_finished(entry):
-                done[str(entry["task_id"])] = entry
-        return done
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Finished tasks by id, each as its latest finished entry (a task done without a label for want of a
+        model is done again by a run that has it)."""
+        return {str(entry["task_id"]): entry for entry in self._lines() if is_finished(entry)}
 
     def task_fingerprints(self) -> dict[str, str]:
         """The fingerprint of what each task asked when it was last annotated (entries that hold one)."""
-        found: dict[str, str] = {}
-        if not self.path.exists():
-            return found
-        for line in self.path.read_text(encoding="utf-8").split("\n"):
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and isinstance(entry.get("task_hash"), str) and "task_id" in entry:
-                found[str(entry["task_id"])] = entry["task_hash"]
-        return found
+        return {str(entry["task_id"]): entry["task_hash"] for entry in self._lines()
+                if isinstance(entry, dict) and isinstance(entry.get("task_hash"), str) and "task_id" in entry}
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one entry with a single write (after a torn line, start on a fresh line)."""
