@@ -235,7 +235,8 @@ class Run:
             calls = self._model_calls(waiting, index) if waiting else []
             step = built(Step, {
                 "index": index, "agent": agent, "role": role, "kind": kind, "content": self._redact(content),
-                "tool_calls": list(tool_calls), "tool_results": list(tool_results), "model_calls": calls,
+                "tool_calls": self._redacted_calls(tool_calls) if tool_calls else [],
+                "tool_results": self._redacted_results(tool_results) if tool_results else [], "model_calls": calls,
                 "started_at": started_at if started_at is not None else self._last_step_end, "ended_at": now,
                 "usage": usage if usage is not None else _total_usage(calls), "replaced": False,
                 "metadata": metadata if metadata is not None else {},
@@ -247,6 +248,24 @@ class Run:
             if self.plan is not None:
                 self._progressed()
             return step
+
+    def _redacted_calls(self, calls: Sequence[ToolCall]) -> list[ToolCall]:
+        """Tool calls with secrets out of their arguments (a key handed to a tool is a key all the same)."""
+        own = self._redact.own
+        out = []
+        for call in calls:
+            arguments = own(call.arguments)
+            out.append(call if arguments is call.arguments else call.model_copy(update={"arguments": arguments}))
+        return out
+
+    def _redacted_results(self, results: Sequence[ToolResult]) -> list[ToolResult]:
+        """Tool results with secrets out of their content."""
+        own = self._redact.own
+        out = []
+        for result in results:
+            content = own(result.content)
+            out.append(result if content is result.content else result.model_copy(update={"content": content}))
+        return out
 
     def _place(self, agent: str, tool_result: bool) -> int:
         """The index a replay's next step of ``agent`` takes: where the recording has the step its model call (or
@@ -531,7 +550,7 @@ class Run:
                     f"the recorded response of model call #{recorded.call_index} of {recorded.agent!r} (step "
                     f"{recorded.step}) cannot be served: {type(exc).__name__}: {str(exc)[:300]}")) from exc
         response = codec.replacement(self.plan.action, recorded)
-        call["response"] = codec.encode(response)
+        call["response"] = self._redact.own(codec.encode(response))  # (the action may quote a key: never stored)
         return response
 
     def _finish_call(self, call: CallFields, mode: CallMode, started: float) -> None:
@@ -604,7 +623,7 @@ class Run:
             self._finish_call(call, mode, started)
 
     def _fail_call(self, call: CallFields, started: float, exc: BaseException) -> None:
-        call["error"] = f"{type(exc).__name__}: {exc}"
+        call["error"] = self._redact.text(f"{type(exc).__name__}: {exc}")  # (a 401 may echo the key it was sent)
         self._finish_call(call, "live", started)
 
     def _close_live_call(self, call: CallFields, response: Any, codec: ResponseCodec, usage_of: Any,
@@ -739,6 +758,10 @@ class Run:
         outcome.answer = redact(outcome.answer)
         if outcome.error:
             outcome.error = redact(outcome.error)
+        if trajectory.metadata:  # the caller's own fields (run(metadata=...)): secret keys and key-shaped values
+            trajectory.metadata = redact(trajectory.metadata)
+        if trajectory.replay is not None and trajectory.replay.action is not None:
+            trajectory.replay.action = redact(trajectory.replay.action)  # (the team got it whole; the record does not)
 
     def _settle_requests(self) -> None:
         """Redact and hash the recorded requests in one pass: a conversation's messages repeat in every request,

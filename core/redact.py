@@ -10,29 +10,51 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 REDACTED = "[REDACTED]"
+# A key whose value is a secret: the unambiguous names anywhere in it (``my_api_key_old``, ``access_token_v2``), the
+# words that are also ordinary (``secret``, ``password``, ``cookie``, ``token``…) only as the key's last word
+# (``db_password``, ``next_token``; not ``password_policy``, ``secret_santa``, ``max_tokens``).
 _SECRET_KEY = re.compile(
-    r"(api[_-]?key|authorization|secret|password|passwd|access[_-]?token|refresh[_-]?token|auth[_-]?token|"
-    r"^token$|x-api-key|cookie|credential)",
+    r"(api[_-]?key|x-api-key|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token|session[_-]?token|"
+    r"passwd|private[_-]?key|client[_-]?secret|secret[_-]?key|access[_-]?key|"
+    r"(?:^|[_\-.\s])(?:secret|password|pwd|cookie|credentials?|authorization|token)$)",
     re.IGNORECASE,
 )
+_TOKEN = r"[A-Za-z0-9._\-~+/=]"
 _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection" holds no "sk-" key
-    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-~+/=]{8,}|"
-    r"hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,})"
+    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|"
+    r"gsk_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|(?:AKIA|ASIA)[0-9A-Z]{16}|"
+    r"xox[abprse]-[A-Za-z0-9\-]{10,}|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}|"
+    # a bearer token: a run of token characters with a digit or a sign in it, or a long one (prose has "Bearer bonds")
+    rf"(?i:bearer)\s+(?:(?=[A-Za-z]*[0-9._\-~+/=]){_TOKEN}{{8,}}|[A-Za-z]{{16,}}{_TOKEN}*)|"
+    # an Authorization header written out: its value, whatever its scheme
+    rf"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?:(?i:bearer|basic|token|digest)\s+)?{_TOKEN}{{6,}})"
 )
+# https://user:password@host (not a template's ://{user}:{password}@host)
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)")
+_QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its value goes
+    r"(?i)([?&;](?:api[_-]?key|apikey|key|access[_-]?token|token|secret|password|passwd|sig|signature|"
+    r"client[_-]?secret)=)(?=[^&\s#]*\d)[A-Za-z0-9._\-~+/=%]{8,}")  # (a value like a key: not {API_KEY}, not 1)
 # Fast screens (plain substring search runs at C speed; Python's regex alternation does not): a hit sends the
-# text through the full redaction. Every match of ``_SECRET_VALUE`` (case-sensitive) contains a value hint, and
-# every key that ``_SECRET_KEY`` matches contains a key hint once lower-cased, so a JSON text without any hint is
-# clean. Each substring search scans the whole text: strings are screened once per distinct value, with the
-# value hints alone; the key hints are for JSON texts of a request's own fields.
-_VALUE_HINTS = ("sk-", "Bearer", "hf_", "AIza", "gsk_")
-_KEY_HINTS = ("api_key", "api-key", "apikey", "authoriz", "secret", "passw", "cookie", "credential", '"token"',
-              "access_token", "access-token", "accesstoken", "refresh_token", "refresh-token", "refreshtoken",
-              "auth_token", "auth-token", "authtoken")  # not "token" alone: every usage dict has "prompt_tokens"
+# text through the full redaction. Every match of the value patterns contains a value hint, and every key that
+# ``_SECRET_KEY`` matches contains a key hint once lower-cased, so a JSON text without any hint is clean. Each
+# substring search scans the whole text: strings are screened once per distinct value, with the value hints alone;
+# the key hints are for JSON texts of a request's own fields.
+_VALUE_HINTS = ("sk-", "Bearer", "bearer", "BEARER", "hf_", "AIza", "gsk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+                "github_pat_", "AKIA", "ASIA", "xox", "eyJ", "uthorization", "UTHORIZATION")
+# (a URL's credentials and a secret query parameter are screened by their own patterns, run only on a text with
+# "://" or "=" in it: hints as broad as those would send every request that mentions a URL down the slow path)
+_KEY_HINTS = ("api_key", "api-key", "apikey", "x-api-key", "access_token", "access-token", "accesstoken",
+              "refresh_token", "refresh-token", "refreshtoken", "auth_token", "auth-token", "authtoken", "id_token",
+              "id-token", "idtoken", "session_token", "session-token", "sessiontoken", "passwd", "private_key",
+              "private-key", "privatekey", "client_secret", "client-secret", "clientsecret", "secret_key",
+              "secret-key", "secretkey", "access_key", "access-key", "accesskey", 'secret"', 'password"', 'pwd"',
+              'cookie"', 'credential"', 'credentials"', 'authorization"', 'token"')  # not "token" alone: every
+# usage dict has "prompt_tokens"; a key ends where its JSON text has a quote
 _HINTS = tuple(h.lower() for h in _VALUE_HINTS) + _KEY_HINTS  # for lower-cased JSON texts
 _SCALARS = frozenset({int, float, bool, type(None)})
 _KNOWN_BEGINNINGS = 32  # first messages (with a request's other fields) whose conversations a run keeps hashing
 _CONVERSATIONS_PER_BEGINNING = 8  # conversations kept per first message: a team's agents, one each
-_ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+_ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PAT|CREDENTIALS?|AUTH)$", re.IGNORECASE)
 
 
 def fill_missing(found: list[Any], items: Sequence[Any], make: Callable[[Any], Any]) -> None:
@@ -65,6 +87,12 @@ def env_secrets() -> list[str]:
     return list(secrets)
 
 
+def _url_or_query_secret(text: str) -> bool:
+    """Whether ``text`` holds a URL's ``user:password`` or a secret query parameter."""
+    return ("://" in text and _URL_CREDENTIALS.search(text) is not None) or (
+        "=" in text and _QUERY_SECRET.search(text) is not None)
+
+
 def holds_any(text: str, needles: Sequence[str]) -> bool:
     """Whether ``text`` contains any of ``needles`` (a loop: cheaper than ``any(map(text.__contains__, ...))``,
     which calls each search through a method wrapper)."""
@@ -75,8 +103,13 @@ def holds_any(text: str, needles: Sequence[str]) -> bool:
 
 
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
-    """Replace secret-looking substrings (and values of *_KEY/*_TOKEN environment variables)."""
+    """Replace secret-looking substrings (keys of known shapes, bearer tokens, Authorization headers, a URL's
+    ``user:password``, secret query parameters) and values of *_KEY/*_TOKEN/... environment variables."""
     text = _SECRET_VALUE.sub(REDACTED, text)
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(REDACTED, text)
+    if "=" in text:
+        text = _QUERY_SECRET.sub(r"\1" + REDACTED, text)
     for secret in secrets if secrets is not None else env_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -191,7 +224,7 @@ class Redactor:
 
     def _may_hold_secret(self, text: str) -> bool:
         """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
-        return holds_any(text.lower(), _HINTS) or holds_any(text, self.secrets)
+        return holds_any(text.lower(), _HINTS) or _url_or_query_secret(text) or holds_any(text, self.secrets)
 
     def _is_secret_key(self, key: Any) -> bool:
         if not isinstance(key, str):
@@ -204,7 +237,7 @@ class Redactor:
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:
-            suspect = holds_any(value, _VALUE_HINTS) or holds_any(value, self.secrets)
+            suspect = holds_any(value, _VALUE_HINTS) or _url_or_query_secret(value) or holds_any(value, self.secrets)
             cached = redact_text(value, self.secrets) if suspect else value
             if len(self._cache) < self._cache_limit:
                 self._cache[value] = cached

@@ -156,5 +156,7 @@ def export_openinference(source: str, output: str | None, endpoint: str | None, 
     if endpoint is not None:
         count = export_otlp_http(iter_trajectories(source, Problems() if output else problems), endpoint,
                                  headers=header_map, timeout=timeout)
-        click.echo(f"sent {count} spans from {source} to {traces_endpoint(endpoint)}", err=True)
+        from ..urls import without_credentials
+
+        click.echo(f"sent {count} spans from {source} to {without_credentials(traces_endpoint(endpoint))}", err=True)
     problems.finish()

@@ -14,6 +14,7 @@ from ..models.base import ModelError
 from ..schema import Trajectory, Verdict
 from ..store import open_store
 from ..team import run_sync
+from ..tracer.base import redacted_verdict
 from ._io import (
     TIMEOUT_OPTION,
     Problems,
@@ -83,7 +84,7 @@ class _Locating:
         if self.stopped:
             return
         try:
-            verdict = await self.chosen.alocate(trajectory, with_ground_truth=self.with_gt)
+            verdict = redacted_verdict(await self.chosen.alocate(trajectory, with_ground_truth=self.with_gt))
         except ModelError as exc:  # the model server is down or refuses: every next call would fail the same
             self.problems.report(f"{trajectory.id}: the model failed{'' if self.stopped else ', stopping'} ({exc})")
             self.stopped = True

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from ..atomic import write_replacing
 from ..errors import InputError, ServiceError
 from ..schema import ModelCall, Step, ToolCall, ToolResult, Trajectory, Verdict
+from ..urls import without_credentials
 
 SCOPE_NAME = "agentracer"
 SERVICE_NAME = "agentracer"
@@ -515,7 +516,8 @@ def export_otlp_http(
         for batch in _batches(trajectories, batch_spans):
             result = exporter.export(to_sdk_spans(batch))
             if result is not SpanExportResult.SUCCESS:
-                raise OtlpExportError(f"{url} did not accept {len(batch)} spans (after {sent} accepted)")
+                raise OtlpExportError(f"{without_credentials(url)} did not accept {len(batch)} spans (after {sent} "
+                                      "accepted)")
             sent += len(batch)
     finally:
         exporter.shutdown()

@@ -32,7 +32,6 @@ import os
 import random
 import ssl
 import time
-import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -42,6 +41,7 @@ import httpx
 from ..errors import InputError
 from ..redact import env_secrets, redact_text
 from ..schema import Usage
+from ..urls import url_secrets, without_credentials
 from .base import BaseChatModel, Completion, Message, ModelError
 from .cache import ResponseCache, cache_disabled_by_env, request_key
 
@@ -97,12 +97,6 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
-def without_credentials(url: str) -> str:
-    """``url`` with any ``user:password@`` taken out (it goes into names, messages and results files)."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | str:
@@ -209,7 +203,7 @@ class OpenAIChatModel(BaseChatModel):
         self.shown_url = without_credentials(self.base_url)
         self.name = f"openai:{self.shown_url}@{model}"
         self._api_key = api_key if api_key is not None else _api_key_from_env()
-        self._secrets = [secret for secret in (self._api_key, urllib.parse.urlsplit(self.base_url).password) if secret]
+        self._secrets = [secret for secret in (self._api_key, *url_secrets(self.base_url)) if secret]
         self.max_concurrency = max(1, int(max_concurrency))
         self.max_retries = max(0, int(max_retries))
         self.timeout = float(timeout) if timeout is not None else _timeout_from_env()

@@ -87,4 +87,6 @@ async def ask_tracer(tracer: Tracer, trajectory: Trajectory) -> Verdict:
         raise InputError(f"a tracer must be a method name, have locate/alocate, or be callable; got {tracer!r}")
     if not isinstance(verdict, Verdict):
         raise InputError(f"the tracer returned {type(verdict).__name__}, not a Verdict")
-    return verdict
+    from ..tracer.base import redacted_verdict
+
+    return redacted_verdict(verdict)

@@ -74,12 +74,14 @@ def locate(
     with_ground_truth: bool = False,
 ) -> Verdict:
     """One verdict for ``trajectory`` with ``method`` (sync; the CPU tracer by default)."""
+    from .base import redacted_verdict
+
     chosen = get_method(method, model)
     if hasattr(chosen, "locate"):
-        return chosen.locate(trajectory, with_ground_truth=with_ground_truth)
+        return redacted_verdict(chosen.locate(trajectory, with_ground_truth=with_ground_truth))
     from ..team import run_sync
 
-    return run_sync(chosen.alocate(trajectory, with_ground_truth=with_ground_truth))
+    return redacted_verdict(run_sync(chosen.alocate(trajectory, with_ground_truth=with_ground_truth)))
 
 
 __all__ = [

@@ -24,6 +24,18 @@ class AnswerError(AgentracerError):
         super().__init__(message)
 
 
+def redacted_verdict(verdict: Verdict) -> Verdict:
+    """``verdict`` with secrets out of what the model wrote (its reason, its raw answer, its metadata): a tracer that
+    quotes a key must not put it into a store, a results file or a terminal."""
+    from ..redact import Redactor
+
+    redact = Redactor()
+    reason, raw, metadata = redact(verdict.reason), redact(verdict.raw), redact(verdict.metadata)
+    if (reason, raw, metadata) == (verdict.reason, verdict.raw, verdict.metadata):
+        return verdict
+    return verdict.model_copy(update={"reason": reason, "raw": raw, "metadata": metadata})
+
+
 def require_steps(trajectory: Trajectory) -> None:
     """Attribution needs at least one step."""
     if not trajectory.steps:

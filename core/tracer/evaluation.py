@@ -24,8 +24,9 @@ from typing import Any
 from ..errors import AgentracerError, InputError
 from ..fingerprint import run_content_key, stable_json
 from ..models.base import ModelError
+from ..redact import Redactor
 from ..schema import Trajectory, Verdict
-from .base import AnswerError
+from .base import AnswerError, redacted_verdict
 
 TRACERTRAJ_SUFFIXES = {".parquet", ".pq", ".jsonl"}
 
@@ -106,6 +107,7 @@ def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
                            **_label_fields(item.trajectory), "error": None, "error_kind": None,
                            "input_key": input_key(item)}
     if verdict is not None:
+        verdict = redacted_verdict(verdict)
         row.update(predicted_agent=verdict.agent, predicted_step=verdict.step, reason=verdict.reason,
                    flags=list(verdict.flags), strict=verdict.metadata.get("strict"), raw=verdict.raw,
                    usage=verdict.metadata.get("usage"), requests=verdict.metadata.get("requests"),
@@ -115,7 +117,7 @@ def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
         row.update(error=message if isinstance(error, AgentracerError) else f"{type(error).__name__}: {message}",
                    error_kind=_error_kind(error))
         if isinstance(error, AnswerError):
-            row.update(raw=error.raw, flags=error.flags)
+            row.update(raw=Redactor()(error.raw), flags=error.flags)
     row["latency_s"] = round(latency_s, 4)
     return row
 

@@ -219,3 +219,27 @@ def test_locate_on_a_file_with_no_run_is_an_error(tmp_path: Path) -> None:
     empty.write_text("")
     code, _, err = run_cli("locate", str(empty))
     assert code == 2 and "no trajectory in it" in err
+
+
+def test_a_key_the_tracer_quotes_is_never_printed_or_kept(tmp_path: Path) -> None:
+    key = "ghp_" + "Z9y8X7w6" * 5
+    store = open_store(tmp_path / "runs.jsonl")
+    store.append(run_of("one", False))
+    answers = f"<think>the coder leaked {key} and summed wrong</think><answer>coder|1</answer>"
+    code, out, err = run_cli("locate", str(store.path), "--model", f"scripted:{answers}", "-o",
+                             str(tmp_path / "out.jsonl"), "--json")
+    assert code == 0, err
+    assert key not in out + err and "[REDACTED]" in out
+    assert key not in (tmp_path / "out.jsonl").read_text()
+    code, out, err = run_cli("eval", "whowhen", "--data", str(_rows_of(tmp_path)), "--model", f"scripted:{answers}",
+                             "-o", str(tmp_path / "results.jsonl"))
+    assert code == 0, err
+    assert key not in (tmp_path / "results.jsonl").read_text() + out + err
+
+
+def _rows_of(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"question_ID": "q", "question": "?", "mistake_agent": "coder", "mistake_step": 1,
+                                "history": [{"content": "plan", "name": "planner", "step": 0},
+                                            {"content": "7", "name": "coder", "step": 1}]}) + "\n")
+    return path

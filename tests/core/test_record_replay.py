@@ -1103,3 +1103,111 @@ def test_a_divergence_diff_cuts_a_long_line_around_its_real_difference_not_its_f
 
     diff = request_diff(prompt("helpful"), prompt("careful"))
     assert "Be helpful" in diff and "Be careful" in diff
+
+
+KEY = "sk-proj-ABCdef0123456789xyzXYZ"
+
+
+def test_secrets_in_tool_arguments_results_call_errors_metadata_and_a_replays_action_are_never_recorded():
+    """A key handed to a tool (its arguments, its result), echoed by a failing model call's error, in the caller's
+    metadata, or written into a replay's action reached every store and export as it was."""
+    def lookup(service, api_key):
+        return {"service": service, "used": api_key, "status": "ok"}
+
+    def coder(messages):
+        if messages[-1]["role"] == "tool" or "CALL" in messages[-1]["content"]:
+            return "done"
+        return f'CALL lookup {json.dumps({"service": "weather", "api_key": KEY})}'
+
+    def failing(messages):
+        raise RuntimeError(f"401 Unauthorized: Authorization: Bearer {KEY}")
+
+    def factory():
+        return SimpleTeam([SimpleAgent("coder", coder, tools={"lookup": lookup}),
+                           SimpleAgent("broken", failing)], max_turns=4)
+
+    team = agentracer.trace(factory, raise_on_error=False)
+    traj = team.run("look it up", metadata={"api_key": KEY, "note": f"key {KEY}", "task_id": "t1"})
+    text = traj.model_dump_json()
+    assert KEY not in text and KEY[8:20] not in text, text
+    call = next(s for s in traj.steps if s.tool_calls).tool_calls[0]
+    assert call.arguments == {"service": "weather", "api_key": "[REDACTED]"}
+    result = next(s for s in traj.steps if s.tool_results).tool_results[0].content  # (the str of the tool's dict)
+    assert "'status': 'ok'" in result and "[REDACTED]" in result
+    assert any(c.error and "[REDACTED]" in c.error for c in traj.model_calls())
+    assert traj.metadata["task_id"] == "t1" and traj.metadata["api_key"] == "[REDACTED]"
+    action = {"tool_calls": [{"name": "lookup", "arguments": {"service": "weather", "api_key": KEY}}]}
+    again = team.replay(traj, step=1, action=action)
+    assert KEY not in again.model_dump_json()
+    assert again.replay.action["tool_calls"][0]["arguments"]["api_key"] == "[REDACTED]"
+
+
+@pytest.mark.parametrize("secret", [
+    "ghp_" + "a1B2" * 9, "github_pat_" + "A1b2" * 6, "AKIAIOSFODNN7EXAMPLE", "xoxb-123456789012-abcdefABCDEF",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV",
+    "bearer 9f8e7d6c5b4a", "Authorization: Token a1b2c3d4e5", "authorization: Basic Ym9iOmh1bnRlcjI=",
+])
+def test_more_key_shapes_are_redacted(secret):
+    from agentracer.redact import redact_text
+
+    out = redact_text(f"use {secret} now", [])
+    assert out.startswith("use ") and out.endswith(" now") and "[REDACTED]" in out
+    assert secret.split()[-1] not in out
+
+
+def test_credentials_in_urls_and_query_strings_are_redacted_and_templates_are_not():
+    from agentracer.redact import redact_text
+
+    assert redact_text("GET https://bob:hunter2pw@db.example.com/x", []) == "GET https://[REDACTED]@db.example.com/x"
+    assert redact_text("http://h/v1?api_key=a1b2c3d4e5f6&x=1", []) == "http://h/v1?api_key=[REDACTED]&x=1"
+    for kept in ("requests.get(f'{URL}?date={date}&key={API_KEY}')", "https://{user}:{pw}@host", "?key=1",
+                 "see https://example.com/a?q=cats"):
+        assert redact_text(kept, []) == kept
+
+
+def test_ordinary_words_and_keys_that_merely_contain_a_secret_word_are_kept():
+    """'Bearer instrument' is finance, not a token; a key ending in another word (password_policy, secret_santa,
+    cookie_recipe, authorization_status, credential_type) is no secret."""
+    from agentracer.redact import redact, redact_text
+
+    prose = "Bearer requirements: the Bearer instrument clause; bearer bonds"
+    assert redact_text(prose, []) == prose
+    fields = {"password_policy": "min 8 chars", "secret_santa": "bob", "cookie_recipe": "flour",
+              "authorization_status": "ok", "credential_type": "oauth", "max_tokens": 5}
+    assert redact(fields, []) == fields
+    assert redact({"db_password": "x", "next_token": "t", "credentials": "c", "Authorization": "Bearer x"}, []) == {
+        "db_password": "[REDACTED]", "next_token": "[REDACTED]", "credentials": "[REDACTED]",
+        "Authorization": "[REDACTED]"}
+
+
+def test_every_secret_key_is_caught_by_the_fast_screen():
+    """A JSON text without a key hint is taken as clean: each key the pattern matches must hold one."""
+    from agentracer.redact import _HINTS, Redactor
+
+    redactor = Redactor([])
+    for key in ("api_key", "X-API-KEY", "my_api_key_old", "access_token_v2", "id_token", "session-token", "passwd",
+                "private_key", "client_secret", "aws_secret_access_key", "AWS_ACCESS_KEY_ID", "secret", "db_password",
+                "user_pwd", "cookie", "credentials", "Authorization", "token", "next_token"):
+        assert redactor._is_secret_key(key), key
+        text = json.dumps({key: "v"}).lower()
+        assert any(hint in text for hint in _HINTS), key
+
+
+def test_urls_are_shown_without_credentials_and_their_secrets_in_every_form():
+    import base64
+
+    from agentracer.urls import url_secrets, without_credentials
+
+    url = "https://bob:hunter2pw@llm.example.com/v1?api_key=K&region=eu"
+    assert without_credentials(url) == "https://llm.example.com/v1?api_key=[REDACTED]&region=eu"
+    assert set(url_secrets(url)) == {"hunter2pw", "K", base64.b64encode(b"bob:hunter2pw").decode()}
+    assert without_credentials("http://localhost:8000/v1") == "http://localhost:8000/v1"
+
+
+def test_environment_secrets_by_any_case_and_more_names(monkeypatch):
+    from agentracer.redact import env_secrets
+
+    for name, value in (("my_lower_api_key", "lower-secret-1"), ("GITHUB_PAT", "pat-secret-12"),
+                        ("SERVICE_CREDENTIALS", "cred-secret-1"), ("PROXY_AUTH", "auth-secret-1")):
+        monkeypatch.setenv(name, value)
+        assert value in env_secrets(), name

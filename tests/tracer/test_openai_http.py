@@ -322,3 +322,41 @@ def test_a_200_whose_body_is_not_a_json_object_fails_at_once_saying_what_it_was(
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _EchoingRefusal(BaseHTTPRequestHandler):
+    """Refuses every request with 401, echoing the request's Authorization header and path, as some proxies do."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"error": {"message": f"bad credentials {self.headers.get('Authorization')} for "
+                                                f"{self.path}"}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_credentials_a_refusal_echoes_never_reach_the_error_in_any_form() -> None:
+    """The Basic credentials made of a URL's user:password (base64) and a secret query parameter leaked in the error
+    a server's 401 echoed."""
+    import base64
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingRefusal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        model = OpenAIChatModel(f"http://bob:hunter2pw@127.0.0.1:{port}/v1?api_key=q1w2e3r4t5", "m", cache=False,
+                                max_retries=0, api_key="")
+        with pytest.raises(Exception) as caught:
+            model.complete([{"role": "user", "content": "hi"}])
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert "401" in message or "credentials" in message, message
+    for secret in ("hunter2pw", base64.b64encode(b"bob:hunter2pw").decode(), "q1w2e3r4t5"):
+        assert secret not in message + model.name, secret
