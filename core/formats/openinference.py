@@ -439,11 +439,18 @@ def write_otlp_json(trajectories: Iterable[Trajectory], path: str | os.PathLike[
                     fh.write(json.dumps(otlp_json_request(spans), ensure_ascii=False) + "\n")
                     count += len(spans)
             return count
-        every: list[SpanRecord] = []
-        for trajectory in trajectories:
-            every.extend(trajectory_spans(trajectory))
-        temporary.write_text(json.dumps(otlp_json_request(every), ensure_ascii=False), encoding="utf-8")
-        return len(every)
+        # one request, streamed: the request's JSON around an empty span list, the spans written into it as each
+        # run is converted (the same bytes as dumping the whole request, without holding every span)
+        head, marker, tail = json.dumps(otlp_json_request([]), ensure_ascii=False).partition('"spans": []')
+        assert marker, "the request's JSON has a span list"
+        with temporary.open("w", encoding="utf-8") as fh:
+            fh.write(head + '"spans": [')
+            for trajectory in trajectories:
+                for span in trajectory_spans(trajectory):
+                    fh.write((", " if count else "") + json.dumps(span_to_otlp_json(span), ensure_ascii=False))
+                    count += 1
+            fh.write("]" + tail)
+        return count
 
     return write_replacing(path, write, empty=True)
 

@@ -182,3 +182,18 @@ def test_a_span_file_write_that_fails_leaves_the_file_as_it_was(tmp_path: Path, 
     with pytest.raises(InputError, match="the source broke"):
         write_otlp_json(runs(), path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_span_file_is_streamed_and_the_same_as_the_whole_request(tmp_path: Path) -> None:
+    """The .json export held every span of every run in memory (6 GB for 20k runs): it is written as runs are
+    converted, byte for byte what dumping the whole request gives."""
+    from agentracer.formats.openinference import otlp_json_request
+
+    runs = [load_whowhen(path) for path in sorted(DATA.glob("Hand-Crafted/*.json"))[:3]]
+    path = tmp_path / "spans.json"
+    count = write_otlp_json(iter(runs), path)
+    every = [span for run in runs for span in trajectory_spans(run)]
+    assert count == len(every) > 0
+    assert path.read_text(encoding="utf-8") == json.dumps(otlp_json_request(every), ensure_ascii=False)
+    write_otlp_json([], path)
+    assert json.loads(path.read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"] == []
