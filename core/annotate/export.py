@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..atomic import write_text_replacing
 from ..schema import Trajectory
-from .ledger import write_trajectories
+from .ledger import iter_trajectories, write_trajectories
 
 LABEL_SOURCES = ("counterfactual", "injection")
 
@@ -19,27 +19,33 @@ def labelled(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
     return [t for t in trajectories if any(v.source in LABEL_SOURCES for v in t.labels)]
 
 
-def export_labelled(trajectories: Sequence[Trajectory], out_dir: str | Path, *, training_rows: bool = False) -> dict[str, int]:
+def export_labelled(trajectories: Iterable[Trajectory], out_dir: str | Path, *,
+                    training_rows: bool = False) -> dict[str, int]:
     """Write ``labelled.jsonl``, ``tracertraj.jsonl`` and (with pyarrow) ``tracertraj.parquet``; with
-    ``training_rows`` also verl's ``train/`` rows through ``agentracer.trainer``. Returns counts written."""
+    ``training_rows`` also verl's ``train/`` rows through ``agentracer.trainer``. Returns counts written. The
+    trajectories are streamed (read once; the TracerTraj files are written from ``labelled.jsonl``)."""
     out = Path(out_dir)
-    rows = labelled(trajectories)
-    write_trajectories(out / "labelled.jsonl", rows)
-    counts = {"trajectories": len(trajectories), "labelled": len(rows)}
+    seen = {"trajectories": 0}
+
+    def counted() -> Iterator[Trajectory]:
+        for trajectory in trajectories:
+            seen["trajectories"] += 1
+            if any(v.source in LABEL_SOURCES for v in trajectory.labels):
+                yield trajectory
+
+    kept = write_trajectories(out / "labelled.jsonl", counted())
+    counts = {"trajectories": seen["trajectories"], "labelled": kept}
     from ..formats.tracertraj import parquet_available, write_tracertraj
 
-    tmp = out / ".tracertraj.jsonl.tmp"
-    counts["tracertraj_jsonl"] = write_tracertraj(rows, tmp)
-    tmp.replace(out / "tracertraj.jsonl")
+    counts["tracertraj_jsonl"] = write_tracertraj(iter_trajectories(out / "labelled.jsonl"), out / "tracertraj.jsonl")
     if not parquet_available():
         counts["tracertraj_parquet"] = 0
         warnings.warn(f"{out / 'tracertraj.parquet'} not written: pyarrow is not installed (pip install pyarrow); "
                       "tracertraj.jsonl holds the same rows", RuntimeWarning, stacklevel=2)
     else:
-        tmp = out / ".tracertraj.parquet.tmp.parquet"
-        counts["tracertraj_parquet"] = write_tracertraj(rows, tmp)
-        tmp.replace(out / "tracertraj.parquet")
-    if training_rows and rows:
+        counts["tracertraj_parquet"] = write_tracertraj(iter_trajectories(out / "labelled.jsonl"),
+                                                        out / "tracertraj.parquet")
+    if training_rows and kept:
         from ..trainer.data import prepare
 
         report = prepare(out / "labelled.jsonl", out / "train", val_fraction=0.1)  # (one val task at least, of two)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_text_replacing
+from ..atomic import write_replacing
 from ..schema import Trajectory
 
 
@@ -31,12 +31,29 @@ def safe_name(task_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", task_id)[:40] + "-" + hashlib.sha256(task_id.encode()).hexdigest()[:12]
 
 
-def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> None:
-    write_text_replacing(path, "".join(t.model_dump_json() + "\n" for t in trajectories))
+def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> int:
+    """Write ``trajectories`` as JSON Lines, one at a time (never all in memory), whole or not at all; the count."""
+    def write(temporary: Path) -> int:
+        count = 0
+        with temporary.open("w", encoding="utf-8") as fh:
+            for trajectory in trajectories:
+                fh.write(trajectory.model_dump_json() + "\n")
+                count += 1
+        return count
+
+    return write_replacing(path, write, empty=True)
+
+
+def iter_trajectories(path: Path) -> Iterator[Trajectory]:
+    """The trajectories of a JSON Lines file this package wrote, streamed (lines split at "\\n" only)."""
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield Trajectory.model_validate_json(line)
 
 
 def read_trajectories(path: Path) -> list[Trajectory]:
-    return [Trajectory.model_validate_json(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return list(iter_trajectories(path))
 
 
 def is_finished(entry: Any) -> bool:

@@ -30,7 +30,7 @@ from ..team import TracedTeam, apply_evaluation
 from .budget import Budget
 from .counterfactual import CounterfactualSearch, label_failed
 from .injection import FaultInjector, StepChooser
-from .ledger import Ledger, read_trajectories, safe_name, write_trajectories
+from .ledger import Ledger, iter_trajectories, read_trajectories, safe_name, write_trajectories
 from .replayer import LocalReplayer, Replayer
 from .tasks import TaskRow, task_fingerprint
 
@@ -261,11 +261,7 @@ def export_dataset(out_dir: str | Path) -> dict[str, int]:
     from .export import export_labelled
 
     out = Path(out_dir)
-    ledger = Ledger(out)
-    everything: list[Trajectory] = []
-    for task_id in ledger.entries():
-        path = out / "tasks" / f"{safe_name(task_id)}.jsonl"
-        if path.exists():
-            everything += read_trajectories(path)
-    write_trajectories(out / "trajectories.jsonl", everything)
-    return export_labelled(everything, out)
+    files = [path for task_id in Ledger(out).entries()
+             if (path := out / "tasks" / f"{safe_name(task_id)}.jsonl").exists()]
+    write_trajectories(out / "trajectories.jsonl", (t for path in files for t in iter_trajectories(path)))
+    return export_labelled(iter_trajectories(out / "trajectories.jsonl"), out)  # (streamed: never all in memory)

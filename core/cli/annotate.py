@@ -41,7 +41,7 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
     injection) into OUT; kill it at any moment and run it again to resume."""
     from ..annotate.budget import Budget
     from ..annotate.export import export_labelled
-    from ..annotate.ledger import read_trajectories
+    from ..annotate.ledger import iter_trajectories
     from ..annotate.pipeline import AnnotationPipeline
     from ..annotate.tasks import read_tasks
     from ..evaluate.outcome import get_evaluator
@@ -71,7 +71,7 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
     if training_rows:
         from pathlib import Path
 
-        export_labelled(read_trajectories(Path(out_dir) / "trajectories.jsonl"), out_dir, training_rows=True)
+        export_labelled(iter_trajectories(Path(out_dir) / "trajectories.jsonl"), out_dir, training_rows=True)
     reused = f" (and {summary.reused_replays} an earlier run made)" if summary.reused_replays else ""
     click.echo(
         f"{summary.done} tasks annotated now, {summary.skipped} already done; {summary.failed_runs} failed runs "
