@@ -87,6 +87,18 @@ def env_secrets() -> list[str]:
     return list(secrets)
 
 
+_UNDERSCORE_HINTS = tuple(h for h in _VALUE_HINTS if "_" in h)  # screened only in a text with a "_" in it
+_DASH_HINTS = tuple(h for h in _VALUE_HINTS if "-" in h and "_" not in h) + ("xox",)  # (xoxb-...) with a "-"
+_OTHER_HINTS = tuple(h for h in _VALUE_HINTS if h not in _UNDERSCORE_HINTS + _DASH_HINTS)
+
+
+def _value_suspect(text: str) -> bool:
+    """The fast screen of a string: False means redaction leaves it as it is (the value hints, searched in groups
+    that a cheap test of one character rules out for most texts)."""
+    return (("_" in text and holds_any(text, _UNDERSCORE_HINTS)) or ("-" in text and holds_any(text, _DASH_HINTS))
+            or holds_any(text, _OTHER_HINTS) or _url_or_query_secret(text))
+
+
 def _url_or_query_secret(text: str) -> bool:
     """Whether ``text`` holds a URL's ``user:password`` or a secret query parameter."""
     return ("://" in text and _URL_CREDENTIALS.search(text) is not None) or (
@@ -237,7 +249,7 @@ class Redactor:
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:
-            suspect = holds_any(value, _VALUE_HINTS) or _url_or_query_secret(value) or holds_any(value, self.secrets)
+            suspect = _value_suspect(value) or holds_any(value, self.secrets)
             cached = redact_text(value, self.secrets) if suspect else value
             if len(self._cache) < self._cache_limit:
                 self._cache[value] = cached

@@ -1148,17 +1148,18 @@ def test_secrets_in_tool_arguments_results_call_errors_metadata_and_a_replays_ac
     "bearer 9f8e7d6c5b4a", "Authorization: Token a1b2c3d4e5", "authorization: Basic Ym9iOmh1bnRlcjI=",
 ])
 def test_more_key_shapes_are_redacted(secret):
-    from agentracer.redact import redact_text
+    from agentracer.redact import Redactor, redact_text
 
     out = redact_text(f"use {secret} now", [])
     assert out.startswith("use ") and out.endswith(" now") and "[REDACTED]" in out
     assert secret.split()[-1] not in out
+    assert Redactor([]).text(f"use {secret} now") == out  # the recorder's fast screen lets none of them through
 
 
 def test_credentials_in_urls_and_query_strings_are_redacted_and_templates_are_not():
-    from agentracer.redact import redact_text
+    from agentracer.redact import Redactor, redact_text
 
-    assert redact_text("GET https://bob:hunter2pw@db.example.com/x", []) == "GET https://[REDACTED]@db.example.com/x"
+    assert Redactor([]).text("GET https://bob:hunter2pw@db.example.com/x") == "GET https://[REDACTED]@db.example.com/x"
     assert redact_text("http://h/v1?api_key=a1b2c3d4e5f6&x=1", []) == "http://h/v1?api_key=[REDACTED]&x=1"
     for kept in ("requests.get(f'{URL}?date={date}&key={API_KEY}')", "https://{user}:{pw}@host", "?key=1",
                  "see https://example.com/a?q=cats"):
