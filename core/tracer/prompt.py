@@ -179,16 +179,31 @@ def _largest_cap(steps: Sequence[Step], char_budget: float, longest: int) -> int
 
 
 def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter) -> RenderedTrajectory:
-    """Keep the first and last steps (clipped to ``MIN_STEP_CHARS``), leaving out the middle."""
-    kept = len(steps)
-    while kept > 1:
-        kept = max(1, int(kept * 0.8))
+    """Keep the first and last steps (clipped to ``MIN_STEP_CHARS``), leaving out the middle: as many as the budget
+    takes, estimated from the steps' clipped lengths (one rendering, not one per try from all of them down: the
+    step-by-step method asks this for every prefix of a long run), then fewer while the counted tokens do not fit."""
+    clipped_lengths = [len(step_header(s)) + 2 + min(len(_as_text(s.content)), MIN_STEP_CHARS + 48) for s in steps]
+    all_text, _, _ = _render(steps, MIN_STEP_CHARS)
+    chars_per_token = max(1.0, len(all_text) / max(1, count_tokens(all_text)))
+    room = budget * chars_per_token - 80  # (the omission marker's line)
+    kept, used = 0, 0
+    for head_position in range(len(steps)):  # alternate first and last steps, as the rendering keeps them
+        position = head_position // 2 if head_position % 2 == 0 else len(steps) - 1 - head_position // 2
+        used += clipped_lengths[position]
+        if used > room:
+            break
+        kept += 1
+    kept = max(1, min(len(steps) - 1, kept))  # (all of them clipped did not fit: render_steps tried that)
+    while kept >= 1:
         head = (kept + 1) // 2
         keep = {s.index for s in steps[:head]} | {s.index for s in steps[len(steps) - (kept - head):]}
         text, clipped, omitted = _render(steps, MIN_STEP_CHARS, keep)
         tokens = count_tokens(text)
         if tokens <= budget:
             return RenderedTrajectory(text, tokens, clipped, omitted)
+        if kept == 1:
+            break
+        kept = max(1, min(kept - 1, int(kept * budget / tokens)))  # (the counted tokens say how far off it is)
     text, clipped, omitted = _render(steps[:1], MIN_STEP_CHARS)
     return RenderedTrajectory(text, count_tokens(text), clipped, [s.index for s in steps[1:]])
 
