@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from agentracer import AgentInfo, Run
@@ -31,6 +32,10 @@ class MaASPlugin:
 
     async def arun(self, team: Any, task: str, run: Run) -> Any:
         hooks.wrap_operators(team)
+        action = run.replacement_for_next_step()
+        if action is not None:  # the replayed step is the task itself: the workflow runs on the new one, live
+            task = action if isinstance(action, str) else json.dumps(action)
+            run.count_substitution()
         run.add_step(hooks.USER, task, role="user")
         result = await team(task)
         solution, cost, log_prob = result if isinstance(result, tuple) and len(result) == 3 else (result, None, None)

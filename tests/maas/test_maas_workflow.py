@@ -90,6 +90,18 @@ def test_replay_replaces_an_operators_output_with_no_live_call_before_it(traced,
 
 
 @needs_lookalike
+def test_a_replay_from_the_task_runs_the_workflow_on_the_new_task(traced, server):
+    """Replacing step 0 (the task) was refused after running the whole workflow live ('ran without the replacement');
+    MetaGPT's plugin took it."""
+    recorded = traced.run("What is 6 * 7?")
+    before = len(server.requests)
+    replay = traced.replay(recorded, step=0, action="What is 7 * 6?")
+    assert replay.steps[0].content == "What is 7 * 6?" and replay.steps[0].replaced and replay.task == "What is 7 * 6?"
+    assert replay.steps[1].metadata["inputs"]["problem"] == "What is 7 * 6?"
+    assert len(server.requests) - before == 3  # every operator runs live on the new task
+
+
+@needs_lookalike
 def test_without_a_run_operators_and_llm_pass_through(traced, server):
     workflow = traced.build()
     maas_plugin.wrap_operators(workflow)
