@@ -9,9 +9,9 @@ refused with 400 and nothing of it is kept.
 
 from __future__ import annotations
 
-import gzip
 import json
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -48,11 +48,11 @@ def _protobuf_response() -> bytes:
 
 def decode_request(body: bytes, content_type: str, content_encoding: str = "") -> list[Span]:
     """The spans of one OTLP/HTTP request body; ``InputError`` when it is not one."""
-    if content_encoding.strip().lower() == "gzip":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"not gzip ({exc})", where="body") from None
+    encoding = content_encoding.strip().lower()
+    if encoding == "gzip":
+        body = _gunzipped(body)
+    elif encoding not in ("", "identity"):
+        raise InputError(f"unsupported content encoding {content_encoding!r}: gzip or none", where="Content-Encoding")
     kind = content_type.split(";")[0].strip().lower()
     if kind == "application/x-protobuf":
         document: Any = _protobuf_document(body)
@@ -65,6 +65,21 @@ def decode_request(body: bytes, content_type: str, content_encoding: str = "") -
         raise InputError(f"unsupported content type {content_type!r}: application/x-protobuf or application/json",
                          where="Content-Type")
     return list(spans_of_request(document, "request"))
+
+
+def _gunzipped(body: bytes) -> bytes:
+    """A gzip body decompressed, to at most ``MAX_BODY`` bytes (a small body must not expand into gigabytes);
+    ``InputError`` when it is not gzip, is cut short, or expands further."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # (gzip's header and trailer)
+    try:
+        out = inflater.decompress(body, MAX_BODY + 1)
+    except zlib.error as exc:
+        raise InputError(f"not gzip ({exc})", where="body") from None
+    if len(out) > MAX_BODY or inflater.unconsumed_tail:
+        raise InputError(f"the body expands to more than {MAX_BODY} bytes", where="body")
+    if not inflater.eof:
+        raise InputError("not gzip (the body ends before its compressed data does)", where="body")
+    return out
 
 
 def _content_length(header: str | None) -> int:
@@ -87,6 +102,10 @@ class TraceReceiver:
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._quiet = threading.Event()  # set when serving ends: stops the idle ticker
+        if idle_s is not None:  # a trace that goes quiet is written after idle_s, whether or not more requests come
+            threading.Thread(target=self._tick, args=(max(0.05, min(1.0, idle_s / 2)),), name="otlp-idle",
+                             daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -116,7 +135,12 @@ class TraceReceiver:
         self._thread = None
         self._close()
 
+    def _tick(self, every: float) -> None:
+        while not self._quiet.wait(every):
+            self.traces.add(())
+
     def _close(self) -> None:
+        self._quiet.set()
         self._server.server_close()
         self.traces.flush()
 
@@ -147,6 +171,13 @@ class TraceReceiver:
                 content_type = self.headers.get("Content-Type", "")
                 try:
                     length = _content_length(self.headers.get("Content-Length"))
+                except InputError as exc:  # too large to read: refused (413) and the connection closed after
+                    receiver.refused += 1
+                    self.close_connection = True
+                    self._reply(413 if "over" in str(exc) else 400, json.dumps({"error": str(exc)}).encode(),
+                                "application/json")
+                    return
+                try:
                     spans = decode_request(self.rfile.read(length), content_type,
                                            self.headers.get("Content-Encoding", ""))
                 except InputError as exc:
@@ -154,7 +185,7 @@ class TraceReceiver:
                     self._reply(400, json.dumps({"error": str(exc)}).encode(), "application/json")
                     return
                 receiver.traces.add((span, span.parent_id is None) for span in spans)
-                if content_type.startswith("application/x-protobuf"):
+                if content_type.split(";")[0].strip().lower() == "application/x-protobuf":
                     self._reply(200, _protobuf_response(), "application/x-protobuf")
                 else:
                     self._reply(200, b"{}", "application/json")

@@ -141,6 +141,8 @@ def trajectory_of_trace(trace_id: str, members: list[Span]) -> Trajectory:
     own = next((r for r in tops if "agentracer.trajectory.id" in r.attributes), None)
     if own is not None:
         return _redacted(_own_trajectory(own))
+    if not tops:
+        raise ValueError("its spans' parent links form a cycle: no span is the top of the trace")
     root = tops[0]
     if len(tops) > 1:  # a trace exported in parts: its top spans under one stand-in root
         root = Span(trace_id=trace_id, span_id="", parent_id=None, name="trace", start_ns=min(r.start_ns for r in tops),
@@ -188,3 +190,5 @@ def _converted(spans: list[Span], first_seen: dict[str, str]) -> Iterator[tuple[
             yield where, InputError(f"spans do not make a trajectory: {validation_message(exc)}", where=where)
         except (ValueError, TypeError, KeyError) as exc:
             yield where, InputError(f"spans do not make a trajectory: {exc}", where=where)
+        except RecursionError:
+            yield where, InputError("spans do not make a trajectory: they nest too deep", where=where)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..errors import InputError
 from .otlp_import import trajectory_of_trace
 from .otlp_spans import Span, group_traces
 
@@ -31,6 +32,9 @@ class TraceAssembler:
         self._clock = clock
         self._pending: dict[str, list[Span]] = {}
         self._last_seen: dict[str, float] = {}
+        self._span_ids: dict[str, set[str]] = {}  # per open trace: the spans it holds (an exporter resends a batch)
+        self._written: dict[str, int] = {}  # traces written -> spans that came after (kept for the last 10,000)
+        self.late_spans = 0
         self._lock = threading.Lock()
 
     def add(self, spans: Iterable[tuple[Span, bool]]) -> bool:
@@ -40,6 +44,13 @@ class TraceAssembler:
         rooted: list[str] = []  # finished once the whole batch is in (a batch may list a root before its children)
         with self._lock:
             for span, is_root in spans:
+                if span.trace_id in self._written:  # its run is stored already (a store is appended to only)
+                    self._late(span.trace_id)
+                    continue
+                seen = self._span_ids.setdefault(span.trace_id, set())
+                if span.span_id and span.span_id in seen:
+                    continue  # resent
+                seen.add(span.span_id)
                 self._pending.setdefault(span.trace_id, []).append(span)
                 self._last_seen[span.trace_id] = now
                 if is_root and span.trace_id not in rooted:
@@ -64,7 +75,19 @@ class TraceAssembler:
 
     def _take(self, trace_id: str) -> tuple[str, list[Span]]:
         self._last_seen.pop(trace_id, None)
+        self._span_ids.pop(trace_id, None)
+        self._written[trace_id] = 0
+        if len(self._written) > 10_000:
+            del self._written[next(iter(self._written))]
         return trace_id, self._pending.pop(trace_id)
+
+    def _late(self, trace_id: str) -> None:
+        """A span of a trace written already: left out, and said once per trace (not a traceback per span)."""
+        self.late_spans += 1
+        self._written[trace_id] += 1
+        if self._written[trace_id] == 1:
+            log.warning("agentracer: trace %s got spans after its run was written (its root had arrived); they are "
+                        "not in the stored run", trace_id)
 
     def _write(self, traces: list[tuple[str, list[Span]]]) -> bool:
         ok = True
@@ -72,6 +95,11 @@ class TraceAssembler:
             try:
                 trajectory = trajectory_of_trace(trace_id, group_traces(members)[trace_id])
                 self.store.append(trajectory)
+            except (InputError, ValueError, RecursionError) as exc:  # bad spans, a run stored already: one line
+                log.warning("agentracer: trace %s could not be written as a trajectory: %s", trace_id,
+                            "its spans nest too deep" if isinstance(exc, RecursionError) else exc)
+                ok = False
+                continue
             except Exception:  # a bad trace must not stop the others, nor the application being traced
                 log.exception("agentracer: trace %s could not be written as a trajectory", trace_id)
                 ok = False

@@ -298,3 +298,19 @@ def _damaged(runs: list[Trajectory], tmp_path: Path, key: str, value: object) ->
 def test_a_damaged_attribute_is_one_line_naming_it(runs: list[Trajectory], tmp_path: Path, key: str, value: object,
                                                    named: str) -> None:
     assert named in _damaged(runs, tmp_path, key, value)
+
+
+def test_spans_whose_parents_form_a_cycle_are_one_bad_trace_not_a_traceback(tmp_path: Path) -> None:
+    from cli_invoke import run_cli
+
+    def span(span_id: str, parent: str) -> dict:
+        return {"traceId": "e" * 32, "spanId": span_id * 16, "parentSpanId": parent * 16, "name": "s",
+                "startTimeUnixNano": "1", "endTimeUnixNano": "2", "attributes": []}
+
+    good = {"traceId": "f" * 32, "spanId": "3" * 16, "name": "run", "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": [{"key": "input.value", "value": {"stringValue": "the task"}}]}
+    path = tmp_path / "cycle.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span("1", "2"), span("2", "1"), good]}]}]}))
+    code, _, err = run_cli("import", "openinference", str(path), "-o", str(tmp_path / "runs.jsonl"))
+    assert code == 2 and "cycle" in err and "Traceback" not in err
+    assert [t.task for t in open_store(tmp_path / "runs.jsonl")] == ["the task"]  # the other trace still comes in

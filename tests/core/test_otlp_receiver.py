@@ -150,3 +150,72 @@ def test_a_bad_content_length_is_refused(tmp_path: Path) -> None:
         reply = connection.getresponse()
         assert reply.status == 400 and "Content-Length" in json.loads(reply.read())["error"]
         assert receiver.refused == 1
+
+
+def _span(trace: str, span: str, parent: str | None, text: str, kind: str = "AGENT") -> dict:
+    item = {"traceId": trace * 32, "spanId": span * 16, "name": "s", "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": kind}},
+                           {"key": "agent.name", "value": {"stringValue": "worker"}},
+                           {"key": "output.value", "value": {"stringValue": text}}]}
+    if parent:
+        item["parentSpanId"] = parent * 16
+    return item
+
+
+def _body(*spans: dict) -> bytes:
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+def test_bodies_that_expand_break_or_use_another_encoding_are_refused(tmp_path: Path) -> None:
+    """A corrupt gzip body dropped the connection with a traceback; a 200 KB one expanded to 200 MB in memory; deflate
+    was called 'not valid JSON'."""
+    from agentracer.formats import otlp_http_receiver
+
+    json_headers = {"Content-Type": "application/json"}
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0) as receiver:
+        good = gzip.compress(_body(_span("a", "1", None, "x")))
+        corrupt = good[:10] + b"\x00" * 8 + good[18:]
+        reply = httpx.post(receiver.url, content=corrupt, headers={**json_headers, "Content-Encoding": "gzip"})
+        assert reply.status_code == 400 and "not gzip" in reply.json()["error"]
+        reply = httpx.post(receiver.url, content=b"x", headers={**json_headers, "Content-Encoding": "deflate"})
+        assert reply.status_code == 400 and "unsupported content encoding" in reply.json()["error"]
+        original = otlp_http_receiver.MAX_BODY
+        otlp_http_receiver.MAX_BODY = 1000
+        try:
+            bomb = gzip.compress(b" " * 100_000)
+            reply = httpx.post(receiver.url, content=bomb, headers={**json_headers, "Content-Encoding": "gzip"})
+            assert reply.status_code == 400 and "expands to more than" in reply.json()["error"]
+            reply = httpx.post(receiver.url, content=b"{" + b" " * 2000 + b"}", headers=json_headers)
+            assert reply.status_code == 413
+        finally:
+            otlp_http_receiver.MAX_BODY = original
+        reply = httpx.post(receiver.url, content=good, headers={**json_headers, "Content-Encoding": "gzip"})
+        assert reply.status_code == 200  # the receiver goes on
+
+
+def test_resent_spans_count_once_and_late_ones_are_said_once(tmp_path: Path, caplog) -> None:
+    """An exporter resends a batch after a timeout: each agent turn became several steps. A span arriving after its
+    trace's root was written failed with DuplicateIdError and a traceback per span."""
+    headers = {"Content-Type": "application/json"}
+    child = _span("c", "2", "1", "turn")
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0) as receiver:
+        for _ in range(3):
+            httpx.post(receiver.url, content=_body(child), headers=headers)
+        httpx.post(receiver.url, content=_body(_span("c", "1", None, "done", kind="CHAIN")), headers=headers)
+        for late in ("3", "4"):
+            httpx.post(receiver.url, content=_body(_span("c", late, "1", "late")), headers=headers)
+        assert receiver.traces.late_spans == 2
+    [run] = list(open_store(tmp_path / "runs.jsonl"))
+    assert [s.content for s in run.steps if s.agent == "worker"] == ["turn"]
+    warned = [r for r in caplog.records if "after its run was written" in r.getMessage()]
+    assert len(warned) == 1 and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_quiet_trace_is_written_after_idle_with_no_more_requests(tmp_path: Path) -> None:
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0, idle_s=0.2) as receiver:
+        httpx.post(receiver.url, content=_body(_span("d", "1", "9", "orphan")), headers={"Content-Type":
+                                                                                           "application/json"})
+        deadline = time.monotonic() + 5
+        while receiver.traces.open_traces and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["orphan"]
