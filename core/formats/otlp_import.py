@@ -144,7 +144,12 @@ def trajectory_of_trace(trace_id: str, members: list[Span]) -> Trajectory:
     if not tops:
         raise ValueError("its spans' parent links form a cycle: no span is the top of the trace")
     root = tops[0]
-    if len(tops) > 1:  # a trace exported in parts: its top spans under one stand-in root
+    true_roots = [top for top in tops if top.parent_id is None]
+    if len(tops) > 1 and len(true_roots) == 1:  # the root, and spans whose parent was lost (sampled out, a batch
+        root = true_roots[0]                    # dropped): they go under the root, which keeps the task and outcome
+        root.children = sorted([*root.children, *(top for top in tops if top is not root)],
+                               key=lambda s: (s.start_ns, s.end_ns))
+    elif len(tops) > 1:  # a trace exported in parts: its top spans under one stand-in root
         root = Span(trace_id=trace_id, span_id="", parent_id=None, name="trace", start_ns=min(r.start_ns for r in tops),
                     end_ns=max(r.end_ns for r in tops), attributes={}, children=tops)
     return _redacted(foreign_trajectory(root, trace_id, next((r.service for r in tops if r.service), None)))

@@ -314,3 +314,29 @@ def test_spans_whose_parents_form_a_cycle_are_one_bad_trace_not_a_traceback(tmp_
     code, _, err = run_cli("import", "openinference", str(path), "-o", str(tmp_path / "runs.jsonl"))
     assert code == 2 and "cycle" in err and "Traceback" not in err
     assert [t.task for t in open_store(tmp_path / "runs.jsonl")] == ["the task"]  # the other trace still comes in
+
+
+def test_a_span_whose_parent_was_lost_goes_under_the_root_which_keeps_the_task_and_outcome(tmp_path: Path) -> None:
+    """A second top-level span (its parent sampled out) put everything under a stand-in root without attributes:
+    the task, the answer and the root's ERROR status were lost."""
+    def span(span_id: str, parent: str | None, attributes: dict, start: int, status: dict | None = None) -> dict:
+        item = {"traceId": "e" * 32, "spanId": span_id * 16, "name": "s", "startTimeUnixNano": str(start),
+                "endTimeUnixNano": str(start + 5 if parent else 100),
+                "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attributes.items()]}
+        if parent:
+            item["parentSpanId"] = parent * 16
+        if status:
+            item["status"] = status
+        return item
+
+    spans = [span("1", None, {"openinference.span.kind": "CHAIN", "input.value": "Plan a trip",
+                              "output.value": "failed plan"}, 0, {"code": 2, "message": "boom"}),
+             span("2", "1", {"openinference.span.kind": "AGENT", "agent.name": "Researcher", "output.value": "found"}, 1),
+             span("3", "9", {"openinference.span.kind": "AGENT", "agent.name": "Writer", "output.value": "draft"}, 20)]
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    [(_, run)] = list(iter_otlp(path))
+    assert run.task == "Plan a trip" and run.outcome.answer == "failed plan"
+    assert run.outcome.success is False and "boom" in (run.outcome.error or "")
+    assert [(s.agent, s.content) for s in run.steps] == [("user", "Plan a trip"), ("Researcher", "found"),
+                                                         ("Writer", "draft")]
