@@ -39,9 +39,55 @@ def _text(value: Any) -> Any:
     return value
 
 
+def _genai_message(message: Any) -> dict[str, Any] | None:
+    """One message of the OpenTelemetry GenAI conventions (``{"role", "parts": [{"type": "text", "content"},
+    {"type": "tool_call", "id", "name", "arguments"}, {"type": "tool_call_response", "id", "response"}]}``, or a
+    plain ``{"role", "content"}``) as ``{"role", "content", "tool_calls"}``."""
+    if not isinstance(message, dict):
+        return None
+    out: dict[str, Any] = {"role": message.get("role")}
+    parts = message.get("parts")
+    if isinstance(parts, list):
+        texts = [str(p.get("content")) for p in parts if isinstance(p, dict) and p.get("type") == "text"
+                 and p.get("content") is not None]
+        responses = [p.get("response") for p in parts if isinstance(p, dict) and p.get("type") == "tool_call_response"]
+        calls = [ToolCall(id=str(p.get("id") or ""), name=str(p.get("name")), arguments=_text(p.get("arguments")))
+                 for p in parts if isinstance(p, dict) and p.get("type") == "tool_call" and p.get("name")]
+        out["content"] = "\n".join(texts) if texts else (responses[0] if len(responses) == 1 else responses or None)
+        out["tool_calls"] = calls
+    else:
+        out["content"], out["tool_calls"] = message.get("content"), []
+    return out
+
+
+def _genai_messages(span: Span, key: str, legacy: str) -> list[dict[str, Any]]:
+    """A GenAI span's input or output messages: ``gen_ai.input.messages``/``gen_ai.output.messages`` (JSON), else the
+    older indexed ``gen_ai.prompt.N.*``/``gen_ai.completion.N.*`` attributes."""
+    a = span.attributes
+    value = _text(a.get(key))
+    if isinstance(value, list):
+        return [m for m in map(_genai_message, value) if m is not None]
+    messages, i = [], 0
+    while f"{legacy}.{i}.role" in a or f"{legacy}.{i}.content" in a:
+        calls, j = [], 0
+        while f"{legacy}.{i}.tool_calls.{j}.name" in a:
+            base = f"{legacy}.{i}.tool_calls.{j}"
+            calls.append(ToolCall(id=str(a.get(f"{base}.id") or ""), name=str(a[f"{base}.name"]),
+                                  arguments=_text(a.get(f"{base}.arguments"))))
+            j += 1
+        messages.append({"role": a.get(f"{legacy}.{i}.role"), "content": a.get(f"{legacy}.{i}.content"),
+                         "tool_calls": calls})
+        i += 1
+    return messages
+
+
 def _output_message(span: Span) -> tuple[Any, list[ToolCall]]:
     """An LLM span's answer: its first output message (text and tool calls), else its output value."""
     a = span.attributes
+    if "llm.output_messages.0.message.role" not in a and "llm.output_messages.0.message.content" not in a:
+        genai = _genai_messages(span, "gen_ai.output.messages", "gen_ai.completion")
+        if genai:
+            return genai[0].get("content"), list(genai[0].get("tool_calls") or [])
     prefix = "llm.output_messages.0.message"
     calls, j = [], 0
     while f"{prefix}.tool_calls.{j}.tool_call.function.name" in a:
@@ -57,21 +103,60 @@ def _output_message(span: Span) -> tuple[Any, list[ToolCall]]:
 
 def _foreign_model_call(span: Span, agent: str, index: int) -> ModelCall:
     a = span.attributes
-    messages, i = [], 0
-    while f"llm.input_messages.{i}.message.role" in a or f"llm.input_messages.{i}.message.content" in a:
-        base = f"llm.input_messages.{i}.message"
-        messages.append({k: v for k, v in (("role", a.get(f"{base}.role")), ("name", a.get(f"{base}.name")),
-                                           ("content", a.get(f"{base}.content"))) if v is not None})
-        i += 1
+    messages = _openinference_messages(a)
+    if not messages:
+        messages = [{k: v for k, v in (("role", m.get("role")), ("content", m.get("content")),
+                                       ("tool_calls", tool_calls_content(m["tool_calls"]) or None)) if v is not None}
+                    for m in _genai_messages(span, "gen_ai.input.messages", "gen_ai.prompt")]
     request: dict[str, Any] = {"messages": messages} if messages else {}
     if not request and a.get("input.value") is not None:
         request = {"input": _text(a.get("input.value"))}
+    response = _text(a.get("output.value"))
+    if response is None and a.get("gen_ai.output.messages") is not None:
+        response = _text(a.get("gen_ai.output.messages"))
     return ModelCall(
         id=span.span_id, agent=agent, call_index=index, model=a.get("llm.model_name") or a.get("gen_ai.request.model"),
-        request=request, response=_text(a.get("output.value")), latency_s=span.duration_s,
+        request=request, response=response, latency_s=span.duration_s,
         usage=span.usage(), started_at=span.start_s,
         error=(span.status_message or "error") if span.status_code == STATUS_ERROR else None,
     )
+
+
+def _openinference_messages(a: dict[str, Any]) -> list[dict[str, Any]]:
+    """An LLM span's ``llm.input_messages.N.message.*`` (a message's text parts, ``contents.M.message_content.text``,
+    joined)."""
+    messages, i = [], 0
+    while any(f"llm.input_messages.{i}.message.{k}" in a for k in ("role", "content", "contents.0.message_content.type",
+                                                                    "contents.0.message_content.text")):
+        base = f"llm.input_messages.{i}.message"
+        content = a.get(f"{base}.content")
+        if content is None:
+            texts, j = [], 0
+            while f"{base}.contents.{j}.message_content.type" in a or f"{base}.contents.{j}.message_content.text" in a:
+                text = a.get(f"{base}.contents.{j}.message_content.text")
+                if text is not None:
+                    texts.append(str(text))
+                j += 1
+            content = "\n".join(texts) if texts else None
+        messages.append({k: v for k, v in (("role", a.get(f"{base}.role")), ("name", a.get(f"{base}.name")),
+                                           ("content", content)) if v is not None})
+        i += 1
+    return messages
+
+
+def _last_user_text(messages: list[Any]) -> str | None:
+    """The text of the last user message of a list of messages (dicts, or ``(role, text)`` pairs as LangGraph
+    writes them)."""
+    for message in reversed(messages):
+        if isinstance(message, dict):
+            role, content = message.get("role") or message.get("type"), message.get("content")
+        elif isinstance(message, list | tuple) and len(message) == 2:
+            role, content = message
+        else:
+            continue
+        if role in ("user", "human") and isinstance(content, str) and content:
+            return content
+    return None
 
 
 _TASK_KEYS = ("task", "input", "query", "question", "prompt", "message")
@@ -80,9 +165,15 @@ _TASK_KEYS = ("task", "input", "query", "question", "prompt", "message")
 def _task(root: Span) -> str | None:
     """The run's task: the root span's input text, or the text under a task-like key of its JSON input (an
     instrumentation that records a call's arguments writes ``{"task": ..., ...}``)."""
-    value = _text(root.attributes.get("input.value"))
+    a = root.attributes
+    value = _text(a.get("input.value"))
     if isinstance(value, dict):
-        value = next((value[key] for key in _TASK_KEYS if isinstance(value.get(key), str)), None)
+        messages = value.get("messages")  # (LangGraph's state, an OpenAI request's arguments)
+        value = next((value[key] for key in _TASK_KEYS if isinstance(value.get(key), str)), None) or (
+            _last_user_text(messages) if isinstance(messages, list) else None)
+    if value is None:  # a model call, or an agent, alone: its user message
+        value = _last_user_text(_openinference_messages(a)) or _last_user_text(
+            _genai_messages(root, "gen_ai.input.messages", "gen_ai.prompt"))
     return value if isinstance(value, str) and value else None
 
 
@@ -90,6 +181,9 @@ def _answer(root: Span) -> Any:
     """The run's answer: the root span's output, or, for an output holding the run's messages (a team's result),
     the last message's text."""
     value = _text(root.attributes.get("output.value"))
+    if value is None:
+        genai = _genai_messages(root, "gen_ai.output.messages", "gen_ai.completion")
+        value = genai[-1].get("content") if genai else (_output_message(root)[0] if root.kind == "LLM" else None)
     messages = value.get("messages") if isinstance(value, dict) else None
     if isinstance(messages, list) and messages and isinstance(messages[-1], dict) \
             and isinstance(messages[-1].get("content"), str):
@@ -163,9 +257,10 @@ def _agent_steps(span: Span, ancestors: list[Span], first: int, counts: dict[str
 
 def _tool_result(span: Span) -> ToolResult:
     a = span.attributes
+    output = a.get("output.value") if a.get("output.value") is not None else a.get("gen_ai.tool.call.result")
     return ToolResult(call_id=str(a.get("gen_ai.tool.call.id") or a.get("tool_call.id") or ""),
                       name=str(a.get("tool.name") or a.get("gen_ai.tool.name") or span.name),
-                      content=_text(a.get("output.value")), is_error=span.status_code == STATUS_ERROR)
+                      content=_text(output), is_error=span.status_code == STATUS_ERROR)
 
 
 def _call_step(span: Span, agent: str, index: int, counts: dict[str, int]) -> Step:

@@ -340,3 +340,62 @@ def test_a_span_whose_parent_was_lost_goes_under_the_root_which_keeps_the_task_a
     assert run.outcome.success is False and "boom" in (run.outcome.error or "")
     assert [(s.agent, s.content) for s in run.steps] == [("user", "Plan a trip"), ("Researcher", "found"),
                                                          ("Writer", "draft")]
+
+
+def _spans_file(tmp_path: Path, spans: list[dict]) -> Path:
+    def attribute(key: str, value: object) -> dict:
+        return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
+
+    items = []
+    for number, (parent, attributes) in enumerate(spans, start=1):
+        item = {"traceId": "a" * 32, "spanId": f"{number:016x}", "name": f"span{number}",
+                "startTimeUnixNano": str(number), "endTimeUnixNano": str(100 - number),
+                "attributes": [attribute(k, v) for k, v in attributes.items()]}
+        if parent:
+            item["parentSpanId"] = f"{parent:016x}"
+        items.append(item)
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": items}]}]}))
+    return path
+
+
+def test_genai_semantic_convention_spans_carry_their_text(tmp_path: Path) -> None:
+    """Spans written with the OpenTelemetry GenAI conventions imported with every step's content empty."""
+    user = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "weather in Paris?"}]}])
+    call = json.dumps([{"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "get_weather",
+                                                        "arguments": {"city": "Paris"}}]}])
+    final = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "It is sunny in Paris."}]}])
+    path = _spans_file(tmp_path, [
+        (None, {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "weather_bot",
+                "gen_ai.input.messages": user, "gen_ai.output.messages": final}),
+        (1, {"gen_ai.operation.name": "chat", "gen_ai.input.messages": user, "gen_ai.output.messages": call}),
+        (1, {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": "c1",
+             "gen_ai.tool.call.arguments": '{"city": "Paris"}', "gen_ai.tool.call.result": "sunny"}),
+        (1, {"gen_ai.operation.name": "chat", "gen_ai.output.messages": final}),
+    ])
+    [(_, run)] = list(iter_otlp(path))
+    assert run.task == "weather in Paris?" and run.outcome.answer == "It is sunny in Paris."
+    assert [(s.kind, s.text) for s in run.steps] == [
+        ("message", "weather in Paris?"), ("tool_call", '[{"name": "get_weather", "arguments": {"city": "Paris"}}]'),
+        ("tool_result", "sunny"), ("message", "It is sunny in Paris.")]
+    assert run.steps[1].model_calls[0].request == {"messages": [{"role": "user", "content": "weather in Paris?"}]}
+
+
+def test_older_genai_attributes_langgraph_state_and_text_parts_give_the_task_and_answer(tmp_path: Path) -> None:
+    legacy = _spans_file(tmp_path, [(None, {"gen_ai.operation.name": "chat", "gen_ai.prompt.0.role": "user",
+                                            "gen_ai.prompt.0.content": "hello?", "gen_ai.completion.0.role": "assistant",
+                                            "gen_ai.completion.0.content": "hi there"})])
+    [(_, run)] = list(iter_otlp(legacy))
+    assert (run.task, run.outcome.answer, run.steps[-1].text) == ("hello?", "hi there", "hi there")
+    graph = _spans_file(tmp_path, [(None, {"openinference.span.kind": "CHAIN", "input.value": json.dumps(
+        {"messages": [["system", "be brief"], ["user", "What is 2+2?"]]}), "output.value": "4"})])
+    [(_, run)] = list(iter_otlp(graph))
+    assert run.task == "What is 2+2?"
+    parts = _spans_file(tmp_path, [(None, {
+        "openinference.span.kind": "LLM", "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.contents.0.message_content.type": "text",
+        "llm.input_messages.0.message.contents.0.message_content.text": "Capital of France?",
+        "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": "Paris"})])
+    [(_, run)] = list(iter_otlp(parts))
+    assert (run.task, run.outcome.answer) == ("Capital of France?", "Paris")
+    assert run.steps[-1].model_calls[0].request["messages"] == [{"role": "user", "content": "Capital of France?"}]
