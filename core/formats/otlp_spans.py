@@ -281,7 +281,8 @@ def read_spans(path: str | Path) -> Iterator[tuple[str, list[Span] | InputError]
                             found = True
                             yield item
         else:
-            for item in _parse_request(path.read_text(encoding="utf-8"), str(path)):
+            text = path.read_text(encoding="utf-8")
+            for item in _parse_request(text, str(path), lines_if_several=True):
                 found = True
                 yield item
     except UnicodeDecodeError:
@@ -292,9 +293,18 @@ def read_spans(path: str | Path) -> Iterator[tuple[str, list[Span] | InputError]
         yield str(path), InputError("holds no OTLP request (no resourceSpans)", where=str(path))
 
 
-def _parse_request(text: str, where: str) -> Iterator[tuple[str, list[Span] | InputError]]:
+def _parse_request(text: str, where: str, *, lines_if_several: bool = False
+                   ) -> Iterator[tuple[str, list[Span] | InputError]]:
     try:
         document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if lines_if_several and exc.msg == "Extra data":  # one request per line (a collector's file exporter writes
+            for number, line in enumerate(text.split("\n"), start=1):  # them so, in a .json too)
+                if line.strip():
+                    yield from _parse_request(line, f"{where}:{number}")
+            return
+        yield where, InputError(f"not valid JSON ({exc})", where=where)
+        return
     except (ValueError, RecursionError) as exc:
         yield where, InputError(f"not valid JSON ({exc})", where=where)
         return

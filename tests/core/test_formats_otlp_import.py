@@ -399,3 +399,13 @@ def test_older_genai_attributes_langgraph_state_and_text_parts_give_the_task_and
     [(_, run)] = list(iter_otlp(parts))
     assert (run.task, run.outcome.answer) == ("Capital of France?", "Paris")
     assert run.steps[-1].model_calls[0].request["messages"] == [{"role": "user", "content": "Capital of France?"}]
+
+
+def test_a_json_file_holding_one_request_per_line_is_read_as_lines(tmp_path: Path) -> None:
+    """A collector's file exporter writes JSON Lines, often as traces.json: it failed with 'Extra data'."""
+    one = _spans_file(tmp_path, [(None, {"openinference.span.kind": "CHAIN", "input.value": "first task"})])
+    line = json.dumps(json.loads(one.read_text()))
+    second = line.replace("a" * 32, "b" * 32).replace("first task", "second task")
+    path = tmp_path / "traces.json"
+    path.write_text(line + "\n" + second + "\n")
+    assert sorted(run.task for _, run in iter_otlp(path)) == ["first task", "second task"]
