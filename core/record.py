@@ -250,8 +250,9 @@ class Run:
             return step
 
     def _redacted_calls(self, calls: Sequence[ToolCall]) -> list[ToolCall]:
-        """Tool calls with secrets out of their arguments (a key handed to a tool is a key all the same)."""
-        own = self._redact.own
+        """Tool calls with secrets out of their arguments (a key handed to a tool is a key all the same), by value
+        as the request that carries them as text is redacted."""
+        own = self._redact.own_values
         out = []
         for call in calls:
             arguments = own(call.arguments)
@@ -259,8 +260,9 @@ class Run:
         return out
 
     def _redacted_results(self, results: Sequence[ToolResult]) -> list[ToolResult]:
-        """Tool results with secrets out of their content."""
-        own = self._redact.own
+        """Tool results with secrets out of their content, by value (as the next request carries it: a replay
+        serving the result must rebuild the recorded request)."""
+        own = self._redact.own_values
         out = []
         for result in results:
             content = own(result.content)

@@ -10,24 +10,39 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 REDACTED = "[REDACTED]"
-# A key whose value is a secret: the unambiguous names anywhere in it (``my_api_key_old``, ``access_token_v2``), the
-# words that are also ordinary (``secret``, ``password``, ``cookie``, ``token``…) only as the key's last word
-# (``db_password``, ``next_token``; not ``password_policy``, ``secret_santa``, ``max_tokens``).
-_SECRET_KEY = re.compile(
-    r"(api[_-]?key|x-api-key|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token|session[_-]?token|"
-    r"passwd|private[_-]?key|client[_-]?secret|secret[_-]?key|access[_-]?key|"
-    r"(?:^|[_\-.\s])(?:secret|password|pwd|cookie|credentials?|authorization|token)$)",
-    re.IGNORECASE,
-)
+# A key whose value is a secret, read as words (split at _ - . and spaces and at camelCase: userPassword is
+# user, password): a secret word as its last word (db_password, userPassword, apiSecret; not password_policy,
+# secret_santa, cookie_recipe), or two words that name a credential anywhere in it (my_api_key_old, access_token_v2,
+# AWS_ACCESS_KEY_ID; not valid_tokens, eos_token), or the key "token" itself.
+_LAST_WORDS = frozenset({"secret", "password", "passwd", "cookie", "credential", "credentials", "authorization",
+                         "apikey"})
+_PAIRS = frozenset({("api", "key"), ("api", "token"), ("access", "token"), ("refresh", "token"), ("auth", "token"),
+                    ("oauth", "token"), ("bearer", "token"), ("id", "token"), ("session", "token"), ("csrf", "token"),
+                    ("jwt", "token"), ("private", "key"), ("client", "secret"), ("secret", "key"),
+                    ("access", "key")})
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a field of this name holds a secret (see ``_LAST_WORDS`` and ``_PAIRS``)."""
+    words = [w.lower() for w in _WORD.findall(key)]
+    if not words:
+        return False
+    if words[-1] in _LAST_WORDS or words == ["token"]:
+        return True
+    return any(pair in _PAIRS for pair in zip(words, words[1:], strict=False))
+
+
 _TOKEN = r"[A-Za-z0-9._\-~+/=]"
 _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection" holds no "sk-" key
     r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|"
     r"gsk_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|(?:AKIA|ASIA)[0-9A-Z]{16}|"
     r"xox[abprse]-[A-Za-z0-9\-]{10,}|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}|"
-    # a bearer token: a run of token characters with a digit or a sign in it, or a long one (prose has "Bearer bonds")
-    rf"(?i:bearer)\s+(?:(?=[A-Za-z]*[0-9._\-~+/=]){_TOKEN}{{8,}}|[A-Za-z]{{16,}}{_TOKEN}*)|"
-    # an Authorization header written out: its value, whatever its scheme
-    rf"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?:(?i:bearer|basic|token|digest)\s+)?{_TOKEN}{{6,}})"
+    # a bearer token: a run of token characters with a digit or a sign inside it (not a full stop ending a
+    # sentence: "a bearer instrument."), or a long one (prose has "Bearer bonds")
+    rf"(?i:bearer)\s+(?:(?=[A-Za-z.]*[0-9_\-~+/=]){_TOKEN}{{8,}}|[A-Za-z]{{16,}}{_TOKEN}*)|"
+    # an Authorization header written out with its scheme ("authorization = make_header()" is code, not a header)
+    rf"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?i:bearer|basic|token|digest)\s+{_TOKEN}{{6,}})"
 )
 # https://user:password@host (not a template's ://{user}:{password}@host)
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)")
@@ -36,25 +51,22 @@ _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its valu
     r"client[_-]?secret)=)(?=[^&\s#]*\d)[A-Za-z0-9._\-~+/=%]{8,}")  # (a value like a key: not {API_KEY}, not 1)
 # Fast screens (plain substring search runs at C speed; Python's regex alternation does not): a hit sends the
 # text through the full redaction. Every match of the value patterns contains a value hint, and every key that
-# ``_SECRET_KEY`` matches contains a key hint once lower-cased, so a JSON text without any hint is clean. Each
+# ``is_secret_key`` accepts contains a key hint once lower-cased, so a JSON text without any hint is clean. Each
 # substring search scans the whole text: strings are screened once per distinct value, with the value hints alone;
 # the key hints are for JSON texts of a request's own fields.
 _VALUE_HINTS = ("sk-", "Bearer", "bearer", "BEARER", "hf_", "AIza", "gsk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
                 "github_pat_", "AKIA", "ASIA", "xox", "eyJ", "uthorization", "UTHORIZATION")
 # (a URL's credentials and a secret query parameter are screened by their own patterns, run only on a text with
 # "://" or "=" in it: hints as broad as those would send every request that mentions a URL down the slow path)
-_KEY_HINTS = ("api_key", "api-key", "apikey", "x-api-key", "access_token", "access-token", "accesstoken",
-              "refresh_token", "refresh-token", "refreshtoken", "auth_token", "auth-token", "authtoken", "id_token",
-              "id-token", "idtoken", "session_token", "session-token", "sessiontoken", "passwd", "private_key",
-              "private-key", "privatekey", "client_secret", "client-secret", "clientsecret", "secret_key",
-              "secret-key", "secretkey", "access_key", "access-key", "accesskey", 'secret"', 'password"', 'pwd"',
-              'cookie"', 'credential"', 'credentials"', 'authorization"', 'token"')  # not "token" alone: every
-# usage dict has "prompt_tokens"; a key ends where its JSON text has a quote
+_KEY_HINTS = tuple(sorted({f'{word}"' for word in _LAST_WORDS} | {'"token"'}
+                          | {f"{a}{sep}{b}" for a, b in _PAIRS for sep in ("_", "-", "", " ", ".")}))
+# (a key's words lower-cased, as they stand in a JSON text: "userPassword" holds 'password"', "AWS_ACCESS_KEY_ID"
+# holds "access_key"; not "token" alone: every usage dict has "prompt_tokens")
 _HINTS = tuple(h.lower() for h in _VALUE_HINTS) + _KEY_HINTS  # for lower-cased JSON texts
 _SCALARS = frozenset({int, float, bool, type(None)})
 _KNOWN_BEGINNINGS = 32  # first messages (with a request's other fields) whose conversations a run keeps hashing
 _CONVERSATIONS_PER_BEGINNING = 8  # conversations kept per first message: a team's agents, one each
-_ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PAT|CREDENTIALS?|AUTH)$", re.IGNORECASE)
+_ENV_HINT = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PAT|AUTH)$", re.IGNORECASE)  # (not *_CREDENTIALS: a path)
 
 
 def fill_missing(found: list[Any], items: Sequence[Any], make: Callable[[Any], Any]) -> None:
@@ -243,7 +255,7 @@ class Redactor:
             return False
         found = self._secret_keys.get(key)
         if found is None:
-            found = self._secret_keys[key] = _SECRET_KEY.search(key) is not None
+            found = self._secret_keys[key] = is_secret_key(key)
         return found
 
     def text(self, value: str) -> str:
@@ -455,6 +467,22 @@ class Redactor:
         if isinstance(obj, list | tuple):
             return all(map(self._clean, obj))
         return self(obj) == obj
+
+    def own_values(self, obj: Any) -> Any:
+        """``obj`` with its strings redacted by their values only (no field's name makes its value a secret), itself
+        when nothing changes: for what a framework also hands on as text (a tool's arguments and result, which the
+        next request carries as a string, whose redaction sees no field names), so that both read the same and a
+        replay that serves the recorded result rebuilds the recorded request."""
+        kind = type(obj)
+        if kind is str:
+            return self._cache.get(obj) or self.text(obj)
+        if isinstance(obj, dict):
+            items = {k: self.own_values(v) for k, v in obj.items()}
+            return obj if all(items[k] is v for k, v in obj.items()) else items
+        if isinstance(obj, list | tuple):
+            values = [self.own_values(v) for v in obj]
+            return obj if all(a is b for a, b in zip(values, obj, strict=True)) else values
+        return obj
 
     def own(self, obj: Any) -> Any:
         """``obj`` redacted, for a JSON value made for the caller alone (a codec's encoding of one response): when

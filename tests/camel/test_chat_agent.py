@@ -296,3 +296,37 @@ def test_a_tool_that_raises_and_an_unknown_tool_are_error_results(ledger: Ledger
     assert [(r.name, r.is_error) for r in results] == [("divide", True), *unknown, ("divide", False)]
     assert "division by zero" in str(results[0].content) and results[-1].content == 2.0
     assert round_trips(traj)
+
+
+def test_a_served_tool_result_with_a_field_named_like_a_secret_replays(ledger: Ledger) -> None:
+    """Tool results were redacted by field name while the next request carries them as text (no field names): a
+    replay serving the result rebuilt another request and diverged."""
+    from camel.agents import ChatAgent
+    from camel.messages import BaseMessage
+
+    runs = []
+
+    def answer(messages):
+        tools_seen = sum(1 for m in messages if m.get("role") == "tool")
+        if tools_seen < 2:  # (the second request carries the first result: it is before the replaced step)
+            return {"tool_calls": [{"name": "account", "arguments": {"user": "bob"}, "id": f"c{tools_seen}"}]}
+        return "Done: " + str(messages[-1]["content"])[:60]
+
+    def make():
+        def account(user: str) -> dict:
+            """Look an account up.
+
+            Args:
+                user: the user.
+            """
+            runs.append(user)
+            return {"user": user, "password": "plainpw", "session_token": "tok42"}
+
+        system = BaseMessage.make_assistant_message("Clerk", "You look accounts up.")
+        return ChatAgent(system, model=ledger.model(answer, "clerk"), tools=[account])
+
+    team = agentracer.trace(make)
+    traj = team.run("find bob")
+    runs.clear()
+    new = team.replay(traj, step=len(traj.steps) - 1, action="done", serve_tools=True)
+    assert runs == [] and new.metadata["replay_stats"]["tools_served"] == 2 and new.steps[-1].content == "done"

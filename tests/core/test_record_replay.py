@@ -1131,7 +1131,7 @@ def test_secrets_in_tool_arguments_results_call_errors_metadata_and_a_replays_ac
     text = traj.model_dump_json()
     assert KEY not in text and KEY[8:20] not in text, text
     call = next(s for s in traj.steps if s.tool_calls).tool_calls[0]
-    assert call.arguments == {"service": "weather", "api_key": "[REDACTED]"}
+    assert call.arguments == {"service": "weather", "api_key": "[REDACTED]"}  # (its value is key-shaped)
     result = next(s for s in traj.steps if s.tool_results).tool_results[0].content  # (the str of the tool's dict)
     assert "'status': 'ok'" in result and "[REDACTED]" in result
     assert any(c.error and "[REDACTED]" in c.error for c in traj.model_calls())
@@ -1176,9 +1176,14 @@ def test_ordinary_words_and_keys_that_merely_contain_a_secret_word_are_kept():
     fields = {"password_policy": "min 8 chars", "secret_santa": "bob", "cookie_recipe": "flour",
               "authorization_status": "ok", "credential_type": "oauth", "max_tokens": 5}
     assert redact(fields, []) == fields
-    assert redact({"db_password": "x", "next_token": "t", "credentials": "c", "Authorization": "Bearer x"}, []) == {
-        "db_password": "[REDACTED]", "next_token": "[REDACTED]", "credentials": "[REDACTED]",
-        "Authorization": "[REDACTED]"}
+    assert redact({"db_password": "x", "userPassword": "y", "apiSecret": "z", "credentials": "c",
+                   "Authorization": "Bearer x", "next_token": "page2", "eos_token": "</s>", "valid_tokens": 7}, []) == {
+        "db_password": "[REDACTED]", "userPassword": "[REDACTED]", "apiSecret": "[REDACTED]",
+        "credentials": "[REDACTED]", "Authorization": "[REDACTED]", "next_token": "page2", "eos_token": "</s>",
+        "valid_tokens": 7}
+    code = ('if True: authorization = make_header("bob")\ndef check(authorization: Optional[str] = None): ...\n'
+            'curl -H "Authorization: Bearer <YOUR_TOKEN>"; The note is a bearer instrument.')
+    assert redact_text(code, []) == code
 
 
 def test_every_secret_key_is_caught_by_the_fast_screen():
@@ -1188,7 +1193,7 @@ def test_every_secret_key_is_caught_by_the_fast_screen():
     redactor = Redactor([])
     for key in ("api_key", "X-API-KEY", "my_api_key_old", "access_token_v2", "id_token", "session-token", "passwd",
                 "private_key", "client_secret", "aws_secret_access_key", "AWS_ACCESS_KEY_ID", "secret", "db_password",
-                "user_pwd", "cookie", "credentials", "Authorization", "token", "next_token"):
+                "userPassword", "sessionCookie", "cookie", "credentials", "Authorization", "token", "oauth_token"):
         assert redactor._is_secret_key(key), key
         text = json.dumps({key: "v"}).lower()
         assert any(hint in text for hint in _HINTS), key
@@ -1209,6 +1214,8 @@ def test_environment_secrets_by_any_case_and_more_names(monkeypatch):
     from agentracer.redact import env_secrets
 
     for name, value in (("my_lower_api_key", "lower-secret-1"), ("GITHUB_PAT", "pat-secret-12"),
-                        ("SERVICE_CREDENTIALS", "cred-secret-1"), ("PROXY_AUTH", "auth-secret-1")):
+                        ("PROXY_AUTH", "auth-secret-1")):
         monkeypatch.setenv(name, value)
         assert value in env_secrets(), name
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/home/me/.config/gcloud/adc.json")  # a path, not a secret
+    assert "/home/me/.config/gcloud/adc.json" not in env_secrets()
