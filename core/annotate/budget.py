@@ -38,8 +38,9 @@ class Budget:
     unit of ``price_per_1k_tokens`` (e.g. dollars) over the tokens of those calls. Calls and replays in flight hold
     what they are expected to spend (a replay: what its recording spent after the step; a call: its prompt and an
     answer's worth), so that concurrent ones cannot all start on what is left: a call or a replay that would pass a
-    limit is refused, unless nothing else is spent or held (the first of a run may pass a limit by what it turns
-    out to spend, so that a small budget still gets further each run). An answer from the cache costs nothing, so
+    limit is refused while others are in flight; one alone starts as long as no limit is reached yet (it may pass
+    one by what it turns out to spend, so that a budget smaller than one replay still gets further each run). An
+    answer from the cache costs nothing, so
     a resumed run asks again, for free, what an earlier run asked.
     """
 
@@ -52,6 +53,7 @@ class Budget:
     tokens: int = 0
     held_calls: int = 0
     held_tokens: int = 0
+    in_flight: int = 0  # calls and replays taken and not yet settled
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -76,13 +78,16 @@ class Budget:
             return f"max_cost={self.max_cost}"
         return None
 
-    def _idle(self) -> bool:
-        return not (self.model_calls or self.held_calls or self.tokens or self.held_tokens)
+    def _alone(self) -> bool:
+        """Whether nothing else is in flight: then a call or a replay may start as long as no limit is reached yet
+        (it may pass one by what it spends, as before holds; only concurrent ones are kept within the limits)."""
+        return not (self.held_calls or self.held_tokens or self.in_flight)
 
     def _take(self, hold: Hold, replays: int = 0) -> bool:
         with self._lock:
-            if self.exhausted() or (self._passed(hold, replays) and not self._idle()):
+            if self.exhausted() or (self._passed(hold, replays) and not self._alone()):
                 return False
+            self.in_flight += 1
             self.replays += replays
             self.held_calls += hold.calls
             self.held_tokens += hold.tokens
@@ -131,6 +136,7 @@ class Budget:
     def _release(self, hold: Hold) -> None:
         self.held_calls = max(0, self.held_calls - hold.calls)
         self.held_tokens = max(0, self.held_tokens - hold.tokens)
+        self.in_flight = max(0, self.in_flight - 1)
 
     def snapshot(self) -> dict[str, float]:
         return {"replays": self.replays, "model_calls": self.model_calls, "tokens": self.tokens,

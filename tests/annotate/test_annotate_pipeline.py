@@ -420,6 +420,13 @@ def test_concurrent_tasks_cannot_all_start_on_what_is_left_of_a_budget(tmp_path)
     assert 0 < budget.model_calls <= 9 and (budget.held_calls, budget.held_tokens) == (0, 0)
     run = read_trajectories(tmp_path / "ds" / "trajectories.jsonl")[0]
     assert expected_replay(run, 2).calls == sum(len(s.model_calls) for s in run.steps[3:])
-    # the first call or replay of a run may pass a limit (a small budget still gets further); no later one may
-    small = Budget(max_model_calls=2)
-    assert small.take_replay(Hold(calls=5)) is not None and small.take_call() is None
+    # one alone may pass a limit by what it spends (a budget smaller than one replay still gets further, even after an
+    # analyzer call was charged); while it is in flight, no other may start on what it holds
+    small = Budget(max_model_calls=20)
+    first = small.take_call(10)
+    assert first is not None
+    small.settle_call(agentracer.Usage(prompt_tokens=5), cached=False, hold=first)
+    replay = small.take_replay(Hold(calls=24))
+    assert replay is not None and small.take_call() is None
+    small.release(replay)
+    assert small.take_call() is not None
