@@ -194,16 +194,25 @@ def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter)
             break
         kept += 1
     kept = max(1, min(len(steps) - 1, kept))  # (all of them clipped did not fit: render_steps tried that)
-    while kept >= 1:
-        head = (kept + 1) // 2
-        keep = {s.index for s in steps[:head]} | {s.index for s in steps[len(steps) - (kept - head):]}
+
+    def keeping(count: int) -> RenderedTrajectory:
+        head = (count + 1) // 2
+        keep = {s.index for s in steps[:head]} | {s.index for s in steps[len(steps) - (count - head):]}
         text, clipped, omitted = _render(steps, MIN_STEP_CHARS, keep)
-        tokens = count_tokens(text)
-        if tokens <= budget:
-            return RenderedTrajectory(text, tokens, clipped, omitted)
-        if kept == 1:
-            break
-        kept = max(1, min(kept - 1, int(kept * budget / tokens)))  # (the counted tokens say how far off it is)
+        return RenderedTrajectory(text, count_tokens(text), clipped, omitted)
+
+    best: RenderedTrajectory | None = None
+    tried = keeping(kept)
+    if tried.tokens <= budget:  # the estimate fits: take more while they fit (the estimate is from lengths)
+        while tried.tokens <= budget and kept < len(steps) - 1:
+            best, kept = tried, min(len(steps) - 1, max(kept + 1, int(kept * 1.03)))
+            tried = keeping(kept)
+        return best if best is not None and tried.tokens > budget else tried
+    while kept > 1:  # it does not: take fewer, in small steps near the estimate
+        kept = max(1, min(kept - 1, int(kept * max(0.97, budget / tried.tokens))))
+        tried = keeping(kept)
+        if tried.tokens <= budget:
+            return tried
     text, clipped, omitted = _render(steps[:1], MIN_STEP_CHARS)
     return RenderedTrajectory(text, count_tokens(text), clipped, [s.index for s in steps[1:]])
 

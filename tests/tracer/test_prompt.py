@@ -105,3 +105,30 @@ def test_a_blank_ground_truth_makes_no_correct_answer_section() -> None:
         assert "correct answer" not in _BaselineMethod._header(None, trajectory, True)  # type: ignore[arg-type]
     user = build_messages(make_trajectory(["a", "b"], ground_truth="4"), with_ground_truth=True)[-1]["content"]
     assert "## Correct answer (ground truth)\n4" in user
+
+
+def test_leaving_out_the_middle_keeps_as_many_steps_as_fit() -> None:
+    """Maximal: the kept steps fit the budget, and one more (by the same first-and-last rule) would not."""
+    import random
+
+    from agentracer.tracer.prompt import MIN_STEP_CHARS, _omit_middle, _render
+
+    def count(text: str) -> int:
+        return len(text) // 4 + 1
+
+    rng = random.Random(7)
+    for _ in range(150):
+        steps = [Step(index=i, agent=rng.choice(["a", "planner"]), content=" ".join(
+            rng.choice(["alpha", "x1", "gamma_delta", "z" * 30]) for _ in range(rng.choice([1, 5, 50, 400]))))
+            for i in range(rng.randint(3, 60))]
+        budget = rng.randint(60, 3000)
+        rendered = _omit_middle(steps, budget, count)
+        kept = len(steps) - len(rendered.omitted_steps)
+        if kept == 1 or not rendered.omitted_steps:
+            continue
+        assert rendered.tokens <= budget and 0 not in rendered.omitted_steps
+        more = kept + 1
+        head = (more + 1) // 2
+        keep = {s.index for s in steps[:head]} | {s.index for s in steps[len(steps) - (more - head):]}
+        text, _, _ = _render(steps, MIN_STEP_CHARS, keep)
+        assert count(text) > budget or more >= len(steps)
