@@ -31,10 +31,40 @@ def role_name(agent: Any, fallback: str = "assistant") -> str:
     return fallback if role in PLACEHOLDER_ROLES else role
 
 
+_names_lock = threading.Lock()
+
+
 def agent_name(agent: Any) -> str:
-    """The name a ChatAgent is recorded under: a pending worker node's name, the plugin's name for it, its role."""
-    names = NAMES.get() or {}
-    return WORKER_NAME.get() or names.get(id(agent)) or role_name(agent)
+    """The name a ChatAgent is recorded under: a pending worker node's name, the plugin's name for it, or, for an
+    agent outside the team (a toolkit's own agent, CAMEL's context summariser), its role made unique in the run
+    (``assistant #2`` beside the team's ``assistant``: a replay tells them apart by name), kept for the run."""
+    worker = WORKER_NAME.get()
+    if worker:
+        return worker
+    names = NAMES.get()
+    if names is None:
+        return role_name(agent)
+    with _names_lock:
+        known = names.get(id(agent))
+        if known is not None:
+            return known
+        base, taken, n = role_name(agent), set(names.values()), 1
+        name = base
+        while name in taken:
+            n += 1
+            name = f"{base} #{n}"
+        names[id(agent)] = name
+        _held.setdefault(id(names), []).append(agent)  # (holding the agent keeps its id from being reused)
+        return name
+
+
+_held: dict[int, list[Any]] = {}  # per run's names: the nested agents named in it
+
+
+def forget_nested(names: dict[int, str]) -> None:
+    """Let go of the nested agents a run named (its names end with it)."""
+    with _names_lock:
+        _held.pop(id(names), None)
 
 
 def current_agent() -> str | None:

@@ -89,6 +89,7 @@ def _names(names: dict[int, str]) -> Iterator[None]:
         yield
     finally:
         _context.NAMES.reset(token)
+        _context.forget_nested(names)
 
 
 def _last_message(run: Run, agent: str) -> str | None:

@@ -79,3 +79,56 @@ def test_the_steps_a_tool_agent_makes_are_marked_as_its_tools(ledger: Ledger) ->
     marked = [(s.agent, s.metadata.get("inside_tool_of")) for s in traj.steps if s.metadata.get("inside_tool_of")]
     assert marked and all(owner != agent for agent, owner in marked)
     assert {owner for _, owner in marked} == {s.agent for s in traj.steps if s.kind == "tool_call"}
+
+
+def test_a_tools_own_agent_without_a_role_name_is_told_apart_from_its_caller(ledger: Ledger) -> None:
+    """Both built from plain-string system messages (OWL's browser agent is): both were recorded as 'assistant', and a
+    replay of the inner agent's steps was checked against the caller's tools and prompt, and diverged."""
+    from camel.agents import ChatAgent
+
+    def inner_answer(messages):
+        last = messages[-1]
+        if last["role"] == "tool":
+            return f"Expert says: {str(last['content'])[:40]}"
+        return {"tool_calls": [{"name": "search", "arguments": {"query": str(last["content"])}, "id": "in1"}]}
+
+    def outer_answer(messages):
+        last = messages[-1]
+        if last["role"] == "tool":
+            return f"Final: {last['content']}"
+        return {"tool_calls": [{"name": "ask_expert", "arguments": {"question": "moons of Mars"}, "id": "out1"}]}
+
+    def build():
+        def search(query: str) -> str:
+            """Search the web.
+
+            Args:
+                query: what to look for.
+            """
+            return "Mars has 2 moons"
+
+        inner = ChatAgent("You are an expert.", model=ledger.model(inner_answer, "inner"), tools=[search])
+
+        def ask_expert(question: str) -> str:
+            """Ask the expert.
+
+            Args:
+                question: the question.
+            """
+            inner.reset()
+            return inner.step(question).msgs[0].content
+
+        return ChatAgent("You are a manager.", model=ledger.model(outer_answer, "outer"), tools=[ask_expert])
+
+    traced = agentracer.trace(build)
+    traj = traced.run("How many moons has Mars?")
+    inner_steps = [s for s in traj.steps if s.agent == "assistant #2"]
+    assert inner_steps and {s.agent for s in traj.steps} == {"user", "assistant", "assistant #2"}
+    assert [a.name for a in traj.agents] == ["assistant"]  # (the team's own agent; the expert is the tool's)
+    for step in inner_steps:  # each of the expert's steps replays with what it recorded
+        action = ({"tool_calls": [{"name": c.name, "arguments": c.arguments} for c in step.tool_calls]}
+                  if step.tool_calls else step.content)
+        if step.kind == "tool_result":
+            continue
+        again = traced.replay(traj, step=step.index, action=action)
+        assert [(s.agent, s.text) for s in again.steps] == [(s.agent, s.text) for s in traj.steps]
