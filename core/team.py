@@ -6,8 +6,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import inspect
+import json
 import os
 import threading
 import warnings
@@ -210,7 +212,7 @@ class TracedTeam:
     def _end(self, run: Run, plan: ReplayPlan | None, answer: Any, error: Exception | None) -> Trajectory:
         trajectory = run.trajectory
         if error is None:
-            trajectory.outcome.answer = answer if _jsonable(answer) else str(answer)
+            trajectory.outcome.answer = _answer_value(answer)
         run.finish()
         if run.divergence is not None:
             raise run.divergence
@@ -478,6 +480,25 @@ def _retried_error(exc: BaseException) -> str | None:
 
 def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def _answer_value(answer: Any) -> Any:
+    """A team's answer as the outcome keeps it: JSON as it is, a pydantic model or a dataclass as its fields (a
+    structured output's fields stay readable to Ω), anything else as its text."""
+    if _jsonable(answer):
+        return answer
+    dump = getattr(answer, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json")
+        except Exception:  # (not a pydantic model after all, or one that cannot dump): its text
+            return str(answer)
+    if dataclasses.is_dataclass(answer) and not isinstance(answer, type):
+        try:
+            return json.loads(json.dumps(dataclasses.asdict(answer), default=str))
+        except (TypeError, ValueError):
+            return str(answer)
+    return str(answer)
 
 
 def trace(target: Any = None, *args: Any, **kwargs: Any) -> Any:

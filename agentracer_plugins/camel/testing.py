@@ -60,7 +60,9 @@ class ScriptedModel(BaseModelBackend):
         if callable(item):
             item = item(messages)
         if isinstance(item, dict):
-            return completion(item.get("content"), item.get("tool_calls"), model=self.name, usage=(10, 5),
+            calls = [dict(call, id=call.get("id") or f"call_{self.calls}_{i}")  # (unique per answer, as a real
+                     for i, call in enumerate(item.get("tool_calls") or [])]  # model's: CAMEL orders memory by them)
+            return completion(item.get("content"), calls or None, model=self.name, usage=(10, 5),
                               response_id=f"{self.name}-{self.calls}")
         return completion(str(item), model=self.name, usage=(10, 5), response_id=f"{self.name}-{self.calls}")
 

@@ -1219,3 +1219,31 @@ def test_environment_secrets_by_any_case_and_more_names(monkeypatch):
         assert value in env_secrets(), name
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/home/me/.config/gcloud/adc.json")  # a path, not a secret
     assert "/home/me/.config/gcloud/adc.json" not in env_secrets()
+
+
+def test_a_structured_answer_is_kept_as_its_fields():
+    """A team returning a pydantic model (a structured output) had its repr stored: planet='Mars' count=2."""
+    from dataclasses import dataclass
+
+    from pydantic import BaseModel
+
+    class Moons(BaseModel):
+        planet: str
+        count: int
+
+    @dataclass
+    class Pair:
+        left: int
+        right: str
+
+    for value, kept in ((Moons(planet="Mars", count=2), {"planet": "Mars", "count": 2}),
+                        (Pair(1, "b"), {"left": 1, "right": "b"}), (object, str(object))):
+        class Answering(SimpleTeam):
+            async def run(self, task):
+                await super().run(task)
+                return value
+
+        def factory():
+            return Answering([SimpleAgent("a", lambda m: "ok")], max_turns=1)
+
+        assert agentracer.trace(factory).run("moons?").outcome.answer == kept
