@@ -235,8 +235,9 @@ class Run:
             calls = self._model_calls(waiting, index) if waiting else []
             step = built(Step, {
                 "index": index, "agent": agent, "role": role, "kind": kind, "content": self._redact(content),
-                "tool_calls": self._redacted_calls(tool_calls) if tool_calls else [],
-                "tool_results": self._redacted_results(tool_results) if tool_results else [], "model_calls": calls,
+                "tool_calls": self._values_redacted(tool_calls, "arguments") if tool_calls else [],
+                "tool_results": self._values_redacted(tool_results, "content") if tool_results else [],
+                "model_calls": calls,
                 "started_at": started_at if started_at is not None else self._last_step_end, "ended_at": now,
                 "usage": usage if usage is not None else _total_usage(calls), "replaced": False,
                 "metadata": metadata if metadata is not None else {},
@@ -249,24 +250,16 @@ class Run:
                 self._progressed()
             return step
 
-    def _redacted_calls(self, calls: Sequence[ToolCall]) -> list[ToolCall]:
-        """Tool calls with secrets out of their arguments (a key handed to a tool is a key all the same), by value
-        as the request that carries them as text is redacted."""
+    def _values_redacted(self, items: Sequence[Any], field: str) -> list[Any]:
+        """Tool calls (``arguments``) or tool results (``content``) with secrets out of that field, by value: a key
+        handed to a tool is a key all the same, and the next request carries the field as text, whose redaction sees
+        no field names (a replay serving a result must rebuild the recorded request)."""
         own = self._redact.own_values
         out = []
-        for call in calls:
-            arguments = own(call.arguments)
-            out.append(call if arguments is call.arguments else call.model_copy(update={"arguments": arguments}))
-        return out
-
-    def _redacted_results(self, results: Sequence[ToolResult]) -> list[ToolResult]:
-        """Tool results with secrets out of their content, by value (as the next request carries it: a replay
-        serving the result must rebuild the recorded request)."""
-        own = self._redact.own_values
-        out = []
-        for result in results:
-            content = own(result.content)
-            out.append(result if content is result.content else result.model_copy(update={"content": content}))
+        for item in items:
+            value = getattr(item, field)
+            clean = own(value)
+            out.append(item if clean is value else item.model_copy(update={field: clean}))
         return out
 
     def _place(self, agent: str, tool_result: bool) -> int:

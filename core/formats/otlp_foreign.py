@@ -69,16 +69,22 @@ def _genai_messages(span: Span, key: str, legacy: str) -> list[dict[str, Any]]:
         return [m for m in map(_genai_message, value) if m is not None]
     messages, i = [], 0
     while f"{legacy}.{i}.role" in a or f"{legacy}.{i}.content" in a:
-        calls, j = [], 0
-        while f"{legacy}.{i}.tool_calls.{j}.name" in a:
-            base = f"{legacy}.{i}.tool_calls.{j}"
-            calls.append(ToolCall(id=str(a.get(f"{base}.id") or ""), name=str(a[f"{base}.name"]),
-                                  arguments=_text(a.get(f"{base}.arguments"))))
-            j += 1
+        calls = _indexed_tool_calls(a, f"{legacy}.{i}.tool_calls", "name", "arguments")
         messages.append({"role": a.get(f"{legacy}.{i}.role"), "content": a.get(f"{legacy}.{i}.content"),
                          "tool_calls": calls})
         i += 1
     return messages
+
+
+def _indexed_tool_calls(a: dict[str, Any], prefix: str, name: str, arguments: str) -> list[ToolCall]:
+    """Tool calls written as indexed attributes: ``{prefix}.{j}.{name}``, ``.{arguments}`` and ``.id``."""
+    calls, j = [], 0
+    while f"{prefix}.{j}.{name}" in a:
+        base = f"{prefix}.{j}"
+        calls.append(ToolCall(id=str(a.get(f"{base}.id") or a.get(f"{base}.tool_call.id") or ""),
+                              name=str(a[f"{base}.{name}"]), arguments=_text(a.get(f"{base}.{arguments}"))))
+        j += 1
+    return calls
 
 
 def _output_message(span: Span) -> tuple[Any, list[ToolCall]]:
@@ -89,12 +95,7 @@ def _output_message(span: Span) -> tuple[Any, list[ToolCall]]:
         if genai:
             return genai[0].get("content"), list(genai[0].get("tool_calls") or [])
     prefix = "llm.output_messages.0.message"
-    calls, j = [], 0
-    while f"{prefix}.tool_calls.{j}.tool_call.function.name" in a:
-        base = f"{prefix}.tool_calls.{j}.tool_call"
-        calls.append(ToolCall(id=str(a.get(f"{base}.id") or ""), name=str(a[f"{base}.function.name"]),
-                              arguments=_text(a.get(f"{base}.function.arguments"))))
-        j += 1
+    calls = _indexed_tool_calls(a, f"{prefix}.tool_calls", "tool_call.function.name", "tool_call.function.arguments")
     content = a.get(f"{prefix}.content")
     if content is None and not calls:  # no output message: the span's output value
         content = _text(a.get("output.value"))
