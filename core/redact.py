@@ -40,7 +40,7 @@ _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection"
     r"xox[abprse]-[A-Za-z0-9\-]{10,}|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}|"
     # a bearer token: a run of token characters with a digit or a sign inside it (not a full stop ending a
     # sentence: "a bearer instrument."), or a long one (prose has "Bearer bonds")
-    rf"(?i:bearer)\s+(?:(?=[A-Za-z.]*[0-9_\-~+/=]){_TOKEN}{{8,}}|[A-Za-z]{{16,}}{_TOKEN}*)|"
+    rf"(?i:bearer)\s+(?:(?=[A-Za-z]*(?:[0-9_\-~+/=]|\.[A-Za-z0-9])){_TOKEN}{{8,}}|[A-Za-z]{{16,}}{_TOKEN}*)|"
     # an Authorization header written out with its scheme ("authorization = make_header()" is code, not a header)
     rf"(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?i:bearer|basic|token|digest)\s+{_TOKEN}{{6,}})"
 )
