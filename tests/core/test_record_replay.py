@@ -1239,11 +1239,15 @@ def test_a_structured_answer_is_kept_as_its_fields():
     for value, kept in ((Moons(planet="Mars", count=2), {"planet": "Mars", "count": 2}),
                         (Pair(1, "b"), {"left": 1, "right": "b"}), (object, str(object))):
         class Answering(SimpleTeam):
+            answer: object = None
+
             async def run(self, task):
                 await super().run(task)
-                return value
+                return self.answer
 
-        def factory():
-            return Answering([SimpleAgent("a", lambda m: "ok")], max_turns=1)
+        def factory(answer=value):
+            team = Answering([SimpleAgent("a", lambda m: "ok")], max_turns=1)
+            team.answer = answer
+            return team
 
         assert agentracer.trace(factory).run("moons?").outcome.answer == kept
