@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..atomic import write_text_replacing
@@ -14,9 +14,9 @@ from .ledger import iter_trajectories, write_trajectories
 LABEL_SOURCES = ("counterfactual", "injection")
 
 
-def labelled(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
-    """The trajectories that carry a counterfactual or injection label."""
-    return [t for t in trajectories if any(v.source in LABEL_SOURCES for v in t.labels)]
+def is_labelled(trajectory: Trajectory) -> bool:
+    """Whether a trajectory carries a counterfactual or injection label."""
+    return any(v.source in LABEL_SOURCES for v in trajectory.labels)
 
 
 def export_labelled(trajectories: Iterable[Trajectory], out_dir: str | Path, *,
@@ -30,7 +30,7 @@ def export_labelled(trajectories: Iterable[Trajectory], out_dir: str | Path, *,
     def counted() -> Iterator[Trajectory]:
         for trajectory in trajectories:
             seen["trajectories"] += 1
-            if any(v.source in LABEL_SOURCES for v in trajectory.labels):
+            if is_labelled(trajectory):
                 yield trajectory
 
     kept = write_trajectories(out / "labelled.jsonl", counted())
