@@ -154,7 +154,7 @@ def render_steps(
         if tokens <= budget:
             return RenderedTrajectory(text, tokens, clipped, omitted)
         char_budget *= 0.9 * budget / tokens
-    return _omit_middle(steps, budget, count_tokens)
+    return _omit_middle(steps, budget, count_tokens, chars_per_token)
 
 
 def _largest_cap(steps: Sequence[Step], char_budget: float, longest: int) -> int | None:
@@ -178,13 +178,15 @@ def _largest_cap(steps: Sequence[Step], char_budget: float, longest: int) -> int
     return low
 
 
-def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter) -> RenderedTrajectory:
+def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter,
+                 chars_per_token: float | None = None) -> RenderedTrajectory:
     """Keep the first and last steps (clipped to ``MIN_STEP_CHARS``), leaving out the middle: as many as the budget
     takes, estimated from the steps' clipped lengths (one rendering, not one per try from all of them down: the
     step-by-step method asks this for every prefix of a long run), then fewer while the counted tokens do not fit."""
     clipped_lengths = [len(step_header(s)) + 2 + min(len(_as_text(s.content)), MIN_STEP_CHARS + 48) for s in steps]
-    all_text, _, _ = _render(steps, MIN_STEP_CHARS)
-    chars_per_token = max(1.0, len(all_text) / max(1, count_tokens(all_text)))
+    if chars_per_token is None:  # (render_steps passes the ratio its full rendering measured)
+        all_text, _, _ = _render(steps, MIN_STEP_CHARS)
+        chars_per_token = max(1.0, len(all_text) / max(1, count_tokens(all_text)))
     room = budget * chars_per_token - 80  # (the omission marker's line)
     kept, used = 0, 0
     for head_position in range(len(steps)):  # alternate first and last steps, as the rendering keeps them
