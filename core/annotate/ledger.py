@@ -84,12 +84,22 @@ class Ledger:
     def entries(self) -> dict[str, dict[str, Any]]:
         """Finished tasks by id, each as its latest finished entry (a task done without a label for want of a
         model is done again by a run that has it)."""
-        return {str(entry["task_id"]): entry for entry in self._lines() if is_finished(entry)}
+        return self.read()[0]
 
     def task_fingerprints(self) -> dict[str, str]:
         """The fingerprint of what each task asked when it was last annotated (entries that hold one)."""
-        return {str(entry["task_id"]): entry["task_hash"] for entry in self._lines()
-                if isinstance(entry, dict) and isinstance(entry.get("task_hash"), str) and "task_id" in entry}
+        return self.read()[1]
+
+    def read(self) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """``entries()`` and ``task_fingerprints()`` from one read of the file."""
+        finished: dict[str, dict[str, Any]] = {}
+        fingerprints: dict[str, str] = {}
+        for entry in self._lines():
+            if is_finished(entry):
+                finished[str(entry["task_id"])] = entry
+            if isinstance(entry, dict) and isinstance(entry.get("task_hash"), str) and "task_id" in entry:
+                fingerprints[str(entry["task_id"])] = entry["task_hash"]
+        return finished, fingerprints
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one entry with a single write (after a torn line, start on a fresh line)."""

@@ -198,11 +198,10 @@ class AnnotationPipeline:
         (after the export) when a model failed for good."""
         started = time.perf_counter()
         summary = PipelineSummary(tasks=len(tasks))
-        known = self.ledger.task_fingerprints()
-        changed = [row.id for row in tasks if known.get(row.id, task_fingerprint(row)) != task_fingerprint(row)]
+        finished, known = self.ledger.read()
+        changed = [row.id for row in tasks if (fingerprint := task_fingerprint(row)) != known.get(row.id, fingerprint)]
         if changed:
             raise InputError(_changed_message(changed, self.out))
-        finished = self.ledger.entries()
         can_label = {"analyzer": self.search is not None, "perturber": self.injector is not None}
         todo = [row for row in tasks if row.id not in finished
                 or can_label.get(str(finished[row.id].get("unlabelled_for")), False)]
