@@ -22,7 +22,8 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from .errors import InputError
-from .schema import Trajectory
+from .schema import SCHEMA_VERSION, Trajectory
+from .schema.compat import readable
 
 _ID_PREFIX = re.compile(rb'^\{"schema_version":"[^"]*","id":"((?:[^"\\]|\\.)*)"')
 
@@ -121,6 +122,7 @@ def _parse_precisely(text: str | bytes, where: str) -> Trajectory:
         raise InputError(f"not valid JSON ({exc})", where=where) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, got {type(data).__name__}", where=where)
+    data = readable(data, Trajectory, SCHEMA_VERSION, where=where)  # (a later 1.x release's record)
     try:
         return Trajectory.model_validate(data)
     except ValidationError as exc:

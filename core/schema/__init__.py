@@ -17,6 +17,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import compat
+
 _M = TypeVar("_M", bound="BaseModel")
 
 SCHEMA_VERSION = "1.0"
@@ -279,6 +281,9 @@ class Trajectory(_Model):
     @classmethod
     def _known_version(cls, value: str) -> str:
         if value not in SUPPORTED_SCHEMA_VERSIONS:
+            if compat.is_later_minor(value, SCHEMA_VERSION):
+                raise ValueError(f"schema_version {value!r} is a later release's: Trajectory.from_json and the stores "
+                                 "read it without the fields this release does not know")
             raise ValueError(
                 f"unsupported schema_version {value!r}; this agentracer reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
             )
@@ -340,10 +345,18 @@ class Trajectory(_Model):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Trajectory:
-        """A trajectory from its JSON (a byte-order mark, as some editors write, is no error)."""
+        """A trajectory from its JSON (a byte-order mark, as some editors write, is no error); one a later 1.x
+        release wrote reads without the fields it added (``agentracer.schema.compat``), with a warning."""
         if isinstance(text, bytes):
             text = text.removeprefix(b"\xef\xbb\xbf")
-        return cls.model_validate_json(text.removeprefix("\ufeff") if isinstance(text, str) else text)
+        text = text.removeprefix("\ufeff") if isinstance(text, str) else text
+        try:
+            return cls.model_validate_json(text)
+        except ValueError:
+            data = json.loads(text)  # (a later 1.x release's record reads without the fields it added)
+            if not isinstance(data, dict) or not compat.is_later_minor(data.get("schema_version"), SCHEMA_VERSION):
+                raise
+            return cls.model_validate(compat.readable(data, cls, SCHEMA_VERSION, where="trajectory"))
 
 
 def json_schema() -> dict[str, Any]:

@@ -297,3 +297,54 @@ def test_an_open_sqlite_stream_does_not_hide_other_processes_appends(tmp_path: P
     assert "other" in store and len(store) == 101 and store.get("other").id == "other"
     store.append(make("mine"))  # (SQLite refused it: 'database is locked', from the stale snapshot)
     assert sum(1 for _ in stream) == 99  # the stream goes on over what it began with
+
+
+def _later_minor_record(trajectory: Trajectory, version: str) -> dict:
+    """``trajectory`` as a later release of the same major version might write it: fields added at several levels."""
+    import json
+
+    data = json.loads(trajectory.to_json())
+    data["schema_version"] = version
+    data["cost_usd"] = 0.25
+    data["steps"][1]["latency_breakdown"] = {"queue": 0.1}
+    data["labels"][0]["evidence"] = ["step 1 says so"]
+    data["outcome"]["judge"] = "exact"
+    data["metadata"]["free_form"] = {"kept": True}  # (free-form: every key is kept)
+    return data
+
+
+def test_a_later_minor_version_reads_without_the_fields_it_added(store_path: Path) -> None:
+    import json
+    import warnings
+
+    original = make("newer")
+    record = _later_minor_record(original, "1.7")
+    if store_path.suffix == ".jsonl":
+        store_path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    else:
+        open_store(store_path)  # (the table)
+        with sqlite3.connect(store_path) as db:
+            db.execute("INSERT INTO trajectories (id, data) VALUES (?, ?)", ("newer", json.dumps(record)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = open_store(store_path).get("newer")
+        by_text = Trajectory.from_json(json.dumps(record))
+    assert read == by_text == original.model_copy(update={"metadata": {"free_form": {"kept": True}}})
+    assert read.schema_version == "1.0"
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2 and all("schema 1.7" in text for text in said)
+    for field in ("cost_usd", "steps[].latency_breakdown", "labels[].evidence", "outcome.judge"):
+        assert field in said[0]
+    assert "free_form" not in said[0] and str(store_path.name) in said[0]
+
+
+def test_another_major_version_or_unknown_fields_under_this_version_stay_errors(tmp_path: Path) -> None:
+    import json
+
+    for version, problem in (("2.0", "schema_version"), ("1.0", "Extra inputs are not permitted"), ("1.x", "schema_version")):
+        path = tmp_path / f"v{version}.jsonl"
+        path.write_text(json.dumps(_later_minor_record(make("r"), version)) + "\n", encoding="utf-8")
+        with pytest.raises(InputError, match=problem):
+            open_store(path).get("r")
+        with pytest.raises(ValueError, match=problem):
+            Trajectory.from_json(path.read_text(encoding="utf-8"))
