@@ -32,17 +32,39 @@ class Feedback:
         return self.note() if self.agent in (None, name) else None
 
 
+def _same_agent(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
+
+
+def _own_step_near(trajectory: Trajectory, agent: str, index: int) -> int | None:
+    """The agent's last step at or before ``index``, else its first after it; None when it made no step."""
+    mine = [step.index for step in trajectory.steps if _same_agent(step.agent, agent)]
+    before = [i for i in mine if i <= index]
+    return before[-1] if before else (mine[0] if mine else None)
+
+
 def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
-    """Actionable feedback to the culprit, naming the step and what went wrong there."""
+    """Actionable feedback to the culprit, naming the step and what went wrong there.
+
+    A verdict whose step another agent wrote (a tracer can name the right agent and a step off by a few) never
+    tells the culprit it wrote that step: it quotes the step as the other agent's and points the culprit to its own
+    step nearest before it."""
     step = trajectory.steps[verdict.step] if 0 <= verdict.step < len(trajectory.steps) else None
-    said = f' You wrote: "{step.text[:400]}".' if step is not None else ""
+    why = f"Why: {(verdict.reason or 'it led the run to fail').rstrip('. ')}."
     env = trajectory.outcome.feedback or trajectory.outcome.error
-    text = (
-        f"{verdict.agent}, your action at step {verdict.step} caused the failure.{said} "
-        f"Why: {(verdict.reason or 'it led the run to fail').rstrip('. ')}. Redo step {verdict.step} correctly and "
-        "keep the "
-        "rest of the approach."
-    )
+    if step is None or _same_agent(step.agent, verdict.agent):
+        said = f' You wrote: "{step.text[:400]}".' if step is not None else ""
+        text = (f"{verdict.agent}, your action at step {verdict.step} caused the failure.{said} {why} "
+                f"Redo step {verdict.step} correctly and keep the rest of the approach.")
+    else:
+        went_wrong = (f"{verdict.agent}, the run went wrong at step {verdict.step}, where {step.agent} wrote: "
+                      f'"{step.text[:400]}".')
+        own = _own_step_near(trajectory, verdict.agent, verdict.step)
+        if own is None:
+            text = f"{went_wrong} {why} Act so that this does not happen again, and keep the rest of the approach."
+        else:
+            text = (f'{went_wrong} Your action at step {own} led to it: "{trajectory.steps[own].text[:400]}". '
+                    f"{why} Redo step {own} correctly and keep the rest of the approach.")
     if env:
         text += f"\nThe check of the final result said: {env}"
     return Feedback(text=text, source=verdict.source, agent=verdict.agent, step=verdict.step)

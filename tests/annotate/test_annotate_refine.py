@@ -111,6 +111,19 @@ def test_feedback_names_step_and_environment():
     assert "(+2). Redo step 4" in ended.text
 
 
+def test_feedback_never_tells_the_culprit_it_wrote_another_agents_step():
+    trajectory = agentracer.trace(make_team, evaluator=chain_evaluator).run(TASK, ground_truth="7")
+    authors = [step.agent for step in trajectory.steps]
+    other = next(i for i in range(1, len(authors)) if authors[i] != "agent0" and "agent0" in authors[:i])
+    own = max(i for i in range(other) if authors[i] == "agent0")
+    fb = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=other, reason="wrong sum"))
+    assert "You wrote" not in fb.text and f"at step {other}, where {authors[other]} wrote" in fb.text
+    assert f'Your action at step {own} led to it: "{trajectory.steps[own].text[:50]}' in fb.text
+    assert f"Redo step {own} correctly" in fb.text and fb.step == other and fb.for_agent("agent0")
+    stranger = tracer_feedback(trajectory, agentracer.Verdict(agent="nobody", step=other, reason="wrong sum"))
+    assert "Your action" not in stranger.text and "Redo step" not in stranger.text and "wrong sum" in stranger.text
+
+
 def test_refine_command_reports_rates_per_round(tmp_path):
     import json
     import subprocess
