@@ -306,6 +306,8 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
         "gen_ai.usage.output_tokens": call.usage.completion_tokens,
     }
     _put(attrs, "agentracer.step.index", call.step if call.step is not None else (step.index if step else None))
+    if call.step is None and step is not None:  # (a call listed by a step, yet of no step: it comes back so)
+        attrs["agentracer.call.no_step"] = True
     _put(attrs, "agentracer.call.model", call.model)
     _put(attrs, "agentracer.call.started_at", call.started_at)
     model = call.model or call.request.get("model")

@@ -51,7 +51,8 @@ def _own_model_call(span: Span) -> ModelCall:
     response = span.value("output.value")
     return ModelCall(
         id=a.get("agentracer.call.id") or span.span_id, agent=str(a.get("gen_ai.agent.name") or a.get("agent.name")),
-        call_index=span.integer("agentracer.call.index", 0), step=span.optional_integer("agentracer.step.index"),
+        call_index=span.integer("agentracer.call.index", 0),
+        step=None if span.flag("agentracer.call.no_step", False) else span.optional_integer("agentracer.step.index"),
         produces_step=span.flag("agentracer.call.produces_step", True), model=a.get("agentracer.call.model"),
         request=span.json("input.value", {}), response=response,
         request_hash=str(a.get("agentracer.request_hash") or ""),

@@ -90,6 +90,7 @@ def test_model_calls_come_back_in_their_steps_order_not_their_start_order(runs: 
     step.model_calls.append(earlier)
     run.unattached_calls = [earlier.model_copy(update={"id": "late"}), earlier.model_copy(update={"id": "early"})]
     run.unattached_calls[1].started_at = (earlier.started_at or 0) - 5.0
+    step.model_calls.append(first.model_copy(update={"id": "of-no-step", "step": None}))  # listed, yet of no step
     write_otlp_json([run], tmp_path / "spans.json")
     (back,) = imported(tmp_path / "spans.json")
     assert back == run
