@@ -3,7 +3,8 @@
 One JSON file per answer under ``<dir>/<hash[:2]>/<hash>.json``, written atomically (temp file + rename),
 so concurrent writers and an interrupted run never leave a torn entry. The directory is ``cache_dir``
 when given, else ``$AGENTRACER_CACHE_DIR``, else ``~/.cache/agentracer``; ``AGENTRACER_CACHE=off``
-turns caching off. Keys never include credentials: callers hash only the request body and the endpoint.
+turns caching off. Keys never include credentials: callers hash only the request body and the endpoint; what is
+stored is redacted as everything agentracer writes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..redact import Redactor
 
 CACHE_ENV = "AGENTRACER_CACHE_DIR"
 CACHE_SWITCH_ENV = "AGENTRACER_CACHE"
@@ -64,7 +67,9 @@ class ResponseCache:
         return entry
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
-        """Store ``entry`` atomically; a cache that cannot be written is skipped, never fatal."""
+        """Store ``entry`` atomically, secrets redacted (an answer, or a server's raw reply, may quote the key it was
+        sent); a cache that cannot be written is skipped, never fatal."""
+        entry = Redactor()(entry)
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -206,6 +206,18 @@ def test_cache_makes_a_rerun_free_and_never_stores_the_key(tmp_path, monkeypatch
     assert len(ResponseCache(tmp_path)) == 2
 
 
+def test_an_answer_that_quotes_the_key_is_cached_without_it(tmp_path, monkeypatch) -> None:
+    """A server may echo what it was sent: the cached answer and raw reply are redacted, as every record is."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-do-not-store-1234")
+    with OpenAIServer("<think>your header was Bearer sk-secret-do-not-store-1234</think><answer>A|1</answer>") as server:
+        live = _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
+        cached = _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
+    assert "sk-secret-do-not-store-1234" in live.text  # (what the caller gets live is the server's answer)
+    stored = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
+    assert stored and "sk-secret-do-not-store" not in stored and "[REDACTED]" in stored
+    assert cached.cached and "sk-secret" not in cached.text and cached.text.endswith("<answer>A|1</answer>")
+
+
 def test_cache_can_be_switched_off_by_env(monkeypatch) -> None:
     monkeypatch.setenv("AGENTRACER_CACHE", "off")
     with OpenAIServer("x") as server:
