@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
+from ..exclusive import sole_writer
 from ._io import TIMEOUT_OPTION, chosen_method, holds_trajectories, model_options
 
 RESULT_FIELDS = frozenset({"id", "method", "with_gt"})  # what every row of a results file names
@@ -141,11 +142,8 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
 
     Rows stream to OUTPUT as they finish; run again to resume. Exits 1 only when nothing was evaluated.
     """
-    from ..evaluate.attribution import format_table, summarize
     from ..models import load_model
-    from ..team import run_sync
     from ..tracer import MODEL_FREE, get_method
-    from ..tracer.evaluation import evaluate_items, prepare_output, read_rows
 
     check_results_file(output)
     items = _load_items(data, limit)
@@ -161,6 +159,17 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     if model:
         chat_model = load_model(model, **model_options(model, concurrency, cache, timeout=timeout, fresh=retry_errors))
     attributor = get_method(name, chat_model, **options)
+
+    with sole_writer(output, "agentracer eval"):
+        _evaluate_whowhen(output, data, items, name, chat_model, attributor, with_gt=with_gt, concurrency=concurrency,
+                          retry_errors=retry_errors, quiet=quiet)
+
+
+def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model: Any, attributor: Any, *,
+                      with_gt: bool, concurrency: int, retry_errors: bool, quiet: bool) -> None:
+    from ..evaluate.attribution import format_table, summarize
+    from ..team import run_sync
+    from ..tracer.evaluation import evaluate_items, one_row_per_item, prepare_output, read_rows
 
     check_same_model(output, name, getattr(chat_model, "name", None))
     stale: list[str] = []
@@ -184,9 +193,8 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
         run_sync(evaluate_items(todo, attributor, output, with_gt=with_gt, method_name=name,
                                 model_name=getattr(chat_model, "name", None), concurrency=concurrency,
                                 on_row=on_row))
-    wanted = {item.id for item in items}
-    rows = [r for r in read_rows(output) if r.get("with_gt") == with_gt and r["id"] in wanted]
-    rows += [r for r in read_rows(output) if r.get("with_gt") != with_gt]
+    wanted = {item.id for item in items}  # (both settings' rows of these items: the table shows the two side by side)
+    rows = one_row_per_item([r for r in read_rows(output) if r["id"] in wanted])
     title = f"Who&When attribution: method {name}" + (f", model {chat_model.name}" if chat_model else "")
     title += f" ({Path(data).name})"
     click.echo(format_table(summarize(rows), title=title, paper_layout=not quiet))

@@ -140,6 +140,18 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def one_row_per_item(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with one row per item and setting (id, with_gt): the first that has no error, else the first (a
+    file two runs once wrote at the same time holds items twice, which would count them twice)."""
+    chosen: dict[tuple[str, Any], int] = {}
+    for position, row in enumerate(rows):
+        key = (str(row["id"]), row.get("with_gt"))
+        earlier = chosen.get(key)
+        if earlier is None or (rows[earlier].get("error") and not row.get("error")):
+            chosen[key] = position
+    return [rows[position] for position in sorted(chosen.values())]
+
+
 def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -149,8 +161,8 @@ def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
 def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
                    retry_errors: bool = False, items: Sequence[EvalItem] = (),
                    stale: list[str] | None = None) -> set[str]:
-    """Ids already done in ``path`` for this setting; repairs a torn file and drops errored rows on request, and the
-    rows of ``items`` that are stale (their run, ground truth or label changed since: re-scoring them against the
+    """Ids already done in ``path`` for this setting; repairs a torn file, keeps one row per item and setting
+    (``one_row_per_item``), drops errored rows on request, and the rows of ``items`` that are stale (their run, ground truth or label changed since: re-scoring them against the
     old label gave old scores), whose ids go to ``stale``."""
     path = Path(path)
     if not path.exists():
@@ -162,6 +174,8 @@ def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
         raise InputError(f"{path} holds results of method {others[0]!r}; write {method!r} to another file")
     text = path.read_text(encoding="utf-8")
     torn = bool(text) and (not text.endswith("\n") or len(rows) != sum(1 for x in text.splitlines() if x.strip()))
+    unique = one_row_per_item(rows)
+    torn, rows = torn or len(unique) != len(rows), unique
     if retry_errors:
         kept = [r for r in rows if not (r.get("error") and r.get("with_gt") == with_gt)]
         torn = torn or len(kept) != len(rows)

@@ -307,3 +307,39 @@ def test_nothing_to_evaluate_but_bad_input_says_so_and_exits_2(tmp_path: Path, c
     code, _, err = run(["eval", "whowhen", "--data", str(path), "--method", "lite", "-o", str(tmp_path / "r.jsonl")],
                        capsys)
     assert code == 2 and "every item is bad input" in err and "--retry-errors" not in err, err
+
+
+def test_a_file_two_runs_wrote_at_once_counts_each_item_once(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "random", "-o", str(out)]
+    run(args, capsys)
+    first = rows(out)
+    failed = {**first[0], "error": "the server went away", "error_kind": "model", "predicted_agent": None}
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join([json.dumps(failed), *lines, lines[1], json.dumps(failed)]) + "\n")  # as two runs left it
+    code, stdout, stderr = run(args, capsys)
+    assert code == 0 and "0 to evaluate, 3 already" in stderr
+    assert rows(out) == first  # one row per item, the one without an error
+    table = next(line for line in stdout.splitlines() if line.startswith("Hand-Crafted"))
+    assert table.split()[:4] == ["Hand-Crafted", "w/", "G", "3"]
+
+
+def test_a_second_eval_writing_the_same_file_is_refused_at_once(data: Path, tmp_path: Path, capsys) -> None:
+    from agentracer.exclusive import sole_writer
+
+    out = tmp_path / "results.jsonl"
+    args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "random", "-o", str(out)]
+    with sole_writer(out, "another eval"):
+        code, _, stderr = run(args, capsys)
+        assert code == 2 and "another process" in stderr and str(out) in stderr and not out.exists()
+    code, _, _ = run(args, capsys)
+    assert code == 0 and len(rows(out)) == 3
+
+
+def test_the_table_shows_both_settings_of_the_same_items(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "random", "-o", str(out)]
+    run(args + ["--with-gt"], capsys)
+    _, stdout, _ = run(args + ["--without-gt", "--limit", "1"], capsys)
+    counts = {line.split()[1]: line.split()[3] for line in stdout.splitlines() if line.startswith("Hand-Crafted ")}
+    assert counts == {"w/": "1", "w/o": "1"}, stdout
