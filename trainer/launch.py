@@ -9,7 +9,9 @@ scheduled-clip policy loss (``agentracer.trainer.verl_policy_loss``). Nothing he
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import math
 import os
 import re
@@ -67,7 +69,8 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     "rollout": frozenset({"name", "n", "temperature", "tensor_model_parallel_size", "gpu_memory_utilization"}),
     "reward": frozenset({"lam", "sigma"}),
     "clip": frozenset({"eps_max", "eps_min", "shape", "total_steps"}),
-    "ppo": frozenset({"mini_batch_size", "epochs", "micro_batch_size_per_gpu", "loss_agg_mode"}),
+    "ppo": frozenset({"mini_batch_size", "epochs", "micro_batch_size_per_gpu", "log_prob_micro_batch_size_per_gpu",
+                      "loss_agg_mode"}),
     "trainer": frozenset({"project_name", "experiment_name", "total_epochs", "save_freq", "test_freq",
                           "val_before_train", "total_training_steps"}),
 }
@@ -76,23 +79,40 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
 # the keys whose values must be numbers (booleans are not), and sections verl has no top-level key of
 _INTEGERS = frozenset({"data.train_batch_size", "data.max_prompt_length", "data.max_response_length", "rollout.n",
                        "rollout.tensor_model_parallel_size", "clip.total_steps", "ppo.mini_batch_size", "ppo.epochs",
-                       "ppo.micro_batch_size_per_gpu", "trainer.total_epochs", "trainer.save_freq",
+                       "ppo.micro_batch_size_per_gpu", "ppo.log_prob_micro_batch_size_per_gpu", "trainer.total_epochs", "trainer.save_freq",
                        "trainer.test_freq", "trainer.total_training_steps"})
 _FLOATS = frozenset({"optim.lr", "rollout.temperature", "rollout.gpu_memory_utilization", "reward.lam",
                      "reward.sigma", "clip.eps_max", "clip.eps_min"})
 _OURS_ONLY = frozenset({"optim", "rollout", "clip", "ppo"})
 
 
+_ACTOR, _ROLLOUT, _LOSS = "actor_rollout_ref.actor", "actor_rollout_ref.rollout", "actor_rollout_ref.actor.policy_loss"
+VERL_SPELLINGS: dict[str, str] = {
+    f"{_ACTOR}.ppo_mini_batch_size": "ppo.mini_batch_size", f"{_ACTOR}.ppo_epochs": "ppo.epochs",
+    f"{_ACTOR}.ppo_micro_batch_size_per_gpu": "ppo.micro_batch_size_per_gpu",
+    f"{_ROLLOUT}.log_prob_micro_batch_size_per_gpu": "ppo.log_prob_micro_batch_size_per_gpu",
+    f"{_ACTOR}.loss_agg_mode": "ppo.loss_agg_mode", f"{_ACTOR}.optim.lr": "optim.lr",
+    **{f"{_ROLLOUT}.{name}": f"rollout.{name}" for name in SECTION_KEYS["rollout"]},
+    **{f"{_LOSS}.{name}": f"clip.{name}" for name in SECTION_KEYS["clip"]},
+    **{f"reward.custom_reward_function.reward_kwargs.{name}": f"reward.{name}" for name in SECTION_KEYS["reward"]},
+}
+"""verl's keys for what our config sets (``actor_rollout_ref.rollout.n`` is ``rollout.n``): an override spelt
+verl's way sets our key, so that what we derive from it (the clip schedule's updates per step) and our checks follow."""
+
+
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Split command-line ``key=value`` overrides into those of our config (``reward.lam=0.3``, set in a copy of
     ``config``, the value read as YAML) and verl's (returned in order). A key of a section only we have
-    (``clip.eps_mx=0.3``) is an ``InputError`` naming what that section takes; ``+key``/``~key`` are verl's."""
+    (``clip.eps_mx=0.3``) is an ``InputError`` naming what that section takes; ``+key``/``~key`` are verl's, but for
+    verl's spelling of a key of ours (``VERL_SPELLINGS``), which sets ours; ``++key`` passes anything as it is."""
     import yaml
 
     config = {name: dict(value) if isinstance(value, dict) else value for name, value in config.items()}
     rest: list[str] = []
     for item in overrides:
         key, sep, value = item.partition("=")
+        if sep and not key.startswith("++"):  # verl's spelling of a key we set is ours (++ passes it as it is)
+            key = VERL_SPELLINGS.get(key.removeprefix("+"), key)
         section, dot, name = key.partition(".")
         if not (sep and dot) or section not in SECTION_KEYS or (name not in SECTION_KEYS[section]
                                                                  and section not in _OURS_ONLY):
@@ -156,6 +176,39 @@ def _check_types(config: dict[str, Any]) -> None:
             raise InputError(f"{key} must be {kind}, got {value!r}")
 
 
+# the least each counting setting may be (a batch of 0 trains on nothing; GRPO's advantage of a group of one
+# rollout is always 0, so rollout.n = 1 trains nothing either)
+_AT_LEAST = {"data.train_batch_size": 1, "data.max_prompt_length": 1, "data.max_response_length": 1, "rollout.n": 2,
+             "rollout.tensor_model_parallel_size": 1, "ppo.mini_batch_size": 1, "ppo.epochs": 1,
+             "ppo.micro_batch_size_per_gpu": 1, "ppo.log_prob_micro_batch_size_per_gpu": 1, "clip.total_steps": 0,
+             "trainer.total_epochs": 1, "trainer.save_freq": -1, "trainer.test_freq": -1}
+
+
+def _check_ranges(config: dict[str, Any]) -> None:
+    """A setting out of its range (``data.train_batch_size=0``, ``rollout.n=1``, ``optim.lr=-1``): one error now,
+    not a run that trains nothing."""
+    for key, least in _AT_LEAST.items():
+        section, name = key.split(".")
+        value = _section(config, section).get(name)
+        if value is not None and value < least:
+            why = " (GRPO compares the rollouts of one prompt: one alone has no advantage)" if key == "rollout.n" else ""
+            raise InputError(f"{key} must be at least {least}, got {value}{why}")
+    lr = _section(config, "optim").get("lr")
+    if lr is not None and not 0 < lr < math.inf:
+        raise InputError(f"optim.lr must be above 0, got {lr}")
+    temperature = _section(config, "rollout").get("temperature")
+    if temperature is not None and not 0 < temperature < math.inf:
+        raise InputError(f"rollout.temperature must be above 0 (GRPO samples its rollouts), got {temperature}")
+    memory = _section(config, "rollout").get("gpu_memory_utilization")
+    if memory is not None and not 0 < memory <= 1:
+        raise InputError(f"rollout.gpu_memory_utilization must be in (0, 1], got {memory}")
+    data, ppo = _section(config, "data"), _section(config, "ppo")
+    batch, mini = data.get("train_batch_size", 32), ppo.get("mini_batch_size")
+    if mini is not None and mini > batch:
+        raise InputError(f"ppo.mini_batch_size ({mini}) is larger than data.train_batch_size ({batch}): verl needs "
+                         "a batch to hold at least one mini-batch; lower ppo.mini_batch_size too")
+
+
 def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     value = config.get(name) or {}
     if not isinstance(value, dict):
@@ -175,6 +228,7 @@ def check_config(config: dict[str, Any]) -> None:
             raise InputError(f"unknown key {name}.{unknown[0]}; {name} takes {sorted(known)} (verl's own settings "
                              "go under verl:)")
     _check_types(config)
+    _check_ranges(config)
     reward, clip = _section(config, "reward"), _section(config, "clip")
     try:
         lam, sigma = float(reward.get("lam", 0.5)), float(reward.get("sigma", 1.0))
@@ -227,6 +281,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
     batch = int(data.get("train_batch_size", 32))
     mini = int(ppo.get("mini_batch_size", batch))
     epochs = int(ppo.get("epochs", 1))
+    micro = int(ppo.get("micro_batch_size_per_gpu", 1))
     out: dict[str, Any] = {
         # data
         "data.train_files": str(Path(data_dir) / "train.parquet"),
@@ -248,7 +303,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "actor_rollout_ref.actor.optim.lr": float(optim.get("lr", 1e-6)),
         "actor_rollout_ref.actor.ppo_mini_batch_size": mini,
         "actor_rollout_ref.actor.ppo_epochs": epochs,
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": int(ppo.get("micro_batch_size_per_gpu", 1)),
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": micro,
         "actor_rollout_ref.actor.loss_agg_mode": ppo.get("loss_agg_mode", "token-mean"),
         # our policy loss: clipped surrogate, clipping range on a schedule
         "actor_rollout_ref.actor.policy_loss._target_": LOSS_CONFIG_TARGET,
@@ -264,6 +319,9 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "actor_rollout_ref.rollout.temperature": float(rollout.get("temperature", 1.0)),
         "actor_rollout_ref.rollout.tensor_model_parallel_size": int(rollout.get("tensor_model_parallel_size", 1)),
         "actor_rollout_ref.rollout.gpu_memory_utilization": float(rollout.get("gpu_memory_utilization", 0.6)),
+        # the old policy's log-probabilities, recomputed after each rollout (verl asks for a micro batch)
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": int(
+            ppo.get("log_prob_micro_batch_size_per_gpu", micro)),
         # our reward
         "reward.custom_reward_function.path": REWARD_MODULE,
         "reward.custom_reward_function.name": "compute_score",
@@ -404,10 +462,41 @@ def check_inputs(spec: RunSpec, config: dict[str, Any]) -> None:
             raise InputError(f"{key.split('.')[-1].replace('_', ' ')} not found (run `agentracer train prepare`)",
                              where=path)
     _check_row_counts(overrides)
+    check_with_verl(overrides)
     if spec.resume not in ("auto", "disable"):
         resume = Path(spec.resume)
         if not resume.is_dir() or not resume.name.startswith("global_step_"):
             raise InputError("--resume must be an existing checkpoint folder named global_step_N", where=str(resume))
+
+
+def check_with_verl(overrides: list[str]) -> bool:
+    """Compose verl's own config with ``overrides`` and run the check ``verl.trainer.main_ppo`` makes before anything
+    starts (a verl key set by hand can break what ours set: a micro batch left unset, a mini-batch above the batch):
+    ``InputError`` with verl's words. False, checking nothing, where verl is not installed (a dry run elsewhere)."""
+    if importlib.util.find_spec("verl") is None:
+        return False
+    import warnings
+
+    import verl
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    config_dir = Path(verl.__file__).parent / "trainer" / "config"
+    try:
+        with warnings.catch_warnings():  # (verl warns that GRPO has no critic, as it should not)
+            warnings.simplefilter("ignore")
+            with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+                composed = compose(config_name="ppo_trainer", overrides=overrides)
+            with contextlib.redirect_stdout(io.StringIO()):  # (its notices: the dry run's output is the command)
+                validate_config(composed, use_reference_policy=need_reference_policy(composed),
+                                use_critic=need_critic(composed))
+    except (AssertionError, ValueError, TypeError, KeyError, HydraException, OmegaConfBaseException) as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"verl refuses this configuration: {said}") from None
+    return True
 
 
 def check_machine(spec: RunSpec, *, gpu_count: Any = _visible_gpus) -> None:

@@ -191,7 +191,7 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
     assert ours.returncode == 0, ours.stderr  # a key of our config sets it; verl's own keys go to verl
     argv = shlex.split(ours.stdout)
     assert "+reward.custom_reward_function.reward_kwargs.lam=0.3" in argv and "reward.lam=0.3" not in argv
-    assert "+actor_rollout_ref.actor.policy_loss.eps_max=0.35" in argv and argv[-1] == "actor_rollout_ref.rollout.n=4"
+    assert "+actor_rollout_ref.actor.policy_loss.eps_max=0.35" in argv and argv.count("actor_rollout_ref.rollout.n=4") == 1
     for bad, message in (("data.train_batch_size=abc", "data.train_batch_size must be a whole number, got 'abc'"),
                          ("reward.lam=2", "0 <= lam <= 1"), ("clip.eps_mx=0.3", "unknown key clip.eps_mx")):
         refused = cli(*base, "--dry-run", bad)
@@ -286,14 +286,17 @@ def test_preflight_checks_the_row_counts_verl_needs(ready: RunSpec) -> None:
     _rows(ready.data / "train.parquet", 20)
     with pytest.raises(InputError, match=r"20 training rows, fewer than one batch \(data.train_batch_size=32\)"):
         preflight(ready, load_config(), gpu_count=lambda: 1)
-    smaller = RunSpec(**{**ready.__dict__, "extra": ["data.train_batch_size=16"]})
-    preflight(smaller, load_config(), gpu_count=lambda: 1)  # a command-line batch size is the one that counts
+    config, _ = apply_overrides(load_config(), ["data.train_batch_size=16"])
+    preflight(ready, config, gpu_count=lambda: 1)  # a command-line batch size is the one that counts (as told)
+    by_hand = RunSpec(**{**ready.__dict__, "extra": ["++data.train_batch_size=16"]})  # verl's alone: mini-batch 32
+    with pytest.raises(InputError, match=r"verl refuses this configuration: .*train_batch_size \(16\)"):
+        preflight(by_hand, load_config(), gpu_count=lambda: 1)
     _rows(ready.data / "val.parquet", 0)
     with pytest.raises(InputError, match="validation set has no rows"):
-        preflight(smaller, load_config(), gpu_count=lambda: 1)
+        preflight(ready, config, gpu_count=lambda: 1)
     (ready.data / "val.parquet").write_bytes(b"PAR1")
     with pytest.raises(InputError, match="not a readable Parquet file"):
-        preflight(smaller, load_config(), gpu_count=lambda: 1)
+        preflight(ready, config, gpu_count=lambda: 1)
 
 
 def test_an_override_of_a_key_we_add_sets_it_rather_than_adding_it_twice(ready: RunSpec) -> None:
@@ -306,3 +309,25 @@ def test_an_override_of_a_key_we_add_sets_it_rather_than_adding_it_twice(ready: 
     assert "+trainer.new_key=1" in overrides  # a new key is still added
     eps = [o for o in overrides if "policy_loss.eps_max" in o]
     assert eps == ["+actor_rollout_ref.actor.policy_loss.eps_max=0.3"]
+
+
+def test_verls_spelling_of_a_key_we_set_sets_ours_and_is_checked_as_ours(ready: RunSpec) -> None:
+    """``actor_rollout_ref.actor.ppo_mini_batch_size=8`` is ``ppo.mini_batch_size=8``: the clip schedule counts its
+    updates per step from it, and a clip or reward setting out of range spelt verl's way is refused as ours is."""
+    config, rest = apply_overrides(load_config(), ["actor_rollout_ref.actor.ppo_mini_batch_size=8",
+                                                    "+actor_rollout_ref.rollout.n=4", "algorithm.gamma=0.9"])
+    assert config["ppo"]["mini_batch_size"] == 8 and config["rollout"]["n"] == 4 and rest == ["algorithm.gamma=0.9"]
+    overrides = as_dict(verl_overrides(config, ready))
+    assert overrides["+actor_rollout_ref.actor.policy_loss.updates_per_step"] == "4"  # 32 / 8
+    assert overrides["actor_rollout_ref.actor.ppo_mini_batch_size"] == "8"
+    for item, message in (("+actor_rollout_ref.actor.policy_loss.eps_max=0.1", "eps"),
+                          ("+reward.custom_reward_function.reward_kwargs.lam=3", "0 <= lam <= 1"),
+                          ("rollout.n=1", "rollout.n must be at least 2"),
+                          ("data.train_batch_size=0", "data.train_batch_size must be at least 1"),
+                          ("optim.lr=-1", "optim.lr must be above 0"),
+                          ("ppo.mini_batch_size=64", "larger than data.train_batch_size")):
+        changed, _ = apply_overrides(load_config(), [item])
+        with pytest.raises(InputError, match=re.escape(message)):
+            verl_overrides(changed, ready)
+    passed, rest = apply_overrides(load_config(), ["++actor_rollout_ref.rollout.n=1"])  # ++: as it is, to verl
+    assert rest == ["++actor_rollout_ref.rollout.n=1"] and passed["rollout"]["n"] == 8
