@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..fingerprint import task_key
 from ..schema import Trajectory, Verdict
 from ..tracer.prompt import agent_list, build_messages, build_user_prompt, counter_from
 from .reward import name_key
@@ -119,13 +120,8 @@ def _looks_like_tracertraj(path: Path) -> bool:
 
 
 def task_id(trajectory: Trajectory) -> str:
-    """The task a trajectory attempts: ``question_ID``, else a hash of the task text, else the id."""
-    question = trajectory.metadata.get("question_id")
-    if question not in (None, ""):
-        return str(question)
-    if trajectory.task:
-        return "task:" + hashlib.sha256(trajectory.task.encode("utf-8")).hexdigest()[:16]
-    return "id:" + trajectory.id
+    """The task a trajectory attempts (``agentracer.fingerprint.task_key``), as text: the unit of the split."""
+    return str(task_key(trajectory))
 
 
 def split_position(task: str, seed: int = 0) -> float:

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ..atomic import write_replacing
 from ..errors import InputError
+from ..fingerprint import task_key
 from ..schema import LabelSource, Step, Trajectory, Verdict, new_id, outcome_fields, read_outcome
 from ..store import utf8_text, validation_message
 
@@ -174,11 +175,9 @@ def _ground_truth(row: dict[str, Any], where: str) -> Any:
 
 
 def _question_id(trajectory: Trajectory) -> str | int:
-    """The row's ``question_ID``: the one it was read with (a number stays a number in JSONL), else the run's id."""
-    question_id = trajectory.metadata.get("question_id")
-    if isinstance(question_id, int | str) and not isinstance(question_id, bool):
-        return question_id
-    return trajectory.id
+    """The row's ``question_ID``: the task the run attempts (``fingerprint.task_key``: the id it was read with, a
+    number staying a number in JSONL), shared by every run of that task."""
+    return task_key(trajectory)
 
 
 def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: bool = True) -> dict[str, Any]:

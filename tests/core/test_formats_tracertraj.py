@@ -136,7 +136,11 @@ def test_export_any_labelled_trajectory() -> None:
                                                          Step(index=1, agent="b", content="ok")],
                             labels=[Verdict(agent="b", step=1, reason="r", source="counterfactual")])
     out = to_row(trajectory)
-    assert out["question_ID"] == "run-1" and out["mistake_agent"] == "b" and out["mistake_step"] == 1
+    assert out["question_ID"] == to_row(trajectory.model_copy(update={"id": "run-2"}))["question_ID"]  # the task's
+    assert str(out["question_ID"]).startswith("task:") and out["mistake_agent"] == "b" and out["mistake_step"] == 1
+    traced = trajectory.model_copy(update={"metadata": {"task_id": "mbpp-12"}})  # (trace --tasks keeps row ids)
+    assert to_row(traced)["question_ID"] == "mbpp-12"
+    assert to_row(trajectory.model_copy(update={"task": None}))["question_ID"] == "run-1"  # no task: the run
     assert out["history"][0]["content"] == '{"x": 1}'
     assert out["mistake_source"] == "counterfactual"
 

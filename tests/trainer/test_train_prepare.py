@@ -278,3 +278,29 @@ def test_an_output_that_would_overwrite_or_feed_the_dataset_is_refused(tmp_path:
     for inside in (folder, folder / "prepared"):
         with pytest.raises(InputError, match="outside the dataset folder"):
             prepare(folder, inside)
+
+
+def test_runs_of_one_task_stay_on_one_side_of_the_split_whatever_the_format(tmp_path: Path) -> None:
+    """Several labelled runs per task, prepared from our store and from its TracerTraj export: the same split, and
+    no task on both sides (TracerTraj once named each row by its run, splitting a task's runs)."""
+    from agentracer.formats.tracertraj import write_tracertraj
+    from agentracer.schema import Step, Trajectory, Verdict
+    from agentracer.store import open_store
+
+    runs = [Trajectory(task=f"task number {task}", steps=[Step(index=0, agent="a", content=f"try {attempt}"),
+                                                          Step(index=1, agent="b", content="done")],
+                       labels=[Verdict(agent="b", step=1, source="counterfactual")])
+            for task in range(8) for attempt in range(3)]
+    open_store(tmp_path / "runs.jsonl").extend(runs)
+    write_tracertraj(runs, tmp_path / "runs.parquet")
+    splits = []
+    for source in ("runs.jsonl", "runs.parquet"):
+        out = tmp_path / f"prepared-{source}"
+        main(["train", "prepare", str(tmp_path / source), "-o", str(out), "--val-fraction", "0.4"])
+        split_of: dict[str, set[str]] = {}
+        for name in ("train", "val"):
+            for row in rows(out / f"{name}.parquet"):
+                split_of.setdefault(row["extra_info"]["question_ID"], set()).add(name)
+        assert len(split_of) == 8 and all(len(sides) == 1 for sides in split_of.values()), split_of
+        splits.append(split_of)
+    assert splits[0] == splits[1]
