@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InputError
-from ..redact import Redactor
 from ..schema import (
     AgentInfo,
     ModelCall,
@@ -25,6 +24,7 @@ from ..schema import (
     Verdict,
 )
 from ..store import validation_message
+from .imported import redacted
 from .openinference import STATUS_ERROR
 from .otlp_foreign import foreign_trajectory
 from .otlp_spans import Span, group_traces, read_spans, roots
@@ -141,7 +141,7 @@ def trajectory_of_trace(trace_id: str, members: list[Span]) -> Trajectory:
     tops = roots(members)
     own = next((r for r in tops if "agentracer.trajectory.id" in r.attributes), None)
     if own is not None:
-        return _redacted(_own_trajectory(own))
+        return redacted(_own_trajectory(own))
     if not tops:
         raise ValueError("its spans' parent links form a cycle: no span is the top of the trace")
     root = tops[0]
@@ -153,15 +153,7 @@ def trajectory_of_trace(trace_id: str, members: list[Span]) -> Trajectory:
     elif len(tops) > 1:  # a trace exported in parts: its top spans under one stand-in root
         root = Span(trace_id=trace_id, span_id="", parent_id=None, name="trace", start_ns=min(r.start_ns for r in tops),
                     end_ns=max(r.end_ns for r in tops), attributes={}, children=tops)
-    return _redacted(foreign_trajectory(root, trace_id, next((r.service for r in tops if r.service), None)))
-
-
-def _redacted(trajectory: Trajectory) -> Trajectory:
-    """``trajectory`` with the secrets another tracer kept (this environment's keys, key-shaped values, fields named
-    like secrets) redacted, as agentracer's recorder redacts its own runs; itself when there were none."""
-    data = trajectory.model_dump(mode="json")
-    clean = Redactor()(data)
-    return trajectory if clean == data else Trajectory.model_validate(clean)
+    return redacted(foreign_trajectory(root, trace_id, next((r.service for r in tops if r.service), None)))
 
 
 def trajectories_from_spans(spans: Iterable[Span]) -> Iterator[Trajectory]:

@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..fingerprint import task_key
 from ..schema import LabelSource, Step, Trajectory, Verdict, new_id, outcome_fields, read_outcome
 from ..store import utf8_text, validation_message
+from .imported import redacted
 
 COLUMNS = ("question_ID", "question", "ground_truth", "history", "mistake_agent", "mistake_step", "mistake_reason")
 SOURCE_COLUMN = "mistake_source"
@@ -153,11 +154,11 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
     question = row.get("question")
     outcome = read_outcome(row.get(OUTCOME_COLUMN), where=f"{where}: field '{OUTCOME_COLUMN}'")
     try:
-        return Trajectory(
+        return redacted(Trajectory(
             id=str(question_id) if question_id not in (None, "") else new_id(),
             task=_text(question), ground_truth=_ground_truth(row, where),
             steps=steps, labels=labels, metadata=metadata, outcome=outcome,
-        )
+        ))
     except ValidationError as exc:
         raise InputError(validation_message(exc), where=where) from None
 

@@ -30,6 +30,7 @@ from ..schema import (
     read_outcome,
 )
 from ..store import validation_message
+from .imported import redacted
 
 SUBSETS = ("Algorithm-Generated", "Hand-Crafted")
 _ROLE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<detail>[^)]*)\))?\s*$")
@@ -203,7 +204,7 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         trajectory.agents = [AgentInfo(name=str(k), system_prompt=str(v)) for k, v in system_prompt.items()]
     if "question" in data and not isinstance(data["question"], str):
         metadata["whowhen"]["question"] = data["question"]
-    return trajectory
+    return redacted(trajectory)
 
 
 def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Trajectory:

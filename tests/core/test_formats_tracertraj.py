@@ -301,3 +301,16 @@ def test_an_output_with_a_long_name_is_written(tmp_path: Path) -> None:
                      labels=[Verdict(agent="a", step=0, source="human")])
     path = tmp_path / ("n" * 240 + ".jsonl")
     assert write_tracertraj([run], path) == 1 and len(read_tracertraj(path)) == 1
+
+
+def test_secrets_a_tracertraj_row_holds_are_redacted_on_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentracer.formats.tracertraj import from_row
+
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "live-token-0123456789")
+    row = {"question_ID": "q1", "question": "use live-token-0123456789", "ground_truth": "4",
+           "history": [{"content": "Authorization: Bearer abcdefghijklmnop0123", "name": "a", "role": "assistant",
+                        "step": 0}], "mistake_agent": "a", "mistake_step": 0, "mistake_reason": "leaked"}
+    run = from_row(row, where="row 1")
+    text = run.to_json()
+    assert "live-token-0123456789" not in text and "abcdefghijklmnop0123" not in text
+    assert run.task == "use [REDACTED]" and run.labels[0].agent == "a"

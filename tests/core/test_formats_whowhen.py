@@ -182,3 +182,19 @@ def test_a_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     path = tmp_path / "7.json"
     path.write_bytes(b"\xef\xbb\xbf" + FILES[0].read_bytes())
     assert load_whowhen(path).steps == load_whowhen(FILES[0]).steps
+
+
+def test_secrets_a_whowhen_file_holds_are_redacted_on_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever reads a Who&When file (import, eval, train prepare) gets it without this environment's keys or
+    key-shaped values, as every run agentracer records or imports from spans."""
+    from agentracer.formats.whowhen import load_whowhen
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-1234567890abcdef")
+    data = json.loads((DATA / "Algorithm-Generated" / "1.json").read_text(encoding="utf-8"))
+    data["question"] += " (key sk-test-secret-1234567890abcdef)"
+    data["history"][0]["content"] += " sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+    (tmp_path / "1.json").write_text(json.dumps(data), encoding="utf-8")
+    run = load_whowhen(tmp_path / "1.json")
+    text = run.to_json()
+    assert "sk-test-secret" not in text and "sk-proj-ABCDEFGH" not in text
+    assert run.task is not None and run.task.endswith("(key [REDACTED])") and "[REDACTED]" in run.steps[0].text
