@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_replacing
+from ..errors import InputError
 from ..schema import Trajectory
 
 
@@ -45,15 +46,38 @@ def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> int:
 
 
 def iter_trajectories(path: Path) -> Iterator[Trajectory]:
-    """The trajectories of a JSON Lines file this package wrote, streamed (lines split at "\\n" only)."""
+    """The trajectories of a JSON Lines file this package wrote, streamed (lines split at "\\n" only); a line that
+    does not read is an ``InputError`` naming ``path:line``."""
     with path.open("rb") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
             if line.strip():
-                yield Trajectory.model_validate_json(line)
+                try:
+                    trajectory = Trajectory.model_validate_json(line)
+                except ValueError as exc:  # (a ValidationError: bad JSON, a field of the wrong type)
+                    detail = str(exc).splitlines()
+                    raise InputError(f"does not read as a trajectory ({detail[-1].strip()[:200] if detail else exc}); "
+                                     "delete a task's file under tasks/ to have the task annotated again",
+                                     where=f"{path}:{number}") from None
+                yield trajectory
 
 
 def read_trajectories(path: Path) -> list[Trajectory]:
     return list(iter_trajectories(path))
+
+
+def output_problem(path: Path) -> str | None:
+    """What is wrong with a finished task's output file at a glance (missing, empty, or a line that is not a whole
+    JSON object: cut short, or edited by hand), else None. The bytes are looked at, not parsed: a resumed run checks
+    every finished task this way, and the export, which parses them, names a line that still does not read."""
+    if not path.exists():
+        return f"its output {path} is missing"
+    with path.open("rb") as fh:
+        number = 0
+        for number, line in enumerate(fh, start=1):
+            text = line.strip()
+            if not line.endswith(b"\n") or (text and not (text.startswith(b"{") and text.endswith(b"}"))):
+                return f"its output {path}:{number} is damaged (not a whole JSON object)"
+    return None if number else f"its output {path} is empty"
 
 
 def is_finished(entry: Any) -> bool:

@@ -24,13 +24,21 @@ from typing import Any
 from ..atomic import write_text_replacing
 from ..errors import InputError, TeamRunError
 from ..evaluate.outcome import get_evaluator
+from ..exclusive import sole_writer
 from ..models import ChatModel, ModelError
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
 from .budget import Budget
 from .counterfactual import CounterfactualSearch, label_failed
 from .injection import FaultInjector, StepChooser
-from .ledger import Ledger, iter_trajectories, read_trajectories, safe_name, write_trajectories
+from .ledger import (
+    Ledger,
+    iter_trajectories,
+    output_problem,
+    read_trajectories,
+    safe_name,
+    write_trajectories,
+)
 from .replayer import LocalReplayer, Replayer
 from .tasks import TaskRow, task_fingerprint
 
@@ -51,6 +59,7 @@ class PipelineSummary:
     reused_replays: int = 0  # made by an earlier run that left the task open, used again
     left_open: int = 0  # cut short (the budget, untried steps): not in the ledger as done, a later run does them
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the run did that its user should know (a task done again)
     stopped: str | None = None
     waiting_for_model: int = 0  # done, unlabelled for want of an analyzer (failed run) or a perturber (successful)
     wall_s: float = 0.0
@@ -195,10 +204,30 @@ class AnnotationPipeline:
     # ------------------------------------------------------------------ all tasks
     async def arun(self, tasks: Sequence[TaskRow], *, progress: bool = True) -> PipelineSummary:
         """Annotate every unfinished task, then export; safe to kill and re-run. Raises ``AnnotationStopped``
-        (after the export) when a model failed for good."""
+        (after the export) when a model failed for good, and ``InputError`` at once when another process is
+        annotating into the same folder (both would do every task)."""
+        with sole_writer(self.ledger.path, "agentracer annotate"):
+            return await self._arun(tasks, progress=progress)
+
+    def _unreadable_outputs(self, finished: dict[str, dict[str, Any]], summary: PipelineSummary) -> list[str]:
+        """The finished tasks whose output file is missing or damaged (a disk that filled up, a hand edit): they are
+        done again, each named in the summary, rather than left out of the dataset or stopping its export."""
+        again = []
+        for task_id in finished:
+            path = self.out / "tasks" / f"{safe_name(task_id)}.jsonl"
+            problem = output_problem(path)
+            if problem is not None:
+                again.append(task_id)
+                summary.notes.append(f"task {task_id}: {problem}; annotated again")
+        return again
+
+    async def _arun(self, tasks: Sequence[TaskRow], *, progress: bool) -> PipelineSummary:
         started = time.perf_counter()
         summary = PipelineSummary(tasks=len(tasks))
         finished, known = self.ledger.read()
+        wanted = {row.id for row in tasks}
+        for task_id in self._unreadable_outputs({i: e for i, e in finished.items() if i in wanted}, summary):
+            del finished[task_id]
         changed = [row.id for row in tasks if (fingerprint := task_fingerprint(row)) != known.get(row.id, fingerprint)]
         if changed:
             raise InputError(_changed_message(changed, self.out))

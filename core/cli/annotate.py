@@ -38,7 +38,9 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
              strategy: str, tries: int, seed: int, limit: int | None, ray_address: str | None,
              training_rows: bool, progress: bool) -> None:
     """Run TASKS with the team, check Ω, label failures (counterfactual replay) and successes (fault
-    injection) into OUT; kill it at any moment and run it again to resume."""
+    injection) into OUT; kill it at any moment and run it again to resume. One process annotates into OUT at a
+    time. Exit 1 when a task failed (each error is printed; the tasks that went well are kept, a rerun retries the
+    others), 2 on bad input."""
     from ..annotate.budget import Budget
     from ..annotate.export import export_labelled
     from ..annotate.ledger import iter_trajectories
@@ -86,7 +88,11 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
     if summary.waiting_for_model:
         click.echo(f"{summary.waiting_for_model} run(s) have no label for want of a model: failed runs need --analyzer, "
                    "successful ones --perturber; a later run given it labels them (their runs are kept)", err=True)
+    for note in summary.notes[:10]:
+        click.echo(f"note: {note}", err=True)
     for error in summary.errors[:10]:
         click.echo(f"error: {error}", err=True)
-    if summary.errors and summary.done == 0:
+    if len(summary.errors) > 10:
+        click.echo(f"... and {len(summary.errors) - 10} more errors", err=True)
+    if summary.errors:  # (the tasks that went well are kept: a rerun retries the others)
         raise SystemExit(1)

@@ -430,3 +430,58 @@ def test_concurrent_tasks_cannot_all_start_on_what_is_left_of_a_budget(tmp_path)
     assert replay is not None and small.take_call() is None
     small.release(replay)
     assert small.take_call() is not None
+
+
+def _pipeline(out: Path) -> AnnotationPipeline:
+    return AnnotationPipeline(agentracer.trace(make_task_chain), chain_evaluator, out,
+                              analyzer=ScriptedModel(chain_analyzer), perturber=ScriptedModel(chain_perturber), k=2)
+
+
+def test_a_second_annotation_into_the_same_folder_is_refused_at_once(tmp_path):
+    from agentracer.exclusive import sole_writer
+
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 2))
+    with sole_writer(tmp_path / "ds" / "ledger.jsonl", "a first annotate"):
+        with pytest.raises(InputError, match="another process .*is writing it"):
+            _pipeline(tmp_path / "ds").run(tasks, progress=False)
+        assert not (tmp_path / "ds" / "runs").exists()
+    assert _pipeline(tmp_path / "ds").run(tasks, progress=False).done == 2
+
+
+def test_a_finished_tasks_damaged_or_missing_output_is_annotated_again_and_named(tmp_path):
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 3))
+    out = tmp_path / "ds"
+    _pipeline(out).run(tasks, progress=False)
+    whole = sorted(t.id for t in read_trajectories(out / "trajectories.jsonl"))
+    damaged = out / "tasks" / "t0.jsonl"
+    damaged.write_bytes(damaged.read_bytes()[:2000])  # cut short
+    (out / "tasks" / "t1.jsonl").unlink()
+    again = _pipeline(out).run(tasks, progress=False)
+    assert again.done == 2 and again.skipped == 1
+    assert any("t0" in note and "t0.jsonl:1 is damaged" in note for note in again.notes)
+    assert any("t1" in note and "is missing" in note for note in again.notes)
+    after = read_trajectories(out / "trajectories.jsonl")
+    assert len(after) == len(whole) and {t.metadata["task_id"] for t in after} == {"t0", "t1", "t2"}
+    # a line that looks whole but does not read: the export names the file and line
+    lines = damaged.read_text().splitlines()
+    damaged.write_text('{"id": 5}\n' + "\n".join(lines[1:]) + "\n")
+    with pytest.raises(InputError, match=r"t0\.jsonl:1: does not read as a trajectory"):
+        _pipeline(out).run(tasks, progress=False)
+
+
+def test_cli_exits_1_when_a_task_failed_and_keeps_the_others(tmp_path):
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 3)
+    evaluator = tmp_path / "raising_eval.py"
+    evaluator.write_text("from annotate_teams import chain_evaluator\n\n"
+                         "def judge(trajectory):\n"
+                         "    if 'Task 1.' in (trajectory.task or ''):\n"
+                         "        raise RuntimeError('the judge broke')\n"
+                         "    return chain_evaluator(trajectory)\n")
+    with OpenAIServer(lambda request: chain_analyzer(request["messages"])) as a_srv, \
+            OpenAIServer(lambda request: chain_perturber(request["messages"])) as p_srv:
+        proc = _cli(["--team", f"{TEAM_FILE}:make_task_chain", "--tasks", str(tasks), "--evaluator", f"{evaluator}:judge",
+                     "--analyzer", f"openai:{a_srv.base_url}@scripted", "--perturber", f"openai:{p_srv.base_url}@scripted",
+                     "--k", "2", "--no-progress", "-o", str(tmp_path / "o")], cwd=HERE, env={"PYTHONPATH": str(HERE)})
+        out, err = _finish(proc, 120)
+    assert proc.returncode == 1, (out, err)
+    assert "task t1" in err and "the judge broke" in err and "2 tasks annotated now" in out
