@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,7 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(target)
     # beside the target, unique per process and thread; its stem cut so that a long name still fits the file system's
     # 255 bytes (the suffix is kept: writers read the format from it)
     temporary = target.with_name(f".{target.stem[:100]}.{os.getpid()}.{threading.get_ident() % 10**6}.tmp"
@@ -32,6 +36,28 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
         return count
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _process_ended(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # (alive, another user's)
+        return False
+    return False
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete the temporary files that writers of ``target`` killed mid-write left beside it (their names hold their
+    process id: a process that has ended will not finish them); a live writer's are left alone."""
+    stem, suffix = target.stem[:100], target.suffix
+    pattern = re.compile(rf"\.{re.escape(stem)}\.(\d+)\.\d+\.tmp{re.escape(suffix)}")
+    with contextlib.suppress(OSError):
+        for candidate in target.parent.glob(f".{glob.escape(stem)}.*.tmp{glob.escape(suffix)}"):
+            found = pattern.fullmatch(candidate.name)
+            if found is not None and int(found.group(1)) != os.getpid() and _process_ended(int(found.group(1))):
+                candidate.unlink(missing_ok=True)
 
 
 def write_text_replacing(path: str | os.PathLike[str], text: str) -> None:
