@@ -64,7 +64,12 @@ def read_tasks(path: str | Path) -> list[TaskRow]:
         raise InputError(f"no such tasks file: {path}")
     rows: list[TaskRow] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # (a BOM, as some editors write, is no error)
+    except UnicodeDecodeError as exc:
+        bad_line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})", where=f"{path}:{bad_line}") from None
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

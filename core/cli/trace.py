@@ -33,7 +33,12 @@ def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iter
     if task is not None:
         yield {"task": task}
         return
-    lines = Path(tasks_file or "").read_text(encoding="utf-8").split("\n")
+    path = Path(tasks_file or "")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # (a BOM, as some editors write, is no error)
+    except UnicodeDecodeError as exc:
+        bad_line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})", where=f"{path}:{bad_line}") from None
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:

@@ -25,11 +25,35 @@ def register_backend(scheme: str, factory: Callable[..., ChatModel]) -> None:
 
 def _scripted(rest: str, **options: Any) -> ChatModel:
     path = Path(rest)
-    if rest and path.suffix == ".jsonl" and path.exists():
-        answers = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    if rest and path.suffix == ".jsonl":  # a file of {"text": ...} lines
+        answers = _scripted_answers(path)
     else:
         answers = rest.split("||") if rest else []
     return ScriptedModel(answers, name=f"scripted:{path.name if path.suffix else 'inline'}", **options)
+
+
+def _scripted_answers(path: Path) -> list[str]:
+    """The answers of a scripted model's JSONL file, one ``{"text": ...}`` per line; ``InputError`` naming the file
+    (and line) when it is missing or a line is not such an object."""
+    if not path.is_file():
+        raise InputError("no such scripted answers file (scripted:FILE.jsonl holds one {\"text\": ...} per line; "
+                         "inline answers are separated by ||)", where=str(path))
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot be read as UTF-8 text ({exc})", where=str(path)) from None
+    answers = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"not valid JSON ({exc})", where=f"{path}:{number}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise InputError('each line needs a "text" with the answer', where=f"{path}:{number}")
+        answers.append(row["text"])
+    return answers
 
 
 def load_model(spec: str | ChatModel, **options: Any) -> ChatModel:

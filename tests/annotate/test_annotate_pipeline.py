@@ -485,3 +485,27 @@ def test_cli_exits_1_when_a_task_failed_and_keeps_the_others(tmp_path):
         out, err = _finish(proc, 120)
     assert proc.returncode == 1, (out, err)
     assert "task t1" in err and "the judge broke" in err and "2 tasks annotated now" in out
+
+
+def test_tasks_and_scripted_answer_files_that_do_not_read_are_named(tmp_path):
+    from agentracer.models import load_model
+
+    binary = tmp_path / "tasks.jsonl"
+    binary.write_bytes(b'{"id": "a", "task": "x"}\n\x87\xff garbage\n')
+    with pytest.raises(InputError, match=r"tasks\.jsonl:2: not UTF-8 text"):
+        read_tasks(binary)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"id": "a", "task": "x"}\n')
+    assert [row.id for row in read_tasks(bom)] == ["a"]
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"text": "one"}\n{"answer": "two"}\n')
+    with pytest.raises(InputError, match=r'answers\.jsonl:2: each line needs a "text"'):
+        load_model(f"scripted:{answers}")
+    answers.write_text('{"text": "one"}\n{not json\n')
+    with pytest.raises(InputError, match=r"answers\.jsonl:2: not valid JSON"):
+        load_model(f"scripted:{answers}")
+    with pytest.raises(InputError, match=r"missing\.jsonl: no such scripted answers file"):
+        load_model(f"scripted:{tmp_path / 'missing.jsonl'}")
+    answers.write_text('{"text": "one"}\n\n{"text": "two"}\n')
+    assert load_model(f"scripted:{answers}").complete([{"role": "user", "content": "q"}]).text == "one"
+    assert load_model("scripted:first||second").complete([{"role": "user", "content": "q"}]).text == "first"
