@@ -28,6 +28,7 @@ _PAIR = re.compile(r"^\s*[\"'`*\[]*\s*([^|\n]+?)\s*[\"'`*\]]*\s*\|\s*[\"'`*\[]*\
                    re.I)
 _AGENT_FIELD = re.compile(r"(?:agent(?:\s*name)?|culprit|responsible\s+agent)\s*\**\s*[:=]\s*\**\s*([^\n*]+)", re.I)
 _STEP_FIELD = re.compile(r"step(?:\s*(?:number|index|id))?\s*\**\s*[:=#]?\s*\**\s*(\d+)", re.I)
+_NEGATIVE_STEP = re.compile(r"[^|\n]\s*\|\s*(?:step\s*)?(-\s*\d+)\s*(?:</answer>|$)", re.I | re.M)
 _MAX_STEP_DIGITS = 9  # a step number, not 4,300 digits int() refuses to read
 _REASON_FIELD = re.compile(r"reason(?:\s*for\s*mistake)?\s*\**\s*[:=]\s*\**\s*(.+)", re.I | re.S)
 
@@ -128,6 +129,11 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
                 flags.append("labelled_fields")
                 reason = reason or field_reason
     if not raw_agent or raw_step is None:
+        negative = _NEGATIVE_STEP.search(answers[-1] if answers else text)
+        if negative is not None:  # (an agent and a step below 0: say so, not that nothing was found)
+            return ParsedAnswer(None, None, flags=flags, reason=reason,
+                                error=f"step {negative.group(1).replace(' ', '')} is not a step number (steps count "
+                                      "from 0)")
         missing = " and ".join(x for x, v in (("agent", raw_agent), ("step", raw_step)) if not v)
         return ParsedAnswer(None, None, flags=flags, reason=reason, error=f"no {missing} found in the answer")
     agent, agent_flag = match_agent(raw_agent, agents)

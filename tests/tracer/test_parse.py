@@ -91,3 +91,13 @@ def test_a_step_of_thousands_of_digits_or_other_scripts_digits_is_unparsable_not
     arabic = parse_answer("<think>x</think><answer>WebSurfer|٣</answer>", agents)
     assert not arabic.ok
     assert parse_answer("<think>x</think><answer>WebSurfer|3</answer>", agents).step == 3
+
+
+def test_a_negative_step_is_named_as_such() -> None:
+    for text in ("<think>x</think><answer>Computer_terminal|-1</answer>", "Computer_terminal | -3",
+                 "<answer>Computer_terminal|step -2</answer>"):
+        parsed = parse_answer(text, ["Computer_terminal"])
+        assert parsed.step is None and parsed.error is not None and "is not a step number" in parsed.error, text
+        assert parsed.error.startswith("step -")
+    assert parse_answer("<answer>nothing</answer>", ["A"]).error == "no agent and step found in the answer"
+    assert parse_answer("<answer>A|2</answer> -1", ["A"]).step == 2
