@@ -112,6 +112,11 @@ def _put_value(attrs: dict[str, AttributeValue], key: str, value: Any) -> None:
     attrs[mime_key(key)] = "text/plain" if isinstance(value, str) else "application/json"
 
 
+_ROLE_OF_TYPE = {"SystemMessage": "system", "UserMessage": "user", "AssistantMessage": "assistant",
+                 "FunctionExecutionResultMessage": "tool"}
+"""The chat role of a message a framework names by its type instead (AutoGen's ``LLMMessage`` kinds)."""
+
+
 def _messages(attrs: dict[str, AttributeValue], prefix: str, messages: Any) -> None:
     if not isinstance(messages, list):
         return
@@ -119,7 +124,7 @@ def _messages(attrs: dict[str, AttributeValue], prefix: str, messages: Any) -> N
         if not isinstance(message, Mapping):
             _put(attrs, f"{prefix}.{i}.message.content", message)
             continue
-        _put(attrs, f"{prefix}.{i}.message.role", message.get("role"))
+        _put(attrs, f"{prefix}.{i}.message.role", message.get("role") or _ROLE_OF_TYPE.get(str(message.get("type"))))
         _put(attrs, f"{prefix}.{i}.message.name", message.get("name") or message.get("source"))
         _put(attrs, f"{prefix}.{i}.message.content", message.get("content"))
         for j, call in enumerate(message.get("tool_calls") or []):

@@ -197,3 +197,19 @@ def test_a_span_file_is_streamed_and_the_same_as_the_whole_request(tmp_path: Pat
     assert path.read_text(encoding="utf-8") == json.dumps(otlp_json_request(every), ensure_ascii=False)
     write_otlp_json([], path)
     assert json.loads(path.read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"] == []
+
+
+def test_messages_a_framework_names_by_type_get_their_chat_role() -> None:
+    """AutoGen's requests name each message by its type (SystemMessage, UserMessage...): OpenInference wants a role."""
+    from agentracer.schema import ModelCall, Step
+
+    messages = [{"type": "SystemMessage", "content": "be brief"}, {"type": "UserMessage", "content": "hi",
+                                                                   "source": "user"},
+                {"type": "AssistantMessage", "content": "hello", "source": "coder"},
+                {"type": "FunctionExecutionResultMessage", "content": [{"content": "3", "call_id": "c"}]},
+                {"role": "user", "type": "SystemMessage", "content": "a role given wins"}]
+    call = ModelCall(agent="coder", call_index=0, step=0, request={"messages": messages}, response={"content": "ok"})
+    run = Trajectory(task="t", steps=[Step(index=0, agent="coder", content="ok", model_calls=[call])])
+    [llm] = [s for s in trajectory_spans(run) if _attrs(s)["openinference.span.kind"] == "LLM"]
+    roles = [_attrs(llm).get(f"llm.input_messages.{i}.message.role") for i in range(len(messages))]
+    assert roles == ["system", "user", "assistant", "tool", "user"]
