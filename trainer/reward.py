@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -114,7 +115,14 @@ def compute_score(
     """
     truth = _as_mapping(ground_truth)
     return score(solution_str, _label_agent(truth), _label_step(truth), known_agents(truth),
-                 lam=float(lam), sigma=float(sigma))
+                 lam=_number("lam", lam), sigma=_number("sigma", sigma))
+
+
+def _number(name: str, value: Any) -> float:
+    """A reward setting as a float; ``ValueError`` naming it for anything but a real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"the reward's {name} must be a number, got {value!r}")
+    return float(value)
 
 
 def _label_agent(truth: Mapping[str, Any]) -> str:
@@ -125,7 +133,11 @@ def _label_agent(truth: Mapping[str, Any]) -> str:
 
 
 def _label_step(truth: Mapping[str, Any]) -> int:
+    """The labelled step: a whole number of at least 0 (numpy's too, as a Parquet reader may give it) or its ASCII
+    digits."""
     step = truth.get("step")
-    if isinstance(step, bool) or not isinstance(step, int | str) or not str(step).strip().isdigit():
-        raise ValueError(f"ground_truth['step'] must be a step index, got {step!r}")
-    return int(step)
+    if isinstance(step, numbers.Integral) and not isinstance(step, bool) and int(step) >= 0:
+        return int(step)
+    if isinstance(step, str) and step.strip().isascii() and step.strip().isdigit():
+        return int(step)
+    raise ValueError(f"ground_truth['step'] must be a step index, got {step!r}")

@@ -126,7 +126,23 @@ def test_a_tiny_sigma_gives_a_sharp_step_reward_not_an_error() -> None:
 
 
 @pytest.mark.parametrize(("truth", "named"), [({}, "ground_truth['agent']"), ({"agent": "A", "step": None}, "['step']"),
-                                              ({"agent": "A", "step": "three"}, "['step']"), ("{not json", "not JSON")])
+                                              ({"agent": "A", "step": "three"}, "['step']"), ("{not json", "not JSON"),
+                                              ({"agent": "A", "step": "²"}, "['step']"),
+                                              ({"agent": "A", "step": "٣"}, "['step']"),
+                                              ({"agent": "A", "step": -1}, "['step']"),
+                                              ({"agent": "A", "step": True}, "['step']")])
 def test_a_bad_ground_truth_names_what_is_wrong(truth: object, named: str) -> None:
     with pytest.raises(ValueError, match=re.escape(named)):
         compute_score("x", "<think>t</think><answer>A|1</answer>", truth)
+
+
+def test_numpy_steps_are_steps_and_settings_that_are_not_numbers_are_named() -> None:
+    import numpy as np
+
+    truth = {"agent": "A", "step": np.int64(2), "agents": ["A", "B"]}
+    assert compute_score("x", "<think>t</think><answer>A|2</answer>", truth)["score"] == 1.0
+    assert compute_score("x", "<think>t</think><answer>A|2</answer>", {**truth, "step": "2"})["score"] == 1.0
+    for name, value in (("lam", None), ("lam", True), ("sigma", "1"), ("sigma", [1.0])):
+        with pytest.raises(ValueError, match=f"the reward's {name} must be a number"):
+            compute_score("x", "<think>t</think><answer>A|2</answer>", truth, **{name: value})
+    assert compute_score("x", "<think>t</think><answer>B|2</answer>", truth, lam=np.float64(1.0))["score"] == 0.0
