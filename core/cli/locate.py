@@ -126,14 +126,19 @@ class _Locating:
         await asyncio.gather(*running)
 
 
-def _check_one_method(store: Any, method: str, output: str) -> None:
-    """An output store keeps one method's verdicts: a run located before by another would be skipped as done."""
-    located_by = {trajectory.labels[0].metadata.get("method") for trajectory in store  # (its verdict goes first)
-                  if trajectory.labels and trajectory.labels[0].source == "tracer"}
-    others = sorted(str(m) for m in located_by if m not in (method, None))
+def _check_one_method(store: Any, method: str, output: str, model: str | None = None) -> None:
+    """An output store keeps one method's verdicts, and one model's: a run located before by another would be
+    skipped as done (a model-free method's verdicts name no model)."""
+    verdicts = [trajectory.labels[0].metadata for trajectory in store  # (its verdict goes first)
+                if trajectory.labels and trajectory.labels[0].source == "tracer"]
+    others = sorted({str(m) for v in verdicts if (m := v.get("method")) not in (method, None)})
     if others:
         raise InputError(f"holds verdicts of method {', '.join(others)}, and its runs would be skipped as done: "
                          f"write {method}'s verdicts to another store", where=output)
+    models = sorted({str(m) for v in verdicts if (m := v.get("model")) not in (model, None)})
+    if models and model is not None:
+        raise InputError(f"holds verdicts of model {', '.join(models)}, and its runs would be skipped as done: "
+                         f"write {model}'s verdicts to another store", where=output)
 
 
 @click.command("locate")
@@ -171,9 +176,10 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
         check_not_source(source, output, what="store", why="the located copies would repeat its ids")
     name = chosen_method(method, model)
     store = open_store(output) if output is not None else None
+    chat_model = load_model(model, **model_options(model, concurrency, timeout=timeout)) if model else None
     if store is not None:
-        _check_one_method(store, name, output or "")
-    chosen = get_method(name, load_model(model, **model_options(model, concurrency, timeout=timeout)) if model else None)
+        _check_one_method(store, name, output or "", getattr(chat_model, "name", None))
+    chosen = get_method(name, chat_model)
     run = _Locating(chosen, with_gt, store, as_json)
     found = False  # whether SOURCE holds the run --id names
 

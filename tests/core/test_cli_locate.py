@@ -243,3 +243,23 @@ def _rows_of(tmp_path: Path) -> Path:
                                 "history": [{"content": "plan", "name": "planner", "step": 0},
                                             {"content": "7", "name": "coder", "step": 1}]}) + "\n")
     return path
+
+
+def test_an_output_holding_another_models_verdicts_is_refused(tmp_path: Path) -> None:
+    source = open_store(tmp_path / "runs.jsonl")
+    source.extend([run_of("a", False), run_of("b", False)])
+    for name in ("first", "second"):
+        answer = json.dumps({"text": "<think>x</think><answer>coder|1</answer>"})
+        (tmp_path / f"{name}.jsonl").write_text(f"{answer}\n{answer}\n")
+    output = tmp_path / "located.jsonl"
+    code, _, err = run_cli("locate", str(source.path), "--id", "a", "--model", f"scripted:{tmp_path / 'first.jsonl'}",
+                           "-o", str(output))
+    assert code == 0, err
+    assert open_store(output).get("a").labels[0].metadata["model"] == "scripted:first.jsonl"
+    before = output.read_bytes()
+    code, _, err = run_cli("locate", str(source.path), "--model", f"scripted:{tmp_path / 'second.jsonl'}",
+                           "-o", str(output))
+    assert code == 2 and "holds verdicts of model scripted:first.jsonl" in err and output.read_bytes() == before
+    code, _, err = run_cli("locate", str(source.path), "--model", f"scripted:{tmp_path / 'first.jsonl'}",
+                           "-o", str(output))
+    assert code == 0 and "1 located, 1 done before" in err, err
