@@ -49,6 +49,8 @@ def parse_task(row: Any, *, where: str) -> TaskRow:
     text = next((row[k] for k in ("task", "text", "question", "prompt") if isinstance(row.get(k), str)), None)
     if task_id is None:
         raise InputError("no 'id' (or 'task_id')", where=where)
+    if isinstance(task_id, bool) or not isinstance(task_id, str | int) or not str(task_id).strip():
+        raise InputError(f"the task id must be a non-empty text or a whole number, got {task_id!r}", where=where)
     if not text:
         raise InputError("no 'task' text (or 'text'/'question'/'prompt')", where=where)
     truth = row.get("ground_truth", row.get("answer"))

@@ -78,6 +78,10 @@ def test_task_files_and_mbpp_rows(tmp_path):
     path.write_text('{"id": 1}\n')
     with pytest.raises(InputError, match=r"tasks.jsonl:1.*no 'task'"):
         read_tasks(path)
+    for bad in ('{"a": 1}', '""', '" "', "true", "1.5", "null"):
+        path.write_text(f'{{"id": 1, "task": "a"}}\n{{"id": {bad}, "task": "b"}}\n')
+        with pytest.raises(InputError, match=r"tasks.jsonl:2: (the task id must be|no 'id')"):
+            read_tasks(path)
 
 
 def test_ledger_survives_a_torn_line(tmp_path):
