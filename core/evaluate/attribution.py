@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ALL = "All"
+INVALID_ANSWER_FLAGS = frozenset({"unknown_agent", "step_out_of_range"})
+"""Flags of an answer that names no agent or no step of its run: read, scored as wrong, and counted as invalid."""
 
 
 def _text(value: Any) -> str:
@@ -61,6 +63,7 @@ class GroupScore:
     within1: int = 0
     within3: int = 0
     unparsed: int = 0
+    invalid: int = 0  # answers naming an agent or a step the run does not have (they count as wrong)
     errors: int = 0
     substring_agent: int = 0
     substring_step: int = 0
@@ -74,6 +77,8 @@ class GroupScore:
             self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
             if kind == "answer":
                 self.unparsed += 1
+        elif set(row.get("flags") or ()) & INVALID_ANSWER_FLAGS:
+            self.invalid += 1
         self.substring_agent += substring_hit(row, "agent")
         self.substring_step += substring_hit(row, "step")
         if row.get("mistake_agent") is None or row.get("mistake_step") is None:
@@ -98,7 +103,8 @@ class GroupScore:
             "subset": self.subset, "with_gt": self.with_gt, "files": self.files, "labelled": self.labelled,
             "agent_accuracy": self.pct(self.agent), "step_accuracy": self.pct(self.step),
             "exact_match": self.pct(self.exact), "step_within_1": self.pct(self.within1),
-            "step_within_3": self.pct(self.within3), "unparsed": self.unparsed, "errors": self.errors,
+            "step_within_3": self.pct(self.within3), "unparsed": self.unparsed, "invalid": self.invalid,
+            "errors": self.errors,
             "substring_agent_accuracy": self.substring_pct(self.substring_agent),
             "substring_step_accuracy": self.substring_pct(self.substring_step),
         }
@@ -127,13 +133,13 @@ def format_table(scores: list[GroupScore], *, title: str = "", paper_layout: boo
     """The paper's table (agent/step accuracy per subset and setting) with the extra columns, and (unless
     ``paper_layout`` is False) the same two figures per subset as the paper lays them out."""
     head = (f"{'subset':<22}{'G':<7}{'n':>5}{'agent%':>9}{'step%':>8}{'exact%':>8}{'±1%':>8}{'±3%':>8}"
-            f"{'unparsed':>10}{'errors':>8}{'substr agent%':>15}{'substr step%':>14}")
+            f"{'unparsed':>10}{'invalid':>9}{'errors':>8}{'substr agent%':>15}{'substr step%':>14}")
     lines = [title] if title else []
     lines += [head, "-" * len(head)]
     for s in scores:
         lines.append(
             f"{s.subset:<22}{_setting(s.with_gt):<7}{s.labelled:>5}{s.pct(s.agent):>9.2f}{s.pct(s.step):>8.2f}"
-            f"{s.pct(s.exact):>8.2f}{s.pct(s.within1):>8.2f}{s.pct(s.within3):>8.2f}{s.unparsed:>10}"
+            f"{s.pct(s.exact):>8.2f}{s.pct(s.within1):>8.2f}{s.pct(s.within3):>8.2f}{s.unparsed:>10}{s.invalid:>9}"
             f"{s.errors:>8}{s.substring_pct(s.substring_agent):>15.2f}{s.substring_pct(s.substring_step):>14.2f}"
         )
     paper = [s for s in scores if s.subset != ALL] if paper_layout else []

@@ -47,3 +47,14 @@ def test_settings_are_kept_apart_and_printed() -> None:
 def test_unlabelled_rows_do_not_count_in_accuracy() -> None:
     scores = summarize([row("x", "A", 1, None, None), row("x", "A", 1, "A", 1)])
     assert scores[0].labelled == 1 and scores[0].pct(scores[0].exact) == 100.0
+
+
+def test_answers_naming_no_agent_or_step_of_the_run_are_counted_as_invalid_and_wrong() -> None:
+    ghost = {**row("Hand-Crafted", "GhostAgent", 9999, "WebSurfer", 3), "flags": ["unknown_agent", "step_out_of_range"]}
+    late = {**row("Hand-Crafted", "WebSurfer", 40, "WebSurfer", 3), "flags": ["step_out_of_range"]}
+    near = {**row("Hand-Crafted", "websurfer", 3, "WebSurfer", 3), "flags": ["agent_normalised"]}
+    [hand] = summarize([ghost, late, near])
+    assert (hand.invalid, hand.unparsed, hand.errors, hand.agent, hand.step) == (2, 0, 0, 2, 1)
+    table = format_table([hand])
+    header, _, line = table.splitlines()[:3]
+    assert "invalid" in header and line.split()[header.split().index("invalid") + 1] == "2"

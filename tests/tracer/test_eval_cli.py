@@ -92,7 +92,7 @@ def test_agentracer_against_a_flaky_server_retries_and_counts_unparsed(data: Pat
     assert all((r["predicted_agent"], r["predicted_step"]) == ("WebSurfer", 3) for r in answered)
     assert unparsed[0]["raw"] == "I refuse to answer."
     line = next(x for x in stdout.splitlines() if x.startswith("Hand-Crafted "))
-    assert line.split()[-4] == str(len(unparsed))  # the unparsed column
+    assert line.split()[-5] == str(len(unparsed))  # the unparsed column
     assert "retries" in stderr
 
 
