@@ -108,7 +108,7 @@ def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
                            "input_key": input_key(item)}
     if verdict is not None:
         verdict = redacted_verdict(verdict)
-        row.update(predicted_agent=verdict.agent, predicted_step=verdict.step, reason=verdict.reason,
+        row.update(predicted_agent=verdict.agent, predicted_step=verdict.step, reason=_shortened(verdict.reason),
                    flags=list(verdict.flags), strict=verdict.metadata.get("strict"), raw=verdict.raw,
                    usage=verdict.metadata.get("usage"), requests=verdict.metadata.get("requests"),
                    cached_requests=verdict.metadata.get("cached_requests"))
@@ -120,6 +120,17 @@ def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
             row.update(raw=Redactor()(error.raw), flags=error.flags)
     row["latency_s"] = round(latency_s, 4)
     return row
+
+
+REASON_CHARS = 2000
+"""How much of a verdict's reason a results row keeps: the whole answer is in its ``raw`` (a model that rambles for
+megabytes would otherwise be stored twice per row)."""
+
+
+def _shortened(reason: str | None) -> str | None:
+    if reason is None or len(reason) <= REASON_CHARS:
+        return reason
+    return reason[:REASON_CHARS] + f"… [{len(reason) - REASON_CHARS} more characters in raw]"
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -343,3 +343,14 @@ def test_the_table_shows_both_settings_of_the_same_items(data: Path, tmp_path: P
     _, stdout, _ = run(args + ["--without-gt", "--limit", "1"], capsys)
     counts = {line.split()[1]: line.split()[3] for line in stdout.splitlines() if line.startswith("Hand-Crafted ")}
     assert counts == {"w/": "1", "w/o": "1"}, stdout
+
+
+def test_a_rambling_answer_is_kept_whole_once_not_twice(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    ramble = "I think " * 5000
+    with OpenAIServer(f"<think>{ramble}</think><answer>WebSurfer|3</answer>") as server:
+        code, _, _ = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--limit", "1",
+                          "--model", f"openai:{server.base_url}@stub", "--no-cache", "-o", str(out)], capsys)
+    [row] = rows(out)
+    assert code == 0 and row["predicted_agent"] == "WebSurfer" and ramble.strip() in row["raw"]
+    assert len(row["reason"]) < 2100 and row["reason"].endswith("more characters in raw]")
