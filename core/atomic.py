@@ -7,6 +7,7 @@ import glob
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
         count = write(temporary)
         if count > 0 or empty:
             if not temporary.exists():
+                if count > 0:  # (written, then deleted by someone else: never publish an empty file for it)
+                    raise OSError(f"the temporary file {temporary} vanished before it could replace {target}")
                 temporary.touch()
             with temporary.open("rb") as fh:
                 os.fsync(fh.fileno())  # (on disk before the move: a crash leaves the old file or the new one)
@@ -48,15 +51,29 @@ def _process_ended(pid: int) -> bool:
     return False
 
 
+STALE_AFTER_S = 3600.0
+"""How long a temporary file must have gone unwritten before a writer whose process is gone counts as killed: a
+process id says nothing across hosts or PID namespaces (containers sharing a volume), an hour without a write does."""
+_LOOKED_AT: set[tuple[str, str]] = set()  # (folder, target name) whose leftovers this process has cleared
+
+
 def _remove_stale_temporaries(target: Path) -> None:
-    """Delete the temporary files that writers of ``target`` killed mid-write left beside it (their names hold their
-    process id: a process that has ended will not finish them); a live writer's are left alone."""
+    """Delete the temporary files that writers of ``target`` killed mid-write left beside it: an hour untouched and
+    named by a process that has ended (a live writer's are left alone). Once per target and process: a folder of many
+    files is not listed on every write."""
+    key = (str(target.parent), target.name)
+    if key in _LOOKED_AT:
+        return
+    _LOOKED_AT.add(key)
     stem, suffix = target.stem[:100], target.suffix
     pattern = re.compile(rf"\.{re.escape(stem)}\.(\d+)\.\d+\.tmp{re.escape(suffix)}")
+    now = time.time()
     with contextlib.suppress(OSError):
         for candidate in target.parent.glob(f".{glob.escape(stem)}.*.tmp{glob.escape(suffix)}"):
             found = pattern.fullmatch(candidate.name)
-            if found is not None and int(found.group(1)) != os.getpid() and _process_ended(int(found.group(1))):
+            if found is None or int(found.group(1)) == os.getpid():
+                continue
+            if now - candidate.stat().st_mtime > STALE_AFTER_S and _process_ended(int(found.group(1))):
                 candidate.unlink(missing_ok=True)
 
 

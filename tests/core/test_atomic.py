@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from agentracer.atomic import write_text_replacing
+from agentracer.atomic import STALE_AFTER_S, write_text_replacing
 
 
 def test_temporaries_of_writers_killed_mid_write_go_with_the_next_write(tmp_path: Path) -> None:
@@ -17,9 +18,30 @@ def test_temporaries_of_writers_killed_mid_write_go_with_the_next_write(tmp_path
     dead = tmp_path / f".labelled.{ended.pid}.12345.tmp.jsonl"  # as a writer killed mid-write leaves it
     alive = tmp_path / f".labelled.{os.getppid()}.12345.tmp.jsonl"  # a writer still at work
     other = tmp_path / f".trajectories.{ended.pid}.12345.tmp.jsonl"  # another file's
-    for leftover in (dead, alive, other):
+    recent = tmp_path / f".labelled.{ended.pid}.999.tmp.jsonl"  # its pid means nothing here (another host's?)
+    an_hour_ago = time.time() - STALE_AFTER_S - 60
+    for leftover in (dead, alive, other, recent):
         leftover.write_text("half a file")
+        if leftover is not recent:
+            os.utime(leftover, (an_hour_ago, an_hour_ago))
     write_text_replacing(target, "whole\n")
     assert target.read_text() == "whole\n"
-    assert not dead.exists() and alive.exists() and other.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, alive.name, other.name])
+    assert not dead.exists() and alive.exists() and other.exists() and recent.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, alive.name, other.name, recent.name])
+
+
+def test_a_temporary_file_deleted_under_a_writer_fails_the_write_and_keeps_the_file(tmp_path: Path) -> None:
+    import pytest
+    from agentracer.atomic import write_replacing
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("earlier\n")
+
+    def write_then_lose(temporary: Path) -> int:
+        temporary.write_text("new\n")
+        temporary.unlink()  # as another host's cleanup might
+        return 1
+
+    with pytest.raises(OSError, match="vanished"):
+        write_replacing(target, write_then_lose)
+    assert target.read_text() == "earlier\n"
