@@ -1,15 +1,19 @@
 """One writer at a time for an output file that a command resumes: a second process is refused at once.
 
 Two processes appending to the same results file would each evaluate every item and write it twice. The lock is an
-advisory ``flock`` on a hidden file beside the output (the output itself is replaced when it is repaired, which
-would drop a lock held on it); the system releases it when the process ends, however it ends.
+advisory ``flock`` on a file named by a digest of the output's resolved path, in this user's folder under the system's
+temporary directory: never beside the output (which is replaced when it is repaired, dropping a lock held on it; whose
+folder may not be writable; whose name may leave no room for more), and released by the system when the process
+ends, however it ends. It guards one machine: processes on two hosts sharing a network folder do not see it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,26 +21,30 @@ from .errors import InputError
 
 
 def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The hidden lock file of ``path``."""
-    target = Path(path)
-    return target.with_name(f".{target.name}.lock")
+    """The lock file of the output ``path``."""
+    resolved = str(Path(path).expanduser().resolve())
+    digest = hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    owner = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"agentracer-locks-{owner}" / f"{digest}.lock"
 
 
 @contextlib.contextmanager
 def sole_writer(path: str | os.PathLike[str], command: str) -> Iterator[None]:
-    """Hold ``path``'s lock while the block runs; ``InputError`` at once when another process holds it."""
+    """Hold ``path``'s lock while the block runs; ``InputError`` at once when another process holds it, naming its
+    process id and ``command`` (what it is doing)."""
     lock = lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    lock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            raise InputError(f"another process{f' (pid {holder})' if holder.isdigit() else ''} is writing it "
-                             f"({command}); wait for it to end, or write to another file", where=str(path)) from None
+            pid, _, what = os.pread(fd, 200, 0).decode("utf-8", "replace").strip().partition(" ")
+            holder = f" (pid {pid}{f', {what}' if what else ''})" if pid.isdigit() else ""
+            raise InputError(f"another process{holder} is writing it; wait for it to end, or write to another file",
+                             where=str(path)) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        os.pwrite(fd, f"{os.getpid()} {command}".encode(), 0)
         yield
     finally:
         os.close(fd)  # (closing the descriptor releases the lock)

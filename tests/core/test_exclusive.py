@@ -1,0 +1,38 @@
+"""One writer at a time for a resumable output: a second is refused at once, wherever the output is."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from agentracer.errors import InputError
+from agentracer.exclusive import lock_path, sole_writer
+
+
+def test_a_second_process_is_refused_and_the_lock_goes_with_the_first(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    holder = ("import sys, time; from agentracer.exclusive import sole_writer\n"
+              "with sole_writer(sys.argv[1], 'a test'):\n    print('held', flush=True); time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(output)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"another process \(pid {proc.pid}, a test\) is writing it"):
+            with sole_writer(tmp_path / "." / "results.jsonl", "a second"):  # (the same file, spelt otherwise)
+                pass
+    finally:
+        proc.kill()
+        proc.wait()
+    with sole_writer(output, "after it"):  # a killed holder's lock is gone with it
+        pass
+    assert list(tmp_path.iterdir()) == []  # nothing left beside the output
+
+
+def test_any_output_name_or_folder_can_be_locked(tmp_path: Path) -> None:
+    long_name = tmp_path / ("r" * 250 + ".jsonl")
+    with sole_writer(long_name, "a long name"):
+        pass
+    assert lock_path(long_name) != lock_path(tmp_path / "other.jsonl") and len(lock_path(long_name).name) < 64
+    with sole_writer("/dev/null", "an output in a folder not ours"):
+        pass
