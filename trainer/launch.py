@@ -111,8 +111,9 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[
     rest: list[str] = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if sep and not key.startswith("++"):  # verl's spelling of a key we set is ours (++ passes it as it is)
-            key = VERL_SPELLINGS.get(key.removeprefix("+"), key)
+        if sep and not key.startswith("++") and not value.lstrip().startswith("${"):
+            key = VERL_SPELLINGS.get(key.removeprefix("+"), key)  # verl's spelling of a key we set is ours (++ and a
+            # hydra interpolation, ${...}, pass it to verl as it is)
         section, dot, name = key.partition(".")
         if not (sep and dot) or section not in SECTION_KEYS or (name not in SECTION_KEYS[section]
                                                                  and section not in _OURS_ONLY):
@@ -472,17 +473,24 @@ def check_inputs(spec: RunSpec, config: dict[str, Any]) -> None:
 def check_with_verl(overrides: list[str]) -> bool:
     """Compose verl's own config with ``overrides`` and run the check ``verl.trainer.main_ppo`` makes before anything
     starts (a verl key set by hand can break what ours set: a micro batch left unset, a mini-batch above the batch):
-    ``InputError`` with verl's words. False, checking nothing, where verl is not installed (a dry run elsewhere)."""
+    ``InputError`` with verl's words. False, checking nothing, where verl is not installed or does not import (a dry
+    run elsewhere), or inside a running hydra app."""
     if importlib.util.find_spec("verl") is None:
         return False
     import warnings
 
-    import verl
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
+    try:  # (verl that does not import here, a login node without CUDA's libraries: the launch itself will say)
+        import verl
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+        from verl.trainer.ppo.utils import need_critic, need_reference_policy
+        from verl.utils.config import validate_config
+    except Exception:
+        return False
+    if GlobalHydra.instance().is_initialized():  # (called inside a hydra app: its config cannot be composed here)
+        return False
 
     config_dir = Path(verl.__file__).parent / "trainer" / "config"
     try:

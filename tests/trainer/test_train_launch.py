@@ -331,3 +331,29 @@ def test_verls_spelling_of_a_key_we_set_sets_ours_and_is_checked_as_ours(ready: 
             verl_overrides(changed, ready)
     passed, rest = apply_overrides(load_config(), ["++actor_rollout_ref.rollout.n=1"])  # ++: as it is, to verl
     assert rest == ["++actor_rollout_ref.rollout.n=1"] and passed["rollout"]["n"] == 8
+    interpolated = "actor_rollout_ref.actor.optim.lr=${oc.env:LR,1e-6}"  # hydra resolves it: verl's to read
+    passed, rest = apply_overrides(load_config(), [interpolated])
+    assert rest == [interpolated] and passed["optim"]["lr"] == 1e-6
+
+
+def test_verls_own_check_is_skipped_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A verl that does not import here (no CUDA libraries on a login node), or a caller inside a hydra app: the
+    dry run still checks everything of ours and prints the command."""
+    import builtins
+
+    from agentracer.trainer.launch import check_with_verl
+    from hydra import initialize_config_dir
+
+    overrides = ["data.train_batch_size=0"]  # (verl would refuse it)
+    with initialize_config_dir(config_dir=str(tmp_path), version_base=None):
+        assert check_with_verl(overrides) is False
+    real_import = builtins.__import__
+
+    def no_verl(name: str, *args, **kwargs):  # noqa: ANN002, ANN003
+        if name == "verl" or name.startswith("verl."):
+            raise ImportError("libcudart.so.12: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_verl)
+    monkeypatch.delitem(sys.modules, "verl", raising=False)
+    assert check_with_verl(overrides) is False
