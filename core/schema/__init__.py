@@ -352,8 +352,11 @@ class Trajectory(_Model):
         text = text.removeprefix("\ufeff") if isinstance(text, str) else text
         try:
             return cls.model_validate_json(text)
-        except ValueError:
-            data = json.loads(text)  # (a later 1.x release's record reads without the fields it added)
+        except ValueError as error:  # (a later 1.x release's record reads without the fields it added)
+            try:
+                data = json.loads(text)
+            except ValueError:
+                raise error from None
             if not isinstance(data, dict) or not compat.is_later_minor(data.get("schema_version"), SCHEMA_VERSION):
                 raise
             return cls.model_validate(compat.readable(data, cls, SCHEMA_VERSION, where="trajectory"))

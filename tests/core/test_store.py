@@ -348,3 +348,11 @@ def test_another_major_version_or_unknown_fields_under_this_version_stay_errors(
             open_store(path).get("r")
         with pytest.raises(ValueError, match=problem):
             Trajectory.from_json(path.read_text(encoding="utf-8"))
+
+
+def test_from_json_of_text_that_is_not_json_raises_what_it_always_raised() -> None:
+    from pydantic import ValidationError
+
+    for text in ("not json", b"{", '{"id": 1'):
+        with pytest.raises(ValidationError):
+            Trajectory.from_json(text)
