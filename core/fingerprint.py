@@ -33,16 +33,14 @@ def run_content_key(trajectory: Trajectory) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def task_key(trajectory: Trajectory) -> str | int:
+def task_key(trajectory: Trajectory) -> str | int | None:
     """The task a run attempts, the same for every run of it whatever format carried it: the ``question_id`` it was
-    read or traced with (a Who&When or TracerTraj number stays a number), else its ``task_id``, else a digest of its
-    task text (``task:`` and 16 hex digits), else the run's own id. Dataset splits go by it, and TracerTraj writes it as
-    ``question_ID``, so that two runs of one task never land on both sides of a split."""
-    metadata = trajectory.metadata
-    for key in ("question_id", "task_id"):
-        value = metadata.get(key)
-        if isinstance(value, int | str) and not isinstance(value, bool) and value != "":
-            return value
+    read or traced with (a Who&When or TracerTraj number stays a number), else a digest of its task text (``task:``
+    and 16 hex digits); None for a run with no task, which is a task of its own. Dataset splits go by it, and
+    TracerTraj writes it as ``question_ID``, so that two runs of one task never land on both sides of a split."""
+    question = trajectory.metadata.get("question_id")
+    if question not in (None, "") and not isinstance(question, bool) and isinstance(question, int | str):
+        return question
     if trajectory.task:
         return "task:" + hashlib.sha256(trajectory.task.encode("utf-8")).hexdigest()[:16]
-    return trajectory.id
+    return None

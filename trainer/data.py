@@ -58,6 +58,7 @@ class PrepareReport:
     train_tasks: int = 0
     val_tasks: int = 0
     truncated: int = 0
+    grouped_ids: int = 0  # task ids folded into another's: their runs share its task text
     dropped: list[Dropped] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
 
@@ -71,11 +72,14 @@ class PrepareReport:
             lines.append(f"dropped {count}: {reason}")
         if self.invalid:
             lines.append(f"skipped {len(self.invalid)} unreadable rows (--skip-invalid)")
+        if self.grouped_ids:
+            lines.append(f"{self.grouped_ids} task ids named runs of a task another id names (the same task text): "
+                         "kept on one side of the split with it")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {"read": self.read, "train": self.train, "val": self.val, "train_tasks": self.train_tasks,
-                "val_tasks": self.val_tasks, "truncated": self.truncated,
+                "val_tasks": self.val_tasks, "truncated": self.truncated, "grouped_ids": self.grouped_ids,
                 "dropped": [d.__dict__ for d in self.dropped], "dropped_by_reason": dict(self.reasons()),
                 "invalid": self.invalid}
 
@@ -119,9 +123,35 @@ def _looks_like_tracertraj(path: Path) -> bool:
     return False
 
 
+def tasks_by_text(trajectories: list[Trajectory], ids: list[str]) -> tuple[list[str], int]:
+    """``ids`` (each trajectory's task) with the ids of runs that share a task text made one (the smallest id of
+    the group), and how many ids were folded into another: a file that named each row by its run (TracerTraj exports
+    of older versions) still keeps a task on one side of the split. Ids whose texts differ are left as they are."""
+    parent = {task: task for task in ids}
+
+    def root(task: str) -> str:
+        while parent[task] != task:
+            parent[task] = parent[parent[task]]
+            task = parent[task]
+        return task
+
+    first_of_text: dict[str, str] = {}
+    for trajectory, task in zip(trajectories, ids, strict=True):
+        if not trajectory.task:
+            continue
+        earlier = first_of_text.setdefault(trajectory.task, task)
+        a, b = root(earlier), root(task)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    grouped = [root(task) for task in ids]
+    return grouped, len(set(ids)) - len(set(grouped))
+
+
 def task_id(trajectory: Trajectory) -> str:
-    """The task a trajectory attempts (``agentracer.fingerprint.task_key``), as text: the unit of the split."""
-    return str(task_key(trajectory))
+    """The task a trajectory attempts (``agentracer.fingerprint.task_key``; a run with no task is ``id:`` and its id),
+    as text: the unit of the split."""
+    key = task_key(trajectory)
+    return str(key) if key is not None else "id:" + trajectory.id
 
 
 def split_position(task: str, seed: int = 0) -> float:
@@ -267,7 +297,7 @@ def prepare(
 
     count = counter_from(tokenizer)
     budget = builder_budget(max_prompt_tokens)
-    tasks = [task_id(t) for t, _ in usable]
+    tasks, report.grouped_ids = tasks_by_text([t for t, _ in usable], [task_id(t) for t, _ in usable])
     splits = assign_splits(tasks, val_fraction, seed)
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
     for (trajectory, label), task in zip(usable, tasks, strict=True):

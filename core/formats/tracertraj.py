@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast, get_args
@@ -34,7 +35,8 @@ SOURCE_COLUMN = "mistake_source"
 GROUND_TRUTH_JSON_COLUMN = "ground_truth_json"  # Parquet: a ground truth that is not text, as JSON
 SUBSET_COLUMN = "subset"  # the run's subset (Who&When's Hand-Crafted / Algorithm-Generated), when it has one
 OUTCOME_COLUMN = "outcome_json"  # the run's outcome (success, feedback, error, answer…) as JSON, when it has one
-_OUR_COLUMNS = (SOURCE_COLUMN, GROUND_TRUTH_JSON_COLUMN, SUBSET_COLUMN, OUTCOME_COLUMN)
+RUN_ID_COLUMN = "trajectory_id"  # the run's own id, when reading question_ID would not give it back
+_OUR_COLUMNS = (SOURCE_COLUMN, GROUND_TRUTH_JSON_COLUMN, SUBSET_COLUMN, OUTCOME_COLUMN, RUN_ID_COLUMN)
 HISTORY_FIELDS = ("content", "name", "role", "step")
 LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
 _BATCH_ROWS = 256
@@ -155,12 +157,20 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
     outcome = read_outcome(row.get(OUTCOME_COLUMN), where=f"{where}: field '{OUTCOME_COLUMN}'")
     try:
         return redacted(Trajectory(
-            id=str(question_id) if question_id not in (None, "") else new_id(),
+            id=_row_id(row, question_id),
             task=_text(question), ground_truth=_ground_truth(row, where),
             steps=steps, labels=labels, metadata=metadata, outcome=outcome,
         ))
     except ValidationError as exc:
         raise InputError(validation_message(exc), where=where) from None
+
+
+def _row_id(row: dict[str, Any], question_id: Any) -> str:
+    """A row's trajectory id: its ``trajectory_id`` when it has one, else its question_ID, else a new one."""
+    own = row.get(RUN_ID_COLUMN)
+    if isinstance(own, str) and own:
+        return own
+    return str(question_id) if question_id not in (None, "") else new_id()
 
 
 def _ground_truth(row: dict[str, Any], where: str) -> Any:
@@ -177,8 +187,18 @@ def _ground_truth(row: dict[str, Any], where: str) -> Any:
 
 def _question_id(trajectory: Trajectory) -> str | int:
     """The row's ``question_ID``: the task the run attempts (``fingerprint.task_key``: the id it was read with, a
-    number staying a number in JSONL), shared by every run of that task."""
-    return task_key(trajectory)
+    number staying a number in JSONL), shared by every run of that task; a run with no task, its own id."""
+    key = task_key(trajectory)
+    return key if key is not None else trajectory.id
+
+
+def _own_id(trajectory: Trajectory, question_id: str | int) -> str | None:
+    """The run's id for the ``trajectory_id`` column, unless reading the row gives it back anyway (the question_ID,
+    or ``ID#2``... for a repeated one, as a row read from TracerTraj has)."""
+    derived = str(question_id)
+    if trajectory.id == derived or re.fullmatch(rf"{re.escape(derived)}#\d+", trajectory.id):
+        return None
+    return trajectory.id
 
 
 def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: bool = True) -> dict[str, Any]:
@@ -215,8 +235,9 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
         number = history[label.step]["step"]
         if number is None:  # a row without step numbers: history positions
             number = label.step
+    question_id = _question_id(trajectory)
     row: dict[str, Any] = {
-        "question_ID": _question_id(trajectory),
+        "question_ID": question_id,
         "question": trajectory.task,
         "ground_truth": trajectory.ground_truth,
         "history": history,
@@ -227,6 +248,9 @@ def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: 
     }
     if trajectory.metadata.get("subset") is not None:
         row[SUBSET_COLUMN] = str(trajectory.metadata["subset"])
+    own_id = _own_id(trajectory, question_id)
+    if own_id is not None:  # (the run's own id: question_ID is its task's, shared by all its runs)
+        row[RUN_ID_COLUMN] = own_id
     outcome = outcome_fields(trajectory.outcome)
     if outcome:  # (the tracer's prompt shows the environment's feedback: a row must keep it)
         row[OUTCOME_COLUMN] = json.dumps(outcome, ensure_ascii=False, default=str)
@@ -306,13 +330,13 @@ def _parquet_schema(pa: Any) -> Any:
         ("question_ID", pa.string()), ("question", pa.string()), ("ground_truth", pa.string()),
         ("history", pa.list_(history_item)), ("mistake_agent", pa.string()), ("mistake_step", pa.int64()),
         ("mistake_reason", pa.string()), (SOURCE_COLUMN, pa.string()), (GROUND_TRUTH_JSON_COLUMN, pa.string()),
-        (SUBSET_COLUMN, pa.string()), (OUTCOME_COLUMN, pa.string()),
+        (SUBSET_COLUMN, pa.string()), (OUTCOME_COLUMN, pa.string()), (RUN_ID_COLUMN, pa.string()),
     ])
 
 
 def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row shaped to the Parquet schema: text columns as text, history items with the four fields."""
-    out = {k: row.get(k) for k in (*COLUMNS, SOURCE_COLUMN, SUBSET_COLUMN, OUTCOME_COLUMN)}
+    out = {k: row.get(k) for k in (*COLUMNS, SOURCE_COLUMN, SUBSET_COLUMN, OUTCOME_COLUMN, RUN_ID_COLUMN)}
     truth = out["ground_truth"]
     out[GROUND_TRUTH_JSON_COLUMN] = None if truth is None or isinstance(truth, str) else _text(truth)
     for key in ("question_ID", "question", "ground_truth", "mistake_agent", "mistake_reason"):

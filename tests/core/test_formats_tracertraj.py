@@ -138,11 +138,26 @@ def test_export_any_labelled_trajectory() -> None:
     out = to_row(trajectory)
     assert out["question_ID"] == to_row(trajectory.model_copy(update={"id": "run-2"}))["question_ID"]  # the task's
     assert str(out["question_ID"]).startswith("task:") and out["mistake_agent"] == "b" and out["mistake_step"] == 1
-    traced = trajectory.model_copy(update={"metadata": {"task_id": "mbpp-12"}})  # (trace --tasks keeps row ids)
-    assert to_row(traced)["question_ID"] == "mbpp-12"
-    assert to_row(trajectory.model_copy(update={"task": None}))["question_ID"] == "run-1"  # no task: the run
+    assert out["trajectory_id"] == "run-1"  # (the run's own id, which question_ID no longer gives back)
     assert out["history"][0]["content"] == '{"x": 1}'
     assert out["mistake_source"] == "counterfactual"
+    traced = trajectory.model_copy(update={"metadata": {"question_id": "mbpp-12"}})  # (trace --tasks keeps row ids)
+    assert to_row(traced)["question_ID"] == "mbpp-12"
+    alone = to_row(trajectory.model_copy(update={"task": None}))  # no task: the run is its own task
+    assert alone["question_ID"] == "run-1" and "trajectory_id" not in alone
+
+
+def test_runs_of_one_task_come_back_with_their_own_ids(tmp_path: Path) -> None:
+    runs = [Trajectory(id=f"run-{i}", task="the same task", steps=[Step(index=0, agent="a", content=f"try {i}")],
+                       labels=[Verdict(agent="a", step=0, source="counterfactual")]) for i in range(3)]
+    for suffix in ("parquet", "jsonl"):
+        path = tmp_path / f"rows.{suffix}"
+        write_tracertraj(runs, path)
+        back = read_tracertraj(path)
+        assert [t.id for t in back] == ["run-0", "run-1", "run-2"]
+        assert len({t.metadata["question_id"] for t in back}) == 1
+        write_tracertraj(back, tmp_path / f"again.{suffix}")  # (read rows give their ids back: written as read)
+        assert [t.id for t in read_tracertraj(tmp_path / f"again.{suffix}")] == ["run-0", "run-1", "run-2"]
 
 
 def test_a_tracers_verdict_is_exported_as_the_truth_only_when_asked_for() -> None:

@@ -304,3 +304,31 @@ def test_runs_of_one_task_stay_on_one_side_of_the_split_whatever_the_format(tmp_
         assert len(split_of) == 8 and all(len(sides) == 1 for sides in split_of.values()), split_of
         splits.append(split_of)
     assert splits[0] == splits[1]
+
+
+def test_an_older_export_naming_each_row_by_its_run_still_keeps_a_task_on_one_side(tmp_path: Path) -> None:
+    """TracerTraj files written before question_ID named the task hold one id per run: runs sharing a task text are
+    grouped all the same, and the report says how many ids were folded."""
+    from agentracer.formats.tracertraj import to_row
+    from agentracer.schema import Step, Trajectory, Verdict
+
+    lines = []
+    for task in range(8):
+        for attempt in range(3):
+            run = Trajectory(id=f"run-{task}-{attempt}", task=f"task number {task}",
+                             steps=[Step(index=0, agent="a", content=f"try {attempt}"),
+                                    Step(index=1, agent="b", content="done")],
+                             labels=[Verdict(agent="b", step=1, source="counterfactual")])
+            row = to_row(run)
+            row["question_ID"] = run.id  # as older versions wrote it
+            row.pop("trajectory_id", None)
+            lines.append(json.dumps(row))
+    (tmp_path / "old.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "prepared"
+    main(["train", "prepare", str(tmp_path / "old.jsonl"), "-o", str(out), "--val-fraction", "0.4"])
+    side_of_text: dict[str, set[str]] = {}
+    for name in ("train", "val"):
+        for row in rows(out / f"{name}.parquet"):
+            side_of_text.setdefault(row["prompt"][1]["content"].split("## Task\n")[1].split("\n")[0], set()).add(name)
+    assert len(side_of_text) == 8 and all(len(sides) == 1 for sides in side_of_text.values()), side_of_text
+    assert json.loads((out / "report.json").read_text())["grouped_ids"] == 16
