@@ -246,6 +246,11 @@ class Redactor:
             cache.clear()
         self._held = []
 
+    def may_hold_secret(self, json_text: str) -> bool:
+        """The fast screen of an object's JSON text: False means redaction leaves the object as it is (a secret that
+        JSON would escape cannot be screened in it: then always True)."""
+        return self._may_hold_secret(json_text) or not self._secrets_json_safe
+
     def _may_hold_secret(self, text: str) -> bool:
         """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
         return holds_any(text.lower(), _HINTS) or _url_or_query_secret(text) or holds_any(text, self.secrets)

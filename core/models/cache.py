@@ -69,7 +69,7 @@ class ResponseCache:
     def put(self, key: str, entry: dict[str, Any]) -> None:
         """Store ``entry`` atomically, secrets redacted (an answer, or a server's raw reply, may quote the key it was
         sent); a cache that cannot be written is skipped, never fatal."""
-        entry = Redactor()(entry)
+        entry = Redactor().own_values(entry)  # (by value: a reply's field names are the API's, "token" a logprob's)
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -198,3 +198,16 @@ def test_secrets_a_whowhen_file_holds_are_redacted_on_reading(tmp_path: Path, mo
     text = run.to_json()
     assert "sk-test-secret" not in text and "sk-proj-ABCDEFGH" not in text
     assert run.task is not None and run.task.endswith("(key [REDACTED])") and "[REDACTED]" in run.steps[0].text
+
+
+def test_an_imported_ground_truth_is_kept_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentracer.formats.whowhen import load_whowhen
+
+    monkeypatch.setenv("SERVICE_TOKEN", "Mixed-Case-Secret-0123")
+    data = json.loads((DATA / "Algorithm-Generated" / "1.json").read_text(encoding="utf-8"))
+    data["ground_truth"] = "sk-abcdefghijklmnopqrstuvwxyz"  # (a key-shaped answer: Ω needs it whole)
+    data["history"][0]["content"] += " Mixed-Case-Secret-0123"
+    (tmp_path / "1.json").write_text(json.dumps(data), encoding="utf-8")
+    run = load_whowhen(tmp_path / "1.json")
+    assert run.ground_truth == "sk-abcdefghijklmnopqrstuvwxyz" and "Mixed-Case-Secret" not in run.to_json().replace(
+        "sk-abcdefghijklmnopqrstuvwxyz", "")
