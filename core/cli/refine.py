@@ -26,7 +26,8 @@ def _earlier_results(store: Any, strategy: str) -> dict[str, Any]:
     from ..refine import RefineResult, RoundResult
 
     results: dict[str, RefineResult] = {}
-    for trajectory in store:
+    problems: list[InputError] = []
+    for trajectory in store.iter(errors=problems):
         task_id, info = trajectory.metadata.get("task_id"), trajectory.metadata.get("refine") or {}
         if task_id is None or not isinstance(info.get("round"), int):
             continue
@@ -39,6 +40,9 @@ def _earlier_results(store: Any, strategy: str) -> dict[str, Any]:
         if result is not None:
             result.rounds.append(RoundResult(info["round"], trajectory, bool(trajectory.outcome.success)))
             result.error = info.get("error") or result.error
+    damaged = [problem for problem in problems if "torn write" not in str(problem)]
+    if damaged:  # (a torn last line, a kill in the middle of a write, was never stored: its task is done again)
+        raise damaged[0]
     return results
 
 

@@ -150,6 +150,13 @@ def test_refine_command_reports_rates_per_round(tmp_path):
     other = subprocess.run([*command[:-8], "--strategy", "self-refine", *command[-6:]], capture_output=True,
                            text=True, timeout=120, cwd=here)
     assert other.returncode == 2 and "holds attempts of strategy 'critic'" in other.stderr
+    lines = out.read_text().splitlines()
+    b_line = next(i for i, line in enumerate(lines) if '"task_id":"b"' in line.replace(" ", ""))
+    out.write_text("\n".join(line for i, line in enumerate(lines) if i != b_line) + "\n" + lines[b_line][:200])
+    torn = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=here)  # killed mid-write of b
+    assert torn.returncode == 0, torn.stderr
+    assert "a: not solved (attempts already in" in torn.stdout and "b: solved in round 0\n" in torn.stdout
+    assert "round 0: 50%, round 1: 50%" in torn.stdout
 
 
 def _counting_reviser():
