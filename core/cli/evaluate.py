@@ -176,8 +176,8 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
     done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors, items=items, stale=stale)
     todo = [item for item in items if item.id not in done]
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-    again = (f" ({len(stale)} of them again: their run, ground truth or label changed since {output} scored them, "
-             f"e.g. {stale[0]!r})" if stale else "")
+    again = (f" ({len(stale)} of them again: what the tracer is shown of them changed since {output} scored them "
+             f"(their run, ground truth or label, or how this version reads them), e.g. {stale[0]!r})" if stale else "")
     say(f"{name}{f' with {chat_model.name}' if chat_model else ''}: {len(todo)} to evaluate{again}, "
         f"{len(items) - len(todo)} already in {output}")
 
@@ -210,6 +210,14 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
         tokens = f"; tokens {usage.prompt_tokens} in / {usage.completion_tokens} out" if usage is not None else ""
         click.echo(f"model: {stats['requests']} requests, {stats['retries']} retries, {stats['failures']} failed, "
                    f"{stats['cache_hits']} from cache{tokens}", err=True)
+    scored = [r for r in rows if r.get("with_gt") == with_gt]
+    if any(r.get("error") is None for r in scored) and all(
+            r.get("mistake_agent") is None or r.get("mistake_step") is None for r in scored):
+        click.echo(f"error: no item of {data} has a label to score against ({len(scored)} rows; a tracer's own "
+                   "verdict is never taken for the truth: give runs with a human, counterfactual or injected label)",
+                   err=True)
+        sys.stdout.flush()
+        sys.exit(2)
     answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
     failed = sum(1 for r in rows if r.get("with_gt") == with_gt and r.get("error") is not None)
     if answered and failed and not quiet:

@@ -354,3 +354,15 @@ def test_a_rambling_answer_is_kept_whole_once_not_twice(data: Path, tmp_path: Pa
     [row] = rows(out)
     assert code == 0 and row["predicted_agent"] == "WebSurfer" and ramble.strip() in row["raw"]
     assert len(row["reason"]) < 2100 and row["reason"].endswith("more characters in raw]")
+
+
+def test_items_with_no_label_to_score_against_are_an_error_not_a_table_of_zeros(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "guesses.jsonl"
+    record = {"question_ID": "q1", "question": "2+2?", "ground_truth": "4", "mistake_agent": "Coder",
+              "mistake_step": 1, "mistake_source": "tracer",  # (a tracer's verdict, exported with --label-source)
+              "history": [{"content": "plan", "name": "Planner", "role": "assistant", "step": 0},
+                          {"content": "5", "name": "Coder", "role": "assistant", "step": 1}]}
+    path.write_text(json.dumps(record) + "\n" + json.dumps({**record, "question_ID": "q2"}) + "\n")
+    code, _, stderr = run(["eval", "whowhen", "--data", str(path), "--method", "random", "-o",
+                           str(tmp_path / "out.jsonl")], capsys)
+    assert code == 2 and "no item of" in stderr and "has a label to score against (2 rows" in stderr
