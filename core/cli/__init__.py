@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -64,8 +65,15 @@ def cli() -> None:
     """agentracer: find which agent, at which step, made a multi-agent run fail — and fix the next run."""
 
 
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  line: str | None = None) -> str:
+    """A warning as the CLI shows it: one line, without the Python source it came from."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input gives one clear line on stderr and exit code 2, never a traceback."""
+    warnings.formatwarning = _warning_line  # (the command line's own: a library user's formatting is left alone)
     try:
         result = cli.main(args=argv, prog_name="agentracer", standalone_mode=False)
         if isinstance(result, int) and result != 0:  # ctx.exit(n) comes back as its code here

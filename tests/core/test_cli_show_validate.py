@@ -217,3 +217,17 @@ def test_show_html_replaces_an_earlier_page_whole_or_not_at_all(tmp_path: Path,
     assert code == 2 and f"{page}: cannot write the page (No space left on device)" in err
     assert page.read_text() == "<html>the earlier report</html>"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "s.jsonl"]
+
+
+def test_a_record_of_a_later_minor_version_is_shown_with_one_warning_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    record = json.loads(labelled("a").to_json()) | {"schema_version": "1.4", "cost_usd": 0.2}
+    path = tmp_path / "newer.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "agentracer.cli", "validate", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "schema 1.4" in warned[0] and "cost_usd" in warned[0]
