@@ -114,6 +114,17 @@ def utf8_text(data: str | bytes, where: str) -> str:
         raise InputError(f"not valid UTF-8 (byte {exc.start}: {exc.reason})", where=where) from None
 
 
+def read_utf8_file(path: str | os.PathLike[str]) -> str:
+    """A text file read as UTF-8 (a BOM, as some editors write, dropped); ``InputError`` naming the line where it is
+    not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})", where=f"{path}:{line}") from None
+
+
 def _parse_precisely(text: str | bytes, where: str) -> Trajectory:
     text = utf8_text(text, where)
     try:

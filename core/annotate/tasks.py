@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..fingerprint import stable_json
+from ..store import read_utf8_file
 
 
 @dataclass
@@ -66,12 +67,7 @@ def read_tasks(path: str | Path) -> list[TaskRow]:
         raise InputError(f"no such tasks file: {path}")
     rows: list[TaskRow] = []
     seen: set[str] = set()
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # (a BOM, as some editors write, is no error)
-    except UnicodeDecodeError as exc:
-        bad_line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})", where=f"{path}:{bad_line}") from None
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(read_utf8_file(path).split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

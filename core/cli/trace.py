@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import InputError, TeamRunError
 from ..loading import load_team
-from ..store import open_store
+from ..store import open_store, read_utf8_file
 from ._io import Problems, check_not_source, check_output_store
 
 
@@ -33,12 +32,7 @@ def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iter
     if task is not None:
         yield {"task": task}
         return
-    path = Path(tasks_file or "")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")  # (a BOM, as some editors write, is no error)
-    except UnicodeDecodeError as exc:
-        bad_line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})", where=f"{path}:{bad_line}") from None
+    lines = read_utf8_file(tasks_file or "").split("\n")
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:

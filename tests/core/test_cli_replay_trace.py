@@ -141,3 +141,13 @@ def test_trace_and_refine_never_append_runs_to_their_tasks_file_and_an_empty_one
     done = cli("trace", "--team", "echo:make_team", "--tasks", "empty.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "empty.jsonl: has no tasks" in done.stderr
     assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_trace_names_the_line_of_a_tasks_file_that_is_not_utf8_and_reads_one_with_a_bom(tmp_path):
+    (tmp_path / "echo.py").write_text(ECHO_TEAM)
+    (tmp_path / "tasks.jsonl").write_bytes(b'{"task": "42"}\n{"task": "\xff"}\n')
+    done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "tasks.jsonl:2: not UTF-8 text" in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "tasks.jsonl").write_bytes(b'\xef\xbb\xbf{"task": "42"}\n')
+    done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
