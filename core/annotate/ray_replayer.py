@@ -27,12 +27,15 @@ def _replay_remote(team_spec: str, evaluator_spec: str, cwd: str, trajectory_jso
     from ..evaluate.outcome import get_evaluator
     from ..loading import load_team
     from ..team import apply_evaluation
+    from .replayer import ReplayCrashed, service_failure
 
     team = load_team(team_spec)
     parent = Trajectory.model_validate_json(trajectory_json)
     try:
         replayed = team.replay(parent, step, action, serve_tools=serve_tools)
     except TeamRunError as exc:
+        if service_failure(exc):  # (as the local replayer: no evidence about the action)
+            raise ReplayCrashed(f"the replay could not finish: {exc}") from None
         return exc.trajectory.model_dump_json()
     apply_evaluation(replayed, get_evaluator(evaluator_spec))
     replayed.metadata["ray_node"] = os.uname().nodename

@@ -235,3 +235,37 @@ def test_a_step_whose_only_fix_leaks_the_answer_is_untried_not_cleared():
     assert [a.status for a in result.attempts if a.step == 6] == ["leak"]
     verdict = result.verdict
     assert verdict is not None and verdict.step == 7 and "earlier_steps_untried" in verdict.flags
+
+
+@pytest.mark.parametrize(("failure", "counts_as"), [(ConnectionError("HTTP 503 from the model server"), "error"),
+                                                    (TimeoutError("no answer within 30 s"), "error"),
+                                                    (ValueError("the repaired code crashed"), "not_flipped")])
+def test_a_replay_its_model_server_broke_is_untried_while_a_crash_of_the_run_is_evidence(failure, counts_as):
+    """One transient failure of the team's own model during the replay at the decisive step says nothing about the
+    repair: the step stays untried and the later flip is flagged (it was taken as 'did not flip', labelling the
+    next step with no flag); a crash of the team's own work after the repair is a failed run, as before."""
+    from annotate_teams import chain_model
+
+    counting, state = chain_model(6), {"replaying": False, "broke": False}
+
+    def model(messages):
+        history = [m for m in messages if m["role"] != "system"]
+        if state["replaying"] and not state["broke"] and len(history) == 7 and "(checked)" in history[-1]["content"]:
+            state["broke"] = True  # (the first call after the repair at step 6, once)
+            raise failure
+        return counting(messages)
+
+    team = agentracer.trace(make_chain, steps=10, error_step=6, model=model, evaluator=chain_evaluator)
+    task, truth = chain_task(10)
+    trajectory = team.run(task, ground_truth=truth)
+    assert trajectory.outcome.success is False
+    state["replaying"] = True
+
+    def analyzer(messages):
+        step = int(messages[-1]["content"].split(" to correct - agent")[0].rsplit("Step ", 1)[1].split()[0])
+        return "<correction>value = 7 (checked)</correction>" if step == 7 else chain_analyzer(messages)
+
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(analyzer), k=1).search(trajectory)
+    assert [a.status for a in result.attempts if a.step == 6] == [counts_as]
+    assert result.verdict is not None and result.verdict.step == 7
+    assert result.verdict.flags == (["earlier_steps_untried"] if counts_as == "error" else [])
