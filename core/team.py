@@ -20,6 +20,7 @@ from typing import Any
 from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
 from .plugins import Plugin, plugin_for, team_kind
 from .record import Run
+from .redact import Redactor
 from .replay import Cassette, ReplayPlan, check_described_tools, check_plan
 from .schema import Outcome, ReplayInfo, Trajectory
 
@@ -460,11 +461,11 @@ _TRACEBACK_MARKS = ("\nTraceback:", "\nTraceback (most recent call last)")
 
 def error_summary(exc: BaseException, limit: int = 2000) -> str:
     """``Type: message`` of a team's exception, without the traceback text a framework folds into its message
-    (AutoGen re-raises an agent's error with it): the exception itself is re-raised whole."""
+    (AutoGen re-raises an agent's error with it) and with secrets redacted: the exception itself is re-raised whole."""
     message, name = str(_retried_error(exc) or exc), type(exc).__name__
     text = message if message.startswith(f"{name}: ") else f"{name}: {message}"  # (AutoGen's are ``Type: message``)
     cut = min((i for i in (text.find(mark) for mark in _TRACEBACK_MARKS) if i >= 0), default=len(text))
-    text = text[:cut].rstrip()
+    text = Redactor().text(text[:cut].rstrip())  # (a 401 or a judge's message may quote the key: never kept or shown)
     return text if len(text) <= limit else text[:limit] + "…"
 
 

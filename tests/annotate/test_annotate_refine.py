@@ -317,3 +317,16 @@ def test_a_replayed_round_omega_raised_on_says_its_round():
     kept = result.rounds[-1].trajectory
     assert result.rounds[-1].round == 1 and kept.replay is not None
     assert kept.metadata["refine"] == {"round": 1, "strategy": "tracer", "mode": "replay"}
+
+
+def test_an_evaluator_error_quoting_the_key_is_kept_and_shown_without_it(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-1234567890abcdef")
+
+    def judge(trajectory):
+        raise RuntimeError("judge crashed; key=sk-test-secret-1234567890abcdef")
+
+    result = agentracer.refine(make_team, TASK, judge, rounds=1, ground_truth="7")
+    assert result.error is not None and "judge crashed" in result.error and "sk-test-secret" not in result.error
+    for record in result.rounds:
+        assert "sk-test-secret" not in record.trajectory.to_json()
+        assert "[REDACTED]" in record.trajectory.metadata.get("evaluation_error", "[REDACTED]")
