@@ -28,12 +28,18 @@ class Feedback:
         return f"Feedback from the previous attempt{who}:\n{self.text}"
 
     def for_agent(self, name: str) -> str | None:
-        """The note for agent ``name`` (None when the feedback names another agent)."""
-        return self.note() if self.agent in (None, name) else None
+        """The note for agent ``name`` (None when the feedback names another agent; names compare as the tracer's
+        do, case and surrounding spaces aside)."""
+        return self.note() if self.agent is None or _same_agent(self.agent, name) else None
 
 
 def _same_agent(a: str, b: str) -> bool:
     return a.strip().lower() == b.strip().lower()
+
+
+def _team_agent(trajectory: Trajectory, name: str) -> str | None:
+    """The run's own spelling of the agent ``name`` (case and spaces aside), or None when no agent of it has it."""
+    return next((agent for agent in trajectory.agent_names if _same_agent(agent, name)), None)
 
 
 def _own_step_near(trajectory: Trajectory, agent: str, index: int) -> int | None:
@@ -52,14 +58,21 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
     step = trajectory.steps[verdict.step] if 0 <= verdict.step < len(trajectory.steps) else None
     why = f"Why: {(verdict.reason or 'it led the run to fail').rstrip('. ')}."
     env = trajectory.outcome.feedback or trajectory.outcome.error
-    if step is None or _same_agent(step.agent, verdict.agent):
-        said = f' You wrote: "{step.text[:400]}".' if step is not None else ""
-        text = (f"{verdict.agent}, your action at step {verdict.step} caused the failure.{said} {why} "
-                f"Redo step {verdict.step} correctly and keep the rest of the approach.")
+    culprit = _team_agent(trajectory, verdict.agent)
+    if culprit is None and step is not None:  # a name no agent has: the step's author is the one to tell
+        culprit, unknown = step.agent, f" (the tracer named {verdict.agent!r}, no agent of this team)"
     else:
-        went_wrong = (f"{verdict.agent}, the run went wrong at step {verdict.step}, where {step.agent} wrote: "
+        culprit, unknown = culprit or verdict.agent, ""
+    if step is None:
+        text = (f"{culprit}, the failure was traced to you (at step {verdict.step}, which the run does not have). "
+                f"{why} Check your actions, and keep the rest of the approach.")
+    elif _same_agent(step.agent, culprit):
+        text = (f'{culprit}, your action at step {verdict.step} caused the failure{unknown}. You wrote: '
+                f'"{step.text[:400]}". {why} Redo step {verdict.step} correctly and keep the rest of the approach.')
+    else:
+        went_wrong = (f"{culprit}, the run went wrong at step {verdict.step}, where {step.agent} wrote: "
                       f'"{step.text[:400]}".')
-        own = _own_step_near(trajectory, verdict.agent, verdict.step)
+        own = _own_step_near(trajectory, culprit, verdict.step)
         if own is None:
             text = f"{went_wrong} {why} Act so that this does not happen again, and keep the rest of the approach."
         else:
@@ -67,7 +80,7 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
                     f"{why} Redo step {own} correctly and keep the rest of the approach.")
     if env:
         text += f"\nThe check of the final result said: {env}"
-    return Feedback(text=text, source=verdict.source, agent=verdict.agent, step=verdict.step)
+    return Feedback(text=text, source=verdict.source, agent=culprit, step=verdict.step)
 
 
 CRITIQUE_SYSTEM = (

@@ -121,7 +121,18 @@ def test_feedback_never_tells_the_culprit_it_wrote_another_agents_step():
     assert f'Your action at step {own} led to it: "{trajectory.steps[own].text[:50]}' in fb.text
     assert f"Redo step {own} correctly" in fb.text and fb.step == other and fb.for_agent("agent0")
     stranger = tracer_feedback(trajectory, agentracer.Verdict(agent="nobody", step=other, reason="wrong sum"))
-    assert "Your action" not in stranger.text and "Redo step" not in stranger.text and "wrong sum" in stranger.text
+    assert stranger.agent == authors[other] and stranger.for_agent(authors[other]) and "wrong sum" in stranger.text
+    assert "the tracer named 'nobody', no agent of this team" in stranger.text
+
+
+def test_feedback_reaches_the_agent_the_tracer_named_in_another_case_and_never_nobody():
+    trajectory = agentracer.trace(make_team, evaluator=chain_evaluator).run(TASK, ground_truth="7")
+    author = trajectory.steps[2].agent
+    shouted = tracer_feedback(trajectory, agentracer.Verdict(agent=author.upper(), step=2, reason="wrong"))
+    assert shouted.agent == author and shouted.for_agent(author) and shouted.text.startswith(f"{author}, your action")
+    assert [name for name in trajectory.agent_names if shouted.for_agent(name)] == [author]
+    past = tracer_feedback(trajectory, agentracer.Verdict(agent=author, step=99, reason="wrong"))
+    assert "which the run does not have" in past.text and "Redo step 99" not in past.text and past.for_agent(author)
 
 
 def test_refine_command_reports_rates_per_round(tmp_path):
