@@ -21,6 +21,7 @@ class Feedback:
     source: str
     agent: str | None = None
     step: int | None = None
+    reason: str | None = None  # a tracer's reason, as it gave it
 
     def note(self) -> str:
         """The feedback as a note appended to the task."""
@@ -80,7 +81,7 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
                     f"{why} Redo step {own} correctly and keep the rest of the approach.")
     if env:
         text += f"\nThe check of the final result said: {env}"
-    return Feedback(text=text, source=verdict.source, agent=culprit, step=verdict.step)
+    return Feedback(text=text, source=verdict.source, agent=culprit, step=verdict.step, reason=verdict.reason)
 
 
 CRITIQUE_SYSTEM = (

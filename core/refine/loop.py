@@ -159,11 +159,16 @@ class Refiner:
     async def _replay(self, failed: Trajectory, feedback: Feedback, round_: int) -> Trajectory:
         assert self.reviser is not None and feedback.step is not None and feedback.agent is not None
         step = failed.steps[feedback.step]
-        messages = [  # (the step's own author rewrites it, whichever agent the verdict named)
+        why = (feedback.reason or "it led the run to fail").rstrip(". ")
+        note = f"Feedback from the previous attempt: your message at step {feedback.step} caused the failure. Why: {why}."
+        env = failed.outcome.feedback or failed.outcome.error
+        if env:
+            note += f"\nThe check of the final result said: {env}"
+        messages = [  # (the step's own author rewrites it, whichever agent the verdict named: the note is about it)
             {"role": "system", "content": REVISE_SYSTEM.format(agent=step.agent, step=feedback.step)},
             {"role": "user", "content": f"Task:\n{failed.task}\n\nConversation so far:\n"
                                         f"{render_history(failed, feedback.step)}\n\nYour message at step "
-                                        f"{feedback.step}:\n{step_action(step)}\n\n{feedback.note()}"},
+                                        f"{feedback.step}:\n{step_action(step)}\n\n{note}"},
         ]
         completion = await self.reviser.acomplete(messages)
         action = as_action(completion.text.strip(), step)

@@ -341,3 +341,26 @@ def test_an_evaluator_error_quoting_the_key_is_kept_and_shown_without_it(monkeyp
     for record in result.rounds:
         assert "sk-test-secret" not in record.trajectory.to_json()
         assert "[REDACTED]" in record.trajectory.metadata.get("evaluation_error", "[REDACTED]")
+
+
+def test_replay_mode_tells_the_reviser_about_the_step_it_rewrites_even_when_the_verdict_named_another_agent():
+    """The decisive step's author rewrites it: its note is about that step (it was told another agent's step)."""
+    asked = []
+
+    def reviser(messages):
+        asked.append(messages)
+        history = messages[-1]["content"].split("Conversation so far:")[1].split("Your message at step")[0]
+        return f"value = {last_value(history) + 1}"
+
+    def other_agent(trajectory):  # the right step, another agent's name
+        author = trajectory.steps[4].agent
+        return agentracer.Verdict(agent=next(a for a in trajectory.agent_names if a not in (author, "user")), step=4,
+                                  reason="the sum slipped")
+
+    result = agentracer.refine(make_team, TASK, chain_evaluator, other_agent, rounds=1, mode="replay",
+                               reviser=ScriptedModel(reviser), ground_truth="7")
+    assert result.rounds[-1].success and len(asked) == 1
+    system, user = asked[0][0]["content"], asked[0][-1]["content"]
+    author = result.rounds[0].trajectory.steps[4].agent
+    assert author in system and "step 4" in system
+    assert "your message at step 4 caused the failure. Why: the sum slipped." in user and "Redo step" not in user
