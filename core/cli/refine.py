@@ -20,20 +20,28 @@ def _check_tracer_model(tracer_name: str, tracer_model: str | None) -> None:
                                "(e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B)")
 
 
-def _earlier_results(store: Any, strategy: str) -> dict[str, Any]:
+def _earlier_results(store: Any, strategy: str, mode: str, rounds: int, fingerprints: dict[str, str]
+                     ) -> dict[str, Any]:
     """The attempts an earlier run wrote into OUT, by task: each task's latest (its rounds are written together,
-    round 0 first); one stopped by an error says so (``error``) and is done again."""
+    round 0 first); one stopped by an error says so (``error``) and is done again. Attempts made with another
+    strategy, mode or number of rounds, or for a task whose text or ground truth changed since (``fingerprints``:
+    each task's now), are refused: taken as done, they would report another experiment's results."""
     from ..refine import RefineResult, RoundResult
 
     results: dict[str, RefineResult] = {}
     problems: list[InputError] = []
+    changed: list[str] = []
     for trajectory in store.iter(errors=problems):
         task_id, info = trajectory.metadata.get("task_id"), trajectory.metadata.get("refine") or {}
         if task_id is None or not isinstance(info.get("round"), int):
             continue
-        if info.get("strategy") != strategy:
-            raise InputError(f"holds attempts of strategy {info.get('strategy')!r}: write these to another file",
-                             where=str(store.path))
+        for key, name, now in (("strategy", "strategy", strategy), ("run_mode", "mode", mode),
+                               ("rounds", "rounds", rounds)):
+            if info.get(key, now) != now:  # (attempts of older versions name no mode or rounds: taken as they are)
+                raise InputError(f"holds attempts made with {name} {info.get(key)!r}, not {now!r}: write these to "
+                                 "another file", where=str(store.path))
+        if info.get("task_hash", fingerprints.get(str(task_id))) != fingerprints.get(str(task_id), info.get("task_hash")):
+            changed.append(str(task_id))
         if info["round"] == 0:
             results[str(task_id)] = RefineResult(strategy, str(info.get("mode")))
         result = results.get(str(task_id))
@@ -43,6 +51,14 @@ def _earlier_results(store: Any, strategy: str) -> dict[str, Any]:
     damaged = [problem for problem in problems if "torn write" not in str(problem)]
     if damaged:  # (a torn last line, a kill in the middle of a write, was never stored: its task is done again)
         raise damaged[0]
+    for task_id, result in list(results.items()):  # a task whose last rounds a kill left unwritten is done again
+        finished = result.error is not None or any(r.success for r in result.rounds) or len(result.rounds) > rounds
+        if not finished:
+            del results[task_id]
+    if changed:
+        shown = ", ".join(repr(i) for i in sorted(set(changed))[:3])
+        raise InputError(f"holds attempts at tasks whose text or ground truth changed since ({shown}): write these "
+                         "to another file", where=str(store.path))
     return results
 
 
@@ -62,7 +78,7 @@ def _earlier_results(store: Any, strategy: str) -> dict[str, Any]:
 def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, mode: str, tracer_name: str,
            tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:
     """Run each task; while Ω fails, feed back the verdict (or a critique) and run again."""
-    from ..annotate.tasks import read_tasks
+    from ..annotate.tasks import read_tasks, task_fingerprint
     from ..loading import load_team
     from ..models import load_model
     from ..refine import Refiner, success_rate_per_round
@@ -81,7 +97,8 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     refiner = Refiner(load_team(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
                       critic=load_model(critic) if critic else None, reviser=load_model(reviser) if reviser else None)
     store = JsonlStore(out_path) if out_path else None
-    earlier = _earlier_results(store, strategy) if store is not None else {}
+    fingerprints = {row.id: task_fingerprint(row) for row in tasks}
+    earlier = _earlier_results(store, strategy, mode, rounds, fingerprints) if store is not None else {}
     results, stopped = [], 0
     for row in tasks:
         result = earlier.get(row.id)
@@ -105,6 +122,8 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
         if store is not None:
             for record in result.rounds:
                 record.trajectory.metadata.setdefault("task_id", row.id)
+                record.trajectory.metadata.setdefault("refine", {}).update(  # (what a resume must match)
+                    run_mode=mode, rounds=rounds, task_hash=fingerprints[row.id])
                 if record.verdict is not None:
                     record.trajectory.labels.append(record.verdict)
             if result.error and result.rounds:  # a later run into OUT does the task again

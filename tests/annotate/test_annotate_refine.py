@@ -160,7 +160,7 @@ def test_refine_command_reports_rates_per_round(tmp_path):
     assert "round 0: 50%, round 1: 50%" in again.stdout and len(out.read_text().splitlines()) == 3
     other = subprocess.run([*command[:-8], "--strategy", "self-refine", *command[-6:]], capture_output=True,
                            text=True, timeout=120, cwd=here)
-    assert other.returncode == 2 and "holds attempts of strategy 'critic'" in other.stderr
+    assert other.returncode == 2 and "holds attempts made with strategy 'critic'" in other.stderr
     lines = out.read_text().splitlines()
     b_line = next(i for i, line in enumerate(lines) if '"task_id":"b"' in line.replace(" ", ""))
     out.write_text("\n".join(line for i, line in enumerate(lines) if i != b_line) + "\n" + lines[b_line][:200])
@@ -168,6 +168,20 @@ def test_refine_command_reports_rates_per_round(tmp_path):
     assert torn.returncode == 0, torn.stderr
     assert "a: not solved (attempts already in" in torn.stdout and "b: solved in round 0\n" in torn.stdout
     assert "round 0: 50%, round 1: 50%" in torn.stdout
+    lines = out.read_text().splitlines()  # a kill after a's round 0 was written, in the middle of its round 1
+    a_last = max(i for i, line in enumerate(lines) if '"task_id":"a"' in line.replace(" ", ""))
+    out.write_text("\n".join(line for i, line in enumerate(lines) if i != a_last) + "\n" + lines[a_last][:150])
+    redone = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=here)
+    assert redone.returncode == 0 and "a: not solved\n" in redone.stdout, redone.stdout + redone.stderr
+    assert "b: solved in round 0 (attempts already in" in redone.stdout
+    before = out.read_bytes()
+    more_rounds = subprocess.run([*command[:-3], "2", *command[-2:]], capture_output=True, text=True, timeout=120,
+                                 cwd=here)
+    assert more_rounds.returncode == 2 and "made with rounds 1, not 2" in more_rounds.stderr
+    tasks.write_text(json.dumps({"id": "a", "task": TASK + " Twice.", "ground_truth": "5"}) + "\n")
+    changed = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=here)
+    assert changed.returncode == 2 and "tasks whose text or ground truth changed since ('a')" in changed.stderr
+    assert out.read_bytes() == before
 
 
 def _counting_reviser():
