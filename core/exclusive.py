@@ -1,10 +1,11 @@
 """One writer at a time for an output file that a command resumes: a second process is refused at once.
 
 Two processes appending to the same results file would each evaluate every item and write it twice. The lock is an
-advisory ``flock`` on a file named by a digest of the output's resolved path, in this user's folder under the system's
-temporary directory: never beside the output (which is replaced when it is repaired, dropping a lock held on it; whose
-folder may not be writable; whose name may leave no room for more), and released by the system when the process
-ends, however it ends. It guards one machine: processes on two hosts sharing a network folder do not see it.
+advisory ``flock`` on a hidden file beside the output, named from the output's name and a digest of it (the output
+itself is replaced when it is repaired, which would drop a lock held on it): beside it, the lock is seen by every
+user and every job that can write the output, whatever their temporary folders, and on network file systems that
+support ``flock``. It is opened without following a link and released by the system when the process ends. An
+output that is not a regular file (``/dev/null``), or whose folder takes no new file, is written without one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,20 +21,35 @@ from .errors import InputError
 
 
 def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The lock file of the output ``path``."""
-    resolved = str(Path(path).expanduser().resolve())
-    digest = hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    owner = os.getuid() if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"agentracer-locks-{owner}" / f"{digest}.lock"
+    """The lock file of the output ``path``: hidden, beside it, short enough for any name."""
+    target = Path(path)
+    digest = hashlib.sha256(target.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return target.with_name(f".{target.name[:80]}.{digest}.lock")
+
+
+def _lock_descriptor(path: Path) -> int | None:
+    """The lock file opened for ``path``; None where no lock can be or need be taken."""
+    if path.exists() and not path.is_file():  # (a device, a pipe: nothing to resume, nothing to guard)
+        return None
+    lock = lock_path(path)
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except PermissionError:  # a folder that takes no new file: the output can only be an existing file there
+        return None
+    except OSError as exc:  # a link planted where the lock goes, and the like: never written through
+        raise InputError(f"cannot take the lock {lock} ({exc.strerror or exc})", where=str(path)) from None
 
 
 @contextlib.contextmanager
 def sole_writer(path: str | os.PathLike[str], command: str) -> Iterator[None]:
     """Hold ``path``'s lock while the block runs; ``InputError`` at once when another process holds it, naming its
     process id and ``command`` (what it is doing)."""
-    lock = lock_path(path)
-    lock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = _lock_descriptor(target)
+    if fd is None:
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

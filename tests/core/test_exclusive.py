@@ -26,13 +26,25 @@ def test_a_second_process_is_refused_and_the_lock_goes_with_the_first(tmp_path: 
         proc.wait()
     with sole_writer(output, "after it"):  # a killed holder's lock is gone with it
         pass
-    assert list(tmp_path.iterdir()) == []  # nothing left beside the output
+    assert [p.name for p in tmp_path.iterdir()] == [lock_path(output).name]  # (hidden, beside the output)
 
 
 def test_any_output_name_or_folder_can_be_locked(tmp_path: Path) -> None:
-    long_name = tmp_path / ("r" * 250 + ".jsonl")
+    long_name = tmp_path / ("r" * 245 + ".jsonl")  # (251 bytes: a lock name adding to it would not fit)
     with sole_writer(long_name, "a long name"):
         pass
-    assert lock_path(long_name) != lock_path(tmp_path / "other.jsonl") and len(lock_path(long_name).name) < 64
-    with sole_writer("/dev/null", "an output in a folder not ours"):
+    assert lock_path(long_name) != lock_path(tmp_path / "other.jsonl") and len(lock_path(long_name).name) < 120
+    with sole_writer("/dev/null", "an output that is no file"):
         pass
+    assert not Path("/dev").joinpath(lock_path("/dev/null").name).exists()
+
+
+def test_a_link_planted_where_the_lock_goes_is_never_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "authorized_keys"
+    victim.write_text("ssh-ed25519 AAAA the victim's key\n")
+    output = tmp_path / "results.jsonl"
+    lock_path(output).symlink_to(victim)
+    with pytest.raises(InputError, match="cannot take the lock"):
+        with sole_writer(output, "eval"):
+            pass
+    assert victim.read_text() == "ssh-ed25519 AAAA the victim's key\n"
