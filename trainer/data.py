@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..fingerprint import task_key
+from ..fingerprint import stable_json, task_key
 from ..schema import Trajectory, Verdict
 from ..tracer.prompt import agent_list, build_messages, build_user_prompt, counter_from
 from .reward import name_key
@@ -124,9 +124,10 @@ def _looks_like_tracertraj(path: Path) -> bool:
 
 
 def tasks_by_text(trajectories: list[Trajectory], ids: list[str]) -> tuple[list[str], int]:
-    """``ids`` (each trajectory's task) with the ids of runs that share a task text made one (the smallest id of
-    the group), and how many ids were folded into another: a file that named each row by its run (TracerTraj exports
-    of older versions) still keeps a task on one side of the split. Ids whose texts differ are left as they are."""
+    """``ids`` (each trajectory's task) with the ids of runs that share a task text and ground truth made one (the
+    smallest id of the group), and how many ids were folded into another: a file that named each row by its run
+    (TracerTraj exports of older versions) still keeps a task on one side of the split. Ids whose texts or ground
+    truths differ are left as they are."""
     parent = {task: task for task in ids}
 
     def root(task: str) -> str:
@@ -139,7 +140,8 @@ def tasks_by_text(trajectories: list[Trajectory], ids: list[str]) -> tuple[list[
     for trajectory, task in zip(trajectories, ids, strict=True):
         if not trajectory.task:
             continue
-        earlier = first_of_text.setdefault(trajectory.task, task)
+        asked = stable_json([trajectory.task, trajectory.ground_truth])  # (a templated text with other answers:
+        earlier = first_of_text.setdefault(asked, task)                    # other tasks)
         a, b = root(earlier), root(task)
         if a != b:
             parent[max(a, b)] = min(a, b)

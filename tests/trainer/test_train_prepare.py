@@ -332,3 +332,20 @@ def test_an_older_export_naming_each_row_by_its_run_still_keeps_a_task_on_one_si
             side_of_text.setdefault(row["prompt"][1]["content"].split("## Task\n")[1].split("\n")[0], set()).add(name)
     assert len(side_of_text) == 8 and all(len(sides) == 1 for sides in side_of_text.values()), side_of_text
     assert json.loads((out / "report.json").read_text())["grouped_ids"] == 16
+
+
+def test_templated_tasks_with_other_answers_stay_tasks_of_their_own(tmp_path: Path) -> None:
+    """One task text, many ground truths (a templated instruction over many repositories): not one task."""
+    from agentracer.formats.tracertraj import to_row
+    from agentracer.schema import Step, Trajectory, Verdict
+
+    lines = []
+    for n in range(40):
+        run = Trajectory(id=f"r{n}", task="Fix the failing test in the attached repository.", ground_truth=f"patch {n}",
+                         steps=[Step(index=0, agent="a", content="look"), Step(index=1, agent="b", content="done")],
+                         labels=[Verdict(agent="b", step=1, source="human")], metadata={"question_id": f"repo-{n}"})
+        lines.append(json.dumps(to_row(run)))
+    (tmp_path / "repos.jsonl").write_text("\n".join(lines) + "\n")
+    main(["train", "prepare", str(tmp_path / "repos.jsonl"), "-o", str(tmp_path / "out"), "--val-fraction", "0.2"])
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["grouped_ids"] == 0 and report["train_tasks"] + report["val_tasks"] == 40 and report["val"] > 0
