@@ -119,10 +119,16 @@ def compute_score(
 
 
 def _number(name: str, value: Any) -> float:
-    """A reward setting as a float; ``ValueError`` naming it for anything but a real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"the reward's {name} must be a number, got {value!r}")
-    return float(value)
+    """A reward setting as a float (a number, or its text, as a hydra interpolation such as ``${oc.env:LAM}``
+    hands it over); ``ValueError`` naming it for anything else (a bool, None, a word)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"the reward's {name} must be a number, got {value!r}")
 
 
 def _label_agent(truth: Mapping[str, Any]) -> str:

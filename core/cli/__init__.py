@@ -73,7 +73,14 @@ def _warning_line(message: Warning | str, category: type[Warning], filename: str
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input gives one clear line on stderr and exit code 2, never a traceback."""
-    warnings.formatwarning = _warning_line  # (the command line's own: a library user's formatting is left alone)
+    shown, warnings.formatwarning = warnings.formatwarning, _warning_line  # (restored: main may run in-process)
+    try:
+        _main(argv)
+    finally:
+        warnings.formatwarning = shown
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         result = cli.main(args=argv, prog_name="agentracer", standalone_mode=False)
         if isinstance(result, int) and result != 0:  # ctx.exit(n) comes back as its code here

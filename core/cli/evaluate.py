@@ -147,6 +147,11 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
 
     check_results_file(output)
     items = _load_items(data, limit)
+    readable = [item for item in items if item.trajectory is not None and item.trajectory.steps]
+    if readable and all(item.trajectory.training_label() is None for item in readable if item.trajectory):
+        raise InputError(f"no item has a label to score against ({len(readable)} runs; a tracer's own verdict is "
+                         "never taken for the truth: give runs with a human, counterfactual or injected label)",
+                         where=data)
     name = chosen_method(method, model)
     options: dict = {}
     if name in {"random", "binary-search"}:
@@ -210,14 +215,6 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
         tokens = f"; tokens {usage.prompt_tokens} in / {usage.completion_tokens} out" if usage is not None else ""
         click.echo(f"model: {stats['requests']} requests, {stats['retries']} retries, {stats['failures']} failed, "
                    f"{stats['cache_hits']} from cache{tokens}", err=True)
-    scored = [r for r in rows if r.get("with_gt") == with_gt]
-    if any(r.get("error") is None for r in scored) and all(
-            r.get("mistake_agent") is None or r.get("mistake_step") is None for r in scored):
-        click.echo(f"error: no item of {data} has a label to score against ({len(scored)} rows; a tracer's own "
-                   "verdict is never taken for the truth: give runs with a human, counterfactual or injected label)",
-                   err=True)
-        sys.stdout.flush()
-        sys.exit(2)
     answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
     failed = sum(1 for r in rows if r.get("with_gt") == with_gt and r.get("error") is not None)
     if answered and failed and not quiet:

@@ -11,6 +11,7 @@ import click
 
 from ..errors import AgentracerError, InputError
 from ..models.base import ModelError
+from ..redact import Redactor
 from ..schema import Trajectory, Verdict
 from ..store import open_store
 from ..team import run_sync
@@ -135,6 +136,8 @@ def _check_one_method(store: Any, method: str, output: str, model: str | None = 
     if others:
         raise InputError(f"holds verdicts of method {', '.join(others)}, and its runs would be skipped as done: "
                          f"write {method}'s verdicts to another store", where=output)
+    if model is not None:  # (a verdict is kept redacted: a model name can look like a key, and is compared so)
+        model = Redactor().text(model)
     models = sorted({str(m) for v in verdicts if (m := v.get("model")) not in (model, None)})
     if models and model is not None:
         raise InputError(f"holds verdicts of model {', '.join(models)}, and its runs would be skipped as done: "

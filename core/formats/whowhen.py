@@ -221,13 +221,16 @@ def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Traject
 
 
 def iter_whowhen_dir(root: str | Path) -> Iterator[tuple[str, Trajectory | InputError]]:
-    """(relative path, trajectory or the error that file gave) for every ``*.json`` under ``root``."""
+    """(relative path, trajectory or the error that file gave) for every ``*.json`` under ``root`` (hidden files and
+    folders aside: a writer's temporary file, an editor's backup, ``.git``)."""
     root = Path(root)
     if root.is_file():
         files = [root]
         root = root.parent
     else:
-        files = sorted(root.rglob("*.json"), key=lambda p: (str(p.parent), _natural(p.stem)))
+        files = sorted((p for p in root.rglob("*.json")
+                        if not any(part.startswith(".") for part in p.relative_to(root).parts)),
+                       key=lambda p: (str(p.parent), _natural(p.stem)))
     for file in files:
         relative = str(file.relative_to(root))
         try:

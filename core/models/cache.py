@@ -41,6 +41,20 @@ def request_key(payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _redacted(entry: dict[str, Any]) -> dict[str, Any]:
+    """A cache entry redacted as every record is (key-shaped values, fields named like secrets, this environment's
+    keys), but for the logprobs of a raw reply, whose ``token`` fields are words: those are redacted by value only."""
+    redactor = Redactor()
+    clean = redactor(entry)
+    raw, kept = entry.get("raw"), clean.get("raw")
+    choices = raw.get("choices") if isinstance(raw, dict) else None
+    if isinstance(choices, list) and isinstance(kept, dict):
+        for choice, clean_choice in zip(choices, kept.get("choices") or [], strict=False):
+            if isinstance(choice, dict) and isinstance(clean_choice, dict) and "logprobs" in choice:
+                clean_choice["logprobs"] = redactor.own_values(choice["logprobs"])
+    return clean
+
+
 class ResponseCache:
     """Answers stored by request key. ``get`` returns ``None`` on a miss or an unreadable entry."""
 
@@ -69,7 +83,7 @@ class ResponseCache:
     def put(self, key: str, entry: dict[str, Any]) -> None:
         """Store ``entry`` atomically, secrets redacted (an answer, or a server's raw reply, may quote the key it was
         sent); a cache that cannot be written is skipped, never fatal."""
-        entry = Redactor().own_values(entry)  # (by value: a reply's field names are the API's, "token" a logprob's)
+        entry = _redacted(entry)
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ def register_backend(scheme: str, factory: Callable[..., ChatModel]) -> None:
 
 
 def _scripted(rest: str, **options: Any) -> ChatModel:
-    path = Path(rest)
-    if rest and path.suffix == ".jsonl":  # a file of {"text": ...} lines
+    path = Path(rest).expanduser()
+    if rest and path.suffix == ".jsonl" and "||" not in rest:  # a file of {"text": ...} lines
         answers = _scripted_answers(path)
     else:
         answers = rest.split("||") if rest else []

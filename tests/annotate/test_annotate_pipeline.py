@@ -513,3 +513,5 @@ def test_tasks_and_scripted_answer_files_that_do_not_read_are_named(tmp_path):
     answers.write_text('{"text": "one"}\n\n{"text": "two"}\n')
     assert load_model(f"scripted:{answers}").complete([{"role": "user", "content": "q"}]).text == "one"
     assert load_model("scripted:first||second").complete([{"role": "user", "content": "q"}]).text == "first"
+    inline = load_model("scripted:first||see notes.jsonl")  # (inline answers, one of them naming a file)
+    assert [inline.complete([{"role": "user", "content": "q"}]).text for _ in range(2)] == ["first", "see notes.jsonl"]

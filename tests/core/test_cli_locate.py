@@ -263,3 +263,16 @@ def test_an_output_holding_another_models_verdicts_is_refused(tmp_path: Path) ->
     code, _, err = run_cli("locate", str(source.path), "--model", f"scripted:{tmp_path / 'first.jsonl'}",
                            "-o", str(output))
     assert code == 0 and "1 located, 1 done before" in err, err
+
+
+def test_a_model_whose_name_looks_like_a_key_resumes_its_own_output(tmp_path: Path) -> None:
+    source = open_store(tmp_path / "runs.jsonl")
+    source.extend([run_of("a", False), run_of("b", False)])
+    answers = tmp_path / "tracer_hf_Qwen3Instruct8Bv2025.jsonl"  # ("hf_..." is a Hugging Face token's shape)
+    answer = json.dumps({"text": "<think>x</think><answer>coder|1</answer>"})
+    answers.write_text(f"{answer}\n{answer}\n")
+    output = tmp_path / "located.jsonl"
+    code, _, err = run_cli("locate", str(source.path), "--id", "a", "--model", f"scripted:{answers}", "-o", str(output))
+    assert code == 0, err
+    code, _, err = run_cli("locate", str(source.path), "--model", f"scripted:{answers}", "-o", str(output))
+    assert code == 0 and "1 located, 1 done before" in err, err

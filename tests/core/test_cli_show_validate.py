@@ -231,3 +231,16 @@ def test_a_record_of_a_later_minor_version_is_shown_with_one_warning_line(tmp_pa
     assert proc.returncode == 0, proc.stderr
     warned = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(warned) == 1 and warned[0].startswith("warning: ") and "schema 1.4" in warned[0] and "cost_usd" in warned[0]
+
+
+def test_the_cli_leaves_the_callers_warning_format_as_it_found_it() -> None:
+    import warnings
+
+    from agentracer.cli import main
+
+    before = warnings.formatwarning
+    try:
+        main(["--version"])
+    except SystemExit:
+        pass
+    assert warnings.formatwarning is before

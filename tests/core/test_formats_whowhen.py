@@ -211,3 +211,15 @@ def test_an_imported_ground_truth_is_kept_as_given(tmp_path: Path, monkeypatch: 
     run = load_whowhen(tmp_path / "1.json")
     assert run.ground_truth == "sk-abcdefghijklmnopqrstuvwxyz" and "Mixed-Case-Secret" not in run.to_json().replace(
         "sk-abcdefghijklmnopqrstuvwxyz", "")
+
+
+def test_hidden_files_in_a_whowhen_folder_are_not_runs(tmp_path: Path) -> None:
+    """A writer's leftover temporary file (``.13.4242.1.tmp.json``), an editor's backup, ``.git``: not read."""
+    from agentracer.formats.whowhen import iter_whowhen_dir
+
+    (tmp_path / "Hand-Crafted").mkdir()
+    (tmp_path / "Hand-Crafted" / "13.json").write_text((DATA / "Hand-Crafted" / "13.json").read_text())
+    (tmp_path / "Hand-Crafted" / ".13.4242.1.tmp.json").write_text('{"history": [')
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.json").write_text("{}")
+    assert [where for where, _ in iter_whowhen_dir(tmp_path)] == ["Hand-Crafted/13.json"]

@@ -363,6 +363,7 @@ def test_items_with_no_label_to_score_against_are_an_error_not_a_table_of_zeros(
               "history": [{"content": "plan", "name": "Planner", "role": "assistant", "step": 0},
                           {"content": "5", "name": "Coder", "role": "assistant", "step": 1}]}
     path.write_text(json.dumps(record) + "\n" + json.dumps({**record, "question_ID": "q2"}) + "\n")
-    code, _, stderr = run(["eval", "whowhen", "--data", str(path), "--method", "random", "-o",
-                           str(tmp_path / "out.jsonl")], capsys)
-    assert code == 2 and "no item of" in stderr and "has a label to score against (2 rows" in stderr
+    code, stdout, stderr = run(["eval", "whowhen", "--data", str(path), "--method", "random", "-o",
+                                str(tmp_path / "out.jsonl")], capsys)
+    assert code == 2 and "no item has a label to score against (2 runs" in stderr and str(path) in stderr
+    assert stdout == "" and not (tmp_path / "out.jsonl").exists()  # (nothing asked of a model, nothing written)

@@ -377,8 +377,10 @@ def test_credentials_a_refusal_echoes_never_reach_the_error_in_any_form() -> Non
 def test_the_cache_redacts_by_value_and_keeps_what_the_api_names_like_a_secret(tmp_path) -> None:
     cache = ResponseCache(tmp_path)
     raw = {"choices": [{"logprobs": {"content": [{"token": "hello", "logprob": -0.1}]}}],
-           "echo": {"headers": "Authorization: Bearer sk-abcdefghijklmnopqrstuvwx"}}
+           "echo": {"headers": "Authorization: Bearer sk-abcdefghijklmnopqrstuvwx", "x-api-key": "q1w2e3r4t5y6u7",
+                    "Authorization": "Basic Ym9iOnNlY3JldA=="}}
     cache.put("k" * 64, {"text": "hello", "raw": raw})
     entry = cache.get("k" * 64)
     assert entry is not None and entry["raw"]["choices"][0]["logprobs"]["content"][0]["token"] == "hello"
     assert "sk-abcdefghijklmnopqrstuvwx" not in json.dumps(entry) and entry["text"] == "hello"
+    assert "q1w2e3r4t5y6u7" not in json.dumps(entry) and "Ym9iOnNlY3JldA" not in json.dumps(entry)
