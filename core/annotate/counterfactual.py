@@ -20,7 +20,7 @@ from ..errors import AgentracerError
 from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget, estimate_tokens, expected_replay
-from .leakage import leaks_answer
+from .leakage import leaks_answer, minimal_edit
 from .prompts import Untagged, action_text, analyzer_messages, parse_correction, step_action
 from .replayer import Replayer, earlier_replays, replay_failure, replay_key
 
@@ -42,6 +42,7 @@ class Attempt:
     detail: str | None = None
     live_calls: int = 0
     seconds: float = 0.0
+    answer_in_fix: bool = False  # the proposal holds the ground truth, as a minimal edit of the step (kept, flagged)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,7 +160,8 @@ class CounterfactualSearch:
                                                seconds=time.perf_counter() - started))
                 continue
             tried.add(text.strip())
-            if self.leakage_guard and leaks_answer(text, trajectory.ground_truth, original=original):
+            answer_in_fix = self.leakage_guard and leaks_answer(text, trajectory.ground_truth, original=original)
+            if answer_in_fix and not minimal_edit(original, text):
                 result.attempts.append(Attempt(t, step.agent, j, "leak", proposal=action,
                                                detail="the proposal contains the ground-truth answer verbatim"))
                 continue
@@ -177,7 +179,7 @@ class CounterfactualSearch:
                                                detail=self.budget.exhausted()))
                 return None
             result.spent.replays += 1
-            attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action)
+            attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action, answer_in_fix=answer_in_fix)
             result.attempts.append(attempt)
             try:
                 replayed = await self.replayer.replay(trajectory, t, action)
@@ -279,6 +281,8 @@ class CounterfactualSearch:
         flip = next(a for a in result.attempts if a.step == best and a.status == "flipped")
         step = trajectory.steps[best]
         flags = ["earlier_steps_untried"] if incomplete else []
+        if flip.answer_in_fix:  # (a repair that had to state the answer: a true flip, but one to weigh)
+            flags.append("answer_in_correction")
         return Verdict(
             agent=step.agent, step=best, source="counterfactual", flags=flags,
             reason=f"correcting step {best} of {step.agent} makes the run succeed: {action_text(flip.proposal)[:300]}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -33,6 +34,20 @@ def leaks_answer(proposal: str, ground_truth: Any, *, original: str = "") -> boo
         return truth in haystack
 
     return contains(text) and not contains(before)
+
+
+MINIMAL_EDIT = 0.75
+"""How alike (difflib's ratio, whitespace and case aside) a correction and its step must be for the correction to be
+a minimal edit of it."""
+
+
+def minimal_edit(original: str, proposal: str) -> bool:
+    """Whether ``proposal`` changes ``original`` only a little (``17*23 = 401`` to ``17*23 = 391``): a repair of the
+    step, not a step rewritten to announce an answer."""
+    before, after = _squash(original), _squash(proposal)
+    if len(before) < 8:  # (a step too short to tell an edit from a new text)
+        return False
+    return difflib.SequenceMatcher(None, before, after, autojunk=False).ratio() >= MINIMAL_EDIT
 
 
 MARKERS = re.compile(

@@ -6,10 +6,10 @@ import agentracer
 import pytest
 from agentracer.annotate.budget import Budget
 from agentracer.annotate.counterfactual import CounterfactualSearch, label_failed
-from agentracer.annotate.leakage import leaks_answer
+from agentracer.annotate.leakage import leaks_answer, minimal_edit
 from agentracer.annotate.replayer import LocalReplayer
 from agentracer.models import ModelError, ScriptedModel
-from annotate_teams import chain_analyzer, chain_evaluator, chain_task, make_chain
+from annotate_teams import chain_analyzer, chain_evaluator, chain_task, last_value, make_chain
 
 
 def failed_run(steps=10, error_step=6):
@@ -269,3 +269,24 @@ def test_a_replay_its_model_server_broke_is_untried_while_a_crash_of_the_run_is_
     assert [a.status for a in result.attempts if a.step == 6] == [counts_as]
     assert result.verdict is not None and result.verdict.step == 7
     assert result.verdict.flags == (["earlier_steps_untried"] if counts_as == "error" else [])
+
+
+def test_a_repair_that_must_state_the_answer_is_tried_as_a_minimal_edit_and_flagged():
+    """The last step slips (value = 10 for 9): its only repair holds the ground truth. As a small edit of the step it
+    is replayed, and the label says so; a proposal that rewrites a step into the answer is still refused."""
+    team, trajectory = failed_run(steps=10, error_step=9)
+    assert trajectory.steps[9].text == "value = 10"
+
+    def analyzer(messages):
+        before = messages[-1]["content"].split("History before the step:")[1].split(" to correct - agent")[0]
+        step = int(messages[-1]["content"].split(" to correct - agent")[0].rsplit("Step ", 1)[1].split()[0])
+        if step == 3:
+            return "<correction>Let me just say that the final result of the whole count is 9</correction>"
+        return f"<correction>value = {last_value(before.rsplit(chr(10) * 2 + 'Step ', 1)[0]) + 1}</correction>"
+
+    result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(analyzer), k=1).search(trajectory)
+    assert [a.status for a in result.attempts if a.step == 3] == ["leak"]
+    assert result.verdict is not None and result.verdict.step == 9
+    assert result.verdict.flags == ["earlier_steps_untried", "answer_in_correction"]
+    assert not leaks_answer("value = 9", "9", original="value = 10") or minimal_edit("value = 10", "value = 9")
+    assert not minimal_edit("value = 10", "The final answer of the whole count is 9.")
