@@ -53,8 +53,10 @@ def minimal_edit(original: str, proposal: str) -> bool:
 MARKERS = re.compile(
     r"\b(?:attack(?:ed|s|ing)?|inject(?:ed|ion|ions|ing)?|perturb(?:ed|ation|ations|ing)?|sabotag\w*|"
     r"deliberate(?:ly)?|intentional(?:ly)?|on purpose|adversarial\w*|"
-    r"(?:introduc|insert|add)(?:e|ed|es|ing) (?:an? |the )?(?:subtle )?(?:error|mistake|bug|fault)s?|"
-    r"fault[- ]?inject\w*|rewritten step|modified step)\b",
+    r"(?:introduc|insert|add|plant)(?:e|ed|es|ing)? (?:an? |the |this )?(?:[\w-]+ ){0,3}(?:error|mistake|bug|fault)s?|"
+    r"fault[- ]?inject\w*|rewritten step|modified step|modified|planted|tamper(?:ed|ing)|corrupted|altered|"
+    r"(?:this|here) is (?:an? |the )?(?:subtle |deliberate )?(?:error|mistake|bug)|subtle (?:error|mistake|bug)s?|"
+    r"(?:error|mistake|bug) here|original(?:ly)? (?:was|said|read)|changed (?:this|it|here))\b",
     re.IGNORECASE,
 )
 

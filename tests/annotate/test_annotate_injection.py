@@ -64,6 +64,23 @@ def test_marker_check_ignores_what_the_parent_already_said():
     assert announces_itself(trajectory) == ["injection"]
 
 
+@pytest.mark.parametrize("said", ["(I introduced an off-by-one bug)", "(this is a mistake)", "(planted error)",
+                                  "(subtle error here)", "# changed this", "(altered)", "NOTE: modified", "(tampered)",
+                                  "(corrupted)", "(original was value = 4)"])
+def test_a_rewrite_that_says_what_it_is_is_caught(said):
+    team, trajectory = good_run()
+    kept = trajectory.model_copy(deep=True)
+    kept.steps[3].content = f"value = 4 {said}"
+    assert announces_itself(kept, trajectory), said
+
+
+def test_plain_talk_of_errors_is_not_a_marker():
+    _, trajectory = good_run()
+    for text in ("The error rate is 5%", "Fixed the bug in parse()", "I added the numbers", "the list was sorted"):
+        trajectory.steps[3].content = text
+        assert markers_in(trajectory) == [], text
+
+
 @pytest.mark.parametrize("strategy", ["uniform", "late", "agent-balanced"])
 def test_step_strategies(strategy):
     _, trajectory = good_run(steps=12)
