@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 
 class AgentracerError(Exception):
     """Base class of every error agentracer raises on purpose."""
@@ -57,3 +59,26 @@ class TeamRunError(AgentracerError):
     def __init__(self, message: str, trajectory) -> None:  # noqa: ANN001 - avoid import cycle
         self.trajectory = trajectory
         super().__init__(message)
+
+
+_SERVICE_FAILURES = frozenset({"APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",
+                               "ServiceUnavailableError", "ConnectError", "ConnectTimeout", "ReadTimeout",
+                               "WriteTimeout", "PoolTimeout", "RemoteProtocolError", "ReadError"})
+"""Exception classes (by name: OpenAI's, httpx's, many clients') that say a service failed, not the team's work."""
+
+
+def service_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it came from, is a model server's or the network's failure (a timeout, a
+    refused connection, a 5xx or 429 answer) rather than something the run itself did."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError | asyncio.TimeoutError | ServiceError) or (
+                type(current).__name__ in _SERVICE_FAILURES):
+            return True
+        status = getattr(current, "status_code", None)
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -23,11 +23,11 @@ def _replay_remote(team_spec: str, evaluator_spec: str, cwd: str, trajectory_jso
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     os.chdir(cwd)
-    from ..errors import TeamRunError
+    from ..errors import TeamRunError, service_failure
     from ..evaluate.outcome import get_evaluator
     from ..loading import load_team
     from ..team import apply_evaluation
-    from .replayer import ReplayCrashed, service_failure
+    from .replayer import ReplayCrashed
 
     team = load_team(team_spec)
     parent = Trajectory.model_validate_json(trajectory_json)

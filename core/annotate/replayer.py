@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-from ..errors import AgentracerError, ReplayError, ServiceError, TeamRunError
+from ..errors import AgentracerError, ReplayError, TeamRunError, service_failure
 from ..evaluate.outcome import get_evaluator
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
@@ -26,29 +26,6 @@ def replay_failure(exc: Exception) -> tuple[Literal["diverged", "error"], str]:
 class ReplayCrashed(AgentracerError):
     """A replay the team could not finish for a reason outside the run (its model server, the network): no evidence
     either way about the replaced action, so the attempt counts as not made."""
-
-
-_SERVICE_FAILURES = frozenset({"APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",
-                               "ServiceUnavailableError", "ConnectError", "ConnectTimeout", "ReadTimeout",
-                               "WriteTimeout", "PoolTimeout", "RemoteProtocolError", "ReadError"})
-"""Exception classes (by name: OpenAI's, httpx's, many clients') that say a service failed, not the team's work."""
-
-
-def service_failure(exc: BaseException) -> bool:
-    """Whether ``exc``, or an exception it came from, is a model server's or the network's failure (a timeout, a
-    refused connection, a 5xx or 429 answer) rather than something the run itself did."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionError | TimeoutError | asyncio.TimeoutError | ServiceError) or (
-                type(current).__name__ in _SERVICE_FAILURES):
-            return True
-        status = getattr(current, "status_code", None)
-        if isinstance(status, int) and (status >= 500 or status == 429):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def replay_key(step: int, action: Any) -> tuple[int, str]:

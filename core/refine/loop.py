@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..annotate.prompts import action_text, as_action, render_history, step_action
-from ..errors import InputError, ReplayError, TeamRunError
+from ..errors import InputError, ReplayError, TeamRunError, service_failure
 from ..evaluate.outcome import get_evaluator
 from ..models import ChatModel, ModelError
 from ..schema import Trajectory, Verdict
@@ -77,6 +77,14 @@ REVISE_SYSTEM = (
     "You are {agent} in a team of agents. Your earlier message at step {step} was judged wrong; rewrite that "
     "one message following the feedback, in the same role and format. Answer with the new message only."
 )
+
+
+class _ServiceFailed(Exception):
+    """The team's run stopped because its model server or the network failed: no agent's mistake to trace."""
+
+    def __init__(self, trajectory: Trajectory) -> None:
+        super().__init__(trajectory.outcome.error or "the team's model server failed")
+        self.trajectory = trajectory
 
 
 class _EvaluationFailed(Exception):
@@ -138,6 +146,8 @@ class Refiner:
         try:
             trajectory = await coro
         except TeamRunError as exc:  # a team that raised has failed: the round is recorded as such
+            if service_failure(exc):  # (unless its model server failed: no agent to blame for it)
+                raise _ServiceFailed(exc.trajectory) from exc
             return exc.trajectory
         try:
             await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
@@ -227,6 +237,12 @@ class Refiner:
                 trajectory = await self._next(task, ground_truth, record)
         except ModelError:
             raise
+        except _ServiceFailed as failed:  # the round's run is kept, the task ends (a rerun into -o does it again)
+            failed.trajectory.metadata.setdefault("refine", {"round": attempt, "strategy": self.strategy,
+                                                             "mode": "replay" if failed.trajectory.replay else "restart"})
+            result.rounds.append(RoundResult(attempt, failed.trajectory, False))
+            result.error = (f"{stage}: the team's model server failed ({str(failed)[:300]}), which no agent's feedback "
+                            "can fix: no tracer was asked")
         except _EvaluationFailed as failed:  # Ω raised on this round's run: the run is kept, the task ends
             failed.trajectory.metadata.setdefault("refine", {"round": attempt, "strategy": self.strategy,
                                                              "mode": "replay" if failed.trajectory.replay else "restart"})

@@ -378,3 +378,21 @@ def test_replay_mode_tells_the_reviser_about_the_step_it_rewrites_even_when_the_
     author = result.rounds[0].trajectory.steps[4].agent
     assert author in system and "step 4" in system
     assert "your message at step 4 caused the failure. Why: the sum slipped." in user and "Redo step" not in user
+
+
+def test_a_round_its_model_server_broke_ends_the_task_without_blaming_an_agent():
+    """A 429 or a refused connection is no agent's mistake: the tracer is not asked (it blamed the task's own step)."""
+    asked = []
+
+    def tracer(trajectory):
+        asked.append(trajectory)
+        return agentracer.Verdict(agent="user", step=0, reason="?")
+
+    def make():
+        def model(messages):
+            raise ConnectionError("HTTP 429 Too Many Requests from the model server")
+        return SimpleTeam([SimpleAgent("solo", model)], max_turns=2, stop_word=None)
+
+    result = agentracer.refine(make, "Say 1.", lambda t: False, tracer, rounds=2)
+    assert asked == [] and len(result.rounds) == 1 and not result.success
+    assert result.error is not None and "the team's model server failed" in result.error and "429" in result.error
