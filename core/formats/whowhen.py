@@ -221,15 +221,14 @@ def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Traject
 
 
 def iter_whowhen_dir(root: str | Path) -> Iterator[tuple[str, Trajectory | InputError]]:
-    """(relative path, trajectory or the error that file gave) for every ``*.json`` under ``root`` (hidden files and
-    folders aside: a writer's temporary file, an editor's backup, ``.git``)."""
+    """(relative path, trajectory or the error that file gave) for every ``*.json`` under ``root``, but those in hidden
+    folders (``.git``) and the temporary files of a writer killed mid-write (``.13.4242.1.tmp.json``)."""
     root = Path(root)
     if root.is_file():
         files = [root]
         root = root.parent
     else:
-        files = sorted((p for p in root.rglob("*.json")
-                        if not any(part.startswith(".") for part in p.relative_to(root).parts)),
+        files = sorted((p for p in root.rglob("*.json") if not _left_out(p.relative_to(root))),
                        key=lambda p: (str(p.parent), _natural(p.stem)))
     for file in files:
         relative = str(file.relative_to(root))
@@ -237,6 +236,13 @@ def iter_whowhen_dir(root: str | Path) -> Iterator[tuple[str, Trajectory | Input
             yield relative, load_whowhen(file, root=root)
         except InputError as exc:
             yield relative, exc
+
+
+_TEMPORARY = re.compile(r"\..*\.\d+\.\d+\.tmp\.json")  # (agentracer.atomic's name for a file being written)
+
+
+def _left_out(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts[:-1]) or _TEMPORARY.fullmatch(relative.name) is not None
 
 
 def _natural(stem: str) -> tuple[int, str]:

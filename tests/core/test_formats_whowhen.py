@@ -214,7 +214,8 @@ def test_an_imported_ground_truth_is_kept_as_given(tmp_path: Path, monkeypatch: 
 
 
 def test_hidden_files_in_a_whowhen_folder_are_not_runs(tmp_path: Path) -> None:
-    """A writer's leftover temporary file (``.13.4242.1.tmp.json``), an editor's backup, ``.git``: not read."""
+    """A writer's leftover temporary file (``.13.4242.1.tmp.json``), ``.git``: not read; a run whose id made its
+    name start with a dot (``.._up.json`` for ``../up``) is."""
     from agentracer.formats.whowhen import iter_whowhen_dir
 
     (tmp_path / "Hand-Crafted").mkdir()
@@ -222,4 +223,5 @@ def test_hidden_files_in_a_whowhen_folder_are_not_runs(tmp_path: Path) -> None:
     (tmp_path / "Hand-Crafted" / ".13.4242.1.tmp.json").write_text('{"history": [')
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "x.json").write_text("{}")
-    assert [where for where, _ in iter_whowhen_dir(tmp_path)] == ["Hand-Crafted/13.json"]
+    (tmp_path / ".._up.json").write_text((DATA / "Hand-Crafted" / "13.json").read_text())
+    assert [where for where, _ in iter_whowhen_dir(tmp_path)] == [".._up.json", "Hand-Crafted/13.json"]
