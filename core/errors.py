@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 
 class AgentracerError(Exception):
@@ -63,22 +64,27 @@ class TeamRunError(AgentracerError):
 
 _SERVICE_FAILURES = frozenset({"APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",
                                "ServiceUnavailableError", "ConnectError", "ConnectTimeout", "ReadTimeout",
-                               "WriteTimeout", "PoolTimeout", "RemoteProtocolError", "ReadError"})
+                               "WriteTimeout", "PoolTimeout", "RemoteProtocolError"})
 """Exception classes (by name: OpenAI's, httpx's, many clients') that say a service failed, not the team's work."""
+_NAMED_FAILURE = re.compile(r"\b(" + "|".join(sorted(_SERVICE_FAILURES)) + r")\b")
 
 
 def service_failure(exc: BaseException) -> bool:
-    """Whether ``exc``, or an exception it came from, is a model server's or the network's failure (a timeout, a
-    refused connection, a 5xx or 429 answer) rather than something the run itself did."""
+    """Whether ``exc``, or an exception it was raised from (``raise ... from``), is a model server's or the network's
+    failure (a timeout, a refused connection, a 5xx or 429 answer) rather than something the run itself did. A
+    framework that re-raises an agent's error as text (AutoGen: ``RuntimeError: APIConnectionError: ...``) is read by
+    the class names at the start of its message; an error raised while handling another is not taken for it."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ConnectionError | TimeoutError | asyncio.TimeoutError | ServiceError) or (
-                type(current).__name__ in _SERVICE_FAILURES):
+        if (isinstance(current, ConnectionError | TimeoutError | asyncio.TimeoutError | ServiceError)
+                and not isinstance(current, BrokenPipeError)) or type(current).__name__ in _SERVICE_FAILURES:
             return True
         status = getattr(current, "status_code", None)
         if isinstance(status, int) and (status >= 500 or status == 429):
             return True
-        current = current.__cause__ or current.__context__
+        if _NAMED_FAILURE.search(str(current).split("\n", 1)[0][:300]):
+            return True
+        current = current.__cause__
     return False

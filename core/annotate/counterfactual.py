@@ -161,13 +161,14 @@ class CounterfactualSearch:
                 continue
             tried.add(text.strip())
             answer_in_fix = self.leakage_guard and leaks_answer(text, trajectory.ground_truth, original=original)
-            if answer_in_fix and not minimal_edit(original, text):
+            if answer_in_fix and not minimal_edit(original, text, trajectory.ground_truth):
                 result.attempts.append(Attempt(t, step.agent, j, "leak", proposal=action,
                                                detail="the proposal contains the ground-truth answer verbatim"))
                 continue
             replayed = result.earlier.pop(replay_key(t, action), None)
             if replayed is not None:  # replayed by an earlier run of this search: nothing spent on it now
-                attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action, detail="replayed by an earlier run")
+                attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action, detail="replayed by an earlier run",
+                                  answer_in_fix=answer_in_fix)
                 result.attempts.append(attempt)
                 evaluated = True
                 if self._took(trajectory, t, j, replayed, attempt, result):

@@ -41,13 +41,24 @@ MINIMAL_EDIT = 0.75
 a minimal edit of it."""
 
 
-def minimal_edit(original: str, proposal: str) -> bool:
+EDIT_SLACK = 12
+"""How many characters beyond the answer's own a minimal edit may change (a sign, a unit, a word around a value)."""
+
+
+def minimal_edit(original: str, proposal: str, answer: Any = None) -> bool:
     """Whether ``proposal`` changes ``original`` only a little (``17*23 = 401`` to ``17*23 = 391``): a repair of the
-    step, not a step rewritten to announce an answer."""
+    step, not a step rewritten to announce an answer. Alike as a whole (``MINIMAL_EDIT``), and what it inserts or
+    replaces no longer than the answer and ``EDIT_SLACK`` characters ("The answer is 391." added to a long step is
+    not an edit of it)."""
     before, after = _squash(original), _squash(proposal)
     if len(before) < 8:  # (a step too short to tell an edit from a new text)
         return False
-    return difflib.SequenceMatcher(None, before, after, autojunk=False).ratio() >= MINIMAL_EDIT
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    if matcher.ratio() < MINIMAL_EDIT:
+        return False
+    changed = sum(j2 - j1 for tag, _i1, _i2, j1, j2 in matcher.get_opcodes() if tag in ("replace", "insert"))
+    truth = answer_of(answer) if answer is not None else None
+    return changed <= len(_squash(str(truth)) if truth is not None else "") + EDIT_SLACK
 
 
 MARKERS = re.compile(

@@ -288,5 +288,49 @@ def test_a_repair_that_must_state_the_answer_is_tried_as_a_minimal_edit_and_flag
     assert [a.status for a in result.attempts if a.step == 3] == ["leak"]
     assert result.verdict is not None and result.verdict.step == 9
     assert result.verdict.flags == ["earlier_steps_untried", "answer_in_correction"]
-    assert not leaks_answer("value = 9", "9", original="value = 10") or minimal_edit("value = 10", "value = 9")
-    assert not minimal_edit("value = 10", "The final answer of the whole count is 9.")
+    resumed = CounterfactualSearch(LocalReplayer(team, chain_evaluator), ScriptedModel(analyzer), k=1)
+    from agentracer.team import run_sync
+
+    again = run_sync(resumed.asearch(trajectory, earlier=result.replays))  # (a run its budget cut, resumed)
+    assert again.verdict is not None and again.verdict.flags == ["earlier_steps_untried", "answer_in_correction"]
+    assert minimal_edit("value = 10", "value = 9", "9") and minimal_edit("So 17*23 = 401.", "So 17*23 = 391.", "391")
+    assert not minimal_edit("value = 10", "The final answer of the whole count is 9.", "9")
+    plan = "First read the numbers, then multiply them column by column, carrying as usual. " * 4
+    assert not minimal_edit(plan, plan + " The answer is 391.", "391")  # (added to a long step: no edit of it)
+
+
+def test_what_counts_as_a_failure_of_the_model_server_and_what_does_not():
+    import tarfile
+
+    from agentracer.errors import TeamRunError, service_failure
+
+    def raised(exc: BaseException) -> TeamRunError:
+        try:
+            try:
+                raise exc
+            except BaseException as inner:
+                raise TeamRunError(f"the team raised {type(inner).__name__}: {inner}", None) from inner
+        except TeamRunError as outer:
+            return outer
+
+    class Refused(Exception):
+        status_code = 503
+
+    class Missing(Exception):
+        status_code = 404
+
+    def during(handled: BaseException, then: BaseException) -> BaseException:
+        try:
+            try:
+                raise handled
+            except BaseException:
+                raise then  # noqa: B904 - (its __context__ is the handled one: what this test is about)
+        except BaseException as exc:
+            return exc
+
+    service = [ConnectionRefusedError("refused"), TimeoutError("no answer"), Refused("busy"),
+               RuntimeError("APIConnectionError: Connection error.")]  # (AutoGen re-raises an agent's error as text)
+    not_service = [ValueError("bad timeout value"), tarfile.ReadError("not a tar"), BrokenPipeError("tool's pipe"),
+                   Missing("no such model"), during(ConnectionError("lost"), KeyError("answer"))]
+    assert [service_failure(raised(e)) for e in service] == [True] * len(service)
+    assert [service_failure(raised(e)) for e in not_service] == [False] * len(not_service)
