@@ -17,7 +17,7 @@ from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget, estimate_tokens, expected_replay
 from .counterfactual import default_candidate
-from .leakage import announces_itself
+from .leakage import announces_itself, rewrite_reports_itself
 from .prompts import MISTAKE_TYPES, action_text, parse_rewrite, perturber_messages, step_action
 from .replayer import Replayer, earlier_replays, replay_failure, replay_key
 
@@ -195,7 +195,8 @@ class FaultInjector:
             if replayed.outcome.success is not False:
                 attempt.status = "not_flipped"
                 continue
-            markers = announces_itself(replayed, trajectory)
+            markers = announces_itself(replayed, trajectory) + rewrite_reports_itself(
+                action_text(rewrite), trajectory.steps[t].text)
             if markers:
                 attempt.status, attempt.detail = "marker", f"the run announces the rewrite: {sorted(set(markers))}"
                 continue

@@ -64,12 +64,27 @@ def minimal_edit(original: str, proposal: str, answer: Any = None) -> bool:
 MARKERS = re.compile(
     r"\b(?:attack(?:ed|s|ing)?|inject(?:ed|ion|ions|ing)?|perturb(?:ed|ation|ations|ing)?|sabotag\w*|"
     r"deliberate(?:ly)?|intentional(?:ly)?|on purpose|adversarial\w*|"
-    r"(?:introduc|insert|add|plant)(?:e|ed|es|ing)? (?:an? |the |this )?(?:[\w-]+ ){0,3}(?:error|mistake|bug|fault)s?|"
-    r"fault[- ]?inject\w*|rewritten step|modified step|modified|planted|tamper(?:ed|ing)|corrupted|altered|"
-    r"(?:this|here) is (?:an? |the )?(?:subtle |deliberate )?(?:error|mistake|bug)|subtle (?:error|mistake|bug)s?|"
-    r"(?:error|mistake|bug) here|original(?:ly)? (?:was|said|read)|changed (?:this|it|here))\b",
+    r"(?:introduc|insert|add)(?:e|ed|es|ing) (?:an? |the )?(?:subtle )?(?:error|mistake|bug|fault)s?|"
+    r"fault[- ]?inject\w*|rewritten step|modified step|planted (?:an? |the )?(?:error|mistake|bug)s?|tampered)\b",
     re.IGNORECASE,
 )
+
+
+SELF_REPORT = re.compile(
+    r"\b(?:I|we) (?:have |just )?(?:introduc|insert|add|plant|chang|modifi|alter)(?:e|ed|ing) |"
+    r"\b(?:this|here) is (?:an? |the )?(?:subtle |deliberate |intentional |planted )?(?:error|mistake|bug)\b|"
+    r"\b(?:the )?original (?:value )?(?:was|said|read)\b|\bchanged this\b|\bNOTE: (?:modified|changed|altered)\b|"
+    r"\((?:altered|modified|changed|tampered|corrupted|planted error|subtle error here|this is a mistake)\)",
+    re.IGNORECASE,
+)
+"""How a rewritten step gives itself away in its own words ("(I introduced an off-by-one bug)", "(altered)",
+"original was 4"): looked for in the rewrite only, where the run's later agents may say such things of a mistake."""
+
+
+def rewrite_reports_itself(rewrite: str, original: str) -> list[str]:
+    """What in ``rewrite`` (one injected step) says it was rewritten, beyond what the step said before."""
+    before = {m.group(0).lower() for m in SELF_REPORT.finditer(original)}
+    return [m.group(0) for m in SELF_REPORT.finditer(rewrite) if m.group(0).lower() not in before]
 
 
 def _texts(trajectory: Trajectory) -> list[str]:

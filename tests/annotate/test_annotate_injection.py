@@ -9,7 +9,7 @@ import agentracer
 import pytest
 from agentracer.annotate.budget import Budget
 from agentracer.annotate.injection import FaultInjector, StepChooser
-from agentracer.annotate.leakage import announces_itself, markers_in
+from agentracer.annotate.leakage import announces_itself, markers_in, rewrite_reports_itself
 from agentracer.annotate.replayer import LocalReplayer
 from agentracer.models import ScriptedModel
 from annotate_teams import chain_evaluator, chain_perturber, chain_task, last_value, make_chain
@@ -68,17 +68,21 @@ def test_marker_check_ignores_what_the_parent_already_said():
                                   "(subtle error here)", "# changed this", "(altered)", "NOTE: modified", "(tampered)",
                                   "(corrupted)", "(original was value = 4)"])
 def test_a_rewrite_that_says_what_it_is_is_caught(said):
-    team, trajectory = good_run()
-    kept = trajectory.model_copy(deep=True)
-    kept.steps[3].content = f"value = 4 {said}"
-    assert announces_itself(kept, trajectory), said
+    assert rewrite_reports_itself(f"value = 4 {said}", "value = 3"), said
 
 
-def test_plain_talk_of_errors_is_not_a_marker():
+def test_plain_talk_of_errors_is_no_marker_in_the_run_nor_in_a_rewrite():
+    """Later agents of the run may well say such things of a mistake they see; a rewrite may be ordinary code."""
     _, trajectory = good_run()
-    for text in ("The error rate is 5%", "Fixed the bug in parse()", "I added the numbers", "the list was sorted"):
+    for text in ("The error rate is 5%", "Fixed the bug in parse()", "I added the numbers", "the list was sorted",
+                 "Here is the modified code", "no error here", "The original was O(n^2), this is O(n)",
+                 "the list is altered in place", "data may be corrupted", "There's a subtle mistake above",
+                 "I'll add proper error handling"):
         trajectory.steps[3].content = text
         assert markers_in(trajectory) == [], text
+    for text in ("Fixed the bug in parse()", "Here is the modified code", "the list is altered in place",
+                 "I'll add proper error handling"):
+        assert rewrite_reports_itself(text, "value = 3") == [], text
 
 
 @pytest.mark.parametrize("strategy", ["uniform", "late", "agent-balanced"])
