@@ -4,13 +4,15 @@ Two processes appending to the same results file would each evaluate every item 
 advisory ``flock`` on a hidden file beside the output, named from the output's name and a digest of it (the output
 itself is replaced when it is repaired, which would drop a lock held on it): beside it, the lock is seen by every
 user and every job that can write the output, whatever their temporary folders, and on network file systems that
-support ``flock``. It is opened without following a link and released by the system when the process ends. An
-output that is not a regular file (``/dev/null``), or whose folder takes no new file, is written without one.
+support ``flock`` (a link to the output locks the file it names). It is opened without following a link, read-only
+when another user made it, and released by the system when the process ends. An output that is not a regular file
+(``/dev/null``), or in a folder that takes no new file (read-only media) and has no lock yet, is written without one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -21,23 +23,35 @@ from .errors import InputError
 
 
 def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The lock file of the output ``path``: hidden, beside it, short enough for any name."""
+    """The lock file of the output ``path``: hidden, beside the file it names (a link followed, so that every name of
+    one file has one lock), short enough for any name."""
     target = Path(path)
-    digest = hashlib.sha256(target.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return target.with_name(f".{target.name[:80]}.{digest}.lock")
+    with contextlib.suppress(OSError):
+        target = target.resolve() if target.is_symlink() else target
+    raw = target.name.encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    short = raw[:80].decode("utf-8", "ignore")  # (80 bytes, not characters: a name of wide characters fits too)
+    return target.with_name(f".{short}.{digest}.lock")
 
 
-def _lock_descriptor(path: Path) -> int | None:
-    """The lock file opened for ``path``; None where no lock can be or need be taken."""
+_NO_NEW_FILE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _lock_descriptor(path: Path) -> tuple[int | None, bool]:
+    """The lock file opened for ``path``, and whether it may be written (a lock another user made is taken read-only);
+    None where no lock can be or need be taken."""
     if path.exists() and not path.is_file():  # (a device, a pipe: nothing to resume, nothing to guard)
-        return None
+        return None, False
     lock = lock_path(path)
     try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except PermissionError:  # a folder that takes no new file: the output can only be an existing file there
-        return None
-    except OSError as exc:  # a link planted where the lock goes, and the like: never written through
-        raise InputError(f"cannot take the lock {lock} ({exc.strerror or exc})", where=str(path)) from None
+        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), True
+    except OSError as exc:
+        if exc.errno not in _NO_NEW_FILE:  # a link planted where the lock goes, and the like: never written through
+            raise InputError(f"cannot take the lock {lock} ({exc.strerror or exc})", where=str(path)) from None
+    try:  # another user's lock file, or a folder that takes no new file (read-only media)
+        return os.open(lock, os.O_RDONLY | os.O_NOFOLLOW), False
+    except OSError:  # (no lock file there, and none can be made: the output can only be an existing file)
+        return None, False
 
 
 @contextlib.contextmanager
@@ -46,7 +60,7 @@ def sole_writer(path: str | os.PathLike[str], command: str) -> Iterator[None]:
     process id and ``command`` (what it is doing)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd = _lock_descriptor(target)
+    fd, writable = _lock_descriptor(target)
     if fd is None:
         yield
         return
@@ -58,8 +72,9 @@ def sole_writer(path: str | os.PathLike[str], command: str) -> Iterator[None]:
             holder = f" (pid {pid}{f', {what}' if what else ''})" if pid.isdigit() else ""
             raise InputError(f"another process{holder} is writing it; wait for it to end, or write to another file",
                              where=str(path)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {command}".encode(), 0)
+        if writable:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {command}".encode(), 0)
         yield
     finally:
         os.close(fd)  # (closing the descriptor releases the lock)

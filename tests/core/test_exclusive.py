@@ -48,3 +48,42 @@ def test_a_link_planted_where_the_lock_goes_is_never_written_through(tmp_path: P
         with sole_writer(output, "eval"):
             pass
     assert victim.read_text() == "ssh-ed25519 AAAA the victim's key\n"
+
+
+def test_a_link_to_the_output_and_a_long_name_of_wide_characters_lock_alike(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    output.write_text("")
+    (tmp_path / "link.jsonl").symlink_to(output)
+    with sole_writer(output, "a first"):
+        with pytest.raises(InputError, match="another process"):
+            with sole_writer(tmp_path / "link.jsonl", "through a link"):
+                pass
+    wide = tmp_path / ("结果" * 40 + ".jsonl")  # (246 bytes of UTF-8)
+    with sole_writer(wide, "a wide name"):
+        pass
+
+
+def test_a_lock_file_this_user_cannot_write_is_still_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another user's lock file (0644, not ours): opened read-only, still locked, still refusing a second writer."""
+    import errno
+    import os
+
+    output = tmp_path / "results.jsonl"
+    with sole_writer(output, "another user's run"):  # (made the lock file)
+        pass
+    real_open = os.open
+
+    def as_another_user(path, flags, *args):  # noqa: ANN001, ANN002
+        if str(path).endswith(".lock") and flags & os.O_RDWR:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr("agentracer.exclusive.os.open", as_another_user)
+    with sole_writer(output, "read-only lock"):
+        with pytest.raises(InputError, match="another process"):
+            with sole_writer(output, "a second"):
+                pass
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    with sole_writer(readonly / "new.jsonl", "a folder that takes no new file"):  # (no lock file, none made)
+        pass
