@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_replacing
-from ..errors import InputError, TeamRunError
+from ..errors import AgentracerError, InputError, TeamRunError, service_failure
 from ..evaluate.outcome import get_evaluator
 from ..exclusive import sole_writer
 from ..models import ChatModel, ModelError
@@ -134,6 +134,9 @@ class AnnotationPipeline:
         try:
             trajectory = await self.team.arun(row.task, ground_truth=row.ground_truth, metadata=metadata)
         except TeamRunError as exc:
+            if service_failure(exc):  # no agent's mistake to label: the next run of annotate runs the task again
+                raise AgentracerError(f"the team's model server failed on its first run ({exc}); not labelled, "
+                                      "it is run again next time") from None
             trajectory = exc.trajectory
         if trajectory.outcome.error is None:  # a team that raised has failed already
             await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)

@@ -24,7 +24,14 @@ from agentracer.errors import InputError
 from agentracer.formats.tracertraj import read_tracertraj
 from agentracer.models import ModelError, ScriptedModel
 from agentracer.testing.openai_server import OpenAIServer
-from annotate_teams import chain_analyzer, chain_evaluator, chain_perturber, last_value, make_task_chain
+from annotate_teams import (
+    chain_analyzer,
+    chain_evaluator,
+    chain_perturber,
+    last_value,
+    make_chain,
+    make_task_chain,
+)
 
 HERE = Path(__file__).parent
 TEAM_FILE = HERE / "annotate_teams.py"
@@ -515,3 +522,26 @@ def test_tasks_and_scripted_answer_files_that_do_not_read_are_named(tmp_path):
     assert load_model("scripted:first||second").complete([{"role": "user", "content": "q"}]).text == "first"
     inline = load_model("scripted:first||see notes.jsonl")  # (inline answers, one of them naming a file)
     assert [inline.complete([{"role": "user", "content": "q"}]).text for _ in range(2)] == ["first", "see notes.jsonl"]
+
+
+def test_a_first_run_its_model_server_broke_is_not_labelled_and_is_run_again(tmp_path):
+    from annotate_teams import chain_model
+
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", 2))
+    counting, state = chain_model(None), {"down": True}
+
+    def model(messages):
+        if state["down"] and any("Task 0." in str(m.get("content")) for m in messages):
+            raise ConnectionError("HTTP 429 Too Many Requests")
+        return counting(messages)
+
+    def pipeline() -> AnnotationPipeline:
+        return AnnotationPipeline(agentracer.trace(make_chain, steps=6, model=model), chain_evaluator, tmp_path / "ds",
+                                  analyzer=ScriptedModel(chain_analyzer), perturber=ScriptedModel(chain_perturber), k=2)
+
+    first = pipeline().run(tasks, progress=False)
+    assert first.done == 1 and len(first.errors) == 1 and "t0" in first.errors[0] and "model server failed" in first.errors[0]
+    assert not (tmp_path / "ds" / "runs" / "t0.json").exists() and "t0" not in Ledger(tmp_path / "ds").entries()
+    state["down"] = False
+    again = pipeline().run(tasks, progress=False)
+    assert again.done == 1 and again.skipped == 1 and again.errors == []
