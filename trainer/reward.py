@@ -10,6 +10,7 @@ digits, no sign). Pure Python: no torch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -121,14 +122,15 @@ def compute_score(
 def _number(name: str, value: Any) -> float:
     """A reward setting as a float (a number, or its text, as a hydra interpolation such as ``${oc.env:LAM}``
     hands it over); ``ValueError`` naming it for anything else (a bool, None, a word)."""
+    number = None
     if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            number = float(value)
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    raise ValueError(f"the reward's {name} must be a number, got {value!r}")
+        number = float(value)
+    if number is None or not math.isfinite(number):
+        raise ValueError(f"the reward's {name} must be a number, got {value!r}")
+    return number
 
 
 def _label_agent(truth: Mapping[str, Any]) -> str:

@@ -59,11 +59,11 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
     step = trajectory.steps[verdict.step] if 0 <= verdict.step < len(trajectory.steps) else None
     why = f"Why: {(verdict.reason or 'it led the run to fail').rstrip('. ')}."
     env = trajectory.outcome.feedback or trajectory.outcome.error
-    culprit = _team_agent(trajectory, verdict.agent)
-    if culprit is None and step is not None:  # a name no agent has: the step's author is the one to tell
+    named = _team_agent(trajectory, verdict.agent)
+    if named is None and step is not None:  # a name no agent has: the step's author is the one to tell
         culprit, unknown = step.agent, f" (the tracer named {verdict.agent!r}, no agent of this team)"
     else:
-        culprit, unknown = culprit or verdict.agent, ""
+        culprit, unknown = named or verdict.agent, ""
     if step is None:
         text = (f"{culprit}, the failure was traced to you (at step {verdict.step}, which the run does not have). "
                 f"{why} Check your actions, and keep the rest of the approach.")
@@ -81,7 +81,8 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
                     f"{why} Redo step {own} correctly and keep the rest of the approach.")
     if env:
         text += f"\nThe check of the final result said: {env}"
-    return Feedback(text=text, source=verdict.source, agent=culprit, step=verdict.step, reason=verdict.reason)
+    to = culprit if named is not None or step is not None else None  # (no agent and no step of the run: everyone)
+    return Feedback(text=text, source=verdict.source, agent=to, step=verdict.step, reason=verdict.reason)
 
 
 CRITIQUE_SYSTEM = (

@@ -133,6 +133,8 @@ def test_feedback_reaches_the_agent_the_tracer_named_in_another_case_and_never_n
     assert [name for name in trajectory.agent_names if shouted.for_agent(name)] == [author]
     past = tracer_feedback(trajectory, agentracer.Verdict(agent=author, step=99, reason="wrong"))
     assert "which the run does not have" in past.text and "Redo step 99" not in past.text and past.for_agent(author)
+    nowhere = tracer_feedback(trajectory, agentracer.Verdict(agent="ghost", step=99, reason="wrong"))
+    assert all(nowhere.for_agent(name) for name in trajectory.agent_names)  # (no agent, no step: everyone is told)
 
 
 def test_refine_command_reports_rates_per_round(tmp_path):

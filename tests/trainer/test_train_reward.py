@@ -143,7 +143,8 @@ def test_numpy_steps_are_steps_and_settings_that_are_not_numbers_are_named() -> 
     assert compute_score("x", "<think>t</think><answer>A|2</answer>", truth)["score"] == 1.0
     assert compute_score("x", "<think>t</think><answer>A|2</answer>", {**truth, "step": "2"})["score"] == 1.0
     assert compute_score("x", "<think>t</think><answer>B|2</answer>", truth, lam="0.3")["score"] == 0.7  # (hydra)
-    for name, value in (("lam", None), ("lam", True), ("sigma", "one"), ("sigma", [1.0])):
+    for name, value in (("lam", None), ("lam", True), ("sigma", "one"), ("sigma", [1.0]), ("lam", "nan"),
+                        ("sigma", float("inf"))):
         with pytest.raises(ValueError, match=f"the reward's {name} must be a number"):
             compute_score("x", "<think>t</think><answer>A|2</answer>", truth, **{name: value})
     assert compute_score("x", "<think>t</think><answer>B|2</answer>", truth, lam=np.float64(1.0))["score"] == 0.0
