@@ -40,7 +40,8 @@ def _earlier_results(store: Any, strategy: str, mode: str, rounds: int, fingerpr
             if info.get(key, now) != now:  # (attempts of older versions name no mode or rounds: taken as they are)
                 raise InputError(f"holds attempts made with {name} {info.get(key)!r}, not {now!r}: write these to "
                                  "another file", where=str(store.path))
-        if info.get("task_hash", fingerprints.get(str(task_id))) != fingerprints.get(str(task_id), info.get("task_hash")):
+        recorded, now_asked = info.get("task_hash"), fingerprints.get(str(task_id))
+        if recorded is not None and now_asked is not None and recorded != now_asked:  # (older files hold no hash)
             changed.append(str(task_id))
         if info["round"] == 0:
             results[str(task_id)] = RefineResult(strategy, str(info.get("mode")))

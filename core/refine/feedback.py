@@ -31,21 +31,22 @@ class Feedback:
     def for_agent(self, name: str) -> str | None:
         """The note for agent ``name`` (None when the feedback names another agent; names compare as the tracer's
         do, case and surrounding spaces aside)."""
-        return self.note() if self.agent is None or _same_agent(self.agent, name) else None
+        return self.note() if self.agent is None or same_agent(self.agent, name) else None
 
 
-def _same_agent(a: str, b: str) -> bool:
+def same_agent(a: str, b: str) -> bool:
+    """Whether two agent names are one agent's, as a tracer's answer is read (case and surrounding spaces aside)."""
     return a.strip().lower() == b.strip().lower()
 
 
 def _team_agent(trajectory: Trajectory, name: str) -> str | None:
     """The run's own spelling of the agent ``name`` (case and spaces aside), or None when no agent of it has it."""
-    return next((agent for agent in trajectory.agent_names if _same_agent(agent, name)), None)
+    return next((agent for agent in trajectory.agent_names if same_agent(agent, name)), None)
 
 
 def _own_step_near(trajectory: Trajectory, agent: str, index: int) -> int | None:
     """The agent's last step at or before ``index``, else its first after it; None when it made no step."""
-    mine = [step.index for step in trajectory.steps if _same_agent(step.agent, agent)]
+    mine = [step.index for step in trajectory.steps if same_agent(step.agent, agent)]
     before = [i for i in mine if i <= index]
     return before[-1] if before else (mine[0] if mine else None)
 
@@ -67,7 +68,7 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
     if step is None:
         text = (f"{culprit}, the failure was traced to you (at step {verdict.step}, which the run does not have). "
                 f"{why} Check your actions, and keep the rest of the approach.")
-    elif _same_agent(step.agent, culprit):
+    elif same_agent(step.agent, culprit):
         text = (f'{culprit}, your action at step {verdict.step} caused the failure{unknown}. You wrote: '
                 f'"{step.text[:400]}". {why} Redo step {verdict.step} correctly and keep the rest of the approach.')
     else:

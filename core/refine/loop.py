@@ -23,7 +23,7 @@ from ..evaluate.outcome import get_evaluator
 from ..models import ChatModel, ModelError
 from ..schema import Trajectory, Verdict
 from ..team import TracedTeam, apply_evaluation, error_summary, run_sync, trace
-from .feedback import Feedback, Tracer, ask_tracer, critique, tracer_feedback
+from .feedback import Feedback, Tracer, ask_tracer, critique, same_agent, tracer_feedback
 
 STRATEGIES = ("tracer", "self-refine", "critic")
 MODES = ("restart", "replay")
@@ -185,7 +185,7 @@ class Refiner:
         replayed = await self._checked(self.team.areplay(failed, feedback.step, action))
         replayed.metadata["refine"] = {"round": round_, "strategy": self.strategy, "mode": "replay",
                                        "revised": action_text(action)}
-        if feedback.agent.strip().lower() != step.agent.strip().lower():
+        if not same_agent(feedback.agent, step.agent):
             replayed.metadata["refine"]["verdict_agent"] = feedback.agent  # (the verdict named another agent)
         return replayed
 
