@@ -36,9 +36,9 @@ def run_content_key(trajectory: Trajectory) -> str:
 def task_key(trajectory: Trajectory) -> str | int | None:
     """The task a run attempts, the same for every run of it whatever format carried it: the ``question_id`` it was
     read or traced with (a Who&When or TracerTraj number stays a number), else its ``task_id`` (refine's rounds add
-    feedback to the task text), else a digest of its task text (``task:``
-    and 16 hex digits); None for a run with no task, which is a task of its own. Dataset splits go by it, and
-    TracerTraj writes it as ``question_ID``, so that two runs of one task never land on both sides of a split."""
+    feedback to the task text), else a digest of its task text (``task:`` and 16 hex digits); None for a run with
+    no task, which is a task of its own. Dataset splits go by it, and TracerTraj writes it as ``question_ID``, so that
+    two runs of one task never land on both sides of a split."""
     for key in ("question_id", "task_id"):  # (a traced tasks file's row id; refine's rounds, whose text grows)
         named = trajectory.metadata.get(key)
         if named not in (None, "") and not isinstance(named, bool) and isinstance(named, int | str):
