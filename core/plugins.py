@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .errors import PluginNotFound
 from .record import Run
-from .schema import AgentInfo
+from .schema import AgentInfo, Trajectory
 
 ENTRY_POINT_GROUP = "agentracer.plugins"
 
@@ -41,6 +41,8 @@ class Plugin(Protocol):
 
     # Optional: ``team_kind(team) -> str``, the kind of team a replay must be of (default: the object's class name;
     # a plugin whose teams come in a wrapper of run options names the team inside it).
+    # Optional: ``why_not_replaceable(trajectory, step) -> str | None``, why no action can be put at that step of a
+    # run of this framework, whatever the action (None: it can be); see ``why_not_replaceable`` below.
 
 
 _lock = threading.Lock()
@@ -122,3 +124,17 @@ def team_kind(plugin: Plugin, team: Any) -> str:
     """The kind of ``team`` that a replay of its runs must be of (``Plugin.team_kind``, else its class name)."""
     named = getattr(plugin, "team_kind", None)
     return str(named(team)) if named is not None else type(team).__qualname__
+
+
+def why_not_replaceable(trajectory: Trajectory, step: int) -> str | None:
+    """Why a replay of ``trajectory`` cannot put any action at ``step`` (its framework makes that step from earlier
+    ones, with no model call or tool a replay stands in for), as its plugin says; None when it can, or when no plugin
+    of its framework is installed (the replay itself then says)."""
+    if not trajectory.framework:
+        return None
+    try:
+        plugin = plugin_named(trajectory.framework)
+    except PluginNotFound:
+        return None
+    check = getattr(plugin, "why_not_replaceable", None)
+    return check(trajectory, step) if check is not None else None

@@ -415,7 +415,7 @@ class Run:
             call = {"id": next_call_id(), "agent": agent, "call_index": index, "step": None,
                     "produces_step": produces_step, "model": model, "request": request, "response": None,
                     "request_hash": "", "latency_s": 0.0, "usage": None, "started_at": time.time(),
-                    "source": "live", "error": None}
+                    "source": "live", "error": None, "suspended": None}
             if self.plan is None:  # a recording: requests are redacted and hashed together when it finishes
                 self._unsettled.append(call)
                 return call, "live"
@@ -537,7 +537,8 @@ class Run:
             if recorded.error:
                 call["error"] = recorded.error
                 raise RecordedModelError(f"recorded model call failed: {recorded.error}")
-            call.update(response=recorded.response, usage=recorded.usage, model=recorded.model)
+            call.update(response=recorded.response, usage=recorded.usage, model=recorded.model,
+                        suspended=recorded.suspended)
             try:
                 return codec.decode(recorded.response)
             except Exception as exc:  # a recording edited or damaged by hand: not the team's error
@@ -546,6 +547,7 @@ class Run:
                     f"{recorded.step}) cannot be served: {type(exc).__name__}: {str(exc)[:300]}")) from exc
         response = codec.replacement(self.plan.action, recorded)
         call["response"] = self._redact.own(codec.encode(response))  # (the action may quote a key: never stored)
+        call["suspended"] = recorded.suspended if recorded is not None else None
         return response
 
     def _finish_call(self, call: CallFields, mode: CallMode, started: float) -> None:
@@ -603,13 +605,28 @@ class Run:
             await self._await_turn(call, mode)
         started = time.perf_counter()
         if mode != "live":
+            if self._suspends(call):  # as the recorded call did: the team's other tasks go on meanwhile
+                await asyncio.sleep(0)
             return self._serve_call(call, mode, codec, started)
+        went_on: list[bool] = []  # the loop runs this callback only if the call gives it control
+        asyncio.get_running_loop().call_soon(went_on.append, True)
         try:
             response = await live()
         except BaseException as exc:
+            call["suspended"] = bool(went_on)
             self._fail_call(call, started, exc)
             raise
+        call["suspended"] = bool(went_on)
         return self._close_live_call(call, response, codec, usage_of, started)
+
+    def _suspends(self, call: CallFields) -> bool:
+        """Whether a served (or replaced) call lets the event loop run other tasks, as its recording did: a
+        MetaGPT role whose answer came back at once would publish before its siblings of one round had read
+        theirs, and an agent run as a tool whose recorded client never waited would let its sibling start
+        before it ended. A recording that does not say (before schema 1.1): as network clients do."""
+        assert self.cassette is not None
+        recorded = self.cassette.call(call["agent"], call["call_index"])
+        return recorded is None or recorded.suspended is not False
 
     def _serve_call(self, call: CallFields, mode: CallMode, codec: ResponseCodec, started: float) -> Any:
         try:

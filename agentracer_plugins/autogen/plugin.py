@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from agentracer import AgentInfo, Run
+from agentracer import AgentInfo, Run, Step, Trajectory
 
 from .hooks import HOOKS
 
@@ -24,6 +24,26 @@ def _tool_names(agent: Any) -> list[str]:
     names = [tool.name for wb in getattr(agent, "_workbench", None) or [] for tool in getattr(wb, "_tools", [])]
     names += [tool.name for tool in getattr(agent, "_handoff_tools", None) or []]
     return names
+
+
+def why_not_replaceable(trajectory: Trajectory, t: int) -> str | None:
+    """Why no action can be put at step ``t`` of an AutoGen run, or None: AutoGen replay replaces what a model
+    call produced (a message, tool calls) and tool results; a step no model call of its agent produced (a
+    ``ToolCallSummaryMessage`` of an agent that does not reflect on tool use) follows from earlier steps."""
+    steps = trajectory.steps
+    target = steps[t]
+    if target.kind == "tool_result" or (t == 0 and target.agent == "user"):
+        return None
+    if _produced(target):
+        return None
+    earlier = [s.index for s in steps[:t] if s.agent == target.agent and _produced(s)]
+    hint = f"; replace step {earlier[-1]}, the model output that led to it" if earlier else ""
+    return (f"step {t} is a {target.kind} step of {target.agent!r} that no model call produced: AutoGen "
+            f"replay replaces model outputs (messages and tool calls) and tool results{hint}")
+
+
+def _produced(step: Step) -> bool:
+    return any(c.produces_step and c.agent == step.agent for c in step.model_calls)
 
 
 def agent_info(agent: Any) -> AgentInfo:
@@ -67,6 +87,10 @@ class AutoGenPlugin:
                 description="Magentic-One orchestrator: keeps the task and progress ledgers, instructs agents",
             ))
         return infos
+
+    def why_not_replaceable(self, trajectory: Trajectory, step: int) -> str | None:
+        """See ``why_not_replaceable`` (the module's)."""
+        return why_not_replaceable(trajectory, step)
 
     def fresh(self, team: Any) -> Any:
         """The team itself (``areset`` resets it in the run's event loop)."""

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from .codec import tool_calls_of
 from .context import ACTOR, RUN_STATE, Actor, RunState
+from .plugin import why_not_replaceable
 from .steps import TASK_LEDGER_OPENING, record_message
 
 MAX_TURN_REASONS = ("Maximum number of turns", "Max rounds reached")
@@ -60,9 +61,6 @@ def task_for_replay(run: Run, task: str) -> str:
     if calls:
         check_offered_tools(run.cassette, run.plan)
 
-    def produced(step: Any) -> bool:
-        return any(c.produces_step and c.agent == step.agent for c in step.model_calls)
-
     if target.kind == "tool_result":
         if len(target.tool_results) != 1 and not (isinstance(action, dict) and TOOL_RESULTS in action):
             raise ReplayError(
@@ -70,13 +68,9 @@ def task_for_replay(run: Run, task: str) -> str:
                 f"replace, {tool_results_example(target.tool_results[0].call_id)} (the others run), "
                 f"or replace the tool call step that asked for them")
         return task
-    if not produced(target):
-        earlier = [s.index for s in steps[:t] if s.agent == target.agent and produced(s)]
-        hint = f"; replace step {earlier[-1]}, the model output that led to it" if earlier else ""
-        raise ReplayError(
-            f"step {t} is a {target.kind} step of {target.agent!r} that no model call produced: AutoGen "
-            f"replay replaces model outputs (messages and tool calls) and tool results{hint}"
-        )
+    refused = why_not_replaceable(run.cassette.trajectory, t)
+    if refused is not None:
+        raise ReplayError(refused)
     return task
 
 

@@ -49,8 +49,7 @@ class ScriptedLLM(BaseLLM):
         return self._answer(messages)
 
     async def _achat_completion(self, messages: list[dict], timeout: int = 3) -> dict[str, Any]:
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        await asyncio.sleep(self.delay)  # a provider's call waits, even an instant one: the other roles go on
         text = self._reply(messages)
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                              "finish_reason": "stop"}], "model": self.model}

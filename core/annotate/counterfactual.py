@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from ..errors import AgentracerError
 from ..models import ChatModel, ModelError
+from ..plugins import why_not_replaceable
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget, estimate_tokens, expected_replay
 from .leakage import leaks_answer, minimal_edit
@@ -25,7 +26,7 @@ from .prompts import Untagged, action_text, analyzer_messages, parse_correction,
 from .replayer import Replayer, earlier_replays, replay_failure, replay_key
 
 AttemptStatus = Literal["flipped", "not_flipped", "unchanged", "untagged", "duplicate", "leak", "diverged", "error",
-                        "budget", "cancelled"]
+                        "budget", "cancelled", "not_replaceable"]
 
 
 @dataclass
@@ -70,6 +71,21 @@ class SearchResult:
 def default_candidate(step: Step) -> bool:
     """Steps an agent produced: not the user's task, not a tool's output."""
     return step.role not in ("user", "tool", "system") and step.kind != "tool_result"
+
+
+def replaceable_candidates(trajectory: Trajectory, candidate: Callable[[Step], bool]
+                           ) -> tuple[list[int], dict[int, str]]:
+    """The steps ``candidate`` picks that a replay can put an action at, and why not for each one its framework
+    cannot replace (a step made from earlier ones: ``plugins.why_not_replaceable``): not a step left untried."""
+    found, refused = [], {}
+    for step in trajectory.steps:
+        if candidate(step):
+            why = why_not_replaceable(trajectory, step.index)
+            if why is None:
+                found.append(step.index)
+            else:
+                refused[step.index] = why
+    return found, refused
 
 
 class CounterfactualSearch:
@@ -223,7 +239,7 @@ class CounterfactualSearch:
         result = SearchResult(trajectory_id=trajectory.id, verdict=None,
                               spent=Budget(price_per_1k_tokens=self.budget.price_per_1k_tokens),
                               earlier=earlier_replays(trajectory, earlier))
-        candidates = [s.index for s in trajectory.steps if self.candidate(s)]
+        candidates, refused = replaceable_candidates(trajectory, self.candidate)
         finished: dict[int, bool | None] = {}
         running: dict[int, asyncio.Task[bool | None]] = {}
         stopped: list[asyncio.Task[bool | None]] = []  # cancelled past a flip: awaited, so they say "cancelled"
@@ -254,6 +270,8 @@ class CounterfactualSearch:
             if running or stopped:
                 await asyncio.gather(*running.values(), *stopped, return_exceptions=True)
         result.wall_s = time.perf_counter() - started
+        result.attempts += [Attempt(t, trajectory.steps[t].agent, 0, "not_replaceable", detail=why)
+                            for t, why in refused.items() if best is None or t < best]  # (said, not untried)
         result.verdict = self._verdict(trajectory, best, finished, candidates, result)
         return result
 

@@ -16,7 +16,7 @@ from ..fingerprint import run_content_key
 from ..models import ChatModel, ModelError
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget, estimate_tokens, expected_replay
-from .counterfactual import default_candidate
+from .counterfactual import default_candidate, replaceable_candidates
 from .leakage import announces_itself, rewrite_reports_itself
 from .prompts import MISTAKE_TYPES, action_text, parse_rewrite, perturber_messages, step_action
 from .replayer import Replayer, earlier_replays, replay_failure, replay_key
@@ -147,7 +147,7 @@ class FaultInjector:
         result = InjectionResult(trajectory_id=trajectory.id, kept=None)
         replayed_before = earlier_replays(trajectory, earlier)
         rng = random.Random(f"{self.seed}:{run_content_key(trajectory)}")
-        candidates = [s.index for s in trajectory.steps if self.candidate(s)]
+        candidates, _refused = replaceable_candidates(trajectory, self.candidate)
         for t in self.chooser.order(trajectory, candidates, rng)[: self.tries]:
             step = trajectory.steps[t]
             mistake = self._mistake_for(step, rng)

@@ -315,6 +315,7 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
         attrs["agentracer.call.no_step"] = True
     _put(attrs, "agentracer.call.model", call.model)
     _put(attrs, "agentracer.call.started_at", call.started_at)
+    _put(attrs, "agentracer.call.suspended", call.suspended)
     model = call.model or call.request.get("model")
     _put(attrs, "llm.model_name", model)
     _put(attrs, "gen_ai.request.model", model)
@@ -326,7 +327,7 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
         _put(attrs, "output.value", call.response)
         attrs["output.mime_type"] = "text/plain" if isinstance(call.response, str) else "application/json"
     text = _response_text(call.response)
-    if text is None and step is not None and call.produces_step:
+    if text is None and step is not None and call.produces_step and not call.error:  # (a failed call said nothing)
         text = step.text
     if text is not None:
         attrs["llm.output_messages.0.message.role"] = "assistant"

@@ -60,6 +60,7 @@ def _own_model_call(span: Span) -> ModelCall:
         usage=span.usage(), started_at=a.get("agentracer.call.started_at"),
         source=a.get("agentracer.call.source", "live"),
         error=(span.status_message or None) if span.status_code == STATUS_ERROR else None,
+        suspended=span.flag("agentracer.call.suspended", False) if "agentracer.call.suspended" in a else None,
     )
 
 

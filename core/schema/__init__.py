@@ -21,8 +21,8 @@ from . import compat
 
 _M = TypeVar("_M", bound="BaseModel")
 
-SCHEMA_VERSION = "1.0"
-SUPPORTED_SCHEMA_VERSIONS = frozenset({"1.0"})
+SCHEMA_VERSION = "1.1"  # 1.1 added ModelCall.suspended
+SUPPORTED_SCHEMA_VERSIONS = frozenset({"1.0", "1.1"})
 
 LabelSource = Literal["human", "counterfactual", "injection", "tracer"]
 StepKind = Literal[
@@ -114,7 +114,9 @@ class ModelCall(_Model):
     alone in recordings made with scheme 1), checked on replay with the scheme it was made with (a recording redacts and hashes its requests when the
     run finishes: until then they are the framework's own and the hash is empty). ``step`` is the index of
     the step this call belongs to (the step it produced, or for calls that produce no step, e.g. speaker
-    selection, the next step).
+    selection, the next step). ``suspended``: whether a live call made in an event loop let the loop run other
+    tasks before it returned (every network client does; a scripted one may not), so that a replay serving it does
+    the same and a team's concurrent agents take their recorded turns (None: not known, or not in an event loop).
     """
 
     id: str = Field(default_factory=next_call_id)
@@ -131,6 +133,7 @@ class ModelCall(_Model):
     started_at: float | None = None
     source: Literal["live", "cassette", "replacement"] = "live"
     error: str | None = None
+    suspended: bool | None = None
 
 
 class ToolCall(_Model):

@@ -213,3 +213,16 @@ def test_messages_a_framework_names_by_type_get_their_chat_role() -> None:
     [llm] = [s for s in trajectory_spans(run) if _attrs(s)["openinference.span.kind"] == "LLM"]
     roles = [_attrs(llm).get(f"llm.input_messages.{i}.message.role") for i in range(len(messages))]
     assert roles == ["system", "user", "assistant", "tool", "user"]
+
+
+def test_a_failed_model_call_has_no_output_message() -> None:
+    """The step of a call that raised says so in our words; the model said nothing, so its LLM span has no answer."""
+    from agentracer.schema import ModelCall, Step
+
+    call = ModelCall(agent="coder", call_index=0, step=0, request={"messages": [{"role": "user", "content": "hi"}]},
+                     error="RuntimeError: server down")
+    run = Trajectory(task="t", steps=[Step(index=0, agent="coder", kind="event", content="(its model call failed: "
+                                           "RuntimeError: server down)", model_calls=[call])])
+    [llm] = [s for s in trajectory_spans(run) if _attrs(s)["openinference.span.kind"] == "LLM"]
+    assert llm.status_code == 2 and "server down" in llm.status_message
+    assert not any(key.startswith("llm.output_messages") for key in _attrs(llm))

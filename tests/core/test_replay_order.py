@@ -286,3 +286,59 @@ def test_a_task_a_replayed_team_leaves_running_makes_no_model_call_after_the_rep
 
     asyncio.run(replay_and_wait())
     assert leaver.live_calls == 0
+
+
+@dataclass
+class _Board:
+    """Two agents started together: the writer asks its model, then pins its answer to the board; the reader reads the
+    board as it starts, and asks its model about what it read; then a lead closes. ``waits``: whether the writer's model lets the event
+    loop run other tasks before it answers (every network client does; a scripted one may not)."""
+
+    waits: bool
+    live: int = 0
+
+
+class _BoardPlugin(_CrewPlugin):
+    name = "board"
+    team_type = _Board
+
+    async def arun(self, team, task, run):
+        board: list[str] = []
+
+        async def answer(text):
+            team.live += 1
+            if team.waits:
+                await asyncio.sleep(0)
+            return text
+
+        async def writer():
+            board.append(await run.acall_model("writer", {"messages": [task]}, lambda: answer("pinned"), TEXT_CODEC))
+            run.add_step("writer", board[-1])
+
+        async def reader():
+            read = f"the board holds {board}"
+            run.add_step("reader", await run.acall_model("reader", {"messages": [task, read]}, lambda: answer(read),
+                                                         TEXT_CODEC))
+
+        await asyncio.gather(writer(), reader())
+        run.add_step("lead", await run.acall_model("lead", {"messages": [task]}, lambda: answer("done"), TEXT_CODEC))
+        return "done"
+
+
+register_plugin(_BoardPlugin())
+
+
+@pytest.mark.parametrize("waits", [True, False])
+def test_a_served_call_lets_the_other_tasks_run_exactly_when_its_recorded_call_did(waits):
+    """A call that waited (a network client) is served after a wait, so the reader reads the board as it did in the
+    recording (empty); one that never waited (a scripted client) is served at once (the board holds its answer)."""
+    board = _Board(waits)
+    team = agentracer.trace(lambda: board)
+    traj = team.run("go")
+    assert [c.suspended for c in traj.model_calls()] == [waits, waits, waits]
+    read = next(s.content for s in traj.steps if s.agent == "reader")
+    assert read == ("the board holds []" if waits else "the board holds ['pinned']")
+    board.live = 0
+    new = team.replay(traj, step=2, action="closed")  # (strict: the reader's served call asks what it asked)
+    assert [(s.agent, s.content) for s in new.steps[:2]] == [(s.agent, s.content) for s in traj.steps[:2]]
+    assert board.live == 0 and [c.suspended for c in new.model_calls()] == [waits, waits, waits]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from agentracer.errors import InputError
-from agentracer.schema import Step, Trajectory, Verdict
+from agentracer.schema import SCHEMA_VERSION, Step, Trajectory, Verdict
 from agentracer.store import DuplicateIdError, JsonlStore, SqliteStore, open_store
 
 
@@ -330,7 +330,7 @@ def test_a_later_minor_version_reads_without_the_fields_it_added(store_path: Pat
         read = open_store(store_path).get("newer")
         by_text = Trajectory.from_json(json.dumps(record))
     assert read == by_text == original.model_copy(update={"metadata": {"free_form": {"kept": True}}})
-    assert read.schema_version == "1.0"
+    assert read.schema_version == SCHEMA_VERSION == "1.1"
     said = [str(w.message) for w in caught]
     assert len(said) == 2 and all("schema 1.7" in text for text in said)
     for field in ("cost_usd", "steps[].latency_breakdown", "labels[].evidence", "outcome.judge"):

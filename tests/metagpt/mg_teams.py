@@ -67,3 +67,30 @@ def parallel_team(slow: float = 0.05) -> Team:
     team.hire([Drafter(name="A", profile="Slow", llm=ScriptedLLM("slow answer", model="slow", delay=slow)),
                Drafter(name="B", profile="Fast", llm=ScriptedLLM("fast answer", model="fast"))])
     return team
+
+
+class Judge(Action):
+    name: str = "Judge"
+
+    async def run(self, with_messages: Any = None) -> str:
+        return await self._aask("Judge these drafts:\n" + "\n".join(m.content for m in with_messages or []))
+
+
+class Judger(Role):
+    """A role that reads every draft published before its turn."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._watch([Draft])
+        self.set_actions([Judge])
+
+
+def judged_team(slow: float = 0.05) -> Rounds:
+    """``parallel_team`` and a judge of both drafts, who runs in the round after both were published."""
+    def verdict(messages: list[dict[str, Any]]) -> str:
+        seen = [d for d in ("slow answer", "fast answer", "replaced") if d in messages[-1]["content"]]
+        return "judged: " + ", ".join(seen)
+
+    team = parallel_team(slow)
+    team.hire([Judger(name="J", profile="Judge", llm=ScriptedLLM(verdict, model="judge"))])
+    return Rounds(team, n_round=4)

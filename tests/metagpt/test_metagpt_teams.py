@@ -69,6 +69,22 @@ def test_concurrent_roles_replay_in_their_recorded_order():
     assert replay.steps[2].content == "replaced slow answer"
 
 
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_a_replay_keeps_the_recorded_rounds_of_concurrent_roles(step):
+    """A served answer comes back after the other roles of its round have read their messages, as a live one did:
+    the drafters' round stays one round, and the judge still runs after both (it read only the first draft, and
+    got a second turn, when a served answer came back at once)."""
+    from mg_teams import judged_team
+
+    traced = agentracer.trace(judged_team)
+    recorded = traced.run("Say something")
+    shape = [(s.agent, s.content) for s in recorded.steps]
+    assert shape[1:] == [("Fast", "fast answer"), ("Slow", "slow answer"), ("Judge", "judged: slow answer, fast answer")]
+    replay = traced.replay(recorded, step=step, action=recorded.steps[step].content)
+    assert [(s.agent, s.content) for s in replay.steps] == shape
+    assert replay.metadata["replay_stats"]["live"] == 3 - step
+
+
 def _coder_or_reviewer(request):
     prompt = request["messages"][-1]["content"]
     if "Review the solution" in prompt:
