@@ -88,11 +88,11 @@ class MetaGPTPlugin:
             await _run_environment(inner, task, options)
         if run.divergence is not None:
             raise run.divergence
-        if not _environment(inner).is_idle:  # its rounds ran out with messages still to handle: stopped by its limit
+        failed = hooks.failures(run)
+        if not failed and not _environment(inner).is_idle:  # rounds ran out with messages still to handle
             run.trajectory.outcome.stop_reason = f"n_round={options.n_round} used up with messages still unhandled"
             run.trajectory.outcome.success = False
-        failed = hooks.failures(run)
-        if failed:
+        if failed:  # (MetaGPT's Team.run stops at a role's exception, with messages left: that is not its limit)
             first = failed[0]
             raise MetaGPTRunError(f"role {first['agent']!r} failed: {first['error']}")
         answers = [s for s in run.trajectory.steps if s.agent != hooks.USER]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path, PurePosixPath
 
@@ -128,11 +129,15 @@ def _write_rows(source: str, path: Path, problems: Problems, label_source: str |
 @click.option("--endpoint", help="OTLP/HTTP endpoint, e.g. http://localhost:4318 (/v1/traces is added).")
 @click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="Extra HTTP header (repeatable).")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the endpoint.")
+@click.option("--skip", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Send to --endpoint all but the first N trajectories of SOURCE (those an earlier export that "
+                   "stopped says were accepted).")
 def export_openinference(source: str, output: str | None, endpoint: str | None, headers: tuple[str, ...],
-                         timeout: float) -> None:
+                         timeout: float, skip: int) -> None:
     """Export SOURCE as OpenInference/OpenTelemetry spans: one trace per trajectory, one span per step and
     per model or tool call. Write OTLP/JSON with -o (replaced whole once written, left as it was if there is
-    nothing to write), send OTLP/HTTP with --endpoint (needs the 'otel' extra), or both."""
+    nothing to write), send OTLP/HTTP with --endpoint (needs the 'otel' extra), or both. An endpoint that stops
+    accepting says how many trajectories it took: --skip them when sending again."""
     from ..formats.openinference import export_otlp_http, traces_endpoint, write_otlp_json
 
     if output is None and endpoint is None:
@@ -153,9 +158,11 @@ def export_openinference(source: str, output: str | None, endpoint: str | None, 
     if output is not None:
         count = write_replacing(output, lambda path: write_otlp_json(iter_trajectories(source, problems), path))
         _exported("spans", count, source, output, problems)
+    if skip and endpoint is None:
+        raise click.UsageError("--skip is for --endpoint (a file is always written whole)")
     if endpoint is not None:
-        count = export_otlp_http(iter_trajectories(source, Problems() if output else problems), endpoint,
-                                 headers=header_map, timeout=timeout)
+        sending = itertools.islice(iter_trajectories(source, Problems() if output else problems), skip, None)
+        count = export_otlp_http(sending, endpoint, headers=header_map, timeout=timeout)
         from ..urls import without_credentials
 
         click.echo(f"sent {count} spans from {source} to {without_credentials(traces_endpoint(endpoint))}", err=True)

@@ -78,7 +78,8 @@ def _earlier_results(store: Any, strategy: str, mode: str, rounds: int, fingerpr
               help="write every attempt here (JSONL); run again to resume: tasks whose attempts it holds are not redone")
 def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, mode: str, tracer_name: str,
            tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:
-    """Run each task; while Ω fails, feed back the verdict (or a critique) and run again."""
+    """Run each task; while Ω fails, feed back the verdict (or a critique) and run again. Exit 1 when a task was
+    stopped by an error (each is printed; the others' rounds are kept, and a rerun into -o does it again)."""
     from ..annotate.tasks import read_tasks, task_fingerprint
     from ..loading import load_team
     from ..models import load_model
@@ -136,5 +137,5 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     if stopped:
         click.echo(f"{stopped} of {len(tasks)} task(s) stopped by an error (above); their rounds so far are kept"
                    + (f" in {out_path}" if out_path else ""), err=True)
-    if tasks and stopped == len(tasks):
+    if stopped:  # (as annotate: a task left undone is a failure of the command, whatever the others did)
         raise SystemExit(1)

@@ -44,15 +44,17 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
     parent = read_one(trajectory_file, trajectory_id)
     team = load_team(team_spec, evaluator_spec)
     recorded = parent.metadata.get("evaluator")
-    if team.evaluator is None and isinstance(recorded, str):  # judge the replay as the recording was judged
+    judged_as_recorded = team.evaluator is None and isinstance(recorded, str)
+    if judged_as_recorded:  # judge the replay as the recording was judged
         team = load_team(team_spec, recorded)
-        click.echo(f"judging the replay with the recording's evaluator {recorded!r} (--evaluator to choose another)",
-                   err=True)
     raised = None
     try:
         new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)
     except TeamRunError as exc:  # the replayed team raised after the step: an outcome, as in ``trace``
         new, raised = exc.trajectory, exc
+    if judged_as_recorded:  # (said once the replay ran: a refused replay was judged by nothing)
+        click.echo(f"judged the replay with the recording's evaluator {recorded!r} (--evaluator to choose another)",
+                   err=True)
     open_store(output).append(new)
     if raised is not None:
         click.echo(f"the replayed team raised; its trajectory was saved with the error: {new.outcome.error}",

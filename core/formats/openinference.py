@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -124,18 +125,70 @@ def _messages(attrs: dict[str, AttributeValue], prefix: str, messages: Any) -> N
         if not isinstance(message, Mapping):
             _put(attrs, f"{prefix}.{i}.message.content", message)
             continue
-        _put(attrs, f"{prefix}.{i}.message.role", message.get("role") or _ROLE_OF_TYPE.get(str(message.get("type"))))
-        _put(attrs, f"{prefix}.{i}.message.name", message.get("name") or message.get("source"))
-        _put(attrs, f"{prefix}.{i}.message.content", message.get("content"))
-        for j, call in enumerate(message.get("tool_calls") or []):
-            if isinstance(call, Mapping):
-                function = call.get("function")
-                if not isinstance(function, Mapping):
-                    function = call
-                base = f"{prefix}.{i}.message.tool_calls.{j}.tool_call"
-                _put(attrs, f"{base}.id", call.get("id"))
-                _put(attrs, f"{base}.function.name", function.get("name"))
-                _put(attrs, f"{base}.function.arguments", function.get("arguments"))
+        base = f"{prefix}.{i}.message"
+        _put(attrs, f"{base}.role", message.get("role") or _ROLE_OF_TYPE.get(str(message.get("type"))))
+        _put(attrs, f"{base}.name", message.get("name") or message.get("source"))
+        content = message.get("content")
+        calls_as_content = _tool_calls(content)  # (AutoGen's AssistantMessage of FunctionCalls)
+        calls = _tool_calls(message.get("tool_calls")) or calls_as_content
+        results = _tool_results(content) if message.get("type") == "FunctionExecutionResultMessage" else None
+        if results is not None and len(results) == 1:  # AutoGen's one result of one call: a tool message
+            _put(attrs, f"{base}.tool_call_id", results[0].get("call_id"))
+            _put(attrs, f"{base}.content", results[0].get("content"))
+        elif not calls_as_content:
+            _put(attrs, f"{base}.content", content)
+        _put(attrs, f"{base}.tool_call_id", message.get("tool_call_id"))
+        _put_tool_calls(attrs, base, calls)
+
+
+def _tool_calls(value: Any) -> list[Mapping[str, Any]]:
+    """Tool calls in OpenAI's form (``{"id", "function": {"name", "arguments"}}``) or AutoGen's (``FunctionCall``:
+    ``{"id", "name", "arguments"}``); [] for anything else."""
+    if not isinstance(value, list) or not value:
+        return []
+    calls = [call for call in value if isinstance(call, Mapping)
+             and (isinstance(call.get("function"), Mapping) or ("name" in call and "arguments" in call))]
+    return calls if len(calls) == len(value) else []
+
+
+def _tool_results(value: Any) -> list[Mapping[str, Any]] | None:
+    """AutoGen's ``FunctionExecutionResult`` list (``{"content", "call_id", ...}``), else None."""
+    if isinstance(value, list) and value and all(isinstance(r, Mapping) and "call_id" in r for r in value):
+        return value
+    return None
+
+
+def _put_tool_calls(attrs: dict[str, AttributeValue], message: str, calls: list[Mapping[str, Any]]) -> None:
+    for j, call in enumerate(calls):
+        function = call.get("function")
+        if not isinstance(function, Mapping):
+            function = call
+        base = f"{message}.tool_calls.{j}.tool_call"
+        _put(attrs, f"{base}.id", call.get("id"))
+        _put(attrs, f"{base}.function.name", function.get("name"))
+        _put(attrs, f"{base}.function.arguments", function.get("arguments"))
+
+
+def _response_tool_calls(response: Any) -> list[Mapping[str, Any]]:
+    """The tool calls a recorded response asked for (AutoGen's content list, OpenAI's message.tool_calls)."""
+    if not isinstance(response, Mapping):
+        return []
+    calls = _tool_calls(response.get("content")) or _tool_calls(response.get("tool_calls"))
+    choices = response.get("choices")
+    if not calls and isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        message = choices[0].get("message")
+        if isinstance(message, Mapping):
+            calls = _tool_calls(message.get("tool_calls"))
+    return calls
+
+
+def _tools(attrs: dict[str, AttributeValue], tools: Any) -> None:
+    """``llm.tools``: each tool offered, as its JSON schema (a tool recorded by name only: its name)."""
+    if not isinstance(tools, list):
+        return
+    for i, tool in enumerate(tools):
+        schema = tool if isinstance(tool, Mapping) else {"type": "function", "function": {"name": str(tool)}}
+        attrs[f"llm.tools.{i}.tool.json_schema"] = _json(schema)
 
 
 def _response_text(response: Any) -> str | None:
@@ -320,6 +373,7 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
     _put(attrs, "llm.model_name", model)
     _put(attrs, "gen_ai.request.model", model)
     _messages(attrs, "llm.input_messages", call.request.get("messages"))
+    _tools(attrs, call.request.get("tools"))
     params = {k: v for k, v in call.request.items() if k not in ("messages", "model", "tools")}
     if params:
         attrs["llm.invocation_parameters"] = _json(params)
@@ -327,11 +381,13 @@ def _llm_span(trajectory: Trajectory, call: ModelCall, tid: str, parent: str, pa
         _put(attrs, "output.value", call.response)
         attrs["output.mime_type"] = "text/plain" if isinstance(call.response, str) else "application/json"
     text = _response_text(call.response)
-    if text is None and step is not None and call.produces_step and not call.error:  # (a failed call said nothing)
-        text = step.text
-    if text is not None:
+    asked = _response_tool_calls(call.response)
+    if text is None and not asked and step is not None and call.produces_step and not call.error:
+        text = step.text  # (a failed call said nothing: none for it)
+    if text is not None or asked:
         attrs["llm.output_messages.0.message.role"] = "assistant"
-        attrs["llm.output_messages.0.message.content"] = text
+        _put(attrs, "llm.output_messages.0.message.content", text)
+        _put_tool_calls(attrs, "llm.output_messages.0.message", asked)
     return SpanRecord(
         name=f"chat {model or call.agent}", trace_id=tid, span_id=span_id_for(trajectory.id, path),
         parent_span_id=parent, start_ns=start, end_ns=end, kind=KIND_CLIENT, attributes=attrs,
@@ -526,25 +582,72 @@ def export_otlp_http(
     SpanExportResult = _rest[2]
     url = traces_endpoint(endpoint)
     exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}), timeout=timeout)
-    sent = 0
-    try:
-        for batch in _batches(trajectories, batch_spans):
-            result = exporter.export(to_sdk_spans(batch))
-            if result is not SpanExportResult.SUCCESS:
-                raise OtlpExportError(f"{without_credentials(url)} did not accept {len(batch)} spans (after {sent} "
-                                      "accepted)")
-            sent += len(batch)
-    finally:
-        exporter.shutdown()
+    sent = accepted = 0
+    with _SdkLogScreen(url) as log:
+        try:
+            for batch, whole in _batches(trajectories, batch_spans):
+                result = exporter.export(to_sdk_spans(batch))
+                if result is not SpanExportResult.SUCCESS:
+                    why = log.why()
+                    done = (f"the first {accepted} trajectories were accepted ({sent} spans): run again with --skip "
+                            f"{accepted} to send the rest") if accepted else "none was accepted"
+                    raise OtlpExportError(f"{without_credentials(url)} did not accept {len(batch)} spans{why}; {done}")
+                sent += len(batch)
+                accepted += whole
+        finally:
+            exporter.shutdown()
     return sent
 
 
-def _batches(trajectories: Iterable[Trajectory], size: int) -> Iterator[list[SpanRecord]]:
+class _SdkLogScreen(logging.Filter):
+    """While an export runs: the OTLP exporter's log lines show the endpoint without its credentials (a query
+    parameter holding a key), and the last one is kept, to say why a batch was not accepted."""
+
+    PREFIX = "opentelemetry.exporter.otlp.proto.http"
+
+    def __init__(self, url: str) -> None:
+        from ..redact import Redactor
+        from ..urls import url_secrets
+
+        super().__init__()
+        self._redactor = Redactor(secrets=url_secrets(url))
+        self.said: list[str] = []
+        self._loggers: list[logging.Logger] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self._redactor.text(record.getMessage()), ()
+        if record.msg:
+            self.said.append(record.msg.splitlines()[0][:300])
+        return True
+
+    def why(self) -> str:
+        """What the exporter last said, and first (a refused connection) when that was something else."""
+        if not self.said:
+            return ""
+        first, last = self.said[0], self.said[-1]
+        return f": {last}" + (f" (first: {first})" if first != last else "")
+
+    def __enter__(self) -> _SdkLogScreen:
+        names = [self.PREFIX, *(name for name in list(logging.root.manager.loggerDict) if name.startswith(self.PREFIX))]
+        self._loggers = [logging.getLogger(name) for name in dict.fromkeys(names)]
+        for logger in self._loggers:
+            logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for logger in self._loggers:
+            logger.removeFilter(self)
+
+
+def _batches(trajectories: Iterable[Trajectory], size: int) -> Iterator[tuple[list[SpanRecord], int]]:
+    """Batches of about ``size`` spans, each of whole trajectories, with how many trajectories each holds."""
     batch: list[SpanRecord] = []
+    count = 0
     for trajectory in trajectories:
         batch.extend(trajectory_spans(trajectory))
+        count += 1
         if len(batch) >= size:
-            yield batch
-            batch = []
+            yield batch, count
+            batch, count = [], 0
     if batch:
-        yield batch
+        yield batch, count

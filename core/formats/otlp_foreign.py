@@ -109,7 +109,7 @@ def _foreign_model_call(span: Span, agent: str, index: int) -> ModelCall:
         messages = [{k: v for k, v in (("role", m.get("role")), ("content", m.get("content")),
                                        ("tool_calls", tool_calls_content(m["tool_calls"]) or None)) if v is not None}
                     for m in _genai_messages(span, "gen_ai.input.messages", "gen_ai.prompt")]
-    request: dict[str, Any] = {"messages": messages} if messages else {}
+    request: dict[str, Any] = {**_invocation_parameters(a), "messages": messages} if messages else {}
     if not request and a.get("input.value") is not None:
         request = {"input": _text(a.get("input.value"))}
     response = _text(a.get("output.value"))
@@ -139,10 +139,24 @@ def _openinference_messages(a: dict[str, Any]) -> list[dict[str, Any]]:
                     texts.append(str(text))
                 j += 1
             content = "\n".join(texts) if texts else None
+        calls = _indexed_tool_calls(a, f"{base}.tool_calls", "tool_call.function.name", "tool_call.function.arguments")
         messages.append({k: v for k, v in (("role", a.get(f"{base}.role")), ("name", a.get(f"{base}.name")),
-                                           ("content", content)) if v is not None})
+                                           ("content", content), ("tool_calls", _calls_with_ids(calls) or None),
+                                           ("tool_call_id", a.get(f"{base}.tool_call_id"))) if v is not None})
         i += 1
     return messages
+
+
+def _calls_with_ids(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """A message's tool calls as a request holds them: name, arguments and, where the span gave it, the call's id."""
+    return [{**({"id": call.id} if call.id else {}), **shown}
+            for call, shown in zip(calls, tool_calls_content(calls), strict=True)]
+
+
+def _invocation_parameters(a: dict[str, Any]) -> dict[str, Any]:
+    """``llm.invocation_parameters`` (JSON: temperature, max tokens...), as fields of the request."""
+    value = _text(a.get("llm.invocation_parameters"))
+    return {k: v for k, v in value.items() if k != "messages"} if isinstance(value, dict) else {}
 
 
 def _last_user_text(messages: list[Any]) -> str | None:

@@ -28,6 +28,9 @@ class Feedback:
         who = f" (for {self.agent})" if self.agent else ""
         return f"Feedback from the previous attempt{who}:\n{self.text}"
 
+    def __str__(self) -> str:
+        return self.note()
+
     def for_agent(self, name: str) -> str | None:
         """The note for agent ``name`` (None when the feedback names another agent; names compare as the tracer's
         do, case and surrounding spaces aside)."""

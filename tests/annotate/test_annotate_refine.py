@@ -107,6 +107,7 @@ def test_feedback_names_step_and_environment():
     fb = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=4, reason="added two"))
     assert re.search(r"agent0, your action at step 4", fb.text) and "expected 7, got 8" in fb.text
     assert fb.for_agent("agent1") is None and fb.for_agent("agent0")
+    assert f"{fb}" == fb.note() == fb.for_agent("agent0")  # a factory may put it in a prompt as it is
     ended = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=4, reason="It added two (+2)."))
     assert "(+2). Redo step 4" in ended.text
 
@@ -300,7 +301,7 @@ def test_refine_command_goes_on_after_a_task_that_raised(tmp_path):
         [sys.executable, "-m", "agentracer.cli", "refine", "--team", f"{here / 'annotate_teams.py'}:make_task_chain",
          "--tasks", str(tasks), "--evaluator", f"{tmp_path / 'checks.py'}:picky", "--rounds", "1", "-o", str(out)],
         capture_output=True, text=True, timeout=120, cwd=here, env={**__import__("os").environ, "PYTHONPATH": str(here)})
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a task left undone fails the command, as in annotate
     assert "Traceback" not in proc.stderr and "error: task a: round 0: Ω raised ZeroDivisionError: omega bug" in \
         proc.stderr
     assert "b: solved in round 0" in proc.stdout

@@ -14,7 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 class OtlpReceiver:
     """A loopback OTLP/HTTP traces receiver: parses each POST as ExportTraceServiceRequest protobuf."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, *, accept: int | None = None) -> None:
+        """``status`` answers each request; after ``accept`` requests (if given) every later one is refused (400)."""
         self.requests: list[ExportTraceServiceRequest] = []
         self.headers: list[dict[str, str]] = []
         receiver = self
@@ -22,11 +23,15 @@ class OtlpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.path != "/v1/traces" or self.headers["Content-Type"] != "application/x-protobuf":
-                    self.send_error(415 if self.path == "/v1/traces" else 404)
+                path = self.path.split("?", 1)[0]
+                if path != "/v1/traces" or self.headers["Content-Type"] != "application/x-protobuf":
+                    self.send_error(415 if path == "/v1/traces" else 404)
                     return
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)  # raises on anything that is not OTLP protobuf
+                if accept is not None and len(receiver.requests) >= accept:
+                    self.send_error(400, "quota used up")
+                    return
                 receiver.requests.append(request)
                 receiver.headers.append(dict(self.headers))
                 out = ExportTraceServiceResponse().SerializeToString()

@@ -115,6 +115,9 @@ def test_trace_and_replay_judge_runs_with_an_evaluator_and_keep_a_run_whose_eval
     assert done.returncode == 0 and "the recording's evaluator 'exact'" in done.stderr, done.stderr
     assert json.loads((tmp_path / "again.jsonl").read_text())["outcome"]["success"] is True
     assert "failure -> success" in done.stdout
+    done = cli("replay", "runs.jsonl", "--id", runs[1]["id"], "--team", "echo:make_team", "--step", "99",
+               "--action", "x", "-o", "refused.jsonl", cwd=tmp_path)  # refused: nothing was judged, nothing said of it
+    assert done.returncode == 2 and "out of range" in done.stderr and "evaluator" not in done.stderr, done.stderr
 
     done = cli("trace", "--team", "echo:make_team", "--task", "7", "--evaluator", "echo:broken_judge",
                "-o", "judged.jsonl", cwd=tmp_path)

@@ -226,3 +226,81 @@ def test_a_failed_model_call_has_no_output_message() -> None:
     [llm] = [s for s in trajectory_spans(run) if _attrs(s)["openinference.span.kind"] == "LLM"]
     assert llm.status_code == 2 and "server down" in llm.status_message
     assert not any(key.startswith("llm.output_messages") for key in _attrs(llm))
+
+
+def test_tool_calls_and_results_are_written_the_openinference_way() -> None:
+    """Phoenix shows a call's tool calls from ``message.tool_calls`` and pairs a tool message by its
+    ``tool_call_id``: AutoGen's calls (the content of an AssistantMessage, or of a response) and results
+    (a FunctionExecutionResultMessage), and OpenAI's (CAMEL's) are written so; the offered tools as ``llm.tools``."""
+    from agentracer.schema import ModelCall, Step
+
+    asked = [{"id": "c1", "name": "convert", "arguments": '{"amount": 100}'}]
+    autogen = ModelCall(agent="banker", call_index=1, step=0, request={"messages": [
+        {"type": "UserMessage", "content": "convert 100", "source": "user"},
+        {"type": "AssistantMessage", "content": asked, "source": "banker"},
+        {"type": "FunctionExecutionResultMessage", "content": [{"content": "85 GBP", "call_id": "c1", "is_error": False}]},
+    ], "tools": ["convert"]}, response={"finish_reason": "function_calls", "content": asked})
+    openai = ModelCall(agent="banker", call_index=2, step=0, request={"messages": [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c2", "type": "function",
+                                                                "function": {"name": "convert", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c2", "content": "85 GBP"}],
+        "tools": [{"type": "function", "function": {"name": "convert", "parameters": {"type": "object"}}}]},
+        response={"choices": [{"message": {"role": "assistant", "content": "It is 85 GBP."}}]})
+    run = Trajectory(task="t", steps=[Step(index=0, agent="banker", kind="tool_call", content="convert",
+                                           model_calls=[autogen, openai])])
+    first, second = (_attrs(s) for s in trajectory_spans(run) if _attrs(s)["openinference.span.kind"] == "LLM")
+    sent = "llm.input_messages.1.message"
+    assert first[f"{sent}.tool_calls.0.tool_call.function.name"] == "convert"
+    assert first[f"{sent}.tool_calls.0.tool_call.id"] == "c1" and f"{sent}.content" not in first
+    assert first["llm.input_messages.2.message.tool_call_id"] == "c1"
+    assert first["llm.input_messages.2.message.content"] == "85 GBP"
+    assert first["llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments"] == '{"amount": 100}'
+    assert "llm.output_messages.0.message.content" not in first  # (not the calls' JSON as its text)
+    assert json.loads(first["llm.tools.0.tool.json_schema"])["function"]["name"] == "convert"
+    assert second["llm.input_messages.0.message.tool_calls.0.tool_call.id"] == "c2"
+    assert second["llm.input_messages.1.message.tool_call_id"] == "c2"
+    assert second["llm.output_messages.0.message.content"] == "It is 85 GBP."
+    assert json.loads(second["llm.tools.0.tool.json_schema"])["function"]["parameters"] == {"type": "object"}
+
+
+def test_an_export_the_endpoint_stopped_says_what_it_took_and_skip_sends_the_rest(tmp_path: Path,
+                                                                                   caplog: pytest.LogCaptureFixture
+                                                                                   ) -> None:
+    """A collector whose quota ran out after the first batch: the error says why, how many whole trajectories it
+    took and how to go on; ``--skip`` then sends exactly the others (each once). The endpoint's key, a query
+    parameter, is in none of the exporter's log lines."""
+    runs = [traced_adding_team().run(f"add {i} and 1") for i in range(3)]
+    per_run = len(trajectory_spans(runs[0]))
+    secret = "sk-live-0123456789abcdefghijklmn"
+    with OtlpReceiver(accept=1) as quota, pytest.raises(OtlpExportError) as info:
+        export_otlp_http(runs, f"{quota.url}/v1/traces?api_key={secret}", timeout=5, batch_spans=per_run)
+    said = str(info.value)
+    assert "the first 1 trajectories were accepted" in said and "--skip 1" in said and "400" in said, said
+    assert secret not in said and secret not in caplog.text
+    assert len(quota.spans()) == per_run
+    store = JsonlStore(tmp_path / "runs.jsonl")
+    for run in runs:
+        store.append(run)
+    with OtlpReceiver() as receiver, CliRunner().isolation() as (_stdout, stderr, _):
+        try:
+            main(["export", "openinference", str(store.path), "--endpoint", receiver.url, "--skip", "1"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    assert code == 0, stderr.getvalue()
+    sent = {span.trace_id.hex() for span in receiver.spans()}
+    assert sent == {trace_id_for(run.id) for run in runs[1:]} and len(receiver.spans()) == 2 * per_run
+
+
+def test_an_unreachable_endpoint_keeps_its_key_out_of_the_exporters_log(recorded: Trajectory,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    secret = "sk-live-0123456789abcdefghijklmn"
+    with pytest.raises(OtlpExportError) as info:
+        export_otlp_http([recorded], f"http://127.0.0.1:{port}/v1/traces?api_key={secret}", timeout=3)  # (a retry)
+    assert "refused" in str(info.value) or "timeout" in str(info.value), str(info.value)  # (why, as the SDK said)
+    assert caplog.records and secret not in caplog.text and secret not in str(info.value)

@@ -382,6 +382,30 @@ def test_genai_semantic_convention_spans_carry_their_text(tmp_path: Path) -> Non
     assert run.steps[1].model_calls[0].request == {"messages": [{"role": "user", "content": "weather in Paris?"}]}
 
 
+def test_openinference_input_tool_calls_results_and_parameters_come_into_the_request(tmp_path: Path) -> None:
+    """Phoenix-style spans: an assistant message of tool calls, a tool message naming its call, temperature."""
+    msg = "llm.input_messages"
+    path = _spans_file(tmp_path, [
+        (None, {"openinference.span.kind": "AGENT", "agent.name": "banker", "input.value": "convert 100 EUR"}),
+        (1, {"openinference.span.kind": "LLM", "llm.invocation_parameters": '{"temperature": 0.2}',
+             f"{msg}.0.message.role": "user", f"{msg}.0.message.content": "convert 100 EUR",
+             f"{msg}.1.message.role": "assistant",
+             f"{msg}.1.message.tool_calls.0.tool_call.id": "c1",
+             f"{msg}.1.message.tool_calls.0.tool_call.function.name": "convert",
+             f"{msg}.1.message.tool_calls.0.tool_call.function.arguments": '{"amount": 100}',
+             f"{msg}.2.message.role": "tool", f"{msg}.2.message.tool_call_id": "c1",
+             f"{msg}.2.message.content": "85.00 GBP",
+             "llm.output_messages.0.message.role": "assistant",
+             "llm.output_messages.0.message.content": "It is 85.00 GBP."}),
+    ])
+    [(_, run)] = list(iter_otlp(path))
+    [call] = run.model_calls()
+    assert call.request == {"temperature": 0.2, "messages": [
+        {"role": "user", "content": "convert 100 EUR"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "name": "convert", "arguments": {"amount": 100}}]},
+        {"role": "tool", "content": "85.00 GBP", "tool_call_id": "c1"}]}
+
+
 def test_older_genai_attributes_langgraph_state_and_text_parts_give_the_task_and_answer(tmp_path: Path) -> None:
     legacy = _spans_file(tmp_path, [(None, {"gen_ai.operation.name": "chat", "gen_ai.prompt.0.role": "user",
                                             "gen_ai.prompt.0.content": "hello?", "gen_ai.completion.0.role": "assistant",

@@ -97,6 +97,7 @@ def test_a_role_that_raises_is_recorded_although_team_run_swallows_it():
 
     quiet = agentracer.trace(broken_team, raise_on_error=False).run(mbpp_prompt(TASK))
     assert "model offline" in quiet.outcome.error
+    assert quiet.outcome.stop_reason is None  # the error stopped it (with messages left), not its n_round
 
 
 def test_scripted_llm_answers_in_order_and_says_when_it_runs_out():

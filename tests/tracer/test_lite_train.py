@@ -106,3 +106,25 @@ def test_too_few_trajectories_for_the_folds_is_an_error() -> None:
 
     with pytest.raises(InputError, match="too few"):
         cross_validate(examples_of(synthetic(3, seed=3)), folds=5)
+
+
+def test_the_penalty_is_chosen_with_each_subset_weighing_the_same(monkeypatch):
+    """A penalty better on 100 runs of one subset and far worse on the 6 runs of another is not chosen for its
+    pooled hits (so the shipped weights answered the orchestrator on most Hand-Crafted runs)."""
+    from agentracer.tracer import lite_train
+
+    examples = [lite_train.Example(None, None, f"big{i}", "big", {}) for i in range(100)]
+    examples += [lite_train.Example(None, None, f"small{i}", "small", {}) for i in range(6)]
+    position = {id(e): i for i, e in enumerate(examples)}
+
+    def hits(l2, example, setting):  # 2.0: all 100 big runs and 1 small one; 0.5: 90 big runs and all 6 small ones
+        i = position[id(example)]
+        if l2 == 2.0:
+            return float(i <= 100)
+        return float(l2 == 0.5 and (i >= 10))
+
+    monkeypatch.setattr(lite_train, "fit", lambda train, setting, l2: l2)
+    monkeypatch.setattr(lite_train, "_fast_hits", hits)
+    pooled = {l2: sum(hits(l2, e, "with_gt") for e in examples) for l2 in lite_train.L2_GRID}
+    assert max(pooled, key=pooled.get) == 2.0  # 101 hits against 96
+    assert lite_train.select_l2(examples, "with_gt") == 0.5
