@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import click
 
 from ..atomic import write_replacing, write_text_replacing
 from ..errors import InputError
+from ..schema import Trajectory
 from ._io import Problems, check_not_source, iter_trajectories, same_file
 
 _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
+
+
+def _exported_runs(source: str, problems: Problems) -> Iterator[Trajectory]:
+    """The trajectories of ``source`` with any secret a hand-edited store (or one an older version wrote) holds
+    redacted, as imports and recordings are: what an export writes or sends holds no key."""
+    from ..formats.imported import redacted
+
+    for trajectory in iter_trajectories(source, problems):
+        yield redacted(trajectory)
 
 
 @click.group("export")
@@ -56,7 +67,7 @@ def export_whowhen(source: str, output: str) -> None:
     problems = Problems()
     root = Path(output)
     written: dict[PurePosixPath, str] = {}
-    for trajectory in iter_trajectories(source, problems):
+    for trajectory in _exported_runs(source, problems):
         relative = _safe_relative(export_path(trajectory))
         where = f"{source} (id {trajectory.id})"
         if relative is None:
@@ -112,7 +123,7 @@ def _write_rows(source: str, path: Path, problems: Problems, label_source: str |
     from ..formats.tracertraj import TracerTrajWriter, to_row
 
     with TracerTrajWriter(path) as writer:
-        for trajectory in iter_trajectories(source, problems):
+        for trajectory in _exported_runs(source, problems):
             try:
                 row = to_row(trajectory, source=label_source, require_label=require_label)
             except InputError as exc:
@@ -156,12 +167,12 @@ def export_openinference(source: str, output: str | None, endpoint: str | None, 
         traces_endpoint(endpoint)  # reject a bad URL before reading anything
     problems = Problems()
     if output is not None:
-        count = write_replacing(output, lambda path: write_otlp_json(iter_trajectories(source, problems), path))
+        count = write_replacing(output, lambda path: write_otlp_json(_exported_runs(source, problems), path))
         _exported("spans", count, source, output, problems)
     if skip and endpoint is None:
         raise click.UsageError("--skip is for --endpoint (a file is always written whole)")
     if endpoint is not None:
-        sending = itertools.islice(iter_trajectories(source, Problems() if output else problems), skip, None)
+        sending = itertools.islice(_exported_runs(source, Problems() if output else problems), skip, None)
         count = export_otlp_http(sending, endpoint, headers=header_map, timeout=timeout)
         from ..urls import without_credentials
 

@@ -58,6 +58,7 @@ class SpanRecord:
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
     status_code: int = STATUS_UNSET
     status_message: str = ""
+    links: list[tuple[str, str, dict[str, AttributeValue]]] = field(default_factory=list)  # (trace, span, attributes)
 
 
 # ---- ids and times ----------------------------------------------------------------------------------------
@@ -283,6 +284,10 @@ def trajectory_spans(trajectory: Trajectory, verdict: Verdict | None = None) -> 
         status_code=STATUS_ERROR if failed else (STATUS_OK if outcome.success else STATUS_UNSET),
         status_message=(outcome.error or outcome.feedback or "run failed") if failed else "",
     )
+    if trajectory.replay is not None:  # a replay's trace links to the run it replayed (a tool can jump to it)
+        parent = trajectory.replay.parent_id
+        root.links.append((trace_id_for(parent), span_id_for(parent, "run"),
+                           {"agentracer.link": "replay_of", "agentracer.replay.step": trajectory.replay.step}))
     return [root, *spans]
 
 
@@ -472,6 +477,9 @@ def span_to_otlp_json(span: SpanRecord) -> dict[str, Any]:
     }
     if span.parent_span_id:
         out["parentSpanId"] = span.parent_span_id
+    if span.links:
+        out["links"] = [{"traceId": trace, "spanId": linked, "attributes": [
+            {"key": k, "value": _any_value(v)} for k, v in attributes.items()]} for trace, linked, attributes in span.links]
     return out
 
 
@@ -541,6 +549,7 @@ def to_sdk_spans(spans: Iterable[SpanRecord]) -> list[Any]:
 
     (_, Resource, ReadableSpan, _, InstrumentationScope, SpanContext, SpanKind, Status, StatusCode,
      TraceFlags) = _otel()
+    from opentelemetry.trace import Link
     resource = Resource.create({"service.name": SERVICE_NAME})
     scope = InstrumentationScope(SCOPE_NAME, __version__)
     kinds = {KIND_INTERNAL: SpanKind.INTERNAL, KIND_CLIENT: SpanKind.CLIENT}
@@ -554,10 +563,13 @@ def to_sdk_spans(spans: Iterable[SpanRecord]) -> list[Any]:
                               trace_flags=TraceFlags(TraceFlags.SAMPLED)) if span.parent_span_id else None)
         code = codes[span.status_code]
         status = Status(code, span.status_message or None) if code is StatusCode.ERROR else Status(code)
+        links = [Link(SpanContext(int(trace, 16), int(linked, 16), is_remote=True,
+                                  trace_flags=TraceFlags(TraceFlags.SAMPLED)), dict(attributes))
+                 for trace, linked, attributes in span.links]
         out.append(ReadableSpan(
             name=span.name, context=context, parent=parent, resource=resource, attributes=dict(span.attributes),
             kind=kinds[span.kind], status=status, start_time=span.start_ns, end_time=span.end_ns,
-            instrumentation_scope=scope,
+            instrumentation_scope=scope, links=links,
         ))
     return out
 

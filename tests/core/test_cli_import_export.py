@@ -164,3 +164,21 @@ def test_an_export_path_that_cannot_be_written_costs_that_run_only(tmp_path: Pat
     code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out"))
     assert code == 2 and "cannot write a.json/b.json" in err and "Traceback" not in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.json", "c.json"]
+
+
+@pytest.mark.parametrize("kind, out", [("whowhen", "ww"), ("tracertraj", "rows.jsonl"), ("openinference", "spans.json")])
+def test_an_export_of_a_store_edited_by_hand_holds_no_key(tmp_path: Path, kind: str, out: str) -> None:
+    """A store written by hand (or by a version before imports were redacted) is redacted as it is exported."""
+    key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0k1L2"
+    run = Trajectory(id="edited", task="use the service", ground_truth="42",
+                     steps=[Step(index=0, agent="user", role="user", content="use the service"),
+                            Step(index=1, agent="coder", content=f"calling it with {key}",
+                                 metadata={"api_key": "plain-not-a-key-shape"})],
+                     labels=[Verdict(agent="coder", step=1, reason="leaked", source="human")])
+    store = tmp_path / "runs.jsonl"
+    store.write_text(run.model_dump_json() + "\n")
+    code, _, err = run_cli("export", kind, str(store), "-o", str(tmp_path / out))
+    assert code == 0, err
+    written = "".join(p.read_text() for p in (tmp_path / out).rglob("*") if p.is_file()) \
+        if (tmp_path / out).is_dir() else (tmp_path / out).read_text()
+    assert "calling it with" in written and key not in written and "plain-not-a-key-shape" not in written

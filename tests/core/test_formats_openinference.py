@@ -304,3 +304,19 @@ def test_an_unreachable_endpoint_keeps_its_key_out_of_the_exporters_log(recorded
         export_otlp_http([recorded], f"http://127.0.0.1:{port}/v1/traces?api_key={secret}", timeout=3)  # (a retry)
     assert "refused" in str(info.value) or "timeout" in str(info.value), str(info.value)  # (why, as the SDK said)
     assert caplog.records and secret not in caplog.text and secret not in str(info.value)
+
+
+def test_a_replays_trace_links_to_the_run_it_replayed(recorded: Trajectory, receiver: OtlpReceiver,
+                                                      tmp_path: Path) -> None:
+    """Phoenix and Jaeger jump along span links: a replay's root span links to its parent run's root span."""
+    replay = traced_adding_team().replay(recorded, step=1, action="5")
+    root = trajectory_spans(replay)[0]
+    assert root.links == [(trace_id_for(recorded.id), span_id_for(recorded.id, "run"),
+                           {"agentracer.link": "replay_of", "agentracer.replay.step": 1})]
+    assert trajectory_spans(recorded)[0].span_id == span_id_for(recorded.id, "run")  # (the span it points at)
+    write_otlp_json([replay], tmp_path / "r.json")
+    [link] = json.loads((tmp_path / "r.json").read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["links"]
+    assert (link["traceId"], link["spanId"]) == root.links[0][:2]
+    export_otlp_http([replay], receiver.url, timeout=5)
+    [sent] = [s for s in receiver.spans() if not s.parent_span_id]
+    assert [(link.trace_id.hex(), link.span_id.hex()) for link in sent.links] == [root.links[0][:2]]
