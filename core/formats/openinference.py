@@ -233,12 +233,13 @@ def trajectory_spans(trajectory: Trajectory, verdict: Verdict | None = None) -> 
     """
     tid = trace_id_for(trajectory.id)
     root_id = span_id_for(trajectory.id, "run")
+    tools = _ToolIndex(trajectory)
     base = _ns(trajectory.created_at)
     labels = list(trajectory.labels) + ([verdict] if verdict is not None else [])
     spans: list[SpanRecord] = []
     cursor = base
     for step in trajectory.steps:
-        step_spans = _step_spans(trajectory, step, tid, root_id, cursor, labels)
+        step_spans = _step_spans(trajectory, step, tid, root_id, cursor, labels, tools)
         spans.extend(step_spans)
         cursor = max(cursor + _TICK, step_spans[0].end_ns)
     for i, call in enumerate(trajectory.unattached_calls):
@@ -292,7 +293,7 @@ def trajectory_spans(trajectory: Trajectory, verdict: Verdict | None = None) -> 
 
 
 def _step_spans(trajectory: Trajectory, step: Step, tid: str, parent: str, cursor: int,
-                labels: list[Verdict]) -> list[SpanRecord]:
+                labels: list[Verdict], tools: _ToolIndex) -> list[SpanRecord]:
     sid = span_id_for(trajectory.id, f"step/{step.index}")
     start = _ns(step.started_at) if step.started_at is not None else (
         _ns(step.ended_at) - _TICK if step.ended_at is not None else cursor)
@@ -302,7 +303,7 @@ def _step_spans(trajectory: Trajectory, step: Step, tid: str, parent: str, curso
                                   position=i))
     results = _match_results(step.tool_calls, step.tool_results)
     for i, (call, result) in enumerate(results):
-        children.append(_tool_span(trajectory, step, call, result, tid, sid, i, start))
+        children.append(_tool_span(trajectory, step, call, result, tid, sid, i, start, tools))
     end = _ns(step.ended_at) if step.ended_at is not None else start + _TICK
     end = max([end, start, *(c.end_ns for c in children)])
     start = min([start, *(c.start_ns for c in children)])
@@ -415,8 +416,18 @@ def _match_results(calls: list[ToolCall], results: list[ToolResult]) -> list[tup
     return pairs
 
 
+class _ToolIndex:
+    """A run's tool calls and results by call id: a framework that puts a call and its result in two steps (AutoGen,
+    CAMEL) still shows, on each of their spans, what the other half holds (arguments on the result's, the result on
+    the call's)."""
+
+    def __init__(self, trajectory: Trajectory) -> None:
+        self.calls = {c.id: c for s in trajectory.steps for c in s.tool_calls if c.id}
+        self.results = {r.call_id: r for s in trajectory.steps for r in s.tool_results if r.call_id}
+
+
 def _tool_span(trajectory: Trajectory, step: Step, call: ToolCall | None, result: ToolResult | None, tid: str,
-               parent: str, position: int, start: int) -> SpanRecord:
+               parent: str, position: int, start: int, tools: _ToolIndex) -> SpanRecord:
     name = call.name if call is not None else (result.name if result is not None else "tool")
     attrs: dict[str, AttributeValue] = {
         "openinference.span.kind": "TOOL",
@@ -433,8 +444,14 @@ def _tool_span(trajectory: Trajectory, step: Step, call: ToolCall | None, result
         attrs["agentracer.tool.call.name"] = call.name
         _put_value(attrs, "agentracer.tool.arguments", call.arguments)
         if call.arguments is not None:
-            attrs["tool.parameters"] = _json(call.arguments)
             attrs["input.value"] = _json(call.arguments)
+        later = tools.results.get(call.id) if result is None and call.id else None
+        if later is not None:  # (shown only: the result is its own step's)
+            _put_value(attrs, "output.value", later.content)
+    elif result is not None and result.call_id in tools.calls:  # (shown only: the call is its own step's)
+        asked = tools.calls[result.call_id]
+        if asked.arguments is not None:
+            attrs["input.value"] = _json(asked.arguments)
     if result is not None:
         _put_value(attrs, "output.value", result.content)
         attrs["agentracer.tool.is_error"] = result.is_error

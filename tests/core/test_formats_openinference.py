@@ -72,7 +72,10 @@ def test_span_tree_of_a_recorded_run(recorded: Trajectory) -> None:
         assert "llm.output_messages.0.message.content" in attrs
     tools = [s for s in rest if _attrs(s)["openinference.span.kind"] == "TOOL"]
     assert tools and _attrs(tools[0])["tool.name"] == "add"
-    assert json.loads(_attrs(tools[0])["tool.parameters"]) == {"a": 2, "b": 3}
+    assert json.loads(_attrs(tools[0])["input.value"]) == {"a": 2, "b": 3}
+    # a call and its result sit in two steps: each one's span shows both (arguments in, result out)
+    assert {s.kind for s in recorded.steps if s.tool_calls or s.tool_results} == {"tool_call", "tool_result"}
+    assert all("input.value" in _attrs(t) and "output.value" in _attrs(t) for t in tools), [_attrs(t) for t in tools]
     assert all(root.start_ns <= s.start_ns <= s.end_ns <= root.end_ns for s in rest)
     marked = [s for s in step_spans if _attrs(s).get("agentracer.mistake")]
     assert [_attrs(s)["agentracer.step.index"] for s in marked] == [2]
