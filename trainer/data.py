@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class PrepareReport:
     val_tasks: int = 0
     truncated: int = 0
     grouped_ids: int = 0  # task ids folded into another's: their runs share its task text
+    flagged: Counter[str] = field(default_factory=Counter)  # flags of the labels kept (annotation's caveats)
     dropped: list[Dropped] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
 
@@ -75,11 +76,15 @@ class PrepareReport:
         if self.grouped_ids:
             lines.append(f"{self.grouped_ids} task ids named runs of a task another id names (the same task text): "
                          "kept on one side of the split with it")
+        if self.flagged:
+            shown = ", ".join(f"{flag} {count}" for flag, count in sorted(self.flagged.items()))
+            lines.append(f"labels kept with a flag: {shown} (--exclude-flag FLAG leaves them out)")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {"read": self.read, "train": self.train, "val": self.val, "train_tasks": self.train_tasks,
                 "val_tasks": self.val_tasks, "truncated": self.truncated, "grouped_ids": self.grouped_ids,
+                "flagged": dict(self.flagged),
                 "dropped": [d.__dict__ for d in self.dropped], "dropped_by_reason": dict(self.reasons()),
                 "invalid": self.invalid}
 
@@ -204,6 +209,7 @@ def make_row(
             "split": split,
             "subset": str(trajectory.metadata.get("subset") or ""),
             "label_source": label.source,
+            "label_flags": list(label.flags),
             "with_ground_truth": with_ground_truth,
             "prompt_tokens": prompt_tokens,
             "prompt_budget": -1 if prompt_budget is None else prompt_budget,
@@ -260,13 +266,15 @@ def prepare(
     tokenizer: Any = None,
     seed: int = 0,
     skip_invalid: bool = False,
+    exclude_flags: Sequence[str] = (),
 ) -> PrepareReport:
     """Write ``train.parquet``, ``val.parquet`` and ``report.json`` under ``out_dir``.
 
     Every input is read and checked before anything is rendered or written: an unreadable row or a label
     outside its trajectory is an ``InputError`` naming the rows (unless ``skip_invalid``), and so is a
     dataset with no usable row. Rows whose labelled step the token budget would leave out of the prompt,
-    or whose prompt still exceeds the budget, are dropped and reported.
+    or whose prompt still exceeds the budget, are dropped and reported, as are labels carrying one of
+    ``exclude_flags`` (annotation's caveats: ``answer_in_correction``, ``earlier_steps_untried``).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
@@ -288,6 +296,10 @@ def prepare(
                 report.dropped.append(Dropped(item.id, problem))
             continue
         assert label is not None
+        excluded = sorted(set(label.flags) & set(exclude_flags))
+        if excluded:
+            report.dropped.append(Dropped(item.id, f"label flagged {', '.join(excluded)} (--exclude-flag)"))
+            continue
         usable.append((item, label))
     if invalid and not skip_invalid:
         shown = "; ".join(invalid[:3]) + (f"; and {len(invalid) - 3} more" if len(invalid) > 3 else "")
@@ -316,6 +328,7 @@ def prepare(
             continue
         split = splits[task]
         report.truncated += int(rendered.truncated)
+        report.flagged.update(label.flags)
         rows[split].append(make_row(trajectory, label, prompt, split=split, index=len(rows[split]), task=task,
                                     with_ground_truth=with_ground_truth, prompt_tokens=tokens,
                                     truncated=rendered.truncated, prompt_budget=budget))

@@ -51,8 +51,11 @@ def _load_tokenizer(path: str | None):  # noqa: ANN202 - optional dependency
 @click.option("--seed", type=int, default=0, show_default=True, help="Changes which tasks land in val.")
 @click.option("--skip-invalid", is_flag=True, help="Leave out unreadable rows and labels outside their "
               "trajectory (listed in report.json) instead of stopping.")
+@click.option("--exclude-flag", "exclude_flags", multiple=True, metavar="FLAG",
+              help="Leave out labels carrying this flag (repeatable): answer_in_correction (the repair had to "
+                   "state the answer), earlier_steps_untried (an earlier step could not be tried).")
 def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: float, max_prompt_tokens: int,
-                    tokenizer: str | None, seed: int, skip_invalid: bool) -> None:
+                    tokenizer: str | None, seed: int, skip_invalid: bool, exclude_flags: tuple[str, ...]) -> None:
     """Turn DATASET (a Who&When folder, a TracerTraj Parquet/JSONL, or a trajectory store) into verl RL data."""
     from ..trainer.data import prepare
 
@@ -60,7 +63,7 @@ def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: fl
         raise InputError(f"--max-prompt-tokens must be at least 256, got {max_prompt_tokens}")
     report = prepare(dataset, output, with_ground_truth=with_gt, val_fraction=val_fraction,
                      max_prompt_tokens=max_prompt_tokens, tokenizer=_load_tokenizer(tokenizer), seed=seed,
-                     skip_invalid=skip_invalid)
+                     skip_invalid=skip_invalid, exclude_flags=exclude_flags)
     click.echo(report.summary())
     click.echo(f"wrote {output / 'train.parquet'}, {output / 'val.parquet'} and {output / 'report.json'}")
     if report.val == 0 or report.train == 0:

@@ -349,3 +349,33 @@ def test_templated_tasks_with_other_answers_stay_tasks_of_their_own(tmp_path: Pa
     main(["train", "prepare", str(tmp_path / "repos.jsonl"), "-o", str(tmp_path / "out"), "--val-fraction", "0.2"])
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["grouped_ids"] == 0 and report["train_tasks"] + report["val_tasks"] == 40 and report["val"] > 0
+
+
+def test_flagged_labels_are_counted_kept_and_left_out_on_request(tmp_path: Path) -> None:
+    """Annotation's caveats reach the training data: counted in the report, in each row's extra_info, and left
+    out with --exclude-flag."""
+    from agentracer.schema import Step, Trajectory, Verdict
+    from agentracer.store import open_store
+
+    store = open_store(tmp_path / "s.jsonl")
+    flags = [["answer_in_correction"], ["earlier_steps_untried"], [], []]
+    for i, flagged in enumerate(flags):
+        store.append(Trajectory(id=f"run-{i}", task=f"task {i}", steps=[
+            Step(index=0, agent="a", content="x"), Step(index=1, agent="b", content="y")],
+            labels=[Verdict(agent="b", step=1, source="counterfactual", flags=flagged)]))
+    report = prepare(store.path, tmp_path / "all", val_fraction=0.0)
+    assert report.train == 4 and report.flagged == {"answer_in_correction": 1, "earlier_steps_untried": 1}
+    assert "labels kept with a flag: answer_in_correction 1, earlier_steps_untried 1" in report.summary()
+    kept = {r["extra_info"]["id"]: list(r["extra_info"]["label_flags"]) for r in rows(tmp_path / "all" / "train.parquet")}
+    assert kept == {f"run-{i}": f for i, f in enumerate(flags)}
+    assert json.loads((tmp_path / "all" / "report.json").read_text())["flagged"]["answer_in_correction"] == 1
+    code = 0
+    try:
+        main(["train", "prepare", str(store.path), "-o", str(tmp_path / "clean"), "--val-fraction", "0",
+              "--exclude-flag", "answer_in_correction"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 0
+    report = json.loads((tmp_path / "clean" / "report.json").read_text())
+    assert report["train"] == 3 and report["dropped"] == [
+        {"id": "run-0", "reason": "label flagged answer_in_correction (--exclude-flag)"}]
