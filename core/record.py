@@ -535,7 +535,7 @@ class Run:
         if mode == "cassette":
             assert recorded is not None
             if recorded.error:
-                call["error"] = recorded.error
+                call["error"], call["suspended"] = recorded.error, recorded.suspended
                 raise RecordedModelError(f"recorded model call failed: {recorded.error}")
             call.update(response=recorded.response, usage=recorded.usage, model=recorded.model,
                         suspended=recorded.suspended)

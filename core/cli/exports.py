@@ -163,17 +163,17 @@ def export_openinference(source: str, output: str | None, endpoint: str | None, 
         if not sep or not key.strip():
             raise click.BadParameter(f"{header!r} is not KEY=VALUE", param_hint="'--header'")
         header_map[key.strip()] = value
+    if skip and endpoint is None:
+        raise click.UsageError("--skip is for --endpoint (a file is always written whole)")
     if endpoint is not None:
         traces_endpoint(endpoint)  # reject a bad URL before reading anything
     problems = Problems()
     if output is not None:
         count = write_replacing(output, lambda path: write_otlp_json(_exported_runs(source, problems), path))
         _exported("spans", count, source, output, problems)
-    if skip and endpoint is None:
-        raise click.UsageError("--skip is for --endpoint (a file is always written whole)")
     if endpoint is not None:
         sending = itertools.islice(_exported_runs(source, Problems() if output else problems), skip, None)
-        count = export_otlp_http(sending, endpoint, headers=header_map, timeout=timeout)
+        count = export_otlp_http(sending, endpoint, headers=header_map, timeout=timeout, skipped=skip)
         from ..urls import without_credentials
 
         click.echo(f"sent {count} spans from {source} to {without_credentials(traces_endpoint(endpoint))}", err=True)

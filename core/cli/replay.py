@@ -52,7 +52,7 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
         new = team.replay(parent, step=step, action=replacement, serve_tools=serve_tools)
     except TeamRunError as exc:  # the replayed team raised after the step: an outcome, as in ``trace``
         new, raised = exc.trajectory, exc
-    if judged_as_recorded:  # (said once the replay ran: a refused replay was judged by nothing)
+    if judged_as_recorded and raised is None:  # (a refused replay, or one whose team raised, was judged by nothing)
         click.echo(f"judged the replay with the recording's evaluator {recorded!r} (--evaluator to choose another)",
                    err=True)
     open_store(output).append(new)

@@ -15,11 +15,16 @@ from ._io import Problems, check_not_source, check_output_store
 
 
 def _task_row(line: str, where: str) -> dict[str, Any]:
-    """One row of a tasks file: a JSON object whose ``task`` is text."""
+    """One row of a tasks file: a JSON object whose ``task`` is text, or an MBPP row (as ``annotate`` reads it)."""
     try:
         row = json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise InputError(f"not valid JSON ({exc})", where=where) from None
+    if isinstance(row, dict) and "task" not in row and {"test_list", "text", "task_id"} <= row.keys():
+        from ..annotate.tasks import mbpp_task
+
+        mbpp = mbpp_task(row)
+        return {"task": mbpp.task, "ground_truth": mbpp.ground_truth, "id": mbpp.id}
     if not isinstance(row, dict) or "task" not in row:
         raise InputError("each line needs a 'task' field", where=where)
     if not isinstance(row["task"], str):
@@ -47,7 +52,7 @@ def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iter
 @click.option("--team", "team_spec", required=True, help="MODULE:FACTORY that builds the team.")
 @click.option("--task", help="One task text.")
 @click.option("--tasks", "tasks_file", type=click.Path(exists=True, dir_okay=False),
-              help="JSONL of {task, ground_truth?, id?} rows (an id is kept as the run's task_id).")
+              help="JSONL of {task, ground_truth?, id?} rows (an id is kept as the run's task_id), or MBPP rows.")
 @click.option("--evaluator", "evaluator_spec", help="Ω to judge each run: mbpp, math, exact or MODULE:FUNCTION "
               "(default: the traced team's own, else the outcome stays unknown).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Store (.jsonl or .db).")

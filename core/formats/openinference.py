@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -601,25 +602,27 @@ def traces_endpoint(url: str) -> str:
 
 def export_otlp_http(
     trajectories: Iterable[Trajectory], endpoint: str, *, headers: Mapping[str, str] | None = None,
-    timeout: float = 10.0, batch_spans: int = 512,
+    timeout: float = 10.0, batch_spans: int = 512, skipped: int = 0,
 ) -> int:
     """Send the spans of ``trajectories`` to an OTLP/HTTP (protobuf) endpoint; returns the number sent.
 
-    Raises ``OtlpExportError`` when the endpoint does not accept a batch.
+    Raises ``OtlpExportError`` when the endpoint does not accept a batch, saying how many trajectories it took
+    (counting ``skipped``: those of the same source left out before ``trajectories``, so that the count is the
+    one to skip next time).
     """
     OTLPSpanExporter, *_rest = _otel()
     SpanExportResult = _rest[2]
     url = traces_endpoint(endpoint)
     exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}), timeout=timeout)
-    sent = accepted = 0
+    sent, accepted = 0, skipped
     with _SdkLogScreen(url) as log:
         try:
             for batch, whole in _batches(trajectories, batch_spans):
                 result = exporter.export(to_sdk_spans(batch))
                 if result is not SpanExportResult.SUCCESS:
                     why = log.why()
-                    done = (f"the first {accepted} trajectories were accepted ({sent} spans): run again with --skip "
-                            f"{accepted} to send the rest") if accepted else "none was accepted"
+                    done = (f"the first {accepted} trajectories were accepted ({sent} spans now): run again with "
+                            f"--skip {accepted} to send the rest") if accepted else "none was accepted"
                     raise OtlpExportError(f"{without_credentials(url)} did not accept {len(batch)} spans{why}; {done}")
                 sent += len(batch)
                 accepted += whole
@@ -642,10 +645,13 @@ class _SdkLogScreen(logging.Filter):
         self._redactor = Redactor(secrets=url_secrets(url))
         self.said: list[str] = []
         self._loggers: list[logging.Logger] = []
+        self._thread = threading.get_ident()  # the exporter logs in the thread that calls it
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact this endpoint's secrets from every line (another export's screen redacts its own); keep only the
+        lines of this export's own thread (a line of another export at the same time is not its reason)."""
         record.msg, record.args = self._redactor.text(record.getMessage()), ()
-        if record.msg:
+        if record.msg and record.thread == self._thread:
             self.said.append(record.msg.splitlines()[0][:300])
         return True
 

@@ -153,7 +153,8 @@ def _fast_hits(scorer: LinearScorer, example: Example, setting: str) -> float:
 
 def select_l2(examples: Sequence[Example], setting: str, *, seed: int = 0) -> float:
     """The L2 penalty of ``L2_GRID`` with the best agent+step accuracy in an inner grouped CV of ``examples``,
-    averaged over subsets (each subset weighs the same: 10 Hand-Crafted runs are not outvoted by 126 others, on
+    averaged over subsets (each subset weighs the same, an ``--extra`` framework's too: 10 Hand-Crafted runs are not
+    outvoted by 126 others, on
     which a penalty that flattens the step scores costs little while it hands every Magentic-One run to its
     orchestrator); an exact tie goes to the larger penalty."""
     if len({e.group for e in examples}) < 2 * INNER_FOLDS:

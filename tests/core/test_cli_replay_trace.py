@@ -71,11 +71,13 @@ def test_a_replayed_team_that_raises_is_saved_with_its_error(tmp_path):
                 return "coded"
             return SimpleTeam([SimpleAgent("planner", lambda m: "plan"), SimpleAgent("coder", coder)], max_turns=4)
     '''))
-    cli("trace", "--team", "myteam:make_fragile_team", "--task", "t", "-o", "runs.jsonl", cwd=tmp_path)
+    cli("trace", "--team", "myteam:make_fragile_team", "--task", "t", "--evaluator", "exact", "-o", "runs.jsonl",
+        cwd=tmp_path)
     done = cli("replay", "runs.jsonl", "--team", "myteam:make_fragile_team", "--step", "1", "--action", "BREAK",
                "-o", "out.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "the replayed team raised" in done.stderr and "the coder crashed" in done.stderr
+    assert "judged" not in done.stderr  # (a team that raised is judged by nothing: its run failed)
     replayed = json.loads((tmp_path / "out.jsonl").read_text())
     assert replayed["outcome"]["success"] is False and "the coder crashed" in replayed["outcome"]["error"]
     assert replayed["steps"][1]["content"] == "BREAK" and replayed["steps"][1]["replaced"]
@@ -154,3 +156,15 @@ def test_trace_names_the_line_of_a_tasks_file_that_is_not_utf8_and_reads_one_wit
     (tmp_path / "tasks.jsonl").write_bytes(b'\xef\xbb\xbf{"task": "42"}\n')
     done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_trace_reads_mbpp_rows_as_annotate_does(tmp_path):
+    (tmp_path / "echo.py").write_text(ECHO_TEAM)
+    row = json.loads((Path(__file__).resolve().parents[2] / "data" / "mbpp" / "mbpp_test.jsonl").read_text()
+                     .splitlines()[0])
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(row) + "\n")
+    done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [run] = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert run["task"].startswith(row["text"]) and row["test_list"][0] in run["task"]
+    assert run["ground_truth"]["tests"] == row["test_list"] and run["metadata"]["task_id"] == str(row["task_id"])

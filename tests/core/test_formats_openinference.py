@@ -323,3 +323,48 @@ def test_a_replays_trace_links_to_the_run_it_replayed(recorded: Trajectory, rece
     export_otlp_http([replay], receiver.url, timeout=5)
     [sent] = [s for s in receiver.spans() if not s.parent_span_id]
     assert [(link.trace_id.hex(), link.span_id.hex()) for link in sent.links] == [root.links[0][:2]]
+
+
+def test_two_exports_at_once_keep_each_others_lines_and_keys_out_of_their_errors(recorded: Trajectory) -> None:
+    """Both screens sit on the OTel exporter's one logger: each keeps only its own thread's lines as its reason."""
+    import socket
+    import threading
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    errors: dict[str, str] = {}
+
+    def export(name: str, url: str) -> None:
+        try:
+            export_otlp_http([recorded, recorded.model_copy(update={"id": "again"})], url, timeout=3, batch_spans=1)
+        except OtlpExportError as exc:
+            errors[name] = str(exc)
+
+    with OtlpReceiver(accept=1) as quota:
+        threads = [threading.Thread(target=export, args=("refused", f"{quota.url}/v1/traces?api_key=sk-AAAAAAAAAAAAAAAA1")),
+                   threading.Thread(target=export, args=("down", f"http://127.0.0.1:{port}/v1/traces?api_key=BBBB1234"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert set(errors) == {"refused", "down"}
+    assert f"port={port}" not in errors["refused"] and "BBBB1234" not in errors["refused"], errors["refused"]
+    assert "sk-AAAAAAAAAAAAAAAA1" not in errors["down"] and "BBBB1234" not in errors["down"]
+
+
+def test_the_count_to_skip_includes_the_runs_skipped_before(tmp_path: Path) -> None:
+    runs = [traced_adding_team().run(f"add {i} and 1") for i in range(4)]
+    per_run = len(trajectory_spans(runs[0]))
+    with OtlpReceiver(accept=1) as quota, pytest.raises(OtlpExportError, match="--skip 2 to send the rest"):
+        export_otlp_http(runs[1:], quota.url, timeout=5, batch_spans=per_run, skipped=1)
+    store = JsonlStore(tmp_path / "runs.jsonl")
+    store.append(runs[0])
+    code, err = 0, ""
+    with CliRunner().isolation() as (_stdout, stderr, _):
+        try:
+            main(["export", "openinference", str(store.path), "-o", str(tmp_path / "o.json"), "--skip", "1"])
+        except SystemExit as exc:
+            code = exc.code
+        err = stderr.getvalue().decode()
+    assert code == 2 and "--skip is for --endpoint" in err and not (tmp_path / "o.json").exists()

@@ -342,3 +342,39 @@ def test_a_served_call_lets_the_other_tasks_run_exactly_when_its_recorded_call_d
     new = team.replay(traj, step=2, action="closed")  # (strict: the reader's served call asks what it asked)
     assert [(s.agent, s.content) for s in new.steps[:2]] == [(s.agent, s.content) for s in traj.steps[:2]]
     assert board.live == 0 and [c.suspended for c in new.model_calls()] == [waits, waits, waits]
+
+
+class _Failing:
+    """An agent whose model call fails at once (a 400), and one that answers."""
+
+
+class _FailingPlugin(_CrewPlugin):
+    name = "failing-call"
+    team_type = _Failing
+
+    async def arun(self, team, task, run):
+        async def refused():
+            raise RuntimeError("bad request")
+
+        async def answer():
+            return "answered"
+
+        try:
+            await run.acall_model("d", {"messages": [task]}, refused, TEXT_CODEC)
+        except Exception:  # (a replay raises the recorded failure as a RecordedModelError)
+            run.add_step("d", "d went on without it")
+        run.add_step("e", await run.acall_model("e", {"messages": [task]}, answer, TEXT_CODEC))
+        return "done"
+
+
+register_plugin(_FailingPlugin())
+
+
+def test_a_served_call_that_failed_keeps_how_it_was_recorded_to_wait():
+    """(It lost it: a replay of the replay then waited where the recording never did.)"""
+    team = agentracer.trace(lambda: _Failing())
+    traj = team.run("go")
+    assert [(c.agent, c.suspended, bool(c.error)) for c in traj.model_calls()] == [("d", False, True), ("e", False, False)]
+    new = team.replay(traj, step=1, action="replaced")
+    assert [(c.agent, c.suspended, c.source) for c in new.model_calls()] == [("d", False, "cassette"),
+                                                                            ("e", False, "replacement")]
