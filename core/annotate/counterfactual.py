@@ -62,10 +62,14 @@ class SearchResult:
     wall_s: float = 0.0
     spent: Budget = field(default_factory=Budget)  # this search's part of the shared budget (no limits of its own)
     earlier: dict[tuple[int, str], Trajectory] = field(default_factory=dict, repr=False)  # see ``asearch``
+    unanswerable: set[int] = field(default_factory=set)  # steps the analyzer never answers usably (``_try_step``)
 
     @property
     def replay_count(self) -> int:
         return len(self.replays)
+
+
+REASKS = 3  # new samples of an unusable analyzer answer an earlier run already got (see ``_try_step``)
 
 
 def default_candidate(step: Step) -> bool:
@@ -121,50 +125,85 @@ class CounterfactualSearch:
         self.analyzer_params = analyzer_params or {}
 
     # ------------------------------------------------------------------ one step
-    def _params(self, proposal: int) -> dict[str, Any]:
+    def _params(self, proposal: int, salt: int = 0) -> dict[str, Any]:
         """The analyzer's parameters for proposal number ``proposal``: the first as given; each later one sampled
         (temperature 0.8 unless given) with a seed of its own, so that it can differ from the others (and is not
-        the first one's cached answer)."""
-        if proposal == 0:
+        the first one's cached answer). ``salt`` > 0: a new sample of that proposal (see ``REASKS``)."""
+        if proposal == 0 and salt == 0:
             return self.analyzer_params
-        seed = int(self.analyzer_params.get("seed") or 0) + proposal
+        seed = int(self.analyzer_params.get("seed") or 0) + proposal + 1000 * salt
         return {"temperature": 0.8, **self.analyzer_params, "seed": seed}
+
+    async def _ask(self, messages: list[dict[str, Any]], params: dict[str, Any], step: Step, j: int,
+                   result: SearchResult) -> Any:
+        """The analyzer's answer, counted against the budget; None (the attempt noted) when the budget is spent or
+        the call failed this once; ``ModelError`` when it failed after its retries."""
+        held = self.budget.take_call(estimate_tokens(messages))
+        if held is None:
+            result.attempts.append(Attempt(step.index, step.agent, j, "budget", detail=self.budget.exhausted()))
+            return None
+        try:
+            completion = await self.analyzer.acomplete(messages, **params)
+        except ModelError as exc:  # failed after its retries: every next call would too, so the search ends
+            self.budget.release(held)
+            raise ModelError(f"the analyzer failed: {exc}") from exc
+        except BaseException as exc:  # the analyzer failed: this step stays untried, so no label past it
+            self.budget.release(held)
+            if not isinstance(exc, Exception):
+                raise
+            result.attempts.append(Attempt(step.index, step.agent, j, "error",
+                                           detail=f"analyzer: {type(exc).__name__}: {exc}"))
+            return None
+        result.analyzer_calls += 1
+        if self.budget.settle_call(completion.usage, cached=completion.cached, hold=held):  # (cached: an earlier run's)
+            result.spent.model_calls += 1
+            result.spent.add_usage(completion.usage)
+        return completion
 
     async def _try_step(self, trajectory: Trajectory, t: int, result: SearchResult) -> bool | None:
         """Try the step's proposals in turn; True on a flip, False when none flips, None when cut short or when nothing
         settled it (no answer of the analyzer proposed anything, every proposal pasted the ground truth, every replay
-        diverged or crashed): the step stays untried."""
+        diverged or crashed): the step stays untried.
+
+        An answer that proposes nothing (no tag) or pastes the answer, and that an earlier run got already (it comes
+        from the answer cache), is asked again as a new sample, up to ``REASKS`` times: each run of an open task asks
+        something new. Once every sample was seen before, the step is one the analyzer never answers usably
+        (``result.unanswerable``): still untried, but no reason to keep its task open."""
         step = trajectory.steps[t]
         original = step_action(step)
         evaluated = False  # a replay, or the analyzer (the step needs no change), settled it
         tried: set[str] = set()
         for j in range(self.proposals):
             messages = analyzer_messages(trajectory, t)
-            held = self.budget.take_call(estimate_tokens(messages))
-            if held is None:
-                result.attempts.append(Attempt(t, step.agent, j, "budget", detail=self.budget.exhausted()))
-                return None
-            started = time.perf_counter()
-            try:
-                completion = await self.analyzer.acomplete(messages, **self._params(j))
-            except ModelError as exc:  # failed after its retries: every next call would too, so the search ends
-                self.budget.release(held)
-                raise ModelError(f"the analyzer failed: {exc}") from exc
-            except BaseException as exc:  # the analyzer failed: this step stays untried, so no label past it
-                self.budget.release(held)
-                if not isinstance(exc, Exception):
-                    raise
-                result.attempts.append(Attempt(t, step.agent, j, "error", detail=f"analyzer: {type(exc).__name__}: {exc}"))
-                return None
-            result.analyzer_calls += 1
-            if self.budget.settle_call(completion.usage, cached=completion.cached, hold=held):  # (cached: an earlier run's)
-                result.spent.model_calls += 1
-                result.spent.add_usage(completion.usage)
-            try:
-                action = parse_correction(completion.text, step)
-            except Untagged as exc:
-                result.attempts.append(Attempt(t, step.agent, j, "untagged", detail=f"{exc}: {completion.text[:200]}",
+            salt = 0
+            while True:
+                started = time.perf_counter()
+                completion = await self._ask(messages, self._params(j, salt), step, j, result)
+                if completion is None:
+                    return None
+                unusable: tuple[AttemptStatus, str, Any] | None = None
+                answer_in_fix = False
+                try:
+                    action = parse_correction(completion.text, step)
+                except Untagged as exc:
+                    action, unusable = None, ("untagged", f"{exc}: {completion.text[:200]}", None)
+                else:
+                    text = action_text(action) if action is not None else ""
+                    answer_in_fix = bool(action is not None and self.leakage_guard
+                                         and leaks_answer(text, trajectory.ground_truth, original=original))
+                    if answer_in_fix and not minimal_edit(original, text, trajectory.ground_truth):
+                        unusable = ("leak", "the proposal contains the ground-truth answer verbatim", action)
+                if unusable is not None and completion.cached and salt < REASKS:
+                    salt += 1  # an earlier run got this very answer: a new sample may be usable
+                    continue
+                break
+            if unusable is not None:
+                status, detail, proposal = unusable
+                again = f" (sample {salt + 1}: the earlier ones were no better)" if salt else ""
+                result.attempts.append(Attempt(t, step.agent, j, status, proposal=proposal, detail=detail + again,
                                                seconds=time.perf_counter() - started))
+                if completion.cached:  # every sample an earlier run got: asking again gives nothing new
+                    result.unanswerable.add(t)
                 continue
             if action is None or action_text(action).strip() == original.strip():
                 result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))
@@ -176,11 +215,6 @@ class CounterfactualSearch:
                                                seconds=time.perf_counter() - started))
                 continue
             tried.add(text.strip())
-            answer_in_fix = self.leakage_guard and leaks_answer(text, trajectory.ground_truth, original=original)
-            if answer_in_fix and not minimal_edit(original, text, trajectory.ground_truth):
-                result.attempts.append(Attempt(t, step.agent, j, "leak", proposal=action,
-                                               detail="the proposal contains the ground-truth answer verbatim"))
-                continue
             replayed = result.earlier.pop(replay_key(t, action), None)
             if replayed is not None:  # replayed by an earlier run of this search: nothing spent on it now
                 attempt = Attempt(t, step.agent, j, "not_flipped", proposal=action, detail="replayed by an earlier run",
@@ -293,8 +327,11 @@ class CounterfactualSearch:
         incomplete = [t for t in candidates if (best is None or t < best) and finished.get(t) is not False]
         if best is None:
             spent = self.budget.exhausted()
+            waiting = [t for t in incomplete if t not in result.unanswerable]  # (a later run may settle these)
             result.stopped = ("no flip" if not incomplete else f"budget spent ({spent})" if spent
-                              else "incomplete: steps could not be tried (see the attempts)")
+                              else "incomplete: steps could not be tried (see the attempts)" if waiting
+                              else f"no flip; the analyzer never answered step(s) {', '.join(map(str, incomplete))} "
+                                   f"usably (see the attempts)")
             return None
         result.stopped = "flip found"
         flip = next(a for a in result.attempts if a.step == best and a.status == "flipped")

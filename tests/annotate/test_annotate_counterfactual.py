@@ -334,3 +334,27 @@ def test_what_counts_as_a_failure_of_the_model_server_and_what_does_not():
                    Missing("no such model"), during(ConnectionError("lost"), KeyError("answer"))]
     assert [service_failure(raised(e)) for e in service] == [True] * len(service)
     assert [service_failure(raised(e)) for e in not_service] == [False] * len(not_service)
+
+
+def test_an_analyzer_that_never_answers_in_form_closes_the_search_after_its_new_samples(tmp_path):
+    """A cached untagged answer is asked again as a new sample on each later run (a deterministic analyzer, or one
+    whose answers an earlier run cached, left the task open forever, each run saying 'run again'); once every
+    sample is one an earlier run got, the search ends as no flip, saying which steps the analyzer never answered."""
+    from agentracer.annotate.counterfactual import REASKS
+    from agentracer.models.openai_http import OpenAIChatModel
+    from agentracer.testing.openai_server import OpenAIServer
+
+    team, trajectory = failed_run(steps=4, error_step=2)
+    with OpenAIServer(lambda request: "I believe step 2 is the problem.") as server:
+        analyzer = OpenAIChatModel(server.base_url, "analyzer", cache_dir=str(tmp_path / "cache"))
+        search = CounterfactualSearch(LocalReplayer(team, chain_evaluator), analyzer, k=2)
+        stops, asked = [], []
+        for _ in range(REASKS + 2):
+            result = search.search(trajectory)
+            stops.append(result.stopped)
+            asked.append(len(server.requests))
+    candidates = len([s for s in trajectory.steps if s.role not in ("user", "tool", "system")])
+    assert stops[:-1] == ["incomplete: steps could not be tried (see the attempts)"] * (REASKS + 1)
+    assert stops[-1].startswith("no flip; the analyzer never answered step(s)") and result.verdict is None
+    assert asked == [candidates * n for n in range(1, REASKS + 2)] + [candidates * (REASKS + 1)]  # then nothing new
+    assert {a.status for a in result.attempts} == {"untagged"} and result.replay_count == 0
