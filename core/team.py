@@ -150,8 +150,20 @@ class TracedTeam:
         reset = getattr(plugin_for(self._target), "fresh", None)
         return reset(self._target) if reset else self._target
 
-    async def _abuild(self) -> Any:
-        """The team a run runs; the factory's own exception comes out as ``TeamBuildError`` (nothing ran)."""
+    def _takes_task(self) -> bool:
+        """Whether the factory has a ``task`` parameter that the traced arguments leave unset: it then gets each run's
+        task (a CAMEL society, built with the task it plays, runs the tasks of a tasks file so)."""
+        try:
+            parameters = inspect.signature(self._target).parameters
+            given = inspect.signature(self._target).bind_partial(*self._args, **self._kwargs).arguments
+        except (TypeError, ValueError):
+            return False
+        found = parameters.get("task")
+        return found is not None and found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY) \
+            and "task" not in given
+
+    async def _abuild(self, task: str) -> Any:
+        """The team a run of ``task`` runs; the factory's own exception comes out as ``TeamBuildError`` (nothing ran)."""
         if not self._is_factory:
             team = self.build()
             reset = getattr(plugin_for(team), "areset", None)  # a team object that ran before starts afresh
@@ -159,7 +171,8 @@ class TracedTeam:
                 await reset(team)
             return team
         try:
-            team = self._target(*self._args, **self._kwargs)
+            extra = {"task": task} if self._takes_task() else {}
+            team = self._target(*self._args, **self._kwargs, **extra)
             return await team if inspect.isawaitable(team) else team
         except AgentracerError:
             raise
@@ -269,7 +282,7 @@ class TracedTeam:
 
     async def _execute_once(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
                             ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:
-        team = await self._abuild()
+        team = await self._abuild(task)
         plugin, run = self._begin(team, task, plan, parent, ground_truth, metadata)
         answer, error = None, None
         try:
@@ -292,7 +305,7 @@ class TracedTeam:
         the run ends on exit and its trajectory is ``session.trajectory``."""
         with self._event_loop() as runner:
             context = contextvars.copy_context()  # building and running share it, as they do in ``_execute``
-            team = runner.run(self._abuild(), context=context)
+            team = runner.run(self._abuild(task), context=context)
             plugin, run = context.run(self._begin, team, task, plan, parent, ground_truth, metadata)
             run.activate_in(context)
             session = _SyncSession(runner, context, lambda: plugin.arun(team, task, run))

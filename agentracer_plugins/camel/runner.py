@@ -147,8 +147,12 @@ def record_society_task(society: Any, task: str, run: Run) -> None:
         run.trajectory.task = society_task
         run.trajectory.metadata["given_task"] = task
         warnings.warn("this role-playing society runs its own task_prompt, not the task given to run(): the "
-                      "trajectory records the task_prompt (build the society with the task to run another one; for "
-                      "refine's feedback to reach its agents, give the factory a feedback parameter)", stacklevel=3)
+                      "trajectory records the task_prompt (give the factory a `task` parameter: each run then builds "
+                      "the society with its task, as a tasks file or refine's feedback needs)", stacklevel=3)
+    elif not society_task.strip() and task.strip():
+        warnings.warn("this role-playing society has no task_prompt: its agents never see the task given to run(), "
+                      "which the trajectory records (give the factory a `task` parameter and build the society with "
+                      "task_prompt=task)", stacklevel=3)
 
 
 class _RolePlayingRounds:

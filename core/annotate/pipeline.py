@@ -138,6 +138,10 @@ class AnnotationPipeline:
                 raise AgentracerError(f"the team's model server failed on its first run ({exc}); not labelled, "
                                       "it is run again next time") from None
             trajectory = exc.trajectory
+        if "given_task" in trajectory.metadata:  # (the plugin says the team ran a task of its own instead)
+            raise InputError(f"task {row.id}: the team ran its own task ({str(trajectory.task)[:80]!r}), not this "
+                             "row's, so its label would pair another task's run with this row's ground truth: give "
+                             "the factory a `task` parameter and build the team with it")
         if trajectory.outcome.error is None:  # a team that raised has failed already
             await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
         write_text_replacing(path, trajectory.model_dump_json())

@@ -7,7 +7,7 @@ import logging
 import agentracer
 import pytest
 from agentracer import ReplayDivergence
-from camel_teams import ROLE_TASK, Ledger, make_role_play, round_trips
+from camel_teams import ROLE_TASK, Ledger, instructor_answer, make_role_play, poet_answer, round_trips
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -96,9 +96,46 @@ def test_a_note_added_to_the_societys_task_is_not_recorded_as_heard(ledger: Ledg
     """refine appends its feedback to the task: a society built with its own task_prompt never sees the note, so the
     run must not record it as the task the agents ran (nor stay silent about it)."""
     given = f"{ROLE_TASK}\n\nFeedback from the previous attempt:\nRedo step 3."
-    with pytest.warns(UserWarning, match="feedback parameter"):
+    with pytest.warns(UserWarning, match="give the factory a `task` parameter"):
         traj = agentracer.trace(make_role_play, ledger).run(given)
     assert traj.task == ROLE_TASK and traj.metadata["given_task"] == given
+
+
+def test_a_factory_with_a_task_parameter_builds_each_run_with_its_task(ledger: Ledger, tmp_path) -> None:
+    """A society plays the task it was built with: a factory taking ``task`` gets each run's (a tasks file's rows,
+    refine's task with its note), so the recorded task is the one its agents heard."""
+    import warnings
+
+    from agentracer.annotate import AnnotationPipeline
+    from agentracer.annotate.tasks import TaskRow
+    from agentracer.models import ScriptedModel
+    from camel.societies import RolePlaying
+
+    from agentracer_plugins.camel import with_options
+
+    def make_play(task: str) -> object:
+        society = RolePlaying("Poet", "Editor", task_prompt=task, with_task_specify=False,
+                              assistant_agent_kwargs={"model": ledger.model(poet_answer, "poet")},
+                              user_agent_kwargs={"model": ledger.model(instructor_answer(2), "editor")})
+        return with_options(society, max_turns=6)
+
+    traced = agentracer.trace(make_play)
+    for task in ("Write a poem about rain.", "Write a poem about snow."):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no "runs its own task_prompt")
+            traj = traced.run(task)
+        assert traj.task == task and "given_task" not in traj.metadata and task in traj.agents[1].system_prompt
+    ledger.reset()
+    new = traced.replay(traj, step=1, action="Solution: a line about snow. Next request.")
+    assert new.task == "Write a poem about snow." and [s.content for s in new.steps[:1]] == [traj.steps[0].content]
+    # a society that plays its own task would pair another task's run with a row's ground truth: annotate refuses
+    pipeline = AnnotationPipeline(agentracer.trace(make_role_play, ledger), lambda t: False, tmp_path / "ds",
+                                  analyzer=ScriptedModel(lambda m: "<correction>x</correction>"))
+    with pytest.warns(UserWarning):
+        summary = pipeline.run([TaskRow(id="rain", task="Write a poem about rain.", ground_truth="a poem")],
+                               progress=False)
+    assert len(summary.errors) == 1 and "the team ran its own task" in summary.errors[0]
+    assert "`task` parameter" in summary.errors[0]
 
 
 def test_a_tool_call_for_an_agent_offered_no_tools_is_refused_before_anything_runs(ledger: Ledger) -> None:

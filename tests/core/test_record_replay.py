@@ -1251,3 +1251,23 @@ def test_a_structured_answer_is_kept_as_its_fields():
             return team
 
         assert agentracer.trace(factory).run("moons?").outcome.answer == kept
+
+
+def test_a_factory_with_a_task_parameter_is_built_for_each_runs_task():
+    """A team that must be built with its task (a CAMEL society's task_prompt) gets it; a task the traced arguments
+    give already is left as given."""
+    built: list[str] = []
+
+    def make_team(task: str, turns: int = 1) -> SimpleTeam:
+        built.append(task)
+        return SimpleTeam([SimpleAgent("solver", lambda messages: f"solved: {task}")], max_turns=turns)
+
+    traced = agentracer.trace(make_team)
+    first = traced.run("task one")
+    asyncio.run(traced.arun("task two"))
+    assert built == ["task one", "task two"] and first.steps[-1].content == "solved: task one"
+    replayed = traced.replay(first, step=1, action="solved it again")
+    assert built[-1] == "task one" and replayed.task == "task one"
+    fixed = agentracer.trace(make_team, "always this")  # bound by the traced arguments: not passed again
+    fixed.run("another")
+    assert built[-1] == "always this"
