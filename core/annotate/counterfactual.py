@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..errors import AgentracerError
-from ..models import ChatModel, ModelError
+from ..models import ChatModel, ModelError, RequestRefused
 from ..plugins import why_not_replaceable
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget, estimate_tokens, expected_replay
@@ -144,6 +144,11 @@ class CounterfactualSearch:
             return None
         try:
             completion = await self.analyzer.acomplete(messages, **params)
+        except RequestRefused as exc:  # this step's prompt (too long for it?): refused again next time too
+            self.budget.release(held)
+            result.attempts.append(Attempt(step.index, step.agent, j, "error", detail=f"analyzer refused it: {exc}"))
+            result.unanswerable.add(step.index)
+            return None
         except ModelError as exc:  # failed after its retries: every next call would too, so the search ends
             self.budget.release(held)
             raise ModelError(f"the analyzer failed: {exc}") from exc

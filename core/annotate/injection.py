@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..fingerprint import run_content_key
-from ..models import ChatModel, ModelError
+from ..models import ChatModel, ModelError, RequestRefused
 from ..schema import Step, Trajectory, Verdict
 from .budget import Budget, estimate_tokens, expected_replay
 from .counterfactual import default_candidate, replaceable_candidates
@@ -160,6 +160,10 @@ class FaultInjector:
                 break
             try:
                 completion = await self.perturber.acomplete(messages, **self.perturber_params)
+            except RequestRefused as exc:  # this prompt (too long for it?): another step's may go through
+                self.budget.release(held)
+                attempt.status, attempt.detail = "error", f"perturber refused it: {exc}"
+                continue
             except ModelError as exc:  # failed after its retries: every next call would too
                 self.budget.release(held)
                 raise ModelError(f"the perturber failed: {exc}") from exc

@@ -125,7 +125,8 @@ def _load_references(path: str | None) -> list:
 @click.option("--limit", type=click.IntRange(1), default=None, help="evaluate only the first N items")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of random and binary-search")
 @click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
-              help="prompt token budget (default: the model's context window minus 4096)")
+              help="prompt token budget (default: the model's context window minus 4096; an openai: model's window "
+                   "is taken as 32768 tokens)")
 @click.option("--references", type=click.Path(exists=True), default=None,
               help="labelled trajectories whose labels the majority method counts (a store annotate wrote, "
                    "Who&When, TracerTraj)")
@@ -222,7 +223,11 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
                    "them", err=True)
     if not answered:
         bad_input = {r.get("error_kind") for r in rows if r.get("with_gt") == with_gt} <= {"input"}
+        refused = any("refused the request: HTTP 400" in str(r.get("error")) or "exceeds the" in str(r.get("error"))
+                      for r in rows if r.get("with_gt") == with_gt)
         why = ("every item is bad input: a run with no step, a label on no step…" if bad_input else
+               "the model refused the prompts (over its window?): rerun with a smaller --max-prompt-tokens and "
+               "--retry-errors" if refused else
                "once the model answers again, rerun with --retry-errors to redo them")
         click.echo(f"error: nothing could be evaluated ({len(items)} items; see the error fields in {output}; "
                    f"{why})", err=True)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import AgentracerError, InputError
-from ..models.base import ModelError
+from ..models.base import ModelError, RequestRefused
 from ..redact import Redactor
 from ..schema import Trajectory, Verdict
 from ..store import open_store
@@ -86,6 +86,11 @@ class _Locating:
             return
         try:
             verdict = redacted_verdict(await self.chosen.alocate(trajectory, with_ground_truth=self.with_gt))
+        except RequestRefused as exc:  # this run's prompt (over the model's window?): the others may go through
+            hint = " (a prompt over the model's window? --max-prompt-tokens)" if "HTTP 400" in str(exc) else ""
+            self.problems.report(f"{trajectory.id}: no verdict: the model refused it{hint} ({exc})")
+            self.counts["no verdict"] += 1
+            return
         except ModelError as exc:  # the model server is down or refuses: every next call would fail the same
             self.problems.report(f"{trajectory.id}: the model failed{'' if self.stopped else ', stopping'} ({exc})")
             self.stopped = True
@@ -102,7 +107,11 @@ class _Locating:
             return
         self.counts["located"] += 1
         _print_verdict(trajectory, verdict, self.as_json)
-        if self.store is not None:
+        if self.store is not None and "unknown_agent" in verdict.flags:  # (eval counts it invalid: no label to keep)
+            self.problems.report(InputError(
+                f"not kept: the tracer named agent {verdict.agent!r}, which the run does not have "
+                f"({', '.join(trajectory.agent_names)})", where=trajectory.id))
+        elif self.store is not None:
             self.store.append(with_verdict(trajectory, verdict))
 
     async def all(self, trajectories: Iterable[Trajectory], concurrency: int) -> None:
@@ -160,10 +169,13 @@ def _check_one_method(store: Any, method: str, output: str, model: str | None = 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per verdict on stdout.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=4, show_default=True,
               help="Runs a model-based method locates at once (verdicts are printed as they come).")
+@click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
+              help="prompt token budget (default: the model's context window minus 4096; an openai: model's window "
+                   "is taken as 32768 tokens)")
 @TIMEOUT_OPTION
 def locate(source: str, trajectory_id: str | None, method: str | None, model: str | None, with_gt: bool,
            include_successes: bool, output: str | None, as_json: bool, concurrency: int,
-           timeout: float | None) -> None:
+           max_prompt_tokens: int | None, timeout: float | None) -> None:
     """Find which agent, at which step, made each run of SOURCE fail, and why: every run not marked successful
     (failed, or with no success verdict: a run recorded without an evaluator) unless --all.
 
@@ -182,7 +194,10 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     chat_model = load_model(model, **model_options(model, concurrency, timeout=timeout)) if model else None
     if store is not None:
         _check_one_method(store, name, output or "", getattr(chat_model, "name", None))
-    chosen = get_method(name, chat_model)
+    from ..tracer import MODEL_FREE
+
+    options = {"max_prompt_tokens": max_prompt_tokens} if max_prompt_tokens and name not in MODEL_FREE else {}
+    chosen = get_method(name, chat_model, **options)
     run = _Locating(chosen, with_gt, store, as_json)
     found = False  # whether SOURCE holds the run --id names
 

@@ -8,7 +8,7 @@ Keys come from the environment (``OPENAI_API_KEY`` or ``AGENTRACER_API_KEY``), n
 
 from __future__ import annotations
 
-from .base import ChatModel, Completion, ModelError, ScriptedModel
+from .base import ChatModel, Completion, ModelError, RequestRefused, ScriptedModel
 from .registry import load_model, register_backend
 
-__all__ = ["ChatModel", "Completion", "ModelError", "ScriptedModel", "load_model", "register_backend"]
+__all__ = ["ChatModel", "Completion", "ModelError", "RequestRefused", "ScriptedModel", "load_model", "register_backend"]

@@ -27,6 +27,11 @@ class ModelError(ServiceError):
     """A model backend failed after its retries (server down, timeouts, rate limits, bad answer)."""
 
 
+class RequestRefused(ModelError):
+    """The server refused this one request as it stands (HTTP 400, 413, 422: a prompt over its context window, a
+    parameter it does not take): another request may well go through, so a batch goes on without this item."""
+
+
 @dataclass
 class Completion:
     """One model answer: its text, token usage, whether it came from a cache, and the raw payload."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
 import os
 import random
 import ssl
@@ -39,15 +40,16 @@ from typing import Any
 import httpx
 
 from ..errors import InputError
-from ..redact import env_secrets, redact_text
+from ..redact import Redactor, env_secrets, holds_any, redact_text
 from ..schema import Usage
 from ..urls import url_secrets, without_credentials
-from .base import BaseChatModel, Completion, Message, ModelError
+from .base import BaseChatModel, Completion, Message, ModelError, RequestRefused
 from .cache import ResponseCache, cache_disabled_by_env, request_key
 
 KEY_ENVS = ("AGENTRACER_API_KEY", "OPENAI_API_KEY")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
+REQUEST_REFUSALS = frozenset({400, 413, 422})  # this request's fault (too long, a bad parameter): not the server's
 
 
 def _api_key_from_env() -> str | None:
@@ -270,6 +272,8 @@ class OpenAIChatModel(BaseChatModel):
                                   raw=entry.get("raw"))
         async with self._pool().client() as client:
             payload = await self._post(client, body)
+        if self._secrets and holds_any(json.dumps(payload, ensure_ascii=False), self._secrets):
+            payload = Redactor(secrets=self._secrets)(payload)  # (an answer quoting the URL's password or the key)
         completion = self._completion(payload)
         self.usage = self.usage + completion.usage
         if self.cache is not None and completion.text.strip():  # an empty answer is asked again next time
@@ -306,8 +310,9 @@ class OpenAIChatModel(BaseChatModel):
                     problem = f"HTTP {response.status_code}: {_error_message(response)}"
                 else:
                     self.stats["failures"] += 1
-                    raise ModelError(self._scrubbed(f"{shown} refused the request: HTTP {response.status_code}: "
-                                                    f"{_error_message(response)}"))
+                    refused = RequestRefused if response.status_code in REQUEST_REFUSALS else ModelError
+                    raise refused(self._scrubbed(f"{shown} refused the request: HTTP {response.status_code}: "
+                                                 f"{_error_message(response)}"))
             if self._connect_failures >= self.breaker_threshold:
                 break  # the server looks down: no retry cycle (each later request still tries once)
             if attempt + 1 < attempts:
@@ -319,7 +324,8 @@ class OpenAIChatModel(BaseChatModel):
     def _completion(self, payload: dict[str, Any]) -> Completion:
         choices = payload.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
-            raise ModelError(f"{self.name} answered without choices: {str(payload)[:200]}")
+            self.stats["failures"] += 1
+            raise ModelError(self._scrubbed(f"{self.name} answered without choices: {str(payload)[:200]}"))
         message = choices[0].get("message") or {}
         text = _content_text(message.get("content"))
         reasoning = message.get("reasoning_content") or message.get("reasoning")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..schema import Usage
-from .base import Completion, Message, ModelError
+from .base import Completion, Message, ModelError, RequestRefused
 from .batching import LocalBatchModel
 
 
@@ -101,7 +101,7 @@ class TransformersChatModel(LocalBatchModel):
             text = self.render(messages)
             length = self.count_tokens(text)
             if self.context_window and length + max_new > self.context_window:
-                results[i] = ModelError(f"prompt of {length} tokens + {max_new} new tokens exceeds the "
+                results[i] = RequestRefused(f"prompt of {length} tokens + {max_new} new tokens exceeds the "
                                         f"{self.context_window}-token window of {self.name}")
                 continue
             prompts.append(text)

@@ -77,7 +77,11 @@ class OpenAIServer:
         model: str = "scripted",
         host: str = "127.0.0.1",
         port: int = 0,
+        context_window: int | None = None,
     ) -> None:
+        """``context_window``: refuse a request whose prompt (counted as 4 characters a token) and ``max_tokens``
+        exceed it with HTTP 400, in vLLM's words."""
+        self.context_window = context_window
         self.latency = latency
         self.fail_every = fail_every
         self.fail_status = fail_status
@@ -180,6 +184,10 @@ class OpenAIServer:
                     server.headers.append(dict(self.headers))
                 if server.latency:
                     time.sleep(server.latency)
+                over = server._over_window(request)
+                if over:
+                    return self._json(400, {"object": "error", "message": over, "type": "BadRequestError",
+                                            "code": 400})
                 if server.fail_every and number % server.fail_every == 0:
                     extra = {"Retry-After": "0"} if server.fail_status == 429 else None
                     return self._json(server.fail_status, {"error": {
@@ -206,6 +214,18 @@ class OpenAIServer:
                 self.close_connection = True
 
         return Handler
+
+    def _over_window(self, request: dict[str, Any]) -> str:
+        """vLLM's refusal of a request over the context window, or ''."""
+        if self.context_window is None:
+            return ""
+        prompt = self._usage(request, {})["prompt_tokens"]
+        asked = int(request.get("max_tokens") or request.get("max_completion_tokens") or 0)
+        if prompt + asked <= self.context_window:
+            return ""
+        return (f"This model's maximum context length is {self.context_window} tokens. However, you requested "
+                f"{prompt + asked} tokens ({prompt} in the messages, {asked} in the completion). Please reduce the "
+                f"length of the messages or completion.")
 
     def _base(self, number: int, request: dict[str, Any], kind: str) -> dict[str, Any]:
         return {"id": f"chatcmpl-{number}", "object": kind, "created": int(time.time()),

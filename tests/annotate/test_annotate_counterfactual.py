@@ -358,3 +358,18 @@ def test_an_analyzer_that_never_answers_in_form_closes_the_search_after_its_new_
     assert stops[-1].startswith("no flip; the analyzer never answered step(s)") and result.verdict is None
     assert asked == [candidates * n for n in range(1, REASKS + 2)] + [candidates * (REASKS + 1)]  # then nothing new
     assert {a.status for a in result.attempts} == {"untagged"} and result.replay_count == 0
+
+
+def test_an_analyzer_refusing_a_steps_prompt_costs_that_step_only(tmp_path):
+    """A prompt over the analyzer's window (HTTP 400) is refused again on every run: the step is one it never
+    answers, the search goes on (it stopped every task before) and ends without keeping the task open."""
+    from agentracer.models.openai_http import OpenAIChatModel
+    from agentracer.testing.openai_server import OpenAIServer
+
+    team, trajectory = failed_run(steps=4, error_step=2)
+    with OpenAIServer("<correction>x</correction>", context_window=16) as server:
+        analyzer = OpenAIChatModel(server.base_url, "analyzer", cache_dir=str(tmp_path / "cache"))
+        result = CounterfactualSearch(LocalReplayer(team, chain_evaluator), analyzer, k=2).search(trajectory)
+    assert result.stopped.startswith("no flip; the analyzer never answered step(s)")
+    assert {a.status for a in result.attempts} == {"error"}
+    assert all("analyzer refused it" in a.detail and "maximum context length" in a.detail for a in result.attempts)

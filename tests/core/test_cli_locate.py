@@ -166,11 +166,11 @@ def test_a_model_behind_an_openai_compatible_server(tmp_path: Path, fresh_cache:
 def test_a_server_that_keeps_refusing_stops_the_run_and_keeps_what_was_done(tmp_path: Path, fresh_cache: None) -> None:
     store = open_store(tmp_path / "runs.jsonl")
     store.extend([run_of("one", False), run_of("two", False)])
-    with OpenAIServer("<answer>coder|1</answer>", fail_every=1, fail_status=400) as server:
+    with OpenAIServer("<answer>coder|1</answer>", fail_every=1, fail_status=401) as server:
         code, out, err = run_cli("locate", str(store.path), "--model", f"openai:{server.base_url}@m",
                                  "-o", str(tmp_path / "out.jsonl"), "--concurrency", "1")
     assert code == 1 and out == ""
-    assert "one: the model failed, stopping" in err and "HTTP 400" in err and "two" not in err
+    assert "one: the model failed, stopping" in err and "HTTP 401" in err and "two" not in err
     assert len(open_store(tmp_path / "out.jsonl")) == 0
 
 
@@ -276,3 +276,35 @@ def test_a_model_whose_name_looks_like_a_key_resumes_its_own_output(tmp_path: Pa
     assert code == 0, err
     code, _, err = run_cli("locate", str(source.path), "--model", f"scripted:{answers}", "-o", str(output))
     assert code == 0 and "1 located, 1 done before" in err, err
+
+
+def test_a_run_too_long_for_the_models_window_costs_that_run_only(tmp_path: Path, fresh_cache: None) -> None:
+    """vLLM refuses a prompt over its window with HTTP 400: the other runs are located, the long one is named with
+    the way out, and --max-prompt-tokens makes it fit."""
+    store = open_store(tmp_path / "runs.jsonl")
+    long_run = run_of("long", False, n_steps=3)
+    long_run.steps[2].content = "step 2: " + "a very long observation " * 2000  # ~12k tokens at 4 characters each
+    store.extend([run_of("short", False), long_run, run_of("other", False)])
+    with OpenAIServer("<answer>coder|1</answer>", context_window=8192) as server:
+        model = f"openai:{server.base_url}@m"
+        code, out, err = run_cli("locate", str(store.path), "--model", model, "--concurrency", "1",
+                                 "-o", str(tmp_path / "out.jsonl"))
+        assert code == 2, err
+        assert "long: no verdict: the model refused it (a prompt over the model's window? --max-prompt-tokens)" in err
+        assert "maximum context length is 8192 tokens" in err
+        assert sorted(t.id for t in open_store(tmp_path / "out.jsonl")) == ["other", "short"]
+        code, out, err = run_cli("locate", str(store.path), "--model", model, "--max-prompt-tokens", "4000",
+                                 "-o", str(tmp_path / "out.jsonl"))
+    assert code == 0, err
+    assert sorted(t.id for t in open_store(tmp_path / "out.jsonl")) == ["long", "other", "short"]
+
+
+def test_a_verdict_naming_no_agent_of_the_run_is_shown_but_not_kept(tmp_path: Path, fresh_cache: None) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False)])
+    with OpenAIServer("<answer>Zorglub_Agent|1</answer>") as server:
+        code, out, err = run_cli("locate", str(store.path), "--model", f"openai:{server.base_url}@m",
+                                 "-o", str(tmp_path / "out.jsonl"))
+    assert code == 2 and out.startswith("one: Zorglub_Agent at step 1 [missing_think, unknown_agent]")
+    assert "not kept: the tracer named agent 'Zorglub_Agent', which the run does not have" in err
+    assert len(open_store(tmp_path / "out.jsonl")) == 0  # (a rerun asks again)

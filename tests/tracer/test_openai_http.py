@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from agentracer.models import load_model
-from agentracer.models.base import ModelError
+from agentracer.models.base import ModelError, RequestRefused
 from agentracer.models.cache import ResponseCache
 from agentracer.models.openai_http import OpenAIChatModel, parse_spec
 from agentracer.testing.openai_server import OpenAIServer
@@ -97,7 +97,7 @@ def test_client_errors_fail_at_once_with_the_servers_message() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         model = OpenAIChatModel(f"http://127.0.0.1:{server.server_address[1]}/v1", "m", cache=False)
-        with pytest.raises(ModelError, match="HTTP 400: model 'm' does not exist"):
+        with pytest.raises(RequestRefused, match="HTTP 400: model 'm' does not exist"):  # (this request: a batch goes on)
             model.complete(MESSAGES)
         assert model.stats["attempts"] == 1
     finally:
@@ -207,12 +207,12 @@ def test_cache_makes_a_rerun_free_and_never_stores_the_key(tmp_path, monkeypatch
 
 
 def test_an_answer_that_quotes_the_key_is_cached_without_it(tmp_path, monkeypatch) -> None:
-    """A server may echo what it was sent: the cached answer and raw reply are redacted, as every record is."""
+    """A server may echo what it was sent: the answer, live or cached, and the raw reply are redacted."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-do-not-store-1234")
     with OpenAIServer("<think>your header was Bearer sk-secret-do-not-store-1234</think><answer>A|1</answer>") as server:
         live = _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
         cached = _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
-    assert "sk-secret-do-not-store-1234" in live.text  # (what the caller gets live is the server's answer)
+    assert "sk-secret-do-not-store-1234" not in live.text  # (the model's own key: live and cached answers read alike)
     stored = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
     assert stored and "sk-secret-do-not-store" not in stored and "[REDACTED]" in stored
     assert cached.cached and "sk-secret" not in cached.text and cached.text.endswith("<answer>A|1</answer>")
@@ -384,3 +384,30 @@ def test_the_cache_redacts_by_value_and_keeps_what_the_api_names_like_a_secret(t
     assert entry is not None and entry["raw"]["choices"][0]["logprobs"]["content"][0]["token"] == "hello"
     assert "sk-abcdefghijklmnopqrstuvwx" not in json.dumps(entry) and entry["text"] == "hello"
     assert "q1w2e3r4t5y6u7" not in json.dumps(entry) and "Ym9iOnNlY3JldA" not in json.dumps(entry)
+
+
+def test_an_answer_without_choices_counts_as_a_failed_request() -> None:
+    from agentracer.testing.openai_server import OpenAIServer
+
+    with OpenAIServer("ok") as server:
+        server._completion = lambda number, request, message: {"id": "x", "object": "chat.completion"}  # no choices
+        model = OpenAIChatModel(server.base_url, "m", cache=False)
+        with pytest.raises(ModelError, match="answered without choices"):
+            model.complete(MESSAGES)
+    assert model.stats["failures"] == 1
+
+
+def test_an_answer_quoting_the_urls_password_is_kept_without_it(tmp_path) -> None:
+    """The endpoint's credentials are this model's secrets: an answer that repeats one (a proxy's echo, a model told
+    it) reaches neither the caller nor the cache."""
+    from agentracer.models.cache import ResponseCache
+    from agentracer.testing.openai_server import OpenAIServer
+
+    with OpenAIServer("the password is hunter2pass, as you said") as server:
+        url = server.base_url.replace("http://", "http://bob:hunter2pass@")
+        cache = ResponseCache(tmp_path / "cache")
+        model = OpenAIChatModel(url, "m", cache=cache)
+        answer = model.complete(MESSAGES).text
+    assert "hunter2pass" not in answer and "[REDACTED]" in answer
+    stored = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
+    assert stored and "hunter2pass" not in stored
