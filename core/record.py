@@ -146,6 +146,7 @@ class Run:
         self._last_step_end: float | None = None
         self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
+        self.team_built_for_task = False  # the team's factory was given this run's task (``TracedTeam`` says)
         self.divergence: ReplayError | None = None  # the replay's first own error (a divergence, mostly)
         self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}

@@ -152,15 +152,24 @@ class TracedTeam:
 
     def _takes_task(self) -> bool:
         """Whether the factory has a ``task`` parameter that the traced arguments leave unset: it then gets each run's
-        task (a CAMEL society, built with the task it plays, runs the tasks of a tasks file so)."""
-        try:
-            parameters = inspect.signature(self._target).parameters
-            given = inspect.signature(self._target).bind_partial(*self._args, **self._kwargs).arguments
-        except (TypeError, ValueError):
-            return False
-        found = parameters.get("task")
-        return found is not None and found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY) \
-            and "task" not in given
+        task (a CAMEL society, built with the task it plays, runs the tasks of a tasks file so). Worked out once."""
+        found = self.__dict__.get("_gives_task")
+        if found is None:
+            try:
+                signature = inspect.signature(self._target)
+                given = signature.bind_partial(*self._args, **self._kwargs).arguments
+            except (TypeError, ValueError):
+                found = False
+            else:
+                partial = self._target
+                while isinstance(partial, functools.partial):  # (a partial's own task shows as a default)
+                    given = {**partial.keywords, **given}
+                    partial = partial.func
+                parameter = signature.parameters.get("task")
+                found = parameter is not None and "task" not in given and \
+                    parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+            self.__dict__["_gives_task"] = found
+        return found
 
     async def _abuild(self, task: str) -> Any:
         """The team a run of ``task`` runs; the factory's own exception comes out as ``TeamBuildError`` (nothing ran)."""
@@ -199,7 +208,9 @@ class TracedTeam:
             trajectory.replay = ReplayInfo(
                 parent_id=parent.id, step=plan.step, action=plan.action, served_tools=plan.serve_tools
             )
-        return plugin, Run(trajectory, plan=plan, cassette=cassette)
+        run = Run(trajectory, plan=plan, cassette=cassette)
+        run.team_built_for_task = self._is_factory and self._takes_task()
+        return plugin, run
 
     @staticmethod
     def _failed(run: Run, exc: Exception) -> Exception:

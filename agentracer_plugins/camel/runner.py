@@ -143,6 +143,10 @@ def record_society_task(society: Any, task: str, run: Run) -> None:
     ``run`` is another one, the society's is the run's task (the given one kept as ``metadata.given_task``). A given
     task holding the society's and more (a note refine appends) is another one: the more never reaches the agents."""
     society_task = text(getattr(society, "task_prompt", "") or "")
+    if run.team_built_for_task:  # its factory built it with this task (CAMEL may have specified it further)
+        if society_task and task.strip() not in society_task:
+            run.trajectory.metadata["society_task"] = society_task
+        return
     if society_task and task.strip() not in society_task:
         run.trajectory.task = society_task
         run.trajectory.metadata["given_task"] = task

@@ -69,6 +69,7 @@ class SearchResult:
         return len(self.replays)
 
 
+_REFUSED: Any = object()  # ``_ask``: the analyzer's server refused this request as it stands
 REASKS = 3  # new samples of an unusable analyzer answer an earlier run already got (see ``_try_step``)
 
 
@@ -137,7 +138,8 @@ class CounterfactualSearch:
     async def _ask(self, messages: list[dict[str, Any]], params: dict[str, Any], step: Step, j: int,
                    result: SearchResult) -> Any:
         """The analyzer's answer, counted against the budget; None (the attempt noted) when the budget is spent or
-        the call failed this once; ``ModelError`` when it failed after its retries."""
+        the call failed this once; ``_REFUSED`` (noted) when the server refused this request as it stands;
+        ``ModelError`` when it failed after its retries."""
         held = self.budget.take_call(estimate_tokens(messages))
         if held is None:
             result.attempts.append(Attempt(step.index, step.agent, j, "budget", detail=self.budget.exhausted()))
@@ -147,8 +149,7 @@ class CounterfactualSearch:
         except RequestRefused as exc:  # this step's prompt (too long for it?): refused again next time too
             self.budget.release(held)
             result.attempts.append(Attempt(step.index, step.agent, j, "error", detail=f"analyzer refused it: {exc}"))
-            result.unanswerable.add(step.index)
-            return None
+            return _REFUSED
         except ModelError as exc:  # failed after its retries: every next call would too, so the search ends
             self.budget.release(held)
             raise ModelError(f"the analyzer failed: {exc}") from exc
@@ -177,6 +178,7 @@ class CounterfactualSearch:
         step = trajectory.steps[t]
         original = step_action(step)
         evaluated = False  # a replay, or the analyzer (the step needs no change), settled it
+        hopeless = 0  # proposals the analyzer never answers usably (seen before, or refused)
         tried: set[str] = set()
         for j in range(self.proposals):
             messages = analyzer_messages(trajectory, t)
@@ -186,6 +188,8 @@ class CounterfactualSearch:
                 completion = await self._ask(messages, self._params(j, salt), step, j, result)
                 if completion is None:
                     return None
+                if completion is _REFUSED:
+                    break
                 unusable: tuple[AttemptStatus, str, Any] | None = None
                 answer_in_fix = False
                 try:
@@ -202,13 +206,15 @@ class CounterfactualSearch:
                     salt += 1  # an earlier run got this very answer: a new sample may be usable
                     continue
                 break
+            if completion is _REFUSED:
+                hopeless += 1
+                continue
             if unusable is not None:
                 status, detail, proposal = unusable
                 again = f" (sample {salt + 1}: the earlier ones were no better)" if salt else ""
                 result.attempts.append(Attempt(t, step.agent, j, status, proposal=proposal, detail=detail + again,
                                                seconds=time.perf_counter() - started))
-                if completion.cached:  # every sample an earlier run got: asking again gives nothing new
-                    result.unanswerable.add(t)
+                hopeless += completion.cached  # every sample an earlier run got: asking again gives nothing new
                 continue
             if action is None or action_text(action).strip() == original.strip():
                 result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))
@@ -254,6 +260,8 @@ class CounterfactualSearch:
             attempt.seconds = time.perf_counter() - started
             if self._took(trajectory, t, j, replayed, attempt, result):
                 return True
+        if not evaluated and hopeless == self.proposals:  # (not when a usable proposal's replay failed: retried)
+            result.unanswerable.add(t)
         return False if evaluated else None  # a leak, a diverged or crashed replay, an untagged answer: no evidence
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -223,7 +224,7 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
                    "them", err=True)
     if not answered:
         bad_input = {r.get("error_kind") for r in rows if r.get("with_gt") == with_gt} <= {"input"}
-        refused = any("refused the request: HTTP 400" in str(r.get("error")) or "exceeds the" in str(r.get("error"))
+        refused = any(re.search(r"refused the request: HTTP (400|413|422)|tokens exceeds the", str(r.get("error")))
                       for r in rows if r.get("with_gt") == with_gt)
         why = ("every item is bad input: a run with no step, a label on no step…" if bad_input else
                "the model refused the prompts (over its window?): rerun with a smaller --max-prompt-tokens and "

@@ -68,7 +68,7 @@ class _Locating:
     def __init__(self, chosen: Any, with_gt: bool, store: Any, as_json: bool) -> None:
         self.chosen, self.with_gt, self.store, self.as_json = chosen, with_gt, store, as_json
         self.problems = Problems()
-        self.counts = {"located": 0, "successful": 0, "done before": 0, "no verdict": 0}
+        self.counts = {"located": 0, "successful": 0, "done before": 0, "no verdict": 0, "not kept": 0}
         self.stopped = False
 
     def wanted(self, trajectories: Iterable[Trajectory], include_successes: bool) -> Iterator[Trajectory]:
@@ -105,13 +105,15 @@ class _Locating:
                 f"0..{len(trajectory.steps) - 1}", where=trajectory.id))
             self.counts["no verdict"] += 1
             return
-        self.counts["located"] += 1
         _print_verdict(trajectory, verdict, self.as_json)
         if self.store is not None and "unknown_agent" in verdict.flags:  # (eval counts it invalid: no label to keep)
             self.problems.report(InputError(
                 f"not kept: the tracer named agent {verdict.agent!r}, which the run does not have "
                 f"({', '.join(trajectory.agent_names)})", where=trajectory.id))
-        elif self.store is not None:
+            self.counts["not kept"] += 1
+            return
+        self.counts["located"] += 1
+        if self.store is not None:
             self.store.append(with_verdict(trajectory, verdict))
 
     async def all(self, trajectories: Iterable[Trajectory], concurrency: int) -> None:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..redact import Redactor
+from ..redact import Redactor, env_secrets
 
 CACHE_ENV = "AGENTRACER_CACHE_DIR"
 CACHE_SWITCH_ENV = "AGENTRACER_CACHE"
@@ -41,10 +41,11 @@ def request_key(payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _redacted(entry: dict[str, Any]) -> dict[str, Any]:
+def _redacted(entry: dict[str, Any], secrets: list[str] | None = None) -> dict[str, Any]:
     """A cache entry redacted as every record is (key-shaped values, fields named like secrets, this environment's
-    keys), but for the logprobs of a raw reply, whose ``token`` fields are words: those are redacted by value only."""
-    redactor = Redactor()
+    keys, and ``secrets``), but for the logprobs of a raw reply, whose ``token`` fields are words: those are redacted
+    by value only."""
+    redactor = Redactor() if secrets is None else Redactor(secrets=[*secrets, *env_secrets()])
     clean = redactor(entry)
     raw, kept = entry.get("raw"), clean.get("raw")
     choices = raw.get("choices") if isinstance(raw, dict) else None
@@ -53,6 +54,15 @@ def _redacted(entry: dict[str, Any]) -> dict[str, Any]:
             if isinstance(choice, dict) and isinstance(clean_choice, dict) and "logprobs" in choice:
                 clean_choice["logprobs"] = redactor.own_values(choice["logprobs"])
     return clean
+
+
+def redacted_answer(payload: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
+    """A model's raw answer as the cache keeps it (see ``_redacted``), with an endpoint's own ``secrets`` (its key,
+    its URL's password) among those taken out: an answer reads the same live and from the cache."""
+    redactor = Redactor(secrets=[*secrets, *env_secrets()])
+    if not redactor.may_hold_secret(json.dumps(payload, ensure_ascii=False, default=str)):
+        return payload
+    return _redacted({"raw": payload}, secrets)["raw"]
 
 
 class ResponseCache:

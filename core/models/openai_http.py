@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
 import os
 import random
 import ssl
@@ -40,11 +39,11 @@ from typing import Any
 import httpx
 
 from ..errors import InputError
-from ..redact import Redactor, env_secrets, holds_any, redact_text
+from ..redact import env_secrets, redact_text
 from ..schema import Usage
 from ..urls import url_secrets, without_credentials
 from .base import BaseChatModel, Completion, Message, ModelError, RequestRefused
-from .cache import ResponseCache, cache_disabled_by_env, request_key
+from .cache import ResponseCache, cache_disabled_by_env, redacted_answer, request_key
 
 KEY_ENVS = ("AGENTRACER_API_KEY", "OPENAI_API_KEY")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -272,8 +271,9 @@ class OpenAIChatModel(BaseChatModel):
                                   raw=entry.get("raw"))
         async with self._pool().client() as client:
             payload = await self._post(client, body)
-        if self._secrets and holds_any(json.dumps(payload, ensure_ascii=False), self._secrets):
-            payload = Redactor(secrets=self._secrets)(payload)  # (an answer quoting the URL's password or the key)
+        # as the cache keeps it, this endpoint's key and URL password among the secrets (8 characters at least: a
+        # key like EMPTY, or a password x, is a word of the answers)
+        payload = redacted_answer(payload, [secret for secret in self._secrets if len(secret) >= 8])
         completion = self._completion(payload)
         self.usage = self.usage + completion.usage
         if self.cache is not None and completion.text.strip():  # an empty answer is asked again next time

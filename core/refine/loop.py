@@ -20,7 +20,7 @@ from typing import Any
 from ..annotate.prompts import action_text, as_action, render_history, step_action
 from ..errors import InputError, ReplayError, TeamRunError, service_failure
 from ..evaluate.outcome import get_evaluator
-from ..models import ChatModel, ModelError
+from ..models import ChatModel, ModelError, RequestRefused
 from ..schema import Trajectory, Verdict
 from ..team import TracedTeam, apply_evaluation, error_summary, run_sync, trace
 from .feedback import Feedback, Tracer, ask_tracer, critique, same_agent, tracer_feedback
@@ -235,6 +235,8 @@ class Refiner:
                 record.verdict, record.feedback = await self._feedback(trajectory)
                 stage, attempt = f"round {round_ + 1}", round_ + 1
                 trajectory = await self._next(task, ground_truth, record)
+        except RequestRefused as exc:  # this task's prompt (over the tracer's window?): the other tasks go on
+            result.error = f"{stage}: the model refused it: {error_summary(exc, limit=500)}"
         except ModelError:
             raise
         except _ServiceFailed as failed:  # the round's run is kept, the task ends (a rerun into -o does it again)

@@ -373,3 +373,25 @@ def test_an_analyzer_refusing_a_steps_prompt_costs_that_step_only(tmp_path):
     assert result.stopped.startswith("no flip; the analyzer never answered step(s)")
     assert {a.status for a in result.attempts} == {"error"}
     assert all("analyzer refused it" in a.detail and "maximum context length" in a.detail for a in result.attempts)
+
+
+def test_a_step_whose_usable_proposal_could_not_be_replayed_stays_open_whatever_its_other_proposals(tmp_path):
+    """Proposal 0 never comes tagged (every sample cached on later runs), proposal 1 does, but its replay's model
+    server is down: the step stays untried and the task open on every run (it was closed as 'never answered')."""
+    from agentracer.annotate.replayer import ReplayCrashed
+    from agentracer.models.openai_http import OpenAIChatModel
+    from agentracer.testing.openai_server import OpenAIServer
+
+    class ServerDown:
+        async def replay(self, trajectory, step, action):
+            raise ReplayCrashed("the replay could not finish: its model server refused the connection")
+
+    def answer(request):  # proposal 0 and its new samples have seeds 0, 1000, 2000...; proposal 1's end in 1
+        return "no idea" if int(request.get("seed") or 0) % 1000 == 0 else "<correction>fixed</correction>"
+
+    team, trajectory = failed_run(steps=3, error_step=1)
+    with OpenAIServer(answer) as server:
+        analyzer = OpenAIChatModel(server.base_url, "analyzer", cache_dir=str(tmp_path / "cache"))
+        search = CounterfactualSearch(ServerDown(), analyzer, k=1, proposals=2)
+        stops = {search.search(trajectory).stopped for _ in range(6)}
+    assert stops == {"incomplete: steps could not be tried (see the attempts)"}

@@ -128,6 +128,20 @@ def test_a_factory_with_a_task_parameter_builds_each_run_with_its_task(ledger: L
     ledger.reset()
     new = traced.replay(traj, step=1, action="Solution: a line about snow. Next request.")
     assert new.task == "Write a poem about snow." and [s.content for s in new.steps[:1]] == [traj.steps[0].content]
+    # CAMEL's task specifier rewrites the task the factory gave: still this run's task (what it made of it is kept)
+    def make_specified(task: str) -> object:
+        society = RolePlaying("Poet", "Editor", task_prompt=task,  # (with_task_specify: CAMEL's default, True)
+                              task_specify_agent_kwargs={"model": ledger.model(lambda m: "A four-line poem on rain.",
+                                                                               "specifier")},
+                              assistant_agent_kwargs={"model": ledger.model(poet_answer, "poet")},
+                              user_agent_kwargs={"model": ledger.model(instructor_answer(2), "editor")})
+        return with_options(society, max_turns=6)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        specified = agentracer.trace(make_specified).run("Write a poem about rain.")
+    assert specified.task == "Write a poem about rain." and "given_task" not in specified.metadata
+    assert specified.metadata["society_task"] == "A four-line poem on rain."
     # a society that plays its own task would pair another task's run with a row's ground truth: annotate refuses
     pipeline = AnnotationPipeline(agentracer.trace(make_role_play, ledger), lambda t: False, tmp_path / "ds",
                                   analyzer=ScriptedModel(lambda m: "<correction>x</correction>"))

@@ -307,4 +307,5 @@ def test_a_verdict_naming_no_agent_of_the_run_is_shown_but_not_kept(tmp_path: Pa
                                  "-o", str(tmp_path / "out.jsonl"))
     assert code == 2 and out.startswith("one: Zorglub_Agent at step 1 [missing_think, unknown_agent]")
     assert "not kept: the tracer named agent 'Zorglub_Agent', which the run does not have" in err
+    assert "0 located, 1 not kept" in err and "verdicts kept" not in err
     assert len(open_store(tmp_path / "out.jsonl")) == 0  # (a rerun asks again)

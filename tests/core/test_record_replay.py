@@ -1271,3 +1271,5 @@ def test_a_factory_with_a_task_parameter_is_built_for_each_runs_task():
     fixed = agentracer.trace(make_team, "always this")  # bound by the traced arguments: not passed again
     fixed.run("another")
     assert built[-1] == "always this"
+    agentracer.trace(functools.partial(make_team, task="a partial's own")).run("another")  # (so is a partial's)
+    assert built[-1] == "a partial's own"

@@ -411,3 +411,19 @@ def test_an_answer_quoting_the_urls_password_is_kept_without_it(tmp_path) -> Non
     assert "hunter2pass" not in answer and "[REDACTED]" in answer
     stored = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
     assert stored and "hunter2pass" not in stored
+
+
+def test_answers_read_the_same_live_and_cached_and_a_short_key_is_no_secret_of_them(tmp_path, monkeypatch) -> None:
+    """A key like vLLM's EMPTY, or a one-letter password, is a word in answers: left there. A key-shaped string is
+    redacted in the live answer as in the cached one (a resumed run's proposal must read as the first run's)."""
+    from agentracer.models.cache import ResponseCache
+    from agentracer.testing.openai_server import OpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    said = "EMPTY list: def f(x): return x + 1; token = 'sk-proj-abcdefghijklmnop1234'"
+    with OpenAIServer(said) as server:
+        url = server.base_url.replace("http://", "http://user:x@")
+        live = OpenAIChatModel(url, "m", cache=ResponseCache(tmp_path)).complete(MESSAGES)
+        cached = OpenAIChatModel(url, "m", cache=ResponseCache(tmp_path)).complete(MESSAGES)
+    assert cached.cached and live.text == cached.text
+    assert live.text.startswith("EMPTY list: def f(x): return x + 1; token = '") and "sk-proj" not in live.text
