@@ -317,7 +317,7 @@ class Run:
         if step.index == self.plan.step:
             agent = self.cassette.trajectory.steps[step.index].agent
             if self.plan.strict and step.agent != agent:
-                raise self._diverge(step=step.index, agent=step.agent,
+                raise self._diverge(step=step.index, agent=step.agent, out_of_turn=True,
                                     reason=f"the replaced step is {agent!r}'s, and this agent's step came first")
             self._check_action_taken(step)
             step.replaced = True
@@ -331,7 +331,7 @@ class Run:
         recorded = self.cassette.trajectory.steps[step.index]
         if recorded.agent != step.agent:
             raise self._diverge(
-                step=step.index, agent=step.agent,
+                step=step.index, agent=step.agent, out_of_turn=True,
                 reason=f"the recording has agent {recorded.agent!r} at this step",
             )
         if recorded.content != step.content and not differs_only_in_ids_and_times(recorded.content, step.content):
@@ -360,8 +360,15 @@ class Run:
                 f"(call #{again[0].call_index}, live), as a framework does with an answer it cannot parse; write "
                 f"the action in the form of the answer it replaces{shape}"))
 
-    def _diverge(self, **details: Any) -> ReplayDivergence:
-        """Build a divergence and remember it (see ``_failed_replay``)."""
+    def _diverge(self, *, out_of_turn: bool = False, **details: Any) -> ReplayDivergence:
+        """Build a divergence and remember it (see ``_failed_replay``). ``out_of_turn``: what differs may be the order
+        concurrent agents took their turns in, which a recording before schema 1.1 cannot say: a note says so."""
+        if out_of_turn and self.cassette is not None and all(
+                c.suspended is None for c in self.cassette.trajectory.model_calls()):
+            details["reason"] += (" (the recording is older than schema 1.1 and does not say whether its model calls "
+                                  "let the team's other tasks run: they are served as a network client's are, with a "
+                                  "wait; one recorded with a scripted client that never waits can replay out of turn: "
+                                  "record it again)")
         exc = ReplayDivergence(**details)
         self._failed_replay(exc)
         return exc
@@ -438,7 +445,7 @@ class Run:
                     f"model call #{index} of this agent (recorded for step {recorded.step}) asks what the recording "
                     f"holds, but its hash is not the recorded request_hash: the recording was edited, or hashed "
                     f"another way (replay with strict=False to go on)")
-                raise self._diverge(step=self.next_index, agent=agent, reason=reason, diff=diff)
+                raise self._diverge(step=self.next_index, agent=agent, reason=reason, diff=diff, out_of_turn=True)
             return "replacement" if replaces else "cassette"
         if self.next_index < t and (recorded is None or recorded.step is None or not call["produces_step"]):
             raise self._diverge(

@@ -65,8 +65,11 @@ def check_same_model(path: str, method: str, model: str | None) -> None:
     model (a model-free method's) are not compared."""
     from ..tracer.evaluation import read_rows
 
-    others = sorted({str(row["model"]) for row in read_rows(path) if row.get("method") == method
-                     and row.get("model") is not None and _model_id(row["model"]) != _model_id(model)})
+    rows = [row for row in read_rows(path) if row.get("method") == method]
+    others = sorted({str(row["model"]) for row in rows
+                     if row.get("model") is not None and _model_id(row["model"]) != _model_id(model)})
+    if method == "lite" and model is not None and any(row.get("model") is None for row in rows):
+        others.append("lite weights of an earlier release")  # (its rows named no weights)
     if others:
         raise InputError(f"{path} holds results of model {others[0]!r}; write these results to another file")
 
@@ -178,7 +181,8 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
     from ..team import run_sync
     from ..tracer.evaluation import evaluate_items, one_row_per_item, prepare_output, read_rows
 
-    check_same_model(output, name, getattr(chat_model, "name", None))
+    model_name = getattr(chat_model, "name", None) or getattr(attributor, "weights_id", None)  # (lite: its weights)
+    check_same_model(output, name, model_name)
     stale: list[str] = []
     done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors, items=items, stale=stale)
     todo = [item for item in items if item.id not in done]
@@ -198,8 +202,7 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
 
     if todo:
         run_sync(evaluate_items(todo, attributor, output, with_gt=with_gt, method_name=name,
-                                model_name=getattr(chat_model, "name", None), concurrency=concurrency,
-                                on_row=on_row))
+                                model_name=model_name, concurrency=concurrency, on_row=on_row))
     wanted = {item.id for item in items}  # (both settings' rows of these items: the table shows the two side by side)
     rows = one_row_per_item([r for r in read_rows(output) if r["id"] in wanted])
     title = f"Who&When attribution: method {name}" + (f", model {chat_model.name}" if chat_model else "")

@@ -150,6 +150,9 @@ def _check_one_method(store: Any, method: str, output: str, model: str | None = 
     if model is not None:  # (a verdict is kept redacted: a model name can look like a key, and is compared so)
         model = Redactor().text(model)
     models = sorted({str(m) for v in verdicts if (m := v.get("model")) not in (model, None)})
+    if method == "lite" and model is not None and any(v.get("model") is None and v.get("method") == "lite"
+                                                      for v in verdicts):
+        models.append("lite weights of an earlier release")  # (its verdicts named no weights)
     if models and model is not None:
         raise InputError(f"holds verdicts of model {', '.join(models)}, and its runs would be skipped as done: "
                          f"write {model}'s verdicts to another store", where=output)
@@ -194,12 +197,13 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     name = chosen_method(method, model)
     store = open_store(output) if output is not None else None
     chat_model = load_model(model, **model_options(model, concurrency, timeout=timeout)) if model else None
-    if store is not None:
-        _check_one_method(store, name, output or "", getattr(chat_model, "name", None))
     from ..tracer import MODEL_FREE
 
     options = {"max_prompt_tokens": max_prompt_tokens} if max_prompt_tokens and name not in MODEL_FREE else {}
     chosen = get_method(name, chat_model, **options)
+    if store is not None:  # (lite names the weights that answered)
+        _check_one_method(store, name, output or "", getattr(chat_model, "name", None)
+                          or getattr(chosen, "weights_id", None))
     run = _Locating(chosen, with_gt, store, as_json)
     found = False  # whether SOURCE holds the run --id names
 

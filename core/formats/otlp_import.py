@@ -4,6 +4,7 @@ exporter writes is read back); traces of other instrumentations go through ``otl
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..schema import (
+    SCHEMA_VERSION,
     AgentInfo,
     ModelCall,
     Outcome,
@@ -23,6 +25,7 @@ from ..schema import (
     Usage,
     Verdict,
 )
+from ..schema.compat import is_later_minor
 from ..store import validation_message
 from .imported import redacted
 from .openinference import STATUS_ERROR
@@ -132,8 +135,12 @@ def _own_trajectory(root: Span) -> Trajectory:
                            answer=root.value("output.value"), feedback=a.get("agentracer.outcome.feedback"),
                            error=a.get("agentracer.outcome.error"), stop_reason=a.get("agentracer.outcome.stop_reason")),
     }
-    if "agentracer.schema_version" in a:
-        fields["schema_version"] = str(a["agentracer.schema_version"])
+    version = str(a.get("agentracer.schema_version") or SCHEMA_VERSION)
+    if is_later_minor(version, SCHEMA_VERSION):  # (its spans' attributes this release does not know are not read)
+        warnings.warn(f"spans written by a later agentracer (schema {version}): read as schema {SCHEMA_VERSION}",
+                      stacklevel=2)
+    else:
+        fields["schema_version"] = version
     return Trajectory(**fields)
 
 

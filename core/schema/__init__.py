@@ -290,7 +290,7 @@ class Trajectory(_Model):
             raise ValueError(
                 f"unsupported schema_version {value!r}; this agentracer reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
             )
-        return value
+        return SCHEMA_VERSION  # (an earlier minor version's record is one of this version once read: written back so)
 
     @model_validator(mode="after")
     def _check_indices(self) -> Trajectory:

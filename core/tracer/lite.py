@@ -170,6 +170,8 @@ class LiteTracer:
         self.decode = decode or self.model.decode
         if self.decode not in DECODES:
             raise ValueError(f"decode must be one of {DECODES}, got {self.decode!r}")
+        # which weights answered, named as results and verdicts name a model (when they were trained)
+        self.weights_id = f"lite weights of {self.model.metadata.get('trained_at') or 'unknown date'}"
 
     def locate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
         """Who made the decisive mistake, and at which step."""
@@ -183,6 +185,7 @@ class LiteTracer:
             agent=agent, step=step, reason=reason, source="tracer", confidence=round(confidence, 4),
             metadata={
                 "method": "lite",
+                "model": self.weights_id,
                 "decode": self.decode,
                 "with_ground_truth": bool(with_ground_truth and trajectory.ground_truth not in (None, "")),
                 "drivers": drivers,

@@ -309,3 +309,17 @@ def test_a_verdict_naming_no_agent_of_the_run_is_shown_but_not_kept(tmp_path: Pa
     assert "not kept: the tracer named agent 'Zorglub_Agent', which the run does not have" in err
     assert "0 located, 1 not kept" in err and "verdicts kept" not in err
     assert len(open_store(tmp_path / "out.jsonl")) == 0  # (a rerun asks again)
+
+
+def test_lite_verdicts_name_their_weights_and_a_store_of_unnamed_ones_is_not_resumed(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False), run_of("two", False)])
+    code, _, err = run_cli("locate", str(store.path), "--id", "one", "-o", str(tmp_path / "out.jsonl"))
+    assert code == 0, err
+    [kept] = list(open_store(tmp_path / "out.jsonl"))
+    assert kept.labels[0].metadata["model"].startswith("lite weights of ")
+    older = kept.model_copy(deep=True)
+    del older.labels[0].metadata["model"]  # (as the release before kept them)
+    (tmp_path / "older.jsonl").write_text(older.model_dump_json() + "\n")
+    code, _, err = run_cli("locate", str(store.path), "-o", str(tmp_path / "older.jsonl"))
+    assert code == 2 and "lite weights of an earlier release" in err

@@ -434,3 +434,19 @@ def test_a_json_file_holding_one_request_per_line_is_read_as_lines(tmp_path: Pat
     path = tmp_path / "traces.json"
     path.write_text(line + "\n" + second + "\n")
     assert sorted(run.task for _, run in iter_otlp(path)) == ["first task", "second task"]
+
+
+def test_spans_of_a_later_minor_release_import_with_a_warning(runs: list[Trajectory], tmp_path: Path) -> None:
+    """As a store reads a later 1.x record (it named the error of Trajectory.from_json instead)."""
+    write_otlp_json(runs[:1], tmp_path / "spans.json")
+    text = (tmp_path / "spans.json").read_text()
+    assert '"agentracer.schema_version"' in text
+    request = json.loads(text)
+    for span in request["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        for attribute in span["attributes"]:
+            if attribute["key"] == "agentracer.schema_version":
+                attribute["value"] = {"stringValue": "1.9"}
+    (tmp_path / "later.json").write_text(json.dumps(request))
+    with pytest.warns(UserWarning, match=r"later agentracer \(schema 1.9\): read as schema"):
+        [(_, back)] = list(iter_otlp(tmp_path / "later.json"))
+    assert back == runs[0]

@@ -378,3 +378,15 @@ def test_a_served_call_that_failed_keeps_how_it_was_recorded_to_wait():
     new = team.replay(traj, step=1, action="replaced")
     assert [(c.agent, c.suspended, c.source) for c in new.model_calls()] == [("d", False, "cassette"),
                                                                             ("e", False, "replacement")]
+
+
+def test_a_divergence_of_a_recording_older_than_1_1_says_its_calls_may_have_never_waited():
+    """The board recorded with a model that never waits, as schema 1.0 kept it (no ``suspended``): served with a
+    wait, the reader reads another board. The divergence says why that may be, and what to do."""
+    board = _Board(False)
+    team = agentracer.trace(lambda: board)
+    traj = team.run("go")
+    for call in traj.model_calls():
+        call.suspended = None
+    with pytest.raises(ReplayDivergence, match="older than schema 1.1 .* record it again"):
+        team.replay(traj, step=2, action="closed")

@@ -356,3 +356,19 @@ def test_from_json_of_text_that_is_not_json_raises_what_it_always_raised() -> No
     for text in ("not json", b"{", '{"id": 1'):
         with pytest.raises(ValidationError):
             Trajectory.from_json(text)
+
+
+def test_a_record_of_an_earlier_minor_version_is_written_back_as_this_versions(tmp_path: Path) -> None:
+    """Read, it holds this version's fields (their defaults): written back stamped 1.0, a 1.0 reader refused it."""
+    import json
+
+    record = json.loads(make("old").model_dump_json())
+    record["schema_version"] = "1.0"
+    for step in record["steps"]:
+        for call in step["model_calls"]:
+            call.pop("suspended", None)
+    (tmp_path / "old.jsonl").write_text(json.dumps(record) + "\n")
+    read = open_store(tmp_path / "old.jsonl").get("old")
+    assert read.schema_version == SCHEMA_VERSION
+    open_store(tmp_path / "again.jsonl").append(read)
+    assert json.loads((tmp_path / "again.jsonl").read_text())["schema_version"] == SCHEMA_VERSION

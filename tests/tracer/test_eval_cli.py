@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from agentracer.cli import main
 from agentracer.testing.openai_server import OpenAIServer
+from agentracer.tracer.lite import LiteModel
 
 REPO = Path(__file__).resolve().parents[2]
 HAND = ["3.json", "8.json", "13.json"]
@@ -367,3 +368,18 @@ def test_items_with_no_label_to_score_against_are_an_error_not_a_table_of_zeros(
                                 str(tmp_path / "out.jsonl")], capsys)
     assert code == 2 and "no item has a label to score against (2 runs" in stderr and str(path) in stderr
     assert stdout == "" and not (tmp_path / "out.jsonl").exists()  # (nothing asked of a model, nothing written)
+
+
+def test_lite_rows_name_their_weights_and_rows_of_unnamed_weights_are_not_mixed_in(data: Path, tmp_path: Path,
+                                                                                    capsys) -> None:
+    """A results file of an earlier release's lite weights resumed with today's would mix two models in one table."""
+    out = tmp_path / "r.jsonl"
+    code, _, err = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "lite", "--limit", "2",
+                        "-o", str(out)], capsys)
+    assert code == 0, err
+    assert {row["model"] for row in rows(out)} == {f"lite weights of {LiteModel.load().metadata['trained_at']}"}
+    older = [{**row, "model": None} for row in rows(out)][:1]  # (as the release before wrote them)
+    out.write_text("".join(json.dumps(row) + "\n" for row in older))
+    code, _, err = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "lite", "-o", str(out)],
+                       capsys)
+    assert code == 2 and "lite weights of an earlier release" in err and len(rows(out)) == 1
