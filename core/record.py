@@ -43,6 +43,8 @@ from .schema import (
 _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=None)
 _TOOL_OF: ContextVar[str | None] = ContextVar("agentracer_tool_of", default=None)  # whose tool is running here
 INSIDE_TOOL_OF = "inside_tool_of"  # a step's metadata key: the agent whose tool made it (an agent the tool runs)
+_TOOL_CALL: ContextVar[str | None] = ContextVar("agentracer_tool_call", default=None)  # which call of it, if known
+INSIDE_TOOL_CALL = "inside_tool_call"  # a step's metadata key: the id of the tool call that made it, if known
 TOOL_SCOPES = "tool_scopes"  # a trajectory's metadata key: its steps made inside tools say so
 
 ORDER_STALL_S = 5.0  # how long a replayed call waits for its recorded turn while no step comes
@@ -147,6 +149,7 @@ class Run:
         self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
         self.team_built_for_task = False  # the team's factory was given this run's task (``TracedTeam`` says)
+        self._tools_taken: dict[str, set[int]] = {}  # agent -> numbers of its recorded tool results claimed
         self.divergence: ReplayError | None = None  # the replay's first own error (a divergence, mostly)
         self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded
         self.stats = {"live": 0, "cassette": 0, "replacement": 0, "tools_served": 0}
@@ -175,14 +178,16 @@ class Run:
         context.run(_ACTIVE.set, self)
 
     @contextlib.contextmanager
-    def tool_scope(self, agent: str) -> Iterator[None]:
-        """Mark the running of one of ``agent``'s tools: steps other agents make inside it (an agent the tool runs)
-        are marked as the tool's, so that a replay that does not run the tool copies exactly those."""
+    def tool_scope(self, agent: str, call_id: str | None = None) -> Iterator[None]:
+        """Mark the running of one of ``agent``'s tools (answering the tool call ``call_id``, where the framework says):
+        steps other agents make inside it (an agent the tool runs) are marked as the tool's, and the call's, so that a
+        replay that does not run the tool copies exactly those (not those of a tool that ran beside it)."""
         self.trajectory.metadata[TOOL_SCOPES] = True
-        token = _TOOL_OF.set(agent)
+        token, call_token = _TOOL_OF.set(agent), _TOOL_CALL.set(call_id)
         try:
             yield
         finally:
+            _TOOL_CALL.reset(call_token)
             _TOOL_OF.reset(token)
 
     @property
@@ -225,7 +230,8 @@ class Run:
         _check_step_fields(agent, kind, role, tool_calls, tool_results, metadata)
         inside = _TOOL_OF.get()
         if inside is not None and inside != agent:
-            metadata = {**(metadata or {}), INSIDE_TOOL_OF: inside}
+            call_id = _TOOL_CALL.get()
+            metadata = {**(metadata or {}), INSIDE_TOOL_OF: inside, **({INSIDE_TOOL_CALL: call_id} if call_id else {})}
         now = time.time()
         with self._lock:
             index = len(self._steps) if self.plan is None else self._place(agent, bool(tool_results))
@@ -657,7 +663,7 @@ class Run:
         return response
 
     # ------------------------------------------------------------------ tools
-    def tool_plan(self, agent: str) -> tuple[ToolPlan, Any]:
+    def tool_plan(self, agent: str, call_id: str | None = None) -> tuple[ToolPlan, Any]:
         """Claim the agent's next tool-result slot and say what its tool does now: ``("live", None)`` run it;
         ``("served", result)`` do not, return its recorded result (``serve_tools``, before the replaced step);
         ``("failed", text)`` the same for a recorded result that was an error: report ``text`` as the tool's error
@@ -669,10 +675,10 @@ class Run:
         their model calls counted as served, so the replay's later steps line up with the recording's. A result
         that is not run comes in its recorded turn, as a served model call does (a thread that runs an event loop
         does not wait: call ``atool_plan`` there)."""
-        how, value, result_step = self._claim_tool(agent)
+        how, value, result_step = self._claim_tool(agent, call_id)
         if how != "live":
             waits = not _in_event_loop_thread()
-            for index in self._steps_made_by_tool(agent, result_step):
+            for index in self._steps_made_by_tool(agent, result_step, call_id):
                 if waits:
                     self._block_until(index)
                 self._copy_recorded_step(index)
@@ -681,24 +687,32 @@ class Run:
             self._count_given_tool(how)
         return how, value
 
-    async def atool_plan(self, agent: str) -> tuple[ToolPlan, Any]:
+    async def atool_plan(self, agent: str, call_id: str | None = None) -> tuple[ToolPlan, Any]:
         """``tool_plan`` for a tool run in an event loop: a result that is not run waits for its turn there."""
-        how, value, result_step = self._claim_tool(agent)
+        how, value, result_step = self._claim_tool(agent, call_id)
         if how != "live":
-            for index in self._steps_made_by_tool(agent, result_step):
+            for index in self._steps_made_by_tool(agent, result_step, call_id):
                 await self._poll_until(index)
                 self._copy_recorded_step(index)
             await self._poll_until(result_step)
             self._count_given_tool(how)
         return how, value
 
-    def _claim_tool(self, agent: str) -> tuple[ToolPlan, Any, int]:
-        """What the agent's next tool does (see ``tool_plan``) and, for a result not run, its recorded step."""
+    def _claim_tool(self, agent: str, call_id: str | None = None) -> tuple[ToolPlan, Any, int]:
+        """What the agent's next tool does (see ``tool_plan``) and, for a result not run, its recorded step. A tool
+        that says which call it answers (``call_id``) gets that call's recorded result: parallel tools reach the hook in
+        an order of their own (an agent run as a tool streams, and comes before a plain tool listed ahead of it)."""
         with self._lock:
-            index = self._tool_counts.get(agent, 0)
-            self._tool_counts[agent] = index + 1
             if self.plan is None or self.cassette is None:
                 return "live", None, 0
+            taken = self._tools_taken.setdefault(agent, set())
+            index = self.cassette.tool_result_number(agent, call_id) if call_id else None
+            if index is None or index in taken:
+                index = self._tool_counts.get(agent, 0)
+                while index in taken:
+                    index += 1
+                self._tool_counts[agent] = index + 1
+            taken.add(index)
             found = self.cassette.tool_result(agent, index)
             result_step = found[0] if found is not None else self.next_index
             self._tool_result_steps[agent] = found[0] if found is not None else None
@@ -717,17 +731,21 @@ class Run:
             with self._lock:
                 self.stats["tools_served"] += 1
 
-    def _steps_made_by_tool(self, agent: str, result_step: int) -> list[int]:
+    def _steps_made_by_tool(self, agent: str, result_step: int, call_id: str | None = None) -> list[int]:
         """The recorded steps the agent's tool made, which a replay that does not run it copies: in a recording whose
         tools mark their steps, the marked ones between the agent's step that called it and its result (a
-        concurrent agent's steps in between are its own); in an older one, every step from the replay's place up
-        to the tool's result when all are other agents'."""
+        concurrent agent's steps in between are its own), only those of the call ``call_id`` where the steps name
+        their call (parallel tools: the others run, or are copied, themselves); in an older one, every step from
+        the replay's place up to the tool's result when all are other agents'."""
         assert self.cassette is not None
         recording = self.cassette.trajectory
         steps = recording.steps
         if recording.metadata.get(TOOL_SCOPES):
             caller = next((i for i in range(min(result_step, len(steps)) - 1, -1, -1) if steps[i].agent == agent), -1)
-            return [i for i in range(caller + 1, result_step) if steps[i].metadata.get(INSIDE_TOOL_OF) == agent]
+            made = [i for i in range(caller + 1, result_step) if steps[i].metadata.get(INSIDE_TOOL_OF) == agent]
+            if call_id and any(INSIDE_TOOL_CALL in steps[i].metadata for i in made):
+                made = [i for i in made if steps[i].metadata.get(INSIDE_TOOL_CALL) == call_id]
+            return made
         start = self.next_index
         if result_step >= start and all(s.agent != agent for s in steps[start:result_step]):
             return list(range(start, result_step))
@@ -748,6 +766,11 @@ class Run:
             if recorded.tool_results:
                 self._tool_counts[recorded.agent] = self._tool_counts.get(recorded.agent, 0) + len(
                     recorded.tool_results)
+                taken = self._tools_taken.setdefault(recorded.agent, set())
+                for result in recorded.tool_results:  # (a parallel tool's claim by its call id skips them)
+                    number = self.cassette.tool_result_number(recorded.agent, result.call_id) if result.call_id else None
+                    if number is not None:
+                        taken.add(number)
             self.stats["cassette"] += len(calls)
             if index != self._position:
                 self._reordered = True

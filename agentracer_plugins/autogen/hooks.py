@@ -292,9 +292,16 @@ class GivenResult(str):
     tool's ``return_value_as_string`` passes it through (an ``AgentTool``'s would expect a ``TaskResult``)."""
 
 
-async def _given(run: Any) -> tuple[bool, Any]:
-    """(True, result) when the current agent's tool must not run in this replay; raises a recorded error."""
-    how, value = await run.atool_plan(current_actor().name)
+def _call_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The tool call a ``run_json``/``run_json_stream`` call answers (``args, cancellation_token, call_id``)."""
+    found = kwargs.get("call_id", args[2] if len(args) > 2 else None)
+    return found if isinstance(found, str) and found else None
+
+
+async def _given(run: Any, call_id: str | None = None) -> tuple[bool, Any]:
+    """(True, result) when the current agent's tool (answering ``call_id``) must not run in this replay; raises a
+    recorded error."""
+    how, value = await run.atool_plan(current_actor().name, call_id)
     if how == "live":
         return False, None
     if how == "failed":
@@ -308,10 +315,11 @@ def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
         run = current_run()
         if run is None:
             return await original(self, *args, **kwargs)
-        skip, result = await _given(run) if run.plan is not None else (False, None)
+        call_id = _call_id(args, kwargs)
+        skip, result = await _given(run, call_id) if run.plan is not None else (False, None)
         if skip:
             return result
-        with run.tool_scope(current_actor().name):
+        with run.tool_scope(current_actor().name, call_id):
             return await original(self, *args, **kwargs)
 
     return run_json
@@ -330,9 +338,10 @@ def _patch_run_json_stream(original: Callable[..., Any]) -> Callable[..., Any]:
                 yield item
             return
         first = run.next_index
-        skip, result = await _given(run) if run.plan is not None else (False, None)
+        call_id = _call_id(args, kwargs)
+        skip, result = await _given(run, call_id) if run.plan is not None else (False, None)
         if not skip:
-            with run.tool_scope(current_actor().name):
+            with run.tool_scope(current_actor().name, call_id):
                 async for item in original(self, *args, **kwargs):
                     yield item
             return

@@ -101,36 +101,44 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     store = JsonlStore(out_path) if out_path else None
     fingerprints = {row.id: task_fingerprint(row) for row in tasks}
     earlier = _earlier_results(store, strategy, mode, rounds, fingerprints) if store is not None else {}
-    results, stopped = [], 0
-    for row in tasks:
-        result = earlier.get(row.id)
-        if result is not None and result.error is None:  # done by an earlier run into OUT
+    results: list[Any] = []
+
+    async def refine_all() -> int:
+        """Every task in one event loop: a team's model clients close in the loop they ran in (each task in a loop of
+        its own left the last one's clients to close in the next, on a closed loop: tracebacks)."""
+        stopped = 0
+        for row in tasks:
+            result = earlier.get(row.id)
+            if result is not None and result.error is None:  # done by an earlier run into OUT
+                results.append(result)
+                first = next((r.round for r in result.rounds if r.success), None)
+                click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved")
+                           + f" (attempts already in {out_path})")
+                continue
+            result = await refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds)
             results.append(result)
             first = next((r.round for r in result.rounds if r.success), None)
-            click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved")
-                       + f" (attempts already in {out_path})")
-            continue
-        result = run_sync(refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds))
-        results.append(result)
-        first = next((r.round for r in result.rounds if r.success), None)
-        click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved"))
-        for record in result.rounds:
-            if record.replay_error:
-                click.echo(f"  round {record.round + 1} restarted with the feedback: the replay could not be made "
-                           f"({record.replay_error})", err=True)
-        if result.error:
-            stopped += 1
-            click.echo(f"error: task {row.id}: {result.error}", err=True)
-        if store is not None:
+            click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved"))
             for record in result.rounds:
-                record.trajectory.metadata.setdefault("task_id", row.id)
-                record.trajectory.metadata.setdefault("refine", {}).update(  # (what a resume must match)
-                    run_mode=mode, rounds=rounds, task_hash=fingerprints[row.id])
-                if record.verdict is not None:
-                    record.trajectory.labels.append(record.verdict)
-            if result.error and result.rounds:  # a later run into OUT does the task again
-                result.rounds[-1].trajectory.metadata.setdefault("refine", {})["error"] = result.error
-            store.extend(r.trajectory for r in result.rounds)
+                if record.replay_error:
+                    click.echo(f"  round {record.round + 1} restarted with the feedback: the replay could not be made "
+                               f"({record.replay_error})", err=True)
+            if result.error:
+                stopped += 1
+                click.echo(f"error: task {row.id}: {result.error}", err=True)
+            if store is not None:
+                for record in result.rounds:
+                    record.trajectory.metadata.setdefault("task_id", row.id)
+                    record.trajectory.metadata.setdefault("refine", {}).update(  # (what a resume must match)
+                        run_mode=mode, rounds=rounds, task_hash=fingerprints[row.id])
+                    if record.verdict is not None:
+                        record.trajectory.labels.append(record.verdict)
+                if result.error and result.rounds:  # a later run into OUT does the task again
+                    result.rounds[-1].trajectory.metadata.setdefault("refine", {})["error"] = result.error
+                store.extend(r.trajectory for r in result.rounds)
+        return stopped
+
+    stopped = run_sync(refine_all())
     rates = success_rate_per_round(results, rounds)
     click.echo(f"strategy {strategy} ({mode}); success rate per round: "
                + ", ".join(f"round {i}: {rate:.0%}" for i, rate in enumerate(rates)))

@@ -12,8 +12,9 @@ How feedback reaches the agents on a restart: a factory with a ``feedback`` para
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,7 +257,7 @@ class Refiner:
 
     def run(self, task: str, **kwargs: Any) -> RefineResult:
         """Synchronous ``arun``."""
-        return run_sync(self.arun(task, **kwargs))
+        return run_sync(_collected_in_loop(self.arun(task, **kwargs)))
 
 
 async def arefine(factory: Callable[..., Any] | TracedTeam, task: str, evaluator: Any, tracer: Tracer = None,
@@ -275,4 +276,14 @@ async def arefine(factory: Callable[..., Any] | TracedTeam, task: str, evaluator
 def refine(factory: Callable[..., Any] | TracedTeam, task: str, evaluator: Any, tracer: Tracer = None,
            rounds: int = 3, **options: Any) -> RefineResult:
     """Synchronous ``arefine``."""
-    return run_sync(arefine(factory, task, evaluator, tracer, rounds, **options))
+    return run_sync(_collected_in_loop(arefine(factory, task, evaluator, tracer, rounds, **options)))
+
+
+async def _collected_in_loop(coro: Awaitable[RefineResult]) -> RefineResult:
+    """``coro``, then the teams its rounds built collected while their event loop still runs: frameworks leave them
+    in reference cycles, and a model client collected in the next call's loop closes itself there, on a loop that
+    is not its own ('Event loop is closed' tracebacks)."""
+    try:
+        return await coro
+    finally:
+        gc.collect()

@@ -165,3 +165,51 @@ def test_either_of_two_agents_run_as_tools_in_parallel_can_be_replaced():
         new = traced.replay(traj, step=t, action=f"{name} REPLACED")
         assert new.steps[t].content == f"{name} REPLACED" and new.steps[t].replaced
         assert f"{name} REPLACED" in new.steps[-2].content  # the tool result the caller got
+
+
+def test_a_plain_tool_and_an_agent_run_as_a_tool_in_parallel_each_get_their_own_recorded_result():
+    """The agent run as a tool streams, and reaches the recorder before the plain tool listed ahead of it: results are
+    matched by their tool call's id (by order, the agent's tool took the weather's result, and a replay replacing
+    the weather's result replaced the agent's; copying the agent's steps for a tool that did not run made them twice)."""
+    from agentracer.testing.openai_server import OpenAIServer
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    ran: list[str] = []
+
+    def weather(city: str) -> str:
+        """The weather of a city."""
+        ran.append(city)
+        return f"sunny in {city}"
+
+    def answer(request):
+        messages = request["messages"]
+        if messages[0]["content"].startswith("You help"):
+            return "helper says 4"
+        if messages[-1]["role"] == "tool":
+            return "done: " + " | ".join(str(m["content"]) for m in messages if m["role"] == "tool")
+        return {"tool_calls": [{"name": "weather", "arguments": {"city": "Rome"}},
+                               {"name": "helper", "arguments": {"task": "2+2"}}]}
+
+    with OpenAIServer(answer, latency=0.02) as server:
+        def client(**options):
+            return OpenAIChatCompletionClient(model="gpt-4o-mini-2024-07-18", base_url=server.base_url,
+                                              api_key="sk-test", **options)
+
+        def make():
+            helper = AssistantAgent("helper", model_client=client(), system_message="You help", description="helps")
+            return AssistantAgent("boss", model_client=client(parallel_tool_calls=True), system_message="You lead",
+                                  tools=[weather, AgentTool(helper)], reflect_on_tool_use=True)
+
+        traced = agentracer.trace(make)
+        traj = traced.run("go")
+        t = next(s.index for s in traj.steps if s.agent == "boss" and s.kind == "tool_result")
+        recorded = [(r.name, r.content) for r in traj.steps[t].tool_results]
+        assert recorded == [("weather", "sunny in Rome"), ("helper", "helper: helper says 4")]
+        weather_call = next(c.id for s in traj.steps for c in s.tool_calls if c.name == "weather")
+        ran.clear()
+        new = traced.replay(traj, step=t, action={"tool_results": {weather_call: "hail in Rome"}})
+        assert [(r.name, r.content) for r in new.steps[t].tool_results] == [
+            ("weather", "hail in Rome"), ("helper", "helper: helper says 4")]
+        assert ran == [] and [s.agent for s in new.steps] == [s.agent for s in traj.steps]  # (helper ran live)
+        served = traced.replay(traj, step=len(traj.steps) - 1, action="final", serve_tools=True)
+        assert [(r.name, r.content) for r in served.steps[t].tool_results] == recorded and ran == []

@@ -68,3 +68,49 @@ def test_a_replay_that_diverges_says_so_in_one_line_without_autogens_logged_trac
     assert out.stderr.strip().splitlines() == [
         "error: replay diverged at step 1, agent 'planner': the recording has agent 'coder' at this step"]
     assert not out_path.exists() or out_path.read_text() == ""
+
+
+HTTP_FACTORY = textwrap.dedent("""
+    import gc
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.conditions import MaxMessageTermination
+    from autogen_agentchat.teams import RoundRobinGroupChat
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+    from agentracer.testing.openai_server import OpenAIServer
+
+    server = OpenAIServer(lambda request: "still wrong", latency=0.01)
+    server.start()
+
+    def make_team():
+        gc.collect()  # (the earlier tasks' teams, which AutoGen leaves in reference cycles, go now: in this loop)
+        client = OpenAIChatCompletionClient(model="gpt-4o-mini-2024-07-18", base_url=server.base_url, api_key="sk-x")
+        agents = [AssistantAgent(n, model_client=client) for n in ("planner", "coder")]
+        return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(3))
+
+    def never(trajectory):
+        return False
+""")
+
+
+def test_refine_of_several_tasks_closes_each_teams_model_clients_in_their_own_event_loop(tmp_path):
+    """Each task in an event loop of its own left the previous task's OpenAI clients to be closed in the next one,
+    whose loop they were not made in: 'Event loop is closed' tracebacks for every task after the first."""
+    (tmp_path / "httpteam.py").write_text(HTTP_FACTORY)
+    (tmp_path / "tasks.jsonl").write_text("".join(f'{{"id": "t{i}", "task": "task {i}"}}\n' for i in range(3)))
+    done = _cli(tmp_path, "refine", "--team", "httpteam:make_team", "--tasks", "tasks.jsonl", "--evaluator",
+                "httpteam:never", "--rounds", "1", "-o", "attempts.jsonl")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Event loop is closed" not in done.stderr, done.stderr
+    assert len(_read(tmp_path / "attempts.jsonl")) == 6
+
+
+def test_refine_called_twice_closes_each_calls_model_clients_in_its_own_event_loop(tmp_path):
+    (tmp_path / "httpteam.py").write_text(HTTP_FACTORY)
+    script = ("import agentracer, httpteam\n"
+              "for task in ('one', 'two', 'three'):\n"
+              "    agentracer.refine(httpteam.make_team, task, evaluator=httpteam.never, tracer='lite', rounds=1)\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Event loop is closed" not in done.stderr, done.stderr
