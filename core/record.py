@@ -595,6 +595,7 @@ class Run:
         started = time.perf_counter()
         if mode != "live":
             return self._serve_call(call, mode, codec, started)
+        call["suspended"] = False  # (a sync call never lets its caller's event loop run other tasks)
         try:
             response = live()
         except BaseException as exc:

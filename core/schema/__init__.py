@@ -115,8 +115,9 @@ class ModelCall(_Model):
     run finishes: until then they are the framework's own and the hash is empty). ``step`` is the index of
     the step this call belongs to (the step it produced, or for calls that produce no step, e.g. speaker
     selection, the next step). ``suspended``: whether a live call made in an event loop let the loop run other
-    tasks before it returned (every network client does; a scripted one may not), so that a replay serving it does
-    the same and a team's concurrent agents take their recorded turns (None: not known, or not in an event loop).
+    tasks before it returned (every network client does; a scripted one, or any sync call, does not), so that a replay
+    serving it does the same and a team's concurrent agents take their recorded turns (None: not known, a recording
+    made before schema 1.1).
     """
 
     id: str = Field(default_factory=next_call_id)

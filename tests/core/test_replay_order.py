@@ -390,3 +390,10 @@ def test_a_divergence_of_a_recording_older_than_1_1_says_its_calls_may_have_neve
         call.suspended = None
     with pytest.raises(ReplayDivergence, match="older than schema 1.1 .* record it again"):
         team.replay(traj, step=2, action="closed")
+
+
+def test_a_sync_model_call_is_recorded_as_one_that_did_not_wait():
+    """(It was None, as in a recording older than 1.1: a divergence of a fresh sync recording then blamed its age.)"""
+    crew = Crew({"a": 0.0}, sync_in_loop=True)
+    traj = agentracer.trace(lambda: crew).run("go")
+    assert {c.suspended for c in traj.model_calls() if c.agent == "a"} == {False}
