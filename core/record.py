@@ -451,7 +451,7 @@ class Run:
                     f"model call #{index} of this agent (recorded for step {recorded.step}) asks what the recording "
                     f"holds, but its hash is not the recorded request_hash: the recording was edited, or hashed "
                     f"another way (replay with strict=False to go on)")
-                raise self._diverge(step=self.next_index, agent=agent, reason=reason, diff=diff, out_of_turn=True)
+                raise self._diverge(step=self.next_index, agent=agent, reason=reason, diff=diff, out_of_turn=bool(diff))
             return "replacement" if replaces else "cassette"
         if self.next_index < t and (recorded is None or recorded.step is None or not call["produces_step"]):
             raise self._diverge(
@@ -707,8 +707,8 @@ class Run:
             if self.plan is None or self.cassette is None:
                 return "live", None, 0
             taken = self._tools_taken.setdefault(agent, set())
-            index = self.cassette.tool_result_number(agent, call_id) if call_id else None
-            if index is None or index in taken:
+            index = self.cassette.tool_result_number(agent, call_id, taken) if call_id else None
+            if index is None:
                 index = self._tool_counts.get(agent, 0)
                 while index in taken:
                     index += 1
@@ -769,7 +769,8 @@ class Run:
                     recorded.tool_results)
                 taken = self._tools_taken.setdefault(recorded.agent, set())
                 for result in recorded.tool_results:  # (a parallel tool's claim by its call id skips them)
-                    number = self.cassette.tool_result_number(recorded.agent, result.call_id) if result.call_id else None
+                    number = (self.cassette.tool_result_number(recorded.agent, result.call_id, taken)
+                              if result.call_id else None)
                     if number is not None:
                         taken.add(number)
             self.stats["cassette"] += len(calls)

@@ -67,15 +67,15 @@ class Cassette:
                 if last is None or last[1] < call.call_index:
                     self._last_output[call.step] = (call.agent, call.call_index)
         self._tools: dict[tuple[str, int], tuple[int, ToolResult]] = {}
-        self._tool_by_call: dict[tuple[str, str], int] = {}  # (agent, tool call id) -> its result's number
+        self._tool_by_call: dict[tuple[str, str], list[int]] = {}  # (agent, tool call id) -> its results' numbers
         counts: dict[str, int] = {}
         for step in trajectory.steps:
             for result in step.tool_results:
                 k = counts.get(step.agent, 0)
                 counts[step.agent] = k + 1
                 self._tools[(step.agent, k)] = (step.index, result)
-                if result.call_id:
-                    self._tool_by_call.setdefault((step.agent, result.call_id), k)
+                if result.call_id:  # (servers reuse ids across turns: call_0 in each)
+                    self._tool_by_call.setdefault((step.agent, result.call_id), []).append(k)
 
     def call(self, agent: str, index: int) -> ModelCall | None:
         """The recorded call number ``index`` of ``agent``, if any."""
@@ -91,9 +91,11 @@ class Cassette:
         """The recorded tool result number ``index`` of ``agent`` with the step it belongs to."""
         return self._tools.get((agent, index))
 
-    def tool_result_number(self, agent: str, call_id: str) -> int | None:
-        """The number of ``agent``'s recorded result of the tool call ``call_id`` (see ``tool_result``), if any."""
-        return self._tool_by_call.get((agent, call_id))
+    def tool_result_number(self, agent: str, call_id: str, taken: set[int] | frozenset[int] = frozenset()
+                           ) -> int | None:
+        """The number of ``agent``'s recorded result of the tool call ``call_id`` (see ``tool_result``) that is not
+        ``taken`` (a server that reuses ids has one per turn), if any."""
+        return next((k for k in self._tool_by_call.get((agent, call_id), ()) if k not in taken), None)
 
     def __len__(self) -> int:
         return len(self._calls)

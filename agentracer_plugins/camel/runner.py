@@ -254,6 +254,9 @@ async def run_workforce(workforce: Any, task: str, run: Run, options: CamelOptio
     with _names(names):
         try:
             result = await workforce.process_task_async(Task(content=message, id="0"))
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # a cancel Python 3.11's wait_for let pass (its inner
+                raise asyncio.CancelledError  # future had just finished): the run was cancelled all the same
         except asyncio.CancelledError:  # its workers run in tasks of their own: they stop with the run
             workforce.stop_immediately()
             raise

@@ -11,6 +11,7 @@ one for when the ground truth is given to the tracer and one for when it is not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -170,8 +171,10 @@ class LiteTracer:
         self.decode = decode or self.model.decode
         if self.decode not in DECODES:
             raise ValueError(f"decode must be one of {DECODES}, got {self.decode!r}")
-        # which weights answered, named as results and verdicts name a model (when they were trained)
-        self.weights_id = f"lite weights of {self.model.metadata.get('trained_at') or 'unknown date'}"
+        # which weights answered, named as results and verdicts name a model (when they were trained, and a digest:
+        # two sets trained on one day differ)
+        digest = hashlib.sha256(repr((self.model.without_gt, self.model.with_gt)).encode("utf-8")).hexdigest()[:8]
+        self.weights_id = f"lite weights of {self.model.metadata.get('trained_at') or 'unknown date'} ({digest})"
 
     def locate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
         """Who made the decisive mistake, and at which step."""

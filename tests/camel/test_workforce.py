@@ -135,9 +135,12 @@ def test_a_workforce_replay_that_diverged_skips_camels_shutdown_wait(ledger: Led
 
 def test_a_cancelled_workforce_replay_stops_its_workers(ledger: Ledger) -> None:
     """Annotation cancels the replays it no longer needs: a Workforce's workers run in tasks of their own, and they
-    stop with the replay instead of asking their models on (live calls, AssertionErrors logged by CAMEL)."""
+    stop with the replay instead of asking their models on (live calls, AssertionErrors logged by CAMEL). A cancel
+    that lands as an awaited future has just finished is one Python 3.11's wait_for lets pass: the replay still ends
+    cancelled (it returned as if finished)."""
     import asyncio
     import logging
+    import threading
 
     from camel.agents import ChatAgent
     from camel_teams import worker_answer
@@ -154,9 +157,26 @@ def test_a_cancelled_workforce_replay_stops_its_workers(ledger: Ledger) -> None:
             if record.levelno >= logging.ERROR:
                 errors.append(record.getMessage())
 
+    under_way = threading.Event()  # the slow adder's live call has begun (its answer comes 0.3 s later)
+    run_sync, run_async = slow._run, slow._arun
+
+    def marked_run(*args, **kwargs):
+        under_way.set()
+        return run_sync(*args, **kwargs)
+
+    async def marked_arun(*args, **kwargs):
+        under_way.set()
+        return await run_async(*args, **kwargs)
+
+    slow._run, slow._arun = marked_run, marked_arun
+
     async def cancel_then_wait() -> int:
         replay = asyncio.create_task(traced.areplay(traj, step=1, action=traj.steps[1].content))
-        await asyncio.sleep(0.1)  # the slow adder's live call is under way
+        for _ in range(1000):  # (a fixed wait cancelled a loaded machine's replay before it got there)
+            if under_way.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert under_way.is_set()
         replay.cancel()
         with pytest.raises(asyncio.CancelledError):
             await replay
