@@ -167,102 +167,85 @@ def test_either_of_two_agents_run_as_tools_in_parallel_can_be_replaced():
         assert f"{name} REPLACED" in new.steps[-2].content  # the tool result the caller got
 
 
+class _WeatherAndHelper:
+    """A boss agent calling a plain ``weather`` tool and a helper agent run as a tool in parallel, through a loopback
+    OpenAI-compatible server (with latency: its calls wait), ``turns`` times (the ids the server gives repeat)."""
+
+    def __init__(self, turns: int) -> None:
+        from agentracer.testing.openai_server import OpenAIServer
+
+        self.turns, self.ran = turns, []
+        self.server = OpenAIServer(self.answer, latency=0.02)
+
+    def weather(self, city: str) -> str:
+        self.ran.append(city)
+        return f"sunny in {city}"
+
+    def answer(self, request):
+        messages = request["messages"]
+        if messages[0]["content"].startswith("You help"):
+            return "helper says 4"
+        done = sum(1 for m in messages if m["role"] == "tool") // 2
+        if done == self.turns:
+            return "done: " + " | ".join(str(m["content"]) for m in messages if m["role"] == "tool")
+        city = ("Rome", "Paris")[done]
+        return {"tool_calls": [{"name": "weather", "arguments": {"city": city}},
+                               {"name": "helper", "arguments": {"task": f"2+2 in {city}"}}]}
+
+    def make(self):
+        from autogen_core.tools import FunctionTool
+        from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+        def client(**options):
+            return OpenAIChatCompletionClient(model="gpt-4o-mini-2024-07-18", base_url=self.server.base_url,
+                                              api_key="sk-test", **options)
+
+        helper = AssistantAgent("helper", model_client=client(), system_message="You help", description="helps")
+        weather = FunctionTool(self.weather, description="The weather of a city.", name="weather")
+        return AssistantAgent("boss", model_client=client(parallel_tool_calls=True), system_message="You lead",
+                              tools=[weather, AgentTool(helper)], reflect_on_tool_use=True,
+                              max_tool_iterations=self.turns)
+
+
 def test_a_plain_tool_and_an_agent_run_as_a_tool_in_parallel_each_get_their_own_recorded_result():
     """The agent run as a tool streams, and reaches the recorder before the plain tool listed ahead of it: results are
     matched by their tool call's id (by order, the agent's tool took the weather's result, and a replay replacing
     the weather's result replaced the agent's; copying the agent's steps for a tool that did not run made them twice)."""
-    from agentracer.testing.openai_server import OpenAIServer
-    from autogen_ext.models.openai import OpenAIChatCompletionClient
-
-    ran: list[str] = []
-
-    def weather(city: str) -> str:
-        """The weather of a city."""
-        ran.append(city)
-        return f"sunny in {city}"
-
-    def answer(request):
-        messages = request["messages"]
-        if messages[0]["content"].startswith("You help"):
-            return "helper says 4"
-        if messages[-1]["role"] == "tool":
-            return "done: " + " | ".join(str(m["content"]) for m in messages if m["role"] == "tool")
-        return {"tool_calls": [{"name": "weather", "arguments": {"city": "Rome"}},
-                               {"name": "helper", "arguments": {"task": "2+2"}}]}
-
-    with OpenAIServer(answer, latency=0.02) as server:
-        def client(**options):
-            return OpenAIChatCompletionClient(model="gpt-4o-mini-2024-07-18", base_url=server.base_url,
-                                              api_key="sk-test", **options)
-
-        def make():
-            helper = AssistantAgent("helper", model_client=client(), system_message="You help", description="helps")
-            return AssistantAgent("boss", model_client=client(parallel_tool_calls=True), system_message="You lead",
-                                  tools=[weather, AgentTool(helper)], reflect_on_tool_use=True)
-
-        traced = agentracer.trace(make)
+    team = _WeatherAndHelper(turns=1)
+    with team.server:
+        traced = agentracer.trace(team.make)
         traj = traced.run("go")
         t = next(s.index for s in traj.steps if s.agent == "boss" and s.kind == "tool_result")
         recorded = [(r.name, r.content) for r in traj.steps[t].tool_results]
         assert recorded == [("weather", "sunny in Rome"), ("helper", "helper: helper says 4")]
         weather_call = next(c.id for s in traj.steps for c in s.tool_calls if c.name == "weather")
-        ran.clear()
+        team.ran.clear()
         new = traced.replay(traj, step=t, action={"tool_results": {weather_call: "hail in Rome"}})
         assert [(r.name, r.content) for r in new.steps[t].tool_results] == [
             ("weather", "hail in Rome"), ("helper", "helper: helper says 4")]
-        assert ran == [] and [s.agent for s in new.steps] == [s.agent for s in traj.steps]  # (helper ran live)
+        assert team.ran == [] and [s.agent for s in new.steps] == [s.agent for s in traj.steps]  # (helper ran live)
         served = traced.replay(traj, step=len(traj.steps) - 1, action="final", serve_tools=True)
-        assert [(r.name, r.content) for r in served.steps[t].tool_results] == recorded and ran == []
+        assert [(r.name, r.content) for r in served.steps[t].tool_results] == recorded and team.ran == []
 
 
 def test_parallel_tools_whose_call_ids_repeat_in_every_turn_still_get_their_own_results():
     """Servers reuse tool call ids across turns (``call_0`` each time; the loopback server names them by position and
     tool): the second turn's results are matched to its calls, not the first's."""
-    from agentracer.testing.openai_server import OpenAIServer
-    from autogen_ext.models.openai import OpenAIChatCompletionClient
-
-    ran: list[str] = []
-
-    def weather(city: str) -> str:
-        """The weather of a city."""
-        ran.append(city)
-        return f"sunny in {city}"
-
-    def answer(request):
-        messages = request["messages"]
-        if messages[0]["content"].startswith("You help"):
-            return "helper says 4"
-        turns = sum(1 for m in messages if m["role"] == "tool") // 2
-        if turns == 2:
-            return "done"
-        city = ("Rome", "Paris")[turns]
-        return {"tool_calls": [{"name": "weather", "arguments": {"city": city}},
-                               {"name": "helper", "arguments": {"task": f"2+2 in {city}"}}]}
-
-    with OpenAIServer(answer, latency=0.02) as server:
-        def client(**options):
-            return OpenAIChatCompletionClient(model="gpt-4o-mini-2024-07-18", base_url=server.base_url,
-                                              api_key="sk-test", **options)
-
-        def make():
-            helper = AssistantAgent("helper", model_client=client(), system_message="You help", description="helps")
-            boss = AssistantAgent("boss", model_client=client(parallel_tool_calls=True), system_message="You lead",
-                                  tools=[weather, AgentTool(helper)], max_tool_iterations=3)
-            return boss
-
-        traced = agentracer.trace(make)
+    team = _WeatherAndHelper(turns=2)
+    with team.server:
+        traced = agentracer.trace(team.make)
         traj = traced.run("go")
         results = [s.index for s in traj.steps if s.agent == "boss" and s.kind == "tool_result"]
         assert len(results) == 2
         first_ids = [r.call_id for r in traj.steps[results[0]].tool_results]
         assert first_ids == [r.call_id for r in traj.steps[results[1]].tool_results]  # (the ids repeat)
         second = traj.steps[results[1]]
-        ran.clear()
+        team.ran.clear()
         new = traced.replay(traj, step=results[1], action={"tool_results": {second.tool_results[0].call_id: "hail"}})
         assert [(r.name, r.content) for r in new.steps[results[1]].tool_results] == [
             ("weather", "hail"), ("helper", second.tool_results[1].content)]
-        assert ran == ["Rome"]  # (the first turn's tools run live, as a replay's prefix does unless serve_tools)
-        ran.clear()
+        assert team.ran == ["Rome"]  # (the first turn's tools run live, as a replay's prefix does unless serve_tools)
+        team.ran.clear()
         served = traced.replay(traj, step=len(traj.steps) - 1, action="final", serve_tools=True)
         assert [[(r.name, r.content) for r in served.steps[t].tool_results] for t in results] == [
-            [(r.name, r.content) for r in traj.steps[t].tool_results] for t in results] and ran == []
+            [(r.name, r.content) for r in traj.steps[t].tool_results] for t in results] and team.ran == []
