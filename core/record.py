@@ -546,13 +546,13 @@ class Run:
     def _served(self, call: CallFields, mode: CallMode, codec: ResponseCodec) -> Any:
         assert self.cassette is not None and self.plan is not None
         recorded = self.cassette.call(call["agent"], call["call_index"])
+        call["suspended"] = recorded.suspended if recorded is not None else None  # (served as it was recorded)
         if mode == "cassette":
             assert recorded is not None
             if recorded.error:
-                call["error"], call["suspended"] = recorded.error, recorded.suspended
+                call["error"] = recorded.error
                 raise RecordedModelError(f"recorded model call failed: {recorded.error}")
-            call.update(response=recorded.response, usage=recorded.usage, model=recorded.model,
-                        suspended=recorded.suspended)
+            call.update(response=recorded.response, usage=recorded.usage, model=recorded.model)
             try:
                 return codec.decode(recorded.response)
             except Exception as exc:  # a recording edited or damaged by hand: not the team's error
@@ -561,7 +561,6 @@ class Run:
                     f"{recorded.step}) cannot be served: {type(exc).__name__}: {str(exc)[:300]}")) from exc
         response = codec.replacement(self.plan.action, recorded)
         call["response"] = self._redact.own(codec.encode(response))  # (the action may quote a key: never stored)
-        call["suspended"] = recorded.suspended if recorded is not None else None
         return response
 
     def _finish_call(self, call: CallFields, mode: CallMode, started: float) -> None:

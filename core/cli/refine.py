@@ -142,8 +142,7 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     rates = success_rate_per_round(results, rounds)
     click.echo(f"strategy {strategy} ({mode}); success rate per round: "
                + ", ".join(f"round {i}: {rate:.0%}" for i, rate in enumerate(rates)))
-    if stopped:
+    if stopped:  # (as annotate: a task left undone is a failure of the command, whatever the others did)
         click.echo(f"{stopped} of {len(tasks)} task(s) stopped by an error (above); their rounds so far are kept"
                    + (f" in {out_path}" if out_path else ""), err=True)
-    if stopped:  # (as annotate: a task left undone is a failure of the command, whatever the others did)
         raise SystemExit(1)
