@@ -130,7 +130,7 @@ def _load_references(path: str | None) -> list:
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of random and binary-search")
 @click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
               help="prompt token budget (default: the model's context window minus 4096; an openai: model's window "
-                   "is taken as 32768 tokens)")
+                   "is what its server lists (vLLM's max_model_len), else 32768 tokens)")
 @click.option("--references", type=click.Path(exists=True), default=None,
               help="labelled trajectories whose labels the majority method counts (a store annotate wrote, "
                    "Who&When, TracerTraj)")

@@ -87,8 +87,8 @@ class _Locating:
         try:
             verdict = redacted_verdict(await self.chosen.alocate(trajectory, with_ground_truth=self.with_gt))
         except RequestRefused as exc:  # this run's prompt (over the model's window?): the others may go through
-            hint = " (a prompt over the model's window? --max-prompt-tokens)" if "HTTP 400" in str(exc) else ""
-            self.problems.report(f"{trajectory.id}: no verdict: the model refused it{hint} ({exc})")
+            self.problems.report(f"{trajectory.id}: no verdict: the model refused it (a prompt over the model's "
+                                 f"window? --max-prompt-tokens) ({exc})")
             self.counts["no verdict"] += 1
             return
         except ModelError as exc:  # the model server is down or refuses: every next call would fail the same
@@ -176,7 +176,7 @@ def _check_one_method(store: Any, method: str, output: str, model: str | None = 
               help="Runs a model-based method locates at once (verdicts are printed as they come).")
 @click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
               help="prompt token budget (default: the model's context window minus 4096; an openai: model's window "
-                   "is taken as 32768 tokens)")
+                   "is what its server lists (vLLM's max_model_len), else 32768 tokens)")
 @TIMEOUT_OPTION
 def locate(source: str, trajectory_id: str | None, method: str | None, model: str | None, with_gt: bool,
            include_successes: bool, output: str | None, as_json: bool, concurrency: int,

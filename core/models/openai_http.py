@@ -211,7 +211,9 @@ class OpenAIChatModel(BaseChatModel):
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self.breaker_threshold = max(1, int(breaker_threshold))
-        self.context_window = int(context_window) if context_window else None
+        self._given_window = int(context_window) if context_window else None
+        self._served_window: int | None = None
+        self._window_asked = False
         self.params = dict(params or {})
         if isinstance(cache, ResponseCache):
             self.cache: ResponseCache | None = cache
@@ -228,6 +230,38 @@ class OpenAIChatModel(BaseChatModel):
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIChatModel({self.shown_url!r}, {self.model!r})"
+
+    @property
+    def context_window(self) -> int | None:  # type: ignore[override]
+        """Tokens the model reads at most (prompt and answer): as given, else what the server's ``/models`` says of
+        this model (vLLM's ``max_model_len``), asked once; None when it does not say (tracers then use a default)."""
+        if self._given_window is not None:
+            return self._given_window
+        if not self._window_asked:
+            self._window_asked = True
+            self._served_window = self._ask_window()
+        return self._served_window
+
+    @context_window.setter
+    def context_window(self, value: int | None) -> None:
+        self._given_window = int(value) if value else None
+
+    def _ask_window(self) -> int | None:
+        """This model's window from the server's model list; when the server cannot be asked, the one it said
+        before (kept in the answer cache: prompts fitted to it then are fitted alike now, and hit the cache)."""
+        key = request_key({"endpoint": self.base_url, "context_window_of": self.model})
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        try:
+            response = httpx.get(f"{self.base_url}/models", headers=headers, timeout=min(self.timeout, WINDOW_ASK_S))
+            listed = response.json().get("data") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            entry = self.cache.get(key) if self.cache is not None else None
+            window = entry.get("context_window") if entry is not None else None
+            return window if type(window) is int and window > 0 else None
+        window = served_window(listed, self.model)
+        if window is not None and self.cache is not None:
+            self.cache.put(key, {"context_window": window})
+        return window
 
     def _scrubbed(self, text: str) -> str:
         """``text`` (a server's error, which may echo the request's credentials) without the key, the URL's password
@@ -335,6 +369,19 @@ class OpenAIChatModel(BaseChatModel):
         usage = Usage(prompt_tokens=int(raw_usage.get("prompt_tokens") or 0),
                       completion_tokens=int(raw_usage.get("completion_tokens") or 0))
         return Completion(text=text, usage=usage, raw=payload)
+
+
+WINDOW_ASK_S = 5.0  # how long to wait for a server's model list
+WINDOW_FIELDS = ("max_model_len", "context_length", "context_window")  # vLLM's, then others' names for it
+
+
+def served_window(listed: Any, model: str) -> int | None:
+    """The context window a server's ``/models`` list (its ``data``) gives ``model``, if it gives one."""
+    for card in listed if isinstance(listed, list) else ():
+        if isinstance(card, dict) and card.get("id") == model:
+            found = next((card[name] for name in WINDOW_FIELDS if type(card.get(name)) is int), None)
+            return found if found is not None and found > 0 else None
+    return None
 
 
 def parse_spec(rest: str) -> tuple[str, str]:

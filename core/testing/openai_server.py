@@ -78,10 +78,13 @@ class OpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         context_window: int | None = None,
+        lists_window: bool = True,
     ) -> None:
         """``context_window``: refuse a request whose prompt (counted as 4 characters a token) and ``max_tokens``
-        exceed it with HTTP 400, in vLLM's words."""
+        exceed it with HTTP 400, in vLLM's words, and list it as the model's ``max_model_len`` (as vLLM does) unless
+        ``lists_window`` is False (a server, or a proxy, that does not say)."""
         self.context_window = context_window
+        self.lists_window = lists_window
         self.latency = latency
         self.fail_every = fail_every
         self.fail_status = fail_status
@@ -161,8 +164,10 @@ class OpenAIServer:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": [
-                        {"id": server.model, "object": "model", "owned_by": "agentracer"}]})
+                    card: dict[str, Any] = {"id": server.model, "object": "model", "owned_by": "agentracer"}
+                    if server.context_window is not None and server.lists_window:
+                        card["max_model_len"] = server.context_window
+                    self._json(200, {"object": "list", "data": [card]})
                 else:
                     self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 

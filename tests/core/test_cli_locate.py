@@ -323,3 +323,19 @@ def test_lite_verdicts_name_their_weights_and_a_store_of_unnamed_ones_is_not_res
     (tmp_path / "older.jsonl").write_text(older.model_dump_json() + "\n")
     code, _, err = run_cli("locate", str(store.path), "-o", str(tmp_path / "older.jsonl"))
     assert code == 2 and "lite weights of an earlier release" in err
+
+
+def test_a_vllm_server_that_lists_its_window_gets_prompts_fitted_to_it(tmp_path: Path, fresh_cache: None) -> None:
+    """The run too long for an 8192-token window is located when the server lists the window (vLLM's
+    ``max_model_len``): no --max-prompt-tokens needed."""
+    store = open_store(tmp_path / "runs.jsonl")
+    long_run = run_of("long", False, n_steps=3)
+    long_run.steps[2].content = "step 2: " + "a very long observation " * 2000
+    store.extend([long_run])
+    with OpenAIServer("<answer>coder|1</answer>", model="m", context_window=8192) as server:
+        code, out, err = run_cli("locate", str(store.path), "--model", f"openai:{server.base_url}@m",
+                                 "-o", str(tmp_path / "out.jsonl"))
+        asked = server.requests
+    assert code == 0, err
+    assert [t.id for t in open_store(tmp_path / "out.jsonl")] == ["long"]
+    assert sum(len(m["content"]) for m in asked[0]["messages"]) < 8192 * 3

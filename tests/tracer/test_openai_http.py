@@ -427,3 +427,26 @@ def test_answers_read_the_same_live_and_cached_and_a_short_key_is_no_secret_of_t
         cached = OpenAIChatModel(url, "m", cache=ResponseCache(tmp_path)).complete(MESSAGES)
     assert cached.cached and live.text == cached.text
     assert live.text.startswith("EMPTY list: def f(x): return x + 1; token = '") and "sk-proj" not in live.text
+
+
+def test_the_models_window_is_read_from_the_servers_model_list_once_and_kept_for_when_it_is_down(tmp_path) -> None:
+    """vLLM lists each model's ``max_model_len``: the backend reads it once (the tracer's prompt budget is fitted to
+    it); with the server down later, the window it said before comes from the answer cache (prompts fitted alike hit
+    the cache), and a window given in code wins."""
+    with OpenAIServer("ok", model="tracer", context_window=8192) as server:
+        model = _model(server, cache_dir=str(tmp_path))
+        assert model.context_window == 8192 and model.context_window == 8192
+        assert server.requests == []  # (a GET of the model list, no completion)
+        other = _model(server, cache_dir=str(tmp_path), context_window=4096)
+        assert other.context_window == 4096
+        base_url = server.base_url
+    down = load_model(f"openai:{base_url}@tracer", cache_dir=str(tmp_path))
+    assert down.context_window == 8192
+    assert load_model(f"openai:{base_url}@tracer", cache=False).context_window is None
+
+
+def test_a_server_that_lists_no_window_or_another_model_gives_none() -> None:
+    with OpenAIServer("ok", model="tracer", context_window=8192, lists_window=False) as server:
+        assert _model(server, cache=False).context_window is None
+    with OpenAIServer("ok", model="someone-else", context_window=8192) as server:
+        assert _model(server, cache=False).context_window is None
