@@ -59,19 +59,22 @@ def load_team(spec: str, evaluator: str | None = None) -> Any:
         if judge is not None:
             target.evaluator, target.evaluator_spec = judge, evaluator
         return target
+    team = trace(target, evaluator=evaluator)
     if is_factory(target):
-        _check_callable_without_arguments(target, spec)
-    return trace(target, evaluator=evaluator)
+        _check_callable_with_no_arguments(target, spec, gets_task=team._takes_task())
+    return team
 
 
-def _check_callable_without_arguments(factory: Any, spec: str) -> None:
-    """Only the signature is checked: a ``TypeError`` the factory raises inside stays the team's own."""
+def _check_callable_with_no_arguments(factory: Any, spec: str, *, gets_task: bool) -> None:
+    """Only the signature is checked: a ``TypeError`` the factory raises inside stays the team's own. A factory with
+    a ``task`` parameter (``gets_task``) is given each run's task, so that one argument need not have a default."""
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # no signature to read (some built-in classes): calling it will tell
         return
     try:
-        signature.bind()
+        signature.bind(**({"task": ""} if gets_task else {}))
     except TypeError as exc:
-        raise InputError(f"the team factory cannot be called with no arguments ({exc})",
+        but = " but the run's task" if gets_task else ""
+        raise InputError(f"the team factory cannot be called with no arguments{but} ({exc})",
                          where=f"--team {spec}") from None

@@ -71,6 +71,14 @@ TEAMS = textwrap.dedent('''
 
     def raises_inside():
         raise TypeError("inner trouble")
+
+    def plays(task, feedback=None):  # (a CAMEL society's shape: built with the task it plays)
+        from agentracer.simple import SimpleAgent, SimpleTeam
+
+        return SimpleTeam([SimpleAgent("solo", lambda messages: f"played {task}")], max_turns=1)
+
+    def plays_by_name(task, name):
+        return plays(task)
 ''')
 
 
@@ -87,6 +95,17 @@ def test_trace_with_a_factory_that_needs_arguments(teams: Path) -> None:
         line = one_error(err)
         assert code == 2 and "cannot be called with no arguments" in line and spec in line
     assert not (teams / "out.jsonl").exists()
+
+
+def test_a_factory_that_needs_only_the_task_is_given_each_runs_task(teams: Path) -> None:
+    """The README's CAMEL shape, ``make_society(task)``: the CLI gives it the task (it was refused as needing one)."""
+    code, _, err = run_cli("trace", "--team", "msg_teams:plays", "--task", "t1", "-o", str(teams / "out.jsonl"))
+    assert code == 0, err
+    [run] = list(open_store(teams / "out.jsonl"))
+    assert run.steps[-1].content == "played t1"
+    code, _, err = run_cli("trace", "--team", "msg_teams:plays_by_name", "--task", "t", "-o", str(teams / "o2.jsonl"))
+    line = one_error(err)
+    assert code == 2 and "cannot be called with no arguments but the run's task" in line and "'name'" in line
 
 
 def test_replay_with_a_factory_that_needs_arguments(teams: Path) -> None:
