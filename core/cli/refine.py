@@ -44,7 +44,7 @@ def _earlier_results(store: Any, strategy: str, mode: str, rounds: int, fingerpr
         if recorded is not None and now_asked is not None and recorded != now_asked:  # (older files hold no hash)
             changed.append(str(task_id))
         if info["round"] == 0:
-            results[str(task_id)] = RefineResult(strategy, str(info.get("mode")))
+            results[str(task_id)] = RefineResult(strategy, str(info.get("run_mode", info.get("mode"))))
         result = results.get(str(task_id))
         if result is not None:
             result.rounds.append(RoundResult(info["round"], trajectory, bool(trajectory.outcome.success)))
@@ -118,7 +118,8 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
             result = await refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds)
             results.append(result)
             first = next((r.round for r in result.rounds if r.success), None)
-            click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved"))
+            unsolved = f"stopped by an error in {result.error.split(':')[0]}" if result.error else "not solved"
+            click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else unsolved))
             for record in result.rounds:
                 if record.replay_error:
                     click.echo(f"  round {record.round + 1} restarted with the feedback: the replay could not be made "

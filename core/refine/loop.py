@@ -33,7 +33,8 @@ MODES = ("restart", "replay")
 @dataclass
 class RoundResult:
     """One attempt: its trajectory, Ω, and the verdict and feedback that followed it (if it failed); ``replay_error``:
-    why the next attempt restarted with the feedback instead of replaying from the decisive step."""
+    why the next attempt restarted with the feedback instead of replaying from the decisive step; ``built_with``: the
+    feedback its team's factory was given (a replay's team is the one of the run it replays)."""
 
     round: int
     trajectory: Trajectory
@@ -41,6 +42,7 @@ class RoundResult:
     verdict: Verdict | None = None
     feedback: Feedback | None = None
     replay_error: str | None = None
+    built_with: Feedback | None = None
 
 
 @dataclass
@@ -158,16 +160,21 @@ class Refiner:
         return trajectory
 
     async def _restart(self, task: str, ground_truth: Any, feedback: Feedback | None, round_: int) -> Trajectory:
-        metadata = {"refine": {"round": round_, "strategy": self.strategy, "mode": self.mode}}
+        """A fresh run, told ``feedback``: through the factory's ``feedback`` parameter, else as a note after the task
+        (its metadata says which, and what it was told)."""
+        metadata: dict[str, Any] = {"refine": {"round": round_, "strategy": self.strategy, "mode": "restart"}}
         if feedback is None:
             return await self._checked(self.team.arun(task, ground_truth=ground_truth, metadata=metadata))
+        metadata["refine"]["feedback"] = {"text": feedback.text, "agent": feedback.agent, "step": feedback.step,
+                                          "given_as": "factory argument" if self.takes_feedback else "task note"}
         if self.takes_feedback:  # the same factory, its arguments, store and options, and the feedback
             team = self.team.with_arguments(feedback=feedback)
             return await self._checked(team.arun(task, ground_truth=ground_truth, metadata=metadata))
         return await self._checked(self.team.arun(f"{task}\n\n{feedback.note()}", ground_truth=ground_truth,
                                                   metadata=metadata))
 
-    async def _replay(self, failed: Trajectory, feedback: Feedback, round_: int) -> Trajectory:
+    async def _replay(self, failed: Trajectory, feedback: Feedback, round_: int,
+                      built_with: Feedback | None) -> Trajectory:
         assert self.reviser is not None and feedback.step is not None and feedback.agent is not None
         step = failed.steps[feedback.step]
         why = (feedback.reason or "it led the run to fail").rstrip(". ")
@@ -183,16 +190,19 @@ class Refiner:
         ]
         completion = await self.reviser.acomplete(messages)
         action = as_action(completion.text.strip(), step)
-        replayed = await self._checked(self.team.areplay(failed, feedback.step, action))
+        # the team that made the run: one built with feedback is built with it again (the prefix asks what it asked)
+        team = self.team.with_arguments(feedback=built_with) if built_with is not None else self.team
+        replayed = await self._checked(team.areplay(failed, feedback.step, action))
         replayed.metadata["refine"] = {"round": round_, "strategy": self.strategy, "mode": "replay",
                                        "revised": action_text(action)}
         if not same_agent(feedback.agent, step.agent):
             replayed.metadata["refine"]["verdict_agent"] = feedback.agent  # (the verdict named another agent)
         return replayed
 
-    async def _next(self, task: str, ground_truth: Any, record: RoundResult) -> Trajectory:
-        """The next attempt after ``record``: in replay mode a replay from the decisive step, else (or when the step
-        cannot be replayed: out of the run, or a step no model call made) a restart with the feedback."""
+    async def _next(self, task: str, ground_truth: Any, record: RoundResult) -> tuple[Trajectory, Feedback | None]:
+        """The next attempt after ``record``, and the feedback its team was built with: in replay mode a replay from
+        the decisive step, else (or when the step cannot be replayed: out of the run, or a step no model call made) a
+        restart with the feedback."""
         feedback, round_ = record.feedback, record.round + 1
         assert feedback is not None
         if self.mode == "replay" and feedback.step is not None:
@@ -204,10 +214,11 @@ class Refiner:
                                        "attempt another task")
             else:
                 try:
-                    return await self._replay(record.trajectory, feedback, round_)
+                    return await self._replay(record.trajectory, feedback, round_, record.built_with), \
+                        record.built_with
                 except ReplayError as exc:
                     record.replay_error = str(exc).splitlines()[0]
-        return await self._restart(task, ground_truth, feedback, round_)
+        return await self._restart(task, ground_truth, feedback, round_), feedback if self.takes_feedback else None
 
     async def _feedback(self, trajectory: Trajectory) -> tuple[Verdict | None, Feedback]:
         if self.strategy == "tracer":
@@ -224,18 +235,18 @@ class Refiner:
         ``error`` says which round and why, and the rounds made so far are kept. A model failing for good (a
         ``ModelError``: its server is down) is raised, as every next task would meet it too."""
         result = RefineResult(self.strategy, self.mode)
-        stage, attempt = "round 0", 0
+        stage, attempt, built_with = "round 0", 0, None
         try:
             trajectory = first if first is not None else await self._restart(task, ground_truth, None, 0)
             for round_ in range(rounds + 1):
-                record = RoundResult(round_, trajectory, bool(trajectory.outcome.success))
+                record = RoundResult(round_, trajectory, bool(trajectory.outcome.success), built_with=built_with)
                 result.rounds.append(record)
                 if record.success or round_ == rounds:
                     break
                 stage = f"feedback on round {round_}"
                 record.verdict, record.feedback = await self._feedback(trajectory)
                 stage, attempt = f"round {round_ + 1}", round_ + 1
-                trajectory = await self._next(task, ground_truth, record)
+                trajectory, built_with = await self._next(task, ground_truth, record)
         except RequestRefused as exc:  # this task's prompt (over the tracer's window?): the other tasks go on
             result.error = f"{stage}: the model refused it: {error_summary(exc, limit=500)}"
         except ModelError:

@@ -208,7 +208,7 @@ def test_replay_mode_restarts_when_the_verdicts_step_cannot_be_replayed():
 
 def test_replay_mode_restarts_when_the_replay_is_refused():
     class Unreplayable(Refiner):  # as AutoGen refuses a summary step no model call made
-        async def _replay(self, failed, feedback, round_):
+        async def _replay(self, failed, feedback, round_, built_with):
             raise ReplayError(f"step {feedback.step} is a summary step of 'coder' that no model call produced")
 
     refiner = Unreplayable(make_team, chain_evaluator, cf_tracer(), mode="replay", reviser=_counting_reviser())
@@ -304,7 +304,7 @@ def test_refine_command_goes_on_after_a_task_that_raised(tmp_path):
     assert proc.returncode == 1, proc.stderr  # a task left undone fails the command, as in annotate
     assert "Traceback" not in proc.stderr and "error: task a: round 0: Ω raised ZeroDivisionError: omega bug" in \
         proc.stderr
-    assert "b: solved in round 0" in proc.stdout
+    assert "b: solved in round 0" in proc.stdout and "a: stopped by an error in round 0\n" in proc.stdout
     stored = {row["metadata"]["task_id"]: row for row in map(json.loads, out.read_text().splitlines())}
     assert sorted(stored) == ["a", "b"]  # a's run is kept, with the error that stopped the task
     assert "Ω raised" in stored["a"]["metadata"]["refine"]["error"]
@@ -345,6 +345,30 @@ def test_a_replayed_round_omega_raised_on_says_its_round():
     kept = result.rounds[-1].trajectory
     assert result.rounds[-1].round == 1 and kept.replay is not None
     assert kept.metadata["refine"] == {"round": 1, "strategy": "tracer", "mode": "replay"}
+
+
+def test_a_replay_after_a_restart_with_feedback_replays_the_team_that_feedback_built():
+    """Round 1 restarted with feedback (the verdict named the task), which the factory put in agent a's instructions;
+    round 2 replayed round 1 with the bare team: its prefix asked what round 1 never asked, it diverged, and the round
+    restarted instead, still saying "replay". The attempts now say what each round was, and what it was told."""
+    def make(feedback=None):
+        note = (feedback.for_agent("a") or "") if feedback else ""
+        return SimpleTeam([SimpleAgent("a", lambda messages: "value = 1", system_prompt=note),
+                           SimpleAgent("b", lambda messages: "value = 2")], max_turns=3, stop_word=None)
+
+    verdicts = iter([agentracer.Verdict(agent="a", step=0, reason="misread the task"),
+                     agentracer.Verdict(agent="a", step=3, reason="wrong value")])
+    result = agentracer.refine(make, "Say value = 5.", lambda t: last_value(t.steps[-1].text) == 5,
+                               lambda trajectory: next(verdicts), rounds=2, mode="replay",
+                               reviser=ScriptedModel(lambda messages: "value = 5"))
+    assert result.error is None and [r.success for r in result.rounds] == [False, False, True]
+    restarted, replayed = result.rounds[1].trajectory, result.rounds[2].trajectory
+    assert "is the task itself" in result.rounds[0].replay_error and result.rounds[1].replay_error is None
+    assert restarted.metadata["refine"]["mode"] == "restart" and replayed.metadata["refine"]["mode"] == "replay"
+    told = restarted.metadata["refine"]["feedback"]
+    assert (told["agent"], told["step"], told["given_as"]) == ("a", 0, "factory argument")
+    assert replayed.replay.parent_id == restarted.id and replayed.metadata["replay_stats"]["live"] == 0
+    assert result.rounds[2].built_with is result.rounds[0].feedback
 
 
 def test_an_evaluator_error_quoting_the_key_is_kept_and_shown_without_it(monkeypatch):
