@@ -176,15 +176,33 @@ def wants_text(fn: Callable[..., Any]) -> bool:
     return bool(params) and params[0].name in ("answer", "text", "output")
 
 
+#: Names of a text Ω's parameter that gets the task's ground truth (``def check(answer, expected): ...``).
+GROUND_TRUTH_PARAMETERS = ("ground_truth", "expected", "expected_answer", "truth", "reference", "gold")
+
+
+def ground_truth_parameter(fn: Callable[..., Any]) -> str | None:
+    """The parameter of a text Ω that takes the ground truth (one of ``GROUND_TRUTH_PARAMETERS``), if any."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None
+    return next((name for name in GROUND_TRUTH_PARAMETERS if name in params and
+                 params[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)), None)
+
+
 class FromCallable:
-    """Any user function of a trajectory (or of its final answer text) as an evaluator."""
+    """Any user function of a trajectory (or of its final answer text, and then of the task's ground truth when it
+    has a parameter for it: ``expected``, ``ground_truth``...) as an evaluator."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
         self.name = getattr(fn, "__name__", "callable")
         self._wants_text = wants_text(fn)
+        self._truth = ground_truth_parameter(fn) if self._wants_text else None
 
     def __call__(self, trajectory: Trajectory) -> Any:
+        if self._truth is not None:
+            return self.fn(final_text(trajectory), **{self._truth: trajectory.ground_truth})
         if self._wants_text:
             return self.fn(final_text(trajectory))
         return self.fn(trajectory)

@@ -147,3 +147,18 @@ def test_a_function_of_the_answer_text_gets_the_text_however_it_is_given(tmp_pat
 
     assert agentracer.trace(team, evaluator=by_answer).run("t").outcome.success is True
     assert agentracer.trace(team, evaluator="exact").run("t", ground_truth="391").outcome.success is False
+
+
+def test_a_function_of_the_answer_text_gets_the_ground_truth_in_its_parameter_for_it(tmp_path, monkeypatch):
+    """`check(answer, expected=None)` never got the expected answer (every run failed, silently), and
+    `check(answer, ground_truth)` raised a TypeError."""
+    t = _traj([("solver", "it is 391", {})], "391", answer="it is 391")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "omega_gt.py").write_text(
+        "def by_expected(answer, expected=None):\n    return expected is not None and answer.endswith(expected)\n"
+        "def by_truth(text, *, ground_truth):\n    return text.endswith(ground_truth)\n"
+        "def other_option(answer, strict=True):\n    return strict is True\n")
+    assert evaluate(t, "omega_gt:by_expected").success is True and evaluate(t, "omega_gt:by_truth").success is True
+    assert evaluate(t, "omega_gt:other_option").success is True  # (a parameter of another name keeps its default)
+    wrong = _traj([("solver", "it is 390", {})], "391", answer="it is 390")
+    assert evaluate(wrong, "omega_gt:by_expected").success is False
