@@ -201,6 +201,9 @@ class OpenAIServer:
                     message = _normalise(server._answer(request))
                 except _Exhausted as exc:
                     return self._json(500, {"error": {"message": str(exc), "type": "server_error"}})
+                except Exception as exc:  # a responder's bug is the server's error, as a real server reports it
+                    return self._json(500, {"error": {"message": f"the responder raised {type(exc).__name__}: {exc}",
+                                                      "type": "server_error"}})
                 if request.get("stream"):
                     return self._stream(number, request, message)
                 self._json(200, server._completion(number, request, message))

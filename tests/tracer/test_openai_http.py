@@ -450,3 +450,9 @@ def test_a_server_that_lists_no_window_or_another_model_gives_none() -> None:
         assert _model(server, cache=False).context_window is None
     with OpenAIServer("ok", model="someone-else", context_window=8192) as server:
         assert _model(server, cache=False).context_window is None
+
+
+def test_a_responder_that_raises_is_an_http_500_not_a_dropped_connection() -> None:
+    with OpenAIServer(lambda request: 1 / 0) as server:
+        with pytest.raises(ModelError, match=r"HTTP 500: the responder raised ZeroDivisionError"):
+            _model(server, cache=False, max_retries=0).complete(MESSAGES)
