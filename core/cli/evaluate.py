@@ -53,23 +53,13 @@ def check_results_file(path: str) -> None:
                          "results to another file", where=path)
 
 
-def _model_id(name: str | None) -> str | None:
-    """The model a results row names, whichever server answered: ``openai:URL@MODEL`` gives ``MODEL``."""
-    if name is not None and name.startswith("openai:"):
-        return name.rpartition("@")[2]
-    return name
-
-
 def check_same_model(path: str, method: str, model: str | None) -> None:
     """Refuse to add ``model``'s results to a file holding another model's for ``method``; rows that name no
     model (a model-free method's) are not compared."""
     from ..tracer.evaluation import read_rows
+    from ._same_model import other_models
 
-    rows = [row for row in read_rows(path) if row.get("method") == method]
-    others = sorted({str(row["model"]) for row in rows
-                     if row.get("model") is not None and _model_id(row["model"]) != _model_id(model)})
-    if method == "lite" and model is not None and any(row.get("model") is None for row in rows):
-        others.append("lite weights of an earlier release")  # (its rows named no weights)
+    others = other_models([row.get("model") for row in read_rows(path) if row.get("method") == method], method, model)
     if others:
         raise InputError(f"{path} holds results of model {others[0]!r}; write these results to another file")
 

@@ -25,6 +25,7 @@ from ._io import (
     iter_trajectories,
     model_options,
 )
+from ._same_model import other_models
 from ._terminal import printable
 
 EXCERPT_CHARS = 120
@@ -147,15 +148,10 @@ def _check_one_method(store: Any, method: str, output: str, model: str | None = 
     if others:
         raise InputError(f"holds verdicts of method {', '.join(others)}, and its runs would be skipped as done: "
                          f"write {method}'s verdicts to another store", where=output)
-    if model is not None:  # (a verdict is kept redacted: a model name can look like a key, and is compared so)
-        model = Redactor().text(model)
-    models = sorted({str(m) for v in verdicts if (m := v.get("model")) not in (model, None)})
-    if method == "lite" and model is not None and any(v.get("model") is None and v.get("method") == "lite"
-                                                      for v in verdicts):
-        models.append("lite weights of an earlier release")  # (its verdicts named no weights)
+    models = other_models([v.get("model") for v in verdicts if v.get("method") == method], method, model)
     if models and model is not None:
         raise InputError(f"holds verdicts of model {', '.join(models)}, and its runs would be skipped as done: "
-                         f"write {model}'s verdicts to another store", where=output)
+                         f"write {Redactor().text(model)}'s verdicts to another store", where=output)
 
 
 @click.command("locate")

@@ -339,3 +339,20 @@ def test_a_vllm_server_that_lists_its_window_gets_prompts_fitted_to_it(tmp_path:
     assert code == 0, err
     assert [t.id for t in open_store(tmp_path / "out.jsonl")] == ["long"]
     assert sum(len(m["content"]) for m in asked[0]["messages"]) < 8192 * 3
+
+
+def test_a_store_located_through_a_server_that_moved_resumes_as_eval_does(tmp_path: Path, fresh_cache: None) -> None:
+    """`eval` took openai:URL@MODEL results as MODEL's whichever server answered; `locate -o` refused them as another
+    model's. Both compare alike now; another model is still refused."""
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False), run_of("two", False)])
+    out = str(tmp_path / "out.jsonl")
+    with OpenAIServer("<answer>coder|1</answer>") as server:
+        code, _, err = run_cli("locate", str(store.path), "--id", "one", "--model", f"openai:{server.base_url}@m",
+                               "-o", out)
+        assert code == 0, err
+    with OpenAIServer("<answer>coder|1</answer>") as moved:
+        code, _, err = run_cli("locate", str(store.path), "--model", f"openai:{moved.base_url}@m", "-o", out)
+        assert code == 0 and "1 located, 1 done before" in err, err
+        code, _, err = run_cli("locate", str(store.path), "--model", f"openai:{moved.base_url}@other", "-o", out)
+    assert code == 2 and "holds verdicts of model openai:" in err
