@@ -30,6 +30,7 @@ import contextlib
 import email.utils
 import os
 import random
+import re
 import ssl
 import time
 import weakref
@@ -94,7 +95,7 @@ def _content_text(content: Any) -> str:
     if content is None:
         return ""
     if isinstance(content, list):
-        return "".join(part.get("text") or "" if isinstance(part, dict) else str(part) for part in content)
+        return "".join(str(part.get("text") or "") if isinstance(part, dict) else str(part) for part in content)
     return str(content)
 
 
@@ -195,7 +196,7 @@ class OpenAIChatModel(BaseChatModel):
         context_window: int | None = None,
         params: dict[str, Any] | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
+        if not _SCHEME.match(base_url):
             raise InputError(f"model endpoint {base_url!r} must start with http:// or https://")
         if not model:
             raise InputError(f"no model name for endpoint {base_url!r}; write URL@MODEL")
@@ -356,19 +357,31 @@ class OpenAIChatModel(BaseChatModel):
         raise ModelError(self._scrubbed(f"{shown} failed after {attempt + 1} attempt(s): {problem}"))
 
     def _completion(self, payload: dict[str, Any]) -> Completion:
-        choices = payload.get("choices") or []
-        if not choices or not isinstance(choices[0], dict):
+        """The answer of a 200 body; a body not shaped as a chat completion is the server's failure (``ModelError``),
+        while token counts it writes oddly count as 0 (they only inform)."""
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             self.stats["failures"] += 1
             raise ModelError(self._scrubbed(f"{self.name} answered without choices: {str(payload)[:200]}"))
         message = choices[0].get("message") or {}
+        if not isinstance(message, dict):
+            self.stats["failures"] += 1
+            raise ModelError(self._scrubbed(f"{self.name} answered HTTP 200 with a malformed body (its message is "
+                                            f"not an object): {str(payload)[:200]}"))
         text = _content_text(message.get("content"))
         reasoning = message.get("reasoning_content") or message.get("reasoning")
         if isinstance(reasoning, str) and reasoning and "<think>" not in text:
             text = f"<think>{reasoning}</think>{text}"
-        raw_usage = payload.get("usage") or {}
-        usage = Usage(prompt_tokens=int(raw_usage.get("prompt_tokens") or 0),
-                      completion_tokens=int(raw_usage.get("completion_tokens") or 0))
+        raw_usage = payload.get("usage")
+        counts = raw_usage if isinstance(raw_usage, dict) else {}
+        usage = Usage(prompt_tokens=_count(counts.get("prompt_tokens")),
+                      completion_tokens=_count(counts.get("completion_tokens")))
         return Completion(text=text, usage=usage, raw=payload)
+
+
+def _count(value: Any) -> int:
+    """A token count as a server wrote it: a whole number, else 0."""
+    return value if type(value) is int and value >= 0 else 0
 
 
 WINDOW_ASK_S = 5.0  # how long to wait for a server's model list
@@ -384,15 +397,26 @@ def served_window(listed: Any, model: str) -> int | None:
     return None
 
 
+_SCHEME = re.compile(r"^(https?)://", re.IGNORECASE)
+_HOST_PORT = re.compile(r"^[\w.-]+:\d+(/|$)")  # localhost:8000/v1, 127.0.0.1:8000
+
+
 def parse_spec(rest: str) -> tuple[str, str]:
-    """``'http://host:port/v1@model'`` → (endpoint, model); a bare model uses ``$OPENAI_BASE_URL``."""
-    if rest.startswith(("http://", "https://")):
+    """``'http://host:port/v1@model'`` → (endpoint, model); a bare model uses ``$OPENAI_BASE_URL``. What looks like
+    an endpoint without its ``http://`` is refused: taken as a model name, it would send the prompts (and the key)
+    to ``$OPENAI_BASE_URL``, api.openai.com by default."""
+    scheme = _SCHEME.match(rest)
+    if scheme:
+        rest = scheme.group(1).lower() + rest[len(scheme.group(1)):]
         endpoint, sep, model = rest.rpartition("@")
         if not sep or not model or not endpoint:
             raise InputError(f"openai model spec {rest!r} needs URL@MODEL, e.g. http://127.0.0.1:8000/v1@Qwen3-8B")
         return endpoint, model
     if not rest:
         raise InputError("openai model spec is empty; use openai:URL@MODEL or openai:MODEL")
+    if "@" in rest or "://" in rest or _HOST_PORT.match(rest) or rest != rest.strip() or " " in rest:
+        raise InputError(f"openai model spec {rest!r} is neither URL@MODEL (the URL begins http:// or https://) nor a "
+                         "model name: write e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B")
     return os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, rest
 
 
