@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -164,19 +164,33 @@ TORN_END = b"\x00\n"
 escapes it), so readers know the line for a torn record, never stored, and its id stays free for a new append."""
 
 
+class TornWrite(InputError):
+    """A last record a writer stopped in the middle of (killed mid-append): never stored, its id free."""
+
+
+def whole_records(store: Any) -> Iterator[Trajectory]:
+    """The trajectories of ``store``, a torn record skipped (never stored: a resume appends its run again); other
+    damage is raised once the whole records have been read."""
+    problems: list[InputError] = []
+    yield from store.iter(errors=problems)
+    damaged = [problem for problem in problems if not isinstance(problem, TornWrite)]
+    if damaged:
+        raise damaged[0]
+
+
 def _parse_line(line: str | bytes, where: str) -> Trajectory:
     """Parse one JSONL line; a bad last line without its newline, or a line a later writer ended as torn, is reported
     as a torn write."""
     if isinstance(line, bytes) and line.endswith(TORN_END):
-        raise InputError("a torn write: a writer stopped in the middle of this record, which was never stored",
-                         where=where)
+        raise TornWrite("a torn write: a writer stopped in the middle of this record, which was never stored",
+                        where=where)
     try:
         return parse_record(line, where=where)
     except InputError as exc:
         if (line.endswith(b"\n") if isinstance(line, bytes) else line.endswith("\n")):
             raise
         detail = str(exc).removeprefix(f"{exc.where}: ")
-        raise InputError(f"incomplete last line, a torn write? ({detail})", where=exc.where) from None
+        raise TornWrite(f"incomplete last line, a torn write? ({detail})", where=exc.where) from None
 
 
 class JsonlStore:

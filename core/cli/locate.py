@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 import click
 
 from ..errors import AgentracerError, InputError
+from ..exclusive import sole_writer
 from ..models.base import ModelError, RequestRefused
 from ..redact import Redactor
 from ..schema import Trajectory, Verdict
-from ..store import open_store
+from ..store import DuplicateIdError, open_store, whole_records
 from ..team import run_sync
 from ..tracer.base import redacted_verdict
 from ._io import (
@@ -113,9 +115,13 @@ class _Locating:
                 f"({', '.join(trajectory.agent_names)})", where=trajectory.id))
             self.counts["not kept"] += 1
             return
-        self.counts["located"] += 1
         if self.store is not None:
-            self.store.append(with_verdict(trajectory, verdict))
+            try:
+                self.store.append(with_verdict(trajectory, verdict))
+            except DuplicateIdError:  # another writer kept it meanwhile (a store that takes no lock: SQLite, say)
+                self.counts["done before"] += 1
+                return
+        self.counts["located"] += 1
 
     async def all(self, trajectories: Iterable[Trajectory], concurrency: int) -> None:
         """Locate ``trajectories``, ``concurrency`` at a time; none is started once the model has failed."""
@@ -128,6 +134,14 @@ class _Locating:
             finally:
                 gate.release()
 
+        failures: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:  # (a task's unexpected error ends the batch, never lost)
+            running.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+                self.stopped = True
+
         for trajectory in trajectories:
             await gate.acquire()
             if self.stopped:
@@ -135,14 +149,16 @@ class _Locating:
                 break
             task = asyncio.create_task(gated(trajectory))
             running.add(task)
-            task.add_done_callback(running.discard)
-        await asyncio.gather(*running)
+            task.add_done_callback(finished)
+        await asyncio.gather(*running, return_exceptions=True)
+        if failures:
+            raise failures[0]
 
 
 def _check_one_method(store: Any, method: str, output: str, model: str | None = None) -> None:
     """An output store keeps one method's verdicts, and one model's: a run located before by another would be
     skipped as done (a model-free method's verdicts name no model)."""
-    verdicts = [trajectory.labels[0].metadata for trajectory in store  # (its verdict goes first)
+    verdicts = [trajectory.labels[0].metadata for trajectory in whole_records(store)  # (its verdict goes first)
                 if trajectory.labels and trajectory.labels[0].source == "tracer"]
     others = sorted({str(m) for v in verdicts if (m := v.get("method")) not in (method, None)})
     if others:
@@ -191,35 +207,38 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
         check_output_store(output)
         check_not_source(source, output, what="store", why="the located copies would repeat its ids")
     name = chosen_method(method, model)
-    store = open_store(output) if output is not None else None
-    chat_model = load_model(model, **model_options(model, concurrency, timeout=timeout)) if model else None
-    from ..tracer import MODEL_FREE
+    with contextlib.ExitStack() as held:  # (one process at a time resumes an output: a second one is refused)
+        if output is not None:
+            held.enter_context(sole_writer(output, "agentracer locate"))
+        store = open_store(output) if output is not None else None
+        chat_model = load_model(model, **model_options(model, concurrency, timeout=timeout)) if model else None
+        from ..tracer import MODEL_FREE
 
-    options = {"max_prompt_tokens": max_prompt_tokens} if max_prompt_tokens and name not in MODEL_FREE else {}
-    chosen = get_method(name, chat_model, **options)
-    if store is not None:  # (lite names the weights that answered)
-        _check_one_method(store, name, output or "", getattr(chat_model, "name", None)
-                          or getattr(chosen, "weights_id", None))
-    run = _Locating(chosen, with_gt, store, as_json)
-    found = False  # whether SOURCE holds the run --id names
+        options = {"max_prompt_tokens": max_prompt_tokens} if max_prompt_tokens and name not in MODEL_FREE else {}
+        chosen = get_method(name, chat_model, **options)
+        if store is not None:  # (lite names the weights that answered)
+            _check_one_method(store, name, output or "", getattr(chat_model, "name", None)
+                              or getattr(chosen, "weights_id", None))
+        run = _Locating(chosen, with_gt, store, as_json)
+        found = False  # whether SOURCE holds the run --id names
 
-    def picked() -> Iterator[Trajectory]:
-        nonlocal found
-        for trajectory in iter_trajectories(source, run.problems):
-            if trajectory_id is None or trajectory.id == trajectory_id:
-                found = True
-                yield trajectory
+        def picked() -> Iterator[Trajectory]:
+            nonlocal found
+            for trajectory in iter_trajectories(source, run.problems):
+                if trajectory_id is None or trajectory.id == trajectory_id:
+                    found = True
+                    yield trajectory
 
-    run_sync(run.all(run.wanted(picked(), include_successes), concurrency))
-    if trajectory_id is not None and not found:
-        raise InputError(f"no trajectory with id {trajectory_id!r}", where=source)
-    counts = run.counts
-    summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n or what == "located")
-    hint = " (--all includes successful runs)" if counts["successful"] else ""
-    kept = f"; verdicts kept in {output}" if output is not None and counts["located"] else ""
-    click.echo(f"{summary}{hint}{kept}", err=True)
-    if run.stopped:  # the model failed for good, as `eval` does when nothing could be evaluated: not bad input
-        raise SystemExit(1)
-    if not any(counts.values()) and not run.problems.count:
-        raise InputError("no trajectory in it", where=source)
-    run.problems.finish()
+        run_sync(run.all(run.wanted(picked(), include_successes), concurrency))
+        if trajectory_id is not None and not found:
+            raise InputError(f"no trajectory with id {trajectory_id!r}", where=source)
+        counts = run.counts
+        summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n or what == "located")
+        hint = " (--all includes successful runs)" if counts["successful"] else ""
+        kept = f"; verdicts kept in {output}" if output is not None and counts["located"] else ""
+        click.echo(f"{summary}{hint}{kept}", err=True)
+        if run.stopped:  # the model failed for good, as `eval` does when nothing could be evaluated: not bad input
+            raise SystemExit(1)
+        if not any(counts.values()) and not run.problems.count:
+            raise InputError("no trajectory in it", where=source)
+        run.problems.finish()

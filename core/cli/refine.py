@@ -27,11 +27,11 @@ def _earlier_results(store: Any, strategy: str, mode: str, rounds: int, fingerpr
     strategy, mode or number of rounds, or for a task whose text or ground truth changed since (``fingerprints``:
     each task's now), are refused: taken as done, they would report another experiment's results."""
     from ..refine import RefineResult, RoundResult
+    from ..store import whole_records
 
     results: dict[str, RefineResult] = {}
-    problems: list[InputError] = []
     changed: list[str] = []
-    for trajectory in store.iter(errors=problems):
+    for trajectory in whole_records(store):
         task_id, info = trajectory.metadata.get("task_id"), trajectory.metadata.get("refine") or {}
         if task_id is None or not isinstance(info.get("round"), int):
             continue
@@ -49,9 +49,6 @@ def _earlier_results(store: Any, strategy: str, mode: str, rounds: int, fingerpr
         if result is not None:
             result.rounds.append(RoundResult(info["round"], trajectory, bool(trajectory.outcome.success)))
             result.error = info.get("error") or result.error
-    damaged = [problem for problem in problems if "torn write" not in str(problem)]
-    if damaged:  # (a torn last line, a kill in the middle of a write, was never stored: its task is done again)
-        raise damaged[0]
     for task_id, result in list(results.items()):  # a task whose last rounds a kill left unwritten is done again
         finished = result.error is not None or any(r.success for r in result.rounds) or len(result.rounds) > rounds
         if not finished:

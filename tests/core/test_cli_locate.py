@@ -10,7 +10,7 @@ import pytest
 from agentracer.cli.locate import with_verdict
 from agentracer.formats.whowhen import load_whowhen
 from agentracer.schema import Outcome, Step, Trajectory, Verdict
-from agentracer.store import open_store
+from agentracer.store import open_store, whole_records
 from agentracer.testing.openai_server import OpenAIServer
 from agentracer.tracer import locate
 from cli_invoke import run_cli
@@ -356,3 +356,51 @@ def test_a_store_located_through_a_server_that_moved_resumes_as_eval_does(tmp_pa
         assert code == 0 and "1 located, 1 done before" in err, err
         code, _, err = run_cli("locate", str(store.path), "--model", f"openai:{moved.base_url}@other", "-o", out)
     assert code == 2 and "holds verdicts of model openai:" in err
+
+
+def test_a_store_a_kill_left_a_torn_record_in_is_resumed(tmp_path: Path) -> None:
+    """The README's promise (a torn record never counts as stored, its run is appended again) held for eval, refine
+    and annotate; locate -o refused the store for good, also once a writer had ended the torn line."""
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False), run_of("two", False)])
+    out = tmp_path / "out.jsonl"
+    code, _, err = run_cli("locate", str(store.path), "--id", "one", "-o", str(out))
+    assert code == 0, err
+    whole = out.read_text()
+    out.write_text(whole + whole[: len(whole) // 2].replace('"one"', '"two"'))  # killed mid-append of "two"
+    for _ in range(2):  # (the second time, the torn line ended by the writer that resumed)
+        code, _, err = run_cli("locate", str(store.path), "-o", str(out))
+        assert code == 0 and "Traceback" not in err, err
+    assert sorted(t.id for t in whole_records(open_store(out))) == ["one", "two"]
+
+
+def test_a_second_locate_into_the_same_store_is_refused_at_once(tmp_path: Path) -> None:
+    from agentracer.exclusive import sole_writer
+
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of("one", False)])
+    out = tmp_path / "out.jsonl"
+    with sole_writer(out, "a first locate"):
+        code, _, err = run_cli("locate", str(store.path), "-o", str(out))
+    assert code == 2 and "another process" in err and "a first locate" in err and "Traceback" not in err
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_an_unexpected_error_of_one_run_ends_locate_with_it_not_lost(tmp_path: Path, monkeypatch) -> None:
+    """A run's task that raised something unexpected and finished before the last ones was dropped unseen (only
+    'Task exception was never retrieved' at exit) and the batch went on."""
+    from agentracer.tracer import lite
+
+    store = open_store(tmp_path / "runs.jsonl")
+    store.extend([run_of(f"r{i}", False) for i in range(6)])
+
+    asked = []
+
+    async def broken(self, trajectory, *, with_ground_truth=False):
+        asked.append(trajectory.id)
+        raise RuntimeError(f"tracer bug on {trajectory.id}")
+
+    monkeypatch.setattr(lite.LiteTracer, "alocate", broken)
+    with pytest.raises(RuntimeError, match="tracer bug on r0"):
+        run_cli("locate", str(store.path), "--concurrency", "2")
+    assert len(asked) < 6  # (no run started after it)
