@@ -164,6 +164,41 @@ TORN_END = b"\x00\n"
 escapes it), so readers know the line for a torn record, never stored, and its id stays free for a new append."""
 
 
+_SQLITE_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
+
+
+def foreign_content(path: Path) -> str:
+    """What a non-empty file that is no trajectory store holds ('' for a store, an empty or a missing file)."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return ""
+    except OSError:
+        return ""
+    if path.suffix.lower() in _SQLITE_SUFFIXES:
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error:
+            return "something that is not an SQLite database"
+        others = sorted(tables - {"trajectories", "sqlite_sequence"})
+        return f"another database (tables {', '.join(others[:3])})" if others and "trajectories" not in tables else ""
+    try:
+        with path.open("rb") as fh:
+            line = next((line for line in fh if line.strip()), b"")
+    except OSError:
+        return ""
+    if not line or line.startswith(b'{"schema_version"'):  # (a store's records begin so: one a kill tore too)
+        return ""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return "lines that are not JSON records"
+    if isinstance(record, dict) and "steps" in record and ("schema_version" in record or "id" in record):
+        return ""
+    keys = ", ".join(list(record)[:4]) if isinstance(record, dict) else type(record).__name__
+    return f"other records ({keys})"
+
+
 class TornWrite(InputError):
     """A last record a writer stopped in the middle of (killed mid-append): never stored, its id free."""
 
@@ -467,4 +502,4 @@ def _write_all(fd: int, data: bytes) -> None:
 def open_store(path: str | os.PathLike[str]) -> JsonlStore | SqliteStore:
     """A store for ``path``: SQLite for ``.db``/``.sqlite``/``.sqlite3``, JSONL otherwise."""
     suffix = Path(path).suffix.lower()
-    return SqliteStore(path) if suffix in {".db", ".sqlite", ".sqlite3"} else JsonlStore(path)
+    return SqliteStore(path) if suffix in _SQLITE_SUFFIXES else JsonlStore(path)

@@ -11,6 +11,7 @@ import functools
 import inspect
 import json
 import os
+import pathlib
 import threading
 import warnings
 import weakref
@@ -77,8 +78,12 @@ def _as_store(store: Any) -> Any:
     if store is None or (callable(getattr(store, "append", None))):
         return store
     if isinstance(store, str | os.PathLike):
-        from .store import open_store
+        from .errors import InputError
+        from .store import foreign_content, open_store
 
+        what = foreign_content(pathlib.Path(store))
+        if what:
+            raise InputError(f"holds {what}, not trajectories: give the runs a new store", where=str(store))
         return open_store(store)
     raise TypeError(f"store must be a path (.jsonl, .db) or a store with append(trajectory), got "
                     f"{type(store).__name__}")

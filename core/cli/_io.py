@@ -14,16 +14,20 @@ import click
 
 from ..errors import InputError
 from ..schema import Trajectory
-from ..store import open_store, parse_record
+from ..store import foreign_content, open_store, parse_record
 
 STORE_SUFFIXES = {".jsonl", ".db", ".sqlite", ".sqlite3"}
 SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
 
 
 def check_output_store(path: str) -> None:
-    """An output must name a store (``open_store`` takes any other name as JSONL)."""
+    """An output must name a store (``open_store`` takes any other name as JSONL), new or holding trajectories: runs
+    appended to another file (a tasks file, a results file, another program's database) would spoil it."""
     if Path(path).suffix.lower() not in STORE_SUFFIXES:
         raise InputError("the output must be a .jsonl or .db store", where=path)
+    what = foreign_content(Path(path))
+    if what:
+        raise InputError(f"holds {what}, not trajectories: write the runs to a new store", where=path)
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -29,8 +29,8 @@ def import_group() -> None:
 
 def _check_output(source: str, output: str) -> None:
     """The output must be a store, and another file than the source it is read from."""
-    check_output_store(output)
     check_not_source(source, output, what="store", why="importing into it would lose what it holds")
+    check_output_store(output)
 
 
 def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str, replace: bool,

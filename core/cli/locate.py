@@ -204,8 +204,8 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
     from ..tracer import get_method
 
     if output is not None:
-        check_output_store(output)
         check_not_source(source, output, what="store", why="the located copies would repeat its ids")
+        check_output_store(output)
     name = chosen_method(method, model)
     with contextlib.ExitStack() as held:  # (one process at a time resumes an output: a second one is refused)
         if output is not None:

@@ -65,9 +65,9 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, eval
     """
     if (task is None) == (tasks_file is None):
         raise click.UsageError("give exactly one of --task and --tasks")
-    check_output_store(output)
     if tasks_file is not None:
         check_not_source(tasks_file, output, why="the runs would be appended to the tasks")
+    check_output_store(output)
     team = load_team(team_spec, evaluator_spec)
     problems = Problems()
     rows = list(_tasks(task, tasks_file, problems))

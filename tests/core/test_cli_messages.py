@@ -190,3 +190,42 @@ def test_train_prepare_names_a_tokenizer_path_that_is_not_there(tmp_path: Path) 
     code, _, err = run_cli("train", "prepare", str(tmp_path), "-o", str(tmp_path / "out"), "--tokenizer",
                            str(tmp_path / "nowhere"))
     assert code == 2 and "nowhere: no tokenizer.json here" in err, err
+
+
+def test_runs_are_not_appended_to_a_file_that_holds_something_else(teams: Path) -> None:
+    """trace, replay, import and collect appended runs to a tasks file, a results file or another program's database
+    (which quietly gained a table), exit 0."""
+    import sqlite3
+
+    tasks = teams / "tasks.jsonl"
+    tasks.write_text('{"task_id": 1, "text": "add two numbers", "test_list": []}\n')
+    results = teams / "results.jsonl"
+    results.write_text('{"id": "a", "method": "random", "with_gt": false}\n')
+    other_db = teams / "app.db"
+    with sqlite3.connect(other_db) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    notes = teams / "notes.jsonl"
+    notes.write_text("just some text\n")
+    for output, what in ((tasks, "other records (task_id, text, test_list)"), (results, "other records (id, method"),
+                         (other_db, "another database (tables users)"), (notes, "lines that are not JSON records")):
+        before = output.read_bytes()
+        code, _, err = run_cli("trace", "--team", "msg_teams:plays", "--task", "t", "-o", str(output))
+        assert code == 2 and what in one_error(err) and "not trajectories" in err, err
+        assert output.read_bytes() == before
+    for output in (teams / "runs.jsonl", teams / "runs.db", teams / "empty.jsonl"):
+        if output.name == "empty.jsonl":
+            output.write_text("")
+        for _ in range(2):  # (a new store, then the same store again)
+            code, _, err = run_cli("trace", "--team", "msg_teams:plays", "--task", "t", "-o", str(output))
+            assert code == 0, err
+        assert len(open_store(output)) == 2
+
+
+def test_a_traced_team_is_not_given_a_store_that_holds_something_else(tmp_path: Path) -> None:
+    import agentracer
+    from agentracer.errors import InputError
+
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"id": "a", "method": "random", "with_gt": false}\n')
+    with pytest.raises(InputError, match=r"holds other records \(id, method, with_gt\), not trajectories"):
+        agentracer.trace(lambda: None, store=results)
