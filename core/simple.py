@@ -29,6 +29,8 @@ class _TextCodec:
         return json_copy(response)
 
     def decode(self, data: Any) -> Any:
+        if not isinstance(data, str):  # (an edited recording: the team reads text)
+            raise TypeError(f"a simple agent's answer is text, not {type(data).__name__}")
         return data
 
     def replacement(self, action: Any, recorded: ModelCall | None) -> Any:

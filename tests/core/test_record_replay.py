@@ -1273,3 +1273,13 @@ def test_a_factory_with_a_task_parameter_is_built_for_each_runs_task():
     assert built[-1] == "always this"
     agentracer.trace(functools.partial(make_team, task="a partial's own")).run("another")  # (so is a partial's)
     assert built[-1] == "a partial's own"
+
+
+def test_a_recorded_answer_edited_into_something_no_simple_agent_says_is_refused_when_served():
+    """It was served: the team raised AttributeError, and the replay was kept as a failed run that blamed the action."""
+    counter = Counter()
+    team = agentracer.trace(make_factory(counter))
+    traj = team.run("add 2 and 3")
+    traj.steps[1].model_calls[0].response = 123
+    with pytest.raises(ReplayError, match=r"model call #0 of 'planner' \(step 1\) cannot be served: TypeError"):
+        team.replay(traj, step=3, action="x")
