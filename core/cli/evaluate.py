@@ -135,7 +135,8 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
             references: str | None, cache: bool, retry_errors: bool, timeout: float | None, quiet: bool) -> None:
     """Attribute every trajectory under DATA and print agent/step accuracy per subset.
 
-    Rows stream to OUTPUT as they finish; run again to resume. Exits 1 only when nothing was evaluated.
+    Rows stream to OUTPUT as they finish; run again to resume. Exits 2 when an item is bad input (the others are
+    evaluated and kept), 1 when nothing could be evaluated for another reason (the model failed).
     """
     from ..models import load_model
     from ..tracer import MODEL_FREE, get_method
@@ -211,10 +212,16 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
         click.echo(f"model: {stats['requests']} requests, {stats['retries']} retries, {stats['failures']} failed, "
                    f"{stats['cache_hits']} from cache{tokens}", err=True)
     answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
-    failed = sum(1 for r in rows if r.get("with_gt") == with_gt and r.get("error") is not None)
+    bad = [r for r in rows if r.get("with_gt") == with_gt and r.get("error_kind") == "input"]
+    failed = sum(1 for r in rows if r.get("with_gt") == with_gt and r.get("error") is not None) - len(bad)
     if answered and failed and not quiet:
         click.echo(f"note: {failed} item(s) have an error row and count as wrong; rerun with --retry-errors to redo "
                    "them", err=True)
+    if answered and bad:  # (bad input is exit 2, as everywhere: the other items are evaluated and kept)
+        click.echo(f"error: {len(bad)} of {len(items)} items are bad input and count as wrong (their error fields in "
+                   f"{output}), e.g. {bad[0]['id']}: {str(bad[0]['error'])[:200]}", err=True)
+        sys.stdout.flush()
+        sys.exit(2)
     if not answered:
         bad_input = {r.get("error_kind") for r in rows if r.get("with_gt") == with_gt} <= {"input"}
         refused = any(re.search(r"refused the request: HTTP (400|413|422)|tokens exceeds the", str(r.get("error")))

@@ -51,8 +51,8 @@ def rows(path: Path) -> list[dict]:
 
 def test_majority_scores_every_file_and_records_bad_ones(data: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "results.jsonl"
-    code, stdout, _ = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "-o", str(out)], capsys)
-    assert code == 0
+    code, stdout, err = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "-o", str(out)], capsys)
+    assert code == 2 and "error: 3 of 9 items are bad input and count as wrong" in err  # (the others are scored)
     got = {r["id"]: r for r in rows(out)}
     assert len(got) == 9
     need = {"id", "subset", "predicted_agent", "predicted_step", "mistake_agent", "mistake_step", "error"}
@@ -67,7 +67,7 @@ def test_majority_scores_every_file_and_records_bad_ones(data: Path, tmp_path: P
     assert "Hand-Crafted" in stdout and "Algorithm-Generated" in stdout and "substr agent%" in stdout
     # resume: nothing left to do, nothing duplicated
     code, _, stderr = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "-o", str(out)], capsys)
-    assert code == 0 and "0 to evaluate, 9 already" in stderr and len(rows(out)) == 9
+    assert code == 2 and "0 to evaluate, 9 already" in stderr and len(rows(out)) == 9
 
 
 def _answers(request: dict) -> str:
@@ -105,7 +105,7 @@ def test_resume_after_an_interrupted_run(data: Path, tmp_path: Path, capsys) -> 
     lines = out.read_text().splitlines()
     out.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:20])
     code, _, stderr = run(["eval", "whowhen", "--data", str(data), "--method", "random", "-o", str(out)], capsys)
-    assert code == 0 and "7 to evaluate, 2 already" in stderr
+    assert code == 2 and "7 to evaluate, 2 already" in stderr  # (3 items are bad input)
     again = rows(out)
     assert sorted(r["id"] for r in again) == sorted(r["id"] for r in full)
     assert {r["id"]: r["predicted_step"] for r in again} == {r["id"]: r["predicted_step"] for r in full}
@@ -150,7 +150,7 @@ def test_tracertraj_jsonl_is_evaluated_too(tmp_path: Path, capsys) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "out.jsonl"
     code, stdout, _ = run(["eval", "whowhen", "--data", str(path), "--method", "majority", "-o", str(out)], capsys)
-    assert code == 0
+    assert code == 2  # (q2 is bad input)
     got = rows(out)
     assert len(got) == 2
     first = next(r for r in got if r["error"] is None)
@@ -171,10 +171,11 @@ def test_a_model_without_a_method_means_agentracer(data: Path, tmp_path: Path, c
 
 def test_the_lite_training_data_note_is_for_whowhen_files_only_and_quiet_prints_only_the_table(
         data: Path, tmp_path: Path, capsys) -> None:
-    code, _, err = run(["eval", "whowhen", "--data", str(data), "--method", "lite", "-o", str(tmp_path / "a.jsonl")],
+    clean = data / "Hand-Crafted"
+    code, _, err = run(["eval", "whowhen", "--data", str(clean), "--method", "lite", "-o", str(tmp_path / "a.jsonl")],
                        capsys)
     assert code == 0 and "trained on the Who&When development split" in err
-    code, out, err = run(["eval", "whowhen", "--data", str(data), "--method", "lite", "-o", str(tmp_path / "b.jsonl"),
+    code, out, err = run(["eval", "whowhen", "--data", str(clean), "--method", "lite", "-o", str(tmp_path / "b.jsonl"),
                           "--quiet"], capsys)
     assert code == 0 and "agent%" in out and "trained on" not in err and err == ""
     assert "paper layout" not in out  # the table only
@@ -290,7 +291,7 @@ def test_majority_references_read_like_any_input_and_a_bad_file_is_an_error(data
     out = tmp_path / "r.jsonl"
     code, _, err = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "--references",
                         str(store.path), "-o", str(out)], capsys)
-    assert code == 0, err
+    assert code == 2 and "3 of 9 items are bad input" in err, err
     scored = [r for r in rows(out) if r["error"] is None and r["subset"] == "Hand-Crafted"]
     assert scored and all(r["predicted_agent"] == "Orchestrator" for r in scored)
     junk = tmp_path / "junk.txt"
