@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import agentracer
 import pytest
@@ -423,3 +424,64 @@ def test_a_round_its_model_server_broke_ends_the_task_without_blaming_an_agent()
     result = agentracer.refine(make, "Say 1.", lambda t: False, tracer, rounds=2)
     assert asked == [] and len(result.rounds) == 1 and not result.success
     assert result.error is not None and "the team's model server failed" in result.error and "429" in result.error
+
+
+def test_a_tracer_whose_server_is_down_ends_the_task_keeping_its_rounds_and_the_command_writes_them(
+        tmp_path, monkeypatch):
+    """The tracer's ModelError was raised out of refine: the task's finished runs were lost (nothing written to -o),
+    no summary was printed, and the command ended with one line."""
+    import json
+
+    from agentracer.cli import main
+    from agentracer.models import ModelError
+    from agentracer.refine import loop
+    from click.testing import CliRunner
+
+    def down(trajectory):
+        raise ModelError("http://127.0.0.1:9/v1 failed after 6 attempt(s): HTTP 500")
+
+    result = agentracer.refine(make_team, TASK, chain_evaluator, down, rounds=2, ground_truth="7")
+    assert result.model_failed and len(result.rounds) == 1
+    assert result.error.startswith("feedback on round 0: the model failed for good: ModelError")
+
+    seen = []
+
+    async def tracer_down(tracer, trajectory):
+        seen.append(trajectory.task)
+        raise ModelError("the tracer's server is down")
+
+    monkeypatch.setattr(loop, "ask_tracer", tracer_down)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps(row) + "\n" for row in (
+        {"id": "a", "task": "Count from 0. slip=2", "ground_truth": "5"},
+        {"id": "b", "task": "Count from 0.", "ground_truth": "5"})))
+    out = tmp_path / "attempts.jsonl"
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    with CliRunner().isolation() as (stdout, stderr, _):
+        with pytest.raises(SystemExit) as ended:
+            main(["refine", "--team", "annotate_teams:make_task_chain", "--tasks", str(tasks), "--evaluator",
+                  "annotate_teams:chain_evaluator", "--rounds", "2", "-o", str(out)])
+        err, printed = stderr.getvalue().decode(), stdout.getvalue().decode()
+    assert ended.value.code == 1 and len(seen) == 1
+    assert "a: stopped by an error in feedback on round 0" in printed and "success rate per round" in printed
+    assert "the other 1 task(s) are not attempted" in err
+    [kept] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert kept["metadata"]["task_id"] == "a" and "the model failed for good" in kept["metadata"]["refine"]["error"]
+
+
+def test_each_attempt_is_written_as_soon_as_it_is_settled(tmp_path):
+    """Rounds were written when the task ended: a kill lost every finished run of the task."""
+    built, kept = [], []
+
+    def make():
+        built.append(1)
+        return make_team()
+
+    def blame(trajectory):
+        return agentracer.Verdict(agent="agent0", step=4, reason="slipped")
+
+    result = Refiner(make, lambda trajectory: False, blame).run(
+        TASK, ground_truth="7", rounds=2,
+        on_round=lambda record, error: kept.append((record.round, len(built), error, record.verdict is not None)))
+    assert len(result.rounds) == 3 and result.error is None
+    assert kept == [(0, 1, None, True), (1, 2, None, True), (2, 3, None, False)]  # (each before the next run)
