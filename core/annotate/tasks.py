@@ -61,12 +61,14 @@ def parse_task(row: Any, *, where: str) -> TaskRow:
 
 
 def read_tasks(path: str | Path) -> list[TaskRow]:
-    """Every task of a JSONL file; a bad line or a repeated id is an ``InputError`` naming the line."""
+    """Every task of a JSONL file; bad lines or repeated ids are one ``InputError`` naming each line (all of them, so
+    that one fix makes the file good: a long annotation or refine run starts on a whole file or not at all)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such tasks file: {path}")
     rows: list[TaskRow] = []
     seen: set[str] = set()
+    problems: list[InputError] = []
     for number, line in enumerate(read_utf8_file(path).split("\n"), start=1):
         if not line.strip():
             continue
@@ -74,12 +76,24 @@ def read_tasks(path: str | Path) -> list[TaskRow]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc})", where=where) from None
-        row = parse_task(data, where=where)
+            problems.append(InputError(f"not valid JSON ({exc})", where=where))
+            continue
+        try:
+            row = parse_task(data, where=where)
+        except InputError as exc:
+            problems.append(exc)
+            continue
         if row.id in seen:
-            raise InputError(f"task id {row.id!r} appears twice", where=where)
+            problems.append(InputError(f"task id {row.id!r} appears twice", where=where))
+            continue
         seen.add(row.id)
         rows.append(row)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        shown = "; ".join(str(problem).removeprefix(f"{path}:") for problem in problems[:5])
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise InputError(f"{len(problems)} bad task lines, none run: line {shown}{more}", where=str(path))
     if not rows:
         raise InputError(f"{path} has no tasks")
     return rows

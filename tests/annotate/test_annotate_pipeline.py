@@ -89,6 +89,10 @@ def test_task_files_and_mbpp_rows(tmp_path):
         path.write_text(f'{{"id": 1, "task": "a"}}\n{{"id": {bad}, "task": "b"}}\n')
         with pytest.raises(InputError, match=r"tasks.jsonl:2: (the task id must be|no 'id')"):
             read_tasks(path)
+    path.write_text('{"id": 1, "task": "a"}\n{nope\n{"id": 2}\n{"id": 1, "task": "c"}\n')  # every bad line, at once
+    with pytest.raises(InputError, match=r"tasks.jsonl: 3 bad task lines, none run: line 2: not valid JSON .*; "
+                                         r"3: .*no 'task'.*; 4: task id '1' appears twice"):
+        read_tasks(path)
 
 
 def test_ledger_survives_a_torn_line(tmp_path):
