@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import click
@@ -113,8 +112,7 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
                 click.echo(f"{row.id}: " + (f"solved in round {first}" if first is not None else "not solved")
                            + f" (attempts already in {out_path})")
                 continue
-            result = await refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds,
-                                        on_round=functools.partial(keep, row.id) if store is not None else None)
+            result = await refiner.arun(row.task, ground_truth=row.ground_truth, rounds=rounds)
             results.append(result)
             first = next((r.round for r in result.rounds if r.success), None)
             unsolved = f"stopped by an error in {result.error.split(':')[0]}" if result.error else "not solved"
@@ -126,6 +124,9 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
             if result.error:
                 stopped += 1
                 click.echo(f"error: task {row.id}: {result.error}", err=True)
+            if store is not None:  # (a task's rounds together: a resume redoes a task a kill stopped half-way)
+                store.extend(kept(row.id, record, result.error if record is result.rounds[-1] else None)
+                             for record in result.rounds)
             if result.model_failed:  # (its server is down: every next task would meet it too)
                 left = len(tasks) - len(results)
                 if left:
@@ -134,9 +135,8 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
                 break
         return stopped
 
-    def keep(task_id: str, record: Any, error: str | None) -> None:
-        """Write one attempt as soon as it is settled (a kill loses only the attempt in progress)."""
-        assert store is not None
+    def kept(task_id: str, record: Any, error: str | None) -> Any:
+        """An attempt as OUT keeps it: its task, what a resume must match, its verdict, the error that ended it."""
         record.trajectory.metadata.setdefault("task_id", task_id)
         record.trajectory.metadata.setdefault("refine", {}).update(  # (what a resume must match)
             run_mode=mode, rounds=rounds, task_hash=fingerprints[task_id])
@@ -144,7 +144,7 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
             record.trajectory.labels.append(record.verdict)
         if error:  # a later run into OUT does the task again
             record.trajectory.metadata["refine"]["error"] = error
-        store.append(record.trajectory)
+        return record.trajectory
 
     stopped = run_sync(refine_all())
     rates = success_rate_per_round(results, rounds)

@@ -228,26 +228,15 @@ class Refiner:
         assert self.critic is not None
         return None, await critique(trajectory, self.critic, with_environment=self.strategy == "critic")
 
-    async def arun(self, task: str, *, ground_truth: Any = None, rounds: int = 3, first: Trajectory | None = None,
-                   on_round: Callable[[RoundResult, str | None], None] | None = None) -> RefineResult:
+    async def arun(self, task: str, *, ground_truth: Any = None, rounds: int = 3,
+                   first: Trajectory | None = None) -> RefineResult:
         """Attempt ``task`` up to ``rounds + 1`` times; ``first`` is an already checked first attempt.
 
         The team's factory, Ω, the tracer or a model raising ends the task's attempts: ``error`` says which round and
         why, and the rounds made so far are kept; a model that failed for good (its server is down, after its retries)
-        also sets ``model_failed``: every next task would meet it too. ``on_round(record, error)`` gets each attempt
-        as soon as it is settled (its verdict and feedback known, or it is the last), the last with the error that
-        ended the task: a caller that keeps each one then loses no finished run to a kill or a failure."""
+        also sets ``model_failed``: every next task would meet it too."""
         result = RefineResult(self.strategy, self.mode)
         stage, attempt, built_with = "round 0", 0, None
-        passed = 0
-
-        def pass_on(error: str | None = None) -> None:
-            nonlocal passed
-            for index in range(passed, len(result.rounds)):
-                if on_round is not None:
-                    on_round(result.rounds[index], error if index == len(result.rounds) - 1 else None)
-            passed = len(result.rounds)
-
         try:
             trajectory = first if first is not None else await self._restart(task, ground_truth, None, 0)
             for round_ in range(rounds + 1):
@@ -257,7 +246,6 @@ class Refiner:
                     break
                 stage = f"feedback on round {round_}"
                 record.verdict, record.feedback = await self._feedback(trajectory)
-                pass_on()
                 stage, attempt = f"round {round_ + 1}", round_ + 1
                 trajectory, built_with = await self._next(task, ground_truth, record)
         except RequestRefused as exc:  # this task's prompt (over the tracer's window?): the other tasks go on
@@ -278,7 +266,6 @@ class Refiner:
             result.error = f"{stage}: Ω raised {failed.trajectory.metadata['evaluation_error'][:500]}"
         except Exception as exc:
             result.error = f"{stage}: {error_summary(exc, limit=500)}"
-        pass_on(result.error)
         return result
 
     def run(self, task: str, **kwargs: Any) -> RefineResult:

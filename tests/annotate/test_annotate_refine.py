@@ -469,19 +469,28 @@ def test_a_tracer_whose_server_is_down_ends_the_task_keeping_its_rounds_and_the_
     assert kept["metadata"]["task_id"] == "a" and "the model failed for good" in kept["metadata"]["refine"]["error"]
 
 
-def test_each_attempt_is_written_as_soon_as_it_is_settled(tmp_path):
-    """Rounds were written when the task ended: a kill lost every finished run of the task."""
-    built, kept = [], []
 
-    def make():
-        built.append(1)
-        return make_team()
+def test_the_attempts_file_says_why_a_task_stopped_while_its_next_round_was_built(tmp_path, monkeypatch):
+    import json
 
-    def blame(trajectory):
-        return agentracer.Verdict(agent="agent0", step=4, reason="slipped")
+    from agentracer.cli import main
+    from click.testing import CliRunner
 
-    result = Refiner(make, lambda trajectory: False, blame).run(
-        TASK, ground_truth="7", rounds=2,
-        on_round=lambda record, error: kept.append((record.round, len(built), error, record.verdict is not None)))
-    assert len(result.rounds) == 3 and result.error is None
-    assert kept == [(0, 1, None, True), (1, 2, None, True), (2, 3, None, False)]  # (each before the next run)
+    (tmp_path / "picky_teams.py").write_text(
+        "from annotate_teams import make_task_chain\n"
+        "def breaks_on_feedback(feedback=None):\n"
+        "    if feedback is not None:\n"
+        "        raise RuntimeError('cannot take feedback')\n"
+        "    return make_task_chain()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "task": "Count from 0. slip=2", "ground_truth": "5"}) + "\n")
+    out = tmp_path / "attempts.jsonl"
+    with CliRunner().isolation():
+        with pytest.raises(SystemExit) as ended:
+            main(["refine", "--team", "picky_teams:breaks_on_feedback", "--tasks", str(tasks), "--evaluator",
+                  "annotate_teams:chain_evaluator", "--rounds", "1", "-o", str(out)])
+    assert ended.value.code == 1
+    [kept] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert "round 1: TeamBuildError" in kept["metadata"]["refine"]["error"]
