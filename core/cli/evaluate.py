@@ -180,7 +180,9 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     again = (f" ({len(stale)} of them again: what the tracer is shown of them changed since {output} scored them "
              f"(their run, ground truth or label, or how this version reads them), e.g. {stale[0]!r})" if stale else "")
-    say(f"{name}{f' with {chat_model.name}' if chat_model else ''}: {len(todo)} to evaluate{again}, "
+    budget = getattr(attributor, "max_prompt_tokens", None)  # (an openai: model's window is its server's, if listed)
+    say(f"{name}{f' with {chat_model.name}' if chat_model else ''}"
+        f"{f' (prompts up to {budget} tokens)' if chat_model and budget else ''}: {len(todo)} to evaluate{again}, "
         f"{len(items) - len(todo)} already in {output}")
 
     progress = {"n": 0}

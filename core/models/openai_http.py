@@ -252,10 +252,16 @@ class OpenAIChatModel(BaseChatModel):
         before (kept in the answer cache: prompts fitted to it then are fitted alike now, and hit the cache)."""
         key = request_key({"endpoint": self.base_url, "context_window_of": self.model})
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        try:
-            response = httpx.get(f"{self.base_url}/models", headers=headers, timeout=min(self.timeout, WINDOW_ASK_S))
-            listed = response.json().get("data") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+        listed: Any = None
+        try:  # (verified as the completions are: with the system's certificates)
+            response = httpx.get(f"{self.base_url}/models", headers=headers, timeout=min(self.timeout, WINDOW_ASK_S),
+                                 verify=ssl.create_default_context())
+            if response.status_code == 200:
+                payload = response.json()
+                listed = payload.get("data") if isinstance(payload, dict) else None
+        except (httpx.HTTPError, ValueError):
+            pass
+        if not isinstance(listed, list):  # not answered (down, a proxy's 502, another route): as it said before
             entry = self.cache.get(key) if self.cache is not None else None
             window = entry.get("context_window") if entry is not None else None
             return window if type(window) is int and window > 0 else None

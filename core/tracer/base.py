@@ -102,8 +102,11 @@ class ModelMethod(Method):
     def _fit_answer_to_window(self, model: ChatModel) -> None:
         """A model that reserves more answer tokens than its window leaves after the prompt budget (a small local
         model) is asked for no more than that: prompt and answer together fit its window."""
-        window, own = getattr(model, "context_window", None), getattr(model, "max_new_tokens", None)
-        if not window or not own or {"max_tokens", "max_new_tokens"} & self.params.keys():
+        own = getattr(model, "max_new_tokens", None)
+        if not own or {"max_tokens", "max_new_tokens"} & self.params.keys():
+            return  # (before the window is read: an openai: model's is asked of its server)
+        window = getattr(model, "context_window", None)
+        if not window:
             return
         room = int(window) - self.max_prompt_tokens - TEMPLATE_SLACK
         if int(own) > room:

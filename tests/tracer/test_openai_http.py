@@ -513,3 +513,39 @@ def test_token_counts_written_oddly_count_as_zero_and_the_answer_is_kept() -> No
     finally:
         server.shutdown()
         other.shutdown()
+
+
+def test_a_model_list_not_answered_gives_the_window_said_before_and_a_given_budget_asks_nothing(tmp_path) -> None:
+    """A proxy's 503 (vLLM restarting behind it) gave no window, not the cached one: prompts fitted to the default
+    missed the cache and went over the real window. With --max-prompt-tokens given, the list is not asked at all."""
+    from agentracer.tracer import get_method
+
+    gets = []
+
+    class Handler(BaseHTTPRequestHandler):
+        status = 200
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            gets.append(self.path)
+            body = json.dumps({"data": [{"id": "m", "max_model_len": 4096}]} if Handler.status == 200 else
+                              {"error": "upstream restarting"}).encode()
+            self.send_response(Handler.status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        assert OpenAIChatModel(url, "m", cache_dir=str(tmp_path)).context_window == 4096
+        Handler.status = 503
+        assert OpenAIChatModel(url, "m", cache_dir=str(tmp_path)).context_window == 4096
+        asked = len(gets)
+        method = get_method("agentracer", OpenAIChatModel(url, "m", cache_dir=str(tmp_path)), max_prompt_tokens=1000)
+        assert method.max_prompt_tokens == 1000 and len(gets) == asked
+    finally:
+        server.shutdown()
