@@ -404,7 +404,9 @@ def served_window(listed: Any, model: str) -> int | None:
 
 
 _SCHEME = re.compile(r"^(https?)://", re.IGNORECASE)
-_HOST_PORT = re.compile(r"^[\w.-]+:\d+(/|$)")  # localhost:8000/v1, 127.0.0.1:8000
+# what a URL without its scheme begins with: a host and port before a path (myhost:8000/v1), or a bare host and port of
+# a named or dotted host (localhost:8000, 127.0.0.1:8000; a model tag like llama3:70 is not one)
+_HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\w-]+(\.[\w-]+)+):\d+$)")
 
 
 def parse_spec(rest: str) -> tuple[str, str]:
@@ -414,13 +416,17 @@ def parse_spec(rest: str) -> tuple[str, str]:
     scheme = _SCHEME.match(rest)
     if scheme:
         rest = scheme.group(1).lower() + rest[len(scheme.group(1)):]
-        endpoint, sep, model = rest.rpartition("@")
-        if not sep or not model or not endpoint:
+        path = rest.find("/", scheme.end())  # (the model begins at the first @ of the URL's path: a user:password@
+        at = rest.find("@", path) if path >= 0 else -1  # before the host is the URL's, an @ in the model the model's)
+        endpoint, model = (rest[:at], rest[at + 1:]) if at >= 0 else (rest.rpartition("@")[0], rest.rpartition("@")[2])
+        if not model or not endpoint or at < 0 and "@" not in rest:
             raise InputError(f"openai model spec {rest!r} needs URL@MODEL, e.g. http://127.0.0.1:8000/v1@Qwen3-8B")
         return endpoint, model
     if not rest:
         raise InputError("openai model spec is empty; use openai:URL@MODEL or openai:MODEL")
-    if "@" in rest or "://" in rest or _HOST_PORT.match(rest) or rest != rest.strip() or " " in rest:
+    before_at = rest.partition("@")[0] if "@" in rest else ""
+    if ("://" in rest or _HOST_PORT.match(rest) or "/" in before_at or _HOST_PORT.match(before_at + "/")
+            or rest != rest.strip() or " " in rest):
         raise InputError(f"openai model spec {rest!r} is neither URL@MODEL (the URL begins http:// or https://) nor a "
                          "model name: write e.g. openai:http://127.0.0.1:8000/v1@Qwen3-8B")
     return os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, rest

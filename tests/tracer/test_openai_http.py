@@ -29,10 +29,17 @@ def test_spec_parsing() -> None:
     assert parse_spec("gpt-4o") == ("https://api.openai.com/v1", "gpt-4o")
     assert parse_spec("ft:gpt-4o:org::id")[1] == "ft:gpt-4o:org::id" and parse_spec("Qwen/Qwen3-8B")[1] == "Qwen/Qwen3-8B"
     assert parse_spec("HTTP://127.0.0.1:8000/v1@m") == ("http://127.0.0.1:8000/v1", "m")
+    for name in ("claude-3-5-sonnet-v2@20241022", "gemini-1.5-pro@001", "llama3:70", "qwen2.5:7b"):  # (a proxy's)
+        assert parse_spec(name)[1] == name
+    assert parse_spec("http://proxy:4000/v1@claude-3-5-sonnet-v2@20241022") == (
+        "http://proxy:4000/v1", "claude-3-5-sonnet-v2@20241022")
+    assert parse_spec("http://user:pw@host:8000/v1@m") == ("http://user:pw@host:8000/v1", "m")
+    assert parse_spec("http://host:8000@m") == ("http://host:8000", "m")
 
 
 @pytest.mark.parametrize("spec", ["127.0.0.1:8000/v1@Qwen3-8B", "localhost:8000/v1@m", "localhost:8000",
-                                  "ftp://host/v1@m", "my model"])
+                                  "ftp://host/v1@m", "my model", "myhost:8000/v1@m", "127.0.0.1:8000@m",
+                                  "vllm.internal:8000"])
 def test_an_endpoint_without_its_scheme_is_refused_not_sent_to_api_openai_com(spec) -> None:
     """Taken as a bare model name, it went to $OPENAI_BASE_URL (api.openai.com), prompts and key with it."""
     with pytest.raises(Exception, match="neither URL@MODEL"):
