@@ -187,8 +187,8 @@ def foreign_content(path: Path) -> str:
             line = next((line for line in fh if line.strip()), b"")
     except OSError:
         return ""
-    if not line or line.startswith(b'{"schema_version"'):  # (a store's records begin so: one a kill tore too)
-        return ""
+    if not line or line.startswith(b'{"schema_version"') or line.endswith(TORN_END) or not line.endswith(b"\n"):
+        return ""  # (a store's records begin so; a torn first record, ended by a writer or not, is no record)
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):

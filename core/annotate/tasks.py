@@ -61,8 +61,8 @@ def parse_task(row: Any, *, where: str) -> TaskRow:
 
 
 def read_tasks(path: str | Path) -> list[TaskRow]:
-    """Every task of a JSONL file; bad lines or repeated ids are one ``InputError`` naming each line (all of them, so
-    that one fix makes the file good: a long annotation or refine run starts on a whole file or not at all)."""
+    """Every task of a JSONL file; bad lines or repeated ids are one ``InputError`` that counts them all and names the
+    first five (a long annotation or refine run starts on a whole file or not at all)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such tasks file: {path}")

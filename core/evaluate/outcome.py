@@ -177,16 +177,18 @@ def wants_text(fn: Callable[..., Any]) -> bool:
 
 
 #: Names of a text Ω's parameter that gets the task's ground truth (``def check(answer, expected): ...``).
-GROUND_TRUTH_PARAMETERS = ("ground_truth", "expected", "expected_answer", "truth", "reference", "gold")
+GROUND_TRUTH_PARAMETERS = ("ground_truth", "expected")
 
 
-def ground_truth_parameter(fn: Callable[..., Any]) -> str | None:
-    """The parameter of a text Ω that takes the ground truth (one of ``GROUND_TRUTH_PARAMETERS``), if any."""
+def ground_truth_parameter(fn: Callable[..., Any]) -> inspect.Parameter | None:
+    """The parameter of a text Ω that takes the ground truth (one of ``GROUND_TRUTH_PARAMETERS``), if any; one a
+    ``functools.partial`` binds keeps its value."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return None
-    return next((name for name in GROUND_TRUTH_PARAMETERS if name in params and
+    bound = getattr(fn, "keywords", None) or {}
+    return next((params[name] for name in GROUND_TRUTH_PARAMETERS if name in params and name not in bound and
                  params[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)), None)
 
 
@@ -201,8 +203,9 @@ class FromCallable:
         self._truth = ground_truth_parameter(fn) if self._wants_text else None
 
     def __call__(self, trajectory: Trajectory) -> Any:
-        if self._truth is not None:
-            return self.fn(final_text(trajectory), **{self._truth: trajectory.ground_truth})
+        truth = self._truth
+        if truth is not None and (trajectory.ground_truth is not None or truth.default is inspect.Parameter.empty):
+            return self.fn(final_text(trajectory), **{truth.name: trajectory.ground_truth})  # (None: its default)
         if self._wants_text:
             return self.fn(final_text(trajectory))
         return self.fn(trajectory)

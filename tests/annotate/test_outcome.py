@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
@@ -162,3 +163,11 @@ def test_a_function_of_the_answer_text_gets_the_ground_truth_in_its_parameter_fo
     assert evaluate(t, "omega_gt:other_option").success is True  # (a parameter of another name keeps its default)
     wrong = _traj([("solver", "it is 390", {})], "391", answer="it is 390")
     assert evaluate(wrong, "omega_gt:by_expected").success is False
+
+    def check(answer, expected="390"):  # a value bound or defaulted is kept where the task has no ground truth
+        return answer.endswith(expected)
+
+    no_truth = _traj([("solver", "it is 390", {})], None, answer="it is 390")
+    assert evaluate(no_truth, check).success is True
+    assert evaluate(no_truth, functools.partial(check, expected="390")).success is True
+    assert evaluate(wrong, functools.partial(check, expected="390")).success is True  # (the partial's, not the task's)

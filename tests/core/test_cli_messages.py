@@ -229,3 +229,11 @@ def test_a_traced_team_is_not_given_a_store_that_holds_something_else(tmp_path: 
     results.write_text('{"id": "a", "method": "random", "with_gt": false}\n')
     with pytest.raises(InputError, match=r"holds other records \(id, method, with_gt\), not trajectories"):
         agentracer.trace(lambda: None, store=results)
+
+
+def test_a_store_whose_first_record_a_kill_tore_early_is_still_a_store(teams: Path) -> None:
+    for torn in (b'{"sche', b'{"sche\x00\n'):  # (torn within its first bytes; then ended by a later writer)
+        store = teams / "torn.jsonl"
+        store.write_bytes(torn)
+        code, _, err = run_cli("trace", "--team", "msg_teams:plays", "--task", "t", "-o", str(store))
+        assert code == 0, err
