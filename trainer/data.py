@@ -89,11 +89,41 @@ class PrepareReport:
                 "invalid": self.invalid}
 
 
+#: The caveats annotation puts on its labels (``--exclude-flag`` leaves such labels out).
+ANNOTATION_FLAGS = ("answer_in_correction", "earlier_steps_untried")
+
+
+def _check_flags_known(excluded: Sequence[str], seen: set[str]) -> None:
+    """An ``--exclude-flag`` that is neither an annotation flag nor on any label read is a misspelling: refused (it
+    would leave every label in without a word)."""
+    import difflib
+
+    known = {*ANNOTATION_FLAGS, *seen}
+    for flag in excluded:
+        if flag not in known:
+            near = difflib.get_close_matches(flag, sorted(known), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f" (flags: {', '.join(sorted(known))})"
+            raise InputError(f"--exclude-flag {flag!r} is no flag of annotation's nor of any label read{hint}")
+
+
 def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputError]]:
     """(where, trajectory or its error) from a Who&When folder/file, a TracerTraj Parquet/JSONL, or a store."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or folder", where=str(path))
+    if path.is_dir() and (path / "ledger.jsonl").exists():  # an annotate output folder: its labelled runs
+        if not (path / "labelled.jsonl").exists():
+            raise InputError("an annotate output folder without labelled.jsonl yet (annotate writes it when its run "
+                             "ends: run it again to finish)", where=str(path))
+        path = path / "labelled.jsonl"
+    elif path.suffix.lower() == ".json" and _holds_steps(path):  # one trajectory as show and locate read it
+        from ..store import parse_record
+
+        try:
+            yield str(path), parse_record(path.read_text(encoding="utf-8-sig"), where=str(path))
+        except InputError as exc:
+            yield str(path), exc
+        return
     if path.is_dir() or path.suffix.lower() == ".json":
         from ..formats.whowhen import iter_whowhen_dir
 
@@ -111,6 +141,15 @@ def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputErro
         yield trajectory.id, trajectory
     for error in errors:
         yield str(error), error
+
+
+def _holds_steps(path: Path) -> bool:
+    """Whether a ``.json`` file is one of our trajectories (``steps``) rather than a Who&When record (``history``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "steps" in data and "history" not in data
 
 
 def _looks_like_tracertraj(path: Path) -> bool:
@@ -282,6 +321,7 @@ def prepare(
     report = PrepareReport()
     usable: list[tuple[Trajectory, Verdict]] = []
     invalid: list[str] = []
+    seen_flags: set[str] = set()
     for where, item in iter_dataset(dataset):
         if isinstance(item, InputError):
             invalid.append(str(item))
@@ -296,11 +336,13 @@ def prepare(
                 report.dropped.append(Dropped(item.id, problem))
             continue
         assert label is not None
+        seen_flags.update(label.flags)
         excluded = sorted(set(label.flags) & set(exclude_flags))
         if excluded:
             report.dropped.append(Dropped(item.id, f"label flagged {', '.join(excluded)} (--exclude-flag)"))
             continue
         usable.append((item, label))
+    _check_flags_known(exclude_flags, seen_flags)
     if invalid and not skip_invalid:
         shown = "; ".join(invalid[:3]) + (f"; and {len(invalid) - 3} more" if len(invalid) > 3 else "")
         raise InputError(f"{len(invalid)} bad rows in {dataset} (fix them or pass --skip-invalid): {shown}")
@@ -359,6 +401,18 @@ def _write_all(rows: dict[str, list[dict[str, Any]]], report: PrepareReport, out
             path.unlink(missing_ok=True)
 
 
+def _with_string_flags(pa: Any, schema: Any) -> Any:
+    """``schema`` with ``extra_info.label_flags`` a list of strings: inferred from rows none of which has a flag, it
+    is a list of nulls, which a row with a flag cannot be written in (and which other files' strings do not join)."""
+    index = schema.get_field_index("extra_info")
+    if index < 0:
+        return schema
+    info = schema.field(index).type
+    fields = [info.field(i) for i in range(info.num_fields)]
+    fields = [field.with_type(pa.list_(pa.string())) if field.name == "label_flags" else field for field in fields]
+    return schema.set(index, schema.field(index).with_type(pa.struct(fields)))
+
+
 def write_parquet(rows: dict[str, list[dict[str, Any]]], out_dir: Path, *,
                   names: dict[str, Path] | None = None) -> None:
     """``train.parquet`` and ``val.parquet`` with one schema (an empty val still has the columns); ``names``: other
@@ -369,7 +423,7 @@ def write_parquet(rows: dict[str, list[dict[str, Any]]], out_dir: Path, *,
     except ImportError:  # pragma: no cover - depends on the install
         raise InputError("writing Parquet needs pyarrow: pip install 'agentracer[parquet]'") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    schema = pa.Table.from_pylist(rows["train"]).schema
+    schema = _with_string_flags(pa, pa.Table.from_pylist(rows["train"] + rows.get("val", [])).schema)
     for name, split_rows in rows.items():
         table = pa.Table.from_pylist(split_rows, schema=schema)
         pq.write_table(table, (names or {}).get(name, out_dir / f"{name}.parquet"))

@@ -379,3 +379,48 @@ def test_flagged_labels_are_counted_kept_and_left_out_on_request(tmp_path: Path)
     report = json.loads((tmp_path / "clean" / "report.json").read_text())
     assert report["train"] == 3 and report["dropped"] == [
         {"id": "run-0", "reason": "label flagged answer_in_correction (--exclude-flag)"}]
+
+
+def test_flags_only_on_validation_rows_are_written_and_a_misspelt_flag_is_refused(tmp_path: Path) -> None:
+    """The column's type came from the train rows alone: no flag there made it a list of nulls, and a val row's flag
+    could not be written ('Invalid null value'). --exclude-flag earlier_step_untried kept every label, silently."""
+    import pyarrow as pa
+    from agentracer.schema import Step, Trajectory, Verdict
+    from agentracer.store import open_store
+    from agentracer.trainer.data import assign_splits, task_id
+
+    store = open_store(tmp_path / "s.jsonl")
+    runs = [Trajectory(id=f"run-{i}", task=f"task {i}", steps=[
+        Step(index=0, agent="a", content="x"), Step(index=1, agent="b", content="y")],
+        labels=[Verdict(agent="b", step=1, source="counterfactual")]) for i in range(6)]
+    splits = assign_splits([task_id(t) for t in runs], 0.3, seed=0)
+    for run in runs:
+        if splits[task_id(run)] == "val":
+            run.labels[0].flags = ["earlier_steps_untried"]
+    store.extend(runs)
+    report = prepare(store.path, tmp_path / "out", val_fraction=0.3)
+    assert report.val >= 1 and report.flagged == {"earlier_steps_untried": report.val}
+    for split in ("train", "val"):
+        info = pq.read_schema(tmp_path / "out" / f"{split}.parquet").field("extra_info").type
+        assert info.field("label_flags").type == pa.list_(pa.string())
+    with pytest.raises(InputError, match="did you mean 'earlier_steps_untried'"):
+        prepare(store.path, tmp_path / "typo", val_fraction=0.3, exclude_flags=["earlier_step_untried"])
+    assert not (tmp_path / "typo").exists()
+
+
+def test_an_annotate_output_folder_and_one_trajectory_file_are_read_as_ours(tmp_path: Path) -> None:
+    """The folder annotate writes was read as Who&When (every file 'missing field history'), and so was one
+    trajectory .json that show and locate read."""
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "ledger.jsonl").write_text("")
+    with pytest.raises(InputError, match="without labelled.jsonl yet"):
+        prepare(folder, tmp_path / "o0")
+    shutil.copy(_labelled_store(tmp_path / "s.jsonl"), folder / "labelled.jsonl")
+    (folder / "export.json").write_text(json.dumps({"labelled": 4}))
+    assert prepare(folder, tmp_path / "o1", val_fraction=0.0).train == 4
+    from agentracer.store import open_store
+
+    one = tmp_path / "one.json"
+    one.write_text(next(iter(open_store(tmp_path / "s.jsonl"))).to_json())
+    assert prepare(one, tmp_path / "o2", val_fraction=0.0).train == 1
