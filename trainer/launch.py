@@ -285,8 +285,9 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
     micro = int(ppo.get("micro_batch_size_per_gpu", 1))
     out: dict[str, Any] = {
         # data
-        "data.train_files": str(Path(data_dir) / "train.parquet"),
-        "data.val_files": str(Path(data_dir) / "val.parquet"),
+        # (absolute: verl reads data and writes checkpoints in Ray workers, whose folder is not this one)
+        "data.train_files": str(Path(data_dir).resolve() / "train.parquet"),
+        "data.val_files": str(Path(data_dir).resolve() / "val.parquet"),
         "data.train_batch_size": batch,
         "data.max_prompt_length": int(data.get("max_prompt_length", 16384)),
         "data.max_response_length": int(data.get("max_response_length", 2048)),
@@ -300,7 +301,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "actor_rollout_ref.actor.kl_loss_coef": 0.0,
         "actor_rollout_ref.actor.entropy_coeff": 0.0,
         # model and optimiser
-        "actor_rollout_ref.model.path": str(spec.model),
+        "actor_rollout_ref.model.path": str(Path(spec.model).resolve()) if Path(spec.model).exists() else str(spec.model),
         "actor_rollout_ref.actor.optim.lr": float(optim.get("lr", 1e-6)),
         "actor_rollout_ref.actor.ppo_mini_batch_size": mini,
         "actor_rollout_ref.actor.ppo_epochs": epochs,
@@ -334,8 +335,8 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "trainer.logger": ["console", "wandb"] if spec.logger == "wandb" else ["console"],
         "trainer.project_name": trainer.get("project_name", "agentracer"),
         "trainer.experiment_name": trainer.get("experiment_name", "grpo"),
-        "trainer.default_local_dir": str(spec.output / "checkpoints"),
-        "trainer.validation_data_dir": str(spec.output / "validation"),
+        "trainer.default_local_dir": str(Path(spec.output).resolve() / "checkpoints"),
+        "trainer.validation_data_dir": str(Path(spec.output).resolve() / "validation"),
         "trainer.total_epochs": int(trainer.get("total_epochs", 1)),
         "trainer.save_freq": int(trainer.get("save_freq", 20)),
         "trainer.test_freq": int(trainer.get("test_freq", 10)),
@@ -436,6 +437,30 @@ def _check_row_counts(overrides: list[str]) -> None:
     if val_rows == 0:
         raise InputError("the validation set has no rows, and verl needs at least one: prepare with --val-fraction > 0 "
                          "from labelled runs of two or more tasks", where=val)
+    limit = int(_override(overrides, "data.max_prompt_length"))
+    for path in (train, val):
+        longest = _longest_prompt(path)
+        if longest is not None and longest > limit:
+            raise InputError(f"prompts of up to {longest} tokens (as `train prepare` counted them), over "
+                             f"data.max_prompt_length={limit}: verl would drop those rows; prepare again with "
+                             f"--max-prompt-tokens {limit} or less, or raise data.max_prompt_length", where=path)
+
+
+def _longest_prompt(path: str) -> int | None:
+    """The most prompt tokens a prepared row records (``extra_info.prompt_tokens``), if pyarrow and the column are
+    there."""
+    try:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    try:
+        info = pq.read_table(path, columns=["extra_info"]).column("extra_info")
+        counts = pc.struct_field(info, "prompt_tokens")
+    except Exception:  # (rows made elsewhere, without the field: verl filters them itself)
+        return None
+    longest = pc.max(counts).as_py()
+    return int(longest) if longest is not None else None
 
 
 def preflight(spec: RunSpec, config: dict[str, Any], *, gpu_count: Any = _visible_gpus) -> None:

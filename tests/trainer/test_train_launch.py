@@ -357,3 +357,32 @@ def test_verls_own_check_is_skipped_where_it_cannot_run(monkeypatch: pytest.Monk
     monkeypatch.setattr(builtins, "__import__", no_verl)
     monkeypatch.delitem(sys.modules, "verl", raising=False)
     assert check_with_verl(overrides) is False
+
+
+def test_paths_given_relative_reach_verl_absolute(ready: RunSpec, tmp_path: Path, monkeypatch) -> None:
+    """verl reads the data and writes checkpoints in Ray workers, whose folder is not ours: relative paths passed
+    the dry run and pointed nowhere (or elsewhere) on a cluster."""
+    monkeypatch.chdir(tmp_path)
+    spec = RunSpec(model=Path("model"), output=Path("out"), data=Path("data"))
+    o = as_dict(verl_overrides(load_config(), spec))
+    assert o["data.train_files"] == str(tmp_path.resolve() / "data" / "train.parquet")
+    assert o["actor_rollout_ref.model.path"] == str(tmp_path.resolve() / "model")
+    assert o["trainer.default_local_dir"] == str(tmp_path.resolve() / "out" / "checkpoints")
+    hub = RunSpec(model=Path("Qwen/Qwen3-8B"), output=Path("out"), data=Path("data"))  # (not a local path: as given)
+    assert as_dict(verl_overrides(load_config(), hub))["actor_rollout_ref.model.path"] == "Qwen/Qwen3-8B"
+
+
+def test_prompts_prepared_longer_than_verls_limit_are_refused_before_launch(ready: RunSpec) -> None:
+    """verl drops rows whose prompt is over data.max_prompt_length (filter_overlong_prompts): data prepared with a
+    larger --max-prompt-tokens passed the dry run and trained on fewer rows than reported."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert ready.data is not None
+    tokens = [1000] * 31 + [20000]
+    pq.write_table(pa.table({"prompt": [f"row {i}" for i in range(32)],
+                             "extra_info": [{"prompt_tokens": n} for n in tokens]}), ready.data / "train.parquet")
+    with pytest.raises(InputError, match=r"prompts of up to 20000 tokens .* over data.max_prompt_length=16384"):
+        preflight(ready, load_config(), gpu_count=lambda: 1)
+    config, _ = apply_overrides(load_config(), ["data.max_prompt_length=20480"])
+    preflight(ready, config, gpu_count=lambda: 1)
