@@ -136,7 +136,8 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
     """Attribute every trajectory under DATA and print agent/step accuracy per subset.
 
     Rows stream to OUTPUT as they finish; run again to resume. Exits 2 when an item is bad input (the others are
-    evaluated and kept), 1 when nothing could be evaluated for another reason (the model failed).
+    evaluated and kept), 1 when nothing could be evaluated for another reason (the model failed); answers that
+    cannot be read are a result (they count as wrong).
     """
     from ..models import load_model
     from ..tracer import MODEL_FREE, get_method
@@ -213,12 +214,17 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
         tokens = f"; tokens {usage.prompt_tokens} in / {usage.completion_tokens} out" if usage is not None else ""
         click.echo(f"model: {stats['requests']} requests, {stats['retries']} retries, {stats['failures']} failed, "
                    f"{stats['cache_hits']} from cache{tokens}", err=True)
-    answered = [r for r in rows if r.get("with_gt") == with_gt and r.get("error") is None]
-    bad = [r for r in rows if r.get("with_gt") == with_gt and r.get("error_kind") == "input"]
-    failed = sum(1 for r in rows if r.get("with_gt") == with_gt and r.get("error") is not None) - len(bad)
+    mine = [r for r in rows if r.get("with_gt") == with_gt]
+    unparsable = sum(1 for r in mine if r.get("error_kind") == "answer")  # (answered, wrongly: a result, 0 %)
+    answered = [r for r in mine if r.get("error") is None or r.get("error_kind") == "answer"]
+    bad = [r for r in mine if r.get("error_kind") == "input"]
+    failed = sum(1 for r in mine if r.get("error") is not None) - len(bad) - unparsable
     if answered and failed and not quiet:
         click.echo(f"note: {failed} item(s) have an error row and count as wrong; rerun with --retry-errors to redo "
                    "them", err=True)
+    if unparsable and unparsable == len(answered) and not quiet:
+        click.echo(f"note: none of the {unparsable} answers could be read (the `unparsed` column): check the model's "
+                   "output format, <answer>agent|step</answer> after its reasoning", err=True)
     if answered and bad:  # (bad input is exit 2, as everywhere: the other items are evaluated and kept)
         click.echo(f"error: {len(bad)} of {len(items)} items are bad input and count as wrong (their error fields in "
                    f"{output}), e.g. {bad[0]['id']}: {str(bad[0]['error'])[:200]}", err=True)

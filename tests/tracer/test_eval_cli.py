@@ -194,8 +194,10 @@ def test_retry_errors_asks_the_model_again_not_its_cache(data: Path, tmp_path: P
     out = tmp_path / "results.jsonl"
     args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "-o", str(out)]
     with OpenAIServer("I cannot tell.") as server:
-        run([*args, "--model", f"openai:{server.base_url}@m"], capsys)
+        code, _, stderr = run([*args, "--model", f"openai:{server.base_url}@m"], capsys)
     assert [r["error_kind"] for r in rows(out)] == ["answer"] * 3
+    # the model answered, unreadably: a result (0 %), not "nothing could be evaluated" (exit 1, retry advised)
+    assert code == 0 and "none of the 3 answers could be read" in stderr and "nothing could be" not in stderr
     with OpenAIServer("<answer>WebSurfer|1</answer>", port=server.port) as again:
         code, _, stderr = run([*args, "--model", f"openai:{again.base_url}@m", "--retry-errors"], capsys)
         assert len(again.requests) == 3
