@@ -117,7 +117,7 @@ class TracedTeam:
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
         if self._is_factory:
             functools.update_wrapper(self, target)
-        self._kept_runner: asyncio.Runner | None = None  # the event loop of a wrapped team object's sync runs
+        self._kept_runner: asyncio.Runner | None = None  # the event loop of the sync runs (see ``_event_loop``)
         self._kept_lock = threading.Lock()
         self._bind_lock = threading.Lock()
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None  # where a wrapped team object runs
@@ -337,20 +337,37 @@ class TracedTeam:
 
     @contextlib.contextmanager
     def _event_loop(self) -> Iterator[asyncio.Runner]:
-        """The event loop of one sync run: a new one for each fresh team a factory builds; for a wrapped team
-        object, one kept for the object's life, as frameworks bind a team's queues to the loop it first ran in
-        (AutoGen does). A team object runs once at a time: sync runs of it from several threads take turns."""
+        """The event loop of one sync run: one kept for the traced team's life, as frameworks and model clients bind
+        what they make to the loop it is made in (AutoGen a team's queues; an HTTP client shared by a factory's teams,
+        its connections: a second run in a new loop met 'Event loop is closed'). A team object runs once at a time:
+        sync runs of it from several threads take turns. A factory's runs each build a fresh team: one made while
+        the kept loop is busy (in another thread) gets a loop of its own, and what a run leaves running in the kept
+        loop is cancelled when it ends, as a loop of its own would have done."""
         if self._is_factory:
-            with asyncio.Runner(loop_factory=_new_loop) as runner:
-                yield runner
+            if not self._kept_lock.acquire(blocking=False):
+                with asyncio.Runner(loop_factory=_new_loop) as runner:
+                    yield runner
+                return
+            try:
+                yield self._kept()
+            finally:
+                try:
+                    _cancel_left_over_tasks(self._kept())
+                finally:
+                    self._kept_lock.release()
             return
         with self._kept_lock:
-            if self._kept_runner is None:
-                self._kept_runner = asyncio.Runner(loop_factory=_new_loop)
-                weakref.finalize(self, _close_kept_runner, self._kept_runner)
+            runner = self._kept()
             with self._bind_lock:
-                self._bind(self._kept_runner.get_loop())
-            yield self._kept_runner
+                self._bind(runner.get_loop())
+            yield runner
+
+    def _kept(self) -> asyncio.Runner:
+        """The kept event loop (made on first use, closed when the traced team goes); its lock is held."""
+        if self._kept_runner is None:
+            self._kept_runner = asyncio.Runner(loop_factory=_new_loop)
+            weakref.finalize(self, _close_kept_runner, self._kept_runner)
+        return self._kept_runner
 
     @staticmethod
     def _check_shape(parent: Trajectory, fresh: Trajectory, plugin: Plugin) -> None:
@@ -420,8 +437,19 @@ def _in_worker_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -
         return pool.submit(function, *args, **kwargs).result()
 
 
+def _cancel_left_over_tasks(runner: asyncio.Runner) -> None:
+    """Cancel, and let finish, the tasks a run left in the kept loop (a framework's background work)."""
+    loop = runner.get_loop()
+    left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not left:
+        return
+    for task in left:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+
+
 def _close_kept_runner(runner: asyncio.Runner) -> None:
-    """Close a traced team object's event loop when the object goes. The collector may free it while another loop
+    """Close a traced team's kept event loop when the traced team goes. The collector may free it while another loop
     runs in this thread, where the loop cannot be run to shut down its generators: it is then closed as it is."""
     try:
         asyncio.get_running_loop()
@@ -441,8 +469,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def _stale_cleanup_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Each sync run has an event loop of its own. A client made in an earlier run (openai's HTTP client, as MetaGPT
-    and CAMEL make) closes itself when it is collected, in whatever loop runs then: its ``aclose`` fails on the
+    """A sync run made while the kept loop is busy has an event loop of its own. A client made in an earlier run
+    (openai's HTTP client, as MetaGPT and CAMEL make) closes itself when it is collected, in whatever loop runs then: its ``aclose`` fails on the
     earlier run's closed loop, and asyncio would print that task's traceback. Nothing is lost (the connections are
     gone with their loop), so only that is left unsaid; every other error is reported as usual."""
     error, task = context.get("exception"), context.get("future")

@@ -114,3 +114,35 @@ def test_refine_called_twice_closes_each_calls_model_clients_in_its_own_event_lo
                           env=env)
     assert done.returncode == 0, done.stderr
     assert "Event loop is closed" not in done.stderr, done.stderr
+
+
+SHARED_CLIENT = textwrap.dedent("""
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.conditions import MaxMessageTermination
+    from autogen_agentchat.teams import RoundRobinGroupChat
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+    from agentracer.testing.openai_server import OpenAIServer
+
+    server = OpenAIServer(lambda request: "still working")
+    server.start()
+    client = OpenAIChatCompletionClient(model="gpt-4o-mini-2024-07-18", base_url=server.base_url, api_key="sk-x")
+
+    def make_team():  # (the README's snippet: one client, made once, for every team the factory builds)
+        agents = [AssistantAgent(n, model_client=client) for n in ("planner", "coder")]
+        return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(3))
+""")
+
+
+def test_a_client_made_once_outside_the_factory_serves_every_run_of_a_tasks_file_and_a_replay(tmp_path):
+    """Each sync run had an event loop of its own: the client's connections, bound to the first, failed the second
+    run ('Event loop is closed'), which trace --tasks kept as a failed run blaming the planner."""
+    (tmp_path / "shared_team.py").write_text(SHARED_CLIENT)
+    (tmp_path / "tasks.jsonl").write_text("".join(f'{{"id": "t{i}", "task": "task {i}"}}\n' for i in range(3)))
+    done = _cli(tmp_path, "trace", "--team", "shared_team:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl")
+    assert done.returncode == 0, done.stderr
+    runs = _read(tmp_path / "runs.jsonl")
+    assert len(runs) == 3 and [r.outcome.error for r in runs] == [None] * 3
+    replayed = _cli(tmp_path, "replay", "runs.jsonl", "--id", runs[1].id, "--team", "shared_team:make_team",
+                    "--step", "1", "--action", "a new plan", "-o", "fixed.jsonl")
+    assert replayed.returncode == 0, replayed.stderr
+    assert _read(tmp_path / "fixed.jsonl")[0].outcome.error is None

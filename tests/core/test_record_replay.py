@@ -1283,3 +1283,44 @@ def test_a_recorded_answer_edited_into_something_no_simple_agent_says_is_refused
     traj.steps[1].model_calls[0].response = 123
     with pytest.raises(ReplayError, match=r"model call #0 of 'planner' \(step 1\) cannot be served: TypeError"):
         team.replay(traj, step=3, action="x")
+
+
+def test_a_client_shared_by_a_factorys_teams_serves_every_sync_run_and_replay():
+    """The README's snippet with its client made once, outside the factory: each sync run had a new event loop, and
+    the client's connections, bound to the first, failed the second run and every replay ('Event loop is closed')."""
+    class SharedClient:  # an HTTP client's pool: bound to the loop of its first request
+        loop = None
+
+        async def ask(self, messages):
+            running = asyncio.get_running_loop()
+            if SharedClient.loop is None:
+                SharedClient.loop = running
+            if SharedClient.loop is not running:
+                raise RuntimeError("Event loop is closed")
+            await asyncio.sleep(0)
+            return f"answer {len(messages)}"
+
+    client = SharedClient()
+    team = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", client.ask), SimpleAgent("b", client.ask)],
+                                               max_turns=4, stop_word=None))
+    first = team.run("one")
+    second = team.run("two")
+    fixed = team.replay(first, step=2, action="better")
+    assert first.outcome.error is None and second.outcome.error is None and fixed.outcome.error is None
+    assert fixed.metadata["replay_stats"]["live"] == 2
+
+
+def test_what_a_sync_run_leaves_running_is_cancelled_when_it_ends():
+    left: list[asyncio.Task] = []
+
+    async def forever():
+        await asyncio.sleep(3600)
+
+    async def model(messages):
+        left.append(asyncio.get_running_loop().create_task(forever()))  # (a framework's background work)
+        return "ok"
+
+    team = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", model)], max_turns=1, stop_word=None))
+    team.run("one")
+    team.run("two")
+    assert len(left) == 2 and all(task.cancelled() for task in left)
