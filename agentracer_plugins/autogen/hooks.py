@@ -444,8 +444,20 @@ class _QuietReplayErrors(logging.Filter):
         return True
 
 
+class _QuietAfterDivergence(logging.Filter):
+    """OpenTelemetry's 'Failed to detach context' as a diverged replay unwinds an agent run as a tool: AutoGen's span
+    of it is closed outside the context it was opened in. The run raises the divergence itself, in one line; the
+    traceback of that unwinding says nothing more. Outside a diverged replay every record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        run = current_run()
+        return not (record.exc_info and run is not None and run.divergence is not None)
+
+
 AUTOGEN_LOGGERS = ("autogen_core", "autogen_agentchat")
 _QUIET = _QuietReplayErrors()
+OTEL_CONTEXT_LOGGER = "opentelemetry.context"
+_QUIET_AFTER_DIVERGENCE = _QuietAfterDivergence()
 
 
 class Hooks:
@@ -465,6 +477,7 @@ class Hooks:
             self.enabled = True
             for name in AUTOGEN_LOGGERS:
                 logging.getLogger(name).addFilter(_QUIET)
+            logging.getLogger(OTEL_CONTEXT_LOGGER).addFilter(_QUIET_AFTER_DIVERGENCE)
             if not self._registered:
                 for module, _cls, _wrappers in TARGETS:
                     wrapt.register_post_import_hook(self._on_import, module)
@@ -493,6 +506,7 @@ class Hooks:
                 patch.remove()
             for name in AUTOGEN_LOGGERS:
                 logging.getLogger(name).removeFilter(_QUIET)
+            logging.getLogger(OTEL_CONTEXT_LOGGER).removeFilter(_QUIET_AFTER_DIVERGENCE)
             self.enabled = False
 
     def patched(self) -> dict[tuple[type, str], Any]:

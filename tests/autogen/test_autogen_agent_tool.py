@@ -249,3 +249,18 @@ def test_parallel_tools_whose_call_ids_repeat_in_every_turn_still_get_their_own_
         served = traced.replay(traj, step=len(traj.steps) - 1, action="final", serve_tools=True)
         assert [[(r.name, r.content) for r in served.steps[t].tool_results] for t in results] == [
             [(r.name, r.content) for r in traj.steps[t].tool_results] for t in results] and team.ran == []
+
+
+def test_a_replay_diverging_inside_an_agent_tool_says_so_without_opentelemetrys_traceback(caplog):
+    """AutoGen's span of the agent run as a tool was closed outside its context as the divergence unwound it:
+    'Failed to detach context' and a 40-line traceback came before the one-line error."""
+    import pytest
+    from agentracer import ReplayDivergence
+
+    traced = agentracer.trace(make_researcher)
+    traj = traced.run("Which capital?")
+    edited = traj.model_copy(deep=True)
+    edited.steps[3].content = "Browser: Elsewhere"
+    with caplog.at_level("ERROR"), pytest.raises(ReplayDivergence, match="diverged at step 3, agent 'Browser'"):
+        traced.replay(edited, step=8, action="x")
+    assert not [r for r in caplog.records if "detach" in r.getMessage()]
