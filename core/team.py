@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
+from .loops import close_loop, kept_loop, new_loop
 from .plugins import Plugin, plugin_for, team_kind
 from .record import Run
 from .redact import Redactor
@@ -29,10 +30,12 @@ Evaluator = Callable[[Trajectory], Any]
 
 
 def run_sync(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, also when an event loop already runs here."""
+    """Run a coroutine to completion from sync code, in this thread's kept event loop (``agentracer.loops``); where an
+    event loop already runs here, in a worker thread."""
     if not _loop_running():
-        return asyncio.run(coro)
-    return _in_worker_thread(asyncio.run, coro)
+        with kept_loop() as runner:
+            return runner.run(coro)
+    return _in_worker_thread(run_sync, coro)
 
 
 def apply_evaluation(trajectory: Trajectory, evaluator: Evaluator) -> None:
@@ -337,37 +340,21 @@ class TracedTeam:
 
     @contextlib.contextmanager
     def _event_loop(self) -> Iterator[asyncio.Runner]:
-        """The event loop of one sync run: one kept for the traced team's life, as frameworks and model clients bind
-        what they make to the loop it is made in (AutoGen a team's queues; an HTTP client shared by a factory's teams,
-        its connections: a second run in a new loop met 'Event loop is closed'). A team object runs once at a time:
-        sync runs of it from several threads take turns. A factory's runs each build a fresh team: one made while
-        the kept loop is busy (in another thread) gets a loop of its own, and what a run leaves running in the kept
-        loop is cancelled when it ends, as a loop of its own would have done."""
+        """The event loop of one sync run: for a factory's fresh teams, the thread's kept loop (``agentracer.loops``:
+        a model client made once and shared by the factory's teams is bound to it); for a wrapped team object, one
+        kept for the object's life, as frameworks bind a team's queues to the loop it first ran in (AutoGen does). A
+        team object runs once at a time: sync runs of it from several threads take turns."""
         if self._is_factory:
-            if not self._kept_lock.acquire(blocking=False):
-                with asyncio.Runner(loop_factory=_new_loop) as runner:
-                    yield runner
-                return
-            try:
-                yield self._kept()
-            finally:
-                try:
-                    _cancel_left_over_tasks(self._kept())
-                finally:
-                    self._kept_lock.release()
+            with kept_loop() as runner:
+                yield runner
             return
         with self._kept_lock:
-            runner = self._kept()
+            if self._kept_runner is None:
+                self._kept_runner = asyncio.Runner(loop_factory=new_loop)
+                weakref.finalize(self, _close_kept_runner, self._kept_runner)
             with self._bind_lock:
-                self._bind(runner.get_loop())
-            yield runner
-
-    def _kept(self) -> asyncio.Runner:
-        """The kept event loop (made on first use, closed when the traced team goes); its lock is held."""
-        if self._kept_runner is None:
-            self._kept_runner = asyncio.Runner(loop_factory=_new_loop)
-            weakref.finalize(self, _close_kept_runner, self._kept_runner)
-        return self._kept_runner
+                self._bind(self._kept_runner.get_loop())
+            yield self._kept_runner
 
     @staticmethod
     def _check_shape(parent: Trajectory, fresh: Trajectory, plugin: Plugin) -> None:
@@ -437,48 +424,19 @@ def _in_worker_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -
         return pool.submit(function, *args, **kwargs).result()
 
 
-def _cancel_left_over_tasks(runner: asyncio.Runner) -> None:
-    """Cancel, and let finish, the tasks a run left in the kept loop (a framework's background work)."""
-    loop = runner.get_loop()
-    left = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    if not left:
-        return
-    for task in left:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-
-
 def _close_kept_runner(runner: asyncio.Runner) -> None:
-    """Close a traced team's kept event loop when the traced team goes. The collector may free it while another loop
-    runs in this thread, where the loop cannot be run to shut down its generators: it is then closed as it is."""
+    """Close a traced team object's event loop when the object goes. The collector may free it while another loop
+    runs in this thread, where the loop cannot be run to shut down its generators, or at exit while a daemon thread
+    runs it: it is then closed as it is, or left."""
+    loop = runner.get_loop()
+    if loop.is_running():
+        return
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         runner.close()
         return
-    loop = runner.get_loop()
-    if not loop.is_running() and not loop.is_closed():
-        loop.close()
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """The event loop of one sync run, quiet about the clean-up of an earlier run's closed loop."""
-    loop = asyncio.new_event_loop()
-    loop.set_exception_handler(_stale_cleanup_handler)
-    return loop
-
-
-def _stale_cleanup_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """A sync run made while the kept loop is busy has an event loop of its own. A client made in an earlier run
-    (openai's HTTP client, as MetaGPT and CAMEL make) closes itself when it is collected, in whatever loop runs then: its ``aclose`` fails on the
-    earlier run's closed loop, and asyncio would print that task's traceback. Nothing is lost (the connections are
-    gone with their loop), so only that is left unsaid; every other error is reported as usual."""
-    error, task = context.get("exception"), context.get("future")
-    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
-    if (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
-            and getattr(coro, "__name__", None) in ("aclose", "close")):
-        return
-    loop.default_exception_handler(context)
+    close_loop(loop)
 
 
 def _check_task(task: Any) -> None:

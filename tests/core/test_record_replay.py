@@ -1285,29 +1285,103 @@ def test_a_recorded_answer_edited_into_something_no_simple_agent_says_is_refused
         team.replay(traj, step=3, action="x")
 
 
+class _SharedClient:
+    """An HTTP client's pool: bound to the loop of its first request."""
+
+    def __init__(self) -> None:
+        self.loop = None
+
+    async def ask(self, messages):
+        running = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = running
+        if self.loop is not running:
+            raise RuntimeError("Event loop is closed")
+        await asyncio.sleep(0)
+        return f"answer {len(messages)}"
+
+
 def test_a_client_shared_by_a_factorys_teams_serves_every_sync_run_and_replay():
     """The README's snippet with its client made once, outside the factory: each sync run had a new event loop, and
     the client's connections, bound to the first, failed the second run and every replay ('Event loop is closed')."""
-    class SharedClient:  # an HTTP client's pool: bound to the loop of its first request
-        loop = None
+    client = _SharedClient()
 
-        async def ask(self, messages):
-            running = asyncio.get_running_loop()
-            if SharedClient.loop is None:
-                SharedClient.loop = running
-            if SharedClient.loop is not running:
-                raise RuntimeError("Event loop is closed")
-            await asyncio.sleep(0)
-            return f"answer {len(messages)}"
+    def make(feedback=None):
+        return SimpleTeam([SimpleAgent("a", client.ask), SimpleAgent("b", client.ask)], max_turns=4, stop_word=None)
 
-    client = SharedClient()
-    team = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", client.ask), SimpleAgent("b", client.ask)],
-                                               max_turns=4, stop_word=None))
+    team = agentracer.trace(make)
     first = team.run("one")
     second = team.run("two")
     fixed = team.replay(first, step=2, action="better")
     assert first.outcome.error is None and second.outcome.error is None and fixed.outcome.error is None
     assert fixed.metadata["replay_stats"]["live"] == 2
+    # other traced teams of the thread, a copy with other arguments, the sync calls of refine: the same loop
+    assert agentracer.trace(make).run("three").outcome.error is None
+    assert team.with_arguments(feedback=None).run("four").outcome.error is None
+    for task in ("five", "six"):
+        result = agentracer.refine(make, task, lambda t: True, rounds=1)
+        assert result.error is None and result.rounds[0].trajectory.outcome.error is None
+
+
+def test_a_traced_methods_teams_share_the_threads_loop_too():
+    class Builder:
+        def __init__(self) -> None:
+            self.client = _SharedClient()
+
+        @agentracer.trace
+        def build(self):
+            return SimpleTeam([SimpleAgent("a", self.client.ask)], max_turns=2, stop_word=None)
+
+    builder = Builder()
+    assert [builder.build.run(t).outcome.error for t in ("one", "two")] == [None, None]
+
+
+def test_a_run_stopped_by_ctrl_c_leaves_its_loop_behind_and_the_next_run_works():
+    """A task that would not stop held the kept loop: after Ctrl-C, every later run hung at its end."""
+    import signal
+    import threading as threads
+
+    async def stubborn():
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+    async def leaves_a_stubborn_task(messages):
+        asyncio.get_running_loop().create_task(stubborn())
+        return "ok"
+
+    team = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", leaves_a_stubborn_task)], max_turns=1,
+                                               stop_word=None))
+    timer = threads.Timer(0.5, signal.pthread_kill, (threads.main_thread().ident, signal.SIGINT))  # (as a terminal)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        team.run("one")  # (it ends, then waits for the stubborn task: Ctrl-C)
+    timer.cancel()
+    plain = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "ok")], max_turns=1, stop_word=None))
+    assert plain.run("two").outcome.error is None
+
+
+def test_tasks_started_by_left_over_tasks_as_they_stop_are_cancelled_too():
+    started: list[asyncio.Task] = []
+
+    async def flush():
+        await asyncio.sleep(3600)
+
+    async def background():
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            started.append(asyncio.get_running_loop().create_task(flush()))  # (a flush on cancel)
+            raise
+
+    async def model(messages):
+        asyncio.get_running_loop().create_task(background())
+        return "ok"
+
+    agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", model)], max_turns=1, stop_word=None)).run("one")
+    assert len(started) == 1 and started[0].cancelled()
 
 
 def test_what_a_sync_run_leaves_running_is_cancelled_when_it_ends():
