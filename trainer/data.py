@@ -116,13 +116,17 @@ def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputErro
             raise InputError("an annotate output folder without labelled.jsonl yet (annotate writes it when its run "
                              "ends: run it again to finish)", where=str(path))
         path = path / "labelled.jsonl"
-    elif path.suffix.lower() == ".json" and _holds_steps(path):  # one trajectory as show and locate read it
+    elif path.suffix.lower() == ".json" and _holds_steps(path):  # trajectories as show and locate read them
         from ..store import parse_record
 
-        try:
-            yield str(path), parse_record(path.read_text(encoding="utf-8-sig"), where=str(path))
-        except InputError as exc:
-            yield str(path), exc
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        records = data if isinstance(data, list) else [data]
+        for index, record in enumerate(records):
+            where = f"{path}[{index}]" if isinstance(data, list) else str(path)
+            try:
+                yield where, parse_record(json.dumps(record), where=where)
+            except InputError as exc:
+                yield where, exc
         return
     if path.is_dir() or path.suffix.lower() == ".json":
         from ..formats.whowhen import iter_whowhen_dir
@@ -144,12 +148,14 @@ def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputErro
 
 
 def _holds_steps(path: Path) -> bool:
-    """Whether a ``.json`` file is one of our trajectories (``steps``) rather than a Who&When record (``history``)."""
+    """Whether a ``.json`` file holds our trajectories (``steps``: one, or a list) rather than a Who&When record
+    (``history``)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and "steps" in data and "history" not in data
+    first = data[0] if isinstance(data, list) and data else data
+    return isinstance(first, dict) and "steps" in first and "history" not in first
 
 
 def _looks_like_tracertraj(path: Path) -> bool:

@@ -301,7 +301,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "actor_rollout_ref.actor.kl_loss_coef": 0.0,
         "actor_rollout_ref.actor.entropy_coeff": 0.0,
         # model and optimiser
-        "actor_rollout_ref.model.path": str(Path(spec.model).resolve()) if Path(spec.model).exists() else str(spec.model),
+        "actor_rollout_ref.model.path": str(Path(spec.model).resolve()),  # (train run checks it is a local folder)
         "actor_rollout_ref.actor.optim.lr": float(optim.get("lr", 1e-6)),
         "actor_rollout_ref.actor.ppo_mini_batch_size": mini,
         "actor_rollout_ref.actor.ppo_epochs": epochs,
@@ -348,7 +348,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         out["trainer.resume_mode"] = spec.resume
     else:
         out["trainer.resume_mode"] = "resume_path"
-        out["trainer.resume_from_path"] = str(spec.resume)
+        out["trainer.resume_from_path"] = str(Path(spec.resume).resolve())  # (verl joins a relative one to its own)
     if spec.ray_address:
         out["+ray_kwargs.ray_init.address"] = spec.ray_address
     ours = {key.lstrip("+"): key for key in out}
@@ -440,10 +440,14 @@ def _check_row_counts(overrides: list[str]) -> None:
     limit = int(_override(overrides, "data.max_prompt_length"))
     for path in (train, val):
         longest = _longest_prompt(path)
-        if longest is not None and longest > limit:
-            raise InputError(f"prompts of up to {longest} tokens (as `train prepare` counted them), over "
-                             f"data.max_prompt_length={limit}: verl would drop those rows; prepare again with "
-                             f"--max-prompt-tokens {limit} or less, or raise data.max_prompt_length", where=path)
+        if longest is not None and longest + TEMPLATE_ROOM > limit:
+            raise InputError(f"prompts of up to {longest} tokens (as `train prepare` counted their messages), and the "
+                             f"chat template adds some: over data.max_prompt_length={limit}, verl would drop those "
+                             f"rows; prepare again with --max-prompt-tokens {limit - TEMPLATE_ROOM} or less, or raise "
+                             f"data.max_prompt_length", where=path)
+
+
+TEMPLATE_ROOM = 64  # tokens a chat template adds around a prompt's messages (the paper config leaves 1384)
 
 
 def _longest_prompt(path: str) -> int | None:

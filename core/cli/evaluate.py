@@ -216,9 +216,10 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
                    f"{stats['cache_hits']} from cache{tokens}", err=True)
     mine = [r for r in rows if r.get("with_gt") == with_gt]
     unparsable = sum(1 for r in mine if r.get("error_kind") == "answer")  # (answered, wrongly: a result, 0 %)
-    answered = [r for r in mine if r.get("error") is None or r.get("error_kind") == "answer"]
     bad = [r for r in mine if r.get("error_kind") == "input"]
     failed = sum(1 for r in mine if r.get("error") is not None) - len(bad) - unparsable
+    # what was answered, readable or not: unreadable answers alone are a result, but not beside a failing model
+    answered = [r for r in mine if r.get("error") is None or (r.get("error_kind") == "answer" and not failed)]
     if answered and failed and not quiet:
         click.echo(f"note: {failed} item(s) have an error row and count as wrong; rerun with --retry-errors to redo "
                    "them", err=True)

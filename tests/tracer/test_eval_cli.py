@@ -198,6 +198,13 @@ def test_retry_errors_asks_the_model_again_not_its_cache(data: Path, tmp_path: P
     assert [r["error_kind"] for r in rows(out)] == ["answer"] * 3
     # the model answered, unreadably: a result (0 %), not "nothing could be evaluated" (exit 1, retry advised)
     assert code == 0 and "none of the 3 answers could be read" in stderr and "nothing could be" not in stderr
+    kept = rows(out)  # but one unreadable answer beside a model that failed the others is the model's failure
+    for row in kept[1:]:
+        row.update(error="HTTP 500 after 6 attempts", error_kind="model")
+    failing = tmp_path / "failing.jsonl"
+    failing.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    code, _, stderr = run([*args[:-1], str(failing), "--model", f"openai:{server.base_url}@m"], capsys)
+    assert code == 1 and "nothing could be evaluated" in stderr and "could be read" not in stderr
     with OpenAIServer("<answer>WebSurfer|1</answer>", port=server.port) as again:
         code, _, stderr = run([*args, "--model", f"openai:{again.base_url}@m", "--retry-errors"], capsys)
         assert len(again.requests) == 3

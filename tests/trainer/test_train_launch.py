@@ -368,8 +368,10 @@ def test_paths_given_relative_reach_verl_absolute(ready: RunSpec, tmp_path: Path
     assert o["data.train_files"] == str(tmp_path.resolve() / "data" / "train.parquet")
     assert o["actor_rollout_ref.model.path"] == str(tmp_path.resolve() / "model")
     assert o["trainer.default_local_dir"] == str(tmp_path.resolve() / "out" / "checkpoints")
-    hub = RunSpec(model=Path("Qwen/Qwen3-8B"), output=Path("out"), data=Path("data"))  # (not a local path: as given)
-    assert as_dict(verl_overrides(load_config(), hub))["actor_rollout_ref.model.path"] == "Qwen/Qwen3-8B"
+    resumed = RunSpec(model=Path("model"), output=Path("out"), data=Path("data"),
+                      resume="out/checkpoints/global_step_10")
+    assert as_dict(verl_overrides(load_config(), resumed))["trainer.resume_from_path"] == str(
+        tmp_path.resolve() / "out" / "checkpoints" / "global_step_10")
 
 
 def test_prompts_prepared_longer_than_verls_limit_are_refused_before_launch(ready: RunSpec) -> None:
@@ -386,3 +388,6 @@ def test_prompts_prepared_longer_than_verls_limit_are_refused_before_launch(read
         preflight(ready, load_config(), gpu_count=lambda: 1)
     config, _ = apply_overrides(load_config(), ["data.max_prompt_length=20480"])
     preflight(ready, config, gpu_count=lambda: 1)
+    config, _ = apply_overrides(load_config(), ["data.max_prompt_length=20000"])  # (no room for the template)
+    with pytest.raises(InputError, match=r"--max-prompt-tokens 19936 or less"):
+        preflight(ready, config, gpu_count=lambda: 1)

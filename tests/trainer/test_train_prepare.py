@@ -424,3 +424,6 @@ def test_an_annotate_output_folder_and_one_trajectory_file_are_read_as_ours(tmp_
     one = tmp_path / "one.json"
     one.write_text(next(iter(open_store(tmp_path / "s.jsonl"))).to_json())
     assert prepare(one, tmp_path / "o2", val_fraction=0.0).train == 1
+    several = tmp_path / "several.json"
+    several.write_text("[" + ",".join(t.to_json() for t in open_store(tmp_path / "s.jsonl")) + "]")
+    assert prepare(several, tmp_path / "o3", val_fraction=0.0).train == 4
