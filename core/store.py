@@ -199,6 +199,18 @@ def foreign_content(path: Path) -> str:
     return f"other records ({keys})"
 
 
+def json_file_records(path: Path, data: Any) -> Iterator[tuple[str, Trajectory | InputError]]:
+    """(place, trajectory or its error) for each record of a ``.json`` file's parsed ``data``: one trajectory, or a
+    list of them."""
+    records = data if isinstance(data, list) else [data]
+    for index, record in enumerate(records):
+        where = f"{path}[{index}]" if isinstance(data, list) else str(path)
+        try:
+            yield where, parse_record(json.dumps(record), where=where)
+        except InputError as exc:
+            yield where, exc
+
+
 class TornWrite(InputError):
     """A last record a writer stopped in the middle of (killed mid-append): never stored, its id free."""
 

@@ -117,16 +117,9 @@ def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputErro
                              "ends: run it again to finish)", where=str(path))
         path = path / "labelled.jsonl"
     elif path.suffix.lower() == ".json" and _holds_steps(path):  # trajectories as show and locate read them
-        from ..store import parse_record
+        from ..store import json_file_records
 
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-        records = data if isinstance(data, list) else [data]
-        for index, record in enumerate(records):
-            where = f"{path}[{index}]" if isinstance(data, list) else str(path)
-            try:
-                yield where, parse_record(json.dumps(record), where=where)
-            except InputError as exc:
-                yield where, exc
+        yield from json_file_records(path, json.loads(path.read_text(encoding="utf-8-sig")))
         return
     if path.is_dir() or path.suffix.lower() == ".json":
         from ..formats.whowhen import iter_whowhen_dir

@@ -14,7 +14,7 @@ import click
 
 from ..errors import InputError
 from ..schema import Trajectory
-from ..store import foreign_content, open_store, parse_record
+from ..store import foreign_content, json_file_records, open_store
 
 STORE_SUFFIXES = {".jsonl", ".db", ".sqlite", ".sqlite3"}
 SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
@@ -226,13 +226,11 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[tuple[str, Traje
         except InputError as exc:
             problems.report(exc)
         return
-    records = data if isinstance(data, list) else [data]
-    for i, record in enumerate(records):
-        where = f"{path}[{i}]" if isinstance(data, list) else str(path)
-        try:
-            yield where, parse_record(json.dumps(record), where=where)
-        except InputError as exc:
-            problems.report(exc)
+    for where, item in json_file_records(path, data):
+        if isinstance(item, InputError):
+            problems.report(item)
+        else:
+            yield where, item
 
 
 def read_trajectories(path: str | Path) -> Iterator[Trajectory]:
