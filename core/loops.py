@@ -3,16 +3,19 @@
 Each thread keeps one loop for all of them: frameworks and model clients bind what they make to the loop it is made
 in (an HTTP client's connections, a team's queues), so a client made once and shared by a factory's teams, or by the
 models of several calls, serves every later call of the thread instead of meeting 'Event loop is closed' in the
-next call's new loop. What a call leaves running there (a framework's background work) is cancelled when it ends, as
-a loop of its own would have done; a call that Ctrl-C (or any ``BaseException`` but an ``Exception``) ended leaves
-its loop behind, and the thread's next call gets a new one. A thread's loop is closed when the thread ends, or at
-exit. Threads do not share loops: a client shared by calls made at once in several threads is bound to one of them.
+next call's new loop. Each call runs in a copy of its caller's context, and what it leaves in the loop (a
+framework's background tasks, timers, open async generators) is cancelled or closed when it ends, as a loop of its own
+would have done; a call that Ctrl-C (or any ``BaseException`` but an ``Exception``) ended has its loop shut down
+(briefly: a second Ctrl-C abandons it) and the thread's next call gets a new one. A thread's loop is shut down when
+the thread ends, or at exit. Threads do not share loops: a client shared by calls made at once in several threads is
+bound to one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import weakref
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from typing import Any
 
 _LOCAL = threading.local()
 LEFT_OVER_ROUNDS = 10  # cancellation rounds at a call's end (a task cancelled may start another while it stops)
+SHUTDOWN_WAIT_S = 1.0  # how long a loop Ctrl-C left waits for its tasks to stop before it is closed
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -47,15 +51,23 @@ def _thread_runner() -> asyncio.Runner:
     runner: asyncio.Runner | None = getattr(_LOCAL, "runner", None)
     if runner is None:
         runner = asyncio.Runner(loop_factory=new_loop)
-        weakref.finalize(runner, close_loop, runner.get_loop())  # (the thread ended, or the process exits)
+        weakref.finalize(runner, shut_down, runner.get_loop())  # (the thread ended, or the process exits)
         _LOCAL.runner = runner
     return runner
 
 
+def run_in_kept_loop(coro: Any) -> Any:
+    """Run ``coro`` to its end in this thread's kept loop, in a copy of the caller's context (as ``asyncio.run``
+    does: what the caller set is seen, what the call sets stays in it). The thread must not be running a loop."""
+    with kept_loop() as runner:
+        return runner.run(coro, context=contextvars.copy_context())
+
+
 @contextlib.contextmanager
 def kept_loop() -> Iterator[asyncio.Runner]:
-    """This thread's kept runner for one sync call (``runner.run(coro)`` in the block); what the call leaves running
-    is cancelled when the block ends. The thread must not be running an event loop."""
+    """This thread's kept runner for one sync call (``runner.run(coro, context=...)`` in the block, each with a context
+    of its own); what the call leaves in the loop is cancelled or closed when the block ends. The thread must not be
+    running an event loop."""
     runner = _thread_runner()
     try:
         yield runner
@@ -70,7 +82,10 @@ def kept_loop() -> Iterator[asyncio.Runner]:
 
 def _end_call(runner: asyncio.Runner) -> None:
     try:
-        cancel_left_over_tasks(runner.get_loop())
+        loop = runner.get_loop()
+        cancel_left_over_tasks(loop)
+        _close_left_over_generators(loop)
+        _cancel_left_over_timers(loop)
     except BaseException as exc:
         if not isinstance(exc, Exception):  # (Ctrl-C while a task would not stop)
             _discard(runner)
@@ -88,11 +103,48 @@ def cancel_left_over_tasks(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
 
+def _close_left_over_generators(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the async generators a call left open (a stream it kept): a loop of its own would have closed them at its
+    end. (``shutdown_asyncgens`` cannot: the loop would take no new generator afterwards.)"""
+    generators = list(getattr(loop, "_asyncgens", ()))  # (asyncio's own record of them)
+    if generators:
+        loop.run_until_complete(_close_all(generators))
+
+
+async def _close_all(generators: list[Any]) -> None:
+    await asyncio.gather(*(generator.aclose() for generator in generators), return_exceptions=True)
+
+
+def _cancel_left_over_timers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the timers a call left (a framework's idle timeout): they would hold its objects and fire in a later
+    call."""
+    for handle in list(getattr(loop, "_scheduled", ())):  # (asyncio's own heap of them)
+        handle.cancel()
+
+
 def _discard(runner: asyncio.Runner) -> None:
-    """Forget this thread's runner and close its loop as it is."""
+    """Forget this thread's runner and shut its loop down (a call Ctrl-C stopped)."""
     if getattr(_LOCAL, "runner", None) is runner:
         _LOCAL.runner = None
-    close_loop(runner.get_loop())
+    shut_down(runner.get_loop())
+
+
+def shut_down(loop: asyncio.AbstractEventLoop) -> None:
+    """Let ``loop``'s tasks stop (for ``SHUTDOWN_WAIT_S`` at most: a second Ctrl-C abandons the wait), close its async
+    generators and close it; a loop that runs (in a daemon thread at exit, say) is left as it is."""
+    if loop.is_running() or loop.is_closed():
+        return
+    try:
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=SHUTDOWN_WAIT_S))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except BaseException:  # (a second Ctrl-C, or a loop that cannot run here: closed as it is)
+        pass
+    finally:
+        close_loop(loop)
 
 
 def close_loop(loop: asyncio.AbstractEventLoop) -> None:

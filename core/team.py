@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
-from .loops import close_loop, kept_loop, new_loop
+from .loops import close_loop, kept_loop, new_loop, run_in_kept_loop
 from .plugins import Plugin, plugin_for, team_kind
 from .record import Run
 from .redact import Redactor
@@ -33,8 +33,7 @@ def run_sync(coro: Any) -> Any:
     """Run a coroutine to completion from sync code, in this thread's kept event loop (``agentracer.loops``); where an
     event loop already runs here, in a worker thread."""
     if not _loop_running():
-        with kept_loop() as runner:
-            return runner.run(coro)
+        return run_in_kept_loop(coro)
     return _in_worker_thread(run_sync, coro)
 
 

@@ -223,7 +223,7 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
     if answered and failed and not quiet:
         click.echo(f"note: {failed} item(s) have an error row and count as wrong; rerun with --retry-errors to redo "
                    "them", err=True)
-    if unparsable and unparsable == len(answered) and not quiet:
+    if unparsable and unparsable == len(answered) and not failed and not quiet:  # (no answer could be read)
         click.echo(f"note: none of the {unparsable} answers could be read (the `unparsed` column): check the model's "
                    "output format, <answer>agent|step</answer> after its reasoning", err=True)
     if answered and bad:  # (bad input is exit 2, as everywhere: the other items are evaluated and kept)

@@ -1363,6 +1363,81 @@ def test_a_run_stopped_by_ctrl_c_leaves_its_loop_behind_and_the_next_run_works()
     assert plain.run("two").outcome.error is None
 
 
+def test_each_sync_call_runs_in_a_copy_of_its_callers_context():
+    """All of a thread's sync calls ran in the one context its kept loop first copied: the caller's values (a request
+    id, an OpenTelemetry span) were those of the first call, and what a call set leaked into the next."""
+    import contextvars
+
+    from agentracer.models import ScriptedModel
+
+    request = contextvars.ContextVar("request", default=None)
+    seen = []
+
+    def answer(messages):
+        seen.append(request.get())
+        request.set("set inside the call")
+        return "ok"
+
+    model = ScriptedModel(answer)
+    for name in ("req-1", "req-2", "req-3"):
+        request.set(name)
+        model.complete([{"role": "user", "content": "hi"}])
+    assert seen == ["req-1", "req-2", "req-3"] and request.get() == "req-3"
+
+
+def test_a_calls_left_open_generators_are_closed_and_its_timers_cancelled_when_it_ends():
+    closed, fired, kept = [], [], []
+
+    async def stream():
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append(True)
+
+    async def answer(messages):
+        generator = stream()
+        await generator.__anext__()
+        kept.append(generator)  # (a stream kept past the call)
+        asyncio.get_running_loop().call_later(0.05, fired.append, True)  # (an idle timeout)
+        return "ok"
+
+    team = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", answer)], max_turns=1, stop_word=None))
+    team.run("one")
+    assert closed == [True]
+    import time
+
+    time.sleep(0.1)
+    agentracer.trace(lambda: SimpleTeam([SimpleAgent("b", lambda m: "ok")], max_turns=1, stop_word=None)).run("two")
+    assert fired == []
+
+
+def test_a_call_stopped_by_ctrl_c_lets_what_it_left_stop_before_its_loop_goes():
+    """Its loop was closed with tasks pending: 'Task was destroyed but it is pending!', and their clean-up never ran."""
+    import signal
+    import threading as threads
+
+    stopped = []
+
+    async def background():
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            stopped.append(True)
+            raise
+
+    async def model(messages):
+        asyncio.get_running_loop().create_task(background())
+        await asyncio.sleep(3600)  # (Ctrl-C comes here)
+
+    team = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", model)], max_turns=1, stop_word=None))
+    timer = threads.Timer(0.3, signal.pthread_kill, (threads.main_thread().ident, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        team.run("one")
+    assert stopped == [True]
+
+
 def test_tasks_started_by_left_over_tasks_as_they_stop_are_cancelled_too():
     started: list[asyncio.Task] = []
 

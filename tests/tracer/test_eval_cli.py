@@ -205,6 +205,10 @@ def test_retry_errors_asks_the_model_again_not_its_cache(data: Path, tmp_path: P
     failing.write_text("".join(json.dumps(row) + "\n" for row in kept))
     code, _, stderr = run([*args[:-1], str(failing), "--model", f"openai:{server.base_url}@m"], capsys)
     assert code == 1 and "nothing could be evaluated" in stderr and "could be read" not in stderr
+    kept[1].update(error=None, error_kind=None, predicted_agent="WebSurfer", predicted_step=1)  # one answer read
+    failing.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    code, _, stderr = run([*args[:-1], str(failing), "--model", f"openai:{server.base_url}@m"], capsys)
+    assert code == 0 and "could be read" not in stderr and "--retry-errors" in stderr
     with OpenAIServer("<answer>WebSurfer|1</answer>", port=server.port) as again:
         code, _, stderr = run([*args, "--model", f"openai:{again.base_url}@m", "--retry-errors"], capsys)
         assert len(again.requests) == 3
