@@ -301,7 +301,8 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "actor_rollout_ref.actor.kl_loss_coef": 0.0,
         "actor_rollout_ref.actor.entropy_coeff": 0.0,
         # model and optimiser
-        "actor_rollout_ref.model.path": str(Path(spec.model).resolve()),  # (train run checks it is a local folder)
+        # (a local folder, as train run checks; a name it does not hold, as written)
+        "actor_rollout_ref.model.path": str(Path(spec.model).resolve()) if Path(spec.model).exists() else str(spec.model),
         "actor_rollout_ref.actor.optim.lr": float(optim.get("lr", 1e-6)),
         "actor_rollout_ref.actor.ppo_mini_batch_size": mini,
         "actor_rollout_ref.actor.ppo_epochs": epochs,
