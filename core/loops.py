@@ -4,8 +4,8 @@ Each thread keeps one loop for all of them: frameworks and model clients bind wh
 in (an HTTP client's connections, a team's queues), so a client made once and shared by a factory's teams, or by the
 models of several calls, serves every later call of the thread instead of meeting 'Event loop is closed' in the
 next call's new loop. Each call runs in a copy of its caller's context, and what it leaves in the loop (a
-framework's background tasks, timers, open async generators) is cancelled or closed when it ends, as a loop of its own
-would have done; a call that Ctrl-C (or any ``BaseException`` but an ``Exception``) ended has its loop shut down
+framework's background tasks, open async generators) is cancelled or closed when it ends, as a loop of its own would
+have done (timers are left: a client shared by the calls keeps its own, and re-arms one only when it is gone); a call that Ctrl-C (or any ``BaseException`` but an ``Exception``) ended has its loop shut down
 (briefly: a second Ctrl-C abandons it) and the thread's next call gets a new one. A thread's loop is shut down when
 the thread ends, or at exit. Threads do not share loops: a client shared by calls made at once in several threads is
 bound to one of them.
@@ -85,7 +85,6 @@ def _end_call(runner: asyncio.Runner) -> None:
         loop = runner.get_loop()
         cancel_left_over_tasks(loop)
         _close_left_over_generators(loop)
-        _cancel_left_over_timers(loop)
     except BaseException as exc:
         if not isinstance(exc, Exception):  # (Ctrl-C while a task would not stop)
             _discard(runner)
@@ -105,21 +104,20 @@ def cancel_left_over_tasks(loop: asyncio.AbstractEventLoop) -> None:
 
 def _close_left_over_generators(loop: asyncio.AbstractEventLoop) -> None:
     """Close the async generators a call left open (a stream it kept): a loop of its own would have closed them at its
-    end. (``shutdown_asyncgens`` cannot: the loop would take no new generator afterwards.)"""
+    end (``shutdown_asyncgens`` cannot: the loop would take no new generator afterwards). A loop that keeps no record
+    of them (uvloop) skips this."""
     generators = list(getattr(loop, "_asyncgens", ()))  # (asyncio's own record of them)
     if generators:
-        loop.run_until_complete(_close_all(generators))
+        loop.run_until_complete(_close_all(loop, generators))
 
 
-async def _close_all(generators: list[Any]) -> None:
-    await asyncio.gather(*(generator.aclose() for generator in generators), return_exceptions=True)
-
-
-def _cancel_left_over_timers(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the timers a call left (a framework's idle timeout): they would hold its objects and fire in a later
-    call."""
-    for handle in list(getattr(loop, "_scheduled", ())):  # (asyncio's own heap of them)
-        handle.cancel()
+async def _close_all(loop: asyncio.AbstractEventLoop, generators: list[Any]) -> None:
+    """Close ``generators``; one whose closing raises is reported as ``shutdown_asyncgens`` reports it."""
+    results = await asyncio.gather(*(generator.aclose() for generator in generators), return_exceptions=True)
+    for generator, result in zip(generators, results, strict=True):
+        if isinstance(result, Exception):
+            loop.call_exception_handler({"message": f"an error occurred during closing of asynchronous generator "
+                                                    f"{generator!r}", "exception": result, "asyncgen": generator})
 
 
 def _discard(runner: asyncio.Runner) -> None:

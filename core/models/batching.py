@@ -59,6 +59,7 @@ class LocalBatchModel(BaseChatModel):
         key = json.dumps(params, sort_keys=True, default=str)
         future: asyncio.Future = loop.create_future()
         _, pending = queues.setdefault(key, (dict(params), []))
+        pending[:] = [entry for entry in pending if not entry[1].done()]  # (requests given up: cancelled, timed out)
         pending.append((messages, future))
         if len(pending) >= self.max_concurrency:
             self._flush(loop, key)
