@@ -70,7 +70,7 @@ class RayReplayer:
             try:
                 text = await ref
             except asyncio.CancelledError:
-                self.ray.cancel(ref, force=True)
+                self.ray.cancel(ref)  # (not force: killing the worker as its reply comes trips a check in Ray's task manager)
                 raise
             except self.ray.exceptions.RayTaskError as exc:
                 cause = exc.as_instanceof_cause()
