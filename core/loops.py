@@ -5,10 +5,10 @@ in (an HTTP client's connections, a team's queues), so a client made once and sh
 models of several calls, serves every later call of the thread instead of meeting 'Event loop is closed' in the
 next call's new loop. Each call runs in a copy of its caller's context, and what it leaves in the loop (a
 framework's background tasks, open async generators) is cancelled or closed when it ends, as a loop of its own would
-have done (timers are left: a client shared by the calls keeps its own, and re-arms one only when it is gone); a call that Ctrl-C (or any ``BaseException`` but an ``Exception``) ended has its loop shut down
-(briefly: a second Ctrl-C abandons it) and the thread's next call gets a new one. A thread's loop is shut down when
-the thread ends, or at exit. Threads do not share loops: a client shared by calls made at once in several threads is
-bound to one of them.
+have done. Timers are left: a client shared by the calls keeps its own, and re-arms one only when it is gone. A call
+that Ctrl-C (or any ``BaseException`` but an ``Exception``) ended has its loop shut down (briefly: a second Ctrl-C
+abandons it), and the thread's next call gets a new one. A thread's loop is shut down when the thread ends, or at
+exit. Threads do not share loops: a client shared by calls made at once in several threads is bound to one of them.
 """
 
 from __future__ import annotations
