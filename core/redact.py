@@ -153,16 +153,17 @@ class FrozenJSON(dict):
 
 
 class RawMessages:
-    """A request's messages as the framework's own objects and the function that encodes one of them (a
+    """A request's messages as the framework's own objects and the function that encodes a list of them (each a
     ``FrozenJSON``, the same one for the same object): a recording keeps them as they were sent and encodes them
     when the run settles its requests, in the one pass that finds what each conversation adds and hashes it.
-    The objects must not change once sent (frameworks build a new message rather than edit one)."""
+    The objects must not change once sent (frameworks build a new message rather than edit one). ``items`` is the
+    request's own list (the caller's list copied), which the redactor keeps."""
 
-    __slots__ = ("items", "encode")
+    __slots__ = ("items", "encode_all")
 
-    def __init__(self, items: list[Any], encode: Callable[[Any], FrozenJSON]) -> None:
+    def __init__(self, items: list[Any], encode_all: Callable[[list[Any]], list[FrozenJSON]]) -> None:
         self.items = items
-        self.encode = encode
+        self.encode_all = encode_all
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -372,22 +373,25 @@ class Redactor:
             state, suspect, encoded = self._started(rest), False, []
         else:
             state, suspect, encoded = best[1].copy(), best[2], best[3]
-        if best_n < total:
+        grown = best_n < total
+        if grown:
             tail = items[best_n:]
             if raw is not None:
-                encode = raw.encode
-                tail = [encode(m) for m in tail]
-                encoded = encoded + tail
+                tail = raw.encode_all(tail)
+                encoded = encoded + tail  # (a new list, which the request may keep as its own)
             digests = self._digests(tail)
             suspect = suspect or not self._suspect.isdisjoint(digests)
             state.update(self._joined(digests))
+        kept = items if raw is not None else items.copy()  # (RawMessages hold their own copy already)
         if best is not None:
-            best[0], best[1], best[2], best[3] = items.copy(), state, suspect, encoded
+            best[0], best[1], best[2], best[3] = kept, state, suspect, encoded
         else:
-            known.append([items.copy(), state, suspect, encoded])
+            known.append([kept, state, suspect, encoded])
             if len(known) > _CONVERSATIONS_PER_BEGINNING:
                 del known[0]  # the conversation that started first
-        return self._prefix + state.hexdigest()[:32], suspect, encoded.copy() if raw is not None else None
+        if raw is None:
+            return self._prefix + state.hexdigest()[:32], suspect, None
+        return self._prefix + state.hexdigest()[:32], suspect, encoded if grown else encoded.copy()
 
     def _digest(self, message: Any) -> Digest:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.
@@ -398,12 +402,17 @@ class Redactor:
         dicts for every call (CAMEL) repeat equal messages, not the same objects.
         """
         frozen = type(message) is FrozenJSON  # the caller looked it up by identity
-        key = None if frozen else _plain_key(message)
-        if key is not None:
-            digest = self._by_value.get(key)
-            if digest is not None:
-                return digest
-        digest = self._strings_digest(message) if self._scheme == 2 and isinstance(message, dict) else None
+        digest: Digest | None
+        if frozen:
+            key = None
+            digest = self._strings_digest(message) if self._scheme == 2 else None
+        else:
+            key = _plain_key(message)
+            if key is not None:
+                digest = self._by_value.get(key)
+                if digest is not None:
+                    return digest
+            digest = self._strings_digest(message) if self._scheme == 2 and isinstance(message, dict) else None
         if digest is None:  # the canonical JSON
             hashed = hashlib.sha256(_dumps(message).encode("utf-8"))
             digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
@@ -427,18 +436,18 @@ class Redactor:
             keys = sorted(message)
         except TypeError:  # keys of several types
             return None
-        cache, secret_keys, parts, clean = self._cache, self._secret_keys, [], True
+        parts: list[str] = []
+        cache, secret_keys, clean = self._cache, self._secret_keys, True
         for key in keys:
             value = message[key]
             if type(key) is not str or type(value) is not str:
                 return None
-            parts.append(key)
-            parts.append(value)
+            parts += (key, value)
             if not clean:
                 continue
             if secret_keys.get(key) is not False and self._is_secret_key(key):  # (a key seen for the first time)
                 clean = not value
-            elif (cache.get(value) or self.text(value)) != value:
+            elif cache.get(value) is not value and self.text(value) != value:  # (a clean text is cached as itself)
                 clean = False
         text = "\x00".join(parts)
         if text.count("\x00") != len(parts) - 1:  # a NUL inside a key or value: the JSON form is digested

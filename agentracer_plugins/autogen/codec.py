@@ -83,22 +83,27 @@ class MessageCache:
 
     def encode(self, message: Any) -> dict[str, Any]:
         """The encoding of ``message``: the one made before for this object or an equal one, else a new one."""
-        found = self._seen.get(id(message))
-        return found if found is not None else self._encode_new(message)
+        return self.encode_all([message])[0]
 
-    def _encode_new(self, message: Any) -> dict[str, Any]:
-        fields = _fields(message)
-        content = fields.get("content")
-        if type(content) is str:
-            key = (type(message), fields.get("source"), content, fields.get("thought"))
-            found = self._by_value.get(key)
+    def encode_all(self, messages: list[Any]) -> list[dict[str, Any]]:
+        """``encode`` of each message (one loop: a run's requests add a few messages each)."""
+        seen, by_value, held, out = self._seen, self._by_value, self._held, []
+        for message in messages:
+            found = seen.get(id(message))
             if found is None:
-                found = self._by_value[key] = _encode_fields(message, fields)
-        else:
-            found = _encode_fields(message, fields)
-        self._seen[id(message)] = found
-        self._held.append(message)  # holding the message keeps its id unique
-        return found
+                fields = _fields(message)
+                content = fields.get("content")
+                if type(content) is str:
+                    key = (type(message), fields.get("source"), content, fields.get("thought"))
+                    found = by_value.get(key)
+                    if found is None:
+                        found = by_value[key] = _encode_fields(message, fields)
+                else:
+                    found = _encode_fields(message, fields)
+                seen[id(message)] = found
+                held.append(message)  # holding the message keeps its id unique
+            out.append(found)
+        return out
 
 
 def encode_request(args: Sequence[Any], kwargs: Mapping[str, Any], *, stream: bool,
@@ -107,7 +112,7 @@ def encode_request(args: Sequence[Any], kwargs: Mapping[str, Any], *, stream: bo
     ``cache``, its messages are ``RawMessages``, encoded when the run settles its requests)."""
     messages = args[0] if args else kwargs.get("messages", [])
     request: dict[str, Any] = {
-        "messages": RawMessages(list(messages), cache.encode) if cache is not None
+        "messages": RawMessages(list(messages), cache.encode_all) if cache is not None
         else [encode_message(m) for m in messages]}
     tools = kwargs.get("tools") or (args[1] if len(args) > 1 else None)
     if tools:

@@ -769,9 +769,9 @@ def test_raw_messages_are_encoded_once_per_conversation_growth_and_hash_as_their
 
     encoded_objects: list = []
 
-    def encode(message):
-        encoded_objects.append(message)
-        return FrozenJSON(role="user", content=message.text)
+    def encode(messages):
+        encoded_objects.extend(messages)
+        return [FrozenJSON(role="user", content=message.text) for message in messages]
 
     class Message:  # a framework's message object
         def __init__(self, text):
