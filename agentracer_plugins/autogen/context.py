@@ -32,6 +32,10 @@ class RunState:
     # the messages recorded so far, by id (held, so that no id is reused): a message reaches the recorder again when
     # an agent that ran it in a tool or an inner team streams it on as its own (AgentTool, TeamTool, SocietyOfMind)
     recorded: dict[int, Any] = field(default_factory=dict)
+    # a group chat manager's actor, by the manager's id (kept here, not on the manager: in CPython 3.11 reading an
+    # object's ``__dict__`` makes every later attribute access of that object slower, and a manager reads its own
+    # attributes all through a run)
+    manager_actors: dict[int, Actor] = field(default_factory=dict)
 
 
 ACTOR: ContextVar[Actor | None] = ContextVar("agentracer_autogen_actor", default=None)

@@ -237,21 +237,32 @@ def _record_manager_output(run: Any, manager: Any, args: tuple[Any, ...], kwargs
                                      nested=_in_participant_turn())
 
 
-_MANAGER_ACTOR = "_agentracer_actor"  # a manager's actor, kept on it
+# speaker selections that ask no model (turn order, handoffs, a graph's edges): left unwrapped, as a wrapper around each
+# turn's selection costs more than the rest of the manager's hooks together
+MODEL_FREE_SELECTION = frozenset({
+    ("autogen_agentchat.teams._group_chat._round_robin_group_chat", "RoundRobinGroupChatManager.select_speaker"),
+    ("autogen_agentchat.teams._group_chat._swarm_group_chat", "SwarmGroupChatManager.select_speaker"),
+    ("autogen_agentchat.teams._group_chat._graph._digraph_group_chat", "GraphFlowManager.select_speaker"),
+})
 
 
 def _patch_speaker_selection(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """A group chat manager is the actor of the model calls its speaker selection makes (no step), also when its
-    team runs inside another team's participant, whose actor it would otherwise inherit."""
+    team runs inside another team's participant, whose actor it would otherwise inherit. AutoGen's selections that
+    ask no model are left as they are (``MODEL_FREE_SELECTION``; a subclass that overrides one is wrapped)."""
+    if (getattr(original, "__module__", None), getattr(original, "__qualname__", None)) in MODEL_FREE_SELECTION:
+        return original
 
     @functools.wraps(original)
     async def select_speaker(self: Any, *args: Any, **kwargs: Any) -> Any:
         if current_run() is None:
             return await original(self, *args, **kwargs)
-        actor = self.__dict__.get(_MANAGER_ACTOR)
+        state = RUN_STATE.get()
+        actor = state.manager_actors.get(id(self)) if state is not None else None
         if actor is None:
             actor = Actor(str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self))
-            self.__dict__[_MANAGER_ACTOR] = actor
+            if state is not None:
+                state.manager_actors[id(self)] = actor
         token = ACTOR.set(actor)
         try:
             return await original(self, *args, **kwargs)

@@ -6,7 +6,8 @@ too) with ``factories[name](original)``, and hooks ``root.__init_subclass__`` to
 afterwards. A name ``root`` only inherits is patched on ``root`` itself. ``remove()`` puts back the exact
 original functions (deleting the ones it added) and the original ``__init_subclass__``.
 
-A factory builds the replacement from the original function: a plain function (``functools.wraps`` keeps
+A factory builds the replacement from the original function (or returns the original itself: that class's method
+is left as it is): a plain function (``functools.wraps`` keeps
 the original's name, attributes and coroutine-ness when the replacement is itself ``async``) costs a
 fraction of a generic proxy on methods called many times per turn.
 """
@@ -68,8 +69,11 @@ class ClassTreePatch:
                     continue
                 if original is _MISSING or (cls, name) in self._originals or not callable(original):
                     continue
+                replacement = self.factories[name](original)
+                if replacement is original:  # the factory leaves this class's method as it is
+                    continue
                 self._originals[(cls, name)] = original
-                setattr(cls, name, self.factories[name](original))
+                setattr(cls, name, replacement)
 
     def _hook_subclasses(self) -> None:
         root = self.root

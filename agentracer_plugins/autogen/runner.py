@@ -82,7 +82,8 @@ _FAILED_RUN = "_agentracer_failed_run"  # on a group chat object whose traced ru
 
 async def reset_if_used(team: Any) -> None:
     """Reset a team object that ran before (a single agent with a conversation in its model context)."""
-    failed = team.__dict__.get(_FAILED_RUN) if isinstance(team, BaseGroupChat) else None
+    # (``getattr``, not ``team.__dict__``: in CPython 3.11 reading an object's ``__dict__`` slows its attribute reads)
+    failed = getattr(team, _FAILED_RUN, None) if isinstance(team, BaseGroupChat) else None
     if failed is not None:
         raise AgentracerError(
             f"this AutoGen team object's last run failed inside the team ({failed}): AutoGen's team.reset() leaves "
@@ -164,7 +165,7 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
                 record_message(run, item, state)
     except BaseException as exc:
         if isinstance(exc, Exception) and isinstance(team, BaseGroupChat):
-            team.__dict__[_FAILED_RUN] = error_summary(exc, limit=200)
+            setattr(team, _FAILED_RUN, error_summary(exc, limit=200))
         with contextlib.suppress(BaseException):
             await stream.aclose()
         raise

@@ -118,3 +118,26 @@ def test_import_order_does_not_matter():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_speaker_selections_that_ask_no_model_are_left_as_they_are_and_a_subclass_overriding_one_is_wrapped():
+    from autogen_agentchat.teams._group_chat._round_robin_group_chat import RoundRobinGroupChatManager
+    from autogen_agentchat.teams._group_chat._selector_group_chat import SelectorGroupChatManager
+    from autogen_agentchat.teams._group_chat._swarm_group_chat import SwarmGroupChatManager
+
+    agentracer.uninstrument()
+    originals = {cls: _own(cls, "select_speaker") for cls in (RoundRobinGroupChatManager, SwarmGroupChatManager,
+                                                              SelectorGroupChatManager)}
+    plugin.instrument()
+    for cls in (RoundRobinGroupChatManager, SwarmGroupChatManager):  # turn order, handoffs: no model to attribute
+        assert _own(cls, "select_speaker") is originals[cls] and (cls, "select_speaker") not in HOOKS.patched()
+    assert _patches(_own(SelectorGroupChatManager, "select_speaker"), originals[SelectorGroupChatManager])
+
+    class AskingManager(RoundRobinGroupChatManager):  # a user's selection may ask a model: it is the manager's call
+        async def select_speaker(self, thread):
+            return await super().select_speaker(thread)
+
+    assert "agentracer_plugins" in AskingManager.__dict__["select_speaker"].__code__.co_filename
+    agentracer.uninstrument()
+    assert _own(RoundRobinGroupChatManager, "select_speaker") is originals[RoundRobinGroupChatManager]
+    assert "agentracer_plugins" not in AskingManager.__dict__["select_speaker"].__code__.co_filename

@@ -39,6 +39,18 @@ def test_speaker_selection_is_a_model_call_of_the_manager_not_a_step():
     assert all(s.agent != "SelectorGroupChatManager" for s in traj.steps)
 
 
+def test_a_traced_run_stores_nothing_on_the_team_or_its_manager():
+    """The manager's actor is kept with the run, not on the manager (in CPython 3.11 writing into an object's
+    ``__dict__`` slows every later attribute read of it, and a manager reads its own all through a run)."""
+    team = selector_team()
+    traj = agentracer.trace(team).run("plan and code")
+    assert len(traj.steps) == 4
+    manager = team._runtime._instantiated_agents  # the runtime's agents: the manager and the agents' containers
+    assert manager and all(not any(str(name).startswith("_agentracer") for name in vars(agent))
+                           for agent in manager.values())
+    assert not any(name.startswith("_agentracer") for name in vars(team))
+
+
 def test_selector_replay_serves_the_selection_of_step_t_and_selects_live_after():
     traced = agentracer.trace(selector_team)
     traj = traced.run("plan and code")
