@@ -35,7 +35,7 @@ class RunState:
     # a group chat manager's actor, by the manager's id (kept here, not on the manager: in CPython 3.11 reading an
     # object's ``__dict__`` makes every later attribute access of that object slower, and a manager reads its own
     # attributes all through a run)
-    manager_actors: dict[int, Actor] = field(default_factory=dict)
+    manager_actors: dict[int, tuple[Any, Actor]] = field(default_factory=dict)  # (held, so that no id is reused)
 
 
 ACTOR: ContextVar[Actor | None] = ContextVar("agentracer_autogen_actor", default=None)

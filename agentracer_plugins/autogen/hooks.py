@@ -258,11 +258,13 @@ def _patch_speaker_selection(original: Callable[..., Awaitable[Any]]) -> Callabl
         if current_run() is None:
             return await original(self, *args, **kwargs)
         state = RUN_STATE.get()
-        actor = state.manager_actors.get(id(self)) if state is not None else None
-        if actor is None:
+        known = state.manager_actors.get(id(self)) if state is not None else None
+        if known is not None:
+            actor = known[1]
+        else:
             actor = Actor(str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self))
             if state is not None:
-                state.manager_actors[id(self)] = actor
+                state.manager_actors[id(self)] = (self, actor)  # (the manager held: its id stays its own)
         token = ACTOR.set(actor)
         try:
             return await original(self, *args, **kwargs)

@@ -176,4 +176,5 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
         # collector frees them); the recorded requests hold their encoder until the run settles them
         state.messages = None
         state.recorded = {}
+        state.manager_actors = {}
     return _finish(run, result)

@@ -301,3 +301,36 @@ def test_a_selector_recording_is_refused_by_a_round_robin_team_of_the_same_agent
 
     with pytest.raises(ReplayError, match="recorded with a SelectorGroupChat, this team is a RoundRobinGroupChat"):
         agentracer.trace(round_robin).replay(traj, step=2, action="x")
+
+
+
+async def test_a_managers_actor_is_its_own_even_where_an_earlier_managers_memory_is_reused():
+    """Managers' actors are kept by the manager's id during a run; a manager gone before the next one is made (a team
+    run as a tool, then another) must not lend the next one its name (CPython reuses a freed object's address)."""
+    from agentracer.record import Run
+    from agentracer.schema import Trajectory
+
+    from agentracer_plugins.autogen.context import ACTOR, RUN_STATE, RunState
+    from agentracer_plugins.autogen.hooks import _patch_speaker_selection
+
+    seen = []
+
+    async def selection(self, thread):  # a selection that would ask a model: its actor is the manager
+        seen.append(ACTOR.get().name)
+        return "x"
+
+    class Manager:
+        select_speaker = _patch_speaker_selection(selection)
+
+        def __init__(self, name):
+            self._name = name
+
+    names = [f"manager_{i}" for i in range(5)]
+    with Run(Trajectory(framework="autogen", task="t")).activate():
+        token = RUN_STATE.set(RunState())
+        try:
+            for name in names:
+                await Manager(name).select_speaker([])  # (each manager is freed before the next is made)
+        finally:
+            RUN_STATE.reset(token)
+    assert seen == names
