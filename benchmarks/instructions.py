@@ -95,7 +95,7 @@ def _measured(framework: str, mode: str, runs: int, keep_heap: bool) -> None:
         functools.reduce(lambda _a, _b: run(), range(runs_each + 1))
 
 
-def _count(framework: str, mode: str, runs: int, keep_heap: bool, workdir: str) -> int:
+def _count(framework: str, mode: str, runs: int, keep_heap: bool, workdir: str, seed: int = 0) -> int:
     out = os.path.join(workdir, f"callgrind.{mode}")
     # without address-space randomisation: dicts and sets keyed by objects' ids then probe alike in every child,
     # which keeps a mode's count within ~0.2 M instead of ~1 M between children
@@ -104,7 +104,7 @@ def _count(framework: str, mode: str, runs: int, keep_heap: bool, workdir: str) 
         [*no_aslr, "valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
          f"--callgrind-out-file={out}", sys.executable, __file__, "--framework", framework, "--child", mode,
          "--runs", str(runs), *(["--keep-heap"] if keep_heap else [])],
-        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, check=False,
+        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}, check=False,
     )
     found = re.search(r"Collected : (\d+)", proc.stderr)
     if proc.returncode != 0 or found is None:
@@ -117,8 +117,9 @@ def main() -> None:
     parser.add_argument("--framework", choices=sorted(TEAMS), default="autogen")
     parser.add_argument("--runs", type=int, default=5, help="measured runs per child process")
     parser.add_argument("--children", type=int, default=1,
-                        help="child processes per mode, alternating (asyncio's time-dependent scheduling moves a "
-                             "framework's count by a few per cent between processes: the median is reported)")
+                        help="child processes per mode, alternating; child i runs with PYTHONHASHSEED=i (where strings "
+                             "and ids fall in the interpreter's dicts moves a traced AutoGen run's count by up to "
+                             "~0.7 M between seeds: the median over seeds is reported)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also count, as diagnostics, a traced run whose recorded requests are not redacted and "
                              "hashed at its end, and both modes with the garbage collector off: how much of the "
@@ -136,9 +137,9 @@ def main() -> None:
     modes = MODES + DIAGNOSTIC_MODES if args.breakdown else MODES
     counts: dict[str, list[float]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as workdir:
-        for _ in range(args.children):
+        for child in range(args.children):  # child i runs with hash seed i: see ``--children``
             for mode in counts:
-                counts[mode].append(_count(args.framework, mode, args.runs, args.keep_heap, workdir) / args.runs)
+                counts[mode].append(_count(args.framework, mode, args.runs, args.keep_heap, workdir, child) / args.runs)
     per_run = {mode: statistics.median(values) for mode, values in counts.items()}
     untraced, traced = per_run["untraced"], per_run["traced"]
     heap = "runs back to back" if args.keep_heap else "each run from a collected heap"

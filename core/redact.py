@@ -447,7 +447,7 @@ class Redactor:
                 continue
             if secret_keys.get(key) is not False and self._is_secret_key(key):  # (a key seen for the first time)
                 clean = not value
-            elif cache.get(value) is not value and self.text(value) != value:  # (a clean text is cached as itself)
+            elif (cache.get(value) or self.text(value)) != value:
                 clean = False
         text = "\x00".join(parts)
         if text.count("\x00") != len(parts) - 1:  # a NUL inside a key or value: the JSON form is digested
