@@ -310,7 +310,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "actor_rollout_ref.actor.loss_agg_mode": ppo.get("loss_agg_mode", "token-mean"),
         # our policy loss: clipped surrogate, clipping range on a schedule
         "actor_rollout_ref.actor.policy_loss._target_": LOSS_CONFIG_TARGET,
-        "actor_rollout_ref.actor.policy_loss.loss_mode": LOSS_NAME,
+        LOSS_MODE_KEY: LOSS_NAME,
         "+actor_rollout_ref.actor.policy_loss.eps_max": float(clip.get("eps_max", 0.28)),
         "+actor_rollout_ref.actor.policy_loss.eps_min": float(clip.get("eps_min", 0.2)),
         "+actor_rollout_ref.actor.policy_loss.shape": clip.get("shape", "cosine"),
@@ -365,6 +365,19 @@ def _as_update(item: str, ours: dict[str, str]) -> str:
     if sep and key.startswith("+") and not key.startswith("++") and key.lstrip("+") in ours:
         return f"{key.lstrip('+')}={value}"
     return item
+
+
+LOSS_MODE_KEY = "actor_rollout_ref.actor.policy_loss.loss_mode"
+
+
+def loss_mode_note(overrides: list[str]) -> str | None:
+    """A warning when ``overrides`` (as ``verl_overrides`` gives them, the last one winning) set verl's policy loss to
+    another than ours: the clipping schedule (``clip.*``) is then passed on and never used."""
+    modes = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+") == LOSS_MODE_KEY]
+    if not modes or modes[-1] == LOSS_NAME:
+        return None
+    return (f"{LOSS_MODE_KEY}={modes[-1]} replaces agentracer's policy loss ({LOSS_NAME}): the clipping schedule "
+            "(clip.eps_max, clip.eps_min, clip.shape, clip.total_steps) is not used")
 
 
 def command(config: dict[str, Any], spec: RunSpec, python: str | None = None) -> list[str]:

@@ -94,13 +94,24 @@ def run_command(config_path: Path | None, model: Path, output: Path, data: Path 
                 overrides: tuple[str, ...]) -> None:
     """Launch verl's GRPO (main_ppo) with our reward and scheduled-clip loss; extra KEY=VALUE set a key of the
     config (reward.lam=0.3, clip.eps_max=0.3) or go to verl (actor_rollout_ref.rollout.n=4)."""
-    from ..trainer.launch import RunSpec, apply_overrides, check_inputs, check_machine, command, load_config
+    from ..trainer.launch import (
+        RunSpec,
+        apply_overrides,
+        check_inputs,
+        check_machine,
+        command,
+        load_config,
+        loss_mode_note,
+    )
 
     config, extra = apply_overrides(load_config(config_path), list(overrides))
     spec = RunSpec(model=model, output=output, data=data, logger=logger, nodes=nodes, gpus_per_node=gpus_per_node,
                    ray_address=ray_address, resume=resume, extra=extra)
     check_inputs(spec, config)
     argv = command(config, spec)
+    note = loss_mode_note(argv[3:])
+    if note is not None:
+        click.echo(f"warning: {note}", err=True)
     if dry_run:
         click.echo(shlex.join(argv))  # (a shell reads it back as these arguments: paste it, it runs)
         return

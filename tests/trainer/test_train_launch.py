@@ -192,6 +192,11 @@ def test_cli_run_on_this_cpu_machine(ready: RunSpec) -> None:
     argv = shlex.split(ours.stdout)
     assert "+reward.custom_reward_function.reward_kwargs.lam=0.3" in argv and "reward.lam=0.3" not in argv
     assert "+actor_rollout_ref.actor.policy_loss.eps_max=0.35" in argv and argv.count("actor_rollout_ref.rollout.n=4") == 1
+    assert "warning" not in ours.stderr
+    vanilla = cli(*base, "--dry-run", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla")
+    assert vanilla.returncode == 0 and "loss_mode=vanilla" in vanilla.stdout  # verl's own loss, as asked, and said
+    assert "warning: actor_rollout_ref.actor.policy_loss.loss_mode=vanilla replaces" in vanilla.stderr
+    assert "clip.eps_max" in vanilla.stderr
     for bad, message in (("data.train_batch_size=abc", "data.train_batch_size must be a whole number, got 'abc'"),
                          ("reward.lam=2", "0 <= lam <= 1"), ("clip.eps_mx=0.3", "unknown key clip.eps_mx")):
         refused = cli(*base, "--dry-run", bad)
