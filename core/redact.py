@@ -373,12 +373,11 @@ class Redactor:
             state, suspect, encoded = self._started(rest), False, []
         else:
             state, suspect, encoded = best[1].copy(), best[2], best[3]
-        grown = best_n < total
-        if grown:
+        if best_n < total:
             tail = items[best_n:]
             if raw is not None:
                 tail = raw.encode_all(tail)
-                encoded = encoded + tail  # (a new list, which the request may keep as its own)
+                encoded = encoded + tail
             digests = self._digests(tail)
             suspect = suspect or not self._suspect.isdisjoint(digests)
             state.update(self._joined(digests))
@@ -389,9 +388,8 @@ class Redactor:
             known.append([kept, state, suspect, encoded])
             if len(known) > _CONVERSATIONS_PER_BEGINNING:
                 del known[0]  # the conversation that started first
-        if raw is None:
-            return self._prefix + state.hexdigest()[:32], suspect, None
-        return self._prefix + state.hexdigest()[:32], suspect, encoded if grown else encoded.copy()
+        # (the request gets a copy: the conversation's own list is where its next request starts)
+        return self._prefix + state.hexdigest()[:32], suspect, encoded.copy() if raw is not None else None
 
     def _digest(self, message: Any) -> Digest:
         """A message's digest, noted as suspect when redaction changes it; kept by identity for a ``FrozenJSON``.

@@ -1497,3 +1497,20 @@ def test_what_a_sync_run_leaves_running_is_cancelled_when_it_ends():
     team.run("one")
     team.run("two")
     assert len(left) == 2 and all(task.cancelled() for task in left)
+
+
+def test_a_settled_requests_message_list_is_its_own():
+    """Editing one settled request's message list in place changes neither the next request of its conversation nor
+    that request's hash."""
+    from agentracer.redact import FrozenJSON, RawMessages, Redactor, request_hash
+
+    encodings: dict = {}
+
+    def encode(messages):
+        return [encodings.setdefault(m, FrozenJSON(role="user", content=m)) for m in messages]
+
+    redactor = Redactor([])
+    first, _ = redactor.request({"messages": RawMessages(["a", "b"], encode)})
+    first["messages"][1] = FrozenJSON(role="user", content="EDITED")
+    second, digest = redactor.request({"messages": RawMessages(["a", "b", "c"], encode)})
+    assert [m["content"] for m in second["messages"]] == ["a", "b", "c"] and digest == request_hash(second)
