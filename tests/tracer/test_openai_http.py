@@ -173,6 +173,8 @@ def test_a_request_cancelled_at_any_point_leaves_the_next_one_working() -> None:
         task = asyncio.ensure_future(model.acomplete(MESSAGES))
         for _ in range(yields):
             await asyncio.sleep(0)
+        if task.done():  # (on a loaded machine the answer may be in by now: then there is nothing to cancel)
+            return
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
