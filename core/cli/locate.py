@@ -236,7 +236,9 @@ def locate(source: str, trajectory_id: str | None, method: str | None, model: st
         summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n or what == "located")
         hint = " (--all includes successful runs)" if counts["successful"] else ""
         kept = f"; verdicts kept in {output}" if output is not None and counts["located"] else ""
-        click.echo(f"{summary}{hint}{kept}", err=True)
+        budget = getattr(chosen, "max_prompt_tokens", None) if chat_model is not None else None
+        fitted = f" (prompts up to {budget} tokens)" if budget else ""  # (an openai: model's, from its server)
+        click.echo(f"{summary}{fitted}{hint}{kept}", err=True)
         if run.stopped:  # the model failed for good, as `eval` does when nothing could be evaluated: not bad input
             raise SystemExit(1)
         if not any(counts.values()) and not run.problems.count:

@@ -339,6 +339,7 @@ def test_a_vllm_server_that_lists_its_window_gets_prompts_fitted_to_it(tmp_path:
     assert code == 0, err
     assert [t.id for t in open_store(tmp_path / "out.jsonl")] == ["long"]
     assert sum(len(m["content"]) for m in asked[0]["messages"]) < 8192 * 3
+    assert "1 located (prompts up to 4096 tokens)" in err, err  # (said, as eval says it)
     with OpenAIServer("<answer>coder|1</answer>", model="m", context_window=8192) as server:
         code, _, err = run_cli("eval", "whowhen", "--data", str(_rows_of(tmp_path)), "--model",
                                f"openai:{server.base_url}@m", "-o", str(tmp_path / "results.jsonl"))
