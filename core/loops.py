@@ -60,7 +60,21 @@ def run_in_kept_loop(coro: Any) -> Any:
     """Run ``coro`` to its end in this thread's kept loop, in a copy of the caller's context (as ``asyncio.run``
     does: what the caller set is seen, what the call sets stays in it). The thread must not be running a loop."""
     with kept_loop() as runner:
-        return runner.run(coro, context=contextvars.copy_context())
+        return run_returning(runner, coro, contextvars.copy_context())
+
+
+def run_returning(runner: asyncio.Runner, coro: Any, context: contextvars.Context) -> Any:
+    """``runner.run(coro, context=context)``, its value handed back past the task rather than as the task's result:
+    in the main thread, ``asyncio.Runner.run`` reprs its finished task, result and all, twice as it puts back the
+    SIGINT handler (Python 3.11's ``signal`` module formats the handler it cannot name), and the repr of a built
+    MetaGPT team or of a trajectory runs to hundreds of kilobytes (8 ms a run)."""
+    held: list[Any] = []
+    runner.run(_kept_in(held, coro), context=context)
+    return held[0]
+
+
+async def _kept_in(held: list[Any], coro: Any) -> None:
+    held.append(await coro)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
-from .loops import close_loop, kept_loop, new_loop, run_in_kept_loop
+from .loops import close_loop, kept_loop, new_loop, run_in_kept_loop, run_returning
 from .plugins import Plugin, plugin_for, team_kind
 from .record import Run
 from .redact import Redactor
@@ -323,7 +323,7 @@ class TracedTeam:
         the run ends on exit and its trajectory is ``session.trajectory``."""
         with self._event_loop() as runner:
             context = contextvars.copy_context()  # building and running share it, as they do in ``_execute``
-            team = runner.run(self._abuild(task), context=context)
+            team = run_returning(runner, self._abuild(task), context)
             plugin, run = context.run(self._begin, team, task, plan, parent, ground_truth, metadata)
             run.activate_in(context)
             session = _SyncSession(runner, context, lambda: plugin.arun(team, task, run))
