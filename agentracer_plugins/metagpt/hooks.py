@@ -92,12 +92,12 @@ async def _role_run(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -
     _hook_own_think(type(role))
     name = role_name(role)
     token = ACTOR.set(name)
-    seen = _failures_of(run, name)
+    before = len(_failures.get(run, ()))
     try:
         return await wrapped(*args, **kwargs)
     except Exception as exc:
-        if _failures_of(run, name) == seen:  # the react hook did not see it (MetaGPT re-raises it reworded)
-            _note_failure(run, name, exc)
+        if not any(failure["agent"] == name for failure in _failures.get(run, [])[before:]):
+            _note_failure(run, name, exc)  # (the react hook did not see it: MetaGPT re-raises it reworded)
         raise
     finally:
         ACTOR.reset(token)
@@ -111,16 +111,18 @@ def _note_failure(run: Run, name: str, exc: Exception) -> None:
         run.add_failed_turn_step(name, error)
 
 
+_THINK_CHECKED: set[type] = set()  # role classes whose own ``_think`` is hooked, or that have none (till removal)
+
+
 def _hook_own_think(cls: type) -> None:
     """A role class with its own ``_think`` (DataInterpreter, Engineer…): its choice of the next action is hooked too
-    (the hook on ``Role`` does not reach an override)."""
+    (the hook on ``Role`` does not reach an override). Each class is looked at once (every role's turn asks)."""
+    if cls in _THINK_CHECKED:
+        return
     owner = next((c for c in cls.__mro__ if "_think" in c.__dict__), None)
     if owner is not None and not isinstance(owner.__dict__["_think"], wrapt.FunctionWrapper):
         _hooks.apply(owner, "_think", _traced_think)
-
-
-def _failures_of(run: Run, name: str) -> int:
-    return sum(1 for failure in _failures.get(run, []) if failure["agent"] == name)
+    _THINK_CHECKED.add(cls)
 
 
 def _traced_think(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -202,7 +204,9 @@ def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
         return wrapped(*args, **kwargs)
     agent, role = _author(run, message)
     _replace_at_publish(run, message)
-    step = run.add_step(agent, getattr(message, "content", str(message)), role=role, metadata=_metadata(message))
+    content = getattr(message, "content", _NO_CONTENT)  # (``str(message)`` may dump its structured content)
+    step = run.add_step(agent, str(message) if content is _NO_CONTENT else content, role=role,
+                        metadata=_metadata(message))
     # Only the turn's last call that was not a choice of the next action (``_think``) made the message (none made a
     # plan-and-act summary); the others are served, not replaced (with no such call, a replay puts the action into
     # the message itself).
@@ -211,8 +215,12 @@ def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
     producer = None if summary else next(
         (call for call in reversed(step.model_calls) if (call.agent, call.call_index) not in thinking), None)
     for call in step.model_calls:
-        call.produces_step = call is producer
+        if call.produces_step is not (call is producer):  # (a pydantic model's ``__setattr__`` costs)
+            call.produces_step = call is producer
     return wrapped(*args, **kwargs)
+
+
+_NO_CONTENT = object()
 
 
 # --------------------------------------------------------------------------- install / remove
@@ -248,7 +256,10 @@ HOOKS = {
 
 
 def install() -> None:
-    """Install the hooks now for imported modules, and on import for the others (idempotent)."""
+    """Install the hooks now for imported modules, and on import for the others (idempotent: every traced run asks,
+    and reading MetaGPT's version parses its package metadata)."""
+    if _hooks.enabled:
+        return
     _check_version()
     _hooks.install(HOOKS)
 
@@ -256,6 +267,7 @@ def install() -> None:
 def remove() -> None:
     """Restore MetaGPT's original functions (modules imported later stay unpatched)."""
     _hooks.remove()
+    _THINK_CHECKED.clear()
 
 
 def installed() -> list[str]:

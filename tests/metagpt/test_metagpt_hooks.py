@@ -64,3 +64,29 @@ def test_hooks_for_a_module_imported_later_are_installed_on_import(tmp_path, mon
 
     assert seen == ["late_module_for_hooks"]
     assert late_module_for_hooks.Thing().greet() == "patched"
+
+
+def test_instrumenting_again_reads_nothing_and_a_roles_own_think_is_hooked_again_after_removal(monkeypatch):
+    """Every traced run instruments: once on, that costs nothing (MetaGPT's version, read from its package metadata,
+    is read when the hooks go on). A role class's own ``_think``, hooked at its first turn, is hooked again at its
+    first turn after the hooks were removed and put back."""
+    from agentracer_plugins.metagpt import hooks
+
+    class Thinker(Role):
+        async def _think(self) -> bool:
+            return False
+
+    mg_plugin.uninstrument()
+    read = []
+    real_version = hooks.version
+    monkeypatch.setattr(hooks, "version", lambda name: read.append(name) or real_version(name))
+    mg_plugin.instrument()
+    mg_plugin.instrument()
+    assert read == ["metagpt"]
+    for _ in range(2):
+        hooks._hook_own_think(Thinker)
+        assert isinstance(Thinker.__dict__["_think"], wrapt.FunctionWrapper)
+        mg_plugin.uninstrument()
+        assert not isinstance(Thinker.__dict__["_think"], wrapt.FunctionWrapper)
+        mg_plugin.instrument()
+    assert read == ["metagpt"] * 3
