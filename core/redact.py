@@ -400,17 +400,12 @@ class Redactor:
         dicts for every call (CAMEL) repeat equal messages, not the same objects.
         """
         frozen = type(message) is FrozenJSON  # the caller looked it up by identity
-        digest: Digest | None
-        if frozen:
-            key = None
-            digest = self._strings_digest(message) if self._scheme == 2 else None
-        else:
-            key = _plain_key(message)
-            if key is not None:
-                digest = self._by_value.get(key)
-                if digest is not None:
-                    return digest
-            digest = self._strings_digest(message) if self._scheme == 2 and isinstance(message, dict) else None
+        key = None if frozen else _plain_key(message)
+        if key is not None:
+            digest = self._by_value.get(key)
+            if digest is not None:
+                return digest
+        digest = self._strings_digest(message) if self._scheme == 2 and isinstance(message, dict) else None
         if digest is None:  # the canonical JSON
             hashed = hashlib.sha256(_dumps(message).encode("utf-8"))
             digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
@@ -434,13 +429,13 @@ class Redactor:
             keys = sorted(message)
         except TypeError:  # keys of several types
             return None
-        parts: list[str] = []
-        cache, secret_keys, clean = self._cache, self._secret_keys, True
+        cache, secret_keys, parts, clean = self._cache, self._secret_keys, [], True
         for key in keys:
             value = message[key]
             if type(key) is not str or type(value) is not str:
                 return None
-            parts += (key, value)
+            parts.append(key)
+            parts.append(value)
             if not clean:
                 continue
             if secret_keys.get(key) is not False and self._is_secret_key(key):  # (a key seen for the first time)

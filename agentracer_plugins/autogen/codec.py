@@ -74,19 +74,15 @@ class MessageCache:
     """Encoded messages by identity, then by value: a conversation's history is re-sent on every call (often
     as fresh copies of the same messages), so each distinct message is encoded once and the same encoded
     object comes back, which lets the recorder's redactor reuse its digest too. A request keeps its messages
-    as ``RawMessages`` with ``encode``: the recorder encodes the ones each conversation adds when it settles."""
+    as ``RawMessages`` with ``encode_all``: the recorder encodes the ones each conversation adds when it settles."""
 
     def __init__(self) -> None:
         self._seen: dict[int, dict[str, Any]] = {}  # id of a message -> its encoding
         self._held: list[Any] = []
         self._by_value: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def encode(self, message: Any) -> dict[str, Any]:
-        """The encoding of ``message``: the one made before for this object or an equal one, else a new one."""
-        return self.encode_all([message])[0]
-
     def encode_all(self, messages: list[Any]) -> list[dict[str, Any]]:
-        """``encode`` of each message (one loop: a run's requests add a few messages each)."""
+        """The encoding of each message: the one made before for this object or an equal one, else a new one."""
         seen, by_value, held, out = self._seen, self._by_value, self._held, []
         for message in messages:
             found = seen.get(id(message))
