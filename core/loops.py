@@ -79,9 +79,10 @@ async def _kept_in(held: list[Any], coro: Any) -> None:
 
 @contextlib.contextmanager
 def kept_loop() -> Iterator[asyncio.Runner]:
-    """This thread's kept runner for one sync call (``runner.run(coro, context=...)`` in the block, each with a context
-    of its own); what the call leaves in the loop is cancelled or closed when the block ends. The thread must not be
-    running an event loop."""
+    """This thread's kept runner for one sync call (``run_returning(runner, coro, context)`` in the block, each with a
+    context of its own; ``runner.run`` only for a coroutine whose value is short, as its task's result is repr'd);
+    what the call leaves in the loop is cancelled or closed when the block ends. The thread must not be running an
+    event loop."""
     runner = _thread_runner()
     try:
         yield runner

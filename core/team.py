@@ -380,6 +380,7 @@ class TracedTeam:
         _check_task(task)
         if not _loop_running():  # the plugin's coroutine is driven right here, early in this frame: see ``_sync_session``
             with self._sync_session(task, None, None, ground_truth, metadata) as session:
+                # (not ``run_returning``: no frame over the plugin's coroutine; its answer is short text to repr)
                 session.answer = session.runner.run(session.main(), context=session.context)
             return session.trajectory
         return _in_worker_thread(self.run, task, ground_truth=ground_truth, metadata=metadata)
