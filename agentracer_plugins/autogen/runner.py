@@ -13,6 +13,7 @@ from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import BaseChatMessage
 from autogen_agentchat.teams import BaseGroupChat, MagenticOneGroupChat
+from autogen_agentchat.tools import AgentTool, TeamTool
 from autogen_core import CancellationToken
 from pydantic import ValidationError
 
@@ -81,7 +82,32 @@ _FAILED_RUN = "_agentracer_failed_run"  # on a group chat object whose traced ru
 
 
 async def reset_if_used(team: Any) -> None:
-    """Reset a team object that ran before (a single agent with a conversation in its model context)."""
+    """Reset a team object that ran before (a single agent with a conversation in its model context), and the agents
+    and teams its members' tools run (``AgentTool``, ``TeamTool``): AutoGen's reset leaves those as they were, and
+    a crew that remembers the last run asks its model something the recording never saw."""
+    await _reset_one(team)
+    done = {id(team)}
+    crews = [crew for member in _members(team) for crew in tool_crews(member)]
+    while crews:  # (a crew's own members may run crews of their own)
+        crew = crews.pop()
+        if id(crew) in done:
+            continue
+        done.add(id(crew))
+        await _reset_one(crew)
+        crews.extend(inner for member in _members(crew) for inner in tool_crews(member))
+
+
+def tool_crews(agent: Any) -> list[Any]:
+    """The agents and teams that ``agent``'s tools run (``AgentTool``, ``TeamTool``; those of its workbenches too)."""
+    tools = list(getattr(agent, "_tools", None) or ())
+    for bench in getattr(agent, "_workbench", None) or ():
+        tools.extend(getattr(bench, "_tools", None) or ())
+    crews = [getattr(tool, "_agent", None) if isinstance(tool, AgentTool) else getattr(tool, "_team", None)
+             for tool in tools if isinstance(tool, AgentTool | TeamTool)]
+    return [crew for crew in crews if crew is not None]
+
+
+async def _reset_one(team: Any) -> None:
     # (``getattr``, not ``team.__dict__``: in CPython 3.11 reading an object's ``__dict__`` slows its attribute reads)
     failed = getattr(team, _FAILED_RUN, None) if isinstance(team, BaseGroupChat) else None
     if failed is not None:

@@ -264,3 +264,38 @@ def test_a_replay_diverging_inside_an_agent_tool_says_so_without_opentelemetrys_
     with caplog.at_level("ERROR"), pytest.raises(ReplayDivergence, match="diverged at step 3, agent 'Browser'"):
         traced.replay(edited, step=8, action="x")
     assert not [r for r in caplog.records if "detach" in r.getMessage()]
+
+
+def _requests(trajectory):
+    return [(c.agent, c.request) for c in trajectory.model_calls()]
+
+
+def test_a_traced_team_object_runs_its_tool_agent_afresh_each_time_so_its_runs_replay():
+    """AutoGen's reset leaves the agent an ``AgentTool`` runs with its conversation: the second run's tool agent
+    would ask its model with the first run's messages too, and a replay of it would diverge."""
+    traced = agentracer.trace(make_researcher())  # the object, not its factory
+    first, second = traced.run("Which capital?"), traced.run("Which capital?")
+    assert _requests(second) == _requests(first)
+    new = traced.replay(second, step=3, action="Denmark")
+    assert new.steps[-1].content == "The capital is Copenhagen."
+
+
+def test_a_traced_team_object_runs_its_tool_team_afresh_each_time_so_its_runs_replay():
+    from autogen_agentchat.tools import TeamTool
+
+    def crew_boss(messages):
+        if isinstance(messages[-1], FunctionExecutionResultMessage):
+            return "Final: " + messages[-1].content[0].content
+        return tool_call("Crew", "c1", task="Write a haiku")
+
+    writer = AssistantAgent("Writer", model_client=RuleClient(lambda m: f"haiku draft {len(m)}"))
+    editor = AssistantAgent("Editor", model_client=RuleClient(lambda m: "edited: " + str(m[-1].content)))
+    crew = RoundRobinGroupChat([writer, editor], termination_condition=MaxMessageTermination(3))
+    tool = TeamTool(crew, name="Crew", description="writing crew", return_value_as_last_message=True)
+    boss = AssistantAgent("Boss", model_client=RuleClient(crew_boss, tools=True), tools=[tool],
+                          reflect_on_tool_use=True)
+    traced = agentracer.trace(RoundRobinGroupChat([boss], termination_condition=MaxMessageTermination(2)))
+    first, second = traced.run("compute"), traced.run("compute")
+    assert _requests(second) == _requests(first) and second.outcome.answer == "Final: edited: haiku draft 2"
+    new = traced.replay(second, step=3, action="a better haiku")
+    assert new.outcome.answer == "Final: edited: a better haiku"
