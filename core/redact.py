@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -13,7 +14,8 @@ REDACTED = "[REDACTED]"
 # A key whose value is a secret, read as words (split at _ - . and spaces and at camelCase: userPassword is
 # user, password): a secret word as its last word (db_password, userPassword, apiSecret; not password_policy,
 # secret_santa, cookie_recipe), or two words that name a credential anywhere in it (my_api_key_old, access_token_v2,
-# AWS_ACCESS_KEY_ID; not valid_tokens, eos_token), or the key "token" itself.
+# AWS_ACCESS_KEY_ID; not valid_tokens, eos_token), or the key "token" itself; and an environment variable's name, in
+# capitals, ending in a credential's word (GITHUB_TOKEN, STRIPE_KEY, GITHUB_PAT; as ``env_secrets`` reads them).
 _LAST_WORDS = frozenset({"secret", "password", "passwd", "cookie", "credential", "credentials", "authorization",
                          "apikey"})
 _PAIRS = frozenset({("api", "key"), ("api", "token"), ("access", "token"), ("refresh", "token"), ("auth", "token"),
@@ -21,6 +23,7 @@ _PAIRS = frozenset({("api", "key"), ("api", "token"), ("access", "token"), ("ref
                     ("jwt", "token"), ("private", "key"), ("client", "secret"), ("secret", "key"),
                     ("access", "key")})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_ENV_NAME = re.compile(r"[A-Z0-9_]*_(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PAT)")  # (matched whole)
 
 
 def is_secret_key(key: str) -> bool:
@@ -28,7 +31,7 @@ def is_secret_key(key: str) -> bool:
     words = [w.lower() for w in _WORD.findall(key)]
     if not words:
         return False
-    if words[-1] in _LAST_WORDS or words == ["token"]:
+    if words[-1] in _LAST_WORDS or words == ["token"] or _ENV_NAME.fullmatch(key):
         return True
     return any(pair in _PAIRS for pair in zip(words, words[1:], strict=False))
 
@@ -46,6 +49,16 @@ _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection"
 )
 # https://user:password@host (not a template's ://{user}:{password}@host)
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)")
+# a secret-named key written out in text, then its value: ``DB_PASSWORD=s3cr3t-pass1``, ``"api_key": "a1b2c3d4e5"``
+# (a tool's output, a config file read back); the key must be one ``is_secret_key`` accepts, and the value must end
+# there and look like one (see ``_keyed_value``): not "password: required", "api_key={API_KEY}", "token = get_token()"
+_KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt]))[A-Za-z][A-Za-z0-9_.\-]*)(?P<sep>\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)"
+                           r"(?P<value>[^\s\"'`&,;(){}\[\]<>\\]{8,})(?=[\s\"'`&,;\\]|$)")
+_DIGIT = re.compile(r"\d")
+_PLACEHOLDER = re.compile(r"[A-Z_]+|.*(?:YOUR|[Yy]our).*")  # YOUR_GOOGLE_MAPS_API_KEY, your-token-here: not a value
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.password, settings.api_key: code, not a value
+# a secret key's words, lower-cased (not a cookie's: a browsing agent's header dumps are full of tracking cookies)
+_KEY_WORDS = ("key", "token", "ecret", "assw", "redential", "uthorization", "_pat")
 _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its value goes
     r"(?i)([?&;](?:api[_-]?key|apikey|key|access[_-]?token|token|secret|password|passwd|sig|signature|"
     r"client[_-]?secret)=)(?=[^&\s#]*\d)[A-Za-z0-9._\-~+/=%]{8,}")  # (a value like a key: not {API_KEY}, not 1)
@@ -58,7 +71,7 @@ _VALUE_HINTS = ("sk-", "Bearer", "bearer", "BEARER", "hf_", "AIza", "gsk_", "ghp
                 "github_pat_", "AKIA", "ASIA", "xox", "eyJ", "uthorization", "UTHORIZATION")
 # (a URL's credentials and a secret query parameter are screened by their own patterns, run only on a text with
 # "://" or "=" in it: hints as broad as those would send every request that mentions a URL down the slow path)
-_KEY_HINTS = tuple(sorted({f'{word}"' for word in _LAST_WORDS} | {'"token"'}
+_KEY_HINTS = tuple(sorted({f'{word}"' for word in _LAST_WORDS} | {'"token"', '_key"', '_token"', '_pat"'}
                           | {f"{a}{sep}{b}" for a, b in _PAIRS for sep in ("_", "-", "", " ", ".")}))
 # (a key's words lower-cased, as they stand in a JSON text: "userPassword" holds 'password"', "AWS_ACCESS_KEY_ID"
 # holds "access_key"; not "token" alone: every usage dict has "prompt_tokens")
@@ -101,20 +114,58 @@ def env_secrets() -> list[str]:
 
 _UNDERSCORE_HINTS = tuple(h for h in _VALUE_HINTS if "_" in h)  # screened only in a text with a "_" in it
 _DASH_HINTS = tuple(h for h in _VALUE_HINTS if "-" in h and "_" not in h) + ("xox",)  # (xoxb-...) with a "-"
-_OTHER_HINTS = tuple(h for h in _VALUE_HINTS if h not in _UNDERSCORE_HINTS + _DASH_HINTS)
+# the rest, but "bearer" and an Authorization header, which are looked for in the text lower-cased (with the keys)
+_OTHER_HINTS = tuple(h for h in _VALUE_HINTS if h not in _UNDERSCORE_HINTS + _DASH_HINTS
+                     and h.lower() not in ("bearer", "uthorization"))
 
 
 def _value_suspect(text: str) -> bool:
     """The fast screen of a string: False means redaction leaves it as it is (the value hints, searched in groups
     that a cheap test of one character rules out for most texts)."""
-    return (("_" in text and holds_any(text, _UNDERSCORE_HINTS)) or ("-" in text and holds_any(text, _DASH_HINTS))
-            or holds_any(text, _OTHER_HINTS) or _url_or_query_secret(text))
+    if (("_" in text and holds_any(text, _UNDERSCORE_HINTS)) or ("-" in text and holds_any(text, _DASH_HINTS))
+            or holds_any(text, _OTHER_HINTS) or _url_or_query_secret(text)):
+        return True
+    lowered = text.lower()
+    return "bearer" in lowered or _keyed_suspect(text, lowered)
 
 
 def _url_or_query_secret(text: str) -> bool:
-    """Whether ``text`` holds a URL's ``user:password`` or a secret query parameter."""
+    """Whether ``text`` holds a URL's ``user:password``, a secret query parameter or a secret key's value."""
     return ("://" in text and _URL_CREDENTIALS.search(text) is not None) or (
         "=" in text and _QUERY_SECRET.search(text) is not None)
+
+
+def _keyed_suspect(text: str, lowered: str | None = None) -> bool:
+    """Whether ``text`` writes out an Authorization header, or a secret-named key with a value (``_KEYED_SECRET``):
+    both need a ":" or "=", and the words are looked for in the text ``lowered`` (one search per word, any case)."""
+    if ":" not in text and "=" not in text:
+        return False
+    if lowered is None:
+        lowered = text.lower()
+    if "uthorization" in lowered:
+        return True
+    return holds_any(lowered, _KEY_WORDS) and any(
+        _keyed_value(found) != found.group(0) for found in _KEYED_SECRET.finditer(text))
+
+
+def _keyed_value(found: re.Match[str]) -> str:
+    """A ``_KEYED_SECRET`` match with its value redacted when its key names a secret (not a cookie: see ``_KEY_WORDS``)
+    and the value looks like one: 8 or more characters with a digit in them, or 20 or more (a passphrase), and not a
+    dotted name or a placeholder. A value ends where an escape starts (``\\n`` in a repr): a text and its repr lose
+    the same characters."""
+    key, value = found.group("key"), found.group("value")
+    if (len(value) < 20 and _DIGIT.search(value) is None) or not holds_any(key.lower(), _KEY_WORDS) \
+            or _DOTTED_NAME.fullmatch(value) or _PLACEHOLDER.fullmatch(value) or not _named_secret(key):
+        if ("=" in value or ":" in value) and holds_any(value.lower(), _KEY_WORDS):  # a key and value inside: x=API_KEY=v
+            return key + found.group("sep") + _KEYED_SECRET.sub(_keyed_value, value)
+        return found.group(0)
+    return key + found.group("sep") + REDACTED
+
+
+@functools.lru_cache(maxsize=4096)
+def _named_secret(key: str) -> bool:
+    """``is_secret_key``, remembered (the keys a text writes out repeat)."""
+    return is_secret_key(key)
 
 
 def holds_any(text: str, needles: Sequence[str]) -> bool:
@@ -134,6 +185,8 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
         text = _URL_CREDENTIALS.sub(REDACTED, text)
     if "=" in text:
         text = _QUERY_SECRET.sub(r"\1" + REDACTED, text)
+    if (":" in text or "=" in text) and holds_any(text.lower(), _KEY_WORDS):
+        text = _KEYED_SECRET.sub(_keyed_value, text)
     for secret in secrets if secrets is not None else env_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -254,7 +307,8 @@ class Redactor:
 
     def _may_hold_secret(self, text: str) -> bool:
         """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
-        return holds_any(text.lower(), _HINTS) or _url_or_query_secret(text) or holds_any(text, self.secrets)
+        return holds_any(text.lower(), _HINTS) or _url_or_query_secret(text) or _keyed_suspect(text) \
+            or holds_any(text, self.secrets)
 
     def _is_secret_key(self, key: Any) -> bool:
         if not isinstance(key, str):
@@ -484,12 +538,23 @@ class Redactor:
         if kind is str:
             return self._cache.get(obj) or self.text(obj)
         if isinstance(obj, dict):
-            items = {k: self.own_values(v) for k, v in obj.items()}
+            items = {k: self._keyed(k, self.own_values(v)) for k, v in obj.items()}
             return obj if all(items[k] is v for k, v in obj.items()) else items
         if isinstance(obj, list | tuple):
             values = [self.own_values(v) for v in obj]
             return obj if all(a is b for a, b in zip(values, obj, strict=True)) else values
         return obj
+
+    @staticmethod
+    def _keyed(key: Any, value: Any) -> Any:
+        """``value`` as text redaction leaves it where it follows ``key`` written out (``key: value``, as JSON or a
+        repr puts a dict in the text the next request carries): a secret-named key's value that looks like one goes
+        (the same rule, so a replay that serves the result rebuilds the recorded request)."""
+        if type(key) is not str or type(value) is not str or not holds_any(key.lower(), _KEY_WORDS):
+            return value
+        written = f"{key}: {value}"
+        redacted = _KEYED_SECRET.sub(_keyed_value, written)
+        return value if redacted == written else redacted[len(key) + 2:]
 
     def own(self, obj: Any) -> Any:
         """``obj`` redacted, for a JSON value made for the caller alone (a codec's encoding of one response): when

@@ -1142,6 +1142,33 @@ def test_secrets_in_tool_arguments_results_call_errors_metadata_and_a_replays_ac
     assert again.replay.action["tool_calls"][0]["arguments"]["api_key"] == "[REDACTED]"
 
 
+def test_a_tools_credentials_under_secret_named_keys_are_never_recorded_and_the_run_still_replays():
+    """A tool that returns a config (a dict, and the same as text) with a password of no known shape: the value goes
+    from the recorded result, the requests that carry it and the step contents; a replay that serves the recorded
+    result rebuilds the recorded requests (both are redacted by one rule)."""
+    secret = "Zq8#kLp2x"
+
+    def read_config(name):
+        return {"host": "db.internal", "db_password": secret, "dump": f"DB_PASSWORD={secret}\nPORT=5432"}
+
+    def coder(messages):
+        if messages[-1]["role"] == "tool":
+            return "connected to " + messages[-1]["content"][:40]
+        return f'CALL read_config {json.dumps({"name": "prod"})}'
+
+    def factory():
+        return SimpleTeam([SimpleAgent("coder", coder, tools={"read_config": read_config})], max_turns=3)
+
+    team = agentracer.trace(factory)
+    traj = team.run("connect")
+    assert secret not in traj.model_dump_json()
+    result = next(s for s in traj.steps if s.tool_results).tool_results[0].content
+    assert "'db_password': '[REDACTED]'" in result and "DB_PASSWORD=[REDACTED]" in result and "5432" in result
+    last = len(traj.steps) - 1
+    again = team.replay(traj, step=last, action="fixed", serve_tools=True)
+    assert again.metadata["replay_stats"]["cassette"] >= 1 and secret not in again.model_dump_json()
+
+
 @pytest.mark.parametrize("secret", [
     "ghp_" + "a1B2" * 9, "github_pat_" + "A1b2" * 6, "AKIAIOSFODNN7EXAMPLE", "xoxb-123456789012-abcdefABCDEF",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV",
@@ -1164,6 +1191,38 @@ def test_credentials_in_urls_and_query_strings_are_redacted_and_templates_are_no
     for kept in ("requests.get(f'{URL}?date={date}&key={API_KEY}')", "https://{user}:{pw}@host", "?key=1",
                  "see https://example.com/a?q=cats"):
         assert redact_text(kept, []) == kept
+
+
+def test_a_secret_named_key_written_out_in_text_loses_its_value():
+    """A tool's output or a config read back writes keys and values as text (``DB_PASSWORD=...``, ``"api_key": ...``):
+    the value goes when the key names a secret and the value looks like one; prose, placeholders and code stay."""
+    from agentracer.redact import Redactor, redact, redact_text
+
+    leaked = {"DB_PASSWORD=s3cr3t-pass1": "DB_PASSWORD=[REDACTED]",
+              'config {"api_key": "a1b2c3d4e5f6g7"} loaded': 'config {"api_key": "[REDACTED]"} loaded',
+              "client_secret: abcdefghijklmnopqrstuvwxyz": "client_secret: [REDACTED]",
+              "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY":
+                  "export AWS_SECRET_ACCESS_KEY=[REDACTED]",
+              "OPENAI_API_KEY='proj12345678abc'": "OPENAI_API_KEY='[REDACTED]'",
+              "userPassword=Winter2024!, next": "userPassword=[REDACTED], next"}
+    for text, expected in leaked.items():
+        assert redact_text(text, []) == expected, text
+        assert Redactor([]).text(text) == expected, text  # (the screen sends it to redaction)
+    kept = ["password: required", "api_key={API_KEY}", "token = get_token(user_id_12345)", "max_token=10245678",
+            "password = hashlib.sha256(pw).hexdigest()", "password = self.password1", "token: 5", "password: ********",
+            "secret_number = 12345678", "api_key: YOUR_API_KEY_HERE", "my password is hunter22",
+            "Authorization: Bearer <YOUR_TOKEN>", 'api_key = "YOUR_GOOGLE_MAPS_API_KEY"', "token=your-token-here-123",
+            "Response Headers: {'set-cookie': 'WMF-Last-Access=19-Dec-2024;Path=/'}"]  # (a browser's tracking cookie)
+    for text in kept:
+        assert redact_text(text, []) == text and Redactor([]).text(text) == text, text
+    # in a request's own fields, whose JSON text is screened first (there the quotes are escaped)
+    request = {"messages": [], "extra": {"note": 'settings: {"password": "abc12345"}'}}
+    assert Redactor([]).request(request)[0]["extra"] == {"note": 'settings: {"password": "[REDACTED]"}'}
+    assert redact({"tool": "printenv", "output": "HOME=/root\nGITHUB_TOKEN=0123456789abcdef\n"}, []) == {
+        "tool": "printenv", "output": "HOME=/root\nGITHUB_TOKEN=[REDACTED]\n"}
+    # an environment variable's name is a secret key in a dict too (not a lower-case field like eos_token)
+    assert redact({"GITHUB_TOKEN": "abc", "eos_token": "</s>", "MAX_TOKENS": 5}, []) == {
+        "GITHUB_TOKEN": "[REDACTED]", "eos_token": "</s>", "MAX_TOKENS": 5}
 
 
 def test_ordinary_words_and_keys_that_merely_contain_a_secret_word_are_kept():
@@ -1193,7 +1252,8 @@ def test_every_secret_key_is_caught_by_the_fast_screen():
     redactor = Redactor([])
     for key in ("api_key", "X-API-KEY", "my_api_key_old", "access_token_v2", "id_token", "session-token", "passwd",
                 "private_key", "client_secret", "aws_secret_access_key", "AWS_ACCESS_KEY_ID", "secret", "db_password",
-                "userPassword", "sessionCookie", "cookie", "credentials", "Authorization", "token", "oauth_token"):
+                "userPassword", "sessionCookie", "cookie", "credentials", "Authorization", "token", "oauth_token",
+                "GITHUB_TOKEN", "STRIPE_KEY", "GITHUB_PAT", "DB_PASSWD"):
         assert redactor._is_secret_key(key), key
         text = json.dumps({key: "v"}).lower()
         assert any(hint in text for hint in _HINTS), key
