@@ -51,9 +51,11 @@ _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection"
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)")
 # a secret-named key written out in text, then its value: ``DB_PASSWORD=s3cr3t-pass1``, ``"api_key": "a1b2c3d4e5"``
 # (a tool's output, a config file read back); the key must be one ``is_secret_key`` accepts, and the value must end
-# there and look like one (see ``_keyed_value``): not "password: required", "api_key={API_KEY}", "token = get_token()"
-_KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt]))[A-Za-z][A-Za-z0-9_.\-]*)(?P<sep>\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)"
-                           r"(?P<value>[^\s\"'`&,;(){}\[\]<>\\]{8,})(?=[\s\"'`&,;\\]|$)")
+# there and look like one (see ``_keyed_secret_at``): not "password: required", "api_key={API_KEY}", "token = get_token()".
+# The value is looked at, not taken: a value may hold another key and value (``x=DB_PASSWORD=...``), found next.
+_KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt]))[A-Za-z][A-Za-z0-9_.\-]*)"
+                           r"(?P<sep>\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)"
+                           r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\]{8,256})(?:[\s\"'`&,;\\]|$))")  # (bounded: linear)
 _DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"[A-Z_]+|.*(?:YOUR|[Yy]our).*")  # YOUR_GOOGLE_MAPS_API_KEY, your-token-here: not a value
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.password, settings.api_key: code, not a value
@@ -144,22 +146,39 @@ def _keyed_suspect(text: str, lowered: str | None = None) -> bool:
         lowered = text.lower()
     if "uthorization" in lowered:
         return True
-    return holds_any(lowered, _KEY_WORDS) and any(
-        _keyed_value(found) != found.group(0) for found in _KEYED_SECRET.finditer(text))
+    return holds_any(lowered, _KEY_WORDS) and bool(_keyed_spans(text))
 
 
-def _keyed_value(found: re.Match[str]) -> str:
-    """A ``_KEYED_SECRET`` match with its value redacted when its key names a secret (not a cookie: see ``_KEY_WORDS``)
-    and the value looks like one: 8 or more characters with a digit in them, or 20 or more (a passphrase), and not a
+def _keyed_secret_at(found: re.Match[str]) -> bool:
+    """Whether a ``_KEYED_SECRET`` match's value goes: its key names a secret (not a cookie: see ``_KEY_WORDS``) and
+    the value looks like one: 8 or more characters with a digit in them, or 20 or more (a passphrase), and not a
     dotted name or a placeholder. A value ends where an escape starts (``\\n`` in a repr): a text and its repr lose
     the same characters."""
     key, value = found.group("key"), found.group("value")
-    if (len(value) < 20 and _DIGIT.search(value) is None) or not holds_any(key.lower(), _KEY_WORDS) \
-            or _DOTTED_NAME.fullmatch(value) or _PLACEHOLDER.fullmatch(value) or not _named_secret(key):
-        if ("=" in value or ":" in value) and holds_any(value.lower(), _KEY_WORDS):  # a key and value inside: x=API_KEY=v
-            return key + found.group("sep") + _KEYED_SECRET.sub(_keyed_value, value)
-        return found.group(0)
-    return key + found.group("sep") + REDACTED
+    return not ((len(value) < 20 and _DIGIT.search(value) is None) or not holds_any(key.lower(), _KEY_WORDS)
+                or _DOTTED_NAME.fullmatch(value) or _PLACEHOLDER.fullmatch(value) or not _named_secret(key))
+
+
+def _keyed_spans(text: str) -> list[tuple[int, int]]:
+    """Where the values that ``_keyed_secret_at`` takes out of ``text`` are, in order and apart."""
+    spans: list[tuple[int, int]] = []
+    for found in _KEYED_SECRET.finditer(text):
+        if (not spans or found.start("value") >= spans[-1][1]) and _keyed_secret_at(found):
+            spans.append(found.span("value"))
+    return spans
+
+
+def _without_keyed_secrets(text: str) -> str:
+    """``text`` with each value ``_keyed_spans`` finds redacted."""
+    spans = _keyed_spans(text)
+    if not spans:
+        return text
+    parts, last = [], 0
+    for start, end in spans:
+        parts += [text[last:start], REDACTED]
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -186,7 +205,7 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
     if "=" in text:
         text = _QUERY_SECRET.sub(r"\1" + REDACTED, text)
     if (":" in text or "=" in text) and holds_any(text.lower(), _KEY_WORDS):
-        text = _KEYED_SECRET.sub(_keyed_value, text)
+        text = _without_keyed_secrets(text)
     for secret in secrets if secrets is not None else env_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -553,7 +572,7 @@ class Redactor:
         if type(key) is not str or type(value) is not str or not holds_any(key.lower(), _KEY_WORDS):
             return value
         written = f"{key}: {value}"
-        redacted = _KEYED_SECRET.sub(_keyed_value, written)
+        redacted = _without_keyed_secrets(written)
         return value if redacted == written else redacted[len(key) + 2:]
 
     def own(self, obj: Any) -> Any:

@@ -1220,6 +1220,10 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
     assert Redactor([]).request(request)[0]["extra"] == {"note": 'settings: {"password": "[REDACTED]"}'}
     assert redact({"tool": "printenv", "output": "HOME=/root\nGITHUB_TOKEN=0123456789abcdef\n"}, []) == {
         "tool": "printenv", "output": "HOME=/root\nGITHUB_TOKEN=[REDACTED]\n"}
+    # a value that holds another key and value, however deep (each is found; no recursion to run out of)
+    assert redact_text("x=DB_PASSWORD=abc12345x", []) == "x=DB_PASSWORD=[REDACTED]"
+    assert redact_text("a=" * 5000 + "password=abc12345x", []).endswith("=a=password=[REDACTED]")
+    assert redact_text("password=abc123=token=xyz123456 end", []) == "password=[REDACTED] end"
     # an environment variable's name is a secret key in a dict too (not a lower-case field like eos_token)
     assert redact({"GITHUB_TOKEN": "abc", "eos_token": "</s>", "MAX_TOKENS": 5}, []) == {
         "GITHUB_TOKEN": "[REDACTED]", "eos_token": "</s>", "MAX_TOKENS": 5}
