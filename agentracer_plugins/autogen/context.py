@@ -43,6 +43,9 @@ IN_MODEL_CALL: ContextVar[bool] = ContextVar("agentracer_autogen_in_model_call",
 RUN_STATE: ContextVar[RunState | None] = ContextVar("agentracer_autogen_run_state", default=None)
 
 UNKNOWN_ACTOR = Actor("model", produces_step=False)
+# on a group chat object whose run (traced, or as a tool's crew) raised inside it: why (set with setattr, read with
+# getattr: see ``RunState.manager_actors`` on ``__dict__``)
+FAILED_RUN = "_agentracer_failed_run"
 
 
 def current_actor() -> Actor:

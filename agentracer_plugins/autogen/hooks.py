@@ -34,7 +34,7 @@ import wrapt
 from agentracer import AgentracerError, ReplayError, current_run
 from agentracer.team import error_summary
 
-from .context import ACTOR, IN_MODEL_CALL, RUN_STATE, Actor, RunState, current_actor
+from .context import ACTOR, FAILED_RUN, IN_MODEL_CALL, RUN_STATE, Actor, RunState, current_actor
 from .patches import ClassTreePatch
 
 MIN_VERSION = (0, 7)
@@ -397,6 +397,10 @@ def _patch_task_runner_stream(original: Callable[..., Any]) -> Callable[..., Any
                 if not team and item is not None:  # (a team's messages are recorded where it makes them)
                     _parts().steps.record_tool_run_item(run, item, RUN_STATE.get())
                 yield item
+        except Exception as exc:  # the tool's error result: a team it ran stays stopped (a traced team object's next
+            if team and not isinstance(exc, ReplayError):  # run refuses it rather than run it cut short)
+                setattr(runner, FAILED_RUN, error_summary(exc, limit=200))
+            raise
         finally:
             with contextlib.suppress(ValueError):  # (closed from another context: that context never saw it set)
                 ACTOR.reset(token)

@@ -18,7 +18,7 @@ from autogen_core import CancellationToken
 from pydantic import ValidationError
 
 from .codec import tool_calls_of
-from .context import ACTOR, RUN_STATE, Actor, RunState
+from .context import ACTOR, FAILED_RUN, RUN_STATE, Actor, RunState
 from .plugin import why_not_replaceable
 from .steps import TASK_LEDGER_OPENING, record_message
 
@@ -78,43 +78,59 @@ def task_for_replay(run: Run, task: str) -> str:
 RESET_TIMEOUT_S = 10.0  # AutoGen resets a team in milliseconds, or never (after some errors inside it)
 
 
-_FAILED_RUN = "_agentracer_failed_run"  # on a group chat object whose traced run raised inside it: why
-
-
 async def reset_if_used(team: Any) -> None:
-    """Reset a team object that ran before (a single agent with a conversation in its model context), and the agents
-    and teams its members' tools run (``AgentTool``, ``TeamTool``): AutoGen's reset leaves those as they were, and
-    a crew that remembers the last run asks its model something the recording never saw."""
-    await _reset_one(team)
-    done = {id(team)}
-    crews = [crew for member in _members(team) for crew in tool_crews(member)]
-    while crews:  # (a crew's own members may run crews of their own)
-        crew = crews.pop()
+    """Make a traced team object start as it was built: reset it if it ran before, with the agents and teams its
+    agents' tools run (``AgentTool``, ``TeamTool``; a ``SocietyOfMindAgent``'s inner team's too), which AutoGen's reset
+    leaves as they were (a crew that remembers the last run asks its model what the recording never saw), and give
+    each agent back the messages its model context was made with (AutoGen's reset drops them). A team or crew whose
+    last run failed inside it cannot start again: ``AgentracerError``, advising a factory."""
+    await _reset_one(team, "this AutoGen team object")
+    agents, done = _agents_in(team), {id(team)}
+    crews = [(crew, name) for agent in agents for crew, name in tool_crews(agent)]
+    while crews:  # (a crew's own agents may run crews of their own)
+        crew, name = crews.pop()
         if id(crew) in done:
             continue
         done.add(id(crew))
-        await _reset_one(crew)
-        crews.extend(inner for member in _members(crew) for inner in tool_crews(member))
+        await _reset_one(crew, f"the team or agent that the tool {name!r} of this AutoGen team object runs")
+        inner = _agents_in(crew)
+        agents += inner
+        crews += [(more, more_name) for agent in inner for more, more_name in tool_crews(agent)]
+    for agent in agents:
+        await _restore_initial_messages(agent)
 
 
-def tool_crews(agent: Any) -> list[Any]:
-    """The agents and teams that ``agent``'s tools run (``AgentTool``, ``TeamTool``; those of its workbenches too)."""
+def _agents_in(team: Any) -> list[Any]:
+    """The agents of ``team`` (``_members``) and those of each ``SocietyOfMindAgent``'s inner team among them."""
+    agents = []
+    for member in _members(team):
+        agents.append(member)
+        inner = getattr(member, "_team", None)  # (a SocietyOfMindAgent's team)
+        if isinstance(inner, BaseGroupChat):
+            agents += _agents_in(inner)
+    return agents
+
+
+def tool_crews(agent: Any) -> list[tuple[Any, str]]:
+    """The agents and teams that ``agent``'s tools run (``AgentTool``, ``TeamTool``; those of its workbenches too), each
+    with its tool's name."""
     tools = list(getattr(agent, "_tools", None) or ())
     for bench in getattr(agent, "_workbench", None) or ():
         tools.extend(getattr(bench, "_tools", None) or ())
-    crews = [getattr(tool, "_agent", None) if isinstance(tool, AgentTool) else getattr(tool, "_team", None)
-             for tool in tools if isinstance(tool, AgentTool | TeamTool)]
-    return [crew for crew in crews if crew is not None]
+    crews = [(getattr(tool, "_agent", None) if isinstance(tool, AgentTool) else getattr(tool, "_team", None),
+              str(getattr(tool, "name", "?"))) for tool in tools if isinstance(tool, AgentTool | TeamTool)]
+    return [(crew, name) for crew, name in crews if crew is not None]
 
 
-async def _reset_one(team: Any) -> None:
+async def _reset_one(team: Any, what: str) -> None:
+    """Reset a group chat that ran before, or an agent with a conversation in its model context."""
     # (``getattr``, not ``team.__dict__``: in CPython 3.11 reading an object's ``__dict__`` slows its attribute reads)
-    failed = getattr(team, _FAILED_RUN, None) if isinstance(team, BaseGroupChat) else None
+    failed = getattr(team, FAILED_RUN, None) if isinstance(team, BaseGroupChat) else None
     if failed is not None:
         raise AgentracerError(
-            f"this AutoGen team object's last run failed inside the team ({failed}): AutoGen's team.reset() leaves "
-            "such a team stopped (its next run ends at once, as 'The group chat is stopped.'), so the object cannot "
-            "run again; trace a factory that builds a fresh team per run")
+            f"{what} cannot run again: its last run failed inside the team ({failed}), and AutoGen's team.reset() "
+            "leaves such a team stopped (its next run ends at once, as 'The group chat is stopped.'); trace a factory "
+            "that builds a fresh team per run")
     if isinstance(team, BaseGroupChat) and getattr(team, "_initialized", False):
         try:
             await asyncio.wait_for(team.reset(), RESET_TIMEOUT_S)
@@ -122,13 +138,23 @@ async def _reset_one(team: Any) -> None:
             why = f"not done in {RESET_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError) else (
                 f"{type(exc).__name__}: {exc}")
             raise AgentracerError(
-                f"this AutoGen team object could not be reset after its last run ({why}): AutoGen's team.reset() "
-                "never returns after some errors inside a team, so the object cannot run again; trace a factory that "
-                "builds a fresh team per run") from exc
+                f"{what} could not be reset after its last run ({why}): AutoGen's team.reset() never returns after "
+                "some errors inside a team, so it cannot run again; trace a factory that builds a fresh team per "
+                "run") from exc
     elif isinstance(team, BaseChatAgent):
         context = getattr(team, "_model_context", None)
         if context is not None and await context.get_messages():
             await team.on_reset(CancellationToken())
+
+
+async def _restore_initial_messages(agent: Any) -> None:
+    """Give an agent whose model context is empty the messages the context was made with (``initial_messages``:
+    instructions, examples), which AutoGen's reset drops though a fresh agent has them."""
+    context = getattr(agent, "_model_context", None)
+    initial = getattr(context, "_initial_messages", None)
+    if context is not None and initial and not await context.get_messages():
+        for message in initial:
+            await context.add_message(message)
 
 
 def _finish(run: Run, result: TaskResult | None) -> Any:
@@ -191,7 +217,7 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
                 record_message(run, item, state)
     except BaseException as exc:
         if isinstance(exc, Exception) and isinstance(team, BaseGroupChat):
-            setattr(team, _FAILED_RUN, error_summary(exc, limit=200))
+            setattr(team, FAILED_RUN, error_summary(exc, limit=200))
         with contextlib.suppress(BaseException):
             await stream.aclose()
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import agentracer
+import pytest
 from ag_helpers import CountingClient, RuleClient, tool_call
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination
@@ -299,3 +300,73 @@ def test_a_traced_team_object_runs_its_tool_team_afresh_each_time_so_its_runs_re
     assert _requests(second) == _requests(first) and second.outcome.answer == "Final: edited: haiku draft 2"
     new = traced.replay(second, step=3, action="a better haiku")
     assert new.outcome.answer == "Final: edited: a better haiku"
+
+
+def test_a_traced_team_object_resets_the_tool_agents_of_a_society_of_minds_inner_team():
+    """A ``SocietyOfMindAgent`` resets its inner team, and AutoGen's reset stops there: the agents its members' tools
+    run are reset too, wherever the society stands (a participant or the traced agent itself)."""
+    from autogen_agentchat.agents import SocietyOfMindAgent
+
+    def build(single: bool):
+        browsing = AssistantAgent("Browser", model_client=RuleClient(lambda m: f"browser saw {len(m)} messages"))
+        agent = AssistantAgent("Researcher", model_client=RuleClient(researcher, tools=True),
+                               tools=[AgentTool(browsing)], max_tool_iterations=3)
+        inner = RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+        society = SocietyOfMindAgent("Society", team=inner, model_client=RuleClient(lambda m: "summary"))
+        return society if single else RoundRobinGroupChat([society], termination_condition=MaxMessageTermination(2))
+
+    for single in (False, True):
+        traced = agentracer.trace(build(single))
+        first, second = traced.run("Which capital?"), traced.run("Which capital?")
+        assert _requests(second) == _requests(first), single
+        browser = next(s.index for s in second.steps if s.agent == "Browser")
+        traced.replay(second, step=browser, action="Denmark")  # (no divergence)
+
+
+def test_a_tool_agent_keeps_the_messages_its_model_context_was_made_with():
+    """AutoGen's reset empties a model context, initial messages too: the reset gives them back, as a fresh agent
+    (a factory's) has them on every run."""
+    from autogen_core.model_context import UnboundedChatCompletionContext
+    from autogen_core.models import AssistantMessage, UserMessage
+
+    def build():
+        seed = [UserMessage(content="Answer in French.", source="user"), AssistantMessage(content="D'accord.",
+                                                                                          source="Browser")]
+        browsing = AssistantAgent("Browser", model_client=RuleClient(lambda m: f"browser saw {len(m)} messages"),
+                                  model_context=UnboundedChatCompletionContext(initial_messages=seed))
+        agent = AssistantAgent("Researcher", model_client=RuleClient(researcher, tools=True),
+                               tools=[AgentTool(browsing)], max_tool_iterations=1)
+        return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(3))
+
+    fresh = agentracer.trace(build).run("Which capital?")
+    traced = agentracer.trace(build())
+    first, second = traced.run("Which capital?"), traced.run("Which capital?")
+    assert _requests(first) == _requests(second) == _requests(fresh)
+    assert "browser saw 4 messages" in fresh.steps[3].content  # (its two initial messages, the system's, the task)
+
+
+def test_a_team_object_whose_tool_team_failed_inside_is_refused_with_advice():
+    """An agent raising inside a ``TeamTool``'s team is the tool's error result, and AutoGen's reset leaves that team
+    stopped: the traced team object's next run refuses it, naming the tool, rather than run it cut short."""
+    from autogen_agentchat.tools import TeamTool
+
+    def writer(messages):
+        if len(messages) > 2:
+            raise RuntimeError("model exploded")
+        return "draft"
+
+    def crew_boss(messages):
+        if isinstance(messages[-1], FunctionExecutionResultMessage):
+            return "Final: " + messages[-1].content[0].content[:40]
+        return tool_call("Crew", "c1", task="Write a haiku")
+
+    crew = RoundRobinGroupChat([AssistantAgent("Writer", model_client=RuleClient(writer)),
+                                AssistantAgent("Editor", model_client=RuleClient(lambda m: "edited"))],
+                               termination_condition=MaxMessageTermination(4))
+    boss = AssistantAgent("Boss", model_client=RuleClient(crew_boss, tools=True),
+                          tools=[TeamTool(crew, name="Crew", description="writing crew")], reflect_on_tool_use=True)
+    traced = agentracer.trace(RoundRobinGroupChat([boss], termination_condition=MaxMessageTermination(2)))
+    failed = traced.run("compute")
+    assert any(r.is_error and "model exploded" in r.content for s in failed.steps for r in s.tool_results)
+    with pytest.raises(agentracer.AgentracerError, match=r"the tool 'Crew'.*model exploded.*trace a factory"):
+        traced.run("compute")
