@@ -15,7 +15,8 @@ REDACTED = "[REDACTED]"
 # user, password): a secret word as its last word (db_password, userPassword, apiSecret; not password_policy,
 # secret_santa, cookie_recipe), or two words that name a credential anywhere in it (my_api_key_old, access_token_v2,
 # AWS_ACCESS_KEY_ID; not valid_tokens, eos_token), or the key "token" itself; and an environment variable's name, in
-# capitals, ending in a credential's word (GITHUB_TOKEN, STRIPE_KEY, GITHUB_PAT; as ``env_secrets`` reads them).
+# capitals, ending in a token's or a password's word (GITHUB_TOKEN, GITHUB_PAT, DB_PASS, MYSQL_PWD, PGPASSWORD; not
+# CACHE_KEY, S3_KEY: a key is many things; not PAD_TOKEN or MAX_TOKEN).
 _LAST_WORDS = frozenset({"secret", "password", "passwd", "cookie", "credential", "credentials", "authorization",
                          "apikey"})
 _PAIRS = frozenset({("api", "key"), ("api", "token"), ("access", "token"), ("refresh", "token"), ("auth", "token"),
@@ -23,7 +24,8 @@ _PAIRS = frozenset({("api", "key"), ("api", "token"), ("access", "token"), ("ref
                     ("jwt", "token"), ("private", "key"), ("client", "secret"), ("secret", "key"),
                     ("access", "key")})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-_ENV_NAME = re.compile(r"[A-Z0-9_]*_(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PAT)")  # (matched whole)
+_ENV_NAME = re.compile(r"(?![A-Z0-9_]*(?:^|_)(?:PAD|EOS|BOS|UNK|SEP|CLS|MASK|MAX|MIN|NUM|N)_)"
+                       r"[A-Z0-9_]*(?:_(?:TOKEN|PAT|PASS|PWD)|PASSWORD|PASSWD)")  # (matched whole)
 
 
 def is_secret_key(key: str) -> bool:
@@ -52,18 +54,20 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)"
 # a secret-named key written out in text, then its value: ``DB_PASSWORD=s3cr3t-pass1``, ``"api_key": "a1b2c3d4e5"``
 # (a tool's output, a config file read back); the key must be one ``is_secret_key`` accepts, and the value must end
 # there and look like one (see ``_keyed_secret_at``): not "password: required", "api_key={API_KEY}", "token = get_token()".
-# The value is looked at, not taken: a value may hold another key and value (``x=DB_PASSWORD=...``), found next.
-_KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt]))[A-Za-z][A-Za-z0-9_.\-]*)"
-                           r"(?P<sep>\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)"
-                           r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\]{8,256})(?:[\s\"'`&,;\\]|$))")  # (bounded: linear)
+# The value is looked at, not taken, and ends at a "=" or ":": text may chain keys and values (``x=DB_PASSWORD=...``).
+_KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt])|(?<=--)|(?<=\s-)|(?<=^-))[A-Za-z][A-Za-z0-9_.\-]*)"
+                           r"(?P<sep>\\?[\"']?\]?[ \t]*(?::=|=>|[:=])[ \t]*\\?[\"']?)"
+                           r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\=:]{8,256})(?:[\s\"'`&,;\\=:]|$))")  # (bounded: linear)
 _DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"[A-Z_]+|.*(?:YOUR|[Yy]our).*")  # YOUR_GOOGLE_MAPS_API_KEY, your-token-here: not a value
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.password, settings.api_key: code, not a value
+# a variable's name (api_key_from_config_2, CLIENT_SECRET_2), a path or a URL (a URL's credentials have their own pattern)
+_NAME_OR_PATH = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[~.]?/.*|[A-Za-z][\w+.\-]*://.*")
 # a secret key's words, lower-cased (not a cookie's: a browsing agent's header dumps are full of tracking cookies)
-_KEY_WORDS = ("key", "token", "ecret", "assw", "redential", "uthorization", "_pat")
+_KEY_WORDS = ("key", "token", "ecret", "assw", "redential", "uthorization", "_pat", "_pass", "_pwd")
 _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its value goes
     r"(?i)([?&;](?:api[_-]?key|apikey|key|access[_-]?token|token|secret|password|passwd|sig|signature|"
-    r"client[_-]?secret)=)(?=[^&\s#]*\d)[A-Za-z0-9._\-~+/=%]{8,}")  # (a value like a key: not {API_KEY}, not 1)
+    r"client[_-]?secret)=)(?=[A-Za-z0-9._\-~+/=%]*\d)[A-Za-z0-9._\-~+/=%]{8,}")  # (a value like a key: not {API_KEY}, not 1)
 # Fast screens (plain substring search runs at C speed; Python's regex alternation does not): a hit sends the
 # text through the full redaction. Every match of the value patterns contains a value hint, and every key that
 # ``is_secret_key`` accepts contains a key hint once lower-cased, so a JSON text without any hint is clean. Each
@@ -73,7 +77,7 @@ _VALUE_HINTS = ("sk-", "Bearer", "bearer", "BEARER", "hf_", "AIza", "gsk_", "ghp
                 "github_pat_", "AKIA", "ASIA", "xox", "eyJ", "uthorization", "UTHORIZATION")
 # (a URL's credentials and a secret query parameter are screened by their own patterns, run only on a text with
 # "://" or "=" in it: hints as broad as those would send every request that mentions a URL down the slow path)
-_KEY_HINTS = tuple(sorted({f'{word}"' for word in _LAST_WORDS} | {'"token"', '_key"', '_token"', '_pat"'}
+_KEY_HINTS = tuple(sorted({f'{word}"' for word in _LAST_WORDS} | {'"token"', '_token"', '_pat"', '_pass"', '_pwd"'}
                           | {f"{a}{sep}{b}" for a, b in _PAIRS for sep in ("_", "-", "", " ", ".")}))
 # (a key's words lower-cased, as they stand in a JSON text: "userPassword" holds 'password"', "AWS_ACCESS_KEY_ID"
 # holds "access_key"; not "token" alone: every usage dict has "prompt_tokens")
@@ -146,17 +150,50 @@ def _keyed_suspect(text: str, lowered: str | None = None) -> bool:
         lowered = text.lower()
     if "uthorization" in lowered:
         return True
-    return holds_any(lowered, _KEY_WORDS) and bool(_keyed_spans(text))
+    return holds_any(lowered, _KEY_WORDS) and any(map(_keyed_secret_at, _KEYED_SECRET.finditer(text)))
 
 
 def _keyed_secret_at(found: re.Match[str]) -> bool:
-    """Whether a ``_KEYED_SECRET`` match's value goes: its key names a secret (not a cookie: see ``_KEY_WORDS``) and
-    the value looks like one: 8 or more characters with a digit in them, or 20 or more (a passphrase), and not a
-    dotted name or a placeholder. A value ends where an escape starts (``\\n`` in a repr): a text and its repr lose
-    the same characters."""
+    """Whether a ``_KEYED_SECRET`` match's value goes: its key names a secret (``_text_secret_key``) and the value
+    looks like one: 8 or more characters with a digit in them, or 20 or more (a passphrase); not a dotted name, a
+    variable's name, a path, a URL or a placeholder. A value ends where an escape starts (``\\n`` in a repr): a
+    text and its repr lose the same characters."""
     key, value = found.group("key"), found.group("value")
     return not ((len(value) < 20 and _DIGIT.search(value) is None) or not holds_any(key.lower(), _KEY_WORDS)
-                or _DOTTED_NAME.fullmatch(value) or _PLACEHOLDER.fullmatch(value) or not _named_secret(key))
+                or _DOTTED_NAME.fullmatch(value) or _NAME_OR_PATH.fullmatch(value) or _PLACEHOLDER.fullmatch(value)
+                or not _text_secret_key(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_secret_key(key: str) -> bool:
+    """A key written out in text that names a secret: as ``is_secret_key``, but a pair of words only at its end (in
+    text, ``access_token_url`` and ``api_key_id`` are a URL and an id, not the secret)."""
+    words = [w.lower() for w in _WORD.findall(key)]
+    return bool(words) and (words[-1] in _LAST_WORDS or words == ["token"] or _ENV_NAME.fullmatch(key) is not None
+                            or tuple(words[-2:]) in _PAIRS)
+
+
+def _keyed_suspect_in_json(text: str) -> bool:
+    """``_keyed_suspect`` of any string a JSON text holds (escapes undone: a tab or a quote inside a string is
+    escaped in its JSON); a text that is not JSON is screened as it is."""
+    if (":" not in text and "=" not in text) or not holds_any(text.lower(), _KEY_WORDS):
+        return False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return _keyed_suspect(text)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _keyed_suspect(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _keyed_spans(text: str) -> list[tuple[int, int]]:
@@ -179,12 +216,6 @@ def _without_keyed_secrets(text: str) -> str:
         last = end
     parts.append(text[last:])
     return "".join(parts)
-
-
-@functools.lru_cache(maxsize=4096)
-def _named_secret(key: str) -> bool:
-    """``is_secret_key``, remembered (the keys a text writes out repeat)."""
-    return is_secret_key(key)
 
 
 def holds_any(text: str, needles: Sequence[str]) -> bool:
@@ -326,7 +357,7 @@ class Redactor:
 
     def _may_hold_secret(self, text: str) -> bool:
         """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
-        return holds_any(text.lower(), _HINTS) or _url_or_query_secret(text) or _keyed_suspect(text) \
+        return holds_any(text.lower(), _HINTS) or _url_or_query_secret(text) or _keyed_suspect_in_json(text) \
             or holds_any(text, self.secrets)
 
     def _is_secret_key(self, key: Any) -> bool:
@@ -557,23 +588,12 @@ class Redactor:
         if kind is str:
             return self._cache.get(obj) or self.text(obj)
         if isinstance(obj, dict):
-            items = {k: self._keyed(k, self.own_values(v)) for k, v in obj.items()}
+            items = {k: self.own_values(v) for k, v in obj.items()}
             return obj if all(items[k] is v for k, v in obj.items()) else items
         if isinstance(obj, list | tuple):
             values = [self.own_values(v) for v in obj]
             return obj if all(a is b for a, b in zip(values, obj, strict=True)) else values
         return obj
-
-    @staticmethod
-    def _keyed(key: Any, value: Any) -> Any:
-        """``value`` as text redaction leaves it where it follows ``key`` written out (``key: value``, as JSON or a
-        repr puts a dict in the text the next request carries): a secret-named key's value that looks like one goes
-        (the same rule, so a replay that serves the result rebuilds the recorded request)."""
-        if type(key) is not str or type(value) is not str or not holds_any(key.lower(), _KEY_WORDS):
-            return value
-        written = f"{key}: {value}"
-        redacted = _without_keyed_secrets(written)
-        return value if redacted == written else redacted[len(key) + 2:]
 
     def own(self, obj: Any) -> Any:
         """``obj`` redacted, for a JSON value made for the caller alone (a codec's encoding of one response): when

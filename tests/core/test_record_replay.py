@@ -1204,7 +1204,10 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
               "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY":
                   "export AWS_SECRET_ACCESS_KEY=[REDACTED]",
               "OPENAI_API_KEY='proj12345678abc'": "OPENAI_API_KEY='[REDACTED]'",
-              "userPassword=Winter2024!, next": "userPassword=[REDACTED], next"}
+              "userPassword=Winter2024!, next": "userPassword=[REDACTED], next",
+              "mysql -u root --password=S3cr3tPass1 mydb": "mysql -u root --password=[REDACTED] mydb",
+              'os.environ["SERPER_API_KEY"] = "a1b2c3d4e5f6g7h8"': 'os.environ["SERPER_API_KEY"] = "[REDACTED]"',
+              "'password' => 's3cr3t-pass1',": "'password' => '[REDACTED]',", "DB_PASS=s3cr3t-pass1": "DB_PASS=[REDACTED]"}
     for text, expected in leaked.items():
         assert redact_text(text, []) == expected, text
         assert Redactor([]).text(text) == expected, text  # (the screen sends it to redaction)
@@ -1212,18 +1215,26 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
             "password = hashlib.sha256(pw).hexdigest()", "password = self.password1", "token: 5", "password: ********",
             "secret_number = 12345678", "api_key: YOUR_API_KEY_HERE", "my password is hunter22",
             "Authorization: Bearer <YOUR_TOKEN>", 'api_key = "YOUR_GOOGLE_MAPS_API_KEY"', "token=your-token-here-123",
-            "Response Headers: {'set-cookie': 'WMF-Last-Access=19-Dec-2024;Path=/'}"]  # (a browser's tracking cookie)
+            "Response Headers: {'set-cookie': 'WMF-Last-Access=19-Dec-2024;Path=/'}",  # (a browser's tracking cookie)
+            "api_key = api_key_from_config_2", "client_secret = CLIENT_SECRET_2", "S3_KEY=uploads/2024/report.pdf",
+            "MAX_TOKEN=100000000", "GOOGLE_APPLICATION_CREDENTIALS=/home/user/gcp/service-account.json",
+            "access_token_url: https://github.com/login/oauth/access_token", "api_key_id=key_01HF3Z9Y2K"]
     for text in kept:
         assert redact_text(text, []) == text and Redactor([]).text(text) == text, text
     # in a request's own fields, whose JSON text is screened first (there the quotes are escaped)
     request = {"messages": [], "extra": {"note": 'settings: {"password": "abc12345"}'}}
     assert Redactor([]).request(request)[0]["extra"] == {"note": 'settings: {"password": "[REDACTED]"}'}
+    request = {"system": "DB_HOST\t= db\nDB_PASSWORD\t= s3cr3t-pass1\n", "messages": [{"role": "user", "content": "hi"}]}
+    assert Redactor([]).request(request)[0]["system"] == "DB_HOST\t= db\nDB_PASSWORD\t= [REDACTED]\n"
+    # a field's own name does not make a word a secret where values are redacted by their values (a logprob's token)
+    tokens = {"content": [{"token": "uint32_t"}, {"token": "-" * 32}]}
+    assert Redactor([]).own_values(tokens) is tokens
     assert redact({"tool": "printenv", "output": "HOME=/root\nGITHUB_TOKEN=0123456789abcdef\n"}, []) == {
         "tool": "printenv", "output": "HOME=/root\nGITHUB_TOKEN=[REDACTED]\n"}
     # a value that holds another key and value, however deep (each is found; no recursion to run out of)
     assert redact_text("x=DB_PASSWORD=abc12345x", []) == "x=DB_PASSWORD=[REDACTED]"
     assert redact_text("a=" * 5000 + "password=abc12345x", []).endswith("=a=password=[REDACTED]")
-    assert redact_text("password=abc123=token=xyz123456 end", []) == "password=[REDACTED] end"
+    assert redact_text("password=abc123=token=xyz123456 end", []) == "password=abc123=token=[REDACTED] end"
     # an environment variable's name is a secret key in a dict too (not a lower-case field like eos_token)
     assert redact({"GITHUB_TOKEN": "abc", "eos_token": "</s>", "MAX_TOKENS": 5}, []) == {
         "GITHUB_TOKEN": "[REDACTED]", "eos_token": "</s>", "MAX_TOKENS": 5}
@@ -1257,7 +1268,7 @@ def test_every_secret_key_is_caught_by_the_fast_screen():
     for key in ("api_key", "X-API-KEY", "my_api_key_old", "access_token_v2", "id_token", "session-token", "passwd",
                 "private_key", "client_secret", "aws_secret_access_key", "AWS_ACCESS_KEY_ID", "secret", "db_password",
                 "userPassword", "sessionCookie", "cookie", "credentials", "Authorization", "token", "oauth_token",
-                "GITHUB_TOKEN", "STRIPE_KEY", "GITHUB_PAT", "DB_PASSWD"):
+                "GITHUB_TOKEN", "GITHUB_PAT", "DB_PASSWD", "DB_PASS", "MYSQL_PWD", "PGPASSWORD"):
         assert redactor._is_secret_key(key), key
         text = json.dumps({key: "v"}).lower()
         assert any(hint in text for hint in _HINTS), key
