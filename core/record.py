@@ -742,10 +742,17 @@ class Run:
         steps = recording.steps
         if recording.metadata.get(TOOL_SCOPES):
             caller = next((i for i in range(min(result_step, len(steps)) - 1, -1, -1) if steps[i].agent == agent), -1)
-            made = [i for i in range(caller + 1, result_step) if steps[i].metadata.get(INSIDE_TOOL_OF) == agent]
+            span = range(caller + 1, result_step)
+            made = [i for i in span if steps[i].metadata.get(INSIDE_TOOL_OF) == agent]
             if call_id and any(INSIDE_TOOL_CALL in steps[i].metadata for i in made):
                 made = [i for i in made if steps[i].metadata.get(INSIDE_TOOL_CALL) == call_id]
-            return made
+            # and what the tools of the agents it ran made (an agent run as a tool that runs another as its tool)
+            runners, found = {steps[i].agent for i in made} - {agent}, set(made)
+            while runners:
+                nested = [i for i in span if i not in found and steps[i].metadata.get(INSIDE_TOOL_OF) in runners]
+                found.update(nested)
+                runners = {steps[i].agent for i in nested} - {agent}
+            return sorted(found)
         start = self.next_index
         if result_step >= start and all(s.agent != agent for s in steps[start:result_step]):
             return list(range(start, result_step))

@@ -370,3 +370,31 @@ def test_a_team_object_whose_tool_team_failed_inside_is_refused_with_advice():
     assert any(r.is_error and "model exploded" in r.content for s in failed.steps for r in s.tool_results)
     with pytest.raises(agentracer.AgentracerError, match=r"the tool 'Crew'.*model exploded.*trace a factory"):
         traced.run("compute")
+
+
+def test_the_result_of_a_tool_agent_that_runs_a_tool_agent_of_its_own_can_be_replaced():
+    """Boss runs Researcher as a tool, which runs Browser as its own: replacing the outer result copies every step the
+    outer tool made, its inner tool's too (they were marked as the inner tool's), and asks none of them."""
+    def asks(tool):
+        def rule(messages):
+            if isinstance(messages[-1], FunctionExecutionResultMessage):
+                return "research: " + messages[-1].content[0].content
+            return tool_call(tool, "c1", task="look")
+        return rule
+
+    def build():
+        browsing = AssistantAgent("Browser", model_client=RuleClient(lambda m: f"browser saw {len(m)} messages"))
+        researcher = AssistantAgent("Researcher", model_client=RuleClient(asks("Browser"), tools=True),
+                                    tools=[AgentTool(browsing)], reflect_on_tool_use=True)
+        boss = AssistantAgent("Boss", model_client=RuleClient(asks("Researcher"), tools=True),
+                              tools=[AgentTool(researcher)], reflect_on_tool_use=True)
+        return RoundRobinGroupChat([boss], termination_condition=MaxMessageTermination(2))
+
+    traced = agentracer.trace(build)
+    traj = traced.run("go")
+    outer = next(s.index for s in traj.steps if s.agent == "Boss" and s.kind == "tool_result")
+    assert {"Researcher", "Browser"} <= {s.agent for s in traj.steps[:outer]}
+    CountingClient.live = 0
+    new = traced.replay(traj, step=outer, action="X")
+    assert [s.content for s in new.steps[:outer]] == [s.content for s in traj.steps[:outer]]
+    assert new.outcome.answer == "research: X" and CountingClient.live == 1  # (Boss's reflection alone)
