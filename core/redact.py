@@ -54,15 +54,18 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)"
 # a secret-named key written out in text, then its value: ``DB_PASSWORD=s3cr3t-pass1``, ``"api_key": "a1b2c3d4e5"``
 # (a tool's output, a config file read back); the key must be one ``is_secret_key`` accepts, and the value must end
 # there and look like one (see ``_keyed_secret_at``): not "password: required", "api_key={API_KEY}", "token = get_token()".
-# The value is looked at, not taken, and ends at a "=" or ":": text may chain keys and values (``x=DB_PASSWORD=...``).
+# The value is looked at, not taken: a value may hold another key and value (``x=DB_PASSWORD=...``), found next.
 _KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt])|(?<=--)|(?<=\s-)|(?<=^-))[A-Za-z][A-Za-z0-9_.\-]*)"
                            r"(?P<sep>\\?[\"']?\]?[ \t]*(?::=|=>|[:=])[ \t]*\\?[\"']?)"
-                           r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\=:]{8,256})(?:[\s\"'`&,;\\=:]|$))")  # (bounded: linear)
+                           r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\]{8,128})(?:[\s\"'`&,;\\]|$))")  # (bounded: linear)
 _DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"[A-Z_]+|.*(?:YOUR|[Yy]our).*")  # YOUR_GOOGLE_MAPS_API_KEY, your-token-here: not a value
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.password, settings.api_key: code, not a value
-# a variable's name (api_key_from_config_2, CLIENT_SECRET_2), a path or a URL (a URL's credentials have their own pattern)
-_NAME_OR_PATH = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[~.]?/.*|[A-Za-z][\w+.\-]*://.*")
+# a variable's name (api_key_from_config_2, CLIENT_SECRET_2: words and a short number; not tok_a1b2c3d4, shpat_0123...),
+# a file's path (/home/user/key.json) or a URL (a URL's credentials have their own pattern)
+_NAME_OR_PATH = re.compile(r"[a-z]+(?:_(?:[a-z]+|[0-9]{1,2}))+|[A-Z]+(?:_(?:[A-Z]+|[0-9]{1,2}))+|"
+                           r"[~.]?/(?:home|etc|usr|var|tmp|opt|mnt|srv|root|Users|data|app)/.*|.*/[\w\-]+\.[A-Za-z]{1,5}|"
+                           r"[A-Za-z][\w+.\-]*://.*")
 # a secret key's words, lower-cased (not a cookie's: a browsing agent's header dumps are full of tracking cookies)
 _KEY_WORDS = ("key", "token", "ecret", "assw", "redential", "uthorization", "_pat", "_pass", "_pwd")
 _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its value goes
@@ -167,16 +170,17 @@ def _keyed_secret_at(found: re.Match[str]) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _text_secret_key(key: str) -> bool:
     """A key written out in text that names a secret: as ``is_secret_key``, but a pair of words only at its end (in
-    text, ``access_token_url`` and ``api_key_id`` are a URL and an id, not the secret)."""
+    text, ``access_token_url`` and ``api_key_id`` are a URL and an id, not the secret), and not ``token`` alone (a
+    tokenizer's or a logprob's token written out, as often as a credential)."""
     words = [w.lower() for w in _WORD.findall(key)]
-    return bool(words) and (words[-1] in _LAST_WORDS or words == ["token"] or _ENV_NAME.fullmatch(key) is not None
+    return bool(words) and (words[-1] in _LAST_WORDS or _ENV_NAME.fullmatch(key) is not None
                             or tuple(words[-2:]) in _PAIRS)
 
 
 def _keyed_suspect_in_json(text: str) -> bool:
     """``_keyed_suspect`` of any string a JSON text holds (escapes undone: a tab or a quote inside a string is
     escaped in its JSON); a text that is not JSON is screened as it is."""
-    if (":" not in text and "=" not in text) or not holds_any(text.lower(), _KEY_WORDS):
+    if (":" not in text and "=" not in text) or not holds_any(text.lower(), _KEY_WORDS + ("ookie",)):
         return False
     try:
         value = json.loads(text)
@@ -189,11 +193,20 @@ def _keyed_suspect_in_json(text: str) -> bool:
             if _keyed_suspect(item):
                 return True
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, inner in item.items():  # (a field named like a secret, however its name ends: "Password:")
+                if _field_secret(key) and inner not in (None, ""):
+                    return True
+                stack.append(key)
+                stack.append(inner)
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_secret(key: str) -> bool:
+    """``is_secret_key``, remembered."""
+    return is_secret_key(key)
 
 
 def _keyed_spans(text: str) -> list[tuple[int, int]]:

@@ -1207,7 +1207,10 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
               "userPassword=Winter2024!, next": "userPassword=[REDACTED], next",
               "mysql -u root --password=S3cr3tPass1 mydb": "mysql -u root --password=[REDACTED] mydb",
               'os.environ["SERPER_API_KEY"] = "a1b2c3d4e5f6g7h8"': 'os.environ["SERPER_API_KEY"] = "[REDACTED]"',
-              "'password' => 's3cr3t-pass1',": "'password' => '[REDACTED]',", "DB_PASS=s3cr3t-pass1": "DB_PASS=[REDACTED]"}
+              "'password' => 's3cr3t-pass1',": "'password' => '[REDACTED]',", "DB_PASS=s3cr3t-pass1": "DB_PASS=[REDACTED]",
+              "DB_PASSWORD=Xk9:mP2vQ8rTz": "DB_PASSWORD=[REDACTED]",  # (a password may hold ":" or "=")
+              "SHOPIFY_ACCESS_TOKEN=shpat_0123456789abcdef0123": "SHOPIFY_ACCESS_TOKEN=[REDACTED]",
+              "API_KEY=ABCD_1234_EFGH_5678": "API_KEY=[REDACTED]"}
     for text, expected in leaked.items():
         assert redact_text(text, []) == expected, text
         assert Redactor([]).text(text) == expected, text  # (the screen sends it to redaction)
@@ -1218,7 +1221,8 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
             "Response Headers: {'set-cookie': 'WMF-Last-Access=19-Dec-2024;Path=/'}",  # (a browser's tracking cookie)
             "api_key = api_key_from_config_2", "client_secret = CLIENT_SECRET_2", "S3_KEY=uploads/2024/report.pdf",
             "MAX_TOKEN=100000000", "GOOGLE_APPLICATION_CREDENTIALS=/home/user/gcp/service-account.json",
-            "access_token_url: https://github.com/login/oauth/access_token", "api_key_id=key_01HF3Z9Y2K"]
+            "access_token_url: https://github.com/login/oauth/access_token", "api_key_id=key_01HF3Z9Y2K",
+            '{"token": "Hello12345", "logprob": -0.1}']  # (a word's token written out)
     for text in kept:
         assert redact_text(text, []) == text and Redactor([]).text(text) == text, text
     # in a request's own fields, whose JSON text is screened first (there the quotes are escaped)
@@ -1226,6 +1230,8 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
     assert Redactor([]).request(request)[0]["extra"] == {"note": 'settings: {"password": "[REDACTED]"}'}
     request = {"system": "DB_HOST\t= db\nDB_PASSWORD\t= s3cr3t-pass1\n", "messages": [{"role": "user", "content": "hi"}]}
     assert Redactor([]).request(request)[0]["system"] == "DB_HOST\t= db\nDB_PASSWORD\t= [REDACTED]\n"
+    request = {"messages": [], "metadata": {"Password:": "hunter2-2024"}}  # (a field's name, however it ends)
+    assert Redactor([]).request(request)[0]["metadata"] == {"Password:": "[REDACTED]"}
     # a field's own name does not make a word a secret where values are redacted by their values (a logprob's token)
     tokens = {"content": [{"token": "uint32_t"}, {"token": "-" * 32}]}
     assert Redactor([]).own_values(tokens) is tokens
@@ -1234,7 +1240,7 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
     # a value that holds another key and value, however deep (each is found; no recursion to run out of)
     assert redact_text("x=DB_PASSWORD=abc12345x", []) == "x=DB_PASSWORD=[REDACTED]"
     assert redact_text("a=" * 5000 + "password=abc12345x", []).endswith("=a=password=[REDACTED]")
-    assert redact_text("password=abc123=token=xyz123456 end", []) == "password=abc123=token=[REDACTED] end"
+    assert redact_text("password=abc123=token=xyz123456 end", []) == "password=[REDACTED] end"
     # an environment variable's name is a secret key in a dict too (not a lower-case field like eos_token)
     assert redact({"GITHUB_TOKEN": "abc", "eos_token": "</s>", "MAX_TOKENS": 5}, []) == {
         "GITHUB_TOKEN": "[REDACTED]", "eos_token": "</s>", "MAX_TOKENS": 5}
