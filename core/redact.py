@@ -52,7 +52,7 @@ _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection"
 # https://user:password@host (not a template's ://{user}:{password}@host)
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)")
 # a secret-named key written out in text, then its value: ``DB_PASSWORD=s3cr3t-pass1``, ``"api_key": "a1b2c3d4e5"``
-# (a tool's output, a config file read back); the key must be one ``is_secret_key`` accepts, and the value must end
+# (a tool's output, a config file read back); the key must name a secret (``_text_secret_key``), and the value must end
 # there and look like one (see ``_keyed_secret_at``): not "password: required", "api_key={API_KEY}", "token = get_token()".
 # The value is looked at, not taken: a value may hold another key and value (``x=DB_PASSWORD=...``), found next.
 _KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt])|(?<=--)|(?<=\s-)|(?<=^-))[A-Za-z][A-Za-z0-9_.\-]*)"
@@ -139,7 +139,7 @@ def _value_suspect(text: str) -> bool:
 
 
 def _url_or_query_secret(text: str) -> bool:
-    """Whether ``text`` holds a URL's ``user:password``, a secret query parameter or a secret key's value."""
+    """Whether ``text`` holds a URL's ``user:password`` or a secret query parameter."""
     return ("://" in text and _URL_CREDENTIALS.search(text) is not None) or (
         "=" in text and _QUERY_SECRET.search(text) is not None)
 
