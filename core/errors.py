@@ -18,6 +18,11 @@ class InputError(AgentracerError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class OwnTaskError(AgentracerError):
+    """A team would run a task of its own, not the one its run was given, where the caller pairs the two
+    (``agentracer.record.NEEDS_GIVEN_TASK``): raised before the team runs."""
+
+
 class ServiceError(AgentracerError):
     """A model or server the command depends on failed for good (after its retries): not the input's fault (the CLI
     exits 1 for it, 2 for bad input)."""

@@ -44,6 +44,9 @@ _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=No
 _TOOL_OF: ContextVar[str | None] = ContextVar("agentracer_tool_of", default=None)  # whose tool is running here
 INSIDE_TOOL_OF = "inside_tool_of"  # a step's metadata key: the agent whose tool made it (an agent the tool runs)
 _TOOL_CALL: ContextVar[str | None] = ContextVar("agentracer_tool_call", default=None)  # which call of it, if known
+# set by a caller that pairs each run with the task it gives (``annotate``: a dataset row and its ground truth): a team
+# that would run a task of its own instead is stopped before it runs (see ``Run.needs_given_task``)
+NEEDS_GIVEN_TASK: ContextVar[bool] = ContextVar("agentracer_needs_given_task", default=False)
 INSIDE_TOOL_CALL = "inside_tool_call"  # a step's metadata key: the id of the tool call that made it, if known
 TOOL_SCOPES = "tool_scopes"  # a trajectory's metadata key: its steps made inside tools say so
 
@@ -149,6 +152,7 @@ class Run:
         self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
         self.team_built_for_task = False  # the team's factory was given this run's task (``TracedTeam`` says)
+        self.needs_given_task = NEEDS_GIVEN_TASK.get()  # a plugin stops a team that runs a task of its own
         self._tools_taken: dict[str, set[int]] = {}  # agent -> numbers of its recorded tool results claimed
         self.divergence: ReplayError | None = None  # the replay's first own error (a divergence, mostly)
         self.plugin_state: dict[str, Any] = {}  # what a plugin keeps for one run (caches); never recorded

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from agentracer import InputError, Run
+from agentracer.errors import OwnTaskError
 
 from . import _context
 from .codec import text
@@ -150,6 +151,10 @@ def record_society_task(society: Any, task: str, run: Run) -> None:
     if society_task and task.strip() not in society_task:
         run.trajectory.task = society_task
         run.trajectory.metadata["given_task"] = task
+        if run.needs_given_task:  # (its run would be paired with the given task: not run at all)
+            raise OwnTaskError(f"this role-playing society runs its own task_prompt ({society_task[:80]!r}), not the "
+                               "task given to run(): give the factory a `task` parameter and build the society with "
+                               "task_prompt=task")
         warnings.warn("this role-playing society runs its own task_prompt, not the task given to run(): the "
                       "trajectory records the task_prompt (give the factory a `task` parameter: each run then builds "
                       "the society with its task, as a tasks file or refine's feedback needs)", stacklevel=3)

@@ -26,6 +26,7 @@ from ..errors import AgentracerError, InputError, TeamRunError, service_failure
 from ..evaluate.outcome import get_evaluator
 from ..exclusive import sole_writer
 from ..models import ChatModel, ModelError
+from ..record import NEEDS_GIVEN_TASK
 from ..schema import Trajectory
 from ..team import TracedTeam, apply_evaluation
 from .budget import Budget
@@ -131,6 +132,7 @@ class AnnotationPipeline:
                     raise InputError(_changed_message([row.id], self.out))
                 return kept
         metadata = {**row.metadata, "question_id": row.id, "task_id": row.id, "task_hash": fingerprint}
+        token = NEEDS_GIVEN_TASK.set(True)  # (a team that runs a task of its own is stopped before it runs)
         try:
             trajectory = await self.team.arun(row.task, ground_truth=row.ground_truth, metadata=metadata)
         except TeamRunError as exc:
@@ -138,8 +140,10 @@ class AnnotationPipeline:
                 raise AgentracerError(f"the team's model server failed on its first run ({exc}); not labelled, "
                                       "it is run again next time") from None
             trajectory = exc.trajectory
+        finally:
+            NEEDS_GIVEN_TASK.reset(token)
         if "given_task" in trajectory.metadata:  # (the plugin says the team ran a task of its own instead)
-            raise InputError(f"task {row.id}: the team ran its own task ({str(trajectory.task)[:80]!r}), not this "
+            raise InputError(f"task {row.id}: the team runs its own task ({str(trajectory.task)[:80]!r}), not this "
                              "row's, so its label would pair another task's run with this row's ground truth: give "
                              "the factory a `task` parameter and build the team with it")
         if trajectory.outcome.error is None:  # a team that raised has failed already

@@ -142,14 +142,18 @@ def test_a_factory_with_a_task_parameter_builds_each_run_with_its_task(ledger: L
         specified = agentracer.trace(make_specified).run("Write a poem about rain.")
     assert specified.task == "Write a poem about rain." and "given_task" not in specified.metadata
     assert specified.metadata["society_task"] == "A four-line poem on rain."
-    # a society that plays its own task would pair another task's run with a row's ground truth: annotate refuses
+    # a society that plays its own task would pair another task's run with a row's ground truth: annotate refuses it
+    # before it runs (no model is asked)
+    ledger.reset()
     pipeline = AnnotationPipeline(agentracer.trace(make_role_play, ledger), lambda t: False, tmp_path / "ds",
                                   analyzer=ScriptedModel(lambda m: "<correction>x</correction>"))
-    with pytest.warns(UserWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (refused, not warned about)
         summary = pipeline.run([TaskRow(id="rain", task="Write a poem about rain.", ground_truth="a poem")],
                                progress=False)
-    assert len(summary.errors) == 1 and "the team ran its own task" in summary.errors[0]
+    assert len(summary.errors) == 1 and "the team runs its own task" in summary.errors[0]
     assert "`task` parameter" in summary.errors[0]
+    assert ledger.models and ledger.live_calls == 0
 
 
 def test_a_tool_call_for_an_agent_offered_no_tools_is_refused_before_anything_runs(ledger: Ledger) -> None:
