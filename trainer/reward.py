@@ -84,8 +84,8 @@ def score(
     if not 0.0 <= lam <= 1.0 or not sigma > 0.0:
         raise ValueError(f"the reward needs 0 <= lam <= 1 and sigma > 0, got lam={lam}, sigma={sigma}")
     parsed = parse_answer(solution_str)
-    names = {name_key(name) for name in agents} | {name_key(str(agent))}
-    if parsed is None or name_key(parsed[0]) not in names:
+    names = {name_key(name) for name in agents}  # (none given: any well-formed name passes the format gate)
+    if parsed is None or (names and name_key(parsed[0]) not in names | {name_key(str(agent))}):
         return {"score": 0.0, "format": 0.0, "agent": 0.0, "step": 0.0}
     predicted_agent, predicted_step = parsed
     agent_hit = float(name_key(predicted_agent) == name_key(str(agent)))

@@ -71,8 +71,8 @@ def test_agents_as_dict_and_as_json_string_inside_ground_truth() -> None:
         assert compute_score("x", "<think>x</think><answer>Nobody|12</answer>", truth)["score"] == 0.0
 
 
-def test_label_agent_counts_as_known_even_without_an_agent_list() -> None:
-    truth = {"agent": "Coder", "step": 2}
+def test_label_agent_counts_as_known_even_with_an_agent_list_that_lacks_it() -> None:
+    truth = {"agent": "Coder", "step": 2, "agents": ["Planner"]}
     assert compute_score("x", "<think>x</think><answer>coder|2</answer>", truth)["score"] == 1.0
     assert compute_score("x", "<think>x</think><answer>Critic|2</answer>", truth)["format"] == 0.0
 
@@ -148,3 +148,13 @@ def test_numpy_steps_are_steps_and_settings_that_are_not_numbers_are_named() -> 
         with pytest.raises(ValueError, match=f"the reward's {name} must be a number"):
             compute_score("x", "<think>t</think><answer>A|2</answer>", truth, **{name: value})
     assert compute_score("x", "<think>t</think><answer>B|2</answer>", truth, lam=np.float64(1.0))["score"] == 0.0
+
+
+def test_without_an_agents_list_any_well_formed_name_passes_the_format_gate() -> None:
+    """A row that does not list the team's agents cannot tell an unknown name from a wrong one: a wrong agent is
+    scored as one (format 1, agent 0, the step's credit), not as a malformed answer."""
+    truth = {"agent": "WebSurfer", "step": 12}
+    wrong = compute_score("agentracer/whowhen", "<think>x</think><answer>Orchestrator|11</answer>", truth)
+    assert (wrong["format"], wrong["agent"]) == (1.0, 0.0) and wrong["score"] == pytest.approx(paper(0, 1))
+    assert compute_score("agentracer/whowhen", "<think>x</think><answer>WebSurfer|12</answer>", truth)["score"] == 1.0
+    assert compute_score("agentracer/whowhen", "<answer>WebSurfer|12</answer>", truth)["format"] == 0.0
