@@ -68,6 +68,7 @@ _NAME_OR_PATH = re.compile(r"[a-z]+(?:_(?:[a-z]+|[0-9]{1,2}))+|[A-Z]+(?:_(?:[A-Z
                            r"[A-Za-z][\w+.\-]*://.*")
 # a secret key's words, lower-cased (not a cookie's: a browsing agent's header dumps are full of tracking cookies)
 _KEY_WORDS = ("key", "token", "ecret", "assw", "redential", "uthorization", "_pat", "_pass", "_pwd")
+_TEXT_LAST_WORDS = _LAST_WORDS - {"cookie"}  # a key's last words that name a secret where it is written in text
 _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its value goes
     r"(?i)([?&;](?:api[_-]?key|apikey|key|access[_-]?token|token|secret|password|passwd|sig|signature|"
     r"client[_-]?secret)=)(?=[A-Za-z0-9._\-~+/=%]*\d)[A-Za-z0-9._\-~+/=%]{8,}")  # (a value like a key: not {API_KEY}, not 1)
@@ -123,19 +124,14 @@ def env_secrets() -> list[str]:
 
 _UNDERSCORE_HINTS = tuple(h for h in _VALUE_HINTS if "_" in h)  # screened only in a text with a "_" in it
 _DASH_HINTS = tuple(h for h in _VALUE_HINTS if "-" in h and "_" not in h) + ("xox",)  # (xoxb-...) with a "-"
-# the rest, but "bearer" and an Authorization header, which are looked for in the text lower-cased (with the keys)
-_OTHER_HINTS = tuple(h for h in _VALUE_HINTS if h not in _UNDERSCORE_HINTS + _DASH_HINTS
-                     and h.lower() not in ("bearer", "uthorization"))
+_OTHER_HINTS = tuple(h for h in _VALUE_HINTS if h not in _UNDERSCORE_HINTS + _DASH_HINTS)
 
 
 def _value_suspect(text: str) -> bool:
     """The fast screen of a string: False means redaction leaves it as it is (the value hints, searched in groups
     that a cheap test of one character rules out for most texts)."""
-    if (("_" in text and holds_any(text, _UNDERSCORE_HINTS)) or ("-" in text and holds_any(text, _DASH_HINTS))
-            or holds_any(text, _OTHER_HINTS) or _url_or_query_secret(text)):
-        return True
-    lowered = text.lower()
-    return "bearer" in lowered or _keyed_suspect(text, lowered)
+    return (("_" in text and holds_any(text, _UNDERSCORE_HINTS)) or ("-" in text and holds_any(text, _DASH_HINTS))
+            or holds_any(text, _OTHER_HINTS) or _url_or_query_secret(text) or _keyed_suspect(text))
 
 
 def _url_or_query_secret(text: str) -> bool:
@@ -144,16 +140,32 @@ def _url_or_query_secret(text: str) -> bool:
         "=" in text and _QUERY_SECRET.search(text) is not None)
 
 
-def _keyed_suspect(text: str, lowered: str | None = None) -> bool:
-    """Whether ``text`` writes out an Authorization header, or a secret-named key with a value (``_KEYED_SECRET``):
-    both need a ":" or "=", and the words are looked for in the text ``lowered`` (one search per word, any case)."""
-    if ":" not in text and "=" not in text:
-        return False
-    if lowered is None:
-        lowered = text.lower()
-    if "uthorization" in lowered:
-        return True
-    return holds_any(lowered, _KEY_WORDS) and any(map(_keyed_secret_at, _KEYED_SECRET.finditer(text)))
+def _keyed_suspect(text: str) -> bool:
+    """Whether ``text`` writes out a secret-named key with a value (``_KEYED_SECRET``): only where a key's word stands
+    shortly before a ":" or "=" (``_key_before_separator``) is the pattern run."""
+    return _key_before_separator(text) and any(map(_keyed_secret_at, _KEYED_SECRET.finditer(text)))
+
+
+_KEY_REACH = 40  # how far before its ":" or "=" the end of a key may be (quotes, a bracket and spaces between)
+_FEW_SEPARATORS = 8  # up to this many of each, the text before each is looked at; more (code, JSON), the whole text
+# how a key that ``_text_secret_key`` accepts ends, lower-cased (apiKey, userPassword, AWS_SECRET_ACCESS_KEY, DB_PASS)
+_KEY_ENDINGS = ("key", "token", "secret", "password", "passwd", "credential", "credentials", "authorization", "pat",
+                "pass", "pwd")
+
+
+def _key_before_separator(text: str) -> bool:
+    """Whether a key that may name a secret ends right before one of ``text``'s ":" or "=" (``_KEY_ENDINGS``): a
+    prose message with one "Note:" costs a look at one word, not a search of all of it."""
+    for separator in (":", "="):
+        at, seen = text.find(separator), 0
+        while at >= 0:
+            seen += 1
+            if seen > _FEW_SEPARATORS:
+                return holds_any(text.lower(), _KEY_WORDS)
+            if text[max(0, at - _KEY_REACH):at].rstrip(" \t\"'\\]_.-").lower().endswith(_KEY_ENDINGS):
+                return True
+            at = text.find(separator, at + 1)
+    return False
 
 
 def _keyed_secret_at(found: re.Match[str]) -> bool:
@@ -170,11 +182,12 @@ def _keyed_secret_at(found: re.Match[str]) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _text_secret_key(key: str) -> bool:
     """A key written out in text that names a secret: as ``is_secret_key``, but a pair of words only at its end (in
-    text, ``access_token_url`` and ``api_key_id`` are a URL and an id, not the secret), and not ``token`` alone (a
-    tokenizer's or a logprob's token written out, as often as a credential)."""
+    text, ``access_token_url`` and ``api_key_id`` are a URL and an id, not the secret), not ``token`` alone (a
+    tokenizer's or a logprob's token written out, as often as a credential), and not a cookie."""
     words = [w.lower() for w in _WORD.findall(key)]
-    return bool(words) and (words[-1] in _LAST_WORDS or _ENV_NAME.fullmatch(key) is not None
+    return bool(words) and (words[-1] in _TEXT_LAST_WORDS or _ENV_NAME.fullmatch(key) is not None
                             or tuple(words[-2:]) in _PAIRS)
+
 
 
 def _keyed_suspect_in_json(text: str) -> bool:

@@ -1210,7 +1210,8 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
               "'password' => 's3cr3t-pass1',": "'password' => '[REDACTED]',", "DB_PASS=s3cr3t-pass1": "DB_PASS=[REDACTED]",
               "DB_PASSWORD=Xk9:mP2vQ8rTz": "DB_PASSWORD=[REDACTED]",  # (a password may hold ":" or "=")
               "SHOPIFY_ACCESS_TOKEN=shpat_0123456789abcdef0123": "SHOPIFY_ACCESS_TOKEN=[REDACTED]",
-              "API_KEY=ABCD_1234_EFGH_5678": "API_KEY=[REDACTED]"}
+              "API_KEY=ABCD_1234_EFGH_5678": "API_KEY=[REDACTED]",
+              "db_password_\t=\tabc12345x": "db_password_\t=\t[REDACTED]"}  # (a key may end in "_")
     for text, expected in leaked.items():
         assert redact_text(text, []) == expected, text
         assert Redactor([]).text(text) == expected, text  # (the screen sends it to redaction)
