@@ -174,9 +174,8 @@ def _keyed_secret_at(found: re.Match[str]) -> bool:
     variable's name, a path, a URL or a placeholder. A value ends where an escape starts (``\\n`` in a repr): a
     text and its repr lose the same characters."""
     key, value = found.group("key"), found.group("value")
-    return not ((len(value) < 20 and _DIGIT.search(value) is None) or not holds_any(key.lower(), _KEY_WORDS)
-                or _DOTTED_NAME.fullmatch(value) or _NAME_OR_PATH.fullmatch(value) or _PLACEHOLDER.fullmatch(value)
-                or not _text_secret_key(key))
+    return not ((len(value) < 20 and _DIGIT.search(value) is None) or _DOTTED_NAME.fullmatch(value)
+                or _NAME_OR_PATH.fullmatch(value) or _PLACEHOLDER.fullmatch(value) or not _text_secret_key(key))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -190,7 +189,7 @@ def _text_secret_key(key: str) -> bool:
 
 
 
-def _keyed_suspect_in_json(text: str) -> bool:
+def _keyed_suspect_in_json(text: str, is_secret: Callable[[Any], bool] = is_secret_key) -> bool:
     """``_keyed_suspect`` of any string a JSON text holds (escapes undone: a tab or a quote inside a string is
     escaped in its JSON); a text that is not JSON is screened as it is."""
     if (":" not in text and "=" not in text) or not holds_any(text.lower(), _KEY_WORDS + ("ookie",)):
@@ -207,19 +206,13 @@ def _keyed_suspect_in_json(text: str) -> bool:
                 return True
         elif isinstance(item, dict):
             for key, inner in item.items():  # (a field named like a secret, however its name ends: "Password:")
-                if _field_secret(key) and inner not in (None, ""):
+                if is_secret(key) and inner not in (None, ""):
                     return True
                 stack.append(key)
                 stack.append(inner)
         elif isinstance(item, list):
             stack.extend(item)
     return False
-
-
-@functools.lru_cache(maxsize=4096)
-def _field_secret(key: str) -> bool:
-    """``is_secret_key``, remembered."""
-    return is_secret_key(key)
 
 
 def _keyed_spans(text: str) -> list[tuple[int, int]]:
@@ -261,7 +254,7 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
         text = _URL_CREDENTIALS.sub(REDACTED, text)
     if "=" in text:
         text = _QUERY_SECRET.sub(r"\1" + REDACTED, text)
-    if (":" in text or "=" in text) and holds_any(text.lower(), _KEY_WORDS):
+    if _key_before_separator(text):
         text = _without_keyed_secrets(text)
     for secret in secrets if secrets is not None else env_secrets():
         if secret in text:
@@ -383,8 +376,8 @@ class Redactor:
 
     def _may_hold_secret(self, text: str) -> bool:
         """The fast screen of a JSON text: False means redaction leaves the object it encodes as it is."""
-        return holds_any(text.lower(), _HINTS) or _url_or_query_secret(text) or _keyed_suspect_in_json(text) \
-            or holds_any(text, self.secrets)
+        return (holds_any(text.lower(), _HINTS) or _url_or_query_secret(text)
+                or _keyed_suspect_in_json(text, self._is_secret_key) or holds_any(text, self.secrets))
 
     def _is_secret_key(self, key: Any) -> bool:
         if not isinstance(key, str):
