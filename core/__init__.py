@@ -13,6 +13,7 @@ from .errors import (
     ServiceError,
     TeamBuildError,
     TeamRunError,
+    UsageError,
 )
 from .plugins import plugin_for, register_plugin, registered_plugins, uninstrument
 from .record import Run, current_run
@@ -61,6 +62,7 @@ __all__ = [
     "TracedTeam",
     "Trajectory",
     "Usage",
+    "UsageError",
     "Verdict",
     "__version__",
     "compare",

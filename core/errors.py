@@ -18,7 +18,13 @@ class InputError(AgentracerError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
-class OwnTaskError(AgentracerError):
+class UsageError(AgentracerError):
+    """The team cannot run as it was asked to (a mode it cannot run in, a team object that cannot run again): the
+    caller's to fix, not the team's failure, so it is raised as itself and no trajectory is recorded or stored, even
+    where the team's own errors are reported as outcomes (``raise_on_error=False``)."""
+
+
+class OwnTaskError(UsageError):
     """A team would run a task of its own, not the one its run was given, where the caller pairs the two
     (``agentracer.record.NEEDS_GIVEN_TASK``): raised before the team runs."""
 

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError
+from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError, UsageError
 from .loops import close_loop, kept_loop, new_loop, run_in_kept_loop, run_returning
 from .plugins import Plugin, plugin_for, team_kind
 from .record import Run
@@ -221,8 +221,8 @@ class TracedTeam:
 
     @staticmethod
     def _failed(run: Run, exc: Exception) -> Exception:
-        """The team raised: that is the run's outcome (a replay's own errors are not)."""
-        if isinstance(exc, ReplayError):
+        """The team raised: that is the run's outcome (a replay's own errors and a plugin's usage errors are not)."""
+        if isinstance(exc, ReplayError | UsageError):
             raise exc
         run.add_failed_call_steps()
         run.trajectory.outcome.success = False

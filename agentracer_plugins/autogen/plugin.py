@@ -97,7 +97,7 @@ class AutoGenPlugin:
         return team
 
     async def areset(self, team: Any) -> None:
-        """Reset a traced team object that ran before; ``AgentracerError`` when AutoGen cannot."""
+        """Reset a traced team object that ran before; ``UsageError`` when AutoGen cannot."""
         from .runner import reset_if_used
 
         await reset_if_used(team)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from agentracer import AgentracerError, ReplayError, Run
+from agentracer import ReplayError, Run, UsageError
 from agentracer.replay import TOOL_RESULTS, check_offered_tools, tool_results_example
 from agentracer.team import error_summary
 from autogen_agentchat.agents import BaseChatAgent
@@ -83,7 +83,7 @@ async def reset_if_used(team: Any) -> None:
     agents' tools run (``AgentTool``, ``TeamTool``; a ``SocietyOfMindAgent``'s inner team's too), which AutoGen's reset
     leaves as they were (a crew that remembers the last run asks its model what the recording never saw), and give
     each agent back the messages its model context was made with (AutoGen's reset drops them). A team or crew whose
-    last run failed inside it cannot start again: ``AgentracerError``, advising a factory."""
+    last run failed inside it cannot start again: ``UsageError``, advising a factory."""
     await _reset_one(team, "this AutoGen team object")
     agents, done = _agents_in(team), {id(team)}
     crews = [(crew, name) for agent in agents for crew, name in tool_crews(agent)]
@@ -127,7 +127,7 @@ async def _reset_one(team: Any, what: str) -> None:
     # (``getattr``, not ``team.__dict__``: in CPython 3.11 reading an object's ``__dict__`` slows its attribute reads)
     failed = getattr(team, FAILED_RUN, None) if isinstance(team, BaseGroupChat) else None
     if failed is not None:
-        raise AgentracerError(
+        raise UsageError(
             f"{what} cannot run again: its last run failed inside the team ({failed}), and AutoGen's team.reset() "
             "leaves such a team stopped (its next run ends at once, as 'The group chat is stopped.'); trace a factory "
             "that builds a fresh team per run")
@@ -137,7 +137,7 @@ async def _reset_one(team: Any, what: str) -> None:
         except Exception as exc:  # the wait timed out, or the reset raised as it was cancelled
             why = f"not done in {RESET_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError) else (
                 f"{type(exc).__name__}: {exc}")
-            raise AgentracerError(
+            raise UsageError(
                 f"{what} could not be reset after its last run ({why}): AutoGen's team.reset() never returns after "
                 "some errors inside a team, so it cannot run again; trace a factory that builds a fresh team per "
                 "run") from exc

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
-from agentracer import InputError, Run
+from agentracer import ReplayError, Run, UsageError
 from agentracer.errors import OwnTaskError
 
 from . import _context
@@ -77,7 +77,7 @@ def _task_text(run: Run, task: str) -> str:
     if action is None:
         return text(task)
     if not isinstance(action, str):
-        raise InputError("the replacement for the task step must be text", where=f"step {run.next_index}")
+        raise ReplayError(f"step {run.next_index} is the task: its replacement must be a text")
     run.count_substitution()
     return action
 
@@ -175,7 +175,7 @@ class _RolePlayingRounds:
         # society with a streaming agent steps with the sync ``step``
         streaming = streaming_agent(society.assistant_agent) or streaming_agent(society.user_agent)
         if streaming and options.mode == "async":
-            raise InputError("mode='async' cannot run a society with a streaming agent: CAMEL's RolePlaying.astep "
+            raise UsageError("mode='async' cannot run a society with a streaming agent: CAMEL's RolePlaying.astep "
                              "cannot read async streaming replies; use mode='auto' (steps it with step) or 'sync'")
         self.mode: Mode = "sync" if options.mode == "auto" and streaming else options.mode
         self.message: Any = None

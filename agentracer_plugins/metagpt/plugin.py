@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentracer import AgentInfo, AgentracerError, Run
+from agentracer import AgentInfo, AgentracerError, Run, UsageError
 
 from . import hooks
 from .llm_hook import model_name
@@ -76,7 +76,7 @@ class MetaGPTPlugin:
     def fresh(self, team: Any) -> Any:
         """A traced team object (not a factory) can run once; a replay needs a fresh one from a factory."""
         if _environment(team).history:
-            raise AgentracerError("this MetaGPT team has already run: trace a factory (a function building the team)")
+            raise UsageError("this MetaGPT team has already run: trace a factory (a function building the team)")
         return team
 
     async def arun(self, team: Any, task: str, run: Run) -> Any:

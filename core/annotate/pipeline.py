@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_replacing
-from ..errors import AgentracerError, InputError, TeamRunError, service_failure
+from ..errors import AgentracerError, InputError, OwnTaskError, TeamRunError, service_failure
 from ..evaluate.outcome import get_evaluator
 from ..exclusive import sole_writer
 from ..models import ChatModel, ModelError
@@ -140,6 +140,9 @@ class AnnotationPipeline:
                 raise AgentracerError(f"the team's model server failed on its first run ({exc}); not labelled, "
                                       "it is run again next time") from None
             trajectory = exc.trajectory
+        except OwnTaskError as exc:  # (refused before it ran)
+            raise InputError(f"task {row.id}: {exc} (a label would pair another task's run with this row's "
+                             "ground truth)") from None
         finally:
             NEEDS_GIVEN_TASK.reset(token)
         if "given_task" in trajectory.metadata:  # (the plugin says the team ran a task of its own instead)

@@ -104,6 +104,13 @@ def test_replacing_the_task_step(ledger: Ledger) -> None:
 
     assert new.steps[0].content == "Please add 10 and 20" and new.steps[0].replaced
     assert new.steps[-1].content == "The sum is 30."
+    # the task's step takes a text: anything else is the replay's error (not a failed run of the team), before any
+    # model is asked, however the team's own errors are reported
+    ledger.reset()
+    reporting = agentracer.trace(make_calculator, ledger, raise_on_error=False)
+    with pytest.raises(ReplayError, match="step 0 is the task: its replacement must be a text"):
+        reporting.replay(traj, step=0, action={"tool_calls": [{"name": "add", "args": {}}]})
+    assert ledger.live_calls == 0
 
 
 def test_bad_replays_raise_specific_errors(ledger: Ledger) -> None:

@@ -151,7 +151,7 @@ def test_a_factory_with_a_task_parameter_builds_each_run_with_its_task(ledger: L
         warnings.simplefilter("error")  # (refused, not warned about)
         summary = pipeline.run([TaskRow(id="rain", task="Write a poem about rain.", ground_truth="a poem")],
                                progress=False)
-    assert len(summary.errors) == 1 and "the team runs its own task" in summary.errors[0]
+    assert len(summary.errors) == 1 and "runs its own task_prompt" in summary.errors[0]
     assert "`task` parameter" in summary.errors[0]
     assert ledger.models and ledger.live_calls == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import agentracer
@@ -216,10 +217,15 @@ def test_a_streaming_agents_answer_is_its_whole_message_not_its_last_increment(m
     assert traj.steps[-1].content == text and traj.outcome.answer == text
 
 
-def test_async_mode_on_a_streaming_society_is_refused_before_any_model_call(ledger: Ledger) -> None:
-    from agentracer import TeamRunError
+def test_async_mode_on_a_streaming_society_is_refused_before_any_model_call(ledger: Ledger, tmp_path: Path) -> None:
+    """A usage error, not the team's failure: raised as itself even where the team's errors are outcomes, and no
+    failed run is stored (a dataset would have taken it for a run to attribute)."""
+    from agentracer import JsonlStore, UsageError
     from camel_teams import make_role_play
 
-    with pytest.raises(TeamRunError, match="mode='async' cannot run a society with a streaming agent"):
-        agentracer.trace(make_role_play, ledger, mode="async", stream=True).run("t")
+    store = tmp_path / "runs.jsonl"
+    traced = agentracer.trace(make_role_play, ledger, mode="async", stream=True, store=store, raise_on_error=False)
+    with pytest.raises(UsageError, match="mode='async' cannot run a society with a streaming agent"):
+        traced.run("t")
     assert ledger.live_calls == 0
+    assert not store.exists() or list(JsonlStore(store)) == []
