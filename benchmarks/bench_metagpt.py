@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from typing import Any
 
-from agentracer_plugins.metagpt.offline import prepare_home
+from agentracer_plugins.metagpt.offline import prepare_temporary_home
 
-prepare_home(tempfile.mkdtemp(prefix="bench-metagpt-"))
+prepare_temporary_home("bench-metagpt-")  # (MetaGPT reads its config at import)
 
 import agentracer  # noqa: E402
 from baseline import result_dropped  # noqa: E402

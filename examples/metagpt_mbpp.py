@@ -8,12 +8,11 @@ answers with a buggy solution first. Run in the MetaGPT environment (envs/metagp
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from agentracer_plugins.metagpt.offline import prepare_home
+from agentracer_plugins.metagpt.offline import prepare_temporary_home
 
-prepare_home(tempfile.mkdtemp(prefix="metagpt-example-"))  # MetaGPT reads its config at import
+prepare_temporary_home("metagpt-example-")  # MetaGPT reads its config at import
 
 import agentracer  # noqa: E402
 from agentracer.testing.openai_server import OpenAIServer  # noqa: E402

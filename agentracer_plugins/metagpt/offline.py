@@ -7,9 +7,12 @@ a folder of your choice (tests use a temporary one) and refuses once MetaGPT is 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from agentracer import InputError
@@ -31,3 +34,12 @@ def prepare_home(root: str | os.PathLike[str], *, base_url: str = "http://127.0.
     os.environ["HOME"] = str(root)
     os.environ["METAGPT_PROJECT_ROOT"] = str(root / "project")
     return config
+
+
+def prepare_temporary_home(prefix: str = "agentracer-metagpt-", **options: object) -> Path:
+    """``prepare_home`` in a new temporary folder that is removed when the process exits (a script's or
+    benchmark's MetaGPT workspace); ``options`` as for ``prepare_home``. Returns the folder."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    prepare_home(root, **options)  # type: ignore[arg-type]
+    return root
