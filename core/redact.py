@@ -42,7 +42,10 @@ _TOKEN = r"[A-Za-z0-9._\-~+/=]"
 _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection" holds no "sk-" key
     r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|"
     r"gsk_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|(?:AKIA|ASIA)[0-9A-Z]{16}|"
-    r"xox[abprse]-[A-Za-z0-9\-]{10,}|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}|"
+    r"xox[abprse]-[A-Za-z0-9\-]{10,}|"
+    # a webhook URL's secret path (the URL is the credential: whoever has it posts to the channel)
+    r"(?<=hooks\.slack\.com/services/)[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]{16,}|"
+    r"(?<=/api/webhooks/)[0-9]{6,}/[A-Za-z0-9_\-]{20,}|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}|"
     # a bearer token: a run of token characters with a digit or a sign inside it (not a full stop ending a
     # sentence: "a bearer instrument."), or a long one (prose has "Bearer bonds")
     rf"(?i:bearer)\s+(?:(?=[A-Za-z]*(?:[0-9_\-~+/=]|\.[A-Za-z0-9])){_TOKEN}{{8,}}|[A-Za-z]{{16,}}{_TOKEN}*)|"
@@ -58,6 +61,10 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@\"'<>{}$]+:[^\s/@\"'<>{}$]+(?=@)"
 _KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt])|(?<=--)|(?<=\s-)|(?<=^-))[A-Za-z][A-Za-z0-9_.\-]*)"
                            r"(?P<sep>\\?[\"']?\]?[ \t]*(?::=|=>|[:=])[ \t]*\\?[\"']?)"
                            r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\]{8,128})(?:[\s\"'`&,;\\]|$))")  # (bounded: linear)
+# a command line's long option naming a secret, then a space and its value: ``mysql --password S3cr3t-2024``,
+# ``gh auth login --token ghx0123456789``, ``--api-key "..."`` (``--password=...`` is ``_KEYED_SECRET``'s)
+_FLAG_SECRET = re.compile(r"(?<![^\s\"'`])--(?P<key>[A-Za-z][A-Za-z0-9_\-]*)[ \t]+[\"']?"
+                          r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\|$]{8,128})(?:[\s\"'`&,;\\|)]|$))")
 _DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"[A-Z_]+|.*(?:YOUR|[Yy]our).*")  # YOUR_GOOGLE_MAPS_API_KEY, your-token-here: not a value
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.password, settings.api_key: code, not a value
@@ -78,7 +85,8 @@ _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its valu
 # substring search scans the whole text: strings are screened once per distinct value, with the value hints alone;
 # the key hints are for JSON texts of a request's own fields.
 _VALUE_HINTS = ("sk-", "Bearer", "bearer", "BEARER", "hf_", "AIza", "gsk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
-                "github_pat_", "AKIA", "ASIA", "xox", "eyJ", "uthorization", "UTHORIZATION")
+                "github_pat_", "AKIA", "ASIA", "xox", "eyJ", "uthorization", "UTHORIZATION", "hooks.slack.com/",
+                "/api/webhooks/")
 # (a URL's credentials and a secret query parameter are screened by their own patterns, run only on a text with
 # "://" or "=" in it: hints as broad as those would send every request that mentions a URL down the slow path)
 _KEY_HINTS = tuple(sorted({f'{word}"' for word in _LAST_WORDS} | {'"token"', '_token"', '_pat"', '_pass"', '_pwd"'}
@@ -141,9 +149,11 @@ def _url_or_query_secret(text: str) -> bool:
 
 
 def _keyed_suspect(text: str) -> bool:
-    """Whether ``text`` writes out a secret-named key with a value (``_KEYED_SECRET``): only where a key's word stands
-    shortly before a ":" or "=" (``_key_before_separator``) is the pattern run."""
-    return _key_before_separator(text) and any(map(_keyed_secret_at, _KEYED_SECRET.finditer(text)))
+    """Whether ``text`` writes out a secret-named key with a value (``_KEYED_SECRET``; only where a key's word stands
+    shortly before a ":" or "=", ``_key_before_separator``, is the pattern run) or a secret-named long option with
+    one (``_FLAG_SECRET``, looked for only in a text with "--" in it)."""
+    return (_key_before_separator(text) and any(map(_keyed_secret_at, _KEYED_SECRET.finditer(text)))) or (
+        "--" in text and any(map(_flag_secret_at, _FLAG_SECRET.finditer(text))))
 
 
 _KEY_REACH = 40  # how far before its ":" or "=" the end of a key may be (quotes, a bracket and spaces between)
@@ -173,9 +183,19 @@ def _keyed_secret_at(found: re.Match[str]) -> bool:
     looks like one: 8 or more characters with a digit in them, or 20 or more (a passphrase); not a dotted name, a
     variable's name, a path, a URL or a placeholder. A value ends where an escape starts (``\\n`` in a repr): a
     text and its repr lose the same characters."""
-    key, value = found.group("key"), found.group("value")
+    return _credential_like(found.group("value")) and _text_secret_key(found.group("key"))
+
+
+def _flag_secret_at(found: re.Match[str]) -> bool:
+    """Whether a ``_FLAG_SECRET`` match's value goes: as ``_keyed_secret_at``, and ``--token`` names a secret (an
+    option is no tokenizer's token)."""
+    return _keyed_secret_at(found) or (found.group("key").lower() == "token" and _credential_like(found.group("value")))
+
+
+def _credential_like(value: str) -> bool:
+    """Whether a value written after a secret's name looks like one (see ``_keyed_secret_at``)."""
     return not ((len(value) < 20 and _DIGIT.search(value) is None) or _DOTTED_NAME.fullmatch(value)
-                or _NAME_OR_PATH.fullmatch(value) or _PLACEHOLDER.fullmatch(value) or not _text_secret_key(key))
+                or _NAME_OR_PATH.fullmatch(value) or _PLACEHOLDER.fullmatch(value))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -215,18 +235,20 @@ def _keyed_suspect_in_json(text: str, is_secret: Callable[[Any], bool] = is_secr
     return False
 
 
-def _keyed_spans(text: str) -> list[tuple[int, int]]:
-    """Where the values that ``_keyed_secret_at`` takes out of ``text`` are, in order and apart."""
+def _keyed_spans(text: str, pattern: re.Pattern[str] = _KEYED_SECRET,
+                 goes: Callable[[re.Match[str]], bool] = _keyed_secret_at) -> list[tuple[int, int]]:
+    """Where the values that ``goes`` takes out of ``text`` (of ``pattern``'s matches) are, in order and apart."""
     spans: list[tuple[int, int]] = []
-    for found in _KEYED_SECRET.finditer(text):
-        if (not spans or found.start("value") >= spans[-1][1]) and _keyed_secret_at(found):
+    for found in pattern.finditer(text):
+        if (not spans or found.start("value") >= spans[-1][1]) and goes(found):
             spans.append(found.span("value"))
     return spans
 
 
-def _without_keyed_secrets(text: str) -> str:
+def _without_keyed_secrets(text: str, pattern: re.Pattern[str] = _KEYED_SECRET,
+                           goes: Callable[[re.Match[str]], bool] = _keyed_secret_at) -> str:
     """``text`` with each value ``_keyed_spans`` finds redacted."""
-    spans = _keyed_spans(text)
+    spans = _keyed_spans(text, pattern, goes)
     if not spans:
         return text
     parts, last = [], 0
@@ -256,6 +278,8 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
         text = _QUERY_SECRET.sub(r"\1" + REDACTED, text)
     if _key_before_separator(text):
         text = _without_keyed_secrets(text)
+    if "--" in text:
+        text = _without_keyed_secrets(text, _FLAG_SECRET, _flag_secret_at)
     for secret in secrets if secrets is not None else env_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)

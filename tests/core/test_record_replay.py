@@ -1173,13 +1173,15 @@ def test_a_tools_credentials_under_secret_named_keys_are_never_recorded_and_the_
     "ghp_" + "a1B2" * 9, "github_pat_" + "A1b2" * 6, "AKIAIOSFODNN7EXAMPLE", "xoxb-123456789012-abcdefABCDEF",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV",
     "bearer 9f8e7d6c5b4a", "Authorization: Token a1b2c3d4e5", "authorization: Basic Ym9iOmh1bnRlcjI=",
+    "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwx",  # (a webhook URL's path)
+    "https://discord.com/api/webhooks/123456789012345678/AbCdEf_GhIjKlMnOpQrStUvWxYz-0123456789",
 ])
 def test_more_key_shapes_are_redacted(secret):
     from agentracer.redact import Redactor, redact_text
 
     out = redact_text(f"use {secret} now", [])
     assert out.startswith("use ") and out.endswith(" now") and "[REDACTED]" in out
-    assert secret.split()[-1] not in out
+    assert secret.split()[-1].rsplit("/", 1)[-1] not in out
     assert Redactor([]).text(f"use {secret} now") == out  # the recorder's fast screen lets none of them through
 
 
@@ -1211,7 +1213,12 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
               "DB_PASSWORD=Xk9:mP2vQ8rTz": "DB_PASSWORD=[REDACTED]",  # (a password may hold ":" or "=")
               "SHOPIFY_ACCESS_TOKEN=shpat_0123456789abcdef0123": "SHOPIFY_ACCESS_TOKEN=[REDACTED]",
               "API_KEY=ABCD_1234_EFGH_5678": "API_KEY=[REDACTED]",
-              "db_password_\t=\tabc12345x": "db_password_\t=\t[REDACTED]"}  # (a key may end in "_")
+              "db_password_\t=\tabc12345x": "db_password_\t=\t[REDACTED]",  # (a key may end in "_")
+              # a command line's long option and its value after a space
+              "mysql -u root --password S3cr3tPass1 mydb": "mysql -u root --password [REDACTED] mydb",
+              'tool --api-key "abcd1234efgh5678" -v': 'tool --api-key "[REDACTED]" -v',
+              "gh auth login --token ghx0123456789abc": "gh auth login --token [REDACTED]",
+              "x --client-secret abcdefghijklmnopqrstuvwxyz|y": "x --client-secret [REDACTED]|y"}
     for text, expected in leaked.items():
         assert redact_text(text, []) == expected, text
         assert Redactor([]).text(text) == expected, text  # (the screen sends it to redaction)
@@ -1223,7 +1230,9 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
             "api_key = api_key_from_config_2", "client_secret = CLIENT_SECRET_2", "S3_KEY=uploads/2024/report.pdf",
             "MAX_TOKEN=100000000", "GOOGLE_APPLICATION_CREDENTIALS=/home/user/gcp/service-account.json",
             "access_token_url: https://github.com/login/oauth/access_token", "api_key_id=key_01HF3Z9Y2K",
-            '{"token": "Hello12345", "logprob": -0.1}']  # (a word's token written out)
+            '{"token": "Hello12345", "logprob": -0.1}',  # (a word's token written out)
+            "run --password-file /etc/pw --token $GITHUB_TOKEN", "cmd --max-tokens 12345678 --token-limit 12345678",
+            "--password YOUR_PASSWORD", "docker login --username bob --password-stdin", "a---password abc12345x"]
     for text in kept:
         assert redact_text(text, []) == text and Redactor([]).text(text) == text, text
     # in a request's own fields, whose JSON text is screened first (there the quotes are escaped)
