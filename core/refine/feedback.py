@@ -54,6 +54,14 @@ def _own_step_near(trajectory: Trajectory, agent: str, index: int) -> int | None
     return before[-1] if before else (mine[0] if mine else None)
 
 
+def _which_message(trajectory: Trajectory, index: int) -> str:
+    """Step ``index`` as its agent can find it in a new attempt, which never shows step numbers: "your 2nd message"."""
+    agent = trajectory.steps[index].agent
+    n = sum(1 for step in trajectory.steps[:index + 1] if same_agent(step.agent, agent))
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"your {n}{suffix} message"
+
+
 def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
     """Actionable feedback to the culprit, naming the step and what went wrong there.
 
@@ -72,8 +80,9 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
         text = (f"{culprit}, the failure was traced to you (at step {verdict.step}, which the run does not have). "
                 f"{why} Check your actions, and keep the rest of the approach.")
     elif same_agent(step.agent, culprit):
-        text = (f'{culprit}, your action at step {verdict.step} caused the failure{unknown}. You wrote: '
-                f'"{step.text[:400]}". {why} Redo step {verdict.step} correctly and keep the rest of the approach.')
+        text = (f'{culprit}, your action at step {verdict.step} ({_which_message(trajectory, verdict.step)}) caused '
+                f'the failure{unknown}. You wrote: "{step.text[:400]}". {why} This time get that message right, and '
+                "keep the rest of the approach.")
     else:
         went_wrong = (f"{culprit}, the run went wrong at step {verdict.step}, where {step.agent} wrote: "
                       f'"{step.text[:400]}".')
@@ -81,8 +90,9 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
         if own is None:
             text = f"{went_wrong} {why} Act so that this does not happen again, and keep the rest of the approach."
         else:
-            text = (f'{went_wrong} Your action at step {own} led to it: "{trajectory.steps[own].text[:400]}". '
-                    f"{why} Redo step {own} correctly and keep the rest of the approach.")
+            text = (f"{went_wrong} Your action at step {own} ({_which_message(trajectory, own)}) led to it: "
+                    f'"{trajectory.steps[own].text[:400]}". {why} This time get that message right, and keep the rest '
+                    "of the approach.")
     if env:
         text += f"\nThe check of the final result said: {env}"
     to = culprit if named is not None or step is not None else None  # (no agent and no step of the run: everyone)

@@ -107,10 +107,13 @@ def test_feedback_names_step_and_environment():
     trajectory.outcome.feedback = "expected 7, got 8"
     fb = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=4, reason="added two"))
     assert re.search(r"agent0, your action at step 4", fb.text) and "expected 7, got 8" in fb.text
+    # a new attempt shows no step numbers: the step is also named as the agent can count it, its n-th message
+    nth = sum(1 for step in trajectory.steps[:5] if step.agent == "agent0")
+    assert f"step 4 (your {nth}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(nth, 'th')} message)" in fb.text
     assert fb.for_agent("agent1") is None and fb.for_agent("agent0")
     assert f"{fb}" == fb.note() == fb.for_agent("agent0")  # a factory may put it in a prompt as it is
     ended = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=4, reason="It added two (+2)."))
-    assert "(+2). Redo step 4" in ended.text
+    assert "(+2). This time get that message right" in ended.text
 
 
 def test_feedback_never_tells_the_culprit_it_wrote_another_agents_step():
@@ -120,8 +123,9 @@ def test_feedback_never_tells_the_culprit_it_wrote_another_agents_step():
     own = max(i for i in range(other) if authors[i] == "agent0")
     fb = tracer_feedback(trajectory, agentracer.Verdict(agent="agent0", step=other, reason="wrong sum"))
     assert "You wrote" not in fb.text and f"at step {other}, where {authors[other]} wrote" in fb.text
-    assert f'Your action at step {own} led to it: "{trajectory.steps[own].text[:50]}' in fb.text
-    assert f"Redo step {own} correctly" in fb.text and fb.step == other and fb.for_agent("agent0")
+    assert f'Your action at step {own} (your {authors[:own + 1].count("agent0")}' in fb.text
+    assert f'led to it: "{trajectory.steps[own].text[:50]}' in fb.text
+    assert "This time get that message right" in fb.text and fb.step == other and fb.for_agent("agent0")
     stranger = tracer_feedback(trajectory, agentracer.Verdict(agent="nobody", step=other, reason="wrong sum"))
     assert stranger.agent == authors[other] and stranger.for_agent(authors[other]) and "wrong sum" in stranger.text
     assert "the tracer named 'nobody', no agent of this team" in stranger.text
@@ -134,7 +138,7 @@ def test_feedback_reaches_the_agent_the_tracer_named_in_another_case_and_never_n
     assert shouted.agent == author and shouted.for_agent(author) and shouted.text.startswith(f"{author}, your action")
     assert [name for name in trajectory.agent_names if shouted.for_agent(name)] == [author]
     past = tracer_feedback(trajectory, agentracer.Verdict(agent=author, step=99, reason="wrong"))
-    assert "which the run does not have" in past.text and "Redo step 99" not in past.text and past.for_agent(author)
+    assert "which the run does not have" in past.text and "This time" not in past.text and past.for_agent(author)
     nowhere = tracer_feedback(trajectory, agentracer.Verdict(agent="ghost", step=99, reason="wrong"))
     assert all(nowhere.for_agent(name) for name in trajectory.agent_names)  # (no agent, no step: everyone is told)
 
