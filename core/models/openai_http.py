@@ -10,10 +10,11 @@ What it does for you:
 * bounded concurrency (``max_concurrency`` requests in flight per event loop, each on a kept-alive
   connection);
 * retries with exponential backoff and full jitter on HTTP 408/409/425/429/5xx, timeouts and connection
-  errors, waiting at least what a ``Retry-After`` header asks; other 4xx fail at once with the server's
-  message. After ``breaker_threshold`` failures to connect in a row (the server is down), later requests
+  errors, waiting at least what a ``Retry-After`` header asks (a wait longer than ``max_retry_wait``, 600 s by
+  default, fails at once, saying so); other 4xx fail at once with the server's message. After ``breaker_threshold`` failures to connect in a row (the server is down), later requests
   make one attempt each instead of a full retry cycle, so a dead server fails an evaluation fast;
-* a per-attempt timeout (``timeout``, else ``$AGENTRACER_TIMEOUT``, else 300 s); token accounting (``usage``, ``stats``);
+* a per-attempt timeout (``timeout``, else ``$AGENTRACER_TIMEOUT``, else 300 s), for the whole answer (a server that
+  trickles its body is cut off too); token accounting (``usage``, ``stats``);
 * an on-disk answer cache keyed by the hash of endpoint + request body (see ``agentracer.models.cache``),
   so re-running an evaluation costs nothing. ``cache=False`` or ``AGENTRACER_CACHE=off`` turns it off;
   ``cache_read=False`` asks the server again and stores its new answer (``eval --retry-errors``); an empty answer is
@@ -189,6 +190,7 @@ class OpenAIChatModel(BaseChatModel):
         timeout: float | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        max_retry_wait: float = 600.0,
         breaker_threshold: int = 8,
         cache: bool | ResponseCache = True,
         cache_dir: str | None = None,
@@ -211,6 +213,7 @@ class OpenAIChatModel(BaseChatModel):
         self.timeout = float(timeout) if timeout is not None else _timeout_from_env()
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
+        self.max_retry_wait = float(max_retry_wait)
         self.breaker_threshold = max(1, int(breaker_threshold))
         self._given_window = int(context_window) if context_window else None
         self._served_window: int | None = None
@@ -295,8 +298,10 @@ class OpenAIChatModel(BaseChatModel):
             await pool.aclose()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before the next attempt: exponential backoff with full jitter, and at least what the server's
+        ``Retry-After`` asked."""
         jittered = random.uniform(0, min(self.backoff_max, self.backoff_base * (2**attempt)))
-        return max(jittered, min(retry_after, self.backoff_max)) if retry_after is not None else jittered
+        return max(jittered, retry_after) if retry_after is not None else jittered
 
     # ------------------------------------------------------------------ API
     async def acomplete(self, messages: Sequence[Message], **params: Any) -> Completion:
@@ -330,9 +335,9 @@ class OpenAIChatModel(BaseChatModel):
         for attempt in range(attempts):
             self.stats["attempts"] += 1
             retry_after: float | None = None
-            try:
-                response = await client.post(url, json=body)
-            except httpx.TimeoutException:
+            try:  # (httpx's timeout bounds each read; the wait bounds the whole answer)
+                response = await asyncio.wait_for(client.post(url, json=body), self.timeout)
+            except (TimeoutError, httpx.TimeoutException):
                 problem = f"no answer within {self.timeout:g}s"
             except httpx.TransportError as exc:
                 if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):  # no server there: a connection
@@ -357,6 +362,11 @@ class OpenAIChatModel(BaseChatModel):
             if self._connect_failures >= self.breaker_threshold:
                 break  # the server looks down: no retry cycle (each later request still tries once)
             if attempt + 1 < attempts:
+                if retry_after is not None and retry_after > self.max_retry_wait:
+                    self.stats["failures"] += 1
+                    raise ModelError(self._scrubbed(
+                        f"{shown} asks to wait {retry_after:.0f}s before asking again (Retry-After), more than "
+                        f"max_retry_wait={self.max_retry_wait:g}s: {problem}"))
                 self.stats["retries"] += 1
                 await asyncio.sleep(self._delay(attempt, retry_after))
         self.stats["failures"] += 1
@@ -369,11 +379,11 @@ class OpenAIChatModel(BaseChatModel):
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             self.stats["failures"] += 1
             raise ModelError(self._scrubbed(f"{self.name} answered without choices: {str(payload)[:200]}"))
-        message = choices[0].get("message") or {}
-        if not isinstance(message, dict):
+        message = choices[0].get("message")
+        if not isinstance(message, dict):  # (a /completions body's "text", a null: not a chat completion)
             self.stats["failures"] += 1
-            raise ModelError(self._scrubbed(f"{self.name} answered HTTP 200 with a malformed body (its message is "
-                                            f"not an object): {str(payload)[:200]}"))
+            raise ModelError(self._scrubbed(f"{self.name} answered HTTP 200 with a malformed body (its first choice "
+                                            f"has no message object): {str(payload)[:200]}"))
         text = _content_text(message.get("content"))
         reasoning = message.get("reasoning_content") or message.get("reasoning")
         if isinstance(reasoning, str) and reasoning and "<think>" not in text:

@@ -92,8 +92,70 @@ def test_retry_after_header_sets_the_minimum_wait() -> None:
     response = httpx.Response(429, headers={"Retry-After": "2"})
     assert _retry_after(response) == 2.0
     assert model._delay(0, 2.0) >= 2.0
-    assert model._delay(0, 100.0) == 10  # capped by backoff_max
+    assert model._delay(0, 100.0) >= 100  # the server's wait, however long: retrying sooner is refused again
     assert 0 <= model._delay(3, None) <= 0.08
+
+
+class _Misbehaving(BaseHTTPRequestHandler):
+    """``/slow``: a 200 whose body trickles in slower than any timeout allows in all; ``/wait``: a 429 asking for
+    20 minutes; ``/text``: a /completions-shaped 200 (no message)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/wait"):
+            self.send_response(429)
+            self.send_header("Retry-After", "1200")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "A|1"}}]} if self.path.startswith(
+            "/slow") else {"choices": [{"text": "A|1", "finish_reason": "stop"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path.startswith("/slow"):
+            for i in range(0, len(body), 4):
+                self.wfile.write(body[i:i + 4])
+                self.wfile.flush()
+                time.sleep(0.1)
+        else:
+            self.wfile.write(body)
+
+
+@pytest.fixture()
+def misbehaving():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_timeout_bounds_a_whole_answer_not_each_read(misbehaving: str) -> None:
+    """A server trickling its body (4 bytes per 0.1 s, ~2 s in all) never waits out a per-read timeout."""
+    model = OpenAIChatModel(f"{misbehaving}/slow/v1", "m", cache=False, timeout=0.5, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="no answer within 0.5s"):
+        model.complete(MESSAGES)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_retry_after_beyond_the_longest_wait_fails_at_once_saying_so(misbehaving: str) -> None:
+    model = OpenAIChatModel(f"{misbehaving}/wait/v1", "m", cache=False, max_retry_wait=60)
+    with pytest.raises(ModelError, match=r"asks to wait 1200s before asking again \(Retry-After\), more than "
+                                         r"max_retry_wait=60s: HTTP 429"):
+        model.complete(MESSAGES)
+    assert model.stats["attempts"] == 1 and model.stats["failures"] == 1
+
+
+def test_a_choice_without_a_message_is_the_servers_failure_not_an_empty_answer(misbehaving: str) -> None:
+    model = OpenAIChatModel(f"{misbehaving}/text/v1", "m", cache=False)
+    with pytest.raises(ModelError, match="its first choice has no message object"):
+        model.complete(MESSAGES)
 
 
 class _Refusing(BaseHTTPRequestHandler):
