@@ -20,7 +20,7 @@ from typing import Any
 from ..models.base import Completion
 from ..schema import Trajectory, Usage, Verdict
 from .base import AnswerError, ModelMethod, require_steps
-from .parse import parse_answer
+from .parse import parse_answer, without_reasoning
 from .prompt import _as_text, agent_list, build_messages, counter_from, ground_truth_text, render_steps
 
 
@@ -111,8 +111,9 @@ _YES_NO = re.compile(r"^\W*(?:1\W*)?\W*(yes|no)\b", re.I)
 
 
 def read_yes_no(text: str) -> bool | None:
-    """``True`` for an answer starting with yes (``1. Yes.``), ``False`` for no, ``None`` when unclear."""
-    match = _YES_NO.match(text or "")
+    """``True`` for an answer starting with yes (``1. Yes.``), ``False`` for no, ``None`` when unclear; a reasoning
+    model's ``<think>`` block before it is not the answer."""
+    match = _YES_NO.match(without_reasoning(text or ""))
     return None if match is None else match.group(1).lower() == "yes"
 
 
@@ -141,13 +142,23 @@ class StepByStepMethod(_BaselineMethod):
             if judged is None and "unclear_judgement" not in flags:
                 flags.append("unclear_judgement")
             if judged:
-                reason = text.split("Reason:", 1)[-1].strip() if "Reason:" in text else text.strip()
+                answer = without_reasoning(text)
+                reason = answer.split("Reason:", 1)[-1].strip() if "Reason:" in answer else answer.strip()
                 return self.verdict(step.agent, i, raw="\n".join(raw), reason=reason, flags=flags,
                                     **ledger.as_metadata())
         flags.append("no_error_found")
         last = steps[-1]
         return self.verdict(last.agent, last.index, raw="\n".join(raw), reason="no step was judged an error; "
                             "the last step is blamed", flags=flags, **ledger.as_metadata())
+
+
+def _half_named(answer: str) -> tuple[int, int]:
+    """Where a lower-cased answer names the upper and the lower half (-1: not at all): "upper half"/"lower half"
+    where it says so, else the bare words."""
+    upper, lower = answer.find("upper half"), answer.find("lower half")
+    if upper < 0 and lower < 0:
+        upper, lower = answer.find("upper"), answer.find("lower")
+    return upper, lower
 
 
 class BinarySearchMethod(_BaselineMethod):
@@ -178,8 +189,7 @@ class BinarySearchMethod(_BaselineMethod):
             log = self._render(trajectory, steps[start: end + 1], intro + question)
             text = await self._ask(ledger, f"{intro}\n\nSteps {start} to {end}:\n{log}\n\n{question}")
             raw.append(f"[steps {start}-{end}] {text}")
-            lowered = text.lower()
-            upper, lower = lowered.find("upper"), lowered.find("lower")
+            upper, lower = _half_named(without_reasoning(text).lower())
             if upper >= 0 and (lower < 0 or upper < lower):
                 end = mid
             elif lower >= 0:

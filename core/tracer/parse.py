@@ -4,6 +4,7 @@ The exact format is ``<think>reasoning</think><answer>agent|step</answer>`` with
 answer has ``strict=True`` (the trainer's format gate). Near misses are recovered and flagged:
 
 * ``missing_think`` / ``unclosed_think``: no reasoning block, or one that is never closed;
+* ``answer_in_think``: the only answer stands inside the reasoning (an answer outside it always wins);
 * ``extra_text``: text before or after the blocks; ``multiple_answers``: the last answer is used;
 * ``unclosed_answer``; ``missing_answer_tags``: a bare ``agent|step`` line;
 * ``labelled_fields``: ``Agent Name: X`` / ``Step Number: N`` (the Who&When baselines' format);
@@ -28,6 +29,7 @@ _PAIR = re.compile(r"^\s*[\"'`*\[]*\s*([^|\n]+?)\s*[\"'`*\]]*\s*\|\s*[\"'`*\[]*\
                    re.I)
 _AGENT_FIELD = re.compile(r"(?:agent(?:\s*name)?|culprit|responsible\s+agent)\s*\**\s*[:=]\s*\**\s*([^\n*]+)", re.I)
 _STEP_FIELD = re.compile(r"step(?:\s*(?:number|index|id))?\s*\**\s*[:=#]?\s*\**\s*(\d+)", re.I)
+_STEP_LABEL = re.compile(r"step(?:\s*(?:number|index|id))?\s*\**\s*[:=#]\s*\**\s*(\d+)", re.I)  # (not "at step 7")
 _NEGATIVE_STEP = re.compile(r"[^|\n]\s*\|\s*(?:step\s*)?(-\s*\d+)\s*(?:</answer>|$)", re.I | re.M)
 _MAX_STEP_DIGITS = 9  # a step number, not 4,300 digits int() refuses to read
 _REASON_FIELD = re.compile(r"reason(?:\s*for\s*mistake)?\s*\**\s*[:=]\s*\**\s*(.+)", re.I | re.S)
@@ -75,9 +77,21 @@ def match_agent(raw: str, agents: Sequence[str]) -> tuple[str, str | None]:
     return name, "unknown_agent"
 
 
+def without_reasoning(text: str) -> str:
+    """An answer without its ``<think>`` blocks (a reasoning model's, or one a server split out and the client put
+    back): what it concluded. A block never closed holds no conclusion: the text from it on goes too."""
+    text = _THINK.sub("", text)
+    opened = re.search(r"<think>", text, re.I)
+    return text[:opened.start()] if opened else text
+
+
 def _fields(text: str) -> tuple[str | None, str | None, str | None]:
+    """The ``Agent Name:``, ``Step Number:`` and ``Reason:`` fields of a labelled answer; a step field with its
+    separator wins over a step mentioned in passing ("Reason: at step 7 ... Step Number: 3")."""
     agent = _AGENT_FIELD.search(text)
-    step = _STEP_FIELD.search(text[agent.end():] if agent else text) or _STEP_FIELD.search(text)
+    after = text[agent.end():] if agent else text
+    step = (_STEP_LABEL.search(after) or _STEP_LABEL.search(text) or _STEP_FIELD.search(after)
+            or _STEP_FIELD.search(text))
     reason = _REASON_FIELD.search(text)
     return (agent.group(1).strip() if agent else None, step.group(1) if step else None,
             reason.group(1).strip() if reason else None)
@@ -97,7 +111,7 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
 
     raw_agent: str | None = None
     raw_step: str | None = None
-    answers = _ANSWER.findall(text)
+    answers = _ANSWER.findall(_THINK.sub("", text))  # (an answer the reasoning weighs is no answer)
     if answers:
         if len(answers) > 1:
             flags.append("multiple_answers")
@@ -128,6 +142,11 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
             if raw_agent or raw_step:
                 flags.append("labelled_fields")
                 reason = reason or field_reason
+    thought = _ANSWER.findall(think.group(1)) if think and (not raw_agent or raw_step is None) else []
+    if thought:  # the only answer is inside the reasoning: taken, and flagged
+        pair = _PAIR.match(thought[-1])
+        raw_agent, raw_step = (pair.group(1), pair.group(2)) if pair else _fields(thought[-1])[:2]
+        flags.append("answer_in_think")
     if not raw_agent or raw_step is None:
         negative = _NEGATIVE_STEP.search(answers[-1] if answers else text)
         if negative is not None:  # (an agent and a step below 0: say so, not that nothing was found)

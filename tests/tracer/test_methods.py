@@ -57,6 +57,24 @@ def test_step_by_step_stops_at_the_first_yes() -> None:
     assert (verdict.agent, verdict.step, verdict.reason) == ("Coder", 3, "wrong formula")
 
 
+@pytest.mark.parametrize("method", ["step-by-step", "binary-search"])
+def test_the_baselines_read_a_reasoning_models_answer_after_its_reasoning(method: str) -> None:
+    """Qwen3/R1 (or vLLM's reasoning_content, put back as <think>) think first: the verdict is what they conclude."""
+    thinking = "<think>Yes, a step could be wrong; compare the upper half and the lower half.</think>"
+
+    def answer(request: dict) -> str:
+        text = request["messages"][1]["content"]
+        asked = re.search(r"most recent step is step (\d+)", text)
+        if asked:
+            return thinking + ("1. Yes.\n2. Reason: wrong formula" if asked.group(1) == "3" else "1. No.\n2. Reason: ok")
+        mid = int(re.search(r"upper half \(steps \d+ to (\d+)\)", text).group(1))
+        return thinking + ("upper half" if 3 <= mid else "lower half")
+
+    with OpenAIServer(answer) as server:
+        verdict = get_method(method, _model(server)).locate(make_trajectory(AGENTS))
+    assert (verdict.agent, verdict.step) == ("Coder", 3) and verdict.flags == []
+
+
 def test_step_by_step_blames_the_last_step_when_nothing_is_wrong() -> None:
     with OpenAIServer("1. No.\n2. Reason: fine") as server:
         verdict = get_method("step-by-step", _model(server)).locate(make_trajectory(AGENTS))

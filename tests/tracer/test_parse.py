@@ -51,6 +51,19 @@ def test_multiple_answers_take_the_last() -> None:
     assert (parsed.agent, parsed.step) == ("FileSurfer", 2) and "multiple_answers" in parsed.flags
 
 
+def test_an_answer_the_reasoning_weighs_is_not_the_answer() -> None:
+    weighed = "<think>maybe <answer>WebSurfer|1</answer>? no: FileSurfer broke it</think><answer>FileSurfer|3</answer>"
+    parsed = parse_answer(weighed, AGENTS)
+    assert (parsed.agent, parsed.step) == ("FileSurfer", 3) and "multiple_answers" not in parsed.flags
+    only = parse_answer("<think>maybe <answer>WebSurfer|1</answer> no, FileSurfer at 3</think>", AGENTS)
+    assert (only.agent, only.step) == ("WebSurfer", 1) and "answer_in_think" in only.flags  # (taken, and flagged)
+
+
+def test_a_labelled_step_field_wins_over_a_step_mentioned_in_the_reason() -> None:
+    parsed = parse_answer("<think>x</think>Agent Name: WebSurfer\nReason: at step 7 it broke\nStep Number: 3", AGENTS)
+    assert (parsed.agent, parsed.step) == ("WebSurfer", 3)
+
+
 def test_fields_inside_the_answer_block() -> None:
     parsed = parse_answer("<think>a</think><answer>Agent: web surfer, Step: 9</answer>", AGENTS)
     assert (parsed.agent, parsed.step) == ("WebSurfer", 9) and "labelled_fields" in parsed.flags
