@@ -64,6 +64,20 @@ def check_same_model(path: str, method: str, model: str | None) -> None:
         raise InputError(f"{path} holds results of model {others[0]!r}; write these results to another file")
 
 
+def check_same_budget(path: str, method: str, budget: int | None) -> None:
+    """Refuse to add results scored with prompts of another size than earlier rows of ``method`` were (a trajectory
+    longer than the budget is cut to fit: the two would not be one experiment); rows of an earlier version, which
+    name no budget, are not compared."""
+    from ..tracer.evaluation import read_rows
+
+    earlier = sorted({row["prompt_budget"] for row in read_rows(path)
+                      if row.get("method") == method and row.get("prompt_budget") not in (None, budget)})
+    if earlier and budget is not None:
+        raise InputError(f"{path} holds results of {method!r} scored with prompts of up to {earlier[0]} tokens, and "
+                         f"this run's prompts are up to {budget} (--max-prompt-tokens, or the server's context window): "
+                         f"write these results to another file, or give --max-prompt-tokens {earlier[0]}")
+
+
 def _load_items(data: str, limit: int | None) -> list:
     """The items to evaluate under ``data`` (the first ``limit``); a store or nothing to evaluate is an error."""
     from ..tracer.evaluation import iter_items
@@ -171,17 +185,24 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
                       with_gt: bool, concurrency: int, retry_errors: bool, quiet: bool) -> None:
     from ..evaluate.attribution import format_table, summarize
     from ..team import run_sync
-    from ..tracer.evaluation import evaluate_items, one_row_per_item, prepare_output, read_rows
+    from ..tracer.evaluation import (
+        evaluate_items,
+        one_row_per_item,
+        prepare_output,
+        prompt_budget_of,
+        read_rows,
+    )
 
     model_name = getattr(chat_model, "name", None) or getattr(attributor, "weights_id", None)  # (lite: its weights)
     check_same_model(output, name, model_name)
+    check_same_budget(output, name, prompt_budget_of(attributor))
     stale: list[str] = []
     done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors, items=items, stale=stale)
     todo = [item for item in items if item.id not in done]
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     again = (f" ({len(stale)} of them again: what the tracer is shown of them changed since {output} scored them "
              f"(their run, ground truth or label, or how this version reads them), e.g. {stale[0]!r})" if stale else "")
-    budget = getattr(attributor, "max_prompt_tokens", None)  # (an openai: model's window is its server's, if listed)
+    budget = prompt_budget_of(attributor)  # (an openai: model's window is its server's, if listed)
     say(f"{name}{f' with {chat_model.name}' if chat_model else ''}"
         f"{f' (prompts up to {budget} tokens)' if chat_model and budget else ''}: {len(todo)} to evaluate{again}, "
         f"{len(items) - len(todo)} already in {output}")

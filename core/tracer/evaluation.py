@@ -99,11 +99,20 @@ def input_key(item: EvalItem) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
+def prompt_budget_of(method: Any) -> int | None:
+    """The most prompt tokens ``method`` shows its model (a longer trajectory is cut to fit), None for a model-free
+    method: results scored under two budgets do not mix in one file."""
+    budget = getattr(method, "max_prompt_tokens", None) if getattr(method, "model", None) is not None else None
+    return int(budget) if budget is not None else None
+
+
 def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
-             verdict: Verdict | None = None, error: BaseException | None = None, latency_s: float = 0.0) -> dict:
-    """The results.jsonl row of one item."""
+             verdict: Verdict | None = None, error: BaseException | None = None, latency_s: float = 0.0,
+             prompt_budget: int | None = None) -> dict:
+    """The results.jsonl row of one item (``prompt_budget``: the most prompt tokens a model method was shown)."""
     row: dict[str, Any] = {"id": item.id, "subset": item.subset, "with_gt": with_gt, "method": method,
-                           "model": model, "predicted_agent": None, "predicted_step": None,
+                           "model": model, "prompt_budget": prompt_budget, "predicted_agent": None,
+                           "predicted_step": None,
                            **_label_fields(item.trajectory), "error": None, "error_kind": None,
                            "input_key": input_key(item)}
     if verdict is not None:
@@ -228,11 +237,11 @@ async def evaluate_items(
     """Evaluate ``items`` with ``method`` (at most ``concurrency`` at once), appending rows to ``output``."""
     gate = asyncio.Semaphore(max(1, concurrency))
     rows: list[dict[str, Any]] = []
+    same = {"with_gt": with_gt, "method": method_name, "model": model_name, "prompt_budget": prompt_budget_of(method)}
 
     async def one(item: EvalItem) -> dict[str, Any]:
         if item.error is not None or item.trajectory is None:
-            return make_row(item, with_gt=with_gt, method=method_name, model=model_name,
-                            error=item.error or InputError("no trajectory"))
+            return make_row(item, **same, error=item.error or InputError("no trajectory"))
         async with gate:
             started = time.perf_counter()
             try:
@@ -240,10 +249,8 @@ async def evaluate_items(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad item never sinks the run; its row says why
-                return make_row(item, with_gt=with_gt, method=method_name, model=model_name, error=exc,
-                                latency_s=time.perf_counter() - started)
-            return make_row(item, with_gt=with_gt, method=method_name, model=model_name, verdict=verdict,
-                            latency_s=time.perf_counter() - started)
+                return make_row(item, **same, error=exc, latency_s=time.perf_counter() - started)
+            return make_row(item, **same, verdict=verdict, latency_s=time.perf_counter() - started)
 
     with open(output, "a", encoding="utf-8") as sink:
         for finished in asyncio.as_completed([one(item) for item in items]):

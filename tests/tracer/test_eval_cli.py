@@ -111,6 +111,23 @@ def test_resume_after_an_interrupted_run(data: Path, tmp_path: Path, capsys) -> 
     assert {r["id"]: r["predicted_step"] for r in again} == {r["id"]: r["predicted_step"] for r in full}
 
 
+def test_resuming_with_another_prompt_budget_is_refused_and_each_row_names_its_budget(data: Path, tmp_path: Path,
+                                                                                      capsys) -> None:
+    """Rows scored with 300-token prompts next to 28K-token ones would be scored as one experiment."""
+    out = tmp_path / "results.jsonl"
+    with OpenAIServer("<think>x</think><answer>WebSurfer|3</answer>") as server:
+        args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--model", f"openai:{server.base_url}@stub",
+                "-o", str(out), "--max-prompt-tokens", "4000"]
+        assert run(args + ["--limit", "1"], capsys)[0] == 0
+        assert [r["prompt_budget"] for r in rows(out)] == [4000]
+        code, _, stderr = run(args[:-1] + ["2000"], capsys)
+        assert code == 2 and "scored with prompts of up to 4000 tokens" in stderr and "--max-prompt-tokens 4000" in stderr
+        assert len(rows(out)) == 1  # nothing added, nothing lost
+        assert run(args, capsys)[0] == 0 and [r["prompt_budget"] for r in rows(out)] == [4000] * 3  # (resumed)
+    run(["eval", "whowhen", "--data", str(data), "--method", "random", "-o", str(tmp_path / "r.jsonl")], capsys)
+    assert {r["prompt_budget"] for r in rows(tmp_path / "r.jsonl")} == {None}  # (no model, no prompt)
+
+
 def test_both_settings_in_one_file_and_a_foreign_method_is_refused(data: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "results.jsonl"
     args = ["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "random", "-o", str(out)]
