@@ -12,6 +12,7 @@ Inputs: a Who&When folder or ``.json`` file (ids are the files' relative paths),
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -237,11 +238,12 @@ async def evaluate_items(
     """Evaluate ``items`` with ``method`` (at most ``concurrency`` at once), appending rows to ``output``."""
     gate = asyncio.Semaphore(max(1, concurrency))
     rows: list[dict[str, Any]] = []
-    same = {"with_gt": with_gt, "method": method_name, "model": model_name, "prompt_budget": prompt_budget_of(method)}
+    row_of = functools.partial(make_row, with_gt=with_gt, method=method_name, model=model_name,
+                               prompt_budget=prompt_budget_of(method))
 
     async def one(item: EvalItem) -> dict[str, Any]:
         if item.error is not None or item.trajectory is None:
-            return make_row(item, **same, error=item.error or InputError("no trajectory"))
+            return row_of(item, error=item.error or InputError("no trajectory"))
         async with gate:
             started = time.perf_counter()
             try:
@@ -249,8 +251,8 @@ async def evaluate_items(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad item never sinks the run; its row says why
-                return make_row(item, **same, error=exc, latency_s=time.perf_counter() - started)
-            return make_row(item, **same, verdict=verdict, latency_s=time.perf_counter() - started)
+                return row_of(item, error=exc, latency_s=time.perf_counter() - started)
+            return row_of(item, verdict=verdict, latency_s=time.perf_counter() - started)
 
     with open(output, "a", encoding="utf-8") as sink:
         for finished in asyncio.as_completed([one(item) for item in items]):
