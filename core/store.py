@@ -187,12 +187,13 @@ def foreign_content(path: Path) -> str:
             line = next((line for line in fh if line.strip()), b"")
     except OSError:
         return ""
-    if not line or line.startswith(b'{"schema_version"') or line.endswith(TORN_END) or not line.endswith(b"\n"):
-        return ""  # (a store's records begin so; a torn first record, ended by a writer or not, is no record)
+    if not line or line.startswith(b'{"schema_version"') or line.endswith(TORN_END):
+        return ""  # (a store's records begin so; a torn first record a writer ended is no record)
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):
-        return "lines that are not JSON records"
+        # a torn first record, not yet ended by a writer, is no record; a whole line that is not JSON is foreign
+        return "lines that are not JSON records" if line.endswith(b"\n") else ""
     if isinstance(record, dict) and "steps" in record and ("schema_version" in record or "id" in record):
         return ""
     keys = ", ".join(list(record)[:4]) if isinstance(record, dict) else type(record).__name__
@@ -240,6 +241,28 @@ def _parse_line(line: str | bytes, where: str) -> Trajectory:
         raise TornWrite(f"incomplete last line, a torn write? ({detail})", where=exc.where) from None
 
 
+def _whole_record(line: bytes) -> bool:
+    """Whether a line is a whole JSON record with an id (a last line written without its newline, not torn)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("id"), str)
+
+
+def _last_line(fd: int, end: int) -> bytes:
+    """The bytes after the last newline of the file open as ``fd`` (``end`` long)."""
+    start = end
+    while start > 0:
+        chunk = os.pread(fd, min(start, 1 << 16), start - min(start, 1 << 16))
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            start = start - len(chunk) + newline + 1
+            break
+        start -= len(chunk)
+    return os.pread(fd, end - start, start)
+
+
 class JsonlStore:
     """Append-only JSON Lines file of trajectories, one per line."""
 
@@ -259,7 +282,7 @@ class JsonlStore:
             fh.seek(self._indexed_to)
             offset = self._indexed_to
             for line in fh:
-                if not line.endswith(b"\n"):
+                if not line.endswith(b"\n") and not _whole_record(line):
                     break  # a torn (or still being written) last line: not indexed, reported by iter()
                 if line.strip() and not line.endswith(TORN_END):  # (a torn record is not stored: its id is free)
                     trajectory_id = self._line_id(line)
@@ -298,10 +321,12 @@ class JsonlStore:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                index = self._refresh_index()  # under the lock: sees every other writer's records
                 end = os.lseek(fd, 0, os.SEEK_END)
-                if end and os.pread(fd, 1, end - 1) != b"\n":
-                    os.write(fd, TORN_END)  # end a torn last line so it cannot swallow the next record
+                if end and os.pread(fd, 1, end - 1) != b"\n":  # a last line without its newline
+                    # a whole record (a file written by hand, lines joined with "\n") gets its newline; a torn one
+                    # is ended as torn, so it cannot swallow the next record
+                    os.write(fd, b"\n" if _whole_record(_last_line(fd, end)) else TORN_END)
+                index = self._refresh_index()  # under the lock: sees every other writer's records
                 stored = [t.id for t, _ in batch if t.id in index]
                 if stored:
                     raise DuplicateIdError(f"trajectory {stored[0]} is already stored"

@@ -206,8 +206,11 @@ def test_runs_are_not_appended_to_a_file_that_holds_something_else(teams: Path) 
         db.execute("CREATE TABLE users (name TEXT)")
     notes = teams / "notes.jsonl"
     notes.write_text("just some text\n")
+    unended = teams / "one_task.jsonl"  # (one record written without its newline: no torn store record)
+    unended.write_text('{"task": "add two numbers", "ground_truth": "3"}')
     for output, what in ((tasks, "other records (task_id, text, test_list)"), (results, "other records (id, method"),
-                         (other_db, "another database (tables users)"), (notes, "lines that are not JSON records")):
+                         (other_db, "another database (tables users)"), (notes, "lines that are not JSON records"),
+                         (unended, "other records (task, ground_truth)")):
         before = output.read_bytes()
         code, _, err = run_cli("trace", "--team", "msg_teams:plays", "--task", "t", "-o", str(output))
         assert code == 2 and what in one_error(err) and "not trajectories" in err, err

@@ -157,6 +157,20 @@ def test_torn_last_line_is_reported_with_file_and_line(tmp_path: Path) -> None:
     assert JsonlStore(path).get("t2") == make("t2") and len(JsonlStore(path)) == 4
 
 
+def test_a_whole_last_record_written_without_its_newline_is_kept_and_seen_by_every_view(tmp_path: Path) -> None:
+    """A file joined with "\n" by hand ends without one: its last record is whole, not a torn write."""
+    path = tmp_path / "joined.jsonl"
+    path.write_text("\n".join(make(i).model_dump_json() for i in ("r1", "r2")))
+    store = JsonlStore(path)
+    assert [t.id for t in store] == ["r1", "r2"] and "r2" in store and len(store) == 2 and store.get("r2") == make("r2")
+    with pytest.raises(DuplicateIdError, match="r2 is already stored"):
+        JsonlStore(path).append(make("r2"))
+    JsonlStore(path).append(make("r3"))
+    errors: list[InputError] = []
+    assert [t.id for t in JsonlStore(path).iter(errors=errors)] == ["r1", "r2", "r3"] and errors == []
+    assert path.read_text().count("\n") == 3 and "\x00" not in path.read_text()
+
+
 def test_corrupt_sqlite_file_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     path.write_bytes(b"this is not sqlite" * 10)
