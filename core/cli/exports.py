@@ -12,7 +12,7 @@ import click
 from ..atomic import write_replacing, write_text_replacing
 from ..errors import InputError
 from ..schema import Trajectory
-from ._io import Problems, check_not_source, iter_trajectories, same_file
+from ._io import Problems, check_not_source, iter_located, same_file
 
 _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
 
@@ -22,8 +22,11 @@ def _exported_runs(source: str, problems: Problems) -> Iterator[Trajectory]:
     redacted, as imports and recordings are: what an export writes or sends holds no key."""
     from ..formats.imported import redacted
 
-    for trajectory in iter_trajectories(source, problems):
-        yield redacted(trajectory)
+    for where, trajectory in iter_located(source, problems):
+        try:
+            yield redacted(trajectory, where=where)
+        except InputError as exc:  # (a record no JSON can hold: the others are exported)
+            problems.report(exc)
 
 
 @click.group("export")

@@ -1,20 +1,73 @@
-"""What every importer does to a run it read from another tool's format: the secrets that tool kept come out."""
+"""What every importer does to a run it read from another tool's format: the secrets that tool kept come out, and
+text no JSON file can hold is mended or refused by name."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import InputError
 from ..redact import Redactor
 from ..schema import Trajectory
 
+REPAIRED_KEY = "repaired_text"
+"""The metadata field that says how many broken characters (lone UTF-16 surrogates) a run's text had mended."""
 
-def redacted(trajectory: Trajectory) -> Trajectory:
+
+def redacted(trajectory: Trajectory, *, where: str | None = None) -> Trajectory:
     """``trajectory`` with the secrets another tool kept (this environment's keys, key-shaped values, fields named
     like secrets) redacted, as agentracer's recorder redacts its own runs; itself when there were none. The ground
-    truth is kept as given, as the recorder keeps it (Ω and a tracer's prompt with G need it whole)."""
+    truth is kept as given, as the recorder keeps it (Ω and a tracer's prompt with G need it whole).
+
+    A run no JSON can hold (``InputError`` naming ``where``, else the run, if it cannot be mended): half an emoji
+    (a lone surrogate, as a model cut mid-character writes it) becomes U+FFFD, counted under
+    ``metadata["repaired_text"]``; a value nested too deep is refused."""
+    try:
+        text = trajectory.model_dump_json(exclude={"ground_truth"})
+        trajectory.model_dump_json(include={"ground_truth"})
+    except ValueError as exc:  # (pydantic's serialization error)
+        trajectory = _mended(trajectory, exc, where)
+        text = trajectory.model_dump_json(exclude={"ground_truth"})
     redactor = Redactor()
-    if not redactor.may_hold_secret(trajectory.model_dump_json(exclude={"ground_truth"})):
+    if not redactor.may_hold_secret(text):
         return trajectory  # (the fast screen: most runs hold nothing like a secret)
     data = trajectory.model_dump(mode="json", exclude={"ground_truth"})
     clean = redactor(data)
     if clean == data:
         return trajectory
     return Trajectory.model_validate({**clean, "ground_truth": trajectory.ground_truth})
+
+
+def _mended(trajectory: Trajectory, problem: ValueError, where: str | None) -> Trajectory:
+    """``trajectory`` with its lone surrogates replaced; ``InputError`` for any other reason it cannot be written."""
+    refused = InputError(f"run {trajectory.id} cannot be written as JSON: {str(problem).splitlines()[0][:200]}",
+                         where=where or trajectory.id)
+    if "surrogates not allowed" not in str(problem):
+        raise refused from None
+    try:
+        data = trajectory.model_dump()
+    except (ValueError, RecursionError):
+        raise refused from None
+    count = [0]
+
+    def mend(value: Any) -> Any:
+        if isinstance(value, str):
+            broken = sum(1 for ch in value if "\ud800" <= ch <= "\udfff")
+            if not broken:
+                return value
+            count[0] += broken
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        if isinstance(value, dict):
+            return {mend(k): mend(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [mend(v) for v in value]
+        return value
+
+    data = mend(data)
+    data["metadata"][REPAIRED_KEY] = f"{count[0]} broken character(s) (lone UTF-16 surrogates) replaced by U+FFFD"
+    mended = Trajectory.model_validate(data)
+    try:
+        mended.model_dump_json()
+    except ValueError as exc:
+        raise InputError(f"run {trajectory.id} cannot be written as JSON: {str(exc).splitlines()[0][:200]}",
+                         where=where or trajectory.id) from None
+    return mended

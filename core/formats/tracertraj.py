@@ -160,7 +160,7 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
             id=_row_id(row, question_id),
             task=_text(question), ground_truth=_ground_truth(row, where),
             steps=steps, labels=labels, metadata=metadata, outcome=outcome,
-        ))
+        ), where=where)
     except ValidationError as exc:
         raise InputError(validation_message(exc), where=where) from None
 

@@ -204,7 +204,7 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         trajectory.agents = [AgentInfo(name=str(k), system_prompt=str(v)) for k, v in system_prompt.items()]
     if "question" in data and not isinstance(data["question"], str):
         metadata["whowhen"]["question"] = data["question"]
-    return redacted(trajectory)
+    return redacted(trajectory, where=where)
 
 
 def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Trajectory:

@@ -63,6 +63,34 @@ def test_bad_files_give_one_line_each_and_the_rest_is_imported(tmp_path: Path) -
     assert sorted(t.id for t in open_store(store)) == ["Hand-Crafted/13", "Hand-Crafted/23"]
 
 
+def test_half_an_emoji_is_mended_and_a_too_deep_file_costs_only_itself(tmp_path: Path) -> None:
+    """A model cut mid-character writes a lone surrogate (valid JSON, no UTF-8): it stopped the whole import (and
+    an export) with an error naming no file."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("1.json", "3.json"):
+        (folder / name).write_text('{"history": [{"content": "ok", "name": "a"}], "question": "q"}')
+    (folder / "2.json").write_text('{"history": [{"content": "half \\ud83d", "name": "a"}], "question": "q"}')
+    deep: object = "x"
+    for _ in range(300):
+        deep = [deep]
+    (folder / "4.json").write_text(json.dumps({"history": [{"content": "x", "name": "a"}], "question": {"q": deep}}))
+    store = tmp_path / "o.jsonl"
+    code, _, err = run_cli("import", "whowhen", str(folder), "-o", str(store))
+    assert code == 2 and "4.json" in err and "cannot be written as JSON" in err and "Traceback" not in err
+    runs = {t.id: t for t in open_store(store)}
+    assert sorted(runs) == ["1", "2", "3"] and runs["2"].steps[0].content == "half \ufffd"
+    assert runs["2"].metadata["repaired_text"].startswith("1 broken character")
+    # a store record written by hand with one: exported mended, the others too
+    mended = tmp_path / "hand.jsonl"
+    lines = store.read_text().splitlines()
+    mended.write_text("\n".join([lines[0], lines[1].replace("\ufffd", "\\ud83d"), lines[2]]) + "\n")
+    assert "\\ud83d" in mended.read_text()
+    code, _, err = run_cli("export", "whowhen", str(mended), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.json", "2.json", "3.json"]
+
+
 def test_import_of_an_empty_folder_is_an_error(tmp_path: Path) -> None:
     code, _, err = run_cli("import", "whowhen", str(tmp_path), "-o", str(tmp_path / "x.jsonl"))
     assert code == 2 and "no *.json files" in err
