@@ -166,6 +166,11 @@ def test_help_everywhere(args: list[str]) -> None:
 def test_version() -> None:
     code, out, _ = run_cli("--version")
     assert code == 0 and "agentracer" in out
+    import subprocess
+    import sys
+
+    ran = subprocess.run([sys.executable, "-m", "agentracer", "--version"], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and ran.stdout == out  # (python -m agentracer is the command too)
 
 
 def test_an_id_with_slashes_exports_into_folders_and_imports_as_the_same_id(tmp_path: Path) -> None:

@@ -1,0 +1,5 @@
+"""``python -m agentracer``: the ``agentracer`` command."""
+
+from .cli import main
+
+main()
