@@ -113,6 +113,9 @@ def _own_trajectory(root: Span) -> Trajectory:
     a = root.attributes
     steps = sorted((_own_step(s) for s in root.children if "agentracer.step.index" in s.attributes and s.kind == "AGENT"),
                    key=lambda step: step.index)
+    if "agentracer.step.count" in a and root.integer("agentracer.step.count") != len(steps):
+        raise ValueError(f"it is incomplete: the run had {root.integer('agentracer.step.count')} steps and "
+                         f"{len(steps)} of them arrived (spans lost, or a file cut short)")
     unattached = _own_model_calls([s for s in root.children if s.kind == "LLM"])
     agents = [AgentInfo.model_validate(info) for info in root.json("agentracer.agents.info", [])]
     replay = None

@@ -274,6 +274,26 @@ def test_a_step_without_content_comes_back_without_content(tmp_path: Path) -> No
     assert [s.content for s in back.steps] == [None, ""]
 
 
+def test_a_run_whose_last_step_was_lost_is_reported_incomplete_not_imported_short(runs: list[Trajectory],
+                                                                                  tmp_path: Path) -> None:
+    """A gap in the middle of the steps was caught; losing the last step's spans (a file cut short) was not."""
+    write_otlp_json(runs[:1], tmp_path / "spans.json")
+    data = json.loads((tmp_path / "spans.json").read_text())
+    last = len(runs[0].steps) - 1
+
+    def of_last_step(span: dict) -> bool:
+        return any(a["key"] == "agentracer.step.index" and int(a["value"].get("intValue", -1)) == last
+                   for a in span["attributes"])
+
+    dropped = {s["spanId"] for sc in data["resourceSpans"][0]["scopeSpans"] for s in sc["spans"] if of_last_step(s)}
+    assert dropped
+    for scope in data["resourceSpans"][0]["scopeSpans"]:
+        scope["spans"] = [s for s in scope["spans"] if s["spanId"] not in dropped and s.get("parentSpanId") not in dropped]
+    (tmp_path / "cut.json").write_text(json.dumps(data))
+    (item,) = [item for _, item in iter_otlp(tmp_path / "cut.json")]
+    assert isinstance(item, InputError) and f"the run had {last + 1} steps and {last} of them arrived" in str(item)
+
+
 def _damaged(runs: list[Trajectory], tmp_path: Path, key: str, value: object) -> str:
     """The one error importing ``runs`` gives once every ``key`` attribute holds ``value``."""
     write_otlp_json(runs[:1], tmp_path / "spans.json")
