@@ -19,10 +19,18 @@ _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
 
 def _exported_runs(source: str, problems: Problems) -> Iterator[Trajectory]:
     """The trajectories of ``source`` with any secret a hand-edited store (or one an older version wrote) holds
-    redacted, as imports and recordings are: what an export writes or sends holds no key."""
+    redacted, as imports and recordings are: what an export writes or sends holds no key. An id met again (stores
+    joined with ``cat``) is reported and its first run alone exported: two runs of one id would be one trace, one
+    file, or two rows a reader cannot tell apart."""
     from ..formats.imported import redacted
 
+    first_seen: dict[str, str] = {}
     for where, trajectory in iter_located(source, problems):
+        if trajectory.id in first_seen:
+            problems.report(InputError(f"trajectory id {trajectory.id!r} repeats the run at {first_seen[trajectory.id]}: "
+                                       "only that one is exported", where=where))
+            continue
+        first_seen[trajectory.id] = where
         try:
             yield redacted(trajectory, where=where)
         except InputError as exc:  # (a record no JSON can hold: the others are exported)

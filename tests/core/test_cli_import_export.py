@@ -200,6 +200,21 @@ def test_an_export_path_that_cannot_be_written_costs_that_run_only(tmp_path: Pat
 
 
 @pytest.mark.parametrize("kind, out", [("whowhen", "ww"), ("tracertraj", "rows.jsonl"), ("openinference", "spans.json")])
+def test_a_repeated_id_in_stores_joined_by_hand_is_reported_and_exported_once(tmp_path: Path, kind: str, out: str) -> None:
+    """Two runs of one id made one trace of both runs' spans, which imported as nothing."""
+    label = [Verdict(agent="b", step=0, reason="r", source="human")]
+    first, second, other = (Trajectory(id=i, task="t", labels=label, steps=[Step(index=0, agent="b", content=c)])
+                            for i, c in (("r1", "first"), ("r1", "second"), ("r2", "other")))
+    store = tmp_path / "joined.jsonl"
+    store.write_text("".join(t.model_dump_json() + "\n" for t in (first, second, other)))
+    code, _, err = run_cli("export", kind, str(store), "-o", str(tmp_path / out))
+    assert code == 2 and f"{store}:2: trajectory id 'r1' repeats the run at {store}:1" in err, err
+    written = "".join(p.read_text() for p in (tmp_path / out).rglob("*") if p.is_file()) \
+        if (tmp_path / out).is_dir() else (tmp_path / out).read_text()
+    assert "first" in written and "other" in written and "second" not in written
+
+
+@pytest.mark.parametrize("kind, out", [("whowhen", "ww"), ("tracertraj", "rows.jsonl"), ("openinference", "spans.json")])
 def test_an_export_of_a_store_edited_by_hand_holds_no_key(tmp_path: Path, kind: str, out: str) -> None:
     """A store written by hand (or by a version before imports were redacted) is redacted as it is exported."""
     key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0k1L2"
