@@ -153,7 +153,11 @@ def iter_located(path: str | Path, problems: Problems) -> Iterator[tuple[str, Tr
 
 
 def _iter_store(path: Path, problems: Problems) -> Iterator[tuple[str, Trajectory]]:
-    """The good records of a store, with their places; bad ones are reported."""
+    """The good records of a store, with their places; bad ones are reported. A record holding a secret (a store
+    edited by hand, or written by a version before imports were redacted) comes redacted, as a recording is: what a
+    command makes of it (a page, a copy with a verdict, a tracer's prompt) holds no key."""
+    from ..formats.imported import redacted
+
     if path.suffix.lower() in SQLITE_SUFFIXES and path.is_dir():
         raise InputError("is a directory, not an SQLite store", where=str(path))
     errors: list[InputError] = []
@@ -161,7 +165,10 @@ def _iter_store(path: Path, problems: Problems) -> Iterator[tuple[str, Trajector
         for error in errors:
             problems.report(error)
         errors.clear()
-        yield where, trajectory
+        try:
+            yield where, redacted(trajectory, where=where)
+        except InputError as exc:  # (a record no JSON can hold)
+            problems.report(exc)
     for error in errors:
         problems.report(error)
 
@@ -245,8 +252,10 @@ def read_one(path: str | Path, trajectory_id: str | None = None) -> Trajectory:
     path = Path(path)
     if trajectory_id is not None and path.suffix.lower() in STORE_SUFFIXES and path.is_file() \
             and not _holds_otlp(path) and not holds_tracertraj(path):
+        from ..formats.imported import redacted
+
         try:
-            return open_store(path).get(trajectory_id)
+            return redacted(open_store(path).get(trajectory_id), where=f"{path} (id {trajectory_id})")
         except KeyError:
             raise InputError(f"no trajectory with id {trajectory_id!r}", where=str(path)) from None
     for trajectory in read_trajectories(path):

@@ -19,7 +19,7 @@ _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
 
 def _exported_runs(source: str, problems: Problems) -> Iterator[Trajectory]:
     """The trajectories of ``source`` with any secret a hand-edited store (or one an older version wrote) holds
-    redacted, as imports and recordings are: what an export writes or sends holds no key. An id met again (stores
+    redacted, as imports and recordings are, its ground truth too: what an export writes or sends holds no key. An id met again (stores
     joined with ``cat``) is reported and its first run alone exported: two runs of one id would be one trace, one
     file, or two rows a reader cannot tell apart."""
     from ..formats.imported import redacted
@@ -32,7 +32,7 @@ def _exported_runs(source: str, problems: Problems) -> Iterator[Trajectory]:
             continue
         first_seen[trajectory.id] = where
         try:
-            yield redacted(trajectory, where=where)
+            yield redacted(trajectory, where=where, ground_truth_too=True)
         except InputError as exc:  # (a record no JSON can hold: the others are exported)
             problems.report(exc)
 

@@ -13,28 +13,30 @@ REPAIRED_KEY = "repaired_text"
 """The metadata field that says how many broken characters (lone UTF-16 surrogates) a run's text had mended."""
 
 
-def redacted(trajectory: Trajectory, *, where: str | None = None) -> Trajectory:
+def redacted(trajectory: Trajectory, *, where: str | None = None, ground_truth_too: bool = False) -> Trajectory:
     """``trajectory`` with the secrets another tool kept (this environment's keys, key-shaped values, fields named
     like secrets) redacted, as agentracer's recorder redacts its own runs; itself when there were none. The ground
-    truth is kept as given, as the recorder keeps it (Ω and a tracer's prompt with G need it whole).
+    truth is kept as given, as the recorder keeps it (Ω and a tracer's prompt with G need it whole), unless
+    ``ground_truth_too`` (what leaves agentracer: an export).
 
     A run no JSON can hold (``InputError`` naming ``where``, else the run, if it cannot be mended): half an emoji
     (a lone surrogate, as a model cut mid-character writes it) becomes U+FFFD, counted under
     ``metadata["repaired_text"]``; a value nested too deep is refused."""
+    kept = set() if ground_truth_too else {"ground_truth"}
     try:
-        text = trajectory.model_dump_json(exclude={"ground_truth"})
+        text = trajectory.model_dump_json(exclude=kept)
         trajectory.model_dump_json(include={"ground_truth"})
     except ValueError as exc:  # (pydantic's serialization error)
         trajectory = _mended(trajectory, exc, where)
-        text = trajectory.model_dump_json(exclude={"ground_truth"})
+        text = trajectory.model_dump_json(exclude=kept)
     redactor = Redactor()
     if not redactor.may_hold_secret(text):
         return trajectory  # (the fast screen: most runs hold nothing like a secret)
-    data = trajectory.model_dump(mode="json", exclude={"ground_truth"})
+    data = trajectory.model_dump(mode="json", exclude=kept)
     clean = redactor(data)
     if clean == data:
         return trajectory
-    return Trajectory.model_validate({**clean, "ground_truth": trajectory.ground_truth})
+    return Trajectory.model_validate(clean if ground_truth_too else {**clean, "ground_truth": trajectory.ground_truth})
 
 
 def _mended(trajectory: Trajectory, problem: ValueError, where: str | None) -> Trajectory:

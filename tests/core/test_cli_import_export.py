@@ -218,7 +218,7 @@ def test_a_repeated_id_in_stores_joined_by_hand_is_reported_and_exported_once(tm
 def test_an_export_of_a_store_edited_by_hand_holds_no_key(tmp_path: Path, kind: str, out: str) -> None:
     """A store written by hand (or by a version before imports were redacted) is redacted as it is exported."""
     key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0k1L2"
-    run = Trajectory(id="edited", task="use the service", ground_truth="42",
+    run = Trajectory(id="edited", task="use the service", ground_truth={"answer": "42", "env": f"KEY={key}"},
                      steps=[Step(index=0, agent="user", role="user", content="use the service"),
                             Step(index=1, agent="coder", content=f"calling it with {key}",
                                  metadata={"api_key": "plain-not-a-key-shape"})],
@@ -230,3 +230,25 @@ def test_an_export_of_a_store_edited_by_hand_holds_no_key(tmp_path: Path, kind: 
     written = "".join(p.read_text() for p in (tmp_path / out).rglob("*") if p.is_file()) \
         if (tmp_path / out).is_dir() else (tmp_path / out).read_text()
     assert "calling it with" in written and key not in written and "plain-not-a-key-shape" not in written
+    assert "42" in written  # (the ground truth goes out too, without its key)
+
+
+def test_a_page_or_a_located_copy_of_a_store_edited_by_hand_holds_no_key(tmp_path: Path) -> None:
+    """What a command makes of a store's run (an HTML page, a copy with its verdict, a tracer's prompt) is redacted
+    as a recording is, whichever way the run was picked."""
+    key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0k1L2"
+    run = Trajectory(id="edited", task="use the service", outcome={"success": False},
+                     steps=[Step(index=0, agent="user", role="user", content="use the service"),
+                            Step(index=1, agent="coder", content=f"calling it with {key}")])
+    store = tmp_path / "runs.jsonl"
+    store.write_text(run.model_dump_json() + "\n")
+    for pick in ([], ["--id", "edited"]):
+        page = tmp_path / f"page{len(pick)}.html"
+        assert run_cli("show", str(store), *pick, "--html", str(page))[0] == 0
+        assert "calling it with" in page.read_text() and key not in page.read_text()
+        code, out, err = run_cli("show", str(store), *pick)
+        assert code == 0 and "calling it with" in out and key not in out
+    located = tmp_path / "located.jsonl"
+    code, _, err = run_cli("locate", str(store), "--method", "random", "-o", str(located))
+    assert code == 0, err
+    assert "calling it with" in located.read_text() and key not in located.read_text()

@@ -228,6 +228,19 @@ def _labelled_store(path: Path, agent: str = "b") -> Path:
     return path
 
 
+def test_a_store_edited_by_hand_gives_training_rows_without_its_keys(tmp_path: Path) -> None:
+    from agentracer.schema import Step, Trajectory, Verdict
+
+    key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0k1L2"
+    lines = [Trajectory(id=f"run-{i}", steps=[Step(index=0, agent="a", content=f"use {key} now"),
+                                               Step(index=1, agent="b", content="y")],
+                        labels=[Verdict(agent="b", step=1, source="human")]).model_dump_json() for i in range(2)]
+    (tmp_path / "hand.jsonl").write_text("\n".join(lines) + "\n")  # (written by hand: never redacted)
+    report = prepare(tmp_path / "hand.jsonl", tmp_path / "out", val_fraction=0.0)
+    written = json.dumps(rows(tmp_path / "out" / "train.parquet"))
+    assert report.train == 2 and "use [REDACTED] now" in written and key not in written
+
+
 def test_a_label_naming_no_agent_of_its_run_is_dropped_and_named(tmp_path: Path) -> None:
     report = prepare(_labelled_store(tmp_path / "s.jsonl", agent="Nobody"), tmp_path / "out", val_fraction=0.0)
     assert report.train == 3 and [(d.id, d.reason) for d in report.dropped] == [
