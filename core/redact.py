@@ -40,7 +40,8 @@ def is_secret_key(key: str) -> bool:
 
 _TOKEN = r"[A-Za-z0-9._\-~+/=]"
 _SECRET_VALUE = re.compile(  # a key starts a word: "Mask-RCNN-Object_Detection" holds no "sk-" key
-    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|"
+    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|"
+    r"hf_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_\-]{20,}|"
     r"gsk_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|(?:AKIA|ASIA)[0-9A-Z]{16}|"
     r"xox[abprse]-[A-Za-z0-9\-]{10,}|"
     # a webhook URL's secret path (the URL is the credential: whoever has it posts to the channel)
@@ -84,7 +85,7 @@ _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its valu
 # ``is_secret_key`` accepts contains a key hint once lower-cased, so a JSON text without any hint is clean. Each
 # substring search scans the whole text: strings are screened once per distinct value, with the value hints alone;
 # the key hints are for JSON texts of a request's own fields.
-_VALUE_HINTS = ("sk-", "Bearer", "bearer", "BEARER", "hf_", "AIza", "gsk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+_VALUE_HINTS = ("sk-", "k_live_", "k_test_", "Bearer", "bearer", "BEARER", "hf_", "AIza", "gsk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
                 "github_pat_", "AKIA", "ASIA", "xox", "eyJ", "uthorization", "UTHORIZATION", "hooks.slack.com/",
                 "/api/webhooks/")
 # (a URL's credentials and a secret query parameter are screened by their own patterns, run only on a text with

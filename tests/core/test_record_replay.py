@@ -1174,6 +1174,7 @@ def test_a_tools_credentials_under_secret_named_keys_are_never_recorded_and_the_
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV",
     "bearer 9f8e7d6c5b4a", "Authorization: Token a1b2c3d4e5", "authorization: Basic Ym9iOmh1bnRlcjI=",
     "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwx",  # (a webhook URL's path)
+    "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "rk_test_" + "51H8aB2cD3eF4gH5iJ6kL7mN",  # (Stripe's)
     "https://discord.com/api/webhooks/123456789012345678/AbCdEf_GhIjKlMnOpQrStUvWxYz-0123456789",
 ])
 def test_more_key_shapes_are_redacted(secret):
