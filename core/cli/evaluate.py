@@ -12,6 +12,7 @@ import click
 
 from ..errors import InputError
 from ..exclusive import sole_writer
+from ..tracer.prompt import MIN_PROMPT_TOKENS
 from ._io import TIMEOUT_OPTION, chosen_method, holds_trajectories, model_options
 
 RESULT_FIELDS = frozenset({"id", "method", "with_gt"})  # what every row of a results file names
@@ -132,7 +133,7 @@ def _load_references(path: str | None) -> list:
               help="results.jsonl (appended to; ids already there are skipped)")
 @click.option("--limit", type=click.IntRange(1), default=None, help="evaluate only the first N items")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of random and binary-search")
-@click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
+@click.option("--max-prompt-tokens", type=click.IntRange(MIN_PROMPT_TOKENS), default=None,
               help="prompt token budget (default: the model's context window minus 4096; an openai: model's window "
                    "is what its server lists (vLLM's max_model_len), else 32768 tokens)")
 @click.option("--references", type=click.Path(exists=True), default=None,

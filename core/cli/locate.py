@@ -18,6 +18,7 @@ from ..schema import Trajectory, Verdict
 from ..store import DuplicateIdError, open_store, whole_records
 from ..team import run_sync
 from ..tracer.base import redacted_verdict
+from ..tracer.prompt import MIN_PROMPT_TOKENS
 from ._io import (
     TIMEOUT_OPTION,
     Problems,
@@ -186,7 +187,7 @@ def _check_one_method(store: Any, method: str, output: str, model: str | None = 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per verdict on stdout.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=4, show_default=True,
               help="Runs a model-based method locates at once (verdicts are printed as they come).")
-@click.option("--max-prompt-tokens", type=click.IntRange(256), default=None,
+@click.option("--max-prompt-tokens", type=click.IntRange(MIN_PROMPT_TOKENS), default=None,
               help="prompt token budget (default: the model's context window minus 4096; an openai: model's window "
                    "is what its server lists (vLLM's max_model_len), else 32768 tokens)")
 @TIMEOUT_OPTION

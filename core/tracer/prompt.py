@@ -48,6 +48,10 @@ ANSWER_INSTRUCTIONS = (
 )
 
 
+MIN_PROMPT_TOKENS = 600
+"""The smallest prompt budget the CLI takes: the system prompt, instructions and roster take about 300 tokens, and
+the task, its ground truth and the steps need room beside them (a smaller budget gave prompts over it)."""
+
 def counter_from(tokenizer: Any) -> TokenCounter:
     """A token counter from a callable (text → count), a tokenizer with ``encode``, or ``None`` (estimate)."""
     if tokenizer is None:
@@ -228,18 +232,16 @@ def agent_list(trajectory: Trajectory) -> list[str]:
     return names or trajectory.agent_names
 
 
-def _task_block(trajectory: Trajectory, with_ground_truth: bool, char_cap: int | None) -> str:
-    def cap(text: str) -> str:
-        return clip_text(text, char_cap) if char_cap else text
-
-    parts = [f"## Task\n{cap(_as_text(trajectory.task) or '(not recorded)')}"]
+def _task_block(trajectory: Trajectory, with_ground_truth: bool, char_budget: int | None) -> str:
+    """The task, its ground truth and the environment's feedback, sharing ``char_budget`` characters (each at least
+    100; ``None``: whole)."""
     ground_truth = ground_truth_text(trajectory) if with_ground_truth else ""
-    if ground_truth:
-        parts.append(f"## Correct answer (ground truth)\n{cap(ground_truth)}")
     feedback = trajectory.outcome.feedback or trajectory.outcome.error
-    if feedback:
-        parts.append(f"## Feedback from the environment\n{cap(_as_text(feedback))}")
-    return "\n\n".join(parts)
+    parts = [("## Task", _as_text(trajectory.task) or "(not recorded)"),
+             ("## Correct answer (ground truth)", ground_truth), ("## Feedback from the environment", _as_text(feedback))]
+    shown = [(title, text) for title, text in parts if text]
+    cap = None if char_budget is None else max(100, char_budget // len(shown))
+    return "\n\n".join(f"{title}\n{clip_text(text, cap) if cap else text}" for title, text in shown)
 
 
 def build_user_prompt(
@@ -256,11 +258,14 @@ def build_user_prompt(
              "action, if corrected, would have let the system succeed.")
     roster = "## Agents\n" + "\n".join(f"- {name}" for name in agents)
     instructions = "## Your answer\n" + ANSWER_INSTRUCTIONS
-    char_cap = None if max_tokens is None else max(400, max_tokens)  # task, G: about a third of the budget
-    task = _task_block(trajectory, with_ground_truth, char_cap)
     header = f"## Trajectory ({len(trajectory.steps)} steps, numbered from 0)"
     note = ("\n(Long step texts were shortened to fit; markers show where. Step numbers are the "
             "original ones.)")
+    task_chars = None
+    if max_tokens is not None:  # task, G and feedback: up to a third of the budget, and what the rest leaves the steps
+        core = count(SYSTEM_PROMPT) + count("\n\n".join([intro, roster, header + note, "", instructions])) + 16
+        task_chars = 4 * max(75, min(max_tokens // 3, max_tokens - core - 64))  # (about 4 characters a token)
+    task = _task_block(trajectory, with_ground_truth, task_chars)
     budget = None
     if max_tokens is not None:
         fixed = "\n\n".join([intro, task, roster, header + note, "", instructions])

@@ -57,6 +57,22 @@ def test_a_300k_character_run_fits_the_budget_with_numbering_intact() -> None:
     assert "characters omitted" in text and "Step numbers are the original ones" in text
 
 
+def test_every_dev_run_fits_the_smallest_budget_the_cli_takes_with_its_task_and_ground_truth() -> None:
+    """The task, G and feedback share about a third of a small budget (each was cut at 400 characters, so the
+    fixed parts alone were over budgets the CLI took)."""
+    from pathlib import Path
+
+    from agentracer.formats.whowhen import iter_whowhen_dir
+    from agentracer.tracer.prompt import MIN_PROMPT_TOKENS
+
+    runs = [t for _, t in iter_whowhen_dir(Path(__file__).resolve().parents[2] / "data" / "whowhen")]
+    for budget in (MIN_PROMPT_TOKENS, 800):
+        for run in runs:
+            messages = build_messages(run, with_ground_truth=True, max_tokens=budget)
+            assert sum(estimate_tokens(m["content"]) for m in messages) <= budget, (run.id, budget)
+            assert "## Task" in messages[1]["content"] and "## Correct answer" in messages[1]["content"]
+
+
 def test_short_steps_stay_whole_when_long_ones_are_clipped() -> None:
     steps = [Step(index=0, agent="A", content="short and important"),
              Step(index=1, agent="B", content="y" * 50000), Step(index=2, agent="A", content="also short")]
