@@ -126,9 +126,10 @@ def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputErro
 
         yield from iter_whowhen_dir(path)
         return
+    from ..cli._io import holds_tracertraj
     from ..formats.tracertraj import is_parquet, iter_tracertraj
 
-    if is_parquet(path) or _looks_like_tracertraj(path):
+    if is_parquet(path) or holds_tracertraj(path):
         yield from iter_tracertraj(path)
         return
     from ..formats.imported import redacted
@@ -153,21 +154,6 @@ def _holds_steps(path: Path) -> bool:
         return False
     first = data[0] if isinstance(data, list) and data else data
     return isinstance(first, dict) and "steps" in first and "history" not in first
-
-
-def _looks_like_tracertraj(path: Path) -> bool:
-    """A JSONL file whose first row has TracerTraj's ``history`` rather than our ``steps``."""
-    if path.suffix.lower() != ".jsonl":
-        return False
-    with path.open("rb") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-                return isinstance(first, dict) and "history" in first and "steps" not in first
-    return False
 
 
 def tasks_by_text(trajectories: list[Trajectory], ids: list[str]) -> tuple[list[str], int]:

@@ -182,30 +182,52 @@ def _reported(items: Iterator[tuple[str, Trajectory | InputError]],
             yield where, item
 
 
+_SNIFFED_LINES = 20
+"""How many non-blank lines a file's kind is told by: a damaged first line does not make a file of TracerTraj rows
+or OTLP requests read as a store (whose reader then refused every good row)."""
+
+
+def _head_lines(path: Path) -> list[bytes]:
+    """The first ``_SNIFFED_LINES`` non-blank lines of a file (none if it cannot be read)."""
+    lines: list[bytes] = []
+    try:
+        with path.open("rb") as fh:
+            for line in fh:
+                if line.strip():
+                    lines.append(line.lstrip())
+                    if len(lines) == _SNIFFED_LINES:
+                        break
+    except OSError:
+        return []
+    return lines
+
+
 def _holds_otlp(path: Path) -> bool:
-    """Whether a ``.json``/``.jsonl`` file holds OTLP trace requests (its first record has ``resourceSpans``)."""
+    """Whether a ``.json``/``.jsonl`` file holds OTLP trace requests: it starts with ``{"resourceSpans"`` (written
+    out over lines or not), or a record among its first lines does."""
     try:
         with path.open("rb") as fh:
             head = fh.read(4096).lstrip()
     except OSError:
         return False
-    return head.startswith(b"{") and (b'"resourceSpans"' in head[:64] or b'"resource_spans"' in head[:64])
+    return any(text.startswith(b"{") and (b'"resourceSpans"' in text[:64] or b'"resource_spans"' in text[:64])
+               for text in (head, *_head_lines(path)))
 
 
 def _first_record(path: Path) -> Any:
-    """The first non-blank line of a ``.jsonl`` file, parsed; None if it is not one, or holds no JSON line."""
+    """The first line of a ``.jsonl`` file that is a JSON record (within its first lines), parsed; None if none is."""
     if path.suffix.lower() != ".jsonl" or not path.is_file():
         return None
-    try:
-        with path.open("rb") as fh:
-            line = next((line for line in fh if line.strip()), b"")
-        return json.loads(line) if line else None
-    except (OSError, ValueError, RecursionError):
-        return None
+    for line in _head_lines(path):
+        try:
+            return json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+    return None
 
 
 def holds_tracertraj(path: Path) -> bool:
-    """Whether a ``.jsonl`` file holds TracerTraj rows (its first record has ``history`` and no ``steps``)."""
+    """Whether a ``.jsonl`` file holds TracerTraj rows (its first JSON record has ``history`` and no ``steps``)."""
     record = _first_record(path)
     return isinstance(record, dict) and "history" in record and "steps" not in record
 

@@ -115,6 +115,21 @@ def test_tracertraj_parquet_round_trip_via_the_cli(tmp_path: Path) -> None:
         assert (label.agent, label.step, label.reason, label.source) == (human.agent, human.step, human.reason, "human")
 
 
+@pytest.mark.parametrize("kind", ["tracertraj", "openinference"])
+def test_a_damaged_first_line_does_not_make_a_file_read_as_a_store(tmp_path: Path, kind: str) -> None:
+    """The kind of a .jsonl file was told by its first line alone: one bad line made every good row 'not a
+    trajectory' for validate, show, locate and export."""
+    store = tmp_path / "ww.jsonl"
+    assert run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store))[0] == 0
+    rows = tmp_path / "rows.jsonl"
+    assert run_cli("export", kind, str(store), "-o", str(rows))[0] == 0
+    good = rows.read_text().splitlines()
+    rows.write_text("\n".join(['{"history": [{"content": "cut sho', *good]) + "\n")
+    code, out, err = run_cli("validate", str(rows))
+    assert code == 2 and f"validated {len(good) if kind == 'tracertraj' else 10} good record(s)" in out, (out, err)
+    assert err.count("error:") == 1
+
+
 def test_export_tracertraj_reports_unlabelled_trajectories(tmp_path: Path) -> None:
     store = open_store(tmp_path / "s.jsonl")
     store.append(Trajectory(id="labelled", steps=[Step(index=0, agent="a", content="x")],
