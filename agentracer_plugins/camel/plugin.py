@@ -85,7 +85,9 @@ class CamelPlugin:
         chat_agent, _, workforce = _camel_classes()
         if isinstance(inner, chat_agent | workforce):
             inner.reset()
-        return team  # RolePlaying.init_chat resets both agents itself
+        elif isinstance(getattr(inner, "critic", None), chat_agent):  # (RolePlaying.init_chat resets only the two
+            inner.critic.reset()                                     # role-playing agents, never the critic)
+        return team
 
     def arun(self, team: Any, task: str, run: Run) -> Awaitable[Any]:
         """The coroutine that runs ``team`` (returned directly: CAMEL walks the call stack on every agent

@@ -166,3 +166,30 @@ def test_a_tool_call_for_an_agent_offered_no_tools_is_refused_before_anything_ru
                                           r"no tools: its replacement must be a text"):
         traced.replay(traj, step=1, action={"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]})
     assert ledger.live_calls == 0
+
+
+def test_a_traced_society_object_with_a_critic_starts_every_run_afresh() -> None:
+    """RolePlaying.init_chat resets the two role-playing agents, not the critic: traced as an object (not a
+    factory), the critic's second run saw the first's conversation, and a replay of the first diverged."""
+    from camel.societies import RolePlaying
+
+    from agentracer_plugins.camel import with_options
+    from agentracer_plugins.camel.testing import ScriptedModel
+
+    task = "Write a poem"
+    society = RolePlaying("Poet", "Editor", task_prompt=task, with_task_specify=False, with_critic_in_the_loop=True,
+                          critic_role_name="Judge", critic_kwargs={"model": ScriptedModel(["I choose Option 1."],
+                                                                                          cycle=True)},
+                          assistant_agent_kwargs={"model": ScriptedModel(["Solution: a line. Next request."],
+                                                                         cycle=True)},
+                          user_agent_kwargs={"model": ScriptedModel(["Instruction: write\nInput: None"], cycle=True)})
+    traced = agentracer.trace(with_options(society, max_turns=2))
+    first, second = traced.run(task), traced.run(task)
+
+    def judged(trajectory: agentracer.Trajectory) -> list[int]:
+        return [len(s.model_calls[0].request["messages"]) for s in trajectory.steps if s.agent == "Judge"]
+
+    assert judged(first) and judged(second) == judged(first)
+    replayed = traced.replay(first, step=3, action=first.steps[3].content)
+    assert [s.content for s in replayed.steps[:3]] == [s.content for s in first.steps[:3]]
+    assert replayed.metadata["replay_stats"]["cassette"] == 3  # (the prefix served: none of it asked live)
