@@ -41,6 +41,8 @@ class Plugin(Protocol):
 
     # Optional: ``team_kind(team) -> str``, the kind of team a replay must be of (default: the object's class name;
     # a plugin whose teams come in a wrapper of run options names the team inside it).
+    # Optional: ``records_build_calls() -> bool``, whether this framework's teams may ask their models as a factory
+    # builds them (its hooks then go in before a factory runs, so those calls are the run's, served in a replay).
     # Optional: ``why_not_replaceable(trajectory, step) -> str | None``, why no action can be put at that step of a
     # run of this framework, whatever the action (None: it can be); see ``why_not_replaceable`` below.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError, UsageError
 from .loops import close_loop, kept_loop, new_loop, run_in_kept_loop, run_returning
-from .plugins import Plugin, plugin_for, team_kind
+from .plugins import Plugin, plugin_for, registered_plugins, team_kind
 from .record import Run
 from .redact import Redactor
 from .replay import Cassette, ReplayPlan, check_described_tools, check_plan
@@ -199,25 +199,44 @@ class TracedTeam:
     # A run is begun (plugin, trajectory, Run), driven by the plugin's coroutine, and ended (outcome, checks,
     # store). The sync entry points make the plugin's coroutine the root of the event loop's task: frameworks that
     # walk the stack on every step (CAMEL inspects every frame) pay for each frame between the user and the team.
-    def _begin(self, team: Any, task: str, plan: ReplayPlan | None, parent: Trajectory | None,
-               ground_truth: Any, metadata: dict[str, Any] | None) -> tuple[Plugin, Run]:
-        plugin: Plugin = plugin_for(team)
-        plugin.instrument()
-        trajectory = Trajectory(
-            task=task, ground_truth=ground_truth, framework=plugin.name, agents=plugin.describe(team),
-            metadata={"team": self.name, "team_type": team_kind(plugin, team), **(metadata or {})},
-        )
+    def _new_run(self, task: str, plan: ReplayPlan | None, parent: Trajectory | None, ground_truth: Any,
+                 metadata: dict[str, Any] | None) -> Run:
+        """The run, begun before its team is built: a factory's own model calls (a CAMEL society's task specifier
+        asks its model as the society is made) are recorded, and served in a replay, like the team's. The hooks of
+        the plugin a replay's recording names, or of a plugin that records such calls (``records_build_calls``), are
+        put in first."""
+        trajectory = Trajectory(task=task, ground_truth=ground_truth, metadata=dict(metadata or {}))
         cassette = None
         if plan is not None and parent is not None:
-            self._check_shape(parent, trajectory, plugin)
-            check_described_tools(parent, trajectory, plan)
             cassette = Cassette(parent)
             trajectory.replay = ReplayInfo(
                 parent_id=parent.id, step=plan.step, action=plan.action, served_tools=plan.serve_tools
             )
+        if self._is_factory:
+            _instrument_for_build(parent)
         run = Run(trajectory, plan=plan, cassette=cassette)
         run.team_built_for_task = self._is_factory and self._takes_task()
-        return plugin, run
+        return run
+
+    def _begin(self, team: Any, run: Run, plan: ReplayPlan | None, parent: Trajectory | None) -> Plugin:
+        """The built team's plugin (its hooks put in) and what the run records of the team; a replay's team must be
+        of its recording's shape."""
+        plugin: Plugin = plugin_for(team)
+        plugin.instrument()
+        trajectory = run.trajectory
+        trajectory.framework, trajectory.agents = plugin.name, plugin.describe(team)
+        trajectory.metadata = {"team": self.name, "team_type": team_kind(plugin, team), **trajectory.metadata}
+        if plan is not None and parent is not None:
+            self._check_shape(parent, trajectory, plugin)
+            check_described_tools(parent, trajectory, plan)
+        return plugin
+
+    async def _abuild_in(self, run: Run, task: str) -> Any:
+        """The team for ``task``, a factory's built with the run active (its model calls are the run's)."""
+        if not self._is_factory:
+            return await self._abuild(task)
+        with run.activate():
+            return await self._abuild(task)
 
     @staticmethod
     def _failed(run: Run, exc: Exception) -> Exception:
@@ -300,10 +319,11 @@ class TracedTeam:
 
     async def _execute_once(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
                             ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:
-        team = await self._abuild(task)
-        plugin, run = self._begin(team, task, plan, parent, ground_truth, metadata)
+        run = self._new_run(task, plan, parent, ground_truth, metadata)
         answer, error = None, None
         try:
+            team = await self._abuild_in(run, task)
+            plugin = self._begin(team, run, plan, parent)
             with run.activate():
                 try:
                     answer = await plugin.arun(team, task, run)
@@ -323,12 +343,15 @@ class TracedTeam:
         the run ends on exit and its trajectory is ``session.trajectory``."""
         with self._event_loop() as runner:
             context = contextvars.copy_context()  # building and running share it, as they do in ``_execute``
-            team = run_returning(runner, self._abuild(task), context)
-            plugin, run = context.run(self._begin, team, task, plan, parent, ground_truth, metadata)
-            run.activate_in(context)
-            session = _SyncSession(runner, context, lambda: plugin.arun(team, task, run))
+            run = context.run(self._new_run, task, plan, parent, ground_truth, metadata)
             error = None
             try:
+                if self._is_factory:
+                    run.activate_in(context)  # (a factory's model calls are the run's)
+                team = run_returning(runner, self._abuild(task), context)
+                plugin = context.run(self._begin, team, run, plan, parent)
+                run.activate_in(context)
+                session = _SyncSession(runner, context, lambda: plugin.arun(team, task, run))
                 try:
                     yield session
                 except Exception as exc:
@@ -422,6 +445,21 @@ def _in_worker_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -
     """Call a sync entry point from a thread that already runs an event loop: in a worker thread of its own."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(function, *args, **kwargs).result()
+
+
+def _instrument_for_build(parent: Trajectory | None) -> None:
+    """Put in, before a factory builds its team, the hooks of the plugin whose framework a replay's recording names,
+    and of each plugin that says its framework's teams ask models as they are built (``records_build_calls()``)."""
+    plugins = registered_plugins()
+    if parent is not None and parent.framework in plugins:
+        with contextlib.suppress(AgentracerError):  # (its framework is not installed: the team's shape says so)
+            plugins[parent.framework].instrument()
+        return
+    for plugin in plugins.values():
+        wanted = getattr(plugin, "records_build_calls", None)
+        if wanted is not None and wanted():
+            with contextlib.suppress(AgentracerError):  # (a version it cannot hook: a team of it is refused later)
+                plugin.instrument()
 
 
 def _close_kept_runner(runner: asyncio.Runner) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable
 from typing import Any
 
@@ -67,6 +68,11 @@ class CamelPlugin:
 
     def instrument(self) -> None:
         hooks.instrument()
+
+    def records_build_calls(self) -> bool:
+        """Whether a factory's build may ask CAMEL's models (a RolePlaying's task specifier and planner do, as the
+        society is made): then the hooks go in before the factory runs, so the run records those calls."""
+        return "camel" in sys.modules
 
     def uninstrument(self) -> None:
         hooks.uninstrument()

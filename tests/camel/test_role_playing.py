@@ -193,3 +193,39 @@ def test_a_traced_society_object_with_a_critic_starts_every_run_afresh() -> None
     replayed = traced.replay(first, step=3, action=first.steps[3].content)
     assert [s.content for s in replayed.steps[:3]] == [s.content for s in first.steps[:3]]
     assert replayed.metadata["replay_stats"]["cassette"] == 3  # (the prefix served: none of it asked live)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_task_specifiers_call_as_the_society_is_built_is_recorded_and_served(ledger: Ledger, mode: str) -> None:
+    """CAMEL's RolePlaying asks its task specifier as it is made (with_task_specify is on by default), before the
+    team runs: that call is the run's first step, served in a replay (it was made live, and a model that answers
+    differently made every replay diverge at its first step), and a replay of step 0 changes the task the agents
+    are given."""
+    from camel.societies import RolePlaying
+
+    from agentracer_plugins.camel import with_options
+
+    asked: list[int] = []
+
+    def specify(messages: list) -> str:
+        asked.append(1)
+        return f"A poem on rain, take {len(asked)}."
+
+    def make(task: str) -> object:
+        return with_options(RolePlaying("Poet", "Editor", task_prompt=task,
+                                        task_specify_agent_kwargs={"model": ledger.model(specify, "specifier")},
+                                        assistant_agent_kwargs={"model": ledger.model(poet_answer, "poet")},
+                                        user_agent_kwargs={"model": ledger.model(instructor_answer(2), "editor")}),
+                            max_turns=6, mode=mode)
+
+    traced = agentracer.trace(make)
+    traj = traced.run("Write a poem about rain.")
+    assert [s.agent for s in traj.steps[:3]] == ["Task Specifier", "Editor", "Poet"]
+    assert traj.steps[0].content == "A poem on rain, take 1." and len(asked) == 1
+    replayed = traced.replay(traj, step=3, action="Solution: a line. Next request.")
+    assert len(asked) == 1  # (the specifier was served, not asked)
+    assert [s.content for s in replayed.steps[:3]] == [s.content for s in traj.steps[:3]]
+    respecified = traced.replay(traj, step=0, action="A haiku on snow.")
+    assert len(asked) == 1 and respecified.steps[0].content == "A haiku on snow." and respecified.steps[0].replaced
+    prompts = [c.request["messages"][0]["content"] for s in respecified.steps[1:3] for c in s.model_calls]
+    assert prompts and all("A haiku on snow." in p for p in prompts)
