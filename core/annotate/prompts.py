@@ -99,6 +99,15 @@ def perturber_messages(trajectory: Trajectory, step: int, mistake_type: str) -> 
 
 
 def _tagged(text: str, tag: str) -> str | None:
+    """The last ``<tag>`` body of an answer: outside a reasoning model's ``<think>`` block where one stands there (the
+    reasoning weighs drafts), else anywhere in it."""
+    from ..tracer.parse import without_reasoning
+
+    concluded = without_reasoning(text)
+    return _last_tagged(concluded, tag) if concluded != text and f"<{tag}>" in concluded else _last_tagged(text, tag)
+
+
+def _last_tagged(text: str, tag: str) -> str | None:
     matches = re.findall(rf"<{tag}>(.*?)</{tag}>", text, flags=re.DOTALL)
     if matches:
         return matches[-1].strip()

@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import InputError
 from ..models import ChatModel
 from ..schema import Trajectory, Verdict
+from ..tracer.parse import without_reasoning
 
 
 @dataclass
@@ -114,7 +115,8 @@ async def critique(trajectory: Trajectory, critic: ChatModel, *, with_environmen
         user += f"\n\nResult of checking it:\n{trajectory.outcome.feedback or trajectory.outcome.error or '(none)'}"
     completion = await critic.acomplete([{"role": "system", "content": CRITIQUE_SYSTEM},
                                          {"role": "user", "content": user}])
-    return Feedback(text=completion.text.strip(), source="critic" if with_environment else "self-refine")
+    return Feedback(text=without_reasoning(completion.text).strip(),  # (a reasoning model's <think>: not the critique)
+                    source="critic" if with_environment else "self-refine")
 
 
 Tracer = Callable[[Trajectory], Any] | Any

@@ -24,6 +24,7 @@ from ..evaluate.outcome import get_evaluator
 from ..models import ChatModel, ModelError, RequestRefused
 from ..schema import Trajectory, Verdict
 from ..team import TracedTeam, apply_evaluation, error_summary, run_sync, trace
+from ..tracer.parse import without_reasoning
 from .feedback import Feedback, Tracer, ask_tracer, critique, same_agent, tracer_feedback
 
 STRATEGIES = ("tracer", "self-refine", "critic")
@@ -190,7 +191,7 @@ class Refiner:
                                         f"{feedback.step}:\n{step_action(step)}\n\n{note}"},
         ]
         completion = await self.reviser.acomplete(messages)
-        action = as_action(completion.text.strip(), step)
+        action = as_action(without_reasoning(completion.text).strip(), step)  # (a reasoning model's <think> is no part)
         # the team that made the run: one built with feedback is built with it again (the prefix asks what it asked)
         team = self.team.with_arguments(feedback=built_with) if built_with is not None else self.team
         replayed = await self._checked(team.areplay(failed, feedback.step, action))

@@ -64,6 +64,34 @@ def test_replay_mode_rewrites_only_the_decisive_step():
     assert fixed.replay.parent_id == result.rounds[0].trajectory.id
 
 
+def test_a_reasoning_models_think_block_is_neither_the_revised_step_nor_the_critique():
+    """Qwen3/R1 think first (and the OpenAI client puts vLLM's reasoning_content back as <think>): only what they
+    conclude is replayed, or told to the team."""
+    def reviser(messages):
+        history = messages[-1]["content"].split("Conversation so far:")[1].split("Your message at step")[0]
+        return f"<think>The sum so far is off; the answer is 7 overall.</think>value = {last_value(history) + 1}"
+
+    result = agentracer.refine(make_team, TASK, chain_evaluator, cf_tracer(), rounds=1, mode="replay",
+                               reviser=ScriptedModel(reviser), ground_truth="7")
+    assert result.final.steps[4].text == "value = 4" and result.final.metadata["refine"]["revised"] == "value = 4"
+    critic = ScriptedModel(lambda m: "<think>hmm, 7?</think>The count looks off; recount.", name="critic")
+    critiqued = agentracer.refine(make_team, TASK, chain_evaluator, rounds=1, strategy="critic", critic=critic,
+                                  ground_truth="7")
+    assert critiqued.rounds[0].feedback.text == "The count looks off; recount."
+
+
+def test_the_analyzers_correction_is_the_one_it_concludes_with_not_a_draft_in_its_reasoning():
+    from agentracer.annotate.prompts import parse_correction
+    from agentracer.schema import Step
+
+    step = Step(index=0, agent="a", content="value = 3")
+    drafted = "<think>maybe <correction>value = 9</correction>? no.</think><correction>value = 4</correction>"
+    assert parse_correction(drafted, step) == "value = 4"
+    unclosed = "<think>maybe <correction>value = 9</correction>? no.</think>\n<correction>value = 4"
+    assert parse_correction(unclosed, step) == "value = 4"  # (a draft closed inside, the answer left open after)
+    assert parse_correction("<think>it is <correction>value = 5</correction></think>", step) == "value = 5"
+
+
 def test_factory_with_feedback_parameter_gets_it():
     seen = []
 
