@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
 
 from ..errors import InputError
+from ..exclusive import sole_writer
 from ._io import check_not_source
 
 
@@ -77,12 +79,10 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
            tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:
     """Run each task; while Ω fails, feed back the verdict (or a critique) and run again. Exit 1 when a task was
     stopped by an error (each is printed; the others' rounds are kept, and a rerun into -o does it again)."""
-    from ..annotate.tasks import read_tasks, task_fingerprint
+    from ..annotate.tasks import read_tasks
     from ..loading import load_team
     from ..models import load_model
-    from ..refine import Refiner, success_rate_per_round
-    from ..store import JsonlStore
-    from ..team import run_sync
+    from ..refine import Refiner
     from ..tracer import get_method
 
     if rounds < 0:
@@ -95,6 +95,20 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
     tracer = get_method(tracer_name, tracer_model) if strategy == "tracer" else None
     refiner = Refiner(load_team(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
                       critic=load_model(critic) if critic else None, reviser=load_model(reviser) if reviser else None)
+    held = contextlib.ExitStack()  # (one process at a time resumes an output: a second one is refused at once)
+    if out_path is not None:
+        held.enter_context(sole_writer(out_path, "agentracer refine"))
+    with held:
+        _refine_tasks(tasks, refiner, out_path, strategy, mode, rounds)
+
+
+def _refine_tasks(tasks: list[Any], refiner: Any, out_path: str | None, strategy: str, mode: str, rounds: int) -> None:
+    """Refine each task into ``out_path`` (resuming what it holds), say how each went and the success rate."""
+    from ..annotate.tasks import task_fingerprint
+    from ..refine import success_rate_per_round
+    from ..store import JsonlStore
+    from ..team import run_sync
+
     store = JsonlStore(out_path) if out_path else None
     fingerprints = {row.id: task_fingerprint(row) for row in tasks}
     earlier = _earlier_results(store, strategy, mode, rounds, fingerprints) if store is not None else {}

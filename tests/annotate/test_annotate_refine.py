@@ -197,6 +197,12 @@ def test_refine_command_reports_rates_per_round(tmp_path):
     other = subprocess.run([*command[:-8], "--strategy", "self-refine", *command[-6:]], capture_output=True,
                            text=True, timeout=120, cwd=here)
     assert other.returncode == 2 and "holds attempts made with strategy 'critic'" in other.stderr
+    from agentracer.exclusive import sole_writer
+
+    before = out.read_bytes()
+    with sole_writer(out, "another refine"):  # (two processes resuming one -o each did every task)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=here)
+    assert second.returncode == 2 and "another process" in second.stderr and out.read_bytes() == before
     lines = out.read_text().splitlines()
     b_line = next(i for i, line in enumerate(lines) if '"task_id":"b"' in line.replace(" ", ""))
     out.write_text("\n".join(line for i, line in enumerate(lines) if i != b_line) + "\n" + lines[b_line][:200])
