@@ -90,6 +90,10 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
         own = _own_step_near(trajectory, culprit, verdict.step)
         if own is None:
             text = f"{went_wrong} {why} Act so that this does not happen again, and keep the rest of the approach."
+        elif own > verdict.step:  # (its first step comes after: it did not cause the step, it could have caught it)
+            text = (f"{went_wrong} Your first action after it, at step {own} ({_which_message(trajectory, own)}), did "
+                    f'not put it right: "{trajectory.steps[own].text[:400]}". {why} This time catch the mistake '
+                    "there, and keep the rest of the approach.")
         else:
             text = (f"{went_wrong} Your action at step {own} ({_which_message(trajectory, own)}) led to it: "
                     f'"{trajectory.steps[own].text[:400]}". {why} This time get that message right, and keep the rest '

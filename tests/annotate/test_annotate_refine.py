@@ -154,6 +154,9 @@ def test_feedback_never_tells_the_culprit_it_wrote_another_agents_step():
     assert f'Your action at step {own} (your {authors[:own + 1].count("agent0")}' in fb.text
     assert f'led to it: "{trajectory.steps[own].text[:50]}' in fb.text
     assert "This time get that message right" in fb.text and fb.step == other and fb.for_agent("agent0")
+    first_own = authors.index("agent1")  # an agent whose first step comes after the verdict's: it caused nothing
+    earlier = tracer_feedback(trajectory, agentracer.Verdict(agent="agent1", step=first_own - 1, reason="wrong sum"))
+    assert "led to it" not in earlier.text and f"Your first action after it, at step {first_own}" in earlier.text
     stranger = tracer_feedback(trajectory, agentracer.Verdict(agent="nobody", step=other, reason="wrong sum"))
     assert stranger.agent == authors[other] and stranger.for_agent(authors[other]) and "wrong sum" in stranger.text
     assert "the tracer named 'nobody', no agent of this team" in stranger.text
