@@ -346,7 +346,11 @@ class CounterfactualSearch:
                               else f"no flip; the analyzer never answered step(s) {', '.join(map(str, incomplete))} "
                                    f"usably (see the attempts)")
             return None
-        result.stopped = "flip found"
+        waiting = [t for t in incomplete if t not in result.unanswerable]  # (a later run may try these)
+        spent = self.budget.exhausted()
+        result.stopped = "flip found" if not waiting else (
+            f"budget spent ({spent}); a flip at step {best}, earlier step(s) {waiting} untried" if spent
+            else f"incomplete: a flip at step {best}, earlier step(s) {waiting} could not be tried (see the attempts)")
         flip = next(a for a in result.attempts if a.step == best and a.status == "flipped")
         step = trajectory.steps[best]
         flags = ["earlier_steps_untried"] if incomplete else []

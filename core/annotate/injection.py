@@ -19,10 +19,11 @@ from .budget import Budget, estimate_tokens, expected_replay
 from .counterfactual import default_candidate, replaceable_candidates
 from .leakage import announces_itself, rewrite_reports_itself
 from .prompts import MISTAKE_TYPES, action_text, parse_rewrite, perturber_messages, step_action
-from .replayer import Replayer, earlier_replays, replay_failure, replay_key
+from .replayer import ReplayCrashed, Replayer, earlier_replays, replay_failure, replay_key
 
 STRATEGIES = ("uniform", "late", "agent-balanced")
-InjectionStatus = Literal["kept", "not_flipped", "no_rewrite", "marker", "diverged", "error", "budget"]
+InjectionStatus = Literal["kept", "not_flipped", "no_rewrite", "marker", "diverged", "error", "crashed", "budget"]
+# ("crashed": the replay could not finish for a reason outside the run, its team's model server: a try not made)
 
 
 class StepChooser:
@@ -94,6 +95,21 @@ class InjectionResult:
     attempts: list[InjectionAttempt] = field(default_factory=list)
     replays: list[Trajectory] = field(default_factory=list)
     wall_s: float = 0.0
+
+    @property
+    def cut_short(self) -> str | None:
+        """Why tries were not made, when nothing was kept and a later run could make them (the budget ran out, or
+        replays crashed on the team's model server); None when every try was made or one was kept."""
+        if self.kept is not None:
+            return None
+        budget = next((a.detail for a in self.attempts if a.status == "budget"), None)
+        if budget is not None:
+            return f"budget spent ({budget})"
+        crashed = [a for a in self.attempts if a.status == "crashed"]
+        if crashed:
+            return (f"incomplete: {len(crashed)} injected replay(s) could not finish, e.g. at step {crashed[0].step} "
+                    f"({(crashed[0].detail or '')[:200]})")
+        return None
 
 
 class FaultInjector:
@@ -191,7 +207,8 @@ class FaultInjector:
                     self.budget.release(replay_hold)
                     if not isinstance(exc, Exception):
                         raise
-                    attempt.status, attempt.detail = replay_failure(exc)
+                    attempt.status, attempt.detail = ("crashed", str(exc)) if isinstance(exc, ReplayCrashed) \
+                        else replay_failure(exc)
                     continue
                 self.budget.add_replay_calls(replayed, replay_hold)
             result.replays.append(replayed)

@@ -181,8 +181,8 @@ class AnnotationPipeline:
                     entry["label"] = {"source": "injection", "trajectory": result.kept.id,
                                       **result.kept.labels[0].model_dump(include={"agent", "step"})}
                     summary.injection_labels += 1
-                elif any(a.status == "budget" for a in result.attempts):
-                    entry["stopped"] = f"budget spent ({self.budget.exhausted()})"
+                elif result.cut_short is not None:  # (tries not made: a later run makes them)
+                    entry["stopped"] = result.cut_short
             else:  # a later run given a perturber takes it up again
                 entry["unlabelled_for"] = "perturber"
                 summary.waiting_for_model += 1
@@ -208,8 +208,10 @@ class AnnotationPipeline:
         summary.replays += len(outputs) - 1 - reused
         summary.reused_replays += reused
         write_trajectories(self.out / "tasks" / f"{safe_name(row.id)}.jsonl", outputs)
-        if entry["label"] is None and str(entry.get("stopped", "")).startswith(("budget", "incomplete:")):
-            entry["status"] = "open"  # cut short (the budget, steps left untried): a later run does it again
+        if str(entry.get("stopped", "")).startswith(("budget", "incomplete:")):
+            # cut short (the budget, steps left untried, replays that crashed on the team's server): a later run
+            # does it again; a label found past an untried step stands meanwhile, flagged earlier_steps_untried
+            entry["status"] = "open"
             summary.left_open += 1
         else:
             summary.done += 1

@@ -549,3 +549,67 @@ def test_a_first_run_its_model_server_broke_is_not_labelled_and_is_run_again(tmp
     state["down"] = False
     again = pipeline().run(tasks, progress=False)
     assert again.done == 1 and again.skipped == 1 and again.errors == []
+
+
+def _ledger_entries(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+
+
+def test_injected_replays_that_crash_on_the_teams_server_leave_the_task_open_for_a_later_run(tmp_path: Path) -> None:
+    """Every try crashing on the team's model server closed a successful task with no label, for good."""
+    from agentracer.annotate import TaskRow
+    from annotate_teams import chain_model
+
+    flaky, base = {"on": True}, chain_model(None)
+
+    def model(messages: list[dict]) -> str:
+        history = [m for m in messages if m["role"] != "system"]
+        if flaky["on"] and len(history) > 1 and last_value(history[-1]["content"]) != len(history) - 1:
+            raise ConnectionError("team model server: 503")  # (a replay's live steps after an injected mistake)
+        return base(messages)
+
+    tasks = [TaskRow(id="ok", task="Count.", ground_truth="5")]
+    for _ in range(2):
+        pipeline = AnnotationPipeline(agentracer.trace(make_chain, steps=6, model=model), chain_evaluator, tmp_path,
+                                      perturber=ScriptedModel(chain_perturber), tries=2, seed=1)
+        summary = pipeline.run(tasks, progress=False)
+        flaky["on"] = False
+    first, second = _ledger_entries(tmp_path)
+    assert first["status"] == "open" and first["label"] is None and "could not finish" in first["stopped"]
+    assert second["status"] == "done" and second["label"]["source"] == "injection" and summary.injection_labels == 1
+
+
+def test_a_flip_found_past_a_step_the_teams_server_kept_untried_stays_open_and_moves_to_that_step(tmp_path: Path
+                                                                                                  ) -> None:
+    """A later step's flip was closed as the label, though the decisive step had only crashed on the team's
+    server: the next run tries that step and the label moves to it."""
+    from agentracer.annotate import TaskRow
+    from annotate_teams import chain_model
+
+    flaky, base = {"on": True}, chain_model(None)
+
+    def model(messages: list[dict]) -> str:
+        history = [m for m in messages if m["role"] != "system"]
+        if flaky["on"] and len(history) == 3 and last_value(history[-1]["content"]) == 2:
+            raise ConnectionError("team model server: 503")  # (the replay of the repaired step 2 only)
+        return base(messages)
+
+    def analyzer(messages: list[dict]) -> str:
+        user = messages[-1]["content"]
+        before = user.split("History before the step:")[1].split(" to correct - agent")[0]
+        step = int(user.split("\n\nStep ")[-1].split(" ")[0])
+        fixed = 5 if step == 5 else last_value(before.rsplit("\n\nStep ", 1)[0]) + 1  # (step 5's states the answer)
+        return f"<correction>value = {fixed}</correction>"
+
+    tasks = [TaskRow(id="t", task="Count. slip=2", ground_truth="5")]
+    for _ in range(2):
+        pipeline = AnnotationPipeline(agentracer.trace(make_chain, steps=6, model=model), chain_evaluator, tmp_path,
+                                      analyzer=ScriptedModel(analyzer), k=4)
+        pipeline.run(tasks, progress=False)
+        flaky["on"] = False
+    first, second = _ledger_entries(tmp_path)
+    assert first["status"] == "open" and first["label"]["step"] == 5 and "earlier step(s) [2]" in first["stopped"]
+    assert second["status"] == "done" and second["label"]["step"] == 2 and second["stopped"] == "flip found"
+    (labelled,) = read_trajectories(tmp_path / "labelled.jsonl")
+    (label,) = labelled.labels
+    assert (label.step, label.flags) == (2, [])
