@@ -118,6 +118,8 @@ class CounterfactualSearch:
             raise ValueError("k and proposals must be at least 1")
         self.replayer = replayer
         self.analyzer = analyzer
+        # an analyzer without an answer cache keeps nothing between runs: its new samples are asked in the same run
+        self._remembers = getattr(analyzer, "cache", None) is not None
         self.k = k
         self.proposals = proposals
         self.budget = budget or Budget()
@@ -173,7 +175,8 @@ class CounterfactualSearch:
 
         An answer that proposes nothing (no tag) or pastes the answer, and that an earlier run got already (it comes
         from the answer cache), is asked again as a new sample, up to ``REASKS`` times: each run of an open task asks
-        something new. Once every sample was seen before, the step is one the analyzer never answers usably
+        something new. An analyzer without an answer cache (whose runs remember nothing) is asked its new samples at
+        once, in this run. Once every sample was seen before, the step is one the analyzer never answers usably
         (``result.unanswerable``): still untried, but no reason to keep its task open."""
         step = trajectory.steps[t]
         original = step_action(step)
@@ -202,8 +205,8 @@ class CounterfactualSearch:
                                          and leaks_answer(text, trajectory.ground_truth, original=original))
                     if answer_in_fix and not minimal_edit(original, text, trajectory.ground_truth):
                         unusable = ("leak", "the proposal contains the ground-truth answer verbatim", action)
-                if unusable is not None and completion.cached and salt < REASKS:
-                    salt += 1  # an earlier run got this very answer: a new sample may be usable
+                if unusable is not None and (completion.cached or not self._remembers) and salt < REASKS:
+                    salt += 1  # an earlier run got this very answer (or none is remembered): a new sample may be usable
                     continue
                 break
             if completion is _REFUSED:
@@ -214,7 +217,7 @@ class CounterfactualSearch:
                 again = f" (sample {salt + 1}: the earlier ones were no better)" if salt else ""
                 result.attempts.append(Attempt(t, step.agent, j, status, proposal=proposal, detail=detail + again,
                                                seconds=time.perf_counter() - started))
-                hopeless += completion.cached  # every sample an earlier run got: asking again gives nothing new
+                hopeless += completion.cached or not self._remembers  # every sample seen: asking gives nothing new
                 continue
             if action is None or action_text(action).strip() == original.strip():
                 result.attempts.append(Attempt(t, step.agent, j, "unchanged", seconds=time.perf_counter() - started))

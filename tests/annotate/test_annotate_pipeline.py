@@ -307,7 +307,12 @@ def test_an_injection_larger_than_one_runs_budget_gets_further_each_run(tmp_path
     assert sum(replayed) == len(kept) == len({t.replay.step for t in kept})
 
 
-def test_a_task_whose_steps_could_not_be_tried_stays_open_with_its_attempts(tmp_path):
+def test_an_analyzer_without_a_cache_that_never_answers_in_form_is_asked_new_samples_at_once_then_closes(tmp_path):
+    """Its runs remember nothing, so a later run could only ask the same again: the task stayed open for ever, each
+    run spending the calls anew and saying 'run again'. Its new samples are asked in the run, then the task closes
+    naming the step."""
+    from agentracer.annotate.counterfactual import REASKS
+
     path = tmp_path / "tasks.jsonl"
     path.write_text(json.dumps({"id": "mute", "task": "Count from 0, one step per message. slip=3",
                                 "ground_truth": "5"}) + "\n")
@@ -315,10 +320,13 @@ def test_a_task_whose_steps_could_not_be_tried_stays_open_with_its_attempts(tmp_
     mute = ScriptedModel(lambda m: "I would rather not say.")  # never a <correction>: no step can be tried
     summary = AnnotationPipeline(agentracer.trace(make_task_chain), chain_evaluator, out, analyzer=mute, k=1,
                                  concurrency=1).run(read_tasks(path), progress=False)
-    assert (summary.done, summary.left_open) == (0, 1) and Ledger(out).entries() == {}
+    assert (summary.done, summary.left_open) == (1, 0)
+    entry = Ledger(out).entries()["mute"]
+    assert entry["label"] is None and entry["stopped"].startswith("no flip; the analyzer never answered step(s) 1, 2, 3")
     (original,) = [t for t in read_trajectories(out / "tasks" / "mute.jsonl") if t.replay is None]
     attempts = original.metadata["counterfactual"]["attempts"]
-    assert attempts and {a["status"] for a in attempts} == {"untagged"} and all(a["detail"] for a in attempts)
+    assert {a["status"] for a in attempts} == {"untagged"} and len(mute.calls) == len(attempts) * (REASKS + 1)
+    assert all("the earlier ones were no better" in a["detail"] for a in attempts)
 
 
 def test_a_small_model_call_budget_still_gets_further_each_run(tmp_path):
