@@ -29,6 +29,7 @@ from ..fingerprint import task_key
 from ..schema import LabelSource, Step, Trajectory, Verdict, new_id, outcome_fields, read_outcome
 from ..store import utf8_text, validation_message
 from .imported import redacted
+from .whowhen import role_kind
 
 COLUMNS = ("question_ID", "question", "ground_truth", "history", "mistake_agent", "mistake_step", "mistake_reason")
 SOURCE_COLUMN = "mistake_source"
@@ -125,7 +126,7 @@ def from_row(row: Any, *, where: str, default_source: str = "counterfactual") ->
             meta["extra"] = extra
         steps.append(Step(
             index=i, agent=str(name) if name not in (None, "") else (str(role) if role else "unknown"),
-            role=str(role) if role is not None else "", content=item["content"],
+            role=str(role) if role is not None else "", content=item["content"], kind=role_kind(str(role or "")),
             metadata={"tracertraj": meta} if meta else {},
         ))
     labels: list[Verdict] = []

@@ -21,6 +21,7 @@ from ..schema import (
     STEP_KINDS,
     LabelSource,
     Step,
+    StepKind,
     ToolCall,
     ToolResult,
     Trajectory,
@@ -48,7 +49,13 @@ def agent_from_role(role: str) -> tuple[str, str | None]:
     return match.group("agent").strip(), match.group("detail")
 
 
-def _kind(detail: str | None, role: str) -> str:
+def role_kind(role: str) -> StepKind:
+    """The kind of step a Who&When role names: ``Orchestrator (thought)`` a thought, ``Orchestrator (-> WebSurfer)``
+    an instruction, any other a message."""
+    return _kind(agent_from_role(role)[1], role)
+
+
+def _kind(detail: str | None, role: str) -> StepKind:
     if detail is None:
         return "message"
     if detail.startswith("->"):

@@ -111,6 +111,7 @@ def test_tracertraj_parquet_round_trip_via_the_cli(tmp_path: Path) -> None:
         assert trajectory.metadata["question_id"] == original.metadata.get("question_id", original.id)
         assert [s.text for s in trajectory.steps] == [s.text for s in original.steps]
         assert [s.agent for s in trajectory.steps] == [s.agent for s in original.steps]
+        assert [s.kind for s in trajectory.steps] == [s.kind for s in original.steps]  # (thought, instruction: by role)
         label, human = trajectory.labels[0], original.human_label
         assert (label.agent, label.step, label.reason, label.source) == (human.agent, human.step, human.reason, "human")
 
