@@ -110,12 +110,12 @@ def plugin_named(name: str) -> Plugin:
 
 def uninstrument() -> None:
     """Remove the hooks of every plugin that was loaded (a run still going records nothing more: a warning says so)."""
-    from .record import runs_in_progress
+    from .record import mark_runs_unhooked
 
-    going = runs_in_progress()
+    going = mark_runs_unhooked()
     if going:
         warnings.warn(f"agentracer.uninstrument() with {going} traced run(s) still going: they record nothing more "
-                      "from here on", RuntimeWarning, stacklevel=2)
+                      "from here on (each says so in its metadata['unhooked'])", RuntimeWarning, stacklevel=2)
     with _lock:
         plugins = list(_registered.values())
     for plugin in plugins:

@@ -110,6 +110,22 @@ def runs_in_progress() -> int:
     return len(_IN_PROGRESS)
 
 
+UNHOOKED = "unhooked"
+"""The metadata field of a run that ``agentracer.uninstrument()`` cut short: it records nothing after that moment."""
+
+
+def mark_runs_unhooked() -> int:
+    """Mark every run in progress as cut short by ``uninstrument`` (``metadata["unhooked"]``: what it holds is the
+    run up to then, not the whole run); how many there were."""
+    runs = list(_IN_PROGRESS)
+    for run in runs:
+        trajectory = run._trajectory
+        if trajectory is not None:
+            trajectory.metadata[UNHOOKED] = (f"agentracer.uninstrument() ran during this run, after its first "
+                                             f"{len(trajectory.steps)} step(s): later steps were not recorded")
+    return len(runs)
+
+
 current_run: Callable[[], Run | None] = _ACTIVE.get
 """The run being recorded in this context (thread or asyncio task), if any: the context variable's own ``get``,
 which the hooks call on every framework call they wrap, without a Python frame of ours."""

@@ -805,8 +805,9 @@ def test_uninstrumenting_while_a_run_goes_on_warns_that_it_records_nothing_more(
         seen.append(len(messages))
         return "ok"
 
-    agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", model)], max_turns=1)).run("task")
+    cut = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", model)], max_turns=1)).run("task")
     assert seen == [1]  # the agent ran on (the task, as it saw it)
+    assert "uninstrument() ran during this run, after its first 1 step(s)" in cut.metadata["unhooked"]  # (it says so)
     import warnings
 
     with warnings.catch_warnings():
