@@ -332,8 +332,16 @@ def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
         skip, result = await _given(run, call_id) if run.plan is not None else (False, None)
         if skip:
             return result
-        with run.tool_scope(current_actor().name, call_id):
-            return await original(self, *args, **kwargs)
+        agent = current_actor().name
+        # a model the tool asks itself (a summarising tool) is the tool's, not its agent's: its answer is no step of
+        # the agent's, and it is not numbered among the agent's own calls (a replay that does not run the tool would
+        # find them one off)
+        token = ACTOR.set(Actor(f"{agent} (tool {getattr(self, 'name', type(self).__name__)})", produces_step=False))
+        try:
+            with run.tool_scope(agent, call_id):
+                return await original(self, *args, **kwargs)
+        finally:
+            ACTOR.reset(token)
 
     return run_json
 

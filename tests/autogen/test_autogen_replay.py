@@ -171,6 +171,34 @@ def test_a_replaced_tool_result_is_the_action_and_its_tool_does_not_run():
     assert new.metadata["replay_stats"]["replacement"] == 1
 
 
+def test_a_model_a_tool_asks_itself_is_the_tools_not_its_agents():
+    """A summarising tool's own model call was booked as its agent's output: replacing the tool's result put the
+    action into the agent's next (live) step too, and serving tools left the agent's calls one off (a divergence)."""
+    from autogen_core.models import UserMessage
+
+    def team() -> RoundRobinGroupChat:
+        helper = RuleClient(lambda m: "SUMMARY of " + str(m[-1].content))
+
+        async def summarize(text: str) -> str:
+            """Summarize text with a model."""
+            return (await helper.create([UserMessage(content=f"summarize: {text}", source="tool")])).content
+
+        calc = AssistantAgent("calc", tools=[summarize], reflect_on_tool_use=True, model_client=RuleClient(
+            after_tool(tool_call("summarize", text="doc"), "reflection"), tools=True))
+        checker = AssistantAgent("chk", model_client=RuleClient(lambda m: "checked"))
+        return RoundRobinGroupChat([calc, checker], termination_condition=MaxMessageTermination(3))
+
+    traced = agentracer.trace(team)
+    traj = traced.run("go")
+    assert [(c.agent, c.produces_step) for c in traj.steps[2].model_calls] == [("calc (tool summarize)", False)]
+    assert traj.steps[2].tool_results[0].content == "SUMMARY of summarize: doc"
+    given = traced.replay(traj, step=2, action="given")
+    assert given.steps[3].content == "reflection" and [c.source for c in given.steps[3].model_calls] == ["live"]
+    served = traced.replay(traj, step=4, action="X", serve_tools=True)
+    assert served.metadata["replay_stats"]["live"] == 0 and served.steps[2].tool_results[0].content == (
+        "SUMMARY of summarize: doc")
+
+
 def test_one_of_parallel_tool_results_is_replaced_by_its_call_id_and_the_others_run_or_are_served():
     def team():
         both = CreateResult(finish_reason="function_calls", cached=False, usage=RequestUsage(prompt_tokens=1,
