@@ -740,7 +740,10 @@ class Run:
                 replaced, given = replaced_tool_result(self.plan.action, found[1] if found is not None else None)
                 if replaced:
                     return "replaced", given, result_step
-            if found is not None and self.plan.serve_tools and found[0] <= self.plan.step:  # (at t: one left alone)
+            # served before t when asked, and always where the recording's own replay put a result in place of its
+            # tool (a replay of a replay: running the tool would give what that replay replaced)
+            if found is not None and found[0] <= self.plan.step and (  # (at t: one left alone)
+                    self.plan.serve_tools or (found[0] < self.plan.step and self.cassette.trajectory.steps[found[0]].replaced)):
                 return ("failed" if found[1].is_error else "served"), found[1].content, result_step
             return "live", None, 0
 

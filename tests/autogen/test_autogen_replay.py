@@ -199,6 +199,18 @@ def test_a_model_a_tool_asks_itself_is_the_tools_not_its_agents():
         "SUMMARY of summarize: doc")
 
 
+def test_a_replay_of_a_replay_that_replaced_a_tool_result_serves_that_result():
+    """The tool ran live again in the grandchild, gave its real result where the child had the replaced one, and the
+    grandchild diverged at that step (unless serve_tools was given)."""
+    traced = agentracer.trace(_tool_team)
+    child = traced.replay(traced.run("compute"), step=2, action="999")
+    TOOL_RUNS.clear()
+    CountingClient.live = 0
+    grandchild = traced.replay(child, step=3, action="done, it is 999")
+    assert TOOL_RUNS == [] and CountingClient.live == 0
+    assert grandchild.steps[2].tool_results[0].content == "999" and grandchild.steps[3].content == "done, it is 999"
+
+
 def test_one_of_parallel_tool_results_is_replaced_by_its_call_id_and_the_others_run_or_are_served():
     def team():
         both = CreateResult(finish_reason="function_calls", cached=False, usage=RequestUsage(prompt_tokens=1,
