@@ -178,11 +178,11 @@ def _members(team: Any) -> list[Any]:
 
 def check_structured_action(team: Any, run: Run) -> None:
     """A text replacement for an agent with a structured output (``output_content_type``) must parse as that model:
-    AutoGen would fail on it inside the team."""
+    AutoGen would fail on it inside the team. So must a text in place of its tool call (its answer, then)."""
     if run.plan is None or run.cassette is None or not isinstance(run.plan.action, str | dict):
         return
     t, action = run.plan.step, run.plan.action
-    if run.cassette.trajectory.steps[t].kind != "message":
+    if run.cassette.trajectory.steps[t].kind not in ("message", "tool_call"):
         return
     name = run.cassette.trajectory.steps[t].agent
     agent = next((a for a in _members(team) if getattr(a, "name", None) == name), None)

@@ -373,3 +373,25 @@ def test_a_replacement_that_is_not_the_agents_structured_output_is_refused_befor
         with pytest.raises(ReplayError, match=f"step 1 is not a Plan, the structured output of 'planner': {where}"):
             traced.replay(traj, step=1, action=bad)
     assert CountingClient.live == 0
+    # a text in place of its tool call is its answer, so a Plan too (it failed inside the team, naming no step)
+
+    def with_a_tool():
+        client = RuleClient(after_tool(tool_call("add", a=1, b=2), json.dumps({"steps": ["a"], "done": True})),
+                            tools=True)
+        client._model_info = ModelInfo(vision=False, function_calling=True, json_output=True, family="unknown",
+                                       structured_output=True)
+        planner = AssistantAgent("planner", model_client=client, output_content_type=Plan, tools=[add],
+                                 reflect_on_tool_use=True)
+        return RoundRobinGroupChat([planner, AssistantAgent("checker", model_client=RuleClient(lambda m: "ok"))],
+                                   termination_condition=MaxMessageTermination(3),
+                                   custom_message_types=[StructuredMessage[Plan]])
+
+    tooled = agentracer.trace(with_a_tool)
+    run = tooled.run("plan")
+    assert run.steps[1].kind == "tool_call"
+    CountingClient.live = 0
+    with pytest.raises(ReplayError, match="step 1 is not a Plan, the structured output of 'planner'"):
+        tooled.replay(run, step=1, action="not a plan")
+    assert CountingClient.live == 0
+    assert json.loads(tooled.replay(run, step=1, action='{"steps": ["b"], "done": true}').steps[1].content)["steps"] == [
+        "b"]
