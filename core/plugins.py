@@ -43,6 +43,8 @@ class Plugin(Protocol):
     # a plugin whose teams come in a wrapper of run options names the team inside it).
     # Optional: ``records_build_calls() -> bool``, whether this framework's teams may ask their models as a factory
     # builds them (its hooks then go in before a factory runs, so those calls are the run's, served in a replay).
+    # Optional: ``keeps_its_loop(team) -> bool``, whether a team object stays bound to the event loop it first ran in
+    # even once that loop is closed (a traced team object is then refused in any other loop, before it runs).
     # Optional: ``why_not_replaceable(trajectory, step) -> str | None``, why no action can be put at that step of a
     # run of this framework, whatever the action (None: it can be); see ``why_not_replaceable`` below.
 

@@ -305,17 +305,25 @@ class TracedTeam:
             return lock
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Keep a wrapped team object to one event loop while that loop is open: frameworks bind a team's queues
-        and events to the loop it first ran in (AutoGen, CAMEL), so a run in another fails inside the team."""
+        """Keep a wrapped team object to one event loop while that loop is open (for good, where its plugin says the
+        team keeps it): frameworks bind a team's queues and events to the loop it first ran in (AutoGen, CAMEL), so a
+        run in another fails inside the team."""
         bound = self._loop() if self._loop is not None else None
-        if bound is not None and bound is not loop and not bound.is_closed():
+        gone = self._loop is not None and (bound is None or bound.is_closed())  # (asyncio.run's loop: closed, freed)
+        if self._loop is not None and bound is not loop and (not gone or self._bound_for_good()):
             where = "run()/replay()" if self._kept_runner is not None and bound is self._kept_runner.get_loop() \
-                else "another event loop"
-            raise AgentracerError(
-                f"this traced team object already runs in {where}, and a team is bound to the event loop it first "
-                "ran in: use either run()/replay() or await arun()/areplay() in one loop, or trace a factory that "
-                "builds a fresh team per run")
+                else "another event loop" + (", closed since" if gone else "")
+            raise UsageError(
+                f"this traced team object {'ran' if gone else 'already runs'} in {where}, and a team is bound to the "
+                "event loop it first ran in: use either run()/replay() or await arun()/areplay() in one loop, or "
+                "trace a factory that builds a fresh team per run")
         self._loop = weakref.ref(loop)
+
+    def _bound_for_good(self) -> bool:
+        """Whether the wrapped team keeps its first event loop even once that loop is closed (its plugin's
+        ``keeps_its_loop(team)``: an AutoGen group chat's runtime queues do, and fail in any other loop)."""
+        keeps = getattr(plugin_for(self._target), "keeps_its_loop", None)
+        return bool(keeps is not None and keeps(self._target))
 
     async def _execute_once(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
                             ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:

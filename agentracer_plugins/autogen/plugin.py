@@ -92,6 +92,13 @@ class AutoGenPlugin:
         """See ``why_not_replaceable`` (the module's)."""
         return why_not_replaceable(trajectory, step)
 
+    def keeps_its_loop(self, team: Any) -> bool:
+        """Whether ``team`` stays bound to the event loop it first ran in, once that loop is closed too: a group chat
+        does (its runtime's queues), and fails in any other."""
+        from autogen_agentchat.teams import BaseGroupChat
+
+        return isinstance(team, BaseGroupChat)
+
     def fresh(self, team: Any) -> Any:
         """The team itself (``areset`` resets it in the run's event loop)."""
         return team

@@ -151,6 +151,23 @@ def test_a_team_object_run_in_sync_code_refuses_an_async_run_in_another_loop_up_
     assert traced.run("third").steps[0].content == "third"  # its own loop still serves it
 
 
+def test_a_group_chat_object_run_in_a_closed_loop_refuses_another_up_front_and_still_runs_in_none():
+    """asyncio.run twice: AutoGen's queues stay bound to the first, closed loop; the second run failed inside the
+    team, which was then marked failed, and every later run refused ('its last run failed')."""
+    from agentracer import UsageError
+
+    traced = agentracer.trace(make_team(script=SCRIPT * 3, n_messages=3))
+    asyncio.run(traced.arun("first"))
+    CountingClient.live = 0
+    for again in (lambda: asyncio.run(traced.arun("second")), lambda: traced.run("third")):
+        with pytest.raises(UsageError, match=r"ran in another event loop, closed since.*trace a factory"):
+            again()
+    assert CountingClient.live == 0
+    # a single agent is bound to no loop: it runs in each
+    solo = agentracer.trace(AssistantAgent("solo", model_client=counting(["4", "5"])))
+    assert [asyncio.run(solo.arun(task)).steps[-1].content for task in ("2 + 2?", "2 + 3?")] == ["4", "5"]
+
+
 def test_an_exception_inside_an_agent_is_the_outcome_and_is_reraised(tmp_path):
     store = JsonlStore(tmp_path / "runs.jsonl")
     traced = agentracer.trace(make_team, ["only one answer"], 6, store=store)
