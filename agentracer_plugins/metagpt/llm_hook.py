@@ -7,6 +7,7 @@ chat messages ``aask`` sends plus the model name, so a changed prompt before the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import weakref
 from contextvars import ContextVar
@@ -75,9 +76,17 @@ def aask_request(llm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dic
     if model:
         request["model"] = model
     images = bound.get("images")
-    if images:
-        request["images"] = len(images) if isinstance(images, list) else 1
+    if images:  # each by its URL, or by a digest of its data (a base64 image: a replay must send the same one)
+        request["images"] = [_image_key(image) for image in (images if isinstance(images, list) else [images])]
     return request
+
+
+def _image_key(image: Any) -> str:
+    """An image as a request records it: a URL as it is, image data (base64, bytes) by its size and sha256."""
+    if isinstance(image, str) and image.startswith(("http://", "https://")) and len(image) <= 2048:
+        return image
+    data = image if isinstance(image, bytes) else str(image).encode("utf-8")
+    return f"image of {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:32]}"
 
 
 def model_name(llm: Any) -> str | None:

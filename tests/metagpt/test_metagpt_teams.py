@@ -417,3 +417,62 @@ def test_a_run_whose_rounds_ran_out_is_a_failure_and_one_that_finished_is_not(co
 
     finished = agentracer.trace(lambda: Rounds(scripted_mbpp_team(), n_round=12)).run(mbpp_prompt(MBPP_TASK))
     assert finished.outcome.stop_reason is None and finished.outcome.success is None  # (Ω's call)
+
+
+def test_a_changed_image_before_the_replayed_step_is_a_divergence():
+    """An aask's images were recorded as a count: a replay whose role sent another image was served as if nothing
+    had changed."""
+    from agentracer import ReplayDivergence
+    from metagpt.actions import Action, UserRequirement
+    from metagpt.roles import Role
+    from metagpt.team import Team
+
+    from agentracer_plugins.metagpt import Rounds
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    image = {"now": "https://example.com/a.png"}
+
+    class Look(Action):
+        name: str = "Look"
+
+        async def run(self, with_messages=None) -> str:
+            return await self.llm.aask("describe the image", images=[image["now"], "aGVsbG8gd29ybGQ="])
+
+    class Looker(Role):
+        name: str = "L"
+        profile: str = "Looker"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Look])
+
+    class Sum(Action):
+        name: str = "Sum"
+
+        async def run(self, with_messages=None) -> str:
+            return await self.llm.aask("summarize " + with_messages[-1].content)
+
+    class Summer(Role):
+        name: str = "S"
+        profile: str = "Summer"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([Look])
+            self.set_actions([Sum])
+
+    def team() -> Rounds:
+        company = Team()
+        company.hire([Looker(llm=ScriptedLLM("a cat", model="m")), Summer(llm=ScriptedLLM("sum", model="s"))])
+        return Rounds(company, n_round=3)
+
+    traced = agentracer.trace(team)
+    run = traced.run("go")
+    assert [s.agent for s in run.steps] == ["user", "Looker", "Summer"]
+    images = run.steps[1].model_calls[0].request["images"]
+    assert images[0] == "https://example.com/a.png" and images[1].startswith("image of 16 bytes, sha256 ")
+    assert traced.replay(run, step=2, action="a summary").steps[2].content == "a summary"  # (the same images)
+    image["now"] = "https://example.com/OTHER.png"
+    with pytest.raises(ReplayDivergence, match="step 1"):
+        traced.replay(run, step=2, action="a summary")
