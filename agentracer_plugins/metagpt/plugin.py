@@ -26,6 +26,16 @@ class Rounds:
     send_to: str = ""
 
 
+def _budget_spent(team: Any) -> str | None:
+    """Why a MetaGPT team stopped when its investment ran out (``Team.run`` stops on ``NoMoneyException`` and
+    swallows it: the run would read as rounds used up), else None."""
+    costs = getattr(team, "cost_manager", None)
+    total, budget = getattr(costs, "total_cost", None), getattr(costs, "max_budget", None)
+    if isinstance(total, int | float) and isinstance(budget, int | float) and total >= budget:
+        return f"the team's budget was spent (cost {total:g} of its investment {budget:g})"
+    return None
+
+
 def _is_a(obj: Any, module: str, name: str) -> bool:
     return any(c.__module__ == module and c.__name__ == name for c in type(obj).__mro__)
 
@@ -89,7 +99,11 @@ class MetaGPTPlugin:
         if run.divergence is not None:
             raise run.divergence
         failed = hooks.failures(run)
-        if not failed and not _environment(inner).is_idle:  # rounds ran out with messages still to handle
+        spent = _budget_spent(inner) if _is_team(inner) else None
+        if not failed and spent is not None:  # (Team.run stops on NoMoneyException and swallows it)
+            run.trajectory.outcome.stop_reason = spent
+            run.trajectory.outcome.success = False
+        elif not failed and not _environment(inner).is_idle:  # rounds ran out with messages still to handle
             run.trajectory.outcome.stop_reason = f"n_round={options.n_round} used up with messages still unhandled"
             run.trajectory.outcome.success = False
         if failed:  # (MetaGPT's Team.run stops at a role's exception, with messages left: that is not its limit)

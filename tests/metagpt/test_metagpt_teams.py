@@ -417,6 +417,15 @@ def test_a_run_whose_rounds_ran_out_is_a_failure_and_one_that_finished_is_not(co
 
     finished = agentracer.trace(lambda: Rounds(scripted_mbpp_team(), n_round=12)).run(mbpp_prompt(MBPP_TASK))
     assert finished.outcome.stop_reason is None and finished.outcome.success is None  # (Ω's call)
+    # a team whose investment ran out stops too (Team.run swallows NoMoneyException): it says so, not 'rounds'
+
+    def broke() -> Rounds:
+        team = parallel_team()
+        team.invest(0.0)
+        return Rounds(team, n_round=3)
+
+    spent = agentracer.trace(broke).run("go")
+    assert spent.outcome.success is False and spent.outcome.stop_reason.startswith("the team's budget was spent")
 
 
 def test_a_changed_image_before_the_replayed_step_is_a_divergence():
