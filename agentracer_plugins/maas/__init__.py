@@ -13,7 +13,7 @@ from __future__ import annotations
 from agentracer import register_plugin
 
 from .hooks import installed, operators_of, wrap_operators
-from .plugin import MaASPlugin
+from .plugin import CallWith, MaASPlugin, call_with
 
 plugin = register_plugin(MaASPlugin())
 
@@ -28,4 +28,4 @@ def uninstrument() -> None:
     plugin.uninstrument()
 
 
-__all__ = ["MaASPlugin", "installed", "instrument", "operators_of", "plugin", "uninstrument", "wrap_operators"]
+__all__ = ["CallWith", "MaASPlugin", "call_with", "installed", "instrument", "operators_of", "plugin", "uninstrument", "wrap_operators"]

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import wrapt
-from agentracer import Run, current_run
+from agentracer import ReplayError, Run, current_run
 
 from agentracer_plugins.metagpt.llm_hook import ACTOR, traced_aask
 from agentracer_plugins.metagpt.patching import PluginHooks
@@ -62,14 +62,32 @@ def operators_of(workflow: Any) -> list[Any]:
     return found
 
 
+def output_for(action: Any, output: Any, *, step: int, name: str) -> Any:
+    """What an operator returns in place of ``output`` at the replaced step: a dict action as it is; a text, when the
+    output is an object, the JSON of one (as ``step.text`` shows an operator's output), else its ``response``;
+    ``ReplayError`` for a text the operator's object output cannot take (MaAS's Programmer returns ``code`` and
+    ``output``: the workflow would fail on a text, naming no step)."""
+    if not isinstance(action, str) or not isinstance(output, dict):
+        return action
+    try:
+        decoded = json.loads(action)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        return decoded
+    if "response" in output:
+        return {**output, "response": action}
+    raise ReplayError(f"step {step} is the output of operator {name!r}, an object with {sorted(map(str, output))}: "
+                      "give the action as such an object (a dict, or its JSON text)")
+
+
 def _replace_output(run: Run, name: str, output: Any) -> Any:
     action = run.replacement_for_next_step()
     if action is None:
         return output
+    replaced = output_for(action, output, step=run.next_index, name=name)
     run.count_substitution()
-    if isinstance(action, str) and isinstance(output, dict) and "response" in output:
-        return {**output, "response": action}
-    return action
+    return replaced
 
 
 def _traced_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

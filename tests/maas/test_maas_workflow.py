@@ -107,3 +107,51 @@ def test_without_a_run_operators_and_llm_pass_through(traced, server):
     maas_plugin.wrap_operators(workflow)
     solution, cost, log_prob = asyncio.run(workflow("What is 6 * 7?"))
     assert "4" in solution and cost > 0 and log_prob < 0
+
+
+@needs_lookalike
+def test_a_text_action_in_json_is_the_operators_object_and_one_it_cannot_take_is_refused_up_front(traced, server):
+    """An operator's output shows as JSON (``step.text``), which an analyzer imitates: that text was put inside
+    ``response``; a text in place of an output without ``response`` (MaAS's Programmer: code and output) failed
+    inside the workflow, naming no step. A workflow whose ``__call__`` takes more than the problem (MaAS's HumanEval
+    workflow: problem, entry_point, log_path) runs through ``call_with``."""
+    import json
+
+    from agentracer import ReplayError
+    from maas.ext.maas.scripts.operator import Generate, Operator
+
+    from agentracer_plugins.maas import call_with
+
+    recorded = traced.run("What is 6 * 7?")
+    replay = traced.replay(recorded, step=1, action=json.dumps({"response": "x = 5"}))
+    assert replay.steps[1].content == {"response": "x = 5"}
+
+    class Programmer(Operator):
+        async def __call__(self, problem: str, analysis: str) -> dict:
+            generated = await Generate(self.llm)(problem=problem)
+            return {"code": generated["response"], "output": "42"}
+
+    class CodeWorkflow:
+        def __init__(self, llm) -> None:
+            self.llm, self.programmer = llm, Programmer(llm, "Programmer")
+
+        async def __call__(self, problem: str, entry_point: str) -> tuple:
+            result = await self.programmer(problem=problem, analysis=entry_point)
+            return f"{result['code']} -> {result['output']}", self.llm.total_cost, 0.0
+
+    for cls in (Programmer, CodeWorkflow):
+        cls.__module__ = "maas.custom"
+    from maas.provider.base_llm import OpenAICompatibleLLM
+
+    coded = agentracer.trace(lambda: call_with(CodeWorkflow(OpenAICompatibleLLM(server.base_url, model="loopback")),
+                                               entry_point="solve"))
+    run = coded.run("What is 6 * 7?")
+    assert run.metadata["team_type"].endswith("CodeWorkflow") and run.steps[-1].agent == "Programmer"
+    assert run.steps[-1].metadata["inputs"]["analysis"] == "solve"
+    before = len(server.requests)
+    with pytest.raises(ReplayError, match=r"step 2 is the output of operator 'Programmer', an object with "
+                                          r"\['code', 'output'\]"):
+        coded.replay(run, step=2, action="print(42)")
+    assert len(server.requests) == before  # (refused before anything ran)
+    fixed = coded.replay(run, step=2, action='{"code": "print(42)", "output": "42"}')
+    assert fixed.outcome.answer == "print(42) -> 42"
