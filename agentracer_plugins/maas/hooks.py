@@ -15,6 +15,7 @@ from typing import Any
 
 import wrapt
 from agentracer import ReplayError, Run, current_run
+from agentracer.team import error_summary
 
 from agentracer_plugins.metagpt.llm_hook import ACTOR, traced_aask
 from agentracer_plugins.metagpt.patching import PluginHooks
@@ -106,14 +107,27 @@ async def _operator_step(run: Run, wrapped: Any, operator: Any, args: Any, kwarg
     token = ACTOR.set(name)
     try:
         output = await wrapped(*args, **kwargs)
+    except Exception as exc:  # the operator failed on its model's answer (or before asking): a step says so there
+        if run.replacement_for_next_step() is None:
+            run.add_failed_turn_step(name, error_summary(exc))
+            _not_its_output(run.trajectory.steps[-1] if run.trajectory.steps else None, name)
+            raise
+        output = None  # (the replaced step: the action stands where the operator failed)
     finally:
         ACTOR.reset(token)
     output = _replace_output(run, name, output)
     step = run.add_step(name, _jsonable(output), metadata={"operator": type(operator).__name__,
                                                             "inputs": _jsonable(dict(bound))})
-    for call in step.model_calls:  # the step is the operator's output: replay serves its calls, then substitutes
-        call.produces_step = False
+    _not_its_output(step, name)
     return output
+
+
+def _not_its_output(step: Any, name: str) -> None:
+    """The step is the operator's output (or failure), not its model's answer: a replay serves its calls, then puts
+    the action in place of the output."""
+    if step is not None and step.agent == name:
+        for call in step.model_calls:
+            call.produces_step = False
 
 
 def wrap_operators(workflow: Any) -> list[str]:

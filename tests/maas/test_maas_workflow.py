@@ -155,3 +155,37 @@ def test_a_text_action_in_json_is_the_operators_object_and_one_it_cannot_take_is
     assert len(server.requests) == before  # (refused before anything ran)
     fixed = coded.replay(run, step=2, action='{"code": "print(42)", "output": "42"}')
     assert fixed.outcome.answer == "print(42) -> 42"
+
+
+@needs_lookalike
+def test_an_operator_that_fails_on_its_models_answer_has_a_failed_step_holding_its_call(server):
+    """It left no step: its call sat among the calls no step followed, and a tracer could not name it."""
+    from agentracer import TeamRunError
+    from maas.ext.maas.scripts.operator import Operator
+    from maas.provider.base_llm import OpenAICompatibleLLM
+
+    class Parse(Operator):
+        async def __call__(self, problem: str) -> dict:
+            answer = await self._fill(problem, "response")
+            return {"response": int(answer["response"])}  # (the model answered "x = 41": no integer)
+
+    class ParseWorkflow:
+        def __init__(self, llm) -> None:
+            self.llm, self.parse = llm, Parse(llm, "Parse")
+
+        async def __call__(self, problem: str) -> tuple:
+            return (await self.parse(problem=problem))["response"], 0.0, 0.0
+
+    for cls in (Parse, ParseWorkflow):
+        cls.__module__ = "maas.custom"
+    traced = agentracer.trace(lambda: ParseWorkflow(OpenAICompatibleLLM(server.base_url, model="loopback")))
+    with pytest.raises(TeamRunError, match="invalid literal for int"):
+        traced.run("What is 6 * 7?")
+    with pytest.raises(TeamRunError) as info:
+        traced.run("What is 6 * 7?")
+    run = info.value.trajectory
+    assert [(s.agent, s.kind) for s in run.steps] == [("user", "message"), ("Parse", "event")]
+    assert "invalid literal for int" in run.steps[1].content and run.steps[1].metadata == {"failed_turn": True}
+    assert [c.agent for c in run.steps[1].model_calls] == ["Parse"] and run.unattached_calls == []
+    fixed = traced.replay(run, step=1, action={"response": 42})  # (the failed step takes a good output)
+    assert fixed.outcome.answer == 42 and fixed.metadata["replay_stats"]["cassette"] == 1
