@@ -20,7 +20,7 @@ from typing import Any
 import wrapt
 from agentracer import ReplayError, Run, current_run
 
-from .llm_hook import ACTOR, THINKING, THINKING_CALLS, traced_aask
+from .llm_hook import ACTOR, CALL_ACTIONS, ROLE, THINKING, THINKING_CALLS, traced_aask
 from .patching import PluginHooks
 
 SUPPORTED = ((0, 8), (0, 9))  # [min, max) of metagpt's (major, minor)
@@ -54,13 +54,14 @@ def _traced_react(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
 
 async def _react(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> Any:
     name = role_name(role)
-    token = ACTOR.set(name)
+    token, role_token = ACTOR.set(name), ROLE.set(role)
     try:
         message = await wrapped(*args, **kwargs)
     except Exception as exc:
         _note_failure(run, name, exc)
         raise
     finally:
+        ROLE.reset(role_token)
         ACTOR.reset(token)
     message_id = getattr(message, "id", None)
     if message_id:
@@ -91,7 +92,7 @@ def _traced_role_run(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs:
 async def _role_run(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -> Any:
     _hook_own_think(type(role))
     name = role_name(role)
-    token = ACTOR.set(name)
+    token, role_token = ACTOR.set(name), ROLE.set(role)
     before = len(_failures.get(run, ()))
     try:
         return await wrapped(*args, **kwargs)
@@ -100,6 +101,7 @@ async def _role_run(run: Run, wrapped: Any, role: Any, args: Any, kwargs: Any) -
             _note_failure(run, name, exc)  # (the react hook did not see it: MetaGPT re-raises it reworded)
         raise
     finally:
+        ROLE.reset(role_token)
         ACTOR.reset(token)
 
 
@@ -214,6 +216,10 @@ def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
     summary = str(getattr(message, "id", "")) in _summaries.get(run, set())
     producer = None if summary else next(
         (call for call in reversed(step.model_calls) if (call.agent, call.call_index) not in thinking), None)
+    actions = CALL_ACTIONS.get(run, {})
+    doing = actions.get((producer.agent, producer.call_index)) if producer is not None else None
+    if doing is not None and doing != str(getattr(message, "cause_by", "") or doing):
+        producer = None  # the call was an earlier action's: the message is the last one's, which asked nothing
     for call in step.model_calls:
         if call.produces_step is not (call is producer):  # (a pydantic model's ``__setattr__`` costs)
             call.produces_step = call is producer

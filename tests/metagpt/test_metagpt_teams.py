@@ -485,3 +485,49 @@ def test_a_changed_image_before_the_replayed_step_is_a_divergence():
     image["now"] = "https://example.com/OTHER.png"
     with pytest.raises(ReplayDivergence, match="step 1"):
         traced.replay(run, step=2, action="a summary")
+
+
+def test_a_by_order_roles_message_is_its_last_actions_which_asks_no_model_and_still_takes_the_replacement():
+    """The turn's last model call (its first action's) was taken for the maker of the message its last action
+    published: a replay put the action into that call's answer, and the message kept the last action's output."""
+    from metagpt.actions import Action, UserRequirement
+    from metagpt.roles import Role
+    from metagpt.roles.role import RoleReactMode
+    from metagpt.team import Team
+
+    from agentracer_plugins.metagpt import Rounds
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class Draft(Action):
+        name: str = "Draft"
+
+        async def run(self, with_messages=None) -> str:
+            return await self._aask("draft: " + with_messages[-1].content)
+
+    class Lint(Action):
+        name: str = "Lint"
+
+        async def run(self, with_messages=None) -> str:
+            return "lint ok"
+
+    class Writer(Role):
+        name: str = "W"
+        profile: str = "Writer"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Draft, Lint])
+            self._set_react_mode(RoleReactMode.BY_ORDER)
+
+    def team() -> Rounds:
+        company = Team()
+        company.hire([Writer(llm=ScriptedLLM("the draft", model="w"))])
+        return Rounds(company, n_round=2)
+
+    traced = agentracer.trace(team)
+    run = traced.run("go")
+    assert run.steps[1].content == "lint ok" and [c.produces_step for c in run.steps[1].model_calls] == [False]
+    fixed = traced.replay(run, step=1, action="REPLACED")
+    assert fixed.steps[1].content == "REPLACED" and fixed.steps[1].replaced
+    assert [(c.source, c.response) for c in fixed.steps[1].model_calls] == [("cassette", "the draft")]
