@@ -499,7 +499,9 @@ class Run:
             return plan.step
         assert self.cassette is not None
         recorded = self.cassette.call(call["agent"], call["call_index"])
-        if recorded is None or recorded.step is None:
+        # (a call that did not make its recorded step waits for none: a MaAS operator's call, made before the steps
+        # of the operators it runs inside, would wait for a step that comes only after it)
+        if recorded is None or recorded.step is None or not recorded.produces_step:
             return 0
         if mode == "cassette":
             return recorded.step

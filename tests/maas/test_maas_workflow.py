@@ -189,3 +189,44 @@ def test_an_operator_that_fails_on_its_models_answer_has_a_failed_step_holding_i
     assert [c.agent for c in run.steps[1].model_calls] == ["Parse"] and run.unattached_calls == []
     fixed = traced.replay(run, step=1, action={"response": 42})  # (the failed step takes a good output)
     assert fixed.outcome.answer == 42 and fixed.metadata["replay_stats"]["cassette"] == 1
+
+
+@needs_lookalike
+def test_an_operator_running_another_replays_at_either_step_without_waiting(server):
+    """An outer operator asks its model, then runs an inner one (whose step comes first): its served call waited for
+    its own recorded step, which could come only after it (5 s, then a divergence at the inner step)."""
+    import time
+
+    from maas.ext.maas.scripts.operator import Generate, Operator
+    from maas.provider.base_llm import OpenAICompatibleLLM
+
+    class Outer(Operator):
+        def __init__(self, llm, inner) -> None:
+            super().__init__(llm, "Outer")
+            self.inner = inner
+
+        async def __call__(self, problem: str) -> dict:
+            plan = await self.llm.aask("plan for " + problem)
+            generated = await self.inner(problem=problem, instruction=plan)
+            return {"response": "outer: " + generated["response"]}
+
+    class Nested:
+        def __init__(self, llm) -> None:
+            self.llm = llm
+            self.generate = Generate(llm)
+            self.outer = Outer(llm, self.generate)
+
+        async def __call__(self, problem: str) -> tuple:
+            return (await self.outer(problem=problem))["response"], self.llm.total_cost, 0.0
+
+    for cls in (Outer, Nested):
+        cls.__module__ = "maas.custom"
+    traced = agentracer.trace(lambda: Nested(OpenAICompatibleLLM(server.base_url, model="loopback")))
+    run = traced.run("What is 6 * 7?")
+    assert [s.agent for s in run.steps] == ["user", "Generate", "Outer"]
+    started = time.monotonic()
+    inner = traced.replay(run, step=1, action="x = 42")
+    outer = traced.replay(run, step=2, action="x = 43")
+    assert time.monotonic() - started < 3  # (each had waited ORDER_STALL_S)
+    assert inner.outcome.answer == "outer: x = 42" and inner.metadata["replay_stats"]["cassette"] == 1
+    assert outer.outcome.answer == "x = 43" and outer.metadata["replay_stats"]["live"] == 0
