@@ -188,10 +188,12 @@ def check_plan(trajectory: Trajectory, plan: ReplayPlan) -> None:
         raise ReplayError(f"step {plan.step} is a tool result: its replacement is what the tool returned (a text or a "
                           f"JSON value), not tool calls; the call that asked for it is an earlier step")
     if plan.step > 0 and not trajectory.model_calls():
+        why = ("its team made none before it ended" if "team" in trajectory.metadata and trajectory.framework
+               else "a run imported from another format, not recorded by agentracer.trace")
         raise ReplayError(
-            f"trajectory {trajectory.id} has no recorded model calls (a run imported from another format, not "
-            f"recorded by agentracer.trace): a replay serves the steps before {plan.step} from its recorded model "
-            "calls, so only a recorded run can be replayed")
+            f"trajectory {trajectory.id} has no recorded model calls ({why}): a replay serves the steps before "
+            f"{plan.step} from its recorded model calls, so only a recorded run that asked its models can be replayed "
+            "from a later step (replace step 0 to run it again on another task)")
 
 
 TOOL_RESULTS = "tool_results"  # an action that replaces some results of a step holding several: {call id: result}

@@ -184,11 +184,16 @@ def test_a_run_without_recorded_model_calls_is_refused_as_not_replayable():
     """An imported run (Who&When, TracerTraj, spans of another tracer) has steps but no recorded model calls."""
     counter = Counter()
     team = agentracer.trace(make_factory(counter))
-    imported = team.run("task").model_copy(deep=True)
-    for step in imported.steps:
+    recorded = team.run("task").model_copy(deep=True)
+    for step in recorded.steps:
         step.model_calls = []
-    with pytest.raises(ReplayError, match="no recorded model calls .* only a recorded run can be replayed"):
+    imported = recorded.model_copy(update={"metadata": {}, "framework": None})
+    with pytest.raises(ReplayError, match="no recorded model calls .a run imported from another format.* only a "
+                                          "recorded run that asked its models can be replayed"):
         team.replay(imported, step=2, action="x")
+    # a recorded run whose team asked nothing before it ended (a role that failed first) is not called imported
+    with pytest.raises(ReplayError, match=r"no recorded model calls \(its team made none before it ended\)"):
+        team.replay(recorded, step=2, action="x")
 
 
 def test_a_request_hash_edited_by_hand_is_a_divergence_that_says_so():
