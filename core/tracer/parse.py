@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 _THINK = re.compile(r"<think>(.*?)</think>", re.S | re.I)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _STRICT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>([^<>|\n]+)\|\s*(\d+)\s*</answer>\s*", re.S)
-_PAIR = re.compile(r"^\s*[\"'`*\[]*\s*([^|\n]+?)\s*[\"'`*\]]*\s*\|\s*[\"'`*\[]*\s*(?:step\s*)?(\d+)\s*[\"'`*\]]*\s*$",
-                   re.I)
-_AGENT_FIELD = re.compile(r"(?:agent(?:\s*name)?|culprit|responsible\s+agent)\s*\**\s*[:=]\s*\**\s*([^\n*]+)", re.I)
-_STEP_FIELD = re.compile(r"step(?:\s*(?:number|index|id))?\s*\**\s*[:=#]?\s*\**\s*(\d+)", re.I)
-_STEP_LABEL = re.compile(r"step(?:\s*(?:number|index|id))?\s*\**\s*[:=#]\s*\**\s*(\d+)", re.I)  # (not "at step 7")
-_NEGATIVE_STEP = re.compile(r"[^|\n]\s*\|\s*(?:step\s*)?(-\s*\d+)\s*(?:</answer>|$)", re.I | re.M)
+_OPENERS, _CLOSERS = "\"'`*[", "\"'`*]"  # what may wrap an agent or a step: quotes, bold, brackets
+# (spaces and bold marks in one possessive run, "[\s*]*+": stacked optional "\s*\**\s*" backtracked for minutes on
+# an answer holding a long run of spaces)
+_AGENT_FIELD = re.compile(r"(?:agent(?:\s*+name)?|culprit|responsible\s++agent)[\s*]*+[:=][\s*]*+([^\n*]+)", re.I)
+_STEP_FIELD = re.compile(r"step(?:\s*+(?:number|index|id))?[\s*]*+[:=#]?[\s*]*+(\d+)", re.I)
+_STEP_LABEL = re.compile(r"step(?:\s*+(?:number|index|id))?[\s*]*+[:=#][\s*]*+(\d+)", re.I)  # (not "at step 7")
+_NEGATIVE_STEP = re.compile(r"[^|\s]\s*+\|\s*+(?:step\s*+)?(-\s*+\d+)\s*+(?:</answer>|$)", re.I | re.M)
 _MAX_STEP_DIGITS = 9  # a step number, not 4,300 digits int() refuses to read
-_REASON_FIELD = re.compile(r"reason(?:\s*for\s*mistake)?\s*\**\s*[:=]\s*\**\s*(.+)", re.I | re.S)
+_REASON_FIELD = re.compile(r"reason(?:\s*+for\s*+mistake)?[\s*]*+[:=][\s*]*+(.+)", re.I | re.S)
 
 
 @dataclass
@@ -85,6 +86,26 @@ def without_reasoning(text: str) -> str:
     return text[:opened.start()] if opened else text
 
 
+def _pair(text: str) -> tuple[str, str] | None:
+    """``(agent, step digits)`` of an ``agent|step`` answer (a line, or an answer block's content): one ``|``, the
+    agent and the step each maybe quoted, bold or bracketed, the step maybe written ``step 3``; else None. Plain string
+    work, not a regular expression: stacked optional spaces around the bar backtracked for minutes on an answer
+    holding a long run of spaces."""
+    left, bar, right = text.partition("|")
+    if not bar or "|" in right:
+        return None
+    agent = left.strip().lstrip(_OPENERS).strip().rstrip(_CLOSERS).strip()
+    if not agent or "\n" in agent:
+        return None
+    rest = right.strip().lstrip(_OPENERS).strip()
+    if rest[:4].lower() == "step":
+        rest = rest[4:].lstrip()
+    end = next((i for i, ch in enumerate(rest) if not ch.isdecimal()), len(rest))  # (any script's: refused later)
+    if not end or rest[end:].strip().strip(_CLOSERS).strip():
+        return None
+    return agent, rest[:end]
+
+
 def _fields(text: str) -> tuple[str | None, str | None, str | None]:
     """The ``Agent Name:``, ``Step Number:`` and ``Reason:`` fields of a labelled answer; a step field with its
     separator wins over a step mentioned in passing ("Reason: at step 7 ... Step Number: 3")."""
@@ -116,9 +137,9 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
         if len(answers) > 1:
             flags.append("multiple_answers")
         content = answers[-1]
-        pair = _PAIR.match(content)
+        pair = _pair(content)
         if pair:
-            raw_agent, raw_step = pair.group(1), pair.group(2)
+            raw_agent, raw_step = pair
         else:
             raw_agent, raw_step, _ = _fields(content)
             if raw_agent or raw_step:
@@ -132,9 +153,9 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
         if opened:
             flags.append("unclosed_answer")
             tail = opened.group(1)
-        pair = next((m for m in (_PAIR.match(line) for line in reversed(tail.strip().splitlines())) if m), None)
+        pair = next((m for m in (_pair(line) for line in reversed(tail.strip().splitlines())) if m), None)
         if pair:
-            raw_agent, raw_step = pair.group(1), pair.group(2)
+            raw_agent, raw_step = pair
             if not opened:
                 flags.append("missing_answer_tags")
         else:
@@ -144,8 +165,8 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
                 reason = reason or field_reason
     thought = _ANSWER.findall(think.group(1)) if think and (not raw_agent or raw_step is None) else []
     if thought:  # the only answer is inside the reasoning: taken, and flagged
-        pair = _PAIR.match(thought[-1])
-        raw_agent, raw_step = (pair.group(1), pair.group(2)) if pair else _fields(thought[-1])[:2]
+        pair = _pair(thought[-1])
+        raw_agent, raw_step = pair if pair else _fields(thought[-1])[:2]
         flags.append("answer_in_think")
     if not raw_agent or raw_step is None:
         negative = _NEGATIVE_STEP.search(answers[-1] if answers else text)

@@ -114,3 +114,17 @@ def test_a_negative_step_is_named_as_such() -> None:
         assert parsed.error.startswith("step -")
     assert parse_answer("<answer>nothing</answer>", ["A"]).error == "no agent and step found in the answer"
     assert parse_answer("<answer>A|2</answer> -1", ["A"]).step == 2
+
+
+def test_a_long_run_of_spaces_is_read_in_one_pass_not_backtracked_over() -> None:
+    """Stacked optional spaces around the bar and the field labels backtracked over a run of spaces: 200 took 12 s,
+    500 never ended (a degenerate rollout, or an indented answer, stalled eval and locate)."""
+    run = " " * 5000
+    for text in (f"<think>x</think>foo\n{run}\nbar", f"<think>x</think><answer>{run}</answer>",
+                 f"<think>x</think>Step{run}x", f"<think>x</think>Agent{run}x", f"<think>x</think>Reason{run}x",
+                 f"<think>x</think><answer>a|{run}x -1</answer>", f"<think>x</think><answer>{run}|{run}</answer>",
+                 "<think>x</think>Step" + "* " * 2500 + "x"):
+        parsed = parse_answer(text, AGENTS)
+        assert not parsed.ok and parsed.agent is None
+    padded = parse_answer(f"<think>x</think><answer>{run}WebSurfer{run}|{run}3{run}</answer>", AGENTS)
+    assert (parsed.ok, padded.agent, padded.step) == (False, "WebSurfer", 3)
