@@ -25,8 +25,7 @@ SIGMA = 1.0
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _SHAPE = re.compile(r"\A\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*\Z", re.DOTALL)
-# the agent is all before the last "|" (a name may hold "|", "<", ">"), the step a step index: ASCII digits
-_ANSWER = re.compile(r"\A\s*(?P<agent>[^\n]+?)\s*\|\s*(?P<step>[0-9]{1,9})\s*\Z")
+_MAX_STEP_DIGITS = 9
 
 
 def parse_answer(solution_str: str) -> tuple[str, int] | None:
@@ -39,10 +38,18 @@ def parse_answer(solution_str: str) -> tuple[str, int] | None:
     shape = _SHAPE.match(solution_str)
     if shape is None:
         return None
-    answer = _ANSWER.match(shape.group("answer"))
-    if answer is None:
+    return _agent_and_step(shape.group("answer"))
+
+
+def _agent_and_step(answer: str) -> tuple[str, int] | None:
+    """The agent (all before the last ``|``: a name may hold ``|``, ``<``, ``>``; one line) and the step (ASCII
+    digits) of an answer block, spaces around each aside. String work, not a regular expression: a pattern's
+    optional spaces around the bar backtracked for seconds to hours over a rollout's long run of spaces."""
+    head, bar, tail = answer.rpartition("|")
+    agent, step = head.strip(), tail.strip()
+    if not bar or not agent or "\n" in agent or not (step.isascii() and step.isdigit()) or len(step) > _MAX_STEP_DIGITS:
         return None
-    return answer.group("agent"), int(answer.group("step"))
+    return agent, int(step)
 
 
 def name_key(name: str) -> str:
@@ -58,6 +65,8 @@ def known_agents(ground_truth: Mapping[str, Any]) -> list[str]:
         try:
             agents = json.loads(agents)
         except json.JSONDecodeError:
+            agents = [agents]
+        if isinstance(agents, str):  # ('"Expert"': one name, not its letters)
             agents = [agents]
     if isinstance(agents, Mapping):
         return [str(name) for name in agents]

@@ -158,3 +158,20 @@ def test_without_an_agents_list_any_well_formed_name_passes_the_format_gate() ->
     assert (wrong["format"], wrong["agent"]) == (1.0, 0.0) and wrong["score"] == pytest.approx(paper(0, 1))
     assert compute_score("agentracer/whowhen", "<think>x</think><answer>WebSurfer|12</answer>", truth)["score"] == 1.0
     assert compute_score("agentracer/whowhen", "<answer>WebSurfer|12</answer>", truth)["format"] == 0.0
+
+
+def test_a_rollout_with_a_long_run_of_spaces_scores_at_once() -> None:
+    """A pattern's optional spaces around the bar backtracked cubically: 4,000 spaces in an answer took 38 s, and a
+    degenerate rollout held up the reward worker and the whole step."""
+    truth = {"agent": "a", "step": 1, "agents": '["a"]'}
+    run = " " * 20000
+    for body in (run, run + "|x", run + "|", "\t" * 20000 + "|"):
+        assert compute_score("s", f"<think>x</think><answer>{body}</answer>", truth)["score"] == 0.0
+    assert compute_score("s", f"<think>x</think><answer>{run}a{run}|{run}1{run}</answer>", truth)["score"] == 1.0
+    assert parse_answer("<think>x</think><answer> \t|3</answer>") is None  # (a blank name is none)
+
+
+def test_an_agents_list_written_as_one_json_name_is_that_name_not_its_letters() -> None:
+    assert known_agents({"agents": '"Expert"'}) == ["Expert"]
+    assert compute_score("s", "<think>x</think><answer>E|3</answer>", {"agent": "Expert", "step": 3,
+                                                                        "agents": '"Expert"'})["format"] == 0
