@@ -59,6 +59,24 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
         raise InputError(f"not valid YAML ({exc})", where=str(path)) from None
     if not isinstance(config, dict):
         raise InputError("the config must be a mapping", where=str(path))
+    return ours_from_verl_section(config)
+
+
+def ours_from_verl_section(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the keys of its ``verl:`` section that are verl's spelling of ours (``VERL_SPELLINGS``:
+    ``actor_rollout_ref.rollout.n`` is ``rollout.n``) moved to our sections, as a command-line override of them is:
+    what we derive from them (the clip schedule's updates per step) and our checks follow them. They passed to verl
+    unchecked (rollout.n=1 past the group-size check, lam=2 past the reward's range) and unseen by the schedule."""
+    verl = config.get("verl")
+    if not isinstance(verl, dict):
+        return config
+    config = {name: dict(value) if isinstance(value, dict) else value for name, value in config.items()}
+    for key, value in verl.items():
+        ours = VERL_SPELLINGS.get(str(key).lstrip("+"))
+        if ours is not None and not str(key).startswith("++"):
+            section, _, name = ours.partition(".")
+            config[section] = {**_section(config, section), name: value}
+            del config["verl"][key]
     return config
 
 

@@ -316,6 +316,26 @@ def test_an_override_of_a_key_we_add_sets_it_rather_than_adding_it_twice(ready: 
     assert eps == ["+actor_rollout_ref.actor.policy_loss.eps_max=0.3"]
 
 
+def test_verls_spelling_of_a_key_we_set_in_the_config_files_verl_section_is_ours_too(ready: RunSpec,
+                                                                                  tmp_path: Path) -> None:
+    """Written under ``verl:`` in the YAML, it passed to verl unchecked and unseen by the clip schedule: 4 updates a
+    step counted as 1, rollout.n=1 past the group-size check, lam=2 past the reward's range."""
+    base = (Path(__file__).resolve().parents[2] / "trainer" / "configs" / "grpo_paper.yaml").read_text()
+    path = tmp_path / "c.yaml"
+    path.write_text(base.replace("verl: {}", "verl:\n  actor_rollout_ref.actor.ppo_mini_batch_size: 8\n"
+                                             "  trainer.critic_warmup: 0"))
+    config = load_config(path)
+    assert config["ppo"]["mini_batch_size"] == 8 and config["verl"] == {"trainer.critic_warmup": 0}
+    overrides = as_dict(verl_overrides(config, ready))
+    assert overrides["+actor_rollout_ref.actor.policy_loss.updates_per_step"] == "4"  # 32 / 8
+    assert overrides["trainer.critic_warmup"] == "0"  # (verl's own keys pass as they are)
+    for key, value, message in (("actor_rollout_ref.rollout.n", 1, "rollout.n must be at least 2"),
+                                ("reward.custom_reward_function.reward_kwargs.lam", 2, "0 <= lam <= 1")):
+        path.write_text(base.replace("verl: {}", f"verl:\n  {key}: {value}"))
+        with pytest.raises(InputError, match=re.escape(message)):
+            verl_overrides(load_config(path), ready)
+
+
 def test_verls_spelling_of_a_key_we_set_sets_ours_and_is_checked_as_ours(ready: RunSpec) -> None:
     """``actor_rollout_ref.actor.ppo_mini_batch_size=8`` is ``ppo.mini_batch_size=8``: the clip schedule counts its
     updates per step from it, and a clip or reward setting out of range spelt verl's way is refused as ours is."""
