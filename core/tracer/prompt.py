@@ -264,7 +264,7 @@ def build_user_prompt(
     task_chars = None
     if max_tokens is not None:  # task, G and feedback: up to a third of the budget, and what the rest leaves the steps
         core = count(SYSTEM_PROMPT) + count("\n\n".join([intro, roster, header + note, "", instructions])) + 16
-        task_chars = 4 * max(75, min(max_tokens // 3, max_tokens - core - 64))  # (about 4 characters a token)
+        task_chars = 3 * max(75, min(max_tokens // 3, max_tokens - core - 64))  # (at most 3 characters a token)
     task = _task_block(trajectory, with_ground_truth, task_chars)
     budget = None
     if max_tokens is not None:

@@ -148,3 +148,12 @@ def test_leaving_out_the_middle_keeps_as_many_steps_as_fit() -> None:
         keep = {s.index for s in steps[:head]} | {s.index for s in steps[len(steps) - (more - head):]}
         text, _, _ = _render(steps, MIN_STEP_CHARS, keep)
         assert count(text) > budget or more >= len(steps)
+
+
+def test_the_token_estimate_is_generous_for_chinese_digits_and_emoji_too() -> None:
+    """Three characters a token whatever the script: 1,650 Chinese characters (1,500 tokens in a byte-level BPE)
+    were 551, 200 emoji (400) were 67; verl then dropped the prompts it found over its limit without a word."""
+    assert estimate_tokens("中" * 1650) >= 1500 and estimate_tokens("😀" * 200) >= 400
+    assert estimate_tokens("1234567890" * 10) >= 100  # (Qwen's tokenizer splits numbers into digits)
+    english = "the agent opened the wrong file and reported it as done " * 20
+    assert len(english) / 3 <= estimate_tokens(english) <= len(english) / 3 + 1
