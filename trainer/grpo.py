@@ -1,7 +1,7 @@
 """KL-free GRPO in plain PyTorch: group-normalised advantages and the clipped surrogate loss.
 
 This is the reference the verl hook is tested against and the loss of the CPU training loop
-(``agentracer.trainer.tiny_loop``). There is no KL term anywhere: not in the loss, not in the reward.
+(``agentracer.trainer.cpu_loop``). There is no KL term anywhere: not in the loss, not in the reward.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def clipped_policy_loss(
         loss = masked_mean(per_token, mask)
     elif agg == "seq-mean-token-mean":
         per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
-        loss = per_seq[mask.sum(-1) > 0].mean()
+        kept = mask.sum(-1) > 0  # (no sequence with a token: 0, as token-mean gives, not the NaN of an empty mean)
+        loss = per_seq[kept].mean() if bool(kept.any()) else (per_token * mask).sum()
     else:
         raise ValueError(f"unknown aggregation {agg!r}")
     clip_fraction = masked_mean((clipped > unclipped).to(log_prob.dtype), mask)
