@@ -311,11 +311,16 @@ def prepare(
     usable: list[tuple[Trajectory, Verdict]] = []
     invalid: list[str] = []
     seen_flags: set[str] = set()
+    seen_ids: set[str] = set()
     for where, item in iter_dataset(dataset):
         if isinstance(item, InputError):
             invalid.append(str(item))
             continue
         report.read += 1
+        if item.id in seen_ids:  # (one run twice, a file joined by hand: its row would count twice in training)
+            report.dropped.append(Dropped(item.id, "the same run again (its id repeats an earlier one)"))
+            continue
+        seen_ids.add(item.id)
         label = pick_label(item)
         problem = _check(item, label)
         if problem is not None:

@@ -57,10 +57,11 @@ def _load_tokenizer(path: str | None):  # noqa: ANN202 - optional dependency
 def prepare_command(dataset: Path, output: Path, with_gt: bool, val_fraction: float, max_prompt_tokens: int,
                     tokenizer: str | None, seed: int, skip_invalid: bool, exclude_flags: tuple[str, ...]) -> None:
     """Turn DATASET (a Who&When folder, a TracerTraj Parquet/JSONL, or a trajectory store) into verl RL data."""
+    from ..tracer.prompt import MIN_PROMPT_TOKENS
     from ..trainer.data import prepare
 
-    if max_prompt_tokens < 256:
-        raise InputError(f"--max-prompt-tokens must be at least 256, got {max_prompt_tokens}")
+    if max_prompt_tokens < MIN_PROMPT_TOKENS:  # (the prompt's own parts take about 300: every row was dropped)
+        raise InputError(f"--max-prompt-tokens must be at least {MIN_PROMPT_TOKENS}, got {max_prompt_tokens}")
     report = prepare(dataset, output, with_ground_truth=with_gt, val_fraction=val_fraction,
                      max_prompt_tokens=max_prompt_tokens, tokenizer=_load_tokenizer(tokenizer), seed=seed,
                      skip_invalid=skip_invalid, exclude_flags=exclude_flags)

@@ -164,6 +164,24 @@ def test_bad_options(tmp_path: Path) -> None:
         prepare(WHOWHEN, tmp_path, val_fraction=1.0)
     with pytest.raises(InputError, match="no such file"):
         prepare(tmp_path / "missing", tmp_path / "o")
+    from agentracer.cli import cli
+    from click.testing import CliRunner
+
+    said = CliRunner().invoke(cli, ["train", "prepare", str(WHOWHEN), "-o", str(tmp_path / "c"),
+                                    "--max-prompt-tokens", "300"])  # (the prompt's own parts: every row dropped)
+    assert said.exit_code != 0 and "--max-prompt-tokens must be at least 600" in str(said.exception or said.output)
+
+
+def test_a_run_given_twice_is_one_row(tmp_path: Path) -> None:
+    from agentracer.schema import Step, Trajectory, Verdict
+
+    runs = [Trajectory(id=f"run-{i}", task=f"task {i}", steps=[Step(index=0, agent="a", content="x"),
+                                                               Step(index=1, agent="b", content="y")],
+                       labels=[Verdict(agent="b", step=1, source="human")]).model_dump(mode="json") for i in (0, 1)]
+    (tmp_path / "runs.json").write_text(json.dumps([runs[0], runs[1], runs[0]]))
+    report = prepare(tmp_path / "runs.json", tmp_path / "out", val_fraction=0.0)
+    assert report.train == 2 and [(d.id, d.reason) for d in report.dropped] == [
+        ("run-0", "the same run again (its id repeats an earlier one)")]
 
 
 def test_budget_counted_with_a_real_tokenizer(tmp_path: Path, whowhen: dict) -> None:
