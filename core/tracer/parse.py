@@ -1,7 +1,9 @@
 """Reading a tracer's answer: strict about the format, forgiving about near misses, never raising.
 
 The exact format is ``<think>reasoning</think><answer>agent|step</answer>`` with nothing around it; such an
-answer has ``strict=True`` (the trainer's format gate). Near misses are recovered and flagged:
+answer has ``strict=True`` (the shape alone: the trainer's reward, ``agentracer.trainer.reward``, gates more
+strictly, on the agent written exactly as one of the run's, and takes an answer block on lines of its own). Near
+misses are recovered and flagged:
 
 * ``missing_think`` / ``unclosed_think``: no reasoning block, or one that is never closed;
 * ``answer_in_think``: the only answer stands inside the reasoning (an answer outside it always wins);
