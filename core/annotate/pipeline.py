@@ -127,9 +127,10 @@ class AnnotationPipeline:
             kept = None
             with contextlib.suppress(Exception):
                 kept = Trajectory.model_validate_json(path.read_text(encoding="utf-8"))
-            if kept is not None:
-                if kept.metadata.get("task_hash", fingerprint) != fingerprint:
-                    raise InputError(_changed_message([row.id], self.out))
+            # the run of a task an earlier run began but never finished (no ledger line: nothing labelled), kept for
+            # a resume; one of another text or ground truth since is run again (a finished task that changed is
+            # refused up front, in ``_arun``)
+            if kept is not None and kept.metadata.get("task_hash", fingerprint) == fingerprint:
                 return kept
         metadata = {**row.metadata, "question_id": row.id, "task_id": row.id, "task_hash": fingerprint}
         token = NEEDS_GIVEN_TASK.set(True)  # (a team that runs a task of its own is stopped before it runs)

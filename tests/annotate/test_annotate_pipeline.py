@@ -416,6 +416,14 @@ def test_a_task_that_now_asks_something_else_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"1 task\(s\) ask something else.*'t1'.*another folder"):
         pipeline().run(read_tasks(path), progress=False)
     assert pipeline().run(read_tasks(write_tasks(tmp_path / "same.jsonl", 2)), progress=False).skipped == 2
+    # a task begun but never finished (killed before its ledger line: nothing labelled) whose text changed since is
+    # run again on its new text (it stopped the task with 'annotate them into another folder')
+    ledger = out / "ledger.jsonl"
+    ledger.write_text("".join(line + "\n" for line in ledger.read_text().splitlines() if '"t1"' not in line))
+    summary = pipeline().run(read_tasks(path), progress=False)  # (t1's ground truth is 99 now)
+    assert summary.errors == [] and summary.skipped == 1
+    original = json.loads((out / "runs" / "t1.json").read_text())
+    assert original["ground_truth"] == "99"
 
 
 def test_a_task_fingerprint_is_the_same_in_every_process():
