@@ -358,7 +358,8 @@ class TracedTeam:
                     run.activate_in(context)  # (a factory's model calls are the run's)
                 team = run_returning(runner, self._abuild(task), context)
                 plugin = context.run(self._begin, team, run, plan, parent)
-                run.activate_in(context)
+                if not self._is_factory:
+                    run.activate_in(context)
                 session = _SyncSession(runner, context, lambda: plugin.arun(team, task, run))
                 try:
                     yield session

@@ -216,9 +216,9 @@ def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
     summary = str(getattr(message, "id", "")) in _summaries.get(run, set())
     producer = None if summary else next(
         (call for call in reversed(step.model_calls) if (call.agent, call.call_index) not in thinking), None)
-    actions = CALL_ACTIONS.get(run, {})
-    doing = actions.get((producer.agent, producer.call_index)) if producer is not None else None
-    if doing is not None and doing != str(getattr(message, "cause_by", "") or doing):
+    doing = CALL_ACTIONS.get(run, {}).get((producer.agent, producer.call_index)) if producer is not None else None
+    cause = str(getattr(message, "cause_by", "") or "")
+    if doing is not None and cause and cause != f"{doing.__module__}.{doing.__name__}":  # (MetaGPT's any_to_str)
         producer = None  # the call was an earlier action's: the message is the last one's, which asked nothing
     for call in step.model_calls:
         if call.produces_step is not (call is producer):  # (a pydantic model's ``__setattr__`` costs)

@@ -20,9 +20,9 @@ ACTOR: ContextVar[str | None] = ContextVar("agentracer_metagpt_actor", default=N
 THINKING: ContextVar[bool] = ContextVar("agentracer_metagpt_thinking", default=False)  # in a role's ``_think``
 THINKING_CALLS: weakref.WeakKeyDictionary[Any, set[tuple[str, int]]] = weakref.WeakKeyDictionary()  # by run
 ROLE: ContextVar[Any] = ContextVar("agentracer_metagpt_role", default=None)  # the role whose turn it is
-# by run: (agent, call index) -> the action the role was doing when it asked (its ``rc.todo``, as MetaGPT names a
-# message's ``cause_by``): what a role publishes is its last action's, and that action may ask no model
-CALL_ACTIONS: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], str]] = weakref.WeakKeyDictionary()
+# by run: (agent, call index) -> the class of the action the role was doing when it asked (its ``rc.todo``): what a
+# role publishes is its last action's (``cause_by``), and that action may ask no model
+CALL_ACTIONS: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], type]] = weakref.WeakKeyDictionary()
 """The agent (role profile or operator name) whose turn is running in this asyncio task."""
 
 UNKNOWN_ACTOR = "metagpt"
@@ -109,9 +109,8 @@ def traced_aask(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
         THINKING_CALLS.setdefault(run, set()).add((agent, run.next_call_index(agent)))
     else:
         todo = getattr(getattr(ROLE.get(), "rc", None), "todo", None)
-        if todo is not None:
-            kind = type(todo)
-            CALL_ACTIONS.setdefault(run, {})[(agent, run.next_call_index(agent))] = f"{kind.__module__}.{kind.__name__}"
+        if todo is not None:  # (its name is made at publish, for the one call that may have made the message)
+            CALL_ACTIONS.setdefault(run, {})[(agent, run.next_call_index(agent))] = type(todo)
     return run.acall_model(
         agent, aask_request(instance, args, kwargs), lambda: wrapped(*args, **kwargs), TEXT_CODEC,
         produces_step=True, model=model_name(instance),

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ..schema import Step, Trajectory, tool_calls_content
+from ..tracer.parse import without_reasoning
 
 UNCHANGED = "UNCHANGED"
 _MAX_STEP_CHARS = 4000
@@ -101,8 +102,6 @@ def perturber_messages(trajectory: Trajectory, step: int, mistake_type: str) -> 
 def _tagged(text: str, tag: str) -> str | None:
     """The last ``<tag>`` body of an answer: outside a reasoning model's ``<think>`` block where one stands there (the
     reasoning weighs drafts), else anywhere in it."""
-    from ..tracer.parse import without_reasoning
-
     concluded = without_reasoning(text)
     return _last_tagged(concluded, tag) if concluded != text and f"<{tag}>" in concluded else _last_tagged(text, tag)
 

@@ -54,24 +54,23 @@ def check_results_file(path: str) -> None:
                          "results to another file", where=path)
 
 
-def check_same_model(path: str, method: str, model: str | None) -> None:
+def check_same_model(path: str, method: str, model: str | None, rows: list[dict] | None = None) -> None:
     """Refuse to add ``model``'s results to a file holding another model's for ``method``; rows that name no
-    model (a model-free method's) are not compared."""
+    model (a model-free method's) are not compared. ``rows``: the file's, when read already."""
     from ..tracer.evaluation import read_rows
     from ._same_model import other_models
 
-    others = other_models([row.get("model") for row in read_rows(path) if row.get("method") == method], method, model)
+    rows = read_rows(path) if rows is None else rows
+    others = other_models([row.get("model") for row in rows if row.get("method") == method], method, model)
     if others:
         raise InputError(f"{path} holds results of model {others[0]!r}; write these results to another file")
 
 
-def check_same_budget(path: str, method: str, budget: int | None) -> None:
+def check_same_budget(path: str, method: str, budget: int | None, rows: list[dict]) -> None:
     """Refuse to add results scored with prompts of another size than earlier rows of ``method`` were (a trajectory
     longer than the budget is cut to fit: the two would not be one experiment); rows of an earlier version, which
-    name no budget, are not compared."""
-    from ..tracer.evaluation import read_rows
-
-    earlier = sorted({row["prompt_budget"] for row in read_rows(path)
+    name no budget, are not compared (``rows``: the file's)."""
+    earlier = sorted({row["prompt_budget"] for row in rows
                       if row.get("method") == method and row.get("prompt_budget") not in (None, budget)})
     if earlier and budget is not None:
         raise InputError(f"{path} holds results of {method!r} scored with prompts of up to {earlier[0]} tokens, and "
@@ -195,8 +194,9 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
     )
 
     model_name = getattr(chat_model, "name", None) or getattr(attributor, "weights_id", None)  # (lite: its weights)
-    check_same_model(output, name, model_name)
-    check_same_budget(output, name, prompt_budget_of(attributor))
+    earlier = read_rows(output)  # (both checks read the same rows)
+    check_same_model(output, name, model_name, earlier)
+    check_same_budget(output, name, prompt_budget_of(attributor), earlier)
     stale: list[str] = []
     done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors, items=items, stale=stale)
     todo = [item for item in items if item.id not in done]

@@ -25,7 +25,8 @@ def redacted(trajectory: Trajectory, *, where: str | None = None, ground_truth_t
     kept = set() if ground_truth_too else {"ground_truth"}
     try:
         text = trajectory.model_dump_json(exclude=kept)
-        trajectory.model_dump_json(include={"ground_truth"})
+        if kept:  # (the ground truth must be writable too)
+            trajectory.model_dump_json(include=kept)
     except ValueError as exc:  # (pydantic's serialization error)
         trajectory = _mended(trajectory, exc, where)
         text = trajectory.model_dump_json(exclude=kept)
