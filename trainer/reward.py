@@ -2,60 +2,31 @@
 
 ``reward = format_ok * (lam * [agent == agent*] + (1 - lam) * exp(-(step - step*)^2 / (2 sigma^2)))``
 
-``format_ok`` is strict: the whole answer is one ``<think>…</think>`` followed by one
-``<answer>agent|step</answer>`` (whitespace around them allowed, nothing else), the agent is one of the
-trajectory's agents (compared case-insensitively, in one Unicode form) and the step is a step index (ASCII
-digits, no sign). Pure Python: no torch.
+``format_ok`` is the strict format of ``agentracer.tracer.answer_format`` (the one a verdict's ``strict`` flag
+reports): the whole answer is one ``<think>…</think>`` followed by one ``<answer>agent|step</answer>``, the agent is
+one of the trajectory's agents (or the label's) and the step is a step index. Pure Python: no torch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import json
 import math
 import numbers
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ..tracer.answer_format import name_key, strict_answer
 
 LAM = 0.5
 SIGMA = 1.0
 
-_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
-_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
-_SHAPE = re.compile(r"\A\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*\Z", re.DOTALL)
-_MAX_STEP_DIGITS = 9
-
 
 def parse_answer(solution_str: str) -> tuple[str, int] | None:
     """``(agent, step)`` when the text has the strict shape, else ``None`` (the agent is not checked here)."""
-    if not isinstance(solution_str, str):
-        return None
-    for tag in (_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE):
-        if solution_str.count(tag) != 1:
-            return None
-    shape = _SHAPE.match(solution_str)
-    if shape is None:
-        return None
-    return _agent_and_step(shape.group("answer"))
-
-
-def _agent_and_step(answer: str) -> tuple[str, int] | None:
-    """The agent (all before the last ``|``: a name may hold ``|``, ``<``, ``>``; one line) and the step (ASCII
-    digits) of an answer block, spaces around each aside. String work, not a regular expression: a pattern's
-    optional spaces around the bar backtracked for seconds to hours over a rollout's long run of spaces."""
-    head, bar, tail = answer.rpartition("|")
-    agent, step = head.strip(), tail.strip()
-    if not bar or not agent or "\n" in agent or not (step.isascii() and step.isdigit()) or len(step) > _MAX_STEP_DIGITS:
-        return None
-    return agent, int(step)
-
-
-def name_key(name: str) -> str:
-    """An agent name as compared: case-insensitive, one Unicode form (a name typed decomposed is the same), without
-    the spaces around it (a label written ``"Expert "``)."""
-    return unicodedata.normalize("NFC", name).casefold().strip()
+    return strict_answer(solution_str)
 
 
 def known_agents(ground_truth: Mapping[str, Any]) -> list[str]:
@@ -116,16 +87,37 @@ def compute_score(
     *,
     lam: float = LAM,
     sigma: float = SIGMA,
-    **_: Any,
+    **others: Any,
 ) -> dict[str, float]:
     """verl's custom reward entry point: ``ground_truth`` holds ``agent``, ``step`` and ``agents``.
 
     ``lam`` and ``sigma`` arrive from verl's ``custom_reward_function.reward_kwargs``; other keyword
-    arguments verl may pass are ignored.
+    arguments verl may pass are ignored, but one spelt like a setting of ours (``lamda``) is a ``TypeError``: a
+    typo there would train the whole run with the default.
     """
+    if others:
+        _check_no_misspelt_setting(others)
     truth = _as_mapping(ground_truth)
     return score(solution_str, _label_agent(truth), _label_step(truth), known_agents(truth),
                  lam=_number("lam", lam), sigma=_number("sigma", sigma))
+
+
+_SETTINGS = ("lam", "sigma")
+
+
+@functools.lru_cache(maxsize=256)
+def _misspelt_setting(name: str) -> str | None:
+    """The setting of ours ``name`` looks like a misspelling of (``lamda``, ``lambda``, ``sigm``), else None."""
+    near = difflib.get_close_matches(name.casefold(), _SETTINGS, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def _check_no_misspelt_setting(others: Mapping[str, Any]) -> None:
+    for name in others:
+        near = _misspelt_setting(str(name))
+        if near is not None:
+            raise TypeError(f"compute_score got the reward setting {name!r}: did you mean {near!r}? (the reward takes "
+                            f"{list(_SETTINGS)})")
 
 
 def _number(name: str, value: Any) -> float:

@@ -1,9 +1,8 @@
 """Reading a tracer's answer: strict about the format, forgiving about near misses, never raising.
 
-The exact format is ``<think>reasoning</think><answer>agent|step</answer>`` with nothing around it; such an
-answer has ``strict=True`` (the shape alone: the trainer's reward, ``agentracer.trainer.reward``, gates more
-strictly, on the agent written exactly as one of the run's, and takes an answer block on lines of its own). Near
-misses are recovered and flagged:
+The exact format is ``<think>reasoning</think><answer>agent|step</answer>`` with nothing around it and one of the
+trajectory's agents named; such an answer has ``strict=True``, exactly when the trainer's reward would not gate it
+to 0 (one definition for both: ``agentracer.tracer.answer_format``). Near misses are recovered and flagged:
 
 * ``missing_think`` / ``unclosed_think``: no reasoning block, or one that is never closed;
 * ``answer_in_think``: the only answer stands inside the reasoning (an answer outside it always wins);
@@ -24,9 +23,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .answer_format import in_format
+
 _THINK = re.compile(r"<think>(.*?)</think>", re.S | re.I)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
-_STRICT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>([^<>|\n]+)\|\s*(\d+)\s*</answer>\s*", re.S)
 _OPENERS, _CLOSERS = "\"'`*[", "\"'`*]"  # what may wrap an agent or a step: quotes, bold, brackets
 # (spaces and bold marks in one possessive run, "[\s*]*+": stacked optional "\s*\**\s*" backtracked for minutes on
 # an answer holding a long run of spaces)
@@ -126,7 +126,6 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
         return ParsedAnswer(None, None, error="empty answer")
     text = str(text)
     flags: list[str] = []
-    strict_match = _STRICT.fullmatch(text)
     think = _THINK.search(text)
     reason = think.group(1).strip() if think else None
     if think is None:
@@ -147,7 +146,7 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
             if raw_agent or raw_step:
                 flags.append("labelled_fields")
         outside = _ANSWER.sub("", _THINK.sub("", text)).strip()
-        if outside and strict_match is None:
+        if outside:
             flags.append("extra_text")
     else:
         tail = text[think.end():] if think else text
@@ -187,4 +186,4 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
     step = int(raw_step)
     if n_steps is not None and not 0 <= step < n_steps:
         flags.append("step_out_of_range")
-    return ParsedAnswer(agent, step, strict=strict_match is not None, flags=flags, reason=reason)
+    return ParsedAnswer(agent, step, strict=in_format(text, agents), flags=flags, reason=reason)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from agentracer.tracer.parse import match_agent, parse_answer
+from agentracer.trainer.reward import compute_score
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +25,25 @@ def test_whitespace_between_blocks_is_still_strict() -> None:
 def test_agent_names_match_case_insensitively() -> None:
     parsed = parse_answer("<think>x</think><answer>websurfer|3</answer>", AGENTS)
     assert parsed.agent == "WebSurfer" and parsed.strict
+
+
+@pytest.mark.parametrize("answer", [
+    "<think>x</think><answer>\"WebSurfer\"|8</answer>",  # quotes around the name: not a name of the run
+    "<think>x</think><answer>Orchestrator (thought)|8</answer>",  # a role suffix
+    "<think>x</think><answer>Orchestrator|8</answer><think>again</think>",  # a second reasoning block
+    "<think>x</think><answer>Orchestrator|٣</answer>",  # a non-ASCII digit
+])
+def test_strict_is_the_trainers_format_gate(answer: str) -> None:
+    """A verdict is strict exactly when the trainer's reward does not gate it to 0 (one definition for both)."""
+    parsed = parse_answer(answer, AGENTS)
+    gate = compute_score("who_when", answer, {"agent": "Orchestrator", "step": 8, "agents": AGENTS})["format"]
+    assert parsed.strict is (gate == 1.0) is False
+
+
+def test_strict_answers_pass_the_trainers_format_gate() -> None:
+    for answer in ("<think>a|b</think>\n<answer>\nWebSurfer | 8\n</answer>\n", "<think></think><answer>websurfer|0</answer>"):
+        gate = compute_score("who_when", answer, {"agent": "Orchestrator", "step": 8, "agents": AGENTS})["format"]
+        assert parse_answer(answer, AGENTS).strict is (gate == 1.0) is True
 
 
 def test_labelled_fields_are_recovered_and_flagged() -> None:

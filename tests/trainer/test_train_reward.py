@@ -84,6 +84,16 @@ def test_lam_and_sigma_come_from_reward_kwargs() -> None:
     assert compute_score("x", text, GT, {"id": "a"}, some_verl_kwarg=1)["score"] == pytest.approx(paper(0, 2))
 
 
+@pytest.mark.parametrize("typo", ["lamda", "lambda", "Lam_", "sigm", "sigmas"])
+def test_a_misspelt_reward_setting_is_refused_not_trained_with_the_default(typo: str) -> None:
+    text = "<think>x</think><answer>Orchestrator|14</answer>"
+    with pytest.raises(TypeError, match=f"{typo!r}: did you mean"):
+        compute_score("x", text, GT, None, **{typo: 0.9})
+    # verl's own keyword arguments still pass through
+    kwargs = {"sandbox_fusion_url": None, "concurrent_semaphore": None, "memory_limit_mb": 1024, "return_dict": True}
+    assert compute_score("x", text, GT, None, **kwargs)["score"] == pytest.approx(paper(0, 2))
+
+
 def test_an_agent_name_in_another_unicode_form_is_the_same_agent() -> None:
     import unicodedata
 
