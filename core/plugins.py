@@ -45,6 +45,8 @@ class Plugin(Protocol):
     # builds them (its hooks then go in before a factory runs, so those calls are the run's, served in a replay).
     # Optional: ``keeps_its_loop(team) -> bool``, whether a team object stays bound to the event loop it first ran in
     # even once that loop is closed (a traced team object is then refused in any other loop, before it runs).
+    # Optional: ``shape_agents(agents) -> list[str]``, the names of ``describe``'s agents that make a team's shape for
+    # a replay's check (default: all; CAMEL leaves out the task agents a RolePlaying asks once as it is made).
     # Optional: ``why_not_replaceable(trajectory, step) -> str | None``, why no action can be put at that step of a
     # run of this framework, whatever the action (None: it can be); see ``why_not_replaceable`` below.
 

@@ -397,8 +397,8 @@ class TracedTeam:
         if recorded_type and fresh_type and recorded_type != fresh_type:
             raise ReplayError(f"team shape differs: trajectory {parent.id} was recorded with a {recorded_type}, this "
                               f"team is a {fresh_type}")
-        before = sorted(a.name for a in parent.agents)
-        now = sorted(a.name for a in fresh.agents)
+        shape = getattr(plugin, "shape_agents", None) or (lambda agents: [a.name for a in agents])
+        before, now = sorted(shape(parent.agents)), sorted(shape(fresh.agents))
         if before and now and before != now:
             raise ReplayError(f"team shape differs: recorded agents {before}, this team has {now}")
 

@@ -38,6 +38,29 @@ def _agent_info(name: str, agent: Any, description: str | None) -> AgentInfo:
                      model=text(model) if model is not None else None, tools=tools)
 
 
+_TASK_AGENTS = (  # (RolePlaying's switch, its kwargs, the role name CAMEL gives the agent, what it does)
+    ("with_task_specify", "task_specify_agent_kwargs", "Task Specifier", "rewrites the task before the society runs"),
+    ("with_task_planner", "task_planner_agent_kwargs", "Task Planner", "adds a plan to the task before the society runs"),
+)
+
+
+def _task_agents(team: Any) -> list[AgentInfo]:
+    """The agents a RolePlaying asks once as it is made (CAMEL keeps no reference to them): their calls are the
+    run's first steps, under CAMEL's role names."""
+    from camel.societies import RolePlaying
+
+    if not isinstance(team, RolePlaying):
+        return []
+    found = []
+    for switch, kwargs_name, name, does in _TASK_AGENTS:
+        if getattr(team, switch, False):
+            model = (getattr(team, kwargs_name, None) or {}).get("model") or getattr(team, "model", None)
+            model_type = getattr(model, "model_type", None)
+            found.append(AgentInfo(name=name, description=f"CAMEL's {name.lower()}: {does}",
+                                   model=text(model_type) if model_type is not None else None))
+    return found
+
+
 def _check_streaming_replay(run: Run, streaming: list[str]) -> None:
     """A streaming step runs its tools inside CAMEL's chunk loop, where a replay cannot put a result in place of
     the tool's: with streaming agents, tools run live and only model outputs are replaced."""
@@ -83,7 +106,14 @@ class CamelPlugin:
 
     def describe(self, team: Any) -> list[AgentInfo]:
         inner, _ = self._unwrap(team)
-        return [_agent_info(name, agent, description) for name, agent, description in team_members(inner)]
+        return [*_task_agents(inner),
+                *(_agent_info(name, agent, description) for name, agent, description in team_members(inner))]
+
+    def shape_agents(self, agents: list[AgentInfo]) -> list[str]:
+        """The team's own agents, without the task agents a RolePlaying asks as it is made (recordings made before
+        they were described still replay; whether a run asked them shows in its steps, which a replay checks)."""
+        task_agents = {name for _, _, name, _ in _TASK_AGENTS}
+        return [a.name for a in agents if a.name not in task_agents]
 
     def fresh(self, team: Any) -> Any:
         """Reset a team object that is traced directly (not through a factory) before a new run."""

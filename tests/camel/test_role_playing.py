@@ -221,10 +221,15 @@ def test_the_task_specifiers_call_as_the_society_is_built_is_recorded_and_served
     traced = agentracer.trace(make)
     traj = traced.run("Write a poem about rain.")
     assert [s.agent for s in traj.steps[:3]] == ["Task Specifier", "Editor", "Poet"]
+    assert [a.name for a in traj.agents] == ["Task Specifier", "Editor", "Poet"]  # (every step's agent described)
+    assert traj.agents[0].model == "stub" and "rewrites the task" in (traj.agents[0].description or "")
     assert traj.steps[0].content == "A poem on rain, take 1." and len(asked) == 1
     replayed = traced.replay(traj, step=3, action="Solution: a line. Next request.")
     assert len(asked) == 1  # (the specifier was served, not asked)
     assert [s.content for s in replayed.steps[:3]] == [s.content for s in traj.steps[:3]]
+    before = traj.model_copy(deep=True)  # recorded before the task agents were described: replays all the same
+    before.agents = [a for a in before.agents if a.name != "Task Specifier"]
+    assert traced.replay(before, step=3, action="Solution: a line. Next request.").steps[3].replaced
     respecified = traced.replay(traj, step=0, action="A haiku on snow.")
     assert len(asked) == 1 and respecified.steps[0].content == "A haiku on snow." and respecified.steps[0].replaced
     prompts = [c.request["messages"][0]["content"] for s in respecified.steps[1:3] for c in s.model_calls]
