@@ -17,7 +17,7 @@ import wrapt
 from agentracer import ReplayError, Run, current_run
 from agentracer.team import error_summary
 
-from agentracer_plugins.metagpt.llm_hook import ACTOR, traced_aask
+from agentracer_plugins.metagpt.llm_hook import ACTOR, traced_aask, traced_update_costs
 from agentracer_plugins.metagpt.patching import PluginHooks
 
 LLM_MODULE = "maas.provider.base_llm"
@@ -142,6 +142,8 @@ def wrap_operators(workflow: Any) -> list[str]:
 
 def _patch_llm(module: Any) -> None:
     _hooks.apply(module.BaseLLM, "aask", traced_aask)
+    if hasattr(module.BaseLLM, "_update_costs"):  # (where providers report each call's tokens)
+        _hooks.apply(module.BaseLLM, "_update_costs", traced_update_costs)
 
 
 def install() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import wrapt
 from agentracer import ReplayError, Run, current_run
 
-from .llm_hook import ACTOR, CALL_ACTIONS, ROLE, THINKING, THINKING_CALLS, traced_aask
+from .llm_hook import ACTOR, CALL_ACTIONS, ROLE, THINKING, THINKING_CALLS, traced_aask, traced_update_costs
 from .patching import PluginHooks
 
 SUPPORTED = ((0, 8), (0, 9))  # [min, max) of metagpt's (major, minor)
@@ -252,6 +252,8 @@ def _patch_role(module: Any) -> None:
 
 def _patch_llm(module: Any) -> None:
     _hooks.apply(module.BaseLLM, "aask", traced_aask)
+    if hasattr(module.BaseLLM, "_update_costs"):  # (where providers report each call's tokens)
+        _hooks.apply(module.BaseLLM, "_update_costs", traced_update_costs)
 
 
 HOOKS = {

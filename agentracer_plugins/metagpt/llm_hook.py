@@ -13,8 +13,9 @@ import weakref
 from contextvars import ContextVar
 from typing import Any
 
-from agentracer import ModelCall, current_run
+from agentracer import ModelCall, Usage, current_run
 from agentracer.replay import json_copy
+from agentracer.schema import built
 
 ACTOR: ContextVar[str | None] = ContextVar("agentracer_metagpt_actor", default=None)
 THINKING: ContextVar[bool] = ContextVar("agentracer_metagpt_thinking", default=False)  # in a role's ``_think``
@@ -111,7 +112,45 @@ def traced_aask(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
         todo = getattr(getattr(ROLE.get(), "rc", None), "todo", None)
         if todo is not None:  # (its name is made at publish, for the one call that may have made the message)
             CALL_ACTIONS.setdefault(run, {})[(agent, run.next_call_index(agent))] = type(todo)
+    counted: list[int] = []  # the tokens the provider reports for this call (``_update_costs``), summed
+
+    async def ask() -> Any:
+        token = _USAGE.set(counted)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            _USAGE.reset(token)
+
     return run.acall_model(
-        agent, aask_request(instance, args, kwargs), lambda: wrapped(*args, **kwargs), TEXT_CODEC,
-        produces_step=True, model=model_name(instance),
+        agent, aask_request(instance, args, kwargs), ask, TEXT_CODEC,
+        produces_step=True, model=model_name(instance), usage_of=lambda _text: _usage(counted),
     )
+
+
+_USAGE: ContextVar[list[int] | None] = ContextVar("agentracer_metagpt_usage", default=None)
+
+
+def traced_update_costs(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """wrapt wrapper for ``BaseLLM._update_costs(usage, ...)``, where every provider reports a call's tokens (whether
+    or not it counts costs): inside a traced ``aask`` they are the call's usage."""
+    counted = _USAGE.get()
+    if counted is not None:
+        usage = args[0] if args else kwargs.get("usage")
+        if hasattr(usage, "model_dump"):
+            usage = usage.model_dump()
+        if isinstance(usage, dict):
+            tokens = [_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))]
+            counted[:] = tokens if not counted else [a + b for a, b in zip(counted, tokens, strict=True)]
+    return wrapped(*args, **kwargs)
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _usage(counted: list[int]) -> Usage | None:
+    """The call's usage, None when its provider reported none."""
+    return built(Usage, {"prompt_tokens": counted[0], "completion_tokens": counted[1]}) if counted else None

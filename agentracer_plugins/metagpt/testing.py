@@ -21,7 +21,8 @@ Responder = str | Sequence[str] | Callable[[list[dict[str, Any]]], str]
 
 
 class ScriptedLLM(BaseLLM):
-    """A MetaGPT LLM whose answers are scripted; ``calls`` keeps every message list it was sent."""
+    """A MetaGPT LLM whose answers are scripted; ``calls`` keeps every message list it was sent. Each call reports
+    its usage as providers do (``_update_costs``), counting words for tokens."""
 
     def __init__(self, responder: Responder, *, model: str = "scripted", delay: float = 0.0) -> None:
         self.config = LLMConfig(api_key="sk-scripted", model=model, stream=False, calc_usage=False)
@@ -51,8 +52,11 @@ class ScriptedLLM(BaseLLM):
     async def _achat_completion(self, messages: list[dict], timeout: int = 3) -> dict[str, Any]:
         await asyncio.sleep(self.delay)  # a provider's call waits, even an instant one: the other roles go on
         text = self._reply(messages)
+        usage = {"prompt_tokens": sum(len(str(m.get("content", "")).split()) for m in messages),
+                 "completion_tokens": len(text.split())}  # (words, reported as a provider reports its tokens)
+        self._update_costs(usage, self.model)
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}], "model": self.model}
+                             "finish_reason": "stop"}], "model": self.model, "usage": usage}
 
     async def acompletion(self, messages: list[dict], timeout: int = 3) -> dict[str, Any]:
         return await self._achat_completion(messages, timeout)

@@ -69,6 +69,8 @@ def test_each_operator_call_is_a_step_with_its_model_calls(traced, server):
         (call,) = step.model_calls
         assert call.agent == step.agent and call.model == "loopback" and not call.produces_step
         assert step.metadata["operator"] == step.agent
+        assert call.usage is not None and call.usage.prompt_tokens > 0 and call.usage.completion_tokens > 0
+    assert all(s.usage == s.model_calls[0].usage for s in recorded.steps[1:])
     assert recorded.steps[1].metadata["inputs"]["problem"] == "What is 6 * 7?"
     assert recorded.metadata["maas"]["cost"] > 0 and recorded.metadata["maas"]["log_prob"] < 0
     assert "sk-maas-secret" not in recorded.to_json()

@@ -13,7 +13,8 @@ from agentracer_plugins import metagpt as mg_plugin
 from agentracer_plugins.metagpt.patching import on_import
 from agentracer_plugins.metagpt.testing import ScriptedLLM
 
-TARGETS = [(Environment, "publish_message"), (Role, "react"), (Role, "_think"), (Role, "run"), (BaseLLM, "aask")]
+TARGETS = [(Environment, "publish_message"), (Role, "react"), (Role, "_think"), (Role, "run"), (BaseLLM, "aask"),
+           (BaseLLM, "_update_costs")]
 
 
 def test_instrument_wraps_each_target_once_and_uninstrument_restores_the_originals():
@@ -27,8 +28,8 @@ def test_instrument_wraps_each_target_once_and_uninstrument_restores_the_origina
         wrapper = cls.__dict__[name]
         assert isinstance(wrapper, wrapt.FunctionWrapper), f"{cls.__name__}.{name} not wrapped"
         assert wrapper.__wrapped__ is originals[(cls, name)]
-    assert sorted(mg_plugin.installed()) == ["BaseLLM.aask", "Environment.publish_message", "Role._think",
-                                             "Role.react", "Role.run"]
+    assert sorted(mg_plugin.installed()) == ["BaseLLM._update_costs", "BaseLLM.aask",
+                                             "Environment.publish_message", "Role._think", "Role.react", "Role.run"]
 
     mg_plugin.uninstrument()
     for cls, name in TARGETS:

@@ -106,6 +106,10 @@ def test_metagpt_openai_provider_against_a_loopback_server(stream):
         assert recorded.outcome.success is True
         call = recorded.steps[1].model_calls[0]
         assert call.model == "loopback-model" and call.response.startswith("Here it is:")
+        if not stream:  # the tokens the server reported (MetaGPT hands them to _update_costs, calc_usage or not;
+            # streamed, MetaGPT asks for none and counts them only with calc_usage on)
+            assert call.usage.prompt_tokens > 0 and call.usage.completion_tokens == len(call.response) // 4 + 1
+            assert recorded.steps[1].usage == call.usage
         assert "sk-test-not-real" not in recorded.to_json()
 
         replay = traced.replay(recorded, step=3, action="REJECT")

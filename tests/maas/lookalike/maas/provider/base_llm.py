@@ -24,6 +24,10 @@ class BaseLLM:
     async def _achat(self, messages: list[dict[str, Any]], timeout: int) -> str:
         raise NotImplementedError
 
+    def _update_costs(self, usage: dict[str, Any], model: str | None = None, local_calc_usage: bool = True) -> None:
+        """Where every provider reports a call's tokens (MetaGPT's shape)."""
+        self.total_cost += usage.get("total_tokens", 0) * 1e-6
+
 
 class OpenAICompatibleLLM(BaseLLM):
     """Chat completions over HTTP; every token costs a micro-dollar."""
@@ -40,5 +44,5 @@ class OpenAICompatibleLLM(BaseLLM):
                                       json={"model": self.model, "messages": messages})
             reply.raise_for_status()
             body = reply.json()
-        self.total_cost += body.get("usage", {}).get("total_tokens", 0) * 1e-6
+        self._update_costs(body.get("usage", {}), self.model)
         return body["choices"][0]["message"]["content"]
