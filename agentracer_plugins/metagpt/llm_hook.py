@@ -136,8 +136,9 @@ def traced_update_costs(wrapped: Any, instance: Any, args: tuple[Any, ...], kwar
     counted = _USAGE.get()
     if counted is not None:
         usage = args[0] if args else kwargs.get("usage")
-        if hasattr(usage, "model_dump"):
-            usage = usage.model_dump()
+        dump = getattr(usage, "model_dump", None)  # (a pydantic CompletionUsage)
+        if callable(dump):
+            usage = dump()
         if isinstance(usage, dict):
             tokens = [_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))]
             counted[:] = tokens if not counted else [a + b for a, b in zip(counted, tokens, strict=True)]
