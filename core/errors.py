@@ -73,6 +73,15 @@ class TeamRunError(AgentracerError):
         super().__init__(message)
 
 
+class RunNotStoredError(AgentracerError):
+    """The run ended but its store refused it (a full disk, a file made read-only since, a value the store cannot
+    hold): nothing is lost, the trajectory is attached as ``trajectory`` (save it elsewhere, e.g. ``to_json``)."""
+
+    def __init__(self, message: str, trajectory) -> None:  # noqa: ANN001 - avoid import cycle
+        self.trajectory = trajectory
+        super().__init__(message)
+
+
 _SERVICE_FAILURES = frozenset({"APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",
                                "ServiceUnavailableError", "ConnectError", "ConnectTimeout", "ReadTimeout",
                                "WriteTimeout", "PoolTimeout", "RemoteProtocolError"})

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import AgentracerError, ReplayError, TeamBuildError, TeamRunError, UsageError
+from .errors import AgentracerError, ReplayError, RunNotStoredError, TeamBuildError, TeamRunError, UsageError
 from .loops import close_loop, kept_loop, new_loop, run_in_kept_loop, run_returning
 from .plugins import Plugin, plugin_for, registered_plugins, team_kind
 from .record import Run
@@ -86,9 +86,23 @@ def _as_store(store: Any) -> Any:
         what = foreign_content(pathlib.Path(store))
         if what:
             raise InputError(f"holds {what}, not trajectories: give the runs a new store", where=str(store))
+        _check_writable(pathlib.Path(store))
         return open_store(store)
     raise TypeError(f"store must be a path (.jsonl, .db) or a store with append(trajectory), got "
                     f"{type(store).__name__}")
+
+
+def _check_writable(path: pathlib.Path) -> None:
+    """Refuse a store path no run could be appended to (a folder, a read-only file or folder), before any run."""
+    from .errors import InputError
+
+    if path.is_dir():
+        raise InputError("is a folder: give the runs a store file (runs.jsonl or runs.db)", where=str(path))
+    existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        what = "the file" if existing == path else f"its folder {existing}"
+        raise InputError(f"cannot be written ({what} is read-only): give the runs a store they can be added to",
+                         where=str(path))
 
 
 class TracedTeam:
@@ -282,10 +296,18 @@ class TracedTeam:
         if self.evaluator is not None and error is None:
             self._evaluate(trajectory)
         if self.store is not None:
-            self.store.append(trajectory)
+            self._store(trajectory)
         if error is not None and self.raise_on_error:
             raise TeamRunError(f"the team raised {trajectory.outcome.error or error_summary(error)}", trajectory) from error
         return trajectory
+
+    def _store(self, trajectory: Trajectory) -> None:
+        """Append the run to the store; a refusal keeps the run (``RunNotStoredError`` carries it)."""
+        try:
+            self.store.append(trajectory)
+        except Exception as exc:  # (whatever the store raised: the run, paid for, must not go with it)
+            raise RunNotStoredError(f"run {trajectory.id} ended but the store did not take it ({error_summary(exc)}): "
+                                    "the trajectory is attached to this error as .trajectory", trajectory) from exc
 
     async def _execute(self, task: str, *, plan: ReplayPlan | None, parent: Trajectory | None,
                        ground_truth: Any, metadata: dict[str, Any] | None) -> Trajectory:

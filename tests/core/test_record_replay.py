@@ -323,6 +323,27 @@ def test_store_takes_a_path_and_refuses_what_is_no_store_before_any_run(tmp_path
         agentracer.trace(factory, store=42)
 
 
+def test_a_store_no_run_could_be_added_to_is_refused_before_any_run(tmp_path):
+    folder = tmp_path / "runs.jsonl"
+    folder.mkdir()
+    with pytest.raises(agentracer.InputError, match="is a folder"):
+        agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "fine")], max_turns=1), store=folder)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".db"])
+def test_a_run_its_store_refuses_is_not_lost(tmp_path, suffix):
+    """The team ran (and its model was paid) but the store cannot hold the run: the error carries the trajectory."""
+    half_emoji = b"\xff".decode("utf-8", "surrogateescape")  # (a model's bytes decoded leniently)
+    traced = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "x" + half_emoji)], max_turns=1),
+                              store=tmp_path / f"runs{suffix}")
+    with pytest.raises(agentracer.RunNotStoredError, match="the store did not take it") as refused:
+        traced.run("task")
+    kept = refused.value.trajectory
+    assert isinstance(kept, Trajectory) and kept.steps[-1].agent == "a" and len(agentracer.open_store(
+        tmp_path / f"runs{suffix}")) == 0
+    assert isinstance(refused.value.__cause__, agentracer.InputError)
+
+
 def test_a_frameworks_exception_message_is_recorded_without_the_traceback_it_folds_in():
     from agentracer.team import error_summary
 
