@@ -17,7 +17,7 @@ from contextvars import Context, ContextVar
 from typing import Any, Literal
 
 from .errors import RecordedModelError, ReplayDivergence, ReplayError
-from .redact import HASH_SCHEME, Redactor, hash_scheme
+from .redact import HASH_SCHEME, REPAIRED_KEY, Redactor, hash_scheme, repaired_note
 from .replay import (
     TOOL_RESULTS,
     Cassette,
@@ -864,6 +864,8 @@ class Run:
             self.trajectory.unattached_calls.extend(leftover)
             self._settle_requests()
             self._redact_run_fields()
+            if self._redact.mended:  # (the team saw them; no store could hold them)
+                self.trajectory.metadata[REPAIRED_KEY] = repaired_note(self._redact.mended)
             if self.plan is not None:
                 self.trajectory.metadata["replay_stats"] = dict(self.stats)
             return self.trajectory

@@ -287,6 +287,24 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+REPAIRED_KEY = "repaired_text"
+"""The metadata field that says how many broken characters (lone UTF-16 surrogates) a run's text had mended."""
+
+
+def mend_surrogates(text: str) -> tuple[str, int]:
+    """``text`` with each lone UTF-16 surrogate (half an emoji, as a model's output cut mid-character decodes to)
+    replaced by U+FFFD, and how many there were: no JSON file or database can hold one."""
+    broken = sum(1 for ch in text if "\ud800" <= ch <= "\udfff")
+    if not broken:
+        return text, 0
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), broken
+
+
+def repaired_note(broken: int) -> str:
+    """What ``metadata[REPAIRED_KEY]`` says of a run whose text had ``broken`` characters mended."""
+    return f"{broken} broken character(s) (lone UTF-16 surrogates) replaced by U+FFFD"
+
+
 def redact(obj: Any, secrets: list[str] | None = None) -> Any:
     """A copy of a JSON-like object with secret keys' values and secret-looking strings redacted."""
     return Redactor(secrets)(obj)
@@ -372,6 +390,7 @@ class Redactor:
         self._prefix = _SCHEME_2 if scheme == 2 else ""
         self._rest_end = "\n" if scheme == 2 else ""  # scheme 2 digests are 32 bytes each, after a newline
         self._cache: dict[str, str] = {}
+        self.mended = 0  # lone surrogates replaced in the strings redacted (see ``mend_surrogates``)
         self._cache_limit = cache_limit
         self._frozen: dict[int, Digest] = {}  # id of a FrozenJSON message -> its digest
         self._by_value: dict[tuple[tuple[str, str], ...], Digest] = {}  # a message of plain strings -> its digest
@@ -415,11 +434,21 @@ class Redactor:
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:
-            suspect = _value_suspect(value) or holds_any(value, self.secrets)
-            cached = redact_text(value, self.secrets) if suspect else value
+            whole = value if value.isascii() else self._whole(value)
+            suspect = _value_suspect(whole) or holds_any(whole, self.secrets)
+            cached = redact_text(whole, self.secrets) if suspect else whole
             if len(self._cache) < self._cache_limit:
                 self._cache[value] = cached
         return cached
+
+    def _whole(self, value: str) -> str:
+        """``value`` with its lone surrogates mended (counted in ``mended``)."""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value, broken = mend_surrogates(value)
+            self.mended += broken
+        return value
 
     def request(self, obj: Any) -> tuple[Any, str]:
         """A request redacted, with its ``request_hash``; a message seen before in the run costs one lookup.
@@ -474,11 +503,11 @@ class Redactor:
 
     def _joined(self, digests: list[Digest]) -> bytes:
         """What the request hash takes in for these messages' digests, after what it took in before them."""
-        return b"".join(digests) if self._scheme == 2 else ("\n" + "\n".join(digests)).encode("utf-8")  # type: ignore[arg-type]
+        return b"".join(digests) if self._scheme == 2 else ("\n" + "\n".join(digests)).encode("utf-8", "surrogatepass")  # type: ignore[arg-type]
 
     def _started(self, rest: str) -> Any:
         """The sha256 state of a request hash once it has taken in ``rest``."""
-        return hashlib.sha256((rest + self._rest_end).encode("utf-8"))
+        return hashlib.sha256((rest + self._rest_end).encode("utf-8", "surrogatepass"))
 
     def _digests(self, messages: list[Any]) -> list[Digest]:
         """Each message's digest (one lookup for a ``FrozenJSON`` digested before)."""
@@ -555,7 +584,7 @@ class Redactor:
                 return digest
         digest = self._strings_digest(message) if self._scheme == 2 and isinstance(message, dict) else None
         if digest is None:  # the canonical JSON
-            hashed = hashlib.sha256(_dumps(message).encode("utf-8"))
+            hashed = hashlib.sha256(_dumps(message).encode("utf-8", "surrogatepass"))
             digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
             if not self._clean(message):
                 self._suspect.add(digest)
@@ -593,7 +622,7 @@ class Redactor:
         text = "\x00".join(parts)
         if text.count("\x00") != len(parts) - 1:  # a NUL inside a key or value: the JSON form is digested
             return None
-        digest = hashlib.sha256(text.encode("utf-8")).digest()
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()  # (any str hashes: see _whole)
         if not clean:
             self._suspect.add(digest)
         return digest

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
-from ..redact import Redactor
+from ..redact import REPAIRED_KEY, Redactor, mend_surrogates, repaired_note
 from ..schema import Trajectory
 
-REPAIRED_KEY = "repaired_text"
-"""The metadata field that says how many broken characters (lone UTF-16 surrogates) a run's text had mended."""
+__all__ = ["REPAIRED_KEY", "redacted"]
 
 
 def redacted(trajectory: Trajectory, *, where: str | None = None, ground_truth_too: bool = False) -> Trajectory:
@@ -54,11 +53,9 @@ def _mended(trajectory: Trajectory, problem: ValueError, where: str | None) -> T
 
     def mend(value: Any) -> Any:
         if isinstance(value, str):
-            broken = sum(1 for ch in value if "\ud800" <= ch <= "\udfff")
-            if not broken:
-                return value
+            value, broken = mend_surrogates(value)
             count[0] += broken
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return value
         if isinstance(value, dict):
             return {mend(k): mend(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
@@ -66,7 +63,7 @@ def _mended(trajectory: Trajectory, problem: ValueError, where: str | None) -> T
         return value
 
     data = mend(data)
-    data["metadata"][REPAIRED_KEY] = f"{count[0]} broken character(s) (lone UTF-16 surrogates) replaced by U+FFFD"
+    data["metadata"][REPAIRED_KEY] = repaired_note(count[0])
     mended = Trajectory.model_validate(data)
     try:
         mended.model_dump_json()

@@ -330,18 +330,35 @@ def test_a_store_no_run_could_be_added_to_is_refused_before_any_run(tmp_path):
         agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "fine")], max_turns=1), store=folder)
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".db"])
-def test_a_run_its_store_refuses_is_not_lost(tmp_path, suffix):
-    """The team ran (and its model was paid) but the store cannot hold the run: the error carries the trajectory."""
-    half_emoji = b"\xff".decode("utf-8", "surrogateescape")  # (a model's bytes decoded leniently)
-    traced = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "x" + half_emoji)], max_turns=1),
-                              store=tmp_path / f"runs{suffix}")
+def test_a_run_its_store_refuses_is_not_lost(tmp_path):
+    """The team ran (and its model was paid) but the store cannot take the run: the error carries the trajectory."""
+    path = tmp_path / "runs.jsonl"
+    traced = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "fine")], max_turns=1), store=path)
+    path.mkdir()  # (the store's file made a folder since: the append fails)
     with pytest.raises(agentracer.RunNotStoredError, match="the store did not take it") as refused:
         traced.run("task")
     kept = refused.value.trajectory
-    assert isinstance(kept, Trajectory) and kept.steps[-1].agent == "a" and len(agentracer.open_store(
-        tmp_path / f"runs{suffix}")) == 0
-    assert isinstance(refused.value.__cause__, agentracer.InputError)
+    assert isinstance(kept, Trajectory) and [s.agent for s in kept.steps] == ["user", "a"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".db"])
+def test_half_an_emoji_in_a_models_answer_is_mended_as_recorded_and_the_run_stored(tmp_path, suffix):
+    """A model's output cut mid-character (a lone surrogate) crashed the end of the run, which was then lost: it
+    is recorded as U+FFFD, said in metadata, stored, and replays (its requests hash alike every time)."""
+    half_emoji = "\ud83d"
+    answers = iter([f"half {half_emoji} emoji", "second", "third", "fourth"])
+
+    def factory():
+        return SimpleTeam([SimpleAgent("a", lambda m: next(answers)), SimpleAgent("b", lambda m: "ok")], max_turns=4)
+
+    traced = agentracer.trace(factory, store=tmp_path / f"runs{suffix}")
+    run = traced.run("task")
+    assert run.steps[1].content == "half \ufffd emoji" and run.steps[1].model_calls[0].response == "half \ufffd emoji"
+    assert run.metadata["repaired_text"].startswith("1 broken character")
+    assert [t.id for t in agentracer.open_store(tmp_path / f"runs{suffix}")] == [run.id]
+    answers = iter([f"half {half_emoji} emoji", "second", "third", "fourth"])
+    replayed = traced.replay(run, step=3, action="changed")  # (b's request holds a's mended text: served alike)
+    assert replayed.steps[3].content == "changed"
 
 
 def test_a_frameworks_exception_message_is_recorded_without_the_traceback_it_folds_in():
