@@ -255,11 +255,16 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[tuple[str, Traje
         except InputError as exc:
             problems.report(exc)
         return
+    from ..formats.imported import redacted
+
     for where, item in json_file_records(path, data):
         if isinstance(item, InputError):
             problems.report(item)
-        else:
-            yield where, item
+            continue
+        try:  # (a file edited by hand, as a store may be: redacted and mended alike)
+            yield where, redacted(item, where=where)
+        except InputError as exc:
+            problems.report(exc)
 
 
 def read_trajectories(path: str | Path) -> Iterator[Trajectory]:

@@ -249,6 +249,16 @@ def test_an_export_of_a_store_edited_by_hand_holds_no_key(tmp_path: Path, kind: 
     assert "42" in written  # (the ground truth goes out too, without its key)
 
 
+def test_half_an_emoji_in_a_trajectory_file_is_mended_as_in_a_store(tmp_path: Path) -> None:
+    data = json.loads(Trajectory(id="s1", steps=[Step(index=0, agent="a", content="ok")]).model_dump_json())
+    data["steps"][0]["content"] = "half \ud83d emoji"
+    single = tmp_path / "run.json"
+    single.write_text(json.dumps(data))
+    page = tmp_path / "page.html"
+    code, _, err = run_cli("show", str(single), "--html", str(page))
+    assert code == 0 and "half \ufffd emoji" in page.read_text(encoding="utf-8"), err
+
+
 def test_a_page_or_a_located_copy_of_a_store_edited_by_hand_holds_no_key(tmp_path: Path) -> None:
     """What a command makes of a store's run (an HTML page, a copy with its verdict, a tracer's prompt) is redacted
     as a recording is, whichever way the run was picked."""
@@ -264,6 +274,14 @@ def test_a_page_or_a_located_copy_of_a_store_edited_by_hand_holds_no_key(tmp_pat
         assert "calling it with" in page.read_text() and key not in page.read_text()
         code, out, err = run_cli("show", str(store), *pick)
         assert code == 0 and "calling it with" in out and key not in out
+    for name, text in (("run.json", run.model_dump_json()), ("runs.json", f"[{run.model_dump_json()}]")):
+        single = tmp_path / name  # (a trajectory file, as `replay -o` writes it and `diff` takes it)
+        single.write_text(text)
+        page = tmp_path / f"{name}.html"
+        assert run_cli("show", str(single), "--html", str(page))[0] == 0
+        assert "calling it with" in page.read_text() and key not in page.read_text()
+        code, out, err = run_cli("diff", str(single), str(single), "--json")
+        assert code == 0 and "calling it with" in out and key not in out, err
     located = tmp_path / "located.jsonl"
     code, _, err = run_cli("locate", str(store), "--method", "random", "-o", str(located))
     assert code == 0, err
