@@ -27,7 +27,15 @@ class StepChange:
 
     def as_json(self) -> dict[str, Any]:
         def side(step: Step | None) -> dict[str, Any] | None:
-            return None if step is None else {"agent": step.agent, "kind": step.kind, "content": step.content}
+            if step is None:
+                return None
+            shown: dict[str, Any] = {"agent": step.agent, "kind": step.kind, "content": step.content}
+            if step.tool_calls:  # (what the status weighs is shown: two calls may differ in their arguments alone)
+                shown["tool_calls"] = [{"name": c.name, "arguments": c.arguments} for c in step.tool_calls]
+            if step.tool_results:
+                shown["tool_results"] = [{"name": r.name, "content": r.content, "is_error": r.is_error}
+                                         for r in step.tool_results]
+            return shown
 
         return {"index": self.index, "status": self.status, "before": side(self.before), "after": side(self.after)}
 
@@ -93,9 +101,9 @@ def compare(before: Trajectory, after: Trajectory) -> Comparison:
             status = "only before"
         elif old is None:
             status = "only after"
-        elif new.replaced:
-            status = "replaced"
+        elif _same(old, new) and (old.replaced or not new.replaced):  # (a replay against itself, or its copy)
+            status = "same"
         else:
-            status = "same" if _same(old, new) else "changed"
+            status = "replaced" if new.replaced else "changed"
         rows.append(StepChange(index, status, old, new))
     return Comparison(before, after, rows)

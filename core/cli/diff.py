@@ -27,11 +27,21 @@ def _cell(step: Step | None, text: str) -> Text:
     return Text.assemble((printable(f"{step.agent} "), "bold"), (printable(f"[{step.kind}] "), "dim"), printable(text))
 
 
+def _shown(step: Step) -> str:
+    """A step's text with its tool calls and results, which the comparison weighs too."""
+    def text(value: object) -> str:
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+    parts = [step.text, *(f"{c.name}({text(c.arguments)})" for c in step.tool_calls),
+             *(f"→ {'error: ' if r.is_error else ''}{text(r.content)}" for r in step.tool_results)]
+    return " ".join(part for part in parts if part)
+
+
 def _texts(before: Step | None, after: Step | None, max_chars: int) -> tuple[str, str]:
     """Both steps' texts cut to ``max_chars``; when they differ past the cut, both are shown from a little before
     their first difference (a replaced step's change is often far into its text)."""
-    a = " ".join(before.text.split()) if before is not None else ""
-    b = " ".join(after.text.split()) if after is not None else ""
+    a = " ".join(_shown(before).split()) if before is not None else ""
+    b = " ".join(_shown(after).split()) if after is not None else ""
     if before is None or after is None or a == b:
         return truncate(a, max_chars), truncate(b, max_chars)
     first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
@@ -61,7 +71,8 @@ def render(comparison: Comparison, *, max_chars: int) -> Table:
 
 
 def _against(source: Path, after: Trajectory, against: str | None, against_id: str | None) -> Trajectory:
-    """The run to compare with: ``--against-id`` (in AGAINST, or SOURCE), else the replay's own parent."""
+    """The run to compare with: ``--against-id`` (in AGAINST, or SOURCE), else the replay's own parent (in AGAINST, or
+    SOURCE), else AGAINST's first run."""
     where = Path(against) if against is not None else source
     wanted = against_id or (after.replay.parent_id if after.replay is not None else None)
     if wanted is None and against is None:
@@ -70,8 +81,10 @@ def _against(source: Path, after: Trajectory, against: str | None, against_id: s
     try:
         return read_one(where, wanted)
     except InputError:
-        if against is not None or against_id is not None:
+        if against_id is not None:
             raise
+        if against is not None:  # (AGAINST does not hold the parent: the run it holds is the one named)
+            return read_one(where, None)
         raise InputError(f"the run trajectory {after.id} replayed ({wanted}) is not in this file: give the file "
                          "that holds it as AGAINST", where=str(source)) from None
 

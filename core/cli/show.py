@@ -75,7 +75,8 @@ def render(trajectory: Trajectory, *, max_chars: int = 160) -> Group:
             content.append(f"\n  tools: {printable(truncate(calls, max_chars))}", style="dim")
         if step.replaced:
             which = step.metadata.get("replaced_tool_results")
-            content.append(f"\n  ↻ replaced action{f' (tool results {which})' if which else ''}", style="yellow")
+            content.append("\n  " + printable(f"↻ replaced action{f' (tool results {which})' if which else ''}"),
+                           style="yellow")
         for label in labels:
             content.append("\n")
             content.append_text(_label_text(label, max_chars, arrow=True))

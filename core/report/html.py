@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from ..schema import Step, Trajectory, Verdict
+from ..schema import Step, ToolResult, Trajectory, Verdict
 
 #: Characters of a step shown before the rest is folded into a collapsed ``<details>``.
 PREVIEW_CHARS = 400
@@ -100,8 +100,13 @@ def _text(value: Any, *, compact: bool = False) -> str:
     return json.dumps(value, ensure_ascii=False, indent=None if compact else 1, default=str)
 
 
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (before escaping: a cut never splits an entity), "…" saying so."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _colour(agent: str) -> str:
-    hue = int(hashlib.sha1(agent.encode("utf-8")).hexdigest()[:4], 16) % 360
+    hue = int(hashlib.sha1(agent.encode("utf-8", "surrogatepass")).hexdigest()[:4], 16) % 360
     return f"hsl({hue},55%,40%)"
 
 
@@ -122,13 +127,16 @@ def _tools(step: Step) -> str:
     if not step.tool_calls and not step.tool_results:
         return ""
     results = {r.call_id: r for r in step.tool_results if r.call_id}
+    unpaired: dict[str, list[ToolResult]] = {}  # results without a call id, by tool name, in order
+    for r in step.tool_results:
+        if not r.call_id:
+            unpaired.setdefault(r.name, []).append(r)
     items: list[str] = []
     used: set[int] = set()
     for call in step.tool_calls:
         result = results.get(call.id) if call.id else None
-        if result is None:
-            result = next((r for i, r in enumerate(step.tool_results)
-                           if id(r) not in used and i not in used and not r.call_id and r.name == call.name), None)
+        if result is None and unpaired.get(call.name):
+            result = unpaired[call.name].pop(0)
         body = f'<span class="tname">{_e(call.name)}</span>{_collapsible(_text(call.arguments, compact=True))}'
         if result is not None:
             used.add(id(result))
@@ -155,7 +163,7 @@ def _label_box(kind: str, title: str, label: Verdict, anchor: str, extra: str = 
             f'data-agent="{_e(label.agent)}"><h3>{_e(title)}</h3>'
             f'<div><b>{_e(label.agent)}</b> at <a href="#{anchor}-step-{label.step}">step {label.step}</a>'
             f'{confidence}{flags}</div>'
-            + (f'<div class="why">{_e(label.reason)}</div>' if label.reason else "") + extra + "</div>")
+            + (f'<div class="why">{_e(_cut(label.reason, MAX_STEP_CHARS))}</div>' if label.reason else "") + extra + "</div>")
 
 
 def _section(trajectory: Trajectory, verdict: Verdict | None, human: Verdict | None, anchor: str,
@@ -180,12 +188,13 @@ def _section(trajectory: Trajectory, verdict: Verdict | None, human: Verdict | N
     if trajectory.replay is not None:
         meta.append(f"replay of <b>{_e(trajectory.replay.parent_id)}</b> from step <b>{trajectory.replay.step}</b>")
     if outcome.answer is not None:
-        meta.append(f"answer <b>{_e(_text(outcome.answer))[:300]}</b>")
+        meta.append(f"answer <b>{_e(_cut(_text(outcome.answer), 300))}</b>")
     if trajectory.ground_truth is not None:
-        meta.append(f"ground truth <b>{_e(_text(trajectory.ground_truth))[:300]}</b>")
+        meta.append(f"ground truth <b>{_e(_cut(_text(trajectory.ground_truth), 300))}</b>")
     parts.append(f'<div class="meta">{" · ".join(meta)}</div>')
     if outcome.feedback or outcome.error:
-        parts.append(f'<div class="meta">{_e(outcome.feedback or "")} {_e(outcome.error or "")}</div>')
+        parts.append(f'<div class="meta">{_e(_cut(_text(outcome.feedback), MAX_STEP_CHARS))} '
+                     f'{_e(_cut(outcome.error or "", MAX_STEP_CHARS))}</div>')
     if trajectory.task:
         parts.append(f'<div class="task">{_collapsible(trajectory.task)}</div>')
     boxes: list[str] = []
@@ -230,12 +239,12 @@ def _step_card(step: Step, row: int, column: int, verdict: Verdict | None, human
         classes.append("is-verdict")
         badges.append('<span class="badge v">verdict</span>')
         callouts.append(f'<div class="callout v"><b>Verdict:</b> {_e(verdict.agent)} at step {verdict.step}'
-                        + (f" — {_e(verdict.reason)}" if verdict.reason else "") + "</div>")
+                        + (f" — {_e(_cut(verdict.reason, MAX_STEP_CHARS))}" if verdict.reason else "") + "</div>")
     if human is not None and human.step == step.index:
         classes.append("is-human")
         badges.append('<span class="badge h">human label</span>')
         callouts.append(f'<div class="callout h"><b>Human label:</b> {_e(human.agent)}'
-                        + (f" — {_e(human.reason)}" if human.reason else "") + "</div>")
+                        + (f" — {_e(_cut(human.reason, MAX_STEP_CHARS))}" if human.reason else "") + "</div>")
     for label in others:
         if label.step == step.index:
             if "is-counterfactual" not in classes:
@@ -244,7 +253,7 @@ def _step_card(step: Step, row: int, column: int, verdict: Verdict | None, human
             if label == verdict:  # its callout says it already
                 continue
             callouts.append(f'<div class="callout cf"><b>{_e(label.source.capitalize())}:</b> {_e(label.agent)}'
-                            + (f" — {_e(label.reason)}" if label.reason else "") + "</div>")
+                            + (f" — {_e(_cut(label.reason, MAX_STEP_CHARS))}" if label.reason else "") + "</div>")
     if step.replaced:
         classes.append("replaced")
         badges.append('<span class="badge r">replaced action</span>')

@@ -91,6 +91,40 @@ def test_diff_against_another_file_and_its_errors(tmp_path) -> None:
     assert code == 2 and "no trajectory with id 'nope'" in err
 
 
+def test_a_replay_compared_with_itself_or_an_equal_replay_is_the_same() -> None:
+    traced = agentracer.trace(make_team)
+    original = traced.run("sum 2 3")
+    first, second = (traced.replay(original, step=2, action="FIXED") for _ in range(2))
+    for a, b in ((first, first), (first, second)):
+        comparison = agentracer.compare(a, b)
+        assert comparison.first_difference is None and comparison.summary().startswith("steps 0-4 same;")
+
+
+def test_diff_against_a_file_without_the_replays_parent_compares_with_the_run_it_holds(tmp_path) -> None:
+    _, replayed = recorded_and_replayed()
+    other = agentracer.trace(make_team).run("sum 4 5")  # (another run, not the replay's parent)
+    (tmp_path / "replay.json").write_text(replayed.to_json())
+    (tmp_path / "other.json").write_text(other.to_json())
+    code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "other.json"), "--json")
+    assert code == 0 and json.loads(out)["before"] == other.id, err
+
+
+def test_steps_that_differ_in_their_tool_calls_alone_show_the_difference(tmp_path) -> None:
+    from agentracer import Step, ToolCall, Trajectory
+
+    def run(run_id: str, query: str) -> Trajectory:
+        return Trajectory(id=run_id, steps=[Step(index=0, agent="a", kind="tool_call", content="calling search",
+                                                 tool_calls=[ToolCall(id="1", name="search", arguments={"q": query})])])
+
+    (tmp_path / "a.json").write_text(run("A", "cats").to_json())
+    (tmp_path / "b.json").write_text(run("B", "dogs").to_json())
+    code, out, err = run_cli("diff", str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--width", "200")
+    assert code == 0 and "changed" in out and "cats" in out and "dogs" in out, err
+    code, out, err = run_cli("diff", str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--json")
+    row = json.loads(out)["steps"][0]
+    assert row["status"] == "changed" and row["before"]["tool_calls"] == [{"name": "search", "arguments": {"q": "cats"}}]
+
+
 def test_diff_as_an_html_page_escapes_what_the_runs_said(tmp_path) -> None:
     original, _ = recorded_and_replayed()
     replayed = agentracer.trace(make_team, evaluator=answered_fixed).replay(

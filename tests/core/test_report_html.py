@@ -92,6 +92,22 @@ def test_structure_lanes_tool_calls_labels_and_collapsing() -> None:
     assert sources == ["tracer", "human", "counterfactual"]
 
 
+def test_a_long_answer_is_cut_before_it_is_escaped_and_says_so() -> None:
+    page = render_html(Trajectory(id="t", outcome={"answer": "x" * 298 + "'s tail", "error": "e" * 300_000}))
+    assert "x" * 298 + "&#x27;s…" in page and "&#…" not in page  # (no entity cut in half)
+    assert "e" * 200_000 + "…" in page and "e" * 200_001 not in page  # (an error as long as a step, at most)
+
+
+def test_results_without_call_ids_pair_with_their_calls_in_order() -> None:
+    from agentracer import Step, ToolCall, ToolResult
+
+    calls = [ToolCall(id="", name="f", arguments={"n": i}) for i in range(5000)]
+    results = [ToolResult(call_id="", name="f", content=f"result {i}") for i in range(5000)]
+    page = render_html(Trajectory(id="t", steps=[Step(index=0, agent="a", kind="tool_call", tool_calls=calls,
+                                                      tool_results=results)]))
+    assert page.index('{&quot;n&quot;: 4999}') < page.index("result 4999") and page.count("result 4999<") == 1
+
+
 def test_a_verdict_that_is_one_of_the_runs_labels_is_shown_once() -> None:
     trajectory = team_run()
     counterfactual = trajectory.label("counterfactual")
