@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ReplayError
 from .plugins import register_plugin
 from .record import Run, current_run
 from .redact import FrozenJSON
@@ -60,7 +61,8 @@ class SimpleAgent:
         return cached
 
     async def _ask(self, messages: list[dict[str, Any]]) -> str:
-        result = self.model(messages)
+        # the model gets copies: one that edits its messages would change what the run recorded as sent
+        result = self.model([dict(message) for message in messages])
         return await result if inspect.isawaitable(result) else result
 
     async def respond(self, history: list[dict[str, Any]]) -> str:
@@ -71,14 +73,26 @@ class SimpleAgent:
             return await self._ask(messages)
         return await run.acall_model(self.name, {"messages": messages}, lambda: self._ask(messages), TEXT_CODEC)
 
-    def run_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+    def run_tool(self, name: str, arguments: dict[str, Any] | str) -> Any:
         tool = self.tools.get(name)
         if tool is None:
             return f"error: unknown tool {name!r}"
+        if isinstance(arguments, str):  # (as frameworks answer a model whose arguments do not parse)
+            return f"error: the arguments of {name} are not a JSON object: {arguments}"
         try:
             return tool(**arguments)
         except Exception as exc:
             return f"error: {type(exc).__name__}: {exc}"
+
+
+def _arguments(raw: str) -> dict[str, Any] | str:
+    """A ``CALL name {json}`` message's arguments: the object, or the text as written when it is not one (the tool
+    then answers with an error, and the call stays a step of the run that a replay can replace)."""
+    try:
+        arguments = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return raw
+    return arguments if isinstance(arguments, dict) else raw
 
 
 @dataclass
@@ -106,7 +120,7 @@ class SimpleTeam:
             history.append(FrozenJSON(role="assistant", name=agent.name, content=text))
             if text.startswith("CALL "):
                 name, _, raw = text[5:].partition(" ")
-                arguments = json.loads(raw or "{}")
+                arguments = _arguments(raw)
                 if run is not None:
                     run.add_step(agent.name, text, kind="tool_call",
                                  tool_calls=[ToolCall(id=f"{agent.name}-{turn}", name=name, arguments=arguments)])
@@ -149,6 +163,11 @@ class SimplePlugin:
                 for a in team.agents]
 
     async def arun(self, team: SimpleTeam, task: str, run: Run) -> Any:
+        plan = run.plan
+        calls = plan.action.get("tool_calls") if plan is not None and isinstance(plan.action, dict) else None
+        if plan is not None and isinstance(calls, list) and len(calls) > 1:
+            raise ReplayError(f"the action for step {plan.step} makes {len(calls)} tool calls: a simple agent makes "
+                              "one per message")
         return await team.run(task)
 
 

@@ -361,6 +361,40 @@ def test_half_an_emoji_in_a_models_answer_is_mended_as_recorded_and_the_run_stor
     assert replayed.steps[3].content == "changed"
 
 
+def test_a_model_that_edits_its_messages_changes_nothing_the_run_recorded():
+    def trimming(messages):
+        messages[-1]["content"] = messages[-1]["content"][:10]  # (the model's own business)
+        messages.insert(0, {"role": "system", "content": "added"})
+        return f"reply {len(messages)}"
+
+    traced = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", trimming), SimpleAgent("b", trimming)],
+                                                 max_turns=4))
+    run = traced.run("a long task text here")
+    assert run.steps[1].model_calls[0].request["messages"] == [
+        {"role": "user", "name": "user", "content": "a long task text here"}]  # (what was sent)
+    assert traced.replay(run, step=3, action="R").steps[3].content == "R"  # (no divergence before step 3)
+
+
+def test_a_tool_call_whose_arguments_do_not_parse_is_a_step_with_an_error_result_and_can_be_replaced():
+    answers = iter(["CALL add {bad", "done"])
+    traced = agentracer.trace(lambda: SimpleTeam([SimpleAgent("coder", lambda m: next(answers, "done"),
+                                                              tools={"add": lambda a, b: a + b})], max_turns=2))
+    run = traced.run("add 2 and 3")
+    assert [s.kind for s in run.steps] == ["message", "tool_call", "tool_result", "message"]
+    assert run.steps[1].tool_calls[0].arguments == "{bad"
+    assert run.steps[2].content.startswith("error: the arguments of add are not a JSON object")
+    fixed = traced.replay(run, step=1, action={"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]})
+    assert fixed.steps[2].content == "5"
+
+
+def test_an_action_of_several_tool_calls_is_refused_for_a_simple_agent_that_makes_one():
+    traced = agentracer.trace(make_factory(Counter(), tools={"add": lambda a, b: a + b}))
+    run = traced.run("task")
+    two = {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 1}}, {"name": "add", "arguments": {"a": 2, "b": 2}}]}
+    with pytest.raises(ReplayError, match="makes 2 tool calls: a simple agent makes one per message"):
+        traced.replay(run, step=2, action=two)  # (the coder's turn)
+
+
 def test_a_frameworks_exception_message_is_recorded_without_the_traceback_it_folds_in():
     from agentracer.team import error_summary
 
