@@ -33,25 +33,36 @@ def task_fingerprint(row: TaskRow) -> str:
     return hashlib.sha256(stable_json([row.task, row.ground_truth]).encode("utf-8")).hexdigest()[:16]
 
 
-def mbpp_task(row: dict[str, Any]) -> TaskRow:
-    """An MBPP row as a task: the problem, the first test as the signature hint, the asserts as checks."""
-    tests = list(row["test_list"])
-    text = f"{row['text']}\nYour code should pass this test:\n{tests[0]}" if tests else row["text"]
+def mbpp_task(row: dict[str, Any], *, where: str | None = None) -> TaskRow:
+    """An MBPP row as a task: the problem, the first test as the signature hint, the asserts as checks
+    (``InputError`` naming ``where`` for a row whose fields are not an MBPP row's)."""
+    tests, problem = row["test_list"], row["text"]
+    if not isinstance(tests, list) or not all(isinstance(test, str) for test in tests):
+        raise InputError(f"'test_list' must be a list of assert texts, got {tests!r:.80}", where=where)
+    if not isinstance(problem, str) or not problem.strip():
+        raise InputError(f"'text' must be the problem's text, got {problem!r:.80}", where=where)
+    check_task_id(row["task_id"], where=where)
+    text = f"{problem}\nYour code should pass this test:\n{tests[0]}" if tests else problem
     truth = {"tests": tests, "setup": row.get("test_setup_code") or "", "answer": row.get("code")}
     return TaskRow(id=str(row["task_id"]), task=text, ground_truth=truth, metadata={"benchmark": "mbpp"})
+
+
+def check_task_id(task_id: Any, *, where: str | None) -> None:
+    """A task id is a non-empty text or a whole number (``InputError`` naming ``where`` otherwise)."""
+    if isinstance(task_id, bool) or not isinstance(task_id, str | int) or not str(task_id).strip():
+        raise InputError(f"the task id must be a non-empty text or a whole number, got {task_id!r:.80}", where=where)
 
 
 def parse_task(row: Any, *, where: str) -> TaskRow:
     if not isinstance(row, dict):
         raise InputError(f"expected a JSON object, got {type(row).__name__}", where=where)
     if "test_list" in row and "text" in row and "task_id" in row:
-        return mbpp_task(row)
+        return mbpp_task(row, where=where)
     task_id = row.get("id", row.get("task_id"))
     text = next((row[k] for k in ("task", "text", "question", "prompt") if isinstance(row.get(k), str)), None)
     if task_id is None:
         raise InputError("no 'id' (or 'task_id')", where=where)
-    if isinstance(task_id, bool) or not isinstance(task_id, str | int) or not str(task_id).strip():
-        raise InputError(f"the task id must be a non-empty text or a whole number, got {task_id!r}", where=where)
+    check_task_id(task_id, where=where)
     if not text:
         raise InputError("no 'task' text (or 'text'/'question'/'prompt')", where=where)
     truth = row.get("ground_truth", row.get("answer"))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import InputError, TeamRunError
+from ..errors import InputError, TeamBuildError, TeamRunError
 from ..loading import load_team
-from ..store import open_store, read_utf8_file
+from ..store import JsonlStore, SqliteStore, open_store, read_utf8_file
 from ._io import Problems, check_not_source, check_output_store
 
 
@@ -23,19 +24,30 @@ def _task_row(line: str, where: str) -> dict[str, Any]:
     if isinstance(row, dict) and "task" not in row and {"test_list", "text", "task_id"} <= row.keys():
         from ..annotate.tasks import mbpp_task
 
-        mbpp = mbpp_task(row)
-        return {"task": mbpp.task, "ground_truth": mbpp.ground_truth, "id": mbpp.id}
+        mbpp = mbpp_task(row, where=where)
+        return {"task": mbpp.task, "ground_truth": mbpp.ground_truth, "id": mbpp.id, "where": where}
     if not isinstance(row, dict) or "task" not in row:
         raise InputError("each line needs a 'task' field", where=where)
     if not isinstance(row["task"], str):
         raise InputError(f"field 'task' must be text, got {type(row['task']).__name__}", where=where)
-    return row
+    if row.get("id") is not None:
+        from ..annotate.tasks import check_task_id
+
+        check_task_id(row["id"], where=where)
+    return {**row, "where": where}
+
+
+def _same_file(path: Any, other: str) -> bool:
+    try:
+        return path is not None and Path(path).resolve() == Path(other).resolve()
+    except OSError:
+        return False
 
 
 def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iterator[dict[str, Any]]:
     """The task rows to run; each bad line of the tasks file is reported (file:line) and skipped."""
     if task is not None:
-        yield {"task": task}
+        yield {"task": task, "where": "--task"}
         return
     lines = read_utf8_file(tasks_file or "").split("\n")
     for number, line in enumerate(lines, start=1):
@@ -73,7 +85,12 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, eval
     rows = list(_tasks(task, tasks_file, problems))
     if not rows and problems.count == 0:
         raise InputError("has no tasks (one JSON object with a 'task' per line)", where=tasks_file)
-    store = open_store(output)
+    store: JsonlStore | SqliteStore | None = open_store(output)
+    own = getattr(team, "store", None)  # (a team traced with store=...: its runs go there as they end)
+    if own is not None and _same_file(getattr(own, "path", None), output):
+        store = None  # (appended once, by the team)
+    elif own is not None:
+        click.echo(f"note: the team stores its runs in {getattr(own, 'path', own)} too", err=True)
     failed = 0
     for row in rows:
         try:
@@ -81,7 +98,11 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, eval
             trajectory = team.run(row["task"], ground_truth=row.get("ground_truth"), metadata=metadata)
         except TeamRunError as exc:
             trajectory, failed = exc.trajectory, failed + 1
-        store.append(trajectory)
+        except TeamBuildError as exc:  # (a factory that takes the task may refuse one): the next tasks still run
+            problems.report(InputError(str(exc), where=row["where"]))
+            continue
+        if store is not None:
+            store.append(trajectory)
         click.echo(f"{trajectory.id}: {len(trajectory.steps)} steps, success={trajectory.outcome.success}")
     if failed:
         click.echo(f"{failed} run(s) raised; their trajectories were saved with the error", err=True)

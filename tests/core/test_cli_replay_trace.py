@@ -168,3 +168,46 @@ def test_trace_reads_mbpp_rows_as_annotate_does(tmp_path):
     [run] = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert run["task"].startswith(row["text"]) and row["test_list"][0] in run["task"]
     assert run["ground_truth"]["tests"] == row["test_list"] and run["metadata"]["task_id"] == str(row["task_id"])
+
+
+def test_trace_reports_a_bad_mbpp_row_by_its_line_and_runs_the_others(tmp_path):
+    (tmp_path / "echo.py").write_text(ECHO_TEAM)
+    good = {"task_id": 1, "text": "Write add.", "test_list": ["assert add(1, 2) == 3"]}
+    bad = [{**good, "task_id": 2, "test_list": 5}, {**good, "task_id": 3, "text": 5}, {**good, "task_id": 4, "text": None},
+           {**good, "task_id": 5, "test_list": "abc"}, {**good, "task_id": True}, {"task": "t", "id": [1]}]
+    rows = [good, *bad, {**good, "task_id": 9}]
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    for line in range(2, 8):
+        assert f"tasks.jsonl:{line}:" in done.stderr
+    stored = [json.loads(line)["metadata"]["task_id"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert stored == ["1", "9"]
+
+
+PICKY_TEAM = ECHO_TEAM + textwrap.dedent('''
+    import agentracer
+
+    def picky(task):
+        if task == "bad":
+            raise ValueError("cannot build for bad")
+        return make_team()
+
+    own_store = agentracer.trace(make_team, store="own.jsonl")
+''')
+
+
+def test_trace_reports_a_task_its_factory_refuses_and_runs_the_others(tmp_path):
+    (tmp_path / "picky.py").write_text(PICKY_TEAM)
+    (tmp_path / "tasks.jsonl").write_text('{"task": "ok1"}\n{"task": "bad"}\n{"task": "ok2"}\n')
+    done = cli("trace", "--team", "picky:picky", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "tasks.jsonl:2:" in done.stderr and "cannot build for bad" in done.stderr
+    assert [json.loads(line)["task"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()] == ["ok1", "ok2"]
+
+
+def test_trace_into_the_teams_own_store_appends_each_run_once(tmp_path):
+    (tmp_path / "picky.py").write_text(PICKY_TEAM)
+    (tmp_path / "tasks.jsonl").write_text('{"task": "one"}\n{"task": "two"}\n')
+    done = cli("trace", "--team", "picky:own_store", "--tasks", "tasks.jsonl", "-o", "own.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["task"] for line in (tmp_path / "own.jsonl").read_text().splitlines()] == ["one", "two"]
