@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..schema import Trajectory, Verdict
-from .lite_features import FEATURE_NAMES, FEATURE_PHRASES, trajectory_features
+from .lite_features import FEATURE_NAMES, FEATURE_PHRASES, has_ground_truth, trajectory_features
 
 WEIGHTS_FORMAT = "agentracer-lite/1"
 DECODES = ("agent", "step")
@@ -45,10 +45,23 @@ class LinearScorer:
     coef: tuple[float, ...]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], features: tuple[str, ...]) -> LinearScorer:
-        arrays = {k: tuple(float(v) for v in data[k]) for k in ("mean", "scale", "coef")}
-        if any(len(v) != len(features) for v in arrays.values()):
-            raise InputError("weight vectors do not match the feature list", where="lite weights")
+    def from_dict(cls, data: dict[str, Any], features: tuple[str, ...], *, where: str = "lite weights"
+                  ) -> LinearScorer:
+        """``InputError`` naming ``where`` unless each vector is a list of finite numbers, one per feature, and no
+        scale is 0 (a standardisation would divide by it)."""
+        arrays = {}
+        for name in ("mean", "scale", "coef"):
+            values = data[name]
+            if not isinstance(values, list) or len(values) != len(features):
+                raise InputError(f"weight vector {name!r} must be a list of {len(features)} numbers, one per feature",
+                                 where=where)
+            numbers = tuple(float(v) for v in values)
+            if not all(math.isfinite(v) for v in numbers):
+                raise InputError(f"weight vector {name!r} holds a value that is not a finite number", where=where)
+            arrays[name] = numbers
+        if any(v <= 0 for v in arrays["scale"]):
+            raise InputError("weight vector 'scale' must hold positive numbers (each feature is divided by its "
+                             "scale)", where=where)
         return cls(features, arrays["mean"], arrays["scale"], arrays["coef"])
 
     def contributions(self, row: list[float]) -> list[float]:
@@ -73,7 +86,7 @@ class LiteModel:
         path = Path(path) if path is not None else default_weights_path()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise InputError(f"cannot read lite weights ({exc})", where=str(path)) from None
         return cls.from_dict(data, where=str(path))
 
@@ -81,14 +94,15 @@ class LiteModel:
     def from_dict(cls, data: Any, *, where: str = "lite weights") -> LiteModel:
         if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT:
             raise InputError(f"not a {WEIGHTS_FORMAT} weights file", where=where)
-        features = tuple(data.get("features", ()))
+        listed = data.get("features")
+        features = tuple(listed) if isinstance(listed, list) else ()
         if features != FEATURE_NAMES:
             raise InputError("weights were trained on another feature list; retrain with "
                              "`python -m agentracer.tracer.lite_train`", where=where)
         try:
             models = data["models"]
-            without_gt = LinearScorer.from_dict(models["without_gt"], features)
-            with_gt = LinearScorer.from_dict(models["with_gt"], features)
+            without_gt = LinearScorer.from_dict(models["without_gt"], features, where=where)
+            with_gt = LinearScorer.from_dict(models["with_gt"], features, where=where)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed weights ({exc!r})", where=where) from None
         decode = data.get("decode", "agent")
@@ -109,7 +123,7 @@ class StepScores:
 
 def score_steps(model: LiteModel, trajectory: Trajectory, *, with_ground_truth: bool = False) -> StepScores:
     """Per-step probabilities (softmax over the steps) of being the decisive mistake."""
-    use_gt = with_ground_truth and trajectory.ground_truth not in (None, "")
+    use_gt = with_ground_truth and has_ground_truth(trajectory.ground_truth)
     scorer = model.with_gt if use_gt else model.without_gt
     rows = trajectory_features(trajectory, with_ground_truth=use_gt)
     contributions = [scorer.contributions(row) for row in rows]
@@ -139,10 +153,16 @@ def _reason(trajectory: Trajectory, scores: StepScores, step: int, agent: str, c
     n = len(scores.contributions)
     average = [sum(col) / n for col in zip(*scores.contributions, strict=True)]
     lift = [(name, c - a) for name, c, a in zip(FEATURE_NAMES, scores.contributions[step], average, strict=True)]
-    has = scores.features[step] if scores.features is not None else [1.0] * len(lift)
-    # the features the step has that lifted it (a feature it lacks can lift it too, when others' having it counts
-    # against them: "taken by the human/user" must not be said of a step the user did not take)
-    drivers = sorted((item for item, value in zip(lift, has, strict=True) if item[1] > 0.05 and value != 0),
+    # the features the step has more of than the run's average step that lifted it (a feature it lacks, or has less
+    # of, can lift it too, when more of it counts against a step: "taken by the human/user" must not be said of a
+    # step the user did not take, nor "the longest content of the run" of its shortest step)
+    rows = scores.features
+    if rows is None:
+        having = [True] * len(lift)
+    else:
+        typical = [sum(col) / n for col in zip(*rows, strict=True)]
+        having = [value != 0 and (n == 1 or value > usual) for value, usual in zip(rows[step], typical, strict=True)]
+    drivers = sorted((item for item, has in zip(lift, having, strict=True) if item[1] > 0.05 and has),
                      key=lambda item: -item[1])[:3]
     what = (f"{agent} holds {confidence:.0%} of the probability mass" if how == "agent"
             else f"step {step} has probability {confidence:.0%}")
@@ -190,7 +210,7 @@ class LiteTracer:
                 "method": "lite",
                 "model": self.weights_id,
                 "decode": self.decode,
-                "with_ground_truth": bool(with_ground_truth and trajectory.ground_truth not in (None, "")),
+                "with_ground_truth": bool(with_ground_truth and has_ground_truth(trajectory.ground_truth)),
                 "drivers": drivers,
                 "top_steps": [[i, round(scores.probabilities[i], 4)] for i in ranked],
             },

@@ -189,6 +189,11 @@ def final_answer(trajectory: Trajectory, texts: Sequence[str]) -> str | None:
     return None
 
 
+def has_ground_truth(value: Any) -> bool:
+    """Whether a run's ground truth says anything the features can use (not None, nor blank)."""
+    return _ground_truth_text(value) is not None
+
+
 def _ground_truth_text(value: Any) -> str | None:
     if value in (None, ""):
         return None

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from ..atomic import write_text_replacing
 from ..errors import InputError
 from ..formats.whowhen import iter_whowhen_dir
 from ..schema import Trajectory, Verdict
@@ -86,6 +87,8 @@ def load_examples(data: str | Path | None, extra: Iterable[str | Path] = ()) -> 
             if example is not None:
                 examples.append(example)
     for path in extra:
+        if not Path(path).is_file():  # (opening a store that is not there would make an empty one)
+            raise InputError("no such store (--extra takes a JSONL or SQLite store of labelled runs)", where=str(path))
         for trajectory in open_store(path):
             group = trajectory.replay.parent_id if trajectory.replay else trajectory.id
             subset = str(trajectory.metadata.get("subset") or f"extra:{trajectory.framework or 'run'}")
@@ -318,7 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cv", action="store_true", help="skip cross-validation (the weights then carry no report)")
     args = parser.parse_args(argv)
+    if args.folds < 2:
+        parser.error("--folds must be at least 2 (each fold is scored by a model fitted on the others)")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     try:
+        if args.out:
+            _check_weights_output(args.out, [args.data, *args.extra])
         examples = load_examples(args.data, args.extra)
         if not examples:
             raise InputError("no labelled trajectories found", where=args.data)
@@ -332,10 +341,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = fit_model(examples)
     if args.out:
         document = weights_document(model, examples, report)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        try:
+            write_text_replacing(args.out, json.dumps(document, indent=1) + "\n")
+        except OSError as exc:
+            print(f"error: {args.out}: cannot write the weights ({exc.strerror or exc})", file=sys.stderr)
+            return 2
         print(f"wrote {args.out} (trained on {len(examples)} trajectories)")
     return 0
+
+
+def _check_weights_output(out: str, sources: Sequence[str | None]) -> None:
+    """Refuse, before any training, a weights path that is a folder or one of the training data's own files."""
+    path = Path(out)
+    if path.is_dir():
+        raise InputError("is a folder: give the weights a file name (weights.json)", where=out)
+    for source in sources:
+        if source is None or not Path(source).exists():
+            continue
+        inside = Path(source).is_dir() and Path(source).resolve() in path.resolve().parents
+        if inside or (path.exists() and path.resolve() == Path(source).resolve()):
+            raise InputError(f"is training data ({source}): the weights would replace it", where=out)
 
 
 if __name__ == "__main__":

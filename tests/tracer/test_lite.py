@@ -113,6 +113,43 @@ def test_bad_input_is_a_clear_error(tmp_path) -> None:
     LiteTracer(concurrency=8, model=None)  # generic runner options are accepted and ignored
 
 
+@pytest.mark.parametrize("change", ["scale0", "nan", "dict", "text", "features-null", "features-int", "deep"])
+def test_weights_that_cannot_score_are_refused_naming_the_file(tmp_path, change) -> None:
+    data = json.loads(default_weights_path().read_text())
+    scorer = data["models"]["without_gt"]
+    if change == "scale0":
+        scorer["scale"][0] = 0
+    elif change == "nan":
+        scorer["coef"][3] = float("nan")
+    elif change == "dict":
+        scorer["coef"] = {str(i): v for i, v in enumerate(scorer["coef"])}
+    elif change == "text":
+        scorer["coef"] = "0" * len(scorer["coef"])
+    elif change == "features-null":
+        data["features"] = None
+    elif change == "features-int":
+        data["features"] = 7
+    weights = tmp_path / "w.json"
+    weights.write_text("[" * 100_000 + "]" * 100_000 if change == "deep" else json.dumps(data))
+    with pytest.raises(InputError, match="w.json"):
+        LiteTracer(weights=weights)
+
+
+def test_a_short_step_lifted_by_its_shortness_is_not_called_the_longest(tracer) -> None:
+    run = Trajectory(task="q", steps=[Step(index=0, agent="a", content="x"), Step(index=1, agent="b", content="error")])
+    verdict = tracer.locate(run)
+    assert verdict.step == 0 and "an error in the next step" in verdict.reason  # (the shorter step is chosen)
+    assert "longest content" not in verdict.reason
+
+
+def test_a_blank_ground_truth_is_no_ground_truth(tracer) -> None:
+    run = Trajectory(task="q", ground_truth="   ", steps=[Step(index=0, agent="a", content="x"),
+                                                           Step(index=1, agent="b", content="y")])
+    verdict = tracer.locate(run, with_ground_truth=True)
+    assert verdict.metadata["with_ground_truth"] is False
+    assert verdict == tracer.locate(run.model_copy(update={"ground_truth": None}), with_ground_truth=True)
+
+
 def test_decode_step_takes_the_single_likeliest_step(whowhen) -> None:
     trajectory = whowhen[-1]
     verdict = LiteTracer(decode="step").locate(trajectory)

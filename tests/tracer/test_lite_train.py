@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 from pathlib import Path
@@ -85,6 +86,28 @@ def test_main_writes_weights_the_tracer_loads(tmp_path, capsys) -> None:
 def test_main_reports_missing_data(tmp_path, capsys) -> None:
     assert main(["--data", str(tmp_path / "nowhere")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_main_refuses_bad_arguments_before_training(tmp_path, capsys) -> None:
+    data = tmp_path / "ww" / "Algorithm-Generated"
+    data.mkdir(parents=True)
+    shutil.copy(DATA / "Algorithm-Generated" / "1.json", data / "1.json")
+    labels = tmp_path / "labels.jsonl"
+    JsonlStore(labels).extend(synthetic(2, seed=1, source="counterfactual"))
+    before = labels.read_bytes()
+    for args, said in (([], "no such store"), (["--folds", "1"], "--folds must be at least 2"),
+                       (["--repeats", "0"], "--repeats must be at least 1")):
+        extra = ["--extra", str(tmp_path / "typo.jsonl")] if not args else []
+        with pytest.raises(SystemExit) if args else contextlib.nullcontext():
+            code = main(["--data", str(tmp_path / "ww"), *extra, *args, "--out", str(tmp_path / "w.json")])
+            assert code == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "typo.jsonl").exists()  # (no empty store made by looking for it)
+    code = main(["--data", str(tmp_path / "ww"), "--extra", str(labels), "--out", str(labels), "--no-cv"])
+    assert code == 2 and "is training data" in capsys.readouterr().err and labels.read_bytes() == before
+    (tmp_path / "folder.json").mkdir()
+    assert main(["--data", str(tmp_path / "ww"), "--out", str(tmp_path / "folder.json"), "--no-cv"]) == 2
+    assert "is a folder" in capsys.readouterr().err
 
 
 def test_extra_labelled_jsonl_is_used_and_grouped_by_run(tmp_path) -> None:
