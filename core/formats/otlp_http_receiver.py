@@ -101,11 +101,12 @@ class TraceReceiver:
         self.refused = 0
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
+        self._idle_s = idle_s
         self._thread: threading.Thread | None = None
+        self._serving = False  # serve_forever has been (or is about to be) entered: shutdown() may wait for it
+        self._closed = False
+        self._state = threading.Lock()  # guards _serving and _closed; held while closing (stop() waits for it)
         self._quiet = threading.Event()  # set when serving ends: stops the idle ticker
-        if idle_s is not None:  # a trace that goes quiet is written after idle_s, whether or not more requests come
-            threading.Thread(target=self._tick, args=(max(0.05, min(1.0, idle_s / 2)),), name="otlp-idle",
-                             daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -115,34 +116,54 @@ class TraceReceiver:
         return f"http://{name}:{port}{TRACES_PATH}"
 
     def start(self) -> TraceReceiver:
+        self._begin()
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
         self._thread.start()
         return self
 
     def serve(self) -> None:
         """Serve until ``stop()`` (from another thread) or an interrupt; then write the traces still open."""
+        self._begin()
         try:
             self._server.serve_forever()
         finally:
             self._close()
 
     def stop(self) -> None:
-        """Stop the thread ``start()`` began and write the traces still open."""
-        if self._thread is None:
-            return
-        self._server.shutdown()
-        self._thread.join()
-        self._thread = None
+        """Stop serving (``start()``'s thread or a ``serve()`` elsewhere) and write the traces still open."""
+        with self._state:
+            serving = self._serving and not self._closed
+        if serving:
+            self._server.shutdown()  # returns once serve_forever has
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         self._close()
+
+    def _begin(self) -> None:
+        with self._state:
+            if self._closed:
+                raise RuntimeError("this receiver has been stopped")
+            if self._serving:
+                raise RuntimeError("this receiver is serving already")
+            self._serving = True
+        if self._idle_s is not None:  # a trace that goes quiet is written after idle_s, whether or not more requests come
+            threading.Thread(target=self._tick, args=(max(0.05, min(1.0, self._idle_s / 2)),), name="otlp-idle",
+                             daemon=True).start()
 
     def _tick(self, every: float) -> None:
         while not self._quiet.wait(every):
             self.traces.add(())
 
     def _close(self) -> None:
-        self._quiet.set()
-        self._server.server_close()
-        self.traces.flush()
+        """Once (``serve()``'s end and ``stop()`` may both come here): the socket closed, open traces written."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            self._quiet.set()
+            self._server.server_close()
+            self.traces.flush()
 
     def __enter__(self) -> TraceReceiver:
         return self.start()

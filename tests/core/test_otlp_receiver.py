@@ -219,3 +219,25 @@ def test_a_quiet_trace_is_written_after_idle_with_no_more_requests(tmp_path: Pat
         while receiver.traces.open_traces and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["orphan"]
+
+
+def test_stop_ends_a_serve_running_in_another_thread_and_writes_its_open_traces(tmp_path: Path) -> None:
+    """``stop()`` returned at once when ``serve()`` (not ``start()``) was serving: serving went on, nothing was
+    flushed. A receiver never started left an idle ticker thread running."""
+    import threading
+
+    before = {t.name for t in threading.enumerate()}
+    idle_only = TraceReceiver(tmp_path / "unused.jsonl", port=0, idle_s=0.2)
+    assert "otlp-idle" not in {t.name for t in threading.enumerate()} - before
+    idle_only.stop()
+
+    receiver = TraceReceiver(tmp_path / "runs.jsonl", port=0, idle_s=None)
+    serving = threading.Thread(target=receiver.serve, daemon=True)
+    serving.start()
+    reply = httpx.post(receiver.url, content=_body(_span("e", "1", "9", "open")), headers={"Content-Type":
+                                                                                             "application/json"})
+    assert reply.status_code == 200
+    receiver.stop()
+    serving.join(5)
+    assert not serving.is_alive()
+    assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["open"]
