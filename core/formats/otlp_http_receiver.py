@@ -94,11 +94,21 @@ def _content_length(header: str | None) -> int:
 
 class TraceReceiver:
     """An OTLP/HTTP receiver on ``host``:``port`` (0: any free port) writing runs to ``store``; ``start()`` serves in
-    a thread, ``serve()`` in the caller's; ``stop()`` stops serving and writes the traces still open."""
+    a thread, ``serve()`` in the caller's; ``stop()`` stops serving and writes the traces still open.
 
-    def __init__(self, store: Any, *, host: str = "127.0.0.1", port: int = 4318, idle_s: float | None = 30.0) -> None:
+    ``timeout_s`` bounds how long a client may leave its request unsent, and how long ``stop()`` waits for requests
+    still being read; one that comes in after the open traces were written is refused (503), never answered 200 and
+    lost."""
+
+    def __init__(self, store: Any, *, host: str = "127.0.0.1", port: int = 4318, idle_s: float | None = 30.0,
+                 timeout_s: float = 10.0) -> None:
         self.traces = TraceAssembler(store, idle_s=idle_s)
         self.refused = 0
+        self.timeout_s = timeout_s
+        self._requests = threading.Condition()  # guards the three below
+        self._in_flight = 0  # requests being handled
+        self._adding = 0  # requests handing their spans to the assembler
+        self._accepting = True  # false once the final flush is due: later requests are refused
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._idle_s = idle_s
@@ -162,8 +172,26 @@ class TraceReceiver:
                 return
             self._closed = True
             self._quiet.set()
+            with self._requests:  # requests being read finish first (their spans are in the flush), within timeout_s
+                self._requests.wait_for(lambda: self._in_flight == 0, timeout=self.timeout_s)
+                self._accepting = False
+                self._requests.wait_for(lambda: self._adding == 0)
             self._server.server_close()
             self.traces.flush()
+
+    def _take(self, spans: list[Span]) -> bool:
+        """Hand a request's spans to the assembler; False (and nothing kept) once the receiver has closed."""
+        with self._requests:
+            if not self._accepting:
+                return False
+            self._adding += 1
+        try:
+            self.traces.add((span, span.parent_id is None) for span in spans)
+        finally:
+            with self._requests:
+                self._adding -= 1
+                self._requests.notify_all()
+        return True
 
     def __enter__(self) -> TraceReceiver:
         return self.start()
@@ -175,6 +203,8 @@ class TraceReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = receiver.timeout_s  # (on the socket: a client that stops sending does not hold a thread)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -186,6 +216,24 @@ class TraceReceiver:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                with receiver._requests:
+                    receiver._in_flight += 1
+                try:
+                    self._post()
+                finally:
+                    with receiver._requests:
+                        receiver._in_flight -= 1
+                        receiver._requests.notify_all()
+
+            def _refuse(self, status: int, message: str) -> None:
+                receiver.refused += 1
+                self.close_connection = True
+                try:
+                    self._reply(status, json.dumps({"error": message}).encode(), "application/json")
+                except OSError:  # the client has gone
+                    pass
+
+            def _post(self) -> None:
                 if self.path.split("?")[0] != TRACES_PATH:
                     self._reply(404, b'{"error": "traces go to /v1/traces"}', "application/json")
                     return
@@ -199,13 +247,22 @@ class TraceReceiver:
                                 "application/json")
                     return
                 try:
-                    spans = decode_request(self.rfile.read(length), content_type,
-                                           self.headers.get("Content-Encoding", ""))
+                    body = self.rfile.read(length)
+                except OSError:  # (a timeout: the client sent less than it said, and waited)
+                    self._refuse(408, f"the body did not arrive within {receiver.timeout_s} s")
+                    return
+                if len(body) < length:
+                    self._refuse(400, f"the body ended after {len(body)} of its {length} bytes")
+                    return
+                try:
+                    spans = decode_request(body, content_type, self.headers.get("Content-Encoding", ""))
                 except InputError as exc:
                     receiver.refused += 1
                     self._reply(400, json.dumps({"error": str(exc)}).encode(), "application/json")
                     return
-                receiver.traces.add((span, span.parent_id is None) for span in spans)
+                if not receiver._take(spans):
+                    self._refuse(503, "the receiver is shutting down; send again to another one")
+                    return
                 if content_type.split(";")[0].strip().lower() == "application/x-protobuf":
                     self._reply(200, _protobuf_response(), "application/x-protobuf")
                 else:

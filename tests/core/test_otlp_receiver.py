@@ -241,3 +241,53 @@ def test_stop_ends_a_serve_running_in_another_thread_and_writes_its_open_traces(
     serving.join(5)
     assert not serving.is_alive()
     assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["open"]
+
+
+def _send_partly(receiver: TraceReceiver, body: bytes, sent: int) -> socket.socket:
+    """A connection that has sent the headers of a POST of ``body`` and its first ``sent`` bytes."""
+    client = socket.create_connection(("127.0.0.1", int(receiver.url.split(":")[2].split("/")[0])), timeout=5)
+    client.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                   % len(body) + body[:sent])
+    return client
+
+
+def test_a_request_being_read_at_stop_is_in_the_final_flush_or_refused(tmp_path: Path) -> None:
+    """A request still arriving when ``stop()`` wrote the open traces was answered 200 and its spans were lost."""
+    import threading
+
+    body = _body(_span("f", "1", "9", "in flight"))
+    receiver = TraceReceiver(tmp_path / "runs.jsonl", port=0, idle_s=None).start()
+    client = _send_partly(receiver, body, 10)
+    time.sleep(0.2)
+    stopping = threading.Thread(target=receiver.stop)
+    stopping.start()
+    time.sleep(0.2)
+    client.sendall(body[10:])
+    assert client.recv(100).startswith(b"HTTP/1.0 200")
+    stopping.join(5)
+    assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["in flight"]
+
+    # one still dripping in after stop() stopped waiting (timeout_s) is refused, not answered 200
+    receiver = TraceReceiver(tmp_path / "late.jsonl", port=0, idle_s=None, timeout_s=0.5).start()
+    client = _send_partly(receiver, body, 10)
+    stopping = threading.Thread(target=receiver.stop)
+    stopping.start()
+    for i in range(10, 20):  # a byte at a time, each within the socket's timeout
+        client.sendall(body[i:i + 1])
+        time.sleep(0.1)
+    stopping.join(5)
+    assert not stopping.is_alive()
+    client.sendall(body[20:])
+    assert client.recv(100).startswith(b"HTTP/1.0 503")
+    assert len(open_store(tmp_path / "late.jsonl")) == 0 and receiver.refused == 1
+
+
+def test_a_client_that_stops_sending_its_body_is_answered_and_holds_no_thread(tmp_path: Path) -> None:
+    body = _body(_span("f", "1", "9", "never all sent"))
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0, timeout_s=0.3) as receiver:
+        client = _send_partly(receiver, body, 10)
+        assert client.recv(100).startswith(b"HTTP/1.0 408")
+        client = _send_partly(receiver, body, 10)
+        client.shutdown(socket.SHUT_WR)  # a body shorter than its Content-Length
+        assert client.recv(100).startswith(b"HTTP/1.0 400")
+        assert receiver.refused == 2
