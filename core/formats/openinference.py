@@ -259,6 +259,7 @@ def trajectory_spans(trajectory: Trajectory, verdict: Verdict | None = None) -> 
     _put(attrs, "agentracer.framework", trajectory.framework)
     _put_value(attrs, "agentracer.ground_truth", trajectory.ground_truth)
     _put(attrs, "agentracer.step.count", len(trajectory.steps))
+    _put(attrs, "agentracer.span.count", len(spans) + 1)  # (a receiver knows when every span of the run is in)
     attrs["agentracer.agents"] = trajectory.agent_names
     if trajectory.agents:
         attrs["agentracer.agents.info"] = _json([agent.model_dump() for agent in trajectory.agents])

@@ -1,6 +1,7 @@
 """Spans arriving a few at a time, put together into runs: a trace becomes a trajectory, appended to a store, once its
 root span has arrived (a root ends after every span inside it), once it has been quiet for ``idle_s`` seconds (its
-root is in another process), or when the assembler is flushed."""
+root is in another process), or when the assembler is flushed. A run agentracer exported says how many spans (or
+steps) it has, and its root comes first: it waits for the rest (a batch processor may split it over requests)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class TraceAssembler:
         self._pending: dict[str, list[Span]] = {}
         self._last_seen: dict[str, float] = {}
         self._span_ids: dict[str, set[str]] = {}  # per open trace: the spans it holds (an exporter resends a batch)
+        self._rooted: dict[str, Span] = {}  # open traces whose root came before the rest of their spans
         self._written: dict[str, int] = {}  # traces written -> spans that came after (kept for the last 10,000)
         self.late_spans = 0
         self._lock = threading.Lock()
@@ -53,9 +55,11 @@ class TraceAssembler:
                 seen.add(span.span_id)
                 self._pending.setdefault(span.trace_id, []).append(span)
                 self._last_seen[span.trace_id] = now
-                if is_root and span.trace_id not in rooted:
+                if is_root:
+                    self._rooted[span.trace_id] = span
+                if span.trace_id in self._rooted and span.trace_id not in rooted:
                     rooted.append(span.trace_id)
-            finished = [self._take(trace_id) for trace_id in rooted]
+            finished = [self._take(trace_id) for trace_id in rooted if self._complete(trace_id)]
             if self.idle_s is not None:
                 idle = [t for t, seen in self._last_seen.items() if now - seen >= self.idle_s]
                 finished.extend(self._take(trace_id) for trace_id in idle)
@@ -73,8 +77,27 @@ class TraceAssembler:
         with self._lock:
             return len(self._pending)
 
+    def _complete(self, trace_id: str) -> bool:
+        """Whether a rooted trace holds every span its root counts (agentracer's own runs count them; others are
+        complete with their root)."""
+        root, members = self._rooted[trace_id], self._pending[trace_id]
+        try:
+            spans = root.optional_integer("agentracer.span.count")
+            steps = root.optional_integer("agentracer.step.count")
+        except ValueError:  # (the import says what is wrong with it)
+            return True
+        if "agentracer.trajectory.id" not in root.attributes:
+            return True
+        if spans is not None:
+            return len(members) >= spans
+        if steps is not None:  # (an export from before spans were counted)
+            return sum(1 for s in members if s.parent_id == root.span_id and s.kind == "AGENT"
+                       and "agentracer.step.index" in s.attributes) >= steps
+        return True
+
     def _take(self, trace_id: str) -> tuple[str, list[Span]]:
         self._last_seen.pop(trace_id, None)
+        self._rooted.pop(trace_id, None)
         self._span_ids.pop(trace_id, None)
         self._written[trace_id] = 0
         if len(self._written) > 10_000:
@@ -98,11 +121,12 @@ class TraceAssembler:
             except (InputError, ValueError, RecursionError) as exc:  # bad spans, a run stored already: one line
                 log.warning("agentracer: trace %s could not be written as a trajectory: %s", trace_id,
                             "its spans nest too deep" if isinstance(exc, RecursionError) else exc)
-                ok = False
-                continue
             except Exception:  # a bad trace must not stop the others, nor the application being traced
                 log.exception("agentracer: trace %s could not be written as a trajectory", trace_id)
-                ok = False
+            else:
+                self.collected.append(trajectory.id)
                 continue
-            self.collected.append(trajectory.id)
+            ok = False
+            with self._lock:  # not written: spans still to come are not "late" (they make a trace of their own)
+                self._written.pop(trace_id, None)
         return ok

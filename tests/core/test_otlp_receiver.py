@@ -291,3 +291,40 @@ def test_a_client_that_stops_sending_its_body_is_answered_and_holds_no_thread(tm
         client.shutdown(socket.SHUT_WR)  # a body shorter than its Content-Length
         assert client.recv(100).startswith(b"HTTP/1.0 400")
         assert receiver.refused == 2
+
+
+def test_our_own_run_split_over_requests_root_first_is_stored_whole(recorded: Trajectory, tmp_path: Path) -> None:
+    """A batch processor splitting an export (root first, as agentracer sends it) made the receiver write the run
+    when its root came: refused as incomplete, and the rest dropped as late."""
+    spans = trajectory_spans(recorded)
+    older = recorded.model_copy(update={"id": "older"})  # exported before spans were counted: its steps are
+    older_spans = trajectory_spans(older)
+    older_spans[0].attributes.pop("agentracer.span.count", None)
+    headers = {"Content-Type": "application/json"}
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0, idle_s=None) as receiver:
+        for part in (spans[:2], spans[2:4], spans[4:]):
+            assert httpx.post(receiver.url, content=json.dumps(otlp_json_request(part)), headers=headers).is_success
+        for part in (older_spans[:2], older_spans[2:]):
+            assert httpx.post(receiver.url, content=json.dumps(otlp_json_request(part)), headers=headers).is_success
+        assert receiver.traces.collected == [recorded.id, "older"]  # written once whole, before stopping
+        assert receiver.traces.late_spans == 0
+    stored = open_store(tmp_path / "runs.jsonl")
+    assert stored.get(recorded.id) == recorded and stored.get("older") == older
+
+
+def test_a_trace_that_could_not_be_written_does_not_make_later_spans_late(tmp_path: Path) -> None:
+    from agentracer.formats.otlp_spans import spans_of_request
+    from agentracer.formats.trace_assembly import TraceAssembler
+
+    def spans(*items: dict) -> list:
+        return [(s, s.parent_id is None) for s in spans_of_request(json.loads(_body(*items)), "test")]
+
+    root = _span("a", "1", None, "done", kind="CHAIN")
+    root["attributes"].append({"key": "agentracer.trajectory.id", "value": {"stringValue": "r"}})
+    assembler = TraceAssembler(tmp_path / "runs.jsonl")
+    bad = _span("a", "2", "1", "turn")
+    bad["attributes"] += [{"key": "agentracer.step.index", "value": {"intValue": "0"}},
+                          {"key": "agentracer.step.kind", "value": {"stringValue": "not-a-kind"}}]
+    assert assembler.add(spans(root, bad)) is False
+    assembler.add(spans(_span("a", "3", "1", "later")))
+    assert assembler.late_spans == 0 and assembler.open_traces == 1
