@@ -317,10 +317,14 @@ def _parse_request(text: str, where: str, *, lines_if_several: bool = False
 
 
 def group_traces(spans: Iterable[Span]) -> dict[str, list[Span]]:
-    """Spans by trace, each trace's spans linked to their parents (children in start order)."""
+    """Spans by trace, each trace's spans linked to their parents (children in start order). A span given again (an
+    exporter's retry, a collector writing a batch twice) counts once: the first of its (trace id, span id) is kept."""
     traces: dict[str, list[Span]] = {}
+    seen: set[tuple[str, str]] = set()
     for span in spans:
-        traces.setdefault(span.trace_id, []).append(span)
+        if (span.trace_id, span.span_id) not in seen:
+            seen.add((span.trace_id, span.span_id))
+            traces.setdefault(span.trace_id, []).append(span)
     for members in traces.values():
         by_id = {span.span_id: span for span in members}
         for span in members:

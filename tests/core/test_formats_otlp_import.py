@@ -470,3 +470,18 @@ def test_spans_of_a_later_minor_release_import_with_a_warning(runs: list[Traject
     with pytest.warns(UserWarning, match=r"later agentracer \(schema 1.9\): read as schema"):
         [(_, back)] = list(iter_otlp(tmp_path / "later.json"))
     assert back == runs[0]
+
+
+def test_spans_written_twice_count_once(runs: list[Trajectory], tmp_path: Path) -> None:
+    """An exporter's retry (or a collector writing a batch twice) made two roots and repeated steps."""
+    write_otlp_json(runs[:1], tmp_path / "once.jsonl")
+    line = (tmp_path / "once.jsonl").read_text()
+    (tmp_path / "twice.jsonl").write_text(line + line)
+    assert imported(tmp_path / "twice.jsonl") == runs[:1]
+    foreign = _spans_file(tmp_path, [(None, {"openinference.span.kind": "CHAIN", "input.value": "task"}),
+                                     (1, {"openinference.span.kind": "AGENT", "agent.name": "a", "output.value": "x"})])
+    data = json.loads(foreign.read_text())
+    data["resourceSpans"] *= 2
+    foreign.write_text(json.dumps(data))
+    [run] = imported(foreign)
+    assert [(s.agent, s.content) for s in run.steps] == [("user", "task"), ("a", "x")]
