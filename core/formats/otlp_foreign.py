@@ -3,8 +3,8 @@
 Spans map onto steps as the conventions say what they are, at agentracer's own granularity: the innermost ``AGENT``
 spans (no ``AGENT`` span inside them) are the agents' turns, in the order they started, each a step per model call
 (``LLM`` span: its answer, a message or tool calls) and per tool execution (``TOOL`` span: its result) inside it,
-then its output when no model call already said it; a trace without ``AGENT`` spans has a step per ``LLM`` and
-``TOOL`` span. The root span's input is the task (step 0, by the user, as in Who&When) and its
+then its output when no model call already said it; an ``LLM`` or ``TOOL`` span outside every turn (a trace
+without ``AGENT`` spans, a call choosing who speaks next) is a step of its own. The root span's input is the task (step 0, by the user, as in Who&When) and its
 output the answer; an error status on the root or an agent's span marks the run failed.
 """
 
@@ -237,7 +237,8 @@ def foreign_trajectory(root: Span, trace_id: str, service: str | None) -> Trajec
         if has_agents and span.kind == "AGENT" and span is not root and id(span) not in holds_agent:
             steps.extend(_agent_steps(span, ancestors, len(steps), counts))
             return
-        if not has_agents and span.kind in ("LLM", "TOOL"):
+        # a call outside every agent's turn (choosing who speaks next, an orphan moved under the root) is a step too
+        if span.kind in ("LLM", "TOOL") and id(span) not in holds_agent:
             steps.append(_call_step(span, _agent_name(span, ancestors), len(steps), counts))
             return
         for child in span.children:

@@ -485,3 +485,21 @@ def test_spans_written_twice_count_once(runs: list[Trajectory], tmp_path: Path) 
     foreign.write_text(json.dumps(data))
     [run] = imported(foreign)
     assert [(s.agent, s.content) for s in run.steps] == [("user", "task"), ("a", "x")]
+
+
+def test_model_calls_and_tools_outside_every_agent_turn_are_steps_not_dropped(tmp_path: Path) -> None:
+    """With AGENT spans in a trace, an LLM span beside them (a group chat choosing who speaks next) or a TOOL span
+    whose parent was lost (moved under the root) disappeared without a word."""
+    llm = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-x",
+           "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": "coder next"}
+    path = _spans_file(tmp_path, [
+        (None, {"openinference.span.kind": "CHAIN", "agent.name": "manager", "input.value": "Fix the bug"}),
+        (1, llm),
+        (1, {"openinference.span.kind": "AGENT", "agent.name": "coder", "output.value": "patched"}),
+        (99, {"openinference.span.kind": "TOOL", "tool.name": "run_tests", "output.value": "3 passed"}),
+    ])
+    [run] = imported(path)
+    assert [(s.agent, s.kind, s.content) for s in run.steps] == [
+        ("user", "message", "Fix the bug"), ("manager", "message", "coder next"), ("coder", "message", "patched"),
+        ("manager", "tool_result", "3 passed")]
+    assert run.steps[1].model_calls[0].model == "gpt-x"
