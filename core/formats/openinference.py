@@ -444,6 +444,8 @@ def _tool_span(trajectory: Trajectory, step: Step, call: ToolCall | None, result
     if call is not None:
         attrs["agentracer.tool.call.id"] = call.id
         attrs["agentracer.tool.call.name"] = call.name
+        # its place among its step's calls (their spans all start with the step: arrival order is not theirs)
+        attrs["agentracer.tool.call.position"] = next(i for i, c in enumerate(step.tool_calls) if c is call)
         _put_value(attrs, "agentracer.tool.arguments", call.arguments)
         if call.arguments is not None:
             attrs["input.value"] = _json(call.arguments)

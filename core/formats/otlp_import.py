@@ -77,7 +77,7 @@ def _own_model_calls(spans: list[Span]) -> list[ModelCall]:
 
 def _own_step(span: Span) -> Step:
     a = span.attributes
-    tool_calls: list[ToolCall] = []
+    tool_calls: list[tuple[int, ToolCall]] = []
     results: list[tuple[int, ToolResult]] = []
     llm_spans: list[Span] = []
     for child in span.children:
@@ -87,9 +87,9 @@ def _own_step(span: Span) -> Step:
         elif kind == "TOOL":
             c = child.attributes
             if "agentracer.tool.call.name" in c:
-                tool_calls.append(ToolCall(id=str(c.get("agentracer.tool.call.id") or ""),
-                                           name=str(c["agentracer.tool.call.name"]),
-                                           arguments=child.value("agentracer.tool.arguments")))
+                tool_calls.append((child.integer("agentracer.tool.call.position", len(tool_calls)), ToolCall(
+                    id=str(c.get("agentracer.tool.call.id") or ""), name=str(c["agentracer.tool.call.name"]),
+                    arguments=child.value("agentracer.tool.arguments"))))
             if "agentracer.tool.result.position" in c:
                 results.append((child.integer("agentracer.tool.result.position"), ToolResult(
                     call_id=str(c.get("agentracer.tool.result.call_id") or ""),
@@ -100,7 +100,7 @@ def _own_step(span: Span) -> Step:
     return Step(
         index=span.integer("agentracer.step.index"), agent=str(a.get("agent.name") or a.get("gen_ai.agent.name")),
         role=str(a.get("agentracer.step.role", "assistant")), kind=a.get("agentracer.step.kind", "message"),
-        content=content, tool_calls=tool_calls,
+        content=content, tool_calls=[call for _, call in sorted(tool_calls, key=lambda pair: pair[0])],
         tool_results=[result for _, result in sorted(results, key=lambda pair: pair[0])],
         model_calls=_own_model_calls(llm_spans),
         started_at=a.get("agentracer.step.started_at"), ended_at=a.get("agentracer.step.ended_at"), usage=usage,

@@ -503,3 +503,28 @@ def test_model_calls_and_tools_outside_every_agent_turn_are_steps_not_dropped(tm
         ("user", "message", "Fix the bug"), ("manager", "message", "coder next"), ("coder", "message", "patched"),
         ("manager", "tool_result", "3 passed")]
     assert run.steps[1].model_calls[0].model == "gpt-x"
+
+
+def test_a_steps_tool_calls_come_back_in_their_order_whatever_order_their_spans_arrive(runs: list[Trajectory],
+                                                                                       tmp_path: Path) -> None:
+    """Tool call spans carried no position: calls came back in the order their spans arrived (all start with the
+    step, so a batch processor's order was theirs)."""
+    from agentracer.formats.openinference import otlp_json_request, trajectory_spans
+    from agentracer.schema import ToolCall
+
+    run = runs[0].model_copy(deep=True)
+    step = next(s for s in run.steps if s.tool_calls)
+    step.tool_calls = [ToolCall(id=f"call_{n}", name="add", arguments={"a": n, "b": 1}) for n in range(3)]
+    step.tool_results = []
+    spans = trajectory_spans(run)
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(otlp_json_request(spans[::-1])))
+    (back,) = imported(path)
+    assert [c.id for c in next(s for s in back.steps if s.index == step.index).tool_calls] == [
+        "call_0", "call_1", "call_2"]
+    assert back == run
+    for span in spans:  # a file written before calls had a position: their spans' order, as before
+        span.attributes.pop("agentracer.tool.call.position", None)
+    path.write_text(json.dumps(otlp_json_request(spans)))
+    (back,) = imported(path)
+    assert back == run
