@@ -150,11 +150,14 @@ def _own_trajectory(root: Span) -> Trajectory:
 def trajectory_of_trace(trace_id: str, members: list[Span]) -> Trajectory:
     """The run one trace's spans (linked by ``group_traces``) recorded, with secrets redacted as in a recording."""
     tops = roots(members)
+    if not tops:
+        raise ValueError("its spans' parent links form a cycle: no span is the top of the trace")
+    unreached = len(members) - len(_reached(tops))
+    if unreached:
+        raise ValueError(f"{unreached} of its spans' parent links form a cycle: no top of the trace leads to them")
     own = next((r for r in tops if "agentracer.trajectory.id" in r.attributes), None)
     if own is not None:
         return redacted(_own_trajectory(own))
-    if not tops:
-        raise ValueError("its spans' parent links form a cycle: no span is the top of the trace")
     root = tops[0]
     true_roots = [top for top in tops if top.parent_id is None]
     if len(tops) > 1 and len(true_roots) == 1:  # the root, and spans whose parent was lost (sampled out, a batch
@@ -165,6 +168,18 @@ def trajectory_of_trace(trace_id: str, members: list[Span]) -> Trajectory:
         root = Span(trace_id=trace_id, span_id="", parent_id=None, name="trace", start_ns=min(r.start_ns for r in tops),
                     end_ns=max(r.end_ns for r in tops), attributes={}, children=tops)
     return redacted(foreign_trajectory(root, trace_id, next((r.service for r in tops if r.service), None)))
+
+
+def _reached(tops: list[Span]) -> set[int]:
+    """Ids of the spans below ``tops`` (and theirs), walked without recursion."""
+    reached: set[int] = set()
+    stack = list(tops)
+    while stack:
+        span = stack.pop()
+        if id(span) not in reached:
+            reached.add(id(span))
+            stack.extend(span.children)
+    return reached
 
 
 def trajectories_from_spans(spans: Iterable[Span]) -> Iterator[Trajectory]:

@@ -337,6 +337,18 @@ def test_spans_whose_parents_form_a_cycle_are_one_bad_trace_not_a_traceback(tmp_
     assert [t.task for t in open_store(tmp_path / "runs.jsonl")] == ["the task"]  # the other trace still comes in
 
 
+def test_a_cycle_beside_a_real_root_is_an_error_not_spans_dropped(tmp_path: Path) -> None:
+    """Two spans naming each other as parent, in a trace with a root: the trace imported without them, silently."""
+    path = _spans_file(tmp_path, [
+        (None, {"openinference.span.kind": "CHAIN", "input.value": "task"}),
+        (1, {"openinference.span.kind": "AGENT", "agent.name": "a", "output.value": "kept"}),
+        (4, {"openinference.span.kind": "AGENT", "agent.name": "b", "output.value": "lost"}),
+        (3, {"openinference.span.kind": "AGENT", "agent.name": "c", "output.value": "lost too"}),
+    ])
+    [(_, item)] = list(iter_otlp(path))
+    assert isinstance(item, InputError) and "2 of its spans' parent links form a cycle" in str(item)
+
+
 def test_a_span_whose_parent_was_lost_goes_under_the_root_which_keeps_the_task_and_outcome(tmp_path: Path) -> None:
     """A second top-level span (its parent sampled out) put everything under a stand-in root without attributes:
     the task, the answer and the root's ERROR status were lost."""
