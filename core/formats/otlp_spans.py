@@ -274,14 +274,14 @@ def read_spans(path: str | Path) -> Iterator[tuple[str, list[Span] | InputError]
     found = False
     try:
         if path.suffix.lower() == ".jsonl":
-            with path.open(encoding="utf-8") as lines:
+            with path.open(encoding="utf-8-sig") as lines:
                 for number, line in enumerate(lines, start=1):
                     if line.strip():
                         for item in _parse_request(line, f"{path}:{number}"):
                             found = True
                             yield item
         else:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # (a BOM some editors write is not JSON)
             for item in _parse_request(text, str(path), lines_if_several=True):
                 found = True
                 yield item

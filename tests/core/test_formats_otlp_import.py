@@ -540,3 +540,10 @@ def test_a_steps_tool_calls_come_back_in_their_order_whatever_order_their_spans_
     path.write_text(json.dumps(otlp_json_request(spans)))
     (back,) = imported(path)
     assert back == run
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_a_file_starting_with_a_byte_order_mark_is_read(runs: list[Trajectory], tmp_path: Path, suffix: str) -> None:
+    write_otlp_json(runs[:1], tmp_path / f"plain{suffix}")
+    (tmp_path / f"bom{suffix}").write_bytes(b"\xef\xbb\xbf" + (tmp_path / f"plain{suffix}").read_bytes())
+    assert imported(tmp_path / f"bom{suffix}") == runs[:1]
