@@ -115,8 +115,9 @@ def _foreign_model_call(span: Span, agent: str, index: int) -> ModelCall:
     response = _text(a.get("output.value"))
     if response is None and a.get("gen_ai.output.messages") is not None:
         response = _text(a.get("gen_ai.output.messages"))
+    model = a.get("llm.model_name") or a.get("gen_ai.request.model")
     return ModelCall(
-        id=span.span_id, agent=agent, call_index=index, model=a.get("llm.model_name") or a.get("gen_ai.request.model"),
+        id=span.span_id, agent=agent, call_index=index, model=None if model is None else str(model),
         request=request, response=response, latency_s=span.duration_s,
         usage=span.usage(), started_at=span.start_s,
         error=(span.status_message or "error") if span.status_code == STATUS_ERROR else None,

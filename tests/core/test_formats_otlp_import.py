@@ -547,3 +547,10 @@ def test_a_file_starting_with_a_byte_order_mark_is_read(runs: list[Trajectory], 
     write_otlp_json(runs[:1], tmp_path / f"plain{suffix}")
     (tmp_path / f"bom{suffix}").write_bytes(b"\xef\xbb\xbf" + (tmp_path / f"plain{suffix}").read_bytes())
     assert imported(tmp_path / f"bom{suffix}") == runs[:1]
+
+
+def test_a_model_name_written_as_a_number_is_read_as_text(tmp_path: Path) -> None:
+    """``llm.model_name`` given as an int failed the whole trace."""
+    [run] = imported(_spans_file(tmp_path, [(None, {"openinference.span.kind": "LLM", "llm.model_name": 4,
+                                                     "output.value": "hi"})]))
+    assert run.steps[-1].model_calls[0].model == "4"
