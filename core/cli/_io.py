@@ -207,9 +207,11 @@ def _holds_otlp(path: Path) -> bool:
     out over lines or not), or a record among its first lines does."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(4096).lstrip()
+            head = fh.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
     except OSError:
         return False
+    if head.startswith(b"["):  # (a list of requests, as some tools save them)
+        head = head[1:].lstrip()
     return any(text.startswith(b"{") and (b'"resourceSpans"' in text[:64] or b'"resource_spans"' in text[:64])
                for text in (head, *_head_lines(path)))
 

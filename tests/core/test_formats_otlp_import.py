@@ -554,3 +554,16 @@ def test_a_model_name_written_as_a_number_is_read_as_text(tmp_path: Path) -> Non
     [run] = imported(_spans_file(tmp_path, [(None, {"openinference.span.kind": "LLM", "llm.model_name": 4,
                                                      "output.value": "hi"})]))
     assert run.steps[-1].model_calls[0].model == "4"
+
+
+def test_a_json_list_of_requests_or_one_with_a_bom_is_known_as_otlp_by_every_command(runs: list[Trajectory],
+                                                                                    tmp_path: Path) -> None:
+    write_otlp_json(runs[:1], tmp_path / "plain.json")
+    request = (tmp_path / "plain.json").read_bytes()
+    (tmp_path / "list.json").write_bytes(b"[" + request + b"]")
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + request)
+    for name in ("list.json", "bom.json"):
+        code, out, err = run_cli("validate", str(tmp_path / name))
+        assert code == 0, err
+        code, out, err = run_cli("show", str(tmp_path / name))
+        assert code == 0 and runs[0].id in out, err
