@@ -17,8 +17,8 @@ REDACTED = "[REDACTED]"
 # AWS_ACCESS_KEY_ID; not valid_tokens, eos_token), or the key "token" itself; and an environment variable's name, in
 # capitals, ending in a token's or a password's word (GITHUB_TOKEN, GITHUB_PAT, DB_PASS, MYSQL_PWD, PGPASSWORD; not
 # CACHE_KEY, S3_KEY: a key is many things; not PAD_TOKEN or MAX_TOKEN).
-_LAST_WORDS = frozenset({"secret", "password", "passwd", "cookie", "credential", "credentials", "authorization",
-                         "apikey"})
+_LAST_WORDS = frozenset({"secret", "password", "passwd", "passphrase", "passcode", "cookie", "credential",
+                         "credentials", "authorization", "apikey"})
 _PAIRS = frozenset({("api", "key"), ("api", "token"), ("access", "token"), ("refresh", "token"), ("auth", "token"),
                     ("oauth", "token"), ("bearer", "token"), ("id", "token"), ("session", "token"), ("csrf", "token"),
                     ("jwt", "token"), ("private", "key"), ("client", "secret"), ("secret", "key"),
@@ -66,6 +66,9 @@ _KEYED_SECRET = re.compile(r"(?P<key>(?:(?<![A-Za-z0-9_.\-\\])|(?<=\\[nrt])|(?<=
 # ``gh auth login --token ghx0123456789``, ``--api-key "..."`` (``--password=...`` is ``_KEYED_SECRET``'s)
 _FLAG_SECRET = re.compile(r"(?<![^\s\"'`])--(?P<key>[A-Za-z][A-Za-z0-9_\-]*)[ \t]+[\"']?"
                           r"(?=(?P<value>[^\s\"'`&,;(){}\[\]<>\\|$]{8,128})(?:[\s\"'`&,;\\|)]|$))")
+# a secret-named element of XML or HTML around its value: ``<password>s3cr3t-pass1</password>`` (a config file a tool
+# read back); as for ``_KEYED_SECRET``, the key must name a secret and the value look like one
+_TAG_SECRET = re.compile(r"<(?P<key>[A-Za-z][A-Za-z0-9_.\-]{0,60})>[ \t]*(?P<value>[^\s<>\"'`]{8,128})[ \t]*</(?P=key)>")
 _DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"[A-Z_]+|.*(?:YOUR|[Yy]our).*")  # YOUR_GOOGLE_MAPS_API_KEY, your-token-here: not a value
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.password, settings.api_key: code, not a value
@@ -75,7 +78,8 @@ _NAME_OR_PATH = re.compile(r"[a-z]+(?:_(?:[a-z]+|[0-9]{1,2}))+|[A-Z]+(?:_(?:[A-Z
                            r"[~.]?/(?:home|etc|usr|var|tmp|opt|mnt|srv|root|Users|data|app)/.*|.*/[\w\-]+\.[A-Za-z]{1,5}|"
                            r"[A-Za-z][\w+.\-]*://.*")
 # a secret key's words, lower-cased (not a cookie's: a browsing agent's header dumps are full of tracking cookies)
-_KEY_WORDS = ("key", "token", "ecret", "assw", "redential", "uthorization", "_pat", "_pass", "_pwd")
+_KEY_WORDS = ("key", "token", "ecret", "assw", "assphrase", "asscode", "redential", "uthorization", "_pat", "_pass",
+              "_pwd")
 _TEXT_LAST_WORDS = _LAST_WORDS - {"cookie"}  # a key's last words that name a secret where it is written in text
 _QUERY_SECRET = re.compile(  # ?api_key=... &token=...: the name stays, its value goes
     r"(?i)([?&;](?:api[_-]?key|apikey|key|access[_-]?token|token|secret|password|passwd|sig|signature|"
@@ -154,14 +158,15 @@ def _keyed_suspect(text: str) -> bool:
     shortly before a ":" or "=", ``_key_before_separator``, is the pattern run) or a secret-named long option with
     one (``_FLAG_SECRET``, looked for only in a text with "--" in it)."""
     return (_key_before_separator(text) and any(map(_keyed_secret_at, _KEYED_SECRET.finditer(text)))) or (
-        "--" in text and any(map(_flag_secret_at, _FLAG_SECRET.finditer(text))))
+        "--" in text and any(map(_flag_secret_at, _FLAG_SECRET.finditer(text)))) or (
+        "</" in text and any(map(_keyed_secret_at, _TAG_SECRET.finditer(text))))
 
 
 _KEY_REACH = 40  # how far before its ":" or "=" the end of a key may be (quotes, a bracket and spaces between)
 _FEW_SEPARATORS = 8  # up to this many of each, the text before each is looked at; more (code, JSON), the whole text
 # how a key that ``_text_secret_key`` accepts ends, lower-cased (apiKey, userPassword, AWS_SECRET_ACCESS_KEY, DB_PASS)
-_KEY_ENDINGS = ("key", "token", "secret", "password", "passwd", "credential", "credentials", "authorization", "pat",
-                "pass", "pwd")
+_KEY_ENDINGS = ("key", "token", "secret", "password", "passwd", "passphrase", "passcode", "credential", "credentials",
+                "authorization", "pat", "pass", "pwd")
 
 
 def _key_before_separator(text: str) -> bool:
@@ -281,6 +286,8 @@ def redact_text(text: str, secrets: list[str] | None = None) -> str:
         text = _without_keyed_secrets(text)
     if "--" in text:
         text = _without_keyed_secrets(text, _FLAG_SECRET, _flag_secret_at)
+    if "</" in text:
+        text = _without_keyed_secrets(text, _TAG_SECRET)
     for secret in secrets if secrets is not None else env_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)

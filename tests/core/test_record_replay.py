@@ -1297,7 +1297,13 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
               "mysql -u root --password S3cr3tPass1 mydb": "mysql -u root --password [REDACTED] mydb",
               'tool --api-key "abcd1234efgh5678" -v': 'tool --api-key "[REDACTED]" -v',
               "gh auth login --token ghx0123456789abc": "gh auth login --token [REDACTED]",
-              "x --client-secret abcdefghijklmnopqrstuvwxyz|y": "x --client-secret [REDACTED]|y"}
+              "x --client-secret abcdefghijklmnopqrstuvwxyz|y": "x --client-secret [REDACTED]|y",
+              # an XML/HTML element named like a secret around its value (a config file read back)
+              "<db><password>hunter2hunter</password></db>": "<db><password>[REDACTED]</password></db>",
+              "<Password>Tr0ub4dor&3</Password>": "<Password>[REDACTED]</Password>",
+              "<api_key> abcd1234efgh5678 </api_key>": "<api_key> [REDACTED] </api_key>",
+              # a passphrase or passcode is a password
+              "db_passphrase=s3cretValue99": "db_passphrase=[REDACTED]", "WIFI_PASSCODE: 8812-4490-11": "WIFI_PASSCODE: [REDACTED]"}
     for text, expected in leaked.items():
         assert redact_text(text, []) == expected, text
         assert Redactor([]).text(text) == expected, text  # (the screen sends it to redaction)
@@ -1311,7 +1317,9 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
             "access_token_url: https://github.com/login/oauth/access_token", "api_key_id=key_01HF3Z9Y2K",
             '{"token": "Hello12345", "logprob": -0.1}',  # (a word's token written out)
             "run --password-file /etc/pw --token $GITHUB_TOKEN", "cmd --max-tokens 12345678 --token-limit 12345678",
-            "--password YOUR_PASSWORD", "docker login --username bob --password-stdin", "a---password abc12345x"]
+            "--password YOUR_PASSWORD", "docker login --username bob --password-stdin", "a---password abc12345x",
+            "<password>required</password>", "<p>password</p>", "<token>abcdefgh12</token>", "<b>key12345678</b>",
+            "<password>a1</password>", "<passphrase>YOUR_PASSPHRASE</passphrase>"]
     for text in kept:
         assert redact_text(text, []) == text and Redactor([]).text(text) == text, text
     # in a request's own fields, whose JSON text is screened first (there the quotes are escaped)
@@ -1319,6 +1327,8 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
     assert Redactor([]).request(request)[0]["extra"] == {"note": 'settings: {"password": "[REDACTED]"}'}
     request = {"system": "DB_HOST\t= db\nDB_PASSWORD\t= s3cr3t-pass1\n", "messages": [{"role": "user", "content": "hi"}]}
     assert Redactor([]).request(request)[0]["system"] == "DB_HOST\t= db\nDB_PASSWORD\t= [REDACTED]\n"
+    assert redact({"passphrase": "correct horse", "wifi_passcode": "1234"}, []) == {"passphrase": "[REDACTED]",
+                                                                                  "wifi_passcode": "[REDACTED]"}
     request = {"messages": [], "metadata": {"Password:": "hunter2-2024"}}  # (a field's name, however it ends)
     assert Redactor([]).request(request)[0]["metadata"] == {"Password:": "[REDACTED]"}
     # a field's own name does not make a word a secret where values are redacted by their values (a logprob's token)
