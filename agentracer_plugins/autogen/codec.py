@@ -70,6 +70,48 @@ def _tool_name(tool: Any) -> str:
     return str(getattr(tool, "name", tool))
 
 
+def tool_schema(tool: Any) -> dict[str, Any] | str:
+    """What a request records of a tool it offers: its name, description and parameters (a changed description or
+    argument is a changed prompt, which a replay must notice), as JSON; its name when it has no schema."""
+    schema = tool if isinstance(tool, Mapping) else getattr(tool, "schema", None)
+    if not isinstance(schema, Mapping):
+        return _tool_name(tool)
+    kept = {key: schema[key] for key in ("name", "description", "parameters", "strict") if key in schema}
+    return json.loads(json.dumps(kept, default=str))
+
+
+class ToolSchemas:
+    """The tools of a run's requests, each tool's schema made once (a request offers the same tools every call).
+    ``by_name``: as recordings made before schemas were recorded list them (a replay of one hashes its requests
+    alike)."""
+
+    def __init__(self, *, by_name: bool = False) -> None:
+        self.by_name = by_name
+        self._made: dict[int, dict[str, Any] | str] = {}
+        self._held: list[Any] = []  # holding a tool keeps its id unique
+
+    def __call__(self, tools: Sequence[Any]) -> list[Any]:
+        if self.by_name:
+            return [_tool_name(tool) for tool in tools]
+        out = []
+        for tool in tools:
+            found = self._made.get(id(tool))
+            if found is None:
+                found = self._made[id(tool)] = tool_schema(tool)
+                self._held.append(tool)
+            out.append(found)
+        return out
+
+
+def recorded_tools_by_name(trajectory: Any) -> bool:
+    """Whether a recording lists its requests' tools by name alone (made before schemas were recorded)."""
+    for call in trajectory.model_calls():
+        tools = call.request.get("tools") if isinstance(call.request, dict) else None
+        if tools:
+            return all(isinstance(tool, str) for tool in tools)
+    return False
+
+
 class MessageCache:
     """Encoded messages by identity, then by value: a conversation's history is re-sent on every call (often
     as fresh copies of the same messages), so each distinct message is encoded once and the same encoded
@@ -103,16 +145,17 @@ class MessageCache:
 
 
 def encode_request(args: Sequence[Any], kwargs: Mapping[str, Any], *, stream: bool,
-                   cache: MessageCache | None = None) -> dict[str, Any]:
-    """The request of a ``create``/``create_stream`` call: messages, tool names and output options (with a run's
-    ``cache``, its messages are ``RawMessages``, encoded when the run settles its requests)."""
+                   cache: MessageCache | None = None, tools_of: ToolSchemas | None = None) -> dict[str, Any]:
+    """The request of a ``create``/``create_stream`` call: messages, tools' schemas and output options (with a run's
+    ``cache``, its messages are ``RawMessages``, encoded when the run settles its requests; with its ``tools_of``,
+    each tool's schema is made once)."""
     messages = args[0] if args else kwargs.get("messages", [])
     request: dict[str, Any] = {
         "messages": RawMessages(list(messages), cache.encode_all) if cache is not None
         else [encode_message(m) for m in messages]}
     tools = kwargs.get("tools") or (args[1] if len(args) > 1 else None)
     if tools:
-        request["tools"] = [_tool_name(t) for t in tools]
+        request["tools"] = tools_of(tools) if tools_of is not None else [tool_schema(t) for t in tools]
     tool_choice = kwargs.get("tool_choice")
     if tool_choice not in (None, "auto"):
         request["tool_choice"] = tool_choice if isinstance(tool_choice, str) else _tool_name(tool_choice)

@@ -28,6 +28,7 @@ class RunState:
     orchestrator: str | None = None
     last_ledger: dict[str, Any] | None = None
     messages: Any = field(default=None)  # codec.MessageCache of this run, created on first use
+    tools: Any = field(default=None)  # codec.ToolSchemas of this run, created on first use
     thoughts: dict[str, str] = field(default_factory=dict)  # agent -> thought waiting for its output step
     # the messages recorded so far, by id (held, so that no id is reused): a message reaches the recorder again when
     # an agent that ran it in a tool or an inner team streams it on as its own (AgentTool, TeamTool, SocietyOfMind)

@@ -78,12 +78,16 @@ def _model_name(client: Any) -> str:
     return type(client).__name__
 
 
-def _request(codec: Any, state: RunState | None, args: Any, kwargs: Any, stream: bool) -> dict[str, Any]:
+def _request(codec: Any, run: Any, state: RunState | None, args: Any, kwargs: Any, stream: bool) -> dict[str, Any]:
     if state is None:
         return codec.encode_request(args, kwargs, stream=stream)
     if state.messages is None:
         state.messages = codec.MessageCache()
-    return codec.encode_request(args, kwargs, stream=stream, cache=state.messages)
+    if state.tools is None:  # (a replay of a recording that named its tools only names them too)
+        cassette = run.cassette
+        state.tools = codec.ToolSchemas(by_name=cassette is not None
+                                        and codec.recorded_tools_by_name(cassette.trajectory))
+    return codec.encode_request(args, kwargs, stream=stream, cache=state.messages, tools_of=state.tools)
 
 
 def _patch_create(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -109,7 +113,7 @@ async def _route_model_call(run: Any, client: Any, args: Any, kwargs: Any,
     token = IN_MODEL_CALL.set(True)
     try:
         result = await run.acall_model(
-            actor.name, _request(codec, state, args, kwargs, stream), live, codec.CODEC,
+            actor.name, _request(codec, run, state, args, kwargs, stream), live, codec.CODEC,
             produces_step=actor.produces_step, model=_model_name(client), usage_of=codec.usage_of,
         )
     finally:

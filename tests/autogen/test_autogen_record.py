@@ -68,8 +68,41 @@ def test_tool_call_request_execution_and_summary_are_steps(stream):
     assert result_step.tool_results[0].call_id == "call-1"
     assert summary.content == "5"
     assert len(call_step.model_calls) == 1 and result_step.model_calls == [] and summary.model_calls == []
-    assert call_step.model_calls[0].request["tools"] == ["add"]
+    [offered] = call_step.model_calls[0].request["tools"]  # (what the model was told of the tool)
+    assert offered["name"] == "add" and offered["description"] == "Add two integers."
+    assert set(offered["parameters"]["properties"]) == {"a", "b"}
     assert traj.agents[0].tools == ["add"]
+
+
+def _described_tool_team(description: str):
+    from autogen_core.tools import FunctionTool
+
+    script = [tool_call("add", a=2, b=3), "the sum is 5"]
+    agent = AssistantAgent("calc", model_client=counting(script, tools=True),
+                           tools=[FunctionTool(add, description=description, name="add")], reflect_on_tool_use=True)
+    return RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(2))
+
+
+def test_a_tool_described_otherwise_than_in_the_recording_is_a_divergence_not_served():
+    recorded = agentracer.trace(_described_tool_team, "Add two integers.").run("what is 2 + 3?")
+    changed = agentracer.trace(_described_tool_team, "Subtract b from a.")
+    with pytest.raises(agentracer.ReplayDivergence, match="step 1") as diverged:
+        changed.replay(recorded, step=3, action="the sum is 6")
+    assert "Subtract b from a." in str(diverged.value)
+
+
+def test_a_recording_that_named_its_tools_only_still_replays():
+    """Recordings made before tools' schemas were recorded list names and hashed them: a replay hashes alike."""
+    from agentracer.redact import request_hash
+
+    traced = agentracer.trace(_described_tool_team, "Add two integers.")
+    recorded = traced.run("what is 2 + 3?")
+    for call in recorded.model_calls():
+        if call.request.get("tools"):
+            call.request["tools"] = [tool["name"] for tool in call.request["tools"]]
+            call.request_hash = request_hash(call.request)
+    replayed = traced.replay(recorded, step=3, action="the sum is 6")
+    assert replayed.steps[3].content == "the sum is 6" and replayed.steps[1].model_calls[0].source == "cassette"
 
 
 def test_reflection_after_a_tool_is_a_message_with_its_own_model_call():
