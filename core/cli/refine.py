@@ -161,9 +161,17 @@ def _refine_tasks(tasks: list[Any], refiner: Any, out_path: str | None, strategy
         return record.trajectory
 
     stopped = run_sync(refine_all())
-    rates = success_rate_per_round(results, rounds)
-    click.echo(f"strategy {strategy} ({mode}); success rate per round: "
-               + ", ".join(f"round {i}: {rate:.0%}" for i, rate in enumerate(rates)))
+    # the rate is over the tasks whose rounds ran to their end: one an error stopped (or never attempted, its model's
+    # server down) says nothing of whether feedback would have solved it
+    finished = [result for result in results if result.error is None]
+    left_out = len(tasks) - len(finished)
+    if finished:
+        rates = success_rate_per_round(finished, rounds)
+        over = f" over the {len(finished)} task(s) that ran to their end ({left_out} left out)" if left_out else ""
+        click.echo(f"strategy {strategy} ({mode}); success rate per round{over}: "
+                   + ", ".join(f"round {i}: {rate:.0%}" for i, rate in enumerate(rates)))
+    else:
+        click.echo(f"strategy {strategy} ({mode}); no task ran to its end: no success rate")
     if stopped:  # (as annotate: a task left undone is a failure of the command, whatever the others did)
         click.echo(f"{stopped} of {len(tasks)} task(s) stopped by an error (above); their rounds so far are kept"
                    + (f" in {out_path}" if out_path else ""), err=True)

@@ -504,7 +504,8 @@ def test_a_tracer_whose_server_is_down_ends_the_task_keeping_its_rounds_and_the_
                   "annotate_teams:chain_evaluator", "--rounds", "2", "-o", str(out)])
         err, printed = stderr.getvalue().decode(), stdout.getvalue().decode()
     assert ended.value.code == 1 and len(seen) == 1
-    assert "a: stopped by an error in feedback on round 0" in printed and "success rate per round" in printed
+    assert "a: stopped by an error in feedback on round 0" in printed and "no task ran to its end" in printed
+    assert "round 0: 0%" not in printed  # (a task the tracer's server stopped is not counted as unsolved)
     assert "the other 1 task(s) are not attempted" in err
     [kept] = [json.loads(line) for line in out.read_text().splitlines()]
     assert kept["metadata"]["task_id"] == "a" and "the model failed for good" in kept["metadata"]["refine"]["error"]
@@ -526,12 +527,16 @@ def test_the_attempts_file_says_why_a_task_stopped_while_its_next_round_was_buil
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text(json.dumps({"id": "a", "task": "Count from 0. slip=2", "ground_truth": "5"}) + "\n")
+    tasks.write_text(json.dumps({"id": "a", "task": "Count from 0. slip=2", "ground_truth": "5"}) + "\n"
+                     + json.dumps({"id": "b", "task": "Count from 0.", "ground_truth": "5"}) + "\n")
     out = tmp_path / "attempts.jsonl"
-    with CliRunner().isolation():
+    with CliRunner().isolation() as (stdout, _, _):
         with pytest.raises(SystemExit) as ended:
             main(["refine", "--team", "picky_teams:breaks_on_feedback", "--tasks", str(tasks), "--evaluator",
                   "annotate_teams:chain_evaluator", "--rounds", "1", "-o", str(out)])
+        printed = stdout.getvalue().decode()
     assert ended.value.code == 1
-    [kept] = [json.loads(line) for line in out.read_text().splitlines()]
-    assert "round 1: TeamBuildError" in kept["metadata"]["refine"]["error"]
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert "round 1: TeamBuildError" in kept[0]["metadata"]["refine"]["error"]
+    # the rate is of the task that ran to its end (b, solved at once), not of a task an error stopped half-way
+    assert "success rate per round over the 1 task(s) that ran to their end (1 left out): round 0: 100%" in printed
