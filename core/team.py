@@ -105,6 +105,33 @@ def _check_writable(path: pathlib.Path) -> None:
                          where=str(path))
 
 
+class _TeamObjectState:
+    """What every traced wrapper of one team object shares: the event loop the object is bound to, the loop its sync
+    runs use, and the locks its runs take turns on (two wrappers of one MetaGPT team run at once mixed their runs'
+    messages)."""
+
+    def __init__(self) -> None:
+        self.kept_runner: asyncio.Runner | None = None  # the event loop of the sync runs (see ``_event_loop``)
+        self.kept_lock = threading.Lock()
+        self.bind_lock = threading.Lock()
+        self.loop: weakref.ref[asyncio.AbstractEventLoop] | None = None  # where the team object runs
+        self.turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+_OBJECT_STATES: weakref.WeakValueDictionary[int, _TeamObjectState] = weakref.WeakValueDictionary()
+_OBJECT_STATES_LOCK = threading.Lock()
+
+
+def _state_of(team: Any) -> _TeamObjectState:
+    """The state the traced wrappers of ``team`` share (by identity: each wrapper holds the team, so its id stays its
+    own while the state lives)."""
+    with _OBJECT_STATES_LOCK:
+        state = _OBJECT_STATES.get(id(team))
+        if state is None:
+            state = _OBJECT_STATES[id(team)] = _TeamObjectState()
+        return state
+
+
 class TracedTeam:
     """A team factory (or team) whose runs are recorded and can be replayed from any step.
 
@@ -133,11 +160,8 @@ class TracedTeam:
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
         if self._is_factory:
             functools.update_wrapper(self, target)
-        self._kept_runner: asyncio.Runner | None = None  # the event loop of the sync runs (see ``_event_loop``)
-        self._kept_lock = threading.Lock()
-        self._bind_lock = threading.Lock()
-        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None  # where a wrapped team object runs
-        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        # where a wrapped team object runs and takes turns: shared by every traced wrapper of that object
+        self._shared = _TeamObjectState() if self._is_factory else _state_of(target)
 
     def with_arguments(self, **kwargs: Any) -> TracedTeam:
         """The same traced factory (its arguments, Ω, store, options) with keyword arguments added or replaced, e.g.
@@ -319,27 +343,29 @@ class TracedTeam:
 
     def _turn(self, loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
         """The lock async runs of a wrapped team object take turns on, in the one loop it runs in."""
-        with self._bind_lock:
+        shared = self._shared
+        with shared.bind_lock:
             self._bind(loop)
-            lock = self._turns.get(loop)
+            lock = shared.turns.get(loop)
             if lock is None:
-                lock = self._turns[loop] = asyncio.Lock()
+                lock = shared.turns[loop] = asyncio.Lock()
             return lock
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Keep a wrapped team object to one event loop while that loop is open (for good, where its plugin says the
         team keeps it): frameworks bind a team's queues and events to the loop it first ran in (AutoGen, CAMEL), so a
         run in another fails inside the team."""
-        bound = self._loop() if self._loop is not None else None
-        gone = self._loop is not None and (bound is None or bound.is_closed())  # (asyncio.run's loop: closed, freed)
-        if self._loop is not None and bound is not loop and (not gone or self._bound_for_good()):
-            where = "run()/replay()" if self._kept_runner is not None and bound is self._kept_runner.get_loop() \
+        shared = self._shared
+        bound = shared.loop() if shared.loop is not None else None
+        gone = shared.loop is not None and (bound is None or bound.is_closed())  # (asyncio.run's loop: closed, freed)
+        if shared.loop is not None and bound is not loop and (not gone or self._bound_for_good()):
+            where = "run()/replay()" if shared.kept_runner is not None and bound is shared.kept_runner.get_loop() \
                 else "another event loop" + (", closed since" if gone else "")
             raise UsageError(
                 f"this traced team object {'ran' if gone else 'already runs'} in {where}, and a team is bound to the "
                 "event loop it first ran in: use either run()/replay() or await arun()/areplay() in one loop, or "
                 "trace a factory that builds a fresh team per run")
-        self._loop = weakref.ref(loop)
+        shared.loop = weakref.ref(loop)
 
     def _bound_for_good(self) -> bool:
         """Whether the wrapped team keeps its first event loop even once that loop is closed (its plugin's
@@ -401,13 +427,14 @@ class TracedTeam:
             with kept_loop() as runner:
                 yield runner
             return
-        with self._kept_lock:
-            if self._kept_runner is None:
-                self._kept_runner = asyncio.Runner(loop_factory=new_loop)
-                weakref.finalize(self, _close_kept_runner, self._kept_runner)
-            with self._bind_lock:
-                self._bind(self._kept_runner.get_loop())
-            yield self._kept_runner
+        shared = self._shared
+        with shared.kept_lock:
+            if shared.kept_runner is None:
+                shared.kept_runner = asyncio.Runner(loop_factory=new_loop)
+                weakref.finalize(shared, _close_kept_runner, shared.kept_runner)
+            with shared.bind_lock:
+                self._bind(shared.kept_runner.get_loop())
+            yield shared.kept_runner
 
     @staticmethod
     def _check_shape(parent: Trajectory, fresh: Trajectory, plugin: Plugin) -> None:

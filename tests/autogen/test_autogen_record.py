@@ -174,6 +174,25 @@ async def test_gathered_async_runs_of_one_team_object_take_turns():
     assert all(len(t.steps) == 3 and t.outcome.error is None for t in runs)
 
 
+async def test_two_traced_wrappers_of_one_team_object_take_turns_too():
+    """Each wrapper kept its own turns: gathered, the second run met AutoGen's "currently running" refusal."""
+    team = make_team(script=SCRIPT * 2, n_messages=3)
+    one, other = agentracer.trace(team), agentracer.trace(team)
+    runs = await asyncio.gather(one.arun("task 0"), other.arun("task 1"))
+    assert sorted(t.steps[0].content for t in runs) == ["task 0", "task 1"]
+    assert all(len(t.steps) == 3 and t.outcome.error is None for t in runs)
+
+
+def test_two_traced_wrappers_of_one_team_object_share_its_loop_in_sync_code():
+    team = make_team(script=SCRIPT * 3, n_messages=3)
+    one, other = agentracer.trace(team), agentracer.trace(team)
+    assert one.run("first").outcome.error is None
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # (the second wrapper's runs: the object's kept loop)
+        second, third = pool.map(lambda traced, task: traced.run(task), [other, one], ["second", "third"])
+    assert {second.steps[0].content, third.steps[0].content} == {"second", "third"}
+    assert all(len(t.steps) == 3 and t.outcome.error is None for t in (second, third))
+
+
 def test_a_team_object_run_in_sync_code_refuses_an_async_run_in_another_loop_up_front():
     traced = agentracer.trace(make_team(script=SCRIPT * 3, n_messages=3))
     traced.run("first")
