@@ -270,26 +270,43 @@ class JsonlStore:
         self.path = Path(path)
         self._index: dict[str, int] | None = None
         self._indexed_to = 0
+        # the file indexed, told by (st_dev, st_ino) and where its last indexed line starts with what (a file
+        # deleted and made anew may get the same inode number)
+        self._indexed_file: tuple[int, int] | None = None
+        self._last_line: tuple[int, bytes] = (0, b"")
         self._lock = threading.Lock()
 
-    def _refresh_index(self) -> dict[str, int]:
-        """Index the lines appended since the last look (by this or another process); complete lines only."""
-        if self._index is None:
-            self._index, self._indexed_to = {}, 0
-        if not self.path.exists():
-            return self._index
-        with self.path.open("rb") as fh:
+    def _refresh_index(self, fd: int | None = None) -> dict[str, int]:
+        """Index the lines appended since the last look (by this or another process); complete lines only. A file
+        deleted, replaced or cut shorter since is indexed afresh. ``fd``: the file open already (a writer's)."""
+        index = self._forget(self._indexed_file) if self._index is None else self._index
+        try:
+            fh = open(fd, "rb", closefd=False) if fd is not None else self.path.open("rb")
+        except FileNotFoundError:
+            return self._forget(None)
+        with fh:
+            info = os.fstat(fh.fileno())
+            start, prefix = self._last_line
+            if ((info.st_dev, info.st_ino) != self._indexed_file or info.st_size < self._indexed_to
+                    or os.pread(fh.fileno(), len(prefix), start) != prefix):
+                index = self._forget((info.st_dev, info.st_ino))
             fh.seek(self._indexed_to)
             offset = self._indexed_to
             for line in fh:
                 if not line.endswith(b"\n") and not _whole_record(line):
                     break  # a torn (or still being written) last line: not indexed, reported by iter()
+                self._last_line = (offset, line[:256])
                 if line.strip() and not line.endswith(TORN_END):  # (a torn record is not stored: its id is free)
                     trajectory_id = self._line_id(line)
                     if trajectory_id is not None:
-                        self._index.setdefault(trajectory_id, offset)
+                        index.setdefault(trajectory_id, offset)
                 offset += len(line)
             self._indexed_to = offset
+        return index
+
+    def _forget(self, file: tuple[int, int] | None) -> dict[str, int]:
+        """Start the index afresh, for ``file``."""
+        self._index, self._indexed_to, self._indexed_file, self._last_line = {}, 0, file, (0, b"")
         return self._index
 
     @staticmethod
@@ -318,15 +335,14 @@ class JsonlStore:
         count = 0
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = self._locked_descriptor()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 end = os.lseek(fd, 0, os.SEEK_END)
                 if end and os.pread(fd, 1, end - 1) != b"\n":  # a last line without its newline
                     # a whole record (a file written by hand, lines joined with "\n") gets its newline; a torn one
                     # is ended as torn, so it cannot swallow the next record
                     os.write(fd, b"\n" if _whole_record(_last_line(fd, end)) else TORN_END)
-                index = self._refresh_index()  # under the lock: sees every other writer's records
+                index = self._refresh_index(fd)  # under the lock: sees every other writer's records
                 stored = [t.id for t, _ in batch if t.id in index]
                 if stored:
                     raise DuplicateIdError(f"trajectory {stored[0]} is already stored"
@@ -337,12 +353,30 @@ class JsonlStore:
                     _write_all(fd, line)
                     index[trajectory.id] = offset
                     if self._indexed_to == offset:
-                        self._indexed_to = offset + len(line)
+                        self._indexed_to, self._last_line = offset + len(line), (offset, line[:256])
                     count += 1
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
         return count
+
+    def _locked_descriptor(self) -> int:
+        """The file at ``path`` open for appending, under its exclusive lock. A file replaced while the lock was
+        awaited (``import --replace``, a writer that moves a new file in) is let go and the new one taken: a record
+        written to the file replaced would be lost."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                held, now = os.fstat(fd), os.stat(self.path)
+                if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                    return fd
+            except FileNotFoundError:  # (deleted meanwhile: made anew on the next turn)
+                pass
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # (closing lets the lock go)
 
     def iter_raw(self) -> Iterator[tuple[int, bytes]]:
         """(line number, raw line) for every non-empty line the store held when the reading began, streamed.
@@ -383,12 +417,20 @@ class JsonlStore:
 
     def get(self, trajectory_id: str) -> Trajectory:
         """The trajectory with this id (``KeyError`` if absent)."""
-        offset = self._ids().get(trajectory_id)
-        if offset is None:
-            raise KeyError(trajectory_id)
-        with self.path.open("rb") as fh:
-            fh.seek(offset)
-            return parse_record(fh.readline(), where=f"{self.path}@{offset}")
+        for _ in range(2):  # (a second look after indexing afresh: the file changed between the index and the read)
+            offset = self._ids().get(trajectory_id) if isinstance(trajectory_id, str) else None
+            if offset is None:
+                raise KeyError(trajectory_id)
+            try:
+                with self.path.open("rb") as fh:
+                    fh.seek(offset)
+                    line = fh.readline()
+            except FileNotFoundError:
+                raise KeyError(trajectory_id) from None
+            if self._line_id(line) == trajectory_id:
+                return parse_record(line, where=f"{self.path}@{offset}")
+            self._index = None  # the line there holds another record now: the file was rewritten in place
+        raise KeyError(trajectory_id)
 
     def __contains__(self, trajectory_id: object) -> bool:
         return trajectory_id in self._ids()

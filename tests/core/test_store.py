@@ -233,6 +233,64 @@ def test_jsonl_handle_sees_appends_by_another_handle(tmp_path: Path) -> None:
         first.append(make("b"))
 
 
+@pytest.mark.parametrize("renew", ["deleted", "replaced", "rewritten"])
+def test_a_jsonl_handle_follows_its_file_made_anew(tmp_path: Path, renew: str) -> None:
+    """A handle indexed the old file: once it was deleted, replaced or rewritten in place (a new file may get the
+    inode number of the one deleted), the old ids were still found, ``get`` read another record, and an id the new
+    file holds was appended again."""
+    path = tmp_path / "s.jsonl"
+    old = JsonlStore(path)
+    old.extend([make("old1"), make("old2", steps=1)])
+    assert len(old) == 2
+    news = [make("new1", steps=1), make("new2", steps=1), make("new3", steps=1), make("new4"), make("new5")]
+    if renew == "deleted":
+        path.unlink()
+        JsonlStore(path).extend(news)
+    elif renew == "replaced":
+        JsonlStore(tmp_path / "other.jsonl").extend(news)
+        (tmp_path / "other.jsonl").replace(path)
+    else:
+        path.write_text("".join(t.model_dump_json() + "\n" for t in news))
+    assert len(old) == 5 and "new1" in old and "old1" not in old
+    with pytest.raises(KeyError):
+        old.get("old1")
+    assert old.get("new2") == news[1]
+    with pytest.raises(DuplicateIdError):
+        old.append(make("new1"))
+    old.append(make("after"))
+    assert [t.id for t in JsonlStore(path)] == [t.id for t in news] + ["after"]
+
+
+def test_an_append_waiting_for_the_lock_goes_to_the_file_that_replaced_the_one_locked(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import time
+
+    path = tmp_path / "s.jsonl"
+    JsonlStore(path).append(make("old"))
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # (another writer, in the middle of its record)
+    late = threading.Thread(target=JsonlStore(path).append, args=(make("late"),))
+    late.start()
+    time.sleep(0.3)
+    JsonlStore(tmp_path / "new.jsonl").append(make("new"))
+    (tmp_path / "new.jsonl").replace(path)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    late.join(timeout=10)
+    assert [t.id for t in JsonlStore(path)] == ["new", "late"]
+
+
+def test_get_never_answers_with_another_record(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    store = JsonlStore(path)
+    store.extend([make("a"), make("b")])
+    assert "b" in store
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[1] + lines[0])  # the same bytes, the records swapped: no length tells it
+    assert store.get("a") == make("a") and store.get("b") == make("b")
+
+
 def test_a_line_that_is_not_utf8_is_named_as_such(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     good = make("a").model_dump_json().encode()
