@@ -440,18 +440,17 @@ class JsonlStore:
 
 
 class SqliteStore:
-    """Trajectories in an SQLite database (one row each, WAL mode, one transaction per append)."""
+    """Trajectories in an SQLite database (one row each, WAL mode, one transaction per append).
+
+    Reading never writes to the file: a store that is read-only (its file's or its folder's permissions) reads, and
+    one that does not exist reads as empty and is not made; the first append makes it."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._errors(), self._connect() as db:
-            self._use_wal(db)
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS trajectories (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "id TEXT UNIQUE NOT NULL, framework TEXT, task TEXT, created_at REAL, data TEXT NOT NULL)"
-            )
+        if self.path.exists():  # (a file that is no database is told now, not when the first run ends)
+            with self._errors():
+                self._reader()
 
     @staticmethod
     def _use_wal(db: sqlite3.Connection, patience_s: float = 30.0) -> None:
@@ -478,12 +477,43 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise InputError(f"SQLite store unusable ({exc})", where=str(self.path)) from None
 
-    def _connect(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30)
-            self._local.db = db
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's connection, to read with; None while the database does not exist."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None and self.path.exists():
+            db = self._local.db = _open_to_read(self.path)
+            self._local.ready = False
         return db
+
+    def _writer(self) -> sqlite3.Connection:
+        """This thread's connection, to write with: the database made (its folder too) in WAL mode, with its table,
+        on the first write."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._local.db = sqlite3.connect(self.path, timeout=30)
+            self._local.ready = False
+        if not self._local.ready:
+            self._use_wal(db)
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS trajectories (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "id TEXT UNIQUE NOT NULL, framework TEXT, task TEXT, created_at REAL, data TEXT NOT NULL)"
+            )
+            self._local.ready = True
+        return db
+
+    def _read(self, query: str, parameters: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        """The rows ``query`` answers; none from a database not made yet, or made without the table."""
+        with self._errors():
+            db = self._reader()
+            if db is None:
+                return []
+            try:
+                return db.execute(query, parameters).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
 
     def append(self, trajectory: Trajectory) -> None:
         """Insert one trajectory; ``DuplicateIdError`` if its id is already stored."""
@@ -494,7 +524,7 @@ class SqliteStore:
         back) none."""
         rows = [(t.id, t.framework, t.task, t.created_at, text) for t, text in storable(trajectories, str(self.path))]
         try:
-            with self._errors(), self._connect() as db:
+            with self._errors(), self._writer() as db:
                 db.executemany(
                     "INSERT INTO trajectories (id, framework, task, created_at, data) VALUES (?, ?, ?, ?, ?)", rows
                 )
@@ -509,9 +539,8 @@ class SqliteStore:
         """The first of ``ids`` the store holds (asked in chunks: SQLite limits a statement's parameters)."""
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            with self._errors():
-                found = {row[0] for row in self._connect().execute(
-                    f"SELECT id FROM trajectories WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+            found = {row[0] for row in self._read(
+                f"SELECT id FROM trajectories WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
             for trajectory_id in chunk:
                 if trajectory_id in found:
                     return trajectory_id
@@ -528,11 +557,18 @@ class SqliteStore:
         The stream reads on a connection of its own: its read snapshot would otherwise hold the thread's shared
         connection, whose ``get``, ``in`` and ``len`` would miss what other processes append meanwhile and whose
         appends SQLite would refuse as out of date."""
+        if not self.path.exists():
+            return
         with self._errors():
-            reader = sqlite3.connect(self.path, timeout=30)
+            reader = _open_to_read(self.path)
         try:
             with self._errors():
-                cursor = reader.execute("SELECT seq, data FROM trajectories ORDER BY seq")
+                try:
+                    cursor = reader.execute("SELECT seq, data FROM trajectories ORDER BY seq")
+                except sqlite3.OperationalError as exc:
+                    if "no such table" in str(exc):
+                        return
+                    raise
             while True:
                 with self._errors():
                     rows = cursor.fetchmany(64)
@@ -547,21 +583,18 @@ class SqliteStore:
 
     def get(self, trajectory_id: str) -> Trajectory:
         """The trajectory with this id (``KeyError`` if absent)."""
-        with self._errors():
-            row = self._connect().execute("SELECT seq, data FROM trajectories WHERE id = ?",
-                                          (trajectory_id,)).fetchone()
-        if row is None:
+        rows = self._read("SELECT seq, data FROM trajectories WHERE id = ?", (trajectory_id,))
+        if not rows:
             raise KeyError(trajectory_id)
-        return parse_record(row[1], where=f"{self.path}#{row[0]}")
+        seq, data = rows[0]
+        return parse_record(data, where=f"{self.path}#{seq}")
 
     def __contains__(self, trajectory_id: object) -> bool:
-        query = "SELECT 1 FROM trajectories WHERE id = ?"
-        with self._errors():
-            return self._connect().execute(query, (trajectory_id,)).fetchone() is not None
+        return bool(self._read("SELECT 1 FROM trajectories WHERE id = ?", (trajectory_id,)))
 
     def __len__(self) -> int:
-        with self._errors():
-            return self._connect().execute("SELECT COUNT(*) FROM trajectories").fetchone()[0]
+        rows = self._read("SELECT COUNT(*) FROM trajectories")
+        return rows[0][0] if rows else 0
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -569,6 +602,27 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
             self._local.db = None
+
+
+def _open_to_read(path: Path) -> sqlite3.Connection:
+    """A connection to the database at ``path`` that never writes to it nor makes it: one that could write where
+    the file may be written, else a read-only one. A WAL database in a folder that takes no new file (where SQLite
+    cannot make its ``-shm``) is read as immutable, unless a ``-wal`` file beside it may hold records."""
+    uri = path.resolve().as_uri()
+    mode, fallbacks = "rw", ["ro"] + ([] if path.with_name(path.name + "-wal").exists() else ["ro&immutable=1"])
+    while True:
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(f"{uri}?mode={mode}", uri=True, timeout=30)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            if not (fallbacks and isinstance(exc, sqlite3.OperationalError)
+                    and any(words in str(exc) for words in ("readonly", "unable to open"))):
+                raise
+            mode = fallbacks.pop(0)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -178,6 +183,84 @@ def test_corrupt_sqlite_file_is_an_input_error(tmp_path: Path) -> None:
         SqliteStore(path)
 
 
+def test_reading_a_store_that_does_not_exist_makes_nothing(store_path: Path) -> None:
+    """``list(open_store("typo.db"))`` made typo.db, and the folders above it."""
+    path = store_path.parent / "typo" / store_path.name
+    store = open_store(path)
+    assert list(store) == [] and len(store) == 0 and "a" not in store
+    with pytest.raises(KeyError):
+        store.get("a")
+    assert not path.parent.exists()
+    store.append(make("a"))  # the first append makes it
+    assert [t.id for t in open_store(path)] == ["a"]
+
+
+def test_reading_an_empty_database_file_leaves_it_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    assert list(SqliteStore(path)) == [] and len(SqliteStore(path)) == 0 and "a" not in SqliteStore(path)
+    assert path.stat().st_size == 0
+
+
+_READ_WITHOUT_WRITE_PERMISSION = """
+import json, sys
+from agentracer.errors import InputError
+from agentracer.schema import Trajectory
+from agentracer.store import SqliteStore
+try:
+    open(sys.argv[1], "r+b")
+    print("SKIP"); sys.exit()  # (this process may write anywhere)
+except PermissionError:
+    pass
+out = {}
+for name in sys.argv[1:]:
+    store = SqliteStore(name)
+    try:
+        store.append(Trajectory(id="new", steps=[]))
+        refused = ""
+    except InputError as exc:
+        refused = str(exc)
+    out[name] = [[t.id for t in store], len(store), "b" in store, store.get("b").id, refused]
+print(json.dumps(out))
+"""
+
+
+def test_a_read_only_sqlite_store_reads(tmp_path: Path) -> None:
+    """A store whose file or folder is read-only: opening it switched it to WAL mode and made its table, and reading
+    failed with "attempt to write a readonly database" (a DELETE-journal file; a WAL one in a read-only folder)."""
+    folder = tmp_path / "shelf"
+    folder.mkdir()
+    paths = [folder / "wal.db", tmp_path / "wal.db", tmp_path / "journal.db"]
+    for path in paths:
+        store = SqliteStore(path)
+        store.extend([make("a"), make("b")])
+        store.close()
+    with sqlite3.connect(paths[2]) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+    before = {path: path.read_bytes() for path in paths}
+    command = [sys.executable, "-c", _READ_WITHOUT_WRITE_PERMISSION, *map(str, paths)]
+    if os.geteuid() == 0:  # (root writes anywhere: run the reader without the capabilities that let it)
+        if shutil.which("setpriv") is None:
+            pytest.skip("run as root, without setpriv to drop the capability to write read-only files")
+        caps = "-dac_override,-dac_read_search,-fowner"
+        command = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *command]
+    for path in paths:
+        path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    finally:
+        folder.chmod(0o755)
+    if done.stdout.strip() == "SKIP" or done.stderr.startswith("setpriv"):
+        pytest.skip(f"cannot run a process that lacks write permission here ({done.stderr.strip()[:100]})")
+    assert done.returncode == 0, done.stderr
+    for path, (ids, count, found, got, refused) in json.loads(done.stdout).items():
+        assert (ids, count, found, got) == (["a", "b"], 2, True, "b"), path
+        assert "readonly" in refused and path in refused
+    assert {path: path.read_bytes() for path in paths} == before
+
+
 def test_concurrent_appends_from_threads_lose_nothing(store_path: Path) -> None:
     store = open_store(store_path)
     per_thread, threads = 25, 8
@@ -204,7 +287,7 @@ def _process_writer(path: str, prefix: str, count: int, barrier) -> None:  # noq
 
 
 def test_concurrent_appends_from_two_processes_lose_nothing(store_path: Path) -> None:
-    open_store(store_path)  # create it first so both processes open the same file
+    open_store(store_path).extend([])  # create it first so both processes open the same file
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     count = 60
@@ -394,7 +477,7 @@ def test_a_later_minor_version_reads_without_the_fields_it_added(store_path: Pat
     if store_path.suffix == ".jsonl":
         store_path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     else:
-        open_store(store_path)  # (the table)
+        open_store(store_path).extend([])  # (the table)
         with sqlite3.connect(store_path) as db:
             db.execute("INSERT INTO trajectories (id, data) VALUES (?, ?)", ("newer", json.dumps(record)))
     with warnings.catch_warnings(record=True) as caught:
