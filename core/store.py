@@ -477,22 +477,34 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise InputError(f"SQLite store unusable ({exc})", where=str(self.path)) from None
 
+    def _connection(self) -> sqlite3.Connection | None:
+        """This thread's connection, while the file it opened is still the one at ``path``: a database deleted, or
+        replaced by another file (moved in by another program), is no longer the store, and what was appended to it
+        would be lost, so its connection is closed and the file now there opened."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and self._local.file != _file_id(self.path):
+            self.close()
+            return None
+        return db
+
+    def _opened(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        self._local.db, self._local.file, self._local.ready = db, _file_id(self.path), False
+        return db
+
     def _reader(self) -> sqlite3.Connection | None:
         """This thread's connection, to read with; None while the database does not exist."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        db = self._connection()
         if db is None and self.path.exists():
-            db = self._local.db = _open_to_read(self.path)
-            self._local.ready = False
+            db = self._opened(_open_to_read(self.path))
         return db
 
     def _writer(self) -> sqlite3.Connection:
         """This thread's connection, to write with: the database made (its folder too) in WAL mode, with its table,
         on the first write."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        db = self._connection()
         if db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = self._local.db = sqlite3.connect(self.path, timeout=30)
-            self._local.ready = False
+            db = self._opened(sqlite3.connect(self.path, timeout=30))
         if not self._local.ready:
             self._use_wal(db)
             db.execute(
@@ -534,6 +546,21 @@ class SqliteStore:
             raise DuplicateIdError(taken + ("; nothing was stored" if len(rows) > 1 else ""),
                                    where=str(self.path)) from None
         return len(rows)
+
+    def replace_with(self, source: SqliteStore) -> int:
+        """Hold the trajectories ``source`` holds instead of its own, in one transaction; how many. The file stays
+        the same: handles open on it, in this process or another, read the old records or the new ones, and what they
+        append later is kept (a new file moved in would leave them writing to one no one reads)."""
+        with self._errors():
+            reader = source._reader()
+        with self._errors(), self._writer() as db:
+            db.execute("DELETE FROM trajectories")
+            if reader is not None:
+                db.executemany(
+                    "INSERT INTO trajectories (id, framework, task, created_at, data) VALUES (?, ?, ?, ?, ?)",
+                    reader.execute("SELECT id, framework, task, created_at, data FROM trajectories ORDER BY seq"))
+            count: int = db.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0]
+        return count
 
     def _first_stored(self, ids: list[str]) -> str | None:
         """The first of ``ids`` the store holds (asked in chunks: SQLite limits a statement's parameters)."""
@@ -602,6 +629,15 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
             self._local.db = None
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` names now, (st_dev, st_ino); None where none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _open_to_read(path: Path) -> sqlite3.Connection:

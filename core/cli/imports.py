@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import click
 from ..atomic import write_replacing
 from ..errors import InputError
 from ..schema import Trajectory
-from ..store import DuplicateIdError, open_store
-from ._io import Problems, check_not_source, check_output_store
+from ..store import DuplicateIdError, SqliteStore, open_store
+from ._io import SQLITE_SUFFIXES, Problems, check_not_source, check_output_store
 
 _OUTPUT = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                        help="Store to append to: FILE.jsonl, or FILE.db for SQLite.")
@@ -43,17 +44,30 @@ def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str
     if not replace:
         return _append_all(items, Path(output), problems)
     out = Path(output)
-
-    def write(temporary: Path) -> int:
-        stored = _append_all(items, temporary, problems, shown_as=out)
-        if stored:
-            for sidecar in ("-wal", "-shm", "-journal"):  # an SQLite store's: they belong to the store replaced
-                out.with_name(out.name + sidecar).unlink(missing_ok=True)
-        return stored
-
-    stored = write_replacing(out, write)
+    if out.suffix.lower() in SQLITE_SUFFIXES:
+        stored = _replace_database(items, out, problems)
+    else:
+        stored = write_replacing(out, lambda temporary: _append_all(items, temporary, problems, shown_as=out))
     if not stored and out.exists():
         problems.report(InputError("nothing imported, so nothing replaced: the store is as it was", where=str(out)))
+    return stored
+
+
+def _replace_database(items: Iterable[tuple[str, Trajectory | InputError]], out: Path, problems: Problems) -> int:
+    """``_store_all`` with ``replace`` for an SQLite store: a new database beside it takes the trajectories, which
+    then take the place of the store's in one transaction. The store's file is never replaced nor its ``-wal`` and
+    ``-shm`` deleted: a process still writing to it (a traced team) would lose its later runs, or spoil the store."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".agentracer-import.", dir=out.parent) as folder:
+        fresh = Path(folder) / f"new{out.suffix}"
+        stored = _append_all(items, fresh, problems, shown_as=out)
+        if stored:
+            store, source = SqliteStore(out), SqliteStore(fresh)
+            try:
+                store.replace_with(source)
+            finally:
+                store.close()
+                source.close()
     return stored
 
 

@@ -286,3 +286,22 @@ def test_a_page_or_a_located_copy_of_a_store_edited_by_hand_holds_no_key(tmp_pat
     code, _, err = run_cli("locate", str(store), "--method", "random", "-o", str(located))
     assert code == 0, err
     assert "calling it with" in located.read_text() and key not in located.read_text()
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "db"])
+def test_import_replace_keeps_the_later_runs_of_a_handle_open_on_the_store(tmp_path: Path, suffix: str) -> None:
+    """A process recording into the store (a traced team) while ``import --replace`` ran: the import moved a new
+    database in and deleted the live one's ``-wal``/``-shm``, and the handle's later runs went to the file replaced."""
+    store = tmp_path / f"runs.{suffix}"
+    live = open_store(store)
+    live.append(Trajectory(id="run1", steps=[Step(index=0, agent="a", content="x")]))
+    inode = store.stat().st_ino
+    code, _, err = run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(store), "--replace")
+    assert code == 0, err
+    if suffix == "db":  # (the database changes in one transaction: its file, and any handle's connection, stay)
+        assert store.stat().st_ino == inode
+    live.append(Trajectory(id="run2", steps=[Step(index=0, agent="a", content="y")]))
+    ids = [t.id for t in open_store(store)]
+    assert len(ids) == 11 and ids[-1] == "run2" and "run1" not in ids
+    assert len(live) == 11 and "run1" not in live
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # (no temporary left behind)

@@ -364,6 +364,27 @@ def test_an_append_waiting_for_the_lock_goes_to_the_file_that_replaced_the_one_l
     assert [t.id for t in JsonlStore(path)] == ["new", "late"]
 
 
+def test_a_sqlite_handle_follows_its_file_replaced(tmp_path: Path) -> None:
+    """Another program moved a new database in (the old one's ``-wal``/``-shm`` deleted): the handle kept its
+    connection to the file replaced, and what it appended went there, lost."""
+    path = tmp_path / "s.db"
+    live = SqliteStore(path)
+    live.append(make("run1"))
+    other = SqliteStore(tmp_path / "other.db")
+    other.extend([make("imp1"), make("imp2")])
+    other.close()
+    for sidecar in ("-wal", "-shm"):
+        path.with_name(path.name + sidecar).unlink(missing_ok=True)
+    (tmp_path / "other.db").replace(path)
+    assert len(live) == 2 and "run1" not in live
+    live.append(make("run2"))
+    assert [t.id for t in SqliteStore(path)] == ["imp1", "imp2", "run2"]
+    path.unlink()  # (deleted: the store is empty, and the next append makes it anew)
+    assert len(live) == 0
+    live.append(make("run3"))
+    assert [t.id for t in SqliteStore(path)] == ["run3"]
+
+
 def test_get_never_answers_with_another_record(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     store = JsonlStore(path)
