@@ -24,7 +24,7 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
     _remove_stale_temporaries(target)
     # beside the target, unique per process and thread; its stem cut so that a long name still fits the file system's
     # 255 bytes (the suffix is kept: writers read the format from it)
-    temporary = target.with_name(f".{target.stem[:100]}.{os.getpid()}.{threading.get_ident() % 10**6}.tmp"
+    temporary = target.with_name(f".{_short_stem(target)}.{os.getpid()}.{threading.get_ident() % 10**6}.tmp"
                                  f"{target.suffix}")
     try:
         count = write(temporary)
@@ -39,6 +39,19 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
         return count
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _short_stem(target: Path) -> str:
+    """``target``'s stem cut to what its temporary file's name has room for: 100 bytes (not characters: a name of
+    wide characters fits too), fewer beside a long suffix, and never in the middle of a character."""
+    raw = os.fsencode(target.stem)
+    limit = max(0, min(100, 200 - len(os.fsencode(target.suffix))))
+    if len(raw) <= limit:
+        return target.stem
+    end = limit
+    while end > max(0, limit - 3) and raw[end] & 0xC0 == 0x80:  # (a UTF-8 continuation byte: its character split)
+        end -= 1
+    return os.fsdecode(raw[:end])
 
 
 def _process_ended(pid: int) -> bool:
@@ -65,7 +78,7 @@ def _remove_stale_temporaries(target: Path) -> None:
     if key in _LOOKED_AT:
         return
     _LOOKED_AT.add(key)
-    stem, suffix = target.stem[:100], target.suffix
+    stem, suffix = _short_stem(target), target.suffix
     pattern = re.compile(rf"\.{re.escape(stem)}\.(\d+)\.\d+\.tmp{re.escape(suffix)}")
     now = time.time()
     with contextlib.suppress(OSError):

@@ -45,3 +45,15 @@ def test_a_temporary_file_deleted_under_a_writer_fails_the_write_and_keeps_the_f
     with pytest.raises(OSError, match="vanished"):
         write_replacing(target, write_then_lose)
     assert target.read_text() == "earlier\n"
+
+
+def test_a_long_name_of_wide_characters_is_written(tmp_path: Path) -> None:
+    """80 "あ" and ".html" is 245 bytes, a valid name: its temporary file kept 100 characters of the stem, 300 bytes,
+    and the write failed with "File name too long"."""
+    for stem in ("あ" * 80, "é" * 120, "x" * 250, "ab" + "€" * 66):
+        target = tmp_path / f"{stem}.html"
+        write_text_replacing(target, "<p>page</p>")
+        assert target.read_text() == "<p>page</p>"
+        write_text_replacing(target, "<p>again</p>")  # (and the leftovers' look-up reads the same short name)
+        assert target.read_text() == "<p>again</p>"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
