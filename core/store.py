@@ -165,6 +165,7 @@ escapes it), so readers know the line for a torn record, never stored, and its i
 
 
 _SQLITE_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
+_SQLITE_COLUMNS = ("seq", "id", "framework", "task", "created_at", "data")
 
 
 def foreign_content(path: Path) -> str:
@@ -178,10 +179,14 @@ def foreign_content(path: Path) -> str:
         try:
             with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
                 tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                columns = {row[1] for row in db.execute("PRAGMA table_info(trajectories)")}
         except sqlite3.Error:
             return "something that is not an SQLite database"
-        others = sorted(tables - {"trajectories", "sqlite_sequence"})
-        return f"another database (tables {', '.join(others[:3])})" if others and "trajectories" not in tables else ""
+        if "trajectories" in tables:  # (another program's table of that name is no store's)
+            missing = [name for name in _SQLITE_COLUMNS if name not in columns]
+            return f"another database (its table trajectories has no column {missing[0]})" if missing else ""
+        others = sorted(tables - {"sqlite_sequence"})
+        return f"another database (tables {', '.join(others[:3])})" if others else ""
     try:
         with path.open("rb") as fh:
             line = next((line for line in fh if line.strip()), b"")
@@ -433,7 +438,7 @@ class JsonlStore:
         raise KeyError(trajectory_id)
 
     def __contains__(self, trajectory_id: object) -> bool:
-        return trajectory_id in self._ids()
+        return isinstance(trajectory_id, str) and trajectory_id in self._ids()  # (ids are text: 123 is none)
 
     def __len__(self) -> int:
         return len(self._ids())
@@ -610,6 +615,8 @@ class SqliteStore:
 
     def get(self, trajectory_id: str) -> Trajectory:
         """The trajectory with this id (``KeyError`` if absent)."""
+        if not isinstance(trajectory_id, str):  # (SQLite would take 123 for "123")
+            raise KeyError(trajectory_id)
         rows = self._read("SELECT seq, data FROM trajectories WHERE id = ?", (trajectory_id,))
         if not rows:
             raise KeyError(trajectory_id)
@@ -617,7 +624,8 @@ class SqliteStore:
         return parse_record(data, where=f"{self.path}#{seq}")
 
     def __contains__(self, trajectory_id: object) -> bool:
-        return bool(self._read("SELECT 1 FROM trajectories WHERE id = ?", (trajectory_id,)))
+        return isinstance(trajectory_id, str) and bool(self._read("SELECT 1 FROM trajectories WHERE id = ?",
+                                                                  (trajectory_id,)))
 
     def __len__(self) -> int:
         rows = self._read("SELECT COUNT(*) FROM trajectories")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from agentracer.errors import InputError
 from agentracer.schema import SCHEMA_VERSION, Step, Trajectory, Verdict
-from agentracer.store import DuplicateIdError, JsonlStore, SqliteStore, open_store
+from agentracer.store import DuplicateIdError, JsonlStore, SqliteStore, foreign_content, open_store
 
 
 def make(trajectory_id: str, steps: int = 3) -> Trajectory:
@@ -259,6 +259,28 @@ def test_a_read_only_sqlite_store_reads(tmp_path: Path) -> None:
         assert (ids, count, found, got) == (["a", "b"], 2, True, "b"), path
         assert "readonly" in refused and path in refused
     assert {path: path.read_bytes() for path in paths} == before
+
+
+def test_an_id_that_is_not_text_is_in_no_store(store_path: Path) -> None:
+    """SQLite took 123 for "123": ``123 in store`` was True for an SQLite store, False for a JSONL one."""
+    store = open_store(store_path)
+    store.append(make("123"))
+    assert "123" in store and store.get("123").id == "123"
+    for probe in (123, 123.0, b"123", None, ["123"]):
+        assert probe not in store
+        with pytest.raises(KeyError):
+            store.get(probe)  # type: ignore[arg-type]
+
+
+def test_another_programs_table_named_trajectories_is_no_store(tmp_path: Path) -> None:
+    """Taken for a store, such a database failed at the first append ("no column named id"), the run lost."""
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE trajectories (name TEXT, payload BLOB)")
+    assert foreign_content(other) == "another database (its table trajectories has no column seq)"
+    ours = tmp_path / "ours.db"
+    open_store(ours).append(make("a"))
+    assert foreign_content(ours) == ""
 
 
 def test_concurrent_appends_from_threads_lose_nothing(store_path: Path) -> None:
