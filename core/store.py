@@ -676,7 +676,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+_READ_AS_OTHER_FORMATS = {".json": "one JSON document", ".parquet": "Parquet rows", ".pq": "Parquet rows"}
+
+
 def open_store(path: str | os.PathLike[str]) -> JsonlStore | SqliteStore:
-    """A store for ``path``: SQLite for ``.db``/``.sqlite``/``.sqlite3``, JSONL otherwise."""
+    """A store for ``path``: SQLite for ``.db``/``.sqlite``/``.sqlite3``, JSONL otherwise; ``InputError`` for a name
+    whose suffix readers take for another format (``runs.json``: the JSON lines written there would not read back),
+    or that names a folder."""
     suffix = Path(path).suffix.lower()
+    if suffix in _READ_AS_OTHER_FORMATS:
+        raise InputError(f"a {suffix} file is read as {_READ_AS_OTHER_FORMATS[suffix]}, not as a trajectory store: "
+                         "name the store .jsonl, or .db for SQLite", where=str(path))
+    if Path(path).is_dir():
+        raise InputError("is a folder, not a trajectory store (a .jsonl file, or a .db for SQLite)", where=str(path))
     return SqliteStore(path) if suffix in _SQLITE_SUFFIXES else JsonlStore(path)

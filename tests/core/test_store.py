@@ -37,6 +37,24 @@ def test_open_store_picks_the_backend_by_suffix(tmp_path: Path) -> None:
     assert isinstance(open_store(tmp_path / "a.sqlite"), SqliteStore)
 
 
+@pytest.mark.parametrize("name", ["runs.json", "runs.JSON", "rows.parquet", "rows.pq"])
+def test_a_name_read_as_another_format_is_no_store(tmp_path: Path, name: str) -> None:
+    """``trace(store="runs.json")`` wrote JSON lines that ``validate``/``show`` then read as one JSON document."""
+    with pytest.raises(InputError, match="name the store .jsonl") as info:
+        open_store(tmp_path / name)
+    assert str(tmp_path / name) in str(info.value)
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("name", ["runs", "runs.db", "runs.jsonl"])
+def test_a_folder_is_no_store(tmp_path: Path, name: str) -> None:
+    """``trace(store="runs")`` on a folder was taken, and the first run's trajectory lost when it ended."""
+    (tmp_path / name).mkdir()
+    with pytest.raises(InputError, match="is a folder") as info:
+        open_store(tmp_path / name)
+    assert str(tmp_path / name) in str(info.value)
+
+
 def test_append_get_iterate_in_order(store_path: Path) -> None:
     store = open_store(store_path)
     assert len(store) == 0 and list(store) == []
