@@ -177,9 +177,13 @@ def foreign_content(path: Path) -> str:
         return ""
     if path.suffix.lower() in _SQLITE_SUFFIXES:
         try:
-            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)) as db:
                 tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 columns = {row[1] for row in db.execute("PRAGMA table_info(trajectories)")}
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):  # (a database another process is writing: which tables it holds cannot be told)
+                return ""
+            return "something that is not an SQLite database"
         except sqlite3.Error:
             return "something that is not an SQLite database"
         if "trajectories" in tables:  # (another program's table of that name is no store's)

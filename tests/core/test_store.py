@@ -301,6 +301,21 @@ def test_another_programs_table_named_trajectories_is_no_store(tmp_path: Path) -
     assert foreign_content(ours) == ""
 
 
+def test_a_store_another_process_is_writing_is_no_foreign_content(tmp_path: Path) -> None:
+    """A store out of WAL mode, locked by a writer, was said to hold "something that is not an SQLite database"."""
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    store.append(make("a"))
+    store.close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode=DELETE")
+        writer.execute("BEGIN EXCLUSIVE")
+        assert foreign_content(path) == ""
+    finally:
+        writer.close()
+
+
 def test_concurrent_appends_from_threads_lose_nothing(store_path: Path) -> None:
     store = open_store(store_path)
     per_thread, threads = 25, 8
