@@ -259,7 +259,7 @@ def check_config(config: dict[str, Any]) -> None:
         raise InputError(f"config: {exc}") from None
 
 
-_HYDRA_SPECIAL = re.compile(r"""[\s,=\[\]{}()'"\\]""")  # what ends or changes an unquoted hydra value
+_HYDRA_SPECIAL = re.compile(r"""[\s,=\[\]{}()<>'"\\]""")  # what ends or changes an unquoted hydra value
 
 
 def _value(v: Any) -> str:
@@ -286,6 +286,37 @@ def _hydra_quoted(text: str) -> str:
 def updates_per_step(batch_size: int, mini_batch_size: int, epochs: int) -> int:
     """Optimizer updates in one training step: epochs x mini-batches per batch."""
     return max(1, epochs) * max(1, math.ceil(batch_size / max(1, mini_batch_size)))
+
+
+_THINK_OPEN = "<think>"
+
+
+def response_prefix(model: str | os.PathLike[str]) -> str:
+    """What the model's chat template writes of the answer into the generation prompt, from ``<think>`` on and
+    without its spaces and newlines (which the answer format allows anywhere there): ``<think>`` for a template that
+    opens the reasoning for the model, ``<think></think>`` for one that closes an empty one; else ''. The rollout's
+    text starts after it, so the reward scores it as part of the answer (without it, the strict format would zero
+    every reward). '' for a model that is no local folder or has no chat template."""
+    folder = Path(model)
+    if not folder.is_dir() or importlib.util.find_spec("transformers") is None:
+        return ""
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        if not getattr(tokenizer, "chat_template", None):
+            return ""
+        asked = [{"role": "user", "content": "Which agent made the mistake?"}]
+        without = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=False)
+        with_prompt = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+    except Exception:  # (a folder without a tokenizer, a template that needs other arguments: nothing to find)
+        return ""
+    if not (isinstance(without, str) and isinstance(with_prompt, str) and with_prompt.startswith(without)):
+        return ""
+    generation = with_prompt[len(without):]
+    start = generation.find(_THINK_OPEN)
+    return "".join(generation[start:].split()) if start >= 0 else ""
+
 
 
 def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
@@ -348,6 +379,8 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "reward.custom_reward_function.name": "compute_score",
         "+reward.custom_reward_function.reward_kwargs.lam": float(reward.get("lam", 0.5)),
         "+reward.custom_reward_function.reward_kwargs.sigma": float(reward.get("sigma", 1.0)),
+        **({"+reward.custom_reward_function.reward_kwargs.response_prefix": prefix}
+           if (prefix := response_prefix(spec.model)) else {}),
         # trainer: placement, logging, checkpoints and resume
         "trainer.nnodes": spec.nodes,
         "trainer.n_gpus_per_node": spec.gpus_per_node,

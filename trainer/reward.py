@@ -87,22 +87,28 @@ def compute_score(
     *,
     lam: float = LAM,
     sigma: float = SIGMA,
+    response_prefix: str = "",
     **others: Any,
 ) -> dict[str, float]:
     """verl's custom reward entry point: ``ground_truth`` holds ``agent``, ``step`` and ``agents``.
 
-    ``lam`` and ``sigma`` arrive from verl's ``custom_reward_function.reward_kwargs``; other keyword
+    ``lam``, ``sigma`` and ``response_prefix`` arrive from verl's ``custom_reward_function.reward_kwargs``;
+    ``response_prefix`` is what the model's chat template writes into the generation prompt of the answer (a
+    template that opens the reasoning, ``<think>\n``, for the model): it is scored as part of the answer, which the
+    rollout's text lacks (``agentracer train run`` finds it in the model's template). Other keyword
     arguments verl may pass are ignored, but one spelt like a setting of ours (``lamda``) is a ``TypeError``: a
     typo there would train the whole run with the default.
     """
     if others:
         _check_no_misspelt_setting(others)
     truth = _as_mapping(ground_truth)
+    if response_prefix and isinstance(solution_str, str):
+        solution_str = str(response_prefix) + solution_str
     return score(solution_str, _label_agent(truth), _label_step(truth), known_agents(truth),
                  lam=_number("lam", lam), sigma=_number("sigma", sigma))
 
 
-_SETTINGS = ("lam", "sigma")
+_SETTINGS = ("lam", "sigma", "response_prefix")
 
 
 @functools.lru_cache(maxsize=256)

@@ -416,3 +416,44 @@ def test_prompts_prepared_longer_than_verls_limit_are_refused_before_launch(read
     config, _ = apply_overrides(load_config(), ["data.max_prompt_length=20000"])  # (no room for the template)
     with pytest.raises(InputError, match=r"--max-prompt-tokens 19936 or less"):
         preflight(ready, config, gpu_count=lambda: 1)
+
+
+R1_STYLE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+            "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}")
+NO_THINKING = R1_STYLE.replace("<think>\n{% endif %}", "<think>\n\n</think>\n\n{% endif %}")
+CHATML = R1_STYLE.replace("<think>\n{% endif %}", "{% endif %}")
+
+
+def _tokenizer_in(folder: Path, template: str) -> None:
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    bpe = Tokenizer(models.WordLevel({"<unk>": 0, "x": 1}, unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<unk>", pad_token="<unk>")
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(folder)
+
+
+@pytest.mark.parametrize(("template", "prefix"), [(R1_STYLE, "<think>"), (NO_THINKING, "<think></think>"),
+                                                  (CHATML, None)])
+def test_a_chat_template_that_writes_the_think_tag_is_scored_with_the_answer(ready: RunSpec, template: str,
+                                                                             prefix: str | None) -> None:
+    """A template that opens the reasoning for the model (DeepSeek-R1's distills) leaves the rollout without its
+    "<think>": the strict format zeroed every reward. The run passes the template's part to the reward."""
+    from agentracer.trainer.launch import check_with_verl, response_prefix
+    from agentracer.trainer.reward import compute_score
+
+    _tokenizer_in(Path(ready.model), template)
+    assert response_prefix(ready.model) == (prefix or "")
+    overrides = verl_overrides(load_config(), ready)
+    key = "+reward.custom_reward_function.reward_kwargs.response_prefix"
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith(key + "=")]
+    assert given == ([f"'{prefix}'"] if prefix else [])
+    check_with_verl(overrides)  # (verl's own config takes it, where verl is installed)
+    truth = {"agent": "Coder", "step": 2, "agents": ["Coder", "Planner"]}
+    rollout = "the coder slipped</think>\n<answer>Coder|2</answer>" if prefix == "<think>" else (
+        "<answer>Coder|2</answer>" if prefix else "<think>the coder slipped</think><answer>Coder|2</answer>")
+    assert compute_score("who_when", rollout, truth, response_prefix=prefix or "")["score"] == 1.0
+    if prefix:
+        assert compute_score("who_when", rollout, truth)["format"] == 0.0  # (what every rollout scored before)
