@@ -12,7 +12,7 @@ import click
 from ..atomic import write_replacing, write_text_replacing
 from ..errors import InputError
 from ..schema import Trajectory
-from ._io import Problems, check_not_source, iter_located, same_file
+from ._io import Problems, check_not_source, holds_trajectories, iter_located, same_file
 
 _SOURCE = click.argument("source", type=click.Path(exists=True, dir_okay=False))
 
@@ -51,8 +51,12 @@ def _safe_relative(relative: str) -> PurePosixPath | None:
 
 
 def _check_output(source: str, output: str) -> None:
-    """An export's output must be another file than its source."""
+    """An export's output must be another file than its source, and no trajectory store (replaced whole, its runs
+    would be lost)."""
     check_not_source(source, output, why="writing it would lose the trajectories")
+    if Path(output).is_file() and holds_trajectories(Path(output)):
+        raise InputError("holds trajectories (an agentracer store): the export would replace it; give it a new file",
+                         where=output)
 
 
 def _exported(what: str, count: int, source: str, output: str, problems: Problems) -> None:
@@ -89,6 +93,10 @@ def export_whowhen(source: str, output: str) -> None:
                                        where=where))
             continue
         target = root / relative
+        if "\x00" in str(relative):  # (no file name holds one)
+            problems.report(InputError(f"the id {trajectory.id!r} holds a NUL character, which no file name can",
+                                       where=where))
+            continue
         if same_file(source, target):
             problems.report(InputError(f"{target} is SOURCE itself: writing it would lose the trajectories; export "
                                        "into another folder", where=where))

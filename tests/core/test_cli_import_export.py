@@ -213,6 +213,20 @@ def test_an_export_path_that_cannot_be_written_costs_that_run_only(tmp_path: Pat
     code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out"))
     assert code == 2 and "cannot write a.json/b.json" in err and "Traceback" not in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.json", "c.json"]
+    store.append(Trajectory(id="n\x00ul", steps=[Step(index=0, agent="a", content="x")]))
+    code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out2"))
+    assert code == 2 and "holds a NUL character" in err and (tmp_path / "out2" / "c.json").is_file()  # (the rest go on)
+
+
+@pytest.mark.parametrize("kind, out", [("tracertraj", "other.jsonl"), ("openinference", "other.jsonl")])
+def test_an_export_refuses_to_replace_another_trajectory_store(tmp_path: Path, kind: str, out: str) -> None:
+    source, other = open_store(tmp_path / "runs.jsonl"), open_store(tmp_path / out)
+    source.append(Trajectory(id="a", steps=[Step(index=0, agent="a", content="x")],
+                             labels=[Verdict(agent="a", step=0, source="human")]))
+    other.append(Trajectory(id="kept", steps=[Step(index=0, agent="b", content="y")]))
+    before = (tmp_path / out).read_bytes()
+    code, _, err = run_cli("export", kind, str(source.path), "-o", str(tmp_path / out))
+    assert code == 2 and "holds trajectories" in err and (tmp_path / out).read_bytes() == before
 
 
 @pytest.mark.parametrize("kind, out", [("whowhen", "ww"), ("tracertraj", "rows.jsonl"), ("openinference", "spans.json")])

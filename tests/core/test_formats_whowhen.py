@@ -111,6 +111,18 @@ def test_a_recorded_run_keeps_its_label_source_outcome_and_prompts_through_whowh
     assert to_whowhen(back) == record
 
 
+def test_a_run_with_only_a_tracers_verdict_is_written_with_no_mistake_fields() -> None:
+    """Who&When's scripts score against mistake_agent/mistake_step: a tracer's guess written there was taken for
+    the truth (TracerTraj rows refuse such a run)."""
+    from agentracer.schema import Step, Trajectory, Verdict
+
+    run = Trajectory(id="guessed", task="sum", steps=[Step(index=0, agent="user", role="user", content="sum"),
+                                                      Step(index=1, agent="coder", content="7")],
+                     labels=[Verdict(agent="coder", step=1, source="tracer", reason="looks wrong")])
+    record = to_whowhen(run)
+    assert not {"mistake_agent", "mistake_step", "mistake_reason", "label_source"} & record.keys()
+
+
 def _tool_run() -> Trajectory:
     from agentracer.schema import Step, ToolCall, ToolResult
 
