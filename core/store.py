@@ -177,13 +177,15 @@ def foreign_content(path: Path) -> str:
         return ""
     if path.suffix.lower() in _SQLITE_SUFFIXES:
         try:
-            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)) as db:
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
                 tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 columns = {row[1] for row in db.execute("PRAGMA table_info(trajectories)")}
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc):  # (a database another process is writing: which tables it holds cannot be told)
-                return ""
-            return "something that is not an SQLite database"
+            if "locked" not in str(exc):
+                return "something that is not an SQLite database"
+            # which tables it holds cannot be told while another process writes it: a store is in WAL mode (where
+            # that lock is rare); another program's database in rollback mode is not taken for one
+            return "" if _in_wal_mode(path) else "a database another program holds locked"
         except sqlite3.Error:
             return "something that is not an SQLite database"
         if "trajectories" in tables:  # (another program's table of that name is no store's)
@@ -207,6 +209,16 @@ def foreign_content(path: Path) -> str:
         return ""
     keys = ", ".join(list(record)[:4]) if isinstance(record, dict) else type(record).__name__
     return f"other records ({keys})"
+
+
+def _in_wal_mode(path: Path) -> bool:
+    """Whether an SQLite file is in WAL mode (its header's read and write versions are 2), as stores are."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
 
 
 def json_file_records(path: Path, data: Any) -> Iterator[tuple[str, Trajectory | InputError]]:
@@ -283,6 +295,7 @@ class JsonlStore:
         # deleted and made anew may get the same inode number)
         self._indexed_file: tuple[int, int] | None = None
         self._last_line: tuple[int, bytes] = (0, b"")
+        self._vetted: tuple[int, int] | None = None  # the file an append found to be a store (see _check_is_store)
         self._lock = threading.Lock()
 
     def _refresh_index(self, fd: int | None = None) -> dict[str, int]:
@@ -331,7 +344,8 @@ class JsonlStore:
         return found if isinstance(found, str) else None
 
     def _ids(self) -> dict[str, int]:
-        return self._refresh_index()
+        with self._lock:  # (a reader that indexed afresh while another thread appended lost that append's id)
+            return self._refresh_index()
 
     def append(self, trajectory: Trajectory) -> None:
         """Append one trajectory; ``DuplicateIdError`` if its id is already stored."""
@@ -346,6 +360,7 @@ class JsonlStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = self._locked_descriptor()
             try:
+                self._check_is_store(fd)
                 end = os.lseek(fd, 0, os.SEEK_END)
                 if end and os.pread(fd, 1, end - 1) != b"\n":  # a last line without its newline
                     # a whole record (a file written by hand, lines joined with "\n") gets its newline; a torn one
@@ -368,6 +383,17 @@ class JsonlStore:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
         return count
+
+    def _check_is_store(self, fd: int) -> None:
+        """Refuse to append to a file that holds something else (a tasks or results file, TracerTraj rows, notes):
+        the runs would spoil it, and it would not read back as a store. Looked at once per file a handle writes."""
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) == self._vetted:
+            return
+        what = foreign_content(self.path)
+        if what:
+            raise InputError(f"holds {what}, not trajectories: append the runs to a store", where=str(self.path))
+        self._vetted = (info.st_dev, info.st_ino)
 
     def _locked_descriptor(self) -> int:
         """The file at ``path`` open for appending, under its exclusive lock. A file replaced while the lock was
@@ -456,6 +482,7 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._file = self.path.absolute()  # (a process that changes folder keeps writing the store it opened)
         self._local = threading.local()
         if self.path.exists():  # (a file that is no database is told now, not when the first run ends)
             with self._errors():
@@ -491,20 +518,21 @@ class SqliteStore:
         replaced by another file (moved in by another program), is no longer the store, and what was appended to it
         would be lost, so its connection is closed and the file now there opened."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None and self._local.file != _file_id(self.path):
-            self.close()
+        if db is not None and (self._local.immutable or self._local.file != _file_id(self._file)):
+            self.close()  # (an immutable snapshot too: it would never see what a writer appends)
             return None
         return db
 
-    def _opened(self, db: sqlite3.Connection) -> sqlite3.Connection:
-        self._local.db, self._local.file, self._local.ready = db, _file_id(self.path), False
+    def _opened(self, db: sqlite3.Connection, immutable: bool = False) -> sqlite3.Connection:
+        self._local.db, self._local.file, self._local.ready = db, _file_id(self._file), False
+        self._local.immutable = immutable
         return db
 
     def _reader(self) -> sqlite3.Connection | None:
         """This thread's connection, to read with; None while the database does not exist."""
         db = self._connection()
-        if db is None and self.path.exists():
-            db = self._opened(_open_to_read(self.path))
+        if db is None and self._file.exists():
+            db = self._opened(*_open_to_read(self._file))
         return db
 
     def _writer(self) -> sqlite3.Connection:
@@ -512,14 +540,18 @@ class SqliteStore:
         on the first write."""
         db = self._connection()
         if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = self._opened(sqlite3.connect(self.path, timeout=30))
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+            db = self._opened(sqlite3.connect(self._file, timeout=30))
         if not self._local.ready:
-            self._use_wal(db)
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS trajectories (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "id TEXT UNIQUE NOT NULL, framework TEXT, task TEXT, created_at REAL, data TEXT NOT NULL)"
-            )
+            try:
+                self._use_wal(db)
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS trajectories (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                    "id TEXT UNIQUE NOT NULL, framework TEXT, task TEXT, created_at REAL, data TEXT NOT NULL)"
+                )
+            except sqlite3.Error:
+                self.close()  # (a store this process may not write: its reads open it their own way)
+                raise
             self._local.ready = True
         return db
 
@@ -593,10 +625,10 @@ class SqliteStore:
         The stream reads on a connection of its own: its read snapshot would otherwise hold the thread's shared
         connection, whose ``get``, ``in`` and ``len`` would miss what other processes append meanwhile and whose
         appends SQLite would refuse as out of date."""
-        if not self.path.exists():
+        if not self._file.exists():
             return
         with self._errors():
-            reader = _open_to_read(self.path)
+            reader, _ = _open_to_read(self._file)  # (a stream of its own, closed at its end)
         try:
             with self._errors():
                 try:
@@ -652,18 +684,21 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _open_to_read(path: Path) -> sqlite3.Connection:
+def _open_to_read(path: Path) -> tuple[sqlite3.Connection, bool]:
     """A connection to the database at ``path`` that never writes to it nor makes it: one that could write where
     the file may be written, else a read-only one. A WAL database in a folder that takes no new file (where SQLite
-    cannot make its ``-shm``) is read as immutable, unless a ``-wal`` file beside it may hold records."""
-    uri = path.resolve().as_uri()
-    mode, fallbacks = "rw", ["ro"] + ([] if path.with_name(path.name + "-wal").exists() else ["ro&immutable=1"])
+    cannot make its ``-shm``) is read as immutable (True with the connection: a snapshot, never to be kept), unless a
+    ``-wal`` file beside it may hold records."""
+    resolved = path.resolve()  # (a link's database keeps its -wal beside itself, not beside the link)
+    uri = resolved.as_uri()
+    wal = resolved.with_name(resolved.name + "-wal")
+    mode, fallbacks = "rw", ["ro"] + ([] if wal.exists() else ["ro&immutable=1"])
     while True:
         db: sqlite3.Connection | None = None
         try:
             db = sqlite3.connect(f"{uri}?mode={mode}", uri=True, timeout=30)
             db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-            return db
+            return db, "immutable" in mode
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()

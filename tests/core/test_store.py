@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -290,6 +291,22 @@ def test_an_id_that_is_not_text_is_in_no_store(store_path: Path) -> None:
             store.get(probe)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("held", ['{"history": [], "mistake_agent": "a"}\n',  # TracerTraj rows
+                                  '{"id": "t1", "task": "sum 2 3"}\n',  # a tasks file
+                                  "some notes\n"])
+def test_a_jsonl_store_refuses_to_append_to_a_file_that_holds_something_else(tmp_path: Path, held: str) -> None:
+    """``open_store(path).extend`` appended runs to any file: to TracerTraj rows, whose reader then met bad rows."""
+    path = tmp_path / "other.jsonl"
+    path.write_text(held)
+    with pytest.raises(InputError, match="not trajectories"):
+        open_store(path).append(make("a"))
+    assert path.read_text() == held
+    fresh = open_store(tmp_path / "runs.jsonl")  # (a new or a store's file: appended to as ever)
+    fresh.append(make("a"))
+    fresh.append(make("b"))
+    assert len(open_store(tmp_path / "runs.jsonl")) == 2
+
+
 def test_another_programs_table_named_trajectories_is_no_store(tmp_path: Path) -> None:
     """Taken for a store, such a database failed at the first append ("no column named id"), the run lost."""
     other = tmp_path / "other.db"
@@ -301,19 +318,79 @@ def test_another_programs_table_named_trajectories_is_no_store(tmp_path: Path) -
     assert foreign_content(ours) == ""
 
 
-def test_a_store_another_process_is_writing_is_no_foreign_content(tmp_path: Path) -> None:
-    """A store out of WAL mode, locked by a writer, was said to hold "something that is not an SQLite database"."""
+def test_a_store_being_written_is_a_store_and_another_programs_locked_database_is_not(tmp_path: Path) -> None:
+    """A store (WAL mode) that a writer holds is still a store; another program's database in rollback mode, locked
+    by its program, was taken for one (which tables it holds cannot be told) and then written into."""
     path = tmp_path / "s.db"
     store = SqliteStore(path)
     store.append(make("a"))
     store.close()
     writer = sqlite3.connect(path, isolation_level=None)
     try:
-        writer.execute("PRAGMA journal_mode=DELETE")
-        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO trajectories (id, data) VALUES ('x', '{}')")
         assert foreign_content(path) == ""
     finally:
         writer.close()
+    app = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(app)) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+        db.commit()
+    holder = sqlite3.connect(app, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        assert foreign_content(app) == "a database another program holds locked"
+    finally:
+        holder.close()
+
+
+def test_a_handle_never_keeps_an_immutable_snapshot(tmp_path: Path) -> None:
+    """A store read as immutable (WAL, in a folder the reader cannot write) kept that connection: the handle never saw
+    what a writer appended afterwards (``len`` 10 while ``iter`` gave 15)."""
+    path = tmp_path / "runs.db"
+    writer = SqliteStore(path)
+    writer.extend([make("a"), make("b")])
+    reader = SqliteStore(path)
+    snapshot = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    reader._opened(snapshot, immutable=True)  # (what a read-only folder gives a reader that is not root)
+    assert len(reader) == 2
+    writer.append(make("c"))
+    assert len(reader) == 3 and "c" in reader
+
+
+def test_readers_in_threads_never_let_an_appended_id_in_twice(tmp_path: Path) -> None:
+    """A reader that indexed the file afresh while another thread appended lost that append's id from the index:
+    the same id was then accepted again."""
+    store = JsonlStore(tmp_path / "s.jsonl")
+    store.append(make("seed", steps=1))
+    stop = threading.Event()
+
+    def writer() -> None:
+        for i in range(600):
+            with contextlib.suppress(DuplicateIdError):
+                store.append(make(f"r{i}", steps=1))
+
+    def reader() -> None:
+        while not stop.is_set():
+            len(store)
+            _ = "r5" in store
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # (threads switch often: the window is a few bytecodes wide)
+    try:
+        readers = [threading.Thread(target=reader) for _ in range(3)]
+        writers = [threading.Thread(target=writer) for _ in range(3)]
+        for thread in readers + writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        stop.set()
+        for thread in readers:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    ids = [json.loads(line)["id"] for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 601
 
 
 def test_concurrent_appends_from_threads_lose_nothing(store_path: Path) -> None:
