@@ -54,7 +54,8 @@ def _short_stem(target: Path) -> str:
     return os.fsdecode(raw[:end])
 
 
-def _process_ended(pid: int) -> bool:
+def process_ended(pid: int) -> bool:
+    """Whether no process of this id is running (one of another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -86,7 +87,7 @@ def _remove_stale_temporaries(target: Path) -> None:
             found = pattern.fullmatch(candidate.name)
             if found is None or int(found.group(1)) == os.getpid():
                 continue
-            if now - candidate.stat().st_mtime > STALE_AFTER_S and _process_ended(int(found.group(1))):
+            if now - candidate.stat().st_mtime > STALE_AFTER_S and process_ended(int(found.group(1))):
                 candidate.unlink(missing_ok=True)
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
 
-from ..atomic import write_replacing
+from ..atomic import STALE_AFTER_S, process_ended, write_replacing
 from ..errors import InputError
 from ..schema import Trajectory
 from ..store import DuplicateIdError, SqliteStore, open_store
@@ -53,12 +58,30 @@ def _store_all(items: Iterable[tuple[str, Trajectory | InputError]], output: str
     return stored
 
 
+_IMPORT_PREFIX = ".agentracer-import."
+_IMPORT_FOLDER = re.compile(rf"{re.escape(_IMPORT_PREFIX)}(\d+)\..+")
+
+
+def _remove_stale_imports(folder: Path) -> None:
+    """Delete the folders of ``import --replace`` runs killed mid-way (each holds a whole copy of an import): an hour
+    untouched and named by a process that has ended, as ``agentracer.atomic`` clears its writers' leftovers."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for candidate in folder.glob(f"{_IMPORT_PREFIX}*"):
+            found = _IMPORT_FOLDER.fullmatch(candidate.name)
+            if found is None or int(found.group(1)) == os.getpid() or not candidate.is_dir():
+                continue
+            if now - candidate.stat().st_mtime > STALE_AFTER_S and process_ended(int(found.group(1))):
+                shutil.rmtree(candidate, ignore_errors=True)
+
+
 def _replace_database(items: Iterable[tuple[str, Trajectory | InputError]], out: Path, problems: Problems) -> int:
     """``_store_all`` with ``replace`` for an SQLite store: a new database beside it takes the trajectories, which
     then take the place of the store's in one transaction. The store's file is never replaced nor its ``-wal`` and
     ``-shm`` deleted: a process still writing to it (a traced team) would lose its later runs, or spoil the store."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".agentracer-import.", dir=out.parent) as folder:
+    _remove_stale_imports(out.parent)
+    with tempfile.TemporaryDirectory(prefix=f"{_IMPORT_PREFIX}{os.getpid()}.", dir=out.parent) as folder:
         fresh = Path(folder) / f"new{out.suffix}"
         stored = _append_all(items, fresh, problems, shown_as=out)
         if stored:

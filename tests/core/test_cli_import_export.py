@@ -319,3 +319,24 @@ def test_import_replace_keeps_the_later_runs_of_a_handle_open_on_the_store(tmp_p
     assert len(ids) == 11 and ids[-1] == "run2" and "run1" not in ids
     assert len(live) == 11 and "run1" not in live
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # (no temporary left behind)
+
+
+def test_import_replace_clears_what_a_killed_import_left_and_keeps_a_running_ones(tmp_path: Path) -> None:
+    """Each ``import --replace`` onto a .db stages a whole copy of the import in a folder beside the store: one killed
+    mid-way left its folder for good."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(ended.stdout), os.getppid()
+    hour_ago = time.time() - 2 * 3600
+    left = {pid: tmp_path / f".agentracer-import.{pid}.abc" for pid in (dead, alive)}
+    for folder in left.values():
+        folder.mkdir()
+        (folder / "new.db").write_bytes(b"x" * 100)
+        os.utime(folder, (hour_ago, hour_ago))
+    code, _, err = run_cli("import", "whowhen", str(DATA / "Hand-Crafted"), "-o", str(tmp_path / "runs.db"), "--replace")
+    assert code == 0, err
+    assert not left[dead].exists() and left[alive].exists()
