@@ -57,3 +57,25 @@ def test_demo_command_offline(tmp_path):
         verdict.split("): agent ")[1].replace(", step", " at step")), (located.stdout, verdict)
     lines = (tmp_path / "d" / "trajectories.jsonl").read_text().splitlines()
     assert len(lines) >= 3 and any("counterfactual" in json.dumps(json.loads(x)["labels"]) for x in lines)
+
+
+def test_the_demo_replaces_only_what_it_wrote(tmp_path):
+    """`demo -o DIR` replaced a DIR/trajectories.jsonl it had not written (an annotate folder's store)."""
+    import pytest
+    from agentracer.errors import InputError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "trajectories.jsonl").write_text('{"id": "kept"}\n')
+    with pytest.raises(InputError, match="was not written by the demo"):
+        run_demo(mine, echo=lambda _line: None)
+    assert (mine / "trajectories.jsonl").read_text() == '{"id": "kept"}\n'
+    (tmp_path / "odd" / "report.html").mkdir(parents=True)
+    with pytest.raises(InputError, match="is a folder"):
+        run_demo(tmp_path / "odd", echo=lambda _line: None)
+    assert not (tmp_path / "odd" / "trajectories.jsonl").exists()  # (refused before running, nothing written)
+    for _ in range(2):  # (its own folder, again and again)
+        run_demo(tmp_path / "again", echo=lambda _line: None)
+    assert len((tmp_path / "again" / "trajectories.jsonl").read_text().splitlines()) >= 3
+    (tmp_path / "again" / ".agentracer-demo").unlink()  # (a folder an earlier version wrote: its runs tell)
+    run_demo(tmp_path / "again", echo=lambda _line: None)

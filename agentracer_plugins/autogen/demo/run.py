@@ -63,6 +63,8 @@ def run_demo(out_dir: str | Path | None = "agentracer-demo", echo: Callable[[str
     """Run the whole demo; write ``report.html`` and ``trajectories.jsonl`` under ``out_dir`` (None: no files)."""
     started = time.perf_counter()
     lines: list[str] = []
+    if out_dir is not None:
+        check_out_dir(Path(out_dir))
 
     def say(text: str = "") -> None:
         lines.append(text)
@@ -72,7 +74,7 @@ def run_demo(out_dir: str | Path | None = "agentracer-demo", echo: Callable[[str
     task = task_text(row)
     truth = {"tests": row["test_list"], "answer": row["code"]}
     evaluator = CodeTests(row["test_list"], timeout=10, memory_mb=256)
-    team = agentracer.trace(make_team, name="demo: planner + coder + reviewer")
+    team = agentracer.trace(make_team, name=TEAM_NAME)
     say("agentracer demo: a real AutoGen RoundRobinGroupChat (planner, coder with a Python tool, reviewer)")
     say(f"on MBPP task {row['task_id']}: {row['text']}")
     say(SCRIPTED_NOTE)
@@ -138,17 +140,50 @@ def run_demo(out_dir: str | Path | None = "agentracer-demo", echo: Callable[[str
     return DemoResult(failed, verdict, lite, result.replays, corrected, written, seconds, lines)
 
 
+TEAM_NAME = "demo: planner + coder + reviewer"
+_OUTPUTS = ("trajectories.jsonl", "report.html")
+_MARK = ".agentracer-demo"  # (beside what a demo wrote: a later demo may replace it)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse, before the demo runs, a folder whose outputs' names are taken by something the demo did not write
+    (another command's store, a folder): the demo replaces only its own files."""
+    from agentracer.errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file: give the demo a folder", where=str(out))
+    for name in _OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            raise InputError("is a folder: give the demo another output folder", where=str(path))
+        if path.exists() and not (out / _MARK).is_file() and not _demo_runs_only(out / _OUTPUTS[0]):
+            raise InputError("was not written by the demo: give the demo another output folder (it would replace "
+                             "the file)", where=str(path))
+
+
+def _demo_runs_only(path: Path) -> bool:
+    """Whether a trajectories file holds the runs of a demo only (one written before the demo marked its folder)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        teams = {TEAM_NAME, make_team.__qualname__}  # (the refined run's team is the factory's own)
+        return bool(lines) and all(json.loads(line)["metadata"]["team"] in teams for line in lines if line.strip())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _write(out: Path, failed: Trajectory, verdict: Verdict | None, lite: Verdict | None,
            replays: list[Trajectory], corrected: Trajectory | None) -> None:
+    from agentracer.atomic import write_text_replacing
     from agentracer.report.html import render_report
 
     out.mkdir(parents=True, exist_ok=True)
+    (out / _MARK).write_text("written by `agentracer demo`, which may replace trajectories.jsonl and report.html\n")
     runs = [failed, *replays, *([corrected] if corrected is not None else [])]
-    (out / "trajectories.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in runs), encoding="utf-8")
+    write_text_replacing(out / "trajectories.jsonl", "".join(t.model_dump_json() + "\n" for t in runs))
     items: list[Any] = [(failed, verdict)]
     if lite is not None:
         beside = failed.model_copy(deep=True)
         beside.metadata["title"] = "1b. the failed run (CPU tracer verdict)"
         items.append((beside, lite))
     items += [(r, None) for r in runs[1:]]
-    (out / "report.html").write_text(render_report(items, title="agentracer demo"), encoding="utf-8")
+    write_text_replacing(out / "report.html", render_report(items, title="agentracer demo"))
