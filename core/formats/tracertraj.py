@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast, get_args
@@ -194,12 +193,10 @@ def _question_id(trajectory: Trajectory) -> str | int:
 
 
 def _own_id(trajectory: Trajectory, question_id: str | int) -> str | None:
-    """The run's id for the ``trajectory_id`` column, unless reading the row gives it back anyway (the question_ID,
-    or ``ID#2``... for a repeated one, as a row read from TracerTraj has)."""
-    derived = str(question_id)
-    if trajectory.id == derived or re.fullmatch(rf"{re.escape(derived)}#\d+", trajectory.id):
-        return None
-    return trajectory.id
+    """The run's id for the ``trajectory_id`` column, unless reading the row gives it back anyway (it is the
+    question_ID). A repeated question's ``ID#2`` is written too: a reader numbers rows of one question in the order it
+    meets them, which need not be the order they were first read in."""
+    return None if trajectory.id == str(question_id) else trajectory.id
 
 
 def to_row(trajectory: Trajectory, *, source: str | None = None, require_label: bool = True) -> dict[str, Any]:

@@ -160,6 +160,19 @@ def test_runs_of_one_task_come_back_with_their_own_ids(tmp_path: Path) -> None:
         assert [t.id for t in read_tracertraj(tmp_path / f"again.{suffix}")] == ["run-0", "run-1", "run-2"]
 
 
+def test_a_repeated_questions_runs_keep_their_ids_in_any_order(tmp_path: Path) -> None:
+    """``Q#2`` exported before ``Q`` came back as ``Q`` (the reader numbers a question's rows as it meets them)."""
+    def run(run_id: str, text: str) -> Trajectory:
+        return Trajectory(id=run_id, task="the task", metadata={"question_id": "Q"},
+                          steps=[Step(index=0, agent="a", content=text)],
+                          labels=[Verdict(agent="a", step=0, source="counterfactual")])
+
+    for suffix in ("parquet", "jsonl"):
+        path = tmp_path / f"rows.{suffix}"
+        write_tracertraj([run("Q#2", "second run"), run("Q", "first run")], path)
+        assert [(t.id, t.steps[0].content) for t in read_tracertraj(path)] == [("Q#2", "second run"), ("Q", "first run")]
+
+
 def test_a_tracers_verdict_is_exported_as_the_truth_only_when_asked_for() -> None:
     """``agentracer locate -o`` keeps its verdict as a run's first label: exporting training data must not turn
     that guess into the mistake label over the human one (as ``train prepare`` never does)."""
