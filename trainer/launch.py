@@ -283,6 +283,22 @@ def _hydra_quoted(text: str) -> str:
     return f"'{escaped}'"
 
 
+def resumed_step(spec: RunSpec) -> int:
+    """The training step the run resumes at, as verl will find it (-1: it starts afresh): ``global_step_N`` given, or
+    with ``auto`` the step ``latest_checkpointed_iteration.txt`` names in the checkpoint folder."""
+    if spec.resume == "disable":
+        return -1
+    if spec.resume != "auto":
+        found = re.fullmatch(r"global_step_(\d+)", Path(spec.resume).name)
+        return int(found.group(1)) if found else -1
+    latest = Path(spec.output) / "checkpoints" / "latest_checkpointed_iteration.txt"
+    try:
+        text = latest.read_text(encoding="utf-8").strip()
+    except OSError:
+        return -1
+    return int(text) if text.isdigit() else -1
+
+
 def updates_per_step(batch_size: int, mini_batch_size: int, epochs: int) -> int:
     """Optimizer updates in one training step: epochs x mini-batches per batch."""
     return max(1, epochs) * max(1, math.ceil(batch_size / max(1, mini_batch_size)))
@@ -365,6 +381,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "+actor_rollout_ref.actor.policy_loss.shape": clip.get("shape", "cosine"),
         "+actor_rollout_ref.actor.policy_loss.total_steps": int(clip.get("total_steps", 0)),
         "+actor_rollout_ref.actor.policy_loss.updates_per_step": updates_per_step(batch, mini, epochs),
+        "+actor_rollout_ref.actor.policy_loss.resumed_step": resumed_step(spec),
         # rollout
         "actor_rollout_ref.rollout.name": rollout.get("name", "vllm"),
         "actor_rollout_ref.rollout.n": int(rollout.get("n", 8)),

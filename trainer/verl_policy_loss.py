@@ -43,6 +43,7 @@ class ScheduledClipLossConfig(PolicyLossConfig):
     shape: str = "cosine"
     total_steps: int = 0
     updates_per_step: int = 1
+    resumed_step: int = -1  # the training step a resumed run starts at (-1: not resumed, or not known)
 
 
 def _optimizer_updates(optimizer: torch.optim.Optimizer) -> int | None:
@@ -57,6 +58,7 @@ class OptimizerClock:
 
     def __init__(self) -> None:
         self.updates: int | None = None
+        self.restored: int | None = None  # the updates a resumed optimizer held when this process began
         self._handle: Any = None
 
     def install(self) -> None:
@@ -66,6 +68,8 @@ class OptimizerClock:
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         updates = _optimizer_updates(optimizer)
         if updates is not None:
+            if self.restored is None:  # (this process's first update: what it held before it)
+                self.restored = updates - 1 if self.updates is None else self.updates
             self.updates = updates
 
     def read(self) -> int:
@@ -74,10 +78,17 @@ class OptimizerClock:
             optimizers = [o for o in gc.get_objects() if issubclass(type(o), torch.optim.Optimizer)]
             restored = [_optimizer_updates(o) for o in optimizers]
             self.updates = max((u for u in restored if u is not None), default=0)
+            if self.restored is None:
+                self.restored = self.updates
         return self.updates
 
-    def reset(self, updates: int | None = None) -> None:
-        self.updates = updates
+    def since_start(self) -> int:
+        """Updates this process has applied."""
+        updates = self.read()
+        return updates - (self.restored if self.restored is not None else updates)
+
+    def reset(self, updates: int | None = None, restored: int | None = None) -> None:
+        self.updates, self.restored = updates, restored
 
 
 CLOCK = OptimizerClock()
@@ -99,9 +110,15 @@ def schedule_for(config: Any) -> ClipSchedule:
 
 
 def training_step(config: Any, clock: OptimizerClock = CLOCK) -> int:
-    """Training steps already done, from the optimizer updates and the updates per step."""
+    """Training steps already done, from the optimizer updates and the updates per step. A resumed run counts on from
+    the step it resumed at (``resumed_step``): its optimizer's restored updates were made with the mini-batches and
+    epochs of the run before, which a resume may have changed (a smaller mini-batch after running out of memory)."""
     per_step = max(int(config.policy_loss.get("updates_per_step", 1) or 1), 1)
-    return clock.read() // per_step
+    resumed = config.policy_loss.get("resumed_step")
+    resumed = -1 if resumed is None else int(resumed)
+    if resumed < 0:
+        return clock.read() // per_step
+    return resumed + clock.since_start() // per_step
 
 
 @register_policy_loss(LOSS_NAME)  # type: ignore[arg-type]

@@ -156,3 +156,37 @@ def test_each_shipped_config_passes_verls_own_check_before_training(name: str) -
         composed = compose(config_name="ppo_trainer", overrides=verl_overrides(config, spec))
     assert not need_reference_policy(composed) and not need_critic(composed)  # (KL-free GRPO: the actor alone)
     validate_config(composed, use_reference_policy=False, use_critic=False)
+
+
+def test_a_run_resumed_with_other_mini_batches_counts_its_schedule_from_the_step_it_resumed_at(tmp_path) -> None:
+    """The step was the restored optimizer's updates over *this* run's updates per step: a run resumed at step 10 with
+    half the mini-batch size (after running out of memory) read step 20, far along its clipping schedule."""
+    from agentracer.trainer.launch import resumed_step
+    from agentracer.trainer.verl_policy_loss import CLOCK, training_step
+    from hydra import compose, initialize_config_dir
+    from verl.utils.config import omega_conf_to_dataclass
+
+    output = tmp_path / "run"
+    spec = RunSpec(model=Path("/models/base"), output=output, data=Path("/data/prepared"))
+    assert resumed_step(spec) == -1  # (no checkpoint yet: a fresh start)
+    (output / "checkpoints").mkdir(parents=True)
+    (output / "checkpoints" / "latest_checkpointed_iteration.txt").write_text("10\n")
+    assert resumed_step(spec) == 10
+    assert resumed_step(RunSpec(model=spec.model, output=output, data=spec.data, resume="disable")) == -1
+    assert resumed_step(RunSpec(model=spec.model, output=output, data=spec.data,
+                                resume=str(output / "checkpoints" / "global_step_7"))) == 7
+
+    config = load_config()
+    config["data"]["train_batch_size"] = 32
+    config["ppo"] = {"mini_batch_size": 8, "epochs": 1}  # (4 updates a step now; the run before made 2)
+    overrides = verl_overrides(config, spec)
+    assert "+actor_rollout_ref.actor.policy_loss.resumed_step=10" in overrides
+    with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
+        actor = omega_conf_to_dataclass(compose(config_name="ppo_trainer", overrides=overrides).actor_rollout_ref.actor)
+    try:
+        CLOCK.reset(20, restored=20)  # (10 steps of 2 updates, restored from the checkpoint)
+        assert training_step(actor) == 10
+        CLOCK.reset(28, restored=20)  # (two steps of this run's 4 updates)
+        assert training_step(actor) == 12
+    finally:
+        CLOCK.reset(None)
