@@ -11,7 +11,7 @@ import click
 
 from ..errors import InputError, TeamBuildError, TeamRunError
 from ..loading import load_team
-from ..store import JsonlStore, SqliteStore, open_store, read_utf8_file
+from ..store import JsonlStore, SqliteStore, open_store
 from ._io import Problems, check_not_source, check_output_store
 
 
@@ -49,15 +49,21 @@ def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iter
     if task is not None:
         yield {"task": task, "where": "--task"}
         return
-    lines = read_utf8_file(tasks_file or "").split("\n")
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                row = _task_row(line, f"{tasks_file}:{number}")
-            except InputError as exc:
-                problems.report(exc)
+    data = Path(tasks_file or "").read_bytes().removeprefix(b"\xef\xbb\xbf")  # (a BOM, as some editors write)
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        where = f"{tasks_file}:{number}"
+        try:  # (a line that is not UTF-8 costs that line: the other tasks still run)
+            line = raw.decode("utf-8")
+            if not line.strip():
                 continue
-            yield row
+            row = _task_row(line, where)
+        except UnicodeDecodeError as exc:
+            problems.report(InputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})", where=where))
+            continue
+        except InputError as exc:
+            problems.report(exc)
+            continue
+        yield row
 
 
 @click.command("trace")

@@ -153,6 +153,7 @@ def test_trace_names_the_line_of_a_tasks_file_that_is_not_utf8_and_reads_one_wit
     (tmp_path / "tasks.jsonl").write_bytes(b'{"task": "42"}\n{"task": "\xff"}\n')
     done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "tasks.jsonl:2: not UTF-8 text" in done.stderr and "Traceback" not in done.stderr
+    assert [json.loads(line)["task"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()] == ["42"]
     (tmp_path / "tasks.jsonl").write_bytes(b'\xef\xbb\xbf{"task": "42"}\n')
     done = cli("trace", "--team", "echo:make_team", "--tasks", "tasks.jsonl", "-o", "runs.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
