@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -70,6 +71,16 @@ def render(comparison: Comparison, *, max_chars: int) -> Table:
     return table
 
 
+def _holds_one_run(path: Path) -> bool:
+    """Whether a file holds exactly one run (a trajectory file: the run to compare with, whatever its id)."""
+    from ._io import read_trajectories
+
+    try:
+        return len(list(itertools.islice(read_trajectories(path), 2))) == 1
+    except InputError:
+        return False
+
+
 def _against(source: Path, after: Trajectory, against: str | None, against_id: str | None) -> Trajectory:
     """The run to compare with: ``--against-id`` (in AGAINST, or SOURCE), else the replay's own parent (in AGAINST, or
     SOURCE), else AGAINST's first run."""
@@ -83,7 +94,7 @@ def _against(source: Path, after: Trajectory, against: str | None, against_id: s
     except InputError:
         if against_id is not None:
             raise
-        if against is not None:  # (AGAINST does not hold the parent: the run it holds is the one named)
+        if against is not None and _holds_one_run(where):  # (no parent there: AGAINST's one run is the one named)
             return read_one(where, None)
         raise InputError(f"the run trajectory {after.id} replayed ({wanted}) is not in this file: give the file "
                          "that holds it as AGAINST", where=str(source)) from None

@@ -276,7 +276,9 @@ def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
     elif trajectory.task is not None:
         record["question"] = trajectory.task
     record.update(_ground_truth(trajectory, ww.get("keys", [])))
-    label = trajectory.training_label()  # (a tracer's verdict is no truth: Who&When's scripts would score against it)
+    # a run recorded here is written with its truth label only (a tracer's verdict written as mistake_* would be scored
+    # against as the truth); a run read from a Who&When file goes back with the label it had (equal JSON)
+    label = trajectory.training_label() or (trajectory.labels[0] if ww and trajectory.labels else None)
     if label is not None:
         raw_step = label.metadata.get("raw_step")
         step_value = raw_step if raw_step is not None and str(raw_step).strip() == str(label.step) else str(label.step)

@@ -107,6 +107,10 @@ def test_diff_against_a_file_without_the_replays_parent_compares_with_the_run_it
     (tmp_path / "other.json").write_text(other.to_json())
     code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "other.json"), "--json")
     assert code == 0 and json.loads(out)["before"] == other.id, err
+    store = JsonlStore(tmp_path / "others.jsonl")  # (several runs, none the parent: which one is meant is unsaid)
+    store.extend([other, agentracer.trace(make_team).run("sum 6 7")])
+    code, out, err = run_cli("diff", str(tmp_path / "replay.json"), str(tmp_path / "others.jsonl"), "--json")
+    assert code == 2 and replayed.replay.parent_id in err
 
 
 def test_steps_that_differ_in_their_tool_calls_alone_show_the_difference(tmp_path) -> None:

@@ -121,6 +121,10 @@ def test_a_run_with_only_a_tracers_verdict_is_written_with_no_mistake_fields() -
                      labels=[Verdict(agent="coder", step=1, source="tracer", reason="looks wrong")])
     record = to_whowhen(run)
     assert not {"mistake_agent", "mistake_step", "mistake_reason", "label_source"} & record.keys()
+    # a Who&When file whose label a tracer made goes back as it was (the export of an imported file is equal)
+    written = {"history": [{"content": "sum", "role": "user", "name": "user"}], "question": "sum",
+               "mistake_agent": "user", "mistake_step": "0", "mistake_reason": "guess", "label_source": "tracer"}
+    assert to_whowhen(from_whowhen(json.loads(json.dumps(written)), where="guess.json")) == written
 
 
 def _tool_run() -> Trajectory:

@@ -254,9 +254,11 @@ def test_a_store_edited_by_hand_gives_training_rows_without_its_keys(tmp_path: P
                                                Step(index=1, agent="b", content="y")],
                         labels=[Verdict(agent="b", step=1, source="human")]).model_dump_json() for i in range(2)]
     (tmp_path / "hand.jsonl").write_text("\n".join(lines) + "\n")  # (written by hand: never redacted)
-    report = prepare(tmp_path / "hand.jsonl", tmp_path / "out", val_fraction=0.0)
-    written = json.dumps(rows(tmp_path / "out" / "train.parquet"))
-    assert report.train == 2 and "use [REDACTED] now" in written and key not in written
+    (tmp_path / "hand.json").write_text("[" + ",".join(lines) + "]")  # (a trajectory file, as replay -o writes)
+    for source in ("hand.jsonl", "hand.json"):
+        report = prepare(tmp_path / source, tmp_path / f"out-{source}", val_fraction=0.0)
+        written = json.dumps(rows(tmp_path / f"out-{source}" / "train.parquet"))
+        assert report.train == 2 and "use [REDACTED] now" in written and key not in written, source
 
 
 def test_a_label_naming_no_agent_of_its_run_is_dropped_and_named(tmp_path: Path) -> None:
