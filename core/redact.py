@@ -406,6 +406,7 @@ class Redactor:
         self._secret_keys: dict[str, bool] = {}
         self._fields_texts: dict[tuple[tuple[str, str], ...], str] = {}  # a request's fields of strings -> JSON
         self._rest_suspect: dict[str, bool] = {}  # a request's fields but its messages, as JSON -> suspect
+        self._rest_redacted: dict[str, tuple[dict[str, Any], str]] = {}  # that JSON -> the fields redacted, their JSON
         # (that JSON, id of a first message) -> the run's conversations that begin with it, each at its latest
         # request: [its messages, the sha256 state after them, whether one may hold a secret, their encodings (for
         # RawMessages)]
@@ -416,7 +417,7 @@ class Redactor:
     def clear(self) -> None:
         """Forget every cached string, message and conversation (the secrets and the hash scheme stay)."""
         for cache in (self._cache, self._frozen, self._by_value, self._suspect, self._secret_keys, self._fields_texts,
-                      self._rest_suspect, self._known):
+                      self._rest_suspect, self._rest_redacted, self._known):
             cache.clear()
         self._held = []
 
@@ -469,13 +470,29 @@ class Redactor:
                 text = _dumps(obj)
             return obj, self._whole_hash(text)
         rest = self._rest(obj)
+        fields = None
+        if self._rest_may_hold_secret(rest):  # (a request's own fields that hold a secret: redacted once per text)
+            fields, rest = self._redacted_rest(obj, rest)
         hashed, suspect, encoded = self._conversation_hash(rest, messages)
         if encoded is not None:  # the RawMessages encoded
             obj = {**obj, "messages": encoded}
-        if not suspect and not self._rest_may_hold_secret(rest):
+        if fields is not None:
+            obj = {**fields, "messages": obj["messages"]}
+        if not suspect:  # (the hash is the one of the whole request redacted: its messages are as they were)
             return obj, hashed
         obj = self(obj)  # fresh messages, not remembered as a conversation
         return obj, self._fresh_hash(self._rest(obj), obj["messages"])
+
+    def _redacted_rest(self, request: dict[str, Any], rest: str) -> tuple[dict[str, Any], str]:
+        """A request's fields but its messages, redacted, and their JSON (kept by ``rest``, the fields' JSON: a team
+        offers the same tools on every call, and a tool's parameter named like a secret makes them suspect)."""
+        found = self._rest_redacted.get(rest)
+        if found is None:
+            fields = self({key: value for key, value in request.items() if key != "messages"})
+            found = (fields, self._rest({**fields, "messages": []}))
+            if len(self._rest_redacted) < self._cache_limit:
+                self._rest_redacted[rest] = found
+        return found
 
     def _rest(self, request: dict[str, Any]) -> str:
         """The JSON of a request's fields but its messages."""
