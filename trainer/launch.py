@@ -304,9 +304,6 @@ def updates_per_step(batch_size: int, mini_batch_size: int, epochs: int) -> int:
     return max(1, epochs) * max(1, math.ceil(batch_size / max(1, mini_batch_size)))
 
 
-_THINK_OPEN = "<think>"
-
-
 def response_prefix(model: str | os.PathLike[str]) -> str:
     """What the model's chat template writes of the answer into the generation prompt, from ``<think>`` on and
     without its spaces and newlines (which the answer format allows anywhere there): ``<think>`` for a template that
@@ -316,22 +313,15 @@ def response_prefix(model: str | os.PathLike[str]) -> str:
     folder = Path(model)
     if not folder.is_dir() or importlib.util.find_spec("transformers") is None:
         return ""
+    from ..tracer.answer_format import template_answer_start
+
     try:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        if not getattr(tokenizer, "chat_template", None):
-            return ""
-        asked = [{"role": "user", "content": "Which agent made the mistake?"}]
-        without = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=False)
-        with_prompt = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
-    except Exception:  # (a folder without a tokenizer, a template that needs other arguments: nothing to find)
+    except Exception:  # (a folder without a tokenizer: nothing to find)
         return ""
-    if not (isinstance(without, str) and isinstance(with_prompt, str) and with_prompt.startswith(without)):
-        return ""
-    generation = with_prompt[len(without):]
-    start = generation.find(_THINK_OPEN)
-    return "".join(generation[start:].split()) if start >= 0 else ""
+    return "".join(template_answer_start(tokenizer).split())
 
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..schema import Usage
+from ..tracer.answer_format import template_answer_start
 from .base import Completion, Message, ModelError, RequestRefused
 from .batching import LocalBatchModel
 
@@ -76,6 +77,8 @@ class TransformersChatModel(LocalBatchModel):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
+        # what the chat template writes of the answer (an opened <think>): put back before the text generated
+        self.answer_start = template_answer_start(self.tokenizer)
         window = getattr(self.model.config, "max_position_embeddings", None)
         self.context_window = int(context_window or window or 0) or None
         self.usage = Usage()
@@ -124,7 +127,7 @@ class TransformersChatModel(LocalBatchModel):
         for row, i in enumerate(positions):
             new = output[row, width:].tolist()
             used = next((k + 1 for k, token in enumerate(new) if token in stops), len(new))
-            text = self.tokenizer.decode(new[:used], skip_special_tokens=True)
+            text = self.answer_start + self.tokenizer.decode(new[:used], skip_special_tokens=True)
             usage = Usage(prompt_tokens=int(encoded["attention_mask"][row].sum()), completion_tokens=used)
             self.usage = self.usage + usage
             results[i] = Completion(text=text, usage=usage, raw={"token_ids": new[:used]})

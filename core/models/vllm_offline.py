@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..schema import Usage
+from ..tracer.answer_format import template_answer_start
 from .base import Completion, Message
 from .batching import LocalBatchModel
 
@@ -54,6 +55,8 @@ class VLLMOfflineModel(LocalBatchModel):
         self.max_concurrency = max(1, int(max_concurrency))
         self.llm = vllm.LLM(model=path, **engine_options)
         self.tokenizer = self.llm.get_tokenizer()
+        # what the chat template writes of the answer (an opened <think>): put back before the text generated
+        self.answer_start = template_answer_start(self.tokenizer)
         engine_window = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
         self.context_window = context_window or getattr(engine_window, "max_model_len", None)
         self.usage = Usage()
@@ -78,7 +81,7 @@ class VLLMOfflineModel(LocalBatchModel):
             first = output.outputs[0]
             usage = Usage(prompt_tokens=len(output.prompt_token_ids or []), completion_tokens=len(first.token_ids))
             self.usage = self.usage + usage
-            results.append(Completion(text=first.text, usage=usage,
+            results.append(Completion(text=self.answer_start + first.text, usage=usage,
                                       raw={"finish_reason": first.finish_reason}))
         return results
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 _SHAPE = re.compile(r"\A\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*\Z", re.DOTALL)
@@ -45,6 +46,26 @@ def name_key(name: str) -> str:
     """An agent name as compared: case-insensitive, one Unicode form (a name typed decomposed is the same), without
     the spaces around it (a label written ``"Expert "``)."""
     return unicodedata.normalize("NFC", name).casefold().strip()
+
+
+def template_answer_start(tokenizer: Any) -> str:
+    """What a chat template writes of the answer into the generation prompt, from ``<think>`` on: ``<think>\n`` for
+    one that opens the reasoning for the model (DeepSeek-R1's distills), ``<think>\n\n</think>\n\n`` for one that
+    closes an empty one; '' for a template that leaves the answer to the model (or that cannot be rendered). The
+    model's text starts after it: an answer is whole (and in format) with it put back in front."""
+    if not getattr(tokenizer, "chat_template", None):
+        return ""
+    asked = [{"role": "user", "content": "Which agent made the mistake?"}]
+    try:
+        without = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=False)
+        with_prompt = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+    except Exception:  # (a template that needs other arguments: nothing to find)
+        return ""
+    if not (isinstance(without, str) and isinstance(with_prompt, str) and with_prompt.startswith(without)):
+        return ""
+    generation = with_prompt[len(without):]
+    start = generation.find(TAGS[0])
+    return generation[start:] if start >= 0 else ""
 
 
 def in_format(text: object, agents: Iterable[str]) -> bool:

@@ -173,3 +173,24 @@ def test_a_small_window_holds_the_prompt_and_the_answer(tiny_model_dir: str) -> 
         assert exc.raw is not None
     else:
         assert verdict.raw is not None
+
+
+def test_a_template_that_opens_the_reasoning_gives_answers_that_begin_with_it(tiny_model_dir: str, tmp_path) -> None:
+    """A chat template that writes "<think>" into the generation prompt (R1's distills): the text generated lacked
+    it, so every verdict of such a model was flagged missing_think, never strict, its reasoning lost."""
+    import shutil
+
+    import transformers
+    from agentracer.tracer.answer_format import template_answer_start
+
+    folder = tmp_path / "r1-style"
+    shutil.copytree(tiny_model_dir, folder)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = CHATML.replace("assistant\n{% endif %}", "assistant\n<think>\n{% endif %}")
+    tokenizer.save_pretrained(folder)
+    assert template_answer_start(tokenizer) == "<think>\n"
+    opened = load_model(f"hf:{folder}", max_new_tokens=4)
+    assert opened.complete(_messages("Which agent failed?"), max_tokens=3).text.startswith("<think>\n")
+    plain = load_model(f"hf:{tiny_model_dir}", max_new_tokens=4)
+    assert plain.answer_start == "" and not plain.complete(_messages("Which agent failed?"), max_tokens=3
+                                                            ).text.startswith("<think>")
