@@ -25,7 +25,7 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
     # beside the target, unique per process and thread; its stem cut so that a long name still fits the file system's
     # 255 bytes (the suffix is kept: writers read the format from it)
     temporary = target.with_name(f".{_short_stem(target)}.{os.getpid()}.{threading.get_ident() % 10**6}.tmp"
-                                 f"{target.suffix}")
+                                 f"{_kept_suffix(target)}")
     try:
         count = write(temporary)
         if count > 0 or empty:
@@ -41,11 +41,17 @@ def write_replacing(path: str | os.PathLike[str], write: Callable[[Path], int], 
         temporary.unlink(missing_ok=True)
 
 
+def _kept_suffix(target: Path) -> str:
+    """``target``'s suffix for its temporary file: a format's (``.jsonl``, ``.parquet``); one too long to be one (a
+    name whose last dot is followed by a long text) is left out, so that the name still fits."""
+    return target.suffix if len(os.fsencode(target.suffix)) <= 32 else ""
+
+
 def _short_stem(target: Path) -> str:
     """``target``'s stem cut to what its temporary file's name has room for: 100 bytes (not characters: a name of
     wide characters fits too), fewer beside a long suffix, and never in the middle of a character."""
     raw = os.fsencode(target.stem)
-    limit = max(0, min(100, 200 - len(os.fsencode(target.suffix))))
+    limit = max(0, min(100, 200 - len(os.fsencode(_kept_suffix(target)))))
     if len(raw) <= limit:
         return target.stem
     end = limit
@@ -79,7 +85,7 @@ def _remove_stale_temporaries(target: Path) -> None:
     if key in _LOOKED_AT:
         return
     _LOOKED_AT.add(key)
-    stem, suffix = _short_stem(target), target.suffix
+    stem, suffix = _short_stem(target), _kept_suffix(target)
     pattern = re.compile(rf"\.{re.escape(stem)}\.(\d+)\.\d+\.tmp{re.escape(suffix)}")
     now = time.time()
     with contextlib.suppress(OSError):

@@ -17,7 +17,7 @@ from contextvars import Context, ContextVar
 from typing import Any, Literal
 
 from .errors import RecordedModelError, ReplayDivergence, ReplayError
-from .redact import HASH_SCHEME, REPAIRED_KEY, Redactor, hash_scheme, repaired_note
+from .redact import HASH_SCHEME, REPAIRED_KEY, Redactor, hash_scheme, mend_value, repaired_note
 from .replay import (
     TOOL_RESULTS,
     Cassette,
@@ -864,8 +864,10 @@ class Run:
             self.trajectory.unattached_calls.extend(leftover)
             self._settle_requests()
             self._redact_run_fields()
-            if self._redact.mended:  # (the team saw them; no store could hold them)
-                self.trajectory.metadata[REPAIRED_KEY] = repaired_note(self._redact.mended)
+            # the ground truth is kept whole, not redacted: its broken characters are mended here
+            self.trajectory.ground_truth, broken = mend_value(self.trajectory.ground_truth)
+            if self._redact.mended or broken:  # (the team saw them; no store could hold them)
+                self.trajectory.metadata[REPAIRED_KEY] = repaired_note(self._redact.mended + broken)
             if self.plan is not None:
                 self.trajectory.metadata["replay_stats"] = dict(self.stats)
             return self.trajectory

@@ -301,10 +301,33 @@ REPAIRED_KEY = "repaired_text"
 def mend_surrogates(text: str) -> tuple[str, int]:
     """``text`` with each lone UTF-16 surrogate (half an emoji, as a model's output cut mid-character decodes to)
     replaced by U+FFFD, and how many there were: no JSON file or database can hold one."""
-    broken = sum(1 for ch in text if "\ud800" <= ch <= "\udfff")
-    if not broken:
+    if text.isascii():
         return text, 0
+    try:
+        text.encode("utf-8")
+        return text, 0
+    except UnicodeEncodeError:
+        broken = sum(1 for ch in text if "\ud800" <= ch <= "\udfff")
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), broken
+
+
+def mend_value(value: Any) -> tuple[Any, int]:
+    """A JSON-like value with every string's lone surrogates mended (``mend_surrogates``), and how many there were."""
+    count = [0]
+
+    def mend(item: Any) -> Any:
+        if isinstance(item, str):
+            item, broken = mend_surrogates(item)
+            count[0] += broken
+            return item
+        if isinstance(item, dict):
+            return {mend(k): mend(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [mend(v) for v in item]
+        return item
+
+    mended = mend(value)
+    return (mended, count[0]) if count[0] else (value, 0)
 
 
 def repaired_note(broken: int) -> str:

@@ -543,6 +543,10 @@ class SqliteStore:
             self._file.parent.mkdir(parents=True, exist_ok=True)
             db = self._opened(sqlite3.connect(self._file, timeout=30))
         if not self._local.ready:
+            what = foreign_content(self._file)  # (another program's database: never switched to WAL, never added to)
+            if what.startswith(("another database", "a database")):  # (a file that cannot be read: SQLite says why)
+                self.close()
+                raise InputError(f"holds {what}, not trajectories: append the runs to a store", where=str(self.path))
             try:
                 self._use_wal(db)
                 db.execute(
@@ -718,12 +722,23 @@ def _write_all(fd: int, data: bytes) -> None:
 _READ_AS_OTHER_FORMATS = {".json": "one JSON document", ".parquet": "Parquet rows", ".pq": "Parquet rows"}
 
 
+def _store_written_as(path: Path) -> bool:
+    """Whether a file under another format's name is a JSONL store all the same (``trace(store="runs.json")`` of
+    earlier versions wrote one): its first line is a whole trajectory record, and it opens as the store it is."""
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline()
+    except OSError:
+        return False
+    return first.startswith(b'{"schema_version"') and first.endswith(b"\n")
+
+
 def open_store(path: str | os.PathLike[str]) -> JsonlStore | SqliteStore:
     """A store for ``path``: SQLite for ``.db``/``.sqlite``/``.sqlite3``, JSONL otherwise; ``InputError`` for a name
     whose suffix readers take for another format (``runs.json``: the JSON lines written there would not read back),
     or that names a folder."""
     suffix = Path(path).suffix.lower()
-    if suffix in _READ_AS_OTHER_FORMATS:
+    if suffix in _READ_AS_OTHER_FORMATS and not _store_written_as(Path(path)):
         raise InputError(f"a {suffix} file is read as {_READ_AS_OTHER_FORMATS[suffix]}, not as a trajectory store: "
                          "name the store .jsonl, or .db for SQLite", where=str(path))
     if Path(path).is_dir():

@@ -3,10 +3,8 @@ text no JSON file can hold is mended or refused by name."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import InputError
-from ..redact import REPAIRED_KEY, Redactor, mend_surrogates, repaired_note
+from ..redact import REPAIRED_KEY, Redactor, mend_value, repaired_note
 from ..schema import Trajectory
 
 __all__ = ["REPAIRED_KEY", "redacted"]
@@ -49,21 +47,8 @@ def _mended(trajectory: Trajectory, problem: ValueError, where: str | None) -> T
         data = trajectory.model_dump()
     except (ValueError, RecursionError):
         raise refused from None
-    count = [0]
-
-    def mend(value: Any) -> Any:
-        if isinstance(value, str):
-            value, broken = mend_surrogates(value)
-            count[0] += broken
-            return value
-        if isinstance(value, dict):
-            return {mend(k): mend(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [mend(v) for v in value]
-        return value
-
-    data = mend(data)
-    data["metadata"][REPAIRED_KEY] = repaired_note(count[0])
+    data, broken = mend_value(data)
+    data["metadata"][REPAIRED_KEY] = repaired_note(broken)
     mended = Trajectory.model_validate(data)
     try:
         mended.model_dump_json()

@@ -79,3 +79,7 @@ def test_the_demo_replaces_only_what_it_wrote(tmp_path):
     assert len((tmp_path / "again" / "trajectories.jsonl").read_text().splitlines()) >= 3
     (tmp_path / "again" / ".agentracer-demo").unlink()  # (a folder an earlier version wrote: its runs tell)
     run_demo(tmp_path / "again", echo=lambda _line: None)
+    with (tmp_path / "again" / "trajectories.jsonl").open("a") as runs:  # (a run of the user's added: not replaced)
+        runs.write(json.dumps({"id": "mine", "metadata": {"team": "my_team"}}) + "\n")
+    with pytest.raises(InputError, match="was not written by the demo"):
+        run_demo(tmp_path / "again", echo=lambda _line: None)

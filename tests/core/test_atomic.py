@@ -56,4 +56,7 @@ def test_a_long_name_of_wide_characters_is_written(tmp_path: Path) -> None:
         assert target.read_text() == "<p>page</p>"
         write_text_replacing(target, "<p>again</p>")  # (and the leftovers' look-up reads the same short name)
         assert target.read_text() == "<p>again</p>"
+    for name in ("r." + "あ" * 80, "v1.2." + "x" * 240):  # (a long text after the last dot: no format's suffix)
+        write_text_replacing(tmp_path / name, "x")
+        assert (tmp_path / name).read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

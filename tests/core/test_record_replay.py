@@ -356,6 +356,8 @@ def test_half_an_emoji_in_a_models_answer_is_mended_as_recorded_and_the_run_stor
     assert run.steps[1].content == "half \ufffd emoji" and run.steps[1].model_calls[0].response == "half \ufffd emoji"
     assert run.metadata["repaired_text"].startswith("1 broken character")
     assert [t.id for t in agentracer.open_store(tmp_path / f"runs{suffix}")] == [run.id]
+    truth = traced.run("task", ground_truth={"answer": f"gt {half_emoji}"})  # (kept whole, not redacted: mended)
+    assert truth.ground_truth == {"answer": "gt \ufffd"} and truth.metadata["repaired_text"].startswith("1 broken")
     answers = iter([f"half {half_emoji} emoji", "second", "third", "fourth"])
     replayed = traced.replay(run, step=3, action="changed")  # (b's request holds a's mended text: served alike)
     assert replayed.steps[3].content == "changed"

@@ -47,6 +47,14 @@ def test_a_name_read_as_another_format_is_no_store(tmp_path: Path, name: str) ->
     assert not (tmp_path / name).exists()
 
 
+def test_a_store_an_earlier_version_wrote_under_a_json_name_still_opens(tmp_path: Path) -> None:
+    JsonlStore(tmp_path / "runs.json").extend([make("a"), make("b")])  # (what trace(store="runs.json") wrote)
+    assert [t.id for t in open_store(tmp_path / "runs.json")] == ["a", "b"]
+    (tmp_path / "one.json").write_text(make("c").to_json())  # (one trajectory, no newline: a trajectory file)
+    with pytest.raises(InputError, match="name the store .jsonl"):
+        open_store(tmp_path / "one.json")
+
+
 @pytest.mark.parametrize("name", ["runs", "runs.db", "runs.jsonl"])
 def test_a_folder_is_no_store(tmp_path: Path, name: str) -> None:
     """``trace(store="runs")`` on a folder was taken, and the first run's trajectory lost when it ended."""
@@ -305,6 +313,21 @@ def test_a_jsonl_store_refuses_to_append_to_a_file_that_holds_something_else(tmp
     fresh.append(make("a"))
     fresh.append(make("b"))
     assert len(open_store(tmp_path / "runs.jsonl")) == 2
+
+
+def test_an_sqlite_store_refuses_to_write_into_another_programs_database(tmp_path: Path) -> None:
+    """``open_store("app.db").append`` added a trajectories table to another program's database, and switched it to
+    WAL for good."""
+    app = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(app)) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+        db.commit()
+    with pytest.raises(InputError, match="another database .tables users., not trajectories"):
+        open_store(app).append(make("a"))
+    with contextlib.closing(sqlite3.connect(app)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert tables == {"users"} and mode == "delete"
 
 
 def test_another_programs_table_named_trajectories_is_no_store(tmp_path: Path) -> None:

@@ -152,11 +152,14 @@ def check_out_dir(out: Path) -> None:
 
     if out.exists() and not out.is_dir():
         raise InputError("is a file: give the demo a folder", where=str(out))
+    runs = out / _OUTPUTS[0]
+    demos = not runs.exists() or _demo_runs_only(runs)  # (the runs are looked at whatever marks the folder)
     for name in _OUTPUTS:
         path = out / name
         if path.is_dir():
             raise InputError("is a folder: give the demo another output folder", where=str(path))
-        if path.exists() and not (out / _MARK).is_file() and not _demo_runs_only(out / _OUTPUTS[0]):
+        ours = demos and (name == _OUTPUTS[0] or (out / _MARK).is_file() or runs.exists())
+        if path.exists() and not ours:
             raise InputError("was not written by the demo: give the demo another output folder (it would replace "
                              "the file)", where=str(path))
 
