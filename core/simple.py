@@ -60,9 +60,9 @@ class SimpleAgent:
             cached = self.__dict__["_system"] = FrozenJSON(role="system", content=self.system_prompt)
         return cached
 
-    async def _ask(self, messages: list[dict[str, Any]]) -> str:
-        # the model gets copies: one that edits its messages would change what the run recorded as sent
-        result = self.model([dict(message) for message in messages])
+    async def _ask(self, messages: list[dict[str, Any]], *, copied: bool = False) -> str:
+        # traced, the model gets copies: one that edits its messages would change what the run recorded as sent
+        result = self.model([dict(message) for message in messages] if copied else messages)
         return await result if inspect.isawaitable(result) else result
 
     async def respond(self, history: list[dict[str, Any]]) -> str:
@@ -71,7 +71,8 @@ class SimpleAgent:
         run = current_run()
         if run is None:
             return await self._ask(messages)
-        return await run.acall_model(self.name, {"messages": messages}, lambda: self._ask(messages), TEXT_CODEC)
+        return await run.acall_model(self.name, {"messages": messages}, lambda: self._ask(messages, copied=True),
+                                     TEXT_CODEC)
 
     def run_tool(self, name: str, arguments: dict[str, Any] | str) -> Any:
         tool = self.tools.get(name)
@@ -164,6 +165,8 @@ class SimplePlugin:
 
     async def arun(self, team: SimpleTeam, task: str, run: Run) -> Any:
         plan = run.plan
+        if plan is not None and plan.step == 0 and not isinstance(plan.action, str):
+            raise ReplayError("step 0 is the user's task: its replacement must be a text")
         calls = plan.action.get("tool_calls") if plan is not None and isinstance(plan.action, dict) else None
         if plan is not None and isinstance(calls, list) and len(calls) > 1:
             raise ReplayError(f"the action for step {plan.step} makes {len(calls)} tool calls: a simple agent makes "

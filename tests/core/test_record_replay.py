@@ -389,6 +389,14 @@ def test_a_tool_call_whose_arguments_do_not_parse_is_a_step_with_an_error_result
     assert fixed.steps[2].content == "5"
 
 
+def test_the_task_of_a_simple_team_is_replaced_by_a_text_only():
+    traced = agentracer.trace(lambda: SimpleTeam([SimpleAgent("a", lambda m: "hi")], max_turns=1))
+    run = traced.run("go")
+    with pytest.raises(ReplayError, match="step 0 is the user's task: its replacement must be a text"):
+        traced.replay(run, step=0, action={"a": 1})
+    assert traced.replay(run, step=0, action="go on").task == "go on"
+
+
 def test_an_action_of_several_tool_calls_is_refused_for_a_simple_agent_that_makes_one():
     traced = agentracer.trace(make_factory(Counter(), tools={"add": lambda a, b: a + b}))
     run = traced.run("task")
