@@ -60,9 +60,10 @@ class SimpleAgent:
             cached = self.__dict__["_system"] = FrozenJSON(role="system", content=self.system_prompt)
         return cached
 
-    async def _ask(self, messages: list[dict[str, Any]], *, copied: bool = False) -> str:
-        # traced, the model gets copies: one that edits its messages would change what the run recorded as sent
-        result = self.model([dict(message) for message in messages] if copied else messages)
+    async def _ask(self, messages: list[dict[str, Any]]) -> str:
+        # the model gets copies, traced or not (a run behaves the same either way): one that edited its messages
+        # changed the team's history, and what a traced run recorded as sent
+        result = self.model([dict(message) for message in messages])
         return await result if inspect.isawaitable(result) else result
 
     async def respond(self, history: list[dict[str, Any]]) -> str:
@@ -71,8 +72,7 @@ class SimpleAgent:
         run = current_run()
         if run is None:
             return await self._ask(messages)
-        return await run.acall_model(self.name, {"messages": messages}, lambda: self._ask(messages, copied=True),
-                                     TEXT_CODEC)
+        return await run.acall_model(self.name, {"messages": messages}, lambda: self._ask(messages), TEXT_CODEC)
 
     def run_tool(self, name: str, arguments: dict[str, Any] | str) -> Any:
         tool = self.tools.get(name)
