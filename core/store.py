@@ -289,6 +289,7 @@ class JsonlStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._file = self.path.absolute()  # (a process that changes folder keeps writing the store it opened)
         self._index: dict[str, int] | None = None
         self._indexed_to = 0
         # the file indexed, told by (st_dev, st_ino) and where its last indexed line starts with what (a file
@@ -303,7 +304,7 @@ class JsonlStore:
         deleted, replaced or cut shorter since is indexed afresh. ``fd``: the file open already (a writer's)."""
         index = self._forget(self._indexed_file) if self._index is None else self._index
         try:
-            fh = open(fd, "rb", closefd=False) if fd is not None else self.path.open("rb")
+            fh = open(fd, "rb", closefd=False) if fd is not None else self._file.open("rb")
         except FileNotFoundError:
             return self._forget(None)
         with fh:
@@ -357,7 +358,7 @@ class JsonlStore:
         batch = storable(trajectories, str(self.path))
         count = 0
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file.parent.mkdir(parents=True, exist_ok=True)
             fd = self._locked_descriptor()
             try:
                 self._check_is_store(fd)
@@ -390,7 +391,7 @@ class JsonlStore:
         info = os.fstat(fd)
         if (info.st_dev, info.st_ino) == self._vetted:
             return
-        what = foreign_content(self.path)
+        what = foreign_content(self._file)
         if what:
             raise InputError(f"holds {what}, not trajectories: append the runs to a store", where=str(self.path))
         self._vetted = (info.st_dev, info.st_ino)
@@ -400,10 +401,10 @@ class JsonlStore:
         awaited (``import --replace``, a writer that moves a new file in) is let go and the new one taken: a record
         written to the file replaced would be lost."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                held, now = os.fstat(fd), os.stat(self.path)
+                held, now = os.fstat(fd), os.stat(self._file)
                 if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
                     return fd
             except FileNotFoundError:  # (deleted meanwhile: made anew on the next turn)
@@ -419,9 +420,9 @@ class JsonlStore:
         The size is taken under a shared lock, which waits for a writer in the middle of a record (writers hold the
         exclusive lock while they write): a record another process appends meanwhile is never read half-written,
         whatever its size. A torn line a dead writer left is still read, and reported."""
-        if not self.path.exists():
+        if not self._file.exists():
             return
-        with self.path.open("rb") as fh:
+        with self._file.open("rb") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
             try:
                 size = os.fstat(fh.fileno()).st_size
@@ -457,7 +458,7 @@ class JsonlStore:
             if offset is None:
                 raise KeyError(trajectory_id)
             try:
-                with self.path.open("rb") as fh:
+                with self._file.open("rb") as fh:
                     fh.seek(offset)
                     line = fh.readline()
             except FileNotFoundError:

@@ -315,6 +315,21 @@ def test_a_jsonl_store_refuses_to_append_to_a_file_that_holds_something_else(tmp
     assert len(open_store(tmp_path / "runs.jsonl")) == 2
 
 
+@pytest.mark.parametrize("name", ["runs.jsonl", "runs.db"])
+def test_a_store_opened_by_a_relative_path_stays_where_it_was_opened(tmp_path: Path, name: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that changed folder (a toolkit that switches the working folder) split its runs into a new store
+    there."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    store = open_store(name)
+    store.append(make("r1"))
+    monkeypatch.chdir(tmp_path / "b")
+    store.append(make("r2"))
+    assert len(store) == 2 and [t.id for t in store] == ["r1", "r2"] and not (tmp_path / "b" / name).exists()
+
+
 def test_an_sqlite_store_refuses_to_write_into_another_programs_database(tmp_path: Path) -> None:
     """``open_store("app.db").append`` added a trajectories table to another program's database, and switched it to
     WAL for good."""
