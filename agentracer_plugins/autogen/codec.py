@@ -76,8 +76,12 @@ def tool_schema(tool: Any) -> dict[str, Any] | str:
     schema = tool if isinstance(tool, Mapping) else getattr(tool, "schema", None)
     if not isinstance(schema, Mapping):
         return _tool_name(tool)
-    kept = {key: schema[key] for key in ("name", "description", "parameters", "strict") if key in schema}
-    return json.loads(json.dumps(kept, default=str))
+    kept = json.loads(json.dumps({key: schema[key] for key in ("name", "description", "parameters", "strict")
+                                  if key in schema}, default=str))
+    required = kept.get("parameters", {}).get("required") if isinstance(kept.get("parameters"), dict) else None
+    if isinstance(required, list) and all(isinstance(name, str) for name in required):  # (a set, in any order)
+        kept["parameters"]["required"] = sorted(required)
+    return kept
 
 
 class ToolSchemas:
@@ -95,8 +99,11 @@ class ToolSchemas:
             return [_tool_name(tool) for tool in tools]
         out = []
         for tool in tools:
+            if isinstance(tool, Mapping):  # (a workbench's schema, made afresh on every call: read as it is now)
+                out.append(tool_schema(tool))
+                continue
             found = self._made.get(id(tool))
-            if found is None:
+            if found is None:  # (a tool object's schema is built from its signature: once per run)
                 found = self._made[id(tool)] = tool_schema(tool)
                 self._held.append(tool)
             out.append(found)

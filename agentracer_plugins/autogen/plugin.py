@@ -21,7 +21,16 @@ def _model(agent: Any) -> str | None:
 
 
 def _tool_names(agent: Any) -> list[str]:
-    names = [tool.name for wb in getattr(agent, "_workbench", None) or [] for tool in getattr(wb, "_tools", [])]
+    """The names an agent's model is offered its tools by (a workbench's overrides applied, handoffs too); none
+    where a workbench shows its tools only when asked (an MCP server's): then they are not known here, and a
+    replacement's tools are judged by the recorded request's offer alone."""
+    names = []
+    for workbench in getattr(agent, "_workbench", None) or []:
+        tools = getattr(workbench, "_tools", None)
+        if tools is None:
+            return []
+        overrides = getattr(workbench, "_tool_overrides", None) or {}
+        names += [getattr(overrides.get(tool.name), "name", None) or tool.name for tool in tools]
     names += [tool.name for tool in getattr(agent, "_handoff_tools", None) or []]
     return names
 

@@ -395,3 +395,79 @@ def test_a_replacement_that_is_not_the_agents_structured_output_is_refused_befor
     assert CountingClient.live == 0
     assert json.loads(tooled.replay(run, step=1, action='{"steps": ["b"], "done": true}').steps[1].content)["steps"] == [
         "b"]
+
+
+def _overridden_team():
+    from autogen_core.tools import FunctionTool, StaticWorkbench, ToolOverride
+
+    workbench = StaticWorkbench([FunctionTool(add, description="Add."), FunctionTool(multiply, description="Mul.")],
+                                tool_overrides={"add": ToolOverride(name="plus")})
+    calc = AssistantAgent("calc", model_client=RuleClient(after_tool(tool_call("plus", a=2, b=3), "done"), tools=True),
+                          workbench=workbench, reflect_on_tool_use=True)
+    return RoundRobinGroupChat([calc], termination_condition=MaxMessageTermination(3))
+
+
+def test_a_tool_a_workbench_renames_is_described_and_replaced_by_its_offered_name():
+    """StaticWorkbench(tool_overrides=...) offers "plus" for add: the agent was described with "add", and no
+    replacement could call the tool (by its offered name: "not one of its tools"; by its own: "not offered")."""
+    traced = agentracer.trace(_overridden_team)
+    run = traced.run("go")
+    assert run.agents[0].tools == ["plus", "multiply"]
+    assert [tool["name"] for tool in run.steps[1].model_calls[0].request["tools"]] == ["plus", "multiply"]
+    fixed = traced.replay(run, step=1, action={"tool_calls": [{"name": "plus", "arguments": {"a": 4, "b": 5}}]})
+    assert fixed.steps[2].tool_results[0].content == "9"
+
+
+def test_an_agent_whose_workbench_lists_its_tools_only_when_asked_can_have_them_called_by_a_replacement():
+    """A workbench without a tool list of its own (an MCP server's) and handoffs: the agent was described with its
+    handoffs alone, and a replacement calling the workbench's tool was refused as not one of its tools."""
+    from autogen_agentchat.conditions import TextMentionTermination
+    from autogen_agentchat.teams import Swarm
+    from autogen_core.tools import TextResultContent, ToolResult, Workbench
+
+    class ServerBench(Workbench):
+        async def list_tools(self):
+            return [{"name": "lookup", "description": "Look up.",
+                     "parameters": {"type": "object", "properties": {"word": {"type": "string"}}}}]
+
+        async def call_tool(self, name, arguments=None, cancellation_token=None, call_id=None):
+            return ToolResult(name=name, result=[TextResultContent(content=f"{name}:{arguments}")])
+
+        async def start(self): pass
+        async def stop(self): pass
+        async def reset(self): pass
+        async def save_state(self): return {}
+        async def load_state(self, state): pass
+        def _to_config(self): raise NotImplementedError
+
+        @classmethod
+        def _from_config(cls, config): raise NotImplementedError
+
+    def team():
+        alice = AssistantAgent("alice", model_client=RuleClient(after_tool(tool_call("lookup", word="x"),
+                                                                           "found TERMINATE"), tools=True),
+                               workbench=ServerBench(), handoffs=["bob"], reflect_on_tool_use=True)
+        bob = AssistantAgent("bob", model_client=RuleClient(lambda m: "bob TERMINATE", tools=True))
+        return Swarm([alice, bob], termination_condition=TextMentionTermination("TERMINATE"))
+
+    traced = agentracer.trace(team)
+    run = traced.run("go")
+    fixed = traced.replay(run, step=1, action={"tool_calls": [{"name": "lookup", "arguments": {"word": "y"}}]})
+    assert "lookup:{'word': 'y'}" in fixed.steps[2].tool_results[0].content
+    with pytest.raises(agentracer.ReplayError, match="was offered only"):  # (the recorded offer still judges)
+        traced.replay(run, step=1, action={"tool_calls": [{"name": "nope", "arguments": {}}]})
+
+
+def test_a_workbench_schema_is_recorded_as_sent_each_call_and_required_parameters_as_a_set():
+    """Schemas were kept by the object's id for the run: one changed in place (a budget in its description) was
+    recorded as first sent, and the fresh dicts a workbench lists on every call piled up held for the run."""
+    from agentracer_plugins.autogen.codec import ToolSchemas
+
+    tools = ToolSchemas()
+    schema = {"name": "budget", "description": "calls left: 3",
+              "parameters": {"type": "object", "properties": {"a": {}, "b": {}}, "required": ["b", "a"]}}
+    first = tools([schema])
+    schema["description"] = "calls left: 2"
+    second = tools([schema])
+    assert [first[0]["description"], second[0]["description"]] == ["calls left: 3", "calls left: 2"]
+    assert first[0]["parameters"]["required"] == ["a", "b"] and not tools._held
