@@ -107,6 +107,9 @@ _VOLATILE = re.compile(
     r"|\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"  # an ISO date and time
     # a file named by its compact date-time, 20261129061458.json (not any 14-digit number: a balance stays itself)
     r"|\b(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])[0-5]\d[0-5]\d(?=\.[A-Za-z]\w{0,5}\b)"
+    # an object's address in Python's default repr, <Helper object at 0x7f3a…> (a tool description or a prompt that
+    # shows an object: another address in every process)
+    r"|(?<= at )0x[0-9a-fA-F]{6,16}(?=>)"
 )
 
 

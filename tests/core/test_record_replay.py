@@ -1175,6 +1175,10 @@ def test_requests_that_differ_only_in_fresh_uuids_and_times_are_served_and_other
                                                                                       "20261129061459")))
     assert not differs_only_in_ids_and_times("order 20261129061458", "order 20261129061499")  # not a time
     assert not differs_only_in_ids_and_times("balance 20120315100000", "balance 20120315100001")  # not a file name
+    # an object shown by Python's default repr: another address in every process
+    assert differs_only_in_ids_and_times("uses <tools.Helper object at 0x7f3a1c2b4d90>",
+                                         "uses <tools.Helper object at 0x7f0011aa22c0>")
+    assert not differs_only_in_ids_and_times("pay 0x7f3a1c2b4d90", "pay 0x7f0011aa22c0")  # (an address outside a repr)
 
 
 def test_a_tool_results_action_names_a_tool_by_call_id_when_the_step_holds_two_of_its_calls():
