@@ -456,6 +456,13 @@ class Run:
             call["request"], call["request_hash"] = self._redact.request(request)
             return call, self._decide(call)
 
+    def _hashed_as_before(self, call: CallFields, recorded_hash: str) -> bool:
+        """Whether the request hashes to the recorded hash redacted as recordings made before JSON schemas' parameter
+        names were kept did (a tool's parameter named "password": its whole schema redacted). Asked on a mismatch
+        only."""
+        legacy = Redactor(self._redact.secrets, scheme=hash_scheme(recorded_hash), parameter_names_secret=True)
+        return legacy.request(call["request"])[1] == recorded_hash
+
     def _decide(self, call: CallFields) -> CallMode:
         if self.plan is None or self.cassette is None:
             return "live"
@@ -464,7 +471,8 @@ class Run:
         if recorded is not None and recorded.step is not None and recorded.step <= t:
             replaces = recorded.step == t and call["produces_step"] and self.cassette.replaced_call(t) == (agent, index)
             if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"] and not (
-                    differs_only_in_ids_and_times(recorded.request, call["request"])):
+                    differs_only_in_ids_and_times(recorded.request, call["request"])
+                    or self._hashed_as_before(call, recorded.request_hash)):
                 diff = request_diff(recorded.request, call["request"])
                 reason = (f"model call #{index} of this agent asks something the recording never saw "
                           f"(recorded for step {recorded.step})") if diff else (

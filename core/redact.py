@@ -265,6 +265,11 @@ def _without_keyed_secrets(text: str, pattern: re.Pattern[str] = _KEYED_SECRET,
     return "".join(parts)
 
 
+def _names_parameters(key: Any, value: Any) -> bool:
+    """Whether ``value`` is a JSON schema's ``properties``: each key names a tool's parameter and holds its schema."""
+    return key == "properties" and isinstance(value, dict) and all(isinstance(inner, dict) for inner in value.values())
+
+
 def holds_any(text: str, needles: Sequence[str]) -> bool:
     """Whether ``text`` contains any of ``needles`` (a loop: cheaper than ``any(map(text.__contains__, ...))``,
     which calls each search through a method wrapper)."""
@@ -412,11 +417,15 @@ class Redactor:
     """
 
     def __init__(self, secrets: list[str] | None = None, *, cache_limit: int = 20_000,
-                 scheme: int = HASH_SCHEME) -> None:
+                 scheme: int = HASH_SCHEME, parameter_names_secret: bool = False) -> None:
         if scheme not in (1, 2):
             raise ValueError(f"unknown request hash scheme {scheme!r}")
         self.secrets = env_secrets() if secrets is None else secrets
         self._scheme = scheme
+        # a JSON schema's "properties" name a tool's parameters ("password": what a model is to give): kept, their
+        # values redacted as any; ``parameter_names_secret`` redacts such a parameter's whole schema, as recordings
+        # made before did (a replay of one hashes its requests that way too)
+        self._names_kept = not parameter_names_secret
         self._prefix = _SCHEME_2 if scheme == 2 else ""
         self._rest_end = "\n" if scheme == 2 else ""  # scheme 2 digests are 32 bytes each, after a newline
         self._cache: dict[str, str] = {}
@@ -684,6 +693,10 @@ class Redactor:
         if isinstance(obj, dict):  # one loop: the set and map tricks cost more than they save on a few keys
             secret_keys, cache = self._secret_keys, self._cache
             for k, v in obj.items():
+                if self._names_kept and _names_parameters(k, v):  # (a tool's parameters: their names are no fields)
+                    if not all(map(self._clean, v.values())):
+                        return False
+                    continue
                 if secret_keys.get(k) is not False and self._is_secret_key(k):  # (a key seen for the first time)
                     if v not in (None, ""):
                         return False
@@ -735,9 +748,12 @@ class Redactor:
         return obj
 
     def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
-        out = {}
+        out: dict[Any, Any] = {}
         secret_keys, cache = self._secret_keys, self._cache
         for k, v in obj.items():
+            if self._names_kept and _names_parameters(k, v):  # (a tool's parameters: their names are no fields)
+                out[k] = {name: self(schema) for name, schema in v.items()}
+                continue
             secret = secret_keys.get(k)
             if secret is None:
                 secret = self._is_secret_key(k)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import agentracer
 import pytest
 from ag_helpers import TOOL_RUNS, CountingClient, RuleClient, add, after_tool, counting, multiply, tool_call
@@ -471,3 +473,35 @@ def test_a_workbench_schema_is_recorded_as_sent_each_call_and_required_parameter
     second = tools([schema])
     assert [first[0]["description"], second[0]["description"]] == ["calls left: 3", "calls left: 2"]
     assert first[0]["parameters"]["required"] == ["a", "b"] and not tools._held
+
+
+def _login_team(hint: str):
+    from autogen_core.tools import FunctionTool
+
+    def login(user: str, password: str) -> str:
+        return f"{user} logged in"
+
+    login.__annotations__ = {"user": str, "password": Annotated[str, hint], "return": str}  # (the hint as given)
+
+    calc = AssistantAgent("calc", model_client=RuleClient(after_tool(tool_call("login", user="ann", password="x"),
+                                                                     "in"), tools=True),
+                          tools=[FunctionTool(login, description="Log in.")], reflect_on_tool_use=True)
+    return RoundRobinGroupChat([calc], termination_condition=MaxMessageTermination(3))
+
+
+def test_a_parameter_named_like_a_secret_keeps_its_schema_and_a_change_to_it_diverges():
+    """A parameter "password" had its whole schema recorded as "[REDACTED]": a changed description (or type) of it
+    was served from the recording. Recordings made that way still replay (their hashes are checked both ways)."""
+    from agentracer.redact import Redactor
+
+    traced = agentracer.trace(_login_team, "the user's password")
+    run = traced.run("go")
+    offered = run.steps[1].model_calls[0].request["tools"][0]["parameters"]["properties"]
+    assert offered["password"]["description"] == "the user's password"
+    with pytest.raises(ReplayDivergence, match="step 1"):
+        agentracer.trace(_login_team, "a 4-digit PIN").replay(run, step=3, action="changed")
+    before = run.model_copy(deep=True)  # (as recorded before parameter names were kept)
+    for call in before.model_calls():
+        call.request, call.request_hash = Redactor([], parameter_names_secret=True).request(call.request)
+    assert before.steps[1].model_calls[0].request["tools"][0]["parameters"]["properties"]["password"] == "[REDACTED]"
+    assert traced.replay(before, step=3, action="changed").steps[3].content == "changed"

@@ -537,16 +537,18 @@ def test_request_hash_is_a_function_of_the_stored_request():
     assert redactor.request(frozen)[1] == redactor.request(frozen)[1] == request_hash(plain)
     assert request_hash({**plain, "n": 2}) != request_hash(plain)
     assert request_hash({**plain, "messages": plain["messages"][::-1]}) != request_hash(plain)
-    # a tool whose parameter is named like a secret makes the request's own fields suspect: each request is the same
-    # redacted request, hashed as a whole would be, the conversation going on from the one before (as without it)
-    tools = [{"name": "login", "parameters": {"type": "object", "properties": {"password": {"type": "string"}}}}]
+    # a request's own fields that hold something secret-named are redacted once per text: each request is the same
+    # redacted request, hashed as a whole would be, the conversation going on from the one before (as without them)
+    tools = [{"name": "login", "parameters": {"type": "object", "properties": {"password": {"type": "string"}}}},
+             {"name": "fetch", "headers": {"api_key": "abcd1234efgh5678"}}]
     conversation = [FrozenJSON(role="user" if i % 2 else "assistant", content=f"message {i}") for i in range(30)]
     redactor, digested = Redactor([]), []
     digest = redactor._digest
     redactor._digest = lambda message: digested.append(1) or digest(message)  # type: ignore[method-assign]
     for k in range(1, 30, 4):
         recorded, hashed = redactor.request({"messages": conversation[:k], "tools": tools})
-        assert recorded["tools"][0]["parameters"]["properties"] == {"password": "[REDACTED]"}
+        assert recorded["tools"][0]["parameters"]["properties"] == {"password": {"type": "string"}}  # (a name)
+        assert recorded["tools"][1]["headers"] == {"api_key": "[REDACTED]"}
         assert hashed == request_hash(recorded) and recorded["messages"] == conversation[:k]
     assert len(digested) == 29  # (each message digested once: every request was hashed whole again, 120 digests)
 
