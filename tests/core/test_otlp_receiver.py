@@ -251,6 +251,14 @@ def _send_partly(receiver: TraceReceiver, body: bytes, sent: int) -> socket.sock
     return client
 
 
+def _until(condition, seconds: float = 20.0) -> None:  # noqa: ANN001
+    """Wait (polling) until ``condition()`` holds; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the receiver never got there"
+        time.sleep(0.01)
+
+
 def test_a_request_being_read_at_stop_is_in_the_final_flush_or_refused(tmp_path: Path) -> None:
     """A request still arriving when ``stop()`` wrote the open traces was answered 200 and its spans were lost."""
     import threading
@@ -258,10 +266,10 @@ def test_a_request_being_read_at_stop_is_in_the_final_flush_or_refused(tmp_path:
     body = _body(_span("f", "1", "9", "in flight"))
     receiver = TraceReceiver(tmp_path / "runs.jsonl", port=0, idle_s=None).start()
     client = _send_partly(receiver, body, 10)
-    time.sleep(0.2)
+    _until(lambda: receiver._in_flight == 1)  # (its handler reads it: a loaded machine may take a while)
     stopping = threading.Thread(target=receiver.stop)
     stopping.start()
-    time.sleep(0.2)
+    _until(lambda: receiver._closed)  # (stop() is waiting for it)
     client.sendall(body[10:])
     assert client.recv(100).startswith(b"HTTP/1.0 200")
     stopping.join(5)
@@ -270,6 +278,7 @@ def test_a_request_being_read_at_stop_is_in_the_final_flush_or_refused(tmp_path:
     # one still dripping in after stop() stopped waiting (timeout_s) is refused, not answered 200
     receiver = TraceReceiver(tmp_path / "late.jsonl", port=0, idle_s=None, timeout_s=0.5).start()
     client = _send_partly(receiver, body, 10)
+    _until(lambda: receiver._in_flight == 1)
     stopping = threading.Thread(target=receiver.stop)
     stopping.start()
     for i in range(10, 20):  # a byte at a time, each within the socket's timeout
