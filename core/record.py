@@ -166,6 +166,7 @@ class Run:
         self._pending_any: list[CallFields] = []
         self._last_step_end: float | None = None
         self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
+        self._legacy: Redactor | None = None  # hashes as recordings made before parameter names were kept
         self._unsettled: list[CallFields] = []  # recorded calls whose request is not yet redacted and hashed
         self.team_built_for_task = False  # the team's factory was given this run's task (``TracedTeam`` says)
         self.needs_given_task = NEEDS_GIVEN_TASK.get()  # a plugin stops a team that runs a task of its own
@@ -460,8 +461,10 @@ class Run:
         """Whether the request hashes to the recorded hash redacted as recordings made before JSON schemas' parameter
         names were kept did (a tool's parameter named "password": its whole schema redacted). Asked on a mismatch
         only."""
-        legacy = Redactor(self._redact.secrets, scheme=hash_scheme(recorded_hash), parameter_names_secret=True)
-        return legacy.request(call["request"])[1] == recorded_hash
+        if self._legacy is None:  # (one per run: its conversations are hashed on from call to call)
+            self._legacy = Redactor(self._redact.secrets, scheme=hash_scheme(recorded_hash),
+                                    parameter_names_secret=True)
+        return self._legacy.request(call["request"])[1] == recorded_hash
 
     def _decide(self, call: CallFields) -> CallMode:
         if self.plan is None or self.cassette is None:
@@ -895,6 +898,7 @@ class Run:
             self._steps = []
             self.cassette = None
             self._redact.clear()  # (its caches hold every request's messages)
+            self._legacy = None
             self._unsettled = []
             self._pending.clear()
             self._pending_any = []

@@ -270,6 +270,12 @@ def _names_parameters(key: Any, value: Any) -> bool:
     return key == "properties" and isinstance(value, dict) and all(isinstance(inner, dict) for inner in value.values())
 
 
+_SCHEMA_SHAPE = frozenset({"type", "title", "description", "format", "items", "anyOf", "oneOf", "allOf", "$ref",
+                           "minLength", "maxLength", "minimum", "maximum", "nullable", "additionalProperties"})
+"""What a parameter's schema says of its shape: kept for a parameter named like a secret, whose other fields (a
+``default``, ``const``, ``enum``, ``examples``: values of the secret) are redacted."""
+
+
 def holds_any(text: str, needles: Sequence[str]) -> bool:
     """Whether ``text`` contains any of ``needles`` (a loop: cheaper than ``any(map(text.__contains__, ...))``,
     which calls each search through a method wrapper)."""
@@ -694,7 +700,7 @@ class Redactor:
             secret_keys, cache = self._secret_keys, self._cache
             for k, v in obj.items():
                 if self._names_kept and _names_parameters(k, v):  # (a tool's parameters: their names are no fields)
-                    if not all(map(self._clean, v.values())):
+                    if any(self._parameter(name, schema) != schema for name, schema in v.items()):
                         return False
                     continue
                 if secret_keys.get(k) is not False and self._is_secret_key(k):  # (a key seen for the first time)
@@ -747,12 +753,21 @@ class Redactor:
             return [self(v) for v in obj]
         return obj
 
+    def _parameter(self, name: Any, schema: dict[Any, Any]) -> dict[Any, Any]:
+        """A parameter's schema redacted: as any object, and for a parameter named like a secret, every field but
+        those of its shape (``_SCHEMA_SHAPE``) too."""
+        redacted = self(schema)
+        if not self._is_secret_key(name):
+            return redacted
+        return {key: value if key in _SCHEMA_SHAPE or value in (None, "") else REDACTED
+                for key, value in redacted.items()}
+
     def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         secret_keys, cache = self._secret_keys, self._cache
         for k, v in obj.items():
             if self._names_kept and _names_parameters(k, v):  # (a tool's parameters: their names are no fields)
-                out[k] = {name: self(schema) for name, schema in v.items()}
+                out[k] = {name: self._parameter(name, schema) for name, schema in v.items()}
                 continue
             secret = secret_keys.get(k)
             if secret is None:

@@ -725,13 +725,14 @@ _READ_AS_OTHER_FORMATS = {".json": "one JSON document", ".parquet": "Parquet row
 
 def _store_written_as(path: Path) -> bool:
     """Whether a file under another format's name is a JSONL store all the same (``trace(store="runs.json")`` of
-    earlier versions wrote one): its first line is a whole trajectory record, and it opens as the store it is."""
+    earlier versions wrote one): its first lines are whole trajectory records, and it opens as the store it is."""
     try:
         with path.open("rb") as fh:
-            first = fh.readline()
+            first, second = fh.readline(), fh.readline()
     except OSError:
         return False
-    return first.startswith(b'{"schema_version"') and first.endswith(b"\n")
+    # (two records at least: a file of one is a trajectory file, which an append would make unreadable as one)
+    return all(line.startswith(b'{"schema_version"') and line.endswith(b"\n") for line in (first, second))
 
 
 def open_store(path: str | os.PathLike[str]) -> JsonlStore | SqliteStore:

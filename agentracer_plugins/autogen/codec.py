@@ -76,12 +76,8 @@ def tool_schema(tool: Any) -> dict[str, Any] | str:
     schema = tool if isinstance(tool, Mapping) else getattr(tool, "schema", None)
     if not isinstance(schema, Mapping):
         return _tool_name(tool)
-    kept = json.loads(json.dumps({key: schema[key] for key in ("name", "description", "parameters", "strict")
-                                  if key in schema}, default=str))
-    required = kept.get("parameters", {}).get("required") if isinstance(kept.get("parameters"), dict) else None
-    if isinstance(required, list) and all(isinstance(name, str) for name in required):  # (a set, in any order)
-        kept["parameters"]["required"] = sorted(required)
-    return kept
+    kept = {key: schema[key] for key in ("name", "description", "parameters", "strict") if key in schema}
+    return json.loads(json.dumps(kept, default=str))
 
 
 class ToolSchemas:

@@ -460,7 +460,7 @@ def test_an_agent_whose_workbench_lists_its_tools_only_when_asked_can_have_them_
         traced.replay(run, step=1, action={"tool_calls": [{"name": "nope", "arguments": {}}]})
 
 
-def test_a_workbench_schema_is_recorded_as_sent_each_call_and_required_parameters_as_a_set():
+def test_a_workbench_schema_is_recorded_as_sent_each_call():
     """Schemas were kept by the object's id for the run: one changed in place (a budget in its description) was
     recorded as first sent, and the fresh dicts a workbench lists on every call piled up held for the run."""
     from agentracer_plugins.autogen.codec import ToolSchemas
@@ -472,7 +472,7 @@ def test_a_workbench_schema_is_recorded_as_sent_each_call_and_required_parameter
     schema["description"] = "calls left: 2"
     second = tools([schema])
     assert [first[0]["description"], second[0]["description"]] == ["calls left: 3", "calls left: 2"]
-    assert first[0]["parameters"]["required"] == ["a", "b"] and not tools._held
+    assert first[0]["parameters"]["required"] == ["b", "a"] and not tools._held  # (as sent: its order kept)
 
 
 def _login_team(hint: str):

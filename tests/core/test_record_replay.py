@@ -1357,6 +1357,14 @@ def test_a_secret_named_key_written_out_in_text_loses_its_value():
     assert Redactor([]).request(request)[0]["system"] == "DB_HOST\t= db\nDB_PASSWORD\t= [REDACTED]\n"
     assert redact({"passphrase": "correct horse", "wifi_passcode": "1234"}, []) == {"passphrase": "[REDACTED]",
                                                                                   "wifi_passcode": "[REDACTED]"}
+    # a JSON schema's parameter named like a secret keeps its name and shape; what it holds of the secret goes
+    schema = {"properties": {"password": {"type": "string", "description": "yours", "default": "hunter2-2024"},
+                             "user": {"type": "string", "default": "ann"}}}
+    assert redact(schema, []) == {"properties": {"password": {"type": "string", "description": "yours",
+                                                              "default": "[REDACTED]"},
+                                                 "user": {"type": "string", "default": "ann"}}}
+    assert redact({"settings": {"properties": {"password": {"v": "hunter2-2024"}}}}, []) == {
+        "settings": {"properties": {"password": {"v": "[REDACTED]"}}}}
     request = {"messages": [], "metadata": {"Password:": "hunter2-2024"}}  # (a field's name, however it ends)
     assert Redactor([]).request(request)[0]["metadata"] == {"Password:": "[REDACTED]"}
     # a field's own name does not make a word a secret where values are redacted by their values (a logprob's token)

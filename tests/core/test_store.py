@@ -50,9 +50,10 @@ def test_a_name_read_as_another_format_is_no_store(tmp_path: Path, name: str) ->
 def test_a_store_an_earlier_version_wrote_under_a_json_name_still_opens(tmp_path: Path) -> None:
     JsonlStore(tmp_path / "runs.json").extend([make("a"), make("b")])  # (what trace(store="runs.json") wrote)
     assert [t.id for t in open_store(tmp_path / "runs.json")] == ["a", "b"]
-    (tmp_path / "one.json").write_text(make("c").to_json())  # (one trajectory, no newline: a trajectory file)
-    with pytest.raises(InputError, match="name the store .jsonl"):
-        open_store(tmp_path / "one.json")
+    for text in (make("c").to_json(), make("c").to_json() + "\n"):  # (one trajectory: a trajectory file)
+        (tmp_path / "one.json").write_text(text)
+        with pytest.raises(InputError, match="name the store .jsonl"):
+            open_store(tmp_path / "one.json")
 
 
 @pytest.mark.parametrize("name", ["runs", "runs.db", "runs.jsonl"])
