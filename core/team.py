@@ -93,11 +93,10 @@ def _as_store(store: Any) -> Any:
 
 
 def _check_writable(path: pathlib.Path) -> None:
-    """Refuse a store path no run could be appended to (a folder, a read-only file or folder), before any run."""
+    """Refuse a store path no run could be appended to (a read-only file or folder), before any run (``open_store``
+    refuses a folder)."""
     from .errors import InputError
 
-    if path.is_dir():
-        raise InputError("is a folder: give the runs a store file (runs.jsonl or runs.db)", where=str(path))
     existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
     if existing is not None and not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
         what = "the file" if existing == path else f"its folder {existing}"

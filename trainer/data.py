@@ -117,16 +117,11 @@ def iter_dataset(path: str | Path) -> Iterator[tuple[str, Trajectory | InputErro
                              "ends: run it again to finish)", where=str(path))
         path = path / "labelled.jsonl"
     elif path.suffix.lower() == ".json" and _holds_steps(path):  # trajectories as show and locate read them
-        from ..formats.imported import redacted
+        from ..formats.imported import redacted_records
         from ..store import json_file_records
 
-        for where, item in json_file_records(path, json.loads(path.read_text(encoding="utf-8-sig"))):
-            if isinstance(item, Trajectory):  # (a file edited by hand: redacted and mended, as a store is)
-                try:
-                    item = redacted(item, where=where)
-                except InputError as exc:
-                    item = exc
-            yield where, item
+        # (a file edited by hand: redacted and mended, as a store is)
+        yield from redacted_records(json_file_records(path, json.loads(path.read_text(encoding="utf-8-sig"))))
         return
     if path.is_dir() or path.suffix.lower() == ".json":
         from ..formats.whowhen import iter_whowhen_dir

@@ -257,16 +257,13 @@ def _iter_json_file(path: Path, problems: Problems) -> Iterator[tuple[str, Traje
         except InputError as exc:
             problems.report(exc)
         return
-    from ..formats.imported import redacted
+    from ..formats.imported import redacted_records
 
-    for where, item in json_file_records(path, data):
+    for where, item in redacted_records(json_file_records(path, data)):  # (a file edited by hand, as a store may be)
         if isinstance(item, InputError):
             problems.report(item)
-            continue
-        try:  # (a file edited by hand, as a store may be: redacted and mended alike)
-            yield where, redacted(item, where=where)
-        except InputError as exc:
-            problems.report(exc)
+        else:
+            yield where, item
 
 
 def read_trajectories(path: str | Path) -> Iterator[Trajectory]:

@@ -3,11 +3,13 @@ text no JSON file can hold is mended or refused by name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from ..errors import InputError
 from ..redact import REPAIRED_KEY, Redactor, mend_value, repaired_note
 from ..schema import Trajectory
 
-__all__ = ["REPAIRED_KEY", "redacted"]
+__all__ = ["REPAIRED_KEY", "redacted", "redacted_records"]
 
 
 def redacted(trajectory: Trajectory, *, where: str | None = None, ground_truth_too: bool = False) -> Trajectory:
@@ -35,6 +37,18 @@ def redacted(trajectory: Trajectory, *, where: str | None = None, ground_truth_t
     if clean == data:
         return trajectory
     return Trajectory.model_validate(clean if ground_truth_too else {**clean, "ground_truth": trajectory.ground_truth})
+
+
+def redacted_records(records: Iterable[tuple[str, Trajectory | InputError]]
+                     ) -> Iterator[tuple[str, Trajectory | InputError]]:
+    """(place, trajectory or its error) with each trajectory ``redacted`` (one no JSON can hold: its error)."""
+    for where, item in records:
+        if isinstance(item, Trajectory):
+            try:
+                item = redacted(item, where=where)
+            except InputError as exc:
+                item = exc
+        yield where, item
 
 
 def _mended(trajectory: Trajectory, problem: ValueError, where: str | None) -> Trajectory:
