@@ -60,7 +60,13 @@ def _short_stem(target: Path) -> str:
     return os.fsdecode(raw[:end])
 
 
-def process_ended(pid: int) -> bool:
+def left_by_ended_writer(path: Path, pid: int) -> bool:
+    """Whether a writer's leftover (a temporary file, a staging folder) named by process ``pid`` is stale: an hour
+    untouched (``STALE_AFTER_S``) and that process gone (a live writer's are left alone)."""
+    return pid != os.getpid() and time.time() - path.stat().st_mtime > STALE_AFTER_S and _process_ended(pid)
+
+
+def _process_ended(pid: int) -> bool:
     """Whether no process of this id is running (one of another user's counts as running)."""
     try:
         os.kill(pid, 0)
@@ -87,13 +93,10 @@ def _remove_stale_temporaries(target: Path) -> None:
     _LOOKED_AT.add(key)
     stem, suffix = _short_stem(target), _kept_suffix(target)
     pattern = re.compile(rf"\.{re.escape(stem)}\.(\d+)\.\d+\.tmp{re.escape(suffix)}")
-    now = time.time()
     with contextlib.suppress(OSError):
         for candidate in target.parent.glob(f".{glob.escape(stem)}.*.tmp{glob.escape(suffix)}"):
             found = pattern.fullmatch(candidate.name)
-            if found is None or int(found.group(1)) == os.getpid():
-                continue
-            if now - candidate.stat().st_mtime > STALE_AFTER_S and process_ended(int(found.group(1))):
+            if found is not None and left_by_ended_writer(candidate, int(found.group(1))):
                 candidate.unlink(missing_ok=True)
 
 

@@ -65,21 +65,21 @@ class TeamBuildError(AgentracerError):
     """The team factory raised, so no run began (the factory's exception is the cause)."""
 
 
-class TeamRunError(AgentracerError):
+class _WithTrajectory(AgentracerError):
+    """An error that carries the run it ended as ``trajectory``."""
+
+    def __init__(self, message: str, trajectory) -> None:  # noqa: ANN001 - avoid import cycle
+        self.trajectory = trajectory
+        super().__init__(message)
+
+
+class TeamRunError(_WithTrajectory):
     """The team raised while running; the recorded trajectory is attached as ``trajectory``."""
 
-    def __init__(self, message: str, trajectory) -> None:  # noqa: ANN001 - avoid import cycle
-        self.trajectory = trajectory
-        super().__init__(message)
 
-
-class RunNotStoredError(AgentracerError):
+class RunNotStoredError(_WithTrajectory):
     """The run ended but its store refused it (a full disk, a file made read-only since, a value the store cannot
     hold): nothing is lost, the trajectory is attached as ``trajectory`` (save it elsewhere, e.g. ``to_json``)."""
-
-    def __init__(self, message: str, trajectory) -> None:  # noqa: ANN001 - avoid import cycle
-        self.trajectory = trajectory
-        super().__init__(message)
 
 
 _SERVICE_FAILURES = frozenset({"APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",

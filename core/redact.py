@@ -480,21 +480,13 @@ class Redactor:
     def text(self, value: str) -> str:
         cached = self._cache.get(value)
         if cached is None:
-            whole = value if value.isascii() else self._whole(value)
+            whole, broken = mend_surrogates(value)  # (no store could hold half an emoji)
+            self.mended += broken
             suspect = _value_suspect(whole) or holds_any(whole, self.secrets)
             cached = redact_text(whole, self.secrets) if suspect else whole
             if len(self._cache) < self._cache_limit:
                 self._cache[value] = cached
         return cached
-
-    def _whole(self, value: str) -> str:
-        """``value`` with its lone surrogates mended (counted in ``mended``)."""
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value, broken = mend_surrogates(value)
-            self.mended += broken
-        return value
 
     def request(self, obj: Any) -> tuple[Any, str]:
         """A request redacted, with its ``request_hash``; a message seen before in the run costs one lookup.
@@ -684,7 +676,7 @@ class Redactor:
         text = "\x00".join(parts)
         if text.count("\x00") != len(parts) - 1:  # a NUL inside a key or value: the JSON form is digested
             return None
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()  # (any str hashes: see _whole)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()  # (any str hashes: see text)
         if not clean:
             self._suspect.add(digest)
         return digest

@@ -7,13 +7,12 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
 
-from ..atomic import STALE_AFTER_S, process_ended, write_replacing
+from ..atomic import left_by_ended_writer, write_replacing
 from ..errors import InputError
 from ..schema import Trajectory
 from ..store import DuplicateIdError, SqliteStore, open_store
@@ -65,13 +64,10 @@ _IMPORT_FOLDER = re.compile(rf"{re.escape(_IMPORT_PREFIX)}(\d+)\..+")
 def _remove_stale_imports(folder: Path) -> None:
     """Delete the folders of ``import --replace`` runs killed mid-way (each holds a whole copy of an import): an hour
     untouched and named by a process that has ended, as ``agentracer.atomic`` clears its writers' leftovers."""
-    now = time.time()
     with contextlib.suppress(OSError):
         for candidate in folder.glob(f"{_IMPORT_PREFIX}*"):
             found = _IMPORT_FOLDER.fullmatch(candidate.name)
-            if found is None or int(found.group(1)) == os.getpid() or not candidate.is_dir():
-                continue
-            if now - candidate.stat().st_mtime > STALE_AFTER_S and process_ended(int(found.group(1))):
+            if found is not None and candidate.is_dir() and left_by_ended_writer(candidate, int(found.group(1))):
                 shutil.rmtree(candidate, ignore_errors=True)
 
 

@@ -12,7 +12,7 @@ import click
 from ..errors import InputError, TeamBuildError, TeamRunError
 from ..loading import load_team
 from ..store import JsonlStore, SqliteStore, open_store
-from ._io import Problems, check_not_source, check_output_store
+from ._io import Problems, check_not_source, check_output_store, same_file
 
 
 def _task_row(line: str, where: str) -> dict[str, Any]:
@@ -35,13 +35,6 @@ def _task_row(line: str, where: str) -> dict[str, Any]:
 
         check_task_id(row["id"], where=where)
     return {**row, "where": where}
-
-
-def _same_file(path: Any, other: str) -> bool:
-    try:
-        return path is not None and Path(path).resolve() == Path(other).resolve()
-    except OSError:
-        return False
 
 
 def _tasks(task: str | None, tasks_file: str | None, problems: Problems) -> Iterator[dict[str, Any]]:
@@ -93,7 +86,7 @@ def trace_command(team_spec: str, task: str | None, tasks_file: str | None, eval
         raise InputError("has no tasks (one JSON object with a 'task' per line)", where=tasks_file)
     store: JsonlStore | SqliteStore | None = open_store(output)
     own = getattr(team, "store", None)  # (a team traced with store=...: its runs go there as they end)
-    if own is not None and _same_file(getattr(own, "path", None), output):
+    if own is not None and getattr(own, "path", None) is not None and same_file(own.path, output):
         store = None  # (appended once, by the team)
     elif own is not None:
         click.echo(f"note: the team stores its runs in {getattr(own, 'path', own)} too", err=True)
