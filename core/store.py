@@ -88,7 +88,7 @@ def storable(trajectories: Iterable[Trajectory], where: str) -> list[tuple[Traje
                                    where=where)
         ids.add(trajectory.id)
         try:
-            text = trajectory.model_dump_json()
+            text = trajectory.to_json()
         except ValueError as exc:  # (PydanticSerializationError: content no JSON can hold)
             raise InputError(f"cannot be stored, it does not convert to JSON ({exc}); nothing was stored",
                              where=f"{where} (id {trajectory.id})") from None

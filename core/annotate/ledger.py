@@ -38,7 +38,7 @@ def write_trajectories(path: Path, trajectories: Iterable[Trajectory]) -> int:
         count = 0
         with temporary.open("w", encoding="utf-8") as fh:
             for trajectory in trajectories:
-                fh.write(trajectory.model_dump_json() + "\n")
+                fh.write(trajectory.to_json() + "\n")
                 count += 1
         return count
 

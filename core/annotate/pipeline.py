@@ -152,7 +152,7 @@ class AnnotationPipeline:
                              "the factory a `task` parameter and build the team with it")
         if trajectory.outcome.error is None:  # a team that raised has failed already
             await asyncio.to_thread(apply_evaluation, trajectory, self.evaluator)
-        write_text_replacing(path, trajectory.model_dump_json())
+        write_text_replacing(path, trajectory.to_json())
         return trajectory
 
     def _earlier_replays(self, row: TaskRow) -> list[Trajectory]:

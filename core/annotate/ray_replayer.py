@@ -36,10 +36,10 @@ def _replay_remote(team_spec: str, evaluator_spec: str, cwd: str, trajectory_jso
     except TeamRunError as exc:
         if service_failure(exc):  # (as the local replayer: no evidence about the action)
             raise ReplayCrashed(f"the replay could not finish: {exc}") from None
-        return exc.trajectory.model_dump_json()
+        return exc.trajectory.to_json()
     apply_evaluation(replayed, get_evaluator(evaluator_spec))
     replayed.metadata["ray_node"] = os.uname().nodename
-    return replayed.model_dump_json()
+    return replayed.to_json()
 
 
 class RayReplayer:
@@ -65,7 +65,7 @@ class RayReplayer:
 
     async def replay(self, trajectory: Trajectory, step: int, action: Any) -> Trajectory:
         async with self._gate:
-            ref = self._task.remote(self.team_spec, self.evaluator_spec, self.cwd, trajectory.model_dump_json(),
+            ref = self._task.remote(self.team_spec, self.evaluator_spec, self.cwd, trajectory.to_json(),
                                     step, action, self.serve_tools)
             try:
                 text = await ref

@@ -18,11 +18,12 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import compat
+from .packing import TABLE_KEY, packed_json, unpacked
 
 _M = TypeVar("_M", bound="BaseModel")
 
-SCHEMA_VERSION = "1.1"  # 1.1 added ModelCall.suspended
-SUPPORTED_SCHEMA_VERSIONS = frozenset({"1.0", "1.1"})
+SCHEMA_VERSION = "2.0"  # 1.1 added ModelCall.suspended; 2.0 packs the requests' messages (``schema.packing``)
+SUPPORTED_SCHEMA_VERSIONS = frozenset({"1.0", "1.1", "2.0"})
 
 LabelSource = Literal["human", "counterfactual", "injection", "tracer"]
 StepKind = Literal[
@@ -280,6 +281,16 @@ class Trajectory(_Model):
     )
     created_at: float = Field(default_factory=time.time)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    request_messages: list[Any] | None = Field(
+        default=None, exclude=True,
+        description="packed records only (schema 2.0, ``agentracer.schema.packing``): each distinct message of the "
+                    "run's model requests, once; every request's messages are then their positions in this list. "
+                    "Reading a record puts the requests back whole: a loaded trajectory never holds it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unpack_requests(cls, data: Any) -> Any:
+        return unpacked(data) if isinstance(data, dict) and TABLE_KEY in data else data
 
     @field_validator("schema_version")
     @classmethod
@@ -345,7 +356,9 @@ class Trajectory(_Model):
     __str__ = __repr__  # (pydantic's str is the whole dump)
 
     def to_json(self) -> str:
-        return self.model_dump_json(exclude_none=False)
+        """The trajectory's record, as stores write it: each distinct message of its requests written once
+        (``agentracer.schema.packing``; ``model_dump_json`` writes every request whole)."""
+        return packed_json(self)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Trajectory:

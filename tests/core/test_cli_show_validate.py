@@ -223,14 +223,14 @@ def test_a_record_of_a_later_minor_version_is_shown_with_one_warning_line(tmp_pa
     import subprocess
     import sys
 
-    record = json.loads(labelled("a").to_json()) | {"schema_version": "1.4", "cost_usd": 0.2}
+    record = json.loads(labelled("a").to_json()) | {"schema_version": "2.4", "cost_usd": 0.2}
     path = tmp_path / "newer.jsonl"
     path.write_text(json.dumps(record) + "\n")
     proc = subprocess.run([sys.executable, "-m", "agentracer.cli", "validate", str(path)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     warned = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(warned) == 1 and warned[0].startswith("warning: ") and "schema 1.4" in warned[0] and "cost_usd" in warned[0]
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "schema 2.4" in warned[0] and "cost_usd" in warned[0]
 
 
 def test_the_cli_leaves_the_callers_warning_format_as_it_found_it() -> None:

@@ -477,9 +477,9 @@ def test_spans_of_a_later_minor_release_import_with_a_warning(runs: list[Traject
     for span in request["resourceSpans"][0]["scopeSpans"][0]["spans"]:
         for attribute in span["attributes"]:
             if attribute["key"] == "agentracer.schema_version":
-                attribute["value"] = {"stringValue": "1.9"}
+                attribute["value"] = {"stringValue": "2.9"}
     (tmp_path / "later.json").write_text(json.dumps(request))
-    with pytest.warns(UserWarning, match=r"later agentracer \(schema 1.9\): read as schema"):
+    with pytest.warns(UserWarning, match=r"later agentracer \(schema 2.9\): read as schema"):
         [(_, back)] = list(iter_otlp(tmp_path / "later.json"))
     assert back == runs[0]
 

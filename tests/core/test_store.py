@@ -665,7 +665,7 @@ def test_a_later_minor_version_reads_without_the_fields_it_added(store_path: Pat
     import warnings
 
     original = make("newer")
-    record = _later_minor_record(original, "1.7")
+    record = _later_minor_record(original, "2.7")
     if store_path.suffix == ".jsonl":
         store_path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     else:
@@ -677,9 +677,9 @@ def test_a_later_minor_version_reads_without_the_fields_it_added(store_path: Pat
         read = open_store(store_path).get("newer")
         by_text = Trajectory.from_json(json.dumps(record))
     assert read == by_text == original.model_copy(update={"metadata": {"free_form": {"kept": True}}})
-    assert read.schema_version == SCHEMA_VERSION == "1.1"
+    assert read.schema_version == SCHEMA_VERSION == "2.0"
     said = [str(w.message) for w in caught]
-    assert len(said) == 2 and all("schema 1.7" in text for text in said)
+    assert len(said) == 2 and all("schema 2.7" in text for text in said)
     for field in ("cost_usd", "steps[].latency_breakdown", "labels[].evidence", "outcome.judge"):
         assert field in said[0]
     assert "free_form" not in said[0] and str(store_path.name) in said[0]
@@ -688,7 +688,8 @@ def test_a_later_minor_version_reads_without_the_fields_it_added(store_path: Pat
 def test_another_major_version_or_unknown_fields_under_this_version_stay_errors(tmp_path: Path) -> None:
     import json
 
-    for version, problem in (("2.0", "schema_version"), ("1.0", "Extra inputs are not permitted"), ("1.x", "schema_version")):
+    for version, problem in (("3.0", "schema_version"), ("1.7", "schema_version"), ("1.0", "Extra inputs are not permitted"),
+                             ("2.x", "schema_version")):
         path = tmp_path / f"v{version}.jsonl"
         path.write_text(json.dumps(_later_minor_record(make("r"), version)) + "\n", encoding="utf-8")
         with pytest.raises(InputError, match=problem):

@@ -182,7 +182,7 @@ def _write(out: Path, failed: Trajectory, verdict: Verdict | None, lite: Verdict
     out.mkdir(parents=True, exist_ok=True)
     (out / _MARK).write_text("written by `agentracer demo`, which may replace trajectories.jsonl and report.html\n")
     runs = [failed, *replays, *([corrected] if corrected is not None else [])]
-    write_text_replacing(out / "trajectories.jsonl", "".join(t.model_dump_json() + "\n" for t in runs))
+    write_text_replacing(out / "trajectories.jsonl", "".join(t.to_json() + "\n" for t in runs))
     items: list[Any] = [(failed, verdict)]
     if lite is not None:
         beside = failed.model_copy(deep=True)
