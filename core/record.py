@@ -24,6 +24,7 @@ from .replay import (
     ReplayPlan,
     ResponseCodec,
     differs_only_in_ids_and_times,
+    differs_only_in_schema_order,
     replaced_tool_result,
     request_diff,
 )
@@ -457,14 +458,20 @@ class Run:
             call["request"], call["request_hash"] = self._redact.request(request)
             return call, self._decide(call)
 
-    def _hashed_as_before(self, call: CallFields, recorded_hash: str) -> bool:
-        """Whether the request hashes to the recorded hash redacted as recordings made before JSON schemas' parameter
-        names were kept did (a tool's parameter named "password": its whole schema redacted). Asked on a mismatch
-        only."""
+    def _asks_as_recorded(self, call: CallFields, recorded: ModelCall) -> bool:
+        """Whether a request whose hash is not the recorded one still asks what the recording holds: it differs only
+        in ids and times, or in the order of its tools' schemas' ``enum`` and ``required`` lists (another process
+        lists a set's members in another order); or, redacted as recordings made before JSON schemas' parameter names
+        were kept were (a tool's parameter named "password": its whole schema redacted), it hashes as recorded or
+        differs only in that order. Asked on a mismatch only: the hashes stay as they are."""
+        if differs_only_in_ids_and_times(recorded.request, call["request"]) or differs_only_in_schema_order(
+                recorded.request, call["request"]):
+            return True
         if self._legacy is None:  # (one per run: its conversations are hashed on from call to call)
-            self._legacy = Redactor(self._redact.secrets, scheme=hash_scheme(recorded_hash),
+            self._legacy = Redactor(self._redact.secrets, scheme=hash_scheme(recorded.request_hash),
                                     parameter_names_secret=True)
-        return self._legacy.request(call["request"])[1] == recorded_hash
+        legacy, hashed = self._legacy.request(call["request"])
+        return hashed == recorded.request_hash or differs_only_in_schema_order(recorded.request, legacy)
 
     def _decide(self, call: CallFields) -> CallMode:
         if self.plan is None or self.cassette is None:
@@ -473,9 +480,8 @@ class Run:
         recorded = self.cassette.call(agent, index)
         if recorded is not None and recorded.step is not None and recorded.step <= t:
             replaces = recorded.step == t and call["produces_step"] and self.cassette.replaced_call(t) == (agent, index)
-            if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"] and not (
-                    differs_only_in_ids_and_times(recorded.request, call["request"])
-                    or self._hashed_as_before(call, recorded.request_hash)):
+            if not replaces and self.plan.strict and recorded.request_hash != call["request_hash"] and (
+                    not self._asks_as_recorded(call, recorded)):
                 diff = request_diff(recorded.request, call["request"])
                 reason = (f"model call #{index} of this agent asks something the recording never saw "
                           f"(recorded for step {recorded.step})") if diff else (

@@ -126,6 +126,43 @@ def differs_only_in_ids_and_times(recorded: Any, actual: Any) -> bool:
     return recorded != actual and masked(recorded) == masked(actual)
 
 
+_SCHEMA_SETS = ("enum", "required")
+"""A JSON schema's lists whose order says nothing: a ``Literal`` of a set's members (or a list built from a set)
+lists them in another order in every process (hash randomisation)."""
+_SCHEMA_VALUES = frozenset({"default", "const", "examples"})  # values, not schemas: an "enum" key in one is data
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+
+
+def _schema_in_order(node: Any) -> Any:
+    """A tool's schema with its ``enum`` and ``required`` lists sorted (by their items' JSON), all else as it is."""
+    if isinstance(node, list):
+        return [_schema_in_order(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[Any, Any] = {}
+    for key, value in node.items():
+        if key in _SCHEMA_SETS and isinstance(value, list):
+            out[key] = sorted(value, key=lambda item: json.dumps(item, sort_keys=True, default=str))
+        elif key in _SCHEMA_VALUES:
+            out[key] = value
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):  # (names, each holding a schema: a parameter "default")
+            out[key] = {name: _schema_in_order(schema) for name, schema in value.items()}
+        else:
+            out[key] = _schema_in_order(value)
+    return out
+
+
+def differs_only_in_schema_order(recorded: Any, actual: Any) -> bool:
+    """Whether two requests differ, and only in the order of the ``enum`` and ``required`` lists of the tools they
+    offer (``"tools"``): the same offer made by another process. Equal requests do not qualify (see
+    ``differs_only_in_ids_and_times``)."""
+    if not (isinstance(recorded, dict) and isinstance(actual, dict)) or recorded.keys() != actual.keys():
+        return False
+    tools, offered = recorded.get("tools"), actual.get("tools")
+    return tools != offered and all(recorded[key] == actual[key] for key in recorded if key != "tools") and (
+        _schema_in_order(tools) == _schema_in_order(offered))
+
+
 def request_diff(recorded: Any, actual: Any, *, context: int = 2, limit: int = 40, width: int = 160) -> str:
     """A readable unified diff between a recorded and an actual request (or step content); a long line (a system
     prompt is one line of JSON) is cut to ``width`` characters around its first difference from its counterpart."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import agentracer
 import pytest
@@ -505,3 +505,62 @@ def test_a_parameter_named_like_a_secret_keeps_its_schema_and_a_change_to_it_div
         call.request, call.request_hash = Redactor([], parameter_names_secret=True).request(call.request)
     assert before.steps[1].model_calls[0].request["tools"][0]["parameters"]["properties"]["password"] == "[REDACTED]"
     assert traced.replay(before, step=3, action="changed").steps[3].content == "changed"
+
+
+COLOURS = ("red", "green", "blue", "white")  # (as ``tuple(a_set)`` lists them in one process)
+
+
+def paint(colour: Literal[COLOURS], wall: int) -> str:  # type: ignore[valid-type]
+    return f"wall {wall} is {colour}"
+
+
+def unlock(password: str) -> str:
+    return "unlocked"
+
+
+def _paint_team():
+    from autogen_core.tools import FunctionTool
+
+    calc = AssistantAgent("calc", model_client=RuleClient(after_tool(tool_call("paint", colour="red", wall=1),
+                                                                     "painted"), tools=True),
+                          tools=[FunctionTool(paint, description="Paint a wall."),
+                                 FunctionTool(unlock, description="Unlock the shed.")], reflect_on_tool_use=True)
+    return RoundRobinGroupChat([calc], termination_condition=MaxMessageTermination(2))
+
+
+def test_a_tool_schema_recorded_by_another_process_with_its_enum_in_another_order_is_served_a_new_value_diverges():
+    """A ``Literal`` of a set's members lists them in another order in every process (hash randomisation): a replay in
+    a new process diverged at a tool it was offered alike. Its ``enum`` (and ``required``) order is let go, only on a
+    mismatch (hashes stay as recorded); a value added still diverges."""
+    from agentracer.redact import Redactor
+
+    traced = agentracer.trace(_paint_team)
+    run = traced.run("paint it")
+    offered = run.steps[1].model_calls[0].request["tools"][0]["parameters"]
+    assert offered["properties"]["colour"]["enum"] == list(COLOURS) and offered["required"] == ["colour", "wall"]
+
+    def recorded_with(enum, required, *, names_secret=False):
+        other = run.model_copy(deep=True)  # (as another process records it: its own order, its own hash)
+        for call in other.model_calls():
+            if call.request.get("tools"):
+                parameters = call.request["tools"][0]["parameters"]
+                parameters["properties"]["colour"]["enum"], parameters["required"] = enum, required
+                call.request, call.request_hash = Redactor([], parameter_names_secret=names_secret).request(
+                    call.request)
+        assert other.steps[1].model_calls[0].request_hash != run.steps[1].model_calls[0].request_hash
+        return other
+
+    CountingClient.live = 0
+    new = traced.replay(recorded_with(list(reversed(COLOURS)), ["wall", "colour"]), step=3, action="changed")
+    assert new.steps[3].content == "changed" and CountingClient.live == 0
+    assert new.steps[1].model_calls[0].source == "cassette"
+    assert new.steps[1].model_calls[0].request_hash == run.steps[1].model_calls[0].request_hash  # (hashed as ever)
+    # (recorded before parameter names were kept: unlock's "password" schema redacted whole)
+    before = recorded_with(list(reversed(COLOURS)), ["wall", "colour"], names_secret=True)
+    assert before.steps[1].model_calls[0].request["tools"][1]["parameters"]["properties"]["password"] == "[REDACTED]"
+    assert traced.replay(before, step=3, action="changed").steps[1].model_calls[0].source == "cassette"
+    with pytest.raises(ReplayDivergence, match="step 1") as info:
+        traced.replay(recorded_with([*reversed(COLOURS), "black"], ["wall", "colour"]), step=3, action="changed")
+    assert "black" in info.value.diff
+    with pytest.raises(ReplayDivergence, match="step 1"):  # (a parameter no longer required: another offer)
+        traced.replay(recorded_with(list(reversed(COLOURS)), ["wall"]), step=3, action="changed")

@@ -1183,6 +1183,40 @@ def test_requests_that_differ_only_in_fresh_uuids_and_times_are_served_and_other
     assert not differs_only_in_ids_and_times("pay 0x7f3a1c2b4d90", "pay 0x7f0011aa22c0")  # (an address outside a repr)
 
 
+def test_requests_that_differ_only_in_their_tool_schemas_enum_and_required_order_are_the_same_offer():
+    """A ``Literal`` of a set's members lists them in another order in every process; only the order of a tool schema's
+    ``enum`` and ``required`` lists is let go (the AutoGen replay test runs it end to end)."""
+    from agentracer.replay import differs_only_in_schema_order
+
+    def request(enum, required=("colour", "wall"), **more):
+        colour = {"type": "string", "enum": enum, **more}
+        return {"messages": [{"role": "user", "content": "paint"}], "tools": [{"type": "function", "function": {
+            "name": "paint", "parameters": {"type": "object", "properties": {"colour": colour, "wall": {}},
+                                            "required": list(required)}}}]}
+
+    recorded = request(["red", "green", 3])
+    assert differs_only_in_schema_order(recorded, request([3, "green", "red"], ("wall", "colour")))
+    assert not differs_only_in_schema_order(recorded, recorded)  # equal: an edited hash stays a divergence
+    assert not differs_only_in_schema_order(recorded, request(["red", "green", 3, "blue"]))  # a value added
+    assert not differs_only_in_schema_order(recorded, request(["red", "green"]))
+    assert not differs_only_in_schema_order(recorded, request(["red", "green", 3], ("colour",)))
+    # other lists keep their order: a default or example that is a list, anyOf, a message list
+    assert not differs_only_in_schema_order(request(["red"], default=["a", "b"]), request(["red"], default=["b", "a"]))
+    assert not differs_only_in_schema_order(request(["red"], default={"enum": ["a", "b"]}),
+                                            request(["red"], default={"enum": ["b", "a"]}))  # (data, not a schema)
+    assert not differs_only_in_schema_order(request(["red"], anyOf=[{"type": "string"}, {"type": "null"}]),
+                                            request(["red"], anyOf=[{"type": "null"}, {"type": "string"}]))
+    moved = request(["green", "red", 3])
+    moved["messages"] = [{"role": "user", "content": "paint it"}]
+    assert not differs_only_in_schema_order(recorded, moved)
+    # a parameter named "default" is a schema: its enum's order goes too
+    named = request(["red"])
+    named["tools"][0]["function"]["parameters"]["properties"]["default"] = {"enum": ["x", "y"]}
+    swapped = json.loads(json.dumps(named).replace('["x", "y"]', '["y", "x"]'))
+    assert differs_only_in_schema_order(named, swapped)
+    assert not differs_only_in_schema_order({"enum": ["a", "b"]}, {"enum": ["b", "a"]})  # (no tools: not a schema)
+
+
 def test_a_tool_results_action_names_a_tool_by_call_id_when_the_step_holds_two_of_its_calls():
     from agentracer import Step, ToolResult
     from agentracer.replay import ReplayPlan, check_tool_results_action, replaced_tool_result
