@@ -74,8 +74,9 @@ def export_whowhen(source: str, output: str) -> None:
     """Write each trajectory of SOURCE as a Who&When file under OUTPUT.
 
     A trajectory imported from Who&When goes back to the relative path it came from
-    (``metadata.source_path``), with equal JSON; others go to ``ID.json`` (an id ``team/run-1`` to ``team/run-1.json``, which imports as that id again). Each file is written whole (a file of
-    that name is replaced), never over SOURCE.
+    (``metadata.source_path``), with equal JSON; others go to ``ID.json`` (an id ``team/run-1`` to ``team/run-1.json``, which imports as that id again). An id
+    no file imports back as (empty, ``a//b``, ``../up``, ``a\\b``, a hidden folder) is reported and not written. Each file is
+    written whole (a file of that name is replaced), never over SOURCE.
     """
     from ..formats.whowhen import export_path, to_whowhen
 
@@ -83,8 +84,12 @@ def export_whowhen(source: str, output: str) -> None:
     root = Path(output)
     written: dict[PurePosixPath, str] = {}
     for trajectory in _exported_runs(source, problems):
-        relative = _safe_relative(export_path(trajectory))
         where = f"{source} (id {trajectory.id})"
+        try:
+            relative = _safe_relative(export_path(trajectory))
+        except InputError as exc:  # (an id no file name gives back: the others are exported)
+            problems.report(InputError(str(exc), where=where))
+            continue
         if relative is None:
             problems.report(InputError(f"source_path {export_path(trajectory)!r} would leave {output}", where=where))
             continue

@@ -177,7 +177,7 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         ))
     rest = {k: v for k, v in data.items() if k not in _MAPPED_FIELDS}
     subset = subset_of(Path(source_path)) if source_path else None
-    trajectory_id = str(Path(source_path).with_suffix("")) if source_path else str(data.get("question_ID") or "")
+    trajectory_id = id_of(source_path) if source_path else str(data.get("question_ID") or "")
     metadata: dict[str, Any] = {
         "source_format": "whowhen",
         "whowhen": {"keys": list(data), "fields": rest},
@@ -312,11 +312,32 @@ def _empty(step: Step, key: str) -> Any:
 
 
 def export_path(trajectory: Trajectory) -> str:
-    """Where a trajectory's Who&When file goes, relative to the export folder."""
+    """Where a trajectory's Who&When file goes, relative to the export folder: its ``source_path`` if it was imported
+    from one, else ``ID.json``, which imports as that id again. ``InputError`` naming the id if no file does."""
     source = trajectory.metadata.get("source_path")
     if source:
         return str(source)
-    parts = trajectory.id.split("/")
-    if "\\" not in trajectory.id and all(part not in ("", ".", "..") for part in parts):
-        return f"{trajectory.id}.json"  # "team/run-1" -> team/run-1.json: importing the folder gives that id again
-    return f"{trajectory.id.replace('/', '_')}.json"
+    relative = f"{trajectory.id}.json"  # "team/run-1" -> team/run-1.json: importing the folder gives that id again
+    why = _unexportable(trajectory.id, relative)
+    if why:
+        raise InputError(f"the id {trajectory.id!r} cannot be a Who&When file's path: {why}; nothing written for it")
+    return relative
+
+
+def id_of(relative: str) -> str:
+    """The id of the run that the Who&When file at ``relative`` (to the folder imported) imports as."""
+    return str(Path(relative).with_suffix(""))
+
+
+def _unexportable(trajectory_id: str, relative: str) -> str | None:
+    """Why the file ``relative`` would not import back as ``trajectory_id`` (None if it would)."""
+    if "\\" in trajectory_id:
+        return "a backslash is a folder separator on Windows"
+    if any(part in ("", ".", "..") for part in trajectory_id.split("/")):
+        return "an empty, '.' or '..' part is no file or folder name"
+    if _left_out(Path(relative)):
+        return ("import skips hidden folders" if any(p.startswith(".") for p in Path(relative).parts[:-1])
+                else "import skips files named like a writer's temporary file")
+    if id_of(relative) != trajectory_id:
+        return f"it would import as {id_of(relative)!r}"
+    return None

@@ -195,15 +195,29 @@ def test_an_id_with_slashes_exports_into_folders_and_imports_as_the_same_id(tmp_
     for trajectory_id in ids:
         store.append(Trajectory(id=trajectory_id, steps=[Step(index=0, agent="a", content=trajectory_id)]))
     code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out"))
-    assert code == 0, err
+    assert code == 2 and all(f"the id {i!r} cannot be a Who&When file's path" in err for i in ids[3:]), err
     assert (tmp_path / "out" / "team" / "sub" / "run-2.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.jsonl"]  # nothing written outside the folder
     code, _, err = run_cli("import", "whowhen", str(tmp_path / "out"), "-o", str(tmp_path / "back.jsonl"))
     assert code == 0, err
     back = {t.steps[0].content: t.id for t in open_store(tmp_path / "back.jsonl")}
-    assert {i: back[i] for i in ("team/run-1", "team/sub/run-2", "plain")} == {
-        "team/run-1": "team/run-1", "team/sub/run-2": "team/sub/run-2", "plain": "plain"}
-    assert back["../up"] == ".._up" and back["/abs"] == "_abs" and back["a//b"] == "a__b"  # no folder to leave by
+    assert back == {i: i for i in ids[:3]}  # (no file under another id: ".._up" would be another run's)
+
+
+@pytest.mark.parametrize("trajectory_id", ["", "a\\b", ".run.13.4242.1.tmp", ".hidden/run", "a/", "."])
+def test_an_id_no_file_imports_back_as_is_refused_by_name_and_the_rest_exported(tmp_path: Path,
+                                                                                trajectory_id: str) -> None:
+    store = open_store(tmp_path / "s.jsonl")
+    for i in (trajectory_id, "kept", ".dot", "x.json", "a."):  # (the last three import back as themselves)
+        store.append(Trajectory(id=i, steps=[Step(index=0, agent="a", content=i)]))
+    code, _, err = run_cli("export", "whowhen", str(store.path), "-o", str(tmp_path / "out"))
+    assert code == 2 and f"the id {trajectory_id!r} cannot be a Who&When file's path" in err, err
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*")) == [
+        ".dot.json", "a..json", "kept.json", "x.json.json"]
+    code, _, err = run_cli("import", "whowhen", str(tmp_path / "out"), "-o", str(tmp_path / "back.jsonl"))
+    assert code == 0, err
+    assert {t.steps[0].content: t.id for t in open_store(tmp_path / "back.jsonl")} == {
+        i: i for i in ("kept", ".dot", "x.json", "a.")}
 
 
 def test_an_export_path_that_cannot_be_written_costs_that_run_only(tmp_path: Path) -> None:

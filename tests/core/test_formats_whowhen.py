@@ -230,8 +230,8 @@ def test_an_imported_ground_truth_is_kept_as_given(tmp_path: Path, monkeypatch: 
 
 
 def test_hidden_files_in_a_whowhen_folder_are_not_runs(tmp_path: Path) -> None:
-    """A writer's leftover temporary file (``.13.4242.1.tmp.json``), ``.git``: not read; a run whose id made its
-    name start with a dot (``.._up.json`` for ``../up``) is."""
+    """A writer's leftover temporary file (``.13.4242.1.tmp.json``), ``.git``: not read; a file whose name starts
+    with a dot (``.._up.json``, ``.run.json`` for an id ``.run``) is."""
     from agentracer.formats.whowhen import iter_whowhen_dir
 
     (tmp_path / "Hand-Crafted").mkdir()
