@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ..errors import InputError
 from ..schema import (
     STEP_KINDS,
+    AgentInfo,
     LabelSource,
     Step,
     StepKind,
@@ -38,6 +39,7 @@ _ROLE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<detail>[^)]*)\))?\s*$")
 _LABEL_FIELDS = ("mistake_agent", "mistake_step", "mistake_reason")
 _MAPPED_FIELDS = ("history", "question", "ground_truth", "ground_truth_json", "outcome", *_LABEL_FIELDS)
 _STEP_KEYS = ("kind", "tool_calls", "tool_results")  # ours: Who&When readers ignore them
+_AGENTS = "agents"  # ours too: each agent's description, model and tools, which Who&When's system_prompt has no room for
 LABEL_SOURCES = ("human", "counterfactual", "injection", "tracer")
 
 
@@ -80,7 +82,7 @@ def _read_kind(value: Any, *, where: str) -> str:
     return value
 
 
-def _read_models(item: dict[str, Any], key: str, model: type[ToolCall] | type[ToolResult],
+def _read_models(item: dict[str, Any], key: str, model: type[ToolCall] | type[ToolResult] | type[AgentInfo],
                  *, where: str) -> list[Any]:
     """``item[key]`` (a list of objects) as schema models; ``InputError`` names the entry that is wrong."""
     raw = item.get(key, [])
@@ -205,13 +207,37 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         trajectory.outcome = read_outcome(data["outcome"], where=f"{where}: field 'outcome'")
     if isinstance(data.get("is_correct"), bool):
         trajectory.outcome.success = data["is_correct"]
-    if isinstance(system_prompt, dict):
-        from ..schema import AgentInfo
-
+    if _AGENTS in data:
+        trajectory.agents = _read_agents(data, where=where)
+    elif isinstance(system_prompt, dict):
         trajectory.agents = [AgentInfo(name=str(k), system_prompt=str(v)) for k, v in system_prompt.items()]
     if "question" in data and not isinstance(data["question"], str):
         metadata["whowhen"]["question"] = data["question"]
     return redacted(trajectory, where=where)
+
+
+def _read_agents(data: dict[str, Any], *, where: str) -> list[AgentInfo]:
+    """The agents of our ``agents`` key, each with its prompt from ``system_prompt`` where its entry has none."""
+    agents = _read_models(data, _AGENTS, AgentInfo, where=where)
+    prompts = data.get("system_prompt")
+    for agent, entry in zip(agents, data[_AGENTS], strict=True):
+        if "system_prompt" not in entry and isinstance(prompts, dict) and agent.name in prompts:
+            agent.system_prompt = str(prompts[agent.name])
+    return agents
+
+
+def _agent_entries(agents: list[AgentInfo], prompts: dict[str, str]) -> list[dict[str, Any]]:
+    """Our ``agents`` key for a run's agents: empty when ``system_prompt`` (``prompts``) alone gives them back, else
+    each agent's fields but the prompt ``prompts`` already holds."""
+    if agents == [AgentInfo(name=k, system_prompt=v) for k, v in prompts.items()]:
+        return []
+    entries = []
+    for agent in agents:
+        entry = agent.model_dump(mode="json", exclude_defaults=True, exclude={"system_prompt"})
+        if agent.system_prompt != prompts.get(agent.name):  # (an empty one, or agents sharing a name)
+            entry["system_prompt"] = agent.system_prompt
+        entries.append(entry)
+    return entries
 
 
 def load_whowhen(path: str | Path, *, root: str | Path | None = None) -> Trajectory:
@@ -295,6 +321,9 @@ def to_whowhen(trajectory: Trajectory) -> dict[str, Any]:
         prompts = {agent.name: agent.system_prompt for agent in trajectory.agents if agent.system_prompt}
         if prompts:
             record["system_prompt"] = prompts
+        agents = _agent_entries(trajectory.agents, prompts)
+        if agents:
+            record[_AGENTS] = agents
     if (not ww or "outcome" in ww.get("keys", ())) and outcome_fields(trajectory.outcome):
         record["outcome"] = outcome_fields(trajectory.outcome)  # (feedback, error: the tracer's prompt shows them)
     record.update(ww.get("fields", {}))

@@ -187,6 +187,42 @@ def test_malformed_extra_keys_name_the_file_and_entry(item: dict, field: str) ->
     assert field in str(info.value)
 
 
+def test_agents_descriptions_models_and_tools_round_trip_beside_whowhens_own_keys(tmp_path: Path) -> None:
+    from agentracer.schema import AgentInfo, Step
+
+    agents = [AgentInfo(name="planner", system_prompt="You plan.", description="plans", model="gpt-4o", tools=["search"]),
+              AgentInfo(name="coder", model="claude", tools=["python", "shell"]),
+              AgentInfo(name="quiet", system_prompt=""),
+              AgentInfo(name="twin", system_prompt="first"), AgentInfo(name="twin", system_prompt="second")]
+    run = Trajectory(id="team/run-1", framework="autogen", agents=agents,
+                     steps=[Step(index=0, agent="planner", content="plan")])
+    record = json.loads(json.dumps(to_whowhen(run)))
+    assert record["system_prompt"] == {"planner": "You plan.", "twin": "second"}  # Who&When's key, as the dataset has it
+    assert record["agents"][0] == {"name": "planner", "description": "plans", "model": "gpt-4o", "tools": ["search"]}
+    path = tmp_path / export_path(run)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    back = load_whowhen(path, root=tmp_path)
+    assert back.id == run.id and back.agents == agents
+    assert to_whowhen(back) == record  # (and an exported import is the equal JSON)
+
+
+def test_agents_that_only_have_prompts_export_as_before() -> None:
+    from agentracer.schema import AgentInfo, Step
+
+    run = Trajectory(id="r", framework="autogen", agents=[AgentInfo(name="a", system_prompt="You are a.")],
+                     steps=[Step(index=0, agent="a", content="hi")])
+    record = to_whowhen(run)
+    assert record["system_prompt"] == {"a": "You are a."} and "agents" not in record
+    assert from_whowhen(record, where="r.json").agents == run.agents
+
+
+@pytest.mark.parametrize("agents", ["planner", [5], [{"model": "gpt"}], [{"name": "a", "tools": "python"}]])
+def test_a_malformed_agents_key_names_the_file_and_field(agents: object) -> None:
+    with pytest.raises(InputError, match=r"^bad.json: field 'agents'"):
+        from_whowhen({"history": [{"name": "a", "content": "x"}], "agents": agents}, where="bad.json")
+
+
 @pytest.mark.parametrize("agent", [None, ["A"], True])
 def test_a_mistake_agent_that_is_not_a_name_is_refused(agent: object) -> None:
     data = {"history": [{"name": "A", "content": "hi"}], "question": "q", "mistake_agent": agent, "mistake_step": "0"}
