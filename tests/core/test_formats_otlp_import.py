@@ -5,6 +5,7 @@ real OpenTelemetry SDK become a trajectory the tracer reads."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,13 @@ from agentracer.tracer import locate
 from cli_invoke import run_cli
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 from otlp_receiver import OtlpReceiver
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "whowhen"
@@ -194,6 +196,7 @@ def test_another_instrumentations_spans_become_agent_steps(tmp_path: Path) -> No
 def test_an_sdk_span_exporter_collects_the_same_runs_as_the_file(tmp_path: Path) -> None:
     collector = TrajectoryExporter(tmp_path / "collected.jsonl")
     from_file = sorted(imported(_foreign_trace(tmp_path, collector)), key=lambda t: t.id)
+    collector.shutdown()  # (each run is written once its grace is over; shutdown cuts that short)
     collected = sorted(open_store(tmp_path / "collected.jsonl"), key=lambda t: t.id)
     assert len(collected) == 2 and sorted(collector.collected) == [t.id for t in collected]
     assert collected == from_file
@@ -212,6 +215,88 @@ def test_a_trace_still_open_at_shutdown_is_written_as_it_is(tmp_path: Path) -> N
     provider.shutdown()  # ... and never will: what there is gets written
     [run] = list(open_store(tmp_path / "collected.db"))
     assert [(s.agent, s.content) for s in run.steps] == [("worker", "half done")]
+
+
+def _collecting(collector: TrajectoryExporter, service: str = "svc") -> trace.Tracer:
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(collector))
+    return provider.get_tracer("t")
+
+
+def _streamed_turn(tracer: trace.Tracer) -> tuple[trace.Span, trace.Span]:
+    """An agent's turn and the streamed model call in it, both started (the caller ends them)."""
+    turn = tracer.start_span("writer", attributes={
+        "openinference.span.kind": "AGENT", "agent.name": "writer", "input.value": "write a haiku"})
+    call = tracer.start_span("ChatCompletion", context=trace.set_span_in_context(turn), attributes={
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-x",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "an old silent pond"})
+    return turn, call
+
+
+def test_a_span_that_ends_after_its_root_is_still_in_its_run(tmp_path: Path) -> None:
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl")
+    turn, call = _streamed_turn(_collecting(collector))
+    turn.end()
+    call.end()  # async code read the stream to its end after the agent's turn was over
+    collector.shutdown()
+    [run] = list(open_store(tmp_path / "collected.jsonl"))
+    assert [(s.agent, s.content) for s in run.steps] == [("user", "write a haiku"), ("writer", "an old silent pond")]
+    assert [c.model for s in run.steps for c in s.model_calls] == ["gpt-x"]
+
+
+def test_a_trace_is_written_when_its_grace_is_over_with_no_further_span(tmp_path: Path) -> None:
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl", grace_s=0.05)
+    turn, call = _streamed_turn(_collecting(collector))
+    call.end()
+    turn.end()
+    deadline = time.monotonic() + 10
+    while not collector.collected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [run] = list(open_store(tmp_path / "collected.jsonl"))
+    assert collector.collected == [run.id] and run.steps[-1].content == "an old silent pond"
+    collector.shutdown()
+
+
+def test_force_flush_writes_a_trace_waiting_out_its_grace_and_a_later_span_is_left_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl", grace_s=600)
+    turn, call = _streamed_turn(_collecting(collector))
+    turn.end()
+    assert len(open_store(tmp_path / "collected.jsonl")) == 0  # waiting for spans that end after their root
+    assert collector.force_flush()
+    [run] = list(open_store(tmp_path / "collected.jsonl"))
+    assert [(s.agent, s.content) for s in run.steps] == [("user", "write a haiku"), ("writer", "")]
+    call.end()  # after its run was written: left out, with a warning
+    collector.shutdown()
+    assert "not in the stored run" in caplog.text
+    assert [t.id for t in open_store(tmp_path / "collected.jsonl")] == [run.id]
+
+
+def test_two_services_parts_of_one_trace_are_one_run_in_time_order(tmp_path: Path) -> None:
+    """Two local roots under remote parents (each service was called by another process): the receiver makes one
+    trajectory of a trace's parts, and so does the exporter, rather than keeping the first part only."""
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl")
+    trace_id = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+
+    def called_from(span_id: int) -> Context:
+        remote = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        return trace.set_span_in_context(NonRecordingSpan(remote))
+
+    for service, parent, output in [("planner", 0xA1, "Plan: add 2 and 2."), ("coder", 0xB2, "2 + 2 = 4")]:
+        with _collecting(collector, service).start_as_current_span(service, context=called_from(parent), attributes={
+                "openinference.span.kind": "AGENT", "agent.name": service, "output.value": output}):
+            pass
+    collector.shutdown()
+    [run] = list(open_store(tmp_path / "collected.jsonl"))
+    assert run.id == format(trace_id, "032x")
+    assert [(s.agent, s.content) for s in run.steps] == [("planner", "Plan: add 2 and 2."), ("coder", "2 + 2 = 4")]
+
+
+@pytest.mark.parametrize("grace_s", [-1, float("nan"), float("inf"), "5"])
+def test_a_grace_that_is_not_seconds_is_refused(tmp_path: Path, grace_s: object) -> None:
+    with pytest.raises(InputError, match="grace_s"):
+        TrajectoryExporter(tmp_path / "collected.jsonl", grace_s=grace_s)  # type: ignore[arg-type]
 
 
 def test_cli_imports_good_traces_and_names_bad_lines(runs: list[Trajectory], tmp_path: Path) -> None:
