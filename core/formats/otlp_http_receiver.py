@@ -4,20 +4,24 @@ exporter, and every trace it receives becomes a trajectory in a store (see ``Tra
 
 Requests are OTLP ``ExportTraceServiceRequest`` bodies, protobuf (``application/x-protobuf``; decoding needs the
 ``otel`` extra) or JSON (``application/json``), gzip-compressed or not. A body that is not a valid request is
-refused with 400 and nothing of it is kept.
+refused with 400 and nothing of it is kept. Spans with a status code OTLP does not define are kept with their
+status unset; the response's ``partialSuccess`` says so (OTLP's way of warning a client), and so does the log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..errors import InputError
-from .otlp_spans import Span, spans_of_request
+from .otlp_spans import Span, odd_status_note, spans_of_request
 from .trace_assembly import TraceAssembler
+
+log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
 MAX_BODY = 64 * 1024 * 1024
@@ -40,10 +44,17 @@ def _protobuf_document(body: bytes) -> dict[str, Any]:
     return MessageToDict(request)
 
 
-def _protobuf_response() -> bytes:
+def _protobuf_response(warning: str | None = None) -> bytes:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-    return ExportTraceServiceResponse().SerializeToString()
+    response = ExportTraceServiceResponse()
+    if warning is not None:  # (OTLP: a warning goes in partial_success with no spans rejected)
+        response.partial_success.error_message = warning
+    return response.SerializeToString()
+
+
+def _json_response(warning: str | None = None) -> bytes:
+    return json.dumps({"partialSuccess": {"errorMessage": warning}} if warning is not None else {}).encode()
 
 
 def decode_request(body: bytes, content_type: str, content_encoding: str = "") -> list[Span]:
@@ -263,9 +274,12 @@ class TraceReceiver:
                 if not receiver._take(spans):
                     self._refuse(503, "the receiver is shutting down; send again to another one")
                     return
+                warning = odd_status_note(spans)
+                if warning is not None:
+                    log.warning("agentracer: a request from %s: %s", self.client_address[0], warning)
                 if content_type.split(";")[0].strip().lower() == "application/x-protobuf":
-                    self._reply(200, _protobuf_response(), "application/x-protobuf")
+                    self._reply(200, _protobuf_response(warning), "application/x-protobuf")
                 else:
-                    self._reply(200, b"{}", "application/json")
+                    self._reply(200, _json_response(warning), "application/json")
 
         return Handler

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class Span:
     status_code: int = 0
     status_message: str = ""
     service: str | None = None  # the resource's service.name
+    odd_status: str | None = None  # a status code OTLP does not define, as sent (JSON): the span reads as unset
     children: list[Span] = field(default_factory=list)
 
     @property
@@ -215,17 +217,31 @@ def _attributes(items: Any, where: str) -> dict[str, Any]:
     return attributes
 
 
-def _status(status: Any, where: str) -> tuple[int, str]:
+def _status(status: Any, where: str) -> tuple[int, str, str | None]:
+    """A span's status: (code, message, the code as sent when OTLP does not define it). An unknown code (a newer
+    OTLP's, a misbehaving exporter's) reads as unset rather than costing the request its other spans."""
     if status is None:
-        return 0, ""
+        return 0, "", None
     status = _object(status, f"{where}.status")
-    code = status.get("code", 0)
-    if isinstance(code, str):
-        code = _STATUS_NAMES.get(code.upper(), code)
-    if not isinstance(code, int) and not (isinstance(code, str) and code.isdigit()):
-        raise InputError(f"unknown status code {str(code)[:40]!r}", where=f"{where}.status")
+    raw = status.get("code")
+    code = 0 if raw is None else raw
+    if isinstance(raw, str):
+        code = int(raw) if raw.isascii() and raw.isdigit() else _STATUS_NAMES.get(raw.upper())
     message = status.get("message") or ""
-    return int(code), message if isinstance(message, str) else str(message)
+    message = message if isinstance(message, str) else str(message)
+    if isinstance(code, bool) or code not in _STATUS_NAMES.values():
+        return 0, message, json.dumps(raw, ensure_ascii=False, default=str)[:40]
+    return int(code), message, None
+
+
+def odd_status_note(spans: Iterable[Span]) -> str | None:
+    """One line saying which spans had a status code OTLP does not define (read as unset), or None if none did."""
+    odd = [span.odd_status for span in spans if span.odd_status is not None]
+    if not odd:
+        return None
+    codes = list(dict.fromkeys(odd))
+    shown = ", ".join(codes[:3]) + (f" and {len(codes) - 3} more" if len(codes) > 3 else "")
+    return f"{len(odd)} span(s) had a status code OTLP does not define ({shown}): read as unset"
 
 
 def _span(data: Any, where: str, service: str | None) -> Span:
@@ -234,7 +250,7 @@ def _span(data: Any, where: str, service: str | None) -> Span:
     span_id = _id(_get(data, "spanId", "span_id"), 8, f"{where}.spanId")
     if trace_id is None or span_id is None:
         raise InputError("a span needs a traceId and a spanId", where=where)
-    code, message = _status(data.get("status"), where)
+    code, message, odd_status = _status(data.get("status"), where)
     try:
         start = int(_get(data, "startTimeUnixNano", "start_time_unix_nano") or 0)
         end = int(_get(data, "endTimeUnixNano", "end_time_unix_nano") or start)
@@ -245,7 +261,7 @@ def _span(data: Any, where: str, service: str | None) -> Span:
                 parent_id=_id(_get(data, "parentSpanId", "parent_span_id"), 8, f"{where}.parentSpanId"),
                 name=name if isinstance(name, str) else str(name), start_ns=start, end_ns=end,
                 attributes=_attributes(data.get("attributes"), where), status_code=code, status_message=message,
-                service=service)
+                service=service, odd_status=odd_status)
 
 
 def spans_of_request(document: Any, where: str) -> Iterator[Span]:
@@ -266,8 +282,19 @@ def spans_of_request(document: Any, where: str) -> Iterator[Span]:
 
 
 def read_spans(path: str | Path) -> Iterator[tuple[str, list[Span] | InputError]]:
-    """(where, the spans of one OTLP request or its error) for each request in ``path``."""
-    path = Path(path)
+    """(where, the spans of one OTLP request or its error) for each request in ``path``; spans with a status code
+    OTLP does not define are read as unset, and one warning at the end says how many there were."""
+    odd: list[Span] = []
+    for where, item in _requests(Path(path)):
+        if not isinstance(item, InputError):
+            odd.extend(span for span in item if span.odd_status is not None)
+        yield where, item
+    note = odd_status_note(odd)
+    if note is not None:
+        warnings.warn(f"{path}: {note}", stacklevel=2)
+
+
+def _requests(path: Path) -> Iterator[tuple[str, list[Span] | InputError]]:
     if not path.is_file():
         yield str(path), InputError("no such file", where=str(path))
         return

@@ -652,3 +652,26 @@ def test_a_json_list_of_requests_or_one_with_a_bom_is_known_as_otlp_by_every_com
         assert code == 0, err
         code, out, err = run_cli("show", str(tmp_path / name))
         assert code == 0 and runs[0].id in out, err
+
+
+def test_a_span_with_a_status_code_otlp_does_not_define_is_read_as_unset_with_a_warning(tmp_path: Path) -> None:
+    """One span with status {"code": "STATUS_CODE_WEIRD"} made the whole file be refused: every trace in it lost."""
+    path = _spans_file(tmp_path, [(None, {"openinference.span.kind": "CHAIN", "input.value": "Sum 2+2"}),
+                                  (1, {"openinference.span.kind": "AGENT", "agent.name": "solver", "output.value": "4"}),
+                                  (1, {"openinference.span.kind": "AGENT", "agent.name": "checker",
+                                       "output.value": "ok"})])
+    request = json.loads(path.read_text())
+    spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[1]["status"] = {"code": "STATUS_CODE_WEIRD", "message": "odd"}
+    spans[2]["status"] = {"code": 7}
+    path.write_text(json.dumps(request))
+    with pytest.warns(UserWarning, match=r'2 span\(s\) had a status code OTLP does not define \("STATUS_CODE_WEIRD", '
+                                         r"7\): read as unset"):
+        [(_, run)] = list(iter_otlp(path))
+    assert [(s.agent, s.content) for s in run.steps] == [("user", "Sum 2+2"), ("solver", "4"), ("checker", "ok")]
+    assert run.outcome.success is None and run.outcome.error is None
+    out = tmp_path / "store.jsonl"
+    with pytest.warns(UserWarning, match="does not define"):
+        code, _, err = run_cli("import", "openinference", str(path), "-o", str(out))
+    assert code == 0 and "imported 1 trace(s)" in err, err
+    assert [t.id for t in open_store(out)] == [run.id]

@@ -21,7 +21,12 @@ from agentracer.formats.openinference import otlp_json_request, trajectory_spans
 from agentracer.formats.otlp_http_receiver import TraceReceiver
 from agentracer.schema import Trajectory
 from agentracer.store import open_store
+from google.protobuf.json_format import ParseDict
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -337,3 +342,24 @@ def test_a_trace_that_could_not_be_written_does_not_make_later_spans_late(tmp_pa
     assert assembler.add(spans(root, bad)) is False
     assembler.add(spans(_span("a", "3", "1", "later")))
     assert assembler.late_spans == 0 and assembler.open_traces == 1
+
+
+def test_a_span_with_a_status_code_otlp_does_not_define_is_kept_and_the_reply_warns(tmp_path: Path, caplog) -> None:
+    """One span with an unknown status code made the receiver refuse the whole request (400): its run was lost."""
+    odd = {**_span("d", "1", None, "done"), "status": {"code": "STATUS_CODE_WEIRD"}}
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0) as receiver:
+        reply = httpx.post(receiver.url, content=_body(odd), headers={"Content-Type": "application/json"})
+        assert reply.status_code == 200, reply.text
+        assert "does not define" in reply.json()["partialSuccess"]["errorMessage"]
+        proto = ParseDict(json.loads(_body({**_span("e", "1", None, "also done"), "status": {"code": 7}})),
+                          ExportTraceServiceRequest())
+        reply = httpx.post(receiver.url, content=proto.SerializeToString(),
+                           headers={"Content-Type": "application/x-protobuf"})
+        assert reply.status_code == 200
+        response = ExportTraceServiceResponse.FromString(reply.content)
+        assert "(7)" in response.partial_success.error_message and response.partial_success.rejected_spans == 0
+        plain = httpx.post(receiver.url, content=_body(_span("f", "1", None, "fine")),
+                           headers={"Content-Type": "application/json"})
+        assert plain.json() == {}
+    assert sorted(t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")) == ["also done", "done", "fine"]
+    assert sum("does not define" in r.getMessage() for r in caplog.records) == 2 and receiver.refused == 0
