@@ -80,17 +80,28 @@ def decode_request(body: bytes, content_type: str, content_encoding: str = "") -
 
 def _gunzipped(body: bytes) -> bytes:
     """A gzip body decompressed, to at most ``MAX_BODY`` bytes (a small body must not expand into gigabytes);
-    ``InputError`` when it is not gzip, is cut short, or expands further."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # (gzip's header and trailer)
-    try:
-        out = inflater.decompress(body, MAX_BODY + 1)
-    except zlib.error as exc:
-        raise InputError(f"not gzip ({exc})", where="body") from None
-    if len(out) > MAX_BODY or inflater.unconsumed_tail:
-        raise InputError(f"the body expands to more than {MAX_BODY} bytes", where="body")
-    if not inflater.eof:
-        raise InputError("not gzip (the body ends before its compressed data does)", where="body")
-    return out
+    ``InputError`` when it is not gzip, is cut short, expands further, or has bytes after its data that are not
+    gzip. Several gzip members one after another are gzip too (as ``gzip -c a b`` writes): their data is joined."""
+    parts: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # (gzip's header and trailer)
+        try:
+            out = inflater.decompress(rest, MAX_BODY + 1 - size)  # (at least 1: 0 would mean no limit)
+        except zlib.error as exc:
+            if parts:
+                raise InputError(f"not gzip: the {len(rest)} bytes after its compressed data are not another gzip "
+                                 f"member ({exc})", where="body") from None
+            raise InputError(f"not gzip ({exc})", where="body") from None
+        size += len(out)
+        if size > MAX_BODY or inflater.unconsumed_tail:
+            raise InputError(f"the body expands to more than {MAX_BODY} bytes", where="body")
+        if not inflater.eof:
+            raise InputError("not gzip (the body ends before its compressed data does)", where="body")
+        parts.append(out)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
 
 
 def _content_length(header: str | None) -> int:

@@ -363,3 +363,19 @@ def test_a_span_with_a_status_code_otlp_does_not_define_is_kept_and_the_reply_wa
         assert plain.json() == {}
     assert sorted(t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")) == ["also done", "done", "fine"]
     assert sum("does not define" in r.getMessage() for r in caplog.records) == 2 and receiver.refused == 0
+
+
+def test_a_gzip_body_with_junk_after_it_is_refused_and_one_of_several_members_is_read_whole(tmp_path: Path) -> None:
+    """Bytes after a gzip body's compressed data were ignored: junk was accepted, and a body of two gzip members (as
+    ``gzip -c a b`` writes) was cut to its first."""
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    body = _body(_span("a", "1", None, "whole"))
+    with TraceReceiver(tmp_path / "runs.jsonl", port=0) as receiver:
+        for junk in (b"junk", b"\x00" * 8, gzip.compress(b"{}")[:12]):
+            reply = httpx.post(receiver.url, content=gzip.compress(body) + junk, headers=headers)
+            assert reply.status_code == 400 and "not gzip" in reply.json()["error"], (junk, reply.text)
+        members = gzip.compress(body[:20]) + gzip.compress(body[20:])
+        reply = httpx.post(receiver.url, content=members, headers=headers)
+        assert reply.status_code == 200, reply.text
+        assert receiver.refused == 3
+    assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["whole"]
