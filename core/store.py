@@ -205,10 +205,21 @@ def foreign_content(path: Path) -> str:
     except (ValueError, RecursionError):
         # a torn first record, not yet ended by a writer, is no record; a whole line that is not JSON is foreign
         return "lines that are not JSON records" if line.endswith(b"\n") else ""
-    if isinstance(record, dict) and "steps" in record and ("schema_version" in record or "id" in record):
+    if _trajectory_shaped(record):
         return ""
     keys = ", ".join(list(record)[:4]) if isinstance(record, dict) else type(record).__name__
     return f"other records ({keys})"
+
+
+def _trajectory_shaped(record: Any) -> bool:
+    """Whether a JSON record is shaped as a trajectory (as it may be once re-serialized or written by hand): an id as
+    text or a schema_version, and steps that are objects holding a step's required index and agent. Another tool's
+    records may have ``id`` and ``steps`` keys too, their steps strings or numbers."""
+    if not isinstance(record, dict) or not isinstance(record.get("steps"), list):
+        return False
+    if not isinstance(record.get("id"), str) and "schema_version" not in record:
+        return False
+    return all(isinstance(step, dict) and "index" in step and "agent" in step for step in record["steps"])
 
 
 def _in_wal_mode(path: Path) -> bool:

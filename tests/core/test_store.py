@@ -302,6 +302,8 @@ def test_an_id_that_is_not_text_is_in_no_store(store_path: Path) -> None:
 
 @pytest.mark.parametrize("held", ['{"history": [], "mistake_agent": "a"}\n',  # TracerTraj rows
                                   '{"id": "t1", "task": "sum 2 3"}\n',  # a tasks file
+                                  '{"id": "x", "steps": ["a", "b"]}\n',  # another tool's plans (were a store)
+                                  '{"id": 7, "steps": []}\n',
                                   "some notes\n"])
 def test_a_jsonl_store_refuses_to_append_to_a_file_that_holds_something_else(tmp_path: Path, held: str) -> None:
     """``open_store(path).extend`` appended runs to any file: to TracerTraj rows, whose reader then met bad rows."""
@@ -314,6 +316,18 @@ def test_a_jsonl_store_refuses_to_append_to_a_file_that_holds_something_else(tmp
     fresh.append(make("a"))
     fresh.append(make("b"))
     assert len(open_store(tmp_path / "runs.jsonl")) == 2
+
+
+def test_a_store_rewritten_with_its_keys_in_another_order_or_by_hand_is_still_appended_to(tmp_path: Path) -> None:
+    import json
+
+    record = json.loads(make("a", steps=2).to_json())
+    for held in (json.dumps(record, sort_keys=True), json.dumps({"steps": record["steps"], "id": "a"}),
+                 '{"id": "a", "steps": []}'):
+        path = tmp_path / "runs.jsonl"
+        path.write_text(held + "\n")
+        open_store(path).append(make("b"))
+        assert [t.id for t in open_store(path)] == ["a", "b"]
 
 
 @pytest.mark.parametrize("name", ["runs.jsonl", "runs.db"])
