@@ -44,8 +44,9 @@ def agent_and_step(answer: str) -> tuple[str, int] | None:
 
 def name_key(name: str) -> str:
     """An agent name as compared: case-insensitive, one Unicode form (a name typed decomposed is the same), without
-    the spaces around it (a label written ``"Expert "``)."""
-    return unicodedata.normalize("NFC", name).casefold().strip()
+    the spaces around it (a label written ``"Expert "``), and each run of spaces and line breaks inside it one space
+    (an answer is one line: a name written over two lines is answered on one)."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
 def template_answer_start(tokenizer: Any) -> str:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .answer_format import in_format
+from .answer_format import in_format, name_key
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.S | re.I)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
@@ -63,9 +63,9 @@ def match_agent(raw: str, agents: Sequence[str]) -> tuple[str, str | None]:
     name = raw.strip().strip("\"'`*[]().:,; ").strip()
     if not agents:
         return name, None
-    lowered = name.lower()
+    key, lowered = name_key(name), name.lower()
     for agent in agents:
-        if agent.lower() == lowered:
+        if name_key(agent) == key:  # (as the format gate compares names)
             return agent, None
     normalised = _norm(name)
     for agent in agents:

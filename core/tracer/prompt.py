@@ -256,7 +256,7 @@ def build_user_prompt(
     agents = agent_list(trajectory)
     intro = ("The multi-agent system below failed the task. Find the decisive error: the earliest step whose "
              "action, if corrected, would have let the system succeed.")
-    roster = "## Agents\n" + "\n".join(f"- {name}" for name in agents)
+    roster = "## Agents\n" + "\n".join(f"- {' '.join(name.split())}" for name in agents)  # (each on one line)
     instructions = "## Your answer\n" + ANSWER_INSTRUCTIONS
     header = f"## Trajectory ({len(trajectory.steps)} steps, numbered from 0)"
     note = ("\n(Long step texts were shortened to fit; markers show where. Step numbers are the "

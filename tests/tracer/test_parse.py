@@ -149,3 +149,14 @@ def test_a_long_run_of_spaces_is_read_in_one_pass_not_backtracked_over() -> None
         assert not parsed.ok and parsed.agent is None
     padded = parse_answer(f"<think>x</think><answer>{run}WebSurfer{run}|{run}3{run}</answer>", AGENTS)
     assert (parsed.ok, padded.agent, padded.step) == (False, "WebSurfer", 3)
+
+
+def test_an_agent_name_written_over_two_lines_is_answered_on_one_and_listed_so() -> None:
+    from agentracer.schema import Step, Trajectory
+    from agentracer.tracer.prompt import build_user_prompt
+
+    agents = ["Data\nAnalyst", "Other"]
+    parsed = parse_answer("<think>x</think><answer>data  analyst|1</answer>", agents)
+    assert (parsed.agent, parsed.strict, parsed.flags) == ("Data\nAnalyst", True, [])
+    run = Trajectory(task="t", steps=[Step(index=i, agent=name, content="c") for i, name in enumerate(agents)])
+    assert "\n- Data Analyst\n" in build_user_prompt(run, with_ground_truth=False)[0]

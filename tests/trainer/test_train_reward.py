@@ -185,3 +185,9 @@ def test_an_agents_list_written_as_one_json_name_is_that_name_not_its_letters() 
     assert known_agents({"agents": '"Expert"'}) == ["Expert"]
     assert compute_score("s", "<think>x</think><answer>E|3</answer>", {"agent": "Expert", "step": 3,
                                                                         "agents": '"Expert"'})["format"] == 0
+
+
+def test_an_agent_name_written_over_two_lines_is_answered_on_one() -> None:
+    truth = {"agent": "Data\nAnalyst", "step": 3, "agents": ["Data\nAnalyst", "Other"]}
+    scored = compute_score("x", "<think>t</think><answer>Data Analyst|3</answer>", truth)
+    assert scored["format"] == 1.0 and scored["score"] == 1.0
