@@ -143,15 +143,29 @@ def _shortened(reason: str | None) -> str | None:
     return reason[:REASON_CHARS] + f"… [{len(reason) - REASON_CHARS} more characters in raw]"
 
 
-def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows of a results file; a torn last line (an interrupted write) is dropped."""
-    path = Path(path)
-    if not path.exists():
-        return []
+def _lines(path: Path) -> tuple[list[str], bool]:
+    """The non-blank lines of a results file and whether its last line is unterminated (an interrupted write).
+    Such a last line that is not even UTF-8 (a kill can cut a character in two) is dropped; any other line that is
+    not UTF-8 is an error naming it."""
+    data = path.read_bytes()
+    pieces = data.split(b"\n")  # (not splitlines: a row may hold U+2028)
+    lines = []
+    for number, piece in enumerate(pieces, 1):
+        try:
+            line = piece.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if number == len(pieces):
+                break
+            raise InputError(f"{path}:{number}: not a results row (not UTF-8: {exc.reason} at byte "
+                             f"{exc.start + 1})") from None
+        if line.strip():
+            lines.append(line)
+    return lines, bool(data) and not data.endswith(b"\n")
+
+
+def _rows_of(lines: list[str]) -> list[dict[str, Any]]:
     rows = []
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        if not line.strip():
-            continue
+    for line in lines:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
@@ -159,6 +173,14 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if isinstance(row, dict) and "id" in row:
             rows.append(row)
     return rows
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of a results file; a torn last line (an interrupted write) is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return _rows_of(_lines(path)[0])
 
 
 def one_row_per_item(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,12 +211,12 @@ def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         return set()
-    rows = read_rows(path)
+    lines, unterminated = _lines(path)
+    rows = _rows_of(lines)
     others = sorted(str(r["method"]) for r in rows if r.get("method") not in (method, None))
     if others:
         raise InputError(f"{path} holds results of method {others[0]!r}; write {method!r} to another file")
-    text = path.read_text(encoding="utf-8")
-    torn = bool(text) and (not text.endswith("\n") or len(rows) != sum(1 for x in text.splitlines() if x.strip()))
+    torn = unterminated or len(rows) != len(lines)
     unique = one_row_per_item(rows)
     torn, rows = torn or len(unique) != len(rows), unique
     if retry_errors:

@@ -415,3 +415,31 @@ def test_lite_rows_name_their_weights_and_rows_of_unnamed_weights_are_not_mixed_
     code, _, err = run(["eval", "whowhen", "--data", str(data / "Hand-Crafted"), "--method", "lite", "-o", str(out)],
                        capsys)
     assert code == 2 and "lite weights of an earlier release" in err and len(rows(out)) == 1
+
+
+def test_resume_after_a_kill_that_cut_a_character_in_two(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.jsonl"
+    run(["eval", "whowhen", "--data", str(data), "--method", "random", "-o", str(out)], capsys)
+    full = rows(out)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    last = json.loads(lines[2]) | {"reason": "naïve café — " * 20}
+    cut = json.dumps(last, ensure_ascii=False).encode("utf-8")
+    out.write_bytes(f"{lines[0]}\n{lines[1]}\n".encode() + cut[:cut.index("ï".encode()) + 1])
+    code, _, stderr = run(["eval", "whowhen", "--data", str(data), "--method", "random", "-o", str(out)], capsys)
+    assert code == 2 and "7 to evaluate, 2 already" in stderr  # (3 items are bad input)
+    assert sorted(r["id"] for r in rows(out)) == sorted(r["id"] for r in full)
+
+
+def test_a_complete_row_that_is_not_utf8_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    from agentracer.errors import InputError
+    from agentracer.tracer.evaluation import prepare_output, read_rows
+
+    out = tmp_path / "results.jsonl"
+    good = json.dumps({"id": "a", "method": "random", "with_gt": True}).encode()
+    data = good + b"\n" + good.replace(b'"a"', b'"b\xc3"') + b"\n" + good.replace(b'"a"', b'"c"') + b"\n"
+    out.write_bytes(data)
+    with pytest.raises(InputError, match=rf"{out.name}:2\b"):
+        read_rows(out)
+    with pytest.raises(InputError, match=rf"{out.name}:2\b"):
+        prepare_output(out, with_gt=True, method="random")
+    assert out.read_bytes() == data  # (nothing lost)
