@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import string
+from decimal import Decimal, InvalidOperation
 
 _LIST_SPLIT = re.compile(r"[,;]")
 
@@ -12,16 +13,21 @@ _LIST_SPLIT = re.compile(r"[,;]")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,234,567.5: commas that group digits
 
 
-def _as_number(text: str) -> float | None:
-    """A predicted answer as a number (GAIA strips ``$``, ``%`` and every comma)."""
-    cleaned = text.strip().replace("$", "").replace("%", "").replace(",", "").strip()
+def _decimal(text: str) -> Decimal | None:
+    """``text`` as an exact number (not a float: 9007199254740993 is not 9007199254740992), None for a NaN."""
     try:
-        return float(cleaned)
-    except ValueError:
+        number = Decimal(text)
+    except InvalidOperation:
         return None
+    return None if number.is_nan() else number
 
 
-def _gold_number(text: str) -> float | None:
+def _as_number(text: str) -> Decimal | None:
+    """A predicted answer as a number (GAIA strips ``$``, ``%`` and every comma)."""
+    return _decimal(text.strip().replace("$", "").replace("%", "").replace(",", "").strip())
+
+
+def _gold_number(text: str) -> Decimal | None:
     """A ground truth as a number: without ``$`` and ``%``, and commas only where they group thousands; ``3,4`` and
     ``2,5,7`` are lists (GAIA's scorer reads its ground truth with ``float`` as it is, so commas make a list)."""
     cleaned = text.strip().replace("$", "").replace("%", "").strip()
@@ -29,10 +35,7 @@ def _gold_number(text: str) -> float | None:
         if not _THOUSANDS.fullmatch(cleaned):
             return None
         cleaned = cleaned.replace(",", "")
-    try:
-        return float(cleaned)
-    except ValueError:
-        return None
+    return _decimal(cleaned)
 
 
 def normalize_text(text: str, *, keep_punctuation: bool = False) -> str:
@@ -55,7 +58,7 @@ def exact_match(predicted: object, truth: object) -> bool:
     gold_number = _gold_number(gold)
     if gold_number is not None:
         pred_number = _as_number(pred)
-        return pred_number is not None and abs(pred_number - gold_number) <= 1e-9 * max(1.0, abs(gold_number))
+        return pred_number is not None and pred_number == gold_number  # (3.0 is 3; no tolerance, as GAIA's ==)
     if _is_list(gold):
         gold_items = [item.strip() for item in _LIST_SPLIT.split(gold)]
         pred_items = [item.strip() for item in _LIST_SPLIT.split(pred)]

@@ -1,8 +1,9 @@
 """Math answers: pull the final answer out of a text, normalise it, and decide equivalence.
 
 Handles ``\\boxed{..}`` (nested braces), ``\\frac``/``\\dfrac``, ``\\text{..}``, ``$``, thousands separators,
-percent signs, units words, ``x = 5`` forms, decimals vs fractions (``0.5`` = ``1/2`` = ``\\frac{1}{2}``) and
-tuples/sets of answers compared element-wise.
+percent signs, units words, ``x = 5`` forms, decimals vs fractions (``0.5`` = ``1/2`` = ``\\frac{1}{2}``; integers
+and fractions compare exactly, a decimal as the values it rounds) and tuples/intervals of answers compared
+element-wise, brackets included.
 """
 
 from __future__ import annotations
@@ -108,24 +109,39 @@ def _number(text: str) -> Fraction | None:
     return None
 
 
-def _split_items(text: str) -> list[str] | None:
+def _half_unit(text: str) -> Fraction:
+    """Half a unit in the last written place of a decimal (``0.333`` -> 0.0005), the most it can be off the value it
+    was rounded from; 0 for an integer or a fraction, which are exact."""
+    match = re.fullmatch(r"-?\d*\.(\d*)(?:e(-?\d+))?", text.rstrip("%"))
+    if match is None:
+        return Fraction(0)
+    return Fraction(1, 2) * Fraction(10) ** (int(match.group(2) or 0) - len(match.group(1)))
+
+
+def _split_items(text: str) -> tuple[str, list[str]] | None:
+    """The brackets and items of a bracketed list: an interval ``[0,1)`` or a tuple ``(1,2)``."""
     if len(text) >= 2 and text[0] in "([{" and text[-1] in ")]}" and "," in text:
-        return [item for item in text[1:-1].split(",")]
+        return text[0] + text[-1], text[1:-1].split(",")
     return None
 
 
 def math_equal(predicted: object, truth: object, *, rel_tol: float = 1e-6) -> bool:
-    """True when two math answers are the same after normalisation (numbers compared as values)."""
+    """True when two math answers are the same after normalisation (numbers compared as values; a decimal matches
+    the values it rounds, to ``rel_tol`` at most; intervals and tuples item by item, with the same brackets)."""
     a, b = normalize_math(predicted), normalize_math(truth)
     if a == b:
         return True
-    items_a, items_b = _split_items(a), _split_items(b)
-    if items_a is not None and items_b is not None:
-        return len(items_a) == len(items_b) and all(math_equal(x, y) for x, y in zip(items_a, items_b, strict=True))
+    split_a, split_b = _split_items(a), _split_items(b)
+    if split_a is not None and split_b is not None:
+        # the brackets are part of the answer: [0,1) is not (0,1], nor the pair (1,2) the interval [1,2]
+        (brackets_a, items_a), (brackets_b, items_b) = split_a, split_b
+        return brackets_a == brackets_b and len(items_a) == len(items_b) and all(
+            math_equal(x, y, rel_tol=rel_tol) for x, y in zip(items_a, items_b, strict=True))
     x, y = _number(a), _number(b)
     if x is None or y is None:
         return False
     if x == y:
         return True
+    difference = abs(x - y)
     scale = max(abs(x), abs(y), Fraction(1))
-    return abs(float(x - y)) <= rel_tol * float(scale)
+    return difference <= _half_unit(a) + _half_unit(b) and float(difference) <= rel_tol * float(scale)

@@ -61,12 +61,22 @@ def test_sandbox_survives_huge_output():
 @pytest.mark.parametrize("predicted, truth", [
     ("\\boxed{\\frac{1}{2}}", "0.5"), ("$1,000$", "1000"), ("x = 5", "5"), ("\\dfrac{3}{4}", "3/4"),
     ("90^\\circ", "90"), ("\\text{(A)}", "(a)"), ("(1, 2)", "(1,2)"), ("12 degrees", "12"), ("50\\%", "50%"),
+    ("\\left[0, \\frac{1}{2}\\right)", "[0,0.5)"), ("(-\\infty, 3]", "(-\\infty,3]"),
+    # a decimal stands for the values it was rounded from, to its last written digit
+    ("0.3333333", "\\frac{1}{3}"), ("-0.142857", "-1/7"),
 ])
 def test_math_equal(predicted, truth):
     assert math_equal(predicted, truth)
 
 
-@pytest.mark.parametrize("predicted, truth", [("0.51", "1/2"), ("(1, 3)", "(1,2)"), ("x+1", "x+2"), ("7", "-7")])
+@pytest.mark.parametrize("predicted, truth", [
+    ("0.51", "1/2"), ("(1, 3)", "(1,2)"), ("x+1", "x+2"), ("7", "-7"),
+    # an interval's brackets say which ends it holds; a pair (1, 2) is not the closed interval [1, 2]
+    ("(-\\infty, 3]", "(-\\infty, 3)"), ("[0,1)", "(0,1]"), ("(1, 2)", "[1, 2]"),
+    # integers and fractions are exact; a decimal is off at most half a unit in its last place
+    ("1000000", "1000001"), ("\\frac{1000000}{3}", "333333"), ("1000000.0", "1000001"), ("0.33", "1/3"),
+    ("0.0000001", "0"),
+])
 def test_math_not_equal(predicted, truth):
     assert not math_equal(predicted, truth)
 
@@ -84,6 +94,9 @@ def test_math_extract_answer():
     # a ground truth with commas that do not group thousands is a list, element by element (as GAIA's scorer)
     ("3, 4", "3,4", True), ("34", "3,4", False), ("2, 5, 7", "2,5,7", True), ("257", "2,5,7", False),
     ("1234567", "1,234,567", True), ("$1,234.50", "1,234.5", True),
+    # numbers compare exactly, however large
+    ("1000000000", "1000000001", False), ("1000000000.0", "1000000001", False),
+    ("9007199254740993", "9007199254740992", False), ("1e3", "1000", True),
 ])
 def test_exact_match(predicted, truth, ok):
     assert exact_match(predicted, truth) is ok
