@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _HARNESS = r'''
-import json, socket, sys, traceback
+import json, socket, sys, traceback, types
 result_path, payload_path = sys.argv[1], sys.argv[2]
 with open(payload_path) as fh:
     payload = json.load(fh)
@@ -43,7 +43,11 @@ class _NoSocket(socket.socket):
 socket.socket = _NoSocket
 socket.create_connection = _blocked
 socket.getaddrinfo = _blocked
-namespace = {"__name__": "__main__"}
+# the code runs as an imported module, as graders run it: a demo under `if __name__ == "__main__":` (unittest.main(),
+# input()) stays out, and its functions and classes are importable by their module's name (pickle, dataclasses)
+solution = types.ModuleType("solution")
+sys.modules["solution"] = solution
+namespace = solution.__dict__
 _save()
 try:
     out["stage"] = "setup"
@@ -55,6 +59,7 @@ except BaseException as exc:
     _save()
     sys.exit(0)
 out["stage"] = "tests"
+namespace["__name__"] = "__main__"  # the tests are the script: asserts under their own main block still run
 for test in payload["tests"]:
     entry = {"test": test, "passed": False}
     out["results"].append(entry)
@@ -140,7 +145,8 @@ def run_python_tests(
     output_bytes: int = 1_000_000,
     isolate_network: bool = True,
 ) -> TestRun:
-    """Run ``code`` then each assert in ``tests`` in a sandboxed child; never raises for bad code."""
+    """Run ``code`` (as an imported module: its ``__main__`` block does not run) then each assert in ``tests`` in a
+    sandboxed child; never raises for bad code."""
     tests = [t for t in tests if t.strip()]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="agentracer-sandbox-") as tmp:

@@ -58,6 +58,20 @@ def test_sandbox_survives_huge_output():
     assert not result.passed and not result.timed_out  # killed by the output limit, quickly
 
 
+def test_sandbox_does_not_run_the_codes_main_block_but_its_tests_see_its_names():
+    demo = 'if __name__ == "__main__":\n    import unittest; unittest.main()\n    print(add(input(), 1))\n'
+    result = run_python_tests(GOOD + demo, TESTS)
+    assert result.passed, result.feedback
+    # the solution's classes and functions are importable by their module's name (pickle, dataclasses, typing)
+    code = GOOD + "import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: 'int'\n"
+    tests = ["import pickle; assert pickle.loads(pickle.dumps(add))(1, 2) == 3", "assert P(1) == P(1)",
+             "import typing; assert typing.get_type_hints(P) == {'x': int}", "x = 0\nadd(x, 1)"]
+    assert run_python_tests(code, tests).passed
+    # a test written as a script runs its main block: its asserts are never skipped
+    main_test = 'if __name__ == "__main__":\n    assert add(1, 2) == 4\n'
+    assert not run_python_tests(GOOD, [main_test]).passed
+
+
 @pytest.mark.parametrize("predicted, truth", [
     ("\\boxed{\\frac{1}{2}}", "0.5"), ("$1,000$", "1000"), ("x = 5", "5"), ("\\dfrac{3}{4}", "3/4"),
     ("90^\\circ", "90"), ("\\text{(A)}", "(a)"), ("(1, 2)", "(1,2)"), ("12 degrees", "12"), ("50\\%", "50%"),
