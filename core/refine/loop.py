@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..annotate.counterfactual import default_candidate
 from ..annotate.prompts import action_text, as_action, render_history, step_action
 from ..errors import InputError, ReplayError, TeamRunError, service_failure
 from ..evaluate.outcome import get_evaluator
@@ -214,6 +215,10 @@ class Refiner:
             elif _is_the_task(record.trajectory, feedback.step):
                 record.replay_error = (f"the verdict's step {feedback.step} is the task itself: rewriting it would "
                                        "attempt another task")
+            elif not default_candidate(step := record.trajectory.steps[feedback.step]):
+                record.replay_error = (f"the verdict's step {feedback.step} ({step.kind}, role {step.role}) is no "
+                                       "agent's message and no model call made it: a replay of it rewritten would run "
+                                       "on a faked environment")
             else:
                 try:
                     return await self._replay(record.trajectory, feedback, round_, record.built_with), \

@@ -248,6 +248,30 @@ def test_replay_mode_restarts_when_the_verdicts_step_cannot_be_replayed():
     assert result.rounds[1].trajectory.metadata["refine"]["round"] == 1
 
 
+def test_replay_mode_never_rewrites_a_tools_output():
+    """A verdict naming a tool's result (the lite tracer files it under the agent that called the tool): the reviser
+    rewrote the tool's output and the replay "succeeded" on a faked environment."""
+    def model(messages):
+        history = [m for m in messages if m["role"] != "system"]
+        return 'CALL add {"a": 2, "b": 2}' if len(history) == 1 else f"answer {history[-1]['content']}"
+
+    def factory():
+        return SimpleTeam([SimpleAgent("a", model, tools={"add": lambda a, b: a + b + 1})], max_turns=2,
+                          stop_word=None)
+
+    def blame_the_tool(trajectory):
+        step = next(s for s in trajectory.steps if s.kind == "tool_result")
+        return agentracer.Verdict(agent="a", step=step.index, reason="wrong sum")
+
+    reviser = ScriptedModel(lambda messages: "4")  # (the tool's output as it should have been)
+    result = Refiner(factory, lambda answer, expected: answer.strip().endswith(str(expected)), blame_the_tool,
+                     mode="replay", reviser=reviser).run("2+2?", ground_truth="4", rounds=1)
+    assert "no model call made it" in (result.rounds[0].replay_error or "") and reviser.calls == []
+    again = result.rounds[1].trajectory
+    assert again.replay is None and not result.rounds[1].success  # restarted with the feedback: the tool still adds 1
+    assert any(s.kind == "tool_result" and s.text == "5" for s in again.steps)
+
+
 def test_replay_mode_restarts_when_the_replay_is_refused():
     class Unreplayable(Refiner):  # as AutoGen refuses a summary step no model call made
         async def _replay(self, failed, feedback, round_, built_with):
