@@ -62,7 +62,8 @@ class PipelineSummary:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the run did that its user should know (a task done again)
     stopped: str | None = None
-    waiting_for_model: int = 0  # done, unlabelled for want of an analyzer (failed run) or a perturber (successful)
+    waiting_for_model: int = 0  # unlabelled for want of an analyzer (failed run) or a perturber (successful): done, or
+    # left open when an earlier run given that model began it (its replays kept)
     wall_s: float = 0.0
     budget: dict[str, float] = field(default_factory=dict)
 
@@ -165,6 +166,18 @@ class AnnotationPipeline:
             return [t for t in read_trajectories(path) if t.replay is not None]
         return []
 
+    @staticmethod
+    def _stays_open(row: TaskRow, model: str, earlier: list[Trajectory], summary: PipelineSummary) -> bool:
+        """Whether the task, lacking ``model`` in this run, is left as it is: an earlier run given it began labelling
+        the task (its replays are there), so it stays open with them for the next run given it, rather than closed
+        unlabelled with the replays it paid for dropped."""
+        if not earlier:
+            return False
+        summary.waiting_for_model += 1
+        summary.notes.append(f"task {row.id}: stays open for a run given the {model} ({len(earlier)} replays an "
+                             "earlier run made are kept for it)")
+        return True
+
     async def _task(self, row: TaskRow, summary: PipelineSummary) -> None:
         original = await self._original(row)
         earlier = self._earlier_replays(row)
@@ -185,11 +198,15 @@ class AnnotationPipeline:
                 elif result.cut_short is not None:  # (tries not made: a later run makes them)
                     entry["stopped"] = result.cut_short
             else:  # a later run given a perturber takes it up again
+                if self._stays_open(row, "perturber", earlier, summary):
+                    return
                 entry["unlabelled_for"] = "perturber"
                 summary.waiting_for_model += 1
         else:
             summary.failed_runs += 1
             if self.search is None:  # a later run given an analyzer takes it up again
+                if self._stays_open(row, "analyzer", earlier, summary):
+                    return
                 entry["unlabelled_for"] = "analyzer"
                 summary.waiting_for_model += 1
             else:

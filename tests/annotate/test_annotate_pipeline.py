@@ -19,7 +19,7 @@ import pytest
 from agentracer.annotate.budget import Budget
 from agentracer.annotate.ledger import Ledger, read_trajectories
 from agentracer.annotate.pipeline import AnnotationPipeline
-from agentracer.annotate.tasks import read_tasks
+from agentracer.annotate.tasks import TaskRow, read_tasks
 from agentracer.errors import InputError
 from agentracer.formats.tracertraj import read_tracertraj
 from agentracer.models import ModelError, ScriptedModel
@@ -397,6 +397,27 @@ def test_tasks_a_missing_model_could_not_label_stay_open_for_a_run_that_has_it(t
     assert (third.skipped, third.done) == (4, 0)  # nothing left that an analyzer could label
     assert sorted(e["label"]["source"] for e in Ledger(out).entries().values()) == ["counterfactual"] * 2 + [
         "injection"] * 2
+
+
+def test_a_run_without_the_model_an_open_task_needs_leaves_it_open_and_its_replays_kept(tmp_path):
+    """A run given only a perturber closed a failed task an analyzer's run had left open (its budget ran out) as
+    'unlabelled for analyzer', writing its output file with the original run alone: the next analyzer run paid for
+    every replay again."""
+    tasks = [TaskRow(id="deep", task="Count from 0, one step per message. slip=4", ground_truth="5")]
+    out, team = tmp_path / "ds", agentracer.trace(make_task_chain)
+    first = AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel(chain_analyzer), k=1,
+                               budget=Budget(max_replays=3)).run(tasks, progress=False)
+    assert (first.left_open, first.replays) == (1, 3)
+    kept, ledger = (out / "tasks" / "deep.jsonl").read_bytes(), (out / "ledger.jsonl").read_bytes()
+    second = AnnotationPipeline(team, chain_evaluator, out, perturber=ScriptedModel(chain_perturber)).run(
+        tasks, progress=False)
+    assert (second.done, second.left_open, second.waiting_for_model, second.replays) == (0, 0, 1, 0)
+    assert (out / "tasks" / "deep.jsonl").read_bytes() == kept and (out / "ledger.jsonl").read_bytes() == ledger
+    assert any("deep" in note and "3 replays" in note for note in second.notes)
+    third = AnnotationPipeline(team, chain_evaluator, out, analyzer=ScriptedModel(chain_analyzer), k=1).run(
+        tasks, progress=False)
+    assert (third.done, third.replays, third.reused_replays) == (1, 1, 3)
+    assert Ledger(out).entries()["deep"]["label"]["step"] == 4
 
 
 def test_a_task_that_now_asks_something_else_is_refused(tmp_path):
