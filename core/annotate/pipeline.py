@@ -54,7 +54,7 @@ class PipelineSummary:
     done: int = 0
     failed_runs: int = 0
     successful_runs: int = 0
-    counterfactual_labels: int = 0
+    counterfactual_labels: int = 0  # of tasks closed now: an open one's label is not exported (a note names it)
     injection_labels: int = 0
     replays: int = 0  # made by this run
     reused_replays: int = 0  # made by an earlier run that left the task open, used again
@@ -218,7 +218,6 @@ class AnnotationPipeline:
                 if searched.verdict is not None:
                     entry["label"] = {"source": "counterfactual", "trajectory": original.id,
                                       "agent": searched.verdict.agent, "step": searched.verdict.step}
-                    summary.counterfactual_labels += 1
         for trajectory in outputs:
             trajectory.metadata.setdefault("question_id", row.id)
             trajectory.metadata.setdefault("task_id", row.id)
@@ -231,8 +230,13 @@ class AnnotationPipeline:
             # does it again; a label found past an untried step stands meanwhile, flagged earlier_steps_untried
             entry["status"] = "open"
             summary.left_open += 1
+            if entry["label"] is not None:  # (an open task is not exported: its label is none of the dataset yet)
+                summary.notes.append(f"task {row.id}: stays open, its label not in the dataset yet ({entry['stopped']}"
+                                     "): a later run tries the earlier steps")
         else:
             summary.done += 1
+            if entry["label"] is not None and entry["label"]["source"] == "counterfactual":
+                summary.counterfactual_labels += 1
         self.ledger.record(entry)
 
     # ------------------------------------------------------------------ all tasks

@@ -639,11 +639,17 @@ def test_a_flip_found_past_a_step_the_teams_server_kept_untried_stays_open_and_m
         return f"<correction>value = {fixed}</correction>"
 
     tasks = [TaskRow(id="t", task="Count. slip=2", ground_truth="5")]
+    summaries = []
     for _ in range(2):
         pipeline = AnnotationPipeline(agentracer.trace(make_chain, steps=6, model=model), chain_evaluator, tmp_path,
                                       analyzer=ScriptedModel(analyzer), k=4)
-        pipeline.run(tasks, progress=False)
+        summaries.append(pipeline.run(tasks, progress=False))
+        if flaky["on"]:  # the open task's label is no label of the dataset yet, and the summary said it was
+            assert read_trajectories(tmp_path / "labelled.jsonl") == []
+            assert (summaries[0].counterfactual_labels, summaries[0].left_open) == (0, 1)
+            assert any("flip at step 5" in note and "open" in note for note in summaries[0].notes)
         flaky["on"] = False
+    assert summaries[1].counterfactual_labels == 1
     first, second = _ledger_entries(tmp_path)
     assert first["status"] == "open" and first["label"]["step"] == 5 and "earlier step(s) [2]" in first["stopped"]
     assert second["status"] == "done" and second["label"]["step"] == 2 and second["stopped"] == "flip found"
