@@ -43,9 +43,20 @@ def same_agent(a: str, b: str) -> bool:
     return a.strip().lower() == b.strip().lower()
 
 
+def is_the_task(trajectory: Trajectory, index: int) -> bool:
+    """Whether step ``index`` is the task the team was given (the user's first message): no agent's action."""
+    if index != 0 or not trajectory.steps:
+        return False
+    step = trajectory.steps[0]
+    return step.role == "user" or (trajectory.task is not None and step.text.strip() == trajectory.task.strip())
+
+
 def _team_agent(trajectory: Trajectory, name: str) -> str | None:
-    """The run's own spelling of the agent ``name`` (case and spaces aside), or None when no agent of it has it."""
-    return next((agent for agent in trajectory.agent_names if same_agent(agent, name)), None)
+    """The run's own spelling of the agent ``name`` (case and spaces aside), or None when no agent of the team has
+    it: the task's author (``user``) is none, unless it made a step of the run besides the task."""
+    steps = trajectory.steps[1:] if is_the_task(trajectory, 0) else trajectory.steps
+    names = [agent.name for agent in trajectory.agents] + [step.agent for step in steps]
+    return next((agent for agent in names if same_agent(agent, name)), None)
 
 
 def _own_step_near(trajectory: Trajectory, agent: str, index: int) -> int | None:
@@ -73,11 +84,13 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
     why = f"Why: {(verdict.reason or 'it led the run to fail').rstrip('. ')}."
     env = trajectory.outcome.feedback or trajectory.outcome.error
     named = _team_agent(trajectory, verdict.agent)
-    if named is None and step is not None:  # a name no agent has: the step's author is the one to tell
-        culprit, unknown = step.agent, f" (the tracer named {verdict.agent!r}, no agent of this team)"
-    else:
-        culprit, unknown = named or verdict.agent, ""
-    if step is None:
+    author = None if step is None or is_the_task(trajectory, verdict.step) else step.agent
+    unknown = f" (the tracer named {verdict.agent!r}, no agent of this team)" if named is None else ""
+    culprit = named or author or verdict.agent  # (a name no agent has: the step's author is the one to tell)
+    if step is not None and named is None and author is None:  # the task itself, and no agent named: tell everyone
+        text = (f'The failure was traced to step {verdict.step}, the task itself: "{step.text[:400]}"{unknown}. '
+                f"{why} Check your actions, and keep the rest of the approach.")
+    elif step is None:
         text = (f"{culprit}, the failure was traced to you (at step {verdict.step}, which the run does not have). "
                 f"{why} Check your actions, and keep the rest of the approach.")
     elif same_agent(step.agent, culprit):
@@ -100,7 +113,7 @@ def tracer_feedback(trajectory: Trajectory, verdict: Verdict) -> Feedback:
                     "of the approach.")
     if env:
         text += f"\nThe check of the final result said: {env}"
-    to = culprit if named is not None or step is not None else None  # (no agent and no step of the run: everyone)
+    to = named or author  # (no agent of the team, and no step of the run or the task: everyone)
     return Feedback(text=text, source=verdict.source, agent=to, step=verdict.step, reason=verdict.reason)
 
 

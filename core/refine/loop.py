@@ -26,7 +26,7 @@ from ..models import ChatModel, ModelError, RequestRefused
 from ..schema import Trajectory, Verdict
 from ..team import TracedTeam, apply_evaluation, error_summary, run_sync, trace
 from ..tracer.parse import without_reasoning
-from .feedback import Feedback, Tracer, ask_tracer, critique, same_agent, tracer_feedback
+from .feedback import Feedback, Tracer, ask_tracer, critique, is_the_task, same_agent, tracer_feedback
 
 STRATEGIES = ("tracer", "self-refine", "critic")
 MODES = ("restart", "replay")
@@ -111,15 +111,6 @@ def _model(model: ChatModel | str | None, role: str) -> ChatModel | None:
         return load_model(model)
     except InputError as exc:
         raise InputError(f"{role}: {exc}") from None
-
-
-def _is_the_task(trajectory: Trajectory, index: int) -> bool:
-    """Whether step ``index`` is the task the team was given (the user's first message), which a replay must not
-    rewrite: the next attempt would work on another task."""
-    if index != 0:
-        return False
-    step = trajectory.steps[0]
-    return step.role == "user" or (trajectory.task is not None and step.text.strip() == trajectory.task.strip())
 
 
 class Refiner:
@@ -212,7 +203,7 @@ class Refiner:
             if not 0 <= feedback.step < len(record.trajectory.steps):
                 record.replay_error = (f"the verdict's step {feedback.step} is not a step of the run "
                                        f"({len(record.trajectory.steps)} steps)")
-            elif _is_the_task(record.trajectory, feedback.step):
+            elif is_the_task(record.trajectory, feedback.step):
                 record.replay_error = (f"the verdict's step {feedback.step} is the task itself: rewriting it would "
                                        "attempt another task")
             elif not default_candidate(step := record.trajectory.steps[feedback.step]):

@@ -172,6 +172,13 @@ def test_feedback_reaches_the_agent_the_tracer_named_in_another_case_and_never_n
     assert "which the run does not have" in past.text and "This time" not in past.text and past.for_agent(author)
     nowhere = tracer_feedback(trajectory, agentracer.Verdict(agent="ghost", step=99, reason="wrong"))
     assert all(nowhere.for_agent(name) for name in trajectory.agent_names)  # (no agent, no step: everyone is told)
+    team = [name for name in trajectory.agent_names if name != "user"]
+    for blamed in ("ghost", "user", "User "):  # the task (step 0) and no agent of the team: everyone is told
+        task = tracer_feedback(trajectory, agentracer.Verdict(agent=blamed, step=0, reason="unclear"))
+        assert all(task.for_agent(name) for name in team) and task.agent is None
+        assert "your action at" not in task.text and "the task itself" in task.text and "unclear" in task.text
+    user = tracer_feedback(trajectory, agentracer.Verdict(agent="user", step=2, reason="wrong"))  # (the task's author)
+    assert user.agent == author and "the tracer named 'user', no agent of this team" in user.text
 
 
 def test_refine_command_reports_rates_per_round(tmp_path):
