@@ -99,3 +99,11 @@ def test_a_damaged_packed_record_is_refused_naming_the_request(run: Trajectory, 
     with pytest.raises(InputError, match=said) as caught:
         parse_record(json.dumps(record), where="runs.jsonl:3")
     assert caught.value.where.startswith("runs.jsonl:3")
+
+
+def test_a_script_reading_plain_json_gets_the_requests_whole_from_unpacked(run: Trajectory) -> None:
+    from agentracer.schema.packing import unpacked
+
+    record = json.loads(run.to_json())
+    assert unpacked(record) == json.loads(run.model_dump_json())
+    assert TABLE_KEY in record  # (the record read is left as it was)
