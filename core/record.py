@@ -229,6 +229,17 @@ class Run:
             return self.plan.action
         return None
 
+    def replacement_for_step_of(self, agent: str) -> Any | None:
+        """The plan's action when the step ``agent`` adds next is the replaced one, by the place that step will take
+        (``_place``): a step whose model calls a replay served goes to their recorded step, which need not be the next
+        index where agents run at the same time (served calls return at once: a MaAS operator gathered with others
+        that finished last in the recording finishes first)."""
+        if self.plan is None:
+            return None
+        with self._lock:
+            index, _ = self._placing(agent, False)
+        return self.plan.action if index == self.plan.step else None
+
     def count_substitution(self) -> None:
         """Count the plan's action as used where a plugin put it into its framework's event (an operator's output, a
         published message, a tool's result) rather than into a model call's answer: ``replay_stats["replacement"]``."""
@@ -299,17 +310,26 @@ class Run:
         puts it in its place; its content is checked there, and later calls check that each agent saw what it saw
         in the recording. Any other step takes the first index not taken, and is checked against it."""
         assert self.plan is not None
+        index, out_of_turn = self._placing(agent, tool_result)
+        if out_of_turn:
+            self._reordered = True
+        if index > self.plan.step:
+            self._later += 1
+        self._take(index)
+        return index
+
+    def _placing(self, agent: str, tool_result: bool) -> tuple[int, bool]:
+        """The index ``_place`` gives the agent's next step now, and whether that is out of its turn (nothing is
+        taken)."""
+        assert self.plan is not None
         t, index = self.plan.step, self._position
         if index <= t:
             expected = self._recorded_index(agent, tool_result)
             if expected is not None and expected != index and expected not in self._placed:
-                index = expected if expected <= t else t + 1 + self._later
-                self._reordered = True
+                return (expected if expected <= t else t + 1 + self._later), True
         if index > t:
-            index = t + 1 + self._later  # (the first index not taken, once steps 0..t are made)
-            self._later += 1
-        self._take(index)
-        return index
+            return t + 1 + self._later, False  # (the first index not taken, once steps 0..t are made)
+        return index, False
 
     def _recorded_index(self, agent: str, tool_result: bool) -> int | None:
         """The recorded step of the agent's last model call waiting for its step, else of its last tool result when

@@ -83,10 +83,12 @@ def output_for(action: Any, output: Any, *, step: int, name: str) -> Any:
 
 
 def _replace_output(run: Run, name: str, output: Any) -> Any:
-    action = run.replacement_for_next_step()
+    # (by the step this call's output takes, not the next index: operators gathered together finish in any order)
+    action = run.replacement_for_step_of(name)
     if action is None:
         return output
-    replaced = output_for(action, output, step=run.next_index, name=name)
+    assert run.plan is not None
+    replaced = output_for(action, output, step=run.plan.step, name=name)
     run.count_substitution()
     return replaced
 
@@ -108,7 +110,7 @@ async def _operator_step(run: Run, wrapped: Any, operator: Any, args: Any, kwarg
     try:
         output = await wrapped(*args, **kwargs)
     except Exception as exc:  # the operator failed on its model's answer (or before asking): a step says so there
-        if run.replacement_for_next_step() is None:
+        if run.replacement_for_step_of(name) is None:
             run.add_failed_turn_step(name, error_summary(exc))
             _not_its_output(run.trajectory.steps[-1] if run.trajectory.steps else None, name)
             raise

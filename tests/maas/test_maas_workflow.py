@@ -232,3 +232,56 @@ def test_an_operator_running_another_replays_at_either_step_without_waiting(serv
     assert time.monotonic() - started < 3  # (each had waited ORDER_STALL_S)
     assert inner.outcome.answer == "outer: x = 42" and inner.metadata["replay_stats"]["cassette"] == 1
     assert outer.outcome.answer == "x = 43" and outer.metadata["replay_stats"]["live"] == 0
+
+
+def _gathered_ensemble(after_call_s: float = 0.0):
+    """A factory of a workflow that gathers three Generates (variant 0 answers last, as a slower request), then
+    ScEnsemble; each Generate awaits ``after_call_s`` after its model call (MaAS's Programmer runs its code)."""
+    from maas.ext.maas.scripts.operator import Generate, ScEnsemble
+    from maas.provider.base_llm import BaseLLM
+
+    class SlowFirstLLM(BaseLLM):
+        async def _achat(self, messages, timeout):
+            prompt = messages[-1]["content"]
+            await asyncio.sleep({"variant 0": 0.06, "variant 1": 0.01}.get(prompt.splitlines()[0], 0.03))
+            if "Pick the most" in prompt:
+                return "<solution_letter>A</solution_letter>"
+            return f"<response>{prompt.splitlines()[0]}</response>"
+
+    class Working(Generate):
+        async def __call__(self, problem: str, instruction: str = "Solve the problem.") -> dict:
+            out = await self._fill(f"{instruction}\n{problem}", "response")
+            if after_call_s:  # (a sleep of 0 lets the others go on too)
+                await asyncio.sleep(after_call_s)
+            return out
+
+    class Ensemble:
+        def __init__(self, llm) -> None:
+            self.llm, self.generate, self.ensemble = llm, Working(llm), ScEnsemble(llm)
+
+        async def __call__(self, problem: str) -> tuple:
+            solutions = await asyncio.gather(*[self.generate(problem=problem, instruction=f"variant {i}")
+                                               for i in range(3)])
+            out = await self.ensemble(problem=problem, solutions=[s["response"] for s in solutions])
+            return out["response"], self.llm.total_cost, 0.0
+
+    for cls in (SlowFirstLLM, Working, Ensemble):
+        cls.__module__ = "maas.custom"
+    return lambda: Ensemble(SlowFirstLLM("fake"))
+
+
+@needs_lookalike
+def test_operators_gathered_together_replay_at_the_one_that_finished_last():
+    """Served calls return at once, so the operator that finished last in the recording (step 3) finished first in
+    the replay: its output was checked against the next index (1), left as it was, and the replay failed ('step 3 ran
+    without the replacement')."""
+    traced = agentracer.trace(_gathered_ensemble())
+    run = traced.run("P")
+    assert [s.content for s in run.steps[1:4]] == [{"response": f"variant {i}"} for i in (1, 2, 0)]
+    for step in (1, 3):
+        replay = traced.replay(run, step=step, action="X")
+        assert [s.index for s in replay.steps] == [0, 1, 2, 3, 4]
+        assert [s.replaced for s in replay.steps] == [i == step for i in range(5)]
+        assert replay.steps[step].content == {"response": "X"} and replay.steps[step].agent == "Generate"
+        assert replay.metadata["replay_stats"]["replacement"] == 1
+    assert replay.outcome.answer == "X"  # (variant 0, the first solution, was replaced; the ensemble picks A)
