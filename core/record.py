@@ -45,6 +45,7 @@ _ACTIVE: ContextVar[Run | None] = ContextVar("agentracer_active_run", default=No
 _TOOL_OF: ContextVar[str | None] = ContextVar("agentracer_tool_of", default=None)  # whose tool is running here
 INSIDE_TOOL_OF = "inside_tool_of"  # a step's metadata key: the agent whose tool made it (an agent the tool runs)
 _TOOL_CALL: ContextVar[str | None] = ContextVar("agentracer_tool_call", default=None)  # which call of it, if known
+_INVOCATION: ContextVar[object | None] = ContextVar("agentracer_invocation", default=None)  # see ``Run.invocation``
 # set by a caller that pairs each run with the task it gives (``annotate``: a dataset row and its ground truth): a team
 # that would run a task of its own instead is stopped before it runs (see ``Run.needs_given_task``)
 NEEDS_GIVEN_TASK: ContextVar[bool] = ContextVar("agentracer_needs_given_task", default=False)
@@ -165,6 +166,7 @@ class Run:
         self._tool_counts: dict[str, int] = {}
         self._pending: dict[str, list[CallFields]] = {}
         self._pending_any: list[CallFields] = []
+        self._invocation_of: dict[str, object] = {}  # a waiting call's id -> the invocation it was made in, if any
         self._last_step_end: float | None = None
         self._redact = Redactor(scheme=_hash_scheme_of(cassette))  # a replay hashes requests as its recording did
         self._legacy: Redactor | None = None  # hashes as recordings made before parameter names were kept
@@ -211,6 +213,17 @@ class Run:
         finally:
             _TOOL_CALL.reset(call_token)
             _TOOL_OF.reset(token)
+
+    @contextlib.contextmanager
+    def invocation(self) -> Iterator[None]:
+        """Mark one invocation of an agent (a MaAS operator's ``__call__``): the model calls made inside it go to the
+        step added inside it. Without it an agent's calls go to its next step, so that of two invocations of one agent
+        running at the same time, the first to add its step would take the calls of both."""
+        token = _INVOCATION.set(object())
+        try:
+            yield
+        finally:
+            _INVOCATION.reset(token)
 
     @property
     def replaying(self) -> bool:
@@ -268,7 +281,7 @@ class Run:
         now = time.time()
         with self._lock:
             index = len(self._steps) if self.plan is None else self._place(agent, bool(tool_results))
-            waiting = self._pending.pop(agent, None)
+            waiting = self._take_waiting(agent)
             if self._pending_any:  # calls no step came from (a speaker's selection) go in the order they began
                 waiting = sorted([*(waiting or ()), *self._pending_any], key=lambda call: call["started_at"])
                 self._pending_any = []
@@ -335,13 +348,38 @@ class Run:
         """The recorded step of the agent's last model call waiting for its step, else of its last tool result when
         this step is a tool result; None when the recording has neither."""
         assert self.cassette is not None
-        waiting = self._pending.get(agent)
+        waiting = self._waiting(agent)
         if waiting:
             if self.plan is not None and any(call.get("source") == "replacement" for call in waiting):
                 return self.plan.step  # the step the action went into, whatever its agent called after it
             recorded = self.cassette.call(agent, waiting[-1]["call_index"])
             return recorded.step if recorded is not None else None
         return self._tool_result_steps.get(agent) if tool_result else None
+
+    def _waiting(self, agent: str) -> list[CallFields]:
+        """The agent's calls waiting for its next step: inside an ``invocation``, those made in it (or in none)."""
+        waiting = self._pending.get(agent)
+        invocation = _INVOCATION.get()
+        if not waiting or invocation is None or not self._invocation_of:
+            return waiting or []
+        owner = self._invocation_of.get
+        return [call for call in waiting if owner(call["id"], invocation) is invocation]
+
+    def _take_waiting(self, agent: str) -> list[CallFields] | None:
+        """Take the agent's calls its step now added gets (``_waiting``)."""
+        if not self._invocation_of:
+            return self._pending.pop(agent, None)
+        waiting = self._waiting(agent) if _INVOCATION.get() is not None else self._pending.get(agent, [])
+        if waiting:
+            taken = {id(call) for call in waiting}
+            rest = [call for call in self._pending[agent] if id(call) not in taken]
+            if rest:
+                self._pending[agent] = rest
+            else:
+                del self._pending[agent]
+            for call in waiting:
+                self._invocation_of.pop(call["id"], None)
+        return waiting or None
 
     def _take(self, index: int) -> None:
         """Note the recorded index ``index`` as made by the replay."""
@@ -451,7 +489,7 @@ class Run:
         an ``event`` step holds the calls it made, so the failure shows at its agent and step rather than among the
         calls no step followed. A turn whose model call raised is left to ``add_failed_call_steps``."""
         with self._lock:
-            if any(call["error"] for call in self._pending.get(agent, ())):
+            if any(call["error"] for call in self._waiting(agent)):
                 return
         self.add_step(agent, f"(its turn failed: {error})", kind="event", metadata={"failed_turn": True})
 
@@ -629,6 +667,9 @@ class Run:
             self.stats[mode] += 1
             if call["produces_step"]:
                 self._pending.setdefault(call["agent"], []).append(call)
+                invocation = _INVOCATION.get()
+                if invocation is not None:
+                    self._invocation_of[call["id"]] = invocation
             else:
                 self._pending_any.append(call)
 
@@ -897,6 +938,7 @@ class Run:
             leftover = self._model_calls([fields for calls in [*self._pending.values(), self._pending_any]
                                           for fields in calls], None)
             self._pending.clear()
+            self._invocation_of.clear()
             self._pending_any = []
             self.trajectory.unattached_calls.extend(leftover)
             self._settle_requests()
@@ -927,5 +969,6 @@ class Run:
             self._legacy = None
             self._unsettled = []
             self._pending.clear()
+            self._invocation_of.clear()
             self._pending_any = []
             self.plugin_state.clear()

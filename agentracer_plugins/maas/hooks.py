@@ -101,6 +101,13 @@ def _traced_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dic
 
 
 async def _operator_step(run: Run, wrapped: Any, operator: Any, args: Any, kwargs: Any) -> Any:
+    # (one invocation: calls of operators of one name gathered together go to their own operator's step, even one that
+    # awaits more after its model call, as MaAS's Programmer runs its code)
+    with run.invocation():
+        return await _invoked_operator_step(run, wrapped, operator, args, kwargs)
+
+
+async def _invoked_operator_step(run: Run, wrapped: Any, operator: Any, args: Any, kwargs: Any) -> Any:
     name = operator_name(operator)
     try:
         bound = inspect.signature(wrapped).bind_partial(*args, **kwargs).arguments

@@ -285,3 +285,18 @@ def test_operators_gathered_together_replay_at_the_one_that_finished_last():
         assert replay.steps[step].content == {"response": "X"} and replay.steps[step].agent == "Generate"
         assert replay.metadata["replay_stats"]["replacement"] == 1
     assert replay.outcome.answer == "X"  # (variant 0, the first solution, was replaced; the ensemble picks A)
+
+
+@needs_lookalike
+def test_operators_of_one_name_gathered_together_get_their_own_calls_when_they_work_on_after_them():
+    """Calls were an operator name's: the first Generate to finish its work after its call took every finished call of
+    that name (step 1 held calls 1 and 2, step 2 none), and replays after it diverged at step 1."""
+    traced = agentracer.trace(_gathered_ensemble(after_call_s=0.04))
+    run = traced.run("P")
+    assert [[c.call_index for c in s.model_calls] for s in run.steps] == [[], [1], [2], [0], [0]]
+    assert all(s.model_calls[0].request["messages"][-1]["content"].startswith(s.content["response"])
+               for s in run.steps[1:4])
+    for step in (1, 3, 4):
+        replay = traced.replay(run, step=step, action="X")
+        assert [s.replaced for s in replay.steps] == [i == step for i in range(5)]
+        assert replay.steps[step].content == {"response": "X"}
