@@ -63,12 +63,13 @@ def operators_of(workflow: Any) -> list[Any]:
     return found
 
 
-def output_for(action: Any, output: Any, *, step: int, name: str) -> Any:
+def output_for(action: Any, output: Any, *, step: int, name: str, failed: bool = False) -> Any:
     """What an operator returns in place of ``output`` at the replaced step: a dict action as it is; a text, when the
     output is an object, the JSON of one (as ``step.text`` shows an operator's output), else its ``response``;
     ``ReplayError`` for a text the operator's object output cannot take (MaAS's Programmer returns ``code`` and
-    ``output``: the workflow would fail on a text, naming no step)."""
-    if not isinstance(action, str) or not isinstance(output, dict):
+    ``output``: the workflow would fail on a text, naming no step). Where the operator ``failed`` (no output), a text
+    must be the JSON of an object: nothing says which fields its output has."""
+    if not isinstance(action, str) or not (failed or isinstance(output, dict)):
         return action
     try:
         decoded = json.loads(action)
@@ -76,19 +77,23 @@ def output_for(action: Any, output: Any, *, step: int, name: str) -> Any:
         decoded = None
     if isinstance(decoded, dict):
         return decoded
+    if failed:
+        raise ReplayError(f"step {step} is where operator {name!r} failed, so no output of it shows which fields it "
+                          "has: give the action as the object the operator returns (a dict such as "
+                          "{'response': ...}, or its JSON text)")
     if "response" in output:
         return {**output, "response": action}
     raise ReplayError(f"step {step} is the output of operator {name!r}, an object with {sorted(map(str, output))}: "
                       "give the action as such an object (a dict, or its JSON text)")
 
 
-def _replace_output(run: Run, name: str, output: Any) -> Any:
+def _replace_output(run: Run, name: str, output: Any, *, failed: bool = False) -> Any:
     # (by the step this call's output takes, not the next index: operators gathered together finish in any order)
     action = run.replacement_for_step_of(name)
     if action is None:
         return output
     assert run.plan is not None
-    replaced = output_for(action, output, step=run.plan.step, name=name)
+    replaced = output_for(action, output, step=run.plan.step, name=name, failed=failed)
     run.count_substitution()
     return replaced
 
@@ -113,7 +118,7 @@ async def _invoked_operator_step(run: Run, wrapped: Any, operator: Any, args: An
         bound = inspect.signature(wrapped).bind_partial(*args, **kwargs).arguments
     except TypeError:
         bound = {"args": list(args), **kwargs}
-    token = ACTOR.set(name)
+    token, failed = ACTOR.set(name), False
     try:
         output = await wrapped(*args, **kwargs)
     except Exception as exc:  # the operator failed on its model's answer (or before asking): a step says so there
@@ -121,10 +126,10 @@ async def _invoked_operator_step(run: Run, wrapped: Any, operator: Any, args: An
             run.add_failed_turn_step(name, error_summary(exc))
             _not_its_output(run.trajectory.steps[-1] if run.trajectory.steps else None, name)
             raise
-        output = None  # (the replaced step: the action stands where the operator failed)
+        output, failed = None, True  # (the replaced step: the action stands where the operator failed)
     finally:
         ACTOR.reset(token)
-    output = _replace_output(run, name, output)
+    output = _replace_output(run, name, output, failed=failed)
     step = run.add_step(name, _jsonable(output), metadata={"operator": type(operator).__name__,
                                                             "inputs": _jsonable(dict(bound))})
     _not_its_output(step, name)

@@ -60,7 +60,9 @@ class MaASPlugin:
         hooks.wrap_operators(team)
         if run.plan is not None and run.cassette is not None and run.plan.step > 0:  # (refused before it runs)
             recorded = run.cassette.trajectory.steps[run.plan.step]
-            hooks.output_for(run.plan.action, recorded.content, step=run.plan.step, name=recorded.agent)
+            failed = recorded.kind == "event"  # (an operator that failed: its content is the error, not its output)
+            hooks.output_for(run.plan.action, None if failed else recorded.content, step=run.plan.step,
+                             name=recorded.agent, failed=failed)
         action = run.replacement_for_next_step()
         if action is not None:  # the replayed step is the task itself: the workflow runs on the new one, live
             task = action if isinstance(action, str) else json.dumps(action)

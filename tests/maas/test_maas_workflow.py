@@ -300,3 +300,43 @@ def test_operators_of_one_name_gathered_together_get_their_own_calls_when_they_w
         replay = traced.replay(run, step=step, action="X")
         assert [s.replaced for s in replay.steps] == [i == step for i in range(5)]
         assert replay.steps[step].content == {"response": "X"}
+
+
+@needs_lookalike
+def test_a_text_action_at_a_failed_operators_step_is_refused_up_front_naming_the_step(server):
+    """The up-front check shaped the text after the recorded error text, so it let the text through, and the workflow
+    failed on it ('string indices must be integers'), naming no step."""
+    from agentracer import ReplayError, TeamRunError
+    from maas.ext.maas.scripts.operator import Generate, Operator
+    from maas.provider.base_llm import OpenAICompatibleLLM
+
+    class Strict(Operator):
+        async def __call__(self, problem: str, solution: str) -> dict:
+            out = await self._fill(f"Check: {solution}", "response")
+            if "41" in out["response"]:
+                raise ValueError("not the answer")
+            return out
+
+    class Checked:
+        def __init__(self, llm) -> None:
+            self.llm, self.generate, self.check = llm, Generate(llm), Strict(llm, "Strict")
+
+        async def __call__(self, problem: str) -> tuple:
+            solution = (await self.generate(problem=problem))["response"]
+            return (await self.check(problem=problem, solution=solution))["response"], 0.0, 0.0
+
+    for cls in (Strict, Checked):
+        cls.__module__ = "maas.custom"
+    traced = agentracer.trace(lambda: Checked(OpenAICompatibleLLM(server.base_url, model="loopback")))
+    with pytest.raises(TeamRunError) as info:
+        traced.run("What is 6 * 7?")
+    run = info.value.trajectory
+    assert [(s.agent, s.kind) for s in run.steps] == [("user", "message"), ("Generate", "message"), ("Strict", "event")]
+    before = len(server.requests)
+    with pytest.raises(ReplayError, match=r"step 2 is where operator 'Strict' failed.*give the action as the object"):
+        traced.replay(run, step=2, action="x = 42")
+    assert len(server.requests) == before  # (refused before anything ran)
+    for action in ('{"response": "x = 42"}', {"response": "x = 42"}):
+        fixed = traced.replay(run, step=2, action=action)
+        assert fixed.outcome.answer == "x = 42" and fixed.steps[2].replaced
+        assert fixed.steps[2].content == {"response": "x = 42"}
