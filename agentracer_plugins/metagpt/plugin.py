@@ -36,6 +36,22 @@ def _budget_spent(team: Any) -> str | None:
     return None
 
 
+def _would_act(role: Any) -> bool:
+    """Whether a role's next ``_observe`` would find news: a buffered message it watches or that names it, not
+    already in its memory (MetaGPT's own filter). Every message reaches every role's buffer, watched or not."""
+    queued = role.rc.msg_buffer.pop_all()
+    for message in queued:  # (MessageQueue has no peek: put them back in order)
+        role.rc.msg_buffer.push(message)
+    seen = role.rc.memory.get()
+    return any((m.cause_by in role.rc.watch or role.name in m.send_to) and m not in seen for m in queued)
+
+
+def _unhandled(env: Any) -> bool:
+    """Whether the rounds ran out with a message some role would still act on (``Environment.is_idle`` also counts
+    messages no role watches, and each role's news it already acted on)."""
+    return any(_would_act(role) for role in env.roles.values())
+
+
 def _is_a(obj: Any, module: str, name: str) -> bool:
     return any(c.__module__ == module and c.__name__ == name for c in type(obj).__mro__)
 
@@ -103,7 +119,7 @@ class MetaGPTPlugin:
         if not failed and spent is not None:  # (Team.run stops on NoMoneyException and swallows it)
             run.trajectory.outcome.stop_reason = spent
             run.trajectory.outcome.success = False
-        elif not failed and not _environment(inner).is_idle:  # rounds ran out with messages still to handle
+        elif not failed and _unhandled(_environment(inner)):  # rounds ran out with messages still to handle
             run.trajectory.outcome.stop_reason = f"n_round={options.n_round} used up with messages still unhandled"
             run.trajectory.outcome.success = False
         if failed:  # (MetaGPT's Team.run stops at a role's exception, with messages left: that is not its limit)

@@ -432,6 +432,50 @@ def test_a_run_whose_rounds_ran_out_is_a_failure_and_one_that_finished_is_not(co
     assert spent.outcome.success is False and spent.outcome.stop_reason.startswith("the team's budget was spent")
 
 
+def test_a_run_that_finished_in_its_last_round_is_not_a_rounds_limit():
+    """The last round's message sits in every role's buffer even when no role watches it: a run finishing in its
+    final round was recorded as its n_round used up."""
+    from metagpt.actions import Action, UserRequirement
+    from metagpt.roles import Role
+    from metagpt.team import Team
+
+    from agentracer_plugins.metagpt import Rounds
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class Draft(Action):
+        async def run(self, with_messages=None):
+            return await self._aask("draft: " + with_messages[-1].content)
+
+    class Judge(Action):
+        async def run(self, with_messages=None):
+            return await self._aask("judge: " + with_messages[-1].content)
+
+    class Drafter(Role):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Draft])
+
+    class Judger(Role):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._watch([Draft])
+            self.set_actions([Judge])
+
+    for n_round in (2, 3):
+        def team(n_round=n_round):
+            company = Team()
+            company.hire([Drafter(profile="Drafter", llm=ScriptedLLM("a draft")),
+                          Judger(profile="Judge", llm=ScriptedLLM("verdict"))])
+            return Rounds(company, n_round=n_round)
+
+        run = agentracer.trace(team).run("Q")
+        assert [s.agent for s in run.steps] == ["user", "Drafter", "Judge"]
+        assert run.outcome.success is None and run.outcome.stop_reason is None, n_round
+    cut = agentracer.trace(lambda: Rounds(team().team, n_round=1)).run("Q")  # the judge never ran: that is the limit
+    assert cut.outcome.success is False and cut.outcome.stop_reason == "n_round=1 used up with messages still unhandled"
+
+
 def test_a_changed_image_before_the_replayed_step_is_a_divergence():
     """An aask's images were recorded as a count: a replay whose role sent another image was served as if nothing
     had changed."""
