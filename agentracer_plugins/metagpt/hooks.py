@@ -167,13 +167,19 @@ def _author(run: Run, message: Any) -> tuple[str, str]:
     return str(getattr(message, "role", "") or getattr(message, "sent_from", "") or USER), "assistant"
 
 
+def _action_name(action: type) -> str:
+    """An action class as MetaGPT names a message's ``cause_by`` (``any_to_str``)."""
+    return f"{action.__module__}.{action.__name__}"
+
+
 def _replace_at_publish(run: Run, message: Any) -> bool:
-    """At the replayed step, put the action into the message when no recorded model call produced it."""
+    """At the replayed step, put the action into the message when no model call of this replay answered with it
+    (what the recording marks as the step's maker may be an earlier action's call: see ``_check_replaced_call``)."""
     action = run.replacement_for_next_step()
     if action is None or run.cassette is None:
         return False
-    recorded = run.cassette.trajectory.steps[run.next_index]
-    if any(call.produces_step for call in recorded.model_calls):
+    if run.stats["replacement"]:
+        _check_replaced_call(run, message)
         return False  # the model call that produces this step already returned the action
     message.content = action if isinstance(action, str) else str(action.get("content", action)) \
         if isinstance(action, dict) else str(action)
@@ -181,6 +187,26 @@ def _replace_at_publish(run: Run, message: Any) -> bool:
         message.instruct_content = None
     run.count_substitution()
     return True
+
+
+def _check_replaced_call(run: Run, message: Any) -> None:
+    """A ``ReplayError`` when the model call that took the action was live an earlier action's than the one whose
+    output the message is (a recording made before a message's maker was its last action's call marks the turn's
+    last call; the message was then made from the action, not the action itself)."""
+    assert run.plan is not None and run.cassette is not None
+    key = run.cassette.replaced_call(run.plan.step)
+    doing = CALL_ACTIONS.get(run, {}).get(key) if key is not None else None
+    cause = str(getattr(message, "cause_by", "") or "")
+    if key is None or doing is None or not cause or cause == _action_name(doing):
+        return
+    error = ReplayError(
+        f"step {run.plan.step}: the recording marks model call #{key[1]} of {key[0]!r} (its {doing.__name__} action's) "
+        f"as making the message, so the action became that call's answer, but the message is the later action "
+        f"{cause.rsplit('.', 1)[-1]}'s, which asked no model (a recording made before agentracer took a message's "
+        f"maker from its last action): record the run again")
+    if run.divergence is None:  # (MetaGPT rewords what a role's turn raises: the run raises this when it ends)
+        run.divergence = error
+    raise error
 
 
 def _metadata(message: Any) -> dict[str, Any]:
@@ -218,7 +244,7 @@ def _traced_publish(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
         (call for call in reversed(step.model_calls) if (call.agent, call.call_index) not in thinking), None)
     doing = CALL_ACTIONS.get(run, {}).get((producer.agent, producer.call_index)) if producer is not None else None
     cause = str(getattr(message, "cause_by", "") or "")
-    if doing is not None and cause and cause != f"{doing.__module__}.{doing.__name__}":  # (MetaGPT's any_to_str)
+    if doing is not None and cause and cause != _action_name(doing):
         producer = None  # the call was an earlier action's: the message is the last one's, which asked nothing
     for call in step.model_calls:
         if call.produces_step is not (call is producer):  # (a pydantic model's ``__setattr__`` costs)

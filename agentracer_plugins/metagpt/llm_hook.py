@@ -13,7 +13,7 @@ import weakref
 from contextvars import ContextVar
 from typing import Any
 
-from agentracer import ModelCall, Usage, current_run
+from agentracer import ModelCall, Run, Usage, current_run
 from agentracer.replay import json_copy
 from agentracer.schema import built
 
@@ -112,6 +112,7 @@ def traced_aask(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
         todo = getattr(getattr(ROLE.get(), "rc", None), "todo", None)
         if todo is not None:  # (its name is made at publish, for the one call that may have made the message)
             CALL_ACTIONS.setdefault(run, {})[(agent, run.next_call_index(agent))] = type(todo)
+    produces = not _an_earlier_action_taken_for_the_maker(run, agent, ROLE.get())
     counted: list[int] = []  # the tokens the provider reports for this call (``_update_costs``), summed
 
     async def ask() -> Any:
@@ -123,8 +124,25 @@ def traced_aask(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
 
     return run.acall_model(
         agent, aask_request(instance, args, kwargs), ask, TEXT_CODEC,
-        produces_step=True, model=model_name(instance), usage_of=lambda _text: _usage(counted),
+        produces_step=produces, model=model_name(instance), usage_of=lambda _text: _usage(counted),
     )
+
+
+def _an_earlier_action_taken_for_the_maker(run: Run, agent: str, role: Any) -> bool:
+    """Whether a replay's call is the one its recording says made the replaced step, while live it is a BY_ORDER
+    role's action before its last: what the role publishes is its last action's, so this call made no message (a
+    recording made before a message's maker was its last action's call says otherwise). Such a call is served as
+    recorded, and the action goes into the message at publish."""
+    rc = getattr(role, "rc", None)
+    if rc is None or run.plan is None or run.cassette is None or THINKING.get():
+        return False
+    mode = getattr(rc, "react_mode", None)
+    if str(getattr(mode, "value", mode)) != "by_order":
+        return False
+    if run.cassette.replaced_call(run.plan.step) != (agent, run.next_call_index(agent)):
+        return False
+    state, states = getattr(rc, "state", -1), getattr(role, "states", None) or ()
+    return isinstance(state, int) and 0 <= state < len(states) - 1
 
 
 _USAGE: ContextVar[list[int] | None] = ContextVar("agentracer_metagpt_usage", default=None)

@@ -579,3 +579,68 @@ def test_a_by_order_roles_message_is_its_last_actions_which_asks_no_model_and_st
     fixed = traced.replay(run, step=1, action="REPLACED")
     assert fixed.steps[1].content == "REPLACED" and fixed.steps[1].replaced
     assert [(c.source, c.response) for c in fixed.steps[1].model_calls] == [("cassette", "the draft")]
+
+
+def test_a_recording_that_marks_an_earlier_actions_call_as_the_message_maker_replays_the_action_as_the_message():
+    """A recording made before a message's maker was its last action's call marks the turn's last call (its first
+    action's) as making it: a replay trusted that mark, put the action into that call's answer and published the last
+    action's output of it ('fixed from REPLACED'). Live, a BY_ORDER role's earlier action makes no message; a role
+    whose own loop runs its actions cannot say so before it publishes, and the replay refuses."""
+    from agentracer import ReplayError, Trajectory
+    from metagpt.actions import Action, UserRequirement
+    from metagpt.roles import Role
+    from metagpt.roles.role import RoleReactMode
+    from metagpt.team import Team
+
+    from agentracer_plugins.metagpt import Rounds
+    from agentracer_plugins.metagpt.testing import ScriptedLLM
+
+    class Plan(Action):
+        async def run(self, with_messages=None) -> str:
+            return await self._aask("plan: " + with_messages[-1].content)
+
+    class Fixed(Action):
+        async def run(self, with_messages=None) -> str:
+            return "fixed from " + with_messages[-1].content
+
+    class Planner(Role):
+        profile: str = "Planner"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._watch([UserRequirement])
+            self.set_actions([Plan, Fixed])
+            self._set_react_mode(RoleReactMode.BY_ORDER)
+
+    class LoopingPlanner(Planner):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._set_react_mode(RoleReactMode.REACT)  # (its own loop: its mode says nothing of its order)
+
+        async def _react(self):
+            for state in range(len(self.states)):
+                self._set_state(state)
+                message = await self._act()
+            return message
+
+    def old_style(traced) -> Trajectory:
+        run = traced.run("task")
+        assert run.steps[1].content == "fixed from the plan"
+        assert [c.produces_step for c in run.steps[1].model_calls] == [False]
+        run.steps[1].model_calls[0].produces_step = True  # as the recorder before the fix marked it
+        return Trajectory.model_validate_json(run.to_json())
+
+    for role in (Planner, LoopingPlanner):
+        def team(role=role) -> Rounds:
+            company = Team()
+            company.hire([role(llm=ScriptedLLM("the plan", model="p"))])
+            return Rounds(company, n_round=2)
+
+        traced = agentracer.trace(team)
+        if role is Planner:
+            fixed = traced.replay(old_style(traced), step=1, action="REPLACED")
+            assert fixed.steps[1].content == "REPLACED" and fixed.steps[1].replaced
+            assert [(c.source, c.response) for c in fixed.steps[1].model_calls] == [("cassette", "the plan")]
+        else:
+            with pytest.raises(ReplayError, match="model call #0 of 'Planner' .its Plan action's.*record the run again"):
+                traced.replay(old_style(traced), step=1, action="REPLACED")
