@@ -546,7 +546,12 @@ class Run:
                     f"model call #{index} of this agent (recorded for step {recorded.step}) asks what the recording "
                     f"holds, but its hash is not the recorded request_hash: the recording was edited, or hashed "
                     f"another way (replay with strict=False to go on)")
-                raise self._diverge(step=self.next_index, agent=agent, reason=reason, diff=diff, out_of_turn=bool(diff))
+                # the call's own step when the recording too asked it before the replay's next step was made
+                # (concurrent agents ask ahead of the others' steps); else it asks out of turn, at the next step
+                made = self.cassette.trajectory.steps[self.next_index].ended_at if self.next_index < t else None
+                early = made is not None and recorded.started_at is not None and recorded.started_at < made
+                step = recorded.step if early and self.next_index < recorded.step else self.next_index
+                raise self._diverge(step=step, agent=agent, reason=reason, diff=diff, out_of_turn=bool(diff))
             return "replacement" if replaces else "cassette"
         if self.next_index < t and (recorded is None or recorded.step is None or not call["produces_step"]):
             raise self._diverge(

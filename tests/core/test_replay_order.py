@@ -27,6 +27,7 @@ class Crew:
     think: dict[str, float] = field(default_factory=dict)  # agent -> delay before its model call
     events_reach_their_turn: bool = False  # a replayed event waits for its recorded turn (``Run.reach``)
     live: list[str] = field(default_factory=list)
+    asks: dict[str, str] = field(default_factory=dict)  # agent -> what it asks its model instead of the task
 
 
 class _CrewPlugin(PlainTeamPlugin):
@@ -46,15 +47,16 @@ class _CrewPlugin(PlainTeamPlugin):
         async def worker(name: str) -> None:
             await asyncio.sleep(team.think.get(name, 0.0))
             answer = self._model(team, name)
+            request = {"messages": [team.asks.get(name, task)]}
             if team.sync_in_loop:
-                text = run.call_model(name, {"messages": [task]}, answer, TEXT_CODEC)
+                text = run.call_model(name, request, answer, TEXT_CODEC)
             else:
                 async def live():
                     await asyncio.sleep(team.delays[name])
                     team.live.append(name)
                     return f"{name} did its part"
 
-                text = await run.acall_model(name, {"messages": [task]}, live, TEXT_CODEC)
+                text = await run.acall_model(name, request, live, TEXT_CODEC)
             run.add_step(name, text)
 
         async def event(name: str, delay: float) -> None:
@@ -114,6 +116,16 @@ def test_a_replaced_concurrent_step_keeps_its_index_and_a_later_agent_waits_for_
     assert [c.source for c in new.steps[2].model_calls] == ["live"]
     assert crew.live == ["a", "lead"]
     assert "c did it better" in new.steps[3].content
+
+
+def test_a_concurrent_agent_that_asks_something_else_diverges_at_the_step_its_call_was_recorded_for():
+    """a asks before b's and c's steps are made: the divergence named the step the replay was at (0), not a's (2)."""
+    crew = Crew(dict(SLOW_FIRST))
+    team = agentracer.trace(lambda: crew)
+    traj = team.run("split the work")
+    crew.asks["a"] = "split it another way"
+    with pytest.raises(ReplayDivergence, match=r"^replay diverged at step 2, agent 'a': model call #0 .*step 2\)"):
+        team.replay(traj, step=3, action="lead: all done")
 
 
 def test_a_step_of_another_agent_at_the_replaced_index_is_a_divergence_not_a_replaced_step():
