@@ -109,6 +109,9 @@ def _number(text: str) -> Fraction | None:
     return None
 
 
+FLOAT_NOISE = 1e-12  # relative: what printing a double (17 significant digits) leaves off its value, and more
+
+
 def _half_unit(text: str) -> Fraction:
     """Half a unit in the last written place of a decimal (``0.333`` -> 0.0005), the most it can be off the value it
     was rounded from; 0 for an integer or a fraction, which are exact."""
@@ -142,6 +145,11 @@ def math_equal(predicted: object, truth: object, *, rel_tol: float = 1e-6) -> bo
         return False
     if x == y:
         return True
+    written = _half_unit(a) + _half_unit(b)
+    if not written:  # (integers and fractions are exact)
+        return False
     difference = abs(x - y)
     scale = max(abs(x), abs(y), Fraction(1))
-    return difference <= _half_unit(a) + _half_unit(b) and float(difference) <= rel_tol * float(scale)
+    # a decimal's own rounding, or a float's printing (``repr(2/3)`` is 0.6666666666666666, 2/3 to 16 digits
+    # without rounding the last): within both of them, and never past ``rel_tol``
+    return float(difference) <= min(rel_tol * float(scale), max(float(written), FLOAT_NOISE * float(scale)))

@@ -78,9 +78,19 @@ def test_sandbox_does_not_run_the_codes_main_block_but_its_tests_see_its_names()
     ("\\left[0, \\frac{1}{2}\\right)", "[0,0.5)"), ("(-\\infty, 3]", "(-\\infty,3]"),
     # a decimal stands for the values it was rounded from, to its last written digit
     ("0.3333333", "\\frac{1}{3}"), ("-0.142857", "-1/7"),
+    # a float as Python prints it (its last digit not rounded)
+    ("0.6666666666666666", "\\frac{2}{3}"), (repr(0.1 + 0.2), "\\frac{3}{10}"), (repr(5 / 6), "5/6"),
 ])
 def test_math_equal(predicted, truth):
     assert math_equal(predicted, truth)
+
+
+def test_every_small_fraction_as_python_prints_it_is_that_fraction():
+    from math import gcd
+
+    missed = [(n, d) for d in range(2, 40) for n in range(1, d)
+              if gcd(n, d) == 1 and not math_equal(repr(n / d), f"\\frac{{{n}}}{{{d}}}")]
+    assert missed == []
 
 
 @pytest.mark.parametrize("predicted, truth", [
