@@ -31,7 +31,8 @@ class _Table:
     def position(self, message: Any) -> int:
         found = self._by_id.get(id(message))  # (every message is held by the trajectory: its id stays its own)
         if found is None:
-            text = to_json(message)  # (the serializer of ``model_dump_json``: the same JSON the whole request had)
+            # (``model_dump_json``'s serializer and settings: the JSON the whole request had, NaN and infinities null)
+            text = to_json(message, inf_nan_mode="null")
             found = self._by_text.get(text)
             if found is None:
                 found = self._by_text[text] = len(self.texts)

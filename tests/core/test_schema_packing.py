@@ -107,3 +107,15 @@ def test_a_script_reading_plain_json_gets_the_requests_whole_from_unpacked(run: 
     record = json.loads(run.to_json())
     assert unpacked(record) == json.loads(run.model_dump_json())
     assert TABLE_KEY in record  # (the record read is left as it was)
+
+
+def test_nan_and_infinities_in_a_message_are_written_as_json_null_as_a_whole_record_writes_them() -> None:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is no JSON")
+
+    message = {"role": "tool", "content": {"mean": float("nan"), "max": float("inf"), "min": float("-inf")}}
+    trajectory = Trajectory(steps=[Step(index=0, agent="a", model_calls=[
+        ModelCall(agent="a", call_index=0, request={"messages": [message]})])])
+    record = json.loads(trajectory.to_json(), parse_constant=refuse)
+    assert record[TABLE_KEY] == [{"role": "tool", "content": {"mean": None, "max": None, "min": None}}]
+    assert Trajectory.from_json(trajectory.to_json()) == Trajectory.from_json(trajectory.model_dump_json())
