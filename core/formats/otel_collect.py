@@ -5,10 +5,11 @@ trajectory and appends it to a store, beside whatever else the tracer provider e
 
 Any OpenInference or OpenTelemetry GenAI instrumentation works (OpenInference's AutoGen instrumentor, a hand-made
 ``AGENT``/``LLM``/``TOOL`` span tree): spans map onto steps as ``agentracer import openinference`` maps them. A
-trace is written once its local root span has ended and ``grace_s`` seconds have passed without another span of it
-(a streamed model call in async code may end after the agent span around it; another service's part of the trace,
-its own root under a remote parent, may end after ours): all its parts make one trajectory, as the OTLP receiver
-makes of a trace. ``force_flush()`` writes the traces waiting out their grace; traces still open when the exporter
+trace is written when its local root span ends, or, with ``grace_s``, once that many seconds have passed after it
+without another span of the trace (a streamed model call in async code may end after the agent span around it;
+another service's part of the trace, its own root under a remote parent, may end after ours): all its parts make one
+trajectory, as the OTLP receiver makes of a trace. ``force_flush()`` writes the traces waiting out their grace (the
+SDK's span processors never call it: ``provider.shutdown()`` does, at exit too); traces still open when the exporter
 shuts down are written as they are. Needs the ``otel`` extra.
 """
 
@@ -54,10 +55,10 @@ def _is_local_root(span: ReadableSpan) -> bool:
 class TrajectoryExporter(SpanExporter):
     """An OpenTelemetry span exporter that writes one trajectory per finished trace to ``store`` (a store object,
     or the path of a ``.jsonl``/``.db`` one); ``collected`` lists the ids written. A trace is written ``grace_s``
-    seconds after its local root ended and its last span arrived (0: as soon as its root ends); a span that ends
-    later than that is left out with a warning."""
+    seconds after its local root ended and its last span arrived (0, the default: as its root ends, stored before the
+    span processor's call returns); a span that ends later than that is left out with a warning."""
 
-    def __init__(self, store: Any, *, grace_s: float = 5.0) -> None:
+    def __init__(self, store: Any, *, grace_s: float = 0.0) -> None:
         if isinstance(grace_s, bool) or not isinstance(grace_s, int | float) or not 0 <= grace_s < math.inf:
             raise InputError(f"{grace_s!r} is not a number of seconds, 0 or more", where="grace_s")
         self._traces = TraceAssembler(store)
@@ -118,12 +119,14 @@ class TrajectoryExporter(SpanExporter):
         return ready
 
     def _tick(self) -> None:
-        """Hand on each trace when its grace is over, whether or not more spans come."""
+        """Hand on each trace when its grace is over, whether or not more spans come; end when none is held (the
+        next held trace starts another), so that an exporter nobody shuts down is not kept alive by its thread."""
         while True:
             with self._changed:
-                while not self._closed and (not self._due or min(self._due.values()) > time.monotonic()):
-                    self._changed.wait(min(self._due.values()) - time.monotonic() if self._due else None)
-                if self._closed:
+                while not self._closed and self._due and min(self._due.values()) > time.monotonic():
+                    self._changed.wait(min(self._due.values()) - time.monotonic())
+                if self._closed or not self._due:
+                    self._ticker = None
                     return
                 now = time.monotonic()
                 ready = self._take(now)

@@ -235,7 +235,7 @@ def _streamed_turn(tracer: trace.Tracer) -> tuple[trace.Span, trace.Span]:
 
 
 def test_a_span_that_ends_after_its_root_is_still_in_its_run(tmp_path: Path) -> None:
-    collector = TrajectoryExporter(tmp_path / "collected.jsonl")
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl", grace_s=5)
     turn, call = _streamed_turn(_collecting(collector))
     turn.end()
     call.end()  # async code read the stream to its end after the agent's turn was over
@@ -255,7 +255,19 @@ def test_a_trace_is_written_when_its_grace_is_over_with_no_further_span(tmp_path
         time.sleep(0.02)
     [run] = list(open_store(tmp_path / "collected.jsonl"))
     assert collector.collected == [run.id] and run.steps[-1].content == "an old silent pond"
+    while collector._ticker is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert collector._ticker is None  # (its thread ends with nothing held: an exporter never shut down is not kept)
     collector.shutdown()
+
+
+def test_by_default_a_trace_is_stored_as_its_root_ends(tmp_path: Path) -> None:
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl")
+    turn, call = _streamed_turn(_collecting(collector))
+    call.end()
+    turn.end()  # (the SDK's processors never call the exporter's force_flush: nothing may wait for it)
+    [run] = list(open_store(tmp_path / "collected.jsonl"))
+    assert run.steps[-1].content == "an old silent pond" and collector._ticker is None
 
 
 def test_force_flush_writes_a_trace_waiting_out_its_grace_and_a_later_span_is_left_out(
@@ -276,7 +288,7 @@ def test_force_flush_writes_a_trace_waiting_out_its_grace_and_a_later_span_is_le
 def test_two_services_parts_of_one_trace_are_one_run_in_time_order(tmp_path: Path) -> None:
     """Two local roots under remote parents (each service was called by another process): the receiver makes one
     trajectory of a trace's parts, and so does the exporter, rather than keeping the first part only."""
-    collector = TrajectoryExporter(tmp_path / "collected.jsonl")
+    collector = TrajectoryExporter(tmp_path / "collected.jsonl", grace_s=5)
     trace_id = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 
     def called_from(span_id: int) -> Context:
