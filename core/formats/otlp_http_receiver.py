@@ -78,6 +78,9 @@ def decode_request(body: bytes, content_type: str, content_encoding: str = "") -
     return list(spans_of_request(document, "request"))
 
 
+MAX_GZIP_MEMBERS = 100  # each member is read from a copy of the rest of the body: many tiny ones cost its square
+
+
 def _gunzipped(body: bytes) -> bytes:
     """A gzip body decompressed, to at most ``MAX_BODY`` bytes (a small body must not expand into gigabytes);
     ``InputError`` when it is not gzip, is cut short, expands further, or has bytes after its data that are not
@@ -102,6 +105,9 @@ def _gunzipped(body: bytes) -> bytes:
         rest = inflater.unused_data
         if not rest:
             return b"".join(parts)
+        if len(parts) == MAX_GZIP_MEMBERS:
+            raise InputError(f"a gzip body of more than {MAX_GZIP_MEMBERS} members (as one file compressed in parts); "
+                             "a client sends one", where="body")
 
 
 def _content_length(header: str | None) -> int:

@@ -379,3 +379,17 @@ def test_a_gzip_body_with_junk_after_it_is_refused_and_one_of_several_members_is
         assert reply.status_code == 200, reply.text
         assert receiver.refused == 3
     assert [t.steps[0].content for t in open_store(tmp_path / "runs.jsonl")] == ["whole"]
+
+
+
+def test_a_gzip_body_of_countless_members_is_refused_not_unpacked_one_copy_at_a_time() -> None:
+    from agentracer.errors import InputError
+    from agentracer.formats.otlp_http_receiver import MAX_GZIP_MEMBERS, decode_request
+
+    body = _body(_span("a", "1", None, "whole"))
+    cut = [len(body) * k // MAX_GZIP_MEMBERS for k in range(MAX_GZIP_MEMBERS + 1)]
+    members = b"".join(gzip.compress(body[a:b]) for a, b in zip(cut, cut[1:], strict=False))
+    assert [span.name for span in decode_request(members, "application/json", "gzip")] == \
+        [span.name for span in decode_request(body, "application/json")]
+    with pytest.raises(InputError, match=f"more than {MAX_GZIP_MEMBERS} members"):
+        decode_request(gzip.compress(b"") * 200_000, "application/json", "gzip")  # (was minutes of one thread)
