@@ -207,13 +207,20 @@ def from_whowhen(data: Any, *, where: str, source_path: str | None = None) -> Tr
         trajectory.outcome = read_outcome(data["outcome"], where=f"{where}: field 'outcome'")
     if isinstance(data.get("is_correct"), bool):
         trajectory.outcome.success = data["is_correct"]
-    if _AGENTS in data:
+    if _our_agents_key(data.get(_AGENTS)):
         trajectory.agents = _read_agents(data, where=where)
     elif isinstance(system_prompt, dict):
         trajectory.agents = [AgentInfo(name=str(k), system_prompt=str(v)) for k, v in system_prompt.items()]
     if "question" in data and not isinstance(data["question"], str):
         metadata["whowhen"]["question"] = data["question"]
     return redacted(trajectory, where=where)
+
+
+def _our_agents_key(value: Any) -> bool:
+    """Whether a file's ``agents`` key is the one this exporter writes (a list of objects naming agents); another
+    tool's key of that name (a list of names, say) is kept as the file's own, as any key Who&When does not have."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in value)
 
 
 def _read_agents(data: dict[str, Any], *, where: str) -> list[AgentInfo]:

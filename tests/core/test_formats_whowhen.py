@@ -217,10 +217,17 @@ def test_agents_that_only_have_prompts_export_as_before() -> None:
     assert from_whowhen(record, where="r.json").agents == run.agents
 
 
-@pytest.mark.parametrize("agents", ["planner", [5], [{"model": "gpt"}], [{"name": "a", "tools": "python"}]])
+@pytest.mark.parametrize("agents", [[{"name": "a", "tools": "python"}], [{"name": "a", "model": 5}]])
 def test_a_malformed_agents_key_names_the_file_and_field(agents: object) -> None:
     with pytest.raises(InputError, match=r"^bad.json: field 'agents'"):
         from_whowhen({"history": [{"name": "a", "content": "x"}], "agents": agents}, where="bad.json")
+
+
+@pytest.mark.parametrize("agents", ["planner", ["planner", "coder"], [5], [{"model": "gpt"}], [], {"a": 1}])
+def test_another_tools_agents_key_is_the_files_own_and_goes_back_as_it_was(agents: object) -> None:
+    data = {"question": "q", "history": [{"name": "a", "role": "a", "content": "x"}], "agents": agents}
+    run = from_whowhen(data, where="other.json")
+    assert run.agents == [] and to_whowhen(run)["agents"] == agents
 
 
 @pytest.mark.parametrize("agent", [None, ["A"], True])
