@@ -27,6 +27,7 @@ When a server splits reasoning out (vLLM's ``reasoning_content``), the text is r
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email.utils
 import os
@@ -34,6 +35,7 @@ import random
 import re
 import ssl
 import time
+import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -89,6 +91,16 @@ def _retry_after(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _token_user(url: str) -> list[str]:
+    """A URL's user given without a password (``https://TOKEN@host``: a token), in every form a server could echo it
+    (as is, and the Basic credentials made of it); ``url_secrets`` has a password's."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.username or parts.password is not None:
+        return []
+    user = urllib.parse.unquote(parts.username)
+    return [parts.username, user, base64.b64encode(f"{user}:".encode()).decode("ascii")]
 
 
 def _content_text(content: Any) -> str:
@@ -198,16 +210,17 @@ class OpenAIChatModel(BaseChatModel):
         context_window: int | None = None,
         params: dict[str, Any] | None = None,
     ) -> None:
-        if not _SCHEME.match(base_url):
-            raise InputError(f"model endpoint {base_url!r} must start with http:// or https://")
-        if not model:
-            raise InputError(f"no model name for endpoint {base_url!r}; write URL@MODEL")
         self.base_url = base_url.rstrip("/")
+        self.shown_url = without_credentials(self.base_url)  # (what names and errors show)
+        if not _SCHEME.match(base_url):
+            raise InputError(f"model endpoint {self.shown_url!r} must start with http:// or https://")
+        if not model:
+            raise InputError(f"no model name for endpoint {self.shown_url!r}; write URL@MODEL")
         self.model = model
-        self.shown_url = without_credentials(self.base_url)
         self.name = f"openai:{self.shown_url}@{model}"
         self._api_key = api_key if api_key is not None else _api_key_from_env()
-        self._secrets = [secret for secret in (self._api_key, *url_secrets(self.base_url)) if secret]
+        self._secrets = [secret for secret in (self._api_key, *url_secrets(self.base_url),
+                                               *_token_user(self.base_url)) if secret]
         self.max_concurrency = max(1, int(max_concurrency))
         self.max_retries = max(0, int(max_retries))
         self.timeout = float(timeout) if timeout is not None else _timeout_from_env()
@@ -417,6 +430,8 @@ _SCHEME = re.compile(r"^(https?)://", re.IGNORECASE)
 # what a URL without its scheme begins with: a host and port before a path (myhost:8000/v1), or a bare host and port of
 # a named or dotted host (localhost:8000, 127.0.0.1:8000; a model tag like llama3:70 is not one)
 _HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\w-]+(\.[\w-]+)+):\d+$)")
+# how a URL's authority (no path) ends when it names a host: a host name or [IPv6], then maybe :port
+_AUTHORITY_END = re.compile(r"(^|@)([\w.-]+|\[[0-9A-Fa-f:.]+\])(:\d*)?$")
 
 
 def parse_spec(rest: str) -> tuple[str, str]:
@@ -427,10 +442,16 @@ def parse_spec(rest: str) -> tuple[str, str]:
     if scheme:
         rest = scheme.group(1).lower() + rest[len(scheme.group(1)):]
         path = rest.find("/", scheme.end())  # (the model begins at the first @ of the URL's path: a user:password@
-        at = rest.find("@", path) if path >= 0 else -1  # before the host is the URL's, an @ in the model the model's)
-        endpoint, model = (rest[:at], rest[at + 1:]) if at >= 0 else (rest.rpartition("@")[0], rest.rpartition("@")[2])
-        if not model or not endpoint or at < 0 and "@" not in rest:
-            raise InputError(f"openai model spec {rest!r} needs URL@MODEL, e.g. http://127.0.0.1:8000/v1@Qwen3-8B")
+        if path >= 0:  # before the host is the URL's, an @ in the model the model's)
+            at = rest.find("@", path)
+        else:  # no path: the last @ (http://host:8000@m, http://user:pw@host:8000@m), after a host[:port]
+            at = rest.rfind("@")
+            if not _AUTHORITY_END.search(rest[scheme.end():at]):
+                at = -1  # (http://user:pw@host:8000 has no model: "user:pw" is no host)
+        endpoint, model = (rest[:at], rest[at + 1:]) if at >= 0 else ("", "")
+        if not model or not endpoint:  # (shown without the URL's credentials: this message is printed)
+            raise InputError(f"openai model spec {without_credentials(rest)!r} needs URL@MODEL, e.g. "
+                             "http://127.0.0.1:8000/v1@Qwen3-8B")
         return endpoint, model
     if not rest:
         raise InputError("openai model spec is empty; use openai:URL@MODEL or openai:MODEL")

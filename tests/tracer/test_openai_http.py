@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from agentracer.errors import InputError
 from agentracer.models import load_model
 from agentracer.models.base import ModelError, RequestRefused
 from agentracer.models.cache import ResponseCache
@@ -379,6 +380,20 @@ def test_url_credentials_stay_out_of_names() -> None:
     assert "hunter2pw" not in model.name + repr(model) and model.name == "openai:http://127.0.0.1:9/v1@m"
 
 
+@pytest.mark.parametrize("spec", ["http://user:hunter2pw@127.0.0.1:9/v1", "http://tok3nsecret@127.0.0.1:9/v1",
+                                  "http://user:hunter2pw@127.0.0.1:9"])
+def test_url_credentials_without_a_model_are_refused_without_echoing_them(spec) -> None:
+    """The @ of the credentials was taken for the model's: ('http://user:hunter2pw', '127.0.0.1:9/v1'), then a
+    traceback or 'cannot reach http://tok3nsecret' that showed them."""
+    for make in (lambda: parse_spec(spec), lambda: load_model(f"openai:{spec}", cache=False)):
+        with pytest.raises(InputError, match="needs URL@MODEL") as caught:
+            make()
+        assert "hunter2pw" not in str(caught.value) and "tok3nsecret" not in str(caught.value)
+    with pytest.raises(InputError) as caught:
+        OpenAIChatModel(spec.replace("http", "ftp"), "m")
+    assert "hunter2pw" not in str(caught.value) and "tok3nsecret" not in str(caught.value)
+
+
 def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTRACER_TIMEOUT", "2.5")
     assert OpenAIChatModel("http://x/v1", "m", cache=False).timeout == 2.5
@@ -453,6 +468,23 @@ def test_credentials_a_refusal_echoes_never_reach_the_error_in_any_form() -> Non
     assert "401" in message or "credentials" in message, message
     for secret in ("hunter2pw", base64.b64encode(b"bob:hunter2pw").decode(), "q1w2e3r4t5"):
         assert secret not in message + model.name, secret
+
+
+def test_a_token_given_as_the_urls_user_never_reaches_the_error_in_any_form() -> None:
+    import base64
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingRefusal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = OpenAIChatModel(f"http://tok3nsecret@127.0.0.1:{server.server_address[1]}/v1", "m", cache=False,
+                                max_retries=0, api_key="")
+        with pytest.raises(ModelError, match="HTTP 401") as caught:
+            model.complete([{"role": "user", "content": "hi"}])
+    finally:
+        server.shutdown()
+        server.server_close()
+    for secret in ("tok3nsecret", base64.b64encode(b"tok3nsecret:").decode()):
+        assert secret not in str(caught.value) + model.name, secret
 
 
 def test_the_cache_redacts_by_value_and_keeps_what_the_api_names_like_a_secret(tmp_path) -> None:
