@@ -61,6 +61,9 @@ def _api_key_from_env() -> str | None:
 
 TIMEOUT_ENV = "AGENTRACER_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
+#: Share of the attempt's timeout a connection may take: a hung connect times out (and counts toward the breaker)
+#: before the attempt's whole wait does, which could not tell it from a slow answer.
+CONNECT_SHARE = 0.9
 
 
 def _timeout_from_env() -> float:
@@ -299,7 +302,7 @@ class OpenAIChatModel(BaseChatModel):
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             tls = ssl.create_default_context()  # one TLS context shared by the clients (each costs ~10 ms)
             pool = _ClientPool(lambda: httpx.AsyncClient(
-                headers=headers, timeout=httpx.Timeout(self.timeout), verify=tls,
+                headers=headers, timeout=httpx.Timeout(self.timeout, connect=self.timeout * CONNECT_SHARE), verify=tls,
                 limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)), self.max_concurrency)
             self._per_loop[loop] = pool
         return pool
@@ -350,11 +353,14 @@ class OpenAIChatModel(BaseChatModel):
             retry_after: float | None = None
             try:  # (httpx's timeout bounds each read; the wait bounds the whole answer)
                 response = await asyncio.wait_for(client.post(url, json=body), self.timeout)
+            except httpx.ConnectTimeout:  # (a TimeoutException too: caught first, it counts as the server down)
+                self._connect_failures += 1
+                problem = f"cannot connect to {self.shown_url} within {self.timeout * CONNECT_SHARE:g}s"
             except (TimeoutError, httpx.TimeoutException):
                 problem = f"no answer within {self.timeout:g}s"
             except httpx.TransportError as exc:
-                if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):  # no server there: a connection
-                    self._connect_failures += 1  # dropped mid-answer is retried but says nothing about that
+                if isinstance(exc, httpx.ConnectError):  # no server there: a connection dropped mid-answer is
+                    self._connect_failures += 1  # retried but says nothing about that
                 problem = f"cannot reach {self.shown_url} ({type(exc).__name__}: {exc})"
             else:
                 self._connect_failures = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -197,6 +198,30 @@ def test_server_down_fails_with_a_clear_error_and_the_breaker_stops_retrying() -
     with pytest.raises(ModelError):
         model.complete(MESSAGES)
     assert model.stats["attempts"] == 5  # the breaker is open: one attempt, no retry cycle
+
+
+def test_connects_that_time_out_open_the_breaker() -> None:
+    """A server whose accept queue is full leaves connect() hanging: each ConnectTimeout was taken for a slow answer
+    (its except clause came second), so a dead server cost every request a full retry cycle."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(0)
+        port = listening.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:  # (fill the queue: later connects get no SYN-ACK and hang)
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            model = OpenAIChatModel(f"http://127.0.0.1:{port}/v1", "m", cache=False, timeout=0.3, max_retries=3,
+                                    breaker_threshold=2, backoff_base=0.01)
+            for _ in range(3):
+                with pytest.raises(ModelError, match="cannot connect"):
+                    model.complete(MESSAGES)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert model.stats["attempts"] == 2 + 1 + 1  # two failed connects open the breaker: one attempt each after
 
 
 def test_timeout_is_retried_then_reported() -> None:
