@@ -96,6 +96,30 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _shown_url(url: str) -> str:
+    """``url`` as names and messages show it (``without_credentials``); one urllib cannot split (an unclosed ``[``)
+    without anything before its host's ``@``."""
+    try:
+        return without_credentials(url)
+    except ValueError:
+        return re.sub(r"^([^:/?#]+://)[^/?#]*@", r"\1", url)
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` one no request can go to (no host, a port out of range, what httpx cannot parse), if
+    anything."""
+    try:
+        parsed = httpx.URL(url)
+        urllib.parse.urlsplit(url)  # (the credentials are read from it: it must split too)
+    except (httpx.InvalidURL, ValueError) as exc:
+        return str(exc)  # (names a host or port, never the credentials)
+    if not parsed.host:
+        return "it names no host"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return f"port {parsed.port} is not in 1-65535"
+    return None
+
+
 def _token_user(url: str) -> list[str]:
     """A URL's user given without a password (``https://TOKEN@host``: a token), in every form a server could echo it
     (as is, and the Basic credentials made of it); ``url_secrets`` has a password's."""
@@ -214,11 +238,13 @@ class OpenAIChatModel(BaseChatModel):
         params: dict[str, Any] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.shown_url = without_credentials(self.base_url)  # (what names and errors show)
+        self.shown_url = _shown_url(self.base_url)  # (what names and errors show)
         if not _SCHEME.match(base_url):
             raise InputError(f"model endpoint {self.shown_url!r} must start with http:// or https://")
         if not model:
             raise InputError(f"no model name for endpoint {self.shown_url!r}; write URL@MODEL")
+        if problem := _url_problem(self.base_url):  # (refused here, not as a traceback at the first request)
+            raise InputError(f"model endpoint {self.shown_url!r} is not a usable URL: {problem}")
         self.model = model
         self.name = f"openai:{self.shown_url}@{model}"
         self._api_key = api_key if api_key is not None else _api_key_from_env()

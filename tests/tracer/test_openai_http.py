@@ -419,6 +419,19 @@ def test_url_credentials_without_a_model_are_refused_without_echoing_them(spec) 
     assert "hunter2pw" not in str(caught.value) and "tok3nsecret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("url", "problem"), [("http://127.0.0.1:99999/v1", "port 99999 is not in 1-65535"),
+                                             ("http://bob:hunter2pw@127.0.0.1:0/v1", "port 0"),
+                                             ("http://127.0.0.1:abc/v1", "Invalid port"),
+                                             ("http://bob:hunter2pw@[::1/v1", "not a usable URL"),
+                                             ("http:///v1", "names no host")])
+def test_an_endpoint_no_request_can_reach_is_refused_when_the_model_is_made(url, problem) -> None:
+    """A port out of range was a well-formed spec: locate crashed at the first request with an OverflowError in an
+    ExceptionGroup (the model-list lookup caught neither)."""
+    with pytest.raises(InputError, match=problem) as caught:
+        load_model(f"openai:{url}@m", cache=False)
+    assert "not a usable URL" in str(caught.value) and "hunter2pw" not in str(caught.value)
+
+
 def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTRACER_TIMEOUT", "2.5")
     assert OpenAIChatModel("http://x/v1", "m", cache=False).timeout == 2.5
