@@ -353,10 +353,10 @@ class OpenAIChatModel(BaseChatModel):
         key = request_key({"endpoint": self.base_url, "body": body}) if self.cache is not None else ""
         if self.cache is not None and self.cache_read:
             entry = self.cache.get(key)
-            if entry is not None and isinstance(entry.get("text"), str):
+            usage = _cached_usage(entry) if entry is not None else None
+            if entry is not None and isinstance(entry.get("text"), str) and usage is not None:
                 self.stats["cache_hits"] += 1
-                return Completion(text=entry["text"], usage=Usage(**entry.get("usage", {})), cached=True,
-                                  raw=entry.get("raw"))
+                return Completion(text=entry["text"], usage=usage, cached=True, raw=entry.get("raw"))
         async with self._pool().client() as client:
             payload = await self._post(client, body)
         # as the cache keeps it, this endpoint's key and URL password among the secrets (8 characters at least: a
@@ -438,6 +438,18 @@ class OpenAIChatModel(BaseChatModel):
         usage = Usage(prompt_tokens=_count(counts.get("prompt_tokens")),
                       completion_tokens=_count(counts.get("completion_tokens")))
         return Completion(text=text, usage=usage, raw=payload)
+
+
+def _cached_usage(entry: dict[str, Any]) -> Usage | None:
+    """The token counts a cache entry keeps (none kept: 0), or None when they are not whole numbers (an entry
+    written by hand or another tool: a miss, asked again, as an unreadable entry is); other keys are ignored."""
+    usage = entry.get("usage", {})
+    if not isinstance(usage, dict):
+        return None
+    counts = {name: usage.get(name, 0) for name in ("prompt_tokens", "completion_tokens")}
+    if not all(type(count) is int and count >= 0 for count in counts.values()):
+        return None
+    return Usage(**counts)
 
 
 def _count(value: Any) -> int:

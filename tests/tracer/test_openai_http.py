@@ -325,6 +325,23 @@ def test_an_answer_that_quotes_the_key_is_cached_without_it(tmp_path, monkeypatc
     assert cached.cached and "sk-secret" not in cached.text and cached.text.endswith("<answer>A|1</answer>")
 
 
+@pytest.mark.parametrize(("usage", "kept"), [(None, False), ([1, 2], False), ({"prompt_tokens": "3"}, False),
+                                           ({"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}, True),
+                                           ({"completion_tokens": 1}, True)])
+def test_a_cache_entry_with_odd_token_counts_is_read_or_asked_again_never_a_failure(tmp_path, usage, kept) -> None:
+    """An entry whose usage was not exactly {prompt_tokens, completion_tokens} failed its request on every run."""
+    with OpenAIServer(["first", "second"]) as server:
+        _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
+        (entry_file,) = tmp_path.rglob("*.json")
+        entry = json.loads(entry_file.read_text())
+        entry["usage"] = usage
+        entry_file.write_text(json.dumps(entry))
+        again = _model(server, cache_dir=str(tmp_path)).complete(MESSAGES)
+    assert (again.cached, again.text) == ((True, "first") if kept else (False, "second"))
+    if kept:
+        assert again.usage.completion_tokens == 1 and again.usage.prompt_tokens == usage.get("prompt_tokens", 0)
+
+
 def test_cache_can_be_switched_off_by_env(monkeypatch) -> None:
     monkeypatch.setenv("AGENTRACER_CACHE", "off")
     with OpenAIServer("x") as server:
