@@ -399,6 +399,9 @@ class OpenAIChatModel(BaseChatModel):
                 elif response.status_code in RETRY_STATUSES or response.status_code >= 500:
                     retry_after = _retry_after(response)
                     problem = f"HTTP {response.status_code}: {_error_message(response)}"
+                elif 300 <= response.status_code < 400:  # (not followed: a POST's body and key go only where given)
+                    self.stats["failures"] += 1
+                    raise ModelError(self._scrubbed(_redirected(shown, url, response)))
                 else:
                     self.stats["failures"] += 1
                     refused = RequestRefused if response.status_code in REQUEST_REFUSALS else ModelError
@@ -438,6 +441,22 @@ class OpenAIChatModel(BaseChatModel):
         usage = Usage(prompt_tokens=_count(counts.get("prompt_tokens")),
                       completion_tokens=_count(counts.get("completion_tokens")))
         return Completion(text=text, usage=usage, raw=payload)
+
+
+def _redirected(shown: str, url: str, response: httpx.Response) -> str:
+    """What to say of a redirect of the request to ``url`` (shown as ``shown``): where to, and the base URL to give."""
+    location = response.headers.get("location")
+    said = f"{shown} redirected the request (HTTP {response.status_code})"
+    if not location:
+        return f"{said} without saying where to"
+    try:
+        target = _shown_url(str(httpx.URL(url).join(location)))
+    except (httpx.InvalidURL, ValueError):
+        return f"{said} to {location!r}, which is no URL"
+    moved = target.split("?")[0]
+    if not moved.endswith("/chat/completions"):
+        return f"{said} to {target}"
+    return f"{said} to {target}; give its base URL instead, e.g. openai:{moved.removesuffix('/chat/completions')}@MODEL"
 
 
 def _cached_usage(entry: dict[str, Any]) -> Usage | None:

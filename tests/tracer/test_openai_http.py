@@ -173,6 +173,42 @@ class _Refusing(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Redirecting(BaseHTTPRequestHandler):
+    """Redirects every request (307) to the same path under ``/moved``, or without a Location for ``/nowhere``."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(307)
+        if not self.path.startswith("/nowhere"):
+            self.send_header("Location", f"/moved{self.path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_redirect_says_where_to_and_the_base_url_to_give() -> None:
+    """It said 'refused the request: HTTP 307: ' and nothing else."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        model = OpenAIChatModel(f"http://bob:hunter2pw@{base}/v1", "m", cache=False)
+        with pytest.raises(ModelError) as caught:
+            model.complete(MESSAGES)
+        nowhere = OpenAIChatModel(f"http://{base}/nowhere/v1", "m", cache=False)
+        with pytest.raises(ModelError, match=r"redirected the request \(HTTP 307\) without saying where to"):
+            nowhere.complete(MESSAGES)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(caught.value) == (f"http://{base}/v1/chat/completions redirected the request (HTTP 307) to "
+                                 f"http://{base}/moved/v1/chat/completions; give its base URL instead, e.g. "
+                                 f"openai:http://{base}/moved/v1@MODEL")
+    assert model.stats["attempts"] == 1
+
+
 def test_client_errors_fail_at_once_with_the_servers_message() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
     threading.Thread(target=server.serve_forever, daemon=True).start()
