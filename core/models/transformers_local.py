@@ -3,7 +3,8 @@
 Generation is batched (left padding) and concurrent ``acomplete`` calls are coalesced into batches (see
 ``agentracer.models.batching``). The prompt is the tokenizer's chat template when it has one, else a plain
 ``role: content`` transcript. Parameters in OpenAI style are understood: ``max_tokens``, ``temperature``
-(0 = greedy, the default), ``top_p``, ``seed``. Needs ``torch`` and ``transformers`` (the ``train`` extra).
+(0 = greedy, the default), ``top_p``, ``seed`` (a seeded sample is generated alone, so it is the same whatever it
+is batched with). Needs ``torch`` and ``transformers`` (the ``train`` extra).
 """
 
 from __future__ import annotations
@@ -111,27 +112,41 @@ class TransformersChatModel(LocalBatchModel):
             positions.append(i)
         if not prompts:
             return results
-        if params.get("seed") is not None:
-            torch.manual_seed(int(params["seed"]))
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = {k: v.to(self.device) for k, v in encoded.items()}
         options: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": self.tokenizer.pad_token_id,
                                    "do_sample": temperature > 0}
         if temperature > 0:
             options.update(temperature=temperature, top_p=float(params.get("top_p", 1.0)))
-        with torch.no_grad():
+        seed = params.get("seed")
+        # One random stream feeds a batch's rows together: a seeded sample would depend on what it was batched with.
+        # Seeded sampling goes one request at a time instead, each from its seed (slower, but reproducible).
+        alone = seed is not None and temperature > 0
+        groups = [[k] for k in range(len(prompts))] if alone else [list(range(len(prompts)))]
+        for group in groups:
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            answers = self._generated([prompts[k] for k in group], options)
+            for k, completion in zip(group, answers, strict=True):
+                self.usage = self.usage + completion.usage
+                results[positions[k]] = completion
+        return results
+
+    def _generated(self, prompts: list[str], options: dict[str, Any]) -> list[Completion]:
+        """One batched generate call: the answers of ``prompts``, in order."""
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = {k: v.to(self.device) for k, v in encoded.items()}
+        with self._torch.no_grad():
             output = self.model.generate(**encoded, **options)
         width = encoded["input_ids"].shape[1]
         eos = self.tokenizer.eos_token_id
         stops = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.pad_token_id}
-        for row, i in enumerate(positions):
+        answers = []
+        for row in range(len(prompts)):
             new = output[row, width:].tolist()
             used = next((k + 1 for k, token in enumerate(new) if token in stops), len(new))
             text = self.answer_start + self.tokenizer.decode(new[:used], skip_special_tokens=True)
             usage = Usage(prompt_tokens=int(encoded["attention_mask"][row].sum()), completion_tokens=used)
-            self.usage = self.usage + usage
-            results[i] = Completion(text=text, usage=usage, raw={"token_ids": new[:used]})
-        return results
+            answers.append(Completion(text=text, usage=usage, raw={"token_ids": new[:used]}))
+        return answers
 
 
 def from_spec(rest: str, **options: Any) -> TransformersChatModel:

@@ -194,3 +194,15 @@ def test_a_template_that_opens_the_reasoning_gives_answers_that_begin_with_it(ti
     plain = load_model(f"hf:{tiny_model_dir}", max_new_tokens=4)
     assert plain.answer_start == "" and not plain.complete(_messages("Which agent failed?"), max_tokens=3
                                                             ).text.startswith("<think>")
+
+
+def test_a_seeded_sample_is_the_same_alone_or_batched(model) -> None:
+    """The seed was set once per batch, and a batch's rows draw from one random stream: the same request with the
+    same seed sampled differently depending on what it was batched with."""
+    params = {"temperature": 1.0, "seed": 7, "max_tokens": 6}
+    asked = _messages("Which agent failed?")
+    alone = model.complete(asked, **params)
+    batched = asyncio.run(model.abatch([_messages("Step 0 was fine."), asked, _messages("def add(a, b):")], **params))
+    assert [r.text for r in batched] == [model.complete(m, **params).text for m in
+                                         (_messages("Step 0 was fine."), asked, _messages("def add(a, b):"))]
+    assert batched[1].text == alone.text and batched[1].usage == alone.usage
