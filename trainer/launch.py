@@ -122,7 +122,8 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[
     """Split command-line ``key=value`` overrides into those of our config (``reward.lam=0.3``, set in a copy of
     ``config``, the value read as YAML) and verl's (returned in order). A key of a section only we have
     (``clip.eps_mx=0.3``) is an ``InputError`` naming what that section takes; ``+key``/``~key`` are verl's, but for
-    verl's spelling of a key of ours (``VERL_SPELLINGS``), which sets ours; ``++key`` passes anything as it is."""
+    a key of ours or verl's spelling of one (``VERL_SPELLINGS``), which sets ours (``+reward.lam=0.3`` is
+    ``reward.lam=0.3``); ``++key`` passes anything as it is."""
     import yaml
 
     config = {name: dict(value) if isinstance(value, dict) else value for name, value in config.items()}
@@ -132,6 +133,8 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[
         if sep and not key.startswith("++") and not value.lstrip().startswith("${"):
             key = VERL_SPELLINGS.get(key.removeprefix("+"), key)  # verl's spelling of a key we set is ours (++ and a
             # hydra interpolation, ${...}, pass it to verl as it is)
+            if key.startswith("+") and key[1:].partition(".")[0] in SECTION_KEYS:
+                key = key[1:]  # (+reward.lam is reward.lam: verl would add it as a key of its own, read by nothing)
         section, dot, name = key.partition(".")
         if not (sep and dot) or section not in SECTION_KEYS or (name not in SECTION_KEYS[section]
                                                                  and section not in _OURS_ONLY):

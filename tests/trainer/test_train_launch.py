@@ -224,8 +224,8 @@ def test_overrides_of_our_config_keys_set_them_and_the_rest_go_to_verl(ready: Ru
     config = load_config()
     changed, rest = apply_overrides(config, ["reward.lam=0.25", "rollout.n=4", "data.train_batch_size=16",
                                              "trainer.val_before_train=false", "reward.custom_reward_function.x=1",
-                                             "+reward.lam=0.9", "algorithm.gamma=0.9"])
-    assert rest == ["reward.custom_reward_function.x=1", "+reward.lam=0.9", "algorithm.gamma=0.9"]
+                                             "+data.gen_batch_size=8", "algorithm.gamma=0.9"])
+    assert rest == ["reward.custom_reward_function.x=1", "+data.gen_batch_size=8", "algorithm.gamma=0.9"]
     assert changed["reward"]["lam"] == 0.25 and changed["rollout"]["n"] == 4
     assert changed["trainer"]["val_before_train"] is False
     assert config["reward"]["lam"] == 0.5 and config["rollout"]["n"] == 8  # the loaded config is left as it was
@@ -235,6 +235,23 @@ def test_overrides_of_our_config_keys_set_them_and_the_rest_go_to_verl(ready: Ru
     assert overrides["trainer.val_before_train"] == "false"
     with pytest.raises(InputError, match=re.escape("unknown key ppo.epoch in 'ppo.epoch=2'; ppo takes")):
         apply_overrides(config, ["ppo.epoch=2"])
+
+
+def test_a_plus_before_our_own_key_sets_ours(ready: RunSpec) -> None:
+    """``+reward.lam=0.3`` went to verl as a key of its own, read by nothing, and our setting stayed; a batch size
+    set so was not seen by the clip schedule (verl made 2 updates a step, the schedule counted 1)."""
+    changed, rest = apply_overrides(load_config(), ["+reward.lam=0.3", "+clip.eps_max=0.4", "+ppo.epochs=2",
+                                                    "+data.train_batch_size=64", "+trainer.new_key=1"])
+    assert rest == ["+trainer.new_key=1"]
+    assert changed["reward"]["lam"] == 0.3 and changed["clip"]["eps_max"] == 0.4 and changed["ppo"]["epochs"] == 2
+    overrides = as_dict(verl_overrides(changed, RunSpec(**{**ready.__dict__, "extra": rest})))
+    assert overrides["actor_rollout_ref.actor.ppo_mini_batch_size"] == "64"
+    assert overrides["+actor_rollout_ref.actor.policy_loss.updates_per_step"] == "2"  # 2 epochs of one mini-batch
+    assert not any(key.lstrip("+").startswith(("reward.lam", "clip.", "ppo.")) for key in overrides)
+    with pytest.raises(InputError, match=re.escape("unknown key clip.eps_mx")):
+        apply_overrides(load_config(), ["+clip.eps_mx=0.4"])
+    with pytest.raises(InputError, match=re.escape("did you mean reward.lam?")):
+        apply_overrides(load_config(), ["+reward.lamda=0.3"])
 
 
 @pytest.mark.parametrize(("typo", "meant"), [("reward.lamda=0.3", "reward.lam"),
