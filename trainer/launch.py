@@ -63,16 +63,19 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def ours_from_verl_section(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with the keys of its ``verl:`` section that are verl's spelling of ours (``VERL_SPELLINGS``:
-    ``actor_rollout_ref.rollout.n`` is ``rollout.n``) moved to our sections, as a command-line override of them is:
+    """``config`` with the keys of its ``verl:`` section that are ours, or verl's spelling of ours (``VERL_SPELLINGS``:
+    ``actor_rollout_ref.rollout.n`` is ``rollout.n``), moved to our sections, as a command-line override of them is:
     what we derive from them (the clip schedule's updates per step) and our checks follow them. They passed to verl
-    unchecked (rollout.n=1 past the group-size check, lam=2 past the reward's range) and unseen by the schedule."""
+    unchecked (rollout.n=1 past the group-size check, lam=2 past the reward's range) and unseen by the schedule
+    (``data.train_batch_size: 64`` made 2 updates a step, counted as 1)."""
     verl = config.get("verl")
     if not isinstance(verl, dict):
         return config
     config = {name: dict(value) if isinstance(value, dict) else value for name, value in config.items()}
     for key, value in verl.items():
-        ours = VERL_SPELLINGS.get(str(key).lstrip("+"))
+        bare = str(key).removeprefix("+")
+        section, _, name = bare.partition(".")
+        ours = VERL_SPELLINGS.get(bare) or (bare if name in SECTION_KEYS.get(section, ()) else None)
         if ours is not None and not str(key).startswith("++"):
             section, _, name = ours.partition(".")
             config[section] = {**_section(config, section), name: value}
@@ -126,6 +129,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> tuple[dict[
     ``reward.lam=0.3``); ``++key`` passes anything as it is."""
     import yaml
 
+    config = ours_from_verl_section(config)  # (a config made by hand: its verl: keys of ours, before the overrides)
     config = {name: dict(value) if isinstance(value, dict) else value for name, value in config.items()}
     rest: list[str] = []
     for item in overrides:
@@ -330,6 +334,7 @@ def response_prefix(model: str | os.PathLike[str]) -> str:
 
 def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
     """The hydra overrides for verl's ``main_ppo`` (``key=value`` strings; ``+key`` adds a key verl lacks)."""
+    config = ours_from_verl_section(config)
     check_config(config)
     data, optim, rollout = _section(config, "data"), _section(config, "optim"), _section(config, "rollout")
     reward, clip, ppo = _section(config, "reward"), _section(config, "clip"), _section(config, "ppo")

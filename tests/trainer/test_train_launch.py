@@ -353,6 +353,25 @@ def test_verls_spelling_of_a_key_we_set_in_the_config_files_verl_section_is_ours
             verl_overrides(load_config(path), ready)
 
 
+def test_our_own_keys_in_the_verl_section_set_ours(ready: RunSpec, tmp_path: Path) -> None:
+    """``verl: {data.train_batch_size: 64}`` reached verl, but the mini-batch and the clip schedule's updates per step
+    were derived from our 32: verl made 2 updates a step and the schedule ran twice as fast."""
+    path = tmp_path / "c.yaml"
+    path.write_text(DEFAULT_CONFIG_TEXT.replace("verl: {}", "verl:\n  data.train_batch_size: 64\n"
+                                                              "  +ppo.epochs: 2\n  data.seed: 3"))
+    loaded = load_config(path)
+    assert loaded["data"]["train_batch_size"] == 64 and loaded["ppo"]["epochs"] == 2
+    assert loaded["verl"] == {"data.seed": 3}
+    by_hand = load_config()
+    by_hand["verl"] = {"data.train_batch_size": 64}
+    for config in (loaded, apply_overrides(by_hand, [])[0], by_hand):
+        overrides = as_dict(verl_overrides(config, ready))
+        assert overrides["data.train_batch_size"] == "64"
+        assert overrides["actor_rollout_ref.actor.ppo_mini_batch_size"] == "64"
+    changed, _ = apply_overrides(by_hand, ["data.train_batch_size=16"])  # the command line still wins
+    assert changed["data"]["train_batch_size"] == 16
+
+
 def test_verls_spelling_of_a_key_we_set_sets_ours_and_is_checked_as_ours(ready: RunSpec) -> None:
     """``actor_rollout_ref.actor.ppo_mini_batch_size=8`` is ``ppo.mini_batch_size=8``: the clip schedule counts its
     updates per step from it, and a clip or reward setting out of range spelt verl's way is refused as ours is."""
