@@ -72,7 +72,8 @@ def ours_from_verl_section(config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(verl, dict):
         return config
     config = {name: dict(value) if isinstance(value, dict) else value for name, value in config.items()}
-    for key, value in verl.items():
+    config["verl"] = verl = flat_keys(verl)
+    for key, value in list(verl.items()):
         bare = str(key).removeprefix("+")
         section, _, name = bare.partition(".")
         ours = VERL_SPELLINGS.get(bare) or (bare if name in SECTION_KEYS.get(section, ()) else None)
@@ -81,6 +82,22 @@ def ours_from_verl_section(config: dict[str, Any]) -> dict[str, Any]:
             config[section] = {**_section(config, section), name: value}
             del config["verl"][key]
     return config
+
+
+def flat_keys(mapping: dict[Any, Any], parent: str = "") -> dict[str, Any]:
+    """A nested ``verl:`` mapping (``trainer: {max_actor_ckpt_to_keep: 2}``) as dotted keys
+    (``trainer.max_actor_ckpt_to_keep: 2``), as hydra overrides name them (a mapping became ``trainer='{...}'``, a
+    text verl refused); a ``+`` of any level goes before the whole key; an empty mapping stays a value."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        text = str(key)
+        plus = max(text[: len(text) - len(text.lstrip("+"))], parent[: len(parent) - len(parent.lstrip("+"))], key=len)
+        full = plus + ".".join(part for part in (parent.lstrip("+"), text.lstrip("+")) if part)
+        if isinstance(value, dict) and value:
+            flat.update(flat_keys(value, full))
+        else:
+            flat[full] = value
+    return flat
 
 
 # every key of our schema, by section (``verl:`` passes verl's own keys through)
@@ -276,6 +293,8 @@ def _value(v: Any) -> str:
         return "null"
     if isinstance(v, list | tuple):
         return "[" + ",".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # (hydra's dict syntax: one in a list, or an empty one, flat_keys leaves as a value)
+        return "{" + ",".join(f"{k}:{_value(x)}" for k, x in v.items()) + "}"
     text = str(v)
     if isinstance(v, str) and _HYDRA_SPECIAL.search(text):  # a path with a comma, a name with '=': quoted
         return _hydra_quoted(text)

@@ -372,6 +372,22 @@ def test_our_own_keys_in_the_verl_section_set_ours(ready: RunSpec, tmp_path: Pat
     assert changed["data"]["train_batch_size"] == 16
 
 
+def test_a_nested_verl_section_becomes_dotted_keys(ready: RunSpec, tmp_path: Path) -> None:
+    """``verl: {trainer: {max_actor_ckpt_to_keep: 2}}`` reached verl as ``trainer='{...}'`` (the dict's text)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(DEFAULT_CONFIG_TEXT.replace("verl: {}", "verl:\n  trainer:\n    max_actor_ckpt_to_keep: 2\n"
+                                                              "  data: {train_batch_size: 16}\n"
+                                                              "  +ray_kwargs: {ray_init: {num_cpus: 4}}"))
+    config = load_config(path)
+    assert config["data"]["train_batch_size"] == 16  # (ours, nested or not)
+    overrides = verl_overrides(config, ready)
+    assert "trainer.max_actor_ckpt_to_keep=2" in overrides and "+ray_kwargs.ray_init.num_cpus=4" in overrides
+    assert not any(o.startswith(("trainer=", "data=", "+ray_kwargs=")) for o in overrides)
+    config["verl"] = {"actor_rollout_ref.model.override_config": {}}
+    assert "actor_rollout_ref.model.override_config={}" in verl_overrides(config, ready)
+    assert check_inputs(ready, load_config(path)) is None  # (verl composes it)
+
+
 def test_verls_spelling_of_a_key_we_set_sets_ours_and_is_checked_as_ours(ready: RunSpec) -> None:
     """``actor_rollout_ref.actor.ppo_mini_batch_size=8`` is ``ppo.mini_batch_size=8``: the clip schedule counts its
     updates per step from it, and a clip or reward setting out of range spelt verl's way is refused as ours is."""
