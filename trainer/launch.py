@@ -317,12 +317,42 @@ def resumed_step(spec: RunSpec) -> int:
     if spec.resume != "auto":
         found = re.fullmatch(r"global_step_(\d+)", Path(spec.resume).name)
         return int(found.group(1)) if found else -1
-    latest = Path(spec.output) / "checkpoints" / "latest_checkpointed_iteration.txt"
+    return _latest_step(Path(spec.output) / "checkpoints")
+
+
+def _latest_step(checkpoints: Path) -> int:
+    """The step ``latest_checkpointed_iteration.txt`` in ``checkpoints`` names (-1: none)."""
     try:
-        text = latest.read_text(encoding="utf-8").strip()
+        text = (checkpoints / "latest_checkpointed_iteration.txt").read_text(encoding="utf-8").strip()
     except OSError:
         return -1
     return int(text) if text.isdigit() else -1
+
+
+def resumed_step_of(overrides: list[str]) -> int:
+    """The training step verl resumes at under ``overrides`` (the last of each key winning, as in hydra), as
+    ``resumed_step`` but after every override: ``trainer.resume_mode=disable`` starts afresh (-1), ``resume_path``
+    resumes at ``trainer.resume_from_path``'s ``global_step_N``, ``auto`` at the latest checkpoint in
+    ``trainer.default_local_dir``. -1 where it is not known (a hydra interpolation)."""
+    def last(key: str) -> str | None:
+        values = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+") == key]
+        return _unquoted(values[-1]) if values else None
+
+    mode = last("trainer.resume_mode") or "auto"
+    if mode == "disable":
+        return -1
+    if mode == "resume_path":
+        found = re.fullmatch(r"global_step_(\d+)", Path(last("trainer.resume_from_path") or "").name)
+        return int(found.group(1)) if found else -1
+    folder = last("trainer.default_local_dir")
+    return -1 if not folder or "${" in folder else _latest_step(Path(folder))
+
+
+def _unquoted(value: str) -> str:
+    """A hydra value as the text it stands for (``_hydra_quoted``'s quotes and escapes undone)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return re.sub(r"\\(\\|['\"])", r"\1", value[1:-1])
+    return value
 
 
 def updates_per_step(batch_size: int, mini_batch_size: int, epochs: int) -> int:
@@ -398,7 +428,7 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
         "+actor_rollout_ref.actor.policy_loss.shape": clip.get("shape", "cosine"),
         "+actor_rollout_ref.actor.policy_loss.total_steps": int(clip.get("total_steps", 0)),
         "+actor_rollout_ref.actor.policy_loss.updates_per_step": updates_per_step(batch, mini, epochs),
-        "+actor_rollout_ref.actor.policy_loss.resumed_step": resumed_step(spec),
+        RESUMED_KEY: resumed_step(spec),
         # rollout
         "actor_rollout_ref.rollout.name": rollout.get("name", "vllm"),
         "actor_rollout_ref.rollout.n": int(rollout.get("n", 8)),
@@ -440,7 +470,14 @@ def verl_overrides(config: dict[str, Any], spec: RunSpec) -> list[str]:
     ours = {key.lstrip("+"): key for key in out}
     for key, value in _section(config, "verl").items():
         out[ours.get(key.lstrip("+"), key)] = value  # (a key we set, spelt with or without its +, is ours)
-    return [f"{k}={_value(v)}" for k, v in out.items()] + [_as_update(item, ours) for item in spec.extra]
+    extra = [_as_update(item, ours) for item in spec.extra]
+    if not any(ours.get(key.lstrip("+")) == RESUMED_KEY for key in _section(config, "verl")):
+        # where verl resumes after every override (trainer.resume_mode=disable: afresh), not where --resume said
+        out[RESUMED_KEY] = resumed_step_of([f"{k}={_value(v)}" for k, v in out.items()] + extra)
+    return [f"{k}={_value(v)}" for k, v in out.items()] + extra
+
+
+RESUMED_KEY = "+actor_rollout_ref.actor.policy_loss.resumed_step"
 
 
 def _as_update(item: str, ours: dict[str, str]) -> str:

@@ -413,6 +413,31 @@ def test_verls_spelling_of_a_key_we_set_sets_ours_and_is_checked_as_ours(ready: 
     assert rest == [interpolated] and passed["optim"]["lr"] == 1e-6
 
 
+def test_the_clip_schedule_resumes_where_verl_does_after_every_override(ready: RunSpec, tmp_path: Path) -> None:
+    """``trainer.resume_mode=disable`` (or another checkpoint folder) made verl start afresh while the schedule
+    counted on from the step --resume auto found: the whole run at eps_min."""
+    checkpoints = Path(ready.output) / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "latest_checkpointed_iteration.txt").write_text("40")
+    other = tmp_path / "other, run"  # (a path hydra quotes)
+    other.mkdir()
+    (other / "latest_checkpointed_iteration.txt").write_text("12")
+    key = "+actor_rollout_ref.actor.policy_loss.resumed_step"
+
+    def resumed(extra: list[str], verl: dict | None = None) -> list[str]:
+        config, rest = apply_overrides({**load_config(), "verl": verl or {}}, extra)
+        return [o.split("=", 1)[1] for o in verl_overrides(config, RunSpec(**{**ready.__dict__, "extra": rest}))
+                if o.split("=", 1)[0].lstrip("+") == key.lstrip("+")]
+
+    assert resumed([]) == ["40"]
+    assert resumed(["trainer.resume_mode=disable"]) == ["-1"]
+    assert resumed([], {"trainer.resume_mode": "disable"}) == ["-1"]
+    assert resumed(["trainer.resume_mode=resume_path", "trainer.resume_from_path=/x/global_step_7"]) == ["7"]
+    assert resumed([f"trainer.default_local_dir='{other}'"]) == ["12"]
+    assert resumed([], {"trainer.default_local_dir": str(other)}) == ["12"]
+    assert resumed([f"{key}=3", "trainer.resume_mode=disable"]) == ["-1", "3"]  # (set by hand: the last wins)
+
+
 def test_verls_own_check_is_skipped_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A verl that does not import here (no CUDA libraries on a login node), or a caller inside a hydra app: the
     dry run still checks everything of ours and prints the command."""
