@@ -492,14 +492,26 @@ def _as_update(item: str, ours: dict[str, str]) -> str:
 LOSS_MODE_KEY = "actor_rollout_ref.actor.policy_loss.loss_mode"
 
 
+VERL_CLIP_KEYS = tuple(f"{_ACTOR}.{name}" for name in ("clip_ratio", "clip_ratio_low", "clip_ratio_high",
+                                                        "clip_ratio_c"))
+"""verl's clipping settings, which its own losses read and ours does not (it clips both sides by the schedule's eps,
+with no dual clip): no key of ours means the same (``clip_ratio_high`` is no schedule's start)."""
+
+
 def loss_mode_note(overrides: list[str]) -> str | None:
     """A warning when ``overrides`` (as ``verl_overrides`` gives them, the last one winning) set verl's policy loss to
-    another than ours: the clipping schedule (``clip.*``) is then passed on and never used."""
+    another than ours: the clipping schedule (``clip.*``) is then passed on and never used; or, with ours, set one of
+    verl's clip ratios (``VERL_CLIP_KEYS``), which ours never reads."""
     modes = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+") == LOSS_MODE_KEY]
-    if not modes or modes[-1] == LOSS_NAME:
+    if modes and modes[-1] != LOSS_NAME:
+        return (f"{LOSS_MODE_KEY}={modes[-1]} replaces agentracer's policy loss ({LOSS_NAME}): the clipping schedule "
+                "(clip.eps_max, clip.eps_min, clip.shape, clip.total_steps) is not used")
+    ratios = [o for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") in VERL_CLIP_KEYS]
+    if not ratios:
         return None
-    return (f"{LOSS_MODE_KEY}={modes[-1]} replaces agentracer's policy loss ({LOSS_NAME}): the clipping schedule "
-            "(clip.eps_max, clip.eps_min, clip.shape, clip.total_steps) is not used")
+    return (f"{', '.join(ratios)}: agentracer's policy loss ({LOSS_NAME}) does not read verl's clip ratios (it clips "
+            "both sides by the schedule's eps, with no dual clip); set clip.eps_max and clip.eps_min instead, or "
+            f"replace the loss ({LOSS_MODE_KEY}=vanilla) to use them")
 
 
 def command(config: dict[str, Any], spec: RunSpec, python: str | None = None) -> list[str]:

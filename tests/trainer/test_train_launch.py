@@ -18,6 +18,7 @@ from agentracer.trainer.launch import (
     check_overrides,
     command,
     load_config,
+    loss_mode_note,
     preflight,
     updates_per_step,
     verl_overrides,
@@ -436,6 +437,23 @@ def test_the_clip_schedule_resumes_where_verl_does_after_every_override(ready: R
     assert resumed([f"trainer.default_local_dir='{other}'"]) == ["12"]
     assert resumed([], {"trainer.default_local_dir": str(other)}) == ["12"]
     assert resumed([f"{key}=3", "trainer.resume_mode=disable"]) == ["-1", "3"]  # (set by hand: the last wins)
+
+
+def test_verls_clip_ratios_set_beside_our_loss_are_warned_of(ready: RunSpec) -> None:
+    """actor_rollout_ref.actor.clip_ratio_high=0.5 reached verl without a word, and our scheduled loss never reads it."""
+    def note(extra: list[str], verl: dict | None = None) -> str | None:
+        config, rest = apply_overrides({**load_config(), "verl": verl or {}}, extra)
+        return loss_mode_note(verl_overrides(config, RunSpec(**{**ready.__dict__, "extra": rest})))
+
+    assert note([]) is None
+    for extra, verl in ((["actor_rollout_ref.actor.clip_ratio_high=0.5"], None),
+                        ([], {"actor_rollout_ref.actor.clip_ratio_c": 10.0}),
+                        (["actor_rollout_ref.actor.clip_ratio=0.3"], None)):
+        said = note(extra, verl)
+        assert said is not None and "does not read verl's clip ratios" in said and "clip.eps_max" in said
+    mode = "actor_rollout_ref.actor.policy_loss.loss_mode"
+    said = note([f"{mode}=vanilla", "actor_rollout_ref.actor.clip_ratio_high=0.5"])  # (vanilla reads them)
+    assert said is not None and "clip ratios" not in said
 
 
 def test_verls_own_check_is_skipped_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
