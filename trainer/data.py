@@ -10,15 +10,18 @@ its split when the dataset grows. No torch here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import left_by_ended_writer
 from ..errors import InputError
 from ..fingerprint import stable_json, task_key
 from ..schema import Trajectory, Verdict
@@ -384,8 +387,10 @@ def prepare(
 
 def _write_all(rows: dict[str, list[dict[str, Any]]], report: PrepareReport, out_dir: Path) -> None:
     """The three files, each written beside its place first and moved in once all are written: a failure (a full
-    disk) leaves the folder as it was, never a new train split beside an old val split."""
+    disk) leaves the folder as it was. A kill between the moves can leave a new train split beside an old val split:
+    both splits carry one mark of the run that wrote them (``prepared_by``), which ``train run`` compares."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staged(out_dir)
     staged = {name: out_dir / f".{name}.{os.getpid()}.tmp" for name in OUTPUT_FILES}
     try:
         write_parquet(rows, out_dir, names={split: staged[f"{split}.parquet"] for split in rows})
@@ -395,6 +400,30 @@ def _write_all(rows: dict[str, list[dict[str, Any]]], report: PrepareReport, out
     finally:
         for path in staged.values():
             path.unlink(missing_ok=True)
+
+
+_STAGED = re.compile(r"\.(" + "|".join(re.escape(name) for name in OUTPUT_FILES) + r")\.(\d+)\.tmp")
+
+
+def _remove_stale_staged(out_dir: Path) -> None:
+    """Delete the staged files a killed ``prepare`` left in ``out_dir`` (its process gone, an hour untouched)."""
+    with contextlib.suppress(OSError):
+        for candidate in out_dir.glob(".*.tmp"):
+            found = _STAGED.fullmatch(candidate.name)
+            if found is not None and left_by_ended_writer(candidate, int(found.group(2))):
+                candidate.unlink(missing_ok=True)
+
+
+PREPARED_BY_KEY = b"agentracer.prepared_by"
+"""The Parquet metadata key of the mark both splits of one ``prepare`` share: a digest of all their rows."""
+
+
+def prepared_by(path: str | Path) -> str | None:
+    """The mark of the ``prepare`` that wrote the split at ``path`` (None: none there, or written elsewhere)."""
+    import pyarrow.parquet as pq
+
+    value = (pq.read_schema(path).metadata or {}).get(PREPARED_BY_KEY)
+    return value.decode("utf-8", "replace") if value is not None else None
 
 
 def _with_string_flags(pa: Any, schema: Any) -> Any:
@@ -420,6 +449,9 @@ def write_parquet(rows: dict[str, list[dict[str, Any]]], out_dir: Path, *,
         raise InputError("writing Parquet needs pyarrow: pip install 'agentracer[parquet]'") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     schema = _with_string_flags(pa, pa.Table.from_pylist(rows["train"] + rows.get("val", [])).schema)
+    # (of the rows, not of the time: one dataset prepared twice gives the same bytes)
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+    schema = schema.with_metadata({PREPARED_BY_KEY: digest.encode()})
     for name, split_rows in rows.items():
         table = pa.Table.from_pylist(split_rows, schema=schema)
         pq.write_table(table, (names or {}).get(name, out_dir / f"{name}.parquet"))

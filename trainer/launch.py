@@ -578,6 +578,10 @@ def _check_row_counts(overrides: list[str]) -> None:
     train, val = _override(overrides, "data.train_files"), _override(overrides, "data.val_files")
     batch = int(_override(overrides, "data.train_batch_size"))
     train_rows, val_rows = _parquet_rows(train), _parquet_rows(val)
+    if train_rows is not None and _prepared_by(train) != _prepared_by(val):
+        raise InputError("train.parquet and val.parquet were written by different runs of `agentracer train prepare` "
+                         "(one was stopped between its files?): a task could sit in both; prepare again",
+                         where=str(Path(train).parent))
     if train_rows is not None and train_rows < batch:
         raise InputError(f"{train_rows} training rows, fewer than one batch (data.train_batch_size={batch}): verl "
                          f"drops an incomplete batch and would train on nothing; lower data.train_batch_size",
@@ -593,6 +597,12 @@ def _check_row_counts(overrides: list[str]) -> None:
                              f"chat template adds some: over data.max_prompt_length={limit}, verl would drop those "
                              f"rows; prepare again with --max-prompt-tokens {limit - TEMPLATE_ROOM} or less, or raise "
                              f"data.max_prompt_length", where=path)
+
+
+def _prepared_by(path: str) -> str | None:
+    from .data import prepared_by
+
+    return prepared_by(path)
 
 
 TEMPLATE_ROOM = 64  # tokens a chat template adds around a prompt's messages (the paper config leaves 1384)

@@ -285,6 +285,47 @@ def test_a_failed_write_leaves_the_earlier_output_whole(tmp_path: Path, monkeypa
     assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary file left
 
 
+def test_a_prepare_killed_between_its_files_is_refused_by_train_run_and_its_leftovers_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between moving train.parquet and val.parquet in, prepare left a new train split beside an old val split
+    (a task on both sides) that train run took, and its staged files stayed for good."""
+    import os
+    import time
+
+    from agentracer.trainer.data import prepared_by
+    from agentracer.trainer.launch import RunSpec, check_inputs, load_config
+
+    store, out = _labelled_store(tmp_path / "s.jsonl"), tmp_path / "out"
+    prepare(store, out, val_fraction=0.5, seed=0)
+    assert prepared_by(out / "train.parquet") == prepared_by(out / "val.parquet") is not None
+    real = os.replace
+
+    def killed_after_train(source, target):
+        if Path(target).name == "val.parquet":
+            raise KeyboardInterrupt  # (the process stopped here)
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", killed_after_train)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(store, out, val_fraction=0.5, seed=7)
+    monkeypatch.setattr(os, "replace", real)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    config = load_config()
+    config["data"]["train_batch_size"] = 1
+    with pytest.raises(InputError, match="written by different runs of `agentracer train prepare`"):
+        check_inputs(RunSpec(model=model, output=tmp_path / "run", data=out), config)
+
+    stale, live = out / ".train.parquet.99999999.tmp", out / f".val.parquet.{os.getppid()}.tmp"
+    for path in (stale, live):
+        path.write_bytes(b"partial")
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    prepare(store, out, val_fraction=0.5, seed=0)
+    assert not stale.exists() and live.exists()  # (a live process's: a writer still at work)
+    check_inputs(RunSpec(model=model, output=tmp_path / "run", data=out), config)
+
+
 def test_a_folder_where_an_output_file_goes_is_refused_before_writing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "val.parquet").mkdir(parents=True)
