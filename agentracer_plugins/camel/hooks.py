@@ -45,12 +45,17 @@ def _arg(args: tuple, kwargs: dict, position: int, name: str, default: Any = Non
 
 
 def _result_content(result: Any) -> Any:
+    """A tool's result as recorded: CAMEL hands the model ``str(result)``, so the result is kept as a JSON value only
+    where that value renders the same (a number, a dict of text keys); else as the text the model saw (a tuple, a
+    dict with number keys). A served result is handed back to CAMEL as recorded and reads to the model as it did."""
     if result is None or type(result) in (str, int, float, bool):
         return result
+    rendered = str(result)
     try:
-        return json.loads(json.dumps(result, ensure_ascii=False))
+        copy = json.loads(json.dumps(result, ensure_ascii=False))
     except (TypeError, ValueError):
-        return str(result)
+        return rendered
+    return copy if str(copy) == rendered else rendered
 
 
 def _step_content(response: Any) -> Any:

@@ -337,3 +337,37 @@ def test_a_served_tool_result_with_a_field_named_like_a_secret_replays(ledger: L
     runs.clear()
     new = team.replay(traj, step=len(traj.steps) - 1, action="done", serve_tools=True)
     assert runs == [] and new.metadata["replay_stats"]["tools_served"] == 2 and new.steps[-1].content == "done"
+
+
+@pytest.mark.parametrize("value", [(46.9, 7.4), {1: "one", 2: ("a", "b")}, [(1, 2)]])
+def test_a_tool_result_that_json_would_change_is_recorded_as_the_model_saw_it_and_served_so(value: object) -> None:
+    """The result was recorded as its JSON copy (a tuple became a list, number keys text): not what the model saw,
+    and a replay serving it handed CAMEL that copy, which it rendered otherwise, and diverged."""
+    from camel.agents import ChatAgent
+
+    from agentracer_plugins.camel.testing import ScriptedModel
+
+    runs = []
+
+    def answer(messages):
+        return "done" if sum(m["role"] == "tool" for m in messages) == 2 else {
+            "tool_calls": [{"name": "where", "arguments": {}}]}
+
+    def make():
+        def where() -> object:
+            """Where it is."""
+            runs.append(1)
+            return value
+
+        return ChatAgent("sys", model=ScriptedModel([answer], cycle=True), tools=[where])
+
+    team = agentracer.trace(make)
+    traj = team.run("go")
+    results = [s for s in traj.steps if s.kind == "tool_result"]
+    seen = [m["content"] for m in traj.steps[-1].model_calls[0].request["messages"] if m["role"] == "tool"]
+    assert [s.content for s in results] == [r.content for s in results for r in s.tool_results] == seen == [
+        str(value)] * 2
+    runs.clear()
+    new = team.replay(traj, step=len(traj.steps) - 1, action="x", serve_tools=True)
+    assert runs == [] and new.metadata["replay_stats"]["tools_served"] == 2 and new.steps[-1].content == "x"
+    assert round_trips(new)
