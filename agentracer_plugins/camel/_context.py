@@ -20,10 +20,6 @@ NAMES: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("a
 # CAMEL names an agent built from a plain-string system message "System": a placeholder, not a role.
 PLACEHOLDER_ROLES = frozenset({"", "System", "system"})
 
-# Contexts handed to the worker thread that ChatAgent.step uses when ``step_timeout`` is set.
-_handoff_lock = threading.Lock()
-_handoff: dict[int, contextvars.Context] = {}
-
 
 def role_name(agent: Any, fallback: str = "assistant") -> str:
     """The agent's role name, or ``fallback`` where CAMEL only put a placeholder."""
@@ -100,20 +96,3 @@ def leave_agent(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
     WORKER_NAME.reset(tokens[1])
     CURRENT_AGENT.reset(tokens[0])
 
-
-def offer_context(agent: Any) -> None:
-    """Remember the current context so that the agent's step can re-enter it in a worker thread."""
-    with _handoff_lock:
-        _handoff[id(agent)] = contextvars.copy_context()
-
-
-def withdraw_context(agent: Any) -> None:
-    with _handoff_lock:
-        _handoff.pop(id(agent), None)
-
-
-def context_for(agent: Any) -> contextvars.Context | None:
-    """The context offered for ``agent`` (a fresh copy, so it can be entered in another thread)."""
-    with _handoff_lock:
-        ctx = _handoff.get(id(agent))
-    return ctx.copy() if ctx is not None else None

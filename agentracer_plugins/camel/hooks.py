@@ -8,6 +8,7 @@ the exact original attributes. Every hook is a pass-through when no agentracer r
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -149,13 +150,12 @@ async def _graceful_shutdown(wrapped: Callable, instance: Any, args: tuple, kwar
 # ---------------------------------------------------------------------- ChatAgent
 # ``astep`` itself is not patched: CAMEL walks the whole call stack (``inspect.stack()``) on every agent step,
 # and a frame of ours around the step would cost every step. The agent is made the acting one where it asks its
-# model, runs a tool or summarises its context, below the walk. The sync ``step`` keeps a patch: it hands the
-# context to the worker thread that ``step_timeout`` uses.
+# model, runs a tool or summarises its context, below the walk. The sync ``step`` keeps a patch: it marks what a
+# timed-out step recorded late (its ``step_timeout`` worker thread gets the context from ``_ContextCarryingPool``).
 def _agent_step(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
     if current_run() is None:
         return wrapped(*args, **kwargs)
     tokens = _context.enter_agent(instance)
-    _context.offer_context(instance)  # with step_timeout, the step runs in a worker thread
     run, started = current_run(), time.time()
     first = len(run.trajectory.steps)
     try:
@@ -164,7 +164,6 @@ def _agent_step(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> 
         _mark_late(run, first, _context.current_agent(), started + (getattr(instance, "step_timeout", None) or 0.0))
         raise
     finally:
-        _context.withdraw_context(instance)
         _context.leave_agent(tokens)
 
 
@@ -214,13 +213,11 @@ def _resumed_as(steps: Any, agent: Any, acting: tuple[int, str] | None) -> Itera
     try:
         while True:
             tokens = _context.resume_agent(agent, acting)
-            _context.offer_context(agent)  # the step runs its sync tools in threads of its own
             try:
                 item = next(steps)
             except StopIteration as stop:
                 return stop.value
             finally:
-                _context.withdraw_context(agent)
                 _context.leave_agent(tokens)
             yield item
     finally:
@@ -248,15 +245,6 @@ async def _aresumed_as(steps: Any, agent: Any, acting: tuple[int, str] | None) -
             yield item
     finally:
         await steps.aclose()
-
-
-def _agent_step_impl(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """In the step_timeout worker thread no context variable is set: re-enter the caller's context."""
-    if current_run() is None:
-        ctx = _context.context_for(instance)
-        if ctx is not None:
-            return ctx.run(wrapped, *args, **kwargs)
-    return wrapped(*args, **kwargs)
 
 
 def _tool_override(instance: Any, request: Any) -> tuple[bool, Any]:
@@ -350,12 +338,9 @@ def _record_tool_calling(wrapped: Callable, instance: Any, args: tuple, kwargs: 
 # A streaming step runs its tools through these (not ``_execute_tool``), recording each result itself. A replay of a
 # streaming team always runs tools live: the plugin refuses served tool results and replaced tool results up front.
 def _stream_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-    run = current_run()
-    if run is None:  # in a thread of the streaming step's own pool: its context was offered
-        ctx = _context.context_for(instance)
-        if ctx is None or ctx.run(current_run) is None:
-            return wrapped(*args, **kwargs)
-        return ctx.run(_stream_tool, wrapped, instance, args, kwargs)
+    run = current_run()  # (in a thread of the streaming step's own pool: see ``_ContextCarryingPool``)
+    if run is None:
+        return wrapped(*args, **kwargs)
     tokens = _context.enter_agent(instance)
     try:
         record = wrapped(*args, **kwargs)
@@ -411,11 +396,45 @@ class _ContextCarryingExecutor:
         return getattr(self._executor, name)
 
 
+class _ContextCarryingPool(concurrent.futures.ThreadPoolExecutor):
+    """The pool a ChatAgent makes for one step (``step_timeout``) or one streamed turn's sync tools: under an active
+    run, each piece of work runs in a copy of the context it was submitted from, so it is recorded in that call's run
+    as that agent. (Handed over per agent, a helper agent stepped by concurrent runs at once ran in another's.)"""
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Any:
+        if current_run() is None:
+            return super().submit(fn, *args, **kwargs)
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+class _FuturesWithContext:
+    """``concurrent.futures`` with ``_ContextCarryingPool`` as its ``ThreadPoolExecutor``."""
+
+    ThreadPoolExecutor = _ContextCarryingPool
+
+    def __init__(self, futures: Any) -> None:
+        self._futures = futures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._futures, name)
+
+
+class _ConcurrentWithContext:
+    """What ``camel.agents.chat_agent`` sees as ``concurrent``: the package, with ``_FuturesWithContext``."""
+
+    def __init__(self, package: Any) -> None:
+        self._package = package
+        self.futures = _FuturesWithContext(package.futures)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._package, name)
+
+
 # ---------------------------------------------------------------------- install / remove
 _PATCHES: dict[str, list[tuple[str, str, Callable]]] = {
     "camel.models.base_model": [("BaseModelBackend", "run", _model_run), ("BaseModelBackend", "arun", _model_arun)],
     "camel.agents.chat_agent": [
-        ("ChatAgent", "step", _agent_step), ("ChatAgent", "_step_impl", _agent_step_impl),
+        ("ChatAgent", "step", _agent_step),
         ("ChatAgent", "_get_model_response", _acting), ("ChatAgent", "_aget_model_response", _aacting),
         ("ChatAgent", "_get_context_with_summarization", _acting),
         ("ChatAgent", "_get_context_with_summarization_async", _aacting),
@@ -424,6 +443,7 @@ _PATCHES: dict[str, list[tuple[str, str, Callable]]] = {
         ("ChatAgent", "_stream", _acting_stream), ("ChatAgent", "_astream", _aacting_stream),
         ("ChatAgent", "_execute_tool_from_stream_data", _stream_tool),
         ("ChatAgent", "_aexecute_tool_from_stream_data", _astream_tool),
+        ("", "concurrent", _ConcurrentWithContext),  # a module attribute: the pools of its steps carry the context
     ],
     "camel.societies.workforce.worker": [("Worker", "_process_single_task", _worker_process_single_task)],
     "camel.societies.workforce.workforce": [("Workforce", "_graceful_shutdown", _graceful_shutdown)],

@@ -10,7 +10,7 @@ import agentracer
 import pytest
 import wrapt
 from agentracer import AgentracerError
-from camel.agents import ChatAgent
+from camel.agents import ChatAgent, chat_agent
 from camel.models.base_model import BaseModelBackend
 from camel.societies import RolePlaying
 from camel.societies.workforce import Workforce
@@ -20,7 +20,7 @@ from camel_teams import ROLE_TASK, Ledger, make_calculator, make_role_play, make
 
 from agentracer_plugins.camel import Configured, hooks, plugin
 
-PATCHED = [(BaseModelBackend, "run"), (BaseModelBackend, "arun"), (ChatAgent, "step"), (ChatAgent, "_step_impl"),
+PATCHED = [(BaseModelBackend, "run"), (BaseModelBackend, "arun"), (ChatAgent, "step"),
            (ChatAgent, "_get_model_response"), (ChatAgent, "_aget_model_response"),
            (ChatAgent, "_get_context_with_summarization"), (ChatAgent, "_get_context_with_summarization_async"),
            (ChatAgent, "_execute_tool"), (ChatAgent, "_aexecute_tool"), (ChatAgent, "_record_tool_calling"),
@@ -31,7 +31,7 @@ def test_uninstrument_restores_the_exact_originals(ledger: Ledger) -> None:
     plugin.uninstrument()
     originals = {key: vars(key[0])[key[1]] for key in PATCHED}
     assert not any(isinstance(f, wrapt.FunctionWrapper) for f in originals.values())
-    executor = function_tool._SYNC_TOOL_EXECUTOR
+    executor, pools = function_tool._SYNC_TOOL_EXECUTOR, chat_agent.concurrent
 
     plugin.instrument()
     plugin.instrument()  # idempotent: wrapped once
@@ -40,12 +40,13 @@ def test_uninstrument_restores_the_exact_originals(ledger: Ledger) -> None:
         assert isinstance(current, wrapt.FunctionWrapper) and current.__wrapped__ is original, name
     assert "ChatAgent.astep" not in hooks.instrumented_names()  # CAMEL walks the stack on every step: no frame of ours there
     assert function_tool._SYNC_TOOL_EXECUTOR is not executor and function_tool._SYNC_TOOL_EXECUTOR._executor is executor
+    assert chat_agent.concurrent is not pools and chat_agent.concurrent.futures.TimeoutError is pools.futures.TimeoutError
     agentracer.trace(make_calculator, ledger).run("Please add 1 and 2")
 
     agentracer.uninstrument()
     for (cls, name), original in originals.items():
         assert vars(cls)[name] is original, name
-    assert function_tool._SYNC_TOOL_EXECUTOR is executor
+    assert function_tool._SYNC_TOOL_EXECUTOR is executor and chat_agent.concurrent is pools
     assert not hooks.instrumented()
     # and a traced run puts them back on
     traj = agentracer.trace(make_calculator, ledger).run("Please add 1 and 2")
