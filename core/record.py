@@ -468,15 +468,18 @@ class Run:
                 self._step_added.notify_all()
         return exc
 
-    def add_failed_call_steps(self) -> None:
+    def add_failed_call_steps(self, agent: str | None = None) -> None:
         """The team raised: each agent whose model call raised with no step after it gets an ``event`` step holding
         its waiting calls, so the failure shows at its agent and step (a tracer, ``show``, a replay that replaces
-        that call) rather than among the calls no step followed."""
+        that call) rather than among the calls no step followed. Given ``agent``: that agent's only, where the
+        framework caught its failed turn and goes on (the step keeps the failure's place in the order of steps: a
+        replay serves the failed call in that turn)."""
         with self._lock:
-            failed = {agent: next(c["error"] for c in reversed(calls) if c["error"])
-                      for agent, calls in self._pending.items() if any(c["error"] for c in calls)}
-        for agent, error in failed.items():
-            self.add_step(agent, f"(its model call failed: {error})", kind="event",
+            failed = {name: next(c["error"] for c in reversed(calls) if c["error"])
+                      for name, calls in self._pending.items()
+                      if (agent is None or name == agent) and any(c["error"] for c in calls)}
+        for name, error in failed.items():
+            self.add_step(name, f"(its model call failed: {error})", kind="event",
                           metadata={"failed_model_call": True})
 
     def next_call_index(self, agent: str) -> int:

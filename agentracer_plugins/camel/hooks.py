@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
-from agentracer import AgentracerError, ReplayError, ToolResult, current_run
+from agentracer import AgentracerError, RecordedModelError, ReplayError, ToolResult, current_run
 from agentracer.record import INSIDE_TOOL_OF
 from agentracer.schema import tool_calls_content
 
@@ -80,6 +80,23 @@ def _record_response(run: Any, agent: str, response: Any) -> None:
 
 
 # ---------------------------------------------------------------------- model backend
+_SERVED_FAILURE = "recorded model call failed: "  # (how a RecordedModelError reads: core's ``Run._served``)
+
+
+@contextlib.contextmanager
+def _failures_as_recorded() -> Iterator[None]:
+    """A served failed model call raises as the recorded exception read (``RuntimeError: rate limited``), as a
+    RecordedModelError still: CAMEL writes ``type(e).__name__: e`` into what it asks next (a Workforce's analysis of
+    a failed task), and a replay whose error read otherwise would ask something the recording never saw."""
+    try:
+        yield
+    except RecordedModelError as exc:
+        name, _, message = str(exc).removeprefix(_SERVED_FAILURE).partition(": ")
+        if type(exc) is not RecordedModelError or not str(exc).startswith(_SERVED_FAILURE) or not name.isidentifier():
+            raise
+        raise type(name, (RecordedModelError,), {"__module__": __name__})(message) from exc
+
+
 def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     copies = run.plugin_state.get("camel_messages")
     if copies is None:
@@ -98,13 +115,15 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     if streams.streaming_backend(instance):  # recorded whole: see ``streams``
         request["stream"] = True
         seen = streams.LiveAnswer()
-        response = run.call_model(name, request, lambda: streams.read(wrapped(*args, **kwargs), seen), CODEC,
-                                  produces_step=agent is not None, model=request["model"], usage_of=usage_of)
+        with _failures_as_recorded():
+            response = run.call_model(name, request, lambda: streams.read(wrapped(*args, **kwargs), seen), CODEC,
+                                      produces_step=agent is not None, model=request["model"], usage_of=usage_of)
         if agent is not None:
             _record_response(run, agent, response)
         return streams.handed_back(response, seen, _arg(args, kwargs, 1, "response_format"))
-    response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC, produces_step=agent is not None,
-                              model=request["model"], usage_of=usage_of)
+    with _failures_as_recorded():
+        response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
+                                  produces_step=agent is not None, model=request["model"], usage_of=usage_of)
     if agent is not None:
         _record_response(run, agent, response)
     return response
@@ -124,14 +143,16 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
         async def live() -> Any:
             return await streams.aread(await wrapped(*args, **kwargs), seen)
 
-        response = await run.acall_model(name, request, live, CODEC, produces_step=agent is not None,
-                                         model=request["model"], usage_of=usage_of)
+        with _failures_as_recorded():
+            response = await run.acall_model(name, request, live, CODEC, produces_step=agent is not None,
+                                             model=request["model"], usage_of=usage_of)
         if agent is not None:
             _record_response(run, agent, response)
         return streams.ahanded_back(response, seen, _arg(args, kwargs, 1, "response_format"))
-    response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
-                                     produces_step=agent is not None, model=request["model"],
-                                     usage_of=usage_of)
+    with _failures_as_recorded():
+        response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
+                                         produces_step=agent is not None, model=request["model"],
+                                         usage_of=usage_of)
     if agent is not None:
         _record_response(run, agent, response)
     return response
@@ -367,15 +388,21 @@ async def _astream_tool(wrapped: Callable, instance: Any, args: tuple, kwargs: d
 
 # ---------------------------------------------------------------------- Workforce workers
 async def _worker_process_single_task(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if current_run() is None:
+    run = current_run()
+    if run is None:
         return await wrapped(*args, **kwargs)
     from .naming import worker_name
 
-    token = _context.WORKER_NAME.set(worker_name(instance))
+    name = worker_name(instance)
+    token = _context.WORKER_NAME.set(name)
     try:
-        return await wrapped(*args, **kwargs)
+        outcome = await wrapped(*args, **kwargs)
     finally:
         _context.WORKER_NAME.reset(token)
+    # A model call that raised failed the task and CAMEL caught it: the failed turn is a step now, before the
+    # Workforce goes on with the returned task (a replay serves the failure in its turn, not at a later retry's).
+    run.add_failed_call_steps(name)
+    return outcome
 
 
 # ---------------------------------------------------------------------- sync tools' threads

@@ -105,6 +105,41 @@ def test_a_worker_retried_after_failing_replays_strictly(ledger: Ledger) -> None
 
 
 
+@pytest.mark.parametrize("fails", ["always", "first"])
+def test_a_worker_whose_model_raises_replays_from_every_step(ledger: Ledger, fails: str) -> None:
+    """CAMEL catches a worker's failed model call, fails its task and goes on (retries it, or halts): the failed call
+    was left without a step (a replay found no call to serve) or put on the retry's step (served at that step's
+    turn, after the planner had already gone on); and served, it raised an error that read otherwise."""
+    from camel.agents import ChatAgent
+    from camel_teams import worker_answer
+
+    calls = [0]
+
+    def adder(messages: list[dict[str, Any]]) -> Any:
+        calls[0] += 1
+        if fails == "always" or calls[0] == 1:
+            raise RuntimeError("rate limited")
+        return worker_answer(messages)
+
+    def build() -> Any:
+        workforce = make_workforce(ledger, ChatAgent("You add.", model=ledger.model(adder, "adder")))
+        workforce.graceful_shutdown_timeout = 0.1
+        return workforce
+
+    traced = agentracer.trace(build, raise_on_error=False)
+    traj = traced.run(TASK)
+    failed = [s for s in traj.steps if s.kind == "event" and s.agent == ADDER]
+    assert len(failed) == (3 if fails == "always" else 1) and not traj.unattached_calls
+    assert all(c.error == "RuntimeError: rate limited" for s in failed for c in s.model_calls)
+    assert traj.outcome.stop_reason == ("task FAILED" if fails == "always" else "task DONE")
+    for t in range(1, len(traj.steps)):
+        ledger.reset()
+        new = traced.replay(traj, step=t, action=traj.steps[t].content)
+        assert [(s.agent, s.content) for s in new.steps[:t]] == [(s.agent, s.content) for s in traj.steps[:t]]
+        assert {c.source for s in new.steps[:t] for c in s.model_calls} <= {"cassette"}
+        assert new.outcome.stop_reason == traj.outcome.stop_reason
+
+
 def test_a_workforce_replay_that_diverged_skips_camels_shutdown_wait(ledger: Ledger) -> None:
     """A Workforce whose task failed for good waits ``graceful_shutdown_timeout`` (15 s) before it stops; in a replay
     that diverged (a worker's step differs: CAMEL retries it, then halts) it does not wait, the divergence is what
