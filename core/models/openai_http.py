@@ -493,8 +493,30 @@ _SCHEME = re.compile(r"^(https?)://", re.IGNORECASE)
 # what a URL without its scheme begins with: a host and port before a path (myhost:8000/v1), or a bare host and port of
 # a named or dotted host (localhost:8000, 127.0.0.1:8000; a model tag like llama3:70 is not one)
 _HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\w-]+(\.[\w-]+)+):\d+$)")
-# how a URL's authority (no path) ends when it names a host: a host name or [IPv6], then maybe :port
-_AUTHORITY_END = re.compile(r"(^|@)([\w.-]+|\[[0-9A-Fa-f:.]+\])(:\d*)?$")
+# a URL's authority as a spec writes it: maybe credentials, a host name or [IPv6] (a zone id too), maybe :port
+_AUTHORITY = re.compile(r"([^@/?#]*@)?([\w.-]+|\[[0-9A-Fa-f:.%\w]+\])(:\d*)?")
+# what follows credentials' @ (and cannot follow a host's @ before a model name): a host that is plainly one
+# (localhost, dotted, [IPv6], or with a :port), then its path or the model's @
+_HOST_THEN = re.compile(r"(localhost|[\w-]+(\.[\w-]+)+|\[[0-9A-Fa-f:.%\w]+\]|[\w.-]+(?=:\d))(:\d+)?[/@]")
+
+
+def _model_at(body: str) -> int:
+    """Where the model begins in a spec after its ``scheme://`` (the position of its @; -1: no model). The model
+    begins at the first @ of the URL's path (an @ in the model is the model's); in a URL without a path, at the @
+    after its host[:port] (``localhost:8000@org/model``). An @ before the first / is the URL's credentials' when a
+    host follows it (``user:pw@127.0.0.1:8000/v1@m``) or when the path after it holds an @ of its own
+    (``user@host/v1@m``)."""
+    first = body.find("@")
+    slash = body.find("/")
+    host = 0
+    if first >= 0 and (slash < 0 or first < slash):
+        later = body.find("/", first)
+        if _HOST_THEN.match(body, first + 1) or (later >= 0 and body.find("@", later) >= 0):
+            host = first + 1  # (credentials: the host comes after them)
+        else:
+            return first if _AUTHORITY.fullmatch(body, 0, first) else -1
+    path = body.find("/", host)
+    return body.find("@", path if path >= 0 else host)
 
 
 def parse_spec(rest: str) -> tuple[str, str]:
@@ -504,13 +526,8 @@ def parse_spec(rest: str) -> tuple[str, str]:
     scheme = _SCHEME.match(rest)
     if scheme:
         rest = scheme.group(1).lower() + rest[len(scheme.group(1)):]
-        path = rest.find("/", scheme.end())  # (the model begins at the first @ of the URL's path: a user:password@
-        if path >= 0:  # before the host is the URL's, an @ in the model the model's)
-            at = rest.find("@", path)
-        else:  # no path: the last @ (http://host:8000@m, http://user:pw@host:8000@m), after a host[:port]
-            at = rest.rfind("@")
-            if not _AUTHORITY_END.search(rest[scheme.end():at]):
-                at = -1  # (http://user:pw@host:8000 has no model: "user:pw" is no host)
+        at = _model_at(rest[scheme.end():])
+        at = at + scheme.end() if at >= 0 else -1
         endpoint, model = (rest[:at], rest[at + 1:]) if at >= 0 else ("", "")
         if not model or not endpoint:  # (shown without the URL's credentials: this message is printed)
             raise InputError(f"openai model spec {without_credentials(rest)!r} needs URL@MODEL, e.g. "

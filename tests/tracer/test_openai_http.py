@@ -39,6 +39,20 @@ def test_spec_parsing() -> None:
     assert parse_spec("http://host:8000@m") == ("http://host:8000", "m")
 
 
+@pytest.mark.parametrize(("spec", "split"), [
+    ("http://localhost:8000@Qwen/Qwen3-8B", ("http://localhost:8000", "Qwen/Qwen3-8B")),  # no path, org/model
+    ("http://127.0.0.1:8000@meta-llama/Llama-3.1-8B-Instruct", ("http://127.0.0.1:8000", "meta-llama/Llama-3.1-8B-Instruct")),
+    ("http://localhost@model", ("http://localhost", "model")),
+    ("http://user:pw@host:8000@m", ("http://user:pw@host:8000", "m")),
+    ("https://user@host/v1@model", ("https://user@host/v1", "model")),
+    ("http://[::1]:8000/v1@m", ("http://[::1]:8000/v1", "m")),
+    ("http://[fe80::1%25eth0]:8000@m", ("http://[fe80::1%25eth0]:8000", "m")),
+    ("http://h/v1@org/model@v2", ("http://h/v1", "org/model@v2")),
+])
+def test_a_url_and_its_model_are_told_apart_with_or_without_a_path(spec: str, split: tuple[str, str]) -> None:
+    assert parse_spec(spec) == split
+
+
 @pytest.mark.parametrize("spec", ["127.0.0.1:8000/v1@Qwen3-8B", "localhost:8000/v1@m", "localhost:8000",
                                   "ftp://host/v1@m", "my model", "myhost:8000/v1@m", "127.0.0.1:8000@m",
                                   "vllm.internal:8000"])
