@@ -339,9 +339,26 @@ def is_failed_tool_result(result: Any) -> bool:
     return isinstance(result, str) and _FAILED_TOOL.match(result) is not None
 
 
+def _as_recorded_before(run: Any, agent: str, call_id: str, result: Any, content: Any) -> Any:
+    """In a replay of a recording made when every result was kept as its JSON copy (a tuple as a list), a result
+    kept as text now is given that copy back, so the replay finds its recorded step as it was."""
+    cassette = run.cassette
+    if cassette is None or not call_id or not isinstance(content, str) or isinstance(result, str):
+        return content
+    number = cassette.tool_result_number(agent, call_id)
+    found = cassette.tool_result(agent, number) if number is not None else None
+    if found is None or isinstance(found[1].content, str):
+        return content
+    try:
+        copy = json.loads(json.dumps(result, ensure_ascii=False))
+    except (TypeError, ValueError):
+        return content
+    return copy if found[1].content == copy else content
+
+
 def _record_tool_result(run: Any, instance: Any, record: Any) -> None:
     agent = _context.current_agent() or _context.agent_name(instance)
-    content = _result_content(record.result)
+    content = _as_recorded_before(run, agent, record.tool_call_id or "", record.result, _result_content(record.result))
     failed = is_failed_tool_result(record.result)
     run.add_step(agent, content, role="tool", kind="tool_result",
                  tool_results=[ToolResult(call_id=record.tool_call_id or "", name=record.tool_name, content=content,

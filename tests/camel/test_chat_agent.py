@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import agentracer
 import pytest
 from agentracer import ReplayError, TeamRunError
@@ -371,3 +373,12 @@ def test_a_tool_result_that_json_would_change_is_recorded_as_the_model_saw_it_an
     new = team.replay(traj, step=len(traj.steps) - 1, action="x", serve_tools=True)
     assert runs == [] and new.metadata["replay_stats"]["tools_served"] == 2 and new.steps[-1].content == "x"
     assert round_trips(new)
+    # a recording made when results were kept as their JSON copy replays with live tools as it did then
+    before = traj.model_copy(deep=True)
+    copy = json.loads(json.dumps(value))
+    for step in before.steps:
+        if step.kind == "tool_result":
+            step.content = copy
+            step.tool_results = [r.model_copy(update={"content": copy}) for r in step.tool_results]
+    again = team.replay(before, step=len(before.steps) - 1, action="x")
+    assert len(runs) == 2 and [s.content for s in again.steps if s.kind == "tool_result"] == [copy] * 2
