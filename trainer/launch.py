@@ -77,7 +77,8 @@ def ours_from_verl_section(config: dict[str, Any]) -> dict[str, Any]:
         bare = str(key).removeprefix("+")
         section, _, name = bare.partition(".")
         ours = VERL_SPELLINGS.get(bare) or (bare if name in SECTION_KEYS.get(section, ()) else None)
-        if ours is not None and not str(key).startswith("++"):
+        interpolated = isinstance(value, str) and value.lstrip().startswith("${")  # (hydra's: verl resolves it)
+        if ours is not None and not str(key).startswith("++") and not interpolated:
             section, _, name = ours.partition(".")
             config[section] = {**_section(config, section), name: value}
             del config["verl"][key]
@@ -578,7 +579,8 @@ def _check_row_counts(overrides: list[str]) -> None:
     train, val = _override(overrides, "data.train_files"), _override(overrides, "data.val_files")
     batch = int(_override(overrides, "data.train_batch_size"))
     train_rows, val_rows = _parquet_rows(train), _parquet_rows(val)
-    if train_rows is not None and _prepared_by(train) != _prepared_by(val):
+    together = Path(train).parent == Path(val).parent  # (a val set of its own, named apart, is the user's choice)
+    if train_rows is not None and together and _prepared_by(train) != _prepared_by(val):
         raise InputError("train.parquet and val.parquet were written by different runs of `agentracer train prepare` "
                          "(one was stopped between its files?): a task could sit in both; prepare again",
                          where=str(Path(train).parent))

@@ -19,6 +19,7 @@ from agentracer.trainer.launch import (
     command,
     load_config,
     loss_mode_note,
+    ours_from_verl_section,
     preflight,
     updates_per_step,
     verl_overrides,
@@ -371,6 +372,13 @@ def test_our_own_keys_in_the_verl_section_set_ours(ready: RunSpec, tmp_path: Pat
         assert overrides["actor_rollout_ref.actor.ppo_mini_batch_size"] == "64"
     changed, _ = apply_overrides(by_hand, ["data.train_batch_size=16"])  # the command line still wins
     assert changed["data"]["train_batch_size"] == 16
+
+
+def test_a_hydra_interpolation_of_our_key_in_the_verl_section_goes_to_verl_as_it_is(ready: RunSpec) -> None:
+    config = load_config()
+    config["verl"] = {"trainer.total_epochs": "${oc.env:EPOCHS,2}"}
+    overrides = as_dict(verl_overrides(ours_from_verl_section(config), ready))
+    assert overrides["trainer.total_epochs"].strip("'") == "${oc.env:EPOCHS,2}"  # (quoted for hydra: a comma)
 
 
 def test_a_nested_verl_section_becomes_dotted_keys(ready: RunSpec, tmp_path: Path) -> None:

@@ -324,6 +324,11 @@ def test_a_prepare_killed_between_its_files_is_refused_by_train_run_and_its_left
     prepare(store, out, val_fraction=0.5, seed=0)
     assert not stale.exists() and live.exists()  # (a live process's: a writer still at work)
     check_inputs(RunSpec(model=model, output=tmp_path / "run", data=out), config)
+    # a validation set of its own, named apart from --data's train split, is the user's choice
+    held_out = tmp_path / "held-out"
+    prepare(store, held_out, val_fraction=0.5, seed=3)
+    check_inputs(RunSpec(model=model, output=tmp_path / "run", data=out,
+                         extra=[f"data.val_files={held_out / 'val.parquet'}"]), config)
 
 
 def test_a_folder_where_an_output_file_goes_is_refused_before_writing(tmp_path: Path) -> None:
