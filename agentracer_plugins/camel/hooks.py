@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import wrapt
 from agentracer import AgentracerError, RecordedModelError, ReplayError, ToolResult, current_run
@@ -83,18 +83,15 @@ def _record_response(run: Any, agent: str, response: Any) -> None:
 _SERVED_FAILURE = "recorded model call failed: "  # (how a RecordedModelError reads: core's ``Run._served``)
 
 
-@contextlib.contextmanager
-def _failures_as_recorded() -> Iterator[None]:
-    """A served failed model call raises as the recorded exception read (``RuntimeError: rate limited``), as a
-    RecordedModelError still: CAMEL writes ``type(e).__name__: e`` into what it asks next (a Workforce's analysis of
-    a failed task), and a replay whose error read otherwise would ask something the recording never saw."""
-    try:
-        yield
-    except RecordedModelError as exc:
-        name, _, message = str(exc).removeprefix(_SERVED_FAILURE).partition(": ")
-        if type(exc) is not RecordedModelError or not str(exc).startswith(_SERVED_FAILURE) or not name.isidentifier():
-            raise
-        raise type(name, (RecordedModelError,), {"__module__": __name__})(message) from exc
+def _raise_as_recorded(exc: RecordedModelError) -> NoReturn:
+    """Raise a served failed model call's error named as the recorded exception read (``RuntimeError: rate
+    limited``), a RecordedModelError still: CAMEL writes ``type(e).__name__: e`` into what it asks next (a
+    Workforce's analysis of a failed task), and a replay whose error read otherwise would ask something the recording
+    never saw. (Caught where each call is made: a context manager around every call cost every run's calls more.)"""
+    name, _, message = str(exc).removeprefix(_SERVED_FAILURE).partition(": ")
+    if type(exc) is not RecordedModelError or not str(exc).startswith(_SERVED_FAILURE) or not name.isidentifier():
+        raise exc
+    raise type(name, (RecordedModelError,), {"__module__": __name__})(message) from exc
 
 
 def _request(run: Any, backend: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
@@ -115,15 +112,19 @@ def _model_run(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> A
     if streams.streaming_backend(instance):  # recorded whole: see ``streams``
         request["stream"] = True
         seen = streams.LiveAnswer()
-        with _failures_as_recorded():
+        try:
             response = run.call_model(name, request, lambda: streams.read(wrapped(*args, **kwargs), seen), CODEC,
                                       produces_step=agent is not None, model=request["model"], usage_of=usage_of)
+        except RecordedModelError as exc:
+            _raise_as_recorded(exc)
         if agent is not None:
             _record_response(run, agent, response)
         return streams.handed_back(response, seen, _arg(args, kwargs, 1, "response_format"))
-    with _failures_as_recorded():
+    try:
         response = run.call_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
                                   produces_step=agent is not None, model=request["model"], usage_of=usage_of)
+    except RecordedModelError as exc:
+        _raise_as_recorded(exc)
     if agent is not None:
         _record_response(run, agent, response)
     return response
@@ -143,16 +144,20 @@ async def _model_arun(wrapped: Callable, instance: Any, args: tuple, kwargs: dic
         async def live() -> Any:
             return await streams.aread(await wrapped(*args, **kwargs), seen)
 
-        with _failures_as_recorded():
+        try:
             response = await run.acall_model(name, request, live, CODEC, produces_step=agent is not None,
                                              model=request["model"], usage_of=usage_of)
+        except RecordedModelError as exc:
+            _raise_as_recorded(exc)
         if agent is not None:
             _record_response(run, agent, response)
         return streams.ahanded_back(response, seen, _arg(args, kwargs, 1, "response_format"))
-    with _failures_as_recorded():
+    try:
         response = await run.acall_model(name, request, lambda: wrapped(*args, **kwargs), CODEC,
                                          produces_step=agent is not None, model=request["model"],
                                          usage_of=usage_of)
+    except RecordedModelError as exc:
+        _raise_as_recorded(exc)
     if agent is not None:
         _record_response(run, agent, response)
     return response
