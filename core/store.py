@@ -54,7 +54,8 @@ def validation_message(exc: ValidationError) -> str:
     """One line naming the first failing field and why."""
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first.get("loc", ()))
-    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    more = exc.error_count() - 1  # (counted as problems: "(and 2 more)" after a list of versions read as more of them)
+    extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")  # (our own checks' words, as written)
     return f"field {field}: {message}{extra}" if field else f"{message}{extra}"  # (a check of the whole record)
 

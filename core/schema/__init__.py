@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import compat
-from .packing import TABLE_KEY, packed_json, unpacked
+from .packing import packed_json, unpacked
 
 _M = TypeVar("_M", bound="BaseModel")
 
@@ -290,7 +290,7 @@ class Trajectory(_Model):
     @model_validator(mode="before")
     @classmethod
     def _unpack_requests(cls, data: Any) -> Any:
-        return unpacked(data) if isinstance(data, dict) and TABLE_KEY in data else data
+        return unpacked(data) if isinstance(data, dict) else data
 
     @field_validator("schema_version")
     @classmethod

@@ -93,11 +93,37 @@ def _unpacked_calls(calls: Any, table: list[Any], where: str) -> Any:
     return out
 
 
+def _positions_only(calls: Any) -> str | None:
+    """Where the first request whose messages are positions is, among ``calls`` (None: none is)."""
+    for k, call in enumerate(calls if isinstance(calls, list) else ()):
+        request = call.get("request") if isinstance(call, dict) else None
+        messages = request.get("messages") if isinstance(request, dict) else None
+        if isinstance(messages, list) and messages and all(type(m) is int for m in messages):
+            return f"[{k}].request.messages"
+    return None
+
+
+def _check_whole(data: dict[str, Any]) -> None:
+    """A packed record that lost its table (a tool that keeps only the keys it knows) would read with messages that
+    are numbers: ``ValueError`` naming the first such request. (Messages are objects or texts, never numbers.)"""
+    steps = data.get("steps")
+    for i, step in enumerate(steps if isinstance(steps, list) else ()):
+        where = _positions_only(step.get("model_calls")) if isinstance(step, dict) else None
+        if where is not None:
+            raise ValueError(f"steps[{i}].model_calls{where} are positions in a {TABLE_KEY} table the record does "
+                             f"not have (it was dropped from the record?)")
+    where = _positions_only(data.get("unattached_calls"))
+    if where is not None:
+        raise ValueError(f"unattached_calls{where} are positions in a {TABLE_KEY} table the record does not have "
+                         f"(it was dropped from the record?)")
+
+
 def unpacked(data: dict[str, Any]) -> dict[str, Any]:
     """A record's fields with its requests whole again (``data`` itself when it is not packed); ``ValueError`` naming
     the request whose messages are no positions in the table."""
     table = data.get(TABLE_KEY)
     if table is None:
+        _check_whole(data)
         return data
     if not isinstance(table, list):
         raise ValueError(f"{TABLE_KEY} is a {type(table).__name__}, not a list of messages")

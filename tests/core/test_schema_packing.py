@@ -92,6 +92,8 @@ def test_a_run_without_lists_of_messages_is_written_as_before() -> None:
      r"request\.messages\[0\] is .*not a position"),
     (lambda r: r["steps"][1]["model_calls"][0]["request"].update(messages=[True]), r"is 'True', not a position"),
     (lambda r: r.update({TABLE_KEY: {"0": "x"}}), r"request_messages is a dict, not a list of messages"),
+    (lambda r: r.pop(TABLE_KEY), r"steps\[1\]\.model_calls\[0\]\.request\.messages are positions in a "
+                                 r"request_messages table the record does not have"),
 ])
 def test_a_damaged_packed_record_is_refused_naming_the_request(run: Trajectory, damage: Any, said: str) -> None:
     record = json.loads(run.to_json())

@@ -712,6 +712,15 @@ def test_another_major_version_or_unknown_fields_under_this_version_stay_errors(
             Trajectory.from_json(path.read_text(encoding="utf-8"))
 
 
+def test_a_record_with_several_problems_names_the_first_and_counts_the_rest_as_problems(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "v.jsonl"
+    path.write_text(json.dumps({"schema_version": "3.0", "id": "r", "steps": [], "created_at": "x"}) + "\n")
+    with pytest.raises(InputError, match=r"unsupported schema_version '3\.0'.*\(and 1 more problem\)$"):
+        open_store(path).get("r")
+
+
 def test_from_json_of_text_that_is_not_json_raises_what_it_always_raised() -> None:
     from pydantic import ValidationError
 
