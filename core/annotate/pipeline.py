@@ -9,6 +9,8 @@ Dataset folder layout::
     trajectories.jsonl        every trajectory, rebuilt from tasks/ in ledger order by ``export``
     labelled.jsonl            the labelled ones (what ``agentracer train prepare`` reads)
     tracertraj.jsonl / .parquet   the labelled set in TracerTraj format
+    .agentracer-annotate      marks the folder as annotate's: a later run resumes it (another folder holding files
+                              of these names is refused, not replaced)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .ledger import (
     safe_name,
     write_trajectories,
 )
+from .ownership import check_out_dir, claim_out_dir
 from .replayer import LocalReplayer, Replayer
 from .tasks import TaskRow, task_fingerprint
 
@@ -243,8 +246,11 @@ class AnnotationPipeline:
     async def arun(self, tasks: Sequence[TaskRow], *, progress: bool = True) -> PipelineSummary:
         """Annotate every unfinished task, then export; safe to kill and re-run. Raises ``AnnotationStopped``
         (after the export) when a model failed for good, and ``InputError`` at once when another process is
-        annotating into the same folder (both would do every task)."""
+        annotating into the same folder (both would do every task), or when the folder holds files of its outputs'
+        names that annotate did not write (they would be replaced)."""
+        check_out_dir(self.out)  # (before the lock: a refused folder gets no lock file either)
         with sole_writer(self.ledger.path, "agentracer annotate"):
+            claim_out_dir(self.out)
             return await self._arun(tasks, progress=progress)
 
     def _unreadable_outputs(self, finished: dict[str, dict[str, Any]], summary: PipelineSummary) -> list[str]:
@@ -323,10 +329,12 @@ def _progress(enabled: bool) -> Any:
 
 
 def export_dataset(out_dir: str | Path) -> dict[str, int]:
-    """Rebuild the merged files of a dataset folder from its finished tasks (in ledger order)."""
+    """Rebuild the merged files of a dataset folder from its finished tasks (in ledger order); ``InputError`` for a
+    folder annotate did not write (its files would be replaced)."""
     from .export import export_labelled
 
     out = Path(out_dir)
+    check_out_dir(out)
     files = [path for task_id in Ledger(out).entries()
              if (path := out / "tasks" / f"{safe_name(task_id)}.jsonl").exists()]
     write_trajectories(out / "trajectories.jsonl", (t for path in files for t in iter_trajectories(path)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..errors import InputError
@@ -44,6 +46,7 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
     from ..annotate.budget import Budget
     from ..annotate.export import export_labelled
     from ..annotate.ledger import iter_trajectories
+    from ..annotate.ownership import check_out_dir
     from ..annotate.pipeline import AnnotationPipeline
     from ..annotate.tasks import read_tasks
     from ..evaluate.outcome import get_evaluator
@@ -52,6 +55,7 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
 
     if analyzer is None and perturber is None:
         raise InputError("give --analyzer (label failures), --perturber (label successes) or both")
+    check_out_dir(Path(out_dir))  # (before the team is loaded and any task runs)
     tasks = read_tasks(tasks_path)[:limit]
     team = load_team(team_spec)
     evaluator = get_evaluator(evaluator_spec)
@@ -71,8 +75,6 @@ def annotate(team_spec: str, tasks_path: str, analyzer: str | None, perturber: s
     )
     summary = pipeline.run(tasks, progress=progress)
     if training_rows:
-        from pathlib import Path
-
         export_labelled(iter_trajectories(Path(out_dir) / "trajectories.jsonl"), out_dir, training_rows=True)
     reused = f" (and {summary.reused_replays} an earlier run made)" if summary.reused_replays else ""
     click.echo(

@@ -656,3 +656,35 @@ def test_a_flip_found_past_a_step_the_teams_server_kept_untried_stays_open_and_m
     (labelled,) = read_trajectories(tmp_path / "labelled.jsonl")
     (label,) = labelled.labels
     assert (label.step, label.flags) == (2, [])
+
+
+def test_annotate_refuses_a_folder_holding_files_it_did_not_write_and_resumes_its_own(tmp_path):
+    """``-o DIR`` replaced a traced store and a user's labelled.jsonl (or a demo's runs) in DIR without a word."""
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 2)
+    traced = agentracer.trace(make_task_chain).run("Count from 0, one step per message.", ground_truth="5")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "trajectories.jsonl").write_text(traced.to_json() + "\n")
+    (mine / "labelled.jsonl").write_text("precious notes\n")
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / ".agentracer-demo").write_text("written by `agentracer demo`\n")
+    (demo / "trajectories.jsonl").write_text(traced.to_json() + "\n")
+    for folder, names in ((mine, "trajectories.jsonl, labelled.jsonl"), (demo, "trajectories.jsonl")):
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        proc = _cli(["--team", f"{TEAM_FILE}:make_task_chain", "--tasks", str(tasks), "--evaluator",
+                     "annotate_teams.py:chain_evaluator", "--analyzer", "scripted:x", "--no-progress",
+                     "-o", str(folder)], cwd=HERE)
+        _, err = _finish(proc, timeout=60)
+        assert proc.returncode == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"holds {names}, not written by annotate" in err, err
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # (nothing written, not even a lock)
+    with pytest.raises(InputError, match="not written by annotate"):
+        _pipeline(mine).run(read_tasks(tasks), progress=False)
+    assert (mine / "labelled.jsonl").read_text() == "precious notes\n"
+    # its own folder resumes: one a run left (marked), and one an older version wrote (a ledger, no mark)
+    ours = tmp_path / "ours"
+    assert _pipeline(ours).run(read_tasks(tasks), progress=False).done == 2
+    assert _pipeline(ours).run(read_tasks(tasks), progress=False).skipped == 2
+    (ours / ".agentracer-annotate").unlink()
+    assert _pipeline(ours).run(read_tasks(tasks), progress=False).skipped == 2
