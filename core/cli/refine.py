@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from ..exclusive import sole_writer
-from ._io import check_not_source
+from ._io import check_not_source, check_output_store
 
 
 def _check_tracer_model(tracer_name: str, tracer_model: str | None) -> None:
@@ -74,7 +74,8 @@ def _earlier_results(store: Any, strategy: str, mode: str, rounds: int, fingerpr
 @click.option("--reviser", help="model SPEC rewriting the decisive step in replay mode")
 @click.option("--rounds", default=3, show_default=True, help="correction rounds after the first run")
 @click.option("-o", "--out", "--output", "out_path", type=click.Path(dir_okay=False),
-              help="write every attempt here (JSONL); run again to resume: tasks whose attempts it holds are not redone")
+              help="write every attempt to this store (.jsonl, or .db for SQLite); run again to resume: tasks whose "
+                   "attempts it holds are not redone")
 def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, mode: str, tracer_name: str,
            tracer_model: str | None, critic: str | None, reviser: str | None, rounds: int, out_path: str | None) -> None:
     """Run each task; while Ω fails, feed back the verdict (or a critique) and run again. Exit 1 when a task was
@@ -91,6 +92,7 @@ def refine(team_spec: str, tasks_path: str, evaluator_spec: str, strategy: str, 
         _check_tracer_model(tracer_name, tracer_model)
     if out_path is not None:
         check_not_source(tasks_path, out_path, why="the attempts would be appended to the tasks")
+        check_output_store(out_path)  # (a .json name, another program's database: the attempts would spoil it)
     tasks = read_tasks(tasks_path)
     tracer = get_method(tracer_name, tracer_model) if strategy == "tracer" else None
     refiner = Refiner(load_team(team_spec), evaluator_spec, tracer, strategy=strategy, mode=mode,
@@ -106,10 +108,10 @@ def _refine_tasks(tasks: list[Any], refiner: Any, out_path: str | None, strategy
     """Refine each task into ``out_path`` (resuming what it holds), say how each went and the success rate."""
     from ..annotate.tasks import task_fingerprint
     from ..refine import success_rate_per_round
-    from ..store import JsonlStore
+    from ..store import open_store
     from ..team import run_sync
 
-    store = JsonlStore(out_path) if out_path else None
+    store = open_store(out_path) if out_path else None
     fingerprints = {row.id: task_fingerprint(row) for row in tasks}
     earlier = _earlier_results(store, strategy, mode, rounds, fingerprints) if store is not None else {}
     results: list[Any] = []

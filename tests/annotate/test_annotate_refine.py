@@ -571,3 +571,46 @@ def test_the_attempts_file_says_why_a_task_stopped_while_its_next_round_was_buil
     assert "round 1: TeamBuildError" in kept[0]["metadata"]["refine"]["error"]
     # the rate is of the task that ran to its end (b, solved at once), not of a task an error stopped half-way
     assert "success rate per round over the 1 task(s) that ran to their end (1 left out): round 0: 100%" in printed
+
+
+def test_refine_output_is_a_store_a_db_name_is_sqlite_and_other_files_are_refused(tmp_path, monkeypatch):
+    """``-o att.db`` wrote JSON lines under a database's name (``show`` then failed), ``-o x.json`` the same, and an
+    ``-o`` naming another program's database was appended to."""
+    import json
+    import sqlite3
+
+    from agentracer.cli import main
+    from agentracer.store import SqliteStore
+    from click.testing import CliRunner
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "task": TASK, "ground_truth": "5"}) + "\n"
+                     + json.dumps({"id": "b", "task": "Count from 0.", "ground_truth": "5"}) + "\n")
+
+    def refine(out: Path) -> tuple[int, str, str]:
+        code = 0
+        with CliRunner().isolation() as (stdout, stderr, _):
+            try:
+                main(["refine", "--team", "annotate_teams:make_task_chain", "--tasks", str(tasks), "--evaluator",
+                      "annotate_teams:chain_evaluator", "--strategy", "critic", "--critic",
+                      "scripted:recount||recount||recount", "--rounds", "1", "-o", str(out)])
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+            return code, stdout.getvalue().decode(), stderr.getvalue().decode()
+
+    db = tmp_path / "att.db"
+    code, printed, err = refine(db)
+    assert code == 0, err
+    assert len(SqliteStore(db)) == 3  # a: two attempts, b: one
+    code, printed, err = refine(db)  # resumes from the database
+    assert code == 0 and "a: not solved (attempts already in" in printed and len(SqliteStore(db)) == 3, err
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE users (name TEXT)")
+    connection.close()
+    before = other.read_bytes()
+    for out, why in ((tmp_path / "x.json", "must be a .jsonl or .db store"), (other, "another database")):
+        code, _, err = refine(out)
+        assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.json").exists() and other.read_bytes() == before
