@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import click
@@ -63,5 +64,5 @@ def replay(trajectory_file: str, team_spec: str, step: int, action: str | None, 
     click.echo(f"replayed {parent.id} from step {step}: {len(new.steps)} steps, "
                f"{stats.get('cassette', 0)} served, {stats.get('live', 0)} live model calls; "
                f"outcome {outcome_text(new)}; wrote {new.id} to {output}")
-    click.echo(f"against the recording: {compare(parent, new).summary()} (agentracer diff {output} "
-               f"{trajectory_file} --id {new.id})")
+    diff = shlex.join(["agentracer", "diff", output, trajectory_file, "--id", new.id])  # (pasted, it runs)
+    click.echo(f"against the recording: {compare(parent, new).summary()} ({diff})")

@@ -59,6 +59,19 @@ def test_demo_command_offline(tmp_path):
     assert len(lines) >= 3 and any("counterfactual" in json.dumps(json.loads(x)["labels"]) for x in lines)
 
 
+def test_the_commands_the_demo_prints_are_quoted_for_a_shell(tmp_path):
+    """``demo --out "demo out"`` printed ``(agentracer diff demo out/trajectories.jsonl --id ...)``: pasted, a
+    shell split the path in two."""
+    import shlex
+
+    lines: list[str] = []
+    run_demo(tmp_path / "demo out", echo=lines.append)
+    hints = [shlex.split(line.strip()[1:-1]) for line in lines if line.strip().startswith("(agentracer ")]
+    runs = str(tmp_path / "demo out" / "trajectories.jsonl")
+    assert sorted(argv[1] for argv in hints) == ["diff", "locate"]
+    assert all(argv[2:4] == [runs, "--id"] and len(argv) == 5 for argv in hints), hints
+
+
 def test_the_demo_replaces_only_what_it_wrote(tmp_path):
     """`demo -o DIR` replaced a DIR/trajectories.jsonl it had not written (an annotate folder's store)."""
     import pytest

@@ -38,6 +38,24 @@ def test_trace_then_replay_from_the_command_line(tmp_path):
     assert replayed["steps"][1]["content"] == original["steps"][1]["content"]
 
 
+def test_the_diff_command_replay_prints_runs_as_pasted_into_a_shell(tmp_path):
+    """``(agentracer diff my runs/replays.jsonl ...)`` was printed unquoted: pasted, a shell split the paths."""
+    import shlex
+
+    (tmp_path / "myteam.py").write_text(TEAM_MODULE)
+    (tmp_path / "my runs").mkdir()
+    done = cli("trace", "--team", "myteam:make_team", "--task", "sum 2 3", "-o", "my runs/runs.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = cli("replay", "my runs/runs.jsonl", "--team", "myteam:make_team", "--step", "2", "--action", "FIXED",
+               "-o", "my runs/replays.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    hint = done.stdout.strip().splitlines()[-1].rsplit(" (", 1)[1].removesuffix(")")
+    argv = shlex.split(hint)
+    assert argv[:4] == ["agentracer", "diff", "my runs/replays.jsonl", "my runs/runs.jsonl"], hint
+    diffed = cli(*argv[1:], cwd=tmp_path)  # (the command it names works)
+    assert diffed.returncode == 0 and "2 replaced" in diffed.stdout, diffed.stderr
+
+
 def test_replay_errors_are_one_line_with_exit_2_and_write_nothing(tmp_path):
     (tmp_path / "myteam.py").write_text(TEAM_MODULE)
     cli("trace", "--team", "myteam:make_team", "--task", "t", "-o", "runs.jsonl", cwd=tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,14 +107,14 @@ def run_demo(out_dir: str | Path | None = "agentracer-demo", echo: Callable[[str
         if flipped is not None:
             say(f"  its replay against the failed run: {agentracer.compare(failed, flipped).summary()}")
             if out_dir is not None:
-                say(f"  (agentracer diff {Path(out_dir) / 'trajectories.jsonl'} --id {flipped.id})")
+                say(f"  ({_command('diff', out_dir, flipped.id)})")
     else:
         say("decisive error: not found")
     if lite is not None:
         say(f"CPU tracer verdict (no replay, {lite.metadata.get('method', 'lite')}): agent {lite.agent}, "
             f"step {lite.step}")
         if out_dir is not None:
-            say(f"  (agentracer locate {Path(out_dir) / 'trajectories.jsonl'} --id {failed.id})")
+            say(f"  ({_command('locate', out_dir, failed.id)})")
     else:
         say(f"CPU tracer verdict: unavailable ({why})")
 
@@ -138,6 +139,11 @@ def run_demo(out_dir: str | Path | None = "agentracer-demo", echo: Callable[[str
     seconds = time.perf_counter() - started
     say(f"done in {seconds:.1f}s")
     return DemoResult(failed, verdict, lite, result.replays, corrected, written, seconds, lines)
+
+
+def _command(name: str, out_dir: str | Path, trajectory_id: str) -> str:
+    """A follow-up command on the demo's runs, quoted as a shell reads it back (a folder named with a space)."""
+    return shlex.join(["agentracer", name, str(Path(out_dir) / "trajectories.jsonl"), "--id", trajectory_id])
 
 
 TEAM_NAME = "demo: planner + coder + reviewer"
