@@ -25,8 +25,9 @@ class Actor:
 class RunState:
     """What the step recorder needs to know from the model-call hooks during one run."""
 
-    orchestrator: str | None = None
-    last_ledger: dict[str, Any] | None = None
+    # the Magentic-One orchestrators of this run (the traced team's, and those of teams run inside it), by name
+    orchestrators: set[str] = field(default_factory=set)
+    last_ledgers: dict[str, dict[str, Any]] = field(default_factory=dict)  # orchestrator -> its last progress ledger
     messages: Any = field(default=None)  # codec.MessageCache of this run, created on first use
     tools: Any = field(default=None)  # codec.ToolSchemas of this run, created on first use
     thoughts: dict[str, str] = field(default_factory=dict)  # agent -> thought waiting for its output step

@@ -4,7 +4,8 @@
   the call goes through ``Run.acall_model`` (live, served from the cassette, or the replacement). A stream
   is recorded whole and served as a stream that yields the final ``CreateResult``.
 - ``ChatAgentContainer.handle_request``: the agent whose turn it is becomes the actor of its model calls;
-  ``BaseGroupChatManager.select_speaker``: the manager is the actor of its speaker selection's calls.
+  ``BaseGroupChatManager.select_speaker``: the manager is the actor of its speaker selection's calls;
+  ``MagenticOneOrchestrator.handle_start`` / ``_orchestrate_step``: the orchestrator is the actor of its ledgers' calls.
 - ``ChatAgentContainer._log_message`` and the group chat manager's ``publish_message`` to the output topic:
   each message or event is recorded as a step where it is produced, before its agent goes on, so the model
   calls waiting for that agent are exactly the ones that produced it.
@@ -118,10 +119,10 @@ async def _route_model_call(run: Any, client: Any, args: Any, kwargs: Any,
         )
     finally:
         IN_MODEL_CALL.reset(token)
-    if state is not None and state.orchestrator == actor.name:  # a Magentic-One orchestrator: its ledger?
+    if state is not None and state.orchestrators and actor.name in state.orchestrators:  # its ledger?
         ledger = codec.parse_ledger(getattr(result, "content", None))
         if ledger is not None:
-            state.last_ledger = ledger
+            state.last_ledgers[actor.name] = ledger
     return result
 
 
@@ -261,21 +262,51 @@ def _patch_speaker_selection(original: Callable[..., Awaitable[Any]]) -> Callabl
     async def select_speaker(self: Any, *args: Any, **kwargs: Any) -> Any:
         if current_run() is None:
             return await original(self, *args, **kwargs)
-        state = RUN_STATE.get()
-        known = state.manager_actors.get(id(self)) if state is not None else None
-        if known is not None:
-            actor = known[1]
-        else:
-            actor = Actor(str(getattr(self, "_name", "manager")), _parts().is_orchestrator(self))
-            if state is not None:
-                state.manager_actors[id(self)] = (self, actor)  # (the manager held: its id stays its own)
-        token = ACTOR.set(actor)
+        token = ACTOR.set(_manager_actor(self, RUN_STATE.get()))
         try:
             return await original(self, *args, **kwargs)
         finally:
             ACTOR.reset(token)
 
     return select_speaker
+
+
+def _manager_actor(manager: Any, state: RunState | None) -> Actor:
+    """The actor of a group chat manager (kept for the run: see ``RunState.manager_actors``); an orchestrator's calls
+    make its steps, another manager's (speaker selection) make none."""
+    known = state.manager_actors.get(id(manager)) if state is not None else None
+    if known is not None:
+        return known[1]
+    actor = Actor(str(getattr(manager, "_name", "manager")), _parts().is_orchestrator(manager))
+    if state is not None:
+        state.manager_actors[id(manager)] = (manager, actor)  # (the manager held: its id stays its own)
+    return actor
+
+
+def _patch_orchestrator(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A Magentic-One orchestrator asks its model as it plans (``handle_start``) and as it orchestrates each turn
+    (``_orchestrate_step``: the progress ledger, a new plan, the final answer), not in ``select_speaker``. It is the
+    actor of those calls also where its team runs inside another team's participant, an agent or a tool, whose actor it
+    would otherwise inherit; its name is noted so that its ledgers and instructions are steps of those kinds."""
+
+    @functools.wraps(original)
+    async def orchestrate(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is None:
+            return await original(self, *args, **kwargs)
+        state = RUN_STATE.get()
+        actor = _manager_actor(self, state)
+        if ACTOR.get() is actor:  # inside the orchestrator's own handler (``handle_start`` orchestrates its first turn)
+            return await original(self, *args, **kwargs)
+        if state is not None:
+            state.orchestrators.add(actor.name)
+        token = ACTOR.set(actor)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            ACTOR.reset(token)
+
+    return orchestrate
 
 
 def _patch_human_input(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -445,6 +476,8 @@ TARGETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      {"publish_message": _recording_patch(_record_manager_output), "select_speaker": _patch_speaker_selection}),
     ("autogen_core.tools", "BaseTool", {"run_json": _patch_run_json, "run_json_stream": _patch_run_json_stream,
                                         "return_value_as_string": _patch_return_value_as_string}),
+    ("autogen_agentchat.teams._group_chat._magentic_one._magentic_one_orchestrator", "MagenticOneOrchestrator",
+     {"handle_start": _patch_orchestrator, "_orchestrate_step": _patch_orchestrator}),
     ("autogen_agentchat.tools._task_runner_tool", "TaskRunnerTool", {"run_stream": _patch_task_runner_stream}),
     ("autogen_agentchat.agents._user_proxy_agent", "UserProxyAgent", {"_get_input": _patch_human_input}),
 )

@@ -202,7 +202,8 @@ async def run_team(team: Any, task: str, run: Run) -> Any:
     """Run ``team`` on ``task``, recording each message/event as a step; return the last message's text."""
     task = task_for_replay(run, task)
     check_structured_action(team, run)
-    state = RunState(orchestrator=manager_name(team) if isinstance(team, MagenticOneGroupChat) else None)
+    orchestrator = manager_name(team) if isinstance(team, MagenticOneGroupChat) else None
+    state = RunState(orchestrators={orchestrator} if orchestrator else set())
     actor_token, state_token = ACTOR.set(default_actor(team)), RUN_STATE.set(state)
     records_itself = isinstance(team, BaseGroupChat)  # the hooks record group chats where messages are made
     # no cancellation token, as ``team.run(task)`` passes none: AutoGen links every future of a run to a token

@@ -44,10 +44,10 @@ def _arguments(raw: str) -> Any:
         return raw
 
 
-def _orchestrator_kind(text: str, state: RunState) -> tuple[str, dict[str, Any]]:
+def _orchestrator_kind(text: str, orchestrator: str, state: RunState) -> tuple[str, dict[str, Any]]:
     if text.lstrip().startswith(TASK_LEDGER_OPENING):
         return "ledger", {}
-    ledger = state.last_ledger
+    ledger = state.last_ledgers.get(orchestrator)
     if ledger is not None and text == ledger.get(LEDGER_INSTRUCTION_KEY, {}).get("answer"):
         return "instruction", {"progress_ledger": ledger}
     return "message", {}
@@ -84,8 +84,8 @@ def step_of(message: Any, state: RunState) -> dict[str, Any] | None:
     step: dict[str, Any] = {"agent": agent, "role": "user" if agent == "user" else "assistant", "metadata": metadata}
     if shape == "text":
         step["kind"], step["content"] = "message", message.content
-        if state.orchestrator is not None and agent == state.orchestrator:
-            step["kind"], extra = _orchestrator_kind(message.content, state)
+        if state.orchestrators and agent in state.orchestrators:
+            step["kind"], extra = _orchestrator_kind(message.content, agent, state)
             metadata.update(extra)
     elif shape == "tool_call":
         calls = [ToolCall(id=c.id, name=c.name, arguments=_arguments(c.arguments)) for c in message.content]

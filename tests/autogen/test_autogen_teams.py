@@ -6,7 +6,7 @@ import json
 
 import agentracer
 import pytest
-from ag_helpers import CountingClient, RuleClient, counting, tool_call
+from ag_helpers import CountingClient, RuleClient, after_tool, counting, tool_call
 from agentracer import ReplayError
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import HandoffTermination, MaxMessageTermination, TextMentionTermination
@@ -190,6 +190,49 @@ def test_magentic_one_replay_of_the_final_answer_keeps_the_last_ledger_and_the_s
     last_ledger = [c for c in new.steps[final].model_calls if "is_request_satisfied" in str(c.response)]
     recorded = [c for c in traj.steps[final].model_calls if "is_request_satisfied" in str(c.response)]
     assert last_ledger and [c.response["content"] for c in last_ledger] == [c.response["content"] for c in recorded]
+
+
+def nested_magentic_one(how: str):
+    """A Magentic-One team that is not the traced one: a participant, a SocietyOfMindAgent's team, a TeamTool's."""
+    from autogen_agentchat.agents import SocietyOfMindAgent
+    from autogen_agentchat.tools import TeamTool
+
+    def build():
+        coder = AssistantAgent("coder", model_client=RuleClient(lambda m: "print(2 + 3)"), description="writes Python")
+        mag = MagenticOneGroupChat([coder], model_client=RuleClient(orchestrator_rule), max_turns=5, name="mag",
+                                   description="the Magentic-One team")
+        if how == "participant":
+            planner = AssistantAgent("planner", model_client=RuleClient(lambda m: "plan"))
+            return RoundRobinGroupChat([planner, mag], max_turns=2)
+        if how == "society":
+            society = SocietyOfMindAgent("society", team=mag, model_client=RuleClient(lambda m: "summary"))
+            return RoundRobinGroupChat([society], max_turns=1)
+        tool = TeamTool(mag, name="mag_tool", description="solves", return_value_as_last_message=True)
+        client = RuleClient(after_tool(tool_call("mag_tool", task="print the sum"), "boss done"), tools=True)
+        return RoundRobinGroupChat([AssistantAgent("boss", model_client=client, tools=[tool])], max_turns=1)
+
+    return build
+
+
+@pytest.mark.parametrize("how", ["participant", "society", "tool"])
+def test_a_nested_magentic_one_orchestrator_makes_its_own_ledger_and_instruction_steps(how):
+    """The orchestrator asks its model in its own handlers, not in a speaker selection: its calls are its own (not
+    the agent's or team's it runs inside), its steps are ledgers and instructions, and a replay serves them."""
+    traced = agentracer.trace(nested_magentic_one(how))
+    traj = traced.run("print the sum of 2 and 3")
+    orchestrator = "MagenticOneOrchestrator"
+    assert traj.unattached_calls == []
+    mine = [(s.kind, len(s.model_calls)) for s in traj.steps if s.agent == orchestrator]
+    assert mine == [("ledger", 2), ("instruction", 1), ("message", 2)]
+    assert all(c.agent == s.agent for s in traj.steps for c in s.model_calls)
+    coder = next(s.index for s in traj.steps if s.agent == "coder")
+    CountingClient.live = 0
+    new = traced.replay(traj, step=coder, action="print(5)")
+    assert new.steps[coder].content == "print(5)"
+    assert all(c.source == "cassette" for s in new.steps[:coder] for c in s.model_calls)
+    instruction = next(s.index for s in traj.steps if s.kind == "instruction")
+    new = traced.replay(traj, step=instruction, action="Print 2 * 5.")
+    assert (new.steps[instruction].kind, new.steps[instruction].content) == ("instruction", "Print 2 * 5.")
 
 
 def nested_team():
