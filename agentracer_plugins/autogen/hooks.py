@@ -287,7 +287,9 @@ def _patch_orchestrator(original: Callable[..., Awaitable[Any]]) -> Callable[...
     """A Magentic-One orchestrator asks its model as it plans (``handle_start``) and as it orchestrates each turn
     (``_orchestrate_step``: the progress ledger, a new plan, the final answer), not in ``select_speaker``. It is the
     actor of those calls also where its team runs inside another team's participant, an agent or a tool, whose actor it
-    would otherwise inherit; its name is noted so that its ledgers and instructions are steps of those kinds."""
+    would otherwise inherit; its name is noted so that its ledgers and instructions are steps of those kinds. Where
+    its own code raises (a progress ledger that never parses), an ``event`` step holds the calls it made, as for an
+    agent whose turn raised: a replay can put another answer in place of the last."""
 
     @functools.wraps(original)
     async def orchestrate(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -303,6 +305,10 @@ def _patch_orchestrator(original: Callable[..., Awaitable[Any]]) -> Callable[...
         token = ACTOR.set(actor)
         try:
             return await original(self, *args, **kwargs)
+        except Exception as exc:  # before the team hears of it: its run ends on the error
+            if not isinstance(exc, ReplayError):
+                run.add_failed_turn_step(actor.name, error_summary(exc))
+            raise
         finally:
             ACTOR.reset(token)
 

@@ -235,6 +235,33 @@ def test_a_nested_magentic_one_orchestrator_makes_its_own_ledger_and_instruction
     assert (new.steps[instruction].kind, new.steps[instruction].content) == ("instruction", "Print 2 * 5.")
 
 
+def test_a_magentic_one_orchestrator_that_raises_holds_its_calls_in_an_event_step_a_replay_can_replace():
+    """A progress ledger that never parses: AutoGen asks 10 times, then raises. Its calls are at the orchestrator's event
+    step; a replay puts a ledger that parses in place of the last retry."""
+
+    def never_json(messages):
+        prompt = str(messages[-1].content)
+        if "pre-survey" in prompt or prompt.startswith("Fantastic."):
+            return orchestrator_rule(messages)
+        return "I think the coder should go next."
+
+    def team():
+        coder = AssistantAgent("coder", model_client=RuleClient(lambda m: "print(2 + 3)"), description="codes")
+        return MagenticOneGroupChat([coder], model_client=RuleClient(never_json))
+
+    traced = agentracer.trace(team, raise_on_error=False)
+    traj = traced.run("print the sum of 2 and 3")
+    assert "Failed to parse ledger information" in traj.outcome.error and traj.unattached_calls == []
+    failed = traj.steps[-1]
+    assert (failed.agent, failed.kind, len(failed.model_calls)) == ("MagenticOneOrchestrator", "event", 10)
+    assert "Failed to parse ledger information" in failed.content
+    new = traced.replay(traj, step=failed.index, action=_ledger(False, "Write Python that prints 2 + 3."))
+    assert [c.source for c in new.steps[failed.index].model_calls] == ["cassette"] * 9 + ["replacement"]
+    assert (new.steps[failed.index].kind, new.steps[failed.index].content) == (
+        "instruction", "Write Python that prints 2 + 3.")
+    assert new.steps[failed.index + 1].agent == "coder"
+
+
 def nested_team():
     client = counting([f"reply {i}" for i in range(20)])
     inner = RoundRobinGroupChat([AssistantAgent("coder", model_client=client),
