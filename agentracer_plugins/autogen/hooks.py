@@ -389,8 +389,8 @@ def _patch_run_json(original: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
 
 def _patch_run_json_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     """A streaming tool (``AgentTool``, ``TeamTool``): the same plan as ``run_json``. A given result comes after the
-    text messages of the steps copied for it from the recording, as the tool streamed them: the caller passes them
-    on, and a termination condition counts them as it did in the recorded run (they are steps already)."""
+    messages and events of the steps copied for it from the recording, as the tool streamed them: the caller passes
+    them on, and a termination condition counts them as it did in the recorded run (they are steps already)."""
 
     @functools.wraps(original)
     async def run_json_stream(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:

@@ -18,6 +18,7 @@ from autogen_agentchat.messages import (
     BaseTextChatMessage,
     HandoffMessage,
     ModelClientStreamingChunkEvent,
+    MultiModalMessage,
     SelectSpeakerEvent,
     StopMessage,
     TextMessage,
@@ -29,6 +30,8 @@ from autogen_agentchat.messages import (
 )
 from autogen_agentchat.teams._group_chat._events import GroupChatMessage, GroupChatStart
 from autogen_agentchat.teams._group_chat._magentic_one._prompts import ORCHESTRATOR_TASK_LEDGER_FULL_PROMPT
+from autogen_core import FunctionCall
+from autogen_core.models import FunctionExecutionResult
 
 from .codec import LEDGER_INSTRUCTION_KEY
 from .context import RunState
@@ -148,12 +151,52 @@ def record_tool_run_item(run: Run, item: Any, state: RunState | None) -> None:
 
 
 def copied_messages(steps: list[Any], state: RunState | None) -> list[Any]:
-    """The text messages of steps copied from a recording, rebuilt as AutoGen made them and marked recorded."""
-    messages = []
+    """The messages and events of steps copied from a recording, rebuilt as AutoGen made them and marked recorded:
+    the agent that gets them from a tool streams them on, and a termination condition counts them as it did.
+
+    AutoGen's own message types are rebuilt from what a step keeps; another type (a custom one, a structured message
+    whose model is not known here) is left out: a stand-in would not be registered with the team."""
+    messages: list[Any] = []
+    calls: dict[str, list[FunctionCall]] = {}  # an agent's last tool calls and results: its summary's
+    results: dict[str, list[FunctionExecutionResult]] = {}
     for step in steps:
-        if step.metadata.get("type") == "TextMessage" and isinstance(step.content, str):
-            message = TextMessage(source=step.agent, content=step.content)
-            if state is not None:
-                state.recorded[id(message)] = message
+        thought = step.metadata.get("thought")
+        if isinstance(thought, str):
+            messages.append(ThoughtEvent(source=step.agent, content=thought))
+        message = _rebuilt(step, calls, results)
+        if message is not None:
             messages.append(message)
+    if state is not None:
+        for message in messages:
+            state.recorded[id(message)] = message
     return messages
+
+
+def _rebuilt(step: Any, calls: dict[str, list[FunctionCall]],
+             results: dict[str, list[FunctionExecutionResult]]) -> Any:
+    """The AutoGen message or event ``step`` was made from, or None where its type cannot be rebuilt."""
+    kind, source, content = step.metadata.get("type"), step.agent, step.content
+    if kind == "ToolCallRequestEvent":
+        calls[source] = [FunctionCall(id=c.id, name=c.name, arguments=c.arguments if isinstance(c.arguments, str)
+                                      else json.dumps(c.arguments, ensure_ascii=False)) for c in step.tool_calls]
+        return ToolCallRequestEvent(source=source, content=calls[source])
+    if kind == "ToolCallExecutionEvent":
+        results[source] = [FunctionExecutionResult(
+            call_id=r.call_id, name=r.name, is_error=r.is_error,
+            content=r.content if isinstance(r.content, str) else json.dumps(r.content, ensure_ascii=False, default=str),
+        ) for r in step.tool_results]
+        return ToolCallExecutionEvent(source=source, content=results[source])
+    if not isinstance(content, str):
+        return None
+    if kind == "TextMessage":
+        return TextMessage(source=source, content=content)
+    if kind == "ToolCallSummaryMessage":
+        return ToolCallSummaryMessage(source=source, content=content, tool_calls=calls.get(source, []),
+                                      results=results.get(source, []))
+    if kind == "HandoffMessage":
+        return HandoffMessage(source=source, content=content, target=str(step.metadata.get("target", "")))
+    if kind == "StopMessage":
+        return StopMessage(source=source, content=content)
+    if kind == "MultiModalMessage":  # (its text as its model saw it: the images are not kept)
+        return MultiModalMessage(source=source, content=[content])
+    return None

@@ -73,6 +73,71 @@ def test_an_agent_tools_result_can_be_replaced_or_served_and_the_run_keeps_its_l
     assert new.steps[-1].content == "The capital is Oslo." and len(new.steps) == len(traj.steps)
 
 
+def make_summarizing_searcher():
+    """The tool agent's last message is a ToolCallSummaryMessage (it does not reflect on its tool's result)."""
+    def boss_rule(messages):
+        if isinstance(messages[-1], FunctionExecutionResultMessage):
+            return "Final: " + messages[-1].content[0].content
+        return tool_call("Searcher", "o1", task="find the capital")
+
+    inner = AssistantAgent("Searcher", model_client=RuleClient(lambda m: tool_call("lookup", "i1", q="France"),
+                                                               tools=True), tools=[lookup], description="searches")
+    agent = AssistantAgent("Boss", model_client=RuleClient(boss_rule, tools=True), tools=[AgentTool(inner)],
+                           reflect_on_tool_use=True)
+    other = AssistantAgent("Other", model_client=RuleClient(lambda m: f"other {len(m)}"))
+    return RoundRobinGroupChat([agent, other], termination_condition=MaxMessageTermination(5))
+
+
+@pytest.mark.parametrize("serve_tools", [False, True])
+def test_a_given_agent_tool_result_streams_on_every_message_the_tool_agent_made(serve_tools):
+    """Not only its text messages: its tool call summary too, which the team's message count counts."""
+    traced = agentracer.trace(make_summarizing_searcher)
+    traj = traced.run("go")
+    assert [(s.agent, s.kind) for s in traj.steps][3:7] == [
+        ("Searcher", "tool_call"), ("Searcher", "tool_result"), ("Searcher", "summary"), ("Boss", "tool_result")]
+    new = traced.replay(traj, step=6, action="Searcher: result for France", serve_tools=serve_tools)
+    assert [(s.agent, s.kind, s.content) for s in new.steps] == [(s.agent, s.kind, s.content) for s in traj.steps]
+
+
+def test_copied_steps_are_rebuilt_as_the_autogen_messages_and_events_they_were():
+    from agentracer.schema import Step, ToolCall, ToolResult
+    from autogen_agentchat.messages import (
+        HandoffMessage,
+        StopMessage,
+        TextMessage,
+        ThoughtEvent,
+        ToolCallExecutionEvent,
+        ToolCallRequestEvent,
+        ToolCallSummaryMessage,
+    )
+
+    from agentracer_plugins.autogen.context import RunState
+    from agentracer_plugins.autogen.steps import copied_messages
+
+    def step(i, kind, content, type_, **extra):
+        metadata = {"type": type_, **extra.pop("metadata", {})}
+        return Step(index=i, agent="A", role="assistant", kind=kind, content=content, metadata=metadata, **extra)
+
+    steps = [
+        step(0, "tool_call", "", "ToolCallRequestEvent", tool_calls=[ToolCall(id="c", name="f", arguments={"x": 1})],
+             metadata={"thought": "hmm"}),
+        step(1, "tool_result", "2", "ToolCallExecutionEvent", tool_results=[ToolResult(call_id="c", name="f",
+                                                                                        content="2")]),
+        step(2, "summary", "2", "ToolCallSummaryMessage"),
+        step(3, "handoff", "to B", "HandoffMessage", metadata={"target": "B"}),
+        step(4, "event", "done", "StopMessage"),
+        step(5, "message", "hi", "TextMessage"),
+        step(6, "message", "{}", "StructuredMessage[Answer]"),  # its model is not known here: left out
+    ]
+    state = RunState()
+    messages = copied_messages(steps, state)
+    assert [type(m) for m in messages] == [ThoughtEvent, ToolCallRequestEvent, ToolCallExecutionEvent,
+                                           ToolCallSummaryMessage, HandoffMessage, StopMessage, TextMessage]
+    assert messages[1].content[0].arguments == '{"x": 1}' and messages[2].content[0].content == "2"
+    assert messages[3].tool_calls == messages[1].content and messages[3].results == messages[2].content
+    assert messages[4].target == "B" and all(id(m) in state.recorded for m in messages)
+
+
 def lookup(q: str) -> str:
     """Look something up."""
     return f"result for {q}"
