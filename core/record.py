@@ -916,6 +916,9 @@ class Run:
         for agent in trajectory.agents:
             if agent.system_prompt:
                 agent.system_prompt = redact(agent.system_prompt)
+        for step in trajectory.steps:  # (a plugin's notes on a step: a model's thought may quote a key)
+            if step.metadata:
+                step.metadata = redact.own(step.metadata)
         outcome = trajectory.outcome
         outcome.answer = redact(outcome.answer)
         if outcome.error:
