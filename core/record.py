@@ -923,6 +923,10 @@ class Run:
         outcome.answer = redact(outcome.answer)
         if outcome.error:
             outcome.error = redact(outcome.error)
+        if outcome.feedback:  # (a plugin's: an evaluator's is redacted as Ω's result is applied)
+            outcome.feedback = redact(outcome.feedback)
+        if outcome.stop_reason:
+            outcome.stop_reason = redact(outcome.stop_reason)
         if trajectory.metadata:  # the caller's own fields (run(metadata=...)): secret keys and key-shaped values
             trajectory.metadata = redact(trajectory.metadata)
         if trajectory.replay is not None and trajectory.replay.action is not None:

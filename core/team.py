@@ -22,7 +22,7 @@ from .errors import AgentracerError, ReplayError, RunNotStoredError, TeamBuildEr
 from .loops import close_loop, kept_loop, new_loop, run_in_kept_loop, run_returning
 from .plugins import Plugin, plugin_for, registered_plugins, team_kind
 from .record import Run
-from .redact import Redactor
+from .redact import Redactor, redact
 from .replay import Cassette, ReplayPlan, check_described_tools, check_plan
 from .schema import Outcome, ReplayInfo, Trajectory
 
@@ -38,15 +38,16 @@ def run_sync(coro: Any) -> Any:
 
 
 def apply_evaluation(trajectory: Trajectory, evaluator: Evaluator) -> None:
-    """Fill ``trajectory.outcome`` from an evaluator returning a bool, a score, an Outcome or a dict."""
+    """Fill ``trajectory.outcome`` from an evaluator returning a bool, a score, an Outcome or a dict (its texts
+    redacted: a feedback may quote the answer's key, and the run was redacted before Ω saw it)."""
     result = evaluator(trajectory)
     outcome = trajectory.outcome
     if isinstance(result, Outcome):
         merged = outcome.model_dump()
-        merged.update({k: v for k, v in result.model_dump().items() if v is not None})
+        merged.update(redact({k: v for k, v in result.model_dump().items() if v is not None}))
         trajectory.outcome = Outcome.model_validate(merged)
     elif isinstance(result, dict):
-        trajectory.outcome = Outcome.model_validate({**outcome.model_dump(), **result})
+        trajectory.outcome = Outcome.model_validate({**outcome.model_dump(), **redact(result)})
     elif isinstance(result, bool):
         outcome.success = result
         outcome.score = float(result)
@@ -293,7 +294,7 @@ class TracedTeam:
         try:
             apply_evaluation(trajectory, self.evaluator)
         except Exception as exc:
-            error = trajectory.metadata["evaluation_error"] = error_summary(exc)
+            error = trajectory.metadata["evaluation_error"] = redact(error_summary(exc))
             warnings.warn(f"the evaluator raised {error}: run {trajectory.id} is kept with its outcome "
                           "unknown (metadata['evaluation_error'])", RuntimeWarning, stacklevel=2)
 

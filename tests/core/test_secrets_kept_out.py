@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import agentracer
+import pytest
 from agentracer.plugins import register_plugin
 from agentracer.schema import AgentInfo
 from agentracer.simple import TEXT_CODEC
@@ -33,6 +34,7 @@ class _NotingPlugin(PlainTeamPlugin):
         text = await run.acall_model("a", {"messages": [task]}, answer, TEXT_CODEC)
         run.add_step("a", text, metadata={"thought": f"I will use the key {KEY}", "env": [ENV_SECRET],
                                           "type": "TextMessage"})
+        run.trajectory.outcome.stop_reason = f"stopped by {KEY}"
         return text
 
 
@@ -47,3 +49,38 @@ def test_a_steps_metadata_is_stored_without_the_keys_it_quotes(tmp_path, monkeyp
     assert KEY not in steps and ENV_SECRET not in steps
     assert run.steps[0].metadata == {"thought": "I will use the key [REDACTED]", "env": ["[REDACTED]"],
                                      "type": "TextMessage"}
+
+
+def test_what_an_evaluator_says_is_stored_without_the_keys_it_quotes(tmp_path, monkeypatch):
+    from agentracer.schema import Outcome
+    from agentracer.simple import SimpleAgent, SimpleTeam
+
+    monkeypatch.setenv("MY_SERVICE_API_KEY", ENV_SECRET)
+    feedback, stop = "sk-proj-FEEDBACKFEEDBACK1234567890", "sk-proj-STOPREASONSTOP1234567890"
+
+    def judge(trajectory):
+        return Outcome(success=False, feedback=f"the answer should use {feedback} / {ENV_SECRET}", stop_reason=stop)
+
+    def as_dict(trajectory):
+        return {"success": False, "feedback": f"use {feedback}"}
+
+    def raises(trajectory):
+        raise ValueError(f"cannot judge with {ENV_SECRET}")
+
+    def build():
+        return SimpleTeam([SimpleAgent("a", lambda messages: "done TERMINATE")], max_turns=2)
+
+    store = tmp_path / "runs.jsonl"
+    run = agentracer.trace(build, store=store, evaluator=judge).run("task")
+    assert (run.outcome.feedback, run.outcome.stop_reason) == ("the answer should use [REDACTED] / [REDACTED]",
+                                                               "[REDACTED]")
+    assert agentracer.trace(build, store=store, evaluator=as_dict).run("task").outcome.feedback == "use [REDACTED]"
+    with pytest.warns(RuntimeWarning, match="the evaluator raised"):
+        unjudged = agentracer.trace(build, store=store, evaluator=raises).run("task")
+    assert unjudged.metadata["evaluation_error"] == "ValueError: cannot judge with [REDACTED]"
+    text = store.read_text()
+    assert feedback not in text and stop not in text and ENV_SECRET not in text
+
+
+def test_a_stop_reason_a_plugin_gives_is_stored_without_the_keys_it_quotes():
+    assert agentracer.trace(_Noting).run("task").outcome.stop_reason == "stopped by [REDACTED]"
