@@ -913,9 +913,13 @@ class Run:
         trajectory, redact = self.trajectory, self._redact
         if trajectory.task is not None:
             trajectory.task = redact(trajectory.task)
-        for agent in trajectory.agents:
+        for agent in trajectory.agents:  # (what the framework was told of it: a prompt or description may quote a key)
             if agent.system_prompt:
                 agent.system_prompt = redact(agent.system_prompt)
+            if agent.description:
+                agent.description = redact(agent.description)
+            if agent.model:
+                agent.model = redact(agent.model)
         for step in trajectory.steps:  # (a plugin's notes on a step: a model's thought may quote a key)
             if step.metadata:
                 step.metadata = redact.own(step.metadata)

@@ -84,3 +84,12 @@ def test_what_an_evaluator_says_is_stored_without_the_keys_it_quotes(tmp_path, m
 
 def test_a_stop_reason_a_plugin_gives_is_stored_without_the_keys_it_quotes():
     assert agentracer.trace(_Noting).run("task").outcome.stop_reason == "stopped by [REDACTED]"
+
+
+def test_an_agents_description_and_model_are_stored_without_the_keys_they_quote(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_API_KEY", ENV_SECRET)
+    store = tmp_path / "runs.jsonl"
+    run = agentracer.trace(_Noting, store=store).run("task")
+    assert (run.agents[0].description, run.agents[0].model) == ("an agent that uses [REDACTED]", "m-[REDACTED]")
+    text = store.read_text()
+    assert KEY not in text and ENV_SECRET not in text
