@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -496,7 +497,7 @@ class Redactor:
         if not isinstance(messages, (list, RawMessages)):
             text = _dumps(obj)
             if self._may_hold_secret(text):
-                obj = self(obj)
+                obj = self(obj, keep_keys=True)
                 text = _dumps(obj)
             return obj, self._whole_hash(text)
         rest = self._rest(obj)
@@ -510,7 +511,7 @@ class Redactor:
             obj = {**fields, "messages": obj["messages"]}
         if not suspect:  # (the hash is the one of the whole request redacted: its messages are as they were)
             return obj, hashed
-        obj = self(obj)  # fresh messages, not remembered as a conversation
+        obj = self(obj, keep_keys=True)  # fresh messages, not remembered as a conversation
         return obj, self._fresh_hash(self._rest(obj), obj["messages"])
 
     def _redacted_rest(self, request: dict[str, Any], rest: str) -> tuple[dict[str, Any], str]:
@@ -518,7 +519,7 @@ class Redactor:
         offers the same tools on every call, and a tool's parameter named like a secret makes them suspect)."""
         found = self._rest_redacted.get(rest)
         if found is None:
-            fields = self({key: value for key, value in request.items() if key != "messages"})
+            fields = self({key: value for key, value in request.items() if key != "messages"}, keep_keys=True)
             found = (fields, self._rest({**fields, "messages": []}))
             if len(self._rest_redacted) < self._cache_limit:
                 self._rest_redacted[rest] = found
@@ -640,7 +641,7 @@ class Redactor:
         if digest is None:  # the canonical JSON
             hashed = hashlib.sha256(_dumps(message).encode("utf-8", "surrogatepass"))
             digest = hashed.digest() if self._scheme == 2 else hashed.hexdigest()
-            if not self._clean(message):
+            if not self._clean(message, keep_keys=True):
                 self._suspect.add(digest)
         if frozen:
             self._frozen[id(message)] = digest
@@ -681,7 +682,7 @@ class Redactor:
             self._suspect.add(digest)
         return digest
 
-    def _clean(self, obj: Any) -> bool:
+    def _clean(self, obj: Any, keep_keys: bool = False) -> bool:
         """Whether redacting ``obj`` would leave it as it is (without building the redacted copy)."""
         kind = type(obj)
         if kind is str:
@@ -691,8 +692,10 @@ class Redactor:
         if isinstance(obj, dict):  # one loop: the set and map tricks cost more than they save on a few keys
             secret_keys, cache = self._secret_keys, self._cache
             for k, v in obj.items():
+                if not keep_keys and type(k) is str and (cache.get(k) or self.text(k)) != k:
+                    return False
                 if self._names_kept and _names_parameters(k, v):  # (a tool's parameters: their names are no fields)
-                    if any(self._parameter(name, schema) != schema for name, schema in v.items()):
+                    if any(self._parameter(name, schema, keep_keys) != schema for name, schema in v.items()):
                         return False
                     continue
                 if secret_keys.get(k) is not False and self._is_secret_key(k):  # (a key seen for the first time)
@@ -703,24 +706,24 @@ class Redactor:
                 if kind is str:
                     if (cache.get(v) or self.text(v)) != v:
                         return False
-                elif kind not in _SCALARS and not self._clean(v):
+                elif kind not in _SCALARS and not self._clean(v, keep_keys):
                     return False
             return True
         if isinstance(obj, list | tuple):
-            return all(map(self._clean, obj))
-        return self(obj) == obj
+            return all(map(self._clean, obj, itertools.repeat(keep_keys)))
+        return self(obj, keep_keys) == obj
 
     def own_values(self, obj: Any) -> Any:
-        """``obj`` with its strings redacted by their values only (no field's name makes its value a secret), itself
-        when nothing changes: for what a framework also hands on as text (a tool's arguments and result, which the
+        """``obj`` with its strings, and its fields' names, redacted by their values only (no field's name makes its
+        value a secret), itself when nothing changes: for what a framework also hands on as text (a tool's arguments and result, which the
         next request carries as a string, whose redaction sees no field names), so that both read the same and a
         replay that serves the recorded result rebuilds the recorded request."""
         kind = type(obj)
         if kind is str:
             return self._cache.get(obj) or self.text(obj)
         if isinstance(obj, dict):
-            items = {k: self.own_values(v) for k, v in obj.items()}
-            return obj if all(items[k] is v for k, v in obj.items()) else items
+            items = self._keys_redacted({k: self.own_values(v) for k, v in obj.items()})
+            return obj if items.keys() == obj.keys() and all(items[k] is v for k, v in obj.items()) else items
         if isinstance(obj, list | tuple):
             values = [self.own_values(v) for v in obj]
             return obj if all(a is b for a, b in zip(values, obj, strict=True)) else values
@@ -731,7 +734,10 @@ class Redactor:
         redaction would leave it as it is, it is returned itself (a walk that builds no copy)."""
         return obj if self._clean(obj) else self(obj)
 
-    def __call__(self, obj: Any) -> Any:
+    def __call__(self, obj: Any, keep_keys: bool = False) -> Any:
+        """``obj`` redacted: its strings, the values of fields named like secrets, and each field's name that is a
+        secret itself (``{"sk-...": 1}``); but with ``keep_keys``, as requests are (their hashes, which recordings
+        hold, were made of their fields' names as they were: a request's tool arguments are a text anyway)."""
         kind = type(obj)
         if kind is str:
             return self._cache.get(obj) or self.text(obj)
@@ -740,26 +746,43 @@ class Redactor:
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
-            return self._dict(obj)
+            return self._dict(obj, keep_keys)
         if isinstance(obj, list | tuple):
-            return [self(v) for v in obj]
+            return [self(v, keep_keys) for v in obj]
         return obj
 
-    def _parameter(self, name: Any, schema: dict[Any, Any]) -> dict[Any, Any]:
+    def _keys_redacted(self, obj: dict[Any, Any]) -> dict[Any, Any]:
+        """``obj`` with each key that holds a secret redacted as a text is (``{"sk-...": 1}``: ``{"[REDACTED]": 1}``,
+        as the same object written out as JSON text reads redacted), itself when none does. Keys that come out the
+        same are numbered (``[REDACTED-2]``): no value is lost."""
+        cache = self._cache
+        renamed = {k: new for k in obj if type(k) is str and (new := cache.get(k) or self.text(k)) != k}
+        if not renamed:
+            return obj
+        out: dict[Any, Any] = {}
+        for k, v in obj.items():
+            key = renamed.get(k, k)
+            if key in out:
+                key = _numbered(key, out)
+            out[key] = v
+        return out
+
+    def _parameter(self, name: Any, schema: dict[Any, Any], keep_keys: bool = False) -> dict[Any, Any]:
         """A parameter's schema redacted: as any object, and for a parameter named like a secret, every field but
         those of its shape (``_SCHEMA_SHAPE``) too."""
-        redacted = self(schema)
+        redacted = self(schema, keep_keys)
         if not self._is_secret_key(name):
             return redacted
         return {key: value if key in _SCHEMA_SHAPE or value in (None, "") else REDACTED
                 for key, value in redacted.items()}
 
-    def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
+    def _dict(self, obj: dict[Any, Any], keep_keys: bool) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         secret_keys, cache = self._secret_keys, self._cache
         for k, v in obj.items():
             if self._names_kept and _names_parameters(k, v):  # (a tool's parameters: their names are no fields)
-                out[k] = {name: self._parameter(name, schema) for name, schema in v.items()}
+                parameters = {name: self._parameter(name, schema, keep_keys) for name, schema in v.items()}
+                out[k] = parameters if keep_keys else self._keys_redacted(parameters)
                 continue
             secret = secret_keys.get(k)
             if secret is None:
@@ -772,8 +795,17 @@ class Redactor:
             elif kind in _SCALARS:
                 out[k] = v
             else:
-                out[k] = self(v)
-        return out
+                out[k] = self(v, keep_keys)
+        return out if keep_keys else self._keys_redacted(out)
+
+
+def _numbered(key: str, taken: dict[Any, Any]) -> str:
+    """``key`` numbered (``[REDACTED-2]``, ``name-2``) to a name ``taken`` does not have yet."""
+    stem, end = (key[:-1], "]") if key == REDACTED else (key, "")
+    n = 2
+    while f"{stem}-{n}{end}" in taken:
+        n += 1
+    return f"{stem}-{n}{end}"
 
 
 def request_hash(request: dict[str, Any], scheme: int = HASH_SCHEME) -> str:
