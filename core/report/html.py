@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
+from ..redact import redact
 from ..schema import Step, ToolResult, Trajectory, Verdict
 
 #: Characters of a step shown before the rest is folded into a collapsed ``<details>``.
@@ -189,8 +190,8 @@ def _section(trajectory: Trajectory, verdict: Verdict | None, human: Verdict | N
         meta.append(f"replay of <b>{_e(trajectory.replay.parent_id)}</b> from step <b>{trajectory.replay.step}</b>")
     if outcome.answer is not None:
         meta.append(f"answer <b>{_e(_cut(_text(outcome.answer), 300))}</b>")
-    if trajectory.ground_truth is not None:
-        meta.append(f"ground truth <b>{_e(_cut(_text(trajectory.ground_truth), 300))}</b>")
+    if trajectory.ground_truth is not None:  # (kept whole in a run, for Ω; a page leaves agentracer, as an export)
+        meta.append(f"ground truth <b>{_e(_cut(_text(redact(trajectory.ground_truth)), 300))}</b>")
     parts.append(f'<div class="meta">{" · ".join(meta)}</div>')
     if outcome.feedback or outcome.error:
         parts.append(f'<div class="meta">{_e(_cut(_text(outcome.feedback), MAX_STEP_CHARS))} '

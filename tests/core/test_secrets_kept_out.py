@@ -185,3 +185,13 @@ def test_a_recording_made_before_secret_keys_were_redacted_replays_without_diver
     older.steps[0].content = {ARG_KEY: "owner", "note": "x"}  # (as it was stored before)
     replay = team.replay(older, step=1, action=json.dumps("replaced"))
     assert [step.content for step in replay.steps] == [{"[REDACTED]": "owner", "note": "x"}, "replaced"]
+
+
+def test_an_html_report_shows_the_ground_truth_without_its_keys(tmp_path, monkeypatch):
+    from agentracer.report.html import render_html
+    from agentracer.schema import Trajectory
+
+    monkeypatch.setenv("MY_SERVICE_API_KEY", ENV_SECRET)
+    truth = "sk-proj-WWGROUNDTRUTH1234567890"
+    page = render_html(Trajectory(id="t", task="task", ground_truth={"answer": f"gt {truth}", "env": ENV_SECRET}))
+    assert truth not in page and ENV_SECRET not in page and "gt [REDACTED]" in page
