@@ -27,13 +27,15 @@ def without_credentials(url: str) -> str:
 
 
 def url_secrets(url: str) -> list[str]:
-    """What of ``url`` is secret, in every form a server could echo it: its password, the Basic credentials made of
-    its ``user:password`` (base64), and secret query parameters' values."""
+    """What of ``url`` is secret, in every form a server could echo it: its password (as written and decoded: the
+    URL's ``p%40ss`` is the password ``p@ss``), the Basic credentials made of its ``user:password`` (base64), and
+    secret query parameters' values."""
     parts = urllib.parse.urlsplit(url)
     found: list[str] = []
     if parts.password:
-        found.append(parts.password)
-        basic = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password)}"
+        password = urllib.parse.unquote(parts.password)
+        found += dict.fromkeys((parts.password, password))
+        basic = f"{urllib.parse.unquote(parts.username or '')}:{password}"
         found.append(base64.b64encode(basic.encode("utf-8")).decode("ascii"))
     found += [value for name, value in urllib.parse.parse_qsl(parts.query) if _SECRET_PARAMETER.match(name) and value]
     return found

@@ -53,6 +53,10 @@ KEY_ENVS = ("AGENTRACER_API_KEY", "OPENAI_API_KEY")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
 REQUEST_REFUSALS = frozenset({400, 413, 422})  # this request's fault (too long, a bad parameter): not the server's
+#: The shortest URL credential (password, token, secret query value) taken out of answers: the user gave it as a
+#: credential, so it goes however short, down to this; below it ("x", "pw", "abc") it is a placeholder and a piece of
+#: ordinary words, which taking out would break answers everywhere.
+URL_SECRET_MIN = 4
 
 
 def _api_key_from_env() -> str | None:
@@ -248,8 +252,12 @@ class OpenAIChatModel(BaseChatModel):
         self.model = model
         self.name = f"openai:{self.shown_url}@{model}"
         self._api_key = api_key if api_key is not None else _api_key_from_env()
-        self._secrets = [secret for secret in (self._api_key, *url_secrets(self.base_url),
-                                               *_token_user(self.base_url)) if secret]
+        credentials = [*url_secrets(self.base_url), *_token_user(self.base_url)]
+        self._secrets = [secret for secret in (self._api_key, *credentials) if secret]
+        # what an answer is redacted of as the cache keeps it: the key from 8 characters (a key like EMPTY is a word of
+        # the answers), the URL's own credentials, given as such, from URL_SECRET_MIN
+        self._answer_secrets = [*([self._api_key] if self._api_key and len(self._api_key) >= 8 else []),
+                                *(secret for secret in credentials if len(secret) >= URL_SECRET_MIN)]
         self.max_concurrency = max(1, int(max_concurrency))
         self.max_retries = max(0, int(max_retries))
         self.timeout = float(timeout) if timeout is not None else _timeout_from_env()
@@ -359,9 +367,7 @@ class OpenAIChatModel(BaseChatModel):
                 return Completion(text=entry["text"], usage=usage, cached=True, raw=entry.get("raw"))
         async with self._pool().client() as client:
             payload = await self._post(client, body)
-        # as the cache keeps it, this endpoint's key and URL password among the secrets (8 characters at least: a
-        # key like EMPTY, or a password x, is a word of the answers)
-        payload = redacted_answer(payload, [secret for secret in self._secrets if len(secret) >= 8])
+        payload = redacted_answer(payload, self._answer_secrets)  # (this endpoint's key and URL credentials too)
         completion = self._completion(payload)
         self.usage = self.usage + completion.usage
         if self.cache is not None and completion.text.strip():  # an empty answer is asked again next time

@@ -195,3 +195,22 @@ def test_an_html_report_shows_the_ground_truth_without_its_keys(tmp_path, monkey
     truth = "sk-proj-WWGROUNDTRUTH1234567890"
     page = render_html(Trajectory(id="t", task="task", ground_truth={"answer": f"gt {truth}", "env": ENV_SECRET}))
     assert truth not in page and ENV_SECRET not in page and "gt [REDACTED]" in page
+
+
+def test_a_urls_password_is_taken_out_of_cached_answers_decoded_and_however_short(tmp_path, monkeypatch):
+    from agentracer.models.openai_http import OpenAIChatModel
+    from agentracer.testing.openai_server import OpenAIServer
+    from agentracer.urls import url_secrets
+
+    assert url_secrets("http://bob:p%40ssw0rd99@host/v1")[:2] == ["p%40ssw0rd99", "p@ssw0rd99"]
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AGENTRACER_API_KEY", raising=False)
+    answer = "decoded pw p@ssw0rd99; short pw hunt; a placeholder x or abc"
+    with OpenAIServer([answer] * 2) as server:
+        host = server.base_url.split("://")[1]
+        for password, url in (("p@ssw0rd99", f"http://bob:p%40ssw0rd99@{host}"), ("hunt", f"http://bob:hunt@{host}")):
+            cache = tmp_path / password
+            live = OpenAIChatModel(url, "m", cache_dir=str(cache)).complete([{"role": "user", "content": "hi"}])
+            stored = "".join(p.read_text() for p in cache.rglob("*.json"))
+            assert stored and password not in stored and password not in live.text
+            assert "placeholder x or abc" in live.text  # (shorter than URL_SECRET_MIN: words, not credentials)
