@@ -5,7 +5,8 @@ running again with the same output file skips every id already there for the sam
 Each item fails on its own: a bad file, an empty trajectory, a model that is down or answers garbage give
 a row with ``error`` (and ``error_kind``) instead of stopping the run.
 
-Inputs: a Who&When folder or ``.json`` file (ids are the files' relative paths), or a TracerTraj
+Inputs: a Who&When folder or ``.json`` file (ids are the files' relative paths, from above the subset folder when
+the data is one: ``Hand-Crafted/3.json`` whether ``--data`` names ``whowhen`` or ``whowhen/Hand-Crafted``), or a TracerTraj
 ``.parquet`` / ``.jsonl`` file (ids are the rows' ``question_ID``, made unique).
 """
 
@@ -64,15 +65,18 @@ def iter_items(data: str | os.PathLike[str]) -> Iterator[EvalItem]:
             else:
                 yield EvalItem(where, path.stem, error=result)
         return
-    from ..formats.whowhen import iter_whowhen_dir, subset_of
+    from ..formats.whowhen import SUBSETS, iter_whowhen_dir, subset_of
 
     base = path if path.is_dir() else path.parent
+    # (a subset folder's files are named as from above it: its 3.json and the other subset's are two items)
+    prefix = Path(base.resolve().name) if base.resolve().name in SUBSETS else Path()
     for relative, result in iter_whowhen_dir(path):
+        item_id = str(prefix / relative)
         if isinstance(result, Trajectory):
             subset = result.metadata.get("subset") or subset_of(base / relative)
-            yield EvalItem(relative, subset, result)
+            yield EvalItem(item_id, subset, result)
         else:
-            yield EvalItem(relative, subset_of(base / relative), error=result)
+            yield EvalItem(item_id, subset_of(base / relative), error=result)
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -224,6 +228,9 @@ def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
         torn = torn or len(kept) != len(rows)
         rows = kept
     current = {item.id: item for item in items}
+    renamed = _subset_ids(rows, current)
+    torn = torn or renamed
+    _refuse_other_subsets(path, rows, current)
     fresh = [r for r in rows if not _stale(r, current.get(str(r["id"])))]
     if len(fresh) != len(rows):
         if stale is not None:
@@ -232,6 +239,32 @@ def prepare_output(path: str | os.PathLike[str], *, with_gt: bool, method: str,
     if torn:
         _rewrite(path, rows)
     return {str(r["id"]) for r in rows if r.get("with_gt") == with_gt}
+
+
+def _subset_ids(rows: list[dict[str, Any]], current: dict[str, EvalItem]) -> bool:
+    """Give the rows an earlier version wrote for a subset folder (``3.json`` of subset ``Hand-Crafted``) the id
+    that folder's items have now (``Hand-Crafted/3.json``); whether any was renamed."""
+    taken = {(str(r["id"]), r.get("with_gt")) for r in rows}
+    renamed = False
+    for row in rows:
+        subset, old = row.get("subset"), str(row["id"])
+        new = f"{subset}/{old}"
+        if (old not in current and subset and new in current and current[new].subset == subset
+                and (new, row.get("with_gt")) not in taken):
+            taken.add((new, row.get("with_gt")))
+            row["id"], renamed = new, True
+    return renamed
+
+
+def _refuse_other_subsets(path: Path, rows: list[dict[str, Any]], current: dict[str, EvalItem]) -> None:
+    """Refuse rows whose id is an item's but whose subset is another: they were scored on another file (two folders'
+    ``3.json``), which resuming would take for done, or drop as stale."""
+    for row in rows:
+        item = current.get(str(row["id"]))
+        if item is not None and row.get("subset") and item.subset and row["subset"] != item.subset:
+            raise InputError(f"{path} holds a row for {row['id']!r} of subset {row['subset']!r}, and this data's "
+                             f"{row['id']!r} is of subset {item.subset!r}: another file of the same name; write "
+                             "these results to another file")
 
 
 def _stale(row: dict[str, Any], item: EvalItem | None) -> bool:

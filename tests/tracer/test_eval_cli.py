@@ -85,7 +85,7 @@ def test_agentracer_against_a_flaky_server_retries_and_counts_unparsed(data: Pat
                                     "-o", str(out)], capsys)
     assert code == 0
     got = {r["id"]: r for r in rows(out)}
-    assert set(got) == set(HAND)
+    assert set(got) == {f"Hand-Crafted/{name}" for name in HAND}
     assert all(r["method"] == "agentracer" and r["with_gt"] is True for r in got.values())
     answered = [r for r in got.values() if r["error"] is None]
     unparsed = [r for r in got.values() if r["error_kind"] == "answer"]
@@ -443,3 +443,36 @@ def test_a_complete_row_that_is_not_utf8_is_an_error_naming_its_line(tmp_path: P
     with pytest.raises(InputError, match=rf"{out.name}:2\b"):
         prepare_output(out, with_gt=True, method="random")
     assert out.read_bytes() == data  # (nothing lost)
+
+
+def test_subset_folders_evaluated_one_at_a_time_into_one_file_keep_each_others_rows(data: Path, tmp_path: Path,
+                                                                                    capsys) -> None:
+    """Both subsets have a 3.json: ids relative to the subset folder collided, and the second subset's run took the
+    first's rows for changed data and replaced them."""
+    for name in ("1.json", "10.json"):
+        shutil.copy(REPO / "data" / "whowhen" / "Algorithm-Generated" / name, data / "Hand-Crafted" / name)
+    out = tmp_path / "r.jsonl"
+    args = ["eval", "whowhen", "--method", "lite", "-o", str(out), "--data"]
+    assert run([*args, str(data / "Algorithm-Generated")], capsys)[0] == 2  # (its three bad files)
+    code, _, err = run([*args, str(data / "Hand-Crafted")], capsys)
+    assert code == 0 and "5 to evaluate, 0 already" in err and "again" not in err, err
+    got = {r["id"]: r["subset"] for r in rows(out)}
+    assert len(got) == 11 and got["Algorithm-Generated/1.json"] == "Algorithm-Generated"
+    assert got["Hand-Crafted/1.json"] == "Hand-Crafted"
+    assert "0 to evaluate, 11 already" in run([*args, str(data)], capsys)[2]  # (the ids the whole folder gives)
+    # a file an earlier version wrote for a subset folder (ids relative to it) is resumed, not redone
+    out.write_text("".join(json.dumps({**r, "id": r["id"].split("/", 1)[1]}) + "\n" for r in rows(out)
+                           if r["subset"] == "Hand-Crafted"))
+    code, _, err = run([*args, str(data / "Hand-Crafted")], capsys)
+    assert code == 0 and "0 to evaluate, 5 already" in err, err
+    assert sorted(r["id"] for r in rows(out)) == sorted(f"Hand-Crafted/{n}" for n in ("1.json", "10.json", *HAND))
+    # two folders of other subsets below a folder of no subset: refused, not replaced
+    for subset in ("Hand-Crafted", "Algorithm-Generated"):
+        (tmp_path / subset / "x").mkdir(parents=True)
+        shutil.copy(data / "Hand-Crafted" / "3.json", tmp_path / subset / "x" / "3.json")
+    other = tmp_path / "other.jsonl"
+    assert run(["eval", "whowhen", "--method", "lite", "-o", str(other), "--data",
+                str(tmp_path / "Hand-Crafted" / "x")], capsys)[0] == 0
+    code, _, err = run(["eval", "whowhen", "--method", "lite", "-o", str(other), "--data",
+                        str(tmp_path / "Algorithm-Generated" / "x")], capsys)
+    assert code == 2 and "of subset 'Hand-Crafted'" in err and len(rows(other)) == 1, err
