@@ -149,8 +149,8 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
             references: str | None, cache: bool, retry_errors: bool, timeout: float | None, quiet: bool) -> None:
     """Attribute every trajectory under DATA and print agent/step accuracy per subset.
 
-    Rows stream to OUTPUT as they finish; run again to resume. Exits 2 when an item is bad input (the others are
-    evaluated and kept), 1 when nothing could be evaluated for another reason (the model failed); answers that
+    Rows stream to OUTPUT as they finish; run again to resume. Exits 2 when an item is bad input (left out of the
+    score: its label cannot be read; the others are evaluated and kept), 1 when nothing could be evaluated for another reason (the model failed); answers that
     cannot be read are a result (they count as wrong).
     """
     from ..models import load_model
@@ -249,8 +249,9 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
         click.echo(f"note: none of the {unparsable} answers could be read (the `unparsed` column): check the model's "
                    "output format, <answer>agent|step</answer> after its reasoning", err=True)
     if answered and bad:  # (bad input is exit 2, as everywhere: the other items are evaluated and kept)
-        click.echo(f"error: {len(bad)} of {len(items)} items are bad input and count as wrong (their error fields in "
-                   f"{output}), e.g. {bad[0]['id']}: {str(bad[0]['error'])[:200]}", err=True)
+        click.echo(f"error: {len(bad)} of {len(items)} items are bad input, with no label to score against, and are "
+                   f"left out of the score (their error fields in {output}), e.g. {bad[0]['id']}: "
+                   f"{str(bad[0]['error'])[:200]}", err=True)
         sys.stdout.flush()
         sys.exit(2)
     if not answered:

@@ -5,7 +5,8 @@ and ``error`` (with ``error_kind``: ``answer`` for an unparsable model answer, `
 failure, ``input`` for a bad trajectory). Scores, per subset and setting (w/ or w/o the ground truth G):
 
 * agent / step accuracy and exact match (both right), over every labelled row — an errored row counts as
-  wrong, as in the paper; agent names compare case-insensitively;
+  wrong, as in the paper; a row with no label (bad input: a file that did not load) cannot be scored and is left
+  out; agent names compare case-insensitively;
 * step accuracy within ±1 and ±3 steps;
 * the Who&When authors' substring scoring, for comparison with numbers produced by their ``evaluate.py``:
   a hit when the gold value's text is *contained in* the predicted text (so gold ``1`` hits prediction

@@ -52,7 +52,12 @@ def rows(path: Path) -> list[dict]:
 def test_majority_scores_every_file_and_records_bad_ones(data: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "results.jsonl"
     code, stdout, err = run(["eval", "whowhen", "--data", str(data), "--method", "majority", "-o", str(out)], capsys)
-    assert code == 2 and "error: 3 of 9 items are bad input and count as wrong" in err  # (the others are scored)
+    # (the others are scored; the bad files have no label to score against: said so, not "count as wrong" beside a
+    # table that left them out)
+    assert code == 2 and "error: 3 of 9 items are bad input, with no label to score against, and are left out of " \
+        "the score" in err, err
+    algorithm = next(line for line in stdout.splitlines() if line.startswith("Algorithm-Generated"))
+    assert algorithm.split()[3] == "3" and algorithm.split()[-3] == "3"  # (n: the 3 good files; errors: the bad)
     got = {r["id"]: r for r in rows(out)}
     assert len(got) == 9
     need = {"id", "subset", "predicted_agent", "predicted_step", "mistake_agent", "mistake_step", "error"}
