@@ -35,8 +35,9 @@ def agent_hit(row: dict[str, Any]) -> bool:
 
 
 def step_distance(row: dict[str, Any]) -> int | None:
-    """|predicted − gold| steps, or ``None`` when either is missing."""
-    if row.get("error") is not None:
+    """|predicted − gold| steps, or ``None`` when either is missing or the predicted step is not a step of the run
+    (invalid: a miss in every step metric, even one past the gold last step)."""
+    if row.get("error") is not None or "step_out_of_range" in (row.get("flags") or ()):
         return None
     try:
         return abs(int(row["predicted_step"]) - int(row["mistake_step"]))

@@ -58,3 +58,11 @@ def test_answers_naming_no_agent_or_step_of_the_run_are_counted_as_invalid_and_w
     table = format_table([hand])
     header, _, line = table.splitlines()[:3]
     assert "invalid" in header and line.split()[header.split().index("invalid") + 1] == "2"
+
+
+def test_a_step_past_the_run_misses_the_near_step_columns_too() -> None:
+    """A run of 10 steps whose gold step is the last: an answer of step 10 or 12 (invalid) hit ±1 and ±3."""
+    past = [{**row("Hand-Crafted", "WebSurfer", step, "WebSurfer", 9), "flags": ["step_out_of_range"]}
+            for step in (10, 12)]
+    [hand] = summarize(past)
+    assert (hand.invalid, hand.agent, hand.step, hand.exact, hand.within1, hand.within3) == (2, 2, 0, 0, 0, 0)
