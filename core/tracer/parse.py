@@ -82,8 +82,13 @@ def match_agent(raw: str, agents: Sequence[str]) -> tuple[str, str | None]:
 
 def without_reasoning(text: str) -> str:
     """An answer without its ``<think>`` blocks (a reasoning model's, or one a server split out and the client put
-    back): what it concluded. A block never closed holds no conclusion: the text from it on goes too."""
+    back): what it concluded. A block never closed holds no conclusion: the text from it on goes too. A ``</think>``
+    with no opening tag closes reasoning the chat template opened in the prompt (DeepSeek-R1's distills): the text
+    before it goes."""
     text = _THINK.sub("", text)
+    closers = list(re.finditer(r"</think>", text, re.I))  # (none left with an opening tag before it)
+    if closers:
+        text = text[closers[-1].end():]
     opened = re.search(r"<think>", text, re.I)
     return text[:opened.start()] if opened else text
 

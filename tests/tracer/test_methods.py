@@ -57,10 +57,11 @@ def test_step_by_step_stops_at_the_first_yes() -> None:
     assert (verdict.agent, verdict.step, verdict.reason) == ("Coder", 3, "wrong formula")
 
 
+@pytest.mark.parametrize("opened", ["<think>", ""])  # (""): an R1 distill's template opens <think> in the prompt
 @pytest.mark.parametrize("method", ["step-by-step", "binary-search"])
-def test_the_baselines_read_a_reasoning_models_answer_after_its_reasoning(method: str) -> None:
+def test_the_baselines_read_a_reasoning_models_answer_after_its_reasoning(method: str, opened: str) -> None:
     """Qwen3/R1 (or vLLM's reasoning_content, put back as <think>) think first: the verdict is what they conclude."""
-    thinking = "<think>Yes, a step could be wrong; compare the upper half and the lower half.</think>"
+    thinking = f"{opened}Yes, a step could be wrong; compare the upper half and the lower half.\n</think>\n\n"
 
     def answer(request: dict) -> str:
         text = request["messages"][1]["content"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from agentracer.tracer.parse import match_agent, parse_answer
+from agentracer.tracer.parse import match_agent, parse_answer, without_reasoning
 from agentracer.trainer.reward import compute_score
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -160,3 +160,13 @@ def test_an_agent_name_written_over_two_lines_is_answered_on_one_and_listed_so()
     assert (parsed.agent, parsed.strict, parsed.flags) == ("Data\nAnalyst", True, [])
     run = Trajectory(task="t", steps=[Step(index=i, agent=name, content="c") for i, name in enumerate(agents)])
     assert "\n- Data Analyst\n" in build_user_prompt(run, with_ground_truth=False)[0]
+
+
+@pytest.mark.parametrize(("text", "concluded"), [
+    ("<think>hmm</think>\n1. No.", "\n1. No."),
+    ("Yes, I should check... the step looks fine.\n</think>\n\n1. No.", "\n\n1. No."),  # (the template opened it)
+    ("upper half? </think> lower half <think>or not", " lower half "),
+    ("1. Yes. <think>never closed", "1. Yes. "),
+])
+def test_reasoning_a_chat_template_opened_is_not_the_conclusion(text: str, concluded: str) -> None:
+    assert without_reasoning(text) == concluded
