@@ -107,12 +107,15 @@ class AllAtOnceMethod(_BaselineMethod):
                             strict=parsed.strict, **ledger.as_metadata())
 
 
-_YES_NO = re.compile(r"^\W*(?:1\W*)?\W*(yes|no)\b", re.I)
+# (after the item number, labels: the template's "Yes/No" echoed, "Answer:"; a yes or no followed by "/no" is one)
+_YES_NO = re.compile(r"^\W*(?:1\W*)?(?:(?:yes\s*/\s*no|answer|judgement|judgment|verdict)\b\W*)*"
+                     r"(yes|no)\b(?!\s*/\s*(?:yes|no)\b)", re.I)
 
 
 def read_yes_no(text: str) -> bool | None:
-    """``True`` for an answer starting with yes (``1. Yes.``), ``False`` for no, ``None`` when unclear; a reasoning
-    model's ``<think>`` block before it is not the answer."""
+    """``True`` for an answer starting with yes (``1. Yes.``, ``Answer: Yes``, ``1. Yes/No: Yes``), ``False`` for no,
+    ``None`` when unclear (the template's ``1. Yes/No.`` alone); a reasoning model's ``<think>`` block before it is
+    not the answer."""
     match = _YES_NO.match(without_reasoning(text or ""))
     return None if match is None else match.group(1).lower() == "yes"
 

@@ -9,6 +9,7 @@ from agentracer.errors import InputError
 from agentracer.schema import Trajectory
 from agentracer.testing.openai_server import OpenAIServer
 from agentracer.tracer import AnswerError, get_method, locate
+from agentracer.tracer.llm_methods import read_yes_no
 from tracer_helpers import make_trajectory
 
 AGENTS = ["Planner", "Coder", "Tester", "Coder", "Tester", "Planner", "Coder", "Tester"]
@@ -74,6 +75,16 @@ def test_the_baselines_read_a_reasoning_models_answer_after_its_reasoning(method
     with OpenAIServer(answer) as server:
         verdict = get_method(method, _model(server)).locate(make_trajectory(AGENTS))
     assert (verdict.agent, verdict.step) == ("Coder", 3) and verdict.flags == []
+
+
+@pytest.mark.parametrize(("answer", "judged"), [
+    ("1. Yes.\n2. Reason: wrong", True), ("1. No.\n2. Reason: fine", False), ("no", False), ("Maybe", None),
+    ("1. Yes/No: No", False), ("1. Yes/No: Yes", True),  # (the template's line echoed, then the answer)
+    ("Answer: Yes", True), ("1. Answer: Yes", True), ("**Answer:** No", False),
+    ("1. Yes/No.\n2. Reason: unsure", None), ("Yesterday", None),  # (the echo alone answers nothing)
+])
+def test_step_by_step_reads_the_judgement_after_a_label_or_the_templates_echo(answer: str, judged: bool | None) -> None:
+    assert read_yes_no(answer) is judged
 
 
 def test_step_by_step_blames_the_last_step_when_nothing_is_wrong() -> None:
