@@ -15,13 +15,22 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..models.base import Completion
 from ..schema import Trajectory, Usage, Verdict
 from .base import AnswerError, ModelMethod, require_steps
 from .parse import parse_answer, without_reasoning
-from .prompt import _as_text, agent_list, build_messages, counter_from, ground_truth_text, render_steps
+from .prompt import (
+    _as_text,
+    agent_list,
+    build_messages,
+    clip_text,
+    counter_from,
+    fit_prompt,
+    ground_truth_text,
+)
 
 
 class _Ledger:
@@ -65,17 +74,29 @@ class _BaselineMethod(ModelMethod):
 
     system_prompt = "You are a careful analyst of conversations between AI agents."
 
-    def _header(self, trajectory: Trajectory, with_ground_truth: bool) -> str:
-        lines = [f"The problem the agents worked on: {_as_text(trajectory.task) or '(not recorded)'}"]
+    def _header(self, trajectory: Trajectory, with_ground_truth: bool, char_budget: int | None = None) -> str:
+        """The problem and (``with_ground_truth``) its answer G, sharing ``char_budget`` characters (each at least
+        100; ``None``: whole)."""
         ground_truth = ground_truth_text(trajectory) if with_ground_truth else ""
-        if ground_truth:
-            lines.append(f"The correct answer to the problem is: {ground_truth}")
+        parts = [_as_text(trajectory.task) or "(not recorded)", *([ground_truth] if ground_truth else [])]
+        cap = None if char_budget is None else max(100, char_budget // len(parts))
+        task, *answer = [clip_text(text, cap) if cap else text for text in parts]
+        lines = [f"The problem the agents worked on: {task}"]
+        if answer:
+            lines.append(f"The correct answer to the problem is: {answer[0]}")
         return "\n".join(lines)
 
-    def _render(self, trajectory: Trajectory, steps: list, fixed: str) -> str:
+    def _prompt(self, trajectory: Trajectory, steps: list, with_ground_truth: bool,
+                compose: Callable[[str, str], str], *, min_steps: int = 1) -> str:
+        """The user prompt ``compose(header, log)`` makes of the header (problem, G) and ``steps``, fitted to the
+        budget as the tracer prompt is (``prompt.fit_prompt``: the header is cut too when the steps alone cannot
+        make room)."""
         count = counter_from(self.tokenizer)
-        budget = max(64, self.max_prompt_tokens - count(fixed) - count(self.system_prompt) - 16)
-        return render_steps(steps, budget=budget, count_tokens=count).text
+        prompt, _ = fit_prompt(steps, lambda header, rendered: compose(header, rendered.text),
+                               lambda chars: self._header(trajectory, with_ground_truth, chars),
+                               max_tokens=self.max_prompt_tokens, count=count,
+                               fixed_tokens=count(self.system_prompt), min_steps=min_steps)
+        return prompt
 
     async def _ask(self, ledger: _Ledger, prompt: str) -> str:
         messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
@@ -90,16 +111,16 @@ class AllAtOnceMethod(_BaselineMethod):
     async def alocate(self, trajectory: Trajectory, *, with_ground_truth: bool = False) -> Verdict:
         require_steps(trajectory)
         intro = ("A team of AI agents tried to solve a real-world problem and failed. Find which agent made "
-                 "the mistake that is directly responsible for the wrong solution, and at which step.\n"
-                 + self._header(trajectory, with_ground_truth))
+                 "the mistake that is directly responsible for the wrong solution, and at which step.\n")
         outro = ("Based on this conversation, give: 1. the name of the agent whose mistake is directly "
                  "responsible for the failure, written exactly as in the conversation (if no mistake is "
                  "obvious, choose the single most likely agent); 2. the number of the step where that agent "
                  "first made the mistake (steps are numbered from 0 as shown); 3. the reason.\n"
                  "Answer in this format:\nAgent Name: <name>\nStep Number: <number>\nReason for Mistake: <reason>")
-        log = self._render(trajectory, list(trajectory.steps), intro + outro)
+        prompt = self._prompt(trajectory, list(trajectory.steps), with_ground_truth, lambda header, log: (
+            f"{intro}{header}\n\nThe conversation, one step per entry:\n{log}\n\n{outro}"))
         ledger = _Ledger()
-        text = await self._ask(ledger, f"{intro}\n\nThe conversation, one step per entry:\n{log}\n\n{outro}")
+        text = await self._ask(ledger, prompt)
         parsed = parse_answer(text, agent_list(trajectory), n_steps=len(trajectory.steps))
         if not parsed.ok or parsed.agent is None or parsed.step is None:
             raise AnswerError(f"unparsable answer: {parsed.error}", raw=text, flags=parsed.flags)
@@ -133,13 +154,14 @@ class StepByStepMethod(_BaselineMethod):
         steps = list(trajectory.steps)
         for i, step in enumerate(steps):
             intro = ("You judge, one step at a time, a conversation in which AI agents try to solve a "
-                     "real-world problem.\n" + self._header(trajectory, with_ground_truth))
+                     "real-world problem.\n")
             question = (f"The most recent step is step {i}, taken by {step.agent}. Does this step contain an "
                         "error that could derail the solving of the problem or lead to a wrong solution? Do not "
                         "be overly critical: flag only errors that clearly derail the process.\n"
                         "Answer exactly in this format:\n1. Yes/No.\n2. Reason: <your explanation>")
-            log = self._render(trajectory, steps[: i + 1], intro + question)
-            text = await self._ask(ledger, f"{intro}\n\nThe conversation up to step {i}:\n{log}\n\n{question}")
+            prompt = self._prompt(trajectory, steps[: i + 1], with_ground_truth, lambda header, log: (
+                f"{intro}{header}\n\nThe conversation up to step {i}:\n{log}\n\n{question}"))  # noqa: B023
+            text = await self._ask(ledger, prompt)
             raw.append(f"[step {i}] {text}")
             judged = read_yes_no(text)
             if judged is None and "unclear_judgement" not in flags:
@@ -185,12 +207,14 @@ class BinarySearchMethod(_BaselineMethod):
             mid = (start + end) // 2
             intro = ("AI agents collaborated on a problem and failed. Below is a segment of their conversation. "
                      "Decide which half of the segment holds the most critical mistake, the one that led to the "
-                     "failure.\n" + self._header(trajectory, with_ground_truth))
+                     "failure.\n")
             question = (f"Is the most critical mistake in the upper half (steps {start} to {mid}) or the lower "
                         f"half (steps {mid + 1} to {end})? If no single mistake is clear, pick the half with the "
                         "step most responsible for the failure. Reply with ONLY 'upper half' or 'lower half'.")
-            log = self._render(trajectory, steps[start: end + 1], intro + question)
-            text = await self._ask(ledger, f"{intro}\n\nSteps {start} to {end}:\n{log}\n\n{question}")
+            segment = f"Steps {start} to {end}"  # (a window shows a step of each half, however small the budget)
+            prompt = self._prompt(trajectory, steps[start: end + 1], with_ground_truth, lambda header, log: (
+                f"{intro}{header}\n\n{segment}:\n{log}\n\n{question}"), min_steps=2)  # noqa: B023
+            text = await self._ask(ledger, prompt)
             raw.append(f"[steps {start}-{end}] {text}")
             upper, lower = _half_named(without_reasoning(text).lower())
             if upper >= 0 and (lower < 0 or upper < lower):

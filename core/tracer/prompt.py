@@ -11,7 +11,9 @@ Long trajectories (Who&When reaches 300k characters) are fitted to a token budge
    (two thirds) and tail (one third) around a marker ``[... N characters omitted ...]``, because a step's
    decision is usually stated at its start and its result at its end.
 3. If even a cap of ``MIN_STEP_CHARS`` per step does not fit (very many steps), whole steps are left out
-   from the middle of the run, the first and last steps kept, behind a marker naming the omitted range.
+   from the middle of the run, the first and last steps kept, behind a marker naming the omitted range (room for
+   one step only: the last, the step a step-by-step judge asks about).
+4. Still over (a small budget), the task, its ground truth and feedback are cut further (``fit_prompt``).
 
 Tokens are counted with the given tokenizer, else a cheap generous estimate (3 characters a token); the
 fitting loop re-measures the rendered text with the same counter, so the budget holds for that counter.
@@ -138,9 +140,12 @@ def _render(steps: Sequence[Step], cap: int | None, keep: set[int] | None = None
 
 
 def render_steps(
-    steps: Sequence[Step], *, budget: int | None = None, count_tokens: TokenCounter = estimate_tokens
+    steps: Sequence[Step], *, budget: int | None = None, count_tokens: TokenCounter = estimate_tokens,
+    min_steps: int = 1,
 ) -> RenderedTrajectory:
-    """The steps as numbered lines, fitted to ``budget`` tokens (see the module docstring for how)."""
+    """The steps as numbered lines, fitted to ``budget`` tokens (see the module docstring for how). Leaving steps out
+    keeps at least ``min_steps`` (the first and last; one alone is the last: the step a step-by-step judge asks
+    about), over the budget if need be: the caller then cuts its other parts (``fit_prompt``)."""
     full, _, _ = _render(steps, None)
     full_tokens = count_tokens(full)
     if budget is None or full_tokens <= budget:
@@ -158,7 +163,7 @@ def render_steps(
         if tokens <= budget:
             return RenderedTrajectory(text, tokens, clipped, omitted)
         char_budget *= 0.9 * budget / tokens
-    return _omit_middle(steps, budget, count_tokens, chars_per_token)
+    return _omit_middle(steps, budget, count_tokens, chars_per_token, min_steps=min_steps)
 
 
 def _largest_cap(steps: Sequence[Step], char_budget: float, longest: int) -> int | None:
@@ -183,7 +188,7 @@ def _largest_cap(steps: Sequence[Step], char_budget: float, longest: int) -> int
 
 
 def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter,
-                 chars_per_token: float | None = None) -> RenderedTrajectory:
+                 chars_per_token: float | None = None, *, min_steps: int = 1) -> RenderedTrajectory:
     """Keep the first and last steps (clipped to ``MIN_STEP_CHARS``), leaving out the middle: as many as the budget
     takes, estimated from the steps' clipped lengths (one rendering, not one per try from all of them down: the
     step-by-step method asks this for every prefix of a long run), then fewer while the counted tokens do not fit."""
@@ -199,10 +204,11 @@ def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter,
         if used > room:
             break
         kept += 1
-    kept = max(1, min(len(steps) - 1, kept))  # (all of them clipped did not fit: render_steps tried that)
+    least = max(1, min(min_steps, len(steps)))
+    kept = max(least, min(len(steps) - 1, kept))  # (all of them clipped did not fit: render_steps tried that)
 
     def keeping(count: int) -> RenderedTrajectory:
-        head = (count + 1) // 2
+        head = (count + 1) // 2 if count > 1 else 0  # (one alone: the last, the step a judge is asked about)
         keep = {s.index for s in steps[:head]} | {s.index for s in steps[len(steps) - (count - head):]}
         text, clipped, omitted = _render(steps, MIN_STEP_CHARS, keep)
         return RenderedTrajectory(text, count_tokens(text), clipped, omitted)
@@ -214,13 +220,12 @@ def _omit_middle(steps: Sequence[Step], budget: int, count_tokens: TokenCounter,
             best, kept = tried, min(len(steps) - 1, max(kept + 1, int(kept * 1.03)))
             tried = keeping(kept)
         return best if best is not None and tried.tokens > budget else tried
-    while kept > 1:  # it does not: take fewer, in small steps near the estimate
-        kept = max(1, min(kept - 1, int(kept * max(0.97, budget / tried.tokens))))
+    while kept > least:  # it does not: take fewer, in small steps near the estimate
+        kept = max(least, min(kept - 1, int(kept * max(0.97, budget / tried.tokens))))
         tried = keeping(kept)
         if tried.tokens <= budget:
             return tried
-    text, clipped, omitted = _render(steps[:1], MIN_STEP_CHARS)
-    return RenderedTrajectory(text, count_tokens(text), clipped, [s.index for s in steps[1:]])
+    return tried  # (the fewest steps, their gap marked, over the budget: the caller cuts its other parts)
 
 
 def agent_list(trajectory: Trajectory) -> list[str]:
@@ -244,6 +249,46 @@ def _task_block(trajectory: Trajectory, with_ground_truth: bool, char_budget: in
     return "\n\n".join(f"{title}\n{clip_text(text, cap) if cap else text}" for title, text in shown)
 
 
+def fit_prompt(
+    steps: Sequence[Step],
+    compose: Callable[[str, RenderedTrajectory], str],
+    task_text: Callable[[int | None], str],
+    *,
+    max_tokens: int | None,
+    count: TokenCounter,
+    fixed_tokens: int = 0,
+    min_steps: int = 1,
+) -> tuple[str, RenderedTrajectory]:
+    """The prompt ``compose(task, rendered steps)`` makes, fitted to ``max_tokens`` with ``fixed_tokens`` beside it
+    (the system prompt). The task block (``task_text(characters)``: the task, G, feedback) gets up to a third of the
+    budget and what the rest leaves, the steps what it leaves; still over, the steps are cut down, then the task
+    block to its floor. Only parts never cut (instructions, the roster) over the budget leave the prompt over it."""
+    if max_tokens is None:
+        rendered = render_steps(steps, count_tokens=count)
+        return compose(task_text(None), rendered), rendered
+    none = RenderedTrajectory("", 0)
+    core = fixed_tokens + count(compose("", none)) + 16
+    task_chars = 3 * max(75, min(max_tokens // 3, max_tokens - core - 64))  # (at most 3 characters a token)
+    task = task_text(task_chars)
+    budget = max(64, max_tokens - fixed_tokens - count(compose(task, none)) - 16)
+    shortest: int | None = None
+    for _ in range(12):
+        rendered = render_steps(steps, budget=budget, count_tokens=count, min_steps=min_steps)
+        body = compose(task, rendered)
+        over = fixed_tokens + count(body) + 8 - max_tokens  # (token merges across the joins)
+        if over <= 0:
+            break
+        if budget > 64 and (shortest is None or rendered.tokens < shortest):
+            budget = max(64, budget - over)
+        elif task_chars > 0:  # the steps are as short as they go: the task block gives way
+            task_chars = max(0, task_chars - 3 * over)
+            task = task_text(task_chars)
+        else:
+            break
+        shortest = rendered.tokens if shortest is None else min(shortest, rendered.tokens)
+    return body, rendered
+
+
 def build_user_prompt(
     trajectory: Trajectory,
     *,
@@ -261,26 +306,13 @@ def build_user_prompt(
     header = f"## Trajectory ({len(trajectory.steps)} steps, numbered from 0)"
     note = ("\n(Long step texts were shortened to fit; markers show where. Step numbers are the "
             "original ones.)")
-    task_chars = None
-    if max_tokens is not None:  # task, G and feedback: up to a third of the budget, and what the rest leaves the steps
-        core = count(SYSTEM_PROMPT) + count("\n\n".join([intro, roster, header + note, "", instructions])) + 16
-        task_chars = 3 * max(75, min(max_tokens // 3, max_tokens - core - 64))  # (at most 3 characters a token)
-    task = _task_block(trajectory, with_ground_truth, task_chars)
-    budget = None
-    if max_tokens is not None:
-        fixed = "\n\n".join([intro, task, roster, header + note, "", instructions])
-        budget = max(64, max_tokens - count(SYSTEM_PROMPT) - count(fixed) - 16)
-    for _ in range(3):
-        rendered = render_steps(trajectory.steps, budget=budget, count_tokens=count)
-        shown = header + (note if rendered.truncated else "") + "\n" + rendered.text
-        body = "\n\n".join([intro, task, roster, shown, instructions])
-        if max_tokens is None or budget is None or budget <= 64:
-            break
-        over = count(SYSTEM_PROMPT) + count(body) + 8 - max_tokens  # token merges across the joins
-        if over <= 0:
-            break
-        budget = max(64, budget - over)
-    return body, rendered
+
+    def compose(task: str, rendered: RenderedTrajectory) -> str:
+        shown = header + (note if rendered.truncated or not rendered.text else "") + "\n" + rendered.text
+        return "\n\n".join([intro, task, roster, shown, instructions])
+
+    return fit_prompt(trajectory.steps, compose, lambda chars: _task_block(trajectory, with_ground_truth, chars),
+                      max_tokens=max_tokens, count=count, fixed_tokens=count(SYSTEM_PROMPT))
 
 
 def build_messages(

@@ -150,3 +150,41 @@ def test_scripted_model_spec_works_with_the_tracer() -> None:
     verdict = locate(make_trajectory(AGENTS), method="agentracer",
                      model="scripted:<think>t</think><answer>Planner|0</answer>")
     assert (verdict.agent, verdict.step) == ("Planner", 0)
+
+
+def _long_run() -> Trajectory:
+    """12 steps of 3,000 characters, a long task and a long ground truth: a 600-token prompt holds a step or two."""
+    trajectory = make_trajectory(["Planner", "Coder", "Tester"] * 4, text="x" * 3000, task="solve " * 600,
+                                 ground_truth="42 " * 600)
+    return trajectory
+
+
+@pytest.mark.parametrize("method", ["all-at-once", "step-by-step", "binary-search"])
+def test_the_baselines_prompts_fit_the_smallest_budget_and_show_the_steps_they_ask_about(method: str) -> None:
+    """The problem and G were never cut (all-at-once went over budget); one step fitting kept the window's first,
+    so step-by-step asked about step i showing step 0, and binary search showed no step of one half."""
+    from agentracer.models import ScriptedModel
+    from agentracer.models.base import estimate_tokens
+    from agentracer.tracer.prompt import MIN_PROMPT_TOKENS
+
+    asked: list[str] = []
+
+    def answer(messages: list[dict]) -> str:
+        assert sum(estimate_tokens(m["content"]) for m in messages) <= MIN_PROMPT_TOKENS
+        text = messages[-1]["content"]
+        asked.append(text)
+        shown = [int(n) for n in re.findall(r"^Step (\d+) - ", text, re.M)]
+        judged = re.search(r"most recent step is step (\d+)", text)
+        if judged:
+            assert int(judged.group(1)) in shown
+            return "1. No."
+        halves = re.search(r"upper half \(steps (\d+) to (\d+)\) or the lower half \(steps (\d+) to (\d+)\)", text)
+        if halves:
+            a, b, c, d = (int(n) for n in halves.groups())
+            assert any(a <= n <= b for n in shown) and any(c <= n <= d for n in shown), (shown, a, d)
+            return "upper half"
+        return "Agent Name: Coder\nStep Number: 4"
+
+    verdict = get_method(method, ScriptedModel(answer), max_prompt_tokens=MIN_PROMPT_TOKENS).locate(
+        _long_run(), with_ground_truth=True)
+    assert verdict.agent and asked and all("The correct answer to the problem is: 42" in text for text in asked)

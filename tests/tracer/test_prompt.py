@@ -68,9 +68,11 @@ def test_every_dev_run_fits_the_smallest_budget_the_cli_takes_with_its_task_and_
     runs = [t for _, t in iter_whowhen_dir(Path(__file__).resolve().parents[2] / "data" / "whowhen")]
     for budget in (MIN_PROMPT_TOKENS, 800):
         for run in runs:
-            messages = build_messages(run, with_ground_truth=True, max_tokens=budget)
-            assert sum(estimate_tokens(m["content"]) for m in messages) <= budget, (run.id, budget)
-            assert "## Task" in messages[1]["content"] and "## Correct answer" in messages[1]["content"]
+            for with_ground_truth in (True, False):  # (without G the task alone had the task's share: 32 over)
+                messages = build_messages(run, with_ground_truth=with_ground_truth, max_tokens=budget)
+                assert sum(estimate_tokens(m["content"]) for m in messages) <= budget, (run.id, budget)
+                assert "## Task" in messages[1]["content"]
+                assert ("## Correct answer" in messages[1]["content"]) is with_ground_truth
 
 
 def test_short_steps_stay_whole_when_long_ones_are_clipped() -> None:
@@ -157,3 +159,13 @@ def test_the_token_estimate_is_generous_for_chinese_digits_and_emoji_too() -> No
     assert estimate_tokens("1234567890" * 10) >= 100  # (Qwen's tokenizer splits numbers into digits)
     english = "the agent opened the wrong file and reported it as done " * 20
     assert len(english) / 3 <= estimate_tokens(english) <= len(english) / 3 + 1
+
+
+def test_a_budget_no_step_fits_keeps_the_last_step_and_marks_the_gap() -> None:
+    """The last resort showed step 0 alone with no marker for the steps left out."""
+    steps = _long_run(steps=5, chars=2000).steps
+    for rendered in (render_steps(steps, budget=10), render_steps(steps, budget=90)):
+        assert rendered.omitted_steps == [0, 1, 2, 3]
+        assert rendered.text.startswith("[... steps 0-3 omitted to fit the context budget ...]\nStep 4 - ")
+    two = render_steps(steps, budget=10, min_steps=2)
+    assert two.omitted_steps == [1, 2, 3] and "Step 0 - " in two.text and "Step 4 - " in two.text
