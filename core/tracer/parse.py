@@ -94,12 +94,13 @@ def without_reasoning(text: str) -> str:
 
 
 def _pair(text: str) -> tuple[str, str] | None:
-    """``(agent, step digits)`` of an ``agent|step`` answer (a line, or an answer block's content): one ``|``, the
+    """``(agent, step digits)`` of an ``agent|step`` answer (a line, or an answer block's content): the agent all
+    before the last ``|`` (a name may hold one, as the format gate splits it: ``answer_format.agent_and_step``), the
     agent and the step each maybe quoted, bold or bracketed, the step maybe written ``step 3``; else None. Plain string
     work, not a regular expression: stacked optional spaces around the bar backtracked for minutes on an answer
     holding a long run of spaces."""
-    left, bar, right = text.partition("|")
-    if not bar or "|" in right:
+    left, bar, right = text.rpartition("|")
+    if not bar:
         return None
     agent = left.strip().lstrip(_OPENERS).strip().rstrip(_CLOSERS).strip()
     if not agent or "\n" in agent:

@@ -170,3 +170,13 @@ def test_an_agent_name_written_over_two_lines_is_answered_on_one_and_listed_so()
 ])
 def test_reasoning_a_chat_template_opened_is_not_the_conclusion(text: str, concluded: str) -> None:
     assert without_reasoning(text) == concluded
+
+
+def test_an_agent_name_holding_a_bar_is_read_as_the_format_gate_reads_it() -> None:
+    """The gate splits at the last ``|`` and passed ``Team|Lead|3``; the parser refused a second bar."""
+    text = "<think>x</think><answer>Team|Lead|3</answer>"
+    parsed = parse_answer(text, ["Team|Lead", "Coder"], n_steps=5)
+    assert (parsed.agent, parsed.step, parsed.strict, parsed.error) == ("Team|Lead", 3, True, None)
+    truth = {"agent": "Team|Lead", "step": 3, "agents": ["Team|Lead", "Coder"]}
+    assert compute_score("who_when", text, truth)["format"] == 1
+    assert parse_answer("Team|Lead | step 3", ["Team|Lead"]).agent == "Team|Lead"  # (a bare line too)
