@@ -8,6 +8,8 @@ to 0 (one definition for both: ``agentracer.tracer.answer_format``). Near misses
 * ``answer_in_think``: the only answer stands inside the reasoning (an answer outside it always wins);
 * ``extra_text``: text before or after the blocks; ``multiple_answers``: the last answer is used;
 * ``unclosed_answer``; ``missing_answer_tags``: a bare ``agent|step`` line;
+* ``loose_pair``: an answer block's agent and step written otherwise (``X|12.``, ``X | step: 12``, ``X, 12``,
+  ``X (step 12)``);
 * ``labelled_fields``: ``Agent Name: X`` / ``Step Number: N`` (the Who&When baselines' format);
 * ``agent_normalised`` (spacing, punctuation or a role suffix differ), ``agent_fuzzy`` (a known agent's
   name inside the answer), ``unknown_agent`` (no known agent matches; the name is kept as written);
@@ -35,6 +37,10 @@ _STEP_FIELD = re.compile(r"step(?:\s*+(?:number|index|id))?[\s*]*+[:=#]?[\s*]*+(
 _STEP_LABEL = re.compile(r"step(?:\s*+(?:number|index|id))?[\s*]*+[:=#][\s*]*+(\d+)", re.I)  # (not "at step 7")
 _NEGATIVE_STEP = re.compile(r"[^|\s]\s*+\|\s*+(?:step\s*+)?(-\s*+\d+)\s*+(?:</answer>|$)", re.I | re.M)
 _MAX_STEP_DIGITS = 9  # a step number, not 4,300 digits int() refuses to read
+# the step at the end of a loosely written pair: after a bar, comma or parenthesis, maybe "step:", maybe a closing
+# parenthesis or a full stop (possessive runs: nothing to backtrack over)
+_LOOSE_STEP = re.compile(r"[|,(]\s*+(?:step(?:\s*+(?:number|index))?\s*+[:#=]?\s*+)?(\d++)\s*+\)?\s*+[.!]?\s*+\Z",
+                         re.I)
 _REASON_FIELD = re.compile(r"reason(?:\s*+for\s*+mistake)?[\s*]*+[:=][\s*]*+(.+)", re.I | re.S)
 
 
@@ -114,6 +120,17 @@ def _pair(text: str) -> tuple[str, str] | None:
     return agent, rest[:end]
 
 
+def _loose_pair(text: str) -> tuple[str, str] | None:
+    """``(agent, step digits)`` of a one-line answer block written as ``agent|12.``, ``agent | step: 12``,
+    ``agent, 12`` or ``agent (step 12)``; else None."""
+    line = text.strip()
+    step = _LOOSE_STEP.search(line) if "\n" not in line else None
+    if step is None:
+        return None
+    agent = line[:step.start()].strip().lstrip(_OPENERS).strip().rstrip(_CLOSERS).strip()
+    return (agent, step.group(1)) if agent else None
+
+
 def _fields(text: str) -> tuple[str | None, str | None, str | None]:
     """The ``Agent Name:``, ``Step Number:`` and ``Reason:`` fields of a labelled answer; a step field with its
     separator wins over a step mentioned in passing ("Reason: at step 7 ... Step Number: 3")."""
@@ -149,7 +166,11 @@ def parse_answer(text: str | None, agents: list[str], *, n_steps: int | None = N
             raw_agent, raw_step = pair
         else:
             raw_agent, raw_step, _ = _fields(content)
-            if raw_agent or raw_step:
+            loose = None if raw_agent else _loose_pair(content)  # (an agent field wins: "Agent: X, Step: 9")
+            if loose:
+                raw_agent, raw_step = loose
+                flags.append("loose_pair")
+            elif raw_agent or raw_step:
                 flags.append("labelled_fields")
         outside = _ANSWER.sub("", _THINK.sub("", text)).strip()
         if outside:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from agentracer.tracer.parse import match_agent, parse_answer, without_reasoning
 from agentracer.trainer.reward import compute_score
@@ -180,3 +182,18 @@ def test_an_agent_name_holding_a_bar_is_read_as_the_format_gate_reads_it() -> No
     truth = {"agent": "Team|Lead", "step": 3, "agents": ["Team|Lead", "Coder"]}
     assert compute_score("who_when", text, truth)["format"] == 1
     assert parse_answer("Team|Lead | step 3", ["Team|Lead"]).agent == "Team|Lead"  # (a bare line too)
+
+
+@pytest.mark.parametrize("pair", ["WebSurfer|12.", "WebSurfer | step: 12", "WebSurfer, 12", "WebSurfer (step 12)",
+                                  "**WebSurfer**, step 12"])
+def test_a_loosely_written_pair_in_the_answer_block_is_recovered_and_flagged(pair: str) -> None:
+    parsed = parse_answer(f"<think>x</think><answer>{pair}</answer>", AGENTS, n_steps=20)
+    assert (parsed.agent, parsed.step, parsed.strict, parsed.error) == ("WebSurfer", 12, False, None)
+    assert parsed.flags == ["loose_pair"]
+
+
+def test_a_loose_pair_is_read_only_in_an_answer_block_and_in_one_pass() -> None:
+    assert not parse_answer("<think>x</think>\nThe steps to compare are 3, 12", AGENTS).ok  # (prose, no answer)
+    started = time.perf_counter()
+    assert not parse_answer("<answer>WebSurfer," + " " * 200_000 + "x</answer>", AGENTS).ok
+    assert time.perf_counter() - started < 2
