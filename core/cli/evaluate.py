@@ -78,6 +78,23 @@ def check_same_budget(path: str, method: str, budget: int | None, rows: list[dic
                          f"write these results to another file, or give --max-prompt-tokens {earlier[0]}")
 
 
+def check_same_setting(path: str, method: str, setting: dict[str, Any], rows: list[dict]) -> None:
+    """Refuse to add results whose answers depend on another seed, other references or another script than earlier
+    rows of ``method`` did (``setting``: ``answers_depend_on``'s); rows of an earlier version, which name none, are
+    not compared (``rows``: the file's)."""
+    for row in rows:
+        earlier = row.get("setting")
+        if row.get("method") != method or not isinstance(earlier, dict):
+            continue
+        changed = sorted(key for key in earlier.keys() | setting.keys() if earlier.get(key) != setting.get(key))
+        if changed:
+            key = changed[0]
+            how = {"seed": f"--seed {earlier.get(key)}", "references": "the same --references",
+                   "script": "the same scripted answers"}.get(key, f"the same {key}")
+            raise InputError(f"{path} holds results of {method!r} with another {key} ({earlier.get(key)!r}, this run's "
+                             f"is {setting.get(key)!r}): write these results to another file, or give {how}")
+
+
 def _load_items(data: str, limit: int | None) -> list:
     """The items to evaluate under ``data`` (the first ``limit``); a store or nothing to evaluate is an error."""
     from ..tracer.evaluation import iter_items
@@ -176,13 +193,17 @@ def whowhen(ctx: click.Context, data: str, method: str | None, model: str | None
         chat_model = load_model(model, **model_options(model, concurrency, cache, timeout=timeout, fresh=retry_errors))
     attributor = get_method(name, chat_model, **options)
 
+    from ..tracer.evaluation import answers_depend_on
+
+    setting = answers_depend_on(attributor, model)
     with sole_writer(output, "agentracer eval"):
         _evaluate_whowhen(output, data, items, name, chat_model, attributor, with_gt=with_gt, concurrency=concurrency,
-                          retry_errors=retry_errors, quiet=quiet)
+                          retry_errors=retry_errors, quiet=quiet, setting=setting)
 
 
 def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model: Any, attributor: Any, *,
-                      with_gt: bool, concurrency: int, retry_errors: bool, quiet: bool) -> None:
+                      with_gt: bool, concurrency: int, retry_errors: bool, quiet: bool,
+                      setting: dict[str, Any]) -> None:
     from ..evaluate.attribution import format_table, summarize
     from ..team import run_sync
     from ..tracer.evaluation import (
@@ -197,6 +218,7 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
     earlier = read_rows(output)  # (both checks read the same rows)
     check_same_model(output, name, model_name, earlier)
     check_same_budget(output, name, prompt_budget_of(attributor), earlier)
+    check_same_setting(output, name, setting, earlier)
     stale: list[str] = []
     done = prepare_output(output, with_gt=with_gt, method=name, retry_errors=retry_errors, items=items, stale=stale)
     todo = [item for item in items if item.id not in done]
@@ -218,7 +240,7 @@ def _evaluate_whowhen(output: str, data: str, items: list, name: str, chat_model
 
     if todo:
         run_sync(evaluate_items(todo, attributor, output, with_gt=with_gt, method_name=name,
-                                model_name=model_name, concurrency=concurrency, on_row=on_row))
+                                model_name=model_name, concurrency=concurrency, on_row=on_row, setting=setting))
     wanted = {item.id for item in items}  # (both settings' rows of these items: the table shows the two side by side)
     rows = one_row_per_item([r for r in read_rows(output) if r["id"] in wanted])
     title = f"Who&When attribution: method {name}" + (f", model {chat_model.name}" if chat_model else "")

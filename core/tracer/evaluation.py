@@ -111,12 +111,36 @@ def prompt_budget_of(method: Any) -> int | None:
     return int(budget) if budget is not None else None
 
 
+def answers_depend_on(method: Any, model_spec: str | None = None) -> dict[str, Any]:
+    """What ``method``'s answers depend on besides its name, model and prompt budget: the seed of ``random`` and
+    ``binary-search``, the reference labels ``majority`` counts (a digest), a ``scripted:`` model's answers (a
+    digest: every inline script is named ``scripted:inline``). Results of two such settings do not mix in one file."""
+    setting: dict[str, Any] = {}
+    if getattr(method, "seed", None) is not None:
+        setting["seed"] = method.seed
+    blamed = getattr(method, "blamed", None)
+    if blamed is not None:
+        setting["references"] = _digest(sorted(blamed.items())) if blamed else None
+    if model_spec is not None and model_spec.startswith("scripted:"):
+        rest = model_spec[len("scripted:"):]
+        script = Path(rest).expanduser()
+        is_file = rest.endswith(".jsonl") and "||" not in rest and script.is_file()  # (as the registry reads it)
+        setting["script"] = _digest(script.read_bytes().decode("utf-8", "replace") if is_file else rest)
+    return setting
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(stable_json(value).encode("utf-8")).hexdigest()[:16]
+
+
 def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
              verdict: Verdict | None = None, error: BaseException | None = None, latency_s: float = 0.0,
-             prompt_budget: int | None = None) -> dict:
-    """The results.jsonl row of one item (``prompt_budget``: the most prompt tokens a model method was shown)."""
+             prompt_budget: int | None = None, setting: dict[str, Any] | None = None) -> dict:
+    """The results.jsonl row of one item (``prompt_budget``: the most prompt tokens a model method was shown;
+    ``setting``: what else its answers depend on, ``answers_depend_on``)."""
     row: dict[str, Any] = {"id": item.id, "subset": item.subset, "with_gt": with_gt, "method": method,
-                           "model": model, "prompt_budget": prompt_budget, "predicted_agent": None,
+                           "model": model, "prompt_budget": prompt_budget, "setting": setting or {},
+                           "predicted_agent": None,
                            "predicted_step": None,
                            **_label_fields(item.trajectory), "error": None, "error_kind": None,
                            "input_key": input_key(item)}
@@ -289,12 +313,15 @@ async def evaluate_items(
     model_name: str | None = None,
     concurrency: int = 8,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    setting: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate ``items`` with ``method`` (at most ``concurrency`` at once), appending rows to ``output``."""
+    """Evaluate ``items`` with ``method`` (at most ``concurrency`` at once), appending rows to ``output``
+    (``setting``: what else the answers depend on, recorded in each row; ``answers_depend_on``)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     rows: list[dict[str, Any]] = []
     row_of = functools.partial(make_row, with_gt=with_gt, method=method_name, model=model_name,
-                               prompt_budget=prompt_budget_of(method))
+                               prompt_budget=prompt_budget_of(method),
+                               setting=answers_depend_on(method) if setting is None else setting)
 
     async def one(item: EvalItem) -> dict[str, Any]:
         if item.error is not None or item.trajectory is None:

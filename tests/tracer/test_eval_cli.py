@@ -481,3 +481,28 @@ def test_subset_folders_evaluated_one_at_a_time_into_one_file_keep_each_others_r
     code, _, err = run(["eval", "whowhen", "--method", "lite", "-o", str(other), "--data",
                         str(tmp_path / "Algorithm-Generated" / "x")], capsys)
     assert code == 2 and "of subset 'Hand-Crafted'" in err and len(rows(other)) == 1, err
+
+
+def test_resuming_with_another_seed_references_or_script_is_refused(data: Path, tmp_path: Path, capsys) -> None:
+    """A changed --seed or --references, or another inline script (every one is named scripted:inline), was resumed
+    into the same file without a word: one table mixed two settings."""
+    hand = str(data / "Hand-Crafted")
+    out = tmp_path / "random.jsonl"
+    args = ["eval", "whowhen", "--data", hand, "--method", "random", "-o", str(out)]
+    assert run([*args, "--limit", "1"], capsys)[0] == 0 and rows(out)[0]["setting"] == {"seed": 0}
+    code, _, err = run([*args, "--seed", "1"], capsys)
+    assert code == 2 and "another seed" in err and "--seed 0" in err and len(rows(out)) == 1, err
+    assert run(args, capsys)[0] == 0 and len(rows(out)) == 3  # (the same seed resumes)
+
+    references = tmp_path / "refs.jsonl"
+    for agent in ("Orchestrator", "WebSurfer"):
+        references.write_text(json.dumps({"question_ID": "r", "question": "?", "mistake_agent": agent,
+                                          "mistake_step": "0", "history": [{"name": agent, "content": "x"}]}) + "\n")
+        code, _, err = run(["eval", "whowhen", "--data", hand, "--method", "majority", "--references",
+                            str(references), "-o", str(tmp_path / "majority.jsonl")], capsys)
+    assert code == 2 and "another references" in err, err
+
+    scripted = ["eval", "whowhen", "--data", hand, "--method", "all-at-once", "-o", str(tmp_path / "s.jsonl")]
+    assert run([*scripted, "--model", "scripted:Agent Name: WebSurfer\nStep Number: 1"], capsys)[0] == 0
+    code, _, err = run([*scripted, "--model", "scripted:Agent Name: Orchestrator\nStep Number: 0"], capsys)
+    assert code == 2 and "another script" in err, err
