@@ -53,10 +53,10 @@ KEY_ENVS = ("AGENTRACER_API_KEY", "OPENAI_API_KEY")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
 REQUEST_REFUSALS = frozenset({400, 413, 422})  # this request's fault (too long, a bad parameter): not the server's
-#: The shortest URL credential (password, token, secret query value) taken out of answers: the user gave it as a
-#: credential, so it goes however short, down to this; below it ("x", "pw", "abc") it is a placeholder and a piece of
-#: ordinary words, which taking out would break answers everywhere.
-URL_SECRET_MIN = 4
+#: The shortest URL credential (password, token, secret query value) taken out of answers, as for the API key: a
+#: shorter one ("test", "pass", "1234") is a piece of ordinary words ("tester"), and taking it out of an answer
+#: mangled the agent names and steps a tracer's verdict is read from.
+URL_SECRET_MIN = 8
 
 
 def _api_key_from_env() -> str | None:
@@ -254,8 +254,8 @@ class OpenAIChatModel(BaseChatModel):
         self._api_key = api_key if api_key is not None else _api_key_from_env()
         credentials = [*url_secrets(self.base_url), *_token_user(self.base_url)]
         self._secrets = [secret for secret in (self._api_key, *credentials) if secret]
-        # what an answer is redacted of as the cache keeps it: the key from 8 characters (a key like EMPTY is a word of
-        # the answers), the URL's own credentials, given as such, from URL_SECRET_MIN
+        # what an answer is redacted of as the cache keeps it: the key and the URL's own credentials from 8 characters
+        # (a key like EMPTY, a password like "test", is a word of the answers)
         self._answer_secrets = [*([self._api_key] if self._api_key and len(self._api_key) >= 8 else []),
                                 *(secret for secret in credentials if len(secret) >= URL_SECRET_MIN)]
         self.max_concurrency = max(1, int(max_concurrency))
