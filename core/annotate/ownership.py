@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
+from ..exclusive import lock_path
 
 MARK = ".agentracer-annotate"  # (written before the first task runs: a folder a killed run left is resumed)
 OUTPUTS = ("ledger.jsonl", "trajectories.jsonl", "labelled.jsonl", "tracertraj.jsonl", "tracertraj.parquet",
@@ -38,8 +39,10 @@ def claim_out_dir(out: Path) -> None:
 
 def owned(out: Path) -> bool:
     """Whether annotate wrote ``out``: it is marked, or (a folder of a version before the mark) holds annotate's
-    ledger or its export counts."""
-    return (out / MARK).is_file() or _is_ledger(out / "ledger.jsonl") or _is_export_counts(out / "export.json")
+    ledger, its export counts, or the lock of its ledger (a run killed before its first ledger line leaves that and
+    the runs it kept for the next run to reuse)."""
+    return ((out / MARK).is_file() or _is_ledger(out / "ledger.jsonl") or _is_export_counts(out / "export.json")
+            or lock_path(out / "ledger.jsonl").is_file())
 
 
 def _first_record(path: Path) -> object:

@@ -688,3 +688,12 @@ def test_annotate_refuses_a_folder_holding_files_it_did_not_write_and_resumes_it
     assert _pipeline(ours).run(read_tasks(tasks), progress=False).skipped == 2
     (ours / ".agentracer-annotate").unlink()
     assert _pipeline(ours).run(read_tasks(tasks), progress=False).skipped == 2
+    # ... and one an older version's run left when it was killed before its first ledger line: the runs it kept for
+    # the next run to reuse, and its ledger's lock
+    from agentracer.exclusive import lock_path
+
+    killed = tmp_path / "killed"
+    (killed / "runs").mkdir(parents=True)
+    (killed / "runs" / "t0.json").write_text(traced.to_json())
+    lock_path(killed / "ledger.jsonl").write_text("")
+    assert _pipeline(killed).run(read_tasks(tasks), progress=False).done == 2
