@@ -23,11 +23,25 @@ SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
 def check_output_store(path: str) -> None:
     """An output must name a store (``open_store`` takes any other name as JSONL), new or holding trajectories: runs
     appended to another file (a tasks file, a results file, another program's database) would spoil it."""
+    if _jsonl_runs_under_another_name(Path(path)):  # (releases before this one wrote refine's -o as JSONL, any name)
+        raise InputError("holds runs as JSONL under a name that is not .jsonl (an earlier release wrote them so): "
+                         f"rename it to {Path(path).with_suffix('.jsonl').name} to go on with it", where=path)
     if Path(path).suffix.lower() not in STORE_SUFFIXES:
         raise InputError("the output must be a .jsonl or .db store", where=path)
     what = foreign_content(Path(path))
     if what:
         raise InputError(f"holds {what}, not trajectories: write the runs to a new store", where=path)
+
+
+def _jsonl_runs_under_another_name(path: Path) -> bool:
+    if path.suffix.lower() == ".jsonl" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as fh:
+            first = fh.read(64)
+    except OSError:
+        return False
+    return first.removeprefix(b"\xef\xbb\xbf").startswith(b'{"schema_version"')
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -614,3 +614,12 @@ def test_refine_output_is_a_store_a_db_name_is_sqlite_and_other_files_are_refuse
         code, _, err = refine(out)
         assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.json").exists() and other.read_bytes() == before
+    # an earlier release's attempts, JSONL under any -o name, are named as such, with the name to go on under
+    from agentracer.store import JsonlStore
+
+    old = tmp_path / "old-attempts.db"
+    JsonlStore(tmp_path / "j.jsonl").extend(list(SqliteStore(db)))
+    (tmp_path / "j.jsonl").rename(old)
+    before = old.read_bytes()
+    code, _, err = refine(old)
+    assert code == 2 and "rename it to old-attempts.jsonl" in err and old.read_bytes() == before, err
