@@ -921,9 +921,20 @@ class Run:
                 agent.description = redact(agent.description)
             if agent.model:
                 agent.model = redact(agent.model)
+        clean: set[tuple[Any, ...]] = set()  # (most steps' notes are alike, {"type": "TextMessage"}: checked once)
         for step in trajectory.steps:  # (a plugin's notes on a step: a model's thought may quote a key)
-            if step.metadata:
-                step.metadata = redact.own(step.metadata)
+            notes = step.metadata
+            if not notes:
+                continue
+            try:
+                alike: tuple[Any, ...] | None = tuple(notes.items())
+                if alike in clean:
+                    continue
+            except TypeError:  # (a note that is a list or a dict)
+                alike = None
+            step.metadata = redact.own(notes)
+            if alike is not None and step.metadata is notes:
+                clean.add(alike)
         outcome = trajectory.outcome
         outcome.answer = redact(outcome.answer)
         if outcome.error:
