@@ -74,14 +74,21 @@ def packed_json(trajectory: Trajectory) -> str:
     return f'{text[:-1]},"{TABLE_KEY}":[{b",".join(table.texts).decode("utf-8")}]}}'
 
 
+def _messages_of(call: Any) -> tuple[dict[str, Any], list[Any]] | None:
+    """A recorded call's request and its list of messages, if it has one (a record's fields, unchecked yet)."""
+    request = call.get("request") if isinstance(call, dict) else None
+    messages = request.get("messages") if isinstance(request, dict) else None
+    return (request, messages) if isinstance(request, dict) and isinstance(messages, list) else None
+
+
 def _unpacked_calls(calls: Any, table: list[Any], where: str) -> Any:
     if not isinstance(calls, list):
         return calls  # (the schema's own check names what is wrong with it)
     out = []
     for k, call in enumerate(calls):
-        request = call.get("request") if isinstance(call, dict) else None
-        messages = request.get("messages") if isinstance(request, dict) else None
-        if isinstance(messages, list) and isinstance(request, dict):
+        found = _messages_of(call)
+        if found is not None:
+            request, messages = found
             whole = []
             for j, position in enumerate(messages):
                 if type(position) is not int or not 0 <= position < len(table):
@@ -96,9 +103,8 @@ def _unpacked_calls(calls: Any, table: list[Any], where: str) -> Any:
 def _positions_only(calls: Any) -> str | None:
     """Where the first request whose messages are positions is, among ``calls`` (None: none is)."""
     for k, call in enumerate(calls if isinstance(calls, list) else ()):
-        request = call.get("request") if isinstance(call, dict) else None
-        messages = request.get("messages") if isinstance(request, dict) else None
-        if isinstance(messages, list) and messages and all(type(m) is int for m in messages):
+        found = _messages_of(call)
+        if found is not None and found[1] and all(type(m) is int for m in found[1]):
             return f"[{k}].request.messages"
     return None
 
