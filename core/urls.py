@@ -28,8 +28,8 @@ def without_credentials(url: str) -> str:
 
 def url_secrets(url: str) -> list[str]:
     """What of ``url`` is secret, in every form a server could echo it: its password (as written and decoded: the
-    URL's ``p%40ss`` is the password ``p@ss``), the Basic credentials made of its ``user:password`` (base64), and
-    secret query parameters' values."""
+    URL's ``p%40ss`` is the password ``p@ss``), or its user when it has no password (``https://TOKEN@host``: a token),
+    the Basic credentials made of them (base64), and secret query parameters' values."""
     parts = urllib.parse.urlsplit(url)
     found: list[str] = []
     if parts.password:
@@ -37,5 +37,9 @@ def url_secrets(url: str) -> list[str]:
         found += dict.fromkeys((parts.password, password))
         basic = f"{urllib.parse.unquote(parts.username or '')}:{password}"
         found.append(base64.b64encode(basic.encode("utf-8")).decode("ascii"))
+    elif parts.username:
+        user = urllib.parse.unquote(parts.username)
+        found += dict.fromkeys((parts.username, user))
+        found.append(base64.b64encode(f"{user}:".encode()).decode("ascii"))
     found += [value for name, value in urllib.parse.parse_qsl(parts.query) if _SECRET_PARAMETER.match(name) and value]
     return found

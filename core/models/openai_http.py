@@ -27,7 +27,6 @@ When a server splits reasoning out (vLLM's ``reasoning_content``), the text is r
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import email.utils
 import os
@@ -122,16 +121,6 @@ def _url_problem(url: str) -> str | None:
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return f"port {parsed.port} is not in 1-65535"
     return None
-
-
-def _token_user(url: str) -> list[str]:
-    """A URL's user given without a password (``https://TOKEN@host``: a token), in every form a server could echo it
-    (as is, and the Basic credentials made of it); ``url_secrets`` has a password's."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.username or parts.password is not None:
-        return []
-    user = urllib.parse.unquote(parts.username)
-    return [parts.username, user, base64.b64encode(f"{user}:".encode()).decode("ascii")]
 
 
 def _content_text(content: Any) -> str:
@@ -252,7 +241,7 @@ class OpenAIChatModel(BaseChatModel):
         self.model = model
         self.name = f"openai:{self.shown_url}@{model}"
         self._api_key = api_key if api_key is not None else _api_key_from_env()
-        credentials = [*url_secrets(self.base_url), *_token_user(self.base_url)]
+        credentials = url_secrets(self.base_url)
         self._secrets = [secret for secret in (self._api_key, *credentials) if secret]
         # what an answer is redacted of as the cache keeps it: the key and the URL's own credentials from 8 characters
         # (a key like EMPTY, a password like "test", is a word of the answers)
