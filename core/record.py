@@ -369,7 +369,7 @@ class Run:
         """Take the agent's calls its step now added gets (``_waiting``)."""
         if not self._invocation_of:
             return self._pending.pop(agent, None)
-        waiting = self._waiting(agent) if _INVOCATION.get() is not None else self._pending.get(agent, [])
+        waiting = self._waiting(agent)
         if waiting:
             taken = {id(call) for call in waiting}
             rest = [call for call in self._pending[agent] if id(call) not in taken]
