@@ -24,13 +24,17 @@ def stable_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_stable)
 
 
+def stable_digest(value: object, length: int = 64) -> str:
+    """The SHA-256 of ``stable_json(value)``, its first ``length`` hex digits."""
+    return hashlib.sha256(stable_json(value).encode("utf-8")).hexdigest()[:length]
+
+
 def run_content_key(trajectory: Trajectory) -> str:
     """A digest of what a run did: its task and each step's agent, kind, text, tool calls and tool results (not its
     id, times, usage or tool-call ids, which differ between two recordings of one deterministic run)."""
     steps = [[s.agent, s.kind, s.text, tool_calls_content(s.tool_calls),
               [(r.name, r.content, r.is_error) for r in s.tool_results]] for s in trajectory.steps]
-    text = stable_json([trajectory.task, steps])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return stable_digest([trajectory.task, steps])
 
 
 def task_key(trajectory: Trajectory) -> str | int | None:

@@ -7,14 +7,13 @@ first assert as the signature hint) and ``ground_truth = {"tests", "setup", "ans
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..fingerprint import stable_json
+from ..fingerprint import stable_digest
 from ..store import read_utf8_file
 
 
@@ -30,7 +29,7 @@ class TaskRow:
 
 def task_fingerprint(row: TaskRow) -> str:
     """A digest of what a task asks (its text and ground truth): a dataset folder's labels hold for it only."""
-    return hashlib.sha256(stable_json([row.task, row.ground_truth]).encode("utf-8")).hexdigest()[:16]
+    return stable_digest([row.task, row.ground_truth], 16)
 
 
 def mbpp_task(row: dict[str, Any], *, where: str | None = None) -> TaskRow:

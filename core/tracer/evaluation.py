@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import os
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AgentracerError, InputError
-from ..fingerprint import run_content_key, stable_json
+from ..fingerprint import run_content_key, stable_digest
 from ..models.base import ModelError
 from ..redact import Redactor
 from ..schema import Trajectory, Verdict
@@ -99,9 +98,8 @@ def input_key(item: EvalItem) -> str | None:
     did not load). A results row whose key differs is stale: the data changed since it was written."""
     if item.trajectory is None:
         return None
-    text = stable_json([run_content_key(item.trajectory), item.trajectory.ground_truth,
-                        _label_fields(item.trajectory)])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    return stable_digest([run_content_key(item.trajectory), item.trajectory.ground_truth,
+                          _label_fields(item.trajectory)], 24)
 
 
 def prompt_budget_of(method: Any) -> int | None:
@@ -120,17 +118,13 @@ def answers_depend_on(method: Any, model_spec: str | None = None) -> dict[str, A
         setting["seed"] = method.seed
     blamed = getattr(method, "blamed", None)
     if blamed is not None:
-        setting["references"] = _digest(sorted(blamed.items())) if blamed else None
+        setting["references"] = stable_digest(sorted(blamed.items()), 16) if blamed else None
     if model_spec is not None and model_spec.startswith("scripted:"):
         rest = model_spec[len("scripted:"):]
         script = Path(rest).expanduser()
         is_file = rest.endswith(".jsonl") and "||" not in rest and script.is_file()  # (as the registry reads it)
-        setting["script"] = _digest(script.read_bytes().decode("utf-8", "replace") if is_file else rest)
+        setting["script"] = stable_digest(script.read_bytes().decode("utf-8", "replace") if is_file else rest, 16)
     return setting
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(stable_json(value).encode("utf-8")).hexdigest()[:16]
 
 
 def make_row(item: EvalItem, *, with_gt: bool, method: str, model: str | None,
